@@ -1,0 +1,132 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The one place where options and ``AUTOKERNEL_*`` environment variables are declared.
+
+Read this first: every tunable knob of a run lives in :class:`TuneConfig`, a frozen value that is
+passed explicitly into the tuner. Environment variables are read here only (``from_env``), never
+deep inside the search.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+
+#: Environment variables understood by autokernel-tvm (name -> what it sets).
+ENV_VARS = {
+    "AUTOKERNEL_WORK_DIR": "default work directory for tuning runs",
+    "AUTOKERNEL_BUILD_WORKERS": "number of persistent builder processes (default: CPU count)",
+    "AUTOKERNEL_CUDA_ARCH": "default CUDA arch when --arch is not given (default sm_90a)",
+    "AUTOKERNEL_ROCM_PATH": "ROCm device-library root (default /usr/lib/x86_64-linux-gnu)",
+    "AUTOKERNEL_CACHE_DIR": "torch.compile backend cache (default ~/.cache/autokernel_tvm)",
+    "AUTOKERNEL_STRICT": "1 re-raises candidate failures instead of scoring them as failed",
+}
+
+TARGETS = ("llvm", "cuda", "rocm")
+SPACES = ("generative", "stock")
+
+
+class ConfigError(ValueError):
+    """An option has an unknown name or an illegal value."""
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """Everything one tuning run needs, validated on construction.
+
+    Parameters
+    ----------
+    target : str
+        ``llvm``, ``cuda`` or ``rocm``.
+    arch : str, optional
+        GPU architecture (``sm_90a``, ``sm_80``, ``gfx942``...); defaults per target.
+    trials : int
+        Total measured candidates (MetaSchedule's ``max_trials_global``).
+    trials_per_iter : int
+        Candidates built and measured per batch.
+    work_dir : str
+        Directory holding the tuning database; a killed run resumes from it.
+    space : str
+        ``generative`` (this project's design space) or ``stock`` (MetaSchedule's default rules).
+    build_workers : int
+        Persistent builder processes; 0 means the CPU count.
+    build_timeout_s : float
+        Per-candidate build timeout.
+    seed : int
+        Random seed of the search.
+    strict : bool
+        Re-raise candidate failures (debugging) instead of scoring them as failed.
+    runner_number, runner_repeat, runner_min_repeat_ms
+        MetaSchedule's ``EvaluatorConfig``.
+    """
+
+    target: str = "llvm"
+    arch: str | None = None
+    trials: int = 64
+    trials_per_iter: int = 32
+    work_dir: str = "autokernel_work"
+    space: str = "generative"
+    build_workers: int = 0
+    build_timeout_s: float = 120.0
+    seed: int = 0
+    strict: bool = False
+    runner_number: int = 3
+    runner_repeat: int = 1
+    runner_min_repeat_ms: int = 50
+    num_cores: int = 0
+    extra: dict = field(default_factory=dict, hash=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise ConfigError(f"target must be one of {TARGETS}, got {self.target!r}")
+        if self.space not in SPACES:
+            raise ConfigError(f"space must be one of {SPACES}, got {self.space!r}")
+        if self.trials < 1:
+            raise ConfigError(f"trials must be >= 1, got {self.trials}")
+        if self.trials_per_iter < 1:
+            raise ConfigError(f"trials_per_iter must be >= 1, got {self.trials_per_iter}")
+        if self.build_workers < 0:
+            raise ConfigError(f"build_workers must be >= 0, got {self.build_workers}")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TuneConfig:
+        """Build from a dict, rejecting unknown keys by name."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown option(s) {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+    @classmethod
+    def from_env(cls, **overrides) -> TuneConfig:
+        """Defaults taken from ``AUTOKERNEL_*`` variables, then ``overrides`` on top."""
+        values: dict = {}
+        if "AUTOKERNEL_WORK_DIR" in os.environ:
+            values["work_dir"] = os.environ["AUTOKERNEL_WORK_DIR"]
+        if "AUTOKERNEL_BUILD_WORKERS" in os.environ:
+            values["build_workers"] = int(os.environ["AUTOKERNEL_BUILD_WORKERS"])
+        if os.environ.get("AUTOKERNEL_STRICT", "") == "1":
+            values["strict"] = True
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if values.get("arch") is None and values.get("target") == "cuda":
+            values["arch"] = default_cuda_arch()
+        return cls.from_dict(values)
+
+    def replace(self, **changes) -> TuneConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def default_cuda_arch() -> str:
+    return os.environ.get("AUTOKERNEL_CUDA_ARCH", "sm_90a")
+
+
+def rocm_path() -> str:
+    return os.environ.get("AUTOKERNEL_ROCM_PATH", os.environ.get("ROCM_PATH", ROCM_DEBIAN_PATH))
+
+
+def cache_dir() -> str:
+    default = os.path.join(os.path.expanduser("~"), ".cache", "autokernel_tvm")
+    return os.environ.get("AUTOKERNEL_CACHE_DIR", default)
+
+
+ROCM_DEBIAN_PATH = "/usr/lib/x86_64-linux-gnu"

@@ -1,0 +1,127 @@
+# SPDX-License-Identifier: Apache-2.0
+"""TVM targets for the three back ends, with the limits of the real hardware.
+
+TVM 0.27 rejects CLI target strings (``"cuda -arch=sm_90a"``), so targets are built from dicts.
+The stock ``nvidia/nvidia-h100`` tag caps shared memory at 48 KB; Hopper gives a block up to
+227 KB once the dynamic limit is raised (TVM's CUDA runtime does that for dyn smem >= 48 KB).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+
+import tvm
+
+from . import config
+
+#: Shared memory per block (bytes) that the CUDA runtime can grant after opt-in, by SM version.
+CUDA_SMEM_PER_BLOCK = {70: 98304, 75: 65536, 80: 166912, 86: 101376, 89: 101376, 90: 232448}
+ROCM_ARCHES = ("gfx942", "gfx90a", "gfx908")
+
+
+class TargetError(RuntimeError):
+    """A target cannot be used on this machine; the message says what to install or set."""
+
+
+def cuda_sm(arch: str) -> int:
+    """``"sm_90a"`` -> 90."""
+    match = re.fullmatch(r"sm_(\d+)a?", arch)
+    if not match:
+        raise TargetError(f"CUDA arch must look like sm_80 or sm_90a, got {arch!r}")
+    return int(match.group(1))
+
+
+def make_target(kind: str, arch: str | None = None, num_cores: int = 0) -> tvm.target.Target:
+    """Build the TVM target for ``kind`` (``llvm``, ``cuda`` or ``rocm``).
+
+    Parameters
+    ----------
+    kind : str
+        Back end.
+    arch : str, optional
+        ``sm_XX[a]`` for CUDA (default ``AUTOKERNEL_CUDA_ARCH`` or sm_90a), ``gfx942``/``gfx90a``
+        for ROCm (default gfx942), an LLVM CPU name for llvm (default: this machine's CPU).
+    num_cores : int
+        CPU threads for llvm (0: all physical cores).
+    """
+    # GPU host code stays generic x86-64: an exported .so must load on the GPU machine's CPU.
+    host = {"kind": "llvm"}
+    if kind == "llvm":
+        return tvm.target.Target(_llvm_dict(arch, num_cores))
+    if kind == "cuda":
+        arch = arch or config.default_cuda_arch()
+        sm = cuda_sm(arch)
+        smem = CUDA_SMEM_PER_BLOCK.get(sm, CUDA_SMEM_PER_BLOCK[min(CUDA_SMEM_PER_BLOCK)])
+        spec = {
+            "kind": "cuda",
+            "arch": arch,
+            "max_threads_per_block": 1024,
+            "max_shared_memory_per_block": smem,
+            "thread_warp_size": 32,
+            "registers_per_block": 65536,
+        }
+        return tvm.target.Target(spec, host=host)
+    if kind == "rocm":
+        arch = arch or "gfx942"
+        if arch not in ROCM_ARCHES:
+            raise TargetError(f"ROCm arch must be one of {ROCM_ARCHES}, got {arch!r}")
+        problem = rocm_toolchain_problem()
+        if problem:
+            raise TargetError(problem)
+        os.environ.setdefault("ROCM_PATH", config.rocm_path())
+        spec = {
+            "kind": "rocm",
+            "mcpu": arch,
+            "max_threads_per_block": 1024,
+            "max_shared_memory_per_block": 65536,
+            "thread_warp_size": 64,
+        }
+        return tvm.target.Target(spec, host=host)
+    raise TargetError(f"unknown target {kind!r}; known: {config.TARGETS}")
+
+
+def _llvm_dict(mcpu: str | None, num_cores: int) -> dict:
+    import psutil
+
+    cores = num_cores or psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    mcpu = mcpu or tvm.target.codegen.llvm_get_system_cpu()
+    return {"kind": "llvm", "mcpu": mcpu, "num-cores": int(cores)}
+
+
+def rocm_toolchain_problem() -> str | None:
+    """Why AMDGPU code cannot be built here, or None when it can.
+
+    The wheel's LLVM emits AMDGPU code, but linking needs ``ld.lld`` >= 19 (code object v6) and
+    the ROCm device libraries (``ocml``/``ockl`` bitcode) under ``ROCM_PATH``.
+    """
+    fix = (
+        "install them with `apt-get install rocm-device-libs lld-22` (Debian) and set "
+        f"ROCM_PATH={config.ROCM_DEBIAN_PATH}, or run `bash .ci/rocm-setup.sh`"
+    )
+    root = config.rocm_path()
+    bitcode = os.path.join(root, "amdgcn", "bitcode")
+    if not os.path.isdir(bitcode) or not any(n.startswith("ocml") for n in os.listdir(bitcode)):
+        return f"ROCm device libraries not found under {bitcode}: {fix}"
+    version = _lld_version()
+    if version is None:
+        return f"ld.lld not found: {fix}"
+    if version < 19:
+        return f"ld.lld {version} is too old for gfx9 code object v6 (need >= 19): {fix}"
+    return None
+
+
+def _lld_version() -> int | None:
+    candidates = ["ld.lld"] + [f"ld.lld-{v}" for v in range(30, 18, -1)]
+    best = None
+    for name in candidates:
+        path = shutil.which(name) or shutil.which(name, path="/usr/lib/llvm-22/bin")
+        if not path:
+            continue
+        out = subprocess.run([path, "--version"], capture_output=True, text=True).stdout
+        match = re.search(r"LLD (\d+)", out)
+        if match:
+            best = max(best or 0, int(match.group(1)))
+    return best

@@ -1,0 +1,303 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The tuner: one object owns the loop propose -> build -> measure -> learn -> verify.
+
+Read first: :meth:`Tuner.tune`. MetaSchedule does the measuring (its evolutionary search, XGB
+cost model and JSON database); this object picks the design space (``stock`` MetaSchedule rules
+or the ``generative`` space of :mod:`autokernel_tvm.space`), keeps one resumable database per
+design space under ``work_dir``, counts failures by reason, and gates the winner through
+:mod:`autokernel_tvm.verify` before it is returned.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import tvm
+from tvm.s_tir import meta_schedule as ms
+
+from . import builder as build_lib
+from . import verify as verify_lib
+from .config import TuneConfig
+from .progress import ProgressCallback, count_records
+from .targets import make_target
+from .workloads import Workload
+
+log = logging.getLogger("autokernel_tvm")
+FAILED = 1e9  # MetaSchedule stores failed candidates with huge run_secs
+
+
+class TuneError(RuntimeError):
+    """Tuning cannot start or produced no kernel that passes the correctness gate."""
+
+
+@dataclass
+class SpaceRun:
+    """What one design space produced: its database dir, trials spent, failures by reason."""
+
+    label: str
+    db_dir: str
+    trials: int
+    failures: Counter
+    best_s: float
+    seconds: float
+    curve: list = field(default_factory=list)
+
+
+@dataclass
+class TuneResult:
+    """The verified winner of a tuning run and how it was found."""
+
+    workload: Workload
+    target: str
+    arch: str | None
+    latency_s: float
+    trials: int
+    failures: dict
+    tune_seconds: float
+    trace: str
+    mod: tvm.IRModule
+    curve: list
+    verify: dict | None
+    space: str
+    space_report: dict = field(default_factory=dict)
+
+    @property
+    def tflops(self) -> float:
+        return self.workload.flops / self.latency_s / 1e12
+
+    def summary(self) -> dict:
+        return {
+            "workload": self.workload.to_json(),
+            "target": self.target,
+            "arch": self.arch,
+            "space": self.space,
+            "best_latency_us": self.latency_s * 1e6,
+            "tflops": self.tflops,
+            "trials": self.trials,
+            "failures": dict(self.failures),
+            "tune_seconds": self.tune_seconds,
+            "curve": self.curve,
+            "verify": self.verify,
+            "space_report": self.space_report,
+            "trace": self.trace,
+        }
+
+
+class Tuner:
+    """Tune workloads for one target under one :class:`TuneConfig`.
+
+    Parameters
+    ----------
+    config : TuneConfig
+        The run's options.
+    builder, runner : optional
+        MetaSchedule Builder / Runner overrides (tests inject fakes); defaults are the persistent
+        :class:`~autokernel_tvm.builder.PoolBuilder` and MetaSchedule's ``LocalRunner``.
+    progress : bool
+        Show a tqdm progress bar.
+    """
+
+    def __init__(self, config: TuneConfig, *, builder=None, runner=None, progress: bool = True):
+        self.config = config
+        self.target = make_target(config.target, config.arch, config.num_cores)
+        self.progress = progress
+        self._builder = builder
+        self._runner = runner
+
+    # -- the loop ---------------------------------------------------------------------------
+    def tune(self, workload: Workload) -> TuneResult:
+        """Tune ``workload`` until ``config.trials`` candidates were measured, then verify."""
+        self._check_can_measure()
+        start = time.time()
+        root = self.workload_dir(workload)
+        if self.config.space == "stock":
+            runs = [self.run_space(workload, self.stock_space(), "stock", self.config.trials)]
+            report: dict = {}
+        else:
+            from .space import search
+
+            runs, report = search.run(self, workload)
+        result = self._pick_verified(workload, runs, time.time() - start, report)
+        with open(os.path.join(root, "report.json"), "w") as f:
+            json.dump(result.summary(), f, indent=1)
+        return result
+
+    def run_space(self, workload: Workload, space, label: str, trials: int) -> SpaceRun:
+        """Measure up to ``trials`` candidates of one design space; resumes from its database."""
+        db_dir = os.path.join(self.workload_dir(workload), label)
+        os.makedirs(db_dir, exist_ok=True)
+        mod = workload.ir_module()
+        done = count_records(db_dir)
+        failures = _load_failures(db_dir)
+        remaining = trials - done
+        start = time.time()
+        if remaining > 0:
+            callback = ProgressCallback(remaining, f"{workload.name} [{label}]", self.progress)
+            database = ms.database.JSONDatabase(work_dir=db_dir)
+            try:
+                ms.tune_tir(
+                    mod=mod,
+                    target=self.target,
+                    work_dir=db_dir,
+                    max_trials_global=remaining,
+                    num_trials_per_iter=min(self.config.trials_per_iter, remaining),
+                    builder=self.builder,
+                    runner=self.runner,
+                    database=database,
+                    cost_model="xgb",
+                    measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
+                                       callback],
+                    space=space,
+                    num_tuning_cores=self.config.num_cores or "physical",
+                    seed=self.config.seed,
+                )
+            finally:
+                callback.close()
+                failures.update(callback.failures)
+                _save_failures(db_dir, failures)
+        trials_done, best, curve = _records_summary(db_dir, workload)
+        return SpaceRun(label, db_dir, trials_done, failures, best, time.time() - start, curve)
+
+    # -- pieces -----------------------------------------------------------------------------
+    def workload_dir(self, workload: Workload) -> str:
+        path = os.path.join(self.config.work_dir, workload.name)
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    def stock_space(self):
+        """MetaSchedule's default design space for the target (what ``tune_tir`` uses)."""
+        return "post-order-apply"
+
+    @property
+    def builder(self):
+        if self._builder is None:
+            self._builder = build_lib.PoolBuilder(
+                self.config.target,
+                max_workers=self.config.build_workers,
+                timeout_s=self.config.build_timeout_s,
+            )
+        return self._builder
+
+    @property
+    def runner(self):
+        if self._runner is None:
+            evaluator = ms.runner.EvaluatorConfig(
+                number=self.config.runner_number,
+                repeat=self.config.runner_repeat,
+                min_repeat_ms=self.config.runner_min_repeat_ms,
+                enable_cpu_cache_flush=False,
+            )
+            self._runner = ms.runner.LocalRunner(timeout_sec=60, evaluator_config=evaluator)
+        return self._runner
+
+    def device(self):
+        return tvm.cpu() if self.config.target == "llvm" else tvm.device(self.config.target, 0)
+
+    def _check_can_measure(self) -> None:
+        if self._runner is not None or self.config.target == "llvm":
+            return
+        if not self.device().exist:
+            raise TuneError(
+                f"no {self.config.target} device here: tuning measures every candidate on the "
+                "GPU. Run on a GPU machine, or check code generation only with "
+                "`scripts/tune.py --build-only N`."
+            )
+
+    def build(self, mod: tvm.IRModule):
+        """Build a scheduled module with the project's pass config."""
+        return build_lib.build_module(mod, self.target)
+
+    def _pick_verified(self, workload, runs, seconds, report) -> TuneResult:
+        """The fastest record that passes the correctness gate, across all design spaces."""
+        candidates = []
+        for run in runs:
+            database = ms.database.JSONDatabase(work_dir=run.db_dir)
+            workload_entry = database.commit_workload(workload.ir_module())
+            for record in database.get_top_k(workload_entry, 5):
+                latency = _mean(record.run_secs)
+                if latency < FAILED:
+                    candidates.append((latency, run.label, record))
+        candidates.sort(key=lambda c: c[0])
+        failures: Counter = Counter()
+        for run in runs:
+            failures.update(run.failures)
+        rejected = []
+        for latency, label, record in candidates:
+            sch = tvm.s_tir.Schedule(workload.ir_module())
+            record.trace.apply_to_schedule(sch, remove_postproc=False)
+            exe = self.build(sch.mod)
+            report_v = verify_lib.verify(exe["main"], workload, self.device())
+            if report_v.passed:
+                curve = _merge_curves(runs)
+                return TuneResult(
+                    workload=workload,
+                    target=self.config.target,
+                    arch=self.config.arch,
+                    latency_s=latency,
+                    trials=sum(r.trials for r in runs),
+                    failures=dict(failures),
+                    tune_seconds=seconds,
+                    trace=str(record.trace),
+                    mod=sch.mod,
+                    curve=curve,
+                    verify=report_v.to_json(),
+                    space=label,
+                    space_report={**report, "rejected_by_verify": rejected},
+                )
+            rejected.append({"space": label, "failures": report_v.failures})
+            failures["verify: " + report_v.failures[0][:60]] += 1
+        raise TuneError(
+            f"{workload.name}: no candidate passed the correctness gate "
+            f"({len(candidates)} measured, failures: {dict(failures)})"
+        )
+
+
+def _mean(values) -> float:
+    vals = [float(v) for v in values]
+    return sum(vals) / len(vals) if vals else float("inf")
+
+
+def _records_summary(db_dir: str, workload: Workload):
+    """Trials in a database, the best latency, and the best-so-far TFLOP/s after each trial."""
+    path = os.path.join(db_dir, "database_tuning_record.json")
+    best, curve, trials = float("inf"), [], 0
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                trials += 1
+                run_secs = json.loads(line)[1][1]
+                latency = _mean(run_secs) if run_secs else float("inf")
+                if latency < FAILED:
+                    best = min(best, latency)
+                curve.append(workload.flops / best / 1e12 if best < float("inf") else 0.0)
+    return trials, best, curve
+
+
+def _merge_curves(runs) -> list:
+    """One best-so-far TFLOP/s curve over all design spaces, in the order they ran."""
+    merged, best = [], 0.0
+    for run in runs:
+        for value in run.curve:
+            best = max(best, value)
+            merged.append(best)
+    return merged
+
+
+def _load_failures(db_dir: str) -> Counter:
+    path = os.path.join(db_dir, "failures.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            return Counter(json.load(f))
+    return Counter()
+
+
+def _save_failures(db_dir: str, failures: Counter) -> None:
+    with open(os.path.join(db_dir, "failures.json"), "w") as f:
+        json.dump(dict(failures), f, indent=1)

@@ -1,0 +1,7 @@
+# SPDX-License-Identifier: Apache-2.0
+"""TensorIR workloads: GEMM (A@B, A@B.T), batched GEMM, fused epilogues, conv2d NHWC."""
+
+from . import conv2d, gemm  # noqa: F401  (registers the ops)
+from .base import OPS, ArgSpec, Workload, WorkloadError, get_op, np_dtype
+
+__all__ = ["OPS", "ArgSpec", "Workload", "WorkloadError", "get_op", "np_dtype"]

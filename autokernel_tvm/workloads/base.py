@@ -1,0 +1,190 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Workload values and the op registry.
+
+A :class:`Workload` is a frozen value (op name, shape, dtypes). Its op definition, registered by
+name with :func:`register_op`, knows how to build the TensorIR function, count FLOPs and compute
+the fp64 reference. Inputs of fp16/bf16 ops accumulate in fp32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+DTYPES = ("float32", "float16", "bfloat16")
+ACCUMULATE = {"float32": "float32", "float16": "float32", "bfloat16": "float32"}
+
+
+class WorkloadError(ValueError):
+    """An op, shape or dtype that no workload accepts; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class ArgSpec:
+    """One tensor argument of a kernel: name, static shape, dtype."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+
+@dataclass(frozen=True)
+class OpDef:
+    """How an op is defined: dims, layouts, TE compute, FLOPs, fp64 reference.
+
+    ``compute(shape, dtype, out_dtype)`` returns ``(te_inputs, te_output)``;
+    ``reference(shape, arrays)`` computes in float64; ``magnitude(shape, arrays)`` returns the
+    elementwise scale of the rounding error (the same computation on absolute values) and
+    ``reduction(shape)`` the reduction length, used by :mod:`autokernel_tvm.verify`.
+    """
+
+    name: str
+    dims: tuple[str, ...]
+    layout: str
+    arg_shapes: Callable[[tuple[int, ...]], list[tuple[str, tuple[int, ...]]]]
+    out_shape: Callable[[tuple[int, ...]], tuple[int, ...]]
+    compute: Callable
+    reference: Callable
+    magnitude: Callable
+    flops: Callable[[tuple[int, ...]], int]
+    reduction: Callable[[tuple[int, ...]], int]
+    doc: str = ""
+
+
+OPS: dict[str, OpDef] = {}
+
+
+def register_op(op: OpDef) -> OpDef:
+    """Register an op by name; a duplicate name is an error."""
+    if op.name in OPS:
+        raise WorkloadError(f"op {op.name!r} is already registered")
+    OPS[op.name] = op
+    return op
+
+
+def get_op(name: str) -> OpDef:
+    if name not in OPS:
+        raise WorkloadError(f"unknown op {name!r}; known ops: {sorted(OPS)}")
+    return OPS[name]
+
+
+def np_dtype(dtype: str) -> np.dtype:
+    """numpy dtype for a TVM dtype name (bfloat16 through ml_dtypes)."""
+    if dtype == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(dtype)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One kernel to tune: ``op`` at a static ``shape`` with input ``dtype``.
+
+    ``out_dtype`` defaults to the accumulation dtype (fp32 for fp16/bf16 inputs).
+    """
+
+    op: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    out_dtype: str = ""
+
+    def __post_init__(self) -> None:
+        opdef = get_op(self.op)
+        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+        if len(self.shape) != len(opdef.dims):
+            raise WorkloadError(
+                f"op {self.op!r} takes shape {','.join(opdef.dims)} "
+                f"({len(opdef.dims)} numbers), got {self.shape}"
+            )
+        for dim, size in zip(opdef.dims, self.shape):
+            if size < 0 or (size == 0 and dim != "pad"):
+                raise WorkloadError(f"{dim} must be positive, got {size} in {self.shape}")
+        if self.dtype not in DTYPES:
+            raise WorkloadError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if not self.out_dtype:
+            object.__setattr__(self, "out_dtype", ACCUMULATE[self.dtype])
+        if self.out_dtype not in DTYPES:
+            raise WorkloadError(f"out_dtype must be one of {DTYPES}, got {self.out_dtype!r}")
+
+    @property
+    def opdef(self) -> OpDef:
+        return get_op(self.op)
+
+    @property
+    def name(self) -> str:
+        dims = "_".join(f"{d}{s}" for d, s in zip(self.opdef.dims, self.shape))
+        out = "" if self.out_dtype == ACCUMULATE[self.dtype] else f"_to_{self.out_dtype}"
+        return f"{self.op}_{dims}_{self.dtype}{out}"
+
+    @property
+    def acc_dtype(self) -> str:
+        return ACCUMULATE[self.dtype]
+
+    @property
+    def flops(self) -> int:
+        return int(self.opdef.flops(self.shape))
+
+    @property
+    def inputs(self) -> list[ArgSpec]:
+        return [ArgSpec(n, s, self.dtype) for n, s in self.opdef.arg_shapes(self.shape)]
+
+    @property
+    def output(self) -> ArgSpec:
+        return ArgSpec("out", tuple(self.opdef.out_shape(self.shape)), self.out_dtype)
+
+    def prim_func(self):
+        """The TensorIR function ``main(*inputs, out)``."""
+        from tvm import te
+
+        ins, out = self.opdef.compute(self.shape, self.dtype, self.out_dtype)
+        func = te.create_prim_func([*ins, out])
+        return func.with_attr("global_symbol", "main")
+
+    def ir_module(self):
+        import tvm
+
+        return tvm.IRModule({"main": self.prim_func()})
+
+    def reference(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
+        """fp64 reference output for the given inputs."""
+        return self.opdef.reference(self.shape, [np.asarray(a, dtype=np.float64) for a in arrays])
+
+    def magnitude(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
+        """Elementwise scale of rounding error: the op on absolute values, in fp64."""
+        f64 = [np.abs(np.asarray(a, dtype=np.float64)) for a in arrays]
+        return self.opdef.magnitude(self.shape, f64)
+
+    def random_inputs(self, rng: np.random.Generator, kind: str = "normal") -> list[np.ndarray]:
+        """Inputs drawn fresh from ``rng``; ``kind`` picks the value distribution.
+
+        ``normal``: N(0, 1). ``large``: magnitudes near what the output dtype can hold after the
+        reduction. ``tiny``: around 1e-3 (fp16 products stay normal in fp32). ``mixed``: rows
+        scaled across six orders of magnitude. ``edge``: zero except the last row/column/k slice,
+        to catch wrong indexing at tile boundaries.
+        """
+        from . import values
+
+        return values.draw(self, rng, kind)
+
+    def to_json(self) -> dict:
+        return {
+            "op": self.op,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "out_dtype": self.out_dtype,
+            "layout": self.opdef.layout,
+            "name": self.name,
+            "flops": self.flops,
+            "inputs": [a.to_json() for a in self.inputs],
+            "output": self.output.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Workload:
+        return cls(data["op"], tuple(data["shape"]), data["dtype"], data.get("out_dtype", ""))

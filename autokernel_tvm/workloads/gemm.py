@@ -1,0 +1,129 @@
+# SPDX-License-Identifier: Apache-2.0
+"""GEMM workloads in the layouts PyTorch uses, batched, and with fused epilogues.
+
+``gemm``: ``A@B`` (A: MxK, B: KxN). ``gemm_nt``: ``A@B.T`` (B: NxK, as ``nn.Linear`` stores its
+weight). ``batch_gemm[_nt]``: the same over a leading batch dim. ``gemm_bias[_relu|_gelu]``:
+``act(A@B.T + bias)``, the fused ``nn.Linear`` (+activation). The reduction block is always named
+``C``; epilogues follow as separate blocks that schedules inline into its write-back.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import erf
+
+from .base import OpDef, register_op
+
+#: |d gelu(x)/dx| <= 1.129, so GELU scales an input error by at most this much.
+GELU_LIPSCHITZ = 1.13
+
+
+def _act_te(name: str, x):
+    from tvm import tirx
+
+    dtype = "float32"  # epilogues run on the fp32 accumulator
+    if name == "relu":
+        return tirx.max(x, tirx.const(0, dtype))
+    if name == "gelu":
+        half = tirx.const(0.5, dtype)
+        return half * x * (tirx.const(1, dtype) + tirx.erf(x * tirx.const(0.5**0.5, dtype)))
+    return x
+
+
+def _act_np(name: str, x: np.ndarray) -> np.ndarray:
+    if name == "relu":
+        return np.maximum(x, 0.0)
+    if name == "gelu":
+        return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+    return x
+
+
+def _matmul_op(name: str, *, batch: bool, trans_b: bool, bias: bool, act: str, doc: str) -> OpDef:
+    dims = ("B", "M", "N", "K") if batch else ("M", "N", "K")
+
+    def split(shape):
+        return (shape[0], *shape[1:]) if batch else (None, *shape)
+
+    def arg_shapes(shape):
+        b, m, n, k = split(shape)
+        lead = (b,) if batch else ()
+        args = [("A", (*lead, m, k)), ("B", (*lead, n, k) if trans_b else (*lead, k, n))]
+        return args + ([("bias", (n,))] if bias else [])
+
+    def out_shape(shape):
+        b, m, n, _ = split(shape)
+        return ((b,) if batch else ()) + (m, n)
+
+    def compute(shape, dtype, out_dtype):
+        from tvm import te
+
+        acc = "float32"
+        ins = [te.placeholder(s, dtype, name=n) for n, s in arg_shapes(shape)]
+        a, b_ = ins[0], ins[1]
+        k = te.reduce_axis((0, split(shape)[3]), name="k")
+
+        def mul(*idx):
+            *lead, i, j = idx
+            rhs = b_[(*lead, j, k)] if trans_b else b_[(*lead, k, j)]
+            return te.sum(a[(*lead, i, k)].astype(acc) * rhs.astype(acc), axis=k)
+
+        out = te.compute(out_shape(shape), mul, name="C")
+        if bias or act:
+            c = out
+            out = te.compute(
+                out_shape(shape),
+                lambda *idx: _act_te(act, c[idx] + ins[2][idx[-1]].astype(acc) if bias else c[idx]),
+                name="epilogue",
+            )
+        if out_dtype != acc:
+            acc_out = out
+            out = te.compute(out_shape(shape), lambda *i: acc_out[i].astype(out_dtype), name="cast")
+        return ins, out
+
+    def matmul(arrays):
+        a, b_ = arrays[0], arrays[1]
+        return a @ (np.swapaxes(b_, -1, -2) if trans_b else b_)
+
+    def reference(shape, arrays):
+        out = matmul(arrays) + (arrays[2] if bias else 0.0)
+        return _act_np(act, out)
+
+    def magnitude(shape, arrays):
+        out = matmul(arrays) + (arrays[2] if bias else 0.0)
+        return out * (GELU_LIPSCHITZ if act == "gelu" else 1.0)
+
+    def flops(shape):
+        b, m, n, k = split(shape)
+        return 2 * (b or 1) * m * n * k
+
+    layout = ("batch " if batch else "") + ("A@B.T" if trans_b else "A@B")
+    return register_op(
+        OpDef(
+            name=name,
+            dims=dims,
+            layout=layout,
+            arg_shapes=arg_shapes,
+            out_shape=out_shape,
+            compute=compute,
+            reference=reference,
+            magnitude=magnitude,
+            flops=flops,
+            reduction=lambda shape: split(shape)[3],
+            doc=doc,
+        )
+    )
+
+
+_matmul_op("gemm", batch=False, trans_b=False, bias=False, act="", doc="out = A @ B")
+_matmul_op("gemm_nt", batch=False, trans_b=True, bias=False, act="", doc="out = A @ B.T")
+_matmul_op("batch_gemm", batch=True, trans_b=False, bias=False, act="", doc="out[b] = A[b] @ B[b]")
+_matmul_op(
+    "batch_gemm_nt", batch=True, trans_b=True, bias=False, act="", doc="out[b] = A[b] @ B[b].T"
+)
+_matmul_op("gemm_bias", batch=False, trans_b=True, bias=True, act="", doc="A @ B.T + bias")
+_matmul_op(
+    "gemm_bias_relu", batch=False, trans_b=True, bias=True, act="relu", doc="relu(A @ B.T + bias)"
+)
+_matmul_op(
+    "gemm_bias_gelu", batch=False, trans_b=True, bias=True, act="gelu", doc="gelu(A @ B.T + bias)"
+)

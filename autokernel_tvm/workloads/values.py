@@ -1,0 +1,45 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Input value distributions: ordinary, adversarial and tile-edge probes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import np_dtype
+
+KINDS = ("normal", "large", "tiny", "mixed", "edge")
+#: Largest finite value of each output dtype.
+FINITE_MAX = {"float32": 3.4e38, "float16": 65504.0, "bfloat16": 3.38e38}
+
+
+def draw(workload, rng: np.random.Generator, kind: str) -> list[np.ndarray]:
+    """Fresh inputs for ``workload`` of the given ``kind`` (see ``Workload.random_inputs``)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    specs = workload.inputs
+    red = max(1, workload.opdef.reduction(workload.shape))
+    arrays = [rng.standard_normal(spec.shape) for spec in specs]
+    if kind == "large":
+        # Keep |sum of red products| under a tenth of what the output dtype holds.
+        limit = min(FINITE_MAX[workload.out_dtype], FINITE_MAX[workload.dtype])
+        scale = min(np.sqrt(limit / (10.0 * red * 16.0)), np.sqrt(limit) / 4.0, 1e4)
+        arrays = [a * scale for a in arrays]
+    elif kind == "tiny":
+        arrays = [a * 1e-3 for a in arrays]
+    elif kind == "mixed":
+        arrays = [a * 10.0 ** rng.integers(-3, 4, size=a.shape[:-1] + (1,)) for a in arrays]
+        if workload.out_dtype == "float16":
+            arrays = [np.clip(a, -60.0, 60.0) / np.sqrt(red) for a in arrays]
+    elif kind == "edge":
+        arrays = [_edge(a) for a in arrays]
+    return [a.astype(np_dtype(spec.dtype)) for a, spec in zip(arrays, specs)]
+
+
+def _edge(a: np.ndarray) -> np.ndarray:
+    """Zero everywhere but the last index along each axis (the last tile's last row/col/k)."""
+    out = np.zeros_like(a)
+    for axis in range(a.ndim):
+        index = [slice(None)] * a.ndim
+        index[axis] = -1
+        out[tuple(index)] = a[tuple(index)]
+    return out
