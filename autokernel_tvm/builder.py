@@ -141,12 +141,20 @@ class PoolBuilder(ms.builder.PyBuilder):
         Per-candidate build timeout; a timed-out worker is restarted.
     check_nvcc : bool
         For CUDA without a GPU driver: compile each candidate's source with nvcc too.
+    strict : bool
+        Re-raise the first build failure (debugging) instead of scoring it as failed.
     """
 
     def __init__(
-        self, target_kind: str, max_workers: int = 0, timeout_s: float = 120.0, check_nvcc=False
+        self,
+        target_kind: str,
+        max_workers: int = 0,
+        timeout_s: float = 120.0,
+        check_nvcc: bool = False,
+        strict: bool = False,
     ):
         super().__init__()
+        self.strict = strict
         from tvm.support.popen_pool import PopenPoolExecutor
 
         _export_sys_path()
@@ -168,6 +176,8 @@ class PoolBuilder(ms.builder.PyBuilder):
             try:
                 results.append(ms.builder.BuilderResult(future.result(), None))
             except Exception as err:  # a failed candidate is data, not a crash
+                if self.strict:
+                    raise
                 results.append(ms.builder.BuilderResult(None, f"{type(err).__name__}: {err}"))
         return results
 

@@ -20,6 +20,7 @@ ENV_VARS = {
     "AUTOKERNEL_ROCM_PATH": "ROCm device-library root (default /usr/lib/x86_64-linux-gnu)",
     "AUTOKERNEL_CACHE_DIR": "torch.compile backend cache (default ~/.cache/autokernel_tvm)",
     "AUTOKERNEL_STRICT": "1 re-raises candidate failures instead of scoring them as failed",
+    "AUTOKERNEL_VERBOSE": "1 shows MetaSchedule's INFO logs on the console",
 }
 
 TARGETS = ("llvm", "cuda", "rocm")
@@ -58,6 +59,10 @@ class TuneConfig:
         Re-raise candidate failures (debugging) instead of scoring them as failed.
     runner_number, runner_repeat, runner_min_repeat_ms
         MetaSchedule's ``EvaluatorConfig``.
+    num_cores : int
+        CPU threads for llvm kernels and the search (0: physical cores).
+    verbose : bool
+        Show MetaSchedule's own INFO logs on the console (they always go to ``work_dir``).
     """
 
     target: str = "llvm"
@@ -74,6 +79,7 @@ class TuneConfig:
     runner_repeat: int = 1
     runner_min_repeat_ms: int = 50
     num_cores: int = 0
+    verbose: bool = False
     extra: dict = field(default_factory=dict, hash=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -107,6 +113,8 @@ class TuneConfig:
             values["build_workers"] = int(os.environ["AUTOKERNEL_BUILD_WORKERS"])
         if os.environ.get("AUTOKERNEL_STRICT", "") == "1":
             values["strict"] = True
+        if os.environ.get("AUTOKERNEL_VERBOSE", "") == "1":
+            values["verbose"] = True
         values.update({k: v for k, v in overrides.items() if v is not None})
         if values.get("arch") is None and values.get("target") == "cuda":
             values["arch"] = default_cuda_arch()

@@ -104,6 +104,9 @@ class Tuner:
 
     def __init__(self, config: TuneConfig, *, builder=None, runner=None, progress: bool = True):
         self.config = config
+        # MetaSchedule logs every batch to the console; keep that in work_dir/logs unless verbose.
+        level = logging.INFO if config.verbose else logging.WARNING
+        logging.getLogger("tvm.s_tir.meta_schedule").setLevel(level)
         self.target = make_target(config.target, config.arch, config.num_cores)
         self.progress = progress
         self._builder = builder
@@ -139,6 +142,9 @@ class Tuner:
         if remaining > 0:
             callback = ProgressCallback(remaining, f"{workload.name} [{label}]", self.progress)
             database = ms.database.JSONDatabase(work_dir=db_dir)
+            # MetaSchedule re-runs dictConfig on every tune_tir and chokes on handlers left from
+            # an earlier call in the same process (a None name): start each call clean.
+            logging.getLogger("tvm.s_tir.meta_schedule").handlers.clear()
             try:
                 ms.tune_tir(
                     mod=mod,
@@ -180,6 +186,7 @@ class Tuner:
                 self.config.target,
                 max_workers=self.config.build_workers,
                 timeout_s=self.config.build_timeout_s,
+                strict=self.config.strict,
             )
         return self._builder
 

@@ -10,7 +10,8 @@ table. bf16 uses exactly the f16 fragment layouts (ldmatrix moves ``.b16`` words
 fragments of m16n8k16 are the same for both), so each bf16 intrinsic is the upstream f16 one with
 its element type swapped. TVM 0.27 has no Python IR mutator (no ``tirx.stmt_functor``) and
 ``PrimFunc.specialize`` ignores buffer parameters, so the swap goes through TVMScript: print the
-f16 function, replace the dtype tokens, parse it back. The round trip is exact (tested).
+f16 function, replace the dtype tokens, parse it back. The printer drops one thing (the dtype of
+the ldmatrix call), which is put back; with that the f16 -> f16 round trip is exact (tested).
 """
 
 from __future__ import annotations
@@ -29,14 +30,14 @@ MMA_BF16_TRANS_B = "ak_mma_bf16bf16f32_trans_b"
 # The one f32 store upstream lacks: to plain ``shared`` (it has ``global`` and ``shared.dyn``).
 STORE_F32_SHARED = "ak_mma_store_16x16_f32_shared_simple_"
 
-# Quoted dtype tokens as the TVMScript printer writes them: buffer / type_annotation dtypes and
-# the PTX operand types of ``T.ptx_legacy.mma``.
-_SWAPS = (('"float16"', '"bfloat16"'), ('"fp16"', '"bf16"'))
+# PTX operand type names of ``T.ptx_legacy.mma`` for the 16-bit float types.
+_PTX_TYPE = {"float16": "fp16", "bfloat16": "bf16"}
+_LDMATRIX_CALL = "T.ptx_legacy.ldmatrix("
 _LEFTOVER_F16 = re.compile(r"(?<![\w])(float16|fp16)\b")
 
 
 def ldmatrix_name(matrix: str, trans: bool, scope: str) -> str:
-    """Name of the bf16 ldmatrix intrinsic, e.g. ``ak_mma_ldmatrix_bf16_b_trans_dyn``.
+    """Name of a bf16 ldmatrix intrinsic, e.g. ``ak_mma_ldmatrix_bf16_b_trans_dyn``.
 
     Parameters
     ----------
@@ -49,31 +50,51 @@ def ldmatrix_name(matrix: str, trans: bool, scope: str) -> str:
     """
     if matrix not in ("a", "b") or (trans and matrix == "a") or scope not in LOAD_SCOPES:
         raise ValueError(f"no bf16 ldmatrix intrinsic for {matrix=}, {trans=}, {scope=}")
-    return f"ak_mma_ldmatrix_bf16_{matrix}{'_trans' if trans else ''}" + (
-        "_dyn" if scope == "shared.dyn" else ""
-    )
+    suffix = ("_trans" if trans else "") + ("_dyn" if scope == "shared.dyn" else "")
+    return f"ak_mma_ldmatrix_bf16_{matrix}{suffix}"
 
 
-def retarget_to_bf16(func: PrimFunc) -> PrimFunc:
-    """Return the f16 tensor-intrinsic function ``func`` with every f16 type replaced by bf16.
+def retarget_f16_intrin(func: PrimFunc, dtype: str = "bfloat16") -> PrimFunc:
+    """Return the f16 tensor-intrinsic function ``func`` with every f16 type replaced by ``dtype``.
 
     Parameters
     ----------
     func : PrimFunc
         A desc or impl function from ``tvm.s_tir.tensor_intrin.cuda`` built for float16.
+    dtype : str
+        ``"bfloat16"``, or ``"float16"`` to get ``func`` back unchanged (used to test the round
+        trip).
 
     Returns
     -------
     PrimFunc
-        The same function over bfloat16 buffers, with ``bf16`` PTX operand types.
+        The same function over ``dtype`` buffers and PTX operand types.
     """
     src = func.script()
-    for old, new in _SWAPS:
-        src = src.replace(old, new)
-    leftover = _LEFTOVER_F16.search(src)
-    if leftover:  # the printer spelled an f16 type in a way this swap does not know
-        raise RuntimeError(f"cannot retarget {leftover.group(0)!r} to bf16 in:\n{src}")
-    return from_source(src)
+    # Quoted tokens as the printer writes them: buffer and type_annotation dtypes, PTX types.
+    src = src.replace('"float16"', f'"{dtype}"').replace('"fp16"', f'"{_PTX_TYPE[dtype]}"')
+    if dtype != "float16" and _LEFTOVER_F16.search(src):
+        raise RuntimeError(f"cannot retarget an f16 spelling to {dtype} in:\n{src}")
+    return from_source(_restore_ldmatrix_dtype(src, dtype))
+
+
+def _restore_ldmatrix_dtype(src: str, dtype: str) -> str:
+    """Put back the ``dtype=`` of ``T.ptx_legacy.ldmatrix``, which the 0.27 printer drops.
+
+    Parsed without it the call gets dtype int8, and codegen then replaces ``ldmatrix.trans`` by
+    its scalar-loop fallback for int8 (every B load of a non-transposed GEMM).
+    """
+    start = src.find(_LDMATRIX_CALL)
+    if start < 0:
+        return src
+    depth, end = 0, start + len(_LDMATRIX_CALL) - 1
+    for end in range(end, len(src)):
+        depth += {"(": 1, ")": -1}.get(src[end], 0)
+        if depth == 0:
+            break
+    if "dtype=" in src[start:end]:  # a printer that keeps it
+        return src
+    return f'{src[:end]}, dtype="{dtype}"{src[end:]}'
 
 
 def _definitions() -> dict[str, tuple[PrimFunc, PrimFunc]]:
@@ -86,10 +107,10 @@ def _definitions() -> dict[str, tuple[PrimFunc, PrimFunc]]:
     for scope in LOAD_SCOPES:
         for matrix, trans in (("a", False), ("b", False), ("b", True)):
             f16 = upstream.get_ldmatrix_intrin(16, "float16", matrix.upper(), trans, scope)
-            defs[ldmatrix_name(matrix, trans, scope)] = tuple(map(retarget_to_bf16, f16))
+            defs[ldmatrix_name(matrix, trans, scope)] = tuple(map(retarget_f16_intrin, f16))
     for name, trans_b in ((MMA_BF16, False), (MMA_BF16_TRANS_B, True)):
         f16 = upstream.get_mma_intrin(16, "float16", "float16", "float32", False, trans_b)
-        defs[name] = tuple(map(retarget_to_bf16, f16))
+        defs[name] = tuple(map(retarget_f16_intrin, f16))
     defs[STORE_F32_SHARED] = upstream.get_mma_store_intrin("float32", 8, "shared", False)
     return defs
 

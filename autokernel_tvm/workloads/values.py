@@ -20,9 +20,10 @@ def draw(workload, rng: np.random.Generator, kind: str) -> list[np.ndarray]:
     red = max(1, workload.opdef.reduction(workload.shape))
     arrays = [rng.standard_normal(spec.shape) for spec in specs]
     if kind == "large":
-        # Keep |sum of red products| under a tenth of what the output dtype holds.
-        limit = min(FINITE_MAX[workload.out_dtype], FINITE_MAX[workload.dtype])
-        scale = min(np.sqrt(limit / (10.0 * red * 16.0)), np.sqrt(limit) / 4.0, 1e4)
+        # Inputs (drawn up to ~5 sigma) stay inside the input dtype, and |sum of red products|
+        # under a tenth of what the output dtype holds.
+        out_limit = FINITE_MAX[workload.out_dtype]
+        scale = min(FINITE_MAX[workload.dtype] / 32.0, np.sqrt(out_limit / (160.0 * red)), 1e4)
         arrays = [a * scale for a in arrays]
     elif kind == "tiny":
         arrays = [a * 1e-3 for a in arrays]

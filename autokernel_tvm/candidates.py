@@ -1,0 +1,105 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Sample candidates from a design space and build them, without a device.
+
+This is how code generation is checked on a machine with no GPU: sample the design space as
+MetaSchedule's search would (sketch + random decisions + postprocessors), build each candidate
+(for CUDA with nvcc to an sm_XX cubin), and count what fails and why, and which tensor-core
+instructions the generated code contains.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+import tvm
+from tvm.s_tir import meta_schedule as ms
+
+from .builder import build_module, cuda_source, failure_reason
+
+#: Instruction markers counted in generated device code.
+MARKERS = {
+    "mma.sync": r"mma\.sync",
+    "ldmatrix": r"ldmatrix",
+    "cp.async": r"cp\.async",
+    "wmma": r"wmma::",
+    "v_mfma": r"v_mfma",
+}
+
+
+@dataclass
+class CandidateReport:
+    """How many sampled candidates built, why the others failed, and what code they hold."""
+
+    sampled: int = 0
+    built: int = 0
+    failures: Counter = field(default_factory=Counter)
+    markers: Counter = field(default_factory=Counter)
+    sources: list = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "sampled": self.sampled,
+            "built": self.built,
+            "failed": self.sampled - self.built,
+            "failures": dict(self.failures),
+            "candidates_with_marker": dict(self.markers),
+        }
+
+
+def sample_candidates(
+    mod: tvm.IRModule, target: tvm.target.Target, space, n: int, seed: int = 0, keep_source=False
+) -> CandidateReport:
+    """Sample ``n`` candidates of ``space`` for ``mod`` and build each one.
+
+    Parameters
+    ----------
+    space : SpaceGenerator or str
+        A MetaSchedule space generator (``"post-order-apply"`` for the stock space).
+    """
+    report = CandidateReport()
+    for i in range(n):
+        ctx = ms.TuneContext(
+            mod=mod, target=target, space_generator=space, rand_state=seed * 100003 + i + 1
+        )
+        sketches = ctx.generate_design_space()
+        report.sampled += 1
+        if not sketches:
+            report.failures["space: no sketch"] += 1
+            continue
+        sch = sketches[i % len(sketches)]
+        failed = next((p for p in ctx.space_generator.postprocs if not p.apply(sch)), None)
+        if failed is not None:
+            report.failures[f"postproc: {type(failed).__name__}"] += 1
+            continue
+        try:
+            exe = build_module(sch.mod, target, check_nvcc=target.kind.name == "cuda")
+        except Exception as err:  # a failed candidate is data
+            report.failures["build: " + failure_reason(f"{type(err).__name__}: {err}")] += 1
+            continue
+        report.built += 1
+        source = device_source(exe, target)
+        for name, pattern in MARKERS.items():
+            if re.search(pattern, source):
+                report.markers[name] += 1
+        if keep_source:
+            report.sources.append(source)
+    return report
+
+
+def device_source(exe, target: tvm.target.Target) -> str:
+    """Generated device code: CUDA C for cuda, AMDGPU assembly for rocm, '' for llvm."""
+    kind = target.kind.name
+    if kind == "cuda":
+        return cuda_source(exe)
+    if kind == "rocm":
+        for sub in exe.mod.imports:
+            for fmt in ("asm", "s", ""):
+                try:
+                    text = sub.inspect_source(fmt)
+                except Exception:
+                    continue
+                if text:
+                    return text
+    return ""

@@ -1,0 +1,242 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Export verified kernels as one shared library plus a JSON manifest.
+
+Read first: :func:`export`. Every :class:`~autokernel_tvm.tuner.TuneResult` holds one scheduled
+PrimFunc ``main``; each is renamed to its workload name, all are merged into one IRModule, built
+once with :func:`~autokernel_tvm.builder.build_module` and written with ``export_library``. The
+manifest (``<path>.json``) says what every kernel computes, where it runs, how fast it was
+measured, that it passed the correctness gate, and the sha256 of the library, which
+:func:`autokernel_tvm.torch.load` checks before loading.
+
+CUDA on a machine without a GPU driver: TVM 0.27 then leaves the device code as CUDA source (a
+``CUDAFallbackModule``; TVM-0.27-NOTES §3) and the export still succeeds, but the library only
+loads on a machine with a CUDA driver, where TVM compiles the embedded source at load time
+through ``tvm_callback_cuda_compile`` (NVRTC by default, which needs the ``cuda-bindings``
+package; ``TVM_CUDA_COMPILE_MODE=nvcc`` uses nvcc). The manifest records this as
+``"device_code": "cuda-source"``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import math
+import os
+import tempfile
+import tvm
+
+from . import builder as build_lib
+from .targets import make_target
+
+FORMAT = "autokernel-tvm-library"
+FORMAT_VERSION = 1
+
+
+class ExportError(ValueError):
+    """Results that cannot be exported together; the message says which and why."""
+
+
+def export(results, path: str | os.PathLike, *, check_nvcc: bool = False) -> dict:
+    """Build every result's kernel into one shared library and write its manifest.
+
+    Parameters
+    ----------
+    results : TuneResult or iterable of TuneResult
+        Verified kernels, all for the same target kind and arch. Each kernel is named after its
+        workload (``Workload.name``); names must be unique.
+    path : str or PathLike
+        The library to write (``.so``); the manifest goes to ``path + ".json"``.
+    check_nvcc : bool
+        For CUDA on a machine without a GPU driver: compile the device source with nvcc too, so
+        that a kernel nvcc rejects fails here instead of at load time on the GPU machine.
+
+    Returns
+    -------
+    dict
+        The manifest that was written.
+
+    Raises
+    ------
+    ExportError
+        No results, a result whose ``verify`` report is missing or did not pass, duplicate
+        kernel names, or results for different targets.
+    """
+    results = [results] if hasattr(results, "workload") else list(results)
+    if not results:
+        raise ExportError("nothing to export: got an empty list of results")
+    names = [_check_result(r) for r in results]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ExportError(f"duplicate kernel names {dupes}: export each workload once")
+    targets = {(r.target, r.arch) for r in results}
+    if len(targets) != 1:
+        raise ExportError(f"all results must share one target and arch, got {sorted(targets)}")
+    kind, arch = targets.pop()
+    target = make_target(kind, arch)
+
+    funcs = {name: _kernel_func(r.mod, name) for name, r in zip(names, results, strict=True)}
+    exe = build_lib.build_module(tvm.IRModule(funcs), target, check_nvcc=check_nvcc)
+    device_code = _device_code(exe, kind)
+
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    # Write next to the destination, then rename: a failed export never leaves a library that
+    # disagrees with its manifest.
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
+    os.close(fd)
+    try:
+        exe.export_library(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "library": os.path.basename(path),
+        "sha256": file_sha256(path),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "tvm_version": tvm.__version__,
+        "tvm_ffi_version": _tvm_ffi_version(),
+        "target": {"kind": kind, "arch": arch or _target_arch(target), "spec": str(target)},
+        "device_code": device_code,
+        "kernels": [
+            _kernel_entry(r, name, funcs[name], target)
+            for name, r in zip(names, results, strict=True)
+        ],
+    }
+    _write_json(path + ".json", manifest)
+    return manifest
+
+
+def load_manifest(path: str | os.PathLike) -> dict:
+    """Read the manifest of a library (``path`` is the ``.so`` or its ``.so.json``).
+
+    Raises
+    ------
+    FileNotFoundError
+        No manifest beside the library.
+    ValueError
+        The file is not an autokernel-tvm manifest, or has a format version this code does not
+        read.
+    """
+    path = os.fspath(path)
+    manifest_path = path if path.endswith(".json") else path + ".json"
+    if not os.path.exists(manifest_path):
+        raise FileNotFoundError(
+            f"no manifest {manifest_path!r}: libraries are loaded with the manifest that "
+            "autokernel_tvm.export.export wrote beside them"
+        )
+    with open(manifest_path) as f:
+        manifest = json.load(f)
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ValueError(f"{manifest_path!r} is not an autokernel-tvm library manifest")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{manifest_path!r} has format_version {manifest.get('format_version')!r}; "
+            f"this autokernel-tvm reads version {FORMAT_VERSION}"
+        )
+    return manifest
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------
+
+
+def _check_result(result) -> str:
+    """The kernel name of ``result``; refuse anything that did not pass the correctness gate."""
+    name = result.workload.name
+    report = result.verify
+    if not report:
+        raise ExportError(
+            f"{name}: refusing to export a kernel without a verify report; run it through "
+            "autokernel_tvm.verify.verify first"
+        )
+    if not report.get("passed"):
+        failures = "; ".join(report.get("failures") or []) or "no reason recorded"
+        raise ExportError(f"{name}: refusing to export a kernel that failed verify: {failures}")
+    if report.get("workload", name) != name:
+        raise ExportError(
+            f"{name}: the verify report is for {report['workload']!r}, not for this workload"
+        )
+    return name
+
+
+def _kernel_func(mod: tvm.IRModule, name: str) -> tvm.tirx.PrimFunc:
+    funcs = {gv.name_hint: f for gv, f in mod.functions.items()}
+    if "main" in funcs:
+        func = funcs["main"]
+    elif len(funcs) == 1:
+        func = next(iter(funcs.values()))
+    else:
+        raise ExportError(
+            f"{name}: expected one PrimFunc 'main' in the module, got {sorted(funcs)}"
+        )
+    return func.with_attr("global_symbol", name)
+
+
+def _kernel_entry(result, name: str, func, target) -> dict:
+    latency = result.latency_s
+    measured = latency is not None and math.isfinite(latency) and latency > 0
+    verify = result.verify
+    return {
+        **result.workload.to_json(),
+        "name": name,
+        "target": target.kind.name,
+        "arch": result.arch or _target_arch(target),
+        "latency_us": latency * 1e6 if measured else None,
+        "tflops": result.tflops if measured else None,
+        "trials": int(result.trials),
+        "tune_seconds": getattr(result, "tune_seconds", None),
+        "space": getattr(result, "space", None),
+        "verify": {
+            "passed": bool(verify.get("passed")),
+            "checks": list(verify.get("checks", [])),
+            "max_error_ratio": verify.get("max_error_ratio"),
+        },
+        # Identifies the scheduled code, so that two libraries with an equal entry really hold
+        # the same kernel (the torch loader reuses an op only then).
+        "tir_sha256": hashlib.sha256(func.script().encode()).hexdigest(),
+    }
+
+
+def _device_code(exe, kind: str) -> str:
+    """``host`` (CPU code only), ``binary`` (GPU binary embedded) or ``<kind>-source``."""
+    if kind == "llvm":
+        return "host"
+    devices = [m for m in exe.mod.imports if m.kind != "llvm"]
+    if devices and all(m.get_write_formats() for m in devices):
+        return "binary"
+    return f"{kind}-source"
+
+
+def _target_arch(target) -> str | None:
+    for key in ("arch", "mcpu"):
+        if key in target.attrs:
+            return str(target.attrs[key])
+    return None
+
+
+def _tvm_ffi_version() -> str:
+    import tvm_ffi
+
+    return str(getattr(tvm_ffi, "__version__", "unknown"))
+
+
+def _write_json(path: str, data: dict) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1, allow_nan=False)
+        f.write("\n")
+    os.replace(tmp, path)

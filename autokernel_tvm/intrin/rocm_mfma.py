@@ -1,0 +1,346 @@
+# SPDX-License-Identifier: Apache-2.0
+"""MFMA (AMD matrix core) GEMM schedules for gfx90a/gfx942, built with TVM 0.27's own intrinsics.
+
+Read first: :func:`schedule_rocm_mfma` tensorizes a GEMM block with the ``rocm_mfma_*``
+TensorIntrins of ``tvm.s_tir.tensor_intrin.rocm`` (16x16x16 f16->f32, 16x16x4 f32, 16x16x16 s8);
+:func:`build_rocm` compiles the result. Building needs :data:`PIPELINE`, a TIR pipeline that works
+around two ``LowerWarpMemory`` bugs of 0.27 (both fixed on apache/tvm main):
+
+* it lowers only the first ``warp`` allocation of a scope per run, and an MFMA GEMM has three
+  (A, B and C fragments); the rest reach codegen as ``warp`` and fail with "Can only allocate
+  shared or local memory inside kernel". The pipeline runs the pass until nothing changes.
+* it does not see through ``CommonSubexprElim``'s let-bound ``threadIdx.x`` products ("require
+  positive constant coefficient on warp index"), so the pipeline turns CSE off (LLVM redoes it).
+
+Numerics are NOT verified: there is no AMD GPU here. Tests check that the kernels build for
+gfx942/gfx90a and that the assembly contains ``v_mfma``; the intrinsics' fragment layouts are
+upstream's. Schedule layout: one 64-lane wavefront per ``threadIdx.y``, ``warps_m x warps_n``
+wavefronts per workgroup, each owning ``tiles_m x tiles_n`` 16x16 accumulator tiles; A and B go
+global -> shared (per K step of ``k_chunk`` MFMA K-tiles) -> registers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+
+import tvm
+import tvm_ffi
+from tvm.s_tir import Schedule
+from tvm.s_tir.schedule import ExprRV, SBlockRV
+
+from .. import config
+
+#: Name of the TIR pipeline registered by this module (pass it as ``tvm.compile(tir_pipeline=)``).
+PIPELINE = "autokernel_rocm_mfma"
+WAVE = 64
+Size = int | ExprRV | None
+
+
+@dataclass(frozen=True)
+class MfmaIntrins:
+    """The TensorIntrin names and fragment layouts for one input dtype."""
+
+    k: int
+    vec: int
+    load_a: str
+    load_b: str
+    load_b_trans: str
+    compute: str
+    fill: str
+    store: str
+
+
+_INTRINS = {
+    "float16": MfmaIntrins(
+        16, 8, "rocm_mfma_load_16x16_a_shared_f16", "rocm_mfma_load_b_16x16_shared_f16",
+        "autokernel_rocm_mfma_load_b_trans_16x16_shared_f16", "rocm_mfma_f16f16f32",
+        "ROCM_mfma_fill_16x16_f32", "rocm_mfma_store_16x16_f32",
+    ),
+    "float32": MfmaIntrins(
+        4, 4, "rocm_mfma_load_16x4_a_shared_f32", "rocm_mfma_load_b_16x4_shared_f32",
+        "autokernel_rocm_mfma_load_b_trans_16x4_shared_f32", "rocm_mfma_f32f32f32",
+        "ROCM_mfma_fill_16x16_f32", "rocm_mfma_store_16x16_f32",
+    ),
+    "int8": MfmaIntrins(
+        16, 16, "rocm_mfma_load_16x16_a_shared_s8", "rocm_mfma_load_b_16x16_shared_s8",
+        "autokernel_rocm_mfma_load_b_trans_16x16_shared_s8", "rocm_mfma_s8s8s32",
+        "ROCM_mfma_fill_16x16_i32", "rocm_mfma_store_16x16_s32",
+    ),
+}  # fmt: skip
+#: int8 uses ``llvm.amdgcn.mfma.i32.16x16x16i8``, which gfx940+ dropped (gfx90a only).
+INT8_ARCHES = ("gfx908", "gfx90a")
+
+
+class MfmaScheduleError(ValueError):
+    """The block is not a GEMM this schedule handles; the message says why."""
+
+
+@dataclass(frozen=True)
+class MfmaBlocks:
+    """What :func:`schedule_rocm_mfma` made: the sizes used (ints or sampled ExprRVs) and blocks."""
+
+    warps_m: int | ExprRV
+    warps_n: int | ExprRV
+    tiles_m: int | ExprRV
+    tiles_n: int | ExprRV
+    k_chunk: int | ExprRV
+    update: SBlockRV
+    init: SBlockRV
+
+
+def register_intrins() -> None:
+    """Register TVM's rocm intrinsics and the transposed-B loads TVM lacks (idempotent, slow).
+
+    Importing ``tvm.s_tir.tensor_intrin`` takes 15-45 s (it parses every target's intrinsics),
+    so this runs lazily, in the process that schedules; builders do not need it.
+    """
+    from tvm.s_tir import TensorIntrin
+    from tvm.s_tir.tensor_intrin import rocm
+
+    for dtype, names in _INTRINS.items():
+        if TensorIntrin.get(names.load_b_trans, allow_missing=True) is None:
+            intrin = rocm.get_mfma_load_intrin(names.k, dtype, "shared", is_b=True, transposed=True)
+            TensorIntrin.register(names.load_b_trans, *intrin)
+
+
+def _layouts(k: int, b_trans: bool):
+    """Index maps (logical (row, col) -> (tile_r, tile_c, lane, reg)) of the A, B, C fragments."""
+    from tvm.s_tir.tensor_intrin import rocm
+
+    if k == 16:
+        lay_a, lay_b = rocm.shared_16x16_to_local_64x4_layout_A, rocm.shared_16x16_to_local_64x4_layout_B
+    else:
+        lay_a, lay_b = rocm.shared_16x4_to_local_64x1_layout_A, rocm.shared_4x16_to_local_64x1_layout_B
+    # B^T (n, k) lands in the same registers as B (k, n): lane n + 16 * (k // 4), as A does.
+    b_rows, b_cols, lay_b = (16, k, lay_a) if b_trans else (k, 16, lay_b)
+
+    def tiled(lay, rows, cols):
+        def index_map(i, j):
+            lane, reg = lay(i % rows, j % cols)  # the 64x1 layouts return a Python 0 as reg
+            return i // rows, j // cols, lane, tvm.tirx.const(reg, "int32") if reg == 0 else reg
+
+        return index_map
+
+    lay_c = rocm.shared_16x16_to_local_64x4_layout_C
+    return tiled(lay_a, 16, k), tiled(lay_b, b_rows, b_cols), tiled(lay_c, 16, 16)
+
+
+def _gemm_operands(sch: Schedule, block: SBlockRV):
+    """(dtype, b_trans) of a ``C[i, j] += A[i, k] * B[k, j] (or B[j, k])`` block, validated."""
+    stmt = sch.get(block)
+    if len(stmt.iter_vars) != 3 or [int(v.iter_type) for v in stmt.iter_vars] != [0, 0, 2]:
+        raise MfmaScheduleError(f"block {stmt.name_hint!r} is not a 2-D GEMM (i, j spatial, k red)")
+    vi, vj, vk = (v.var for v in stmt.iter_vars)
+    out = stmt.writes[0].source
+    ins = [r for r in stmt.reads if not r.source.same_as(out)]
+    if len(ins) != 2:
+        raise MfmaScheduleError(f"block {stmt.name_hint!r} must read exactly two inputs")
+    starts = [[rng.min for rng in r.region] for r in ins]
+    if not (starts[0][0].same_as(vi) and starts[0][1].same_as(vk)):
+        raise MfmaScheduleError("the first input must be read as A[i, k]")
+    b_trans = starts[1][0].same_as(vj) and starts[1][1].same_as(vk)
+    if not b_trans and not (starts[1][0].same_as(vk) and starts[1][1].same_as(vj)):
+        raise MfmaScheduleError("the second input must be read as B[k, j] or B[j, k]")
+    dtype, acc = str(ins[0].source.dtype), str(out.dtype)
+    want = {"float16": "float32", "float32": "float32", "int8": "int32"}
+    if want.get(dtype) != acc or str(ins[1].source.dtype) != dtype:
+        raise MfmaScheduleError(f"no MFMA intrinsic for {dtype} x {ins[1].source.dtype} -> {acc}")
+    return dtype, b_trans
+
+
+def _split_sampled(sch, loop, inner: Size, max_inner: int):
+    """Split ``loop`` into (outer, inner); a None ``inner`` is drawn with sample_perfect_tile."""
+    if inner is None:
+        inner = sch.sample_perfect_tile(loop, n=2, max_innermost_factor=max_inner)[1]
+    elif isinstance(inner, int):
+        extent = int(sch.get(loop).extent)
+        if inner <= 0 or extent % inner:
+            raise MfmaScheduleError(f"size {inner} does not divide the {extent} MFMA tiles")
+    outer, inner_loop = sch.split(loop, [None, inner])
+    return outer, inner_loop, inner
+
+
+def schedule_rocm_mfma(
+    sch: Schedule,
+    block: SBlockRV | str = "C",
+    *,
+    warps_m: Size = None,
+    warps_n: Size = None,
+    tiles_m: Size = None,
+    tiles_n: Size = None,
+    k_chunk: Size = None,
+    max_warps: int = 4,
+    max_tiles: int = 4,
+    max_k_chunk: int = 4,
+) -> MfmaBlocks:
+    """Tensorize a GEMM block with MFMA 16x16xK intrinsics (K = 16 for f16/s8, 4 for f32).
+
+    Parameters
+    ----------
+    sch : Schedule
+        Schedule holding the GEMM; changed in place.
+    block : SBlockRV or str
+        The reduction block ``C[i, j] += A[i, k] * B[k, j]`` (or ``B[j, k]``); f16 x f16 -> f32,
+        f32 x f32 -> f32 or s8 x s8 -> s32 (gfx90a only). M, N must be multiples of 16, K of K.
+    warps_m, warps_n : int, ExprRV or None
+        Wavefronts per workgroup along M / N (``threadIdx.y`` = ``warps_m * warps_n``).
+    tiles_m, tiles_n : int, ExprRV or None
+        16x16 accumulator tiles per wavefront along M / N.
+    k_chunk : int, ExprRV or None
+        MFMA K-steps staged in shared memory per outer K iteration.
+    max_warps, max_tiles, max_k_chunk : int
+        Bounds used when a size is None: it is then drawn with ``sch.sample_perfect_tile`` (tiles
+        and k_chunk first, then warps from what is left), so MetaSchedule mutators can tune it.
+        Ints must divide the tile counts; ExprRVs must be valid factors of them.
+
+    Returns
+    -------
+    MfmaBlocks
+        The sizes as used and the update / init blocks. Numerics are not verified (no AMD GPU).
+    """
+    register_intrins()
+    block = sch.get_sblock(block) if isinstance(block, str) else block
+    dtype, b_trans = _gemm_operands(sch, block)
+    intr = _INTRINS[dtype]
+    i, j, k = sch.get_loops(block)[-3:]
+    for loop, step, name in ((i, 16, "M"), (j, 16, "N"), (k, intr.k, "K")):
+        if int(sch.get(loop).extent) % step:
+            raise MfmaScheduleError(f"{name}={sch.get(loop).extent} is not a multiple of {step}")
+    i, i_tc = sch.split(i, [None, 16])
+    j, j_tc = sch.split(j, [None, 16])
+    k, k_tc = sch.split(k, [None, intr.k])
+    sch.reorder(i, j, k, i_tc, j_tc, k_tc)
+    outer = sch.blockize(i_tc)
+
+    i, i2, tiles_m = _split_sampled(sch, i, tiles_m, max_tiles)
+    i0, i1, warps_m = _split_sampled(sch, i, warps_m, max_warps)
+    j, j2, tiles_n = _split_sampled(sch, j, tiles_n, max_tiles)
+    j0, j1, warps_n = _split_sampled(sch, j, warps_n, max_warps)
+    k0, k1, k_chunk = _split_sampled(sch, k, k_chunk, max_k_chunk)
+    sch.reorder(i0, j0, i1, j1, k0, k1, i2, j2)
+    sch.bind(sch.fuse(i0, j0), "blockIdx.x")
+    warp = sch.fuse(i1, j1)
+    sch.bind(warp, "threadIdx.y")
+
+    for index in (0, 1):  # cooperative global -> shared copy, one vector per lane
+        copy = sch.cache_read(outer, index, "shared")
+        sch.compute_at(copy, k0)
+        fused = sch.fuse(*sch.get_loops(copy)[-2:])
+        _, wm, wn, lane, vec = sch.split(fused, [None, warps_m, warps_n, WAVE, intr.vec])
+        sch.bind(sch.fuse(wm, wn), "threadIdx.y")
+        sch.bind(lane, "threadIdx.x")
+        sch.vectorize(vec)
+
+    a_frag = sch.cache_read(outer, 0, "warp")
+    b_frag = sch.cache_read(outer, 1, "warp")
+    sch.compute_at(a_frag, k1)
+    sch.compute_at(b_frag, k1)
+    c_frag = sch.cache_write(outer, 0, "warp")
+    sch.reverse_compute_at(c_frag, warp)
+    ii, jj = sch.get_loops(c_frag)[-2:]
+    io, ii = sch.split(ii, [None, 16])
+    jo, jj = sch.split(jj, [None, 16])
+    sch.reorder(io, jo, ii, jj)
+    init = sch.decompose_reduction(outer, k0)
+
+    def fragment(frag, rows, cols):
+        r, c = sch.get_loops(frag)[-2:]
+        r0, r1 = sch.split(r, [None, rows])
+        c0, c1 = sch.split(c, [None, cols])
+        sch.reorder(r0, c0, r1, c1)
+        return r1
+
+    loop_a = fragment(a_frag, 16, intr.k)
+    loop_b = fragment(b_frag, *((16, intr.k) if b_trans else (intr.k, 16)))
+    map_a, map_b, map_c = _layouts(intr.k, b_trans)
+    sch.transform_layout(a_frag, ("write", 0), map_a)
+    sch.transform_layout(b_frag, ("write", 0), map_b)
+    sch.transform_layout(c_frag, ("read", 0), map_c)
+    sch.tensorize(loop_a, intr.load_a)
+    sch.tensorize(loop_b, intr.load_b_trans if b_trans else intr.load_b)
+    sch.tensorize(sch.get_loops(block)[-3], intr.compute)
+    sch.tensorize(sch.get_loops(sch.get_child_blocks(init)[0])[-2], intr.fill)
+    sch.tensorize(sch.get_loops(c_frag)[-2], intr.store)
+    return MfmaBlocks(warps_m, warps_n, tiles_m, tiles_n, k_chunk, block, init)
+
+
+# ------------------------------------------------------------------------------------------
+# Building
+
+
+def _lower_all_warp_memory(mod: tvm.IRModule) -> tvm.IRModule:
+    """Run LowerWarpMemory until it changes nothing (0.27 lowers one warp buffer per run)."""
+    lower = tvm.tirx.transform.LowerWarpMemory()
+    for _ in range(64):
+        new = lower(mod)
+        if tvm_ffi.structural_equal(new, mod):
+            return new
+        mod = new
+    raise RuntimeError("LowerWarpMemory did not converge after 64 runs")
+
+
+def _mfma_pipeline():
+    base, finalize_host, finalize_device = tvm.tirx.get_tir_pipeline("s_tir")
+
+    @tvm.transform.module_pass(opt_level=0, name="autokernel.RocmMfmaPipeline")
+    def _pipeline(mod: tvm.IRModule, ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        cfg = {**ctx.config, "tirx.disable_cse_tir": True}
+        with tvm.transform.PassContext(opt_level=ctx.opt_level, config=cfg):
+            mod = base(mod)
+        return _lower_all_warp_memory(mod)
+
+    return _pipeline, finalize_host, finalize_device
+
+
+tvm.tirx.compilation_pipeline.register_tir_pipeline(PIPELINE, _mfma_pipeline)
+
+
+def build_rocm(mod: tvm.IRModule, target: tvm.target.Target):
+    """Compile a scheduled module for a ROCm target with :data:`PIPELINE` (sets ROCM_PATH)."""
+    os.environ.setdefault("ROCM_PATH", config.rocm_path())
+    with tvm.transform.PassContext(opt_level=3):
+        return tvm.compile(mod, target=target, tir_pipeline=PIPELINE)
+
+
+def device_asm(exe) -> str:
+    """The AMDGPU assembly of a built executable's ``hip`` device module."""
+    for sub in exe.mod.imports:
+        if sub.kind == "hip":
+            return sub.inspect_source("asm")
+    raise RuntimeError("executable has no hip device module")
+
+
+# ------------------------------------------------------------------------------------------
+# Toolchain
+
+
+def rocm_toolchain_problem() -> str | None:
+    """Why AMDGPU code cannot be linked here (a message naming the fix), or None when it can.
+
+    Checks what ``tvm.support.rocm`` will use: the ``ld.lld`` it picks first (needs LLVM >= 19
+    for code object v6) and the ``ocml``/``ockl`` bitcode under ``$ROCM_PATH/amdgcn/bitcode``
+    (``ROCM_PATH`` defaults to ``AUTOKERNEL_ROCM_PATH`` or Debian's location).
+    """
+    fix = (
+        "install the toolchain with `apt-get install rocm-device-libs lld-22` (or run "
+        f"`bash .ci/rocm-setup.sh`) and set ROCM_PATH={config.ROCM_DEBIAN_PATH}"
+    )
+    root = os.environ.get("ROCM_PATH") or config.rocm_path()
+    bitcode = os.path.join(root, "amdgcn", "bitcode")
+    missing = [n for n in ("ocml", "ockl") if not os.path.exists(os.path.join(bitcode, n + ".bc"))]
+    if missing:
+        return f"ROCm device-library bitcode {missing} not found under {bitcode}: {fix}"
+    from tvm.support.rocm import find_lld
+
+    linkers = find_lld(required=False)
+    if not linkers:
+        return f"ld.lld not found: {fix}"
+    out = subprocess.run([linkers[0], "--version"], capture_output=True, text=True).stdout
+    match = re.search(r"LLD (\d+)", out)
+    if not match or int(match.group(1)) < 19:
+        found = match.group(1) if match else "of unknown version"
+        return f"{linkers[0]} is LLD {found}; gfx9 code object v6 needs LLD >= 19: {fix}"
+    return None

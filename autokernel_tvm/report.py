@@ -1,0 +1,58 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Run reports: the JSON summary, the tuning-curve PNG and the one-screen text summary."""
+
+from __future__ import annotations
+
+import json
+import os
+
+
+def write_json(path: str, data: dict) -> str:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(data, f, indent=1, default=str)
+    return path
+
+
+def plot_curve(path: str, curve: list, title: str, baseline: float | None = None) -> str:
+    """Best TFLOP/s after each trial, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
+    ax.plot(range(1, len(curve) + 1), curve, drawstyle="steps-post", label="best so far")
+    if baseline:
+        ax.axhline(baseline, color="gray", linestyle="--", label="baseline")
+    ax.set_xlabel("trials")
+    ax.set_ylabel("TFLOP/s")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def summary_lines(summary: dict) -> list[str]:
+    """A few lines a person reads at the end of a run."""
+    wl = summary["workload"]
+    lines = [
+        f"workload   {wl['name']}  ({wl['layout']}, {wl['flops'] / 1e9:.3g} GFLOP)",
+        f"target     {summary['target']} {summary.get('arch') or ''}  space={summary['space']}",
+        f"best       {summary['best_latency_us']:.2f} us  =  {summary['tflops']:.4g} TFLOP/s",
+        f"trials     {summary['trials']} in {summary['tune_seconds']:.0f} s",
+    ]
+    failures = summary.get("failures") or {}
+    if failures:
+        lines.append(f"failures   {sum(failures.values())}:")
+        for reason, count in sorted(failures.items(), key=lambda kv: -kv[1]):
+            lines.append(f"  {count:5d}  {reason}")
+    else:
+        lines.append("failures   none")
+    verify = summary.get("verify") or {}
+    if verify:
+        lines.append(f"verified   {len(verify['checks'])} checks passed")
+    return lines

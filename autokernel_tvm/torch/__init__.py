@@ -1,0 +1,12 @@
+# SPDX-License-Identifier: Apache-2.0
+"""PyTorch integration: load an exported kernel library as ``torch.ops.autokernel.*`` ops.
+
+Example::
+
+    lib = autokernel_tvm.torch.load("gemm.so")  # checks the manifest's sha256
+    out = torch.ops.autokernel.gemm_nt_M64_N48_K32_float32(a, b)  # or lib.<name>(a, b)
+"""
+
+from .loader import KernelLibrary, KernelSpec, LibraryError, load, registered_kernels
+
+__all__ = ["KernelLibrary", "KernelSpec", "LibraryError", "load", "registered_kernels"]

@@ -1,0 +1,72 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The PyTorch expression of each op: the baseline a kernel is benchmarked against.
+
+Each baseline computes in the inputs' dtype, as a PyTorch user would write it (on a GPU,
+``torch.matmul`` is cuBLAS and ``conv2d`` is cuDNN), and returns its output in the kernel's
+layout. conv2d runs on channels-last views: NHWC data is an NCHW tensor in channels_last memory,
+and the KRSC weight permuted to KCRS is channels_last as well, so no copy is timed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+_ACTS = {"": lambda x: x, "relu": torch.relu, "gelu": F.gelu}
+
+
+def make_baseline(entry: dict, inputs: Sequence[torch.Tensor]) -> Callable[[], torch.Tensor]:
+    """A no-argument callable computing the kernel's op on ``inputs`` with PyTorch.
+
+    Parameters
+    ----------
+    entry : dict
+        The kernel's manifest entry (or ``Workload.to_json()``): ``op`` and ``shape`` are used.
+    inputs : sequence of torch.Tensor
+        The kernel's inputs, in its argument order and layout.
+
+    Returns
+    -------
+    callable
+        ``fn()`` returns the output in the kernel's output layout (possibly a view).
+    """
+    op = entry["op"]
+    if op == "gemm":
+        a, b = inputs
+        return lambda: torch.matmul(a, b)
+    if op == "gemm_nt":
+        a, b = inputs
+        bt = b.T
+        return lambda: a @ bt
+    if op == "batch_gemm":
+        a, b = inputs
+        return lambda: torch.bmm(a, b)
+    if op == "batch_gemm_nt":
+        a, b = inputs
+        bt = b.transpose(1, 2)
+        return lambda: torch.bmm(a, bt)
+    if op.startswith("gemm_bias"):
+        a, w, bias = inputs
+        act = _ACTS[op[len("gemm_bias_") :] if op != "gemm_bias" else ""]
+        return lambda: act(F.linear(a, w, bias))
+    if op == "conv2d_nhwc":
+        data, weight = inputs
+        stride, pad = entry["shape"][7], entry["shape"][8]
+        x = data.permute(0, 3, 1, 2)  # NCHW view, channels_last memory
+        w = weight.permute(0, 3, 1, 2)  # KRSC -> KCRS view, channels_last memory
+        return lambda: F.conv2d(x, w, stride=stride, padding=pad).permute(0, 2, 3, 1)
+    raise KeyError(f"no torch baseline for op {op!r}")
+
+
+def max_rel_error(got: torch.Tensor, want: torch.Tensor) -> float:
+    """``max|got - want| / max|want|`` in float64 (a normwise relative error).
+
+    Elementwise relative error is meaningless where ``want`` is near zero (GEMM outputs cross
+    zero), so the error is scaled by the largest output magnitude instead.
+    """
+    got64, want64 = got.detach().double().cpu(), want.detach().double().cpu()
+    scale = want64.abs().max().item()
+    err = (got64 - want64).abs().max().item()
+    return err / scale if scale > 0 else err

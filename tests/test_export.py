@@ -1,0 +1,125 @@
+# SPDX-License-Identifier: Apache-2.0
+"""export(): one .so with every kernel, a manifest beside it, and refusal of unverified kernels."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tvm
+from conftest import GEMM_BIAS_RELU, GEMM_NT, GEMM_NT_BF16, make_result
+
+from autokernel_tvm.export import ExportError, export, load_manifest
+from autokernel_tvm.workloads import Workload
+
+
+def test_manifest_describes_every_kernel(cpu_lib, cpu_results):
+    manifest = load_manifest(cpu_lib)
+    assert manifest == load_manifest(cpu_lib + ".json")
+    assert manifest["format_version"] == 1
+    assert manifest["tvm_version"] == tvm.__version__ and manifest["tvm_ffi_version"]
+    assert manifest["created"].endswith("+00:00")
+    with open(cpu_lib, "rb") as f:
+        assert manifest["sha256"] == hashlib.sha256(f.read()).hexdigest()
+    assert manifest["target"]["kind"] == "llvm" and manifest["device_code"] == "host"
+    names = [k["name"] for k in manifest["kernels"]]
+    assert names == [GEMM_NT.name, GEMM_BIAS_RELU.name, GEMM_NT_BF16.name]
+    kernel = manifest["kernels"][1]
+    assert kernel["op"] == "gemm_bias_relu" and kernel["layout"] == "A@B.T"
+    assert [a["shape"] for a in kernel["inputs"]] == [[64, 32], [48, 32], [48]]
+    assert kernel["output"] == {"name": "out", "shape": [64, 48], "dtype": "float32"}
+    assert kernel["latency_us"] == pytest.approx(100.0)
+    assert kernel["tflops"] == pytest.approx(cpu_results[1].tflops)
+    assert kernel["verify"]["passed"] and "determinism" in kernel["verify"]["checks"]
+    assert manifest["kernels"][2]["inputs"][0]["dtype"] == "bfloat16"
+
+
+def test_library_holds_every_kernel_under_its_name(cpu_lib):
+    lib = tvm.runtime.load_module(cpu_lib)
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((64, 32)).astype("float32")
+    b = rng.standard_normal((48, 32)).astype("float32")
+    bias = rng.standard_normal(48).astype("float32")
+    out = tvm.runtime.tensor(np.zeros((64, 48), "float32"))
+    lib[GEMM_BIAS_RELU.name](*(tvm.runtime.tensor(x) for x in (a, b, bias)), out)
+    want = np.maximum(a.astype("f8") @ b.astype("f8").T + bias, 0)
+    np.testing.assert_allclose(out.numpy(), want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(AttributeError, match="no function 'main'"):
+        lib["main"]  # renamed to the workload name
+
+
+def test_unverified_result_is_refused(tmp_path):
+    path = str(tmp_path / "x.so")
+    with pytest.raises(ExportError, match="without a verify report"):
+        export(make_result(GEMM_NT, run_verify=False), path)
+    assert not os.path.exists(path)
+
+
+def test_result_that_failed_verify_is_refused(tmp_path):
+    # A gemm (A@B) kernel checked as gemm_nt (A@B.T) at a square shape: right shapes, wrong values.
+    nt = Workload("gemm_nt", (16, 16, 16))
+    wrong = dataclasses.replace(
+        make_result(Workload("gemm", (16, 16, 16)), verify_as=nt), workload=nt
+    )
+    assert not wrong.verify["passed"]
+    with pytest.raises(ExportError, match="failed verify"):
+        export([wrong], str(tmp_path / "x.so"))
+
+
+def test_mixed_targets_and_duplicate_names_are_refused(tmp_path, cpu_results):
+    with pytest.raises(ExportError, match="duplicate"):
+        export([cpu_results[0], cpu_results[0]], str(tmp_path / "x.so"))
+    cuda = dataclasses.replace(cpu_results[1], target="cuda", arch="sm_90a")
+    with pytest.raises(ExportError, match="one target"):
+        export([cpu_results[0], cuda], str(tmp_path / "x.so"))
+    with pytest.raises(ExportError, match="empty"):
+        export([], str(tmp_path / "x.so"))
+
+
+def test_single_result_and_reexport_replace_library_and_manifest(tmp_path, cpu_results):
+    path = str(tmp_path / "one.so")
+    first = export(cpu_results[0], path)
+    second = export(cpu_results[1], path)
+    assert [k["name"] for k in load_manifest(path)["kernels"]] == [GEMM_BIAS_RELU.name]
+    assert first["sha256"] != second["sha256"] == load_manifest(path)["sha256"]
+    assert sorted(os.listdir(tmp_path)) == ["one.so", "one.so.json"]  # no temporaries left
+
+
+def _cuda_result(workload: Workload):
+    """A gemm_nt scheduled for a GPU (one thread per output), with a stand-in verify report.
+
+    There is no GPU here to run the gate, so the report is written by hand; this test is about
+    the export mechanics, not the kernel.
+    """
+    sch = tvm.s_tir.Schedule(workload.ir_module())
+    i, j, _ = sch.get_loops(sch.get_sblock("C"))
+    bx, tx = sch.split(sch.fuse(i, j), [None, 128])
+    sch.bind(bx, "blockIdx.x")
+    sch.bind(tx, "threadIdx.x")
+    result = make_result(workload, run_verify=False)
+    report = {"workload": workload.name, "passed": True, "checks": ["stand-in"], "failures": []}
+    return dataclasses.replace(result, target="cuda", arch="sm_90a", mod=sch.mod, verify=report)
+
+
+def test_cuda_export_without_gpu_driver_gives_source_library(tmp_path):
+    w = Workload("gemm_nt", (64, 48, 32), "float16")
+    path = str(tmp_path / "cuda.so")
+    manifest = export(_cuda_result(w), path, check_nvcc=shutil.which("nvcc") is not None)
+    assert manifest["target"]["kind"] == "cuda" and manifest["target"]["arch"] == "sm_90a"
+    assert manifest["kernels"][0]["target"] == "cuda"
+    with open(path + ".json") as f:
+        assert json.load(f) == manifest
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: the library would load")
+    assert manifest["device_code"] == "cuda-source"
+    from autokernel_tvm.torch import LibraryError, load
+
+    with pytest.raises(LibraryError, match="cuda driver"):
+        load(path)

@@ -1,0 +1,63 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Real tuning on llvm: few trials, the winner verified; resume from a work dir."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tvm
+
+from autokernel_tvm.config import TuneConfig
+from autokernel_tvm.progress import count_records
+from autokernel_tvm.tuner import TuneError, Tuner
+from autokernel_tvm.workloads import Workload
+
+W = Workload("gemm_nt", (64, 64, 64))
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    work = str(tmp_path_factory.mktemp("tune"))
+    cfg = TuneConfig(target="llvm", trials=8, trials_per_iter=4, work_dir=work, space="stock")
+    return Tuner(cfg, progress=False), Tuner(cfg, progress=False).tune(W), work
+
+
+@pytest.mark.slow
+def test_stock_tuning_gives_a_verified_kernel(tuned):
+    _, result, work = tuned
+    assert result.trials == 8
+    assert 0 < result.latency_s < 1.0
+    assert result.verify["passed"] and "determinism" in result.verify["checks"]
+    assert len(result.curve) == 8 and result.curve[-1] == pytest.approx(result.tflops)
+    assert all(b >= a for a, b in zip(result.curve, result.curve[1:]))
+    with open(os.path.join(work, W.name, "report.json")) as f:
+        assert json.load(f)["trials"] == 8
+
+
+@pytest.mark.slow
+def test_winner_computes_the_right_answer(tuned):
+    tuner, result, _ = tuned
+    exe = tuner.build(result.mod)
+    a, b = W.random_inputs(np.random.default_rng(7), "normal")
+    out = tvm.runtime.tensor(np.zeros(W.output.shape, np.float32))
+    exe["main"](tvm.runtime.tensor(a), tvm.runtime.tensor(b), out)
+    np.testing.assert_allclose(out.numpy(), a.astype("f8") @ b.astype("f8").T, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_rerun_resumes_instead_of_starting_over(tuned):
+    _, first, work = tuned
+    db_dir = os.path.join(work, W.name, "stock")
+    assert count_records(db_dir) == 8
+    more = TuneConfig(target="llvm", trials=12, trials_per_iter=4, work_dir=work, space="stock")
+    again = Tuner(more, progress=False).tune(W)
+    assert count_records(db_dir) == 12  # 4 new trials, not 12
+    assert again.trials == 12
+    assert again.latency_s <= first.latency_s * 1.5  # the old records still count
+
+
+def test_cuda_tuning_without_gpu_says_what_to_do(tmp_path):
+    cfg = TuneConfig(target="cuda", arch="sm_90a", trials=4, work_dir=str(tmp_path))
+    with pytest.raises(TuneError, match="--build-only"):
+        Tuner(cfg, progress=False).tune(Workload("gemm", (128, 128, 128), "float16"))

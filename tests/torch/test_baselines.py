@@ -1,0 +1,41 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Every op's torch baseline computes what the workload's fp64 reference computes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from autokernel_tvm.torch.baselines import make_baseline, max_rel_error
+from autokernel_tvm.workloads import OPS, Workload
+
+CASES = [
+    Workload("gemm", (8, 12, 16)),
+    Workload("gemm_nt", (8, 12, 16)),
+    Workload("batch_gemm", (3, 8, 12, 16)),
+    Workload("batch_gemm_nt", (3, 8, 12, 16)),
+    Workload("gemm_bias", (8, 12, 16)),
+    Workload("gemm_bias_relu", (8, 12, 16)),
+    Workload("gemm_bias_gelu", (8, 12, 16)),
+    Workload("conv2d_nhwc", (2, 9, 7, 4, 5, 3, 3, 2, 1)),
+]
+
+
+def test_every_op_has_a_baseline():
+    assert {w.op for w in CASES} == set(OPS)
+
+
+@pytest.mark.parametrize("workload", CASES, ids=lambda w: w.op)
+def test_baseline_matches_reference(workload):
+    arrays = workload.random_inputs(np.random.default_rng(0), "normal")
+    got = make_baseline(workload.to_json(), [torch.from_numpy(a) for a in arrays])()
+    want = torch.from_numpy(workload.reference(arrays))
+    assert tuple(got.shape) == workload.output.shape
+    assert max_rel_error(got, want) < 1e-5
+
+
+def test_max_rel_error_is_normwise():
+    want = torch.tensor([0.0, 10.0, -20.0])
+    assert max_rel_error(want + torch.tensor([1e-3, 0, 0]), want) == pytest.approx(5e-5)
+    assert max_rel_error(torch.zeros(2), torch.zeros(2)) == 0.0

@@ -1,0 +1,146 @@
+# SPDX-License-Identifier: Apache-2.0
+"""autokernel_tvm.torch.load: checked calls into exported kernels as torch custom ops."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+
+import pytest
+import torch
+from conftest import GEMM_BIAS_RELU, GEMM_NT, GEMM_NT_BF16
+
+import autokernel_tvm.torch as ak_torch
+from autokernel_tvm.export import export, load_manifest
+from autokernel_tvm.torch import KernelSpec, LibraryError
+
+NT, RELU, BF16 = GEMM_NT.name, GEMM_BIAS_RELU.name, GEMM_NT_BF16.name
+
+
+@pytest.fixture(scope="module")
+def lib(cpu_lib):
+    return ak_torch.load(cpu_lib)
+
+
+def _inputs(workload, dtype=torch.float32):
+    gen = torch.Generator().manual_seed(0)
+    return [torch.randn(a.shape, generator=gen).to(dtype) for a in workload.inputs]
+
+
+def test_kernels_are_torch_ops_matching_torch(lib):
+    a, b = _inputs(GEMM_NT)
+    out = getattr(torch.ops.autokernel, NT)(a, b)
+    torch.testing.assert_close(out, a @ b.T, rtol=1e-5, atol=1e-5)
+    assert lib[NT] is getattr(lib, NT) is getattr(torch.ops.autokernel, NT)
+    a, w, bias = _inputs(GEMM_BIAS_RELU)
+    got = lib[RELU](a, w, bias=bias)
+    torch.testing.assert_close(got, torch.relu(torch.nn.functional.linear(a, w, bias)))
+    assert lib.manifest["kernels"][0]["name"] == NT and set(lib) == {NT, RELU, BF16}
+
+
+def test_bf16_kernel_takes_torch_bfloat16(lib):
+    a, b = _inputs(GEMM_NT_BF16, torch.bfloat16)
+    out = lib[BF16](a, b)
+    assert out.dtype == torch.float32 and out.shape == (32, 16)
+    torch.testing.assert_close(out, a.float() @ b.float().T, rtol=1e-5, atol=1e-5)
+
+
+def test_torch_compile_fullgraph_traces_the_op(lib):
+    op = lib[RELU]
+
+    def model(a, w, bias):
+        return op(a, w, bias) * 2 + 1
+
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    args = _inputs(GEMM_BIAS_RELU)
+    torch.testing.assert_close(compiled(*args), model(*args))
+
+
+def test_opcheck_schema_and_fake(lib):
+    torch.library.opcheck(lib[NT].default, tuple(_inputs(GEMM_NT)))
+
+
+@pytest.mark.parametrize(
+    "change, error, message",
+    [
+        (
+            lambda a, b: (a, b[:40]),
+            ValueError,
+            r"argument 'B' has shape \(40, 32\), expected \(48, 32\)",
+        ),
+        (lambda a, b: (a.double(), b), TypeError, r"argument 'A' has dtype torch.float64"),
+        (lambda a, b: (a, b.half()), TypeError, r"argument 'B' has dtype torch.float16"),
+        (lambda a, b: (a.T.contiguous().T, b), ValueError, r"argument 'A' is not contiguous"),
+        (lambda a, b: (a, b.to("meta")), ValueError, r"argument 'B' is on meta.*expected a cpu"),
+    ],
+    ids=["shape", "dtype-A", "dtype-B", "non-contiguous", "device"],
+)
+def test_bad_arguments_raise_naming_the_argument(lib, change, error, message):
+    with pytest.raises(error, match=f"autokernel.{NT}: {message}"):
+        lib[NT](*change(*_inputs(GEMM_NT)))
+
+
+def test_cuda_kernel_refuses_cpu_tensors(cpu_lib):
+    entry = dict(load_manifest(cpu_lib)["kernels"][0], target="cuda", arch="sm_90a")
+    spec = KernelSpec(entry)
+    with pytest.raises(ValueError, match=r"argument 'A' is on cpu.*cuda \(sm_90a\).*cuda tensor"):
+        spec.check(_inputs(GEMM_NT))
+    with pytest.raises(TypeError, match="takes 2 tensors"):
+        spec.check(_inputs(GEMM_NT)[:1])
+
+
+def test_checksum_tampering_is_detected(tmp_path, cpu_lib):
+    path = str(tmp_path / "tampered.so")
+    shutil.copy(cpu_lib, path)
+    shutil.copy(cpu_lib + ".json", path + ".json")
+    with open(path, "ab") as f:
+        f.write(b"\0")
+    want = load_manifest(path)["sha256"]
+    with pytest.raises(RuntimeError, match=f"manifest says {want}, the file has [0-9a-f]{{64}}"):
+        ak_torch.load(path)
+    assert isinstance(ak_torch.load(path, verify_checksum=False), ak_torch.KernelLibrary)
+
+
+def test_loading_twice_reuses_the_ops(lib, cpu_lib, tmp_path):
+    again = ak_torch.load(cpu_lib)
+    assert again[NT] is lib[NT]
+    copy = str(tmp_path / "copy.so")  # same kernels in another file: identical entries
+    shutil.copy(cpu_lib, copy)
+    shutil.copy(cpu_lib + ".json", copy + ".json")
+    a, b = _inputs(GEMM_NT)
+    torch.testing.assert_close(ak_torch.load(copy)[NT](a, b), a @ b.T, rtol=1e-5, atol=1e-5)
+
+
+def test_same_name_from_a_different_entry_is_refused(lib, cpu_results, tmp_path):
+    other = dataclasses.replace(cpu_results[0], latency_s=5e-5)
+    path = str(tmp_path / "other.so")
+    export(other, path)
+    with pytest.raises(LibraryError, match=rf"{NT}' is already registered.*latency_us"):
+        ak_torch.load(path)
+    a, b = _inputs(GEMM_NT)  # the registered op still works
+    torch.testing.assert_close(lib[NT](a, b), a @ b.T, rtol=1e-5, atol=1e-5)
+
+
+def test_replaced_file_at_same_path_loads_new_code(tmp_path, cpu_results):
+    # dlopen of an already-open path returns the old code; the loader must not.
+    from conftest import make_result
+
+    from autokernel_tvm.workloads import Workload
+
+    path = str(tmp_path / "swap.so")
+    export(make_result(Workload("gemm_nt", (8, 8, 8))), path)
+    first = ak_torch.load(path)
+    export(make_result(Workload("gemm", (8, 8, 8))), path)
+    second = ak_torch.load(path)
+    a, b = torch.randn(8, 8), torch.randn(8, 8)
+    torch.testing.assert_close(first.names and first[first.names[0]](a, b), a @ b.T)
+    torch.testing.assert_close(second[second.names[0]](a, b), a @ b)
+    assert os.path.exists(path)
+
+
+def test_unknown_kernel_lists_known_names(lib):
+    with pytest.raises(KeyError, match=NT):
+        lib["nope"]
+    with pytest.raises(AttributeError, match=NT):
+        _ = lib.nope

@@ -1,0 +1,79 @@
+# SPDX-License-Identifier: Apache-2.0
+import numpy as np
+import pytest
+import tvm
+
+from autokernel_tvm.targets import make_target
+from autokernel_tvm.workloads import OPS, Workload, WorkloadError
+
+CASES = [
+    Workload("gemm", (32, 24, 16)),
+    Workload("gemm_nt", (32, 24, 16), "float16"),
+    Workload("batch_gemm", (2, 16, 8, 24), "bfloat16"),
+    Workload("batch_gemm_nt", (3, 8, 16, 8), "float16", "float16"),
+    Workload("gemm_bias", (16, 32, 8)),
+    Workload("gemm_bias_relu", (16, 32, 8), "float16"),
+    Workload("gemm_bias_gelu", (16, 32, 8), "bfloat16"),
+    Workload("conv2d_nhwc", (2, 9, 9, 8, 16, 3, 3, 2, 1)),
+    Workload("conv2d_nhwc", (1, 6, 6, 4, 8, 1, 1, 1, 0), "float16"),
+]
+
+
+@pytest.mark.parametrize("workload", CASES, ids=lambda w: w.name)
+def test_untuned_kernel_matches_fp64_reference(workload):
+    exe = tvm.compile(workload.ir_module(), target=make_target("llvm"))
+    rng = np.random.default_rng(1)
+    inputs = workload.random_inputs(rng, "normal")
+    out = tvm.runtime.tensor(np.zeros(workload.output.shape, dtype=_np(workload.out_dtype)))
+    exe["main"](*[tvm.runtime.tensor(a) for a in inputs], out)
+    ref = workload.reference(inputs)
+    rel = np.linalg.norm(out.numpy().astype(np.float64) - ref) / np.linalg.norm(ref)
+    assert rel < (1e-6 if workload.out_dtype == "float32" else 1e-2)
+
+
+def _np(dtype):
+    from autokernel_tvm.workloads import np_dtype
+
+    return np_dtype(dtype)
+
+
+def test_flops_and_names():
+    w = Workload("gemm_nt", (4096, 4096, 4096), "float16")
+    assert w.flops == 2 * 4096**3
+    assert w.name == "gemm_nt_M4096_N4096_K4096_float16"
+    assert [a.shape for a in w.inputs] == [(4096, 4096), (4096, 4096)]
+    assert w.output.dtype == "float32"
+    conv = Workload("conv2d_nhwc", (1, 56, 56, 64, 64, 3, 3, 1, 1))
+    assert conv.output.shape == (1, 56, 56, 64)
+    assert conv.flops == 2 * 56 * 56 * 64 * 64 * 9
+    assert Workload.from_json(conv.to_json()) == conv
+
+
+def test_every_op_has_a_case():
+    assert {w.op for w in CASES} == set(OPS)
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (("matmul", (4, 4, 4)), "unknown op"),
+        (("gemm", (4, 4)), "takes shape M,N,K"),
+        (("gemm", (4, 0, 4)), "N must be positive"),
+        (("gemm", (4, 4, 4), "int4"), "dtype must be one of"),
+    ],
+)
+def test_bad_workloads_are_rejected_with_reason(args, match):
+    with pytest.raises(WorkloadError, match=match):
+        Workload(*args)
+
+
+def test_input_kinds_are_fresh_and_distinct():
+    w = Workload("gemm", (16, 16, 64), "float16")
+    rng = np.random.default_rng(0)
+    a1 = w.random_inputs(rng, "normal")[0]
+    a2 = w.random_inputs(rng, "normal")[0]
+    assert not np.array_equal(a1, a2)
+    large = w.random_inputs(rng, "large")[0].astype(np.float64)
+    assert np.abs(large).max() > 10 * np.abs(a1.astype(np.float64)).max()
+    edge = w.random_inputs(rng, "edge")[0]
+    assert np.count_nonzero(edge[:-1, :-1]) == 0 and np.count_nonzero(edge[-1]) > 0
