@@ -24,6 +24,7 @@ import json
 import math
 import os
 import tempfile
+
 import tvm
 
 from . import builder as build_lib
@@ -82,8 +83,8 @@ def export(results, path: str | os.PathLike, *, check_nvcc: bool = False) -> dic
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    # Write next to the destination, then rename: a failed export never leaves a library that
-    # disagrees with its manifest.
+    # Write next to the destination, then rename: a failed export never clobbers a library, and
+    # a crash between the .so and the manifest shows up as a checksum mismatch at load.
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
     os.close(fd)
     try:

@@ -7,6 +7,7 @@ import importlib.util
 import os
 
 import pytest
+import torch
 
 from autokernel_tvm import results
 from autokernel_tvm.results import ResultSchemaError, append_result, read_results
@@ -90,10 +91,15 @@ def test_device_short_names(full, short):
     assert results.device_short_name(full) == short
 
 
-def test_bench_runs_end_to_end_on_cpu(bench, cpu_lib, tmp_path, capsys):
+def test_bench_runs_end_to_end_on_cpu(bench, cpu_lib, tmp_path, capsys, monkeypatch):
     out = tmp_path / "results"
     argv = [cpu_lib, "--warmup-ms", "2", "--rep-ms", "10", "--results-dir", str(out)]
-    assert bench.main([*argv, "--trials", "7"]) == 0
+    monkeypatch.setenv("TVM_NUM_THREADS", "")  # restored after the test, like torch's threads
+    threads = torch.get_num_threads()
+    try:
+        assert bench.main([*argv, "--trials", "7", "--cpu-threads", "1"]) == 0
+    finally:
+        torch.set_num_threads(threads)
     printed = capsys.readouterr()
     assert "WARNING" not in printed.err
     rows = read_results(out / "cpu.jsonl")
@@ -105,9 +111,15 @@ def test_bench_runs_end_to_end_on_cpu(bench, cpu_lib, tmp_path, capsys):
     for row in rows:
         results.validate_row(row)
         assert row["device"] == "cpu" and row["baseline"] == "torch" and row["target"] == "llvm"
-        assert row["trials"] == 7 and row["tune_seconds"] == 0.0 and row["impl"] == "untuned"
+        assert (
+            row["cpu_threads"] == 1
+            and row["trials"] == 7
+            and row["tune_seconds"] == 0.0
+            and row["impl"] == "untuned"
+        )
         assert row["ratio"] == pytest.approx(row["tflops"] / row["baseline_tflops"])
         assert row["latency_us"] > 0 and row["baseline_latency_us"] > 0
+        assert 0 < row["kernel_only_latency_us"]
         assert row["max_rel_error"] < (1e-5 if row["dtype"] == "float32" else 1e-2)
         assert row["command"].startswith("python ") and "--rep-ms 10" in row["command"]
     assert rows[2]["dtype"] == "bfloat16" and rows[0]["shape"] == [64, 48, 32]

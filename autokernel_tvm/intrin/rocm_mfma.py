@@ -1,22 +1,18 @@
 # SPDX-License-Identifier: Apache-2.0
-"""MFMA (AMD matrix core) GEMM schedules for gfx90a/gfx942, built with TVM 0.27's own intrinsics.
+"""MFMA (AMD matrix core) GEMM schedules for gfx942/gfx90a with TVM 0.27's ``rocm_mfma_*`` intrins.
 
-Read first: :func:`schedule_rocm_mfma` tensorizes a GEMM block with the ``rocm_mfma_*``
-TensorIntrins of ``tvm.s_tir.tensor_intrin.rocm`` (16x16x16 f16->f32, 16x16x4 f32, 16x16x16 s8);
-:func:`build_rocm` compiles the result. Building needs :data:`PIPELINE`, a TIR pipeline that works
-around two ``LowerWarpMemory`` bugs of 0.27 (both fixed on apache/tvm main):
+Read first: :func:`schedule_rocm_mfma` tensorizes a GEMM block (16x16x16 f16->f32, 16x16x4 f32,
+16x16x16 s8 on gfx90a); :func:`build_rocm` compiles it with :data:`PIPELINE`, a TIR pipeline that
+works around two ``LowerWarpMemory`` bugs of 0.27 (fixed on apache/tvm main). (1) It lowers one
+``warp`` allocation per scope per run; an MFMA GEMM has three (A, B, C fragments) and the rest
+fail in codegen ("Can only allocate shared or local memory inside kernel"): the pipeline repeats
+the pass. (2) It cannot see ``threadIdx.x`` through CSE's let-bound temporaries ("require positive
+constant coefficient on warp index"): the pipeline turns CSE off.
 
-* it lowers only the first ``warp`` allocation of a scope per run, and an MFMA GEMM has three
-  (A, B and C fragments); the rest reach codegen as ``warp`` and fail with "Can only allocate
-  shared or local memory inside kernel". The pipeline runs the pass until nothing changes.
-* it does not see through ``CommonSubexprElim``'s let-bound ``threadIdx.x`` products ("require
-  positive constant coefficient on warp index"), so the pipeline turns CSE off (LLVM redoes it).
-
-Numerics are NOT verified: there is no AMD GPU here. Tests check that the kernels build for
-gfx942/gfx90a and that the assembly contains ``v_mfma``; the intrinsics' fragment layouts are
-upstream's. Schedule layout: one 64-lane wavefront per ``threadIdx.y``, ``warps_m x warps_n``
-wavefronts per workgroup, each owning ``tiles_m x tiles_n`` 16x16 accumulator tiles; A and B go
-global -> shared (per K step of ``k_chunk`` MFMA K-tiles) -> registers.
+Numerics are NOT verified (no AMD GPU here): tests only check that kernels build and contain
+``v_mfma``. Layout: one 64-lane wavefront per ``threadIdx.y``, ``warps_m x warps_n`` per
+workgroup, each owning ``tiles_m x tiles_n`` 16x16 accumulator tiles; A and B go global -> shared
+(``k_chunk`` MFMA K-steps at a time) -> registers.
 """
 
 from __future__ import annotations
@@ -24,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from collections import namedtuple
 from dataclasses import dataclass
 
 import tvm
@@ -35,40 +32,28 @@ from .. import config
 
 #: Name of the TIR pipeline registered by this module (pass it as ``tvm.compile(tir_pipeline=)``).
 PIPELINE = "autokernel_rocm_mfma"
-WAVE = 64
 Size = int | ExprRV | None
 
 
-@dataclass(frozen=True)
-class MfmaIntrins:
-    """The TensorIntrin names and fragment layouts for one input dtype."""
+#: TensorIntrin names for one input dtype: MFMA K, copy vector lanes, accumulator dtype, ...
+MfmaIntrins = namedtuple("MfmaIntrins", "k vec acc load_a load_b compute fill store")
 
-    k: int
-    vec: int
-    load_a: str
-    load_b: str
-    load_b_trans: str
-    compute: str
-    fill: str
-    store: str
+
+def _trans(load_b: str) -> str:
+    """Name of the B^T (N x K) load that :func:`register_intrins` adds (TVM has none)."""
+    return f"autokernel_{load_b}_trans"
 
 
 _INTRINS = {
-    "float16": MfmaIntrins(
-        16, 8, "rocm_mfma_load_16x16_a_shared_f16", "rocm_mfma_load_b_16x16_shared_f16",
-        "autokernel_rocm_mfma_load_b_trans_16x16_shared_f16", "rocm_mfma_f16f16f32",
-        "ROCM_mfma_fill_16x16_f32", "rocm_mfma_store_16x16_f32",
-    ),
-    "float32": MfmaIntrins(
-        4, 4, "rocm_mfma_load_16x4_a_shared_f32", "rocm_mfma_load_b_16x4_shared_f32",
-        "autokernel_rocm_mfma_load_b_trans_16x4_shared_f32", "rocm_mfma_f32f32f32",
-        "ROCM_mfma_fill_16x16_f32", "rocm_mfma_store_16x16_f32",
-    ),
-    "int8": MfmaIntrins(
-        16, 16, "rocm_mfma_load_16x16_a_shared_s8", "rocm_mfma_load_b_16x16_shared_s8",
-        "autokernel_rocm_mfma_load_b_trans_16x16_shared_s8", "rocm_mfma_s8s8s32",
-        "ROCM_mfma_fill_16x16_i32", "rocm_mfma_store_16x16_s32",
-    ),
+    "float16": MfmaIntrins(16, 8, "float32", "rocm_mfma_load_16x16_a_shared_f16",
+        "rocm_mfma_load_b_16x16_shared_f16", "rocm_mfma_f16f16f32", "ROCM_mfma_fill_16x16_f32",
+        "rocm_mfma_store_16x16_f32"),
+    "float32": MfmaIntrins(4, 4, "float32", "rocm_mfma_load_16x4_a_shared_f32",
+        "rocm_mfma_load_b_16x4_shared_f32", "rocm_mfma_f32f32f32", "ROCM_mfma_fill_16x16_f32",
+        "rocm_mfma_store_16x16_f32"),
+    "int8": MfmaIntrins(16, 16, "int32", "rocm_mfma_load_16x16_a_shared_s8",
+        "rocm_mfma_load_b_16x16_shared_s8", "rocm_mfma_s8s8s32", "ROCM_mfma_fill_16x16_i32",
+        "rocm_mfma_store_16x16_s32"),
 }  # fmt: skip
 #: int8 uses ``llvm.amdgcn.mfma.i32.16x16x16i8``, which gfx940+ dropped (gfx90a only).
 INT8_ARCHES = ("gfx908", "gfx90a")
@@ -87,33 +72,29 @@ class MfmaBlocks:
     tiles_m: int | ExprRV
     tiles_n: int | ExprRV
     k_chunk: int | ExprRV
-    update: SBlockRV
     init: SBlockRV
 
 
 def register_intrins() -> None:
-    """Register TVM's rocm intrinsics and the transposed-B loads TVM lacks (idempotent, slow).
-
-    Importing ``tvm.s_tir.tensor_intrin`` takes 15-45 s (it parses every target's intrinsics),
-    so this runs lazily, in the process that schedules; builders do not need it.
-    """
+    """Register TVM's rocm intrinsics and our B^T loads (idempotent). Lazy: the import takes
+    15-100 s (it parses every target's intrinsics); only the scheduling process needs it."""
     from tvm.s_tir import TensorIntrin
     from tvm.s_tir.tensor_intrin import rocm
 
     for dtype, names in _INTRINS.items():
-        if TensorIntrin.get(names.load_b_trans, allow_missing=True) is None:
+        if TensorIntrin.get(_trans(names.load_b), allow_missing=True) is None:
             intrin = rocm.get_mfma_load_intrin(names.k, dtype, "shared", is_b=True, transposed=True)
-            TensorIntrin.register(names.load_b_trans, *intrin)
+            TensorIntrin.register(_trans(names.load_b), *intrin)
 
 
 def _layouts(k: int, b_trans: bool):
     """Index maps (logical (row, col) -> (tile_r, tile_c, lane, reg)) of the A, B, C fragments."""
     from tvm.s_tir.tensor_intrin import rocm
 
-    if k == 16:
-        lay_a, lay_b = rocm.shared_16x16_to_local_64x4_layout_A, rocm.shared_16x16_to_local_64x4_layout_B
-    else:
-        lay_a, lay_b = rocm.shared_16x4_to_local_64x1_layout_A, rocm.shared_4x16_to_local_64x1_layout_B
+    lay_a, lay_b = {
+        16: (rocm.shared_16x16_to_local_64x4_layout_A, rocm.shared_16x16_to_local_64x4_layout_B),
+        4: (rocm.shared_16x4_to_local_64x1_layout_A, rocm.shared_4x16_to_local_64x1_layout_B),
+    }[k]
     # B^T (n, k) lands in the same registers as B (k, n): lane n + 16 * (k // 4), as A does.
     b_rows, b_cols, lay_b = (16, k, lay_a) if b_trans else (k, 16, lay_b)
 
@@ -136,17 +117,16 @@ def _gemm_operands(sch: Schedule, block: SBlockRV):
     vi, vj, vk = (v.var for v in stmt.iter_vars)
     out = stmt.writes[0].source
     ins = [r for r in stmt.reads if not r.source.same_as(out)]
-    if len(ins) != 2:
-        raise MfmaScheduleError(f"block {stmt.name_hint!r} must read exactly two inputs")
-    starts = [[rng.min for rng in r.region] for r in ins]
-    if not (starts[0][0].same_as(vi) and starts[0][1].same_as(vk)):
-        raise MfmaScheduleError("the first input must be read as A[i, k]")
-    b_trans = starts[1][0].same_as(vj) and starts[1][1].same_as(vk)
-    if not b_trans and not (starts[1][0].same_as(vk) and starts[1][1].same_as(vj)):
-        raise MfmaScheduleError("the second input must be read as B[k, j] or B[j, k]")
+    idx = [[rng.min for rng in r.region] for r in ins]
+
+    def reads(n, row, col):
+        return len(idx[n]) == 2 and idx[n][0].same_as(row) and idx[n][1].same_as(col)
+
+    b_trans = len(ins) == 2 and reads(1, vj, vk)
+    if len(ins) != 2 or not reads(0, vi, vk) or not (b_trans or reads(1, vk, vj)):
+        raise MfmaScheduleError(f"block {stmt.name_hint!r} must read A[i, k] and B[k, j]/B[j, k]")
     dtype, acc = str(ins[0].source.dtype), str(out.dtype)
-    want = {"float16": "float32", "float32": "float32", "int8": "int32"}
-    if want.get(dtype) != acc or str(ins[1].source.dtype) != dtype:
+    if dtype not in _INTRINS or _INTRINS[dtype].acc != acc or str(ins[1].source.dtype) != dtype:
         raise MfmaScheduleError(f"no MFMA intrinsic for {dtype} x {ins[1].source.dtype} -> {acc}")
     return dtype, b_trans
 
@@ -181,27 +161,22 @@ def schedule_rocm_mfma(
     Parameters
     ----------
     sch : Schedule
-        Schedule holding the GEMM; changed in place.
+        Schedule holding the GEMM block ``C[i, j] += A[i, k] * B[k, j]`` (or ``B[j, k]``), f16 ->
+        f32, f32 -> f32 or s8 -> s32 (gfx90a only); M, N multiples of 16, K of K. Changed in place.
     block : SBlockRV or str
-        The reduction block ``C[i, j] += A[i, k] * B[k, j]`` (or ``B[j, k]``); f16 x f16 -> f32,
-        f32 x f32 -> f32 or s8 x s8 -> s32 (gfx90a only). M, N must be multiples of 16, K of K.
-    warps_m, warps_n : int, ExprRV or None
-        Wavefronts per workgroup along M / N (``threadIdx.y`` = ``warps_m * warps_n``).
-    tiles_m, tiles_n : int, ExprRV or None
-        16x16 accumulator tiles per wavefront along M / N.
-    k_chunk : int, ExprRV or None
-        MFMA K-steps staged in shared memory per outer K iteration.
-    max_warps, max_tiles, max_k_chunk : int
-        Bounds used when a size is None: it is then drawn with ``sch.sample_perfect_tile`` (tiles
-        and k_chunk first, then warps from what is left), so MetaSchedule mutators can tune it.
-        Ints must divide the tile counts; ExprRVs must be valid factors of them.
+        The GEMM block; C must be a global buffer (epilogues stay separate blocks).
+    warps_m, warps_n, tiles_m, tiles_n, k_chunk : int, ExprRV or None
+        Wavefronts per workgroup along M / N, 16x16 tiles per wavefront along M / N, MFMA K-steps
+        per shared-memory stage. Ints must divide the tile counts, ExprRVs must be valid factors;
+        None draws the size with ``sch.sample_perfect_tile`` (tiles and k_chunk first, warps from
+        what is left), bounded by ``max_warps`` / ``max_tiles`` / ``max_k_chunk``, so
+        MetaSchedule's MutateTileSize can tune it.
 
     Returns
     -------
     MfmaBlocks
-        The sizes as used and the update / init blocks. Numerics are not verified (no AMD GPU).
+        The sizes as used and the init block. Numerics are not verified (no AMD GPU here).
     """
-    register_intrins()
     block = sch.get_sblock(block) if isinstance(block, str) else block
     dtype, b_trans = _gemm_operands(sch, block)
     intr = _INTRINS[dtype]
@@ -209,6 +184,7 @@ def schedule_rocm_mfma(
     for loop, step, name in ((i, 16, "M"), (j, 16, "N"), (k, intr.k, "K")):
         if int(sch.get(loop).extent) % step:
             raise MfmaScheduleError(f"{name}={sch.get(loop).extent} is not a multiple of {step}")
+    register_intrins()
     i, i_tc = sch.split(i, [None, 16])
     j, j_tc = sch.split(j, [None, 16])
     k, k_tc = sch.split(k, [None, intr.k])
@@ -229,46 +205,37 @@ def schedule_rocm_mfma(
         copy = sch.cache_read(outer, index, "shared")
         sch.compute_at(copy, k0)
         fused = sch.fuse(*sch.get_loops(copy)[-2:])
-        _, wm, wn, lane, vec = sch.split(fused, [None, warps_m, warps_n, WAVE, intr.vec])
+        _, wm, wn, lane, vec = sch.split(fused, [None, warps_m, warps_n, 64, intr.vec])
         sch.bind(sch.fuse(wm, wn), "threadIdx.y")
         sch.bind(lane, "threadIdx.x")
         sch.vectorize(vec)
 
-    a_frag = sch.cache_read(outer, 0, "warp")
-    b_frag = sch.cache_read(outer, 1, "warp")
+    # Register fragments ("warp" scope: 64 lanes x regs), loaded per K-step, stored per warp.
+    a_frag, b_frag = sch.cache_read(outer, 0, "warp"), sch.cache_read(outer, 1, "warp")
     sch.compute_at(a_frag, k1)
     sch.compute_at(b_frag, k1)
     c_frag = sch.cache_write(outer, 0, "warp")
     sch.reverse_compute_at(c_frag, warp)
-    ii, jj = sch.get_loops(c_frag)[-2:]
-    io, ii = sch.split(ii, [None, 16])
-    jo, jj = sch.split(jj, [None, 16])
-    sch.reorder(io, jo, ii, jj)
     init = sch.decompose_reduction(outer, k0)
 
-    def fragment(frag, rows, cols):
+    def fragment(frag, rows, cols):  # tile the last two loops into (rows, cols) fragments
         r, c = sch.get_loops(frag)[-2:]
-        r0, r1 = sch.split(r, [None, rows])
-        c0, c1 = sch.split(c, [None, cols])
+        (r0, r1), (c0, c1) = sch.split(r, [None, rows]), sch.split(c, [None, cols])
         sch.reorder(r0, c0, r1, c1)
         return r1
 
-    loop_a = fragment(a_frag, 16, intr.k)
-    loop_b = fragment(b_frag, *((16, intr.k) if b_trans else (intr.k, 16)))
+    loops = [fragment(a_frag, 16, intr.k), fragment(c_frag, 16, 16)]
+    loops.append(fragment(b_frag, *((16, intr.k) if b_trans else (intr.k, 16))))
     map_a, map_b, map_c = _layouts(intr.k, b_trans)
     sch.transform_layout(a_frag, ("write", 0), map_a)
     sch.transform_layout(b_frag, ("write", 0), map_b)
     sch.transform_layout(c_frag, ("read", 0), map_c)
-    sch.tensorize(loop_a, intr.load_a)
-    sch.tensorize(loop_b, intr.load_b_trans if b_trans else intr.load_b)
+    sch.tensorize(loops[0], intr.load_a)
+    sch.tensorize(loops[2], _trans(intr.load_b) if b_trans else intr.load_b)
     sch.tensorize(sch.get_loops(block)[-3], intr.compute)
     sch.tensorize(sch.get_loops(sch.get_child_blocks(init)[0])[-2], intr.fill)
-    sch.tensorize(sch.get_loops(c_frag)[-2], intr.store)
-    return MfmaBlocks(warps_m, warps_n, tiles_m, tiles_n, k_chunk, block, init)
-
-
-# ------------------------------------------------------------------------------------------
-# Building
+    sch.tensorize(loops[1], intr.store)
+    return MfmaBlocks(warps_m, warps_n, tiles_m, tiles_n, k_chunk, init)
 
 
 def _lower_all_warp_memory(mod: tvm.IRModule) -> tvm.IRModule:
@@ -282,11 +249,21 @@ def _lower_all_warp_memory(mod: tvm.IRModule) -> tvm.IRModule:
     raise RuntimeError("LowerWarpMemory did not converge after 64 runs")
 
 
+def _check_int8_arch(mod: tvm.IRModule) -> None:
+    """LLVM aborts the process (no exception) selecting the s8 MFMA for gfx94x: refuse first."""
+    for func in mod.functions.values():
+        target = func.attrs.get("target") if func.attrs else None
+        mcpu = str(target.attrs.get("mcpu", "")) if target and target.kind.name == "rocm" else ""
+        if mcpu and mcpu not in INT8_ARCHES and "mfma.i32.16x16x16i8" in func.script():
+            raise MfmaScheduleError(f"int8 MFMA 16x16x16 needs {INT8_ARCHES}, not {mcpu}")
+
+
 def _mfma_pipeline():
     base, finalize_host, finalize_device = tvm.tirx.get_tir_pipeline("s_tir")
 
     @tvm.transform.module_pass(opt_level=0, name="autokernel.RocmMfmaPipeline")
     def _pipeline(mod: tvm.IRModule, ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        _check_int8_arch(mod)
         cfg = {**ctx.config, "tirx.disable_cse_tir": True}
         with tvm.transform.PassContext(opt_level=ctx.opt_level, config=cfg):
             mod = base(mod)
@@ -313,10 +290,6 @@ def device_asm(exe) -> str:
     raise RuntimeError("executable has no hip device module")
 
 
-# ------------------------------------------------------------------------------------------
-# Toolchain
-
-
 def rocm_toolchain_problem() -> str | None:
     """Why AMDGPU code cannot be linked here (a message naming the fix), or None when it can.
 
@@ -324,10 +297,8 @@ def rocm_toolchain_problem() -> str | None:
     for code object v6) and the ``ocml``/``ockl`` bitcode under ``$ROCM_PATH/amdgcn/bitcode``
     (``ROCM_PATH`` defaults to ``AUTOKERNEL_ROCM_PATH`` or Debian's location).
     """
-    fix = (
-        "install the toolchain with `apt-get install rocm-device-libs lld-22` (or run "
-        f"`bash .ci/rocm-setup.sh`) and set ROCM_PATH={config.ROCM_DEBIAN_PATH}"
-    )
+    fix = "install `apt-get install rocm-device-libs lld-22` (or run `bash .ci/rocm-setup.sh`)"
+    fix += f" and set ROCM_PATH={config.ROCM_DEBIAN_PATH}"
     root = os.environ.get("ROCM_PATH") or config.rocm_path()
     bitcode = os.path.join(root, "amdgcn", "bitcode")
     missing = [n for n in ("ocml", "ockl") if not os.path.exists(os.path.join(bitcode, n + ".bc"))]

@@ -24,10 +24,12 @@ import json
 import os
 import tempfile
 import threading
+import warnings
 
 import torch
 
 from ..export import load_manifest
+from .library import KernelLibrary
 
 NAMESPACE = "autokernel"
 TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -93,54 +95,6 @@ class KernelSpec:
 
     def new_output(self, like: torch.Tensor) -> torch.Tensor:
         return like.new_empty(self.out_shape, dtype=self.out_dtype)
-
-
-class KernelLibrary:
-    """The kernels of one loaded library, as torch ops.
-
-    Access a kernel as ``lib.<name>`` or ``lib["<name>"]`` (the ``torch.ops.autokernel.<name>``
-    op); ``lib.manifest`` is the manifest, ``lib.names`` the kernel names.
-    """
-
-    def __init__(self, path: str, manifest: dict, module, ops: dict):
-        self.path = path
-        self.manifest = manifest
-        self.module = module
-        self._ops = ops
-
-    @property
-    def names(self) -> list[str]:
-        return list(self._ops)
-
-    def entry(self, name: str) -> dict:
-        """The manifest entry of kernel ``name``."""
-        self[name]
-        return next(k for k in self.manifest["kernels"] if k["name"] == name)
-
-    def __getitem__(self, name: str):
-        if name not in self._ops:
-            raise KeyError(f"no kernel {name!r} in {self.path}; kernels: {self.names}")
-        return self._ops[name]
-
-    def __getattr__(self, name: str):
-        ops = self.__dict__.get("_ops", {})
-        if name in ops:
-            return ops[name]
-        raise AttributeError(
-            f"no kernel {name!r} in {self.__dict__.get('path')}; kernels: {list(ops)}"
-        )
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._ops
-
-    def __iter__(self):
-        return iter(self._ops)
-
-    def __len__(self) -> int:
-        return len(self._ops)
-
-    def __repr__(self) -> str:
-        return f"KernelLibrary({self.path!r}, kernels={self.names})"
 
 
 class _Registered:
@@ -213,6 +167,8 @@ def _load_module(path: str, data: bytes, sha: str, manifest: dict):
     with open(copy, "wb") as f:
         f.write(data)
     kind = manifest["target"]["kind"]
+    if kind == "llvm":
+        _warn_if_other_cpu(path, manifest["target"].get("arch"))
     try:
         module = tvm.runtime.load_module(copy)
     except Exception as err:
@@ -226,6 +182,20 @@ def _load_module(path: str, data: bytes, sha: str, manifest: dict):
         ) from err
     _MODULES[sha] = module
     return module
+
+
+def _warn_if_other_cpu(path: str, mcpu: str | None) -> None:
+    """CPU code built for another ``mcpu`` may use instructions this CPU lacks (SIGILL)."""
+    import tvm
+
+    host = tvm.target.codegen.llvm_get_system_cpu()
+    if mcpu and mcpu not in (host, "generic", "x86-64"):
+        warnings.warn(
+            f"{path}: CPU kernels were built for {mcpu!r}, this CPU is {host!r}; they may use "
+            "instructions this CPU lacks. Re-export on this machine if calls crash.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def _function(module, name: str, path: str):

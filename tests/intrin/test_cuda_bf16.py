@@ -63,7 +63,9 @@ def cuda_source(dtype: str, trans_b: bool, scope: str) -> str:
     if dtype == "bfloat16":
         group = cuda_bf16.bf16_intrin_group(scope, "global", trans_b)
     else:
-        group = upstream.get_mma_intrin_group(scope, "global", dtype, "float32", False, trans_b, False)
+        group = upstream.get_mma_intrin_group(
+            scope, "global", dtype, "float32", False, trans_b, False
+        )
     # mma_schedule keys only the copy vector width and the smem row padding on in_dtype; "float16"
     # gives the 2-byte-element values (8-wide, pad 8) for bf16 too.
     sch = mma_schedule(

@@ -139,6 +139,15 @@ def test_replaced_file_at_same_path_loads_new_code(tmp_path, cpu_results):
     assert os.path.exists(path)
 
 
+def test_raw_function_and_other_cpu_warning(lib):
+    a, b = _inputs(GEMM_NT)
+    out = torch.empty(64, 48)
+    lib.function(NT)(a, b, out)  # no checks, no dispatch: the bare TVM function
+    torch.testing.assert_close(out, a @ b.T, rtol=1e-5, atol=1e-5)
+    with pytest.warns(RuntimeWarning, match="built for 'not-this-cpu'"):
+        ak_torch.loader._warn_if_other_cpu("x.so", "not-this-cpu")
+
+
 def test_unknown_kernel_lists_known_names(lib):
     with pytest.raises(KeyError, match=NT):
         lib["nope"]

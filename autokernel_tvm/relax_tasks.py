@@ -1,0 +1,306 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Relax tuning tasks: which fused TIR functions get tuned, with what budget, and how it went.
+
+Read first: :func:`tune_tasks`. A Relax module is legalized and fused with TVM's ``zero``
+pipeline (``extract_tasks`` alone finds nothing in 0.27, TVM-0.27-NOTES §5); every extracted
+task with a reduction and enough FLOPs gets an equal share of ``config.trials`` (the remainder
+goes to the heaviest, by weight x FLOPs); elementwise/injective and tiny tasks keep TVM's
+default lowering, and the report says why. All tasks share one resumable JSON database, keyed
+by the task's structural hash: a task that already holds its budget of records is not tuned
+again. :func:`lower_pipeline` applies that database and lowers the module for the VM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import inspect
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import tvm
+import tvm_ffi
+from tvm import relax
+from tvm.s_tir import meta_schedule as ms
+
+from .builder import pass_config
+from .progress import ProgressCallback
+from .tuner import FAILED
+
+#: Tasks below this many FLOPs keep TVM's default lowering (a tuned 8x64x128 matmul saves µs).
+MIN_TASK_FLOPS = 1e4
+TUNE_RELAX_GLOBAL = "tvm.s_tir.meta_schedule.tune_relax"
+
+
+@dataclass
+class TaskReport:
+    """One fused TIR function of the model: how often it runs and whether it was tuned."""
+
+    name: str
+    weight: int
+    flops: float
+    workload: str
+    budget: int = 0
+    trials: int = 0
+    best_us: float | None = None
+    seconds: float = 0.0
+    space: str = ""
+    reason: str = ""
+
+    @property
+    def tuned(self) -> bool:
+        return self.best_us is not None
+
+    def to_json(self) -> dict:
+        return {**dataclasses.asdict(self), "tuned": self.tuned}
+
+
+def extract(mod: tvm.IRModule, target: tvm.target.Target) -> list:
+    """MetaSchedule tasks of ``mod``, legalizing and fusing it first when that is still needed."""
+    tasks = ms.relax_integration.extract_tasks(mod, target)
+    if not tasks:
+        with target:
+            tasks = ms.relax_integration.extract_tasks(relax.get_pipeline("zero")(mod), target)
+    return tasks
+
+
+def plan(tasks: list, trials: int, min_task_flops: float = MIN_TASK_FLOPS) -> list[TaskReport]:
+    """One :class:`TaskReport` per task with its trial budget, or the reason it gets none."""
+    reports = []
+    for task in tasks:
+        func_mod = task.dispatched[0]
+        flops = float(tvm.s_tir.analysis.estimate_tir_flops(func_mod))
+        report = TaskReport(task.task_name, int(task.weight), flops, workload_key(func_mod))
+        if not _has_reduction(func_mod):
+            report.reason = "no reduction (elementwise/injective): TVM's default lowering"
+        elif flops < min_task_flops:
+            report.reason = f"{flops:.3g} FLOPs < min_task_flops {min_task_flops:.3g}"
+        reports.append(report)
+    tunable = sorted(
+        (r for r in reports if not r.reason), key=lambda r: r.weight * r.flops, reverse=True
+    )
+    for i, report in enumerate(tunable):
+        report.budget = trials // len(tunable) + (1 if i < trials % len(tunable) else 0)
+        if report.budget == 0:
+            report.reason = f"no trials left: config.trials={trials} < {len(tunable)} tasks"
+    return reports
+
+
+def tune_tasks(tuner, tasks: list, db_dir: str, trials: int, *, min_task_flops=MIN_TASK_FLOPS):
+    """Tune ``tasks`` into the JSON database in ``db_dir``; return their :class:`TaskReport`.
+
+    Parameters
+    ----------
+    tuner : Tuner
+        Supplies the target, the persistent builder, the runner, the config and the space.
+    tasks : list of ExtractedTask
+        From :func:`extract`.
+    db_dir : str
+        The database folder; records already there count against each task's budget.
+    trials : int
+        Total measured candidates over all tasks.
+    min_task_flops : float
+        Tasks below this keep TVM's default lowering.
+    """
+    os.makedirs(db_dir, exist_ok=True)
+    reports = plan(tasks, trials, min_task_flops)
+    done = db_stats(db_dir)
+    todo = [
+        (t, r) for t, r in zip(tasks, reports) if r.budget > done.get(r.workload, (0, None))[0]
+    ]
+    if todo:
+        preimport_tensor_intrin()
+        database = ms.database.JSONDatabase(work_dir=db_dir)
+    for i, (task, report) in enumerate(todo):
+        start = time.time()
+        remaining = report.budget - done.get(report.workload, (0, None))[0]
+        space, report.space = space_for(tuner, task.dispatched[0])
+        context = ms.TuneContext(
+            mod=task.dispatched[0],
+            target=tuner.target,
+            space_generator=space,
+            search_strategy="evolutionary",
+            task_name=task.task_name,
+            rand_state=tuner.config.seed + i,
+            num_threads=tuner.config.num_cores or "physical",
+        ).clone()
+        callback = ProgressCallback(remaining, task.task_name, tuner.progress)
+        try:
+            ms.tune_tasks(
+                tasks=[context],
+                task_weights=[float(task.weight)],
+                work_dir=db_dir,
+                max_trials_global=remaining,
+                max_trials_per_task=remaining,
+                num_trials_per_iter=min(tuner.config.trials_per_iter, remaining),
+                builder=tuner.builder,
+                runner=tuner.runner,
+                database=database,
+                cost_model="xgb",
+                measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
+                                   callback],  # fmt: skip
+                task_scheduler="round-robin",
+            )
+        finally:
+            callback.close()
+        report.seconds = time.time() - start
+        if callback.failures:
+            report.reason = f"failures: {dict(callback.failures)}"
+    stats = db_stats(db_dir)
+    for report in reports:
+        report.trials, best = stats.get(report.workload, (0, None))
+        report.best_us = best * 1e6 if best is not None else None
+        if report.tuned:
+            report.reason = "" if report.budget else "tuned earlier (record in the database)"
+        elif report.budget:
+            report.reason = f"no valid candidate in {report.trials} trials; {report.reason}"
+    return reports
+
+
+def space_for(tuner, mod: tvm.IRModule):
+    """The design space for one task: the generative one when it exists, else stock."""
+    if tuner.config.space == "generative":
+        try:
+            from . import space as space_pkg
+        except ModuleNotFoundError as err:
+            if err.name != f"{__package__}.space":
+                raise
+            space_pkg = None
+        if space_pkg is not None and hasattr(space_pkg, "space_for"):
+            return space_pkg.space_for(tuner, mod), "generative"
+    return tuner.stock_space(), "stock"
+
+
+def workload_key(mod: tvm.IRModule) -> str:
+    """How the JSON database names a workload (``module_equality="structural"``)."""
+    return str(tvm_ffi.structural_hash(mod))
+
+
+def db_stats(db_dir: str) -> dict[str, tuple[int, float | None]]:
+    """Per workload key: records in the database and the best mean latency (None: no valid)."""
+    wl_path = os.path.join(db_dir, "database_workload.json")
+    rec_path = os.path.join(db_dir, "database_tuning_record.json")
+    if not (os.path.exists(wl_path) and os.path.exists(rec_path)):
+        return {}
+    with open(wl_path) as f:
+        keys = [json.loads(line)[0] for line in f if line.strip()]
+    stats: dict[str, tuple[int, float | None]] = {}
+    with open(rec_path) as f:
+        for line in f:
+            if not line.strip():
+                continue
+            index, record = json.loads(line)
+            secs = [float(s) for s in (record[1] or [])]
+            latency = sum(secs) / len(secs) if secs else FAILED
+            count, best = stats.get(keys[index], (0, None))
+            if latency < FAILED and (best is None or latency < best):
+                best = latency
+            stats[keys[index]] = (count + 1, best)
+    return stats
+
+
+def lower_pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
+    """Legalize, fuse, apply ``Database.current()``, schedule the rest, lower for the VM.
+
+    What ``compile_relax`` runs (same fusion as :func:`extract`, so database keys match), as a
+    reusable pass: GPU functions without a record get DLight's default schedules.
+    """
+    from tvm.relax import pipeline as rp
+    from tvm.s_tir import dlight as dl
+
+    is_gpu = rp.BackendDispatcher.is_gpu_target(target)
+
+    @tvm.transform.module_pass(opt_level=0, name="AutokernelLower")
+    def _lower(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        # zero_pipeline = LegalizeOps .. FuseTIR, then MetaScheduleApplyDatabase(current db).
+        passes = [*rp.library_dispatch_passes(target), rp.zero_pipeline()]
+        if is_gpu:
+            passes.append(
+                dl.ApplyDefaultSchedule(
+                    dl.gpu.Matmul(),
+                    dl.gpu.GEMV(),
+                    dl.gpu.Reduction(),
+                    dl.gpu.GeneralReduction(),
+                    dl.gpu.Fallback(),
+                )
+            )
+        passes += rp.dataflow_lower_passes(target) + rp.finalize_passes(target)
+        with target:
+            return tvm.transform.Sequential(passes)(mod)
+
+    return _lower
+
+
+def compile_with_database(mod: tvm.IRModule, target: tvm.target.Target, db_dir: str | None):
+    """Build ``mod`` (raw: not yet legalized) for the VM, applying the records in ``db_dir``."""
+    database = ms.database.JSONDatabase(work_dir=db_dir) if db_dir else ms.database.MemoryDatabase()
+    with target, database, tvm.transform.PassContext(opt_level=3, config=pass_config(target)):
+        return relax.build(mod, target=target, relax_pipeline=lower_pipeline(target))
+
+
+@contextlib.contextmanager
+def routed_tune_relax(tuner, min_task_flops: float = MIN_TASK_FLOPS):
+    """Route TVM's ``tune_relax`` global to :func:`tune_tasks` with ``tuner``; restore it after.
+
+    ``MetaScheduleTuneIRMod`` (and so the ``static_shape_tuning`` pipeline) calls that global
+    with MetaSchedule's default builder, which times out on small machines (TVM-0.27-NOTES §5).
+    Yields the list that collects the :class:`TaskReport` of every call.
+    """
+    original = tvm_ffi.get_global_func(TUNE_RELAX_GLOBAL)
+    reports: list[TaskReport] = []
+
+    def _tune(mod, params, target, work_dir, max_trials_global, max_trials_per_task=None, *_):
+        if params:
+            mod = relax.transform.BindParams("main", params)(mod)
+        tasks = extract(mod, tuner.target)
+        reports.extend(
+            tune_tasks(tuner, tasks, str(work_dir), int(max_trials_global),
+                       min_task_flops=min_task_flops)  # fmt: skip
+        )
+        return mod
+
+    tvm_ffi.register_global_func(TUNE_RELAX_GLOBAL, _tune, override=True)
+    try:
+        yield reports
+    finally:
+        tvm_ffi.register_global_func(TUNE_RELAX_GLOBAL, original, override=True)
+
+
+def preimport_tensor_intrin() -> None:
+    """Import ``tvm.s_tir.tensor_intrin`` (done by every ``TuneContext``) about 7x faster.
+
+    Its ~250 TVMScript functions each call ``inspect.stack()``, which resolves the source file
+    of every frame on the stack; the parser only reads the third frame's source line. Measured
+    on 2 busy cores: 95 s -> 13 s. Only frames beyond the third lose their source context.
+    """
+    if "tvm.s_tir.tensor_intrin" in sys.modules:
+        return
+    original = inspect.stack
+
+    def _stack(context: int = 1):
+        frame, frames = sys._getframe(1), []
+        while frame is not None:
+            if len(frames) < 3:
+                frames.append(inspect.FrameInfo(frame, *inspect.getframeinfo(frame, context)))
+            else:
+                code = frame.f_code
+                frames.append(
+                    inspect.FrameInfo(frame, code.co_filename, frame.f_lineno, code.co_name, None,
+                                      None)  # fmt: skip
+                )
+            frame = frame.f_back
+        return frames
+
+    inspect.stack = _stack
+    try:
+        import tvm.s_tir.tensor_intrin  # noqa: F401
+    finally:
+        inspect.stack = original
+
+
+def _has_reduction(mod: tvm.IRModule) -> bool:
+    """Whether the task has a reduction block (TVM's "anchor block": one with an init)."""
+    return tvm.s_tir.analysis.find_anchor_sblock(mod) is not None

@@ -1,0 +1,107 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Rule templates by family, and genome -> MetaSchedule ``PyScheduleRule`` / ``SpaceGenerator``.
+
+A template is a function ``apply(sch, block, genome) -> list[Schedule]`` registered under its
+family name. :class:`GenomeRule` wraps one genome as a ``PyScheduleRule`` that schedules the
+reduction block; :func:`space_for` combines it with the target's stock rules (inlining,
+parallelize/vectorize/unroll, thread binding), postprocessors and mutators, so everything
+downstream (evolutionary search, cost model, database) is MetaSchedule's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tvm.ir.utils import derived_object
+from tvm.s_tir import meta_schedule as ms
+
+from ..genome import Genome
+from . import common
+
+TEMPLATES: dict[str, Callable] = {}
+#: Stock rules that tile the reduction block; the genome's rule replaces them.
+REPLACED = ("MultiLevelTiling", "MultiLevelTilingTensorCore", "AddRFactor", "CrossThreadReduction")
+
+
+def register_template(family: str, fn: Callable) -> Callable:
+    if family in TEMPLATES:
+        raise KeyError(f"template {family!r} is already registered")
+    TEMPLATES[family] = fn
+    return fn
+
+
+def template(family: str) -> Callable:
+    _load()
+    if family not in TEMPLATES:
+        raise KeyError(f"no rule template {family!r}; known: {sorted(TEMPLATES)}")
+    return TEMPLATES[family]
+
+
+def _load() -> None:
+    if TEMPLATES:
+        return
+    from . import cpu_tile, cuda_mma_rule, rocm_mfma_rule
+
+    for module in (cpu_tile, cuda_mma_rule, rocm_mfma_rule):
+        register_template(module.NAME, module.apply)
+
+
+@derived_object
+class GenomeRule(ms.schedule_rule.PyScheduleRule):
+    """The ScheduleRule one genome compiles to: its template applied to reduction blocks."""
+
+    def __init__(self, genome: Genome):
+        super().__init__()
+        self.genome = genome
+        self.fn = template(genome.family)
+
+    def _initialize_with_tune_context(self, context) -> None:
+        pass
+
+    def apply(self, sch, block):
+        if common.analyze(sch, block) is None:
+            return [sch]
+        return self.fn(sch, block, self.genome)
+
+    def clone(self):
+        return GenomeRule(self.genome)
+
+
+def stock_kind(target) -> str:
+    return "llvm" if target.kind.name == "llvm" else "cuda"
+
+
+def space_for(genome: Genome, target) -> ms.space_generator.PostOrderApply:
+    """A SpaceGenerator: the genome's rule + the target's stock non-tiling rules."""
+    kind = stock_kind(target)
+    rules = [GenomeRule(genome)]
+    for rule in ms.ScheduleRule.create(kind):
+        name = type(rule).__name__
+        if name in REPLACED:
+            continue
+        if name == "ParallelizeVectorizeUnroll":
+            rule = _pvu(kind, genome)
+        rules.append(rule)
+    postprocs = list(ms.Postproc.create(kind))
+    if genome.intrinsic != "none" and kind == "cuda":
+        postprocs.append(ms.postproc.RewriteTensorize(vectorize_init_loop=True))
+    mutators = dict(ms.Mutator.create(kind))
+    return ms.space_generator.PostOrderApply(
+        sch_rules=rules, postprocs=postprocs, mutator_probs=mutators
+    )
+
+
+def _pvu(kind: str, genome: Genome):
+    if kind == "llvm":
+        return ms.schedule_rule.ParallelizeVectorizeUnroll(
+            max_jobs_per_core=16,
+            max_vectorize_extent=64,
+            unroll_max_steps=list(genome.unroll),
+            unroll_explicit=True,
+        )
+    return ms.schedule_rule.ParallelizeVectorizeUnroll(
+        max_jobs_per_core=-1,
+        max_vectorize_extent=-1,
+        unroll_max_steps=list(genome.unroll),
+        unroll_explicit=True,
+    )

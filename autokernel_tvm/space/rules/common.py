@@ -1,0 +1,103 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Schedule helpers shared by the rule templates: block analysis, tiling, annotations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tvm import s_tir, tirx
+
+SPATIAL, REDUCE = 0, 2  # IterVar kinds: kDataPar, kCommReduce
+
+
+@dataclass(frozen=True)
+class BlockInfo:
+    """What the templates need to know about a reduction block."""
+
+    kinds: tuple[int, ...]  # per block iter var
+    extents: tuple[int, ...]
+    operands: tuple[str, ...]  # read buffer names, in read order (output excluded)
+    read_index: dict  # operand name -> read index in the block
+    vector_axis: dict  # operand name -> dim of the operand indexed by the innermost spatial var
+
+
+def analyze(sch: s_tir.Schedule, block) -> BlockInfo | None:
+    """Describe ``block`` if it is a reduction block with one loop per iter var, else None."""
+    stmt = sch.get(block)
+    kinds = tuple(int(iv.iter_type) for iv in stmt.iter_vars)
+    if REDUCE not in kinds or len(sch.get_loops(block)) != len(kinds):
+        return None
+    if any(k not in (SPATIAL, REDUCE) for k in kinds):
+        return None
+    inner = [iv.var for iv, k in zip(stmt.iter_vars, kinds) if k == SPATIAL][-1]
+    out = stmt.writes[0].source
+    operands, read_index, vector_axis = [], {}, {}
+    for index, region in enumerate(stmt.reads):
+        if region.source.same_as(out):
+            continue
+        name = region.source.name
+        operands.append(name)
+        read_index[name] = index
+        for dim, rng in enumerate(region.region):
+            if _uses(rng.min, inner):
+                vector_axis[name] = dim
+    extents = tuple(int(iv.dom.extent) for iv in stmt.iter_vars)
+    return BlockInfo(kinds, extents, tuple(operands), read_index, vector_axis)
+
+
+def _uses(expr, var) -> bool:
+    return any(v.same_as(var) for v in tirx.analysis.undefined_vars(expr, []))
+
+
+def tile_levels(sch, block, structure: str, vector_lanes: int = 0, max_inner: int = 16):
+    """Tile every loop of ``block`` into the levels of ``structure`` and reorder.
+
+    The innermost spatial loop is first split by ``vector_lanes`` (when it divides the extent);
+    that vector loop becomes the innermost loop. Returns the loops of each level, outermost first.
+    """
+    loops = sch.get_loops(block)
+    kinds = [int(iv.iter_type) for iv in sch.get(block).iter_vars]
+    n_s, n_r = structure.count("S"), structure.count("R")
+    s_tiles, r_tiles, vec = [], [], None
+    spatial = [loop for loop, k in zip(loops, kinds) if k == SPATIAL]
+    for loop, kind in zip(loops, kinds):
+        extent = int(sch.get(loop).extent)
+        if kind == SPATIAL and loop.same_as(spatial[-1]) and vector_lanes:
+            if extent % vector_lanes == 0 and extent > vector_lanes:
+                loop, vec = sch.split(loop, [None, vector_lanes])
+        n = n_s if kind == SPATIAL else n_r
+        factors = sch.sample_perfect_tile(loop, n=n, max_innermost_factor=max_inner)
+        (s_tiles if kind == SPATIAL else r_tiles).append(sch.split(loop, factors))
+    levels, si, ri = [], 0, 0
+    for letter in structure:
+        if letter == "S":
+            levels.append([t[si] for t in s_tiles])
+            si += 1
+        else:
+            levels.append([t[ri] for t in r_tiles])
+            ri += 1
+    if vec is not None:
+        levels[-1] = levels[-1] + [vec]
+    sch.reorder(*[loop for level in levels for loop in level])
+    return levels
+
+
+def write_back_loop(levels, structure: str):
+    """The innermost loop of the last spatial level before the first reduction level."""
+    first_r = structure.index("R")
+    spatial_before = [i for i in range(first_r) if structure[i] == "S"]
+    return levels[spatial_before[-1]][-1]
+
+
+def epilogue_chain(sch, block) -> list:
+    """Elementwise consumers of ``block`` (bias, activation, cast), nearest first."""
+    chain, current = [], block
+    while True:
+        consumers = sch.get_consumers(current)
+        if len(consumers) != 1:
+            return chain
+        stmt = sch.get(consumers[0])
+        if any(int(iv.iter_type) != SPATIAL for iv in stmt.iter_vars):
+            return chain
+        chain.append(consumers[0])
+        current = consumers[0]

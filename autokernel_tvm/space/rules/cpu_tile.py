@@ -1,0 +1,56 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``cpu.tile``: multi-level tiling for llvm with a fixed-width vector micro-kernel.
+
+Differences from MetaSchedule's ``MultiLevelTiling`` that the genome makes explicit: the innermost
+spatial tile is split by ``vector_lanes`` first (so every candidate's inner loop is a full vector),
+an operand can be packed (``layout="pack"``: ``B[k, n] -> B[n // L, k, n % L]``, contiguous
+vectors for ``A@B.T``), the accumulator can live in a local buffer written back under a chosen
+level, and epilogues can be fused into that write-back.
+"""
+
+from __future__ import annotations
+
+from tvm import s_tir
+
+from ..genome import Genome
+from . import common
+
+NAME = "cpu.tile"
+
+
+def apply(sch: s_tir.Schedule, block, genome: Genome) -> list[s_tir.Schedule]:
+    info = common.analyze(sch, block)
+    if info is None:
+        return [sch]
+    for staging, operand in zip((genome.a, genome.b), info.operands):
+        if staging.layout == "pack" and operand in info.vector_axis:
+            _pack(sch, block, info, operand, genome.vector_lanes)
+    levels = common.tile_levels(sch, block, genome.structure, vector_lanes=genome.vector_lanes)
+    consumers = common.epilogue_chain(sch, block)
+    wb_loop = common.write_back_loop(levels, genome.structure)
+    if genome.accumulator == "local":
+        consumers.insert(0, sch.cache_write(block, 0, "global"))
+    if consumers and (genome.accumulator == "local" or genome.epilogue == "inline"):
+        # The first consumer (write-back or epilogue) runs per tile; the rest fold into it.
+        sch.reverse_compute_at(consumers[0], wb_loop)
+        if genome.epilogue == "inline":
+            for consumer in reversed(consumers[1:]):
+                sch.reverse_compute_inline(consumer)
+    return [sch]
+
+
+def _pack(sch, block, info, operand: str, lanes: int) -> None:
+    """Copy an operand into a layout whose innermost ``lanes`` elements are the vector axis.
+
+    ``X[..., n, ..., k]`` becomes ``X[n // lanes, <other dims>, n % lanes]``: one contiguous
+    ``lanes``-wide vector per (other dims) for the micro-kernel's inner loop.
+    """
+    index = info.read_index[operand]
+    axis = info.vector_axis[operand]
+    sch.cache_read(block, index, "global")
+
+    def pack(*idx):
+        rest = [v for d, v in enumerate(idx) if d != axis]
+        return (idx[axis] // lanes, *rest, idx[axis] % lanes)
+
+    sch.transform_layout(block, ("read", index), pack)
