@@ -42,6 +42,10 @@ def build_module(mod: tvm.IRModule, target: tvm.target.Target, check_nvcc: bool 
     from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
 
     mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)
+    if target.kind.name == "rocm":
+        from .intrin.rocm_mfma import build_rocm  # works around LowerWarpMemory bugs of 0.27
+
+        return build_rocm(mod, target)
     with tvm.transform.PassContext(opt_level=3, config=pass_config(target)):
         exe = tvm.compile(mod, target=target)
     if check_nvcc and target.kind.name == "cuda" and not has_gpu_binary(exe):
@@ -116,6 +120,8 @@ def _worker_init(target_kind: str) -> None:
         from . import intrin
 
         intrin.register_all()
+    elif target_kind == "rocm":
+        from .intrin import rocm_mfma  # noqa: F401  (registers the MFMA TIR pipeline)
 
 
 def _worker_build(mod, target, check_nvcc: bool) -> str:

@@ -21,6 +21,7 @@ ENV_VARS = {
     "AUTOKERNEL_CACHE_DIR": "torch.compile backend cache (default ~/.cache/autokernel_tvm)",
     "AUTOKERNEL_STRICT": "1 re-raises candidate failures instead of scoring them as failed",
     "AUTOKERNEL_VERBOSE": "1 shows MetaSchedule's INFO logs on the console",
+    "AUTOKERNEL_LIBRARY": "root of the rule library (default: the shipped schedules/)",
 }
 
 TARGETS = ("llvm", "cuda", "rocm")
@@ -63,6 +64,10 @@ class TuneConfig:
         CPU threads for llvm kernels and the search (0: physical cores).
     verbose : bool
         Show MetaSchedule's own INFO logs on the console (they always go to ``work_dir``).
+    library_dir : str
+        Root of the rule library (default: the shipped ``schedules/``).
+    save_library : bool
+        Record the verified winning genome in the library.
     """
 
     target: str = "llvm"
@@ -80,6 +85,8 @@ class TuneConfig:
     runner_min_repeat_ms: int = 50
     num_cores: int = 0
     verbose: bool = False
+    library_dir: str = ""
+    save_library: bool = True
     extra: dict = field(default_factory=dict, hash=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -113,6 +120,8 @@ class TuneConfig:
             values["build_workers"] = int(os.environ["AUTOKERNEL_BUILD_WORKERS"])
         if os.environ.get("AUTOKERNEL_STRICT", "") == "1":
             values["strict"] = True
+        if "AUTOKERNEL_LIBRARY" in os.environ:
+            values["library_dir"] = os.environ["AUTOKERNEL_LIBRARY"]
         if os.environ.get("AUTOKERNEL_VERBOSE", "") == "1":
             values["verbose"] = True
         values.update({k: v for k, v in overrides.items() if v is not None})

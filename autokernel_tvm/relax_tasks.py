@@ -13,6 +13,7 @@ again. :func:`lower_pipeline` applies that database and lowers the module for th
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import inspect
 import json
@@ -227,11 +228,37 @@ def lower_pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
                     dl.gpu.Fallback(),
                 )
             )
-        passes += rp.dataflow_lower_passes(target) + rp.finalize_passes(target)
+        passes += _lowering_passes(target)
         with target:
             return tvm.transform.Sequential(passes)(mod)
 
     return _lower
+
+
+def _lowering_passes(target: tvm.target.Target) -> list:
+    try:
+        return rp_lower(target)
+    except (ValueError, AttributeError):  # 0.27: relax.backend.cpu_generic lacks these helpers
+        t = relax.transform
+        return [
+            t.RewriteDataflowReshape(),
+            t.ToNonDataflow(),
+            t.RemovePurityChecking(),
+            t.CallTIRRewrite(),
+            t.StaticPlanBlockMemory(),
+            t.LowerAllocTensor(),
+            t.KillAfterLastUse(),
+            t.LowerRuntimeBuiltin(),
+            t.ComputePrimValue(),
+            t.VMShapeLower(),
+            t.AttachGlobalSymbol(),
+        ]
+
+
+def rp_lower(target: tvm.target.Target) -> list:
+    from tvm.relax import pipeline as rp
+
+    return rp.dataflow_lower_passes(target) + rp.finalize_passes(target)
 
 
 def compile_with_database(mod: tvm.IRModule, target: tvm.target.Target, db_dir: str | None):
@@ -241,32 +268,66 @@ def compile_with_database(mod: tvm.IRModule, target: tvm.target.Target, db_dir: 
         return relax.build(mod, target=target, relax_pipeline=lower_pipeline(target))
 
 
+@dataclass
+class Route:
+    """What :func:`routed_tune_relax` saw: calls of TVM's ``tune_relax`` and their reports."""
+
+    calls: int = 0
+    reports: list = dataclasses.field(default_factory=list)
+
+
 @contextlib.contextmanager
 def routed_tune_relax(tuner, min_task_flops: float = MIN_TASK_FLOPS):
-    """Route TVM's ``tune_relax`` global to :func:`tune_tasks` with ``tuner``; restore it after.
+    """While active, TVM's ``tune_relax`` global tunes with :func:`tune_tasks` and ``tuner``.
 
     ``MetaScheduleTuneIRMod`` (and so the ``static_shape_tuning`` pipeline) calls that global
     with MetaSchedule's default builder, which times out on small machines (TVM-0.27-NOTES §5).
-    Yields the list that collects the :class:`TaskReport` of every call.
+    Yields a :class:`Route` that collects the :class:`TaskReport` of every call (``calls`` stays
+    0 if TVM never reached the dispatcher: see :func:`install_dispatcher`). Outside the block
+    TVM's own function runs.
     """
-    original = tvm_ffi.get_global_func(TUNE_RELAX_GLOBAL)
-    reports: list[TaskReport] = []
+    install_dispatcher()
+    route = Route()
 
-    def _tune(mod, params, target, work_dir, max_trials_global, max_trials_per_task=None, *_):
+    def _route(mod, params, _target, work_dir, max_trials_global, *_):
         if params:
             mod = relax.transform.BindParams("main", params)(mod)
         tasks = extract(mod, tuner.target)
-        reports.extend(
-            tune_tasks(tuner, tasks, str(work_dir), int(max_trials_global),
-                       min_task_flops=min_task_flops)  # fmt: skip
-        )
+        trials = int(max_trials_global)
+        route.calls += 1
+        route.reports += tune_tasks(tuner, tasks, str(work_dir), trials, min_task_flops=min_task_flops)
         return mod
 
-    tvm_ffi.register_global_func(TUNE_RELAX_GLOBAL, _tune, override=True)
+    _ROUTES.append(_route)
     try:
-        yield reports
+        yield route
     finally:
-        tvm_ffi.register_global_func(TUNE_RELAX_GLOBAL, original, override=True)
+        _ROUTES.remove(_route)
+
+
+_ROUTES: list = []  # active routes of the tune_relax dispatcher, innermost last
+
+
+def install_dispatcher() -> bool:
+    """Register, once per process, a ``tune_relax`` global that follows :func:`routed_tune_relax`.
+
+    Why not override and restore the global around each use: ``MetaScheduleTuneIRMod`` keeps
+    the function it first finds in a C++ static, so a later restore or override is ignored, and
+    freeing that Python function after the interpreter has finalized crashes the exit (SIGSEGV or
+    ``double free`` in ``TVMFFIPyCallbackClosure::Deleter``). So the dispatcher is installed once
+    and never freed. Returns False when it was installed before.
+    """
+    if getattr(install_dispatcher, "installed", False):
+        return False
+    stock = tvm_ffi.get_global_func(TUNE_RELAX_GLOBAL)
+
+    def _dispatch(*args):
+        return _ROUTES[-1](*args) if _ROUTES else stock(*args)
+
+    tvm_ffi.register_global_func(TUNE_RELAX_GLOBAL, _dispatch, override=True)
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(tvm_ffi.get_global_func(TUNE_RELAX_GLOBAL)))
+    install_dispatcher.installed = True
+    return True
 
 
 def preimport_tensor_intrin() -> None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 
 import tvm
 
@@ -92,36 +90,7 @@ def _llvm_dict(mcpu: str | None, num_cores: int) -> dict:
 
 
 def rocm_toolchain_problem() -> str | None:
-    """Why AMDGPU code cannot be built here, or None when it can.
+    """Why AMDGPU code cannot be built here (a message naming the fix), or None when it can."""
+    from .intrin.rocm_mfma import rocm_toolchain_problem as problem
 
-    The wheel's LLVM emits AMDGPU code, but linking needs ``ld.lld`` >= 19 (code object v6) and
-    the ROCm device libraries (``ocml``/``ockl`` bitcode) under ``ROCM_PATH``.
-    """
-    fix = (
-        "install them with `apt-get install rocm-device-libs lld-22` (Debian) and set "
-        f"ROCM_PATH={config.ROCM_DEBIAN_PATH}, or run `bash .ci/rocm-setup.sh`"
-    )
-    root = config.rocm_path()
-    bitcode = os.path.join(root, "amdgcn", "bitcode")
-    if not os.path.isdir(bitcode) or not any(n.startswith("ocml") for n in os.listdir(bitcode)):
-        return f"ROCm device libraries not found under {bitcode}: {fix}"
-    version = _lld_version()
-    if version is None:
-        return f"ld.lld not found: {fix}"
-    if version < 19:
-        return f"ld.lld {version} is too old for gfx9 code object v6 (need >= 19): {fix}"
-    return None
-
-
-def _lld_version() -> int | None:
-    candidates = ["ld.lld"] + [f"ld.lld-{v}" for v in range(30, 18, -1)]
-    best = None
-    for name in candidates:
-        path = shutil.which(name) or shutil.which(name, path="/usr/lib/llvm-22/bin")
-        if not path:
-            continue
-        out = subprocess.run([path, "--version"], capture_output=True, text=True).stdout
-        match = re.search(r"LLD (\d+)", out)
-        if match:
-            best = max(best or 0, int(match.group(1)))
-    return best
+    return problem()

@@ -126,6 +126,11 @@ class Tuner:
 
             runs, report = search.run(self, workload)
         result = self._pick_verified(workload, runs, time.time() - start, report)
+        if self.config.space == "generative" and self.config.save_library:
+            from .space import search
+
+            entry = search.record_winner(self, workload, result, self.device_name())
+            result.space_report["library_entry"] = entry
         with open(os.path.join(root, "report.json"), "w") as f:
             json.dump(result.summary(), f, indent=1)
         return result
@@ -201,6 +206,35 @@ class Tuner:
             )
             self._runner = ms.runner.LocalRunner(timeout_sec=60, evaluator_config=evaluator)
         return self._runner
+
+    def device_name(self) -> str:
+        """The GPU's name, or the CPU model for llvm (recorded with library entries)."""
+        if self.config.target != "llvm":
+            return str(self.device().device_name)
+        import platform
+
+        try:
+            with open("/proc/cpuinfo") as f:
+                for line in f:
+                    if line.startswith("model name"):
+                        return line.split(":", 1)[1].strip()
+        except OSError:
+            pass
+        return platform.processor() or "cpu"
+
+    def design_space(self, workload: Workload):
+        """The generative design space of the library's (or the default) best genome."""
+        from .space.grammar import Grammar, default_genome
+        from .space.library import ROOT, Library
+        from .space.rules import space_for
+
+        families = Grammar.for_target(self.target).families(workload)
+        if not families:
+            return self.stock_space()
+        library = Library.for_workload(self.config.target, workload, self.config.library_dir or ROOT)
+        prior = library.prior(workload, limit=1)
+        genome = prior[0][0] if prior else default_genome(families[0])
+        return space_for(genome, self.target)
 
     def device(self):
         return tvm.cpu() if self.config.target == "llvm" else tvm.device(self.config.target, 0)

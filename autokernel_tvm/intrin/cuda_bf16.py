@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """bf16 x bf16 -> f32 tensor-core intrinsics (``mma.sync.m16n8k16`` + ``ldmatrix``) for TVM 0.27.
 
-Read ``register`` and ``bf16_intrin_group`` first. The intrinsics plug into hand schedules such
-as ``tvm.testing.tir.mma_schedule`` and into ``MultiLevelTilingTensorCore(intrin_groups=[...])``.
+Read ``register`` and ``bf16_intrin_group`` first. Like upstream's f16 ``mma_ldmatrix_*`` /
+``mma_f16f16f32*`` set, these are for hand schedules (``tvm.testing.tir.mma_schedule``):
+``MultiLevelTilingTensorCore`` finds no tensorize mapping for their warp-layout descriptions (it
+only drives the ``mma_sync_*`` m16n8k8 family), for f16 and bf16 alike.
 
 Upstream ``tvm.s_tir.tensor_intrin.cuda`` is float16-only at k=16: ``get_ldmatrix_intrin``
 asserts ``dtype == "float16"`` and ``get_mma_intrin`` has no ``bfloat16`` entry in its PTX type

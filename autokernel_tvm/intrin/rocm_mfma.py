@@ -9,10 +9,9 @@ fail in codegen ("Can only allocate shared or local memory inside kernel"): the 
 the pass. (2) It cannot see ``threadIdx.x`` through CSE's let-bound temporaries ("require positive
 constant coefficient on warp index"): the pipeline turns CSE off.
 
-Numerics are NOT verified (no AMD GPU here): tests only check that kernels build and contain
-``v_mfma``. Layout: one 64-lane wavefront per ``threadIdx.y``, ``warps_m x warps_n`` per
-workgroup, each owning ``tiles_m x tiles_n`` 16x16 accumulator tiles; A and B go global -> shared
-(``k_chunk`` MFMA K-steps at a time) -> registers.
+Numerics are NOT verified (no AMD GPU here); tests check that kernels build with ``v_mfma``.
+Layout: ``warps_m x warps_n`` 64-lane wavefronts (``threadIdx.y``) per workgroup, each owning
+``tiles_m x tiles_n`` 16x16 accumulators; A, B go global -> shared (``k_chunk`` K-steps) -> regs.
 """
 
 from __future__ import annotations
@@ -33,17 +32,12 @@ from .. import config
 #: Name of the TIR pipeline registered by this module (pass it as ``tvm.compile(tir_pipeline=)``).
 PIPELINE = "autokernel_rocm_mfma"
 Size = int | ExprRV | None
-
+_NO_CSE = "tirx.disable_cse_tir"
+#: Name pattern of the B^T (N x K) loads that :func:`register_intrins` adds (TVM has none).
+_TRANS = "autokernel_{}_trans"
 
 #: TensorIntrin names for one input dtype: MFMA K, copy vector lanes, accumulator dtype, ...
 MfmaIntrins = namedtuple("MfmaIntrins", "k vec acc load_a load_b compute fill store")
-
-
-def _trans(load_b: str) -> str:
-    """Name of the B^T (N x K) load that :func:`register_intrins` adds (TVM has none)."""
-    return f"autokernel_{load_b}_trans"
-
-
 _INTRINS = {
     "float16": MfmaIntrins(16, 8, "float32", "rocm_mfma_load_16x16_a_shared_f16",
         "rocm_mfma_load_b_16x16_shared_f16", "rocm_mfma_f16f16f32", "ROCM_mfma_fill_16x16_f32",
@@ -64,8 +58,8 @@ class MfmaScheduleError(ValueError):
 
 
 @dataclass(frozen=True)
-class MfmaBlocks:
-    """What :func:`schedule_rocm_mfma` made: the sizes used (ints or sampled ExprRVs) and blocks."""
+class MfmaTiling:
+    """What :func:`schedule_rocm_mfma` chose: sizes (ints or sampled ExprRVs), the init block."""
 
     warps_m: int | ExprRV
     warps_n: int | ExprRV
@@ -76,15 +70,16 @@ class MfmaBlocks:
 
 
 def register_intrins() -> None:
-    """Register TVM's rocm intrinsics and our B^T loads (idempotent). Lazy: the import takes
-    15-100 s (it parses every target's intrinsics); only the scheduling process needs it."""
+    """Import TVM's rocm TensorIntrins and register the B^T loads TVM lacks (idempotent).
+
+    Lazy: the import takes 15-100 s; only the scheduling process needs it, not the builders."""
     from tvm.s_tir import TensorIntrin
     from tvm.s_tir.tensor_intrin import rocm
 
     for dtype, names in _INTRINS.items():
-        if TensorIntrin.get(_trans(names.load_b), allow_missing=True) is None:
+        if TensorIntrin.get(_TRANS.format(names.load_b), allow_missing=True) is None:
             intrin = rocm.get_mfma_load_intrin(names.k, dtype, "shared", is_b=True, transposed=True)
-            TensorIntrin.register(_trans(names.load_b), *intrin)
+            TensorIntrin.register(_TRANS.format(names.load_b), *intrin)
 
 
 def _layouts(k: int, b_trans: bool):
@@ -100,8 +95,9 @@ def _layouts(k: int, b_trans: bool):
 
     def tiled(lay, rows, cols):
         def index_map(i, j):
-            lane, reg = lay(i % rows, j % cols)  # the 64x1 layouts return a Python 0 as reg
-            return i // rows, j // cols, lane, tvm.tirx.const(reg, "int32") if reg == 0 else reg
+            lane, reg = lay(i % rows, j % cols)
+            reg = tvm.tirx.const(reg, "int32") if isinstance(reg, int) else reg  # 64x1: Python 0
+            return i // rows, j // cols, lane, reg
 
         return index_map
 
@@ -139,8 +135,7 @@ def _split_sampled(sch, loop, inner: Size, max_inner: int):
         extent = int(sch.get(loop).extent)
         if inner <= 0 or extent % inner:
             raise MfmaScheduleError(f"size {inner} does not divide the {extent} MFMA tiles")
-    outer, inner_loop = sch.split(loop, [None, inner])
-    return outer, inner_loop, inner
+    return (*sch.split(loop, [None, inner]), inner)
 
 
 def schedule_rocm_mfma(
@@ -155,7 +150,7 @@ def schedule_rocm_mfma(
     max_warps: int = 4,
     max_tiles: int = 4,
     max_k_chunk: int = 4,
-) -> MfmaBlocks:
+) -> MfmaTiling:
     """Tensorize a GEMM block with MFMA 16x16xK intrinsics (K = 16 for f16/s8, 4 for f32).
 
     Parameters
@@ -174,20 +169,21 @@ def schedule_rocm_mfma(
 
     Returns
     -------
-    MfmaBlocks
+    MfmaTiling
         The sizes as used and the init block. Numerics are not verified (no AMD GPU here).
     """
     block = sch.get_sblock(block) if isinstance(block, str) else block
     dtype, b_trans = _gemm_operands(sch, block)
     intr = _INTRINS[dtype]
     i, j, k = sch.get_loops(block)[-3:]
-    for loop, step, name in ((i, 16, "M"), (j, 16, "N"), (k, intr.k, "K")):
+    tile = (16, 16, intr.k)
+    for loop, step, name in zip((i, j, k), tile, "MNK", strict=True):
         if int(sch.get(loop).extent) % step:
             raise MfmaScheduleError(f"{name}={sch.get(loop).extent} is not a multiple of {step}")
     register_intrins()
-    i, i_tc = sch.split(i, [None, 16])
-    j, j_tc = sch.split(j, [None, 16])
-    k, k_tc = sch.split(k, [None, intr.k])
+    (i, i_tc), (j, j_tc), (k, k_tc) = (
+        sch.split(x, [None, n]) for x, n in zip((i, j, k), tile, strict=True)
+    )
     sch.reorder(i, j, k, i_tc, j_tc, k_tc)
     outer = sch.blockize(i_tc)
 
@@ -212,8 +208,8 @@ def schedule_rocm_mfma(
 
     # Register fragments ("warp" scope: 64 lanes x regs), loaded per K-step, stored per warp.
     a_frag, b_frag = sch.cache_read(outer, 0, "warp"), sch.cache_read(outer, 1, "warp")
-    sch.compute_at(a_frag, k1)
-    sch.compute_at(b_frag, k1)
+    for frag in (a_frag, b_frag):
+        sch.compute_at(frag, k1)
     c_frag = sch.cache_write(outer, 0, "warp")
     sch.reverse_compute_at(c_frag, warp)
     init = sch.decompose_reduction(outer, k0)
@@ -231,43 +227,32 @@ def schedule_rocm_mfma(
     sch.transform_layout(b_frag, ("write", 0), map_b)
     sch.transform_layout(c_frag, ("read", 0), map_c)
     sch.tensorize(loops[0], intr.load_a)
-    sch.tensorize(loops[2], _trans(intr.load_b) if b_trans else intr.load_b)
+    sch.tensorize(loops[2], _TRANS.format(intr.load_b) if b_trans else intr.load_b)
     sch.tensorize(sch.get_loops(block)[-3], intr.compute)
     sch.tensorize(sch.get_loops(sch.get_child_blocks(init)[0])[-2], intr.fill)
     sch.tensorize(loops[1], intr.store)
-    return MfmaBlocks(warps_m, warps_n, tiles_m, tiles_n, k_chunk, init)
-
-
-def _lower_all_warp_memory(mod: tvm.IRModule) -> tvm.IRModule:
-    """Run LowerWarpMemory until it changes nothing (0.27 lowers one warp buffer per run)."""
-    lower = tvm.tirx.transform.LowerWarpMemory()
-    for _ in range(64):
-        new = lower(mod)
-        if tvm_ffi.structural_equal(new, mod):
-            return new
-        mod = new
-    raise RuntimeError("LowerWarpMemory did not converge after 64 runs")
-
-
-def _check_int8_arch(mod: tvm.IRModule) -> None:
-    """LLVM aborts the process (no exception) selecting the s8 MFMA for gfx94x: refuse first."""
-    for func in mod.functions.values():
-        target = func.attrs.get("target") if func.attrs else None
-        mcpu = str(target.attrs.get("mcpu", "")) if target and target.kind.name == "rocm" else ""
-        if mcpu and mcpu not in INT8_ARCHES and "mfma.i32.16x16x16i8" in func.script():
-            raise MfmaScheduleError(f"int8 MFMA 16x16x16 needs {INT8_ARCHES}, not {mcpu}")
+    return MfmaTiling(warps_m, warps_n, tiles_m, tiles_n, k_chunk, init)
 
 
 def _mfma_pipeline():
+    """The stock s_tir pipeline without CSE, then LowerWarpMemory until nothing changes."""
     base, finalize_host, finalize_device = tvm.tirx.get_tir_pipeline("s_tir")
+    lower_warp = tvm.tirx.transform.LowerWarpMemory()
 
     @tvm.transform.module_pass(opt_level=0, name="autokernel.RocmMfmaPipeline")
     def _pipeline(mod: tvm.IRModule, ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        _check_int8_arch(mod)
-        cfg = {**ctx.config, "tirx.disable_cse_tir": True}
-        with tvm.transform.PassContext(opt_level=ctx.opt_level, config=cfg):
+        for func in mod.functions.values():  # LLVM aborts the process on s8 MFMA for gfx94x
+            target = func.attrs.get("target") if func.attrs else None
+            mcpu = str(target.attrs.get("mcpu", "")) if target is not None else ""
+            if mcpu and mcpu not in INT8_ARCHES and "mfma.i32.16x16x16i8" in func.script():
+                raise MfmaScheduleError(f"int8 MFMA 16x16x16 needs {INT8_ARCHES}, not {mcpu}")
+        with tvm.transform.PassContext(ctx.opt_level, config={**ctx.config, _NO_CSE: True}):
             mod = base(mod)
-        return _lower_all_warp_memory(mod)
+        for _ in range(64):  # one warp buffer per run in 0.27, three in an MFMA GEMM
+            if tvm_ffi.structural_equal(new := lower_warp(mod), mod):
+                return new
+            mod = new
+        raise RuntimeError("LowerWarpMemory did not converge after 64 runs")
 
     return _pipeline, finalize_host, finalize_device
 
@@ -293,11 +278,10 @@ def device_asm(exe) -> str:
 def rocm_toolchain_problem() -> str | None:
     """Why AMDGPU code cannot be linked here (a message naming the fix), or None when it can.
 
-    Checks what ``tvm.support.rocm`` will use: the ``ld.lld`` it picks first (needs LLVM >= 19
-    for code object v6) and the ``ocml``/``ockl`` bitcode under ``$ROCM_PATH/amdgcn/bitcode``
-    (``ROCM_PATH`` defaults to ``AUTOKERNEL_ROCM_PATH`` or Debian's location).
+    Checks what ``tvm.support.rocm`` will use: the first ``ld.lld`` it finds (LLD >= 19 for code
+    object v6) and ``ocml``/``ockl`` bitcode in ``$ROCM_PATH/amdgcn/bitcode`` (default as config).
     """
-    fix = "install `apt-get install rocm-device-libs lld-22` (or run `bash .ci/rocm-setup.sh`)"
+    fix = "run `apt-get install rocm-device-libs lld-22` (or `bash .ci/rocm-setup.sh`)"
     fix += f" and set ROCM_PATH={config.ROCM_DEBIAN_PATH}"
     root = os.environ.get("ROCM_PATH") or config.rocm_path()
     bitcode = os.path.join(root, "amdgcn", "bitcode")
@@ -306,12 +290,9 @@ def rocm_toolchain_problem() -> str | None:
         return f"ROCm device-library bitcode {missing} not found under {bitcode}: {fix}"
     from tvm.support.rocm import find_lld
 
-    linkers = find_lld(required=False)
-    if not linkers:
-        return f"ld.lld not found: {fix}"
-    out = subprocess.run([linkers[0], "--version"], capture_output=True, text=True).stdout
-    match = re.search(r"LLD (\d+)", out)
-    if not match or int(match.group(1)) < 19:
-        found = match.group(1) if match else "of unknown version"
-        return f"{linkers[0]} is LLD {found}; gfx9 code object v6 needs LLD >= 19: {fix}"
+    lld = (find_lld(required=False) or [None])[0]  # the linker TVM will call
+    out = subprocess.run([lld, "--version"], capture_output=True, text=True).stdout if lld else ""
+    version = int(match.group(1)) if (match := re.search(r"LLD (\d+)", out)) else 0
+    if version < 19:
+        return f"gfx9 code object v6 needs ld.lld >= 19; TVM picks {lld} (LLD {version}): {fix}"
     return None

@@ -14,7 +14,7 @@ BN = 16*warp_n*frag_n, BK = 16*k_frags)::
       threadIdx.y (warp_m*warp_n warps)   C accumulators live in registers ("warp" scope)
         k0 (K/BK)   software pipeline: A/B global->shared.dyn with cp.async, `stages` deep
           k1 (k_frags) ldmatrix A, B -> mma.sync over frag_m x frag_n fragments
-      epilogue: registers -> global ("direct") or -> shared.dyn -> float4 global ("shared")
+      epilogue: mma_store from registers straight to global
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from tvm import s_tir
 
 from .cuda_mma_tiles import (
     MMA_TILE,
-    PAD_FLOATS,
     PAD_HALFS,
     SMEM_LIMIT,
     WARP_SIZE,
@@ -65,14 +64,14 @@ def gemm_shape(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV) -> tuple[int
             "need equal input dtypes and a float32 output"
         )
     b_vars = [r.min for r in ins[1].region]
-    if [v.same_as(x) for v, x in zip(b_vars, (vj, vk))] == [True, True]:
+    if len(b_vars) == 2 and b_vars[0].same_as(vj) and b_vars[1].same_as(vk):
         trans_b = True
-    elif [v.same_as(x) for v, x in zip(b_vars, (vk, vj))] == [True, True]:
+    elif len(b_vars) == 2 and b_vars[0].same_as(vk) and b_vars[1].same_as(vj):
         trans_b = False
     else:
         raise MmaStructureError(f"B is indexed {b_vars}, expected [k, j] or [j, k]")
     a_vars = [r.min for r in ins[0].region]
-    if not (a_vars[0].same_as(vi) and a_vars[1].same_as(vk)):
+    if not (len(a_vars) == 2 and a_vars[0].same_as(vi) and a_vars[1].same_as(vk)):
         raise MmaStructureError(f"A is indexed {a_vars}, expected [i, k]")
     return m, n, k, trans_b
 
@@ -95,8 +94,6 @@ def apply_cuda_mma(
     smem_layout: str = "swizzle",
     vector_bytes: int = 16,
     raster: int = 0,
-    unroll: int = 0,
-    epilogue: str = "direct",
     frag_pipeline: bool = False,
     smem_limit: int = SMEM_LIMIT,
 ) -> s_tir.Schedule:
@@ -113,9 +110,6 @@ def apply_cuda_mma(
     vector_bytes : bytes per cp.async global->shared copy: 4, 8 or 16.
     raster : block rasterization: 0 = row-major tile order, G > 1 = groups of G tile rows
         walked column by column (L2 reuse of B tiles).
-    unroll : ``pragma_auto_unroll_max_step`` on the kernel (0 = leave unrolling to nvcc).
-    epilogue : "direct" (mma registers -> global) or "shared" (registers -> padded shared.dyn
-        tile -> coalesced float4 stores).
     frag_pipeline : also software-pipeline the inner K loop (prefetch the next ldmatrix
         fragments into a second register buffer).
     smem_limit : dynamic shared memory budget in bytes for the worst sampled candidate.
@@ -131,7 +125,7 @@ def apply_cuda_mma(
     tiles: MmaTiles = tile_candidates(
         m, n, k, in_dtype=in_dtype, trans_b=trans_b, warp_m=warp_m, warp_n=warp_n,
         stages=stages, smem_layout=smem_layout, vector_bytes=vector_bytes, raster=raster,
-        unroll=unroll, epilogue=epilogue, smem_limit=smem_limit,
+        smem_limit=smem_limit,
     )  # fmt: skip
     warps = warp_m * warp_n
 
@@ -194,38 +188,25 @@ def apply_cuda_mma(
     a_frag, a_loop = to_registers(0)
     b_frag, b_loop = to_registers(1)
 
-    # 5. Epilogue: accumulators -> (shared.dyn ->) global.
-    if epilogue == "shared":
-        c_smem = sch.cache_write(block_outer, 0, "shared.dyn")
-        sch.reverse_compute_at(c_smem, bx)
-        fused = sch.fuse(*sch.get_loops(c_smem)[-2:])
-        _, f_ty, f_tx, f_vec = sch.split(fused, [None, warps, WARP_SIZE, 4])
-        sch.bind(f_ty, "threadIdx.y")
-        sch.bind(f_tx, "threadIdx.x")
-        sch.vectorize(f_vec)
+    # 5. Epilogue: mma accumulators (registers) -> global, one 16x16 fragment at a time.
     acc = sch.cache_write(block_outer, 0, "warp")
     sch.reverse_compute_at(acc, ty)
-    if epilogue == "shared":  # pad the fp32 staging rows: 8 rows of one store hit 4 bank groups
-        sch.storage_align(acc, 0, axis=-2, factor=32, offset=PAD_FLOATS)
     r, c = sch.get_loops(acc)[-2:]
     r0, r1 = sch.split(r, [None, MMA_TILE])
     c0, c1 = sch.split(c, [None, MMA_TILE])
     sch.reorder(r0, c0, r1, c1)
     sch.transform_layout(acc, ("read", 0), _ldmatrix_index_map)
 
-    # 6. Tensorize: fill, ldmatrix (optionally in a permuted-layout block), mma, store.
+    # 6. Tensorize: fill, ldmatrix (in a permuted-layout block for "swizzle"), mma, store.
     init = sch.decompose_reduction(block_outer, k0)
     intrins = get_mma_intrin_group(
         load_scope="shared.dyn",
-        store_scope="shared.dyn" if epilogue == "shared" else "global",
+        store_scope="global",
         in_dtype=in_dtype,
         out_dtype="float32",
         trans_a=False,
         trans_b=trans_b,
-        # mma_store (tvm_access_ptr) into an f32 shared.dyn tile trips the 0.27 StorageRewrite
-        # f16/f32 merge check inside VerifyGPUCode (which always runs StorageRewrite); the
-        # "simple" store writes plain BufferStores and passes.
-        not_use_mma_store_intrinic=epilogue == "shared",
+        not_use_mma_store_intrinic=False,
     )
     for loop, key in ((a_loop, "load_a"), (b_loop, "load_b")):
         ld_block = sch.blockize(loop)
@@ -248,8 +229,5 @@ def apply_cuda_mma(
         sch.annotate(k0, "software_pipeline_stage", [0, 0, last])
         sch.annotate(k0, "software_pipeline_order", [0, 1, 2])
     sch.annotate(k0, "software_pipeline_async_stages", [0])
-    if unroll:
-        sch.annotate(bx, "pragma_auto_unroll_max_step", unroll)
-        sch.annotate(bx, "pragma_unroll_explicit", 1)
     del a_frag, b_frag
     return sch

@@ -7,22 +7,24 @@ is an ``f_build`` for `ms.builder.LocalBuilder` that sets the two pass flags thi
 
 from __future__ import annotations
 
+import itertools
 import random
 from typing import Any
 
 import tvm
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
-from tvm.s_tir.schedule import Schedule, SBlockRV, Trace
+from tvm.s_tir.schedule import SBlockRV, Schedule, Trace
 
 from .cuda_mma import apply_cuda_mma, gemm_shape, legal
 from .cuda_mma_tiles import SMEM_LIMIT, MmaStructureError
 
 # `tirx.use_async_copy` turns the pipelined global->shared copies into cp.async (without it they
-# are plain uint4 loads/stores with only the commit/wait left). `tirx.disable_storage_rewrite`
-# avoids the 0.27 StorageRewrite f16/f32 merge bug seen with wmma (TVM-0.27-NOTES §3); the mma
-# path builds either way, we keep it for safety.
-PASS_CONFIG: dict[str, Any] = {"tirx.use_async_copy": 1, "tirx.disable_storage_rewrite": True}
+# are plain uint4 loads/stores with only the commit/wait left). Do NOT set
+# `tirx.disable_storage_rewrite` (the wmma workaround of TVM-0.27-NOTES §3): without
+# StorageRewrite every mma candidate fails LowerWarpMemory with "Cannot find warp
+# index(threadIdx.x) within the scope of warp memory".
+PASS_CONFIG: dict[str, Any] = {"tirx.use_async_copy": 1}
 
 
 def cuda_target(arch: str = "sm_90a", smem_limit: int = SMEM_LIMIT) -> tvm.target.Target:
@@ -130,6 +132,47 @@ class MutateCategorical(ms.mutator.PyMutator):
 
     def clone(self) -> MutateCategorical:
         return MutateCategorical()
+
+
+def gemm_block(sch: Schedule) -> SBlockRV:
+    """The single GEMM block of a workload (the first block `gemm_shape` accepts)."""
+    for rv in sch.get_child_blocks(sch.get_sblock("root")):
+        try:
+            gemm_shape(sch, rv)
+            return rv
+        except MmaStructureError:
+            continue
+    raise MmaStructureError("no 3-loop GEMM block in the workload")
+
+
+def mma_candidates(
+    mod: tvm.IRModule | tvm.tirx.PrimFunc, structure: dict[str, Any], limit: int | None = None
+) -> list[tuple[dict[str, int], Schedule]]:
+    """Every decision combination of one structure as a scheduled candidate, biggest warp tile
+    first (then the larger K tile): the exhaustive check of a structure, or its best guesses.
+
+    Returns ``[({"frag_m": .., "frag_n": .., "k_frags": ..}, schedule), ...]``.
+    """
+    sketch = Schedule(mod)
+    block = gemm_block(sketch)
+    trans_b = gemm_shape(sketch, block)[3]
+    apply_cuda_mma(sketch, block, **{**structure, "trans_b": trans_b})
+    insts = [i for i in sketch.trace.insts if i.kind.name == "SampleCategorical"]
+    values = [[int(v) for v in inst.attrs[0]] for inst in insts]
+    combos = sorted(
+        itertools.product(*[range(len(v)) for v in values]),
+        key=lambda c: (-values[0][c[0]] * values[1][c[1]], -values[2][c[2]], c),
+    )
+    out = []
+    for combo in combos[:limit]:
+        trace = sketch.trace
+        for inst, index in zip(insts, combo, strict=True):
+            trace = trace.with_decision(inst, index, remove_postproc=True)
+        sch = Schedule(mod)
+        trace.apply_to_schedule(sch, remove_postproc=True)
+        picked = [values[i][c] for i, c in enumerate(combo)]
+        out.append((dict(zip(("frag_m", "frag_n", "k_frags"), picked, strict=True)), sch))
+    return out
 
 
 def mma_space(structure: dict[str, Any]) -> ms.space_generator.PostOrderApply:

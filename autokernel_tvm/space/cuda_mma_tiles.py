@@ -19,13 +19,11 @@ SMEM_LIMIT = 232448  # H100 opt-in dynamic shared memory per block (227 KiB)
 FRAG_CHOICES = (1, 2, 4)  # fragments per warp per dim; 4x4 = 64x64 warp tile = 128 acc regs
 KFRAG_CHOICES = (2, 4)  # K tile 32 or 64: the permuted layout needs a multiple of 32
 SMEM_LAYOUTS = ("swizzle", "pad", "plain")
-EPILOGUES = ("direct", "shared")
 VECTOR_BYTES = (4, 8, 16)
 STAGES = (2, 3, 4, 5)
 WARPS = (1, 2, 4, 8)
 MAX_WARPS = 8  # 8 warps x 32 x 255 registers still fits the 64K register file
 PAD_HALFS = 8  # "pad" layout: storage_align offset (16 bytes) that makes ldmatrix conflict-free
-PAD_FLOATS = 8  # "shared" epilogue: row padding of the fp32 staging tile
 
 
 class MmaStructureError(ValueError):
@@ -47,17 +45,12 @@ class MmaTiles:
         return [v / total for v in values]
 
 
-def smem_bytes(
-    bm: int, bn: int, bk: int, *, trans_b: bool, stages: int, smem_layout: str, epilogue: str
-) -> int:
-    """Dynamic shared memory of one candidate (upper bound, before TVM's buffer merging)."""
+def smem_bytes(bm: int, bn: int, bk: int, *, trans_b: bool, stages: int, smem_layout: str) -> int:
+    """Dynamic shared memory of one candidate, as TVM 0.27 allocates it."""
     pad = PAD_HALFS if smem_layout == "pad" else 0
     a = bm * (bk + pad)
     b = bn * (bk + pad) if trans_b else bk * (bn + pad)
-    total = stages * (a + b) * 2
-    if epilogue == "shared":
-        total += bm * (bn + PAD_FLOATS) * 4
-    return total
+    return stages * (a + b) * 2
 
 
 def _structure_reason(
@@ -68,8 +61,6 @@ def _structure_reason(
     smem_layout: str,
     vector_bytes: int,
     raster: int,
-    unroll: int,
-    epilogue: str,
 ) -> str | None:
     if in_dtype != "float16":
         return f"in_dtype {in_dtype!r}: only float16 (mma m16n8k16 f16f16f32) is implemented"
@@ -85,10 +76,6 @@ def _structure_reason(
         return f"vector_bytes={vector_bytes}: cp.async copies 4, 8 or 16 bytes"
     if raster < 0 or (raster > 1 and raster & (raster - 1)):
         return f"raster={raster}: must be 0 (row-major blocks) or a power of two group size"
-    if unroll < 0:
-        return f"unroll={unroll}: must be >= 0"
-    if epilogue not in EPILOGUES:
-        return f"epilogue={epilogue!r}: must be one of {EPILOGUES}"
     return None
 
 
@@ -105,16 +92,12 @@ def tile_candidates(
     smem_layout: str = "swizzle",
     vector_bytes: int = 16,
     raster: int = 0,
-    unroll: int = 0,
-    epilogue: str = "direct",
     frag_pipeline: bool = False,
     smem_limit: int = SMEM_LIMIT,
 ) -> MmaTiles:
     """Return the legal candidate lists, or raise `MmaStructureError` with the reason."""
     del frag_pipeline  # legal with every tile; kept so callers can pass a whole structure
-    reason = _structure_reason(
-        in_dtype, warp_m, warp_n, stages, smem_layout, vector_bytes, raster, unroll, epilogue
-    )
+    reason = _structure_reason(in_dtype, warp_m, warp_n, stages, smem_layout, vector_bytes, raster)
     if reason:
         raise MmaStructureError(reason)
     for name, size in (("m", m), ("n", n), ("k", k)):
@@ -125,7 +108,8 @@ def tile_candidates(
     group = max(raster, 1)
 
     # K tile: the pipeline wants at least `stages` K steps, the permuted layout a multiple of 32.
-    kf = tuple(f for f in KFRAG_CHOICES if (k // MMA_TILE) % f == 0 and k // (MMA_TILE * f) >= stages)
+    k_tiles = k // MMA_TILE
+    kf = tuple(f for f in KFRAG_CHOICES if k_tiles % f == 0 and k_tiles // f >= stages)
     if not kf:
         raise MmaStructureError(
             f"k={k}: no K tile in {[MMA_TILE * f for f in KFRAG_CHOICES]} divides k "
@@ -164,7 +148,6 @@ def tile_candidates(
             trans_b=trans_b,
             stages=stages,
             smem_layout=smem_layout,
-            epilogue=epilogue,
         )
 
     # Drop the largest values until the worst combination fits; K tile first (128x256x32 with
@@ -179,6 +162,6 @@ def tile_candidates(
         else:
             raise MmaStructureError(
                 f"smallest tile needs {worst()} B of shared memory > limit {smem_limit} "
-                f"(stages={stages}, epilogue={epilogue})"
+                f"(stages={stages})"
             )
     return MmaTiles(tuple(fm), tuple(fn), tuple(kf))

@@ -47,8 +47,8 @@ def gemm(n: int, trans_b: bool) -> tvm.tirx.PrimFunc:
     return te.create_prim_func([a, b, c])
 
 
-def build(n: int, trans_b: bool, target: tvm.target.Target):
-    """The tensorized GEMM as a callable TVM function (its schedule needs N % 1024 == 0)."""
+def build(n: int, trans_b: bool, target: tvm.target.Target) -> tvm.runtime.Executable:
+    """The tensorized GEMM, compiled (its schedule needs N % 1024 == 0); call ``["main"]``."""
     from tvm.s_tir.tensor_intrin.cuda import shared_16x16_to_ldmatrix_32x8_layout
     from tvm.testing.tir import mma_schedule
 
@@ -77,7 +77,7 @@ def build(n: int, trans_b: bool, target: tvm.target.Target):
         group["store"],
     )
     with tvm.transform.PassContext(opt_level=3, config={"tirx.use_async_copy": 1}):
-        return tvm.compile(sch.mod, target=target)["main"]
+        return tvm.compile(sch.mod, target=target)
 
 
 def cuda_time_ms(fn, iters: int) -> float:
@@ -95,7 +95,7 @@ def cuda_time_ms(fn, iters: int) -> float:
 
 def check(n: int, trans_b: bool, target: tvm.target.Target, iters: int) -> dict:
     """Build, run, compare with fp64 and time one GEMM; returns the result record."""
-    func = build(n, trans_b, target)
+    func = build(n, trans_b, target)["main"]
     gen = torch.Generator(device="cuda").manual_seed(n + trans_b)
     a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16, generator=gen)
     b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16, generator=gen)

@@ -66,8 +66,12 @@ def tile_levels(sch, block, structure: str, vector_lanes: int = 0, max_inner: in
             if extent % vector_lanes == 0 and extent > vector_lanes:
                 loop, vec = sch.split(loop, [None, vector_lanes])
         n = n_s if kind == SPATIAL else n_r
-        factors = sch.sample_perfect_tile(loop, n=n, max_innermost_factor=max_inner)
-        (s_tiles if kind == SPATIAL else r_tiles).append(sch.split(loop, factors))
+        if n == 1:
+            tiles = [loop]
+        else:
+            factors = sch.sample_perfect_tile(loop, n=n, max_innermost_factor=max_inner)
+            tiles = list(sch.split(loop, factors))
+        (s_tiles if kind == SPATIAL else r_tiles).append(tiles)
     levels, si, ri = [], 0, 0
     for letter in structure:
         if letter == "S":

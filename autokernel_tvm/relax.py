@@ -1,0 +1,265 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The TVM pipeline entry points: tune a whole PyTorch model, or tune inside ``tvm.compile``.
+
+Read first: :func:`tune_model` (``torch.export`` -> Relax -> tune every heavy fused task ->
+build -> :class:`~autokernel_tvm.relax_runtime.TunedModel`), then :func:`autokernel_pipeline`,
+the same as a Relax pass pipeline for a TVM user's own flow::
+
+    ex = tvm.compile(mod, target, relax_pipeline=autokernel_pipeline(config))
+    ex = tvm.compile(mod, target, relax_pipeline=relax.get_pipeline("autokernel", trials=64))
+
+A custom ``relax_pipeline`` replaces all of ``tvm.compile``'s Relax passes (``relax.build``
+runs only what it is given), so this pipeline also lowers the module for the VM. Which tasks are
+tuned and how the budget is split: :mod:`autokernel_tvm.relax_tasks`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+
+import torch
+import tvm
+from tvm import relax
+
+from . import relax_tasks
+from .config import TuneConfig
+from .relax_runtime import ModelLoadError, TunedModel, load_model
+from .relax_tasks import MIN_TASK_FLOPS, TaskReport
+from .tuner import Tuner
+
+__all__ = [
+    "MIN_TASK_FLOPS",
+    "ModelLoadError",
+    "TaskReport",
+    "TunedModel",
+    "UnsupportedModelError",
+    "autokernel_pipeline",
+    "load_model",
+    "rel_error",
+    "tolerance",
+    "tune_model",
+]
+log = logging.getLogger("autokernel_tvm")
+#: Relative-norm error allowed against eager PyTorch, by dtype.
+TOLERANCE = {"float32": 1e-4, "float16": 2e-2, "bfloat16": 2e-2}
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class UnsupportedModelError(RuntimeError):
+    """TVM cannot import or build this model; the message names the ops or the stage."""
+
+
+def tune_model(
+    model: torch.nn.Module,
+    example_inputs: tuple,
+    *,
+    config: TuneConfig,
+    dtype: str | None = None,
+    tuner: Tuner | None = None,
+    min_task_flops: float = MIN_TASK_FLOPS,
+) -> TunedModel:
+    """Export, tune and build ``model``; the result is called like ``model`` in eval mode.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Put in eval mode; its weights become the compiled model's parameters.
+    example_inputs : tuple of torch.Tensor
+        Fix the shapes (static shapes only) and are used for the numerics check.
+    config : TuneConfig
+        ``trials`` in total, split over the tuned tasks; the database lives in
+        ``work_dir/relax/<space>`` and is resumed from.
+    dtype : str, optional
+        ``float16``/``bfloat16``/``float32``: cast the model and floating inputs first.
+    tuner : Tuner, optional
+        Reuse a tuner (and its builder processes); by default one is made from ``config``.
+    min_task_flops : float
+        Tasks below this keep TVM's default lowering.
+
+    Returns
+    -------
+    TunedModel
+        ``.report`` has per-task name, weight, FLOPs, trials, best latency, tuned or why not,
+        the numerics check against eager on ``example_inputs``, and timings of each stage.
+
+    Raises
+    ------
+    UnsupportedModelError
+        ``torch.export`` or TVM's importer rejects the model (the message names the ops).
+    """
+    start = time.time()
+    tuner = tuner or Tuner(config)
+    if config.target != "llvm" and not tuner.device().exist:
+        raise tvm.TVMError(f"no {config.target} device here: tuning measures on the device")
+    model, inputs = cast(model.eval(), tuple(example_inputs), dtype)
+    mod, params, out_spec = import_model(model, inputs)
+    num_inputs = int(mod["main"].attrs["num_input"])
+    imported = time.time()
+    db_dir = database_dir(tuner)
+    # Weight transforms (main_transform_params) run once at load: only main's tasks count.
+    main_only = tvm.IRModule({gv: f for gv, f in mod.functions.items() if gv.name_hint == "main"})
+    tasks = relax_tasks.extract(main_only, tuner.target)
+    reports = relax_tasks.tune_tasks(
+        tuner, tasks, db_dir, config.trials, min_task_flops=min_task_flops
+    )
+    tuned_at = time.time()
+    device = "cpu" if config.target == "llvm" else "cuda"
+    exe = _build(mod, tuner.target, db_dir)
+    report = {
+        "target": str(tuner.target.kind.name),
+        "trials": config.trials,
+        "tasks": [r.to_json() for r in reports],
+        "import_seconds": imported - start,
+        "tune_seconds": tuned_at - imported,
+    }
+    result = TunedModel(exe, device, params, num_inputs, out_spec, report)
+    with torch.no_grad():
+        expected = model(*inputs)
+    report["check"] = check(result(*inputs), expected, inputs)
+    if not report["check"]["passed"]:
+        log.warning("tuned model fails the numerics check %s: default lowering", report["check"])
+        result = TunedModel(_build(mod, tuner.target, None), device, params, num_inputs, out_spec)
+        for task in report["tasks"]:
+            task["tuned"], task["reason"] = False, "tuned build failed the numerics check"
+        report["check"] = check(result(*inputs), expected, inputs)
+        result.report = report
+    report["build_seconds"] = time.time() - tuned_at
+    report["total_seconds"] = time.time() - start
+    return result
+
+
+def import_model(model: torch.nn.Module, inputs: tuple):
+    """``torch.export`` + Relax import; weights detached and their transforms lifted.
+
+    Returns ``(mod, params, out_spec)``: ``mod["main"]`` takes the inputs then the (transformed)
+    weights; ``mod["main_transform_params"]`` (when there are weights) transforms ``params``.
+    """
+    from tvm.relax.frontend import detach_params
+    from tvm.relax.frontend.torch import from_exported_program
+
+    try:
+        program = torch.export.export(model, inputs)
+    except Exception as err:
+        raise UnsupportedModelError(f"torch.export failed: {type(err).__name__}: {err}") from err
+    try:
+        mod = from_exported_program(program, keep_params_as_input=True)
+    except Exception as err:  # TVM's importer asserts on ops it has no converter for
+        raise UnsupportedModelError(f"TVM's torch importer: {err}") from err
+    mod, params = detach_params(mod)
+    mod = tvm.transform.Sequential(
+        [relax.transform.DecomposeOpsForInference(), relax.transform.CanonicalizeBindings()]
+    )(mod)
+    weights = [torch.from_dlpack(p) for p in params.get("main", [])]
+    if weights:
+        mod = relax.transform.LiftTransformParams()(mod)
+    return mod, weights, program.call_spec.out_spec
+
+
+def autokernel_pipeline(config: TuneConfig, *, tuner: Tuner | None = None) -> tvm.transform.Pass:
+    """A Relax pipeline: legalize -> tune with our builder and space -> apply records -> lower.
+
+    For ``tvm.compile(mod, target, relax_pipeline=...)``. Tuning goes through TVM's own
+    ``MetaScheduleTuneIRMod`` pass, whose ``tune_relax`` global is routed to this package's
+    tuner only while the pass runs (:func:`~autokernel_tvm.relax_tasks.routed_tune_relax`).
+    ``config.target`` must be the target that is compiled for. The per-task report of each run
+    is written to ``<database>/pipeline_report.json``.
+    """
+    holder = {"tuner": tuner}
+
+    @tvm.transform.module_pass(opt_level=0, name="AutokernelPipeline")
+    def _pipeline(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        tuner_ = holder["tuner"] = holder["tuner"] or Tuner(config)
+        target = tuner_.target
+        current = tvm.target.Target.current(allow_none=True)
+        if current is not None and current.kind.name != target.kind.name:
+            raise ValueError(f"compiling for {current.kind.name}, but config.target={target}")
+        db_dir = database_dir(tuner_)
+        os.makedirs(db_dir, exist_ok=True)
+        fused = relax.get_pipeline("zero")(mod)
+        with target, relax_tasks.routed_tune_relax(tuner_) as route:
+            relax.transform.MetaScheduleTuneIRMod({}, db_dir, config.trials)(fused)
+        if not route.calls:  # TVM cached tune_relax before autokernel_tvm.relax was imported
+            log.warning("MetaScheduleTuneIRMod bypassed autokernel's tuner: tuning directly")
+            tasks = relax_tasks.extract(fused, target)
+            route.reports = relax_tasks.tune_tasks(tuner_, tasks, db_dir, config.trials)
+        with open(os.path.join(db_dir, "pipeline_report.json"), "w") as f:
+            tasks = [r.to_json() for r in route.reports]
+            json.dump({"routed": route.calls > 0, "tasks": tasks}, f, indent=1)
+        database = tvm.s_tir.meta_schedule.database.JSONDatabase(work_dir=db_dir)
+        with database:
+            return relax_tasks.lower_pipeline(target)(mod)
+
+    return _pipeline
+
+
+def _registered_pipeline(config: TuneConfig | None = None, **options) -> tvm.transform.Pass:
+    """``relax.get_pipeline("autokernel", trials=64, target="llvm", ...)`` (TuneConfig keys)."""
+    return autokernel_pipeline(config or TuneConfig.from_env(**options))
+
+
+if "autokernel" not in relax.pipeline.PIPELINE_MAP:
+    relax.register_pipeline("autokernel")(_registered_pipeline)
+# Before any MetaScheduleTuneIRMod call caches TVM's own tune_relax (see install_dispatcher).
+relax_tasks.install_dispatcher()
+
+
+def database_dir(tuner: Tuner) -> str:
+    """The JSON database of Relax tasks, one per design-space kind (shared by all models)."""
+    label = "generative" if tuner.config.space == "generative" else "stock"
+    return os.path.join(tuner.config.work_dir, "relax", label)
+
+
+def cast(model: torch.nn.Module, inputs: tuple, dtype: str | None):
+    """``model`` and its floating-point inputs in ``dtype`` (unchanged when None)."""
+    if dtype is None:
+        return model, inputs
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    torch_dtype = DTYPES[dtype]
+    inputs = tuple(
+        x.to(torch_dtype) if isinstance(x, torch.Tensor) and x.is_floating_point() else x
+        for x in inputs
+    )
+    return model.to(torch_dtype), inputs
+
+
+def rel_error(out, ref) -> float:
+    """Largest relative-norm error ``|out - ref| / |ref|`` over the (flattened) outputs."""
+    outs, refs = _flat(out), _flat(ref)
+    if len(outs) != len(refs):
+        return float("inf")
+    worst = 0.0
+    for o, r in zip(outs, refs):
+        if o.shape != r.shape:
+            return float("inf")
+        o, r = o.detach().double().cpu(), r.detach().double().cpu()
+        worst = max(worst, float((o - r).norm() / r.norm().clamp_min(1e-30)))
+    return worst
+
+
+def tolerance(inputs) -> float:
+    """The error bound for the lowest-precision floating input dtype (fp32 when none)."""
+    names = [str(x.dtype).removeprefix("torch.") for x in _flat(inputs) if x.is_floating_point()]
+    return max((TOLERANCE.get(n, 1e-4) for n in names), default=TOLERANCE["float32"])
+
+
+def check(out, ref, inputs) -> dict:
+    """Whether ``out`` matches ``ref`` within :func:`tolerance`."""
+    error, bound = rel_error(out, ref), tolerance(inputs)
+    return {"rel_error": error, "tolerance": bound, "passed": bool(error <= bound)}
+
+
+def _flat(value) -> list[torch.Tensor]:
+    from torch.utils import _pytree as pytree
+
+    return [v for v in pytree.tree_leaves(value) if isinstance(v, torch.Tensor)]
+
+
+def _build(mod: tvm.IRModule, target: tvm.target.Target, db_dir: str | None):
+    try:
+        return relax_tasks.compile_with_database(mod, target, db_dir)
+    except Exception as err:
+        raise UnsupportedModelError(f"TVM cannot build the model: {err}") from err

@@ -1,0 +1,169 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A compiled Relax model called like a PyTorch module, and its one-``.so`` export.
+
+Needs only the TVM runtime and torch (no tuner, no compiler passes), so that
+:func:`load_model` works wherever the library runs. Files of an export to ``model.so``:
+
+* ``model.so``: the Relax VM executable with every kernel (``Executable.export_library``);
+* ``model.so.params``: the model's weights (``tvm.runtime.save_param_dict``), untransformed;
+* ``model.so.json``: the manifest (inputs, output structure, sha256 of both files, tuning report).
+
+Weights are transformed once at load time (``main_transform_params``, from Relax's
+``LiftTransformParams``: e.g. ``nn.Linear``'s weight transpose), not on every call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import torch
+import tvm
+from torch.utils import _pytree as pytree
+from tvm.runtime.vm import VirtualMachine
+
+FORMAT = "autokernel-tvm-model"
+FORMAT_VERSION = 1
+TRANSFORM_PARAMS = "main_transform_params"
+
+
+class ModelLoadError(RuntimeError):
+    """An exported model cannot be loaded; the message says which file and why."""
+
+
+class TunedModel:
+    """A compiled Relax model: ``model(*tensors)`` returns what the PyTorch model returns.
+
+    Parameters
+    ----------
+    module : tvm.runtime.Executable or tvm.runtime.Module
+        The VM executable (``relax.build``) or a loaded ``.so``.
+    device : str
+        ``cpu`` or ``cuda`` (also ROCm); where inputs, weights and outputs live.
+    params : list of torch.Tensor
+        Weights in the order of ``main``'s parameters after the inputs (before the transform).
+    num_inputs : int
+        Number of tensor inputs of ``forward``.
+    out_spec : pytree.TreeSpec
+        Structure of the PyTorch model's output (a tensor, a tuple...).
+    report : dict
+        Per-task tuning report and the numerics check (``export`` writes it to the manifest).
+    """
+
+    def __init__(self, module, device: str, params, num_inputs: int, out_spec, report=None):
+        self.executable = module if isinstance(module, tvm.runtime.Executable) else None
+        self.device = torch.device(device)
+        index = self.device.index or 0
+        tvm_device = tvm.cpu() if self.device.type == "cpu" else tvm.cuda(index)
+        self.vm = VirtualMachine(module, tvm_device)
+        self.num_inputs = num_inputs
+        self.out_spec = out_spec
+        self.report = report or {}
+        self.params = [p.detach().to(self.device).contiguous() for p in params]
+        self._main = self.vm["main"]
+        self._weights = self.params
+        if self.params and _has_function(self.vm, TRANSFORM_PARAMS):
+            self._weights = list(_to_torch(self.vm[TRANSFORM_PARAMS](self.params)))
+
+    def __call__(self, *args: torch.Tensor):
+        if len(args) != self.num_inputs:
+            raise TypeError(f"expected {self.num_inputs} tensor inputs, got {len(args)}")
+        inputs = [a.detach().to(self.device).contiguous() for a in args]
+        outputs = self._main(*inputs, *self._weights)
+        flat = _to_torch(outputs)
+        flat = list(flat) if isinstance(flat, (list, tuple)) else [flat]
+        return pytree.tree_unflatten(flat, self.out_spec)
+
+    def export(self, path: str | os.PathLike) -> dict:
+        """Write ``path`` (one ``.so``), ``path.params`` and the manifest ``path.json``.
+
+        Returns
+        -------
+        dict
+            The manifest that was written.
+        """
+        path = os.fspath(path)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        if self.executable is None:
+            raise ModelLoadError("a loaded model cannot be re-exported: copy its files instead")
+        self.executable.export_library(path)
+        named = {f"p{i}": tvm.runtime.from_dlpack(p.cpu()) for i, p in enumerate(self.params)}
+        with open(path + ".params", "wb") as f:
+            f.write(bytes(tvm.runtime.save_param_dict(named)))
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "library": os.path.basename(path),
+            "sha256": _sha256(path),
+            "params": os.path.basename(path) + ".params",
+            "params_sha256": _sha256(path + ".params"),
+            "num_params": len(self.params),
+            "device": self.device.type,
+            "num_inputs": self.num_inputs,
+            "out_spec": pytree.treespec_dumps(self.out_spec),
+            "tvm_version": tvm.__version__,
+            "torch_version": torch.__version__,
+            "report": self.report,
+        }
+        with open(path + ".json", "w") as f:
+            json.dump(manifest, f, indent=1)
+        return manifest
+
+
+def load_model(path: str | os.PathLike, device: str | None = None) -> TunedModel:
+    """Reload an exported model (``path`` is the ``.so`` or its ``.json`` manifest).
+
+    The sha256 of the library and of the weights are checked against the manifest first.
+    ``device`` defaults to the one it was exported for (``cuda:1`` picks a GPU).
+    """
+    path = os.fspath(path)
+    lib = path[: -len(".json")] if path.endswith(".json") else path
+    try:
+        with open(lib + ".json") as f:
+            manifest = json.load(f)
+    except FileNotFoundError as err:
+        raise ModelLoadError(f"no manifest {lib}.json beside the library") from err
+    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+        raise ModelLoadError(f"{lib}.json is not a {FORMAT} v{FORMAT_VERSION} manifest")
+    folder = os.path.dirname(os.path.abspath(lib))
+    lib_path = os.path.join(folder, manifest["library"])
+    params_path = os.path.join(folder, manifest["params"])
+    for file, key in ((lib_path, "sha256"), (params_path, "params_sha256")):
+        if _sha256(file) != manifest[key]:
+            raise ModelLoadError(f"{file} does not match the sha256 in its manifest")
+    with open(params_path, "rb") as f:
+        named = tvm.runtime.load_param_dict(f.read())
+    params = [torch.from_dlpack(named[f"p{i}"]).clone() for i in range(manifest["num_params"])]
+    return TunedModel(
+        tvm.runtime.load_module(lib_path),
+        device or manifest["device"],
+        params,
+        manifest["num_inputs"],
+        pytree.treespec_loads(manifest["out_spec"]),
+        manifest.get("report"),
+    )
+
+
+def _has_function(vm: VirtualMachine, name: str) -> bool:
+    try:
+        return vm.module.get_function(name) is not None
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _to_torch(value):
+    """TVM tensors (and arrays of them) as torch tensors, zero-copy through DLPack."""
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, tvm.runtime.Tensor):
+        return torch.from_dlpack(value)
+    return tuple(_to_torch(v) for v in value)
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,150 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A learned generative model over genomes: per-gene categorical distributions (cross-entropy
+method), plus mutation and crossover of the best genomes measured so far.
+
+Read :meth:`Generator.propose` and :meth:`Generator.update`. Distributions start uniform and are
+tilted toward the library's genomes for similar workloads (the prior ``p0``). After each measured
+genome they are re-fit to the elite fraction of everything measured so far:
+``p = (1 - lr) p0 + lr f_elite`` (``f_elite`` Laplace-smoothed), so they never collapse.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from .genes import decode, encode
+from .genome import Genome, GenomeError
+from .grammar import DOMAINS, Grammar
+
+
+class Generator:
+    """Propose legal, untried genomes for one workload and learn from their scores.
+
+    Parameters
+    ----------
+    grammar : Grammar
+        Legality for the target.
+    workload : Workload
+        What is being tuned (legality and the prior depend on it).
+    seed : int
+        Random seed.
+    prior : list of (Genome, weight)
+        Library genomes for similar workloads; weight in (0, 1].
+    lr : float
+        Cross-entropy step toward the elite frequencies.
+    elite_frac : float
+        Fraction of measured genomes that count as elite.
+    """
+
+    def __init__(self, grammar: Grammar, workload, *, seed=0, prior=(), lr=0.5, elite_frac=0.3):
+        self.grammar, self.workload = grammar, workload
+        self.rng = np.random.default_rng(seed)
+        self.lr, self.elite_frac = lr, elite_frac
+        self.families = grammar.families(workload)
+        self.dist = {f: {g: _uniform(v) for g, v in DOMAINS[f].items()} for f in self.families}
+        self.prior = [(g, w) for g, w in prior if g.family in self.families]
+        for genome, weight in self.prior:
+            self._tilt(genome, 0.5 * weight)
+        self.base = {f: {g: p.copy() for g, p in d.items()} for f, d in self.dist.items()}
+        self.scores: dict[str, tuple[Genome, float]] = {}
+        self.proposed: set[str] = set()
+        self.rejections: Counter = Counter()
+
+    # -- proposing ------------------------------------------------------------------------
+    def propose(self, n: int, max_attempts: int = 200) -> list[Genome]:
+        """Up to ``n`` new legal genomes: prior first, then children of elites, then samples."""
+        out: list[Genome] = []
+        sources = [g for g, _ in sorted(self.prior, key=lambda p: -p[1])]
+        for attempt in range(max_attempts):
+            if len(out) >= n or not self.families:
+                break
+            if sources:
+                candidate = sources.pop(0)
+            elif len(self.scores) >= 2 and attempt % 2 == 0:
+                candidate = self._child()
+            else:
+                candidate = self.sample()
+            genome = self._legal(candidate)
+            if genome is not None and genome.key not in self.proposed:
+                self.proposed.add(genome.key)
+                out.append(genome)
+        return out
+
+    def sample(self) -> Genome | GenomeError:
+        family = self.families[int(self.rng.integers(len(self.families)))]
+        genes = {g: _draw(self.rng, DOMAINS[family][g], p) for g, p in self.dist[family].items()}
+        return _decode(family, genes)
+
+    def _child(self) -> Genome | GenomeError:
+        elites = self.elites()
+        a = elites[int(self.rng.integers(len(elites)))]
+        b = elites[int(self.rng.integers(len(elites)))]
+        genes = {}
+        genes_a, genes_b = encode(a), encode(b) if b.family == a.family else encode(a)
+        for gene in genes_a:  # uniform crossover
+            genes[gene] = genes_a[gene] if self.rng.random() < 0.5 else genes_b[gene]
+        gene = list(genes)[int(self.rng.integers(len(genes)))]  # point mutation
+        genes[gene] = _draw(self.rng, DOMAINS[a.family][gene], self.dist[a.family][gene])
+        return _decode(a.family, genes)
+
+    def _legal(self, candidate) -> Genome | None:
+        if isinstance(candidate, GenomeError):
+            self.rejections[candidate.reason] += 1
+            return None
+        try:
+            return self.grammar.check(candidate, self.workload)
+        except GenomeError as err:
+            self.rejections[err.reason] += 1
+            return None
+
+    # -- learning -------------------------------------------------------------------------
+    def update(self, genome: Genome, score: float) -> None:
+        """Record a measured ``score`` (higher is better; 0 for a failed genome) and re-fit."""
+        self.scores[genome.key] = (genome, float(score))
+        elites = self.elites()
+        for family, genes in self.dist.items():
+            for gene, values in DOMAINS[family].items():
+                counts = np.ones(len(values))  # Laplace smoothing keeps every value alive
+                for elite in elites:
+                    value = encode(elite).get(gene) if elite.family == family else None
+                    if value in values:
+                        counts[values.index(value)] += 1
+                freq = counts / counts.sum()
+                genes[gene] = (1 - self.lr) * self.base[family][gene] + self.lr * freq
+
+    def elites(self) -> list[Genome]:
+        ranked = sorted(self.scores.values(), key=lambda gs: -gs[1])
+        keep = max(1, int(round(self.elite_frac * len(ranked))))
+        return [g for g, s in ranked[:keep] if s > 0] or [ranked[0][0]]
+
+    def best(self) -> tuple[Genome, float] | None:
+        return max(self.scores.values(), key=lambda gs: gs[1], default=None)
+
+    def probabilities(self, family: str, gene: str) -> dict:
+        return dict(zip(DOMAINS[family][gene], self.dist[family][gene].tolist()))
+
+    def _tilt(self, genome: Genome, step: float) -> None:
+        for gene, value in encode(genome).items():
+            values = DOMAINS[genome.family].get(gene, ())
+            if value not in values:
+                continue
+            target = np.array([1.0 if v == value else 0.0 for v in values])
+            p = self.dist[genome.family][gene]
+            self.dist[genome.family][gene] = (1 - step) * p + step * target
+
+
+def _uniform(values) -> np.ndarray:
+    return np.full(len(values), 1.0 / len(values))
+
+
+def _draw(rng, values, probs):
+    return values[int(rng.choice(len(values), p=probs / probs.sum()))]
+
+
+def _decode(family: str, genes: dict):
+    try:
+        return decode(family, genes)
+    except GenomeError as err:
+        return err

@@ -1,0 +1,189 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The ``torch.compile`` backend ``"autokernel"``: each captured graph is tuned through Relax.
+
+Example::
+
+    import autokernel_tvm.torch.backend  # registers the backend
+    fast = torch.compile(model, backend="autokernel", options={"target": "llvm", "trials": 64})
+    with torch.no_grad():
+        fast(x)
+
+Read first: :func:`autokernel_backend`. Dynamo hands over an FX ``GraphModule`` whose inputs
+are the activations *and* the weights (dynamo lifts parameters into graph inputs), so one
+compiled graph serves any weights. It is re-exported with ``torch.export`` and goes through
+:func:`autokernel_tvm.relax.tune_model`. The result is cached on disk under
+``<cache_dir>/models/<key>`` (the exported ``.so``), keyed by the graph code, the input shapes
+and dtypes, graph constants, target and tuning options; the tuning database is shared under
+``<cache_dir>/tuning``. A second compile of the same graph, in any process, loads the ``.so``
+and tunes nothing. Graphs it cannot handle run eagerly, with a logged warning giving the reason.
+Options (``options=`` of ``torch.compile``, else :func:`configure`, else ``AUTOKERNEL_*``
+variables): any :class:`~autokernel_tvm.config.TuneConfig` key plus ``cache_dir`` and
+``min_task_flops``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from collections import Counter
+
+import torch
+import tvm
+
+from .. import config as config_lib
+from ..relax import MIN_TASK_FLOPS, UnsupportedModelError, tune_model
+from ..relax_runtime import FORMAT_VERSION, ModelLoadError, load_model
+
+log = logging.getLogger("autokernel_tvm")
+BACKEND_OPTIONS = ("cache_dir", "min_task_flops")
+_DEFAULTS: dict = {}
+_STATS: Counter = Counter()
+_TUNERS: dict = {}
+
+
+def configure(**options) -> None:
+    """Default options of later compiles (``options=`` of ``torch.compile`` wins)."""
+    _split(options)  # validate names now rather than at the first compile
+    _DEFAULTS.update(options)
+
+
+def stats() -> dict:
+    """Counters of this process: ``compiles``, ``cache_hits``, ``tuned``, ``fallbacks``."""
+    return {k: _STATS[k] for k in ("compiles", "cache_hits", "tuned", "fallbacks")}
+
+
+def autokernel_backend(gm: torch.fx.GraphModule, example_inputs, options=None, **_kwargs):
+    """Compile one dynamo graph; return a callable with the graph's signature.
+
+    Raises ``ConfigError`` for unknown option names; every other problem falls back to eager.
+    """
+    config, cache_root, min_task_flops = _split({**_DEFAULTS, **(options or {})})
+    _STATS["compiles"] += 1
+    reason = unsupported_reason(example_inputs, config)
+    if reason:
+        return _fallback(gm, reason)
+    key = cache_key(gm, example_inputs, config, min_task_flops)
+    final = os.path.join(cache_root, "models", key)
+    library = os.path.join(final, "model.so")
+    if os.path.exists(library + ".json"):
+        try:
+            model = load_model(library)
+            _STATS["cache_hits"] += 1
+            log.info("autokernel: graph %s loaded from %s", key[:12], final)
+            return model
+        except ModelLoadError as err:
+            log.warning("autokernel: cached graph %s unusable (%s): tuning again", key[:12], err)
+            shutil.rmtree(final, ignore_errors=True)
+    inputs = [_real(x) for x in example_inputs]
+    try:
+        model = tune_model(
+            gm, tuple(inputs), config=config, tuner=_tuner(config), min_task_flops=min_task_flops
+        )
+    except UnsupportedModelError as err:
+        return _fallback(gm, str(err))
+    _STATS["tuned"] += 1
+    _save(model, final)
+    return model
+
+
+def unsupported_reason(example_inputs, config: config_lib.TuneConfig) -> str | None:
+    """Why a graph with these inputs cannot be compiled, or None."""
+    want = "cpu" if config.target == "llvm" else "cuda"
+    for x in example_inputs:
+        if not isinstance(x, torch.Tensor):
+            return f"non-tensor graph input {type(x).__name__} (dynamic shapes or Python scalars)"
+        if any(not isinstance(s, int) for s in x.shape):
+            return "dynamic shapes (compile with dynamic=False)"
+        if x.device.type != want:
+            return f"input on {x.device.type}, but target {config.target} runs on {want}"
+    if torch.is_grad_enabled() and any(x.requires_grad for x in example_inputs):
+        return "inputs require grad: the backend compiles inference graphs (use torch.no_grad())"
+    return None
+
+
+def cache_key(gm, example_inputs, config: config_lib.TuneConfig, min_task_flops: float) -> str:
+    """sha256 of what decides the compiled model: graph, inputs, constants, target, budget."""
+    digest = hashlib.sha256()
+    spec = {
+        "code": gm.code,
+        "inputs": [(list(x.shape), str(x.dtype)) for x in example_inputs],
+        "target": [config.target, config.arch, config.num_cores],
+        "tuning": [config.trials, config.space, min_task_flops],
+        "versions": [tvm.__version__, torch.__version__, FORMAT_VERSION],
+    }
+    digest.update(json.dumps(spec, sort_keys=True).encode())
+    for name, tensor in sorted(gm.state_dict().items()):  # constants captured in the graph
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().flatten().view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def _split(options: dict):
+    """(TuneConfig, cache_dir, min_task_flops) from backend options; unknown names raise."""
+    options = dict(options)
+    cache_root = options.pop("cache_dir", None) or config_lib.cache_dir()
+    min_task_flops = float(options.pop("min_task_flops", MIN_TASK_FLOPS))
+    known = {f.name for f in dataclasses.fields(config_lib.TuneConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise config_lib.ConfigError(
+            f"unknown autokernel option(s) {unknown}; known: {sorted(known | set(BACKEND_OPTIONS))}"
+        )
+    options.setdefault("work_dir", os.path.join(cache_root, "tuning"))
+    return config_lib.TuneConfig.from_env(**options), cache_root, min_task_flops
+
+
+def _tuner(config: config_lib.TuneConfig):
+    """One tuner (and builder process pool) per configuration, for the life of the process."""
+    from ..tuner import Tuner
+
+    if config not in _TUNERS:
+        _TUNERS[config] = Tuner(config, progress=sys.stderr.isatty())
+    return _TUNERS[config]
+
+
+def _fallback(gm: torch.fx.GraphModule, reason: str):
+    _STATS["fallbacks"] += 1
+    log.warning("autokernel: running this graph eagerly: %s", reason)
+    return gm.forward
+
+
+def _real(x: torch.Tensor) -> torch.Tensor:
+    """A real tensor like ``x`` (dynamo may pass fake tensors), detached."""
+    if isinstance(x, torch._subclasses.fake_tensor.FakeTensor):
+        if x.is_floating_point():
+            return torch.randn(x.shape, dtype=x.dtype, device=x.device)
+        return torch.zeros(x.shape, dtype=x.dtype, device=x.device)
+    return x.detach()
+
+
+def _save(model, final: str) -> None:
+    """Export into a temporary folder, then rename it into place (atomic for other processes)."""
+    parent = os.path.dirname(final)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp_", dir=parent)
+    try:
+        model.export(os.path.join(tmp, "model.so"))
+        os.replace(tmp, final)
+    except OSError as err:  # another process saved it first, or the cache is read-only
+        log.info("autokernel: cache not written (%s)", err)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _register() -> None:
+    from torch._dynamo.backends.registry import register_backend
+
+    try:
+        register_backend(autokernel_backend, name="autokernel")
+    except AssertionError:  # already registered (module reloaded)
+        pass
+
+
+_register()
