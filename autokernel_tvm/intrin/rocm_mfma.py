@@ -33,6 +33,7 @@ from .. import config
 PIPELINE = "autokernel_rocm_mfma"
 Size = int | ExprRV | None
 _NO_CSE = "tirx.disable_cse_tir"
+_UNROLL = ("pragma_auto_unroll_max_step", "pragma_unroll_explicit")
 #: Name pattern of the B^T (N x K) loads that :func:`register_intrins` adds (TVM has none).
 _TRANS = "autokernel_{}_trans"
 
@@ -234,10 +235,60 @@ def schedule_rocm_mfma(
     return MfmaTiling(warps_m, warps_n, tiles_m, tiles_n, k_chunk, init)
 
 
+def _unroll_pragmas_into_kernels(mod: tvm.IRModule) -> tvm.IRModule:
+    """Move unroll pragmas from thread-bound loops down to the first serial loop of each block.
+
+    RewriteParallelVectorizeUnroll puts them on a block's outermost loop (``blockIdx``), where
+    SplitHostDevice leaves them on the host side; one level down they stay in the kernel for the
+    late UnrollLoop of :func:`_mfma_pipeline`. Bound loops never unroll, so the scope is the same.
+    """
+    mod = mod.clone()  # a pass must not change its input
+    for gvar, func in list(mod.functions.items()):
+        if not isinstance(func, tvm.tirx.PrimFunc) or _UNROLL[0] not in func.script():
+            continue
+        sch = Schedule(func)
+        moves, bound = {}, []
+
+        def visit(parent):
+            for block in sch.get_child_blocks(parent):
+                carry = {}
+                for loop in sch.get_loops(block):
+                    stmt = sch.get(loop)
+                    ann = {key: stmt.annotations[key] for key in _UNROLL if key in stmt.annotations}
+                    if stmt.kind == tvm.tirx.ForKind.THREAD_BINDING:
+                        carry = ann or carry
+                        bound.extend([loop] if ann else [])
+                    elif carry:
+                        moves.setdefault(sch.get_sref(loop), (loop, carry))
+                        break
+                visit(block)
+
+        visit(sch.get_sblock("root"))
+        for loop in bound:
+            for key in _UNROLL:
+                if key in sch.get(loop).annotations:
+                    sch.unannotate(loop, key)
+        for loop, ann in moves.values():
+            for key, value in ann.items():
+                sch.annotate(loop, key, value)
+        mod.update_func(gvar, sch.mod["main"])
+    return mod
+
+
 def _mfma_pipeline():
-    """The stock s_tir pipeline without CSE, then LowerWarpMemory until nothing changes."""
+    """The stock s_tir pipeline without CSE and with UnrollLoop moved after LowerWarpMemory,
+    which runs until nothing changes."""
     base, finalize_host, finalize_device = tvm.tirx.get_tir_pipeline("s_tir")
     lower_warp = tvm.tirx.transform.LowerWarpMemory()
+    unroll = tvm.transform.Sequential(  # UnrollLoop and what follows it in the s_tir pipeline
+        [
+            tvm.tirx.transform.UnrollLoop(),
+            tvm.s_tir.transform.RenormalizeSplitPattern(),
+            tvm.tirx.transform.StmtSimplify(),
+            tvm.tirx.transform.RemoveNoOp(),
+            tvm.s_tir.transform.RewriteUnsafeSelect(),
+        ]
+    )
 
     @tvm.transform.module_pass(opt_level=0, name="autokernel.RocmMfmaPipeline")
     def _pipeline(mod: tvm.IRModule, ctx: tvm.transform.PassContext) -> tvm.IRModule:
@@ -246,11 +297,14 @@ def _mfma_pipeline():
             mcpu = str(target.attrs.get("mcpu", "")) if target is not None else ""
             if mcpu and mcpu not in INT8_ARCHES and "mfma.i32.16x16x16i8" in func.script():
                 raise MfmaScheduleError(f"int8 MFMA 16x16x16 needs {INT8_ARCHES}, not {mcpu}")
-        with tvm.transform.PassContext(ctx.opt_level, config={**ctx.config, _NO_CSE: True}):
-            mod = base(mod)
+        disabled = [*ctx.disabled_pass, "tirx.UnrollLoop"]
+        config = {**ctx.config, _NO_CSE: True}
+        with tvm.transform.PassContext(ctx.opt_level, config=config, disabled_pass=disabled):
+            mod = base(_unroll_pragmas_into_kernels(mod))
         for _ in range(64):  # one warp buffer per run in 0.27, three in an MFMA GEMM
             if tvm_ffi.structural_equal(new := lower_warp(mod), mod):
-                return new
+                with tvm.transform.PassContext(ctx.opt_level, config=config):
+                    return unroll(new)
             mod = new
         raise RuntimeError("LowerWarpMemory did not converge after 64 runs")
 

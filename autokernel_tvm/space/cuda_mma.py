@@ -15,6 +15,13 @@ BN = 16*warp_n*frag_n, BK = 16*k_frags)::
         k0 (K/BK)   software pipeline: A/B global->shared.dyn with cp.async, `stages` deep
           k1 (k_frags) ldmatrix A, B -> mma.sync over frag_m x frag_n fragments
       epilogue: mma_store from registers straight to global
+
+Tried and left out (TVM 0.27, nvcc 13): a shared-memory epilogue (mma_store into an fp32
+shared.dyn tile fails LowerIntrin after StorageRewrite merges it with the fp16 A/B ring; the
+"simple" store makes LowerWarpMemory emit __shfl_sync per element and spill the accumulators);
+an unroll knob (explicit unrolling anywhere in the warp tile puts the accumulators in local memory,
+560 B stack frame; ``pragma_unroll_explicit=0`` fails codegen on non-constant cp.async waits);
+split-K (needs a second reduction kernel or atomics; 4096^3 already has 1024 128x128 tiles).
 """
 
 from __future__ import annotations

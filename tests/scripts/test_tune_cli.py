@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: Apache-2.0
+"""End to end through the CLI: tune on llvm, verify, export, load in torch (eager and
+torch.compile); a killed run resumes from its work dir."""
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from autokernel_tvm.progress import count_records
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TUNE = os.path.join(ROOT, "scripts", "tune.py")
+
+
+def _env(tmp_path):
+    return {**os.environ, "AUTOKERNEL_LIBRARY": str(tmp_path / "library"), "PYTHONPATH": ROOT}
+
+
+def _cmd(work, *extra):
+    return [sys.executable, TUNE, "--target", "llvm", "--op", "gemm_nt", "--shape", "64,64,32",
+            "--work-dir", str(work), "--trials-per-iter", "4", "--no-progress", *extra]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_tune_export_load_call_compile(tmp_path):
+    lib_path = tmp_path / "k.so"
+    proc = subprocess.run(
+        _cmd(tmp_path / "w", "--trials", "8", "--export", str(lib_path)),
+        env=_env(tmp_path), capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "TFLOP/s" in proc.stdout and "verified" in proc.stdout
+    report = json.load(open(glob.glob(str(tmp_path / "w" / "*" / "report.json"))[0]))
+    assert report["trials"] == 8 and report["space"].startswith("genomes/")
+    assert report["space_report"]["winner"]["genome"]["family"] == "cpu.tile"
+    assert os.path.exists(os.path.splitext(glob.glob(str(tmp_path / "w/*/report.json"))[0])[0]
+                          + ".png")  # fmt: skip
+    library = json.load(open(tmp_path / "library" / "llvm" / "gemm.json"))
+    assert library["entries"][0]["workload"]["op"] == "gemm_nt"
+
+    import autokernel_tvm.torch as ak
+
+    lib = ak.load(str(lib_path))
+    op = getattr(torch.ops.autokernel, lib.names[0])
+    a, b = torch.randn(64, 32), torch.randn(64, 32)
+    want = (a.double() @ b.double().T).float()
+    torch.testing.assert_close(op(a, b), want, rtol=1e-4, atol=1e-4)
+    compiled = torch.compile(lambda x, y: op(x, y) * 2.0, fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(a, b), want * 2.0, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="'B'"):
+        op(a, torch.randn(63, 32))
+
+
+@pytest.mark.slow
+def test_killed_run_resumes(tmp_path):
+    work = tmp_path / "w"
+    cmd = _cmd(work, "--trials", "16")
+    proc = subprocess.Popen(cmd, env=_env(tmp_path), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        dbs = glob.glob(str(work / "*" / "genomes" / "*"))
+        if dbs and count_records(dbs[0]) >= 4:
+            break
+        time.sleep(0.5)
+    assert proc.poll() is None, "run finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = count_records(glob.glob(str(work / "*" / "genomes" / "*"))[0])
+    assert 4 <= done_before < 16
+    again = subprocess.run(cmd, env=_env(tmp_path), capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    db = glob.glob(str(work / "*" / "genomes" / "*"))
+    assert len(db) == 1 and count_records(db[0]) == 16  # resumed: 16 in all, not 16 more
+    report = json.load(open(glob.glob(str(work / "*" / "report.json"))[0]))
+    assert report["trials"] == 16
+
+
+def test_bad_arguments_give_clear_errors(tmp_path):
+    for args, message in [
+        (["--op", "matmul"], "unknown op 'matmul'"),
+        (["--shape", "64,64"], "takes shape M,N,K"),
+    ]:
+        cmd = [sys.executable, TUNE, "--target", "llvm", "--work-dir", str(tmp_path), *args]
+        proc = subprocess.run(cmd, env=_env(tmp_path), capture_output=True, text=True)
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
+        assert "Traceback" not in proc.stderr

@@ -1,0 +1,200 @@
+# SPDX-License-Identifier: Apache-2.0
+"""CPU-only checks of the CUDA mma.sync GEMM sketch (``autokernel_tvm/space/cuda_mma.py``).
+
+Every candidate a structure can sample must pass MetaSchedule's CUDA postprocs and build; nvcc
+(skipped when absent) compiles a few to sm_90a cubins. Run: ``pytest tests/space/test_cuda_mma.py``
+(about 2 minutes on 2 cores, half of it the import of ``tvm.s_tir.tensor_intrin.cuda``).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import tvm  # noqa: E402
+from tvm.s_tir import meta_schedule as ms  # noqa: E402
+from tvm.script import tirx as T  # noqa: E402
+
+from autokernel_tvm.space.cuda_mma import MmaStructureError, apply_cuda_mma, gemm_shape, legal  # noqa: E402
+from autokernel_tvm.space.cuda_mma_ms import (  # noqa: E402
+    CudaMmaRule,
+    MutateCategorical,
+    cuda_source,
+    cuda_target,
+    mma_candidates,
+    mma_space,
+)
+
+TARGET = cuda_target("sm_90a")
+# "cp.async.c": cp.async.cg (16 B) or cp.async.ca (4 and 8 B copies)
+NEEDLES = ("mma.sync.aligned.m16n8k16", "ldmatrix.sync.aligned", "cp.async.c", "cp.async.wait")
+
+
+def gemm_func(m: int, n: int, k: int, in_dtype: str = "float16", trans_b: bool = False):
+    """``C[i, j] += A[i, k] * B[k, j]`` (``B[j, k]`` if trans_b), fp32 output, block "C"."""
+    b_shape = (n, k) if trans_b else (k, n)
+
+    @T.prim_func(s_tir=True)
+    def gemm(
+        A: T.Buffer((m, k), in_dtype),
+        B: T.Buffer(b_shape, in_dtype),
+        C: T.Buffer((m, n), "float32"),
+    ):
+        T.func_attr({"global_symbol": "main", "tir.noalias": True})
+        for i, j, kk in T.grid(m, n, k):
+            with T.sblock("C"):
+                vi, vj, vk = T.axis.remap("SSR", [i, j, kk])
+                with T.init():
+                    C[vi, vj] = T.float32(0)
+                if trans_b:
+                    C[vi, vj] = C[vi, vj] + T.cast(A[vi, vk], "float32") * T.cast(
+                        B[vj, vk], "float32"
+                    )
+                else:
+                    C[vi, vj] = C[vi, vj] + T.cast(A[vi, vk], "float32") * T.cast(
+                        B[vk, vj], "float32"
+                    )
+
+    return gemm
+
+
+@pytest.fixture(scope="module")
+def intrin():
+    import tvm.s_tir.tensor_intrin.cuda  # noqa: F401  (~30 s: registers ldmatrix/mma intrinsics)
+
+
+def postprocs_pass(func, structure, sch) -> bool:
+    ctx = ms.TuneContext(mod=func, target=TARGET, space_generator=mma_space(structure))
+    sch.enter_postproc()
+    return all(p.apply(sch) for p in ctx.space_generator.postprocs)
+
+
+BASE = dict(warp_m=2, warp_n=2, stages=3, smem_layout="swizzle", vector_bytes=16, raster=0)
+
+
+@pytest.mark.parametrize(
+    "shape, structure, reason",
+    [
+        ((4096, 4096, 4096), BASE, None),
+        ((4096, 4096, 4096), {**BASE, "in_dtype": "int8"}, "only float16"),
+        ((4096, 4096, 4096), {**BASE, "warp_m": 4, "warp_n": 4}, "at most 8"),
+        ((4096, 4096, 4096), {**BASE, "warp_m": 3}, "each must be one of"),
+        ((4096, 4096, 4096), {**BASE, "stages": 7}, "pipeline depth"),
+        ((4096, 4096, 4096), {**BASE, "smem_layout": "zigzag"}, "smem_layout"),
+        ((4096, 4096, 4096), {**BASE, "vector_bytes": 32}, "cp.async copies"),
+        ((4096, 4096, 4096), {**BASE, "raster": 6}, "power of two"),
+        ((4096, 4096, 4100), BASE, "not a multiple of 16"),
+        ((4096, 4096, 48), BASE, "no K tile"),
+        ((4096, 4096, 64), {**BASE, "stages": 3}, ">= stages=3"),
+        ((48, 4096, 4096), BASE, "m=48"),
+        ((4096, 4096, 4096), {**BASE, "smem_limit": 8192}, "shared memory"),
+        ((4096, 4096, 4096), {**BASE, "epilogue": "shared"}, "bad structure keywords"),
+    ],
+)
+def test_legal(shape, structure, reason):
+    why = legal(*shape, trans_b=False, **structure)
+    if reason is None:
+        assert why is None
+    else:
+        assert why is not None and reason in why, why
+
+
+def test_swizzle_needs_bn_multiple_of_32_for_row_major_b():
+    one_warp_n = {**BASE, "warp_n": 1}
+    assert legal(4096, 16, 4096, trans_b=True, **one_warp_n) is None  # B is [N, K]: BK counts
+    assert "n=16" in legal(4096, 16, 4096, trans_b=False, **one_warp_n)  # B is [K, N]: BN=16
+    assert legal(4096, 16, 4096, trans_b=False, **{**one_warp_n, "smem_layout": "pad"}) is None
+
+
+def test_gemm_shape_and_trans_b_check():
+    for trans_b in (False, True):
+        sch = tvm.s_tir.Schedule(gemm_func(256, 512, 128, trans_b=trans_b))
+        assert gemm_shape(sch, sch.get_sblock("C")) == (256, 512, 128, trans_b)
+    sch = tvm.s_tir.Schedule(gemm_func(256, 512, 128, trans_b=True))
+    with pytest.raises(MmaStructureError, match="trans_b"):
+        apply_cuda_mma(sch, sch.get_sblock("C"), trans_b=False)
+
+
+# (shape, trans_b, structure, how many decision combinations; None = all of them)
+CASES = [
+    ((4096, 4096, 4096), True, BASE, None),
+    ((4096, 4096, 4096), False, {**BASE, "warp_n": 4, "stages": 4, "raster": 8}, 4),
+    ((4096, 4096, 4096), False, {**BASE, "warp_m": 4, "frag_pipeline": True}, 3),
+    ((1024, 1024, 1024), False, {**BASE, "stages": 2, "smem_layout": "pad", "vector_bytes": 8}, 3),
+    ((2048, 8192, 1024), True, {**BASE, "warp_m": 1, "warp_n": 4, "stages": 5, "raster": 4}, 3),
+    ((2048, 8192, 1024), False, {**BASE, "smem_layout": "plain", "vector_bytes": 4}, 2),
+]
+
+
+@pytest.mark.parametrize("shape, trans_b, structure, limit", CASES)
+def test_candidates_pass_postprocs_and_build(intrin, shape, trans_b, structure, limit):
+    func = gemm_func(*shape, trans_b=trans_b)
+    candidates = mma_candidates(func, structure, limit)
+    assert candidates and (limit is None or len(candidates) == limit)
+    for tiles, sch in candidates:
+        assert postprocs_pass(func, structure, sch), (structure, tiles)
+        src = cuda_source(sch.mod, TARGET)
+        for needle in NEEDLES:
+            assert needle in src, (needle, structure, tiles)
+
+
+def test_random_samples_and_mutator(intrin):
+    """Seeded samples of the rule (as MetaSchedule draws them) and categorical mutations."""
+    func = gemm_func(4096, 4096, 4096, trans_b=False)
+    structure = {**BASE, "warp_n": 4, "frag_pipeline": True}
+    seen = set()
+    for seed in range(1, 9):
+        sch = tvm.s_tir.Schedule(func, seed=seed)
+        (sch,) = CudaMmaRule(structure).apply(sch, sch.get_sblock("C"))
+        seen.add(tuple(int(d) for d in sch.trace.decisions.values()))
+        assert postprocs_pass(func, structure, sch)
+    assert len(seen) > 1
+    ctx = ms.TuneContext(mod=func, target=TARGET, space_generator=mma_space(structure))
+    (sketch,) = ctx.generate_design_space()
+    trace = sketch.trace
+    for _ in range(4):
+        mutated = MutateCategorical().apply(trace)
+        before = [int(d) for d in trace.decisions.values()]
+        after = [int(d) for d in mutated.decisions.values()]
+        assert sum(b != a for b, a in zip(before, after, strict=True)) == 1
+        sch = tvm.s_tir.Schedule(func)
+        mutated.apply_to_schedule(sch, remove_postproc=True)
+        assert postprocs_pass(func, structure, sch)
+        trace = mutated
+
+
+def _nvcc(path: Path) -> tuple[int, str]:
+    cmd = ["nvcc", "-cubin", "-gencode=arch=compute_90a,code=sm_90a", "-Xptxas", "-v"]
+    proc = subprocess.run([*cmd, "-o", str(path.with_suffix(".cubin")), str(path)], text=True,
+                          capture_output=True)  # fmt: skip
+    return proc.returncode, proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
+def test_nvcc_compiles_sm90a(intrin, tmp_path):
+    jobs = [  # biggest warp tile of each: the register-heaviest candidates
+        ((4096, 4096, 4096), True, BASE),
+        ((4096, 4096, 4096), False, {**BASE, "warp_n": 4, "stages": 4, "frag_pipeline": True}),
+        ((2048, 8192, 1024), False, {**BASE, "smem_layout": "pad", "raster": 4}),
+    ]
+    paths = []
+    for i, (shape, trans_b, structure) in enumerate(jobs):
+        (_, sch), *_ = mma_candidates(gemm_func(*shape, trans_b=trans_b), structure, 1)
+        paths.append(tmp_path / f"k{i}.cu")
+        paths[-1].write_text(cuda_source(sch.mod, TARGET))
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(_nvcc, paths))
+    for (rc, log), job in zip(results, jobs, strict=True):
+        assert rc == 0, (job, log[-2000:])
+        assert "0 bytes spill stores" in log and "0 bytes stack frame" in log, (job, log)
+        assert int(re.search(r"Used (\d+) registers", log).group(1)) <= 255

@@ -1,0 +1,121 @@
+# SPDX-License-Identifier: Apache-2.0
+"""torch.compile(backend="autokernel"): numerics, the on-disk cache, eager fallback (llvm)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import autokernel_tvm.torch.backend as backend
+from autokernel_tvm.relax import rel_error
+
+pytestmark = pytest.mark.slow
+
+MLP_SOURCE = """
+import torch
+
+
+class MLP(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = torch.nn.Linear(32, 64)
+        self.fc2 = torch.nn.Linear(64, 16)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+"""
+# Run in a new process: compile the same graph again and print the backend's counters.
+SECOND_PROCESS = """
+import json, sys, torch
+sys.path.insert(0, sys.argv[1])
+import autokernel_tvm.torch.backend as backend
+from mlp_model import MLP
+torch.manual_seed(0)
+model, x = MLP().eval(), torch.randn(8, 32)
+with torch.no_grad():
+    out = torch.compile(model, backend="autokernel", options=json.loads(sys.argv[2]))(x)
+    error = float((out - model(x)).norm() / model(x).norm())
+print(json.dumps({"stats": backend.stats(), "error": error}))
+"""
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("backend")
+    (folder / "mlp_model.py").write_text(MLP_SOURCE)
+    sys.path.insert(0, str(folder))
+    from mlp_model import MLP
+
+    options = {
+        "target": "llvm",
+        "trials": 4,
+        "trials_per_iter": 4,
+        "build_workers": 2,
+        "cache_dir": str(folder / "cache"),
+    }
+    yield folder, MLP, options
+    sys.path.remove(str(folder))
+
+
+def test_compile_matches_eager_then_hits_cache(setup):
+    folder, MLP, options = setup
+    torch.manual_seed(0)
+    model, x = MLP().eval(), torch.randn(8, 32)
+    before = backend.stats()
+    with torch.no_grad():
+        out = torch.compile(model, backend="autokernel", options=options)(x)
+        assert rel_error(out, model(x)) <= 1e-5
+        assert backend.stats()["tuned"] == before["tuned"] + 1
+        torch._dynamo.reset()  # forget the compiled graph: the next compile must use the cache
+        x2 = torch.randn(8, 32)
+        out = torch.compile(model, backend="autokernel", options=options)(x2)
+        assert rel_error(out, model(x2)) <= 1e-5
+    after = backend.stats()
+    assert after["cache_hits"] == before["cache_hits"] + 1
+    assert after["tuned"] == before["tuned"] + 1
+
+
+def test_new_process_reuses_cache(setup):
+    """A second compile of the same graph in a new process loads the .so and tunes nothing."""
+    folder, _, options = setup
+    assert os.listdir(os.path.join(options["cache_dir"], "models"))  # from the test above
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.run(
+        [sys.executable, "-c", SECOND_PROCESS, str(folder), json.dumps(options)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["stats"] == {"compiles": 1, "cache_hits": 1, "tuned": 0, "fallbacks": 0}
+    assert result["error"] <= 1e-5
+
+
+def test_unsupported_op_falls_back_to_eager(setup, caplog):
+    """TVM 0.27's torch importer has no converter for erfinv: the graph runs eagerly."""
+    _, _, options = setup
+
+    class Erfinv(torch.nn.Module):
+        def forward(self, x):
+            return torch.erfinv(x * 0.5) + 1.0
+
+    model, x = Erfinv(), torch.rand(4, 8)
+    before = backend.stats()["fallbacks"]
+    with torch.no_grad(), caplog.at_level(logging.WARNING, logger="autokernel_tvm"):
+        out = torch.compile(model, backend="autokernel", options=options)(x)
+    assert torch.equal(out, model(x))
+    assert backend.stats()["fallbacks"] == before + 1
+    assert "erfinv" in caplog.text and "eagerly" in caplog.text
+
+
+def test_unknown_option_is_an_error():
+    with pytest.raises(Exception, match="unknown autokernel option"):
+        backend.configure(trails=4)
