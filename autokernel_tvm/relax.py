@@ -24,7 +24,7 @@ import torch
 import tvm
 from tvm import relax
 
-from . import relax_tasks
+from . import relax_passes, relax_tasks
 from .config import TuneConfig
 from .relax_runtime import ModelLoadError, TunedModel, load_model
 from .relax_tasks import MIN_TASK_FLOPS, TaskReport
@@ -163,7 +163,7 @@ def autokernel_pipeline(config: TuneConfig, *, tuner: Tuner | None = None) -> tv
 
     For ``tvm.compile(mod, target, relax_pipeline=...)``. Tuning goes through TVM's own
     ``MetaScheduleTuneIRMod`` pass, whose ``tune_relax`` global is routed to this package's
-    tuner only while the pass runs (:func:`~autokernel_tvm.relax_tasks.routed_tune_relax`).
+    tuner only while the pass runs (:func:`~autokernel_tvm.relax_passes.routed_tune_relax`).
     ``config.target`` must be the target that is compiled for. The per-task report of each run
     is written to ``<database>/pipeline_report.json``.
     """
@@ -179,7 +179,7 @@ def autokernel_pipeline(config: TuneConfig, *, tuner: Tuner | None = None) -> tv
         db_dir = database_dir(tuner_)
         os.makedirs(db_dir, exist_ok=True)
         fused = relax.get_pipeline("zero")(mod)
-        with target, relax_tasks.routed_tune_relax(tuner_) as route:
+        with target, relax_passes.routed_tune_relax(tuner_) as route:
             relax.transform.MetaScheduleTuneIRMod({}, db_dir, config.trials)(fused)
         if not route.calls:  # TVM cached tune_relax before autokernel_tvm.relax was imported
             log.warning("MetaScheduleTuneIRMod bypassed autokernel's tuner: tuning directly")
@@ -190,7 +190,7 @@ def autokernel_pipeline(config: TuneConfig, *, tuner: Tuner | None = None) -> tv
             json.dump({"routed": route.calls > 0, "tasks": tasks}, f, indent=1)
         database = tvm.s_tir.meta_schedule.database.JSONDatabase(work_dir=db_dir)
         with database:
-            return relax_tasks.lower_pipeline(target)(mod)
+            return relax_passes.lower_pipeline(target)(mod)
 
     return _pipeline
 
@@ -203,7 +203,7 @@ def _registered_pipeline(config: TuneConfig | None = None, **options) -> tvm.tra
 if "autokernel" not in relax.pipeline.PIPELINE_MAP:
     relax.register_pipeline("autokernel")(_registered_pipeline)
 # Before any MetaScheduleTuneIRMod call caches TVM's own tune_relax (see install_dispatcher).
-relax_tasks.install_dispatcher()
+relax_passes.install_dispatcher()
 
 
 def database_dir(tuner: Tuner) -> str:
@@ -260,6 +260,6 @@ def _flat(value) -> list[torch.Tensor]:
 
 def _build(mod: tvm.IRModule, target: tvm.target.Target, db_dir: str | None):
     try:
-        return relax_tasks.compile_with_database(mod, target, db_dir)
+        return relax_passes.compile_with_database(mod, target, db_dir)
     except Exception as err:
         raise UnsupportedModelError(f"TVM cannot build the model: {err}") from err

@@ -7,13 +7,11 @@ task with a reduction and enough FLOPs gets an equal share of ``config.trials`` 
 goes to the heaviest, by weight x FLOPs); elementwise/injective and tiny tasks keep TVM's
 default lowering, and the report says why. All tasks share one resumable JSON database, keyed
 by the task's structural hash: a task that already holds its budget of records is not tuned
-again. :func:`lower_pipeline` applies that database and lowers the module for the VM.
+again. :mod:`autokernel_tvm.relax_passes` applies that database and lowers the module.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import dataclasses
 import inspect
 import json
@@ -27,13 +25,11 @@ import tvm_ffi
 from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 
-from .builder import pass_config
 from .progress import ProgressCallback
 from .tuner import FAILED
 
 #: Tasks below this many FLOPs keep TVM's default lowering (a tuned 8x64x128 matmul saves µs).
 MIN_TASK_FLOPS = 1e4
-TUNE_RELAX_GLOBAL = "tvm.s_tir.meta_schedule.tune_relax"
 
 
 @dataclass
@@ -109,9 +105,7 @@ def tune_tasks(tuner, tasks: list, db_dir: str, trials: int, *, min_task_flops=M
     os.makedirs(db_dir, exist_ok=True)
     reports = plan(tasks, trials, min_task_flops)
     done = db_stats(db_dir)
-    todo = [
-        (t, r) for t, r in zip(tasks, reports) if r.budget > done.get(r.workload, (0, None))[0]
-    ]
+    todo = [(t, r) for t, r in zip(tasks, reports) if r.budget > done.get(r.workload, (0, None))[0]]
     if todo:
         preimport_tensor_intrin()
         database = ms.database.JSONDatabase(work_dir=db_dir)
@@ -141,8 +135,10 @@ def tune_tasks(tuner, tasks: list, db_dir: str, trials: int, *, min_task_flops=M
                 runner=tuner.runner,
                 database=database,
                 cost_model="xgb",
-                measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
-                                   callback],  # fmt: skip
+                measure_callbacks=[
+                    *ms.measure_callback.MeasureCallback.create("default"),
+                    callback,
+                ],  # fmt: skip
                 task_scheduler="round-robin",
             )
         finally:
@@ -218,133 +214,6 @@ def db_stats(db_dir: str) -> dict[str, tuple[int, float | None]]:
     return stats
 
 
-def lower_pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
-    """Legalize, fuse, apply ``Database.current()``, schedule the rest, lower for the VM.
-
-    What ``compile_relax`` runs (same fusion as :func:`extract`, so database keys match), as a
-    reusable pass: GPU functions without a record get DLight's default schedules.
-    """
-    from tvm.relax import pipeline as rp
-    from tvm.s_tir import dlight as dl
-
-    is_gpu = rp.BackendDispatcher.is_gpu_target(target)
-
-    @tvm.transform.module_pass(opt_level=0, name="AutokernelLower")
-    def _lower(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        # zero_pipeline = LegalizeOps .. FuseTIR, then MetaScheduleApplyDatabase(current db).
-        passes = [*rp.library_dispatch_passes(target), rp.zero_pipeline()]
-        if is_gpu:
-            passes.append(
-                dl.ApplyDefaultSchedule(
-                    dl.gpu.Matmul(),
-                    dl.gpu.GEMV(),
-                    dl.gpu.Reduction(),
-                    dl.gpu.GeneralReduction(),
-                    dl.gpu.Fallback(),
-                )
-            )
-        passes += _lowering_passes(target)
-        with target:
-            return tvm.transform.Sequential(passes)(mod)
-
-    return _lower
-
-
-def _lowering_passes(target: tvm.target.Target) -> list:
-    try:
-        return rp_lower(target)
-    except (ValueError, AttributeError):  # 0.27: relax.backend.cpu_generic lacks these helpers
-        t = relax.transform
-        return [
-            t.RewriteDataflowReshape(),
-            t.ToNonDataflow(),
-            t.RemovePurityChecking(),
-            t.CallTIRRewrite(),
-            t.StaticPlanBlockMemory(),
-            t.LowerAllocTensor(),
-            t.KillAfterLastUse(),
-            t.LowerRuntimeBuiltin(),
-            t.ComputePrimValue(),
-            t.VMShapeLower(),
-            t.AttachGlobalSymbol(),
-        ]
-
-
-def rp_lower(target: tvm.target.Target) -> list:
-    from tvm.relax import pipeline as rp
-
-    return rp.dataflow_lower_passes(target) + rp.finalize_passes(target)
-
-
-def compile_with_database(mod: tvm.IRModule, target: tvm.target.Target, db_dir: str | None):
-    """Build ``mod`` (raw: not yet legalized) for the VM, applying the records in ``db_dir``."""
-    database = ms.database.JSONDatabase(work_dir=db_dir) if db_dir else ms.database.MemoryDatabase()
-    with target, database, tvm.transform.PassContext(opt_level=3, config=pass_config(target)):
-        return relax.build(mod, target=target, relax_pipeline=lower_pipeline(target))
-
-
-@dataclass
-class Route:
-    """What :func:`routed_tune_relax` saw: calls of TVM's ``tune_relax`` and their reports."""
-
-    calls: int = 0
-    reports: list = dataclasses.field(default_factory=list)
-
-
-@contextlib.contextmanager
-def routed_tune_relax(tuner, min_task_flops: float = MIN_TASK_FLOPS):
-    """While active, TVM's ``tune_relax`` global tunes with :func:`tune_tasks` and ``tuner``.
-
-    ``MetaScheduleTuneIRMod`` (and so the ``static_shape_tuning`` pipeline) calls that global
-    with MetaSchedule's default builder, which times out on small machines (TVM-0.27-NOTES §5).
-    Yields a :class:`Route` that collects the :class:`TaskReport` of every call (``calls`` stays
-    0 if TVM never reached the dispatcher: see :func:`install_dispatcher`). Outside the block
-    TVM's own function runs.
-    """
-    install_dispatcher()
-    route = Route()
-
-    def _route(mod, params, _target, work_dir, max_trials_global, *_):
-        if params:
-            mod = relax.transform.BindParams("main", params)(mod)
-        tasks = extract(mod, tuner.target)
-        trials = int(max_trials_global)
-        route.calls += 1
-        route.reports += tune_tasks(tuner, tasks, str(work_dir), trials, min_task_flops=min_task_flops)
-        return mod
-
-    _ROUTES.append(_route)
-    try:
-        yield route
-    finally:
-        _ROUTES.remove(_route)
-
-
-_ROUTES: list = []  # active routes of the tune_relax dispatcher, innermost last
-
-
-def install_dispatcher() -> bool:
-    """Register, once per process, a ``tune_relax`` global that follows :func:`routed_tune_relax`.
-
-    Why not override and restore the global around each use: ``MetaScheduleTuneIRMod`` keeps
-    the function it first finds in a C++ static, so a later restore or override is ignored, and
-    freeing that Python function after the interpreter has finalized crashes the exit (SIGSEGV or
-    ``double free`` in ``TVMFFIPyCallbackClosure::Deleter``). So the dispatcher is installed once
-    and never freed. Returns False when it was installed before.
-    """
-    if getattr(install_dispatcher, "installed", False):
-        return False
-    stock = tvm_ffi.get_global_func(TUNE_RELAX_GLOBAL)
-
-    def _dispatch(*args):
-        return _ROUTES[-1](*args) if _ROUTES else stock(*args)
-
-    tvm_ffi.register_global_func(TUNE_RELAX_GLOBAL, _dispatch, override=True)
-    ctypes.pythonapi.Py_IncRef(ctypes.py_object(tvm_ffi.get_global_func(TUNE_RELAX_GLOBAL)))
-    install_dispatcher.installed = True
-    return True
-
-
 def preimport_tensor_intrin() -> None:
     """Import ``tvm.s_tir.tensor_intrin`` (done by every ``TuneContext``) about 7x faster.
 
@@ -364,8 +233,9 @@ def preimport_tensor_intrin() -> None:
             else:
                 code = frame.f_code
                 frames.append(
-                    inspect.FrameInfo(frame, code.co_filename, frame.f_lineno, code.co_name, None,
-                                      None)  # fmt: skip
+                    inspect.FrameInfo(
+                        frame, code.co_filename, frame.f_lineno, code.co_name, None, None
+                    )  # fmt: skip
                 )
             frame = frame.f_back
         return frames

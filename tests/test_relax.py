@@ -113,7 +113,9 @@ def test_pipeline_in_tvm_compile(tuner, mlp_tuned):
     x = torch.randn(8, 32)
     mod = from_exported_program(torch.export.export(model, (x,)), keep_params_as_input=True)
     mod, params = detach_params(mod)
-    ex = tvm.compile(mod, tuner.target, relax_pipeline=autokernel_pipeline(tuner.config, tuner=tuner))
+    ex = tvm.compile(
+        mod, tuner.target, relax_pipeline=autokernel_pipeline(tuner.config, tuner=tuner)
+    )
     vm = relax.VirtualMachine(ex, tvm.cpu())
     out = torch.from_dlpack(vm["main"](x, *params["main"])[0])
     with torch.no_grad():

@@ -17,6 +17,7 @@ def encode(genome: Genome) -> dict:
             "epilogue": genome.epilogue,
             "vector_lanes": genome.vector_lanes,
             "unroll": genome.unroll,
+            "micro": genome.micro,
         }
     if genome.family == "cuda.mma":
         return {
@@ -49,6 +50,7 @@ def decode(family: str, genes: dict) -> Genome:
             epilogue=g["epilogue"],
             vector_lanes=g["vector_lanes"],
             unroll=tuple(g["unroll"]),
+            micro=tuple(g["micro"]),
         )
     if family == "cuda.mma":
         staging = Staging("shared.dyn", 0, g["vector_bytes"], g["smem_layout"])

@@ -19,6 +19,8 @@ Fields (each one a choice the generator learns a distribution over):
 * ``raster``: block rasterization group for L2 reuse (0 = none); ``split_k``: K split factor.
 * ``unroll``: the unroll depths the search may pick from; ``vector_lanes``: innermost vector width
   (CPU); ``epilogue``: ``inline`` (fused into the write-back) or ``separate``.
+* ``micro``: the register block (rows, vectors per row) of the innermost tile, fixed by the
+  structure so every candidate has a full micro-kernel; ``(0, 0)`` leaves it to sampling.
 """
 
 from __future__ import annotations
@@ -90,11 +92,13 @@ class Genome:
     unroll: tuple[int, ...] = (0, 16, 64, 512)
     vector_lanes: int = 16
     epilogue: str = "inline"
+    micro: tuple[int, int] = (0, 0)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "binds", tuple(self.binds))
         object.__setattr__(self, "warps", tuple(self.warps))
         object.__setattr__(self, "unroll", tuple(self.unroll))
+        object.__setattr__(self, "micro", tuple(self.micro))
         for name in ("a", "b"):
             value = getattr(self, name)
             if isinstance(value, dict):
@@ -124,6 +128,8 @@ class Genome:
             raise GenomeError("bad-count", f"split_k={self.split_k} raster={self.raster}")
         if not self.unroll or min(self.unroll) < 0:
             raise GenomeError("bad-unroll", str(self.unroll))
+        if len(self.micro) != 2 or min(self.micro) < 0:
+            raise GenomeError("bad-micro", str(self.micro))
 
     # -- values ---------------------------------------------------------------------------
     def to_json(self) -> dict:
@@ -158,4 +164,6 @@ class Genome:
         if self.split_k > 1:
             parts.append(f"splitk={self.split_k}")
         parts += [f"wb={self.write_back}", f"acc={self.accumulator}", f"vec={self.vector_lanes}"]
+        if any(self.micro):
+            parts.append(f"micro={self.micro[0]}x{self.micro[1]}")
         return " ".join(parts)

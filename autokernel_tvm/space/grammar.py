@@ -22,6 +22,7 @@ DOMAINS = {
         "accumulator": ("local", "global"),
         "epilogue": ("inline", "separate"),
         "vector_lanes": (8, 16, 32),
+        "micro": ((0, 0), (4, 1), (4, 2), (8, 1), (8, 2), (2, 4)),
         "unroll": ((0, 16, 64, 512), (0, 8, 32), (64, 256, 1024)),
     },
     "cuda.mma": {
@@ -106,6 +107,13 @@ def _check_cpu(genome: Genome, workload: Workload) -> None:
     last = workload.output.shape[-1]
     if last % lanes:
         raise GenomeError("vector-not-dividing", f"{lanes} lanes do not divide {last}")
+    rows, vectors = genome.micro
+    if vectors and last % (lanes * vectors):
+        raise GenomeError("micro-not-dividing", f"{vectors}x{lanes} does not divide {last}")
+    if rows and len(workload.output.shape) >= 2 and workload.output.shape[-2] % rows:
+        raise GenomeError("micro-not-dividing", f"{rows} rows do not divide the output")
+    if rows * max(vectors, 1) * lanes > 32 * 16:
+        raise GenomeError("micro-too-large", f"{rows}x{vectors}x{lanes} exceeds the registers")
     if genome.stages or genome.async_copy or genome.raster or genome.split_k > 1:
         raise GenomeError("gpu-field-on-cpu", "stages/async/raster/split_k are GPU fields")
 
@@ -142,6 +150,7 @@ def default_genome(family: str) -> Genome:
             "SSRSRS",
             ("parallel", "serial", "serial", "serial"),
             b=Staging("global", 0, 0, "pack"),
+            micro=(4, 2),
         )
     if family == "cuda.mma":
         return Genome(

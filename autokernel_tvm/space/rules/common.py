@@ -49,41 +49,66 @@ def _uses(expr, var) -> bool:
     return any(v.same_as(var) for v in tirx.analysis.undefined_vars(expr, []))
 
 
-def tile_levels(sch, block, structure: str, vector_lanes: int = 0, max_inner: int = 16):
+def tile_levels(sch, block, structure: str, vector_lanes: int = 0, micro=(0, 0), max_inner=16):
     """Tile every loop of ``block`` into the levels of ``structure`` and reorder.
 
-    The innermost spatial loop is first split by ``vector_lanes`` (when it divides the extent);
-    that vector loop becomes the innermost loop. Returns the loops of each level, outermost first.
+    The innermost spatial loop is split by ``vector_lanes`` (when it divides the extent) and that
+    vector loop becomes the innermost loop. A ``micro`` register block (rows, vectors) fixes the
+    innermost tile of the last two spatial loops; the other factors stay ``sample_perfect_tile``
+    decisions. Returns the loops of each level, outermost first.
     """
     loops = sch.get_loops(block)
     kinds = [int(iv.iter_type) for iv in sch.get(block).iter_vars]
     n_s, n_r = structure.count("S"), structure.count("R")
-    s_tiles, r_tiles, vec = [], [], None
     spatial = [loop for loop, k in zip(loops, kinds) if k == SPATIAL]
+    fixed = {}
+    if vector_lanes:
+        fixed[len(spatial) - 1] = [micro[1], vector_lanes] if micro[1] else [vector_lanes]
+    if micro[0] and len(spatial) >= 2:
+        fixed[len(spatial) - 2] = [micro[0]]
+    s_tiles, r_tiles, vec = [], [], None
     for loop, kind in zip(loops, kinds):
-        extent = int(sch.get(loop).extent)
-        if kind == SPATIAL and loop.same_as(spatial[-1]) and vector_lanes:
-            if extent % vector_lanes == 0 and extent > vector_lanes:
-                loop, vec = sch.split(loop, [None, vector_lanes])
         n = n_s if kind == SPATIAL else n_r
-        if n == 1:
+        inner = []
+        if kind == SPATIAL:
+            index = len(s_tiles)
+            extent = int(sch.get(loop).extent)
+            factors = fixed.get(index, [])
+            product = int(_prod(factors))
+            if factors and extent % product == 0 and extent > product:
+                loop, *inner = sch.split(loop, [None, *factors])
+                if index == len(spatial) - 1:
+                    vec = inner.pop()  # the vector loop goes innermost of all
+            else:
+                inner = []
+        n_sampled = n - (1 if inner else 0)
+        if n_sampled <= 1:
             tiles = [loop]
         else:
-            factors = sch.sample_perfect_tile(loop, n=n, max_innermost_factor=max_inner)
-            tiles = list(sch.split(loop, factors))
+            parts = sch.sample_perfect_tile(loop, n=n_sampled, max_innermost_factor=max_inner)
+            tiles = list(sch.split(loop, parts))
+        if inner:
+            tiles.append(inner[0] if len(inner) == 1 else inner)
         (s_tiles if kind == SPATIAL else r_tiles).append(tiles)
     levels, si, ri = [], 0, 0
     for letter in structure:
-        if letter == "S":
-            levels.append([t[si] for t in s_tiles])
-            si += 1
-        else:
-            levels.append([t[ri] for t in r_tiles])
-            ri += 1
+        tiles, i = (s_tiles, si) if letter == "S" else (r_tiles, ri)
+        level = []
+        for t in tiles:
+            level.extend(t[i] if isinstance(t[i], list) else [t[i]])
+        levels.append(level)
+        si, ri = (si + 1, ri) if letter == "S" else (si, ri + 1)
     if vec is not None:
         levels[-1] = levels[-1] + [vec]
     sch.reorder(*[loop for level in levels for loop in level])
     return levels
+
+
+def _prod(values) -> int:
+    out = 1
+    for v in values:
+        out *= v
+    return out
 
 
 def write_back_loop(levels, structure: str):

@@ -25,7 +25,9 @@ def apply(sch: s_tir.Schedule, block, genome: Genome) -> list[s_tir.Schedule]:
     for staging, operand in zip((genome.a, genome.b), info.operands):
         if staging.layout == "pack" and operand in info.vector_axis:
             _pack(sch, block, info, operand, genome.vector_lanes)
-    levels = common.tile_levels(sch, block, genome.structure, vector_lanes=genome.vector_lanes)
+    levels = common.tile_levels(
+        sch, block, genome.structure, vector_lanes=genome.vector_lanes, micro=genome.micro
+    )
     consumers = common.epilogue_chain(sch, block)
     wb_loop = common.write_back_loop(levels, genome.structure)
     if genome.accumulator == "local":
