@@ -8,7 +8,7 @@ entry points are in ``autokernel_tvm.relax``.
 
 from .config import TuneConfig
 from .export import export
-from .tuner import TuneResult, Tuner
+from .tuner import Tuner, TuneResult
 from .verify import verify
 from .workloads import Workload
 

@@ -22,15 +22,21 @@ import tvm
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 
-CUDA_PASS_CONFIG = {"tirx.use_async_copy": 1, "tirx.disable_storage_rewrite": True}
+CUDA_PASS_CONFIG = {"tirx.use_async_copy": 1}
+#: Only for wmma kernels (the stock space): StorageRewrite merges their f16/f32 buffers and
+#: breaks tvm_access_ptr; mma.sync kernels need StorageRewrite (else LowerWarpMemory fails).
+WMMA_PASS_CONFIG = {"tirx.disable_storage_rewrite": True}
 
 
 class BuildError(RuntimeError):
     """A kernel failed to build; the message carries the compiler's reason."""
 
 
-def pass_config(target: tvm.target.Target) -> dict:
-    return dict(CUDA_PASS_CONFIG) if target.kind.name == "cuda" else {}
+def pass_config(target: tvm.target.Target, mod: tvm.IRModule | None = None) -> dict:
+    if target.kind.name != "cuda":
+        return {}
+    uses_wmma = mod is not None and "wmma." in mod.script(show_meta=False)
+    return {**CUDA_PASS_CONFIG, **(WMMA_PASS_CONFIG if uses_wmma else {})}
 
 
 def build_module(mod: tvm.IRModule, target: tvm.target.Target, check_nvcc: bool = False):
@@ -46,7 +52,7 @@ def build_module(mod: tvm.IRModule, target: tvm.target.Target, check_nvcc: bool 
         from .intrin.rocm_mfma import build_rocm  # works around LowerWarpMemory bugs of 0.27
 
         return build_rocm(mod, target)
-    with tvm.transform.PassContext(opt_level=3, config=pass_config(target)):
+    with tvm.transform.PassContext(opt_level=3, config=pass_config(target, mod)):
         exe = tvm.compile(mod, target=target)
     if check_nvcc and target.kind.name == "cuda" and not has_gpu_binary(exe):
         nvcc_compile(cuda_source(exe), target.attrs["arch"])
@@ -115,10 +121,9 @@ def _worker_init(target_kind: str) -> None:
     (``MmaBufferLayoutTransformer``), and our own intrinsics for bf16.
     """
     if target_kind == "cuda":
-        import tvm.s_tir.tensor_intrin.cuda  # noqa: F401
-
         from . import intrin
 
+        intrin.import_stock_intrinsics()
         intrin.register_all()
     elif target_kind == "rocm":
         from .intrin import rocm_mfma  # noqa: F401  (registers the MFMA TIR pipeline)

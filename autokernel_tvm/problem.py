@@ -122,9 +122,8 @@ def tune_problem(
 
     def fresh(seed: int) -> tuple:
         torch.manual_seed(seed)
-        inputs = tuple(x.to(device) if isinstance(x, torch.Tensor) else x
-                       for x in problem.get_inputs())  # fmt: skip
-        return cast(model, inputs, dtype)[1]
+        inputs = [x.to(device) if isinstance(x, torch.Tensor) else x for x in problem.get_inputs()]
+        return cast(model, tuple(inputs), dtype)[1]
 
     start = time.time()
     try:

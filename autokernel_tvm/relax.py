@@ -28,7 +28,7 @@ from . import relax_passes, relax_tasks
 from .config import TuneConfig
 from .relax_runtime import ModelLoadError, TunedModel, load_model
 from .relax_tasks import MIN_TASK_FLOPS, TaskReport
-from .tuner import Tuner
+from .tuner import TuneError, Tuner
 
 __all__ = [
     "MIN_TASK_FLOPS",
@@ -75,7 +75,7 @@ def tune_model(
     dtype : str, optional
         ``float16``/``bfloat16``/``float32``: cast the model and floating inputs first.
     tuner : Tuner, optional
-        Reuse a tuner (and its builder processes); by default one is made from ``config``.
+        Reuse a tuner made from ``config`` (and its builder processes); by default a new one.
     min_task_flops : float
         Tasks below this keep TVM's default lowering.
 
@@ -93,7 +93,7 @@ def tune_model(
     start = time.time()
     tuner = tuner or Tuner(config)
     if config.target != "llvm" and not tuner.device().exist:
-        raise tvm.TVMError(f"no {config.target} device here: tuning measures on the device")
+        raise TuneError(f"no {config.target} device here: tuning measures every candidate on it")
     model, inputs = cast(model.eval(), tuple(example_inputs), dtype)
     mod, params, out_spec = import_model(model, inputs)
     num_inputs = int(mod["main"].attrs["num_input"])
@@ -101,7 +101,10 @@ def tune_model(
     db_dir = database_dir(tuner)
     # Weight transforms (main_transform_params) run once at load: only main's tasks count.
     main_only = tvm.IRModule({gv: f for gv, f in mod.functions.items() if gv.name_hint == "main"})
-    tasks = relax_tasks.extract(main_only, tuner.target)
+    try:
+        tasks = relax_tasks.extract(main_only, tuner.target)
+    except Exception as err:  # e.g. an op without a legalization
+        raise UnsupportedModelError(f"TVM cannot legalize the model: {err}") from err
     reports = relax_tasks.tune_tasks(
         tuner, tasks, db_dir, config.trials, min_task_flops=min_task_flops
     )
@@ -165,7 +168,9 @@ def autokernel_pipeline(config: TuneConfig, *, tuner: Tuner | None = None) -> tv
     ``MetaScheduleTuneIRMod`` pass, whose ``tune_relax`` global is routed to this package's
     tuner only while the pass runs (:func:`~autokernel_tvm.relax_passes.routed_tune_relax`).
     ``config.target`` must be the target that is compiled for. The per-task report of each run
-    is written to ``<database>/pipeline_report.json``.
+    is written to ``<database>/pipeline_report.json``. For CUDA, compile inside
+    ``PassContext(opt_level=3, config=autokernel_tvm.builder.pass_config(target))``: the TIR
+    build after this pipeline runs under the caller's context, and tensor-core kernels need it.
     """
     holder = {"tuner": tuner}
 
@@ -232,7 +237,7 @@ def rel_error(out, ref) -> float:
     if len(outs) != len(refs):
         return float("inf")
     worst = 0.0
-    for o, r in zip(outs, refs):
+    for o, r in zip(outs, refs, strict=True):
         if o.shape != r.shape:
             return float("inf")
         o, r = o.detach().double().cpu(), r.detach().double().cpu()
@@ -240,15 +245,15 @@ def rel_error(out, ref) -> float:
     return worst
 
 
-def tolerance(inputs) -> float:
-    """The error bound for the lowest-precision floating input dtype (fp32 when none)."""
-    names = [str(x.dtype).removeprefix("torch.") for x in _flat(inputs) if x.is_floating_point()]
+def tolerance(tensors) -> float:
+    """The error bound for the lowest-precision floating dtype among ``tensors`` (fp32: none)."""
+    names = [str(x.dtype).removeprefix("torch.") for x in _flat(tensors) if x.is_floating_point()]
     return max((TOLERANCE.get(n, 1e-4) for n in names), default=TOLERANCE["float32"])
 
 
 def check(out, ref, inputs) -> dict:
-    """Whether ``out`` matches ``ref`` within :func:`tolerance`."""
-    error, bound = rel_error(out, ref), tolerance(inputs)
+    """Whether ``out`` matches ``ref`` within the :func:`tolerance` of the inputs and ``ref``."""
+    error, bound = rel_error(out, ref), tolerance((inputs, ref))
     return {"rel_error": error, "tolerance": bound, "passed": bool(error <= bound)}
 
 

@@ -19,7 +19,7 @@ from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 
 from .builder import pass_config
-from .relax_tasks import MIN_TASK_FLOPS, TaskReport, extract, tune_tasks
+from .relax_tasks import MIN_TASK_FLOPS, extract, tune_tasks
 
 TUNE_RELAX_GLOBAL = "tvm.s_tir.meta_schedule.tune_relax"
 
@@ -27,8 +27,10 @@ TUNE_RELAX_GLOBAL = "tvm.s_tir.meta_schedule.tune_relax"
 def lower_pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
     """Legalize, fuse, apply ``Database.current()``, schedule the rest, lower for the VM.
 
-    What ``compile_relax`` runs (same fusion as :func:`extract`, so database keys match), as a
-    reusable pass: GPU functions without a record get DLight's default schedules.
+    What ``compile_relax`` runs (the fusion of :func:`~autokernel_tvm.relax_tasks.extract`, so
+    database keys match), as a reusable pass; GPU functions without a record get DLight's
+    default schedules. 0.27's ``compile_relax`` itself cannot be used: it opens its own
+    ``PassContext`` and so drops the CUDA flags of :func:`~autokernel_tvm.builder.pass_config`.
     """
     from tvm.relax import pipeline as rp
     from tvm.s_tir import dlight as dl
@@ -57,8 +59,10 @@ def lower_pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
 
 
 def _lowering_passes(target: tvm.target.Target) -> list:
+    from tvm.relax import pipeline as rp
+
     try:
-        return rp_lower(target)
+        return rp.dataflow_lower_passes(target) + rp.finalize_passes(target)
     except (ValueError, AttributeError):  # 0.27: relax.backend.cpu_generic lacks these helpers
         t = relax.transform
         return [
@@ -76,12 +80,6 @@ def _lowering_passes(target: tvm.target.Target) -> list:
         ]
 
 
-def rp_lower(target: tvm.target.Target) -> list:
-    from tvm.relax import pipeline as rp
-
-    return rp.dataflow_lower_passes(target) + rp.finalize_passes(target)
-
-
 def compile_with_database(mod: tvm.IRModule, target: tvm.target.Target, db_dir: str | None):
     """Build ``mod`` (raw: not yet legalized) for the VM, applying the records in ``db_dir``."""
     database = ms.database.JSONDatabase(work_dir=db_dir) if db_dir else ms.database.MemoryDatabase()
@@ -91,7 +89,8 @@ def compile_with_database(mod: tvm.IRModule, target: tvm.target.Target, db_dir: 
 
 @dataclass
 class Route:
-    """What :func:`routed_tune_relax` saw: calls of TVM's ``tune_relax`` and their reports."""
+    """What :func:`routed_tune_relax` saw: calls of TVM's ``tune_relax`` and their
+    :class:`~autokernel_tvm.relax_tasks.TaskReport` list."""
 
     calls: int = 0
     reports: list = dataclasses.field(default_factory=list)

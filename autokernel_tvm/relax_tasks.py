@@ -13,10 +13,8 @@ again. :mod:`autokernel_tvm.relax_passes` applies that database and lowers the m
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass
 
@@ -25,8 +23,9 @@ import tvm_ffi
 from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 
+from .intrin import import_stock_intrinsics as preimport_tensor_intrin
 from .progress import ProgressCallback
-from .tuner import FAILED
+from .tuner import FAILED, search_strategy
 
 #: Tasks below this many FLOPs keep TVM's default lowering (a tuned 8x64x128 matmul saves µs).
 MIN_TASK_FLOPS = 1e4
@@ -46,6 +45,7 @@ class TaskReport:
     seconds: float = 0.0
     space: str = ""
     reason: str = ""
+    failures: dict = dataclasses.field(default_factory=dict)
 
     @property
     def tuned(self) -> bool:
@@ -105,7 +105,11 @@ def tune_tasks(tuner, tasks: list, db_dir: str, trials: int, *, min_task_flops=M
     os.makedirs(db_dir, exist_ok=True)
     reports = plan(tasks, trials, min_task_flops)
     done = db_stats(db_dir)
-    todo = [(t, r) for t, r in zip(tasks, reports) if r.budget > done.get(r.workload, (0, None))[0]]
+    todo = [
+        (t, r)
+        for t, r in zip(tasks, reports, strict=True)
+        if r.budget > done.get(r.workload, (0, None))[0]
+    ]
     if todo:
         preimport_tensor_intrin()
         database = ms.database.JSONDatabase(work_dir=db_dir)
@@ -138,38 +142,22 @@ def tune_tasks(tuner, tasks: list, db_dir: str, trials: int, *, min_task_flops=M
                 measure_callbacks=[
                     *ms.measure_callback.MeasureCallback.create("default"),
                     callback,
-                ],  # fmt: skip
+                ],
                 task_scheduler="round-robin",
             )
         finally:
             callback.close()
         report.seconds = time.time() - start
-        if callback.failures:
-            report.reason = f"failures: {dict(callback.failures)}"
+        report.failures = dict(callback.failures)
     stats = db_stats(db_dir)
     for report in reports:
         report.trials, best = stats.get(report.workload, (0, None))
         report.best_us = best * 1e6 if best is not None else None
-        if report.tuned:
-            report.reason = "" if report.budget else "tuned earlier (record in the database)"
-        elif report.budget:
-            report.reason = f"no valid candidate in {report.trials} trials; {report.reason}"
+        if report.tuned and not report.budget:
+            report.reason = "no budget now; tuned earlier (its record is applied)"
+        elif report.budget and not report.tuned:
+            report.reason = f"no valid candidate in {report.trials} trials: default lowering"
     return reports
-
-
-def search_strategy(trials: int):
-    """MetaSchedule's evolutionary search, with a population scaled down for small budgets.
-
-    The default (population 512, 4 genetic iterations) spent ~40 s per task before the first of
-    2 trials on 2 busy cores; from 64 trials per task on the default is used unchanged.
-    """
-    if trials >= 64:
-        return "evolutionary"
-    return ms.search_strategy.EvolutionarySearch(
-        population_size=max(64, 8 * trials),
-        init_min_unmeasured=max(16, min(50, trials)),
-        genetic_num_iters=2,
-    )
 
 
 def space_for(tuner, mod: tvm.IRModule):
@@ -212,39 +200,6 @@ def db_stats(db_dir: str) -> dict[str, tuple[int, float | None]]:
                 best = latency
             stats[keys[index]] = (count + 1, best)
     return stats
-
-
-def preimport_tensor_intrin() -> None:
-    """Import ``tvm.s_tir.tensor_intrin`` (done by every ``TuneContext``) about 7x faster.
-
-    Its ~250 TVMScript functions each call ``inspect.stack()``, which resolves the source file
-    of every frame on the stack; the parser only reads the third frame's source line. Measured
-    on 2 busy cores: 95 s -> 13 s. Only frames beyond the third lose their source context.
-    """
-    if "tvm.s_tir.tensor_intrin" in sys.modules:
-        return
-    original = inspect.stack
-
-    def _stack(context: int = 1):
-        frame, frames = sys._getframe(1), []
-        while frame is not None:
-            if len(frames) < 3:
-                frames.append(inspect.FrameInfo(frame, *inspect.getframeinfo(frame, context)))
-            else:
-                code = frame.f_code
-                frames.append(
-                    inspect.FrameInfo(
-                        frame, code.co_filename, frame.f_lineno, code.co_name, None, None
-                    )  # fmt: skip
-                )
-            frame = frame.f_back
-        return frames
-
-    inspect.stack = _stack
-    try:
-        import tvm.s_tir.tensor_intrin  # noqa: F401
-    finally:
-        inspect.stack = original
 
 
 def _has_reduction(mod: tvm.IRModule) -> bool:

@@ -31,8 +31,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="environment: "
-        + "; ".join(f"{k}: {v}" for k, v in config.ENV_VARS.items()),
+        epilog="environment: " + "; ".join(f"{k}: {v}" for k, v in config.ENV_VARS.items()),
     )
     p.add_argument("--target", choices=config.TARGETS, default="llvm", help="back end")
     p.add_argument("--arch", help="sm_90a (default for cuda), sm_80, gfx942, gfx90a, or LLVM CPU")
@@ -48,10 +47,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--report", help="JSON report path (default: in the work dir)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--build-workers", type=int, default=0, help="0: one per CPU")
-    p.add_argument("--build-only", type=int, metavar="N", default=0,
-                   help="sample N candidates, build them (nvcc for cuda), report; no device")
-    p.add_argument("--problem", metavar="FILE.py",
-                   help="tune a PyTorch problem file (Model, get_inputs, get_init_inputs)")
+    p.add_argument(
+        "--build-only",
+        type=int,
+        metavar="N",
+        default=0,
+        help="sample N candidates, build them (nvcc for cuda), report; no device",
+    )
+    p.add_argument(
+        "--problem",
+        metavar="FILE.py",
+        help="tune a PyTorch problem file (Model, get_inputs, get_init_inputs)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--list-ops", action="store_true", help="list workload ops and exit")
     return p.parse_args(argv)

@@ -24,8 +24,11 @@ def test_correct_kernel_passes_all_checks():
 
 
 @T.prim_func(s_tir=True)
-def skips_last_row(a: T.Buffer((32, 64), "float16"), b: T.Buffer((64, 32), "float16"),
-                   c: T.Buffer((32, 32), "float32")):
+def skips_last_row(
+    a: T.Buffer((32, 64), "float16"),
+    b: T.Buffer((64, 32), "float16"),
+    c: T.Buffer((32, 32), "float32"),
+):
     for i, j, k in T.grid(31, 32, 64):
         with T.sblock("C"):
             vi, vj, vk = T.axis.remap("SSR", [i, j, k])
@@ -35,8 +38,11 @@ def skips_last_row(a: T.Buffer((32, 64), "float16"), b: T.Buffer((64, 32), "floa
 
 
 @T.prim_func(s_tir=True)
-def fp16_accumulate(a: T.Buffer((32, 64), "float16"), b: T.Buffer((64, 32), "float16"),
-                    c: T.Buffer((32, 32), "float32")):
+def fp16_accumulate(
+    a: T.Buffer((32, 64), "float16"),
+    b: T.Buffer((64, 32), "float16"),
+    c: T.Buffer((32, 32), "float32"),
+):
     acc = T.sblock_alloc_buffer((32, 32), "float16")
     for i, j, k in T.grid(32, 32, 64):
         with T.sblock("C"):
@@ -51,8 +57,11 @@ def fp16_accumulate(a: T.Buffer((32, 64), "float16"), b: T.Buffer((64, 32), "flo
 
 
 @T.prim_func(s_tir=True)
-def drops_last_k(a: T.Buffer((32, 64), "float16"), b: T.Buffer((64, 32), "float16"),
-                 c: T.Buffer((32, 32), "float32")):
+def drops_last_k(
+    a: T.Buffer((32, 64), "float16"),
+    b: T.Buffer((64, 32), "float16"),
+    c: T.Buffer((32, 32), "float32"),
+):
     for i, j, k in T.grid(32, 32, 63):
         with T.sblock("C"):
             vi, vj, vk = T.axis.remap("SSR", [i, j, k])

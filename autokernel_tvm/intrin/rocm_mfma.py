@@ -3,11 +3,14 @@
 
 Read first: :func:`schedule_rocm_mfma` tensorizes a GEMM block (16x16x16 f16->f32, 16x16x4 f32,
 16x16x16 s8 on gfx90a); :func:`build_rocm` compiles it with :data:`PIPELINE`, a TIR pipeline that
-works around two ``LowerWarpMemory`` bugs of 0.27 (fixed on apache/tvm main). (1) It lowers one
-``warp`` allocation per scope per run; an MFMA GEMM has three (A, B, C fragments) and the rest
-fail in codegen ("Can only allocate shared or local memory inside kernel"): the pipeline repeats
-the pass. (2) It cannot see ``threadIdx.x`` through CSE's let-bound temporaries ("require positive
-constant coefficient on warp index"): the pipeline turns CSE off.
+works around three ``LowerWarpMemory`` bugs of 0.27 ((1), (2) fixed on apache/tvm main). (1) It
+lowers one ``warp`` allocation per scope per run; an MFMA GEMM has three (A, B, C fragments) and
+the rest fail in codegen ("Can only allocate shared or local memory inside kernel"): the pipeline
+repeats the pass. (2) It cannot see ``threadIdx.x`` through CSE's let-bound temporaries ("require
+positive constant coefficient on warp index"): the pipeline turns CSE off. (3) It cannot split an
+unrolled index such as ``tx * 4 + 257`` (fragment 1, register 1: the simplifier does not prove
+``(tx * 4 + 257) // 256 == 1``; "failed to rewrite load to shuffle"), which any unroll pragma on
+more than one fragment produced: 61% of sampled candidates failed. The pipeline unrolls after it.
 
 Numerics are NOT verified (no AMD GPU here); tests check that kernels build with ``v_mfma``.
 Layout: ``warps_m x warps_n`` 64-lane wavefronts (``threadIdx.y``) per workgroup, each owning
@@ -128,15 +131,49 @@ def _gemm_operands(sch: Schedule, block: SBlockRV):
     return dtype, b_trans
 
 
-def _split_sampled(sch, loop, inner: Size, max_inner: int):
-    """Split ``loop`` into (outer, inner); a None ``inner`` is drawn with sample_perfect_tile."""
-    if inner is None:
-        inner = sch.sample_perfect_tile(loop, n=2, max_innermost_factor=max_inner)[1]
-    elif isinstance(inner, int):
-        extent = int(sch.get(loop).extent)
-        if inner <= 0 or extent % inner:
-            raise MfmaScheduleError(f"size {inner} does not divide the {extent} MFMA tiles")
-    return (*sch.split(loop, [None, inner]), inner)
+def gemm_shape(sch: Schedule, block: SBlockRV) -> tuple[int, int, int, str, bool]:
+    """(M, N, K, input dtype, b_trans) of a GEMM block; MfmaScheduleError if it is none."""
+    dtype, b_trans = _gemm_operands(sch, block)
+    m, n, k = (int(sch.get(loop).extent) for loop in sch.get_loops(block)[-3:])
+    return m, n, k, dtype, b_trans
+
+
+def mfma_problem(m: int, n: int, k: int, dtype: str, warps_m: Size = 1, warps_n: Size = 1):
+    """Why an M x N x K ``dtype`` GEMM cannot be scheduled with these wavefronts, or None.
+
+    The sampled sizes need no check: :func:`schedule_rocm_mfma` draws only legal ones."""
+    if dtype not in _INTRINS:
+        return f"no MFMA intrinsic for {dtype}"
+    for name, size, step, warps in (("M", m, 16, warps_m), ("N", n, 16, warps_n)):
+        if size % step:
+            return f"{name}={size} is not a multiple of {step}"
+        if isinstance(warps, int) and (warps <= 0 or size // step % warps):
+            return f"size {warps} does not divide the {size // step} MFMA tiles along {name}"
+    return f"K={k} is not a multiple of {_INTRINS[dtype].k}" if k % _INTRINS[dtype].k else None
+
+
+def _factor(sch, loop, size: Size, max_size: int) -> int | ExprRV:
+    """``size``, or a factor of ``loop``'s extent drawn with sample_perfect_tile if None."""
+    if size is None:
+        return sch.sample_perfect_tile(loop, n=2, max_innermost_factor=max_size)[1]
+    extent = int(sch.get(loop).extent)
+    if isinstance(size, int) and (size <= 0 or extent % size):
+        raise MfmaScheduleError(f"size {size} does not divide the {extent} MFMA tiles")
+    return size
+
+
+def _split_levels(sch, loop, warps: Size, tiles: Size, max_warps: int, max_tiles: int):
+    """Split a loop over MFMA tiles into (workgroup, wavefront, tile) loops.
+
+    The wavefront count is split off first and the tile count drawn from what is left, so every
+    tile count that sample_perfect_tile (or MutateTileSize) picks fits the fixed wavefronts. The
+    two loops are then fused and split again to give each wavefront a contiguous run of tiles:
+    fragment buffers are sized by bounding box, so an interleaved run would take W x the VGPRs.
+    """
+    warps = _factor(sch, loop, warps, max_warps)
+    rest, wave = sch.split(loop, [None, warps])
+    tiles = _factor(sch, rest, tiles, max_tiles)
+    return (*sch.split(sch.fuse(rest, wave), [None, warps, tiles]), warps, tiles)
 
 
 def schedule_rocm_mfma(
@@ -163,10 +200,10 @@ def schedule_rocm_mfma(
         The GEMM block; C must be a global buffer (epilogues stay separate blocks).
     warps_m, warps_n, tiles_m, tiles_n, k_chunk : int, ExprRV or None
         Wavefronts per workgroup along M / N, 16x16 tiles per wavefront along M / N, MFMA K-steps
-        per shared-memory stage. Ints must divide the tile counts, ExprRVs must be valid factors;
-        None draws the size with ``sch.sample_perfect_tile`` (tiles and k_chunk first, warps from
-        what is left), bounded by ``max_warps`` / ``max_tiles`` / ``max_k_chunk``, so
-        MetaSchedule's MutateTileSize can tune it.
+        per shared-memory stage. Ints must divide the tile counts (tiles: what the wavefronts
+        leave), ExprRVs must be valid factors; None draws the size with ``sample_perfect_tile``
+        (wavefronts first, tiles from what they leave, so every draw and every MutateTileSize
+        mutation is legal), bounded by ``max_warps`` / ``max_tiles`` / ``max_k_chunk``.
 
     Returns
     -------
@@ -174,13 +211,12 @@ def schedule_rocm_mfma(
         The sizes as used and the init block. Numerics are not verified (no AMD GPU here).
     """
     block = sch.get_sblock(block) if isinstance(block, str) else block
-    dtype, b_trans = _gemm_operands(sch, block)
+    m, n, k_len, dtype, b_trans = gemm_shape(sch, block)
+    if (problem := mfma_problem(m, n, k_len, dtype, warps_m, warps_n)) is not None:
+        raise MfmaScheduleError(problem)  # before any change to ``sch``
     intr = _INTRINS[dtype]
     i, j, k = sch.get_loops(block)[-3:]
     tile = (16, 16, intr.k)
-    for loop, step, name in zip((i, j, k), tile, "MNK", strict=True):
-        if int(sch.get(loop).extent) % step:
-            raise MfmaScheduleError(f"{name}={sch.get(loop).extent} is not a multiple of {step}")
     register_intrins()
     (i, i_tc), (j, j_tc), (k, k_tc) = (
         sch.split(x, [None, n]) for x, n in zip((i, j, k), tile, strict=True)
@@ -188,11 +224,10 @@ def schedule_rocm_mfma(
     sch.reorder(i, j, k, i_tc, j_tc, k_tc)
     outer = sch.blockize(i_tc)
 
-    i, i2, tiles_m = _split_sampled(sch, i, tiles_m, max_tiles)
-    i0, i1, warps_m = _split_sampled(sch, i, warps_m, max_warps)
-    j, j2, tiles_n = _split_sampled(sch, j, tiles_n, max_tiles)
-    j0, j1, warps_n = _split_sampled(sch, j, warps_n, max_warps)
-    k0, k1, k_chunk = _split_sampled(sch, k, k_chunk, max_k_chunk)
+    i0, i1, i2, warps_m, tiles_m = _split_levels(sch, i, warps_m, tiles_m, max_warps, max_tiles)
+    j0, j1, j2, warps_n, tiles_n = _split_levels(sch, j, warps_n, tiles_n, max_warps, max_tiles)
+    k_chunk = _factor(sch, k, k_chunk, max_k_chunk)
+    k0, k1 = sch.split(k, [None, k_chunk])
     sch.reorder(i0, j0, i1, j1, k0, k1, i2, j2)
     sch.bind(sch.fuse(i0, j0), "blockIdx.x")
     warp = sch.fuse(i1, j1)
@@ -235,44 +270,45 @@ def schedule_rocm_mfma(
     return MfmaTiling(warps_m, warps_n, tiles_m, tiles_n, k_chunk, init)
 
 
-def _unroll_pragmas_into_kernels(mod: tvm.IRModule) -> tvm.IRModule:
-    """Move unroll pragmas from thread-bound loops down to the first serial loop of each block.
+def _sink_unroll_pragmas(mod: tvm.IRModule) -> tvm.IRModule:
+    """Move unroll pragmas from thread-bound loops to the first serial loop below, per block.
 
-    RewriteParallelVectorizeUnroll puts them on a block's outermost loop (``blockIdx``), where
-    SplitHostDevice leaves them on the host side; one level down they stay in the kernel for the
-    late UnrollLoop of :func:`_mfma_pipeline`. Bound loops never unroll, so the scope is the same.
+    RewriteParallelVectorizeUnroll puts them on a block's outermost loop (``blockIdx``), which
+    SplitHostDevice leaves on the host side; one level down they stay in the kernel for the late
+    UnrollLoop of :func:`_mfma_pipeline`. Bound loops never unroll, so the scope is the same.
     """
     mod = mod.clone()  # a pass must not change its input
     for gvar, func in list(mod.functions.items()):
-        if not isinstance(func, tvm.tirx.PrimFunc) or _UNROLL[0] not in func.script():
-            continue
-        sch = Schedule(func)
-        moves, bound = {}, []
-
-        def visit(parent):
-            for block in sch.get_child_blocks(parent):
-                carry = {}
-                for loop in sch.get_loops(block):
-                    stmt = sch.get(loop)
-                    ann = {key: stmt.annotations[key] for key in _UNROLL if key in stmt.annotations}
-                    if stmt.kind == tvm.tirx.ForKind.THREAD_BINDING:
-                        carry = ann or carry
-                        bound.extend([loop] if ann else [])
-                    elif carry:
-                        moves.setdefault(sch.get_sref(loop), (loop, carry))
-                        break
-                visit(block)
-
-        visit(sch.get_sblock("root"))
-        for loop in bound:
-            for key in _UNROLL:
-                if key in sch.get(loop).annotations:
+        if isinstance(func, tvm.tirx.PrimFunc) and _UNROLL[0] in func.script():
+            sch = Schedule(func)
+            bound, moves = _unroll_moves(sch)
+            for loop, key in ((loop, key) for loop in bound for key in _UNROLL):
+                if key in sch.get(loop).annotations:  # loops shared by blocks come up again
                     sch.unannotate(loop, key)
-        for loop, ann in moves.values():
-            for key, value in ann.items():
-                sch.annotate(loop, key, value)
-        mod.update_func(gvar, sch.mod["main"])
+            for loop, ann in moves.values():
+                for key, value in ann.items():
+                    sch.annotate(loop, key, value)
+            mod.update_func(gvar, sch.mod["main"])
     return mod
+
+
+def _unroll_moves(sch: Schedule):
+    """(bound loops with unroll pragmas, {sref: (serial loop, pragmas)}) over all blocks."""
+    bound, moves, blocks = [], {}, [sch.get_sblock("root")]
+    while blocks:
+        blocks.extend(children := sch.get_child_blocks(blocks.pop()))
+        for block in children:
+            carry = {}
+            for loop in sch.get_loops(block):
+                stmt = sch.get(loop)
+                ann = {key: stmt.annotations[key] for key in _UNROLL if key in stmt.annotations}
+                if stmt.kind == tvm.tirx.ForKind.THREAD_BINDING:
+                    carry = ann or carry
+                    bound += [loop] if ann else []
+                elif carry:
+                    moves.setdefault(sch.get_sref(loop), (loop, carry))
+                    break
+    return bound, moves
 
 
 def _mfma_pipeline():
@@ -300,7 +336,7 @@ def _mfma_pipeline():
         disabled = [*ctx.disabled_pass, "tirx.UnrollLoop"]
         config = {**ctx.config, _NO_CSE: True}
         with tvm.transform.PassContext(ctx.opt_level, config=config, disabled_pass=disabled):
-            mod = base(_unroll_pragmas_into_kernels(mod))
+            mod = base(_sink_unroll_pragmas(mod))
         for _ in range(64):  # one warp buffer per run in 0.27, three in an MFMA GEMM
             if tvm_ffi.structural_equal(new := lower_warp(mod), mod):
                 with tvm.transform.PassContext(ctx.opt_level, config=config):

@@ -26,6 +26,8 @@ split-K (needs a second reduction kernel or atomics; 4096^3 already has 1024 128
 
 from __future__ import annotations
 
+import inspect
+
 from tvm import s_tir
 
 from .cuda_mma_tiles import (
@@ -44,12 +46,14 @@ __all__ = ["MmaStructureError", "apply_cuda_mma", "legal", "gemm_shape"]
 def legal(m: int, n: int, k: int, **structure) -> str | None:
     """Why ``structure`` (the keyword arguments of `apply_cuda_mma`) is illegal for an
     ``m x n x k`` GEMM, or None when every candidate it samples is legal."""
+    params = inspect.signature(tile_candidates).parameters
+    unknown = sorted(set(structure) - set(params))
+    if unknown or "trans_b" not in structure:
+        return f"bad structure keywords: unknown {unknown}" if unknown else "trans_b is required"
     try:
         tile_candidates(m, n, k, **structure)
     except MmaStructureError as err:
         return str(err)
-    except TypeError as err:  # unknown or missing keyword
-        return f"bad structure keywords: {err}"
     return None
 
 
@@ -101,6 +105,8 @@ def apply_cuda_mma(
     smem_layout: str = "swizzle",
     vector_bytes: int = 16,
     raster: int = 0,
+    unroll: int = 0,
+    epilogue: str = "direct",
     frag_pipeline: bool = False,
     smem_limit: int = SMEM_LIMIT,
 ) -> s_tir.Schedule:
@@ -108,7 +114,7 @@ def apply_cuda_mma(
 
     Parameters
     ----------
-    in_dtype : "float16" (output buffer must be float32).
+    in_dtype : "float16" or "bfloat16" (the output buffer must be float32).
     trans_b : B is [N, K] (``A @ B.T``) if True, [K, N] if False; must match the block.
     warp_m, warp_n : warps per block along M and N, each in {1, 2, 4, 8}, product <= 8.
     stages : cp.async software-pipeline depth of the shared-memory ring, 2..5.
@@ -117,6 +123,8 @@ def apply_cuda_mma(
     vector_bytes : bytes per cp.async global->shared copy: 4, 8 or 16.
     raster : block rasterization: 0 = row-major tile order, G > 1 = groups of G tile rows
         walked column by column (L2 reuse of B tiles).
+    unroll : must be 0, epilogue : must be "direct" (see the module docstring: they are
+        keywords only so that `legal` can give the reason other values are rejected).
     frag_pipeline : also software-pipeline the inner K loop (prefetch the next ldmatrix
         fragments into a second register buffer).
     smem_limit : dynamic shared memory budget in bytes for the worst sampled candidate.
@@ -129,10 +137,13 @@ def apply_cuda_mma(
     m, n, k, block_trans_b = gemm_shape(sch, block)
     if block_trans_b != trans_b:
         raise MmaStructureError(f"trans_b={trans_b} but the block reads B as trans_b={not trans_b}")
+    block_dtype = str(sch.get(block).reads[-1].source.dtype)
+    if block_dtype != in_dtype:
+        raise MmaStructureError(f"in_dtype={in_dtype} but the block reads {block_dtype}")
     tiles: MmaTiles = tile_candidates(
         m, n, k, in_dtype=in_dtype, trans_b=trans_b, warp_m=warp_m, warp_n=warp_n,
         stages=stages, smem_layout=smem_layout, vector_bytes=vector_bytes, raster=raster,
-        smem_limit=smem_limit,
+        unroll=unroll, epilogue=epilogue, smem_limit=smem_limit,
     )  # fmt: skip
     warps = warp_m * warp_n
 
@@ -182,7 +193,7 @@ def apply_cuda_mma(
     to_shared(1)
 
     # 4. Shared -> registers with ldmatrix, per 16x16 fragment, inside k1.
-    def to_registers(index: int) -> tuple[s_tir.schedule.SBlockRV, s_tir.schedule.LoopRV]:
+    def to_registers(index: int) -> s_tir.schedule.LoopRV:
         frag = sch.cache_read(block_outer, index, "warp")
         sch.compute_at(frag, k1)
         r, c = sch.get_loops(frag)[-2:]
@@ -190,10 +201,10 @@ def apply_cuda_mma(
         c0, c1 = sch.split(c, [None, MMA_TILE])
         sch.reorder(r0, c0, r1, c1)
         sch.transform_layout(frag, ("write", 0), _ldmatrix_index_map)
-        return frag, r1
+        return r1  # the 16x16 fragment loop that ldmatrix replaces
 
-    a_frag, a_loop = to_registers(0)
-    b_frag, b_loop = to_registers(1)
+    a_loop = to_registers(0)
+    b_loop = to_registers(1)
 
     # 5. Epilogue: mma accumulators (registers) -> global, one 16x16 fragment at a time.
     acc = sch.cache_write(block_outer, 0, "warp")
@@ -206,15 +217,20 @@ def apply_cuda_mma(
 
     # 6. Tensorize: fill, ldmatrix (in a permuted-layout block for "swizzle"), mma, store.
     init = sch.decompose_reduction(block_outer, k0)
-    intrins = get_mma_intrin_group(
-        load_scope="shared.dyn",
-        store_scope="global",
-        in_dtype=in_dtype,
-        out_dtype="float32",
-        trans_a=False,
-        trans_b=trans_b,
-        not_use_mma_store_intrinic=False,
-    )
+    if in_dtype == "bfloat16":
+        from ..intrin.cuda_bf16 import bf16_intrin_group
+
+        intrins = bf16_intrin_group("shared.dyn", "global", trans_b)
+    else:
+        intrins = get_mma_intrin_group(
+            load_scope="shared.dyn",
+            store_scope="global",
+            in_dtype=in_dtype,
+            out_dtype="float32",
+            trans_a=False,
+            trans_b=trans_b,
+            not_use_mma_store_intrinic=False,
+        )
     for loop, key in ((a_loop, "load_a"), (b_loop, "load_b")):
         ld_block = sch.blockize(loop)
         if smem_layout == "swizzle":
@@ -236,5 +252,4 @@ def apply_cuda_mma(
         sch.annotate(k0, "software_pipeline_stage", [0, 0, last])
         sch.annotate(k0, "software_pipeline_order", [0, 1, 2])
     sch.annotate(k0, "software_pipeline_async_stages", [0])
-    del a_frag, b_frag
     return sch

@@ -75,7 +75,8 @@ def mma_postprocs() -> list[ms.postproc.Postproc]:
 
 @derived_object
 class CudaMmaRule(ms.schedule_rule.PyScheduleRule):
-    """One sketch per GEMM block: `apply_cuda_mma` with a fixed structure.
+    """One sketch per GEMM block: `apply_cuda_mma` with a fixed structure (``trans_b`` and
+    ``in_dtype`` are read from the block).
 
     Blocks that are not 3-loop GEMMs, or workloads the structure is illegal for, are left alone
     (the rule returns the schedule unchanged), as MetaSchedule rules do.
@@ -93,7 +94,8 @@ class CudaMmaRule(ms.schedule_rule.PyScheduleRule):
             m, n, k, trans_b = gemm_shape(sch, block)
         except MmaStructureError:
             return [sch]
-        structure = {**self.structure, "trans_b": trans_b}
+        in_dtype = str(sch.get(block).reads[-1].source.dtype)
+        structure = {**self.structure, "trans_b": trans_b, "in_dtype": in_dtype}
         if legal(m, n, k, **structure) is not None:
             return [sch]
         apply_cuda_mma(sch, block, **structure)
@@ -156,7 +158,8 @@ def mma_candidates(
     sketch = Schedule(mod)
     block = gemm_block(sketch)
     trans_b = gemm_shape(sketch, block)[3]
-    apply_cuda_mma(sketch, block, **{**structure, "trans_b": trans_b})
+    in_dtype = str(sketch.get(block).reads[-1].source.dtype)
+    apply_cuda_mma(sketch, block, **{**structure, "trans_b": trans_b, "in_dtype": in_dtype})
     insts = [i for i in sketch.trace.insts if i.kind.name == "SampleCategorical"]
     values = [[int(v) for v in inst.attrs[0]] for inst in insts]
     combos = sorted(

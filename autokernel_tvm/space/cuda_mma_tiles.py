@@ -20,6 +20,7 @@ FRAG_CHOICES = (1, 2, 4)  # fragments per warp per dim; 4x4 = 64x64 warp tile = 
 KFRAG_CHOICES = (2, 4)  # K tile 32 or 64: the permuted layout needs a multiple of 32
 SMEM_LAYOUTS = ("swizzle", "pad", "plain")
 VECTOR_BYTES = (4, 8, 16)
+IN_DTYPES = ("float16", "bfloat16")  # bf16 through autokernel_tvm.intrin.cuda_bf16
 STAGES = (2, 3, 4, 5)
 WARPS = (1, 2, 4, 8)
 MAX_WARPS = 8  # 8 warps x 32 x 255 registers still fits the 64K register file
@@ -61,9 +62,11 @@ def _structure_reason(
     smem_layout: str,
     vector_bytes: int,
     raster: int,
+    unroll: int,
+    epilogue: str,
 ) -> str | None:
-    if in_dtype != "float16":
-        return f"in_dtype {in_dtype!r}: only float16 (mma m16n8k16 f16f16f32) is implemented"
+    if in_dtype not in IN_DTYPES:
+        return f"in_dtype {in_dtype!r}: mma m16n8k16 -> f32 is implemented for {IN_DTYPES}"
     if warp_m not in WARPS or warp_n not in WARPS:
         return f"warp_m={warp_m}, warp_n={warp_n}: each must be one of {WARPS}"
     if warp_m * warp_n > MAX_WARPS:
@@ -76,6 +79,17 @@ def _structure_reason(
         return f"vector_bytes={vector_bytes}: cp.async copies 4, 8 or 16 bytes"
     if raster < 0 or (raster > 1 and raster & (raster - 1)):
         return f"raster={raster}: must be 0 (row-major blocks) or a power of two group size"
+    if unroll:  # kept as a keyword so genomes with an unroll gene get a reason, not a TypeError
+        return (
+            f"unroll={unroll}: only 0; explicit unrolling in the warp tile puts the mma "
+            "accumulators in local memory (nvcc 13: 560 B stack frame), and non-explicit "
+            "unrolling fails codegen (cp.async wait counts must be constants)"
+        )
+    if epilogue != "direct":
+        return (
+            f"epilogue={epilogue!r}: only 'direct'; an fp32 shared.dyn staging tile fails to "
+            "build in TVM 0.27 (StorageRewrite merges it with the fp16 A/B ring)"
+        )
     return None
 
 
@@ -92,12 +106,16 @@ def tile_candidates(
     smem_layout: str = "swizzle",
     vector_bytes: int = 16,
     raster: int = 0,
+    unroll: int = 0,
+    epilogue: str = "direct",
     frag_pipeline: bool = False,
     smem_limit: int = SMEM_LIMIT,
 ) -> MmaTiles:
     """Return the legal candidate lists, or raise `MmaStructureError` with the reason."""
     del frag_pipeline  # legal with every tile; kept so callers can pass a whole structure
-    reason = _structure_reason(in_dtype, warp_m, warp_n, stages, smem_layout, vector_bytes, raster)
+    reason = _structure_reason(
+        in_dtype, warp_m, warp_n, stages, smem_layout, vector_bytes, raster, unroll, epilogue
+    )
     if reason:
         raise MmaStructureError(reason)
     for name, size in (("m", m), ("n", n), ("k", k)):

@@ -29,6 +29,7 @@ def encode(genome: Genome) -> dict:
             "raster": genome.raster,
             "write_back": genome.write_back,
             "unroll": genome.unroll,
+            "frag_pipeline": genome.frag_pipeline,
         }
     return {"intrinsic": genome.intrinsic, "warps": genome.warps, "unroll": genome.unroll}
 
@@ -64,5 +65,8 @@ def decode(family: str, genes: dict) -> Genome:
             raster=g["raster"],
             write_back=g["write_back"],
             unroll=tuple(g["unroll"]),
+            frag_pipeline=g["frag_pipeline"],
         )
-    return base.replace(intrinsic=g["intrinsic"], warps=tuple(g["warps"]), unroll=tuple(g["unroll"]))
+    return base.replace(
+        intrinsic=g["intrinsic"], warps=tuple(g["warps"]), unroll=tuple(g["unroll"])
+    )

@@ -19,6 +19,8 @@ Fields (each one a choice the generator learns a distribution over):
 * ``raster``: block rasterization group for L2 reuse (0 = none); ``split_k``: K split factor.
 * ``unroll``: the unroll depths the search may pick from; ``vector_lanes``: innermost vector width
   (CPU); ``epilogue``: ``inline`` (fused into the write-back) or ``separate``.
+* ``frag_pipeline``: double-buffer the tensor-core fragments in registers (prefetch the next
+  ldmatrix while the mma runs).
 * ``micro``: the register block (rows, vectors per row) of the innermost tile, fixed by the
   structure so every candidate has a full micro-kernel; ``(0, 0)`` leaves it to sampling.
 """
@@ -93,6 +95,7 @@ class Genome:
     vector_lanes: int = 16
     epilogue: str = "inline"
     micro: tuple[int, int] = (0, 0)
+    frag_pipeline: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "binds", tuple(self.binds))

@@ -32,8 +32,11 @@ DOMAINS = {
         "smem_layout": ("swizzle", "pad", "plain"),
         "vector_bytes": (16, 8),
         "raster": (0, 8, 16),
-        "write_back": ("direct", "shared"),
-        "unroll": ((0, 16, 64, 512, 1024),),
+        # TVM 0.27: a shared-memory write-back fails StorageRewrite (f16/f32 merge) and explicit
+        # unrolling puts the accumulators in local memory (nvcc 13): both stay out of the domain.
+        "write_back": ("direct",),
+        "unroll": ((0,),),
+        "frag_pipeline": (False, True),
     },
     "rocm.mfma": {
         "intrinsic": ("mfma.16x16x16",),
@@ -63,7 +66,9 @@ class Grammar:
         if self.target_kind == "llvm":
             return ["cpu.tile"]
         if self.target_kind == "cuda" and workload.dtype in ("float16", "bfloat16"):
-            if self.sm >= 80 and _is_plain_gemm(workload):
+            # Epilogue blocks after the mma sketch break the stock inlining rules in 0.27 (a
+            # stale block reference): fused epilogues use the stock space on CUDA for now.
+            if self.sm >= 80 and workload.op in ("gemm", "gemm_nt"):
                 return ["cuda.mma"]
         if self.target_kind == "rocm" and workload.dtype in MFMA_DTYPES:
             if _is_plain_gemm(workload):
@@ -139,7 +144,9 @@ def _mnk(workload: Workload) -> tuple[int, int, int]:
 
 def mma_structure(genome: Genome, workload: Workload) -> dict:
     """The structural keywords of :func:`autokernel_tvm.space.cuda_mma.apply_cuda_mma`."""
-    raise NotImplementedError("wired when the cuda.mma template lands")
+    from .rules.cuda_mma_rule import structure
+
+    return structure(genome, workload.dtype, workload.op != "gemm")
 
 
 def default_genome(family: str) -> Genome:
@@ -164,7 +171,7 @@ def default_genome(family: str) -> Genome:
             stages=3,
             async_copy=True,
             raster=8,
-            unroll=(0, 16, 64, 512, 1024),
+            unroll=(0,),
         )
     if family == "rocm.mfma":
         return Genome(

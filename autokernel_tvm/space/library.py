@@ -43,8 +43,17 @@ class Library:
     def for_workload(cls, target: str, workload: Workload, root: str = ROOT) -> Library:
         return cls(target, op_family(workload.op), root)
 
-    def record(self, genome: Genome, workload: Workload, *, tflops: float, latency_us: float,
-               trials: int, device: str, arch: str = "") -> dict:
+    def record(
+        self,
+        genome: Genome,
+        workload: Workload,
+        *,
+        tflops: float,
+        latency_us: float,
+        trials: int,
+        device: str,
+        arch: str = "",
+    ) -> dict:
         """Add a measured genome; keep the best few per workload."""
         entry = {
             "genome": genome.to_json(),

@@ -45,7 +45,9 @@ def run(tuner, workload):
     grammar = Grammar.for_target(tuner.target)
     families = grammar.families(workload)
     if not families:
-        why = f"no generative rule family for {workload.op} {workload.dtype} on {grammar.target_kind}"
+        why = (
+            f"no generative rule family for {workload.op} {workload.dtype} on {grammar.target_kind}"
+        )
         runs = [tuner.run_space(workload, tuner.stock_space(), "stock", config.trials)]
         return runs, {"fallback": why + ": used the stock space"}
     library = Library.for_workload(config.target, workload, config.library_dir or ROOT)
@@ -77,8 +79,12 @@ def run(tuner, workload):
         "rejected": dict(generator.rejections),
         "rungs": rungs,
         "kept": [g.key for g in alive],
-        "winner": {"genome": best_genome.to_json(), "key": best_genome.key,
-                   "describe": best_genome.describe(), "tflops": best_score},
+        "winner": {
+            "genome": best_genome.to_json(),
+            "key": best_genome.key,
+            "describe": best_genome.describe(),
+            "tflops": best_score,
+        },
     }
     return list(runs.values()), report
 
@@ -93,13 +99,19 @@ def record_winner(tuner, workload, result, device: str, save: bool = True) -> di
     genome = Genome.from_json(winner["genome"])
     if result.space != f"genomes/{genome.key}":  # the fastest verified record came from another
         genome = next(
-            Genome.from_json(p["genome"]) for p in result.space_report["all_genomes"]
+            Genome.from_json(p["genome"])
+            for p in result.space_report["all_genomes"]
             if f"genomes/{p['key']}" == result.space
         )
     library = Library.for_workload(tuner.config.target, workload, tuner.config.library_dir or ROOT)
     entry = library.record(
-        genome, workload, tflops=result.tflops, latency_us=result.latency_s * 1e6,
-        trials=result.trials, device=device, arch=tuner.config.arch or "",
+        genome,
+        workload,
+        tflops=result.tflops,
+        latency_us=result.latency_s * 1e6,
+        trials=result.trials,
+        device=device,
+        arch=tuner.config.arch or "",
     )
     if save:
         library.save()

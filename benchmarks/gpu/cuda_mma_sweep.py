@@ -205,6 +205,8 @@ def main() -> int:
     futures = [pool.submit(_build, job) for job in jobs]
     try:
         for fut in cf.as_completed(futures, timeout=args.budget_s + 120):
+            if fut.cancelled():
+                continue
             res = fut.result()
             if time.time() - start > args.budget_s:
                 pool.shutdown(wait=False, cancel_futures=True)

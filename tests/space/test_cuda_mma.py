@@ -86,7 +86,10 @@ BASE = dict(warp_m=2, warp_n=2, stages=3, smem_layout="swizzle", vector_bytes=16
     "shape, structure, reason",
     [
         ((4096, 4096, 4096), BASE, None),
-        ((4096, 4096, 4096), {**BASE, "in_dtype": "int8"}, "only float16"),
+        ((4096, 4096, 4096), {**BASE, "in_dtype": "bfloat16"}, None),
+        ((4096, 4096, 4096), {**BASE, "in_dtype": "int8"}, "implemented for"),
+        ((4096, 4096, 4096), {**BASE, "unroll": 256}, "local memory"),
+        ((4096, 4096, 4096), {**BASE, "epilogue": "shared"}, "StorageRewrite"),
         ((4096, 4096, 4096), {**BASE, "warp_m": 4, "warp_n": 4}, "at most 8"),
         ((4096, 4096, 4096), {**BASE, "warp_m": 3}, "each must be one of"),
         ((4096, 4096, 4096), {**BASE, "stages": 7}, "pipeline depth"),
@@ -98,7 +101,7 @@ BASE = dict(warp_m=2, warp_n=2, stages=3, smem_layout="swizzle", vector_bytes=16
         ((4096, 4096, 64), {**BASE, "stages": 3}, ">= stages=3"),
         ((48, 4096, 4096), BASE, "m=48"),
         ((4096, 4096, 4096), {**BASE, "smem_limit": 8192}, "shared memory"),
-        ((4096, 4096, 4096), {**BASE, "epilogue": "shared"}, "bad structure keywords"),
+        ((4096, 4096, 4096), {**BASE, "split_k": 2}, "bad structure keywords"),
     ],
 )
 def test_legal(shape, structure, reason):
@@ -128,17 +131,19 @@ def test_gemm_shape_and_trans_b_check():
 # (shape, trans_b, structure, how many decision combinations; None = all of them)
 CASES = [
     ((4096, 4096, 4096), True, BASE, None),
-    ((4096, 4096, 4096), False, {**BASE, "warp_n": 4, "stages": 4, "raster": 8}, 4),
-    ((4096, 4096, 4096), False, {**BASE, "warp_m": 4, "frag_pipeline": True}, 3),
-    ((1024, 1024, 1024), False, {**BASE, "stages": 2, "smem_layout": "pad", "vector_bytes": 8}, 3),
-    ((2048, 8192, 1024), True, {**BASE, "warp_m": 1, "warp_n": 4, "stages": 5, "raster": 4}, 3),
-    ((2048, 8192, 1024), False, {**BASE, "smem_layout": "plain", "vector_bytes": 4}, 2),
+    ((4096, 4096, 4096), False, {**BASE, "warp_n": 4, "stages": 4, "raster": 8}, None),
+    ((4096, 4096, 4096), False, {**BASE, "warp_m": 4, "frag_pipeline": True}, 6),
+    ((1024, 1024, 1024), False, {**BASE, "stages": 2, "smem_layout": "pad", "vector_bytes": 8}, 6),
+    ((1024, 1024, 1024), True, {**BASE, "warp_m": 8, "warp_n": 1, "frag_pipeline": True}, 4),
+    ((2048, 8192, 1024), True, {**BASE, "warp_m": 1, "warp_n": 4, "stages": 5, "raster": 4}, 6),
+    ((2048, 8192, 1024), False, {**BASE, "smem_layout": "plain", "vector_bytes": 4}, 4),
+    ((4096, 4096, 4096), True, {**BASE, "in_dtype": "bfloat16", "warp_n": 4, "stages": 4}, 4),
 ]
 
 
 @pytest.mark.parametrize("shape, trans_b, structure, limit", CASES)
 def test_candidates_pass_postprocs_and_build(intrin, shape, trans_b, structure, limit):
-    func = gemm_func(*shape, trans_b=trans_b)
+    func = gemm_func(*shape, in_dtype=structure.get("in_dtype", "float16"), trans_b=trans_b)
     candidates = mma_candidates(func, structure, limit)
     assert candidates and (limit is None or len(candidates) == limit)
     for tiles, sch in candidates:
@@ -186,10 +191,12 @@ def test_nvcc_compiles_sm90a(intrin, tmp_path):
         ((4096, 4096, 4096), True, BASE),
         ((4096, 4096, 4096), False, {**BASE, "warp_n": 4, "stages": 4, "frag_pipeline": True}),
         ((2048, 8192, 1024), False, {**BASE, "smem_layout": "pad", "raster": 4}),
+        ((1024, 1024, 1024), True, {**BASE, "in_dtype": "bfloat16", "frag_pipeline": True}),
     ]
     paths = []
     for i, (shape, trans_b, structure) in enumerate(jobs):
-        (_, sch), *_ = mma_candidates(gemm_func(*shape, trans_b=trans_b), structure, 1)
+        func = gemm_func(*shape, in_dtype=structure.get("in_dtype", "float16"), trans_b=trans_b)
+        (_, sch), *_ = mma_candidates(func, structure, 1)
         paths.append(tmp_path / f"k{i}.cu")
         paths[-1].write_text(cuda_source(sch.mod, TARGET))
     with concurrent.futures.ThreadPoolExecutor(2) as pool:

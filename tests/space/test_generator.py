@@ -3,8 +3,8 @@
 
 import pytest
 
-from autokernel_tvm.space.genes import encode
 from autokernel_tvm.space.generator import Generator
+from autokernel_tvm.space.genes import encode
 from autokernel_tvm.space.grammar import Grammar
 from autokernel_tvm.space.search import halving_plan
 from autokernel_tvm.workloads import Workload

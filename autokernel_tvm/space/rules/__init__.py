@@ -83,9 +83,15 @@ def space_for(genome: Genome, target) -> ms.space_generator.PostOrderApply:
             rule = _pvu(kind, genome)
         rules.append(rule)
     postprocs = list(ms.Postproc.create(kind))
-    if genome.intrinsic != "none" and kind == "cuda":
-        postprocs.append(ms.postproc.RewriteTensorize(vectorize_init_loop=True))
     mutators = dict(ms.Mutator.create(kind))
+    if genome.family == "cuda.mma":
+        from ..cuda_mma_ms import MutateCategorical, mma_postprocs
+
+        # The sketch tensorizes itself and samples its tiles with sample_categorical, which no
+        # stock mutator touches: MutateCategorical takes most of the mutation probability.
+        postprocs = mma_postprocs()
+        mutators = {m: 0.3 * float(p) for m, p in mutators.items()}
+        mutators[MutateCategorical()] = 0.7
     return ms.space_generator.PostOrderApply(
         sch_rules=rules, postprocs=postprocs, mutator_probs=mutators
     )

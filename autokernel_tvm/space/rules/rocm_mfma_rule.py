@@ -3,18 +3,27 @@
 intrinsics, scheduled by :func:`autokernel_tvm.intrin.rocm_mfma.schedule_rocm_mfma`.
 
 The genome fixes the wavefronts per workgroup (``warps``); the fragments per wavefront and the K
-chunk stay sampled (``sample_perfect_tile``) for MetaSchedule to tune. Numerics are unverified:
-no AMD GPU was available; candidates are checked to build with ``v_mfma`` in their assembly.
+chunk stay ``sample_perfect_tile`` decisions for MetaSchedule to tune, drawn from what the
+wavefronts leave so that every sample and mutation is legal. Unroll decisions (stock
+ParallelizeVectorizeUnroll) are legal too: :data:`~autokernel_tvm.intrin.rocm_mfma.PIPELINE`
+unrolls after LowerWarpMemory. Numerics are unverified: no AMD GPU was available; candidates are
+checked to build with ``v_mfma`` in their assembly (tests/space/test_rocm_space.py).
 """
 
 from __future__ import annotations
 
-from ...intrin.rocm_mfma import schedule_rocm_mfma
+from ...intrin.rocm_mfma import MfmaScheduleError, gemm_shape, mfma_problem, schedule_rocm_mfma
 
 NAME = "rocm.mfma"
 
 
 def apply(sch, block, genome):
     warps_m, warps_n = genome.warps
+    try:
+        m, n, k, dtype, _ = gemm_shape(sch, block)
+    except MfmaScheduleError:
+        return [sch]  # not an MFMA GEMM block: the stock rules schedule it
+    if mfma_problem(m, n, k, dtype, warps_m, warps_n) is not None:
+        return [sch]  # shape and wavefronts do not fit; the grammar should reject this genome
     schedule_rocm_mfma(sch, block, warps_m=warps_m, warps_n=warps_n)
     return [sch]
