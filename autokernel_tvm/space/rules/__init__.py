@@ -88,10 +88,10 @@ def space_for(genome: Genome, target) -> ms.space_generator.PostOrderApply:
         from ..cuda_mma_ms import MutateCategorical, mma_postprocs
 
         # The sketch tensorizes itself and samples its tiles with sample_categorical, which no
-        # stock mutator touches: MutateCategorical takes most of the mutation probability.
+        # stock mutator touches. Mixing in stock mutators that find nothing to mutate makes
+        # EvolutionarySearch fail (`Check failed: !weights.empty()`), so it is the only one.
         postprocs = mma_postprocs()
-        mutators = {m: 0.3 * float(p) for m, p in mutators.items()}
-        mutators[MutateCategorical()] = 0.7
+        mutators = {MutateCategorical(): 1.0}
     return ms.space_generator.PostOrderApply(
         sch_rules=rules, postprocs=postprocs, mutator_probs=mutators
     )

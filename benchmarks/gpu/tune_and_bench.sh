@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Tune one workload on the GPU machine with the project's tuner, export it, and benchmark it
+# against torch (cuBLAS) in one process. Results (report, curve, library rows) go under $OUT.
+#   bash benchmarks/gpu/tune_and_bench.sh OP SHAPE DTYPE SPACE TRIALS [TUNE_TIMEOUT_S]
+# e.g. bash benchmarks/gpu/tune_and_bench.sh gemm_nt 4096,4096,4096 float16 generative 128 420
+set -uo pipefail
+op=$1 shape=$2 dtype=$3 space=$4 trials=$5 limit=${6:-480}
+out=${OUT:-/tmp/ak_out}
+tag="${op}_${dtype}_${space}_$(echo "$shape" | tr , x)"
+mkdir -p "$out"
+export AUTOKERNEL_LIBRARY=${AUTOKERNEL_LIBRARY:-$out/library}
+export TVM_CUDA_COMPILE_MODE=${TVM_CUDA_COMPILE_MODE:-nvcc}
+timeout "$limit" python3 scripts/tune.py --target cuda --arch sm_90a --op "$op" --shape "$shape" \
+  --dtype "$dtype" --space "$space" --trials "$trials" --trials-per-iter 32 \
+  --work-dir "/tmp/ak_work" --export "$out/$tag.so" --report "$out/$tag.json" --no-progress \
+  2>&1 | grep -v "^\s*$" | tail -30
+[ -f "$out/$tag.so" ] && python3 scripts/bench.py "$out/$tag.so" --impl "$space" \
+  --results-dir "$out" 2>&1 | tail -4
+exit 0
