@@ -151,7 +151,10 @@ class Tuner:
             database = ms.database.JSONDatabase(work_dir=db_dir)
             # MetaSchedule re-runs dictConfig on every tune_tir and chokes on handlers left from
             # an earlier call in the same process (a None name): start each call clean.
-            logging.getLogger("tvm.s_tir.meta_schedule").handlers.clear()
+            ms_logger = logging.getLogger("tvm.s_tir.meta_schedule")
+            ms_logger.handlers.clear()
+            # Its console handler takes this level (dictConfig resets the logger to DEBUG).
+            ms_logger.setLevel(logging.INFO if self.config.verbose else logging.WARNING)
             try:
                 ms.tune_tir(
                     mod=mod,

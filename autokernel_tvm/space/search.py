@@ -19,6 +19,7 @@ from .rules import space_for
 
 MIN_TRIALS = 8  # fewer than this per genome and one XGB batch says little about a structure
 MAX_GENOMES = 4
+MAX_EXTRA_GENOMES = 16  # bound on genomes proposed to spend budget an exhausted space left
 
 
 def halving_plan(trials: int, max_genomes: int = MAX_GENOMES) -> list[tuple[int, int]]:
@@ -69,6 +70,23 @@ def run(tuner, workload):
             generator.update(genome, _score(runs[genome.key], workload))
         alive.sort(key=lambda g: -_score(runs[g.key], workload))
         rungs.append([{"key": g.key, "tflops": _score(runs[g.key], workload)} for g in alive])
+    # A genome whose space is exhausted (few legal decisions) returns budget unspent: give it
+    # to new proposals, so the run measures what it was asked to.
+    for _ in range(MAX_EXTRA_GENOMES):
+        if config.trials - sum(r.trials for r in runs.values()) < MIN_TRIALS:
+            break
+        new = generator.propose(1)
+        if not new:
+            break
+        genome = new[0]
+        proposed.append(genome)
+        left = config.trials - sum(r.trials for r in runs.values())
+        runs[genome.key] = tuner.run_space(
+            workload, space_for(genome, tuner.target), f"genomes/{genome.key}",
+            min(left, 2 * MIN_TRIALS),
+        )  # fmt: skip
+        generator.update(genome, _score(runs[genome.key], workload))
+        rungs.append([{"key": genome.key, "tflops": _score(runs[genome.key], workload)}])
     best_genome, best_score = generator.best()
     report = {
         "plan": plan,
