@@ -7,13 +7,15 @@ set -uo pipefail
 op=$1 shape=$2 dtype=$3 space=$4 trials=$5 limit=${6:-480}
 out=${OUT:-/tmp/ak_out}
 tag="${op}_${dtype}_${space}_$(echo "$shape" | tr , x)"
-mkdir -p "$out"
+work="/tmp/ak_work/$(echo "$out" | md5sum | cut -c1-8)"   # one work dir per $OUT
+lib="/tmp/ak_so/$(echo "$out" | md5sum | cut -c1-8)"      # .so files stay on the machine
+mkdir -p "$out" "$lib"
 export AUTOKERNEL_LIBRARY=${AUTOKERNEL_LIBRARY:-$out/library}
 export TVM_CUDA_COMPILE_MODE=${TVM_CUDA_COMPILE_MODE:-nvcc}
 timeout "$limit" python3 scripts/tune.py --target cuda --arch sm_90a --op "$op" --shape "$shape" \
   --dtype "$dtype" --space "$space" --trials "$trials" --trials-per-iter 32 \
-  --work-dir "/tmp/ak_work" --export "$out/$tag.so" --report "$out/$tag.json" --no-progress \
+  --work-dir "$work" --export "$lib/$tag.so" --report "$out/$tag.json" --no-progress \
   2>&1 | grep -v "^\s*$" | tail -30
-[ -f "$out/$tag.so" ] && python3 scripts/bench.py "$out/$tag.so" --impl "$space" \
+[ -f "$lib/$tag.so" ] && python3 scripts/bench.py "$lib/$tag.so" --impl "$space" \
   --results-dir "$out" 2>&1 | tail -4
 exit 0

@@ -40,6 +40,7 @@ def target() -> tvm.target.Target:
         ("gemm_nt", (512, 512, 512), "float16", None),  # A @ B.T
         ("gemm", (512, 512, 512), "float32", None),
         ("gemm", (1024, 2048, 512), "float16", (2, 1)),
+        ("gemm_bias_relu", (512, 512, 512), "float16", (1, 2)),  # epilogue: a second kernel
         # 6 x 12 tiles: a tile count drawn before the wavefronts (3 -> 2 left) would not fit them
         ("gemm_nt", (96, 192, 512), "float16", (2, 2)),
     ],

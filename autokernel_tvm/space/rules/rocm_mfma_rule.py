@@ -6,8 +6,9 @@ The genome fixes the wavefronts per workgroup (``warps``); the fragments per wav
 chunk stay ``sample_perfect_tile`` decisions for MetaSchedule to tune, drawn from what the
 wavefronts leave so that every sample and mutation is legal. Unroll decisions (stock
 ParallelizeVectorizeUnroll) are legal too: :data:`~autokernel_tvm.intrin.rocm_mfma.PIPELINE`
-unrolls after LowerWarpMemory. Numerics are unverified: no AMD GPU was available; candidates are
-checked to build with ``v_mfma`` in their assembly (tests/space/test_rocm_space.py).
+unrolls after LowerWarpMemory. An epilogue stays a kernel of its own (fusing it is future work).
+Numerics are unverified: no AMD GPU was available; candidates are checked to build with
+``v_mfma`` in their assembly (tests/space/test_rocm_space.py).
 """
 
 from __future__ import annotations
@@ -25,5 +26,7 @@ def apply(sch, block, genome):
         return [sch]  # not an MFMA GEMM block: the stock rules schedule it
     if mfma_problem(m, n, k, dtype, warps_m, warps_n) is not None:
         return [sch]  # shape and wavefronts do not fit; the grammar should reject this genome
+    for consumer in sch.get_consumers(block):  # AutoInline crashes on the tensorized producer
+        sch.annotate(consumer, "meta_schedule.inline_rule", "disable")  # epilogue: own kernel
     schedule_rocm_mfma(sch, block, warps_m=warps_m, warps_n=warps_n)
     return [sch]
