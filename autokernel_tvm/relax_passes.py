@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
+import os
 from dataclasses import dataclass
 
 import tvm
@@ -18,7 +19,7 @@ import tvm_ffi
 from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 
-from .builder import pass_config
+from .builder import WMMA_PASS_CONFIG, pass_config
 from .relax_tasks import MIN_TASK_FLOPS, extract, tune_tasks
 
 TUNE_RELAX_GLOBAL = "tvm.s_tir.meta_schedule.tune_relax"
@@ -83,8 +84,19 @@ def _lowering_passes(target: tvm.target.Target) -> list:
 def compile_with_database(mod: tvm.IRModule, target: tvm.target.Target, db_dir: str | None):
     """Build ``mod`` (raw: not yet legalized) for the VM, applying the records in ``db_dir``."""
     database = ms.database.JSONDatabase(work_dir=db_dir) if db_dir else ms.database.MemoryDatabase()
-    with target, database, tvm.transform.PassContext(opt_level=3, config=pass_config(target)):
+    config = pass_config(target)
+    if target.kind.name == "cuda" and _records_use_wmma(db_dir):
+        config.update(WMMA_PASS_CONFIG)  # wmma kernels break under StorageRewrite in 0.27
+    with target, database, tvm.transform.PassContext(opt_level=3, config=config):
         return relax.build(mod, target=target, relax_pipeline=lower_pipeline(target))
+
+
+def _records_use_wmma(db_dir: str | None) -> bool:
+    path = os.path.join(db_dir, "database_tuning_record.json") if db_dir else ""
+    if not path or not os.path.exists(path):
+        return False
+    with open(path) as f:
+        return "wmma_" in f.read()
 
 
 @dataclass

@@ -161,16 +161,11 @@ def tune_tasks(tuner, tasks: list, db_dir: str, trials: int, *, min_task_flops=M
 
 
 def space_for(tuner, mod: tvm.IRModule):
-    """The design space for one task: the generative one when it exists, else stock."""
+    """``(space, label)`` for one task: the generative space where it applies, else stock."""
     if tuner.config.space == "generative":
-        try:
-            from . import space as space_pkg
-        except ModuleNotFoundError as err:
-            if err.name != f"{__package__}.space":
-                raise
-            space_pkg = None
-        if space_pkg is not None and hasattr(space_pkg, "space_for"):
-            return space_pkg.space_for(tuner, mod), "generative"
+        from .space import space_for as generative_space_for
+
+        return generative_space_for(tuner, mod)
     return tuner.stock_space(), "stock"
 
 

@@ -9,4 +9,24 @@ rule library in ``schedules/``).
 
 from .genome import Genome, GenomeError, Staging
 
-__all__ = ["Genome", "GenomeError", "Staging"]
+__all__ = ["Genome", "GenomeError", "Staging", "space_for"]
+
+
+def space_for(tuner, mod):
+    """``(space, label)``: the design space for an arbitrary task module (Relax tasks, fused TIR
+    functions) and ``"generative"`` or ``"stock"``.
+
+    On llvm every reduction block gets the ``cpu.tile`` rule of the library's best genome for
+    GEMM-like work (or the default genome); elsewhere the task keeps the stock space, because
+    the tensor-core templates match plain GEMM blocks only.
+    """
+    from .grammar import default_genome
+    from .library import ROOT, Library
+    from .rules import space_for as genome_space
+
+    if tuner.target.kind.name != "llvm":
+        return tuner.stock_space(), "stock"
+    library = Library(tuner.config.target, "gemm", tuner.config.library_dir or ROOT)
+    best = sorted(library.entries, key=lambda e: -e["tflops"])
+    genome = Genome.from_json(best[0]["genome"]) if best else default_genome("cpu.tile")
+    return genome_space(genome, tuner.target), "generative"

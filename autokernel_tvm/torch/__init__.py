@@ -7,6 +7,7 @@ Example::
     out = torch.ops.autokernel.gemm_nt_M64_N48_K32_float32(a, b)  # or lib.<name>(a, b)
 """
 
+from . import backend  # noqa: F401  (registers torch.compile(backend="autokernel"))
 from .loader import KernelLibrary, KernelSpec, LibraryError, load, registered_kernels
 
 __all__ = ["KernelLibrary", "KernelSpec", "LibraryError", "load", "registered_kernels"]
