@@ -94,3 +94,17 @@ def rocm_toolchain_problem() -> str | None:
     from .intrin.rocm_mfma import rocm_toolchain_problem as problem
 
     return problem()
+
+
+def cpu_name() -> str:
+    """This machine's CPU model (from /proc/cpuinfo where there is one)."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"

@@ -25,7 +25,7 @@ from . import verify as verify_lib
 from .config import TuneConfig
 from .intrin import import_stock_intrinsics
 from .progress import ProgressCallback, count_records
-from .targets import make_target
+from .targets import cpu_name, make_target
 from .workloads import Workload
 
 log = logging.getLogger("autokernel_tvm")
@@ -219,16 +219,7 @@ class Tuner:
         """The GPU's name, or the CPU model for llvm (recorded with library entries)."""
         if self.config.target != "llvm":
             return str(self.device().device_name)
-        import platform
-
-        try:
-            with open("/proc/cpuinfo") as f:
-                for line in f:
-                    if line.startswith("model name"):
-                        return line.split(":", 1)[1].strip()
-        except OSError:
-            pass
-        return platform.processor() or "cpu"
+        return cpu_name()
 
     def design_space(self, workload: Workload):
         """The generative design space of the library's (or the default) best genome."""

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import shlex
 import sys
 
@@ -70,14 +69,9 @@ def device_names(device: torch.device) -> tuple[str, str]:
 
 
 def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "cpu"
+    from autokernel_tvm.targets import cpu_name
+
+    return cpu_name()
 
 
 def bench_kernel(lib, name: str, args, device: torch.device, gen: torch.Generator) -> dict:
