@@ -66,9 +66,9 @@ class Grammar:
         if self.target_kind == "llvm":
             return ["cpu.tile"]
         if self.target_kind == "cuda" and workload.dtype in ("float16", "bfloat16"):
-            # Epilogue blocks after the mma sketch break the stock inlining rules in 0.27 (a
-            # stale block reference): fused epilogues use the stock space on CUDA for now.
-            if self.sm >= 80 and workload.op in ("gemm", "gemm_nt"):
+            # Epilogues (bias, activation) run as their own kernel after the mma GEMM: the
+            # stock AutoInline fails on the tensorized producer in 0.27.
+            if self.sm >= 80 and _is_plain_gemm(workload):
                 return ["cuda.mma"]
         if self.target_kind == "rocm" and workload.dtype in MFMA_DTYPES:
             if _is_plain_gemm(workload):

@@ -39,5 +39,7 @@ def apply(sch, block, genome):
     kwargs = structure(genome, in_dtype, trans_b)
     if legal(m, n, k, **kwargs) is not None:  # the grammar rejects these before tuning
         return [sch]
+    for consumer in sch.get_consumers(block):  # AutoInline fails on the tensorized producer
+        sch.annotate(consumer, "meta_schedule.inline_rule", "disable")  # epilogue: own kernel
     apply_cuda_mma(sch, block, **kwargs)
     return [sch]
