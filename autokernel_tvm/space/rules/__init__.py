@@ -10,14 +10,17 @@ downstream (evolutionary search, cost model, database) is MetaSchedule's own.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
+from tvm.s_tir.schedule import ScheduleError
 
 from ..genome import Genome
 from . import common
 
+log = logging.getLogger("autokernel_tvm")
 TEMPLATES: dict[str, Callable] = {}
 #: Stock rules that tile the reduction block; the genome's rule replaces them.
 REPLACED = ("MultiLevelTiling", "MultiLevelTilingTensorCore", "AddRFactor", "CrossThreadReduction")
@@ -61,7 +64,14 @@ class GenomeRule(ms.schedule_rule.PyScheduleRule):
     def apply(self, sch, block):
         if common.analyze(sch, block) is None:
             return [sch]
-        return self.fn(sch, block, self.genome)
+        trial = sch.copy()
+        try:
+            return self.fn(trial, block, self.genome)
+        except ScheduleError as err:
+            # A structure the template cannot realise for this block is data, not a crash:
+            # the block keeps the stock rules' (untiled) schedule; the log says why.
+            log.warning("%s does not apply to a block: %s", self.genome.key, str(err)[-200:])
+            return [sch]
 
     def clone(self):
         return GenomeRule(self.genome)

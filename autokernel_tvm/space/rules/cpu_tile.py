@@ -23,7 +23,7 @@ def apply(sch: s_tir.Schedule, block, genome: Genome) -> list[s_tir.Schedule]:
     if info is None:
         return [sch]
     for staging, operand in zip((genome.a, genome.b), info.operands):
-        if staging.layout == "pack" and operand in info.vector_axis:
+        if staging.layout == "pack" and _packable(sch, block, info, operand, genome.vector_lanes):
             _pack(sch, block, info, operand, genome.vector_lanes)
     levels = common.tile_levels(
         sch, block, genome.structure, vector_lanes=genome.vector_lanes, micro=genome.micro
@@ -39,6 +39,14 @@ def apply(sch: s_tir.Schedule, block, genome: Genome) -> list[s_tir.Schedule]:
             for consumer in reversed(consumers[1:]):
                 sch.reverse_compute_inline(consumer)
     return [sch]
+
+
+def _packable(sch, block, info, operand: str, lanes: int) -> bool:
+    """Only whole vectors: packing a vector axis ``lanes`` does not divide would need padding."""
+    if operand not in info.vector_axis:
+        return False
+    buffer = sch.get(block).reads[info.read_index[operand]].source
+    return int(buffer.shape[info.vector_axis[operand]]) % lanes == 0
 
 
 def _pack(sch, block, info, operand: str, lanes: int) -> None:
