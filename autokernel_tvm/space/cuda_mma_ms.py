@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """MetaSchedule glue for the CUDA mma.sync GEMM sketch: rule, mutator, postprocs, builder.
 
-`mma_space(structure)` is a ready `PostOrderApply` design space for one structure; `build_cuda`
-is an ``f_build`` for `ms.builder.LocalBuilder` that sets the two pass flags this sketch needs.
+`mma_space(structure)` is a ready `PostOrderApply` design space for one structure. Build its
+candidates with :func:`autokernel_tvm.builder.build_module` (the pass config they need, notably
+``tirx.use_async_copy`` and StorageRewrite left on, is set there).
 """
 
 from __future__ import annotations
@@ -17,46 +18,7 @@ from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.schedule import SBlockRV, Schedule, Trace
 
 from .cuda_mma import apply_cuda_mma, gemm_shape, legal
-from .cuda_mma_tiles import SMEM_LIMIT, MmaStructureError
-
-# `tirx.use_async_copy` turns the pipelined global->shared copies into cp.async (without it they
-# are plain uint4 loads/stores with only the commit/wait left). Do NOT set
-# `tirx.disable_storage_rewrite` (the wmma workaround of TVM-0.27-NOTES §3): without
-# StorageRewrite every mma candidate fails LowerWarpMemory with "Cannot find warp
-# index(threadIdx.x) within the scope of warp memory".
-PASS_CONFIG: dict[str, Any] = {"tirx.use_async_copy": 1}
-
-
-def cuda_target(arch: str = "sm_90a", smem_limit: int = SMEM_LIMIT) -> tvm.target.Target:
-    """A CUDA target with the attributes AutoBind/VerifyGPUCode need and opt-in shared memory."""
-    return tvm.target.Target(
-        {
-            "kind": "cuda",
-            "arch": arch,
-            "max_threads_per_block": 1024,
-            "max_shared_memory_per_block": smem_limit,
-            "thread_warp_size": 32,
-            "registers_per_block": 65536,
-        },
-        host={"kind": "llvm"},
-    )
-
-
-def build_cuda(mod: tvm.IRModule, target: tvm.target.Target, _params=None):
-    """``f_build`` for `ms.builder.LocalBuilder`: tvm.compile under `PASS_CONFIG`.
-
-    The worker must have imported ``tvm.s_tir.tensor_intrin.cuda`` (the ldmatrix layouts are
-    index maps registered from Python at import time).
-    """
-    import tvm.s_tir.tensor_intrin.cuda  # noqa: F401
-
-    with tvm.transform.PassContext(opt_level=3, config=PASS_CONFIG):
-        return tvm.compile(mod, target=target)
-
-
-def cuda_source(mod: tvm.IRModule, target: tvm.target.Target) -> str:
-    """CUDA C source of a scheduled module (works without a GPU: no nvcc/NVRTC is run)."""
-    return build_cuda(mod, target).mod.imports[0].inspect_source()
+from .cuda_mma_tiles import MmaStructureError
 
 
 def mma_postprocs() -> list[ms.postproc.Postproc]:

@@ -29,22 +29,13 @@ if ROOT not in sys.path:
 
 import torch  # noqa: E402
 import tvm  # noqa: E402
-from tvm import te  # noqa: E402
 
 
 def gemm(n: int, trans_b: bool) -> tvm.tirx.PrimFunc:
     """C[i, j] = sum_k f32(A[i, k]) * f32(B[k, j]) (or B[j, k]), all N x N, A and B in bf16."""
-    a = te.placeholder((n, n), "bfloat16", name="A")
-    b = te.placeholder((n, n), "bfloat16", name="B")
-    k = te.reduce_axis((0, n), name="k")
-    c = te.compute(
-        (n, n),
-        lambda i, j: te.sum(
-            a[i, k].astype("float32") * (b[j, k] if trans_b else b[k, j]).astype("float32"), axis=k
-        ),
-        name="C",
-    )
-    return te.create_prim_func([a, b, c])
+    from autokernel_tvm.workloads import Workload
+
+    return Workload("gemm_nt" if trans_b else "gemm", (n, n, n), "bfloat16").prim_func()
 
 
 def build(n: int, trans_b: bool, target: tvm.target.Target) -> tvm.runtime.Executable:
@@ -120,16 +111,9 @@ def check(n: int, trans_b: bool, target: tvm.target.Target, iters: int) -> dict:
 
 
 def cuda_target(arch: str) -> tvm.target.Target:
-    props = torch.cuda.get_device_properties(0)
-    spec = {
-        "kind": "cuda",
-        "arch": arch,
-        "max_threads_per_block": 1024,
-        "max_shared_memory_per_block": getattr(props, "shared_memory_per_block_optin", 49152),
-        "thread_warp_size": 32,
-        "registers_per_block": 65536,
-    }
-    return tvm.target.Target(spec, host={"kind": "llvm"})
+    from autokernel_tvm.targets import make_target
+
+    return make_target("cuda", arch)
 
 
 def write_result(result: dict) -> None:

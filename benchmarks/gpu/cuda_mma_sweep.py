@@ -60,19 +60,9 @@ def structures(quick: bool) -> list[dict]:
 
 
 def gemm_func(n: int, trans_b: bool):
-    from tvm import te
+    from autokernel_tvm.workloads import Workload
 
-    a = te.placeholder((n, n), "float16", name="A")
-    b = te.placeholder((n, n), "float16", name="B")
-    k = te.reduce_axis((0, n), name="k")
-    c = te.compute(
-        (n, n),
-        lambda i, j: te.sum(
-            a[i, k].astype("float32") * (b[j, k] if trans_b else b[k, j]).astype("float32"), axis=k
-        ),
-        name="C",
-    )
-    return te.create_prim_func([a, b, c])
+    return Workload("gemm_nt" if trans_b else "gemm", (n, n, n), "float16").prim_func()
 
 
 def _worker_init(arch: str) -> None:
@@ -103,7 +93,9 @@ def _worker_init(arch: str) -> None:
 
 def _build(job: dict) -> dict:
     """Schedule candidate ``job["rank"]`` of a structure and export it as a .so (in a worker)."""
-    from autokernel_tvm.space.cuda_mma_ms import build_cuda, cuda_target, mma_candidates
+    from autokernel_tvm.builder import build_module
+    from autokernel_tvm.space.cuda_mma_ms import mma_candidates
+    from autokernel_tvm.targets import make_target
 
     t0 = time.time()
     try:
@@ -114,7 +106,7 @@ def _build(job: dict) -> dict:
             return dict(job, status="skipped")
         tiles, sch = cands[job["rank"]]
         _PTXAS.clear()
-        ex = build_cuda(sch.mod, cuda_target(f"sm_{job['arch']}"))
+        ex = build_module(sch.mod, make_target("cuda", f"sm_{job['arch']}"))
         ex.export_library(job["so"])
         return dict(job, status="built", tiles=tiles, build_s=time.time() - t0, **_PTXAS)
     except Exception as err:  # a failed candidate is data

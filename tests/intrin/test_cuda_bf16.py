@@ -13,44 +13,25 @@ import shutil
 
 import pytest
 import tvm
-from tvm import te
 from tvm.s_tir import TensorIntrin
 from tvm.s_tir.tensor_intrin import cuda as upstream
 from tvm.support import nvcc
 from tvm.testing.tir import mma_schedule
 
 from autokernel_tvm.intrin import cuda_bf16
+from autokernel_tvm.targets import make_target
+from autokernel_tvm.workloads import Workload
 
 N = 256
 MMA_BF16_PTX = "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32"
 LDMATRIX_TRANS_PTX = "ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16"
 LAYOUTS = [(False, "shared"), (False, "shared.dyn"), (True, "shared"), (True, "shared.dyn")]
-TARGET = tvm.target.Target(
-    {
-        "kind": "cuda",
-        "arch": "sm_90a",
-        "max_threads_per_block": 1024,
-        "max_shared_memory_per_block": 232448,
-        "thread_warp_size": 32,
-        "registers_per_block": 65536,
-    },
-    host={"kind": "llvm"},
-)
+TARGET = make_target("cuda", "sm_90a")
 
 
 def gemm(dtype: str, trans_b: bool) -> tvm.tirx.PrimFunc:
     """C[i, j] = sum_k f32(A[i, k]) * f32(B[k, j]), or B[j, k] when ``trans_b``."""
-    a = te.placeholder((N, N), dtype, name="A")
-    b = te.placeholder((N, N), dtype, name="B")
-    k = te.reduce_axis((0, N), name="k")
-    c = te.compute(
-        (N, N),
-        lambda i, j: te.sum(
-            a[i, k].astype("float32") * (b[j, k] if trans_b else b[k, j]).astype("float32"), axis=k
-        ),
-        name="C",
-    )
-    return te.create_prim_func([a, b, c])
+    return Workload("gemm_nt" if trans_b else "gemm", (N, N, N), dtype).prim_func()
 
 
 def fragment_map(i, j):

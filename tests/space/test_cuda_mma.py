@@ -23,49 +23,30 @@ if str(ROOT) not in sys.path:
 
 import tvm  # noqa: E402
 from tvm.s_tir import meta_schedule as ms  # noqa: E402
-from tvm.script import tirx as T  # noqa: E402
 
+from autokernel_tvm import builder  # noqa: E402
 from autokernel_tvm.space.cuda_mma import MmaStructureError, apply_cuda_mma, gemm_shape, legal  # noqa: E402
 from autokernel_tvm.space.cuda_mma_ms import (  # noqa: E402
     CudaMmaRule,
     MutateCategorical,
-    cuda_source,
-    cuda_target,
     mma_candidates,
     mma_space,
 )
+from autokernel_tvm.targets import make_target  # noqa: E402
+from autokernel_tvm.workloads import Workload  # noqa: E402
 
-TARGET = cuda_target("sm_90a")
+TARGET = make_target("cuda", "sm_90a")
 # "cp.async.c": cp.async.cg (16 B) or cp.async.ca (4 and 8 B copies)
 NEEDLES = ("mma.sync.aligned.m16n8k16", "ldmatrix.sync.aligned", "cp.async.c", "cp.async.wait")
 
 
 def gemm_func(m: int, n: int, k: int, in_dtype: str = "float16", trans_b: bool = False):
     """``C[i, j] += A[i, k] * B[k, j]`` (``B[j, k]`` if trans_b), fp32 output, block "C"."""
-    b_shape = (n, k) if trans_b else (k, n)
+    return Workload("gemm_nt" if trans_b else "gemm", (m, n, k), in_dtype).prim_func()
 
-    @T.prim_func(s_tir=True)
-    def gemm(
-        A: T.Buffer((m, k), in_dtype),
-        B: T.Buffer(b_shape, in_dtype),
-        C: T.Buffer((m, n), "float32"),
-    ):
-        T.func_attr({"global_symbol": "main", "tir.noalias": True})
-        for i, j, kk in T.grid(m, n, k):
-            with T.sblock("C"):
-                vi, vj, vk = T.axis.remap("SSR", [i, j, kk])
-                with T.init():
-                    C[vi, vj] = T.float32(0)
-                if trans_b:
-                    C[vi, vj] = C[vi, vj] + T.cast(A[vi, vk], "float32") * T.cast(
-                        B[vj, vk], "float32"
-                    )
-                else:
-                    C[vi, vj] = C[vi, vj] + T.cast(A[vi, vk], "float32") * T.cast(
-                        B[vk, vj], "float32"
-                    )
 
-    return gemm
+def cuda_source(mod, target) -> str:
+    return builder.cuda_source(builder.build_module(mod, target))
 
 
 @pytest.fixture(scope="module")
