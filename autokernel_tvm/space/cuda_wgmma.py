@@ -1,0 +1,196 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Hopper GEMM sketch: TMA -> 128B-swizzled shared memory -> ``wgmma.mma_async``, warp-specialized.
+
+Read `wgmma_gemm` first. MetaSchedule's schedule primitives stop at mma.sync: there is no s_tir
+tensor intrinsic for a warpgroup-wide accumulator, no TMA copy and no mbarrier. So this family is
+not a schedule rule over the workload's loops but a TensorIR *sketch* written in TIRx (TVM 0.27's
+``tvm.backend.cuda`` layer, ``tir_pipeline="tirx"``), generated from a structure; the generator
+picks the structure and the tuner measures it like any other candidate. `legal` gives the reason a
+structure cannot be used for a workload, before anything is built.
+
+Kernel produced for ``C[M, N] (f32) = A[M, K] @ B[N, K].T`` (both operands K-major)::
+
+    blockIdx.x -> (bm, bn) tile, rasterized in groups of `raster` M tiles (L2 reuse of B)
+    warpgroup `consumers` (producer, one elected thread):
+        for k: wait empty[s]; expect_tx full[s]; TMA A[bm, k] and B[bn, k] -> stage s
+    warpgroups 0 .. consumers-1 (64 rows of C each, accumulators in registers):
+        for k: wait full[s]; BK/16 x wgmma m64n{BN}k16 (smem descriptors, 128B swizzle);
+               commit; wait for the previous k's group; release its stage (empty)
+        epilogue: registers -> global
+
+The ring of `stages` shared-memory stages holds ``(BM + BN) x 64`` halves each; a 64-element K
+tile is exactly one 128-byte swizzle row, the layout the TMA writes and the descriptors read.
+"""
+
+from __future__ import annotations
+
+import tvm
+from tvm.script import tirx as T
+
+BLOCK_K = 64  # one 128-byte swizzle row of 2-byte elements: TMA box and descriptor agree on it
+WG_THREADS = 128
+WG_ROWS = 64  # wgmma's M per warpgroup
+BLOCK_NS = (64, 128, 256)  # wgmma N: 32..256 in steps of 8; 256 is the TMA box limit
+CONSUMERS = (1, 2)  # warpgroups issuing wgmma; 2 x m64n256 f32 = 128 accumulators each
+STAGES = (2, 3, 4, 5, 6)
+SMEM_LIMIT = 232448 - 1024  # H100 opt-in dynamic shared memory, less the 1 KiB alignment slack
+IN_DTYPES = {"float16": "f16", "bfloat16": "bf16"}
+SWIZZLE_128B = 3  # CUtensorMapSwizzle enum; TVM's descriptor encoder maps it to wgmma's code
+SBO_16B = 1024 // 16  # stride between 8-row core-matrix groups: 8 rows x 128 B
+L2_PROMOTE_256B = 3
+TMA = "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes"
+
+
+class WgmmaStructureError(ValueError):
+    """A structure that the wgmma sketch cannot build for a given workload."""
+
+
+def smem_bytes(block_n: int, consumers: int, stages: int) -> int:
+    return stages * (WG_ROWS * consumers + block_n) * BLOCK_K * 2
+
+
+def legal(
+    m: int,
+    n: int,
+    k: int,
+    *,
+    in_dtype: str = "float16",
+    trans_b: bool = True,
+    block_n: int = 256,
+    consumers: int = 2,
+    stages: int = 4,
+    raster: int = 1,
+) -> str | None:
+    """Why this structure cannot build an ``m x n x k`` GEMM, or None if it can."""
+    if in_dtype not in IN_DTYPES:
+        return f"in_dtype {in_dtype!r}: wgmma f32-accumulate is implemented for {tuple(IN_DTYPES)}"
+    if not trans_b:
+        return "trans_b=False: only K-major B (A @ B.T) is implemented"
+    if block_n not in BLOCK_NS or consumers not in CONSUMERS or stages not in STAGES:
+        return (
+            f"block_n={block_n}, consumers={consumers}, stages={stages}: must be in "
+            f"{BLOCK_NS}, {CONSUMERS}, {STAGES}"
+        )
+    block_m = WG_ROWS * consumers
+    if m % block_m or n % block_n or k % BLOCK_K:
+        return f"{m}x{n}x{k} is not a multiple of the {block_m}x{block_n}x{BLOCK_K} tile"
+    if raster < 1 or (m // block_m) % raster:
+        return f"raster={raster} must divide the {m // block_m} M tiles"
+    if smem_bytes(block_n, consumers, stages) > SMEM_LIMIT:
+        return f"{smem_bytes(block_n, consumers, stages)} B of shared memory > {SMEM_LIMIT}"
+    return None
+
+
+def wgmma_gemm(
+    m: int,
+    n: int,
+    k: int,
+    *,
+    in_dtype: str = "float16",
+    trans_b: bool = True,
+    block_n: int = 256,
+    consumers: int = 2,
+    stages: int = 4,
+    raster: int = 1,
+) -> tvm.tirx.PrimFunc:
+    """The TIRx kernel for ``C = A @ B.T``; compile with ``tir_pipeline="tirx"``.
+
+    Parameters
+    ----------
+    in_dtype : "float16" or "bfloat16"; C is float32.
+    block_n : N of the block tile and of each wgmma (64, 128 or 256).
+    consumers : warpgroups computing (1 or 2); the block tile is ``64 * consumers`` rows.
+    stages : depth of the TMA -> shared-memory ring.
+    raster : M tiles per rasterization group (1 = row-major tile order).
+    """
+    reason = legal(
+        m, n, k, in_dtype=in_dtype, trans_b=trans_b, block_n=block_n, consumers=consumers,
+        stages=stages, raster=raster,
+    )  # fmt: skip
+    if reason:
+        raise WgmmaStructureError(reason)
+    dt = in_dtype
+    bm_rows, bn_rows, bk = WG_ROWS * consumers, block_n, BLOCK_K
+    grid_m, grid_n = m // bm_rows, n // bn_rows
+    k_tiles = k // bk
+    acc_n = block_n // 2  # f32 accumulators per thread of an m64nN warpgroup tile
+    stage_bytes = (bm_rows + bn_rows) * bk * 2
+    group = raster * grid_n
+    mma = f"wgmma.mma_async.sync.aligned.m64n{block_n}k16.f32.{IN_DTYPES[dt]}.{IN_DTYPES[dt]}"
+    releases = consumers * 4  # one arrive per consumer warp frees a stage
+
+    # fmt: off
+    @T.prim_func
+    def main(a: T.handle, b: T.handle, c: T.handle):
+        A = T.match_buffer(a, (m, k), dt, align=16)
+        B = T.match_buffer(b, (n, k), dt, align=16)
+        C = T.match_buffer(c, (m, n), "float32", align=16)
+        a_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
+        T.call_packed("runtime.cuTensorMapEncodeTiled", a_map, dt, 2, A.data, k, m, k * 2,
+                      bk, bm_rows, 1, 1, 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
+        b_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
+        T.call_packed("runtime.cuTensorMapEncodeTiled", b_map, dt, 2, B.data, k, n, k * 2,
+                      bk, bn_rows, 1, 1, 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
+        T.device_entry()
+        bx = T.cta_id([grid_m * grid_n])
+        tid = T.thread_id([WG_THREADS * (consumers + 1)])
+        ring = T.alloc_buffer((stages, bm_rows + bn_rows, bk), dt, scope="shared.dyn",
+                              align=1024)
+        full = T.alloc_buffer((stages,), "uint64", scope="shared", align=8)
+        empty = T.alloc_buffer((stages,), "uint64", scope="shared", align=8)
+        acc = T.alloc_buffer((acc_n,), "float32", scope="local")
+        desc_a: T.uint64
+        desc_b: T.uint64
+        wg = tid // WG_THREADS
+        bm = bx // group * raster + bx % group % raster
+        bn = bx % group // raster
+        if tid == 0:
+            for s in range(stages):
+                T.ptx.mbarrier.init.shared.b64(T.address_of(full[s]), T.uint32(1))
+                T.ptx.mbarrier.init.shared.b64(T.address_of(empty[s]), T.uint32(releases))
+        T.ptx.fence.proxy.async_.shared__cta()
+        T.cuda.cta_sync()
+        if wg == consumers:
+            if tid == consumers * WG_THREADS:
+                for kt in range(k_tiles):
+                    s = kt % stages
+                    if kt >= stages:
+                        T.cuda.mbarrier_wait(T.address_of(empty[s]), (kt // stages - 1) % 2)
+                    T.ptx.mbarrier.arrive.expect_tx.shared.b64(
+                        T.address_of(full[s]), T.uint32(stage_bytes))
+                    T.ptx[TMA](T.address_of(ring[s, 0, 0]), T.address_of(a_map),
+                               kt * bk, bm * bm_rows, T.address_of(full[s]))
+                    T.ptx[TMA](T.address_of(ring[s, bm_rows, 0]), T.address_of(b_map),
+                               kt * bk, bn * bn_rows, T.address_of(full[s]))
+        else:
+            for i in T.unroll(acc_n):
+                acc[i] = T.float32(0)
+            for kt in range(k_tiles):
+                s = kt % stages
+                T.cuda.mbarrier_wait(T.address_of(full[s]), kt // stages % 2)
+                T.ptx.wgmma.fence.sync.aligned()
+                for kk in T.unroll(bk // 16):
+                    T.cuda.wgmma.encode_matrix_descriptor(
+                        T.address_of(desc_a), T.address_of(ring[s, wg * WG_ROWS, kk * 16]),
+                        1, SBO_16B, SWIZZLE_128B)
+                    T.cuda.wgmma.encode_matrix_descriptor(
+                        T.address_of(desc_b), T.address_of(ring[s, bm_rows, kk * 16]),
+                        1, SBO_16B, SWIZZLE_128B)
+                    T.ptx[mma](*[acc[i] for i in range(acc_n)], desc_a, desc_b,
+                               T.ptx.pred(1), 1, 1, 0, 0)
+                T.ptx.wgmma.commit_group.sync.aligned()
+                T.ptx.wgmma.wait_group.sync.aligned(1)
+                if kt > 0 and tid % 32 == 0:
+                    T.ptx.mbarrier.arrive.shared.b64(T.address_of(empty[(kt - 1) % stages]))
+            T.ptx.wgmma.wait_group.sync.aligned(0)
+            lane = tid % 32
+            row = bm * bm_rows + wg * WG_ROWS + tid % WG_THREADS // 32 * 16 + lane // 4
+            for i in T.unroll(acc_n // 4):
+                col = bn * bn_rows + i * 8 + lane % 4 * 2
+                C[row, col] = acc[i * 4]
+                C[row, col + 1] = acc[i * 4 + 1]
+                C[row + 8, col] = acc[i * 4 + 2]
+                C[row + 8, col + 1] = acc[i * 4 + 3]
+    # fmt: on
+
+    return main
