@@ -47,6 +47,11 @@ def build_module(mod: tvm.IRModule, target: tvm.target.Target, check_nvcc: bool 
     """
     from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
 
+    if is_tirx(mod):  # a whole-kernel TIRx sketch (cuda.wgmma): TVM's tirx pipeline lowers it
+        exe = tvm.compile(mod, target=target, tir_pipeline="tirx")
+        if check_nvcc and not has_gpu_binary(exe):
+            nvcc_compile(cuda_source(exe), target.attrs["arch"])
+        return exe
     mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)
     if target.kind.name == "rocm":
         from .intrin.rocm_mfma import build_rocm  # works around LowerWarpMemory bugs of 0.27
@@ -57,6 +62,16 @@ def build_module(mod: tvm.IRModule, target: tvm.target.Target, check_nvcc: bool 
     if check_nvcc and target.kind.name == "cuda" and not has_gpu_binary(exe):
         nvcc_compile(cuda_source(exe), target.attrs["arch"])
     return exe
+
+
+def is_tirx(mod: tvm.IRModule) -> bool:
+    """Whether ``mod`` holds a kernel written in TIRx (marked by the sketch that made it)."""
+    from .space.cuda_wgmma import PIPELINE_ATTR
+
+    return any(
+        func.attrs is not None and func.attrs.get(PIPELINE_ATTR) == "tirx"
+        for func in mod.functions.values()
+    )
 
 
 def cuda_source(exe) -> str:

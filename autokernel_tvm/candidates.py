@@ -25,6 +25,8 @@ MARKERS = {
     "cp.async": r"cp\.async",
     "wmma": r"wmma::",
     "v_mfma": r"v_mfma",
+    "wgmma": r"wgmma\.mma_async",
+    "tma": r"cp\.async\.bulk\.tensor",
 }
 
 
@@ -78,14 +80,32 @@ def sample_candidates(
         except Exception as err:  # a failed candidate is data
             report.failures["build: " + failure_reason(f"{type(err).__name__}: {err}")] += 1
             continue
-        report.built += 1
-        source = device_source(exe, target)
-        for name, pattern in MARKERS.items():
-            if re.search(pattern, source):
-                report.markers[name] += 1
-        if keep_source:
-            report.sources.append(source)
+        _count(report, exe, target, keep_source)
     return report
+
+
+def build_kernels(mods, target: tvm.target.Target, keep_source=False) -> CandidateReport:
+    """Build whole-kernel candidates (``cuda.wgmma`` sketches: no decisions left to sample)."""
+    report = CandidateReport()
+    for mod in mods:
+        report.sampled += 1
+        try:
+            exe = build_module(mod, target, check_nvcc=target.kind.name == "cuda")
+        except Exception as err:  # a failed candidate is data
+            report.failures["build: " + failure_reason(f"{type(err).__name__}: {err}")] += 1
+            continue
+        _count(report, exe, target, keep_source)
+    return report
+
+
+def _count(report: CandidateReport, exe, target, keep_source: bool) -> None:
+    report.built += 1
+    source = device_source(exe, target)
+    for name, pattern in MARKERS.items():
+        if re.search(pattern, source):
+            report.markers[name] += 1
+    if keep_source:
+        report.sources.append(source)
 
 
 def device_source(exe, target: tvm.target.Target) -> str:

@@ -25,7 +25,7 @@ from . import verify as verify_lib
 from .config import TuneConfig
 from .intrin import import_stock_intrinsics
 from .progress import ProgressCallback, count_records
-from .targets import cpu_name, make_target
+from .targets import cpu_name, make_target, use_cores
 from .workloads import Workload
 
 log = logging.getLogger("autokernel_tvm")
@@ -38,7 +38,8 @@ class TuneError(RuntimeError):
 
 @dataclass
 class SpaceRun:
-    """What one design space produced: its database dir, trials spent, failures by reason."""
+    """What one design space produced: its database dir, trials spent, failures by reason, and
+    the module it tuned (the workload after its sketch proposals; None: the workload as is)."""
 
     label: str
     db_dir: str
@@ -47,6 +48,8 @@ class SpaceRun:
     best_s: float
     seconds: float
     curve: list = field(default_factory=list)
+    mod: tvm.IRModule | None = None
+    kernel: bool = False  # a whole-kernel sketch (no trace, no MetaSchedule database)
 
 
 @dataclass
@@ -110,6 +113,8 @@ class Tuner:
         logging.getLogger("tvm.s_tir.meta_schedule").setLevel(level)
         import_stock_intrinsics()  # every TuneContext imports them; 7x faster this way
         self.target = make_target(config.target, config.arch, config.num_cores)
+        if config.target == "llvm":
+            use_cores(config.num_cores)  # TVM would use half the cores (it assumes SMT)
         self.progress = progress
         self._builder = builder
         self._runner = runner
@@ -137,11 +142,13 @@ class Tuner:
             json.dump(result.summary(), f, indent=1)
         return result
 
-    def run_space(self, workload: Workload, space, label: str, trials: int) -> SpaceRun:
-        """Measure up to ``trials`` candidates of one design space; resumes from its database."""
+    def run_space(self, workload: Workload, space, label: str, trials: int, mod=None) -> SpaceRun:
+        """Measure up to ``trials`` candidates of one design space on ``mod`` (default: the
+        workload's module; see :meth:`tuning_module`); resumes from its database."""
         db_dir = os.path.join(self.workload_dir(workload), label)
         os.makedirs(db_dir, exist_ok=True)
-        mod = workload.ir_module()
+        tuned = mod
+        mod = workload.ir_module() if mod is None else mod
         done = count_records(db_dir)
         failures = _load_failures(db_dir)
         remaining = trials - done
@@ -180,13 +187,27 @@ class Tuner:
                 failures.update(callback.failures)
                 _save_failures(db_dir, failures)
         trials_done, best, curve = _records_summary(db_dir, workload)
-        return SpaceRun(label, db_dir, trials_done, failures, best, time.time() - start, curve)
+        seconds = time.time() - start
+        return SpaceRun(label, db_dir, trials_done, failures, best, seconds, curve, tuned)
 
     # -- pieces -----------------------------------------------------------------------------
     def workload_dir(self, workload: Workload) -> str:
         path = os.path.join(self.config.work_dir, workload.name)
         os.makedirs(path, exist_ok=True)
         return path
+
+    def tuning_module(self, workload: Workload) -> tuple[tvm.IRModule, tuple]:
+        """``(module, proposals)``: what the generative space schedules, i.e. ``workload`` after
+        the TensorIR sketch proposals its rule family needs (conv2d -> implicit GEMM, padding of
+        non-aligned GEMMs; :mod:`autokernel_tvm.space.sketch`). The stock space gets the
+        workload as is. The correctness gate still checks against the original workload."""
+        if self.config.space == "stock":
+            return workload.ir_module(), ()
+        from .space import sketch
+        from .space.grammar import Grammar
+
+        proposals = Grammar.for_target(self.target).sketch(workload)
+        return sketch.apply_all(proposals, workload.prim_func()), proposals
 
     def stock_space(self):
         """MetaSchedule's default design space for the target (what ``tune_tir`` uses)."""
@@ -226,16 +247,33 @@ class Tuner:
         from .space.grammar import Grammar, default_genome
         from .space.library import ROOT, Library
         from .space.rules import space_for
+        from .space.search import KERNEL_FAMILIES
 
         families = Grammar.for_target(self.target).families(workload)
-        if not families:
-            return self.stock_space()
+        families = [f for f in families if f not in KERNEL_FAMILIES]  # no rule to sample
         library = Library.for_workload(
             self.config.target, workload, self.config.library_dir or ROOT
         )
-        prior = library.prior(workload, limit=1)
+        if not families:
+            return self.stock_space()
+        prior = [(g, w) for g, w in library.prior(workload) if g.family in families]
         genome = prior[0][0] if prior else default_genome(families[0])
         return space_for(genome, self.target)
+
+    def kernel_candidates(self, workload: Workload, n: int) -> list:
+        """Up to ``n`` ``(genome, IRModule)`` of the whole-kernel families (``cuda.wgmma``)
+        legal for ``workload`` here, the family default first; [] if there is none."""
+        from .space.generator import Generator
+        from .space.grammar import Grammar, default_genome
+        from .space.rules.cuda_wgmma_rule import kernel_module
+        from .space.search import KERNEL_FAMILIES
+
+        grammar = Grammar.for_target(self.target)
+        families = [f for f in grammar.families(workload) if f in KERNEL_FAMILIES]
+        prior = [(default_genome(f), 1.0) for f in families]
+        generator = Generator(grammar, workload, seed=self.config.seed, prior=prior)
+        genomes = [g for g in generator.propose(4 * n) if g.family in families][:n]
+        return [(g, kernel_module(g, workload)) for g in genomes]
 
     def device(self):
         return tvm.cpu() if self.config.target == "llvm" else tvm.device(self.config.target, 0)
@@ -258,21 +296,30 @@ class Tuner:
         """The fastest record that passes the correctness gate, across all design spaces."""
         candidates = []
         for run in runs:
+            if run.kernel:
+                if run.best_s < FAILED:
+                    candidates.append((run.best_s, run.label, None, run.mod))
+                continue
             database = ms.database.JSONDatabase(work_dir=run.db_dir)
-            workload_entry = database.commit_workload(workload.ir_module())
+            mod = workload.ir_module() if run.mod is None else run.mod
+            workload_entry = database.commit_workload(mod)
             for record in database.get_top_k(workload_entry, 5):
                 latency = _mean(record.run_secs)
                 if latency < FAILED:
-                    candidates.append((latency, run.label, record))
+                    candidates.append((latency, run.label, record, mod))
         candidates.sort(key=lambda c: c[0])
         failures: Counter = Counter()
         for run in runs:
             failures.update(run.failures)
         rejected = []
-        for latency, label, record in candidates:
-            sch = tvm.s_tir.Schedule(workload.ir_module())
-            record.trace.apply_to_schedule(sch, remove_postproc=False)
-            exe = self.build(sch.mod)
+        for latency, label, record, mod in candidates:
+            if record is None:  # a whole-kernel sketch is its own schedule
+                scheduled, trace = mod, "(whole-kernel TIRx sketch: no schedule trace)"
+            else:
+                sch = tvm.s_tir.Schedule(mod)
+                record.trace.apply_to_schedule(sch, remove_postproc=False)
+                scheduled, trace = sch.mod, str(record.trace)
+            exe = self.build(scheduled)
             report_v = verify_lib.verify(exe["main"], workload, self.device())
             if report_v.passed:
                 curve = _merge_curves(runs)
@@ -284,8 +331,8 @@ class Tuner:
                     trials=sum(r.trials for r in runs),
                     failures=dict(failures),
                     tune_seconds=seconds,
-                    trace=str(record.trace),
-                    mod=sch.mod,
+                    trace=trace,
+                    mod=scheduled,
                     curve=curve,
                     verify=report_v.to_json(),
                     space=label,

@@ -116,11 +116,17 @@ def main(argv=None) -> int:
 
 
 def _build_only(args, tuner, workload) -> int:
-    from autokernel_tvm.candidates import sample_candidates
+    from autokernel_tvm.candidates import build_kernels, sample_candidates
 
     space = tuner.stock_space() if args.space == "stock" else tuner.design_space(workload)
-    report = sample_candidates(workload.ir_module(), tuner.target, space, args.build_only)
-    print(json.dumps(report.to_json(), indent=1))
+    mod, proposals = tuner.tuning_module(workload)  # conv2d: implicit GEMM; odd shapes: padded
+    report = sample_candidates(mod, tuner.target, space, args.build_only)
+    out = {"sketch": [p.to_json() for p in proposals], **report.to_json()}
+    if args.space == "generative":  # whole-kernel families (cuda.wgmma): build their genomes
+        kernels = tuner.kernel_candidates(workload, args.build_only)
+        out["kernels"] = build_kernels([mod for _, mod in kernels], tuner.target).to_json()
+        out["kernels"]["genomes"] = [genome.describe() for genome, _ in kernels]
+    print(json.dumps(out, indent=1))
     return 0
 
 

@@ -87,6 +87,14 @@ def gemm_shape(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV) -> tuple[int
     return m, n, k, trans_b
 
 
+def inline_producers(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV) -> None:
+    """Inline every producer chain of ``block`` into it (innermost first), so a shared-memory
+    copy reads the workload's inputs directly: the im2col gather and zero padding of a sketch
+    (`autokernel_tvm.space.sketch`) become predicated cp.async copies, never global buffers."""
+    while producers := sch.get_producers(block):
+        sch.compute_inline(producers[0])
+
+
 def _ldmatrix_index_map(i, j):
     from tvm.s_tir.tensor_intrin.cuda import shared_16x16_to_ldmatrix_32x8_layout
 
@@ -177,6 +185,7 @@ def apply_cuda_mma(
     # 3. Global -> shared.dyn, cooperative and vectorized (cp.async under tirx.use_async_copy).
     def to_shared(index: int) -> s_tir.schedule.SBlockRV:
         copy = sch.cache_read(block_outer, index, "shared.dyn")
+        inline_producers(sch, copy)
         sch.compute_at(copy, k0)
         fused = sch.fuse(*sch.get_loops(copy)[-2:])
         _, f_ty, f_tx, f_vec = sch.split(fused, [None, warps, WARP_SIZE, vector_bytes // 2])

@@ -39,6 +39,10 @@ SWIZZLE_128B = 3  # CUtensorMapSwizzle enum; TVM's descriptor encoder maps it to
 SBO_16B = 1024 // 16  # stride between 8-row core-matrix groups: 8 rows x 128 B
 L2_PROMOTE_256B = 3
 TMA = "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes"
+EPILOGUES = ("", "bias", "bias_relu", "bias_gelu")  # fused into the register write-back
+OUT_DTYPES = ("float32", "float16", "bfloat16")
+#: PrimFunc attribute that routes a module through ``tir_pipeline="tirx"`` in the builder.
+PIPELINE_ATTR = "autokernel.tir_pipeline"
 
 
 class WgmmaStructureError(ValueError):
@@ -60,8 +64,12 @@ def legal(
     consumers: int = 2,
     stages: int = 4,
     raster: int = 1,
+    epilogue: str = "",
+    out_dtype: str = "float32",
 ) -> str | None:
     """Why this structure cannot build an ``m x n x k`` GEMM, or None if it can."""
+    if epilogue not in EPILOGUES or out_dtype not in OUT_DTYPES:
+        return f"epilogue {epilogue!r} / out_dtype {out_dtype!r}: not in {EPILOGUES} / {OUT_DTYPES}"
     if in_dtype not in IN_DTYPES:
         return f"in_dtype {in_dtype!r}: wgmma f32-accumulate is implemented for {tuple(IN_DTYPES)}"
     if not trans_b:
@@ -92,6 +100,8 @@ def wgmma_gemm(
     consumers: int = 2,
     stages: int = 4,
     raster: int = 1,
+    epilogue: str = "",
+    out_dtype: str = "float32",
 ) -> tvm.tirx.PrimFunc:
     """The TIRx kernel for ``C = A @ B.T``; compile with ``tir_pipeline="tirx"``.
 
@@ -102,10 +112,13 @@ def wgmma_gemm(
     consumers : warpgroups computing (1 or 2); the block tile is ``64 * consumers`` rows.
     stages : depth of the TMA -> shared-memory ring.
     raster : M tiles per rasterization group (1 = row-major tile order).
+    epilogue : "" (C = A @ B.T) or ``bias[_relu|_gelu]``: ``act(A @ B.T + bias)`` with
+        ``bias[N]`` in ``in_dtype``, applied to the f32 accumulators before the store.
+    out_dtype : C's dtype; the f32 result is cast on the store.
     """
     reason = legal(
         m, n, k, in_dtype=in_dtype, trans_b=trans_b, block_n=block_n, consumers=consumers,
-        stages=stages, raster=raster,
+        stages=stages, raster=raster, epilogue=epilogue, out_dtype=out_dtype,
     )  # fmt: skip
     if reason:
         raise WgmmaStructureError(reason)
@@ -118,13 +131,22 @@ def wgmma_gemm(
     group = raster * grid_n
     mma = f"wgmma.mma_async.sync.aligned.m64n{block_n}k16.f32.{IN_DTYPES[dt]}.{IN_DTYPES[dt]}"
     releases = consumers * 4  # one arrive per consumer warp frees a stage
+    has_bias, act = bool(epilogue), epilogue.partition("_")[2]
+
+    @T.macro
+    def store(C, bias, value, row, col):
+        x = value
+        if has_bias:
+            x = value + T.Cast("float32", bias[col])
+        if act == "relu":
+            x = T.max(x, T.float32(0))
+        if act == "gelu":
+            x = T.float32(0.5) * x * (T.float32(1) + T.erf(x * T.float32(0.5**0.5)))
+        C[row, col] = T.Cast(out_dtype, x)
 
     # fmt: off
-    @T.prim_func
-    def main(a: T.handle, b: T.handle, c: T.handle):
-        A = T.match_buffer(a, (m, k), dt, align=16)
-        B = T.match_buffer(b, (n, k), dt, align=16)
-        C = T.match_buffer(c, (m, n), "float32", align=16)
+    @T.macro
+    def kernel(A, B, C, bias):
         a_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
         T.call_packed("runtime.cuTensorMapEncodeTiled", a_map, dt, 2, A.data, k, m, k * 2,
                       bk, bm_rows, 1, 1, 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
@@ -170,13 +192,14 @@ def wgmma_gemm(
                 T.cuda.mbarrier_wait(T.address_of(full[s]), kt // stages % 2)
                 T.ptx.wgmma.fence.sync.aligned()
                 for kk in T.unroll(bk // 16):
+                    # desc_a/desc_b are TVMScript scalar declarations (annotation only): F821
                     T.cuda.wgmma.encode_matrix_descriptor(
-                        T.address_of(desc_a), T.address_of(ring[s, wg * WG_ROWS, kk * 16]),
+                        T.address_of(desc_a), T.address_of(ring[s, wg * WG_ROWS, kk * 16]),  # noqa: F821
                         1, SBO_16B, SWIZZLE_128B)
                     T.cuda.wgmma.encode_matrix_descriptor(
-                        T.address_of(desc_b), T.address_of(ring[s, bm_rows, kk * 16]),
+                        T.address_of(desc_b), T.address_of(ring[s, bm_rows, kk * 16]),  # noqa: F821
                         1, SBO_16B, SWIZZLE_128B)
-                    T.ptx[mma](*[acc[i] for i in range(acc_n)], desc_a, desc_b,
+                    T.ptx[mma](*[acc[i] for i in range(acc_n)], desc_a, desc_b,  # noqa: F821
                                T.ptx.pred(1), 1, 1, 0, 0)
                 T.ptx.wgmma.commit_group.sync.aligned()
                 T.ptx.wgmma.wait_group.sync.aligned(1)
@@ -187,10 +210,26 @@ def wgmma_gemm(
             row = bm * bm_rows + wg * WG_ROWS + tid % WG_THREADS // 32 * 16 + lane // 4
             for i in T.unroll(acc_n // 4):
                 col = bn * bn_rows + i * 8 + lane % 4 * 2
-                C[row, col] = acc[i * 4]
-                C[row, col + 1] = acc[i * 4 + 1]
-                C[row + 8, col] = acc[i * 4 + 2]
-                C[row + 8, col + 1] = acc[i * 4 + 3]
+                store(C, bias, acc[i * 4], row, col)
+                store(C, bias, acc[i * 4 + 1], row, col + 1)
+                store(C, bias, acc[i * 4 + 2], row + 8, col)
+                store(C, bias, acc[i * 4 + 3], row + 8, col + 1)
+
+    if has_bias:
+        @T.prim_func
+        def main(a: T.handle, b: T.handle, bias_: T.handle, c: T.handle):
+            A = T.match_buffer(a, (m, k), dt, align=16)
+            B = T.match_buffer(b, (n, k), dt, align=16)
+            Bias = T.match_buffer(bias_, (n,), dt)
+            C = T.match_buffer(c, (m, n), out_dtype, align=16)
+            kernel(A, B, C, Bias)
+    else:
+        @T.prim_func
+        def main(a: T.handle, b: T.handle, c: T.handle):
+            A = T.match_buffer(a, (m, k), dt, align=16)
+            B = T.match_buffer(b, (n, k), dt, align=16)
+            C = T.match_buffer(c, (m, n), out_dtype, align=16)
+            kernel(A, B, C, None)
     # fmt: on
 
-    return main
+    return main.with_attr(PIPELINE_ATTR, "tirx")

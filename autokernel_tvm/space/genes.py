@@ -31,6 +31,13 @@ def encode(genome: Genome) -> dict:
             "unroll": genome.unroll,
             "frag_pipeline": genome.frag_pipeline,
         }
+    if genome.family == "cuda.wgmma":
+        return {
+            "intrinsic": genome.intrinsic,
+            "warps": genome.warps,
+            "stages": genome.stages,
+            "raster": genome.raster,
+        }
     return {"intrinsic": genome.intrinsic, "warps": genome.warps, "unroll": genome.unroll}
 
 
@@ -66,6 +73,13 @@ def decode(family: str, genes: dict) -> Genome:
             write_back=g["write_back"],
             unroll=tuple(g["unroll"]),
             frag_pipeline=g["frag_pipeline"],
+        )
+    if family == "cuda.wgmma":
+        return base.replace(
+            intrinsic=g["intrinsic"],
+            warps=tuple(g["warps"]),
+            stages=g["stages"],
+            raster=g["raster"],
         )
     return base.replace(
         intrinsic=g["intrinsic"], warps=tuple(g["warps"]), unroll=tuple(g["unroll"])

@@ -7,11 +7,13 @@ rule it compiles to, so MetaSchedule's evolutionary search and mutators still tu
 
 Fields (each one a choice the generator learns a distribution over):
 
-* ``family``: which rule template realises it (``cpu.tile``, ``cuda.mma``, ``rocm.mfma``).
+* ``family``: which rule template realises it (``cpu.tile``, ``cuda.mma``, ``cuda.wgmma``,
+  ``rocm.mfma``).
 * ``structure``: multi-level tiling, one letter per level (``S`` spatial, ``R`` reduction), e.g.
   ``SSRSRS``; ``binds``: what the spatial levels bind to, outermost first (``parallel``,
   ``blockIdx``, ``threadIdx``, ``warp``, ``serial``).
-* ``intrinsic``: ``none``, ``mma.m16n8k16``, ``mma.m16n8k8``, ``mfma.16x16x16``.
+* ``intrinsic``: ``none``, ``mma.m16n8k16``, ``mma.m16n8k8``, ``wgmma.m64n{256,128,64}k16``,
+  ``mfma.16x16x16``.
 * ``warps``: warps per block along M and N (tensor-core families).
 * ``a``, ``b``: :class:`Staging` of each operand (scope, tile level, vector width, layout).
 * ``accumulator`` (``local``/``global``) and ``write_back`` (``direct``/``shared``).
@@ -32,10 +34,18 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-FAMILIES = ("cpu.tile", "cuda.mma", "rocm.mfma")
+FAMILIES = ("cpu.tile", "cuda.mma", "cuda.wgmma", "rocm.mfma")
 SCOPES = ("global", "shared", "shared.dyn", "local")
 LAYOUTS = ("plain", "pad", "swizzle", "pack")
-INTRINSICS = ("none", "mma.m16n8k16", "mma.m16n8k8", "mfma.16x16x16")
+INTRINSICS = (
+    "none",
+    "mma.m16n8k16",
+    "mma.m16n8k8",
+    "wgmma.m64n256k16",
+    "wgmma.m64n128k16",
+    "wgmma.m64n64k16",
+    "mfma.16x16x16",
+)
 BINDS = ("parallel", "blockIdx", "threadIdx", "warp", "serial")
 
 

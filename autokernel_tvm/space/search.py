@@ -20,6 +20,7 @@ from .rules import space_for
 MIN_TRIALS = 8  # fewer than this per genome and one XGB batch says little about a structure
 MAX_GENOMES = 4
 MAX_EXTRA_GENOMES = 16  # bound on genomes proposed to spend budget an exhausted space left
+KERNEL_FAMILIES = ("cuda.wgmma",)  # genomes that compile to one whole kernel, not a rule
 
 
 def halving_plan(trials: int, max_genomes: int = MAX_GENOMES) -> list[tuple[int, int]]:
@@ -51,11 +52,18 @@ def run(tuner, workload):
         )
         runs = [tuner.run_space(workload, tuner.stock_space(), "stock", config.trials)]
         return runs, {"fallback": why + ": used the stock space"}
+    mod, proposals = tuner.tuning_module(workload)  # the sketch rewrites, applied once
     library = Library.for_workload(config.target, workload, config.library_dir or ROOT)
-    prior = library.prior(workload) or [(default_genome(f), 0.3) for f in families]
+    prior = library.prior(workload)
+    known = {g.family for g, _ in prior}  # a family the library has not seen starts at its default
+    prior += [(default_genome(f), 0.3) for f in families if f not in known]
     generator = Generator(grammar, workload, seed=config.seed, prior=prior)
     plan = halving_plan(config.trials)
     alive = generator.propose(plan[0][0])
+    if not alive:  # every genome is illegal for this shape (e.g. a K too short to pipeline)
+        runs = [tuner.run_space(workload, tuner.stock_space(), "stock", config.trials)]
+        why = f"no legal {families} genome (rejected: {dict(generator.rejections)})"
+        return runs, {"fallback": why + ": used the stock space"}
     proposed = list(alive)
     spent: Counter = Counter()
     runs, rungs = {}, []
@@ -63,10 +71,7 @@ def run(tuner, workload):
         alive = alive[:width]
         for genome in alive:
             spent[genome.key] += extra
-            label = f"genomes/{genome.key}"
-            runs[genome.key] = tuner.run_space(
-                workload, space_for(genome, tuner.target), label, spent[genome.key]
-            )
+            runs[genome.key] = run_genome(tuner, workload, genome, spent[genome.key], mod)
             generator.update(genome, _score(runs[genome.key], workload))
         alive.sort(key=lambda g: -_score(runs[g.key], workload))
         rungs.append([{"key": g.key, "tflops": _score(runs[g.key], workload)} for g in alive])
@@ -81,15 +86,13 @@ def run(tuner, workload):
         genome = new[0]
         proposed.append(genome)
         left = config.trials - sum(r.trials for r in runs.values())
-        runs[genome.key] = tuner.run_space(
-            workload, space_for(genome, tuner.target), f"genomes/{genome.key}",
-            min(left, 2 * MIN_TRIALS),
-        )  # fmt: skip
+        runs[genome.key] = run_genome(tuner, workload, genome, min(left, 2 * MIN_TRIALS), mod)
         generator.update(genome, _score(runs[genome.key], workload))
         rungs.append([{"key": genome.key, "tflops": _score(runs[genome.key], workload)}])
     best_genome, best_score = generator.best()
     report = {
         "plan": plan,
+        "sketch": [p.to_json() for p in proposals],
         "library": library.path,
         "prior": [{"key": g.key, "weight": w, "describe": g.describe()} for g, w in prior],
         "proposed": [{"key": g.key, "describe": g.describe()} for g in proposed],
@@ -105,6 +108,18 @@ def run(tuner, workload):
         },
     }
     return list(runs.values()), report
+
+
+def run_genome(tuner, workload, genome, trials: int, mod):
+    """Measure ``genome``: a MetaSchedule design space of up to ``trials`` candidates, or, for a
+    whole-kernel family (``cuda.wgmma``), its one kernel."""
+    label = f"genomes/{genome.key}"
+    if genome.family in KERNEL_FAMILIES:
+        from ..kernels import run_kernel
+        from .rules.cuda_wgmma_rule import kernel_module
+
+        return run_kernel(tuner, workload, kernel_module(genome, workload), label)
+    return tuner.run_space(workload, space_for(genome, tuner.target), label, trials, mod)
 
 
 def record_winner(tuner, workload, result, device: str, save: bool = True) -> dict | None:

@@ -169,6 +169,9 @@ def _load_module(path: str, data: bytes, sha: str, manifest: dict):
     kind = manifest["target"]["kind"]
     if kind == "llvm":
         _warn_if_other_cpu(path, manifest["target"].get("arch"))
+        from ..targets import use_cores
+
+        use_cores()  # TVM's thread pool would use half the physical cores
     try:
         module = tvm.runtime.load_module(copy)
     except Exception as err:

@@ -21,7 +21,7 @@ def test_json_round_trip_and_stable_key(family):
 @pytest.mark.parametrize(
     "changes, reason",
     [
-        ({"family": "cuda.wgmma"}, "bad-family"),
+        ({"family": "cuda.tcgen05"}, "bad-family"),
         ({"structure": "SXR"}, "bad-structure"),
         ({"binds": ("parallel",)}, "binds-mismatch"),
         ({"binds": ("parallel", "gpu", "serial", "serial")}, "bad-bind"),

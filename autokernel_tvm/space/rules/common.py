@@ -49,13 +49,17 @@ def _uses(expr, var) -> bool:
     return any(v.same_as(var) for v in tirx.analysis.undefined_vars(expr, []))
 
 
-def tile_levels(sch, block, structure: str, vector_lanes: int = 0, micro=(0, 0), max_inner=16):
+def tile_levels(
+    sch, block, structure: str, vector_lanes=0, micro=(0, 0), max_inner=16, max_inner_reduce=0
+):
     """Tile every loop of ``block`` into the levels of ``structure`` and reorder.
 
     The innermost spatial loop is split by ``vector_lanes`` (when it divides the extent) and that
     vector loop becomes the innermost loop. A ``micro`` register block (rows, vectors) fixes the
     innermost tile of the last two spatial loops; the other factors stay ``sample_perfect_tile``
-    decisions. Returns the loops of each level, outermost first.
+    decisions. ``max_inner_reduce`` (0: ``max_inner``) bounds the innermost reduction tile: the
+    k loop right around the micro-kernel, over which its accumulators stay in registers. Returns
+    the loops of each level, outermost first.
     """
     loops = sch.get_loops(block)
     kinds = [int(iv.iter_type) for iv in sch.get(block).iter_vars]
@@ -85,7 +89,8 @@ def tile_levels(sch, block, structure: str, vector_lanes: int = 0, micro=(0, 0),
         if n_sampled <= 1:
             tiles = [loop]
         else:
-            parts = sch.sample_perfect_tile(loop, n=n_sampled, max_innermost_factor=max_inner)
+            cap = max_inner if kind == SPATIAL else (max_inner_reduce or max_inner)
+            parts = sch.sample_perfect_tile(loop, n=n_sampled, max_innermost_factor=cap)
             tiles = list(sch.split(loop, parts))
         if inner:
             tiles.append(inner[0] if len(inner) == 1 else inner)

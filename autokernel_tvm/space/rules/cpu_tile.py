@@ -16,6 +16,11 @@ from ..genome import Genome
 from . import common
 
 NAME = "cpu.tile"
+#: Bound on the k loop right around the micro-kernel. With the stock bound (16) most sampled
+#: tilings reload the accumulators from memory every <= 16 k steps (asm: a vmovups load/store
+#: per FMA) unless every middle spatial factor happens to be 1; 512 lets the micro-kernel keep its
+#: rows x vectors zmm accumulators over a whole K block (BLIS's kc loop).
+MAX_KC = 512
 
 
 def apply(sch: s_tir.Schedule, block, genome: Genome) -> list[s_tir.Schedule]:
@@ -26,7 +31,7 @@ def apply(sch: s_tir.Schedule, block, genome: Genome) -> list[s_tir.Schedule]:
         if staging.layout == "pack" and _packable(sch, block, info, operand, genome.vector_lanes):
             _pack(sch, block, info, operand, genome.vector_lanes)
     levels = common.tile_levels(
-        sch, block, genome.structure, vector_lanes=genome.vector_lanes, micro=genome.micro
+        sch, block, genome.structure, genome.vector_lanes, genome.micro, max_inner_reduce=MAX_KC
     )
     consumers = common.epilogue_chain(sch, block)
     wb_loop = common.write_back_loop(levels, genome.structure)

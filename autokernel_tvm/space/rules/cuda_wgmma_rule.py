@@ -1,0 +1,57 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``cuda.wgmma``: Hopper GEMM (sm_90a) with TMA, an mbarrier ring and warp-specialized
+``wgmma.mma_async``, realised by :func:`autokernel_tvm.space.cuda_wgmma.wgmma_gemm`.
+
+Unlike the other families this is not a MetaSchedule ``ScheduleRule``: MetaSchedule cannot
+express a warpgroup accumulator, TMA or mbarriers, so the genome compiles to a whole TIRx kernel
+(a TensorIR sketch with every number fixed by the structure). The search measures it as one
+candidate (``Tuner.run_kernel``); it goes through the same builder, correctness gate, export and
+library as the scheduled families.
+
+Genome fields used: ``intrinsic`` (``wgmma.m64n{N}k16``: the block tile's N), ``warps``
+(``(4 * consumer warpgroups, 1)``), ``stages`` (TMA ring depth) and ``raster`` (M tiles per
+rasterization group, 0 = row-major).
+"""
+
+from __future__ import annotations
+
+import re
+
+import tvm
+
+from ..cuda_wgmma import legal, wgmma_gemm
+
+NAME = "cuda.wgmma"
+OPS = {"gemm_nt": "", "gemm_bias": "bias", "gemm_bias_relu": "bias_relu"}
+OPS["gemm_bias_gelu"] = "bias_gelu"
+
+
+def structure(genome, workload) -> dict:
+    """The keyword arguments of ``wgmma_gemm`` that ``genome`` stands for on ``workload``."""
+    match = re.fullmatch(r"wgmma\.m64n(\d+)k16", genome.intrinsic)
+    return {
+        "in_dtype": workload.dtype,
+        "trans_b": workload.op in OPS,
+        "block_n": int(match.group(1)) if match else 0,
+        "consumers": genome.warps[0] // 4,
+        "stages": genome.stages,
+        "raster": max(genome.raster, 1),
+        "epilogue": OPS.get(workload.op, ""),
+        "out_dtype": workload.out_dtype or "float32",
+    }
+
+
+def reason(genome, workload) -> str | None:
+    """Why ``genome`` cannot build ``workload``, or None."""
+    if workload.op not in OPS:
+        return f"op {workload.op!r}: the wgmma sketch implements {sorted(OPS)}"
+    if genome.warps[1] != 1 or genome.warps[0] % 4:
+        return f"warps={genome.warps}: wgmma warps come in warpgroups of 4 along M, (4k, 1)"
+    m, n, k = workload.shape
+    return legal(m, n, k, **structure(genome, workload))
+
+
+def kernel_module(genome, workload) -> tvm.IRModule:
+    """The candidate: the whole kernel for ``workload`` as an IRModule."""
+    func = wgmma_gemm(*workload.shape, **structure(genome, workload))
+    return tvm.IRModule({"main": func})

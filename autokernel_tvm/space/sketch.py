@@ -1,0 +1,175 @@
+# SPDX-License-Identifier: Apache-2.0
+"""TensorIR sketch proposals: rewrites of the workload before any schedule rule sees it.
+
+Read :class:`SketchProposal`, then :func:`propose` (which rewrites a workload needs for a rule
+family) and :func:`apply` (proposal x PrimFunc -> PrimFunc; the rewrites themselves are in
+``sketch_rewrites.py``). A proposal is a frozen, JSON-serialisable value with its provenance
+(which rule proposed it and why); the tuning report records it, and the correctness gate verifies
+the rewritten kernel against the *original* workload's fp64 reference, so a wrong rewrite can
+never ship. Every rewrite keeps the function signature (same inputs and output buffers).
+
+Kinds:
+
+* ``implicit_gemm``: conv2d NHWC x KRSC -> one 3-loop GEMM block
+  ``C[n*p*q, k] += A[n*p*q, r*s*c] * W[k, r*s*c]``; the im2col gather (with the zero padding) is
+  a producer block that the ``cuda.mma`` sketch inlines into its shared-memory copy.
+* ``pad``: pad the GEMM block's M/N/K to multiples (``sch.pad_einsum``); the padded output is
+  sliced back by a consumer block.
+* ``split_k``: split K into ``splits`` partial GEMMs (``sch.rfactor``) plus a reduction block.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+KINDS = {  # kind -> required integer parameters
+    "implicit_gemm": ("m", "n", "k"),
+    "pad": ("m", "n", "k"),
+    "split_k": ("splits",),
+}
+#: ``pad``: a GEMM dim that is not a multiple of ALIGN (the smallest block tile every warp layout
+#: of the mma.sync family can use, and BK=32, the smallest K tile of the swizzled shared layout)
+#: is padded up to a multiple of PAD_TO; aligned dims keep factor 1 (a 64-wide conv stays 64).
+ALIGN = {"m": 32, "n": 32, "k": 32}
+PAD_TO = {"m": 64, "n": 64, "k": 32}
+GEMM_OPS = ("gemm", "gemm_nt", "gemm_bias", "gemm_bias_relu", "gemm_bias_gelu")
+
+
+class SketchError(ValueError):
+    """A proposal that is invalid, or that does not apply to a workload; ``reason`` is a key."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Who proposed a rewrite and why: ``rule`` (the proposing rule), ``why`` (one sentence)."""
+
+    rule: str
+    why: str
+
+
+@dataclass(frozen=True)
+class SketchProposal:
+    """One rewrite: ``kind`` with integer ``params`` (a dict is accepted and frozen sorted)."""
+
+    kind: str
+    params: tuple[tuple[str, int], ...]
+    provenance: Provenance
+
+    def __post_init__(self) -> None:
+        params = self.params.items() if isinstance(self.params, dict) else self.params
+        object.__setattr__(self, "params", tuple(sorted((str(k), int(v)) for k, v in params)))
+        if isinstance(self.provenance, dict):
+            object.__setattr__(self, "provenance", Provenance(**self.provenance))
+        if self.kind not in KINDS:
+            raise SketchError("bad-kind", f"{self.kind!r} not in {sorted(KINDS)}")
+        names = sorted(k for k, _ in self.params)
+        if names != sorted(KINDS[self.kind]):
+            raise SketchError("bad-params", f"{self.kind} takes {KINDS[self.kind]}, got {names}")
+        if min(v for _, v in self.params) < 1:
+            raise SketchError("bad-params", f"{self.kind}: parameters must be >= 1: {self.params}")
+
+    def param(self, name: str) -> int:
+        return dict(self.params)[name]
+
+    def to_json(self) -> dict:
+        return {
+            "kind": self.kind,
+            "params": dict(self.params),
+            "provenance": {"rule": self.provenance.rule, "why": self.provenance.why},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> SketchProposal:
+        unknown = set(data) - {"kind", "params", "provenance"}
+        if unknown:
+            raise SketchError("unknown-field", str(sorted(unknown)))
+        return cls(data["kind"], data["params"], data["provenance"])
+
+    def describe(self) -> str:
+        params = ",".join(f"{k}={v}" for k, v in self.params)
+        return f"{self.kind}({params}) by {self.provenance.rule}"
+
+
+def apply(proposal: SketchProposal, func):
+    """Rewrite ``func`` (a TensorIR PrimFunc) as ``proposal`` says; raise SketchError if it
+    does not apply. The result computes the same function with the same signature."""
+    from .sketch_rewrites import REWRITES
+
+    return REWRITES[proposal.kind](func, proposal)
+
+
+def apply_all(proposals, func):
+    """Apply ``proposals`` in order; returns an ``IRModule`` with the rewritten ``main``."""
+    import tvm
+
+    for proposal in proposals:
+        func = apply(proposal, func)
+    return tvm.IRModule({"main": func})
+
+
+def propose(workload, rule: str = "cuda.mma") -> tuple[SketchProposal, ...]:
+    """The rewrites ``workload`` needs before ``rule`` (a 3-loop GEMM sketch) can schedule it.
+
+    conv2d -> implicit GEMM; a GEMM view with M or N not a multiple of 128 or K not of 32 ->
+    pad (after the implicit GEMM, for a conv with odd channels). ``()`` when none is needed or
+    the workload is not a GEMM or conv2d.
+    """
+    if workload.op == "conv2d_nhwc":
+        n, _, _, c, k, r, s, _, _ = workload.shape
+        _, p, q, _ = workload.output.shape
+        m, kk = n * p * q, r * s * c
+        first = SketchProposal(
+            "implicit_gemm",
+            {"m": m, "n": k, "k": kk},
+            Provenance(
+                f"{rule}:conv2d_nhwc",
+                f"{rule} schedules 3-loop GEMM blocks; conv2d NHWC x KRSC is the GEMM "
+                f"[N*P*Q={m}, R*S*C={kk}] x [K={k}, R*S*C={kk}]^T with an im2col gather",
+            ),
+        )
+        return (first, *_pad(m, k, kk, rule, "the implicit GEMM"))
+    if workload.op in GEMM_OPS:
+        return _pad(*workload.shape[-3:], rule, workload.op)
+    return ()
+
+
+def _pad(m: int, n: int, k: int, rule: str, what: str) -> tuple[SketchProposal, ...]:
+    sizes = {"m": m, "n": n, "k": k}
+    factors = {d: PAD_TO[d] if size % ALIGN[d] else 1 for d, size in sizes.items()}
+    if set(factors.values()) == {1}:
+        return ()
+    padded = [-(-size // factors[d]) * factors[d] for d, size in sizes.items()]
+    why = (
+        f"{what} is {m}x{n}x{k}, not a multiple of {ALIGN['m']}x{ALIGN['n']}x{ALIGN['k']}: "
+        f"padded to {'x'.join(map(str, padded))} so mma tiles divide it; the output is sliced back"
+    )
+    return (SketchProposal("pad", factors, Provenance(f"{rule}:align", why)),)
+
+
+def gemm_mnk(workload, proposals) -> tuple[int, int, int]:
+    """(M, N, K) of the GEMM block the family schedules after ``proposals``."""
+    if workload.op in GEMM_OPS:
+        m, n, k = workload.shape[-3:]
+    else:
+        first = next((p for p in proposals if p.kind == "implicit_gemm"), None)
+        if first is None:
+            raise SketchError("no-gemm-view", f"{workload.op} without an implicit_gemm proposal")
+        m, n, k = (first.param(d) for d in "mnk")
+    for p in proposals:
+        if p.kind == "pad":
+            m, n, k = (-(-size // p.param(d)) * p.param(d) for d, size in zip("mnk", (m, n, k)))
+    return m, n, k
+
+
+def to_json(proposals) -> list[dict]:
+    """The report form of a proposal sequence (round-trips with :func:`from_json`)."""
+    return [p.to_json() for p in proposals]
+
+
+def from_json(data) -> tuple[SketchProposal, ...]:
+    return tuple(SketchProposal.from_json(json.loads(json.dumps(d))) for d in data)
