@@ -54,7 +54,7 @@ def build_module(mod: tvm.IRModule, target: tvm.target.Target, check_nvcc: bool 
         return exe
     mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)
     if target.kind.name == "rocm":
-        from .intrin.rocm_mfma import build_rocm  # works around LowerWarpMemory bugs of 0.27
+        from .intrin.rocm_build import build_rocm  # works around LowerWarpMemory bugs of 0.27
 
         return build_rocm(mod, target)
     with tvm.transform.PassContext(opt_level=3, config=pass_config(target, mod)):

@@ -12,7 +12,7 @@ import pytest
 import tvm
 from tvm import te
 
-from autokernel_tvm.intrin import rocm_mfma
+from autokernel_tvm.intrin import rocm_build, rocm_mfma
 from autokernel_tvm.targets import make_target
 from autokernel_tvm.workloads import Workload
 
@@ -22,7 +22,7 @@ ACC = {"float16": "float32", "float32": "float32", "int8": "int32"}
 
 @pytest.fixture(scope="module")
 def toolchain() -> None:
-    problem = rocm_mfma.rocm_toolchain_problem()
+    problem = rocm_build.rocm_toolchain_problem()
     if problem is not None:
         pytest.skip(problem)
 
@@ -46,12 +46,12 @@ def gemm(dtype: str, trans_b: bool, m: int = 256, n: int = 256, k: int = 256):
 def build_asm(func, arch: str, **sizes) -> str:
     sch = tvm.s_tir.Schedule(func)
     rocm_mfma.schedule_rocm_mfma(sch, "C", **sizes)
-    return rocm_mfma.device_asm(rocm_mfma.build_rocm(sch.mod, make_target("rocm", arch)))
+    return rocm_build.device_asm(rocm_build.build_rocm(sch.mod, make_target("rocm", arch)))
 
 
 def test_toolchain_problem_names_the_fix(monkeypatch, tmp_path):
     monkeypatch.setenv("ROCM_PATH", str(tmp_path))
-    problem = rocm_mfma.rocm_toolchain_problem()
+    problem = rocm_build.rocm_toolchain_problem()
     assert problem is not None
     assert "apt-get install rocm-device-libs lld-22" in problem
     assert "ROCM_PATH=/usr/lib/x86_64-linux-gnu" in problem
@@ -83,8 +83,8 @@ def test_project_workload_with_sampled_sizes(toolchain):
     samples = [i for i in sch.trace.insts if i.kind.name == "SamplePerfectTile"]
     assert len(samples) == 5  # tiles_m, warps_m, tiles_n, warps_n, k_chunk: all tunable
     assert sch.get(sizes.warps_m) <= 2 and sch.get(sizes.warps_n) <= 2
-    exe = rocm_mfma.build_rocm(sch.mod, make_target("rocm", "gfx942"))
-    assert "v_mfma_f32_16x16x16_f16" in rocm_mfma.device_asm(exe)
+    exe = rocm_build.build_rocm(sch.mod, make_target("rocm", "gfx942"))
+    assert "v_mfma_f32_16x16x16_f16" in rocm_build.device_asm(exe)
 
 
 def test_int8_refused_on_gfx942(toolchain):
@@ -114,7 +114,7 @@ def test_upstream_recipe_needs_the_pipeline(toolchain):
     target = make_target("rocm", "gfx942")
     with pytest.raises(Exception, match="LowerWarpMemory"):  # if this passes, TVM fixed it
         tvm.compile(sch.mod, target=target)
-    assert "v_mfma" in rocm_mfma.device_asm(rocm_mfma.build_rocm(sch.mod, target))
+    assert "v_mfma" in rocm_build.device_asm(rocm_build.build_rocm(sch.mod, target))
 
 
 @pytest.mark.parametrize(

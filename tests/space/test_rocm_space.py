@@ -16,7 +16,7 @@ import tvm
 from tvm.s_tir import meta_schedule as ms
 
 from autokernel_tvm.candidates import sample_candidates
-from autokernel_tvm.intrin import rocm_mfma
+from autokernel_tvm.intrin import rocm_build, rocm_mfma
 from autokernel_tvm.space.grammar import default_genome
 from autokernel_tvm.space.rules import space_for
 from autokernel_tvm.targets import make_target, rocm_toolchain_problem
@@ -62,7 +62,7 @@ def test_explicit_unroll_over_several_fragments_builds(target):
     rocm_mfma.schedule_rocm_mfma(sch, "C", **sizes)
     sch.annotate(sch.get_sblock("root"), "meta_schedule.unroll_explicit", 64)
     assert ms.postproc.RewriteParallelVectorizeUnroll().apply(sch)
-    asm = rocm_mfma.device_asm(rocm_mfma.build_rocm(sch.mod, target))
+    asm = rocm_build.device_asm(rocm_build.build_rocm(sch.mod, target))
     assert "v_mfma_f32_16x16x16_f16" in asm
 
 
