@@ -8,18 +8,24 @@ not a schedule rule over the workload's loops but a TensorIR *sketch* written in
 picks the structure and the tuner measures it like any other candidate. `legal` gives the reason a
 structure cannot be used for a workload, before anything is built.
 
-Kernel produced for ``C[M, N] (f32) = A[M, K] @ B[N, K].T`` (both operands K-major)::
+Kernel produced for ``C[M, N] (f32) = A[M, K] @ B[N, K].T`` (K-major B, ``trans_b``) or
+``A[M, K] @ B[K, N]`` (MN-major B), optionally over a leading batch dim::
 
-    blockIdx.x -> (bm, bn) tile, rasterized in groups of `raster` M tiles (L2 reuse of B)
+    blockIdx.x -> (batch, bm, bn) tile, rasterized in groups of `raster` M tiles (L2 reuse of B)
     warpgroup `consumers` (producer, one elected thread):
         for k: wait empty[s]; expect_tx full[s]; TMA A[bm, k] and B[bn, k] -> stage s
+               (MN-major B: BN / 64 TMA boxes of 64 K-rows x 64 N-columns, one swizzle atom wide)
     warpgroups 0 .. consumers-1 (64 rows of C each, accumulators in registers):
         for k: wait full[s]; BK/16 x wgmma m64n{BN}k16 (smem descriptors, 128B swizzle);
                commit; wait for the previous k's group; release its stage (empty)
         epilogue: registers -> global
 
 The ring of `stages` shared-memory stages holds ``(BM + BN) x 64`` halves each; a 64-element K
-tile is exactly one 128-byte swizzle row, the layout the TMA writes and the descriptors read.
+tile is exactly one 128-byte swizzle row, the layout the TMA writes and the descriptors read. An
+MN-major B stage is ``BN / 64`` chunks of ``64 (K) x 64 (N)``; its descriptor strides are
+``LBO`` = one chunk (the next 64 N-columns) and ``SBO`` = 8 K-rows, and the wgmma transposes B.
+Batched operands are addressed as 2-D ``[batch * rows, cols]`` tensors (tiles never straddle a
+batch because the tile divides M, N and K).
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ SMEM_LIMIT = 232448 - 1024  # H100 opt-in dynamic shared memory, less the 1 KiB 
 IN_DTYPES = {"float16": "f16", "bfloat16": "bf16"}
 SWIZZLE_128B = 3  # CUtensorMapSwizzle enum; TVM's descriptor encoder maps it to wgmma's code
 SBO_16B = 1024 // 16  # stride between 8-row core-matrix groups: 8 rows x 128 B
+MN_ATOM = 64  # MN-major B: N-columns per 128-byte swizzle row (one TMA box, one LBO step)
+MN_LBO_16B = MN_ATOM * BLOCK_K * 2 // 16  # MN-major B: from one 64-column chunk to the next
 L2_PROMOTE_256B = 3
 TMA = "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes"
 EPILOGUES = ("", "bias", "bias_relu", "bias_gelu")  # fused into the register write-back
@@ -58,6 +66,7 @@ def legal(
     n: int,
     k: int,
     *,
+    batch: int = 0,
     in_dtype: str = "float16",
     trans_b: bool = True,
     block_n: int = 256,
@@ -72,8 +81,8 @@ def legal(
         return f"epilogue {epilogue!r} / out_dtype {out_dtype!r}: not in {EPILOGUES} / {OUT_DTYPES}"
     if in_dtype not in IN_DTYPES:
         return f"in_dtype {in_dtype!r}: wgmma f32-accumulate is implemented for {tuple(IN_DTYPES)}"
-    if not trans_b:
-        return "trans_b=False: only K-major B (A @ B.T) is implemented"
+    if batch < 0:
+        return f"batch={batch}: 0 (no batch dim) or the batch size"
     if block_n not in BLOCK_NS or consumers not in CONSUMERS or stages not in STAGES:
         return (
             f"block_n={block_n}, consumers={consumers}, stages={stages}: must be in "
@@ -94,6 +103,7 @@ def wgmma_gemm(
     n: int,
     k: int,
     *,
+    batch: int = 0,
     in_dtype: str = "float16",
     trans_b: bool = True,
     block_n: int = 256,
@@ -103,11 +113,13 @@ def wgmma_gemm(
     epilogue: str = "",
     out_dtype: str = "float32",
 ) -> tvm.tirx.PrimFunc:
-    """The TIRx kernel for ``C = A @ B.T``; compile with ``tir_pipeline="tirx"``.
+    """The TIRx kernel for ``C = A @ B.T`` (or ``A @ B``); compile with ``tir_pipeline="tirx"``.
 
     Parameters
     ----------
+    batch : 0 for 2-D operands, else the size of a leading batch dim of A, B and C.
     in_dtype : "float16" or "bfloat16"; C is float32.
+    trans_b : True: B is ``[N, K]`` (K-major, ``nn.Linear``'s weight); False: B is ``[K, N]``.
     block_n : N of the block tile and of each wgmma (64, 128 or 256).
     consumers : warpgroups computing (1 or 2); the block tile is ``64 * consumers`` rows.
     stages : depth of the TMA -> shared-memory ring.
@@ -117,14 +129,15 @@ def wgmma_gemm(
     out_dtype : C's dtype; the f32 result is cast on the store.
     """
     reason = legal(
-        m, n, k, in_dtype=in_dtype, trans_b=trans_b, block_n=block_n, consumers=consumers,
-        stages=stages, raster=raster, epilogue=epilogue, out_dtype=out_dtype,
+        m, n, k, batch=batch, in_dtype=in_dtype, trans_b=trans_b, block_n=block_n,
+        consumers=consumers, stages=stages, raster=raster, epilogue=epilogue, out_dtype=out_dtype,
     )  # fmt: skip
     if reason:
         raise WgmmaStructureError(reason)
     dt = in_dtype
     bm_rows, bn_rows, bk = WG_ROWS * consumers, block_n, BLOCK_K
     grid_m, grid_n = m // bm_rows, n // bn_rows
+    tiles, nb = grid_m * grid_n, max(batch, 1)
     k_tiles = k // bk
     acc_n = block_n // 2  # f32 accumulators per thread of an m64nN warpgroup tile
     stage_bytes = (bm_rows + bn_rows) * bk * 2
@@ -132,9 +145,19 @@ def wgmma_gemm(
     mma = f"wgmma.mma_async.sync.aligned.m64n{block_n}k16.f32.{IN_DTYPES[dt]}.{IN_DTYPES[dt]}"
     releases = consumers * 4  # one arrive per consumer warp frees a stage
     has_bias, act = bool(epilogue), epilogue.partition("_")[2]
+    # B as a 2-D TMA tensor (innermost dim first) and its box: K-major rows of K, or MN-major
+    # rows of N read 64 columns (one swizzle atom) per box.
+    b_dims = (k, nb * n, k * 2, bk, bn_rows) if trans_b else (n, nb * k, n * 2, MN_ATOM, bk)
+    b_lbo = 1 if trans_b else MN_LBO_16B
+    b_k16 = (0, 16) if trans_b else (16, 0)  # (ring rows, columns) from one k16 step to the next
+    b_loads = 1 if trans_b else bn_rows // MN_ATOM
+    a_shape, b_shape = (m, k), ((n, k) if trans_b else (k, n))
+    c_shape = (m, n)
+    if batch:
+        a_shape, b_shape, c_shape = (batch, *a_shape), (batch, *b_shape), (batch, *c_shape)
 
     @T.macro
-    def store(C, bias, value, row, col):
+    def store(C, bias, value, bi, row, col):
         x = value
         if has_bias:
             x = value + T.Cast("float32", bias[col])
@@ -142,19 +165,22 @@ def wgmma_gemm(
             x = T.max(x, T.float32(0))
         if act == "gelu":
             x = T.float32(0.5) * x * (T.float32(1) + T.erf(x * T.float32(0.5**0.5)))
-        C[row, col] = T.Cast(out_dtype, x)
+        if batch > 0:
+            C[bi, row, col] = T.Cast(out_dtype, x)
+        else:
+            C[row, col] = T.Cast(out_dtype, x)
 
     # fmt: off
     @T.macro
     def kernel(A, B, C, bias):
         a_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
-        T.call_packed("runtime.cuTensorMapEncodeTiled", a_map, dt, 2, A.data, k, m, k * 2,
+        T.call_packed("runtime.cuTensorMapEncodeTiled", a_map, dt, 2, A.data, k, nb * m, k * 2,
                       bk, bm_rows, 1, 1, 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
         b_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
-        T.call_packed("runtime.cuTensorMapEncodeTiled", b_map, dt, 2, B.data, k, n, k * 2,
-                      bk, bn_rows, 1, 1, 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
+        T.call_packed("runtime.cuTensorMapEncodeTiled", b_map, dt, 2, B.data, *b_dims,
+                      1, 1, 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
         T.device_entry()
-        bx = T.cta_id([grid_m * grid_n])
+        bx = T.cta_id([nb * tiles])
         tid = T.thread_id([WG_THREADS * (consumers + 1)])
         ring = T.alloc_buffer((stages, bm_rows + bn_rows, bk), dt, scope="shared.dyn",
                               align=1024)
@@ -164,8 +190,9 @@ def wgmma_gemm(
         desc_a: T.uint64
         desc_b: T.uint64
         wg = tid // WG_THREADS
-        bm = bx // group * raster + bx % group % raster
-        bn = bx % group // raster
+        bi = bx // tiles
+        bm = bx % tiles // group * raster + bx % tiles % group % raster
+        bn = bx % tiles % group // raster
         if tid == 0:
             for s in range(stages):
                 T.ptx.mbarrier.init.shared.b64(T.address_of(full[s]), T.uint32(1))
@@ -181,9 +208,15 @@ def wgmma_gemm(
                     T.ptx.mbarrier.arrive.expect_tx.shared.b64(
                         T.address_of(full[s]), T.uint32(stage_bytes))
                     T.ptx[TMA](T.address_of(ring[s, 0, 0]), T.address_of(a_map),
-                               kt * bk, bm * bm_rows, T.address_of(full[s]))
-                    T.ptx[TMA](T.address_of(ring[s, bm_rows, 0]), T.address_of(b_map),
-                               kt * bk, bn * bn_rows, T.address_of(full[s]))
+                               kt * bk, bi * m + bm * bm_rows, T.address_of(full[s]))
+                    if trans_b:
+                        T.ptx[TMA](T.address_of(ring[s, bm_rows, 0]), T.address_of(b_map),
+                                   kt * bk, bi * n + bn * bn_rows, T.address_of(full[s]))
+                    else:
+                        for j in T.unroll(b_loads):
+                            T.ptx[TMA](T.address_of(ring[s, bm_rows + j * MN_ATOM, 0]),
+                                       T.address_of(b_map), bn * bn_rows + j * MN_ATOM,
+                                       bi * k + kt * bk, T.address_of(full[s]))
         else:
             for i in T.unroll(acc_n):
                 acc[i] = T.float32(0)
@@ -197,10 +230,11 @@ def wgmma_gemm(
                         T.address_of(desc_a), T.address_of(ring[s, wg * WG_ROWS, kk * 16]),  # noqa: F821
                         1, SBO_16B, SWIZZLE_128B)
                     T.cuda.wgmma.encode_matrix_descriptor(
-                        T.address_of(desc_b), T.address_of(ring[s, bm_rows, kk * 16]),  # noqa: F821
-                        1, SBO_16B, SWIZZLE_128B)
+                        T.address_of(desc_b),  # noqa: F821
+                        T.address_of(ring[s, bm_rows + kk * b_k16[0], kk * b_k16[1]]),
+                        b_lbo, SBO_16B, SWIZZLE_128B)
                     T.ptx[mma](*[acc[i] for i in range(acc_n)], desc_a, desc_b,  # noqa: F821
-                               T.ptx.pred(1), 1, 1, 0, 0)
+                               T.ptx.pred(1), 1, 1, 0, 0 if trans_b else 1)
                 T.ptx.wgmma.commit_group.sync.aligned()
                 T.ptx.wgmma.wait_group.sync.aligned(1)
                 if kt > 0 and tid % 32 == 0:
@@ -210,25 +244,25 @@ def wgmma_gemm(
             row = bm * bm_rows + wg * WG_ROWS + tid % WG_THREADS // 32 * 16 + lane // 4
             for i in T.unroll(acc_n // 4):
                 col = bn * bn_rows + i * 8 + lane % 4 * 2
-                store(C, bias, acc[i * 4], row, col)
-                store(C, bias, acc[i * 4 + 1], row, col + 1)
-                store(C, bias, acc[i * 4 + 2], row + 8, col)
-                store(C, bias, acc[i * 4 + 3], row + 8, col + 1)
+                store(C, bias, acc[i * 4], bi, row, col)
+                store(C, bias, acc[i * 4 + 1], bi, row, col + 1)
+                store(C, bias, acc[i * 4 + 2], bi, row + 8, col)
+                store(C, bias, acc[i * 4 + 3], bi, row + 8, col + 1)
 
     if has_bias:
         @T.prim_func
         def main(a: T.handle, b: T.handle, bias_: T.handle, c: T.handle):
-            A = T.match_buffer(a, (m, k), dt, align=16)
-            B = T.match_buffer(b, (n, k), dt, align=16)
+            A = T.match_buffer(a, a_shape, dt, align=16)
+            B = T.match_buffer(b, b_shape, dt, align=16)
             Bias = T.match_buffer(bias_, (n,), dt)
-            C = T.match_buffer(c, (m, n), out_dtype, align=16)
+            C = T.match_buffer(c, c_shape, out_dtype, align=16)
             kernel(A, B, C, Bias)
     else:
         @T.prim_func
         def main(a: T.handle, b: T.handle, c: T.handle):
-            A = T.match_buffer(a, (m, k), dt, align=16)
-            B = T.match_buffer(b, (n, k), dt, align=16)
-            C = T.match_buffer(c, (m, n), out_dtype, align=16)
+            A = T.match_buffer(a, a_shape, dt, align=16)
+            B = T.match_buffer(b, b_shape, dt, align=16)
+            C = T.match_buffer(c, c_shape, out_dtype, align=16)
             kernel(A, B, C, None)
     # fmt: on
 

@@ -53,8 +53,10 @@ DOMAINS = {
 }
 TENSOR_CORE_DTYPES = {"mma.m16n8k16": ("float16", "bfloat16"), "mma.m16n8k8": ("float16",)}
 TENSOR_CORE_DTYPES.update({i: ("float16", "bfloat16") for i in DOMAINS["cuda.wgmma"]["intrinsic"]})
-#: Ops the wgmma sketch implements (K-major B; bias and activation fused into the store).
-WGMMA_OPS = ("gemm_nt", "gemm_bias", "gemm_bias_relu", "gemm_bias_gelu")
+#: Ops the wgmma sketch implements (either B layout, batched; bias and activation fused into the
+#: store): the keys of ``rules.cuda_wgmma_rule.OPS``.
+WGMMA_OPS = ("gemm", "gemm_nt", "batch_gemm", "batch_gemm_nt")
+WGMMA_OPS += ("gemm_bias", "gemm_bias_relu", "gemm_bias_gelu")
 MFMA_DTYPES = ("float16", "float32")
 
 
@@ -83,6 +85,8 @@ class Grammar:
             wgmma = ["cuda.wgmma"] if self.arch == "sm_90a" and workload.op in WGMMA_OPS else []
             if self.sm >= 80 and (_is_plain_gemm(workload) or workload.op == "conv2d_nhwc"):
                 return wgmma + ["cuda.mma"]
+            if wgmma:  # batched GEMM: only the wgmma sketch takes the batch dim
+                return wgmma
         if self.target_kind == "rocm" and workload.dtype in MFMA_DTYPES:
             if _is_plain_gemm(workload):
                 return ["rocm.mfma"]

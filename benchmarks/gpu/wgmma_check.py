@@ -2,13 +2,14 @@
 """Build, check and time `cuda.wgmma` structures on a Hopper GPU, against cuBLAS in the same run.
 
     OUT=/tmp/out python benchmarks/gpu/wgmma_check.py [--size 4096] [--dtype float16] \
-        [--structures 256,2,4,1 128,2,4,8 ...]
+        [--layout nt|nn] [--batch B] [--structures 256,2,4,1 128,2,4,8 ...]
 
 Each structure is ``block_n,consumers,stages,raster`` (see `autokernel_tvm.space.cuda_wgmma`).
-For each: build with ``tir_pipeline="tirx"`` (nvcc), check ``C = A @ B.T`` on fresh random inputs
-against torch's float64 product (normwise relative error, NaN-poisoned output), then time it and
-``a @ b.T`` (torch.matmul, cuBLAS) with `autokernel_tvm.timing.time_callable`. Prints a table;
-writes ``$OUT/wgmma_check.json``.
+For each: build with ``tir_pipeline="tirx"`` (nvcc), check ``C = A @ B.T`` (``--layout nt``, B
+stored N x K) or ``C = A @ B`` (``nn``, B stored K x N), over ``--batch`` matrices if given, on
+fresh random inputs against torch's float64 product (normwise relative error, NaN-poisoned
+output), then time it and the same torch.matmul (cuBLAS) with
+`autokernel_tvm.timing.time_callable`. Prints a table; writes ``$OUT/wgmma_check_DTYPE[_nn][_bB].json``.
 """
 
 from __future__ import annotations
@@ -35,31 +36,36 @@ from autokernel_tvm.targets import make_target  # noqa: E402
 TORCH = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
-def check_one(size: int, dtype: str, structure: tuple[int, ...], target) -> dict:
+def check_one(size: int, dtype: str, structure: tuple[int, ...], target, nt=True, batch=0) -> dict:
     block_n, consumers, stages, raster = structure
     row = {"structure": dict(block_n=block_n, consumers=consumers, stages=stages, raster=raster)}
     t0 = time.time()
-    func = wgmma_gemm(size, size, size, in_dtype=dtype, block_n=block_n, consumers=consumers,
-                      stages=stages, raster=raster)  # fmt: skip
+    func = wgmma_gemm(size, size, size, batch=batch, in_dtype=dtype, trans_b=nt, block_n=block_n,
+                      consumers=consumers, stages=stages, raster=raster)  # fmt: skip
+    lead = (batch,) if batch else ()
+
+    def matmul(a, b):
+        return a @ (b.transpose(-1, -2) if nt else b)
+
     lib = tvm.compile(tvm.IRModule({"main": func}), target=target, tir_pipeline="tirx")
     row["build_s"] = time.time() - t0
     fn = lib["main"]
     gen = torch.Generator(device="cuda").manual_seed(hash(structure) % 2**31)
     errs = []
     for _ in range(2):
-        a = torch.randn(size, size, device="cuda", generator=gen).to(TORCH[dtype])
-        b = torch.randn(size, size, device="cuda", generator=gen).to(TORCH[dtype])
-        c = torch.full((size, size), float("nan"), device="cuda")
+        a = torch.randn(*lead, size, size, device="cuda", generator=gen).to(TORCH[dtype])
+        b = torch.randn(*lead, size, size, device="cuda", generator=gen).to(TORCH[dtype])
+        c = torch.full((*lead, size, size), float("nan"), device="cuda")
         fn(tvm.runtime.from_dlpack(a), tvm.runtime.from_dlpack(b), tvm.runtime.from_dlpack(c))
         torch.cuda.synchronize()
-        want = a.double() @ b.double().T
+        want = matmul(a.double(), b.double())
         errs.append(((c.double() - want).norm() / want.norm()).item())
     row["rel_err"] = max(errs)
     row["nan"] = bool(torch.isnan(c).any().item())
     ta, tb, tc = (tvm.runtime.from_dlpack(x) for x in (a, b, c))
     sec = timing.time_callable(lambda: fn(ta, tb, tc), "cuda")
-    base = timing.time_callable(lambda: a @ b.T, "cuda")
-    flops = 2.0 * size**3
+    base = timing.time_callable(lambda: matmul(a, b), "cuda")
+    flops = 2.0 * max(batch, 1) * size**3
     row.update(tflops=flops / sec / 1e12, cublas_tflops=flops / base / 1e12)
     row["ratio"] = row["tflops"] / row["cublas_tflops"]
     return row
@@ -70,6 +76,8 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=4096)
     p.add_argument("--dtype", default="float16", choices=sorted(TORCH))
     p.add_argument("--arch", default="sm_90a")
+    p.add_argument("--layout", default="nt", choices=("nt", "nn"), help="nt: A@B.T, nn: A@B")
+    p.add_argument("--batch", type=int, default=0, help="leading batch dim (0: none)")
     p.add_argument("--structures", nargs="+", default=["256,2,4,1", "128,2,5,1", "256,2,4,8"])
     args = p.parse_args(argv)
     target = make_target("cuda", args.arch)
@@ -77,18 +85,22 @@ def main(argv=None) -> int:
     for text in args.structures:
         structure = tuple(int(x) for x in text.split(","))
         try:
-            row = check_one(args.size, args.dtype, structure, target)
+            row = check_one(args.size, args.dtype, structure, target, args.layout == "nt",
+                            args.batch)  # fmt: skip
         except Exception as err:  # a failed structure is data: report it and go on
             row = {"structure": text, "error": f"{type(err).__name__}: {err}"[:2000]}
             traceback.print_exc()
         rows.append(row)
         print(json.dumps(row), flush=True)
     meta = {"gpu": torch.cuda.get_device_name(), "size": args.size, "dtype": args.dtype,
+            "layout": args.layout, "batch": args.batch,
             "command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                  time.gmtime())}  # fmt: skip
     out = os.environ.get("OUT")
     if out:
-        with open(os.path.join(out, "wgmma_check.json"), "w") as f:
+        name = f"wgmma_check_{args.dtype}" + ("_nn" if args.layout == "nn" else "")
+        name += f"_b{args.batch}" if args.batch else ""
+        with open(os.path.join(out, name + ".json"), "w") as f:
             json.dump({"meta": meta, "rows": rows}, f, indent=1)
     print(f"{'structure':<22} {'err':>9} {'TFLOP/s':>8} {'cuBLAS':>8} {'ratio':>6}")
     for r in rows:

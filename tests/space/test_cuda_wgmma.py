@@ -28,7 +28,7 @@ NT = Workload("gemm_nt", (1024, 1024, 1024), "float16")
 @pytest.mark.parametrize(
     "kwargs, words",
     [
-        ({"trans_b": False}, "K-major"),
+        ({"batch": -1}, "batch=-1"),
         ({"in_dtype": "float32"}, "in_dtype"),
         ({"block_n": 96}, "block_n=96"),
         ({"stages": 5}, "shared memory"),  # 5 x (128 + 256) x 64 x 2 B > 227 KiB
@@ -49,12 +49,16 @@ def test_unaligned_shape_is_rejected():
     assert legal(1024, 1024, 1024) is None
 
 
-def test_family_only_on_sm90a_and_k_major_b():
-    assert Grammar.for_target(TARGET).families(NT) == ["cuda.wgmma", "cuda.mma"]
+def test_family_only_on_sm90a_for_both_b_layouts_and_batches():
+    grammar = Grammar.for_target(TARGET)
+    assert grammar.families(NT) == ["cuda.wgmma", "cuda.mma"]
     assert "cuda.wgmma" not in Grammar.for_target(make_target("cuda", "sm_90")).families(NT)
     assert "cuda.wgmma" not in Grammar.for_target(make_target("cuda", "sm_80")).families(NT)
-    ab = Workload("gemm", (1024, 1024, 1024), "float16")
-    assert Grammar.for_target(TARGET).families(ab) == ["cuda.mma"]
+    assert grammar.families(Workload("gemm", (1024, 1024, 1024), "float16"))[0] == "cuda.wgmma"
+    batched = Workload("batch_gemm", (4, 512, 512, 256), "bfloat16")
+    assert grammar.families(batched) == ["cuda.wgmma"]  # cuda.mma has no batch dim
+    assert Grammar.for_target(make_target("cuda", "sm_80")).families(batched) == []  # stock
+    assert structure(default_genome("cuda.wgmma"), batched)["batch"] == 4
 
 
 def test_genome_checks_and_gene_round_trip():
@@ -62,8 +66,8 @@ def test_genome_checks_and_gene_round_trip():
     genome = grammar.check(default_genome("cuda.wgmma"), NT)
     assert decode("cuda.wgmma", encode(genome)) == genome
     assert structure(genome, NT) == {
-        "in_dtype": "float16", "trans_b": True, "block_n": 256, "consumers": 2, "stages": 4,
-        "raster": 8, "epilogue": "", "out_dtype": "float32",
+        "batch": 0, "in_dtype": "float16", "trans_b": True, "block_n": 256, "consumers": 2,
+        "stages": 4, "raster": 8, "epilogue": "", "out_dtype": "float32",
     }  # fmt: skip
     with pytest.raises(GenomeError) as err:
         grammar.check(genome.replace(stages=6), NT)
@@ -90,6 +94,8 @@ def test_generator_proposes_only_legal_wgmma_genomes_and_counts_rejections():
         NT,
         Workload("gemm_nt", (512, 1024, 256), "bfloat16"),
         Workload("gemm_bias_gelu", (1024, 1024, 512), "float16", "float16"),
+        Workload("gemm", (1024, 1024, 512), "float16"),
+        Workload("batch_gemm_nt", (3, 512, 512, 256), "bfloat16"),
     ],
     ids=lambda w: w.name,
 )
@@ -101,6 +107,9 @@ def test_kernels_build_with_nvcc_and_use_wgmma_and_tma(needs_nvcc, workload):
     ptx_type = "bf16" if workload.dtype == "bfloat16" else "f16"
     assert f"wgmma.mma_async.sync.aligned.m64n256k16.f32.{ptx_type}.{ptx_type}" in src
     assert "cp.async.bulk.tensor.2d" in src and "mbarrier" in src
+    # imm-trans-b: 1 reads B N-major ([K, N] storage), 0 K-major
+    trans_b = 0 if workload.op.endswith("_nt") or "bias" in workload.op else 1
+    assert f"1, 1, 0, {trans_b};" in src
     if workload.op == "gemm_bias_gelu":
         assert "erff(" in src and "((half)" in src  # GELU and the cast fused into the store
 

@@ -22,21 +22,35 @@ import tvm
 from ..cuda_wgmma import legal, wgmma_gemm
 
 NAME = "cuda.wgmma"
-OPS = {"gemm_nt": "", "gemm_bias": "bias", "gemm_bias_relu": "bias_relu"}
-OPS["gemm_bias_gelu"] = "bias_gelu"
+#: op -> (B is K-major, leading batch dim, fused epilogue)
+OPS = {
+    "gemm": (False, False, ""),
+    "gemm_nt": (True, False, ""),
+    "batch_gemm": (False, True, ""),
+    "batch_gemm_nt": (True, True, ""),
+    "gemm_bias": (True, False, "bias"),
+    "gemm_bias_relu": (True, False, "bias_relu"),
+    "gemm_bias_gelu": (True, False, "bias_gelu"),
+}
+
+
+def _mnk(workload) -> tuple[int, int, int]:
+    return tuple(workload.shape[-3:])
 
 
 def structure(genome, workload) -> dict:
     """The keyword arguments of ``wgmma_gemm`` that ``genome`` stands for on ``workload``."""
     match = re.fullmatch(r"wgmma\.m64n(\d+)k16", genome.intrinsic)
+    trans_b, batched, epilogue = OPS[workload.op]
     return {
+        "batch": workload.shape[0] if batched else 0,
         "in_dtype": workload.dtype,
-        "trans_b": workload.op in OPS,
+        "trans_b": trans_b,
         "block_n": int(match.group(1)) if match else 0,
         "consumers": genome.warps[0] // 4,
         "stages": genome.stages,
         "raster": max(genome.raster, 1),
-        "epilogue": OPS.get(workload.op, ""),
+        "epilogue": epilogue,
         "out_dtype": workload.out_dtype or "float32",
     }
 
@@ -47,11 +61,10 @@ def reason(genome, workload) -> str | None:
         return f"op {workload.op!r}: the wgmma sketch implements {sorted(OPS)}"
     if genome.warps[1] != 1 or genome.warps[0] % 4:
         return f"warps={genome.warps}: wgmma warps come in warpgroups of 4 along M, (4k, 1)"
-    m, n, k = workload.shape
-    return legal(m, n, k, **structure(genome, workload))
+    return legal(*_mnk(workload), **structure(genome, workload))
 
 
 def kernel_module(genome, workload) -> tvm.IRModule:
     """The candidate: the whole kernel for ``workload`` as an IRModule."""
-    func = wgmma_gemm(*workload.shape, **structure(genome, workload))
+    func = wgmma_gemm(*_mnk(workload), **structure(genome, workload))
     return tvm.IRModule({"main": func})
