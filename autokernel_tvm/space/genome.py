@@ -49,12 +49,16 @@ INTRINSICS = (
 BINDS = ("parallel", "blockIdx", "threadIdx", "warp", "serial")
 
 
-class GenomeError(ValueError):
-    """An invalid genome; ``reason`` is a short key the generator counts rejections by."""
+class Rejection(ValueError):
+    """A value a rule refuses; ``reason`` is a short key that rejections are counted by."""
 
     def __init__(self, reason: str, detail: str = ""):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
+
+
+class GenomeError(Rejection):
+    """An invalid genome (the generator counts rejections by ``reason``)."""
 
 
 @dataclass(frozen=True)

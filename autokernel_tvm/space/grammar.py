@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ..workloads import Workload
 from .genome import Genome, GenomeError, Staging
+from .sketch import GEMM_OPS
 
 #: The structural choices of each family: field -> values the generator may sample.
 DOMAINS = {
@@ -118,7 +119,7 @@ class Grammar:
 
 
 def _is_plain_gemm(workload: Workload) -> bool:
-    return workload.op in ("gemm", "gemm_nt", "gemm_bias", "gemm_bias_relu", "gemm_bias_gelu")
+    return workload.op in GEMM_OPS
 
 
 def _check_cpu(genome: Genome, workload: Workload) -> None:

@@ -23,6 +23,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from .genome import Rejection
+
 KINDS = {  # kind -> required integer parameters
     "implicit_gemm": ("m", "n", "k"),
     "pad": ("m", "n", "k"),
@@ -36,12 +38,8 @@ PAD_TO = {"m": 64, "n": 64, "k": 32}
 GEMM_OPS = ("gemm", "gemm_nt", "gemm_bias", "gemm_bias_relu", "gemm_bias_gelu")
 
 
-class SketchError(ValueError):
+class SketchError(Rejection):
     """A proposal that is invalid, or that does not apply to a workload; ``reason`` is a key."""
-
-    def __init__(self, reason: str, detail: str = ""):
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)

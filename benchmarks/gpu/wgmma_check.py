@@ -9,7 +9,8 @@ For each: build with ``tir_pipeline="tirx"`` (nvcc), check ``C = A @ B.T`` (``--
 stored N x K) or ``C = A @ B`` (``nn``, B stored K x N), over ``--batch`` matrices if given, on
 fresh random inputs against torch's float64 product (normwise relative error, NaN-poisoned
 output), then time it and the same torch.matmul (cuBLAS) with
-`autokernel_tvm.timing.time_callable`. Prints a table; writes ``$OUT/wgmma_check_DTYPE[_nn][_bB].json``.
+`autokernel_tvm.timing.time_callable`. Prints a table; writes
+``$OUT/wgmma_check_DTYPE[_nn][_bB].json``.
 """
 
 from __future__ import annotations
