@@ -6,7 +6,7 @@
 
 For each fp32 GEMM size: tune with ``--space stock`` and ``--space generative`` (an empty rule
 library, so the generative run starts from nothing), export both verified kernels, then time both
-libraries and torch.matmul interleaved in this process (median of rounds of TVM's
+libraries and torch.matmul (median of rounds of TVM's
 ``time_evaluator``), and append rows to ``benchmarks/results/cpu.jsonl``: the generative row's
 ``baseline`` is the stock MetaSchedule kernel measured in the same rounds.
 
@@ -15,12 +15,14 @@ on this 2-vCPU machine every TVM kernel ran on ONE thread (tuning measurements i
 used two. ``--threads`` (default: the physical cores, the llvm target's ``num-cores``) sets
 ``TVM_NUM_THREADS`` before TVM starts, so the tuner's runner workers inherit it, and torch's
 thread count to the same value: all three implementations use the same cores. The two TVM kernels
-alternate (rotated order) round by round; torch is timed after them (``TORCH_LAST``).
+alternate (rotated order) round by round in a fresh process of their own, and torch is timed in
+another: two thread pools in one process spin against each other (see ``ISOLATED``).
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import shlex
 import statistics
@@ -29,10 +31,13 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-#: torch is timed after the TVM kernels, never between them: once torch's OpenMP threads exist,
-#: the stock 512^3 kernel (2 parallel chunks) measured 150 instead of 226 GFLOP/s (2 threads,
-#: same .so, same process), the generative one 219 in both cases.
-TORCH_LAST = True
+#: Final timings run in fresh processes (TVM kernels in one, torch in another): once torch's
+#: OpenMP threads exist, TVM kernels in the same process slow down (2 cores: stock 512^3 150
+#: instead of 226 GFLOP/s; 16 cores: both kernels at ~55% of what the tuner's runner measured,
+#: torch at 34 GFLOP/s).
+ISOLATED = True
+#: Milliseconds of back-to-back calls per timing sample (the tuner's runner uses 50).
+MIN_SAMPLE_MS = 100
 sys.path.insert(0, ROOT)
 
 
@@ -51,8 +56,6 @@ def main() -> int:
     threads = args.threads or psutil.cpu_count(logical=False) or os.cpu_count() or 1
     os.environ["TVM_NUM_THREADS"] = str(threads)  # before TVM's thread pool and runner workers
     import numpy as np
-    import torch
-    import tvm
 
     from autokernel_tvm import results
     from autokernel_tvm.config import TuneConfig
@@ -60,7 +63,6 @@ def main() -> int:
     from autokernel_tvm.tuner import Tuner
     from autokernel_tvm.workloads import Workload
 
-    torch.set_num_threads(threads)
     work = args.work_dir or tempfile.mkdtemp(prefix="ak_cpu_bench_")
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     for size in args.sizes:
@@ -83,22 +85,11 @@ def main() -> int:
                   f"in {tuned[space][1]:.0f} s")  # fmt: skip
         rng = np.random.default_rng(0)
         inputs = workload.random_inputs(rng, "normal")
-        args_tvm = [tvm.runtime.tensor(a) for a in inputs]
-        out = tvm.runtime.tensor(np.zeros(workload.output.shape, np.float32))
-        timers = {}
-        for space, path in libs.items():
-            mod = tvm.runtime.load_module(path)
-            name = workload.name
-            timers[space] = mod.time_evaluator(name, tvm.cpu(), number=10, repeat=1)
-        ta, tb = (torch.from_numpy(a) for a in inputs)
-
-        names = list(timers)
-        samples = {name: [] for name in (*names, "torch")}
-        for r in range(args.rounds):  # interleaved, so load changes hit both TVM kernels
-            for name in names[r % len(names) :] + names[: r % len(names)]:  # rotated order
-                samples[name].append(timers[name](*args_tvm, out).mean)
-        for _ in range(args.rounds):  # after, never between: see TORCH_LAST
-            samples["torch"].append(_time_torch(ta, tb))
+        spawn = multiprocessing.get_context("spawn")
+        with spawn.Pool(1) as pool:
+            samples = pool.apply(_time_tvm, (libs, workload.name, inputs, args.rounds))
+        with spawn.Pool(1) as pool:
+            samples["torch"] = pool.apply(_time_torch, (inputs, args.rounds, threads))
         median = {k: statistics.median(v) for k, v in samples.items()}
         tflops = {k: workload.flops / v / 1e12 for k, v in median.items()}
         cpu = tuned["stock"][2].device_name()
@@ -113,7 +104,7 @@ def main() -> int:
                 "baseline_tflops": tflops[base_key], "ratio": tflops[space] / tflops[base_key],
                 "trials": result.trials, "tune_seconds": seconds, "command": command,
                 "latency_us": median[space] * 1e6, "torch_tflops": tflops["torch"],
-                "cpu_threads": torch.get_num_threads(), "tvm_threads": threads,
+                "cpu_threads": threads, "tvm_threads": threads,
                 "space_report": result.space_report,
             }  # fmt: skip
             results.append_result(args.results, row)
@@ -123,13 +114,44 @@ def main() -> int:
     return 0
 
 
-def _time_torch(ta, tb, number: int = 10) -> float:
+def _time_tvm(libs: dict, name: str, inputs, rounds: int) -> dict[str, list[float]]:
+    """Seconds per call of each library's kernel, interleaved in rotated order round by round
+    (so load changes hit every kernel); run in a fresh process (``ISOLATED``)."""
+    import numpy as np
+    import tvm
+
+    args = [tvm.runtime.tensor(a) for a in inputs]
+    out = tvm.runtime.tensor(np.zeros((inputs[0].shape[0], inputs[1].shape[1]), np.float32))
+    timers = {  # each sample >= MIN_SAMPLE_MS of back-to-back calls: steady state, as the tuner
+        space: tvm.runtime.load_module(path).time_evaluator(
+            name, tvm.cpu(), number=3, repeat=1, min_repeat_ms=MIN_SAMPLE_MS
+        )
+        for space, path in libs.items()
+    }
+    names = list(timers)
+    samples = {space: [] for space in names}
+    for r in range(rounds):
+        for space in names[r % len(names) :] + names[: r % len(names)]:
+            samples[space].append(timers[space](*args, out).mean)
+    return samples
+
+
+def _time_torch(inputs, rounds: int, threads: int) -> list[float]:
+    """Seconds per ``torch.matmul``, one sample (>= MIN_SAMPLE_MS) per round; run in a fresh
+    process."""
     import torch
 
-    start = time.perf_counter()
-    for _ in range(number):
-        torch.matmul(ta, tb)
-    return (time.perf_counter() - start) / number
+    torch.set_num_threads(threads)
+    ta, tb = (torch.from_numpy(a) for a in inputs)
+    torch.matmul(ta, tb)  # warm-up: thread pool start
+    samples = []
+    for _ in range(rounds):
+        start, calls = time.perf_counter(), 0
+        while calls < 3 or time.perf_counter() - start < MIN_SAMPLE_MS / 1e3:
+            torch.matmul(ta, tb)
+            calls += 1
+        samples.append((time.perf_counter() - start) / calls)
+    return samples
 
 
 if __name__ == "__main__":

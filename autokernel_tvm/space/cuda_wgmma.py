@@ -26,6 +26,13 @@ MN-major B stage is ``BN / 64`` chunks of ``64 (K) x 64 (N)``; its descriptor st
 ``LBO`` = one chunk (the next 64 N-columns) and ``SBO`` = 8 K-rows, and the wgmma transposes B.
 Batched operands are addressed as 2-D ``[batch * rows, cols]`` tensors (tiles never straddle a
 batch because the tile divides M, N and K).
+
+conv2d (``conv``: NHWC input, KRSC weight, stride 1) is the same kernel as an implicit GEMM
+``[N*P*Q, R*S*C] @ [K, R*S*C].T``: a block's 64 * consumers rows are a ``tile_p x tile_q`` patch
+of output pixels, and each 64-channel K step loads that patch shifted by its filter tap with a
+4-D TMA box ``(64 C, tile_q W, tile_p H, 1 N)``; the TMA zero-fills the box where it leaves the
+image, which is the convolution's padding. Pixels of edge patches beyond P x Q are masked at the
+store.
 """
 
 from __future__ import annotations
@@ -47,6 +54,8 @@ MN_ATOM = 64  # MN-major B: N-columns per 128-byte swizzle row (one TMA box, one
 MN_LBO_16B = MN_ATOM * BLOCK_K * 2 // 16  # MN-major B: from one 64-column chunk to the next
 L2_PROMOTE_256B = 3
 TMA = "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes"
+TMA_4D = TMA.replace(".2d.", ".4d.")
+TILE_QS = (128, 64, 32, 16, 8)  # conv: output columns per block patch (ties go to the widest)
 EPILOGUES = ("", "bias", "bias_relu", "bias_gelu")  # fused into the register write-back
 OUT_DTYPES = ("float32", "float16", "bfloat16")
 #: PrimFunc attribute that routes a module through ``tir_pipeline="tirx"`` in the builder.
@@ -61,12 +70,43 @@ def smem_bytes(block_n: int, consumers: int, stages: int) -> int:
     return stages * (WG_ROWS * consumers + block_n) * BLOCK_K * 2
 
 
+def conv_out(conv: tuple) -> tuple[int, int]:
+    """(P, Q) of a stride-1 ``conv = (N, H, W, C, R, S, pad)``."""
+    _, h, w, _, r, s, pad = conv
+    return h + 2 * pad - r + 1, w + 2 * pad - s + 1
+
+
+def conv_patch(conv: tuple, block_m: int) -> tuple[int, int, int, int]:
+    """``(tile_p, tile_q, tiles_p, tiles_q)``: the ``block_m``-pixel output patch that computes
+    the fewest pixels beyond the P x Q edge, and how many patches cover P and Q."""
+    p, q = conv_out(conv)
+    options = []
+    for tile_q in (t for t in TILE_QS if block_m % t == 0):
+        tile_p = block_m // tile_q
+        options.append((-(-p // tile_p) * -(-q // tile_q), tile_p, tile_q))
+    covered, tile_p, tile_q = min(options, key=lambda o: o[0])  # min keeps the first of ties
+    return tile_p, tile_q, -(-p // tile_p), -(-q // tile_q)
+
+
+def _conv_reason(conv, m, n, k, *, batch, trans_b, epilogue) -> str | None:
+    if len(conv) != 7:
+        return f"conv={conv}: (N, H, W, C, R, S, pad) of a stride-1 NHWC x KRSC conv2d"
+    img, _, _, c, r, s, _ = conv
+    p, q = conv_out(conv)
+    if c % BLOCK_K:
+        return f"conv C={c}: a multiple of {BLOCK_K} (one K step never straddles a filter tap)"
+    if (m, k) != (img * p * q, r * s * c) or batch or not trans_b or epilogue:
+        return f"conv: m, k = N*P*Q, R*S*C ({img * p * q}, {r * s * c}); no batch/trans_b/epilogue"
+    return None
+
+
 def legal(
     m: int,
     n: int,
     k: int,
     *,
     batch: int = 0,
+    conv: tuple = (),
     in_dtype: str = "float16",
     trans_b: bool = True,
     block_n: int = 256,
@@ -89,10 +129,20 @@ def legal(
             f"{BLOCK_NS}, {CONSUMERS}, {STAGES}"
         )
     block_m = WG_ROWS * consumers
-    if m % block_m or n % block_n or k % BLOCK_K:
+    if conv:
+        why = _conv_reason(conv, m, n, k, batch=batch, trans_b=trans_b, epilogue=epilogue)
+        if why:
+            return why
+        tile_p, tile_q, tiles_p, tiles_q = conv_patch(conv, block_m)
+        m_tiles = conv[0] * tiles_p * tiles_q
+    elif m % block_m:
         return f"{m}x{n}x{k} is not a multiple of the {block_m}x{block_n}x{BLOCK_K} tile"
-    if raster < 1 or (m // block_m) % raster:
-        return f"raster={raster} must divide the {m // block_m} M tiles"
+    else:
+        m_tiles = m // block_m
+    if n % block_n or k % BLOCK_K:
+        return f"{m}x{n}x{k} is not a multiple of the {block_m}x{block_n}x{BLOCK_K} tile"
+    if raster < 1 or m_tiles % raster:
+        return f"raster={raster} must divide the {m_tiles} M tiles"
     if smem_bytes(block_n, consumers, stages) > SMEM_LIMIT:
         return f"{smem_bytes(block_n, consumers, stages)} B of shared memory > {SMEM_LIMIT}"
     return None
@@ -104,6 +154,7 @@ def wgmma_gemm(
     k: int,
     *,
     batch: int = 0,
+    conv: tuple = (),
     in_dtype: str = "float16",
     trans_b: bool = True,
     block_n: int = 256,
@@ -118,6 +169,8 @@ def wgmma_gemm(
     Parameters
     ----------
     batch : 0 for 2-D operands, else the size of a leading batch dim of A, B and C.
+    conv : ``(N, H, W, C, R, S, pad)``: A is an NHWC image, B a KRSC filter, C is NPQK, and
+        ``m, n, k`` are the implicit GEMM's ``N*P*Q, K, R*S*C`` (stride 1).
     in_dtype : "float16" or "bfloat16"; C is float32.
     trans_b : True: B is ``[N, K]`` (K-major, ``nn.Linear``'s weight); False: B is ``[K, N]``.
     block_n : N of the block tile and of each wgmma (64, 128 or 256).
@@ -129,7 +182,7 @@ def wgmma_gemm(
     out_dtype : C's dtype; the f32 result is cast on the store.
     """
     reason = legal(
-        m, n, k, batch=batch, in_dtype=in_dtype, trans_b=trans_b, block_n=block_n,
+        m, n, k, batch=batch, conv=conv, in_dtype=in_dtype, trans_b=trans_b, block_n=block_n,
         consumers=consumers, stages=stages, raster=raster, epilogue=epilogue, out_dtype=out_dtype,
     )  # fmt: skip
     if reason:
@@ -137,6 +190,17 @@ def wgmma_gemm(
     dt = in_dtype
     bm_rows, bn_rows, bk = WG_ROWS * consumers, block_n, BLOCK_K
     grid_m, grid_n = m // bm_rows, n // bn_rows
+    # A as a TMA tensor: rank, dims (innermost first), byte strides, box; 2-D rows of K, or
+    # (conv) the NHWC image read as a tile_p x tile_q pixel patch of 64 channels.
+    a_tma = (2, k, max(batch, 1) * m, k * 2, bk, bm_rows, 1, 1)
+    if conv:
+        img, h, w, c, fr, fs, pad = conv  # fr x fs filter (s is the ring stage below)
+        p_out, q_out = conv_out(conv)
+        tile_p, tile_q, tiles_p, tiles_q = conv_patch(conv, bm_rows)
+        grid_m, c_steps = img * tiles_p * tiles_q, c // bk
+        a_tma = (4, c, w, h, img, c * 2, w * c * 2, h * w * c * 2, bk, tile_q, tile_p, 1)
+        a_tma += (1, 1, 1, 1)  # element strides
+    is_conv = bool(conv)
     tiles, nb = grid_m * grid_n, max(batch, 1)
     k_tiles = k // bk
     acc_n = block_n // 2  # f32 accumulators per thread of an m64nN warpgroup tile
@@ -155,9 +219,11 @@ def wgmma_gemm(
     c_shape = (m, n)
     if batch:
         a_shape, b_shape, c_shape = (batch, *a_shape), (batch, *b_shape), (batch, *c_shape)
+    if conv:
+        a_shape, b_shape, c_shape = (img, h, w, c), (n, fr, fs, c), (img, p_out, q_out, n)
 
     @T.macro
-    def store(C, bias, value, bi, row, col):
+    def store(C, bias, value, bi, bm, row, col):  # row: within the block tile
         x = value
         if has_bias:
             x = value + T.Cast("float32", bias[col])
@@ -165,17 +231,23 @@ def wgmma_gemm(
             x = T.max(x, T.float32(0))
         if act == "gelu":
             x = T.float32(0.5) * x * (T.float32(1) + T.erf(x * T.float32(0.5**0.5)))
-        if batch > 0:
-            C[bi, row, col] = T.Cast(out_dtype, x)
+        if is_conv:
+            patch = bm % (tiles_p * tiles_q)
+            y = patch // tiles_q * tile_p + row // tile_q
+            xq = patch % tiles_q * tile_q + row % tile_q
+            if y < p_out and xq < q_out:
+                C[bm // (tiles_p * tiles_q), y, xq, col] = T.Cast(out_dtype, x)
+        elif batch > 0:
+            C[bi, bm * bm_rows + row, col] = T.Cast(out_dtype, x)
         else:
-            C[row, col] = T.Cast(out_dtype, x)
+            C[bm * bm_rows + row, col] = T.Cast(out_dtype, x)
 
     # fmt: off
     @T.macro
     def kernel(A, B, C, bias):
         a_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
-        T.call_packed("runtime.cuTensorMapEncodeTiled", a_map, dt, 2, A.data, k, nb * m, k * 2,
-                      bk, bm_rows, 1, 1, 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
+        T.call_packed("runtime.cuTensorMapEncodeTiled", a_map, dt, a_tma[0], A.data, *a_tma[1:],
+                      0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
         b_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
         T.call_packed("runtime.cuTensorMapEncodeTiled", b_map, dt, 2, B.data, *b_dims,
                       1, 1, 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
@@ -207,8 +279,17 @@ def wgmma_gemm(
                         T.cuda.mbarrier_wait(T.address_of(empty[s]), (kt // stages - 1) % 2)
                     T.ptx.mbarrier.arrive.expect_tx.shared.b64(
                         T.address_of(full[s]), T.uint32(stage_bytes))
-                    T.ptx[TMA](T.address_of(ring[s, 0, 0]), T.address_of(a_map),
-                               kt * bk, bi * m + bm * bm_rows, T.address_of(full[s]))
+                    if is_conv:
+                        tap = kt // c_steps
+                        patch = bm % (tiles_p * tiles_q)
+                        T.ptx[TMA_4D](T.address_of(ring[s, 0, 0]), T.address_of(a_map),
+                                      kt % c_steps * bk,
+                                      patch % tiles_q * tile_q + tap % fs - pad,
+                                      patch // tiles_q * tile_p + tap // fs - pad,
+                                      bm // (tiles_p * tiles_q), T.address_of(full[s]))
+                    else:
+                        T.ptx[TMA](T.address_of(ring[s, 0, 0]), T.address_of(a_map),
+                                   kt * bk, bi * m + bm * bm_rows, T.address_of(full[s]))
                     if trans_b:
                         T.ptx[TMA](T.address_of(ring[s, bm_rows, 0]), T.address_of(b_map),
                                    kt * bk, bi * n + bn * bn_rows, T.address_of(full[s]))
@@ -241,13 +322,13 @@ def wgmma_gemm(
                     T.ptx.mbarrier.arrive.shared.b64(T.address_of(empty[(kt - 1) % stages]))
             T.ptx.wgmma.wait_group.sync.aligned(0)
             lane = tid % 32
-            row = bm * bm_rows + wg * WG_ROWS + tid % WG_THREADS // 32 * 16 + lane // 4
+            row = wg * WG_ROWS + tid % WG_THREADS // 32 * 16 + lane // 4
             for i in T.unroll(acc_n // 4):
                 col = bn * bn_rows + i * 8 + lane % 4 * 2
-                store(C, bias, acc[i * 4], bi, row, col)
-                store(C, bias, acc[i * 4 + 1], bi, row, col + 1)
-                store(C, bias, acc[i * 4 + 2], bi, row + 8, col)
-                store(C, bias, acc[i * 4 + 3], bi, row + 8, col + 1)
+                store(C, bias, acc[i * 4], bi, bm, row, col)
+                store(C, bias, acc[i * 4 + 1], bi, bm, row, col + 1)
+                store(C, bias, acc[i * 4 + 2], bi, bm, row + 8, col)
+                store(C, bias, acc[i * 4 + 3], bi, bm, row + 8, col + 1)
 
     if has_bias:
         @T.prim_func

@@ -55,9 +55,9 @@ DOMAINS = {
 TENSOR_CORE_DTYPES = {"mma.m16n8k16": ("float16", "bfloat16"), "mma.m16n8k8": ("float16",)}
 TENSOR_CORE_DTYPES.update({i: ("float16", "bfloat16") for i in DOMAINS["cuda.wgmma"]["intrinsic"]})
 #: Ops the wgmma sketch implements (either B layout, batched; bias and activation fused into the
-#: store): the keys of ``rules.cuda_wgmma_rule.OPS``.
+#: store; stride-1 conv2d as an implicit GEMM): the keys of ``rules.cuda_wgmma_rule.OPS``.
 WGMMA_OPS = ("gemm", "gemm_nt", "batch_gemm", "batch_gemm_nt")
-WGMMA_OPS += ("gemm_bias", "gemm_bias_relu", "gemm_bias_gelu")
+WGMMA_OPS += ("gemm_bias", "gemm_bias_relu", "gemm_bias_gelu", "conv2d_nhwc")
 MFMA_DTYPES = ("float16", "float32")
 
 

@@ -16,7 +16,7 @@ from autokernel_tvm.space.generator import Generator
 from autokernel_tvm.space.genes import decode, encode
 from autokernel_tvm.space.genome import GenomeError
 from autokernel_tvm.space.grammar import Grammar, default_genome
-from autokernel_tvm.space.rules.cuda_wgmma_rule import kernel_module, structure
+from autokernel_tvm.space.rules.cuda_wgmma_rule import OPS, kernel_module, structure
 from autokernel_tvm.targets import make_target
 from autokernel_tvm.tuner import Tuner
 from autokernel_tvm.workloads import Workload
@@ -61,13 +61,28 @@ def test_family_only_on_sm90a_for_both_b_layouts_and_batches():
     assert structure(default_genome("cuda.wgmma"), batched)["batch"] == 4
 
 
+def test_conv2d_patch_and_reasons():
+    from autokernel_tvm.space.cuda_wgmma import conv_patch
+
+    conv = (32, 28, 28, 256, 3, 3, 1)
+    assert conv_patch(conv, 128) == (4, 32, 7, 1)  # 4 x 32 pixels: 28 rows exactly, 4 of 32 cols
+    assert conv_patch((8, 14, 14, 64, 1, 1, 0), 128) == (8, 16, 2, 1)
+    assert legal(32 * 784, 256, 9 * 256, conv=conv, raster=8) is None
+    assert "multiple of 64" in legal(32 * 784, 256, 9 * 96, conv=(32, 28, 28, 96, 3, 3, 1))
+    assert "raster=3 " in legal(32 * 784, 256, 9 * 256, conv=conv, raster=3)  # 224 M tiles
+    grammar = Grammar.for_target(TARGET)
+    strided = Workload("conv2d_nhwc", (8, 28, 28, 256, 256, 3, 3, 2, 1), "float16")
+    with pytest.raises(GenomeError, match="stride 2"):
+        grammar.check(default_genome("cuda.wgmma"), strided)
+
+
 def test_genome_checks_and_gene_round_trip():
     grammar = Grammar.for_target(TARGET)
     genome = grammar.check(default_genome("cuda.wgmma"), NT)
     assert decode("cuda.wgmma", encode(genome)) == genome
     assert structure(genome, NT) == {
-        "batch": 0, "in_dtype": "float16", "trans_b": True, "block_n": 256, "consumers": 2,
-        "stages": 4, "raster": 8, "epilogue": "", "out_dtype": "float32",
+        "batch": 0, "conv": (), "in_dtype": "float16", "trans_b": True, "block_n": 256,
+        "consumers": 2, "stages": 4, "raster": 8, "epilogue": "", "out_dtype": "float32",
     }  # fmt: skip
     with pytest.raises(GenomeError) as err:
         grammar.check(genome.replace(stages=6), NT)
@@ -96,6 +111,7 @@ def test_generator_proposes_only_legal_wgmma_genomes_and_counts_rejections():
         Workload("gemm_bias_gelu", (1024, 1024, 512), "float16", "float16"),
         Workload("gemm", (1024, 1024, 512), "float16"),
         Workload("batch_gemm_nt", (3, 512, 512, 256), "bfloat16"),
+        Workload("conv2d_nhwc", (4, 28, 28, 128, 256, 3, 3, 1, 1), "float16"),
     ],
     ids=lambda w: w.name,
 )
@@ -107,9 +123,10 @@ def test_kernels_build_with_nvcc_and_use_wgmma_and_tma(needs_nvcc, workload):
     ptx_type = "bf16" if workload.dtype == "bfloat16" else "f16"
     assert f"wgmma.mma_async.sync.aligned.m64n256k16.f32.{ptx_type}.{ptx_type}" in src
     assert "cp.async.bulk.tensor.2d" in src and "mbarrier" in src
+    if workload.op == "conv2d_nhwc":  # the shifted input patch: a 4-D box, zero-filled at edges
+        assert "cp.async.bulk.tensor.4d" in src
     # imm-trans-b: 1 reads B N-major ([K, N] storage), 0 K-major
-    trans_b = 0 if workload.op.endswith("_nt") or "bias" in workload.op else 1
-    assert f"1, 1, 0, {trans_b};" in src
+    assert f"1, 1, 0, {0 if OPS[workload.op][0] else 1};" in src
     if workload.op == "gemm_bias_gelu":
         assert "erff(" in src and "((half)" in src  # GELU and the cast fused into the store
 

@@ -14,7 +14,10 @@ GFX = Grammar("rocm", "gfx942")
 
 def test_families_per_target_and_workload():
     assert LLVM.families(Workload("gemm", (64, 64, 64))) == ["cpu.tile"]
-    assert SM90.families(Workload("gemm", (256, 256, 256), "float16")) == ["cuda.mma"]
+    assert SM90.families(Workload("gemm", (256, 256, 256), "float16")) == ["cuda.wgmma", "cuda.mma"]
+    assert Grammar("cuda", "sm_80").families(Workload("gemm", (256, 256, 256), "float16")) == [
+        "cuda.mma"
+    ]
     assert SM90.families(Workload("gemm", (256, 256, 256), "float32")) == []  # stock fallback
     assert SM75.families(Workload("gemm", (256, 256, 256), "float16")) == []
     assert GFX.families(Workload("gemm_nt", (256, 256, 256), "float16")) == ["rocm.mfma"]

@@ -30,7 +30,7 @@ CONV = Workload("conv2d_nhwc", (8, 16, 16, 64, 64, 3, 3, 1, 1), "float16")
 
 
 def test_conv_and_odd_gemms_get_the_mma_family_with_their_sketch():
-    assert SM90.families(CONV) == ["cuda.mma"]
+    assert SM90.families(CONV) == ["cuda.wgmma", "cuda.mma"]  # the sketch is for cuda.mma
     assert [p.kind for p in SM90.sketch(CONV)] == ["implicit_gemm"]
     assert SM90.families(Workload("conv2d_nhwc", CONV.shape, "float32")) == []
     assert SM90.sketch(Workload("gemm", (4096, 4096, 4096), "float16")) == ()
