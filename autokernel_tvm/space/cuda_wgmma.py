@@ -222,25 +222,34 @@ def wgmma_gemm(
     if conv:
         a_shape, b_shape, c_shape = (img, h, w, c), (n, fr, fs, c), (img, p_out, q_out, n)
 
-    @T.macro
-    def store(C, bias, value, bi, bm, row, col):  # row: within the block tile
-        x = value
+    def finish(x, bias, col):
+        """The epilogue on one f32 accumulator, as one expression (no scalar temporaries: a
+        temporary inside the 2-wide vectorized store would be shared by both lanes)."""
         if has_bias:
-            x = value + T.Cast("float32", bias[col])
+            x = x + tvm.tirx.Cast("float32", bias[col])
         if act == "relu":
-            x = T.max(x, T.float32(0))
+            x = tvm.tirx.max(x, tvm.tirx.const(0, "float32"))
         if act == "gelu":
-            x = T.float32(0.5) * x * (T.float32(1) + T.erf(x * T.float32(0.5**0.5)))
+            x = 0.5 * x * (1.0 + tvm.tirx.erf(x * 0.5**0.5))
+        return tvm.tirx.Cast(out_dtype, x)
+
+    @T.macro
+    def store(C, bias, acc, i0, bi, bm, row, col):
+        # acc[i0], acc[i0 + 1] -> row `row` of the block tile, columns col, col + 1 (one store)
         if is_conv:
             patch = bm % (tiles_p * tiles_q)
             y = patch // tiles_q * tile_p + row // tile_q
             xq = patch % tiles_q * tile_q + row % tile_q
+            img_i = bm // (tiles_p * tiles_q)
             if y < p_out and xq < q_out:
-                C[bm // (tiles_p * tiles_q), y, xq, col] = T.Cast(out_dtype, x)
+                for v in T.vectorized(2):
+                    C[img_i, y, xq, col + v] = finish(acc[i0 + v], bias, col + v)
         elif batch > 0:
-            C[bi, bm * bm_rows + row, col] = T.Cast(out_dtype, x)
+            for v in T.vectorized(2):
+                C[bi, bm * bm_rows + row, col + v] = finish(acc[i0 + v], bias, col + v)
         else:
-            C[bm * bm_rows + row, col] = T.Cast(out_dtype, x)
+            for v in T.vectorized(2):
+                C[bm * bm_rows + row, col + v] = finish(acc[i0 + v], bias, col + v)
 
     # fmt: off
     @T.macro
@@ -325,10 +334,8 @@ def wgmma_gemm(
             row = wg * WG_ROWS + tid % WG_THREADS // 32 * 16 + lane // 4
             for i in T.unroll(acc_n // 4):
                 col = bn * bn_rows + i * 8 + lane % 4 * 2
-                store(C, bias, acc[i * 4], bi, bm, row, col)
-                store(C, bias, acc[i * 4 + 1], bi, bm, row, col + 1)
-                store(C, bias, acc[i * 4 + 2], bi, bm, row + 8, col)
-                store(C, bias, acc[i * 4 + 3], bi, bm, row + 8, col + 1)
+                store(C, bias, acc, i * 4, bi, bm, row, col)
+                store(C, bias, acc, i * 4 + 2, bi, bm, row + 8, col)
 
     if has_bias:
         @T.prim_func

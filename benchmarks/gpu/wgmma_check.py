@@ -35,14 +35,16 @@ from autokernel_tvm.space.cuda_wgmma import wgmma_gemm  # noqa: E402
 from autokernel_tvm.targets import make_target  # noqa: E402
 
 TORCH = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+OUT = {**TORCH, "float32": torch.float32}
 
 
-def check_one(size: int, dtype: str, structure: tuple[int, ...], target, nt=True, batch=0) -> dict:
+def check_one(size, dtype, structure, target, nt=True, batch=0, out_dtype="float32") -> dict:
     block_n, consumers, stages, raster = structure
     row = {"structure": dict(block_n=block_n, consumers=consumers, stages=stages, raster=raster)}
     t0 = time.time()
     func = wgmma_gemm(size, size, size, batch=batch, in_dtype=dtype, trans_b=nt, block_n=block_n,
-                      consumers=consumers, stages=stages, raster=raster)  # fmt: skip
+                      consumers=consumers, stages=stages, raster=raster,
+                      out_dtype=out_dtype)  # fmt: skip
     lead = (batch,) if batch else ()
 
     def matmul(a, b):
@@ -56,7 +58,7 @@ def check_one(size: int, dtype: str, structure: tuple[int, ...], target, nt=True
     for _ in range(2):
         a = torch.randn(*lead, size, size, device="cuda", generator=gen).to(TORCH[dtype])
         b = torch.randn(*lead, size, size, device="cuda", generator=gen).to(TORCH[dtype])
-        c = torch.full((*lead, size, size), float("nan"), device="cuda")
+        c = torch.full((*lead, size, size), float("nan"), device="cuda", dtype=OUT[out_dtype])
         fn(tvm.runtime.from_dlpack(a), tvm.runtime.from_dlpack(b), tvm.runtime.from_dlpack(c))
         torch.cuda.synchronize()
         want = matmul(a.double(), b.double())
@@ -79,6 +81,7 @@ def main(argv=None) -> int:
     p.add_argument("--arch", default="sm_90a")
     p.add_argument("--layout", default="nt", choices=("nt", "nn"), help="nt: A@B.T, nn: A@B")
     p.add_argument("--batch", type=int, default=0, help="leading batch dim (0: none)")
+    p.add_argument("--out-dtype", default="float32", choices=sorted(OUT), help="C's dtype")
     p.add_argument("--structures", nargs="+", default=["256,2,4,1", "128,2,5,1", "256,2,4,8"])
     args = p.parse_args(argv)
     target = make_target("cuda", args.arch)
@@ -87,20 +90,21 @@ def main(argv=None) -> int:
         structure = tuple(int(x) for x in text.split(","))
         try:
             row = check_one(args.size, args.dtype, structure, target, args.layout == "nt",
-                            args.batch)  # fmt: skip
+                            args.batch, args.out_dtype)  # fmt: skip
         except Exception as err:  # a failed structure is data: report it and go on
             row = {"structure": text, "error": f"{type(err).__name__}: {err}"[:2000]}
             traceback.print_exc()
         rows.append(row)
         print(json.dumps(row), flush=True)
     meta = {"gpu": torch.cuda.get_device_name(), "size": args.size, "dtype": args.dtype,
-            "layout": args.layout, "batch": args.batch,
+            "layout": args.layout, "batch": args.batch, "out_dtype": args.out_dtype,
             "command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                  time.gmtime())}  # fmt: skip
     out = os.environ.get("OUT")
     if out:
         name = f"wgmma_check_{args.dtype}" + ("_nn" if args.layout == "nn" else "")
         name += f"_b{args.batch}" if args.batch else ""
+        name += f"_out_{args.out_dtype}" if args.out_dtype != "float32" else ""
         with open(os.path.join(out, name + ".json"), "w") as f:
             json.dump({"meta": meta, "rows": rows}, f, indent=1)
     print(f"{'structure':<22} {'err':>9} {'TFLOP/s':>8} {'cuBLAS':>8} {'ratio':>6}")
