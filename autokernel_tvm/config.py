@@ -134,7 +134,12 @@ class TuneConfig:
 
 
 def default_cuda_arch() -> str:
-    return os.environ.get("AUTOKERNEL_CUDA_ARCH", "sm_90a")
+    """``AUTOKERNEL_CUDA_ARCH``, else this machine's GPU (sm_90a on an H100), else sm_90a."""
+    if os.environ.get("AUTOKERNEL_CUDA_ARCH"):
+        return os.environ["AUTOKERNEL_CUDA_ARCH"]
+    from .targets import detect_cuda_arch
+
+    return detect_cuda_arch() or "sm_90a"
 
 
 def rocm_path() -> str:

@@ -32,6 +32,31 @@ def cuda_sm(arch: str) -> int:
     return int(match.group(1))
 
 
+def arch_for_compute_version(version: str) -> str:
+    """The arch to compile for on a GPU of compute capability ``version``: ``"8.0"`` -> sm_80,
+    ``"9.0"`` -> sm_90a (the arch-specific target that wgmma, TMA and setmaxnreg need)."""
+    major, minor = (int(x) for x in version.split("."))
+    return f"sm_{major}{minor}" + ("a" if major == 9 else "")
+
+
+def detect_cuda_arch() -> str | None:
+    """:func:`arch_for_compute_version` of this machine's first CUDA GPU; None without one."""
+    device = tvm.cuda(0)
+    return arch_for_compute_version(device.compute_version) if device.exist else None
+
+
+def arch_problem(arch: str, version: str) -> str | None:
+    """Why kernels built for ``arch`` cannot run on a GPU of compute capability ``version``."""
+    sm, (major, minor) = cuda_sm(arch), (int(x) for x in version.split("."))
+    need = f"{sm // 10}.{sm % 10}" + ("" if arch.endswith("a") else " or newer")
+    if (sm != major * 10 + minor) if arch.endswith("a") else (sm > major * 10 + minor):
+        return (
+            f"{arch} code runs on compute capability {need}, this GPU is {version}: pass "
+            f"--arch {arch_for_compute_version(version)} (or set AUTOKERNEL_CUDA_ARCH)"
+        )
+    return None
+
+
 def make_target(kind: str, arch: str | None = None, num_cores: int = 0) -> tvm.target.Target:
     """Build the TVM target for ``kind`` (``llvm``, ``cuda`` or ``rocm``).
 
@@ -40,7 +65,8 @@ def make_target(kind: str, arch: str | None = None, num_cores: int = 0) -> tvm.t
     kind : str
         Back end.
     arch : str, optional
-        ``sm_XX[a]`` for CUDA (default ``AUTOKERNEL_CUDA_ARCH`` or sm_90a), ``gfx942``/``gfx90a``
+        ``sm_XX[a]`` for CUDA (default ``AUTOKERNEL_CUDA_ARCH``, else this machine's GPU, else
+        sm_90a), ``gfx942``/``gfx90a``
         for ROCm (default gfx942), an LLVM CPU name for llvm (default: this machine's CPU).
     num_cores : int
         CPU threads for llvm (0: all physical cores).

@@ -25,7 +25,7 @@ from . import verify as verify_lib
 from .config import TuneConfig
 from .intrin import import_stock_intrinsics
 from .progress import ProgressCallback, count_records
-from .targets import cpu_name, make_target, use_cores
+from .targets import arch_problem, cpu_name, make_target, use_cores
 from .workloads import Workload
 
 log = logging.getLogger("autokernel_tvm")
@@ -287,6 +287,10 @@ class Tuner:
                 "GPU. Run on a GPU machine, or check code generation only with "
                 "`scripts/tune.py --build-only N`."
             )
+        if self.config.target == "cuda":
+            why = arch_problem(self.config.arch, self.device().compute_version)
+            if why:
+                raise TuneError(why)
 
     def build(self, mod: tvm.IRModule):
         """Build a scheduled module with the project's pass config."""

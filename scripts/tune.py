@@ -34,7 +34,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         epilog="environment: " + "; ".join(f"{k}: {v}" for k, v in config.ENV_VARS.items()),
     )
     p.add_argument("--target", choices=config.TARGETS, default="llvm", help="back end")
-    p.add_argument("--arch", help="sm_90a (default for cuda), sm_80, gfx942, gfx90a, or LLVM CPU")
+    p.add_argument(
+        "--arch",
+        help="sm_90a, sm_80, ... (cuda; default: this GPU, else sm_90a), "
+        "gfx942, gfx90a, or an LLVM CPU",
+    )
     p.add_argument("--op", default="gemm", help="workload op (see --list-ops)")
     p.add_argument("--shape", default="512,512,512", help="comma-separated dims of the op")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
