@@ -37,6 +37,8 @@ store.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import tvm
 from tvm.script import tirx as T
 
@@ -64,6 +66,36 @@ PIPELINE_ATTR = "autokernel.tir_pipeline"
 
 class WgmmaStructureError(ValueError):
     """A structure that the wgmma sketch cannot build for a given workload."""
+
+
+@dataclass(frozen=True)
+class Structure:
+    """One kernel structure: what a ``cuda.wgmma`` genome stands for on a workload.
+
+    batch : 0 for 2-D operands, else the size of a leading batch dim of A, B and C.
+    conv : ``(N, H, W, C, R, S, pad)``: A is an NHWC image, B a KRSC filter, C is NPQK, and the
+        GEMM's ``m, n, k`` are the implicit GEMM's ``N*P*Q, K, R*S*C`` (stride 1).
+    in_dtype : "float16" or "bfloat16" (A and B; accumulation is f32).
+    trans_b : True: B is ``[N, K]`` (K-major, ``nn.Linear``'s weight); False: B is ``[K, N]``.
+    block_n : N of the block tile and of each wgmma (64, 128 or 256).
+    consumers : warpgroups computing (1 or 2); the block tile is ``64 * consumers`` rows.
+    stages : depth of the TMA -> shared-memory ring.
+    raster : M tiles per rasterization group (1 = row-major tile order).
+    epilogue : "" or ``bias[_relu|_gelu]``: ``act(A @ B.T + bias)`` with ``bias[N]`` in
+        ``in_dtype``, applied to the f32 accumulators before the store.
+    out_dtype : C's dtype; the f32 result is cast on the store.
+    """
+
+    batch: int = 0
+    conv: tuple = ()
+    in_dtype: str = "float16"
+    trans_b: bool = True
+    block_n: int = 256
+    consumers: int = 2
+    stages: int = 4
+    raster: int = 1
+    epilogue: str = ""
+    out_dtype: str = "float32"
 
 
 def smem_bytes(block_n: int, consumers: int, stages: int) -> int:
@@ -100,23 +132,13 @@ def _conv_reason(conv, m, n, k, *, batch, trans_b, epilogue) -> str | None:
     return None
 
 
-def legal(
-    m: int,
-    n: int,
-    k: int,
-    *,
-    batch: int = 0,
-    conv: tuple = (),
-    in_dtype: str = "float16",
-    trans_b: bool = True,
-    block_n: int = 256,
-    consumers: int = 2,
-    stages: int = 4,
-    raster: int = 1,
-    epilogue: str = "",
-    out_dtype: str = "float32",
-) -> str | None:
-    """Why this structure cannot build an ``m x n x k`` GEMM, or None if it can."""
+def legal(m: int, n: int, k: int, **structure) -> str | None:
+    """Why the :class:`Structure` of these keywords cannot build an ``m x n x k`` GEMM, or None
+    if it can."""
+    st = Structure(**structure)
+    batch, conv, in_dtype, trans_b = st.batch, st.conv, st.in_dtype, st.trans_b
+    block_n, consumers, stages, raster = st.block_n, st.consumers, st.stages, st.raster
+    epilogue, out_dtype = st.epilogue, st.out_dtype
     if epilogue not in EPILOGUES or out_dtype not in OUT_DTYPES:
         return f"epilogue {epilogue!r} / out_dtype {out_dtype!r}: not in {EPILOGUES} / {OUT_DTYPES}"
     if in_dtype not in IN_DTYPES:
@@ -148,46 +170,16 @@ def legal(
     return None
 
 
-def wgmma_gemm(
-    m: int,
-    n: int,
-    k: int,
-    *,
-    batch: int = 0,
-    conv: tuple = (),
-    in_dtype: str = "float16",
-    trans_b: bool = True,
-    block_n: int = 256,
-    consumers: int = 2,
-    stages: int = 4,
-    raster: int = 1,
-    epilogue: str = "",
-    out_dtype: str = "float32",
-) -> tvm.tirx.PrimFunc:
-    """The TIRx kernel for ``C = A @ B.T`` (or ``A @ B``); compile with ``tir_pipeline="tirx"``.
-
-    Parameters
-    ----------
-    batch : 0 for 2-D operands, else the size of a leading batch dim of A, B and C.
-    conv : ``(N, H, W, C, R, S, pad)``: A is an NHWC image, B a KRSC filter, C is NPQK, and
-        ``m, n, k`` are the implicit GEMM's ``N*P*Q, K, R*S*C`` (stride 1).
-    in_dtype : "float16" or "bfloat16"; C is float32.
-    trans_b : True: B is ``[N, K]`` (K-major, ``nn.Linear``'s weight); False: B is ``[K, N]``.
-    block_n : N of the block tile and of each wgmma (64, 128 or 256).
-    consumers : warpgroups computing (1 or 2); the block tile is ``64 * consumers`` rows.
-    stages : depth of the TMA -> shared-memory ring.
-    raster : M tiles per rasterization group (1 = row-major tile order).
-    epilogue : "" (C = A @ B.T) or ``bias[_relu|_gelu]``: ``act(A @ B.T + bias)`` with
-        ``bias[N]`` in ``in_dtype``, applied to the f32 accumulators before the store.
-    out_dtype : C's dtype; the f32 result is cast on the store.
-    """
-    reason = legal(
-        m, n, k, batch=batch, conv=conv, in_dtype=in_dtype, trans_b=trans_b, block_n=block_n,
-        consumers=consumers, stages=stages, raster=raster, epilogue=epilogue, out_dtype=out_dtype,
-    )  # fmt: skip
+def wgmma_gemm(m: int, n: int, k: int, **structure) -> tvm.tirx.PrimFunc:
+    """The TIRx kernel of the :class:`Structure` of these keywords for ``C = A @ B.T`` (or
+    ``A @ B``, batched, or a conv2d); compile with ``tir_pipeline="tirx"``."""
+    reason = legal(m, n, k, **structure)
     if reason:
         raise WgmmaStructureError(reason)
-    dt = in_dtype
+    st = Structure(**structure)
+    batch, conv, dt, trans_b = st.batch, st.conv, st.in_dtype, st.trans_b
+    block_n, consumers, stages, raster = st.block_n, st.consumers, st.stages, st.raster
+    epilogue, out_dtype = st.epilogue, st.out_dtype
     bm_rows, bn_rows, bk = WG_ROWS * consumers, block_n, BLOCK_K
     grid_m, grid_n = m // bm_rows, n // bn_rows
     # A as a TMA tensor: rank, dims (innermost first), byte strides, box; 2-D rows of K, or
