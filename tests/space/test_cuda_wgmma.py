@@ -62,6 +62,12 @@ def test_family_only_on_sm90a_for_both_b_layouts_and_batches():
     assert structure(default_genome("cuda.wgmma"), batched)["batch"] == 4
 
 
+def test_grammar_and_rule_agree_on_the_ops():
+    from autokernel_tvm.space.grammar import WGMMA_OPS
+
+    assert set(WGMMA_OPS) == set(OPS)
+
+
 def test_conv2d_patch_and_reasons():
     from autokernel_tvm.space.cuda_wgmma import conv_patch
 
