@@ -288,7 +288,7 @@ class Tuner:
                 "`scripts/tune.py --build-only N`."
             )
         if self.config.target == "cuda":
-            why = arch_problem(self.config.arch, self.device().compute_version)
+            why = arch_problem(str(self.target.attrs["arch"]), self.device().compute_version)
             if why:
                 raise TuneError(why)
 
