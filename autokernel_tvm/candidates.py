@@ -75,12 +75,7 @@ def sample_candidates(
         if failed is not None:
             report.failures[f"postproc: {type(failed).__name__}"] += 1
             continue
-        try:
-            exe = build_module(sch.mod, target, check_nvcc=target.kind.name == "cuda")
-        except Exception as err:  # a failed candidate is data
-            report.failures["build: " + failure_reason(f"{type(err).__name__}: {err}")] += 1
-            continue
-        _count(report, exe, target, keep_source)
+        _build_and_count(report, sch.mod, target, keep_source)
     return report
 
 
@@ -89,16 +84,17 @@ def build_kernels(mods, target: tvm.target.Target, keep_source=False) -> Candida
     report = CandidateReport()
     for mod in mods:
         report.sampled += 1
-        try:
-            exe = build_module(mod, target, check_nvcc=target.kind.name == "cuda")
-        except Exception as err:  # a failed candidate is data
-            report.failures["build: " + failure_reason(f"{type(err).__name__}: {err}")] += 1
-            continue
-        _count(report, exe, target, keep_source)
+        _build_and_count(report, mod, target, keep_source)
     return report
 
 
-def _count(report: CandidateReport, exe, target, keep_source: bool) -> None:
+def _build_and_count(report: CandidateReport, mod, target, keep_source: bool) -> None:
+    """Build one candidate into ``report``: a failure by reason, or its code markers."""
+    try:
+        exe = build_module(mod, target, check_nvcc=target.kind.name == "cuda")
+    except Exception as err:  # a failed candidate is data
+        report.failures["build: " + failure_reason(f"{type(err).__name__}: {err}")] += 1
+        return
     report.built += 1
     source = device_source(exe, target)
     for name, pattern in MARKERS.items():

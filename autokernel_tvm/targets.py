@@ -47,9 +47,9 @@ def detect_cuda_arch() -> str | None:
 
 def arch_problem(arch: str, version: str) -> str | None:
     """Why kernels built for ``arch`` cannot run on a GPU of compute capability ``version``."""
-    sm, (major, minor) = cuda_sm(arch), (int(x) for x in version.split("."))
+    sm, gpu_sm = cuda_sm(arch), cuda_sm(arch_for_compute_version(version))
     need = f"{sm // 10}.{sm % 10}" + ("" if arch.endswith("a") else " or newer")
-    if (sm != major * 10 + minor) if arch.endswith("a") else (sm > major * 10 + minor):
+    if (sm != gpu_sm) if arch.endswith("a") else (sm > gpu_sm):
         return (
             f"{arch} code runs on compute capability {need}, this GPU is {version}: pass "
             f"--arch {arch_for_compute_version(version)} (or set AUTOKERNEL_CUDA_ARCH)"

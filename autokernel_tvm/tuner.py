@@ -251,11 +251,11 @@ class Tuner:
 
         families = Grammar.for_target(self.target).families(workload)
         families = [f for f in families if f not in KERNEL_FAMILIES]  # no rule to sample
+        if not families:
+            return self.stock_space()
         library = Library.for_workload(
             self.config.target, workload, self.config.library_dir or ROOT
         )
-        if not families:
-            return self.stock_space()
         prior = [(g, w) for g, w in library.prior(workload) if g.family in families]
         genome = prior[0][0] if prior else default_genome(families[0])
         return space_for(genome, self.target)

@@ -10,6 +10,8 @@ into a matmul before tiling it, done once up front instead of inside one rule.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from tvm import s_tir
 from tvm.s_tir.schedule import ScheduleError
 
@@ -24,6 +26,15 @@ def _reduction_blocks(sch: s_tir.Schedule) -> list:
         if any(int(iv.iter_type) == REDUCE for iv in sch.get(rv).iter_vars):
             out.append(rv)
     return out
+
+
+@contextmanager
+def _rewrite_failed():
+    """A schedule primitive's ScheduleError as SketchError("rewrite-failed", its last line)."""
+    try:
+        yield
+    except ScheduleError as err:
+        raise SketchError("rewrite-failed", str(err).strip().splitlines()[-1][:200]) from err
 
 
 def _gemm_block(sch: s_tir.Schedule):
@@ -53,7 +64,7 @@ def implicit_gemm(func, proposal: SketchProposal):
     if dict(proposal.params) != want:
         raise SketchError("shape-mismatch", f"proposal {dict(proposal.params)}, conv {want}")
 
-    try:
+    with _rewrite_failed():
         # Block iters first: (b, y, x) -> M, o -> N, (r, s, c) -> K. Reindexing then gives each
         # operand a buffer indexed by the new iters, i.e. A[M, K], W[N, K] and C[M, N], and
         # producer/consumer blocks that store at plain iter vars (what compute_inline needs).
@@ -65,8 +76,6 @@ def implicit_gemm(func, proposal: SketchProposal):
         sch.reindex(conv, ("read", 1))
         for producer in sch.get_producers(a_rv):  # the zero-padding block: one gather producer
             sch.compute_inline(producer)
-    except ScheduleError as err:
-        raise SketchError("rewrite-failed", str(err).strip().splitlines()[-1][:200]) from err
     return sch.mod["main"]
 
 
@@ -74,10 +83,8 @@ def pad(func, proposal: SketchProposal):
     """Pad the GEMM block's (M, N, K) iteration domain up to the proposal's multiples."""
     sch = s_tir.Schedule(func)
     block = _gemm_block(sch)
-    try:
+    with _rewrite_failed():
         sch.pad_einsum(block, [proposal.param(d) for d in "mnk"])
-    except ScheduleError as err:
-        raise SketchError("rewrite-failed", str(err).strip().splitlines()[-1][:200]) from err
     return sch.mod["main"]
 
 
