@@ -10,7 +10,8 @@ stored N x K) or ``C = A @ B`` (``nn``, B stored K x N), over ``--batch`` matric
 fresh random inputs against torch's float64 product (normwise relative error, NaN-poisoned
 output), then time it and the same torch.matmul (cuBLAS) with
 `autokernel_tvm.timing.time_callable`. Prints a table; writes
-``$OUT/wgmma_check_DTYPE[_nn][_bB].json``.
+``$OUT/wgmma_check_DTYPE[_nn][_bB].json`` and appends one row per structure to
+``$OUT/<device>.jsonl``.
 """
 
 from __future__ import annotations
@@ -74,6 +75,32 @@ def check_one(size, dtype, structure, target, nt=True, batch=0, out_dtype="float
     return row
 
 
+def result_rows(meta: dict, rows: list[dict]) -> list[dict]:
+    """Rows for ``benchmarks/results/<device>.jsonl`` (schema: `autokernel_tvm.results`): one per
+    checked structure, against cuBLAS in the same run. Old metas lack layout/batch/out_dtype."""
+    from autokernel_tvm import results
+
+    batch, nt = meta.get("batch", 0), meta.get("layout", "nt") == "nt"
+    op = ("batch_gemm" if batch else "gemm") + ("_nt" if nt else "")
+    size = meta["size"]
+    out = []
+    for r in rows:
+        if "error" in r:
+            continue
+        s = r["structure"]
+        out.append({
+            "date": meta["date"], "device": results.device_short_name(meta["gpu"]),
+            "gpu_name": meta["gpu"], "op": op, "shape": ([batch] if batch else []) + [size] * 3,
+            "dtype": meta["dtype"], "out_dtype": meta.get("out_dtype", "float32"),
+            "impl": "wgmma-direct " + ",".join(str(v) for v in s.values()),
+            "structure": s, "tflops": r["tflops"], "baseline": "torch",
+            "baseline_tflops": r["cublas_tflops"], "ratio": r["ratio"], "trials": None,
+            "tune_seconds": None, "command": "python3 " + meta["command"],
+            "max_rel_error": r["rel_err"],
+        })  # fmt: skip
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=4096)
@@ -107,6 +134,10 @@ def main(argv=None) -> int:
         name += f"_out_{args.out_dtype}" if args.out_dtype != "float32" else ""
         with open(os.path.join(out, name + ".json"), "w") as f:
             json.dump({"meta": meta, "rows": rows}, f, indent=1)
+        from autokernel_tvm import results
+
+        for row in result_rows(meta, rows):
+            results.append_result(os.path.join(out, f"{row['device']}.jsonl"), row)
     print(f"{'structure':<22} {'err':>9} {'TFLOP/s':>8} {'cuBLAS':>8} {'ratio':>6}")
     for r in rows:
         if "error" in r:
