@@ -54,7 +54,9 @@ def build_module(mod: tvm.IRModule, target: tvm.target.Target, check_nvcc: bool 
         return exe
     mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)
     if target.kind.name == "rocm":
-        from .intrin.rocm_build import build_rocm  # works around LowerWarpMemory bugs of 0.27
+        from .families.rocm_mfma.build import (
+            build_rocm,  # works around LowerWarpMemory bugs of 0.27
+        )
 
         return build_rocm(mod, target)
     with tvm.transform.PassContext(opt_level=3, config=pass_config(target, mod)):
@@ -66,7 +68,7 @@ def build_module(mod: tvm.IRModule, target: tvm.target.Target, check_nvcc: bool 
 
 def is_tirx(mod: tvm.IRModule) -> bool:
     """Whether ``mod`` holds a kernel written in TIRx (marked by the sketch that made it)."""
-    from .space.cuda_wgmma import PIPELINE_ATTR
+    from .families.cuda_wgmma.kernel import PIPELINE_ATTR
 
     return any(
         func.attrs is not None and func.attrs.get(PIPELINE_ATTR) == "tirx"
@@ -141,7 +143,7 @@ def _worker_init(target_kind: str) -> None:
         intrin.import_stock_intrinsics()
         intrin.register_all()
     elif target_kind == "rocm":
-        from .intrin import rocm_mfma  # noqa: F401  (registers the MFMA TIR pipeline)
+        from .families.rocm_mfma import build  # noqa: F401  (registers the MFMA TIR pipeline)
 
 
 def _worker_build(mod, target, check_nvcc: bool) -> str:

@@ -35,7 +35,7 @@ import os
 
 import torch
 
-from autokernel_tvm.relax_runtime import load_model
+from autokernel_tvm.relax.runtime import load_model
 
 LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), {library!r})
 

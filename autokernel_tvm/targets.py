@@ -133,7 +133,7 @@ def use_cores(num_cores: int = 0) -> int:
 
 def rocm_toolchain_problem() -> str | None:
     """Why AMDGPU code cannot be built here (a message naming the fix), or None when it can."""
-    from .intrin.rocm_build import rocm_toolchain_problem as problem
+    from .families.rocm_mfma.build import rocm_toolchain_problem as problem
 
     return problem()
 

@@ -203,7 +203,7 @@ class Tuner:
         workload as is. The correctness gate still checks against the original workload."""
         if self.config.space == "stock":
             return workload.ir_module(), ()
-        from .space import sketch
+        from .space import rewrite as sketch
         from .space.grammar import Grammar
 
         proposals = Grammar.for_target(self.target).sketch(workload)
@@ -244,9 +244,9 @@ class Tuner:
 
     def design_space(self, workload: Workload):
         """The generative design space of the library's (or the default) best genome."""
+        from .space.design_space import space_for
         from .space.grammar import Grammar, default_genome
         from .space.library import ROOT, Library
-        from .space.rules import space_for
         from .space.search import KERNEL_FAMILIES
 
         families = Grammar.for_target(self.target).families(workload)
@@ -263,9 +263,9 @@ class Tuner:
     def kernel_candidates(self, workload: Workload, n: int) -> list:
         """Up to ``n`` ``(genome, IRModule)`` of the whole-kernel families (``cuda.wgmma``)
         legal for ``workload`` here, the family default first; [] if there is none."""
+        from .families.cuda_wgmma import kernel_module
         from .space.generator import Generator
         from .space.grammar import Grammar, default_genome
-        from .space.rules.cuda_wgmma_rule import kernel_module
         from .space.search import KERNEL_FAMILIES
 
         grammar = Grammar.for_target(self.target)

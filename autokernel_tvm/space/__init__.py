@@ -20,9 +20,9 @@ def space_for(tuner, mod):
     GEMM-like work (or the default genome); elsewhere the task keeps the stock space, because
     the tensor-core templates match plain GEMM blocks only.
     """
+    from .design_space import space_for as genome_space
     from .grammar import default_genome
     from .library import ROOT, Library
-    from .rules import space_for as genome_space
 
     if tuner.target.kind.name != "llvm":
         return tuner.stock_space(), "stock"

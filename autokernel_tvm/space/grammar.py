@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..workloads import Workload
 from .genome import Genome, GenomeError, Staging
-from .sketch import GEMM_OPS
+from .rewrite import GEMM_OPS
 
 #: The structural choices of each family: field -> values the generator may sample.
 DOMAINS = {
@@ -96,7 +96,7 @@ class Grammar:
     def sketch(self, workload: Workload) -> tuple:
         """The TensorIR rewrites (:mod:`.sketch` proposals) applied to ``workload`` before the
         generative space schedules it; ``()`` for none."""
-        from . import sketch
+        from . import rewrite as sketch
 
         return sketch.propose(workload, "cuda.mma") if "cuda.mma" in self.families(workload) else ()
 
@@ -151,8 +151,8 @@ def _check_cpu(genome: Genome, workload: Workload) -> None:
 
 
 def _check_mma(genome: Genome, workload: Workload, sm: int) -> None:
-    from .cuda_mma import legal
-    from .sketch import gemm_mnk, propose
+    from ..families.cuda_mma.schedule import legal
+    from .rewrite import gemm_mnk, propose
 
     if workload.dtype not in TENSOR_CORE_DTYPES.get(genome.intrinsic, ()):
         raise GenomeError("intrinsic-dtype", f"{genome.intrinsic} has no {workload.dtype}")
@@ -167,7 +167,7 @@ def _check_mma(genome: Genome, workload: Workload, sm: int) -> None:
 
 
 def _check_wgmma(genome: Genome, workload: Workload) -> None:
-    from .rules.cuda_wgmma_rule import reason
+    from ..families.cuda_wgmma import reason
 
     if workload.dtype not in TENSOR_CORE_DTYPES.get(genome.intrinsic, ()):
         raise GenomeError("intrinsic-dtype", f"{genome.intrinsic} has no {workload.dtype}")
@@ -178,7 +178,7 @@ def _check_wgmma(genome: Genome, workload: Workload) -> None:
 
 def mma_structure(genome: Genome, workload: Workload) -> dict:
     """The structural keywords of :func:`autokernel_tvm.space.cuda_mma.apply_cuda_mma`."""
-    from .rules.cuda_mma_rule import structure
+    from ..families.cuda_mma import structure
 
     return structure(genome, workload.dtype, workload.op != "gemm")
 

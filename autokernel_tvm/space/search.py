@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+from .design_space import space_for
 from .generator import Generator
 from .grammar import Grammar, default_genome
 from .library import ROOT, Library
-from .rules import space_for
 
 MIN_TRIALS = 8  # fewer than this per genome and one XGB batch says little about a structure
 MAX_GENOMES = 4
@@ -115,8 +115,8 @@ def run_genome(tuner, workload, genome, trials: int, mod):
     whole-kernel family (``cuda.wgmma``), its one kernel."""
     label = f"genomes/{genome.key}"
     if genome.family in KERNEL_FAMILIES:
-        from ..kernels import run_kernel
-        from .rules.cuda_wgmma_rule import kernel_module
+        from ..families.cuda_wgmma import kernel_module
+        from ..measure import run_kernel
 
         return run_kernel(tuner, workload, kernel_module(genome, workload), label)
     return tuner.run_space(workload, space_for(genome, tuner.target), label, trials, mod)

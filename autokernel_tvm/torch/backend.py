@@ -38,7 +38,7 @@ import tvm
 
 from .. import config as config_lib
 from ..relax import MIN_TASK_FLOPS, UnsupportedModelError, tune_model
-from ..relax_runtime import FORMAT_VERSION, ModelLoadError, load_model
+from ..relax.runtime import FORMAT_VERSION, ModelLoadError, load_model
 
 log = logging.getLogger("autokernel_tvm")
 BACKEND_OPTIONS = ("cache_dir", "min_task_flops")

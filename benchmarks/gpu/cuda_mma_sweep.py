@@ -94,7 +94,7 @@ def _worker_init(arch: str) -> None:
 def _build(job: dict) -> dict:
     """Schedule candidate ``job["rank"]`` of a structure and export it as a .so (in a worker)."""
     from autokernel_tvm.builder import build_module
-    from autokernel_tvm.space.cuda_mma_ms import mma_candidates
+    from autokernel_tvm.families.cuda_mma.metaschedule import mma_candidates
     from autokernel_tvm.targets import make_target
 
     t0 = time.time()
@@ -131,7 +131,7 @@ def main() -> int:
         return 2
     import tvm
 
-    from autokernel_tvm.space.cuda_mma import legal
+    from autokernel_tvm.families.cuda_mma.schedule import legal
 
     start, n = time.time(), args.size
     major, minor = torch.cuda.get_device_capability()

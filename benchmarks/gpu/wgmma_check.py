@@ -32,7 +32,7 @@ import torch  # noqa: E402
 import tvm  # noqa: E402
 
 from autokernel_tvm import timing  # noqa: E402
-from autokernel_tvm.space.cuda_wgmma import wgmma_gemm  # noqa: E402
+from autokernel_tvm.families.cuda_wgmma.kernel import wgmma_gemm  # noqa: E402
 from autokernel_tvm.targets import make_target  # noqa: E402
 
 TORCH = {"float16": torch.float16, "bfloat16": torch.bfloat16}

@@ -7,9 +7,9 @@ import pytest
 from tvm.s_tir import meta_schedule as ms
 
 from autokernel_tvm.builder import build_module
+from autokernel_tvm.space.design_space import space_for
 from autokernel_tvm.space.genes import decode
 from autokernel_tvm.space.grammar import DOMAINS
-from autokernel_tvm.space.rules import space_for
 from autokernel_tvm.targets import make_target
 from autokernel_tvm.verify import verify
 from autokernel_tvm.workloads import Workload

@@ -25,12 +25,17 @@ import tvm  # noqa: E402
 from tvm.s_tir import meta_schedule as ms  # noqa: E402
 
 from autokernel_tvm import builder  # noqa: E402
-from autokernel_tvm.space.cuda_mma import MmaStructureError, apply_cuda_mma, gemm_shape, legal  # noqa: E402
-from autokernel_tvm.space.cuda_mma_ms import (  # noqa: E402
+from autokernel_tvm.families.cuda_mma.metaschedule import (  # noqa: E402
     CudaMmaRule,
     MutateCategorical,
     mma_candidates,
     mma_space,
+)
+from autokernel_tvm.families.cuda_mma.schedule import (  # noqa: E402
+    MmaStructureError,
+    apply_cuda_mma,
+    gemm_shape,
+    legal,
 )
 from autokernel_tvm.targets import make_target  # noqa: E402
 from autokernel_tvm.workloads import Workload  # noqa: E402

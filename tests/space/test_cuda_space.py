@@ -5,8 +5,8 @@ uses tensor cores, for plain GEMMs and GEMMs with a fused epilogue, fp16 and bf1
 import pytest
 
 from autokernel_tvm.candidates import sample_candidates
+from autokernel_tvm.space.design_space import space_for
 from autokernel_tvm.space.grammar import Grammar, default_genome
-from autokernel_tvm.space.rules import space_for
 from autokernel_tvm.targets import make_target
 from autokernel_tvm.workloads import Workload
 

@@ -11,13 +11,13 @@ import pytest
 
 from autokernel_tvm.builder import build_module, cuda_source, is_tirx
 from autokernel_tvm.config import TuneConfig
-from autokernel_tvm.kernels import RECORD, run_kernel
-from autokernel_tvm.space.cuda_wgmma import WgmmaStructureError, legal, wgmma_gemm
+from autokernel_tvm.families.cuda_wgmma import OPS, kernel_module, structure
+from autokernel_tvm.families.cuda_wgmma.kernel import WgmmaStructureError, legal, wgmma_gemm
+from autokernel_tvm.measure import RECORD, run_kernel
 from autokernel_tvm.space.generator import Generator
 from autokernel_tvm.space.genes import decode, encode
 from autokernel_tvm.space.genome import GenomeError
 from autokernel_tvm.space.grammar import Grammar, default_genome
-from autokernel_tvm.space.rules.cuda_wgmma_rule import OPS, kernel_module, structure
 from autokernel_tvm.targets import make_target
 from autokernel_tvm.tuner import Tuner
 from autokernel_tvm.workloads import Workload
@@ -69,7 +69,7 @@ def test_grammar_and_rule_agree_on_the_ops():
 
 
 def test_conv2d_patch_and_reasons():
-    from autokernel_tvm.space.cuda_wgmma import conv_patch
+    from autokernel_tvm.families.cuda_wgmma.kernel import conv_patch
 
     conv = (32, 28, 28, 256, 3, 3, 1)
     assert conv_patch(conv, 128) == (4, 32, 7, 1)  # 4 x 32 pixels: 28 rows exactly, 4 of 32 cols

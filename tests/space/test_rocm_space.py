@@ -16,9 +16,10 @@ import tvm
 from tvm.s_tir import meta_schedule as ms
 
 from autokernel_tvm.candidates import sample_candidates
-from autokernel_tvm.intrin import rocm_build, rocm_mfma
+from autokernel_tvm.families.rocm_mfma import build as rocm_build
+from autokernel_tvm.families.rocm_mfma import schedule as rocm_mfma
+from autokernel_tvm.space.design_space import space_for
 from autokernel_tvm.space.grammar import default_genome
-from autokernel_tvm.space.rules import space_for
 from autokernel_tvm.targets import make_target, rocm_toolchain_problem
 from autokernel_tvm.workloads import Workload
 

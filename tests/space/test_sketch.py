@@ -12,8 +12,8 @@ import tvm
 
 from autokernel_tvm import verify
 from autokernel_tvm.builder import build_module
-from autokernel_tvm.space import sketch
-from autokernel_tvm.space.sketch import Provenance, SketchError, SketchProposal
+from autokernel_tvm.space import rewrite as sketch
+from autokernel_tvm.space.rewrite import Provenance, SketchError, SketchProposal
 from autokernel_tvm.targets import make_target
 from autokernel_tvm.workloads import Workload
 
@@ -107,7 +107,7 @@ def test_implicit_gemm_is_one_3_loop_gemm_block_with_producers():
     conv = Workload("conv2d_nhwc", (2, 8, 8, 16, 32, 3, 3, 2, 1), "float16")
     func = sketch.apply(sketch.propose(conv)[0], conv.prim_func())
     sch = tvm.s_tir.Schedule(func)
-    from autokernel_tvm.space.cuda_mma import gemm_shape
+    from autokernel_tvm.families.cuda_mma.schedule import gemm_shape
 
     assert gemm_shape(sch, sch.get_sblock("C")) == (2 * 4 * 4, 32, 144, True)
     producers = [sch.get(b).name_hint for b in sch.get_producers(sch.get_sblock("C"))]

@@ -14,11 +14,12 @@ import pytest
 from autokernel_tvm import builder
 from autokernel_tvm.candidates import sample_candidates
 from autokernel_tvm.config import TuneConfig
-from autokernel_tvm.space import search, sketch
-from autokernel_tvm.space.cuda_mma_ms import mma_candidates
+from autokernel_tvm.families.cuda_mma.metaschedule import mma_candidates
+from autokernel_tvm.space import rewrite as sketch
+from autokernel_tvm.space import search
+from autokernel_tvm.space.design_space import space_for
 from autokernel_tvm.space.genome import GenomeError
 from autokernel_tvm.space.grammar import Grammar, default_genome
-from autokernel_tvm.space.rules import space_for
 from autokernel_tvm.targets import make_target
 from autokernel_tvm.tuner import SpaceRun, Tuner
 from autokernel_tvm.workloads import Workload

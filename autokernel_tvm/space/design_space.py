@@ -17,8 +17,8 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.schedule import ScheduleError
 
-from ..genome import Genome
-from . import common
+from ..families import common
+from .genome import Genome
 
 log = logging.getLogger("autokernel_tvm")
 TEMPLATES: dict[str, Callable] = {}
@@ -43,9 +43,10 @@ def template(family: str) -> Callable:
 def _load() -> None:
     if TEMPLATES:
         return
-    from . import cpu_tile, cuda_mma_rule, rocm_mfma_rule
+    from ..families import cuda_mma, rocm_mfma
+    from ..families.cpu_tile import schedule as cpu_tile
 
-    for module in (cpu_tile, cuda_mma_rule, rocm_mfma_rule):
+    for module in (cpu_tile, cuda_mma, rocm_mfma):
         register_template(module.NAME, module.apply)
 
 
@@ -95,7 +96,7 @@ def space_for(genome: Genome, target) -> ms.space_generator.PostOrderApply:
     postprocs = list(ms.Postproc.create(kind))
     mutators = dict(ms.Mutator.create(kind))
     if genome.family == "cuda.mma":
-        from ..cuda_mma_ms import MutateCategorical, mma_postprocs
+        from ..families.cuda_mma.metaschedule import MutateCategorical, mma_postprocs
 
         # The sketch tensorizes itself and samples its tiles with sample_categorical, which no
         # stock mutator touches. Mixing in stock mutators that find nothing to mutate makes

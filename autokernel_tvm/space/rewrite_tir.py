@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from tvm import s_tir
 from tvm.s_tir.schedule import ScheduleError
 
-from .sketch import SketchError, SketchProposal
+from .rewrite import SketchError, SketchProposal
 
 REDUCE = 2  # IterVar kCommReduce
 

@@ -24,11 +24,12 @@ import torch
 import tvm
 from tvm import relax
 
-from . import relax_passes, relax_tasks
-from .config import TuneConfig
-from .relax_runtime import ModelLoadError, TunedModel, load_model
-from .relax_tasks import MIN_TASK_FLOPS, TaskReport
-from .tuner import TuneError, Tuner
+from ..config import TuneConfig
+from ..tuner import TuneError, Tuner
+from . import passes as relax_passes
+from . import tasks as relax_tasks
+from .runtime import ModelLoadError, TunedModel, load_model
+from .tasks import MIN_TASK_FLOPS, TaskReport
 
 __all__ = [
     "MIN_TASK_FLOPS",

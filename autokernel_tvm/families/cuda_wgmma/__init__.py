@@ -20,7 +20,7 @@ import re
 
 import tvm
 
-from ..cuda_wgmma import conv_out, legal, wgmma_gemm
+from .kernel import conv_out, legal, wgmma_gemm
 
 NAME = "cuda.wgmma"
 #: op -> (B is K-major, leading batch dim, fused epilogue)

@@ -9,7 +9,7 @@ width, rasterization, write-back, unroll); the fragment counts and K tile stay
 
 from __future__ import annotations
 
-from ..cuda_mma import MmaStructureError, apply_cuda_mma, gemm_shape, legal
+from .schedule import MmaStructureError, apply_cuda_mma, gemm_shape, legal
 
 NAME = "cuda.mma"
 

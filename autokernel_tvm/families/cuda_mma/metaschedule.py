@@ -17,8 +17,8 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.schedule import SBlockRV, Schedule, Trace
 
-from .cuda_mma import apply_cuda_mma, gemm_shape, legal
-from .cuda_mma_tiles import MmaStructureError
+from .schedule import apply_cuda_mma, gemm_shape, legal
+from .tiles import MmaStructureError
 
 
 def mma_postprocs() -> list[ms.postproc.Postproc]:

@@ -19,8 +19,8 @@ import tvm_ffi
 from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 
-from .builder import WMMA_PASS_CONFIG, pass_config
-from .relax_tasks import MIN_TASK_FLOPS, extract, tune_tasks
+from ..builder import WMMA_PASS_CONFIG, pass_config
+from .tasks import MIN_TASK_FLOPS, extract, tune_tasks
 
 TUNE_RELAX_GLOBAL = "tvm.s_tir.meta_schedule.tune_relax"
 

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Build and inspect ROCm MFMA kernels: the TIR pipeline that works around ``LowerWarpMemory`` in
-TVM 0.27 (see :mod:`autokernel_tvm.intrin.rocm_mfma` for the three bugs), the build call, the
+TVM 0.27 (see :mod:`.schedule` for the three bugs), the build call, the
 device assembly, and the toolchain check. Numerics are NOT verified (no AMD GPU here).
 """
 
@@ -14,8 +14,9 @@ import tvm
 import tvm_ffi
 from tvm.s_tir import Schedule
 
-from .. import config
-from .rocm_mfma import INT8_ARCHES, MfmaScheduleError
+from ... import config
+from ...intrin.rocm_mfma import INT8_ARCHES
+from .schedule import MfmaScheduleError
 
 #: Name of the TIR pipeline registered by this module (pass it as ``tvm.compile(tir_pipeline=)``).
 PIPELINE = "autokernel_rocm_mfma"

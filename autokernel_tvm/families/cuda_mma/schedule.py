@@ -30,7 +30,7 @@ import inspect
 
 from tvm import s_tir
 
-from .cuda_mma_tiles import (
+from .tiles import (
     MMA_TILE,
     PAD_HALFS,
     SMEM_LIMIT,
@@ -227,7 +227,7 @@ def apply_cuda_mma(
     # 6. Tensorize: fill, ldmatrix (in a permuted-layout block for "swizzle"), mma, store.
     init = sch.decompose_reduction(block_outer, k0)
     if in_dtype == "bfloat16":
-        from ..intrin.cuda_bf16 import bf16_intrin_group
+        from ...intrin.cuda_bf16 import bf16_intrin_group
 
         intrins = bf16_intrin_group("shared.dyn", "global", trans_b)
     else:

@@ -23,9 +23,9 @@ import tvm_ffi
 from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 
-from .intrin import import_stock_intrinsics as preimport_tensor_intrin
-from .progress import ProgressCallback
-from .tuner import FAILED, search_strategy
+from ..intrin import import_stock_intrinsics as preimport_tensor_intrin
+from ..progress import ProgressCallback
+from ..tuner import FAILED, search_strategy
 
 #: Tasks below this many FLOPs keep TVM's default lowering (a tuned 8x64x128 matmul saves µs).
 MIN_TASK_FLOPS = 1e4
@@ -163,7 +163,7 @@ def tune_tasks(tuner, tasks: list, db_dir: str, trials: int, *, min_task_flops=M
 def space_for(tuner, mod: tvm.IRModule):
     """``(space, label)`` for one task: the generative space where it applies, else stock."""
     if tuner.config.space == "generative":
-        from .space import space_for as generative_space_for
+        from ..space import space_for as generative_space_for
 
         return generative_space_for(tuner, mod)
     return tuner.stock_space(), "stock"

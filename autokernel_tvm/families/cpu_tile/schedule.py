@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from tvm import s_tir
 
-from ..genome import Genome
-from . import common
+from ...space.genome import Genome
+from .. import common
 
 NAME = "cpu.tile"
 #: Bound on the k loop right around the micro-kernel. With the stock bound (16) most sampled

@@ -96,7 +96,7 @@ class SketchProposal:
 def apply(proposal: SketchProposal, func):
     """Rewrite ``func`` (a TensorIR PrimFunc) as ``proposal`` says; raise SketchError if it
     does not apply. The result computes the same function with the same signature."""
-    from .sketch_rewrites import REWRITES
+    from .rewrite_tir import REWRITES
 
     return REWRITES[proposal.kind](func, proposal)
 

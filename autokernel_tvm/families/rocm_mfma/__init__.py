@@ -5,7 +5,7 @@ intrinsics, scheduled by :func:`autokernel_tvm.intrin.rocm_mfma.schedule_rocm_mf
 The genome fixes the wavefronts per workgroup (``warps``); the fragments per wavefront and the K
 chunk stay ``sample_perfect_tile`` decisions for MetaSchedule to tune, drawn from what the
 wavefronts leave so that every sample and mutation is legal. Unroll decisions (stock
-ParallelizeVectorizeUnroll) are legal too: :data:`~autokernel_tvm.intrin.rocm_build.PIPELINE`
+ParallelizeVectorizeUnroll) are legal too: :data:`~autokernel_tvm.families.rocm_mfma.build.PIPELINE`
 unrolls after LowerWarpMemory. An epilogue stays a kernel of its own (fusing it is future work).
 Numerics are unverified: no AMD GPU was available; candidates are checked to build with
 ``v_mfma`` in their assembly (tests/space/test_rocm_space.py).
@@ -13,7 +13,7 @@ Numerics are unverified: no AMD GPU was available; candidates are checked to bui
 
 from __future__ import annotations
 
-from ...intrin.rocm_mfma import MfmaScheduleError, gemm_shape, mfma_problem, schedule_rocm_mfma
+from .schedule import MfmaScheduleError, gemm_shape, mfma_problem, schedule_rocm_mfma
 
 NAME = "rocm.mfma"
 

@@ -12,7 +12,8 @@ import pytest
 import tvm
 from tvm import te
 
-from autokernel_tvm.intrin import rocm_build, rocm_mfma
+from autokernel_tvm.families.rocm_mfma import build as rocm_build
+from autokernel_tvm.families.rocm_mfma import schedule as rocm_mfma
 from autokernel_tvm.targets import make_target
 from autokernel_tvm.workloads import Workload
 
