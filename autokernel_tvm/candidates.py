@@ -17,6 +17,7 @@ import tvm
 from tvm.s_tir import meta_schedule as ms
 
 from .builder import build_module, cuda_source, failure_reason
+from .families import DesignSpace, Kernel
 
 #: Instruction markers counted in generated device code.
 MARKERS = {
@@ -50,6 +51,25 @@ class CandidateReport:
         }
 
 
+def build_only(tuner, workload, n: int, stock: bool = False) -> dict:
+    """What ``scripts/tune.py --build-only N`` reports: ``n`` sampled candidates of the first
+    design-space genome the search would try, built, and up to ``n`` whole kernels, built."""
+    if stock:
+        report = sample_candidates(workload.ir_module(), tuner.target, "post-order-apply", n)
+        return {"space": "stock", **report.to_json()}
+    out: dict = {"families": tuner.families_report(workload)}
+    proposals = tuner.candidates(workload, 4 * n)
+    spaces = [(g, c) for g, c in proposals if isinstance(c, DesignSpace)][:1]
+    kernels = [(g, c) for g, c in proposals if isinstance(c, Kernel)][:n]
+    for genome, candidate in spaces:
+        report = sample_candidates(candidate.mod, tuner.target, candidate.space, n)
+        out["design_space"] = {"genome": genome.describe(), **report.to_json()}
+    if kernels:
+        out["kernels"] = build_kernels([c.mod for _, c in kernels], tuner.target).to_json()
+        out["kernels"]["genomes"] = [genome.describe() for genome, _ in kernels]
+    return out
+
+
 def sample_candidates(
     mod: tvm.IRModule, target: tvm.target.Target, space, n: int, seed: int = 0, keep_source=False
 ) -> CandidateReport:
@@ -80,7 +100,7 @@ def sample_candidates(
 
 
 def build_kernels(mods, target: tvm.target.Target, keep_source=False) -> CandidateReport:
-    """Build whole-kernel candidates (``cuda.wgmma`` sketches: no decisions left to sample)."""
+    """Build whole-kernel candidates (``cuda.wgmma``: no decisions left to sample)."""
     report = CandidateReport()
     for mod in mods:
         report.sampled += 1

@@ -18,10 +18,10 @@ ENV_VARS = {
     "AUTOKERNEL_BUILD_WORKERS": "number of persistent builder processes (default: CPU count)",
     "AUTOKERNEL_CUDA_ARCH": "default CUDA arch when --arch is not given (default sm_90a)",
     "AUTOKERNEL_ROCM_PATH": "ROCm device-library root (default /usr/lib/x86_64-linux-gnu)",
-    "AUTOKERNEL_CACHE_DIR": "torch.compile backend cache (default ~/.cache/autokernel_tvm)",
+    "AUTOKERNEL_CACHE_DIR": "torch.compile cache and user library (~/.cache/autokernel_tvm)",
     "AUTOKERNEL_STRICT": "1 re-raises candidate failures instead of scoring them as failed",
     "AUTOKERNEL_VERBOSE": "1 shows MetaSchedule's INFO logs on the console",
-    "AUTOKERNEL_LIBRARY": "root of the rule library (default: the shipped schedules/)",
+    "AUTOKERNEL_LIBRARY": "root of the read-only rule library (default: the shipped one)",
 }
 
 TARGETS = ("llvm", "cuda", "rocm")
@@ -65,9 +65,13 @@ class TuneConfig:
     verbose : bool
         Show MetaSchedule's own INFO logs on the console (they always go to ``work_dir``).
     library_dir : str
-        Root of the rule library (default: the shipped ``schedules/``).
+        Root of the read-only rule library (default: the shipped one, package data built from
+        ``schedules/``; ``AUTOKERNEL_LIBRARY``).
+    user_library_dir : str
+        Root of the user library that runs write their winners to and read besides the shipped
+        one (default: ``<cache dir>/library``, see ``AUTOKERNEL_CACHE_DIR``).
     save_library : bool
-        Record the verified winning genome in the library.
+        Record the verified winning genome in the user library.
     """
 
     target: str = "llvm"
@@ -86,6 +90,7 @@ class TuneConfig:
     num_cores: int = 0
     verbose: bool = False
     library_dir: str = ""
+    user_library_dir: str = ""
     save_library: bool = True
     extra: dict = field(default_factory=dict, hash=False, compare=False)
 
@@ -126,20 +131,17 @@ class TuneConfig:
             values["verbose"] = True
         values.update({k: v for k, v in overrides.items() if v is not None})
         if values.get("arch") is None and values.get("target") == "cuda":
-            values["arch"] = default_cuda_arch()
+            values["arch"] = cuda_arch_from_env()  # None: the target takes this machine's GPU
         return cls.from_dict(values)
 
     def replace(self, **changes) -> TuneConfig:
         return dataclasses.replace(self, **changes)
 
 
-def default_cuda_arch() -> str:
-    """``AUTOKERNEL_CUDA_ARCH``, else this machine's GPU (sm_90a on an H100), else sm_90a."""
-    if os.environ.get("AUTOKERNEL_CUDA_ARCH"):
-        return os.environ["AUTOKERNEL_CUDA_ARCH"]
-    from .targets import detect_cuda_arch
-
-    return detect_cuda_arch() or "sm_90a"
+def cuda_arch_from_env() -> str | None:
+    """``AUTOKERNEL_CUDA_ARCH`` if set (the target falls back to this machine's GPU, then
+    sm_90a: :func:`autokernel_tvm.targets.make_target`)."""
+    return os.environ.get("AUTOKERNEL_CUDA_ARCH") or None
 
 
 def rocm_path() -> str:

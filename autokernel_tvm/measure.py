@@ -1,77 +1,214 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Measure one whole-kernel candidate (a TIRx sketch such as ``cuda.wgmma``) as a design space
-of one point: build, time on the tuner's device, record, resume.
+"""The two measurers behind one interface: ``measure(workload, candidate, label, trials)``
+keeps its records under ``<work_dir>/<workload>/<label>`` and returns a :class:`SpaceRun`.
 
-MetaSchedule's search, database and runner work on schedule traces; a TIRx kernel has none, so
-its single measurement is kept in ``<work_dir>/<workload>/<label>/kernel.json`` instead and
-timed with the same evaluator settings as MetaSchedule's ``LocalRunner`` (``TuneConfig.runner_*``:
-random inputs, ``number`` calls per ``repeat``, at least ``min_repeat_ms``).
+* :class:`DesignSpaceMeasurer` runs MetaSchedule on a :class:`~autokernel_tvm.families.
+  DesignSpace` (its evolutionary search, XGB cost model, builder, runner and JSON database)
+  until its database holds ``trials`` records.
+* :class:`KernelMeasurer` builds and times one :class:`~autokernel_tvm.families.Kernel` (a whole
+  TIRx kernel has no trace for MetaSchedule's database); its record is ``kernel.json``, timed
+  with the evaluator settings of MetaSchedule's ``LocalRunner`` (``TuneConfig.runner_*``).
+
+Both resume: what a directory already holds is not measured again.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 
 import numpy as np
 import tvm
+from tvm.s_tir import meta_schedule as ms
 
 from . import builder as build_lib
+from .families import DesignSpace, Kernel
+from .progress import ProgressCallback, count_records
 
-RECORD = "kernel.json"
-
-
-def run_kernel(tuner, workload, mod: tvm.IRModule, label: str):
-    """A :class:`~autokernel_tvm.tuner.SpaceRun` for the kernel ``mod`` (one trial)."""
-    from .tuner import FAILED, SpaceRun
-
-    db_dir = os.path.join(tuner.workload_dir(workload), label)
-    os.makedirs(db_dir, exist_ok=True)
-    path = os.path.join(db_dir, RECORD)
-    start = time.time()
-    record = None
-    if os.path.exists(path):  # resumed: measured (or failed to build) in an earlier run
-        with open(path) as f:
-            record = json.load(f)
-        if record["latency_s"] is None and not record["failure"].startswith("build:"):
-            record = None  # a failure at run time may be the device's, not the kernel's: retry
-    if record is None:
-        record = _measure(tuner, workload, mod)
-        with open(path, "w") as f:
-            json.dump(record, f, indent=1)
-    failures = Counter({record["failure"]: 1} if record["failure"] else {})
-    best = record["latency_s"] if record["latency_s"] is not None else FAILED
-    tflops = workload.flops / best / 1e12 if best < FAILED else 0.0
-    seconds = time.time() - start
-    return SpaceRun(label, db_dir, 1, failures, best, seconds, [tflops], mod, kernel=True)
+FAILED = 1e9  # MetaSchedule stores failed candidates with huge run_secs
+KERNEL_RECORD = "kernel.json"
 
 
-def _measure(tuner, workload, mod) -> dict:
-    config = tuner.config
-    try:
-        exe = build_lib.build_module(mod, tuner.target)
-    except Exception as err:  # a candidate that does not build is data, counted by reason
-        if config.strict:
-            raise
-        return {"latency_s": None, "failure": "build: " + build_lib.failure_reason(str(err))}
-    device = tuner.device()
-    rng = np.random.default_rng(config.seed)
-    args = [tvm.runtime.tensor(a, device=device) for a in workload.random_inputs(rng)]
-    out = workload.output
-    args.append(tvm.runtime.empty(out.shape, out.dtype, device=device))
-    try:
-        timer = exe.mod.time_evaluator(  # tvm.compile's Executable wraps the runtime module
-            "main",
-            device,
-            number=config.runner_number,
-            repeat=config.runner_repeat,
-            min_repeat_ms=config.runner_min_repeat_ms,
+@dataclass
+class SpaceRun:
+    """What one candidate source produced: its record dir, trials spent, failures by reason,
+    the best latency and curve, and the module it tuned (a design space's rewritten workload,
+    or the whole kernel)."""
+
+    label: str
+    db_dir: str
+    trials: int
+    failures: Counter
+    best_s: float
+    seconds: float
+    curve: list = field(default_factory=list)
+    mod: tvm.IRModule | None = None
+    kernel: bool = False  # a whole kernel (no trace, no MetaSchedule database)
+
+    def tflops(self, workload) -> float:
+        return workload.flops / self.best_s / 1e12 if self.best_s < FAILED else 0.0
+
+
+class DesignSpaceMeasurer:
+    """Measure candidates of a MetaSchedule design space (builder and runner injected)."""
+
+    def __init__(self, config, target, builder, runner, progress: bool = True):
+        self.config, self.target = config, target
+        self.builder, self.runner, self.progress = builder, runner, progress
+
+    def measure(self, workload, candidate: DesignSpace, label: str, trials: int) -> SpaceRun:
+        db_dir = record_dir(self.config, workload, label)
+        failures = _load_failures(db_dir)
+        remaining = trials - count_records(db_dir)
+        start = time.time()
+        if remaining > 0:
+            callback = ProgressCallback(remaining, f"{workload.name} [{label}]", self.progress)
+            # MetaSchedule re-runs dictConfig on every tune_tir and chokes on handlers left from
+            # an earlier call in the same process (TVM-0.27-NOTES §7.15): start each call clean.
+            ms_logger = logging.getLogger("tvm.s_tir.meta_schedule")
+            ms_logger.handlers.clear()
+            ms_logger.setLevel(logging.INFO if self.config.verbose else logging.WARNING)
+            try:
+                ms.tune_tir(
+                    mod=candidate.mod,
+                    target=self.target,
+                    work_dir=db_dir,
+                    max_trials_global=remaining,
+                    num_trials_per_iter=min(self.config.trials_per_iter, remaining),
+                    builder=self.builder,
+                    runner=self.runner,
+                    database=ms.database.JSONDatabase(work_dir=db_dir),
+                    cost_model="xgb",
+                    measure_callbacks=[
+                        *ms.measure_callback.MeasureCallback.create("default"),
+                        callback,
+                    ],
+                    space=candidate.space,
+                    strategy=search_strategy(remaining),
+                    num_tuning_cores=self.config.num_cores or "physical",
+                    seed=self.config.seed,
+                )
+            finally:
+                callback.close()
+                failures.update(callback.failures)
+                _save_failures(db_dir, failures)
+        done, best, curve = records_summary(db_dir, workload)
+        return SpaceRun(
+            label, db_dir, done, failures, best, time.time() - start, curve, candidate.mod
         )
-        latency = float(np.mean(timer(*args).results))
-    except Exception as err:
-        if config.strict:
-            raise
-        return {"latency_s": None, "failure": "run: " + build_lib.failure_reason(str(err))}
-    return {"latency_s": latency, "failure": None}
+
+
+class KernelMeasurer:
+    """Build and time one whole kernel on ``device`` (a failed build or run is data)."""
+
+    def __init__(self, config, target, device):
+        self.config, self.target, self.device = config, target, device
+
+    def measure(self, workload, candidate: Kernel, label: str, trials: int) -> SpaceRun:
+        db_dir = record_dir(self.config, workload, label)
+        path = os.path.join(db_dir, KERNEL_RECORD)
+        start = time.time()
+        record = None
+        if os.path.exists(path):  # resumed: measured (or failed to build) in an earlier run
+            with open(path) as f:
+                record = json.load(f)
+            if record["latency_s"] is None and not record["failure"].startswith("build:"):
+                record = None  # a failure at run time may be the device's, not the kernel's
+        if record is None:
+            record = self._measure(workload, candidate.mod)
+            with open(path, "w") as f:
+                json.dump(record, f, indent=1)
+        failures = Counter({record["failure"]: 1} if record["failure"] else {})
+        best = record["latency_s"] if record["latency_s"] is not None else FAILED
+        tflops = workload.flops / best / 1e12 if best < FAILED else 0.0
+        seconds = time.time() - start
+        return SpaceRun(label, db_dir, 1, failures, best, seconds, [tflops], candidate.mod, True)
+
+    def _measure(self, workload, mod) -> dict:
+        config = self.config
+        try:
+            exe = build_lib.build_module(mod, self.target)
+        except Exception as err:  # a candidate that does not build is data, counted by reason
+            if config.strict:
+                raise
+            return {"latency_s": None, "failure": "build: " + build_lib.failure_reason(str(err))}
+        rng = np.random.default_rng(config.seed)
+        args = [tvm.runtime.tensor(a, device=self.device) for a in workload.random_inputs(rng)]
+        out = workload.output
+        args.append(tvm.runtime.empty(out.shape, out.dtype, device=self.device))
+        try:
+            timer = exe.mod.time_evaluator(  # tvm.compile's Executable wraps the runtime module
+                "main",
+                self.device,
+                number=config.runner_number,
+                repeat=config.runner_repeat,
+                min_repeat_ms=config.runner_min_repeat_ms,
+            )
+            latency = float(np.mean(timer(*args).results))
+        except Exception as err:
+            if config.strict:
+                raise
+            return {"latency_s": None, "failure": "run: " + build_lib.failure_reason(str(err))}
+        return {"latency_s": latency, "failure": None}
+
+
+def record_dir(config, workload, label: str) -> str:
+    """``<work_dir>/<workload>/<label>``, created: where one candidate source keeps its records."""
+    path = os.path.join(config.work_dir, workload.name, label)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def search_strategy(trials: int):
+    """MetaSchedule's evolutionary search, with a population scaled down for small budgets.
+
+    The default (population 512, 4 genetic iterations) spent ~40 s per task before the first of
+    2 trials on 2 busy cores; from 64 trials per task on the default is used unchanged.
+    """
+    if trials >= 64:
+        return "evolutionary"
+    return ms.search_strategy.EvolutionarySearch(
+        population_size=max(64, 8 * trials),
+        init_min_unmeasured=max(16, min(50, trials)),
+        genetic_num_iters=2,
+    )
+
+
+def mean(values) -> float:
+    vals = [float(v) for v in values]
+    return sum(vals) / len(vals) if vals else float("inf")
+
+
+def records_summary(db_dir: str, workload):
+    """Trials in a database, the best latency, and the best-so-far TFLOP/s after each trial."""
+    path = os.path.join(db_dir, "database_tuning_record.json")
+    best, curve, trials = float("inf"), [], 0
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                trials += 1
+                run_secs = json.loads(line)[1][1]
+                latency = mean(run_secs) if run_secs else float("inf")
+                if latency < FAILED:
+                    best = min(best, latency)
+                curve.append(workload.flops / best / 1e12 if best < float("inf") else 0.0)
+    return trials, best, curve
+
+
+def _load_failures(db_dir: str) -> Counter:
+    path = os.path.join(db_dir, "failures.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            return Counter(json.load(f))
+    return Counter()
+
+
+def _save_failures(db_dir: str, failures: Counter) -> None:
+    with open(os.path.join(db_dir, "failures.json"), "w") as f:
+        json.dump(dict(failures), f, indent=1)

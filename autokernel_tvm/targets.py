@@ -14,9 +14,8 @@ import re
 import tvm
 
 from . import config
+from .hardware import UnknownArchError, limits_for_arch
 
-#: Shared memory per block (bytes) that the CUDA runtime can grant after opt-in, by SM version.
-CUDA_SMEM_PER_BLOCK = {70: 98304, 75: 65536, 80: 166912, 86: 101376, 89: 101376, 90: 232448}
 ROCM_ARCHES = ("gfx942", "gfx90a", "gfx908")
 
 
@@ -76,16 +75,16 @@ def make_target(kind: str, arch: str | None = None, num_cores: int = 0) -> tvm.t
     if kind == "llvm":
         return tvm.target.Target(_llvm_dict(arch, num_cores))
     if kind == "cuda":
-        arch = arch or config.default_cuda_arch()
-        sm = cuda_sm(arch)
-        smem = CUDA_SMEM_PER_BLOCK.get(sm, CUDA_SMEM_PER_BLOCK[min(CUDA_SMEM_PER_BLOCK)])
+        arch = arch or config.cuda_arch_from_env() or detect_cuda_arch() or "sm_90a"
+        cuda_sm(arch)  # validates the spelling
+        lim = _limits(arch)
         spec = {
             "kind": "cuda",
             "arch": arch,
-            "max_threads_per_block": 1024,
-            "max_shared_memory_per_block": smem,
-            "thread_warp_size": 32,
-            "registers_per_block": 65536,
+            "max_threads_per_block": lim.max_threads_per_block,
+            "max_shared_memory_per_block": lim.smem_per_block,
+            "thread_warp_size": lim.warp_size,
+            "registers_per_block": lim.regs_per_block,
         }
         return tvm.target.Target(spec, host=host)
     if kind == "rocm":
@@ -96,15 +95,23 @@ def make_target(kind: str, arch: str | None = None, num_cores: int = 0) -> tvm.t
         if problem:
             raise TargetError(problem)
         os.environ.setdefault("ROCM_PATH", config.rocm_path())
+        lim = _limits(arch)
         spec = {
             "kind": "rocm",
             "mcpu": arch,
-            "max_threads_per_block": 1024,
-            "max_shared_memory_per_block": 65536,
-            "thread_warp_size": 64,
+            "max_threads_per_block": lim.max_threads_per_block,
+            "max_shared_memory_per_block": lim.smem_per_block,
+            "thread_warp_size": lim.warp_size,
         }
         return tvm.target.Target(spec, host=host)
     raise TargetError(f"unknown target {kind!r}; known: {config.TARGETS}")
+
+
+def _limits(arch: str):
+    try:
+        return limits_for_arch(arch)
+    except UnknownArchError as err:
+        raise TargetError(str(err)) from None
 
 
 def _llvm_dict(mcpu: str | None, num_cores: int) -> dict:

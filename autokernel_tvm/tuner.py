@@ -1,11 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The tuner: one object owns the loop propose -> build -> measure -> learn -> verify.
+"""The tuner: the loop propose -> build -> measure -> learn -> verify -> record, on one screen.
 
-Read first: :meth:`Tuner.tune`. MetaSchedule does the measuring (its evolutionary search, XGB
-cost model and JSON database); this object picks the design space (``stock`` MetaSchedule rules
-or the ``generative`` space of :mod:`autokernel_tvm.space`), keeps one resumable database per
-design space under ``work_dir``, counts failures by reason, and gates the winner through
-:mod:`autokernel_tvm.verify` before it is returned.
+Read :meth:`Tuner.tune` first. The generative search (:class:`~autokernel_tvm.space.search.
+Search`) proposes genomes; each genome's family turns it into a candidate (a MetaSchedule
+design space, or one whole kernel: :mod:`autokernel_tvm.families`); one of two measurers
+(:mod:`autokernel_tvm.measure`) measures it into a resumable record under ``work_dir``; the
+search learns from the score; the fastest record that passes the correctness gate
+(:mod:`autokernel_tvm.verify`) is the result, and its genome goes into the user library.
 """
 
 from __future__ import annotations
@@ -23,33 +24,23 @@ from tvm.s_tir import meta_schedule as ms
 from . import builder as build_lib
 from . import verify as verify_lib
 from .config import TuneConfig
+from .families import DesignSpace, Kernel, get
 from .intrin import import_stock_intrinsics
-from .progress import ProgressCallback, count_records
+from .measure import FAILED, DesignSpaceMeasurer, KernelMeasurer, SpaceRun, mean
+from .space import library
+from .space.grammar import Grammar
+from .space.search import Search
 from .targets import arch_problem, cpu_name, make_target, use_cores
 from .workloads import Workload
 
 log = logging.getLogger("autokernel_tvm")
-FAILED = 1e9  # MetaSchedule stores failed candidates with huge run_secs
+STOCK = "post-order-apply"  # MetaSchedule's default design space for the target
+
+__all__ = ["FAILED", "SpaceRun", "TuneError", "TuneResult", "Tuner"]
 
 
 class TuneError(RuntimeError):
     """Tuning cannot start or produced no kernel that passes the correctness gate."""
-
-
-@dataclass
-class SpaceRun:
-    """What one design space produced: its database dir, trials spent, failures by reason, and
-    the module it tuned (the workload after its sketch proposals; None: the workload as is)."""
-
-    label: str
-    db_dir: str
-    trials: int
-    failures: Counter
-    best_s: float
-    seconds: float
-    curve: list = field(default_factory=list)
-    mod: tvm.IRModule | None = None
-    kernel: bool = False  # a whole-kernel sketch (no trace, no MetaSchedule database)
 
 
 @dataclass
@@ -123,95 +114,67 @@ class Tuner:
     def tune(self, workload: Workload) -> TuneResult:
         """Tune ``workload`` until ``config.trials`` candidates were measured, then verify."""
         self._check_can_measure()
-        start = time.time()
-        root = self.workload_dir(workload)
-        if self.config.space == "stock":
-            runs = [self.run_space(workload, self.stock_space(), "stock", self.config.trials)]
-            report: dict = {}
-        else:
-            from .space import search
-
-            runs, report = search.run(self, workload)
-        result = self._pick_verified(workload, runs, time.time() - start, report)
-        if self.config.space == "generative" and self.config.save_library:
-            from .space import search
-
-            entry = search.record_winner(self, workload, result, self.device_name())
-            result.space_report["library_entry"] = entry
-        with open(os.path.join(root, "report.json"), "w") as f:
-            json.dump(result.summary(), f, indent=1)
+        start, runs, report = time.time(), [], {}
+        search = self.search(workload) if self.config.space == "generative" else None
+        for genome, trials in search or ():  # propose
+            candidate = get(genome.family).candidate(genome.params, workload, self.target)
+            run = self.measure(workload, candidate, f"genomes/{genome.key}", trials)  # build+run
+            search.learn(genome, run.trials, run.tflops(workload))  # learn
+            runs.append(run)
+        if search is not None:
+            report = {**search.report(), "families": self.families_report(workload)}
+        if not runs:  # stock space asked for, or no family / no legal genome for this workload
+            runs = [self.measure(workload, DesignSpace(STOCK, workload.ir_module()), "stock")]
+            if search is not None:
+                report["fallback"] = self._fallback_reason(workload, search)
+        result = self._pick_verified(workload, runs, time.time() - start, report)  # verify
+        if search is not None and self.config.save_library:  # record
+            result.space_report["library_entry"] = self._record(workload, result, search)
+        _write_json(os.path.join(self.workload_dir(workload), "report.json"), result.summary())
         return result
 
-    def run_space(self, workload: Workload, space, label: str, trials: int, mod=None) -> SpaceRun:
-        """Measure up to ``trials`` candidates of one design space on ``mod`` (default: the
-        workload's module; see :meth:`tuning_module`); resumes from its database."""
-        db_dir = os.path.join(self.workload_dir(workload), label)
-        os.makedirs(db_dir, exist_ok=True)
-        tuned = mod
-        mod = workload.ir_module() if mod is None else mod
-        done = count_records(db_dir)
-        failures = _load_failures(db_dir)
-        remaining = trials - done
-        start = time.time()
-        if remaining > 0:
-            callback = ProgressCallback(remaining, f"{workload.name} [{label}]", self.progress)
-            database = ms.database.JSONDatabase(work_dir=db_dir)
-            # MetaSchedule re-runs dictConfig on every tune_tir and chokes on handlers left from
-            # an earlier call in the same process (a None name): start each call clean.
-            ms_logger = logging.getLogger("tvm.s_tir.meta_schedule")
-            ms_logger.handlers.clear()
-            # Its console handler takes this level (dictConfig resets the logger to DEBUG).
-            ms_logger.setLevel(logging.INFO if self.config.verbose else logging.WARNING)
-            try:
-                ms.tune_tir(
-                    mod=mod,
-                    target=self.target,
-                    work_dir=db_dir,
-                    max_trials_global=remaining,
-                    num_trials_per_iter=min(self.config.trials_per_iter, remaining),
-                    builder=self.builder,
-                    runner=self.runner,
-                    database=database,
-                    cost_model="xgb",
-                    measure_callbacks=[
-                        *ms.measure_callback.MeasureCallback.create("default"),
-                        callback,
-                    ],
-                    space=space,
-                    strategy=search_strategy(remaining),
-                    num_tuning_cores=self.config.num_cores or "physical",
-                    seed=self.config.seed,
-                )
-            finally:
-                callback.close()
-                failures.update(callback.failures)
-                _save_failures(db_dir, failures)
-        trials_done, best, curve = _records_summary(db_dir, workload)
-        seconds = time.time() - start
-        return SpaceRun(label, db_dir, trials_done, failures, best, seconds, curve, tuned)
+    def search(self, workload: Workload) -> Search:
+        """The generative search for ``workload``, seeded by the libraries' genomes."""
+        families = [f.name for f in self.grammar.families(workload)]
+        roots = library.roots(self.config)
+        prior = library.prior(self.config.target, workload, roots, families)
+        return Search(
+            self.grammar, workload, self.config.trials, prior=prior, seed=self.config.seed
+        )
+
+    def measure(self, workload, candidate, label: str, trials: int | None = None) -> SpaceRun:
+        """Measure one candidate (design space or whole kernel) into ``<workload>/<label>``."""
+        trials = self.config.trials if trials is None else trials
+        if isinstance(candidate, Kernel):
+            return self.kernel_measurer.measure(workload, candidate, label, trials)
+        return self.space_measurer.measure(workload, candidate, label, trials)
 
     # -- pieces -----------------------------------------------------------------------------
+    @property
+    def grammar(self) -> Grammar:
+        return Grammar(self.target)
+
+    @property
+    def space_measurer(self) -> DesignSpaceMeasurer:
+        return DesignSpaceMeasurer(
+            self.config, self.target, self.builder, self.runner, self.progress
+        )
+
+    @property
+    def kernel_measurer(self) -> KernelMeasurer:
+        return KernelMeasurer(self.config, self.target, self.device())
+
+    def candidates(self, workload: Workload, n: int) -> list:
+        """Up to ``n`` ``(genome, candidate)`` the search would try first (no device needed):
+        what ``scripts/tune.py --build-only`` builds."""
+        search = self.search(workload)
+        genomes = search.generator.propose(n)
+        return [(g, get(g.family).candidate(g.params, workload, self.target)) for g in genomes]
+
     def workload_dir(self, workload: Workload) -> str:
         path = os.path.join(self.config.work_dir, workload.name)
         os.makedirs(path, exist_ok=True)
         return path
-
-    def tuning_module(self, workload: Workload) -> tuple[tvm.IRModule, tuple]:
-        """``(module, proposals)``: what the generative space schedules, i.e. ``workload`` after
-        the TensorIR sketch proposals its rule family needs (conv2d -> implicit GEMM, padding of
-        non-aligned GEMMs; :mod:`autokernel_tvm.space.sketch`). The stock space gets the
-        workload as is. The correctness gate still checks against the original workload."""
-        if self.config.space == "stock":
-            return workload.ir_module(), ()
-        from .space import rewrite as sketch
-        from .space.grammar import Grammar
-
-        proposals = Grammar.for_target(self.target).sketch(workload)
-        return sketch.apply_all(proposals, workload.prim_func()), proposals
-
-    def stock_space(self):
-        """MetaSchedule's default design space for the target (what ``tune_tir`` uses)."""
-        return "post-order-apply"
 
     @property
     def builder(self):
@@ -236,44 +199,17 @@ class Tuner:
             self._runner = ms.runner.LocalRunner(timeout_sec=60, evaluator_config=evaluator)
         return self._runner
 
+    @property
+    def arch(self) -> str | None:
+        """The arch the target compiles for (the detected GPU's when none was given)."""
+        attrs = self.target.attrs
+        return str(attrs.get("arch", "") or attrs.get("mcpu", "")) or None
+
     def device_name(self) -> str:
         """The GPU's name, or the CPU model for llvm (recorded with library entries)."""
         if self.config.target != "llvm":
             return str(self.device().device_name)
         return cpu_name()
-
-    def design_space(self, workload: Workload):
-        """The generative design space of the library's (or the default) best genome."""
-        from .space.design_space import space_for
-        from .space.grammar import Grammar, default_genome
-        from .space.library import ROOT, Library
-        from .space.search import KERNEL_FAMILIES
-
-        families = Grammar.for_target(self.target).families(workload)
-        families = [f for f in families if f not in KERNEL_FAMILIES]  # no rule to sample
-        if not families:
-            return self.stock_space()
-        library = Library.for_workload(
-            self.config.target, workload, self.config.library_dir or ROOT
-        )
-        prior = [(g, w) for g, w in library.prior(workload) if g.family in families]
-        genome = prior[0][0] if prior else default_genome(families[0])
-        return space_for(genome, self.target)
-
-    def kernel_candidates(self, workload: Workload, n: int) -> list:
-        """Up to ``n`` ``(genome, IRModule)`` of the whole-kernel families (``cuda.wgmma``)
-        legal for ``workload`` here, the family default first; [] if there is none."""
-        from .families.cuda_wgmma import kernel_module
-        from .space.generator import Generator
-        from .space.grammar import Grammar, default_genome
-        from .space.search import KERNEL_FAMILIES
-
-        grammar = Grammar.for_target(self.target)
-        families = [f for f in grammar.families(workload) if f in KERNEL_FAMILIES]
-        prior = [(default_genome(f), 1.0) for f in families]
-        generator = Generator(grammar, workload, seed=self.config.seed, prior=prior)
-        genomes = [g for g in generator.propose(4 * n) if g.family in families][:n]
-        return [(g, kernel_module(g, workload)) for g in genomes]
 
     def device(self):
         return tvm.cpu() if self.config.target == "llvm" else tvm.device(self.config.target, 0)
@@ -296,8 +232,46 @@ class Tuner:
         """Build a scheduled module with the project's pass config."""
         return build_lib.build_module(mod, self.target)
 
+    def families_report(self, workload: Workload) -> dict:
+        """Per family: the TensorIR rewrites it applies, or why it does not apply here."""
+        out = {
+            name: {"applies": False, "why": why}
+            for name, why in self.grammar.why_not(workload).items()
+        }
+        for family in self.grammar.families(workload):
+            rewrites = [p.to_json() for p in family.rewrites(workload)]
+            out[family.name] = {"applies": True, "rewrites": rewrites}
+        return out
+
+    def _fallback_reason(self, workload: Workload, search: Search) -> str:
+        if not self.grammar.families(workload):
+            why = "; ".join(f"{k}: {v}" for k, v in self.grammar.why_not(workload).items())
+            return f"no generative family for {workload.name} ({why}): used the stock space"
+        rejected = dict(search.generator.rejections)
+        return f"no legal genome (rejected: {rejected}): used the stock space"
+
+    def _record(self, workload: Workload, result: TuneResult, search: Search) -> dict | None:
+        """Keep the verified winner's genome in the user library (the shipped one is read-only)."""
+        if not result.space.startswith("genomes/"):
+            return None
+        genome = search.genome(result.space.split("/", 1)[1])
+        lib = library.Library.for_workload(
+            self.config.target, workload, library.user_root(self.config)
+        )
+        entry = lib.record(
+            genome,
+            workload,
+            tflops=result.tflops,
+            latency_us=result.latency_s * 1e6,
+            trials=result.trials,
+            device=self.device_name(),
+            arch=self.arch or "",
+        )
+        lib.save()
+        return entry
+
     def _pick_verified(self, workload, runs, seconds, report) -> TuneResult:
-        """The fastest record that passes the correctness gate, across all design spaces."""
+        """The fastest record that passes the correctness gate, across all candidate sources."""
         candidates = []
         for run in runs:
             if run.kernel:
@@ -305,20 +279,19 @@ class Tuner:
                     candidates.append((run.best_s, run.label, None, run.mod))
                 continue
             database = ms.database.JSONDatabase(work_dir=run.db_dir)
-            mod = workload.ir_module() if run.mod is None else run.mod
-            workload_entry = database.commit_workload(mod)
+            workload_entry = database.commit_workload(run.mod)
             for record in database.get_top_k(workload_entry, 5):
-                latency = _mean(record.run_secs)
+                latency = mean(record.run_secs)
                 if latency < FAILED:
-                    candidates.append((latency, run.label, record, mod))
+                    candidates.append((latency, run.label, record, run.mod))
         candidates.sort(key=lambda c: c[0])
         failures: Counter = Counter()
         for run in runs:
             failures.update(run.failures)
         rejected = []
         for latency, label, record, mod in candidates:
-            if record is None:  # a whole-kernel sketch is its own schedule
-                scheduled, trace = mod, "(whole-kernel TIRx sketch: no schedule trace)"
+            if record is None:  # a whole kernel is its own schedule
+                scheduled, trace = mod, "(whole kernel: no schedule trace)"
             else:
                 sch = tvm.s_tir.Schedule(mod)
                 record.trace.apply_to_schedule(sch, remove_postproc=False)
@@ -326,18 +299,17 @@ class Tuner:
             exe = self.build(scheduled)
             report_v = verify_lib.verify(exe["main"], workload, self.device())
             if report_v.passed:
-                curve = _merge_curves(runs)
                 return TuneResult(
                     workload=workload,
                     target=self.config.target,
-                    arch=self.config.arch,
+                    arch=self.arch if self.config.target != "llvm" else None,
                     latency_s=latency,
                     trials=sum(r.trials for r in runs),
                     failures=dict(failures),
                     tune_seconds=seconds,
                     trace=trace,
                     mod=scheduled,
-                    curve=curve,
+                    curve=_merge_curves(runs),
                     verify=report_v.to_json(),
                     space=label,
                     space_report={**report, "rejected_by_verify": rejected},
@@ -350,46 +322,8 @@ class Tuner:
         )
 
 
-def search_strategy(trials: int):
-    """MetaSchedule's evolutionary search, with a population scaled down for small budgets.
-
-    The default (population 512, 4 genetic iterations) spent ~40 s per task before the first of
-    2 trials on 2 busy cores; from 64 trials per task on the default is used unchanged.
-    """
-    if trials >= 64:
-        return "evolutionary"
-    return ms.search_strategy.EvolutionarySearch(
-        population_size=max(64, 8 * trials),
-        init_min_unmeasured=max(16, min(50, trials)),
-        genetic_num_iters=2,
-    )
-
-
-def _mean(values) -> float:
-    vals = [float(v) for v in values]
-    return sum(vals) / len(vals) if vals else float("inf")
-
-
-def _records_summary(db_dir: str, workload: Workload):
-    """Trials in a database, the best latency, and the best-so-far TFLOP/s after each trial."""
-    path = os.path.join(db_dir, "database_tuning_record.json")
-    best, curve, trials = float("inf"), [], 0
-    if os.path.exists(path):
-        with open(path) as f:
-            for line in f:
-                if not line.strip():
-                    continue
-                trials += 1
-                run_secs = json.loads(line)[1][1]
-                latency = _mean(run_secs) if run_secs else float("inf")
-                if latency < FAILED:
-                    best = min(best, latency)
-                curve.append(workload.flops / best / 1e12 if best < float("inf") else 0.0)
-    return trials, best, curve
-
-
 def _merge_curves(runs) -> list:
-    """One best-so-far TFLOP/s curve over all design spaces, in the order they ran."""
+    """One best-so-far TFLOP/s curve over all candidate sources, in the order they ran."""
     merged, best = [], 0.0
     for run in runs:
         for value in run.curve:
@@ -398,14 +332,8 @@ def _merge_curves(runs) -> list:
     return merged
 
 
-def _load_failures(db_dir: str) -> Counter:
-    path = os.path.join(db_dir, "failures.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            return Counter(json.load(f))
-    return Counter()
-
-
-def _save_failures(db_dir: str, failures: Counter) -> None:
-    with open(os.path.join(db_dir, "failures.json"), "w") as f:
-        json.dump(dict(failures), f, indent=1)
+def _write_json(path: str, data: dict) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+    os.replace(tmp, path)

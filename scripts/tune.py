@@ -120,17 +120,10 @@ def main(argv=None) -> int:
 
 
 def _build_only(args, tuner, workload) -> int:
-    from autokernel_tvm.candidates import build_kernels, sample_candidates
+    from autokernel_tvm.candidates import build_only
 
-    space = tuner.stock_space() if args.space == "stock" else tuner.design_space(workload)
-    mod, proposals = tuner.tuning_module(workload)  # conv2d: implicit GEMM; odd shapes: padded
-    report = sample_candidates(mod, tuner.target, space, args.build_only)
-    out = {"sketch": [p.to_json() for p in proposals], **report.to_json()}
-    if args.space == "generative":  # whole-kernel families (cuda.wgmma): build their genomes
-        kernels = tuner.kernel_candidates(workload, args.build_only)
-        out["kernels"] = build_kernels([mod for _, mod in kernels], tuner.target).to_json()
-        out["kernels"]["genomes"] = [genome.describe() for genome, _ in kernels]
-    print(json.dumps(out, indent=1))
+    report = build_only(tuner, workload, args.build_only, stock=args.space == "stock")
+    print(json.dumps(report, indent=1))
     return 0
 
 

@@ -27,9 +27,11 @@ def test_arch_problem_names_the_arch_to_use():
 
 def test_default_arch_is_the_environment_then_this_gpu_then_sm90a(monkeypatch):
     monkeypatch.setenv("AUTOKERNEL_CUDA_ARCH", "sm_80")
-    assert config.default_cuda_arch() == "sm_80"
+    assert config.cuda_arch_from_env() == "sm_80"
     assert str(make_target("cuda").attrs["arch"]) == "sm_80"
+    assert make_target("cuda").attrs["max_shared_memory_per_block"] == 166912  # hardware table
     monkeypatch.delenv("AUTOKERNEL_CUDA_ARCH")
+    assert config.cuda_arch_from_env() is None
     device = tvm.cuda(0)
     want = arch_for_compute_version(device.compute_version) if device.exist else "sm_90a"
-    assert config.default_cuda_arch() == want
+    assert str(make_target("cuda").attrs["arch"]) == want

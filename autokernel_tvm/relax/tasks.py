@@ -24,8 +24,8 @@ from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 
 from ..intrin import import_stock_intrinsics as preimport_tensor_intrin
+from ..measure import FAILED, search_strategy
 from ..progress import ProgressCallback
-from ..tuner import FAILED, search_strategy
 
 #: Tasks below this many FLOPs keep TVM's default lowering (a tuned 8x64x128 matmul saves µs).
 MIN_TASK_FLOPS = 1e4
@@ -163,10 +163,11 @@ def tune_tasks(tuner, tasks: list, db_dir: str, trials: int, *, min_task_flops=M
 def space_for(tuner, mod: tvm.IRModule):
     """``(space, label)`` for one task: the generative space where it applies, else stock."""
     if tuner.config.space == "generative":
-        from ..space import space_for as generative_space_for
+        from ..space import task_design_space
+        from ..space.library import roots
 
-        return generative_space_for(tuner, mod)
-    return tuner.stock_space(), "stock"
+        return task_design_space(tuner.target, roots(tuner.config))
+    return "post-order-apply", "stock"
 
 
 def workload_key(mod: tvm.IRModule) -> str:

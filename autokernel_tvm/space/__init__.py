@@ -1,32 +1,34 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The generative search-space module.
+"""The generative model over kernel families.
 
-Read in this order: ``genome.py`` (the rule genome value), ``grammar.py`` (legality per target),
-``rules/`` (genome -> ScheduleRule / SpaceGenerator), ``generator.py`` (the learned proposal
-model), ``search.py`` (the successive-halving loop the tuner runs), ``library.py`` (the shipped
-rule library in ``schedules/``).
+Read in this order: ``genome.py`` (a genome is ``(family, params)``), ``grammar.py`` (legality
+per target, asked of each family), ``generator.py`` (the learned proposal model), ``search.py``
+(which genome to measure next, successive halving), ``library.py`` (the shipped and user rule
+libraries). The families themselves are in :mod:`autokernel_tvm.families`.
 """
 
-from .genome import Genome, GenomeError, Staging
+from .genome import Genome, GenomeError
 
-__all__ = ["Genome", "GenomeError", "Staging", "space_for"]
+__all__ = ["Genome", "GenomeError", "task_design_space"]
 
 
-def space_for(tuner, mod):
-    """``(space, label)``: the design space for an arbitrary task module (Relax tasks, fused TIR
-    functions) and ``"generative"`` or ``"stock"``.
+def task_design_space(target, roots):
+    """``(space, label)`` for an arbitrary task module (Relax tasks, fused TIR functions):
+    ``"generative"`` or ``"stock"``.
 
-    On llvm every reduction block gets the ``cpu.tile`` rule of the library's best genome for
-    GEMM-like work (or the default genome); elsewhere the task keeps the stock space, because
-    the tensor-core templates match plain GEMM blocks only.
+    On llvm every reduction block gets the ``cpu.tile`` design space of the libraries' best
+    genome for GEMM-like work (or the family default); elsewhere the task keeps the stock space,
+    because the tensor-core templates match plain GEMM blocks only.
     """
-    from .design_space import space_for as genome_space
-    from .grammar import default_genome
-    from .library import ROOT, Library
+    from ..families import get
+    from .library import Library
 
-    if tuner.target.kind.name != "llvm":
-        return tuner.stock_space(), "stock"
-    library = Library(tuner.config.target, "gemm", tuner.config.library_dir or ROOT)
-    best = sorted(library.entries, key=lambda e: -e["tflops"])
-    genome = Genome.from_json(best[0]["genome"]) if best else default_genome("cpu.tile")
-    return genome_space(genome, tuner.target), "generative"
+    if target.kind.name != "llvm":
+        return "post-order-apply", "stock"
+    family = get("cpu.tile")
+    entries = [e for root in roots for e in Library("llvm", "gemm", root).entries]
+    genomes = [Genome.from_json(e["genome"]) for e in sorted(entries, key=lambda e: -e["tflops"])]
+    params = next((g.params for g in genomes if g.family == family.name), family.default)
+    from ..families.design_space import design_space
+
+    return design_space(family, params, target), "generative"

@@ -14,9 +14,9 @@ from collections import Counter
 
 import numpy as np
 
-from .genes import decode, encode
-from .genome import Genome, GenomeError
-from .grammar import DOMAINS, Grammar
+from ..families import GenomeError, get
+from .genome import Genome
+from .grammar import Grammar
 
 
 class Generator:
@@ -42,8 +42,8 @@ class Generator:
         self.grammar, self.workload = grammar, workload
         self.rng = np.random.default_rng(seed)
         self.lr, self.elite_frac = lr, elite_frac
-        self.families = grammar.families(workload)
-        self.dist = {f: {g: _uniform(v) for g, v in DOMAINS[f].items()} for f in self.families}
+        self.families = [f.name for f in grammar.families(workload)]
+        self.dist = {f: {g: _uniform(v) for g, v in _domain(f).items()} for f in self.families}
         self.prior = [(g, w) for g, w in prior if g.family in self.families]
         for genome, weight in self.prior:
             self._tilt(genome, 0.5 * weight)
@@ -74,7 +74,7 @@ class Generator:
 
     def sample(self) -> Genome | GenomeError:
         family = self.families[int(self.rng.integers(len(self.families)))]
-        genes = {g: _draw(self.rng, DOMAINS[family][g], p) for g, p in self.dist[family].items()}
+        genes = {g: _draw(self.rng, _domain(family)[g], p) for g, p in self.dist[family].items()}
         return _decode(family, genes)
 
     def _child(self) -> Genome | GenomeError:
@@ -86,7 +86,7 @@ class Generator:
         for gene in genes_a:  # uniform crossover
             genes[gene] = genes_a[gene] if self.rng.random() < 0.5 else genes_b[gene]
         gene = list(genes)[int(self.rng.integers(len(genes)))]  # point mutation
-        genes[gene] = _draw(self.rng, DOMAINS[a.family][gene], self.dist[a.family][gene])
+        genes[gene] = _draw(self.rng, _domain(a.family)[gene], self.dist[a.family][gene])
         return _decode(a.family, genes)
 
     def _legal(self, candidate) -> Genome | None:
@@ -105,7 +105,7 @@ class Generator:
         self.scores[genome.key] = (genome, float(score))
         elites = self.elites()
         for family, genes in self.dist.items():
-            for gene, values in DOMAINS[family].items():
+            for gene, values in _domain(family).items():
                 counts = np.ones(len(values))  # Laplace smoothing keeps every value alive
                 for elite in elites:
                     value = encode(elite).get(gene) if elite.family == family else None
@@ -123,11 +123,11 @@ class Generator:
         return max(self.scores.values(), key=lambda gs: gs[1], default=None)
 
     def probabilities(self, family: str, gene: str) -> dict:
-        return dict(zip(DOMAINS[family][gene], self.dist[family][gene].tolist()))
+        return dict(zip(_domain(family)[gene], self.dist[family][gene].tolist()))
 
     def _tilt(self, genome: Genome, step: float) -> None:
         for gene, value in encode(genome).items():
-            values = DOMAINS[genome.family].get(gene, ())
+            values = _domain(genome.family).get(gene, ())
             if value not in values:
                 continue
             target = np.array([1.0 if v == value else 0.0 for v in values])
@@ -143,8 +143,17 @@ def _draw(rng, values, probs):
     return values[int(rng.choice(len(values), p=probs / probs.sum()))]
 
 
+def _domain(family: str) -> dict:
+    return get(family).domain
+
+
+def encode(genome: Genome) -> dict:
+    """The genes of ``genome``: its parameter fields, as values of its family's domain."""
+    return {gene: getattr(genome.params, gene) for gene in _domain(genome.family)}
+
+
 def _decode(family: str, genes: dict):
     try:
-        return decode(family, genes)
+        return Genome(family, get(family).params(**genes))
     except GenomeError as err:
         return err

@@ -1,25 +1,61 @@
 # SPDX-License-Identifier: Apache-2.0
 """The rule library: the best genomes found, with measured performance, as versioned JSON data.
 
-One file per target and op family: ``schedules/<target>/<family>.json`` (``gemm`` holds every
+One file per target and op family: ``<root>/<target>/<family>.json`` (``gemm`` holds every
 matmul op, ``conv2d`` the convolutions). Each entry: genome, workload, TFLOP/s, latency, trials,
-device, arch, date. New runs read it as a prior (:meth:`Library.prior`): entries for similar
-workloads weigh more, so a new shape starts from what earlier runs discovered.
+device, arch, date. New runs read it as a prior (:func:`prior`): entries for similar workloads
+weigh more, so a new shape starts from what earlier runs discovered.
+
+Two roots are read: the shipped library (package data ``autokernel_tvm.schedules``, built from
+the repository's ``schedules/``; ``AUTOKERNEL_LIBRARY`` points elsewhere) is read-only, and the
+user library (``<cache dir>/library``, or ``TuneConfig.user_library_dir``) is where runs write
+their winners, never into the source tree or the installed package. Format-1 files (genomes as
+the old 18-field union) are migrated on load, per family (:meth:`Family.from_legacy`).
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import logging
 import math
 import os
 
 from ..workloads import Workload
 from .genome import Genome
 
-ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "schedules")
-VERSION = 1
+log = logging.getLogger("autokernel_tvm")
+VERSION = 2
 MAX_PER_WORKLOAD = 3
+
+
+class LibraryError(ValueError):
+    """A library file that cannot be read; the message names the file and what is wrong."""
+
+
+def shipped_root() -> str:
+    """The shipped library: package data when installed, else ``schedules/`` of the checkout."""
+    from importlib import resources
+
+    try:
+        root = str(resources.files("autokernel_tvm.schedules"))
+    except ModuleNotFoundError:  # a source checkout on PYTHONPATH, not installed
+        here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        root = os.path.join(here, "schedules")
+    return root
+
+
+def roots(config) -> list[str]:
+    """The library roots a run reads: the read-only one (shipped, or ``library_dir``), then the
+    user library."""
+    return list(dict.fromkeys([config.library_dir or shipped_root(), user_root(config)]))
+
+
+def user_root(config) -> str:
+    """Where a run writes its winners: ``user_library_dir``, else ``<cache dir>/library``."""
+    from ..config import cache_dir
+
+    return config.user_library_dir or os.path.join(cache_dir(), "library")
 
 
 def op_family(op: str) -> str:
@@ -27,20 +63,16 @@ def op_family(op: str) -> str:
 
 
 class Library:
-    """Genomes that won earlier runs for one target and op family."""
+    """Genomes that won earlier runs for one target and op family, in one file."""
 
-    def __init__(self, target: str, family: str, root: str = ROOT):
+    def __init__(self, target: str, family: str, root: str):
         self.path = os.path.join(root, target, f"{family}.json")
         self.entries: list[dict] = []
         if os.path.exists(self.path):
-            with open(self.path) as f:
-                data = json.load(f)
-            if data.get("version") != VERSION:
-                raise ValueError(f"{self.path}: library version {data.get('version')} unknown")
-            self.entries = data["entries"]
+            self.entries = _read(self.path)
 
     @classmethod
-    def for_workload(cls, target: str, workload: Workload, root: str = ROOT) -> Library:
+    def for_workload(cls, target: str, workload: Workload, root: str) -> Library:
         return cls(target, op_family(workload.op), root)
 
     def record(
@@ -75,28 +107,60 @@ class Library:
         return entry
 
     def save(self) -> str:
+        """Write the file atomically (a killed run never leaves half a library)."""
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         entries = sorted(self.entries, key=lambda e: (e["workload"]["name"], -e["tflops"]))
-        with open(self.path, "w") as f:
+        tmp = f"{self.path}.tmp{os.getpid()}"
+        with open(tmp, "w") as f:
             json.dump({"version": VERSION, "entries": entries}, f, indent=1)
             f.write("\n")
+        os.replace(tmp, self.path)
         return self.path
 
-    def prior(self, workload: Workload, limit: int = 3) -> list[tuple[Genome, float]]:
-        """Library genomes ranked for ``workload``: weight = similarity x relative speed."""
-        scored: dict[str, tuple[Genome, float]] = {}
-        best = {}
-        for e in self.entries:
-            name = e["workload"]["name"]
-            best[name] = max(best.get(name, 0.0), e["tflops"])
-        for e in self.entries:
-            rel = e["tflops"] / best[e["workload"]["name"]] if best[e["workload"]["name"]] else 0
-            weight = similarity(workload, Workload.from_json(e["workload"])) * rel
-            genome = Genome.from_json(e["genome"])
-            if weight > scored.get(genome.key, (None, 0.0))[1]:
-                scored[genome.key] = (genome, weight)
-        ranked = sorted(scored.values(), key=lambda gw: -gw[1])
-        return [gw for gw in ranked if gw[1] > 0][:limit]
+
+def _read(path: str) -> list[dict]:
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, json.JSONDecodeError) as err:
+        raise LibraryError(f"{path}: not a rule library ({err}); delete or fix it") from err
+    version = data.get("version") if isinstance(data, dict) else None
+    if version not in (1, VERSION):
+        raise LibraryError(f"{path}: library version {version!r} unknown (this is {VERSION})")
+    entries = data["entries"]
+    if version == 1:
+        for entry in entries:
+            genome = Genome.from_legacy(entry["genome"])
+            entry.update(genome=genome.to_json(), key=genome.key, describe=genome.describe())
+        log.info(
+            "%s: migrated %d format-1 entries (saved as format 2 on write)", path, len(entries)
+        )
+    return entries
+
+
+def prior(
+    target: str, workload: Workload, roots, families=None, limit: int = 3
+) -> list[tuple[Genome, float]]:
+    """Library genomes of every root ranked for ``workload``: weight = similarity x relative
+    speed (to the best entry of the same workload); only ``families`` when given."""
+    entries = [e for root in roots for e in Library.for_workload(target, workload, root).entries]
+    best: dict[str, float] = {}
+    for e in entries:
+        name = e["workload"]["name"]
+        best[name] = max(best.get(name, 0.0), e["tflops"])
+    scored: dict[str, tuple[Genome, float]] = {}
+    for e in entries:
+        genome = Genome.from_json(e["genome"])
+        if families is not None and genome.family not in families:
+            continue
+        top = best[e["workload"]["name"]]
+        weight = similarity(workload, Workload.from_json(e["workload"])) * (
+            e["tflops"] / top if top else 0.0
+        )
+        if weight > scored.get(genome.key, (None, 0.0))[1]:
+            scored[genome.key] = (genome, weight)
+    ranked = sorted(scored.values(), key=lambda gw: -gw[1])
+    return [gw for gw in ranked if gw[1] > 0][:limit]
 
 
 def similarity(a: Workload, b: Workload) -> float:

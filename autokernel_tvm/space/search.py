@@ -1,10 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The generative search: propose genomes, give each a small MetaSchedule budget, spend more on
-the promising ones (successive halving), learn, and record the winner in the library.
+"""Which genomes to measure next and with how many trials: successive halving over the
+generator's proposals, then new proposals for budget an exhausted space left unspent.
 
-Called by :meth:`autokernel_tvm.tuner.Tuner.tune` when ``space="generative"``. Each genome gets its
-own resumable database under ``<work_dir>/<workload>/genomes/<key>``; the tuner then verifies the
-fastest record across all of them before anything is returned or exported.
+:class:`Search` knows nothing of building or measuring: the tuner iterates it (each item is a
+genome and the total trials it should have by now), measures, and reports back with
+:meth:`Search.learn`. That feedback re-fits the generator before the next proposal.
 """
 
 from __future__ import annotations
@@ -12,15 +12,13 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from .design_space import space_for
 from .generator import Generator
-from .grammar import Grammar, default_genome
-from .library import ROOT, Library
+from .genome import Genome
+from .grammar import Grammar
 
 MIN_TRIALS = 8  # fewer than this per genome and one XGB batch says little about a structure
 MAX_GENOMES = 4
 MAX_EXTRA_GENOMES = 16  # bound on genomes proposed to spend budget an exhausted space left
-KERNEL_FAMILIES = ("cuda.wgmma",)  # genomes that compile to one whole kernel, not a rule
 
 
 def halving_plan(trials: int, max_genomes: int = MAX_GENOMES) -> list[tuple[int, int]]:
@@ -41,115 +39,88 @@ def halving_plan(trials: int, max_genomes: int = MAX_GENOMES) -> list[tuple[int,
     return [(1, trials)]
 
 
-def run(tuner, workload):
-    """Search the generative space for ``workload``; returns (space runs, report)."""
-    config = tuner.config
-    grammar = Grammar.for_target(tuner.target)
-    families = grammar.families(workload)
-    if not families:
-        why = (
-            f"no generative rule family for {workload.op} {workload.dtype} on {grammar.target_kind}"
-        )
-        runs = [tuner.run_space(workload, tuner.stock_space(), "stock", config.trials)]
-        return runs, {"fallback": why + ": used the stock space"}
-    mod, proposals = tuner.tuning_module(workload)  # the sketch rewrites, applied once
-    library = Library.for_workload(config.target, workload, config.library_dir or ROOT)
-    prior = library.prior(workload)
-    known = {g.family for g, _ in prior}  # a family the library has not seen starts at its default
-    prior += [(default_genome(f), 0.3) for f in families if f not in known]
-    generator = Generator(grammar, workload, seed=config.seed, prior=prior)
-    plan = halving_plan(config.trials)
-    alive = generator.propose(plan[0][0])
-    if not alive:  # every genome is illegal for this shape (e.g. a K too short to pipeline)
-        runs = [tuner.run_space(workload, tuner.stock_space(), "stock", config.trials)]
-        why = f"no legal {families} genome (rejected: {dict(generator.rejections)})"
-        return runs, {"fallback": why + ": used the stock space"}
-    proposed = list(alive)
-    spent: Counter = Counter()
-    runs, rungs = {}, []
-    for width, extra in plan:
-        alive = alive[:width]
-        for genome in alive:
-            spent[genome.key] += extra
-            runs[genome.key] = run_genome(tuner, workload, genome, spent[genome.key], mod)
-            generator.update(genome, _score(runs[genome.key], workload))
-        alive.sort(key=lambda g: -_score(runs[g.key], workload))
-        rungs.append([{"key": g.key, "tflops": _score(runs[g.key], workload)} for g in alive])
-    # A genome whose space is exhausted (few legal decisions) returns budget unspent: give it
-    # to new proposals, so the run measures what it was asked to.
-    for _ in range(MAX_EXTRA_GENOMES):
-        if config.trials - sum(r.trials for r in runs.values()) < MIN_TRIALS:
-            break
-        new = generator.propose(1)
-        if not new:
-            break
-        genome = new[0]
-        proposed.append(genome)
-        left = config.trials - sum(r.trials for r in runs.values())
-        runs[genome.key] = run_genome(tuner, workload, genome, min(left, 2 * MIN_TRIALS), mod)
-        generator.update(genome, _score(runs[genome.key], workload))
-        rungs.append([{"key": genome.key, "tflops": _score(runs[genome.key], workload)}])
-    best_genome, best_score = generator.best()
-    report = {
-        "plan": plan,
-        "sketch": [p.to_json() for p in proposals],
-        "library": library.path,
-        "prior": [{"key": g.key, "weight": w, "describe": g.describe()} for g, w in prior],
-        "proposed": [{"key": g.key, "describe": g.describe()} for g in proposed],
-        "all_genomes": [{"key": g.key, "genome": g.to_json()} for g in proposed],
-        "rejected": dict(generator.rejections),
-        "rungs": rungs,
-        "kept": [g.key for g in alive],
-        "winner": {
-            "genome": best_genome.to_json(),
-            "key": best_genome.key,
-            "describe": best_genome.describe(),
-            "tflops": best_score,
-        },
-    }
-    return list(runs.values()), report
+class Search:
+    """Successive halving over generated genomes for one workload.
 
+    Parameters
+    ----------
+    grammar : Grammar
+        Legality on the target.
+    workload : Workload
+        What is tuned.
+    trials : int
+        The whole budget (MetaSchedule candidates; a whole kernel counts as one).
+    prior : list of (Genome, weight)
+        Library genomes for similar workloads; families without one start at their default.
+    seed : int
+        Random seed of the generator.
+    """
 
-def run_genome(tuner, workload, genome, trials: int, mod):
-    """Measure ``genome``: a MetaSchedule design space of up to ``trials`` candidates, or, for a
-    whole-kernel family (``cuda.wgmma``), its one kernel."""
-    label = f"genomes/{genome.key}"
-    if genome.family in KERNEL_FAMILIES:
-        from ..families.cuda_wgmma import kernel_module
-        from ..measure import run_kernel
+    def __init__(self, grammar: Grammar, workload, trials: int, *, prior=(), seed: int = 0):
+        self.workload, self.trials = workload, trials
+        families = grammar.families(workload)
+        known = {g.family for g, _ in prior}
+        self.prior = list(prior) + [
+            (Genome(f.name, f.default), 0.3) for f in families if f.name not in known
+        ]
+        self.generator = Generator(grammar, workload, seed=seed, prior=self.prior)
+        self.plan = halving_plan(trials)
+        self.proposed: list[Genome] = []
+        self.used: dict[str, int] = {}
+        self.scores: dict[str, float] = {}
+        self.rungs: list = []
+        self.kept: list[str] = []
 
-        return run_kernel(tuner, workload, kernel_module(genome, workload), label)
-    return tuner.run_space(workload, space_for(genome, tuner.target), label, trials, mod)
+    def __iter__(self):
+        """Yield ``(genome, total trials it should have)``; call :meth:`learn` after each."""
+        alive = self.generator.propose(self.plan[0][0])
+        self.proposed += alive
+        spent: Counter = Counter()
+        for width, extra in self.plan:
+            alive = alive[:width]
+            for genome in alive:
+                spent[genome.key] += extra
+                yield genome, spent[genome.key]
+            alive.sort(key=lambda g: -self.scores.get(g.key, 0.0))
+            self.rungs.append([{"key": g.key, "tflops": self.scores[g.key]} for g in alive])
+        self.kept = [g.key for g in alive]
+        for _ in range(MAX_EXTRA_GENOMES):
+            left = self.trials - sum(self.used.values())
+            if left < MIN_TRIALS or not alive:
+                break
+            new = self.generator.propose(1)
+            if not new:
+                break
+            self.proposed += new
+            yield new[0], min(left, 2 * MIN_TRIALS)
+            self.rungs.append([{"key": new[0].key, "tflops": self.scores[new[0].key]}])
 
+    def learn(self, genome: Genome, trials: int, tflops: float) -> None:
+        """A measured genome: ``trials`` records so far, best ``tflops`` (0 if all failed)."""
+        self.used[genome.key] = trials
+        self.scores[genome.key] = tflops
+        self.generator.update(genome, tflops)
 
-def record_winner(tuner, workload, result, device: str, save: bool = True) -> dict | None:
-    """Keep the verified winner's genome in the library (after the correctness gate passed)."""
-    from .genome import Genome
+    def genome(self, key: str) -> Genome:
+        return next(g for g in self.proposed if g.key == key)
 
-    winner = (result.space_report or {}).get("winner")
-    if not winner or not result.space.startswith("genomes/"):
-        return None
-    genome = Genome.from_json(winner["genome"])
-    if result.space != f"genomes/{genome.key}":  # the fastest verified record came from another
-        genome = next(
-            Genome.from_json(p["genome"])
-            for p in result.space_report["all_genomes"]
-            if f"genomes/{p['key']}" == result.space
-        )
-    library = Library.for_workload(tuner.config.target, workload, tuner.config.library_dir or ROOT)
-    entry = library.record(
-        genome,
-        workload,
-        tflops=result.tflops,
-        latency_us=result.latency_s * 1e6,
-        trials=result.trials,
-        device=device,
-        arch=tuner.config.arch or "",
-    )
-    if save:
-        library.save()
-    return entry
-
-
-def _score(run, workload) -> float:
-    return workload.flops / run.best_s / 1e12 if run.best_s < float("inf") else 0.0
+    def report(self) -> dict:
+        best = self.generator.best()
+        report = {
+            "plan": self.plan,
+            "prior": [{"key": g.key, "weight": w, "describe": g.describe()} for g, w in self.prior],
+            "proposed": [{"key": g.key, "describe": g.describe()} for g in self.proposed],
+            "all_genomes": [{"key": g.key, "genome": g.to_json()} for g in self.proposed],
+            "rejected": dict(self.generator.rejections),
+            "rungs": self.rungs,
+            "kept": self.kept,
+        }
+        if best is not None:
+            genome, score = best
+            report["winner"] = {
+                "genome": genome.to_json(),
+                "key": genome.key,
+                "describe": genome.describe(),
+                "tflops": score,
+            }
+        return report

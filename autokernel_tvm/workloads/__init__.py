@@ -2,6 +2,7 @@
 """TensorIR workloads: GEMM (A@B, A@B.T), batched GEMM, fused epilogues, conv2d NHWC."""
 
 from . import conv2d, gemm  # noqa: F401  (registers the ops)
-from .base import OPS, ArgSpec, Workload, WorkloadError, get_op, np_dtype
+from .base import OPS, ArgSpec, Workload, WorkloadError, get_op
+from .dtypes import np_dtype
 
 __all__ = ["OPS", "ArgSpec", "Workload", "WorkloadError", "get_op", "np_dtype"]

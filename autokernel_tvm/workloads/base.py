@@ -73,15 +73,6 @@ def get_op(name: str) -> OpDef:
     return OPS[name]
 
 
-def np_dtype(dtype: str) -> np.dtype:
-    """numpy dtype for a TVM dtype name (bfloat16 through ml_dtypes)."""
-    if dtype == "bfloat16":
-        import ml_dtypes
-
-        return np.dtype(ml_dtypes.bfloat16)
-    return np.dtype(dtype)
-
-
 @dataclass(frozen=True)
 class Workload:
     """One kernel to tune: ``op`` at a static ``shape`` with input ``dtype``.

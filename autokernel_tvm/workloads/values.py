@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import np_dtype
+from .dtypes import np_dtype
 
 KINDS = ("normal", "large", "tiny", "mixed", "edge")
 #: Largest finite value of each output dtype.

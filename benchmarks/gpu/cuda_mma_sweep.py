@@ -95,13 +95,18 @@ def _build(job: dict) -> dict:
     """Schedule candidate ``job["rank"]`` of a structure and export it as a .so (in a worker)."""
     from autokernel_tvm.builder import build_module
     from autokernel_tvm.families.cuda_mma.metaschedule import mma_candidates
+    from autokernel_tvm.hardware import limits_for_arch
     from autokernel_tvm.targets import make_target
 
     t0 = time.time()
     try:
-        cands = mma_candidates(
-            gemm_func(job["n"], job["trans_b"]), job["structure"], job["rank"] + 1
-        )
+        structure = {
+            **job["structure"],
+            "smem_limit": limits_for_arch(
+                f"sm_{job['arch']}a" if job["arch"] == "90" else f"sm_{job['arch']}"
+            ).smem_per_block,
+        }
+        cands = mma_candidates(gemm_func(job["n"], job["trans_b"]), structure, job["rank"] + 1)
         if len(cands) <= job["rank"]:
             return dict(job, status="skipped")
         tiles, sch = cands[job["rank"]]
@@ -132,6 +137,7 @@ def main() -> int:
     import tvm
 
     from autokernel_tvm.families.cuda_mma.schedule import legal
+    from autokernel_tvm.hardware import limits_for_arch
 
     start, n = time.time(), args.size
     major, minor = torch.cuda.get_device_capability()
@@ -180,7 +186,8 @@ def main() -> int:
     for rank, tb, (si, st) in itertools.product(
         range(args.per_structure), (True, False), enumerate(grid)
     ):
-        why = legal(n, n, n, trans_b=tb, **st)
+        smem = limits_for_arch(f"sm_{arch}").smem_per_block
+        why = legal(n, n, n, trans_b=tb, smem_limit=smem, **st)
         if why:
             rejected.append(dict(structure=st, trans_b=tb, reason=why)) if rank == 0 else None
             continue

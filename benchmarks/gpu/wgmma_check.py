@@ -33,6 +33,7 @@ import tvm  # noqa: E402
 
 from autokernel_tvm import timing  # noqa: E402
 from autokernel_tvm.families.cuda_wgmma.kernel import wgmma_gemm  # noqa: E402
+from autokernel_tvm.hardware import limits  # noqa: E402
 from autokernel_tvm.targets import make_target  # noqa: E402
 
 TORCH = {"float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -44,8 +45,8 @@ def check_one(size, dtype, structure, target, nt=True, batch=0, out_dtype="float
     row = {"structure": dict(block_n=block_n, consumers=consumers, stages=stages, raster=raster)}
     t0 = time.time()
     func = wgmma_gemm(size, size, size, batch=batch, in_dtype=dtype, trans_b=nt, block_n=block_n,
-                      consumers=consumers, stages=stages, raster=raster,
-                      out_dtype=out_dtype)  # fmt: skip
+                      consumers=consumers, stages=stages, raster=raster, out_dtype=out_dtype,
+                      smem_limit=limits(target).smem_per_block)  # fmt: skip
     lead = (batch,) if batch else ()
 
     def matmul(a, b):

@@ -3,14 +3,16 @@
 
 import pytest
 
-from autokernel_tvm.space.generator import Generator
-from autokernel_tvm.space.genes import encode
+from autokernel_tvm.space.generator import Generator, encode
+from autokernel_tvm.space.genome import Genome
 from autokernel_tvm.space.grammar import Grammar
 from autokernel_tvm.space.search import halving_plan
+from autokernel_tvm.targets import make_target
 from autokernel_tvm.workloads import Workload
 
 W = Workload("gemm_nt", (256, 256, 256))
-BEST = {"structure": "SSSRSRS", "b_layout": "pack", "vector_lanes": 32, "accumulator": "local"}
+LLVM = Grammar(make_target("llvm"))
+BEST = {"structure": "SSSRSRS", "pack_b": True, "vector_lanes": 32, "accumulator": "local"}
 
 
 def objective(genome) -> float:
@@ -19,7 +21,7 @@ def objective(genome) -> float:
 
 
 def test_distribution_moves_toward_winners():
-    gen = Generator(Grammar("llvm", "x"), W, seed=3)
+    gen = Generator(LLVM, W, seed=3)
     before = {g: gen.probabilities("cpu.tile", g)[v] for g, v in BEST.items()}
     for _ in range(8):
         for genome in gen.propose(4):
@@ -31,7 +33,7 @@ def test_distribution_moves_toward_winners():
 
 
 def test_proposals_are_legal_unique_and_rejections_counted():
-    gen = Generator(Grammar("llvm", "x"), Workload("gemm", (48, 48, 48)), seed=0)
+    gen = Generator(LLVM, Workload("gemm", (48, 48, 48)), seed=0)
     seen = set()
     for _ in range(5):
         for genome in gen.propose(4):
@@ -42,10 +44,8 @@ def test_proposals_are_legal_unique_and_rejections_counted():
 
 
 def test_prior_genomes_are_proposed_first():
-    from autokernel_tvm.space.grammar import default_genome
-
-    seed_genome = default_genome("cpu.tile").replace(vector_lanes=32)
-    gen = Generator(Grammar("llvm", "x"), W, seed=0, prior=[(seed_genome, 1.0)])
+    seed_genome = Genome.default("cpu.tile").replace(vector_lanes=32)
+    gen = Generator(LLVM, W, seed=0, prior=[(seed_genome, 1.0)])
     assert gen.propose(2)[0] == seed_genome
     assert gen.probabilities("cpu.tile", "vector_lanes")[32] > 1 / 3
 

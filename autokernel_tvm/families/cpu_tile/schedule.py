@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``cpu.tile``: multi-level tiling for llvm with a fixed-width vector micro-kernel.
+"""The ``cpu.tile`` template: multi-level tiling for llvm with a fixed-width vector micro-kernel.
 
-Differences from MetaSchedule's ``MultiLevelTiling`` that the genome makes explicit: the innermost
-spatial tile is split by ``vector_lanes`` first (so every candidate's inner loop is a full vector),
-an operand can be packed (``layout="pack"``: ``B[k, n] -> B[n // L, k, n % L]``, contiguous
+Differences from MetaSchedule's ``MultiLevelTiling`` that the parameters make explicit: the
+innermost spatial tile is split by ``vector_lanes`` first (so every candidate's inner loop is a
+full vector), B can be packed (``pack_b``: ``B[k, n] -> B[n // L, k, n % L]``, contiguous
 vectors for ``A@B.T``), the accumulator can live in a local buffer written back under a chosen
 level, and epilogues can be fused into that write-back.
 """
@@ -12,10 +12,8 @@ from __future__ import annotations
 
 from tvm import s_tir
 
-from ...space.genome import Genome
 from .. import common
 
-NAME = "cpu.tile"
 #: Bound on the k loop right around the micro-kernel. With the stock bound (16) most sampled
 #: tilings reload the accumulators from memory every <= 16 k steps (asm: a vmovups load/store
 #: per FMA) unless every middle spatial factor happens to be 1; 512 lets the micro-kernel keep its
@@ -23,24 +21,26 @@ NAME = "cpu.tile"
 MAX_KC = 512
 
 
-def apply(sch: s_tir.Schedule, block, genome: Genome) -> list[s_tir.Schedule]:
+def apply(sch: s_tir.Schedule, block, params) -> list[s_tir.Schedule]:
+    """Schedule ``block`` as :class:`~autokernel_tvm.families.cpu_tile.TileParams` say."""
     info = common.analyze(sch, block)
     if info is None:
         return [sch]
-    for staging, operand in zip((genome.a, genome.b), info.operands):
-        if staging.layout == "pack" and _packable(sch, block, info, operand, genome.vector_lanes):
-            _pack(sch, block, info, operand, genome.vector_lanes)
+    if params.pack_b and len(info.operands) > 1:  # B, the operand indexed by the vector axis
+        operand = info.operands[1]
+        if _packable(sch, block, info, operand, params.vector_lanes):
+            _pack(sch, block, info, operand, params.vector_lanes)
     levels = common.tile_levels(
-        sch, block, genome.structure, genome.vector_lanes, genome.micro, max_inner_reduce=MAX_KC
+        sch, block, params.structure, params.vector_lanes, params.micro, max_inner_reduce=MAX_KC
     )
     consumers = common.epilogue_chain(sch, block)
-    wb_loop = common.write_back_loop(levels, genome.structure)
-    if genome.accumulator == "local":
+    wb_loop = common.write_back_loop(levels, params.structure)
+    if params.accumulator == "local":
         consumers.insert(0, sch.cache_write(block, 0, "global"))
-    if consumers and (genome.accumulator == "local" or genome.epilogue == "inline"):
+    if consumers and (params.accumulator == "local" or params.epilogue == "inline"):
         # The first consumer (write-back or epilogue) runs per tile; the rest fold into it.
         sch.reverse_compute_at(consumers[0], wb_loop)
-        if genome.epilogue == "inline":
+        if params.epilogue == "inline":
             for consumer in reversed(consumers[1:]):
                 sch.reverse_compute_inline(consumer)
     return [sch]

@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
-"""MetaSchedule glue for the CUDA mma.sync GEMM sketch: rule, mutator, postprocs, builder.
+"""MetaSchedule glue for the ``cuda.mma`` template: its mutator, its postprocessors, and the
+exhaustive enumeration of one structure's candidates (:func:`mma_candidates`).
 
-`mma_space(structure)` is a ready `PostOrderApply` design space for one structure. Build its
-candidates with :func:`autokernel_tvm.builder.build_module` (the pass config they need, notably
-``tirx.use_async_copy`` and StorageRewrite left on, is set there).
+Build candidates with :func:`autokernel_tvm.builder.build_module` (the pass config they need,
+notably ``tirx.use_async_copy`` and StorageRewrite left on, is set there).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.schedule import SBlockRV, Schedule, Trace
 
-from .schedule import apply_cuda_mma, gemm_shape, legal
+from .schedule import apply_cuda_mma, gemm_shape
 from .tiles import MmaStructureError
 
 
@@ -33,38 +33,6 @@ def mma_postprocs() -> list[ms.postproc.Postproc]:
         ms.postproc.VerifyGPUCode(),
         ms.postproc.RewriteTensorize(),
     ]
-
-
-@derived_object
-class CudaMmaRule(ms.schedule_rule.PyScheduleRule):
-    """One sketch per GEMM block: `apply_cuda_mma` with a fixed structure (``trans_b`` and
-    ``in_dtype`` are read from the block).
-
-    Blocks that are not 3-loop GEMMs, or workloads the structure is illegal for, are left alone
-    (the rule returns the schedule unchanged), as MetaSchedule rules do.
-    """
-
-    def __init__(self, structure: dict[str, Any]) -> None:
-        super().__init__()
-        self.structure = dict(structure)
-
-    def _initialize_with_tune_context(self, context) -> None:
-        pass
-
-    def apply(self, sch: Schedule, block: SBlockRV) -> list[Schedule]:
-        try:
-            m, n, k, trans_b = gemm_shape(sch, block)
-        except MmaStructureError:
-            return [sch]
-        in_dtype = str(sch.get(block).reads[-1].source.dtype)
-        structure = {**self.structure, "trans_b": trans_b, "in_dtype": in_dtype}
-        if legal(m, n, k, **structure) is not None:
-            return [sch]
-        apply_cuda_mma(sch, block, **structure)
-        return [sch]
-
-    def clone(self) -> CudaMmaRule:
-        return CudaMmaRule(self.structure)
 
 
 @derived_object
@@ -138,12 +106,3 @@ def mma_candidates(
         picked = [values[i][c] for i, c in enumerate(combo)]
         out.append((dict(zip(("frag_m", "frag_n", "k_frags"), picked, strict=True)), sch))
     return out
-
-
-def mma_space(structure: dict[str, Any]) -> ms.space_generator.PostOrderApply:
-    """Design space with the mma sketch as its only rule (``trans_b`` is read from the block)."""
-    return ms.space_generator.PostOrderApply(
-        sch_rules=[CudaMmaRule(structure)],
-        postprocs=mma_postprocs(),
-        mutator_probs={MutateCategorical(): 1.0},
-    )

@@ -33,7 +33,6 @@ from tvm import s_tir
 from .tiles import (
     MMA_TILE,
     PAD_HALFS,
-    SMEM_LIMIT,
     WARP_SIZE,
     MmaStructureError,
     MmaTiles,
@@ -116,7 +115,7 @@ def apply_cuda_mma(
     unroll: int = 0,
     epilogue: str = "direct",
     frag_pipeline: bool = False,
-    smem_limit: int = SMEM_LIMIT,
+    smem_limit: int,
 ) -> s_tir.Schedule:
     """Schedule the GEMM ``block`` of ``sch`` (in place) for ldmatrix + mma.sync m16n8k16.
 
@@ -135,7 +134,8 @@ def apply_cuda_mma(
         keywords only so that `legal` can give the reason other values are rejected).
     frag_pipeline : also software-pipeline the inner K loop (prefetch the next ldmatrix
         fragments into a second register buffer).
-    smem_limit : dynamic shared memory budget in bytes for the worst sampled candidate.
+    smem_limit : dynamic shared memory budget in bytes for the worst sampled candidate (the
+        target's, :func:`autokernel_tvm.hardware.limits`).
 
     Sampled (``sample_categorical``): fragments per warp ``frag_m``, ``frag_n`` in {1, 2, 4}
     and ``k_frags`` in {2, 4} (BK 32 or 64), each restricted to values legal for the shape.

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 MMA_TILE = 16  # m16n8k16: one ldmatrix.x4 fragment is 16x16, one warp tile step is 16
 WARP_SIZE = 32
-SMEM_LIMIT = 232448  # H100 opt-in dynamic shared memory per block (227 KiB)
 FRAG_CHOICES = (1, 2, 4)  # fragments per warp per dim; 4x4 = 64x64 warp tile = 128 acc regs
 KFRAG_CHOICES = (2, 4)  # K tile 32 or 64: the permuted layout needs a multiple of 32
 SMEM_LAYOUTS = ("swizzle", "pad", "plain")
@@ -109,7 +108,7 @@ def tile_candidates(
     unroll: int = 0,
     epilogue: str = "direct",
     frag_pipeline: bool = False,
-    smem_limit: int = SMEM_LIMIT,
+    smem_limit: int,
 ) -> MmaTiles:
     """Return the legal candidate lists, or raise `MmaStructureError` with the reason."""
     del frag_pipeline  # legal with every tile; kept so callers can pass a whole structure

@@ -1,28 +1,25 @@
 # SPDX-License-Identifier: Apache-2.0
 """``cuda.wgmma``: Hopper GEMM (sm_90a) with TMA, an mbarrier ring and warp-specialized
-``wgmma.mma_async``, realised by :func:`autokernel_tvm.space.cuda_wgmma.wgmma_gemm`.
+``wgmma.mma_async``, generated as one whole TIRx kernel by :func:`.kernel.wgmma_gemm`.
 
-Unlike the other families this is not a MetaSchedule ``ScheduleRule``: MetaSchedule cannot
-express a warpgroup accumulator, TMA or mbarriers, so the genome compiles to a whole TIRx kernel
-(a TensorIR sketch with every number fixed by the structure). The search measures it as one
-candidate (``Tuner.run_kernel``); it goes through the same builder, correctness gate, export and
-library as the scheduled families. Ops: 2-D and batched GEMM with either B layout, the fused
-``nn.Linear`` epilogues, and stride-1 NHWC conv2d (implicit GEMM over TMA image patches).
-
-Genome fields used: ``intrinsic`` (``wgmma.m64n{N}k16``: the block tile's N), ``warps``
-(``(4 * consumer warpgroups, 1)``), ``stages`` (TMA ring depth) and ``raster`` (M tiles per
-rasterization group, 0 = row-major).
+MetaSchedule cannot express a warpgroup accumulator, TMA or mbarriers, so a parameter value is
+not a design space but one kernel (every number fixed), measured as a single candidate; it goes
+through the same builder, correctness gate, export and library as the scheduled families. Ops:
+2-D and batched GEMM with either B layout, the fused ``nn.Linear`` epilogues, and stride-1 NHWC
+conv2d (implicit GEMM over TMA image patches).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import tvm
 
-from .kernel import conv_out, legal, wgmma_gemm
+from ...hardware import limits
+from ..base import Family, GenomeError, Kernel, Params
+from .kernel import BLOCK_NS, CONSUMERS, IN_DTYPES, STAGES, conv_out, legal, wgmma_gemm
 
-NAME = "cuda.wgmma"
 #: op -> (B is K-major, leading batch dim, fused epilogue)
 OPS = {
     "gemm": (False, False, ""),
@@ -32,8 +29,27 @@ OPS = {
     "gemm_bias": (True, False, "bias"),
     "gemm_bias_relu": (True, False, "bias_relu"),
     "gemm_bias_gelu": (True, False, "bias_gelu"),
-    "conv2d_nhwc": (True, False, ""),  # implicit GEMM, stride 1: see cuda_wgmma's docstring
+    "conv2d_nhwc": (True, False, ""),  # implicit GEMM, stride 1: see kernel.py's docstring
 }
+
+
+@dataclass(frozen=True)
+class WgmmaParams(Params):
+    """block_n: N of the block tile and of each ``wgmma m64nNk16``; consumers: warpgroups
+    issuing wgmma (the block tile is ``64 * consumers`` rows); stages: TMA ring depth;
+    raster: M tiles per rasterization group (0 = row-major)."""
+
+    block_n: int = 256
+    consumers: int = 2
+    stages: int = 4
+    raster: int = 8
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.block_n not in BLOCK_NS or self.consumers not in CONSUMERS:
+            raise GenomeError("bad-tile", f"block_n={self.block_n} consumers={self.consumers}")
+        if self.stages not in STAGES or self.raster < 0:
+            raise GenomeError("bad-pipeline", f"stages={self.stages} raster={self.raster}")
 
 
 def _conv(workload) -> tuple:
@@ -52,36 +68,66 @@ def _mnk(workload) -> tuple[int, int, int]:
     return tuple(workload.shape[-3:])
 
 
-def structure(genome, workload) -> dict:
-    """The keyword arguments of ``wgmma_gemm`` that ``genome`` stands for on ``workload``."""
-    match = re.fullmatch(r"wgmma\.m64n(\d+)k16", genome.intrinsic)
+def structure(params: WgmmaParams, workload) -> dict:
+    """The :class:`.kernel.Structure` keywords that ``params`` stands for on ``workload``."""
     trans_b, batched, epilogue = OPS[workload.op]
     return {
         "batch": workload.shape[0] if batched else 0,
         "conv": _conv(workload),
         "in_dtype": workload.dtype,
         "trans_b": trans_b,
-        "block_n": int(match.group(1)) if match else 0,
-        "consumers": genome.warps[0] // 4,
-        "stages": genome.stages,
-        "raster": max(genome.raster, 1),
+        "block_n": params.block_n,
+        "consumers": params.consumers,
+        "stages": params.stages,
+        "raster": max(params.raster, 1),
         "epilogue": epilogue,
         "out_dtype": workload.out_dtype or "float32",
     }
 
 
-def reason(genome, workload) -> str | None:
-    """Why ``genome`` cannot build ``workload``, or None."""
-    if workload.op not in OPS:
-        return f"op {workload.op!r}: the wgmma sketch implements {sorted(OPS)}"
-    if genome.warps[1] != 1 or genome.warps[0] % 4:
-        return f"warps={genome.warps}: wgmma warps come in warpgroups of 4 along M, (4k, 1)"
-    if workload.op == "conv2d_nhwc" and workload.shape[7] != 1:
-        return f"conv2d stride {workload.shape[7]}: the wgmma implicit GEMM takes stride 1"
-    return legal(*_mnk(workload), **structure(genome, workload))
+class CudaWgmma(Family):
+    name = "cuda.wgmma"
+    params = WgmmaParams
+    domain = {
+        "block_n": (256, 128, 64),
+        "consumers": (2, 1),
+        "stages": (3, 4, 5, 6),
+        "raster": (0, 4, 8, 16),
+    }
+    default = WgmmaParams()  # H100: 82% of cuBLAS at 4096^3 fp16 before tuning
+
+    def applies(self, workload, target) -> str | None:
+        if target.kind.name != "cuda" or str(target.attrs.get("arch", "")) != "sm_90a":
+            return "needs CUDA sm_90a (wgmma and TMA are arch-specific Hopper instructions)"
+        if workload.dtype not in IN_DTYPES:
+            return f"inputs {workload.dtype}: wgmma is implemented for {tuple(IN_DTYPES)}"
+        if workload.op not in OPS:
+            return f"op {workload.op}: the wgmma kernel implements {sorted(OPS)}"
+        return None
+
+    def check(self, params: WgmmaParams, workload, target) -> None:
+        if workload.op == "conv2d_nhwc" and workload.shape[7] != 1:
+            raise GenomeError("wgmma-structure", "conv2d stride != 1: the implicit GEMM takes 1")
+        why = legal(*_mnk(workload), smem_limit=_smem(target), **structure(params, workload))
+        if why:
+            raise GenomeError("wgmma-structure", why)
+
+    def candidate(self, params: WgmmaParams, workload, target) -> Kernel:
+        func = wgmma_gemm(*_mnk(workload), smem_limit=_smem(target), **structure(params, workload))
+        return Kernel(tvm.IRModule({"main": func}))
+
+    def from_legacy(self, genome: dict) -> WgmmaParams:
+        match = re.fullmatch(r"wgmma\.m64n(\d+)k16", genome["intrinsic"])
+        return WgmmaParams(
+            block_n=int(match.group(1)),
+            consumers=genome["warps"][0] // 4,
+            stages=genome["stages"],
+            raster=genome["raster"],
+        )
 
 
-def kernel_module(genome, workload) -> tvm.IRModule:
-    """The candidate: the whole kernel for ``workload`` as an IRModule."""
-    func = wgmma_gemm(*_mnk(workload), **structure(genome, workload))
-    return tvm.IRModule({"main": func})
+def _smem(target) -> int:
+    return limits(target).smem_per_block
+
+
+FAMILY = CudaWgmma()

@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Hopper GEMM sketch: TMA -> 128B-swizzled shared memory -> ``wgmma.mma_async``, warp-specialized.
+"""Hopper GEMM kernel template: TMA -> 128B-swizzled shared memory -> ``wgmma.mma_async``,
+warp-specialized.
 
 Read `wgmma_gemm` first. MetaSchedule's schedule primitives stop at mma.sync: there is no s_tir
 tensor intrinsic for a warpgroup-wide accumulator, no TMA copy and no mbarrier. So this family is
-not a schedule rule over the workload's loops but a TensorIR *sketch* written in TIRx (TVM 0.27's
+not a schedule rule over the workload's loops but a whole kernel written in TIRx (TVM 0.27's
 ``tvm.backend.cuda`` layer, ``tir_pipeline="tirx"``), generated from a structure; the generator
 picks the structure and the tuner measures it like any other candidate. `legal` gives the reason a
 structure cannot be used for a workload, before anything is built.
@@ -48,7 +49,7 @@ WG_ROWS = 64  # wgmma's M per warpgroup
 BLOCK_NS = (64, 128, 256)  # wgmma N: 32..256 in steps of 8; 256 is the TMA box limit
 CONSUMERS = (1, 2)  # warpgroups issuing wgmma; 2 x m64n256 f32 = 128 accumulators each
 STAGES = (2, 3, 4, 5, 6)
-SMEM_LIMIT = 232448 - 1024  # H100 opt-in dynamic shared memory, less the 1 KiB alignment slack
+SMEM_ALIGN_SLACK = 1024  # the kernel aligns its dynamic shared memory to 1 KiB (128B swizzle)
 IN_DTYPES = {"float16": "f16", "bfloat16": "bf16"}
 SWIZZLE_128B = 3  # CUtensorMapSwizzle enum; TVM's descriptor encoder maps it to wgmma's code
 SBO_16B = 1024 // 16  # stride between 8-row core-matrix groups: 8 rows x 128 B
@@ -65,7 +66,7 @@ PIPELINE_ATTR = "autokernel.tir_pipeline"
 
 
 class WgmmaStructureError(ValueError):
-    """A structure that the wgmma sketch cannot build for a given workload."""
+    """A structure that the wgmma kernel template cannot build for a given workload."""
 
 
 @dataclass(frozen=True)
@@ -132,9 +133,9 @@ def _conv_reason(conv, m, n, k, *, batch, trans_b, epilogue) -> str | None:
     return None
 
 
-def legal(m: int, n: int, k: int, **structure) -> str | None:
-    """Why the :class:`Structure` of these keywords cannot build an ``m x n x k`` GEMM, or None
-    if it can."""
+def legal(m: int, n: int, k: int, *, smem_limit: int, **structure) -> str | None:
+    """Why the :class:`Structure` of these keywords cannot build an ``m x n x k`` GEMM on a GPU
+    granting ``smem_limit`` bytes of shared memory per block, or None if it can."""
     st = Structure(**structure)
     batch, conv, in_dtype, trans_b = st.batch, st.conv, st.in_dtype, st.trans_b
     block_n, consumers, stages, raster = st.block_n, st.consumers, st.stages, st.raster
@@ -165,15 +166,17 @@ def legal(m: int, n: int, k: int, **structure) -> str | None:
         return f"{m}x{n}x{k} is not a multiple of the {block_m}x{block_n}x{BLOCK_K} tile"
     if raster < 1 or m_tiles % raster:
         return f"raster={raster} must divide the {m_tiles} M tiles"
-    if smem_bytes(block_n, consumers, stages) > SMEM_LIMIT:
-        return f"{smem_bytes(block_n, consumers, stages)} B of shared memory > {SMEM_LIMIT}"
+    budget = smem_limit - SMEM_ALIGN_SLACK
+    if smem_bytes(block_n, consumers, stages) > budget:
+        return f"{smem_bytes(block_n, consumers, stages)} B of shared memory > {budget}"
     return None
 
 
-def wgmma_gemm(m: int, n: int, k: int, **structure) -> tvm.tirx.PrimFunc:
+def wgmma_gemm(m: int, n: int, k: int, *, smem_limit: int, **structure) -> tvm.tirx.PrimFunc:
     """The TIRx kernel of the :class:`Structure` of these keywords for ``C = A @ B.T`` (or
-    ``A @ B``, batched, or a conv2d); compile with ``tir_pipeline="tirx"``."""
-    reason = legal(m, n, k, **structure)
+    ``A @ B``, batched, or a conv2d); compile with ``tir_pipeline="tirx"``. ``smem_limit``: the
+    target's shared memory per block (:func:`autokernel_tvm.hardware.limits`)."""
+    reason = legal(m, n, k, smem_limit=smem_limit, **structure)
     if reason:
         raise WgmmaStructureError(reason)
     st = Structure(**structure)

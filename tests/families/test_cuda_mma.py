@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
-"""CPU-only checks of the CUDA mma.sync GEMM sketch (``autokernel_tvm/space/cuda_mma.py``).
+"""CPU-only checks of the ``cuda.mma`` family (``autokernel_tvm/families/cuda_mma/``).
 
 Every candidate a structure can sample must pass MetaSchedule's CUDA postprocs and build; nvcc
-(skipped when absent) compiles a few to sm_90a cubins. Run: ``pytest tests/space/test_cuda_mma.py``
-(about 2 minutes on 2 cores, half of it the import of ``tvm.s_tir.tensor_intrin.cuda``).
+(skipped when absent) compiles a few to sm_90a cubins. About 2 minutes on 2 cores, half of it
+the import of ``tvm.s_tir.tensor_intrin.cuda``.
 """
 
 from __future__ import annotations
@@ -12,35 +12,28 @@ import concurrent.futures
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+import tvm
+from tvm.s_tir import meta_schedule as ms
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import tvm  # noqa: E402
-from tvm.s_tir import meta_schedule as ms  # noqa: E402
-
-from autokernel_tvm import builder  # noqa: E402
-from autokernel_tvm.families.cuda_mma.metaschedule import (  # noqa: E402
-    CudaMmaRule,
-    MutateCategorical,
-    mma_candidates,
-    mma_space,
-)
-from autokernel_tvm.families.cuda_mma.schedule import (  # noqa: E402
+from autokernel_tvm import builder
+from autokernel_tvm.families.cuda_mma import FAMILY, MmaParams
+from autokernel_tvm.families.cuda_mma.metaschedule import MutateCategorical, mma_candidates
+from autokernel_tvm.families.cuda_mma.schedule import (
     MmaStructureError,
     apply_cuda_mma,
     gemm_shape,
     legal,
 )
-from autokernel_tvm.targets import make_target  # noqa: E402
-from autokernel_tvm.workloads import Workload  # noqa: E402
+from autokernel_tvm.families.design_space import FamilyRule
+from autokernel_tvm.hardware import limits
+from autokernel_tvm.targets import make_target
+from autokernel_tvm.workloads import Workload
 
 TARGET = make_target("cuda", "sm_90a")
+SMEM = limits(TARGET).smem_per_block
 # "cp.async.c": cp.async.cg (16 B) or cp.async.ca (4 and 8 B copies)
 NEEDLES = ("mma.sync.aligned.m16n8k16", "ldmatrix.sync.aligned", "cp.async.c", "cp.async.wait")
 
@@ -59,13 +52,36 @@ def intrin():
     import tvm.s_tir.tensor_intrin.cuda  # noqa: F401  (~30 s: registers ldmatrix/mma intrinsics)
 
 
+def params(structure) -> MmaParams:
+    """The family parameters a structure dict (``apply_cuda_mma`` keywords) stands for."""
+    return MmaParams(
+        warps=(structure["warp_m"], structure["warp_n"]),
+        stages=structure["stages"],
+        smem_layout=structure["smem_layout"],
+        vector_bytes=structure["vector_bytes"],
+        raster=structure["raster"],
+        frag_pipeline=structure.get("frag_pipeline", False),
+    )
+
+
+def mma_space(structure):
+    """A design space with the family's rule as its only rule (no stock rules)."""
+    return ms.space_generator.PostOrderApply(
+        sch_rules=[FamilyRule(FAMILY, params(structure), TARGET)],
+        postprocs=FAMILY.postprocs(TARGET),
+        mutator_probs=FAMILY.mutators(TARGET),
+    )
+
+
 def postprocs_pass(func, structure, sch) -> bool:
     ctx = ms.TuneContext(mod=func, target=TARGET, space_generator=mma_space(structure))
     sch.enter_postproc()
     return all(p.apply(sch) for p in ctx.space_generator.postprocs)
 
 
-BASE = dict(warp_m=2, warp_n=2, stages=3, smem_layout="swizzle", vector_bytes=16, raster=0)
+BASE = dict(
+    warp_m=2, warp_n=2, stages=3, smem_layout="swizzle", vector_bytes=16, raster=0, smem_limit=SMEM
+)
 
 
 @pytest.mark.parametrize(
@@ -111,7 +127,7 @@ def test_gemm_shape_and_trans_b_check():
         assert gemm_shape(sch, sch.get_sblock("C")) == (256, 512, 128, trans_b)
     sch = tvm.s_tir.Schedule(gemm_func(256, 512, 128, trans_b=True))
     with pytest.raises(MmaStructureError, match="trans_b"):
-        apply_cuda_mma(sch, sch.get_sblock("C"), trans_b=False)
+        apply_cuda_mma(sch, sch.get_sblock("C"), trans_b=False, smem_limit=SMEM)
 
 
 # (shape, trans_b, structure, how many decision combinations; None = all of them)
@@ -146,7 +162,7 @@ def test_random_samples_and_mutator(intrin):
     seen = set()
     for seed in range(1, 9):
         sch = tvm.s_tir.Schedule(func, seed=seed)
-        (sch,) = CudaMmaRule(structure).apply(sch, sch.get_sblock("C"))
+        (sch,) = FamilyRule(FAMILY, params(structure), TARGET).apply(sch, sch.get_sblock("C"))
         seen.add(tuple(int(d) for d in sch.trace.decisions.values()))
         assert postprocs_pass(func, structure, sch)
     assert len(seen) > 1

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The TensorIR rewrites behind :mod:`autokernel_tvm.space.sketch`, one function per kind.
+"""The TensorIR rewrites behind :mod:`autokernel_tvm.rewrite`, one function per kind.
 
 Each takes a PrimFunc and a proposal and returns the rewritten PrimFunc, built from schedule
 primitives (``reindex``, ``transform_layout``, ``transform_block_layout``, ``pad_einsum``,
@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from tvm import s_tir
 from tvm.s_tir.schedule import ScheduleError
 
-from .rewrite import SketchError, SketchProposal
+from .proposal import RewriteError, RewriteProposal
 
 REDUCE = 2  # IterVar kCommReduce
 
@@ -30,22 +30,22 @@ def _reduction_blocks(sch: s_tir.Schedule) -> list:
 
 @contextmanager
 def _rewrite_failed():
-    """A schedule primitive's ScheduleError as SketchError("rewrite-failed", its last line)."""
+    """A schedule primitive's ScheduleError as RewriteError("rewrite-failed", its last line)."""
     try:
         yield
     except ScheduleError as err:
-        raise SketchError("rewrite-failed", str(err).strip().splitlines()[-1][:200]) from err
+        raise RewriteError("rewrite-failed", str(err).strip().splitlines()[-1][:200]) from err
 
 
 def _gemm_block(sch: s_tir.Schedule):
     blocks = _reduction_blocks(sch)
     kinds = [[int(iv.iter_type) for iv in sch.get(b).iter_vars] for b in blocks]
     if len(blocks) != 1 or kinds[0] != [0, 0, REDUCE]:
-        raise SketchError("no-gemm-block", f"want one 3-loop SSR block, found iter kinds {kinds}")
+        raise RewriteError("no-gemm-block", f"want one 3-loop SSR block, found iter kinds {kinds}")
     return blocks[0]
 
 
-def implicit_gemm(func, proposal: SketchProposal):
+def implicit_gemm(func, proposal: RewriteProposal):
     """conv2d NHWC x KRSC (block ``C``: 4 spatial, 3 reduction iters) -> a 3-loop GEMM block.
 
     The conv block reads ``pad[b, y*st + r, x*st + s, c]`` and ``weight[o, r, s, c]``. Its
@@ -57,12 +57,12 @@ def implicit_gemm(func, proposal: SketchProposal):
     blocks = _reduction_blocks(sch)
     kinds = [[int(iv.iter_type) for iv in sch.get(b).iter_vars] for b in blocks]
     if len(blocks) != 1 or kinds[0] != [0, 0, 0, 0, REDUCE, REDUCE, REDUCE]:
-        raise SketchError("not-conv2d", f"want one SSSSRRR conv block, found iter kinds {kinds}")
+        raise RewriteError("not-conv2d", f"want one SSSSRRR conv block, found iter kinds {kinds}")
     conv = blocks[0]
     n, p, q, k, r, s, c = (int(iv.dom.extent) for iv in sch.get(conv).iter_vars)
     want = {"m": n * p * q, "n": k, "k": r * s * c}
     if dict(proposal.params) != want:
-        raise SketchError("shape-mismatch", f"proposal {dict(proposal.params)}, conv {want}")
+        raise RewriteError("shape-mismatch", f"proposal {dict(proposal.params)}, conv {want}")
 
     with _rewrite_failed():
         # Block iters first: (b, y, x) -> M, o -> N, (r, s, c) -> K. Reindexing then gives each
@@ -79,7 +79,7 @@ def implicit_gemm(func, proposal: SketchProposal):
     return sch.mod["main"]
 
 
-def pad(func, proposal: SketchProposal):
+def pad(func, proposal: RewriteProposal):
     """Pad the GEMM block's (M, N, K) iteration domain up to the proposal's multiples."""
     sch = s_tir.Schedule(func)
     block = _gemm_block(sch)
@@ -88,14 +88,14 @@ def pad(func, proposal: SketchProposal):
     return sch.mod["main"]
 
 
-def split_k(func, proposal: SketchProposal):
+def split_k(func, proposal: RewriteProposal):
     """K split into ``splits`` partial GEMMs ``C_rf[s, i, j]`` and a reduction over ``s``."""
     sch = s_tir.Schedule(func)
     block = _gemm_block(sch)
     splits = proposal.param("splits")
     k = int(sch.get(block).iter_vars[2].dom.extent)
     if splits < 2 or k % splits:
-        raise SketchError("split-not-dividing", f"splits={splits} must be >= 2 and divide K={k}")
+        raise RewriteError("split-not-dividing", f"splits={splits} must be >= 2 and divide K={k}")
     k_loop = sch.get_loops(block)[-1]
     outer, _ = sch.split(k_loop, [splits, None])
     sch.rfactor(outer, 0)

@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
-"""TensorIR sketch proposals: rewrites of the workload before any schedule rule sees it.
+"""TensorIR rewrites: proposals to rewrite the workload before any schedule rule sees it.
 
-Read :class:`SketchProposal`, then :func:`propose` (which rewrites a workload needs for a rule
+Read :class:`RewriteProposal`, then :func:`propose` (which rewrites a workload needs for a rule
 family) and :func:`apply` (proposal x PrimFunc -> PrimFunc; the rewrites themselves are in
-``sketch_rewrites.py``). A proposal is a frozen, JSON-serialisable value with its provenance
+``tir.py``). A proposal is a frozen, JSON-serialisable value with its provenance
 (which rule proposed it and why); the tuning report records it, and the correctness gate verifies
 the rewritten kernel against the *original* workload's fp64 reference, so a wrong rewrite can
 never ship. Every rewrite keeps the function signature (same inputs and output buffers).
@@ -12,7 +12,7 @@ Kinds:
 
 * ``implicit_gemm``: conv2d NHWC x KRSC -> one 3-loop GEMM block
   ``C[n*p*q, k] += A[n*p*q, r*s*c] * W[k, r*s*c]``; the im2col gather (with the zero padding) is
-  a producer block that the ``cuda.mma`` sketch inlines into its shared-memory copy.
+  a producer block that the ``cuda.mma`` template inlines into its shared-memory copy.
 * ``pad``: pad the GEMM block's M/N/K to multiples (``sch.pad_einsum``); the padded output is
   sliced back by a consumer block.
 * ``split_k``: split K into ``splits`` partial GEMMs (``sch.rfactor``) plus a reduction block.
@@ -21,15 +21,12 @@ Kinds:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
-from .genome import Rejection
+from .proposal import KINDS, Provenance, RewriteError, RewriteProposal
 
-KINDS = {  # kind -> required integer parameters
-    "implicit_gemm": ("m", "n", "k"),
-    "pad": ("m", "n", "k"),
-    "split_k": ("splits",),
-}
+__all__ = ["GEMM_OPS", "KINDS", "Provenance", "RewriteError", "RewriteProposal"]
+__all__ += ["apply", "apply_all", "from_json", "gemm_mnk", "propose", "to_json"]
+
 #: ``pad``: a GEMM dim that is not a multiple of ALIGN (the smallest block tile every warp layout
 #: of the mma.sync family can use, and BK=32, the smallest K tile of the swizzled shared layout)
 #: is padded up to a multiple of PAD_TO; aligned dims keep factor 1 (a 64-wide conv stays 64).
@@ -38,65 +35,10 @@ PAD_TO = {"m": 64, "n": 64, "k": 32}
 GEMM_OPS = ("gemm", "gemm_nt", "gemm_bias", "gemm_bias_relu", "gemm_bias_gelu")
 
 
-class SketchError(Rejection):
-    """A proposal that is invalid, or that does not apply to a workload; ``reason`` is a key."""
-
-
-@dataclass(frozen=True)
-class Provenance:
-    """Who proposed a rewrite and why: ``rule`` (the proposing rule), ``why`` (one sentence)."""
-
-    rule: str
-    why: str
-
-
-@dataclass(frozen=True)
-class SketchProposal:
-    """One rewrite: ``kind`` with integer ``params`` (a dict is accepted and frozen sorted)."""
-
-    kind: str
-    params: tuple[tuple[str, int], ...]
-    provenance: Provenance
-
-    def __post_init__(self) -> None:
-        params = self.params.items() if isinstance(self.params, dict) else self.params
-        object.__setattr__(self, "params", tuple(sorted((str(k), int(v)) for k, v in params)))
-        if isinstance(self.provenance, dict):
-            object.__setattr__(self, "provenance", Provenance(**self.provenance))
-        if self.kind not in KINDS:
-            raise SketchError("bad-kind", f"{self.kind!r} not in {sorted(KINDS)}")
-        names = sorted(k for k, _ in self.params)
-        if names != sorted(KINDS[self.kind]):
-            raise SketchError("bad-params", f"{self.kind} takes {KINDS[self.kind]}, got {names}")
-        if min(v for _, v in self.params) < 1:
-            raise SketchError("bad-params", f"{self.kind}: parameters must be >= 1: {self.params}")
-
-    def param(self, name: str) -> int:
-        return dict(self.params)[name]
-
-    def to_json(self) -> dict:
-        return {
-            "kind": self.kind,
-            "params": dict(self.params),
-            "provenance": {"rule": self.provenance.rule, "why": self.provenance.why},
-        }
-
-    @classmethod
-    def from_json(cls, data: dict) -> SketchProposal:
-        unknown = set(data) - {"kind", "params", "provenance"}
-        if unknown:
-            raise SketchError("unknown-field", str(sorted(unknown)))
-        return cls(data["kind"], data["params"], data["provenance"])
-
-    def describe(self) -> str:
-        params = ",".join(f"{k}={v}" for k, v in self.params)
-        return f"{self.kind}({params}) by {self.provenance.rule}"
-
-
-def apply(proposal: SketchProposal, func):
-    """Rewrite ``func`` (a TensorIR PrimFunc) as ``proposal`` says; raise SketchError if it
+def apply(proposal: RewriteProposal, func):
+    """Rewrite ``func`` (a TensorIR PrimFunc) as ``proposal`` says; raise RewriteError if it
     does not apply. The result computes the same function with the same signature."""
-    from .rewrite_tir import REWRITES
+    from .tir import REWRITES
 
     return REWRITES[proposal.kind](func, proposal)
 
@@ -110,7 +52,7 @@ def apply_all(proposals, func):
     return tvm.IRModule({"main": func})
 
 
-def propose(workload, rule: str = "cuda.mma") -> tuple[SketchProposal, ...]:
+def propose(workload, rule: str = "cuda.mma") -> tuple[RewriteProposal, ...]:
     """The rewrites ``workload`` needs before ``rule`` (a 3-loop GEMM sketch) can schedule it.
 
     conv2d -> implicit GEMM; a GEMM view with M or N not a multiple of 128 or K not of 32 ->
@@ -121,7 +63,7 @@ def propose(workload, rule: str = "cuda.mma") -> tuple[SketchProposal, ...]:
         n, _, _, c, k, r, s, _, _ = workload.shape
         _, p, q, _ = workload.output.shape
         m, kk = n * p * q, r * s * c
-        first = SketchProposal(
+        first = RewriteProposal(
             "implicit_gemm",
             {"m": m, "n": k, "k": kk},
             Provenance(
@@ -136,7 +78,7 @@ def propose(workload, rule: str = "cuda.mma") -> tuple[SketchProposal, ...]:
     return ()
 
 
-def _pad(m: int, n: int, k: int, rule: str, what: str) -> tuple[SketchProposal, ...]:
+def _pad(m: int, n: int, k: int, rule: str, what: str) -> tuple[RewriteProposal, ...]:
     sizes = {"m": m, "n": n, "k": k}
     factors = {d: PAD_TO[d] if size % ALIGN[d] else 1 for d, size in sizes.items()}
     if set(factors.values()) == {1}:
@@ -146,7 +88,7 @@ def _pad(m: int, n: int, k: int, rule: str, what: str) -> tuple[SketchProposal, 
         f"{what} is {m}x{n}x{k}, not a multiple of {ALIGN['m']}x{ALIGN['n']}x{ALIGN['k']}: "
         f"padded to {'x'.join(map(str, padded))} so mma tiles divide it; the output is sliced back"
     )
-    return (SketchProposal("pad", factors, Provenance(f"{rule}:align", why)),)
+    return (RewriteProposal("pad", factors, Provenance(f"{rule}:align", why)),)
 
 
 def gemm_mnk(workload, proposals) -> tuple[int, int, int]:
@@ -156,7 +98,7 @@ def gemm_mnk(workload, proposals) -> tuple[int, int, int]:
     else:
         first = next((p for p in proposals if p.kind == "implicit_gemm"), None)
         if first is None:
-            raise SketchError("no-gemm-view", f"{workload.op} without an implicit_gemm proposal")
+            raise RewriteError("no-gemm-view", f"{workload.op} without an implicit_gemm proposal")
         m, n, k = (first.param(d) for d in "mnk")
     for p in proposals:
         if p.kind == "pad":
@@ -169,5 +111,5 @@ def to_json(proposals) -> list[dict]:
     return [p.to_json() for p in proposals]
 
 
-def from_json(data) -> tuple[SketchProposal, ...]:
-    return tuple(SketchProposal.from_json(json.loads(json.dumps(d))) for d in data)
+def from_json(data) -> tuple[RewriteProposal, ...]:
+    return tuple(RewriteProposal.from_json(json.loads(json.dumps(d))) for d in data)

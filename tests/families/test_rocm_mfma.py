@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
-"""CPU-only checks of the generative ROCm space: every sampled ``rocm.mfma`` candidate builds.
+"""CPU-only checks of the ``rocm.mfma`` family: legality by reason, and every sampled candidate
+builds.
 
-The space is ``space_for(<rocm.mfma genome>, gfx942)``: the MFMA rule plus MetaSchedule's stock
+The design space is the MFMA rule plus MetaSchedule's stock
 cuda rules (ParallelizeVectorizeUnroll samples unroll 0/16/64), postprocs and mutators. Before
 the pipeline unrolled after LowerWarpMemory, 176 of 288 such samples failed to build ("failed to
 rewrite load to shuffle"). Numerics are NOT checked (no AMD GPU); kernels must hold ``v_mfma``.
@@ -16,10 +17,12 @@ import tvm
 from tvm.s_tir import meta_schedule as ms
 
 from autokernel_tvm.candidates import sample_candidates
+from autokernel_tvm.families import GenomeError
+from autokernel_tvm.families.rocm_mfma import FAMILY, MfmaParams
 from autokernel_tvm.families.rocm_mfma import build as rocm_build
 from autokernel_tvm.families.rocm_mfma import schedule as rocm_mfma
-from autokernel_tvm.space.design_space import space_for
-from autokernel_tvm.space.grammar import default_genome
+from autokernel_tvm.space.genome import Genome
+from autokernel_tvm.space.grammar import Grammar
 from autokernel_tvm.targets import make_target, rocm_toolchain_problem
 from autokernel_tvm.workloads import Workload
 
@@ -47,10 +50,11 @@ def target() -> tvm.target.Target:
     ],
 )
 def test_every_sampled_candidate_builds_with_mfma(target, op, shape, dtype, warps):
-    genome = default_genome("rocm.mfma")
-    genome = genome.replace(warps=warps) if warps else genome
-    mod = Workload(op, shape, dtype).ir_module()
-    report = sample_candidates(mod, target, space_for(genome, target), SAMPLES)
+    params = MfmaParams(warps=warps) if warps else FAMILY.default
+    workload = Workload(op, shape, dtype)
+    FAMILY.check(params, workload, target)
+    candidate = FAMILY.candidate(params, workload, target)
+    report = sample_candidates(candidate.mod, target, candidate.space, SAMPLES)
     assert report.failures == {}, report.to_json()
     assert report.built == SAMPLES
     assert report.markers["v_mfma"] == SAMPLES
@@ -67,9 +71,25 @@ def test_explicit_unroll_over_several_fragments_builds(target):
     assert "v_mfma_f32_16x16x16_f16" in asm
 
 
+def test_grammar_checks_wavefronts_and_dtypes(target):
+    """Wavefronts that do not fit the tiles are rejected before tuning, with the reason (an
+    untiled kernel must never be labelled generative)."""
+    grammar = Grammar(target)
+    small = Workload("gemm", (48, 64, 64), "float16")  # 3 MFMA tiles along M
+    with pytest.raises(GenomeError) as err:
+        grammar.check(Genome.default("rocm.mfma"), small)  # 2 x 2 wavefronts
+    assert err.value.reason == "mfma-structure" and "does not divide" in str(err.value)
+    assert grammar.check(Genome("rocm.mfma", MfmaParams(warps=(1, 1))), small)
+    assert "bfloat16" in grammar.why_not(Workload("gemm", (64, 64, 64), "bfloat16"))["rocm.mfma"]
+    batched = Workload("batch_gemm", (2, 64, 64, 64), "float16")
+    assert [f.name for f in grammar.families(batched)] == []  # stock space, with the reason
+    assert "2-D GEMMs" in grammar.why_not(batched)["rocm.mfma"]
+
+
 def test_wavefronts_that_do_not_fit_fall_back_to_stock_rules(target):
     # 3 tiles along M cannot be shared by 2 wavefronts: the rule leaves the block to the stock
-    # rules (the grammar should reject such genomes before tuning).
-    mod = Workload("gemm", (48, 64, 64), "float16").ir_module()
-    report = sample_candidates(mod, target, space_for(default_genome("rocm.mfma"), target), 2)
+    # rules (check() rejects such parameters before tuning).
+    workload = Workload("gemm", (48, 64, 64), "float16")
+    candidate = FAMILY.candidate(FAMILY.default, workload, target)
+    report = sample_candidates(candidate.mod, target, candidate.space, 2)
     assert report.built == 2 and report.markers["v_mfma"] == 0

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Sketch proposals (``autokernel_tvm/space/sketch.py``): values, which rewrites a workload gets,
+"""TensorIR rewrite proposals (``autokernel_tvm/rewrite``): values, which rewrites a workload gets,
 and the rewritten TensorIR built for llvm (unscheduled) and run through the correctness gate
 against the original workload's fp64 reference."""
 
@@ -10,10 +10,10 @@ import json
 import pytest
 import tvm
 
+from autokernel_tvm import rewrite as sketch
 from autokernel_tvm import verify
 from autokernel_tvm.builder import build_module
-from autokernel_tvm.space import rewrite as sketch
-from autokernel_tvm.space.rewrite import Provenance, SketchError, SketchProposal
+from autokernel_tvm.rewrite import Provenance, RewriteError, RewriteProposal
 from autokernel_tvm.targets import make_target
 from autokernel_tvm.workloads import Workload
 
@@ -21,16 +21,16 @@ LLVM = make_target("llvm")
 WHY = Provenance("test", "a test asked for it")
 
 
-def split_k(splits: int) -> SketchProposal:
-    return SketchProposal("split_k", {"splits": splits}, WHY)
+def split_k(splits: int) -> RewriteProposal:
+    return RewriteProposal("split_k", {"splits": splits}, WHY)
 
 
 def test_proposal_is_a_frozen_hashable_json_value():
-    p = SketchProposal("pad", {"n": 64, "m": 64, "k": 32}, WHY)
+    p = RewriteProposal("pad", {"n": 64, "m": 64, "k": 32}, WHY)
     assert p.params == (("k", 32), ("m", 64), ("n", 64))  # frozen, sorted
-    assert hash(p) == hash(SketchProposal("pad", (("m", 64), ("n", 64), ("k", 32)), WHY))
+    assert hash(p) == hash(RewriteProposal("pad", (("m", 64), ("n", 64), ("k", 32)), WHY))
     data = json.loads(json.dumps(p.to_json()))
-    assert SketchProposal.from_json(data) == p
+    assert RewriteProposal.from_json(data) == p
     assert sketch.from_json(sketch.to_json([p, split_k(2)])) == (p, split_k(2))
     assert "pad(k=32,m=64,n=64) by test" == p.describe()
     with pytest.raises(AttributeError):
@@ -47,11 +47,11 @@ def test_proposal_is_a_frozen_hashable_json_value():
     ],
 )
 def test_invalid_proposals_raise_with_reason(kind, params, reason):
-    with pytest.raises(SketchError) as err:
-        SketchProposal(kind, params, WHY)
+    with pytest.raises(RewriteError) as err:
+        RewriteProposal(kind, params, WHY)
     assert err.value.reason == reason
-    with pytest.raises(SketchError, match="unknown-field"):
-        SketchProposal.from_json({"kind": "pad", "params": {}, "provenance": {}, "x": 1})
+    with pytest.raises(RewriteError, match="unknown-field"):
+        RewriteProposal.from_json({"kind": "pad", "params": {}, "provenance": {}, "x": 1})
 
 
 def test_propose_per_workload():
@@ -118,14 +118,14 @@ def test_implicit_gemm_is_one_3_loop_gemm_block_with_producers():
 def test_rewrites_that_do_not_apply_raise_sketch_error():
     conv = Workload("conv2d_nhwc", (2, 8, 8, 16, 32, 3, 3, 1, 1), "float16")
     gemm = Workload("gemm", (64, 64, 64), "float16")
-    wrong = SketchProposal("implicit_gemm", {"m": 1, "n": 32, "k": 144}, WHY)
+    wrong = RewriteProposal("implicit_gemm", {"m": 1, "n": 32, "k": 144}, WHY)
     bad = [
         (wrong, conv, "shape-mismatch"),
-        (SketchProposal("implicit_gemm", {"m": 64, "n": 64, "k": 64}, WHY), gemm, "not-conv2d"),
+        (RewriteProposal("implicit_gemm", {"m": 64, "n": 64, "k": 64}, WHY), gemm, "not-conv2d"),
         (split_k(2), conv, "no-gemm-block"),  # a conv needs implicit_gemm first
         (split_k(3), gemm, "split-not-dividing"),
     ]
     for proposal, workload, reason in bad:
-        with pytest.raises(SketchError) as err:
+        with pytest.raises(RewriteError) as err:
             sketch.apply(proposal, workload.prim_func())
         assert err.value.reason == reason, (proposal, err.value)

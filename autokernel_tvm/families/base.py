@@ -1,0 +1,139 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The interface every kernel family implements, and the values it trades in.
+
+Read :class:`Family` first. A family is one folder under ``families/`` holding everything about
+one way of producing kernels: its parameters (a frozen :class:`Params` subclass whose fields are
+exactly the genes the generator samples), their domain and default, the legality check (reading
+hardware limits from the target), and how a parameter value becomes a candidate: either a
+MetaSchedule design space (:class:`DesignSpace`: a schedule template applied to the reduction
+block, the target's stock rules for the rest) or one whole kernel (:class:`Kernel`). Grammar,
+generator, library, search and tuner only talk to this interface.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+
+class Rejection(ValueError):
+    """A value a family refuses; ``reason`` is a short key that rejections are counted by."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+class GenomeError(Rejection):
+    """Invalid family parameters, or parameters illegal for a workload on a target."""
+
+
+@dataclass(frozen=True)
+class Params:
+    """Base of a family's parameters: frozen, JSON round-trip, every field a gene.
+
+    Subclasses are frozen dataclasses; tuple-typed fields accept lists (JSON) and are frozen to
+    tuples. ``__post_init__`` of a subclass validates and raises :class:`GenomeError`.
+    """
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, list) or (
+                str(hints.get(f.name, "")).startswith("tuple") and not isinstance(value, tuple)
+            ):
+                object.__setattr__(self, f.name, tuple(value))
+
+    def to_json(self) -> dict:
+        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Params:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise GenomeError("unknown-field", f"{cls.__qualname__} has no {unknown}")
+        return cls(**data)
+
+    def replace(self, **changes) -> Params:
+        return dataclasses.replace(self, **changes)
+
+    def text(self) -> str:
+        return json.dumps(self.to_json(), sort_keys=True)
+
+
+def _jsonable(value):
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class DesignSpace:
+    """A MetaSchedule design space over ``mod`` (the workload after the family's rewrites)."""
+
+    space: Any  # ms.space_generator.SpaceGenerator or "post-order-apply" (the stock space)
+    mod: Any  # tvm.IRModule
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One whole kernel: nothing left to sample, measured as a single candidate."""
+
+    mod: Any  # tvm.IRModule
+
+
+class Family:
+    """One kernel family. Subclasses set the class attributes and implement the methods.
+
+    Attributes
+    ----------
+    name : str
+        Registry name, e.g. ``"cuda.wgmma"``.
+    params : type
+        The :class:`Params` subclass.
+    domain : dict
+        Field -> the values the generator samples (every field of ``params``).
+    default : Params
+        The first proposal when the library has nothing for a workload.
+    """
+
+    name: ClassVar[str]
+    params: ClassVar[type[Params]]
+    domain: ClassVar[dict[str, tuple]]
+    default: ClassVar[Params]
+
+    def applies(self, workload, target) -> str | None:
+        """Why this family cannot schedule ``workload`` on ``target`` at all, or None."""
+        raise NotImplementedError
+
+    def check(self, params: Params, workload, target) -> None:
+        """Raise :class:`GenomeError` (with a reason key) if ``params`` is illegal here."""
+        raise NotImplementedError
+
+    def rewrites(self, workload) -> tuple:
+        """TensorIR rewrites (:mod:`autokernel_tvm.rewrite` proposals) applied to ``workload``
+        before this family schedules it; ``()`` for none."""
+        return ()
+
+    def candidate(self, params: Params, workload, target) -> DesignSpace | Kernel:
+        """What gets measured for ``params`` on ``workload``."""
+        raise NotImplementedError
+
+    def describe(self, params: Params) -> str:
+        """One line naming every field (each changes the generated code)."""
+        return " ".join(f"{k}={_short(v)}" for k, v in params.to_json().items())
+
+    def from_legacy(self, genome: dict) -> Params:
+        """The params of a library-format-1 genome (the 18-field union of all families)."""
+        raise NotImplementedError
+
+
+def _short(value) -> str:
+    if isinstance(value, list):
+        return "x".join(str(v) for v in value)
+    return str(value)
