@@ -20,7 +20,7 @@ TUNE = os.path.join(ROOT, "scripts", "tune.py")
 
 
 def _env(tmp_path):
-    return {**os.environ, "AUTOKERNEL_LIBRARY": str(tmp_path / "library"), "PYTHONPATH": ROOT}
+    return {**os.environ, "AUTOKERNEL_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": ROOT}
 
 
 def _cmd(work, *extra):
@@ -42,8 +42,10 @@ def test_tune_export_load_call_compile(tmp_path):
     assert report["space_report"]["winner"]["genome"]["family"] == "cpu.tile"
     assert os.path.exists(os.path.splitext(glob.glob(str(tmp_path / "w/*/report.json"))[0])[0]
                           + ".png")  # fmt: skip
-    library = json.load(open(tmp_path / "library" / "llvm" / "gemm.json"))
+    # the winner goes to the user library, never into the checkout's shipped one
+    library = json.load(open(tmp_path / "cache" / "library" / "llvm" / "gemm.json"))
     assert library["entries"][0]["workload"]["op"] == "gemm_nt"
+    assert not os.path.exists(os.path.join(ROOT, "schedules", "llvm"))
 
     import autokernel_tvm.torch as ak
 

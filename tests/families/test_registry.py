@@ -1,0 +1,107 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The Family interface, for every registered family: typed frozen parameters whose fields are
+exactly the domain's genes, a legal default, JSON round trips, a registry that rejects
+duplicates and names the known families, and -- the point of a parameter -- every field changes
+the generated code (two values of each field give different code)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+import pytest
+from tvm.s_tir import meta_schedule as ms
+
+from autokernel_tvm import families
+from autokernel_tvm.builder import build_module, cuda_source
+from autokernel_tvm.families import GenomeError, Kernel, all_families, get
+from autokernel_tvm.targets import TargetError, make_target
+from autokernel_tvm.workloads import Workload
+
+FAMILIES = all_families()
+#: (target kind, arch, workload) on which each family's fields are compared.
+SETUP = {
+    "cpu.tile": ("llvm", None, Workload("gemm_bias_relu", (128, 256, 64))),
+    "cuda.mma": ("cuda", "sm_90a", Workload("gemm", (1024, 1024, 1024), "float16")),
+    "cuda.wgmma": ("cuda", "sm_90a", Workload("gemm_nt", (1024, 1024, 1024), "float16")),
+    "rocm.mfma": ("rocm", "gfx942", Workload("gemm", (1024, 1024, 1024), "float16")),
+}
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
+def test_params_are_the_genes(family):
+    fields = [f.name for f in dataclasses.fields(family.params)]
+    assert fields == list(family.domain), "every field is a gene and every gene a field"
+    assert isinstance(family.default, family.params)
+    for field, values in family.domain.items():
+        assert getattr(family.default, field) in values, field
+        for value in values:
+            params = family.default.replace(**{field: value})
+            assert family.params.from_json(params.to_json()) == params
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        family.default.stages = 1  # noqa: B018  (frozen)
+
+
+def test_registry_names_every_family_once_and_lists_them_on_a_miss():
+    names = [f.name for f in FAMILIES]
+    assert sorted(names) == ["cpu.tile", "cuda.mma", "cuda.wgmma", "rocm.mfma"]
+    assert len(families.MODULES) == len(names)
+    with pytest.raises(GenomeError, match="known families"):
+        get("cuda.tcgen05")
+
+
+def _target(family_name):
+    kind, arch, workload = SETUP[family_name]
+    try:
+        return make_target(kind, arch), workload
+    except TargetError as err:  # rocm without its toolchain: .ci/rocm-setup.sh installs it
+        pytest.skip(str(err))
+
+
+def _code(family, params, workload, target) -> str:
+    """What the parameters generate: the kernel's CUDA, or 2 seeded design-space samples."""
+    candidate = family.candidate(params, workload, target)
+    if isinstance(candidate, Kernel):
+        return cuda_source(build_module(candidate.mod, target))
+    out = []
+    for seed in (1, 2):
+        ctx = ms.TuneContext(
+            mod=candidate.mod, target=target, space_generator=candidate.space, rand_state=seed
+        )
+        (sch, *_) = ctx.generate_design_space()
+        assert all(p.apply(sch) for p in ctx.space_generator.postprocs)
+        if target.kind.name == "cuda":
+            out.append(cuda_source(build_module(sch.mod, target)))
+        else:
+            out.append(sch.mod.script())
+    return hashlib.sha256("\n".join(out).encode()).hexdigest()
+
+
+CASES = [(f.name, field) for f in FAMILIES for field in f.domain]
+
+
+@pytest.mark.parametrize("name, field", CASES, ids=[f"{n}.{f}" for n, f in CASES])
+def test_every_field_changes_the_generated_code(name, field):
+    family = get(name)
+    target, workload = _target(name)
+    from autokernel_tvm.intrin import import_stock_intrinsics, register_all
+
+    import_stock_intrinsics()
+    register_all()
+    base = family.default
+    family.check(base, workload, target)
+    for value in family.domain[field]:  # the first other value legal on this workload
+        other = base.replace(**{field: value})
+        if other == base:
+            continue
+        try:
+            family.check(other, workload, target)
+        except GenomeError:
+            continue
+        break
+    else:
+        pytest.fail(f"{name}.{field}: no second legal value to compare on {workload.name}")
+    assert _code(family, base, workload, target) != _code(family, other, workload, target), (
+        f"{name}.{field}={getattr(other, field)!r} generates the same code as "
+        f"{getattr(base, field)!r}: a field that changes nothing must not be a gene"
+    )

@@ -1,0 +1,36 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The whole-kernel measurer on llvm: measured, recorded, resumed, verified; a kernel that does
+not build is a counted failure, not a crash."""
+
+import json
+import os
+
+from autokernel_tvm.config import TuneConfig
+from autokernel_tvm.families import Kernel, get
+from autokernel_tvm.measure import KERNEL_RECORD
+from autokernel_tvm.targets import make_target
+from autokernel_tvm.tuner import Tuner
+from autokernel_tvm.workloads import Workload
+
+
+def test_whole_kernel_run_is_measured_resumed_and_verified(tmp_path):
+    workload = Workload("gemm", (64, 64, 64), "float32")
+    tuner = Tuner(TuneConfig(target="llvm", work_dir=str(tmp_path), trials=4), progress=False)
+    run = tuner.measure(workload, Kernel(workload.ir_module()), "kernels/plain")
+    assert run.kernel and run.trials == 1 and not run.failures and run.best_s < 1.0
+    with open(os.path.join(run.db_dir, KERNEL_RECORD)) as f:
+        assert json.load(f)["latency_s"] == run.best_s
+    again = tuner.measure(workload, Kernel(workload.ir_module()), "kernels/plain")
+    assert again.best_s == run.best_s  # resumed from the record, not re-measured
+    result = tuner._pick_verified(workload, [run], 1.0, {})
+    assert result.verify["passed"] and "no schedule trace" in result.trace
+
+
+def test_whole_kernel_that_does_not_build_is_a_counted_failure(tmp_path):
+    nt = Workload("gemm_nt", (1024, 1024, 1024), "float16")
+    wgmma = get("cuda.wgmma")
+    kernel = wgmma.candidate(wgmma.default, nt, make_target("cuda", "sm_90a"))
+    tuner = Tuner(TuneConfig(target="llvm", work_dir=str(tmp_path), trials=4), progress=False)
+    run = tuner.measure(nt, kernel, "kernels/wgmma")  # a CUDA kernel cannot build for llvm
+    assert run.trials == 1 and sum(run.failures.values()) == 1
+    assert next(iter(run.failures)).startswith("build: ")
