@@ -109,6 +109,8 @@ def parse_shape(text: str, op: str) -> tuple[int, ...]:
     if op not in OP_DIMS:
         raise CliError("--op", f"unknown op {op!r}; known ops: {sorted(OP_DIMS)} (see --list-ops)")
     dims = OP_DIMS[op]
+    if not isinstance(text, str):  # argparse turns "--shape=--" into an empty list
+        text = ",".join(map(str, text))
     parts = [p.strip() for p in text.split(",")]
     if len(parts) != len(dims):
         raise CliError(
@@ -117,7 +119,7 @@ def parse_shape(text: str, op: str) -> tuple[int, ...]:
         )
     shape = []
     for name, part in zip(dims, parts, strict=True):
-        if not re.fullmatch(r"[+-]?\d+", part):
+        if not re.fullmatch(r"[+-]?[0-9]+", part):  # ASCII: int() also reads "٣" as 3
             raise CliError(
                 "--shape", f"{name}={part!r} is not an integer (e.g. --shape 512,512,512)"
             )
