@@ -11,12 +11,19 @@ its samples is reported:
 * GPU (``cuda``, also ROCm torch): each call between its own pair of CUDA events, the L2 cache
   cleared before it by writing a buffer larger than L2 (:data:`L2_FLUSH_BYTES`), one call per
   turn.
-* CPU: ``time.perf_counter`` around each call, a few milliseconds of calls per turn, the first
-  call of each turn not counted (it absorbs the other side's thread pool still spinning: TVM's
-  workers and torch's OpenMP threads both busy-wait after a parallel region). torch is given
-  the same thread count as TVM's pool (:func:`match_threads`): a torch matmul with 2 threads
-  beside a spinning TVM pool on 2 cores took 16 ms instead of 0.2 ms, which made the README
-  quick start print "ratio 11.8".
+* CPU: ``time.perf_counter`` around each call, a few milliseconds of calls per turn. Each turn
+  starts with a pause of :data:`CPU_SETTLE_S` and one call that is not counted: TVM's pool
+  workers keep spinning after a parallel kernel (``TVM_THREAD_POOL_SPIN_COUNT``) and torch's
+  OpenMP threads after a parallel op, and whatever runs next on the same cores competes with
+  them. torch is given the thread count of TVM's pool (:func:`match_threads`).
+
+  Measured on the shared 2-core development box (load average 8-9): a 256^3 fp32
+  ``torch.matmul`` took 0.19-0.33 ms as a median of back-to-back calls but 28-76 ms right
+  after a TVM kernel, and 10-15% of its calls in the following 1.5 s took 20-50 ms (scheduler
+  slices: one of its two threads descheduled); ``TVM_THREAD_POOL_SPIN_COUNT=0`` did not change
+  that. Timing torch right after the kernel is how the README quick start once printed
+  "ratio 11.8" for a kernel 0.2-0.5x as fast as torch. On such a machine no order of calls
+  makes the numbers right, so the timer says so instead (below).
 
 A warning (``RuntimeWarning`` and :attr:`Timing.warnings`) says when the per-round medians of a
 callable disagree by more than :data:`DISAGREE` or the machine is loaded (1-minute load average
@@ -41,6 +48,8 @@ L2_FLUSH_BYTES = 256 * 1024 * 1024
 DISAGREE = 0.15
 #: CPU: milliseconds of calls per turn of one callable.
 CPU_TURN_MS = 5.0
+#: CPU: pause before each turn, so that the other side's pool stops spinning first.
+CPU_SETTLE_S = 0.02
 
 
 @dataclass
@@ -218,6 +227,7 @@ def _compare_cpu(fns: dict, warmup_ms: float, rep_ms: float, rounds: int) -> Tim
         for name, fn in _turns(fns, r):
             this_round: list[float] = []
             spent = 0.0
+            time.sleep(CPU_SETTLE_S)
             while spent < per_round[name] or len(this_round) < 2:
                 fn()  # not counted: the other side's pool may still be spinning
                 for _ in range(turn[name]):
