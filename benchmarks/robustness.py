@@ -396,6 +396,8 @@ def main(argv=None) -> int:
                   flush=True)  # fmt: skip
         if not args.quick:
             cases += torch_cases(tmp, env)
+        for case in cases:
+            case.line = case.line.replace(tmp, "<tmp>")
     text = write_table(cases, args.out, time.time() - start)
     table = [line for line in text.splitlines() if line.startswith("| ")]
     print("\n".join(table[: 3 + len({c.category for c in cases})]))
