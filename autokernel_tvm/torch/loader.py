@@ -164,13 +164,17 @@ def load(path: str | os.PathLike, *, verify_checksum: bool = True) -> KernelLibr
         The ``.so`` written by :func:`autokernel_tvm.export.export`; its manifest
         (``path + ".json"``) must sit beside it.
     verify_checksum : bool
-        Refuse a library whose sha256 differs from the manifest's.
+        Refuse a library whose sha256 differs from the manifest's. The manifest embedded in
+        the library is compared with the ``.json`` in any case.
 
     Raises
     ------
     LibraryError
-        Checksum mismatch (names both hashes), a device library that this machine cannot load
-        (CUDA without a driver), or a kernel name already registered from a different entry.
+        No such file, a directory or the ``.json`` given; a missing, malformed or version-1
+        manifest; checksum mismatch (names both hashes); a manifest that differs from the one
+        embedded in the library (names the first differing field and both values); a device
+        library that this machine cannot load (CUDA without a driver); or a kernel name
+        already registered from a different entry.
     """
     path = os.fspath(path)
     _check_library_path(path)
