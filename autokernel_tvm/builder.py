@@ -11,6 +11,7 @@ tensor-core path: ``tirx.use_async_copy`` (else no cp.async) and ``disable_stora
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
@@ -131,12 +132,32 @@ def failure_reason(message: str) -> str:
 # Builder pool (runs in worker processes)
 
 
+def die_with_parent() -> None:
+    """Have the kernel SIGKILL this process when its parent dies (Linux ``PR_SET_PDEATHSIG``).
+
+    A worker otherwise outlives a killed tuner until its current job ends (seen: ~10 s). The
+    signal fires when the parent *thread* exits; PopenPoolExecutor's threads live as long as the
+    pool, so this only fires with the pool's owner gone.
+    """
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the parent died before the call: nobody will signal us
+        os._exit(1)
+
+
 def _worker_init(target_kind: str) -> None:
     """Import, once per worker, what building this target's candidates needs.
 
     CUDA mma candidates need the index maps that ``tensor_intrin.cuda`` registers at import
     (``MmaBufferLayoutTransformer``), and our own intrinsics for bf16.
     """
+    die_with_parent()
     if target_kind == "cuda":
         from . import intrin
 
@@ -146,11 +167,11 @@ def _worker_init(target_kind: str) -> None:
         from .families.rocm_mfma import build  # noqa: F401  (registers the MFMA TIR pipeline)
 
 
-def _worker_build(mod, target, check_nvcc: bool) -> str:
+def _worker_build(mod, target, check_nvcc: bool, root: str | None = None) -> str:
     from tvm.support.tar import tar
 
     exe = build_module(mod, target, check_nvcc=check_nvcc)
-    path = os.path.join(tempfile.mkdtemp(prefix="ak_build_"), "mod." + tar.output_format)
+    path = os.path.join(tempfile.mkdtemp(prefix="ak_build_", dir=root), "mod." + tar.output_format)
     exe.export_library(path, fcompile=tar)
     return path
 
@@ -187,6 +208,11 @@ class PoolBuilder(ms.builder.PyBuilder):
 
         _export_sys_path()
         self.check_nvcc = check_nvcc
+        # Every candidate's artifact goes under one folder, removed at shutdown or exit; one
+        # left by a killed run (its pid is in the name) is removed by the next builder.
+        _remove_stale_build_roots()
+        self.root = tempfile.mkdtemp(prefix=f"{BUILD_ROOT_PREFIX}{os.getpid()}_")
+        atexit.register(shutil.rmtree, self.root, True)
         self.pool = PopenPoolExecutor(
             max_workers=max_workers or os.cpu_count() or 1,
             timeout=timeout_s,
@@ -196,7 +222,7 @@ class PoolBuilder(ms.builder.PyBuilder):
 
     def build(self, build_inputs: list) -> list:
         futures = [
-            self.pool.submit(_worker_build, bi.mod, bi.target, self.check_nvcc)
+            self.pool.submit(_worker_build, bi.mod, bi.target, self.check_nvcc, self.root)
             for bi in build_inputs
         ]
         results = []
@@ -211,6 +237,25 @@ class PoolBuilder(ms.builder.PyBuilder):
 
     def shutdown(self) -> None:
         self.pool.shutdown()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+BUILD_ROOT_PREFIX = "ak_builds_"
+
+
+def _remove_stale_build_roots() -> None:
+    """Remove build folders of processes that no longer exist (a tuner killed with -9)."""
+    base = tempfile.gettempdir()
+    for name in os.listdir(base):
+        pid = name[len(BUILD_ROOT_PREFIX) :].split("_")[0]
+        if not name.startswith(BUILD_ROOT_PREFIX) or not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            pass
 
 
 def _export_sys_path() -> None:

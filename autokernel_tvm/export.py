@@ -5,8 +5,9 @@ Read first: :func:`export`. Every :class:`~autokernel_tvm.tuner.TuneResult` hold
 PrimFunc ``main``; each is renamed to its workload name, all are merged into one IRModule, built
 once with :func:`~autokernel_tvm.builder.build_module` and written with ``export_library``. The
 manifest (``<path>.json``) says what every kernel computes, where it runs, how fast it was
-measured, that it passed the correctness gate, and the sha256 of the library, which
-:func:`autokernel_tvm.torch.load` checks before loading.
+measured, that it passed the correctness gate, and the sha256 of the library; the same manifest
+(minus the sha256) is compiled into the library as ``autokernel_manifest()``, and
+:func:`autokernel_tvm.torch.load` checks both before loading (:mod:`autokernel_tvm.manifest`).
 
 CUDA on a machine without a GPU driver: TVM 0.27 then leaves the device code as CUDA source (a
 ``CUDAFallbackModule``; TVM-0.27-NOTES §3) and the export still succeeds, but the library only
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import json
 import math
 import os
 import tempfile
@@ -28,10 +28,11 @@ import tempfile
 import tvm
 
 from . import builder as build_lib
+from . import manifest as manifest_lib
+from .manifest import FORMAT, FORMAT_VERSION, file_sha256
 from .targets import make_target
 
-FORMAT = "autokernel-tvm-library"
-FORMAT_VERSION = 1
+__all__ = ["FORMAT", "FORMAT_VERSION", "ExportError", "export", "file_sha256", "load_manifest"]
 
 
 class ExportError(ValueError):
@@ -81,24 +82,10 @@ def export(results, path: str | os.PathLike, *, check_nvcc: bool = False) -> dic
     device_code = _device_code(exe, kind)
 
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    # Write next to the destination, then rename: a failed export never clobbers a library, and
-    # a crash between the .so and the manifest shows up as a checksum mismatch at load.
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
-    os.close(fd)
-    try:
-        exe.export_library(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-    manifest = {
+    body = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "library": os.path.basename(path),
-        "sha256": file_sha256(path),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "tvm_version": tvm.__version__,
         "tvm_ffi_version": _tvm_ffi_version(),
@@ -109,8 +96,18 @@ def export(results, path: str | os.PathLike, *, check_nvcc: bool = False) -> dic
             for name, r in zip(names, results, strict=True)
         ],
     }
-    _write_json(path + ".json", manifest)
-    return manifest
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    # Write next to the destination, then rename: a failed export never clobbers a library, and
+    # a crash between the .so and the manifest shows up as a checksum mismatch at load.
+    with tempfile.TemporaryDirectory(prefix="ak_export_", dir=folder) as work:
+        source = os.path.join(work, "autokernel_manifest.c")
+        with open(source, "w") as f:
+            f.write(manifest_lib.embed_source(body))
+        tmp = os.path.join(work, "library.so")
+        exe.export_library(tmp, addons=[source], workspace_dir=work)
+        os.replace(tmp, path)
+    return manifest_lib.write(path, body)
 
 
 def load_manifest(path: str | os.PathLike) -> dict:
@@ -118,38 +115,10 @@ def load_manifest(path: str | os.PathLike) -> dict:
 
     Raises
     ------
-    FileNotFoundError
-        No manifest beside the library.
-    ValueError
-        The file is not an autokernel-tvm manifest, or has a format version this code does not
-        read.
+    autokernel_tvm.manifest.ManifestError
+        No manifest, not an autokernel-tvm manifest, or another format version.
     """
-    path = os.fspath(path)
-    manifest_path = path if path.endswith(".json") else path + ".json"
-    if not os.path.exists(manifest_path):
-        raise FileNotFoundError(
-            f"no manifest {manifest_path!r}: libraries are loaded with the manifest that "
-            "autokernel_tvm.export.export wrote beside them"
-        )
-    with open(manifest_path) as f:
-        manifest = json.load(f)
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ValueError(f"{manifest_path!r} is not an autokernel-tvm library manifest")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{manifest_path!r} has format_version {manifest.get('format_version')!r}; "
-            f"this autokernel-tvm reads version {FORMAT_VERSION}"
-        )
-    return manifest
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return manifest_lib.read(path)
 
 
 # ------------------------------------------------------------------------------------------
@@ -233,11 +202,3 @@ def _tvm_ffi_version() -> str:
     import tvm_ffi
 
     return str(getattr(tvm_ffi, "__version__", "unknown"))
-
-
-def _write_json(path: str, data: dict) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1, allow_nan=False)
-        f.write("\n")
-    os.replace(tmp, path)

@@ -1,22 +1,144 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Wall-clock timing of a callable, the same way for a kernel and for its baseline.
+"""The one timer of scripts and benchmarks: a kernel and its baselines measured in alternation.
 
-GPU: like ``triton.testing.do_bench`` -- estimate one call, warm up for ``warmup_ms``, then time
-each call of ``rep_ms`` worth with its own pair of CUDA events, clearing the L2 cache (writing a
-256 MB buffer) before each call, and return the median. CPU: ``time.perf_counter`` around each
-call after ``warmup_ms`` of warm-up, repeated for ``rep_ms`` (at least ``min_reps`` times), median.
+Read first: :func:`compare`. Timing A completely, then B, lets anything that changes over the
+run (clock boost, a neighbour's load, one thread pool still spinning while the other works)
+land on one side only: ``bench.py`` timed op, bare kernel, torch in that order, and the second
+timing was the slower in 18 of 20 rows. Here every callable is measured in each of ``rounds``
+rounds, in turn, the order reversed every other round (A B B A A B ...), and the median of all
+its samples is reported:
+
+* GPU (``cuda``, also ROCm torch): each call between its own pair of CUDA events, the L2 cache
+  cleared before it by writing a buffer larger than L2 (:data:`L2_FLUSH_BYTES`), one call per
+  turn.
+* CPU: ``time.perf_counter`` around each call, a few milliseconds of calls per turn. Each turn
+  starts with a pause of :data:`CPU_SETTLE_S` and one call that is not counted: TVM's pool
+  workers keep spinning after a parallel kernel (``TVM_THREAD_POOL_SPIN_COUNT``) and torch's
+  OpenMP threads after a parallel op, and whatever runs next on the same cores competes with
+  them. torch is given the thread count of TVM's pool (:func:`match_threads`).
+
+  Measured on the shared 2-core development box (load average 8-9): a 256^3 fp32
+  ``torch.matmul`` took 0.19-0.33 ms as a median of back-to-back calls but 28-76 ms right
+  after a TVM kernel, and 10-15% of its calls in the following 1.5 s took 20-50 ms (scheduler
+  slices: one of its two threads descheduled); ``TVM_THREAD_POOL_SPIN_COUNT=0`` did not change
+  that. Timing torch right after the kernel is how the README quick start once printed
+  "ratio 11.8" for a kernel 0.2-0.5x as fast as torch. On such a machine no order of calls
+  makes the numbers right, so the timer says so instead (below).
+
+A warning (``RuntimeWarning`` and :attr:`Timing.warnings`) says when the per-round medians of a
+callable disagree by more than :data:`DISAGREE` or the machine is loaded (1-minute load average
+above its core count): the ratio is then not to be trusted.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
+import sys
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import torch
 
 #: Bytes written before each GPU call so that no input stays in L2 (H100: 50 MB, H200: 60 MB).
 L2_FLUSH_BYTES = 256 * 1024 * 1024
+#: Relative spread of per-round medians above which a timing is reported as unstable.
+DISAGREE = 0.15
+#: CPU: milliseconds of calls per turn of one callable.
+CPU_TURN_MS = 5.0
+#: CPU: pause before each turn, so that the other side's pool stops spinning first.
+CPU_SETTLE_S = 0.02
+
+
+@dataclass
+class Timing:
+    """Result of :func:`compare`: median seconds per callable, and what makes it doubtful.
+
+    Attributes
+    ----------
+    seconds : dict
+        Name -> median seconds of one call over all rounds.
+    rounds : dict
+        Name -> median of each round, in time order.
+    samples : dict
+        Name -> number of measured calls.
+    threads : int or None
+        CPU threads both sides ran with (None on a GPU).
+    warnings : list of str
+        Unstable rounds, a loaded machine.
+    """
+
+    seconds: dict[str, float]
+    rounds: dict[str, list[float]]
+    samples: dict[str, int]
+    threads: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def spread(self, name: str) -> float:
+        """(max - min) / min of the per-round medians of ``name``."""
+        values = self.rounds[name]
+        return (max(values) - min(values)) / min(values) if min(values) > 0 else 0.0
+
+    def ratio(self, name: str, baseline: str) -> float:
+        """How many times faster ``name`` is than ``baseline`` (>1: faster)."""
+        return self.seconds[baseline] / self.seconds[name]
+
+
+def compare(
+    fns: Mapping[str, Callable[[], object]],
+    device: torch.device | str = "cpu",
+    *,
+    warmup_ms: float = 100.0,
+    rep_ms: float = 500.0,
+    rounds: int = 10,
+    threads: int | None = None,
+    warn: bool = True,
+) -> Timing:
+    """Time every callable of ``fns`` in alternation on ``device``.
+
+    Parameters
+    ----------
+    fns : mapping of str to callable
+        Name -> a callable taking no arguments (inputs bound in advance).
+    device : torch.device or str
+        ``cpu`` or a GPU device (``cuda``, ``cuda:1``; ROCm torch also says ``cuda``).
+    warmup_ms, rep_ms : float
+        Warm-up time, then measuring time, per callable.
+    rounds : int
+        Turns per callable; each callable is measured ``rounds`` times in alternation.
+    threads : int, optional
+        CPU only: threads for torch and TVM (default: TVM's pool size, :func:`match_threads`).
+    warn : bool
+        Also issue the warnings as ``RuntimeWarning``.
+    """
+    if not fns:
+        raise ValueError("nothing to time: pass at least one callable")
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    device = torch.device(device)
+    if device.type == "cuda":
+        result = _compare_gpu(dict(fns), device, warmup_ms, rep_ms, rounds)
+    elif device.type == "cpu":
+        used = match_threads(threads)
+        result = _compare_cpu(dict(fns), warmup_ms, rep_ms, rounds)
+        result.threads = used
+        load = load_warning()
+        if load:
+            result.warnings.append(load)
+    else:
+        raise ValueError(f"cannot time on device {device}; expected cpu or cuda")
+    for name in fns:
+        if rounds > 1 and result.spread(name) > DISAGREE:
+            result.warnings.append(
+                f"{name}: rounds disagree by {result.spread(name):.0%} (> {DISAGREE:.0%}): "
+                "something else ran on the machine; rerun on a quiet machine"
+            )
+    if warn:
+        for message in result.warnings:
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+    return result
 
 
 def time_callable(
@@ -25,68 +147,141 @@ def time_callable(
     *,
     warmup_ms: float = 100.0,
     rep_ms: float = 500.0,
-    min_reps: int = 10,
-    max_reps: int = 100_000,
+    rounds: int = 5,
 ) -> float:
-    """Median seconds of one call of ``fn()`` on ``device``.
+    """Median seconds of one call of ``fn()`` on ``device`` (:func:`compare` of one callable).
 
-    Parameters
-    ----------
-    fn : callable
-        Takes no arguments; inputs are bound in advance so that only the call is timed.
-    device : torch.device or str
-        ``cpu`` or a GPU device (``cuda``, ``cuda:1``; ROCm torch also says ``cuda``).
-    warmup_ms, rep_ms : float
-        Time spent warming up, then measuring.
-    min_reps, max_reps : int
-        Bounds on the number of measured calls.
+    Timing a kernel and its baseline with two calls of this function measures them one after
+    the other; use :func:`compare` to measure them in alternation.
     """
-    device = torch.device(device)
-    if device.type == "cuda":
-        return _time_gpu(fn, device, warmup_ms, rep_ms, min_reps, max_reps)
-    if device.type != "cpu":
-        raise ValueError(f"cannot time on device {device}; expected cpu or cuda")
-    return _time_cpu(fn, warmup_ms, rep_ms, min_reps, max_reps)
+    return compare({"fn": fn}, device, warmup_ms=warmup_ms, rep_ms=rep_ms, rounds=rounds).seconds[
+        "fn"
+    ]
 
 
-def _time_cpu(fn, warmup_ms, rep_ms, min_reps, max_reps) -> float:
-    fn()
-    end = time.perf_counter() + warmup_ms / 1e3
-    while time.perf_counter() < end:
+def match_threads(threads: int | None = None) -> int:
+    """Give torch the thread count of TVM's CPU pool (or ``threads`` for both); return it.
+
+    TVM's pool size is fixed when it starts (``TVM_NUM_THREADS``, read once), so ``threads``
+    reaches TVM only when set before its first parallel kernel; torch follows in any case.
+    """
+    if threads is None:
+        threads = _tvm_pool_threads()
+    else:
+        os.environ["TVM_NUM_THREADS"] = str(threads)
+    if threads and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+def load_warning() -> str | None:
+    """A warning when the 1-minute load average exceeds this machine's cores, else None."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # not on this platform
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if load > (cores or 1):
+        return (
+            f"the machine is loaded (1-minute load average {load:.1f} on {cores} cores): "
+            "CPU timings are unreliable; rerun on a quiet machine"
+        )
+    return None
+
+
+def _tvm_pool_threads() -> int | None:
+    """TVM's CPU pool size if TVM is loaded, else ``TVM_NUM_THREADS``, else None."""
+    if "tvm" in sys.modules:
+        import tvm
+
+        num_threads = tvm.get_global_func("runtime.NumThreads", allow_missing=True)
+        if num_threads is not None:
+            return int(num_threads())
+    value = os.environ.get("TVM_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def _turns(fns: dict, index: int) -> list:
+    """The callables in order, reversed on odd turns (A B B A A B ...): a drift over the run
+    then lands on every side equally instead of on whichever comes later in each round."""
+    items = list(fns.items())
+    return items[::-1] if index % 2 else items
+
+
+def _compare_cpu(fns: dict, warmup_ms: float, rep_ms: float, rounds: int) -> Timing:
+    estimate = {}
+    for name, fn in fns.items():  # warm up each, and estimate one call
         fn()
-    samples: list[float] = []
-    end = time.perf_counter() + rep_ms / 1e3
-    while len(samples) < max_reps and (len(samples) < min_reps or time.perf_counter() < end):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+        end, calls, start = time.perf_counter() + warmup_ms / 1e3, 0, time.perf_counter()
+        while True:
+            fn()
+            calls += 1
+            if time.perf_counter() >= end:
+                break
+        estimate[name] = max((time.perf_counter() - start) / calls, 1e-7)
+    per_round = {n: rep_ms / 1e3 / rounds for n in fns}
+    turn = {n: max(1, min(int(CPU_TURN_MS / 1e3 / e), 10_000)) for n, e in estimate.items()}
+    samples: dict[str, list[float]] = {n: [] for n in fns}
+    by_round: dict[str, list[float]] = {n: [] for n in fns}
+    for r in range(rounds):
+        for name, fn in _turns(fns, r):
+            this_round: list[float] = []
+            spent = 0.0
+            time.sleep(CPU_SETTLE_S)
+            while spent < per_round[name] or len(this_round) < 2:
+                fn()  # not counted: the other side's pool may still be spinning
+                for _ in range(turn[name]):
+                    start = time.perf_counter()
+                    fn()
+                    this_round.append(time.perf_counter() - start)
+                spent += sum(this_round[-turn[name] :])
+            samples[name].extend(this_round)
+            by_round[name].append(statistics.median(this_round))
+    return Timing(
+        seconds={n: statistics.median(s) for n, s in samples.items()},
+        rounds=by_round,
+        samples={n: len(s) for n, s in samples.items()},
+    )
 
 
-def _time_gpu(fn, device, warmup_ms, rep_ms, min_reps, max_reps) -> float:
+def _compare_gpu(fns: dict, device, warmup_ms: float, rep_ms: float, rounds: int) -> Timing:
     with torch.cuda.device(device):
         cache = torch.empty(L2_FLUSH_BYTES // 4, dtype=torch.int32, device=device)
-        fn()
-        torch.cuda.synchronize()
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(5):
-            cache.zero_()
+        estimate = {}
+        for name, fn in fns.items():
             fn()
-        stop.record()
+            torch.cuda.synchronize()
+            start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(True)
+            start.record()
+            for _ in range(5):
+                cache.zero_()
+                fn()
+            stop.record()
+            torch.cuda.synchronize()
+            estimate[name] = max(start.elapsed_time(stop) / 5, 1e-3)  # ms, flush included
+            for _ in range(max(1, int(warmup_ms / estimate[name]))):
+                fn()
+        # One call per turn (A B B A ...), each after an L2 flush, between its own events.
+        reps = max(rounds, min(100_000, int(rep_ms / max(estimate.values()))))
+        reps -= reps % rounds
+        events = {n: [] for n in fns}
+        for r in range(reps):
+            for name, fn in _turns(fns, r):
+                begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(True)
+                cache.zero_()
+                begin.record()
+                fn()
+                end.record()
+                events[name].append((begin, end))
         torch.cuda.synchronize()
-        estimate_ms = max(start.elapsed_time(stop) / 5, 1e-3)
-        n_warmup = max(1, int(warmup_ms / estimate_ms))
-        n_rep = min(max_reps, max(min_reps, int(rep_ms / estimate_ms)))
-        for _ in range(n_warmup):
-            fn()
-        starts = [torch.cuda.Event(enable_timing=True) for _ in range(n_rep)]
-        stops = [torch.cuda.Event(enable_timing=True) for _ in range(n_rep)]
-        for begin, end in zip(starts, stops, strict=True):
-            cache.zero_()
-            begin.record()
-            fn()
-            end.record()
-        torch.cuda.synchronize()
-        samples = [b.elapsed_time(e) / 1e3 for b, e in zip(starts, stops, strict=True)]
-    return statistics.median(samples)
+    samples = {n: [b.elapsed_time(e) / 1e3 for b, e in ev] for n, ev in events.items()}
+    size = reps // rounds
+    by_round = {
+        n: [statistics.median(s[i * size : (i + 1) * size]) for i in range(rounds)]
+        for n, s in samples.items()
+    }
+    return Timing(
+        seconds={n: statistics.median(s) for n, s in samples.items()},
+        rounds=by_round,
+        samples={n: len(s) for n, s in samples.items()},
+    )

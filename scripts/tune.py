@@ -13,47 +13,62 @@
 
 Writes ``<work-dir>/<workload>/report.json`` (or ``--report``) and a PNG tuning curve beside it.
 A killed run resumes from ``--work-dir``: measured candidates are kept in its databases.
+
+Exit status: 0 done; 2 a bad argument or file (one line ``error: <argument>: ...``, checked
+before TVM is imported, output paths included); 1 a problem file whose tuned model is wrong or
+could not be exported.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _cli  # noqa: E402  (stdlib only: --help and argument errors never import TVM)
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    from autokernel_tvm import config
-
-    p = argparse.ArgumentParser(
+def parse_args(argv=None):
+    """Parse and check the arguments; raises ``_cli.CliError`` (one line) on a bad one."""
+    p = _cli.Parser(
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="environment: " + "; ".join(f"{k}: {v}" for k, v in config.ENV_VARS.items()),
+        formatter_class=_cli.argparse.RawDescriptionHelpFormatter,
+        epilog="environment: " + "; ".join(f"{k}: {v}" for k, v in _cli.env_vars().items()),
     )
-    p.add_argument("--target", choices=config.TARGETS, default="llvm", help="back end")
+    p.add_argument("--target", choices=_cli.TARGETS, default="llvm", help="back end")
     p.add_argument(
         "--arch",
-        help="sm_90a, sm_80, ... (cuda; default: this GPU, else sm_90a), "
-        "gfx942, gfx90a, or an LLVM CPU",
+        help="cuda: sm_90a, sm_80, ... (default: this GPU, else sm_90a); rocm: gfx942, gfx90a; "
+        "not for llvm (CPU kernels are built for this machine's CPU)",
     )
     p.add_argument("--op", default="gemm", help="workload op (see --list-ops)")
     p.add_argument("--shape", default="512,512,512", help="comma-separated dims of the op")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    p.add_argument("--out-dtype", default="", help="output dtype (default: fp32 accumulator)")
-    p.add_argument("--trials", type=int, default=64, help="candidates to measure in total")
-    p.add_argument("--trials-per-iter", type=int, default=32, help="candidates per batch")
+    p.add_argument("--dtype", default="float32", choices=_cli.DTYPES)
+    p.add_argument(
+        "--out-dtype",
+        default="",
+        choices=["", *_cli.DTYPES],
+        help="output dtype (default: fp32 accumulator)",
+    )
+    p.add_argument(
+        "--trials", type=_cli.positive_int, default=64, help="candidates to measure in total"
+    )
+    p.add_argument(
+        "--trials-per-iter", type=_cli.positive_int, default=32, help="candidates per batch"
+    )
     p.add_argument("--work-dir", default=None, help="database dir; a rerun resumes from it")
-    p.add_argument("--space", choices=config.SPACES, default="generative", help="design space")
+    p.add_argument("--space", choices=_cli.SPACES, default="generative", help="design space")
     p.add_argument("--export", metavar="OUT.so", help="export the verified kernel here")
     p.add_argument("--report", help="JSON report path (default: in the work dir)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--build-workers", type=int, default=0, help="0: one per CPU")
+    p.add_argument("--seed", type=_cli.non_negative_int, default=0)
+    p.add_argument("--build-workers", type=_cli.non_negative_int, default=0, help="0: one per CPU")
     p.add_argument(
         "--build-only",
-        type=int,
+        type=_cli.non_negative_int,
         metavar="N",
         default=0,
         help="sample N candidates, build them (nvcc for cuda), report; no device",
@@ -65,10 +80,29 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--list-ops", action="store_true", help="list workload ops and exit")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    validate(args)
+    return args
+
+
+def validate(args) -> None:
+    """Check everything that can be checked without TVM; sets ``args.dims`` (the shape)."""
+    _cli.check_arch(args.target, args.arch)
+    args.dims = None
+    if args.problem:
+        _cli.check_problem_file(args.problem)
+    elif not args.list_ops:
+        args.dims = _cli.parse_shape(args.shape, args.op)
+    _cli.check_work_dir("--work-dir", args.work_dir)
+    _cli.check_output_file("--export", args.export)
+    _cli.check_output_file("--report", args.report)
 
 
 def main(argv=None) -> int:
+    return _cli.run(_main, argv)
+
+
+def _main(argv) -> int:
     args = parse_args(argv)
     from autokernel_tvm import report as report_lib
     from autokernel_tvm.config import ConfigError, TuneConfig
@@ -93,8 +127,7 @@ def main(argv=None) -> int:
         )
         if args.problem:
             return _problem(args, config)
-        shape = tuple(int(s) for s in args.shape.split(","))
-        workload = Workload(args.op, shape, args.dtype, args.out_dtype)
+        workload = Workload(args.op, args.dims, args.dtype, args.out_dtype)
         tuner = Tuner(config, progress=not args.no_progress)
         if args.build_only:
             return _build_only(args, tuner, workload)
@@ -105,9 +138,14 @@ def main(argv=None) -> int:
     summary = result.summary()
     report_path = args.report or os.path.join(tuner.workload_dir(workload), "report.json")
     if args.export:
-        from autokernel_tvm.export import export
+        from autokernel_tvm.export import ExportError, export
 
-        summary["export"] = export(result, args.export)
+        try:
+            summary["export"] = export(result, args.export)
+        except ExportError as err:
+            report_lib.write_json(report_path, summary)  # the run is kept, only export failed
+            print(f"error: --export {args.export}: {err}", file=sys.stderr)
+            return 1
     report_lib.write_json(report_path, summary)
     png = report_lib.plot_curve(
         os.path.splitext(report_path)[0] + ".png", result.curve, workload.name
@@ -128,15 +166,45 @@ def _build_only(args, tuner, workload) -> int:
 
 
 def _problem(args, config) -> int:
-    from autokernel_tvm.problem import tune_problem
+    import traceback
+
+    from autokernel_tvm.problem import ProblemError, tune_problem
 
     dtype = None if args.dtype == "float32" else args.dtype
-    report = tune_problem(args.problem, config=config, dtype=dtype, export=args.export)
+    try:
+        report = tune_problem(args.problem, config=config, dtype=dtype, export=args.export)
+    except ProblemError as err:
+        raise _cli.CliError("--problem", str(err)) from None
+    except Exception as err:
+        # The problem file's own code raised (import, __init__, get_inputs, forward): name the
+        # line in the user's file. An error of ours has no frame there and keeps its traceback.
+        path = os.path.abspath(args.problem)
+        frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename == path]
+        if not frames:
+            raise
+        raise _cli.CliError(
+            "--problem",
+            f"{args.problem}: line {frames[-1].lineno} raised {type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}; fix the problem file",
+        ) from None
     print(json.dumps(report, indent=1, default=str))
     if args.report:
         from autokernel_tvm.report import write_json
 
         write_json(args.report, report)
+    if report.get("status") != "ok":
+        reason = str(report.get("reason", "no reason recorded")).splitlines()[0]
+        raise _cli.CliError("--problem", f"{args.problem} cannot be tuned: {reason}")
+    if not report.get("correct"):
+        print(
+            f"error: --problem {args.problem}: the tuned model disagrees with eager PyTorch "
+            f"(relative errors {report.get('rel_errors')}, tolerance {report.get('tolerance')})",
+            file=sys.stderr,
+        )
+        return 1
+    if args.export and not report.get("export"):
+        print(f"error: --export {args.export}: nothing was exported", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -21,7 +21,7 @@ from autokernel_tvm.workloads import Workload
 def test_manifest_describes_every_kernel(cpu_lib, cpu_results):
     manifest = load_manifest(cpu_lib)
     assert manifest == load_manifest(cpu_lib + ".json")
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert manifest["tvm_version"] == tvm.__version__ and manifest["tvm_ffi_version"]
     assert manifest["created"].endswith("+00:00")
     with open(cpu_lib, "rb") as f:

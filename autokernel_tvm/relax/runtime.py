@@ -14,7 +14,6 @@ Weights are transformed once at load time (``main_transform_params``, from Relax
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 
@@ -22,6 +21,9 @@ import torch
 import tvm
 from torch.utils import _pytree as pytree
 from tvm.runtime.vm import VirtualMachine
+
+from .manifest import ManifestError, file_sha256
+from .manifest import read as read_manifest
 
 FORMAT = "autokernel-tvm-model"
 FORMAT_VERSION = 1
@@ -95,9 +97,9 @@ class TunedModel:
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "library": os.path.basename(path),
-            "sha256": _sha256(path),
+            "sha256": file_sha256(path),
             "params": os.path.basename(path) + ".params",
-            "params_sha256": _sha256(path + ".params"),
+            "params_sha256": file_sha256(path + ".params"),
             "num_params": len(self.params),
             "device": self.device.type,
             "num_inputs": self.num_inputs,
@@ -120,17 +122,14 @@ def load_model(path: str | os.PathLike, device: str | None = None) -> TunedModel
     path = os.fspath(path)
     lib = path[: -len(".json")] if path.endswith(".json") else path
     try:
-        with open(lib + ".json") as f:
-            manifest = json.load(f)
-    except FileNotFoundError as err:
-        raise ModelLoadError(f"no manifest {lib}.json beside the library") from err
-    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
-        raise ModelLoadError(f"{lib}.json is not a {FORMAT} v{FORMAT_VERSION} manifest")
+        manifest = read_manifest(lib, fmt=FORMAT, version=FORMAT_VERSION)
+    except ManifestError as err:
+        raise ModelLoadError(str(err)) from err
     folder = os.path.dirname(os.path.abspath(lib))
     lib_path = os.path.join(folder, manifest["library"])
     params_path = os.path.join(folder, manifest["params"])
     for file, key in ((lib_path, "sha256"), (params_path, "params_sha256")):
-        if _sha256(file) != manifest[key]:
+        if file_sha256(file) != manifest[key]:
             raise ModelLoadError(f"{file} does not match the sha256 in its manifest")
     with open(params_path, "rb") as f:
         named = tvm.runtime.load_param_dict(f.read())
@@ -159,11 +158,3 @@ def _to_torch(value):
     if isinstance(value, tvm.runtime.Tensor):
         return torch.from_dlpack(value)
     return tuple(_to_torch(v) for v in value)
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -4,11 +4,35 @@
 from __future__ import annotations
 
 
+class KernelOp:
+    """One kernel as a callable: ``op(*tensors)`` calls ``torch.ops.autokernel.<name>``.
+
+    Binds keyword arguments by the manifest's argument names and raises ``TypeError`` naming the
+    op and the expected count before torch's schema parser would raise its ``RuntimeError``.
+    Everything else (``.default``, ``.overloads()``...) is the torch op's; ``.op`` is the op.
+    """
+
+    def __init__(self, spec, op):
+        self.spec = spec
+        self.op = op
+        self.default = op.default
+
+    def __call__(self, *args, **kwargs):
+        return self.op(*self.spec.bind(args, kwargs))
+
+    def __getattr__(self, name: str):
+        return getattr(self.__dict__["op"], name)
+
+    def __repr__(self) -> str:
+        return f"KernelOp({self.spec.qualname}{self.spec.schema})"
+
+
 class KernelLibrary:
     """The kernels of one loaded library, as torch ops.
 
-    Access a kernel as ``lib.<name>`` or ``lib["<name>"]`` (the ``torch.ops.autokernel.<name>``
-    op); ``lib.manifest`` is the manifest, ``lib.names`` the kernel names.
+    Access a kernel as ``lib.<name>`` or ``lib["<name>"]`` (a :class:`KernelOp` calling the
+    ``torch.ops.autokernel.<name>`` op); ``lib.manifest`` is the manifest, ``lib.names`` the
+    kernel names.
     """
 
     def __init__(self, path: str, manifest: dict, module, ops: dict):

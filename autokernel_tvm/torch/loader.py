@@ -3,9 +3,14 @@
 
 Read first: :func:`load`. Each manifest entry becomes ``torch.ops.autokernel.<name>`` (a
 ``torch.library.custom_op`` with a fake implementation, so ``torch.compile(fullgraph=True)``
-traces it). Calls are checked against the manifest before they reach TVM, and torch tensors are
-handed to the TVM function as they are (DLPack, zero-copy; tvm-ffi launches on torch's current
-CUDA stream). The output is a new tensor on the inputs' device.
+traces it and ``meta`` tensors give the output's shape). Calls are checked against the manifest
+before they reach TVM, and torch tensors are handed to the TVM function as they are (DLPack,
+zero-copy; tvm-ffi launches on torch's current CUDA stream). The output is a new tensor on the
+inputs' device. GEMM-family ops have an autograd formula (the gradient of the op's torch
+expression, :mod:`.baselines`); the others are forward-only and say so on ``backward``.
+
+Before anything of a library runs, :func:`autokernel_tvm.manifest.check` compares the library's
+sha256 and its embedded manifest with the ``.json`` beside it.
 
 Two details that are easy to get wrong:
 
@@ -28,8 +33,8 @@ import warnings
 
 import torch
 
-from ..export import load_manifest
-from .library import KernelLibrary
+from .. import manifest as manifest_lib
+from .library import KernelLibrary, KernelOp
 
 NAMESPACE = "autokernel"
 TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -38,7 +43,12 @@ DEVICE_TYPES = {"llvm": "cpu", "cuda": "cuda", "rocm": "cuda"}
 
 
 class LibraryError(RuntimeError):
-    """A library cannot be loaded: checksum mismatch, missing device runtime, name conflict."""
+    """A library cannot be loaded: not found, checksum or manifest mismatch, missing device
+    runtime, name conflict."""
+
+
+#: Ops with an autograd formula: the gradient of their torch expression (matmuls, linear).
+GRAD_OPS = ("gemm", "gemm_nt", "batch_gemm", "batch_gemm_nt", "gemm_bias")
 
 
 class KernelSpec:
@@ -63,13 +73,12 @@ class KernelSpec:
         self.out_dtype = _torch_dtype(entry["output"]["dtype"])
         self.schema = "(" + ", ".join(f"Tensor {n}" for n, _, _ in self.inputs) + ") -> Tensor"
 
-    def check(self, args) -> None:
-        """Raise ``TypeError`` (wrong type/dtype) or ``ValueError`` (shape, device, layout)."""
-        if len(args) != len(self.inputs):
-            raise TypeError(
-                f"{self.qualname}: takes {len(self.inputs)} tensors "
-                f"({', '.join(n for n, _, _ in self.inputs)}), got {len(args)}"
-            )
+    def check(self, args, *, fake: bool = False) -> None:
+        """Raise ``TypeError`` (wrong count/type/dtype) or ``ValueError`` (shape, device, layout).
+
+        ``fake``: shape inference (``meta`` and fake tensors); the device is not checked.
+        """
+        self.check_count(len(args))
         first = None
         for arg, (name, shape, dtype) in zip(args, self.inputs, strict=True):
             where = f"{self.qualname}: argument {name!r}"
@@ -79,7 +88,7 @@ class KernelSpec:
                 raise TypeError(f"{where} has dtype {arg.dtype}, expected {dtype}")
             if tuple(arg.shape) != shape:
                 raise ValueError(f"{where} has shape {tuple(arg.shape)}, expected {shape}")
-            if arg.device.type != self.device_type:
+            if arg.device.type != self.device_type and not (fake and arg.device.type == "meta"):
                 raise ValueError(
                     f"{where} is on {arg.device}, but this kernel was built for "
                     f"{self.target} ({self.entry.get('arch')}): expected a "
@@ -93,6 +102,38 @@ class KernelSpec:
                     f"{where} is not contiguous (strides {tuple(arg.stride())}); pass .contiguous()"
                 )
 
+    def check_count(self, count: int) -> None:
+        """``TypeError`` naming the op and the expected count unless ``count`` tensors."""
+        if count != len(self.inputs):
+            raise TypeError(
+                f"{self.qualname}: takes {len(self.inputs)} tensors "
+                f"({', '.join(n for n, _, _ in self.inputs)}), got {count}"
+            )
+
+    def bind(self, args: tuple, kwargs: dict) -> tuple:
+        """Positional and keyword tensors in argument order; ``TypeError`` naming what is wrong."""
+        names = [n for n, _, _ in self.inputs]
+        unknown = sorted(set(kwargs) - set(names))
+        if unknown:
+            raise TypeError(f"{self.qualname}: no argument(s) {unknown}; arguments: {names}")
+        self.check_count(len(args) + len(kwargs))
+        twice = [n for n in names[: len(args)] if n in kwargs]
+        if twice:
+            raise TypeError(f"{self.qualname}: argument {twice[0]!r} given twice")
+        bound = tuple(args) + tuple(kwargs[n] for n in names[len(args) :])
+        for name, arg in zip(names, bound, strict=True):
+            if not isinstance(arg, torch.Tensor):
+                raise TypeError(
+                    f"{self.qualname}: argument {name!r} must be a torch.Tensor, "
+                    f"got {type(arg).__name__}"
+                )
+        return bound
+
+    @property
+    def differentiable(self) -> bool:
+        op = self.entry["op"]
+        return op in GRAD_OPS or op.startswith("gemm_bias_")
+
     def new_output(self, like: torch.Tensor) -> torch.Tensor:
         return like.new_empty(self.out_shape, dtype=self.out_dtype)
 
@@ -105,6 +146,7 @@ class _Registered:
         self.fn = fn
         self.spec = KernelSpec(entry)
         self.opdef = None
+        self.kernel_op = None  # the KernelOp handed to every library holding this kernel
 
 
 _LOCK = threading.Lock()
@@ -122,27 +164,36 @@ def load(path: str | os.PathLike, *, verify_checksum: bool = True) -> KernelLibr
         The ``.so`` written by :func:`autokernel_tvm.export.export`; its manifest
         (``path + ".json"``) must sit beside it.
     verify_checksum : bool
-        Refuse a library whose sha256 differs from the manifest's.
+        Refuse a library whose sha256 differs from the manifest's. The manifest embedded in
+        the library is compared with the ``.json`` in any case.
 
     Raises
     ------
     LibraryError
-        Checksum mismatch (names both hashes), a device library that this machine cannot load
-        (CUDA without a driver), or a kernel name already registered from a different entry.
+        No such file, a directory or the ``.json`` given; a missing, malformed or version-1
+        manifest; checksum mismatch (names both hashes); a manifest that differs from the one
+        embedded in the library (names the first differing field and both values); a device
+        library that this machine cannot load (CUDA without a driver); or a kernel name
+        already registered from a different entry.
     """
     path = os.fspath(path)
-    manifest = load_manifest(path)
-    with open(path, "rb") as f:
-        data = f.read()
+    _check_library_path(path)
+    try:
+        manifest = manifest_lib.read(path)
+        with open(path, "rb") as f:
+            data = f.read()
+    except (manifest_lib.ManifestError, OSError) as err:
+        raise LibraryError(str(err)) from err
     actual = hashlib.sha256(data).hexdigest()
-    if verify_checksum and actual != manifest["sha256"]:
-        raise LibraryError(
-            f"{path}: sha256 mismatch: the manifest says {manifest['sha256']}, the file has "
-            f"{actual}; the library was changed after export (re-export it, or pass "
-            "verify_checksum=False to load it anyway)"
-        )
+    copy = _private_copy(data, actual)
+    _import_tvm()  # the library's undefined TVM symbols resolve against the loaded runtime
+    try:
+        manifest_lib.check(path, manifest, data=data, opened=copy, verify_sha256=verify_checksum)
+    except manifest_lib.ManifestError as err:
+        hint = " (or pass verify_checksum=False to load it anyway)" if "sha256" in str(err) else ""
+        raise LibraryError(f"{err}{hint}") from err
     with _LOCK:
-        module = _load_module(path, data, actual, manifest)
+        module = _load_module(path, copy, actual, manifest)
         entries = manifest["kernels"]
         for entry in entries:  # all conflicts first: torch ops cannot be unregistered
             _check_conflict(entry, path)
@@ -155,17 +206,44 @@ def registered_kernels() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def _load_module(path: str, data: bytes, sha: str, manifest: dict):
+def _check_library_path(path: str) -> None:
+    """One clear error for the usual wrong paths, before any file is opened."""
+    if path.endswith(".json"):
+        raise LibraryError(
+            f"{path}: this is the manifest; pass the library itself ({path[: -len('.json')]})"
+        )
+    if os.path.isdir(path):
+        raise LibraryError(f"{path}: is a directory; pass the .so written by export")
+    if not os.path.exists(path):
+        raise LibraryError(f"{path}: no such file; pass the .so written by export")
+
+
+def _import_tvm():
+    import tvm
+
+    return tvm
+
+
+def _private_copy(data: bytes, sha: str) -> str:
+    """The library's bytes at a path named by their sha256 (dlopen caches by path)."""
     global _COPIES
+    with _LOCK:
+        if _COPIES is None:
+            _COPIES = tempfile.TemporaryDirectory(prefix="autokernel_libs_")
+        copy = os.path.join(_COPIES.name, f"{sha}.so")
+        if not os.path.exists(copy):
+            tmp = copy + ".tmp"
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, copy)
+    return copy
+
+
+def _load_module(path: str, copy: str, sha: str, manifest: dict):
     if sha in _MODULES:
         return _MODULES[sha]
     import tvm
 
-    if _COPIES is None:
-        _COPIES = tempfile.TemporaryDirectory(prefix="autokernel_libs_")
-    copy = os.path.join(_COPIES.name, f"{sha}.so")
-    with open(copy, "wb") as f:
-        f.write(data)
     kind = manifest["target"]["kind"]
     if kind == "llvm":
         _warn_if_other_cpu(path, manifest["target"].get("arch"))
@@ -229,7 +307,7 @@ def _check_conflict(entry: dict, path: str) -> None:
 def _register(entry: dict, fn):
     name = entry["name"]
     if name in _REGISTRY:
-        return getattr(getattr(torch.ops, NAMESPACE), name)
+        return _REGISTRY[name].kernel_op
     reg = _Registered(entry, fn)
     spec = reg.spec
 
@@ -240,15 +318,44 @@ def _register(entry: dict, fn):
         return out
 
     def fake(*args):
-        spec.check(args)
+        spec.check(args, fake=True)
         return spec.new_output(args[0])
 
     reg.opdef = torch.library.custom_op(
         f"{NAMESPACE}::{name}", run, mutates_args=(), schema=spec.schema
     )
     reg.opdef.register_fake(fake)
+    reg.opdef.register_autograd(_backward(spec), setup_context=_save_inputs)
+    reg.kernel_op = KernelOp(spec, getattr(getattr(torch.ops, NAMESPACE), name))
     _REGISTRY[name] = reg
-    return getattr(getattr(torch.ops, NAMESPACE), name)
+    return reg.kernel_op
+
+
+def _save_inputs(ctx, inputs, output) -> None:
+    ctx.save_for_backward(*inputs)
+
+
+def _backward(spec: KernelSpec):
+    """The op's backward: the gradient of its torch expression, or a forward-only error."""
+    from .baselines import make_baseline
+
+    def backward(ctx, grad):
+        if not spec.differentiable:
+            raise RuntimeError(
+                f"{spec.qualname} ({spec.entry['op']}) is forward-only: autokernel-tvm has no "
+                "backward for it; call it under torch.no_grad() or on tensors without "
+                "requires_grad, or use the torch op for training"
+            )
+        inputs = ctx.saved_tensors
+        needed = ctx.needs_input_grad
+        with torch.enable_grad():
+            leaves = [x.detach().requires_grad_(bool(n)) for x, n in zip(inputs, needed)]
+            out = make_baseline(spec.entry, leaves)()
+            wanted = [x for x in leaves if x.requires_grad]
+            grads = iter(torch.autograd.grad(out, wanted, grad.to(out.dtype)))
+        return tuple(next(grads) if n else None for n in needed)
+
+    return backward
 
 
 def _torch_dtype(name: str) -> torch.dtype:

@@ -9,7 +9,7 @@ For each: build with ``tir_pipeline="tirx"`` (nvcc), check ``C = A @ B.T`` (``--
 stored N x K) or ``C = A @ B`` (``nn``, B stored K x N), over ``--batch`` matrices if given, on
 fresh random inputs against torch's float64 product (normwise relative error, NaN-poisoned
 output), then time it and the same torch.matmul (cuBLAS) with
-`autokernel_tvm.timing.time_callable`. Prints a table; writes
+`autokernel_tvm.timing.compare`. Prints a table; writes
 ``$OUT/wgmma_check_DTYPE[_nn][_bB].json`` and appends one row per structure to
 ``$OUT/<device>.jsonl``.
 """
@@ -68,8 +68,8 @@ def check_one(size, dtype, structure, target, nt=True, batch=0, out_dtype="float
     row["rel_err"] = max(errs)
     row["nan"] = bool(torch.isnan(c).any().item())
     ta, tb, tc = (tvm.runtime.from_dlpack(x) for x in (a, b, c))
-    sec = timing.time_callable(lambda: fn(ta, tb, tc), "cuda")
-    base = timing.time_callable(lambda: matmul(a, b), "cuda")
+    both = timing.compare({"k": lambda: fn(ta, tb, tc), "cublas": lambda: matmul(a, b)}, "cuda")
+    sec, base = both.seconds["k"], both.seconds["cublas"]  # measured in alternation
     flops = 2.0 * max(batch, 1) * size**3
     row.update(tflops=flops / sec / 1e12, cublas_tflops=flops / base / 1e12)
     row["ratio"] = row["tflops"] / row["cublas_tflops"]

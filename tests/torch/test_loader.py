@@ -32,7 +32,7 @@ def test_kernels_are_torch_ops_matching_torch(lib):
     a, b = _inputs(GEMM_NT)
     out = getattr(torch.ops.autokernel, NT)(a, b)
     torch.testing.assert_close(out, a @ b.T, rtol=1e-5, atol=1e-5)
-    assert lib[NT] is getattr(lib, NT) is getattr(torch.ops.autokernel, NT)
+    assert lib[NT] is getattr(lib, NT) and lib[NT].op is getattr(torch.ops.autokernel, NT)
     a, w, bias = _inputs(GEMM_BIAS_RELU)
     got = lib[RELU](a, w, bias=bias)
     torch.testing.assert_close(got, torch.relu(torch.nn.functional.linear(a, w, bias)))
@@ -72,7 +72,7 @@ def test_opcheck_schema_and_fake(lib):
         (lambda a, b: (a.double(), b), TypeError, r"argument 'A' has dtype torch.float64"),
         (lambda a, b: (a, b.half()), TypeError, r"argument 'B' has dtype torch.float16"),
         (lambda a, b: (a.T.contiguous().T, b), ValueError, r"argument 'A' is not contiguous"),
-        (lambda a, b: (a, b.to("meta")), ValueError, r"argument 'B' is on meta.*expected a cpu"),
+        (lambda a, b: (a, b.to("meta")), ValueError, r"argument 'B' is on meta but 'A' is on cpu"),
     ],
     ids=["shape", "dtype-A", "dtype-B", "non-contiguous", "device"],
 )
@@ -153,3 +153,58 @@ def test_unknown_kernel_lists_known_names(lib):
         lib["nope"]
     with pytest.raises(AttributeError, match=NT):
         _ = lib.nope
+
+
+def test_meta_tensors_give_the_output_shape(lib):
+    a, b = (x.to("meta") for x in _inputs(GEMM_NT))
+    out = lib[NT](a, b)
+    assert out.device.type == "meta" and out.shape == (64, 48) and out.dtype == torch.float32
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode() as mode:
+        fa, fb = (mode.from_tensor(x) for x in _inputs(GEMM_NT))
+        assert lib[NT](fa, fb).shape == (64, 48)
+    with pytest.raises(ValueError, match=r"argument 'B' has shape \(40, 32\)"):
+        lib[NT](a, b[:40])
+
+
+def test_argument_counts_and_keywords_raise_type_error(lib):
+    a, b = _inputs(GEMM_NT)
+    with pytest.raises(TypeError, match=rf"autokernel.{NT}: takes 2 tensors \(A, B\), got 1"):
+        lib[NT](a)
+    with pytest.raises(TypeError, match="takes 2 tensors.*got 3"):
+        lib[NT](a, b, b)
+    with pytest.raises(TypeError, match=r"no argument\(s\) \['C'\]; arguments: \['A', 'B'\]"):
+        lib[NT](a, C=b)
+    with pytest.raises(TypeError, match="'A' given twice"):
+        lib[NT](a, A=a)
+    with pytest.raises(TypeError, match="argument 'B' must be a torch.Tensor, got list"):
+        lib[NT](a, [1.0])
+    torch.testing.assert_close(lib[NT](B=b, A=a), a @ b.T, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", [NT, RELU])
+def test_gemm_ops_have_autograd(lib, name):
+    workload = GEMM_NT if name == NT else GEMM_BIAS_RELU
+    args = [x.requires_grad_() for x in _inputs(workload)]
+    lib[name](*args).square().sum().backward()
+    want = [x.detach().clone().requires_grad_() for x in args]
+    ref = want[0] @ want[1].T if name == NT else torch.relu(torch.nn.functional.linear(*want))
+    ref.square().sum().backward()
+    for got, expected in zip(args, want, strict=True):
+        torch.testing.assert_close(got.grad, expected.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_forward_only_op_says_so_on_backward(cpu_lib, tmp_path):
+    from conftest import make_result
+
+    from autokernel_tvm.workloads import Workload
+
+    conv = Workload("conv2d_nhwc", (1, 6, 6, 4, 8, 3, 3, 1, 1))
+    path = str(tmp_path / "conv.so")
+    export(make_result(conv), path)
+    op = ak_torch.load(path)[conv.name]
+    data = torch.randn(1, 6, 6, 4, requires_grad=True)
+    out = op(data, torch.randn(8, 3, 3, 4))
+    with pytest.raises(RuntimeError, match=rf"{conv.name} \(conv2d_nhwc\) is forward-only"):
+        out.sum().backward()

@@ -1,0 +1,72 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Check autokernel_tvm.timing.compare on a GPU: alternation, L2 flush, agreement with itself.
+
+    python benchmarks/gpu/timing_check.py        # writes $OUT/timing_check.json if OUT is set
+
+Times cuBLAS fp16 GEMMs against themselves (the ratio must be ~1), a GEMM against one twice
+its size (~0.5), and a memory-bound copy that fits in L2 (the flush must make it pay for
+DRAM: its timing must be above a warm-L2 back-to-back timing). Needs only torch (timing.py is
+loaded by path, so TVM need not be importable). Prints a table; exit 1 if a check fails.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+spec = importlib.util.spec_from_file_location("ak_timing", f"{ROOT}/autokernel_tvm/timing.py")
+timing = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(timing)
+
+
+def main() -> int:
+    dev = torch.device("cuda")
+    props = torch.cuda.get_device_properties(dev)
+    l2 = getattr(props, "L2_cache_size", 0)
+    rows, ok = [], True
+
+    def check(name, got, low, high, extra=""):
+        nonlocal ok
+        passed = low <= got <= high
+        ok &= passed
+        rows.append({"check": name, "value": got, "range": [low, high], "passed": passed})
+        print(f"{name:44s} {got:8.3f}  [{low}, {high}]  {'ok' if passed else 'FAIL'} {extra}")
+
+    print(
+        f"{props.name}: L2 {l2 / 2**20:.0f} MiB, "
+        f"flush buffer {timing.L2_FLUSH_BYTES / 2**20:.0f} MiB"
+    )
+    check("flush buffer / L2 size", timing.L2_FLUSH_BYTES / max(l2, 1), 2.0, 1e9)
+    a = torch.randn(4096, 4096, device=dev, dtype=torch.float16)
+    b = torch.randn(4096, 4096, device=dev, dtype=torch.float16)
+    a2 = torch.randn(8192, 4096, device=dev, dtype=torch.float16)
+    same = timing.compare({"x": lambda: a @ b, "y": lambda: a @ b}, dev, warn=False)
+    check("gemm vs itself (ratio)", same.ratio("x", "y"), 0.95, 1.05, f"{same.seconds}")
+    double = timing.compare({"small": lambda: a @ b, "big": lambda: a2 @ b}, dev, warn=False)
+    check("gemm vs twice the work (ratio)", double.ratio("big", "small"), 0.42, 0.58)
+    n = max(l2 // 8, 1 << 20)  # src + dst = a quarter of L2: stays in L2 without the flush
+    src, dst = torch.randn(n // 4, device=dev), torch.empty(n // 4, device=dev)
+    flushed = timing.compare({"copy": lambda: dst.copy_(src)}, dev, warn=False).seconds["copy"]
+    torch.cuda.synchronize()
+    start, stop = torch.cuda.Event(True), torch.cuda.Event(True)
+    start.record()
+    for _ in range(1000):
+        dst.copy_(src)
+    stop.record()
+    torch.cuda.synchronize()
+    warm = start.elapsed_time(stop) / 1000 / 1e3
+    check("L2-sized copy: flushed / warm back-to-back", flushed / warm, 1.0, 1e3)
+    out = os.environ.get("OUT")
+    if out:
+        with open(os.path.join(out, "timing_check.json"), "w") as f:
+            json.dump({"device": props.name, "l2_bytes": l2, "rows": rows}, f, indent=1)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
