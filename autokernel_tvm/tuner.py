@@ -196,7 +196,11 @@ class Tuner:
                 min_repeat_ms=self.config.runner_min_repeat_ms,
                 enable_cpu_cache_flush=False,
             )
-            self._runner = ms.runner.LocalRunner(timeout_sec=60, evaluator_config=evaluator)
+            self._runner = ms.runner.LocalRunner(
+                timeout_sec=60,
+                evaluator_config=evaluator,
+                initializer=build_lib.die_with_parent,  # no orphaned runner after a kill
+            )
         return self._runner
 
     @property

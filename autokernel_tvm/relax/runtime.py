@@ -22,8 +22,8 @@ import tvm
 from torch.utils import _pytree as pytree
 from tvm.runtime.vm import VirtualMachine
 
-from .manifest import ManifestError, file_sha256
-from .manifest import read as read_manifest
+from ..manifest import ManifestError, file_sha256
+from ..manifest import read as read_manifest
 
 FORMAT = "autokernel-tvm-model"
 FORMAT_VERSION = 1
