@@ -1,0 +1,512 @@
+// SPDX-License-Identifier: Apache-2.0
+// Library::Load (manifest, checksum, embedded manifest, device runtime) and Library::Call.
+// The checks and their wording follow autokernel_tvm/torch/loader.py and autokernel_tvm/export.py.
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <tvm/ffi/any.h>
+#include <tvm/ffi/container/tensor.h>
+#include <tvm/ffi/error.h>
+#include <tvm/ffi/extra/c_env_api.h>
+#include <tvm/ffi/extra/module.h>
+#include <tvm/ffi/function.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <thread>
+#include <utility>
+
+#include "autokernel/runtime.h"
+#include "json.h"
+
+// Defined in libtvm_runtime.so; its address locates that library (see PromoteTvmRuntime).
+extern "C" int TVMBackendParallelLaunch(void*, void*, int);
+
+namespace autokernel {
+
+namespace ffi = tvm::ffi;
+
+struct Library::Impl {
+  std::string path;
+  std::string sha256;
+  std::string manifest_text;
+  std::string target_kind;
+  DLDeviceType device_type = kDLCPU;
+  std::vector<Kernel> kernels;
+  std::map<std::string, ffi::Function> functions;
+  std::shared_ptr<void> keep_alive;  // the loaded module (shared per sha256)
+};
+
+namespace {
+
+std::string ReadFile(const std::string& path, const std::string& what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw LibraryError(what + " " + path + ": cannot be read (missing or no permission)");
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  return buf.str();
+}
+
+const Json& Need(const Json& obj, const std::string& key, Json::Kind kind, const std::string& where) {
+  const Json* v = obj.Get(key);
+  if (v == nullptr || v->kind != kind) {
+    throw LibraryError(where + ": manifest field \"" + key + "\" is missing or of the wrong type");
+  }
+  return *v;
+}
+
+std::string OptString(const Json& obj, const std::string& key) {
+  const Json* v = obj.Get(key);
+  return v != nullptr && v->kind == Json::kString ? v->s : "";
+}
+
+std::vector<int64_t> Shape(const Json& arr, const std::string& where) {
+  std::vector<int64_t> out;
+  for (const Json& d : arr.array) {
+    if (d.kind != Json::kInt) throw LibraryError(where + ": a shape holds a non-integer");
+    out.push_back(d.i);
+  }
+  return out;
+}
+
+DLDataType ParseDType(const std::string& name, const std::string& where) {
+  // The dtypes autokernel_tvm.torch.loader maps to torch (TORCH_DTYPES).
+  if (name == "float32") return DLDataType{kDLFloat, 32, 1};
+  if (name == "float16") return DLDataType{kDLFloat, 16, 1};
+  if (name == "bfloat16") return DLDataType{kDLBfloat, 16, 1};
+  throw LibraryError(where + ": dtype '" + name +
+                     "' is not supported; known: ['bfloat16', 'float16', 'float32']");
+}
+
+TensorSpec ParseTensor(const Json& j, const std::string& where) {
+  if (j.kind != Json::kObject) throw LibraryError(where + ": a tensor entry is not an object");
+  TensorSpec t;
+  t.name = Need(j, "name", Json::kString, where).s;
+  t.shape = Shape(Need(j, "shape", Json::kArray, where), where);
+  t.dtype = Need(j, "dtype", Json::kString, where).s;
+  t.dl_dtype = ParseDType(t.dtype, where);
+  return t;
+}
+
+DLDeviceType DeviceTypeOf(const std::string& kind, const std::string& where) {
+  // torch/loader.py DEVICE_TYPES; ROCm torch calls HIP "cuda" but DLPack says kDLROCM.
+  if (kind == "llvm") return kDLCPU;
+  if (kind == "cuda") return kDLCUDA;
+  if (kind == "rocm") return kDLROCM;
+  throw LibraryError(where + ": target kind '" + kind + "' is not one of llvm, cuda, rocm");
+}
+
+Kernel ParseKernel(const Json& j, const std::string& where) {
+  if (j.kind != Json::kObject) throw LibraryError(where + ": a kernels[] entry is not an object");
+  Kernel k;
+  k.name = Need(j, "name", Json::kString, where).s;
+  k.qualname = std::string(kNamespace) + "." + k.name;
+  k.op = Need(j, "op", Json::kString, where).s;
+  k.layout = OptString(j, "layout");
+  k.target = Need(j, "target", Json::kString, where).s;
+  k.arch = OptString(j, "arch");
+  k.shape = Shape(Need(j, "shape", Json::kArray, where), where);
+  const Json* flops = j.Get("flops");
+  k.flops = flops != nullptr && flops->kind == Json::kInt ? flops->i : 0;
+  for (const Json& a : Need(j, "inputs", Json::kArray, where).array) {
+    k.inputs.push_back(ParseTensor(a, where));
+  }
+  k.output = ParseTensor(Need(j, "output", Json::kObject, where), where);
+  k.device_type = DeviceTypeOf(k.target, where);
+  return k;
+}
+
+std::string DeviceString(DLDevice dev) {
+  switch (dev.device_type) {
+    case kDLCPU:
+      return "cpu";
+    case kDLCUDA:
+      return "cuda:" + std::to_string(dev.device_id);
+    case kDLCUDAHost:
+      return "cuda_host";
+    case kDLROCM:
+      return "rocm:" + std::to_string(dev.device_id);
+    default:
+      return "device_type " + std::to_string(static_cast<int>(dev.device_type)) + ":" +
+             std::to_string(dev.device_id);
+  }
+}
+
+std::string DeviceTypeName(DLDeviceType type) {
+  return type == kDLCPU ? "cpu" : type == kDLCUDA ? "cuda" : type == kDLROCM ? "rocm" : "other";
+}
+
+bool SameDType(DLDataType a, DLDataType b) {
+  return a.code == b.code && a.bits == b.bits && a.lanes == b.lanes;
+}
+
+// torch's is_contiguous(): row-major strides, ignoring dimensions of size 1.
+bool IsContiguous(const DLTensor* t) {
+  if (t->strides == nullptr) return true;
+  int64_t expected = 1;
+  for (int d = t->ndim - 1; d >= 0; --d) {
+    if (t->shape[d] == 0) return true;
+    if (t->shape[d] != 1 && t->strides[d] != expected) return false;
+    expected *= t->shape[d];
+  }
+  return true;
+}
+
+void CheckTensor(const Kernel& k, const DLTensor* arg, const TensorSpec& spec, bool check_device,
+                 const std::string& role) {
+  std::string where = k.qualname + ": " + role + " '" + spec.name + "'";
+  if (arg == nullptr) throw ArgumentError(where + " is a null tensor");
+  if (!SameDType(arg->dtype, spec.dl_dtype)) {
+    throw ArgumentError(where + " has dtype " + DTypeName(arg->dtype) + ", expected " + spec.dtype);
+  }
+  if (arg->ndim != static_cast<int>(spec.shape.size()) ||
+      !std::equal(spec.shape.begin(), spec.shape.end(), arg->shape)) {
+    throw ArgumentError(where + " has shape " + ShapeString(arg->shape, arg->ndim) + ", expected " +
+                        ShapeString(spec.shape.data(), static_cast<int>(spec.shape.size())));
+  }
+  if (check_device && arg->device.device_type != k.device_type) {
+    throw ArgumentError(where + " is on " + DeviceString(arg->device) +
+                        ", but this kernel was built for " + k.target + " (" +
+                        (k.arch.empty() ? "None" : k.arch) + "): expected a " +
+                        DeviceTypeName(k.device_type) + " tensor");
+  }
+}
+
+void CheckContiguous(const Kernel& k, const DLTensor* arg, const std::string& name,
+                     const std::string& role) {
+  if (IsContiguous(arg)) return;
+  std::string where = k.qualname + ": " + role + " '" + name + "'";
+  throw ArgumentError(where + " is not contiguous (strides " + ShapeString(arg->strides, arg->ndim) +
+                      "); pass .contiguous()");
+}
+
+// ---- loading ------------------------------------------------------------------------------
+
+/*!
+ * Kernels with parallel loops call TVMBackendParallelLaunch, resolved when the library is
+ * dlopen'ed: libtvm_runtime.so must be in the global symbol scope (TVM-0.27-NOTES §4: otherwise
+ * a segfault). It is linked into this runtime, but that is not global when this runtime is itself
+ * dlopen'ed (torch.ops.load_library), so reopen it RTLD_GLOBAL. Returns its directory.
+ */
+std::string PromoteTvmRuntime() {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&TVMBackendParallelLaunch), &info) == 0 ||
+      info.dli_fname == nullptr) {
+    throw LibraryError("cannot locate libtvm_runtime.so in this process (dladdr failed)");
+  }
+  std::string runtime = info.dli_fname;
+  if (dlopen(runtime.c_str(), RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD) == nullptr) {
+    throw LibraryError("cannot make " + runtime + " global: " + dlerror());
+  }
+  size_t slash = runtime.rfind('/');
+  return slash == std::string::npos ? "." : runtime.substr(0, slash);
+}
+
+/*! Device modules (CUDA, ROCm) register their loaders from a sidecar of libtvm_runtime.so. */
+void LoadDeviceRuntime(const std::string& runtime_dir, const std::string& kind,
+                       const std::string& path, const std::string& arch) {
+  std::string sidecar = runtime_dir + "/libtvm_runtime_" + kind + ".so";
+  if (dlopen(sidecar.c_str(), RTLD_NOW | RTLD_LOCAL) == nullptr) {
+    throw LibraryError(path + ": cannot load a " + kind + " library (" + arch +
+                       ") on this machine: the TVM " + kind + " runtime " + sidecar +
+                       " did not load (" + dlerror() + "); " + kind +
+                       " kernels load only where the " + kind + " driver and runtime are present");
+  }
+}
+
+int PhysicalCores() {
+  std::ifstream in("/proc/cpuinfo");
+  std::set<std::pair<std::string, std::string>> cores;
+  std::string line, physical;
+  while (std::getline(in, line)) {
+    auto value = [&] { return line.substr(line.find(':') + 1); };
+    if (line.rfind("physical id", 0) == 0) physical = value();
+    if (line.rfind("core id", 0) == 0) cores.emplace(physical, value());
+  }
+  if (!cores.empty()) return static_cast<int>(cores.size());
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+struct LoadedModule {
+  void* handle;  // our dlopen of the private copy: reads the embedded manifest
+  std::optional<ffi::Module> module;
+  std::map<std::string, ffi::Function> functions;
+};
+
+std::mutex g_mutex;
+// sha256 -> module; never destroyed: a tvm-ffi object must not outlive libtvm_ffi at exit.
+auto* g_modules = new std::map<std::string, std::shared_ptr<LoadedModule>>();
+
+void CheckEmbeddedManifest(void* handle, const Json& manifest, const std::string& path) {
+  using ManifestFn = const char* (*)();
+  auto fn = reinterpret_cast<ManifestFn>(dlsym(handle, "autokernel_manifest"));
+  if (fn == nullptr) {
+    throw LibraryError(path +
+                       ": the library embeds no manifest (no symbol autokernel_manifest), which "
+                       "format_version " + std::to_string(kFormatVersion) +
+                       " requires: it was exported by an older autokernel-tvm or by another tool; "
+                       "re-export it with autokernel_tvm.export");
+  }
+  Json embedded = Json::Parse(fn(), path + " (embedded manifest)");
+  Json body = manifest;
+  body.object.erase("sha256");
+  std::string field, ours, theirs;
+  if (FirstDifference(body, embedded, &field, &ours, &theirs)) {
+    throw LibraryError(path + ": manifest field \"" + field + "\" differs from the library: " +
+                       ours + " vs " + theirs + "; the manifest " + path +
+                       ".json was changed after export (re-export the library)");
+  }
+}
+
+/*!
+ * Write `bytes` to a private file named by their sha256, check the manifest it embeds, load it
+ * with tvm-ffi, then delete the file (the mapping outlives it). A private copy because dlopen of
+ * a path already open returns the old code even when the file was replaced.
+ */
+std::shared_ptr<LoadedModule> LoadCopy(const std::string& bytes, const std::string& sha,
+                                       const Json& manifest, const std::vector<Kernel>& kernels,
+                                       const std::string& path) {
+  const char* tmp = getenv("TMPDIR");
+  std::string dir = std::string(tmp != nullptr && *tmp ? tmp : "/tmp") + "/autokernel_libs_XXXXXX";
+  if (mkdtemp(dir.data()) == nullptr) {
+    throw LibraryError(path + ": cannot create a private directory under " + dir);
+  }
+  std::string copy = dir + "/" + sha + ".so";
+  struct Cleanup {
+    std::string file, dir;
+    ~Cleanup() {
+      unlink(file.c_str());
+      rmdir(dir.c_str());
+    }
+  } cleanup{copy, dir};
+  {
+    std::ofstream out(copy, std::ios::binary);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    if (!out) throw LibraryError(path + ": cannot write its private copy " + copy);
+  }
+  auto loaded = std::make_shared<LoadedModule>();
+  loaded->handle = dlopen(copy.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (loaded->handle == nullptr) throw LibraryError(path + ": dlopen failed: " + dlerror());
+  try {
+    CheckEmbeddedManifest(loaded->handle, manifest, path);
+    try {
+      loaded->module = ffi::Module::LoadFromFile(copy);
+    } catch (const std::exception& err) {
+      throw LibraryError(path + ": TVM cannot load the library: " + err.what());
+    }
+    for (const Kernel& k : kernels) {
+      ffi::Optional<ffi::Function> fn = (*loaded->module)->GetFunction(k.name);
+      if (!fn.has_value()) {
+        throw LibraryError(path + ": the manifest lists kernel '" + k.name +
+                           "', the library lacks it");
+      }
+      loaded->functions.emplace(k.name, *fn);
+    }
+  } catch (...) {
+    dlclose(loaded->handle);
+    throw;
+  }
+  return loaded;
+}
+
+}  // namespace
+
+// ---- public API ---------------------------------------------------------------------------
+
+std::string DTypeName(DLDataType dtype) {
+  std::string base;
+  switch (dtype.code) {
+    case kDLFloat:
+      base = "float";
+      break;
+    case kDLBfloat:
+      base = "bfloat";
+      break;
+    case kDLInt:
+      base = "int";
+      break;
+    case kDLUInt:
+      base = "uint";
+      break;
+    case kDLBool:
+      return "bool";
+    default:
+      base = "code" + std::to_string(dtype.code) + "_";
+  }
+  std::string name = base + std::to_string(dtype.bits);
+  return dtype.lanes == 1 ? name : name + "x" + std::to_string(dtype.lanes);
+}
+
+std::string ShapeString(const int64_t* shape, int ndim) {
+  std::string out = "(";
+  for (int d = 0; d < ndim; ++d) out += (d ? ", " : "") + std::to_string(shape[d]);
+  return out + (ndim == 1 ? ",)" : ")");
+}
+
+void Kernel::CheckInputs(const std::vector<const DLTensor*>& args, bool check_device) const {
+  if (args.size() != inputs.size()) {
+    std::string names;
+    for (const TensorSpec& t : inputs) names += (names.empty() ? "" : ", ") + t.name;
+    throw ArgumentError(qualname + ": takes " + std::to_string(inputs.size()) + " tensors (" +
+                        names + "), got " + std::to_string(args.size()));
+  }
+  const DLTensor* first = nullptr;
+  for (size_t i = 0; i < args.size(); ++i) {
+    CheckTensor(*this, args[i], inputs[i], check_device, "argument");
+    if (check_device && first != nullptr &&
+        (args[i]->device.device_type != first->device.device_type ||
+         args[i]->device.device_id != first->device.device_id)) {
+      throw ArgumentError(qualname + ": argument '" + inputs[i].name + "' is on " +
+                          DeviceString(args[i]->device) + " but '" + inputs[0].name + "' is on " +
+                          DeviceString(first->device));
+    }
+    if (first == nullptr) first = args[i];
+    CheckContiguous(*this, args[i], inputs[i].name, "argument");
+  }
+}
+
+void Kernel::CheckOutput(const DLTensor* out, const DLTensor* first_input) const {
+  CheckTensor(*this, out, output, true, "output");
+  if (first_input != nullptr && (out->device.device_type != first_input->device.device_type ||
+                                 out->device.device_id != first_input->device.device_id)) {
+    throw ArgumentError(qualname + ": output '" + output.name + "' is on " +
+                        DeviceString(out->device) + " but '" + inputs[0].name + "' is on " +
+                        DeviceString(first_input->device));
+  }
+  CheckContiguous(*this, out, output.name, "output");
+}
+
+Library::Library(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+std::shared_ptr<const Library> Library::Load(const std::string& path, bool verify_checksum) {
+  const std::string manifest_path = path + ".json";
+  auto impl = std::make_shared<Impl>();
+  impl->path = path;
+  std::ifstream probe(manifest_path);
+  if (!probe) {
+    throw LibraryError("no manifest '" + manifest_path +
+                       "': libraries are loaded with the manifest that autokernel_tvm.export.export "
+                       "wrote beside them");
+  }
+  impl->manifest_text = ReadFile(manifest_path, "manifest");
+  Json manifest = Json::Parse(impl->manifest_text, manifest_path);
+  const Json* format = manifest.Get("format");
+  if (format == nullptr || format->kind != Json::kString || format->s != kFormat) {
+    throw LibraryError("'" + manifest_path + "' is not an autokernel-tvm library manifest");
+  }
+  const Json* version = manifest.Get("format_version");
+  if (version == nullptr || version->kind != Json::kInt || version->i != kFormatVersion) {
+    throw LibraryError("'" + manifest_path + "' has format_version " +
+                       (version == nullptr ? "None" : version->Repr()) +
+                       "; this autokernel runtime reads version " +
+                       std::to_string(kFormatVersion) +
+                       " (the manifest embedded in the library): re-export the library with "
+                       "autokernel_tvm.export");
+  }
+  const std::string& want_sha = Need(manifest, "sha256", Json::kString, manifest_path).s;
+  const Json& target = Need(manifest, "target", Json::kObject, manifest_path);
+  impl->target_kind = Need(target, "kind", Json::kString, manifest_path).s;
+  impl->device_type = DeviceTypeOf(impl->target_kind, manifest_path);
+  for (const Json& k : Need(manifest, "kernels", Json::kArray, manifest_path).array) {
+    impl->kernels.push_back(ParseKernel(k, manifest_path));
+  }
+
+  const std::string bytes = ReadFile(path, "library");
+  impl->sha256 = Sha256Hex(bytes);
+  if (verify_checksum && impl->sha256 != want_sha) {
+    throw LibraryError(path + ": sha256 mismatch: the manifest says " + want_sha +
+                       ", the file has " + impl->sha256 +
+                       "; the library was changed after export (re-export it, or pass "
+                       "verify_checksum=false to load it anyway)");
+  }
+  const std::string arch = OptString(target, "arch");
+  const std::string device_code = OptString(manifest, "device_code");
+  if (impl->target_kind != "llvm" && device_code != "binary") {
+    throw LibraryError(path + ": the " + impl->target_kind + " device code is '" + device_code +
+                       "', compiled at load time by a TVM Python callback that a C++ process "
+                       "lacks; re-export the library on a machine with a " + impl->target_kind +
+                       " driver so that it embeds a binary");
+  }
+
+  std::lock_guard<std::mutex> lock(g_mutex);
+  auto cached = g_modules->find(impl->sha256);
+  if (cached != g_modules->end()) {
+    CheckEmbeddedManifest(cached->second->handle, manifest, path);
+  } else {
+    std::string runtime_dir = PromoteTvmRuntime();
+    if (impl->target_kind == "llvm") {
+      // TVM's pool defaults to half the hardware threads (autokernel_tvm.targets.use_cores).
+      setenv("TVM_NUM_THREADS", std::to_string(PhysicalCores()).c_str(), 0);
+    } else {
+      LoadDeviceRuntime(runtime_dir, impl->target_kind, path, arch);
+    }
+    auto loaded = LoadCopy(bytes, impl->sha256, manifest, impl->kernels, path);
+    cached = g_modules->emplace(impl->sha256, loaded).first;
+  }
+  for (const Kernel& k : impl->kernels) {
+    auto fn = cached->second->functions.find(k.name);
+    if (fn == cached->second->functions.end()) {
+      throw LibraryError(path + ": the manifest lists kernel '" + k.name + "', the library lacks it");
+    }
+    impl->functions.emplace(k.name, fn->second);
+  }
+  impl->keep_alive = cached->second;
+  return std::make_shared<const Library>(impl);
+}
+
+const std::string& Library::path() const { return impl_->path; }
+const std::string& Library::sha256() const { return impl_->sha256; }
+const std::string& Library::target_kind() const { return impl_->target_kind; }
+DLDeviceType Library::device_type() const { return impl_->device_type; }
+const std::string& Library::manifest_text() const { return impl_->manifest_text; }
+const std::vector<Kernel>& Library::kernels() const { return impl_->kernels; }
+
+const Kernel& Library::kernel(const std::string& name) const {
+  for (const Kernel& k : impl_->kernels) {
+    if (k.name == name) return k;
+  }
+  std::string names;
+  for (const Kernel& k : impl_->kernels) names += (names.empty() ? "" : ", ") + k.name;
+  throw ArgumentError(impl_->path + ": no kernel '" + name + "'; kernels: [" + names + "]");
+}
+
+void Library::Call(const std::string& name, const std::vector<const DLTensor*>& inputs,
+                   DLTensor* out, void* stream) const {
+  const Kernel& k = kernel(name);
+  k.CheckInputs(inputs);
+  k.CheckOutput(out, inputs.empty() ? nullptr : inputs[0]);
+  std::vector<ffi::AnyView> args;
+  args.reserve(inputs.size() + 1);
+  for (const DLTensor* t : inputs) args.emplace_back(const_cast<DLTensor*>(t));
+  args.emplace_back(out);
+  const ffi::Function& fn = impl_->functions.at(name);
+  TVMFFIStreamHandle previous = nullptr;
+  const bool set_stream = stream != nullptr && k.device_type != kDLCPU;
+  if (set_stream) {
+    TVMFFIEnvSetStream(out->device.device_type, out->device.device_id, stream, &previous);
+  }
+  try {
+    ffi::Any result;
+    fn.CallPacked(args.data(), static_cast<int32_t>(args.size()), &result);
+  } catch (const std::exception& err) {
+    if (set_stream) TVMFFIEnvSetStream(out->device.device_type, out->device.device_id, previous, nullptr);
+    throw Error(k.qualname + ": the kernel failed: " + err.what());
+  }
+  if (set_stream) TVMFFIEnvSetStream(out->device.device_type, out->device.device_id, previous, nullptr);
+}
+
+void Library::Call(const std::string& name, const std::vector<DLManagedTensor*>& inputs,
+                   DLManagedTensor* out, void* stream) const {
+  std::vector<const DLTensor*> views;
+  views.reserve(inputs.size());
+  for (DLManagedTensor* t : inputs) views.push_back(t == nullptr ? nullptr : &t->dl_tensor);
+  Call(name, views, out == nullptr ? nullptr : &out->dl_tensor, stream);
+}
+
+}  // namespace autokernel

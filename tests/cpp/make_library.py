@@ -1,0 +1,157 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Export the small verified llvm library that the C++ tests load (ctest runs this first).
+
+    python tests/cpp/make_library.py OUT_DIR
+
+Writes ``OUT_DIR/kernels.so`` + ``kernels.so.json`` with two float32 kernels, ``gemm`` (A@B) and
+``gemm_nt`` (A@B.T) at 128x96x64, untuned (the workload's own schedule with a parallel outer
+loop, so the C++ loader must make TVM's thread pool reachable) and checked by
+``autokernel_tvm.verify``, as ``tests/conftest.py`` makes its fixtures. A few seconds on 2 cores.
+
+The manifest is format version 2: its ``sha256`` is the library's, and the library embeds the
+rest of the manifest as ``const char* autokernel_manifest(void)`` (canonical JSON, sorted keys,
+no spaces). Until ``autokernel_tvm.export`` writes version 2 itself, this script adds the symbol:
+it exports once to learn the manifest, then exports again with a C object defining the symbol
+linked in (``export_library(addons=...)``), and writes the manifest of the first export with the
+second library's sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import tvm  # noqa: E402
+
+from autokernel_tvm import verify as verify_lib  # noqa: E402
+from autokernel_tvm.builder import build_module  # noqa: E402
+from autokernel_tvm.export import export  # noqa: E402
+from autokernel_tvm.targets import make_target  # noqa: E402
+from autokernel_tvm.tuner import TuneResult  # noqa: E402
+from autokernel_tvm.workloads import Workload  # noqa: E402
+
+SHAPE = (128, 96, 64)  # M, N, K: not square, so a transposed operand shows up as a wrong shape
+OPS = ("gemm", "gemm_nt")
+
+
+def make_result(workload: Workload) -> TuneResult:
+    """A verified TuneResult for ``workload``: its own schedule, outer loop parallel."""
+    sch = tvm.s_tir.Schedule(workload.ir_module())
+    sch.parallel(sch.get_loops(sch.get_sblock("C"))[0])
+    exe = build_module(sch.mod, make_target("llvm"))
+    report = verify_lib.verify(exe["main"], workload, seed=0).to_json()
+    if not report["passed"]:
+        raise SystemExit(f"make_library.py: {workload.name} failed verify: {report['failures']}")
+    return TuneResult(
+        workload=workload,
+        target="llvm",
+        arch=None,
+        latency_s=1e-3,
+        trials=0,
+        failures={},
+        tune_seconds=0.0,
+        trace="",
+        mod=sch.mod,
+        curve=[],
+        verify=report,
+        space="untuned",
+    )
+
+
+def canonical(manifest: dict) -> str:
+    """The string a version-2 library embeds: the manifest without ``sha256``, canonical JSON."""
+    body = {k: v for k, v in manifest.items() if k != "sha256"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+
+def c_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def embed_object(text: str, folder: str) -> str:
+    """Compile a C object defining ``autokernel_manifest`` that returns ``text``."""
+    src = os.path.join(folder, "autokernel_manifest.c")
+    obj = os.path.join(folder, "autokernel_manifest.o")
+    with open(src, "w") as f:
+        f.write(
+            '__attribute__((visibility("default"))) const char* autokernel_manifest(void) '
+            f"{{ return {c_string(text)}; }}\n"
+        )
+    subprocess.run(["cc", "-c", "-fPIC", "-O1", src, "-o", obj], check=True)
+    return obj
+
+
+def export_v2(results, path: str) -> dict:
+    """``export`` with the manifest embedded (version 2), whichever version export writes."""
+    manifest = export(results, path)
+    if manifest["format_version"] >= 2:
+        return manifest  # autokernel_tvm.export embeds the manifest itself
+    manifest["format_version"] = 2
+    original = tvm.runtime.Executable.export_library
+    with tempfile.TemporaryDirectory() as folder:
+        obj = embed_object(canonical(manifest), folder)
+
+        def with_manifest(self, file_name, **kwargs):
+            kwargs["addons"] = [*(kwargs.get("addons") or []), obj]
+            return original(self, file_name, **kwargs)
+
+        tvm.runtime.Executable.export_library = with_manifest
+        try:
+            export(results, path)
+        finally:
+            tvm.runtime.Executable.export_library = original
+    with open(path, "rb") as f:
+        manifest["sha256"] = hashlib.sha256(f.read()).hexdigest()
+    with open(path + ".json", "w") as f:
+        json.dump(manifest, f, indent=1)
+        f.write("\n")
+    return manifest
+
+
+def install() -> None:
+    """Make ``autokernel_tvm.export.export`` write version 2 (for scripts/tune.py --export)."""
+    importlib.import_module("autokernel_tvm.export").export = export_v2
+
+
+def python_loadable(path: str, folder: str) -> str:
+    """``path``, or a copy the Python loader reads while it only knows manifest version 1.
+
+    The copy has the same library bytes (so the same sha256) and the manifest with
+    ``format_version`` 1; the version-1 loader checks nothing else.
+    """
+    if importlib.import_module("autokernel_tvm.export").FORMAT_VERSION >= 2:
+        return path
+    os.makedirs(folder, exist_ok=True)
+    copy = os.path.join(folder, os.path.basename(path))
+    shutil.copyfile(path, copy)
+    with open(path + ".json") as f:
+        manifest = json.load(f)
+    manifest["format_version"] = 1
+    with open(copy + ".json", "w") as f:
+        json.dump(manifest, f, indent=1)
+    return copy
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        sys.exit("usage: python tests/cpp/make_library.py OUT_DIR")
+    os.makedirs(argv[0], exist_ok=True)
+    path = os.path.join(argv[0], "kernels.so")
+    manifest = export_v2([make_result(Workload(op, SHAPE)) for op in OPS], path)
+    names = ", ".join(k["name"] for k in manifest["kernels"])
+    print(f"wrote {path} (format_version {manifest['format_version']}): {names}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
