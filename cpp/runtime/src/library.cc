@@ -23,7 +23,7 @@
 #include <utility>
 
 #include "autokernel/runtime.h"
-#include "json.h"
+#include "internal.h"
 
 // Defined in libtvm_runtime.so; its address locates that library (see PromoteTvmRuntime).
 extern "C" int TVMBackendParallelLaunch(void*, void*, int);
@@ -31,6 +31,11 @@ extern "C" int TVMBackendParallelLaunch(void*, void*, int);
 namespace autokernel {
 
 namespace ffi = tvm::ffi;
+using internal::DeviceTypeOf;
+using internal::Need;
+using internal::OptString;
+using internal::ParseKernel;
+using internal::ReadFile;
 
 struct Library::Impl {
   std::string path;
@@ -43,150 +48,8 @@ struct Library::Impl {
   std::shared_ptr<void> keep_alive;  // the loaded module (shared per sha256)
 };
 
+
 namespace {
-
-std::string ReadFile(const std::string& path, const std::string& what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw LibraryError(what + " " + path + ": cannot be read (missing or no permission)");
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  return buf.str();
-}
-
-const Json& Need(const Json& obj, const std::string& key, Json::Kind kind, const std::string& where) {
-  const Json* v = obj.Get(key);
-  if (v == nullptr || v->kind != kind) {
-    throw LibraryError(where + ": manifest field \"" + key + "\" is missing or of the wrong type");
-  }
-  return *v;
-}
-
-std::string OptString(const Json& obj, const std::string& key) {
-  const Json* v = obj.Get(key);
-  return v != nullptr && v->kind == Json::kString ? v->s : "";
-}
-
-std::vector<int64_t> Shape(const Json& arr, const std::string& where) {
-  std::vector<int64_t> out;
-  for (const Json& d : arr.array) {
-    if (d.kind != Json::kInt) throw LibraryError(where + ": a shape holds a non-integer");
-    out.push_back(d.i);
-  }
-  return out;
-}
-
-DLDataType ParseDType(const std::string& name, const std::string& where) {
-  // The dtypes autokernel_tvm.torch.loader maps to torch (TORCH_DTYPES).
-  if (name == "float32") return DLDataType{kDLFloat, 32, 1};
-  if (name == "float16") return DLDataType{kDLFloat, 16, 1};
-  if (name == "bfloat16") return DLDataType{kDLBfloat, 16, 1};
-  throw LibraryError(where + ": dtype '" + name +
-                     "' is not supported; known: ['bfloat16', 'float16', 'float32']");
-}
-
-TensorSpec ParseTensor(const Json& j, const std::string& where) {
-  if (j.kind != Json::kObject) throw LibraryError(where + ": a tensor entry is not an object");
-  TensorSpec t;
-  t.name = Need(j, "name", Json::kString, where).s;
-  t.shape = Shape(Need(j, "shape", Json::kArray, where), where);
-  t.dtype = Need(j, "dtype", Json::kString, where).s;
-  t.dl_dtype = ParseDType(t.dtype, where);
-  return t;
-}
-
-DLDeviceType DeviceTypeOf(const std::string& kind, const std::string& where) {
-  // torch/loader.py DEVICE_TYPES; ROCm torch calls HIP "cuda" but DLPack says kDLROCM.
-  if (kind == "llvm") return kDLCPU;
-  if (kind == "cuda") return kDLCUDA;
-  if (kind == "rocm") return kDLROCM;
-  throw LibraryError(where + ": target kind '" + kind + "' is not one of llvm, cuda, rocm");
-}
-
-Kernel ParseKernel(const Json& j, const std::string& where) {
-  if (j.kind != Json::kObject) throw LibraryError(where + ": a kernels[] entry is not an object");
-  Kernel k;
-  k.name = Need(j, "name", Json::kString, where).s;
-  k.qualname = std::string(kNamespace) + "." + k.name;
-  k.op = Need(j, "op", Json::kString, where).s;
-  k.layout = OptString(j, "layout");
-  k.target = Need(j, "target", Json::kString, where).s;
-  k.arch = OptString(j, "arch");
-  k.shape = Shape(Need(j, "shape", Json::kArray, where), where);
-  const Json* flops = j.Get("flops");
-  k.flops = flops != nullptr && flops->kind == Json::kInt ? flops->i : 0;
-  for (const Json& a : Need(j, "inputs", Json::kArray, where).array) {
-    k.inputs.push_back(ParseTensor(a, where));
-  }
-  k.output = ParseTensor(Need(j, "output", Json::kObject, where), where);
-  k.device_type = DeviceTypeOf(k.target, where);
-  return k;
-}
-
-std::string DeviceString(DLDevice dev) {
-  switch (dev.device_type) {
-    case kDLCPU:
-      return "cpu";
-    case kDLCUDA:
-      return "cuda:" + std::to_string(dev.device_id);
-    case kDLCUDAHost:
-      return "cuda_host";
-    case kDLROCM:
-      return "rocm:" + std::to_string(dev.device_id);
-    default:
-      return "device_type " + std::to_string(static_cast<int>(dev.device_type)) + ":" +
-             std::to_string(dev.device_id);
-  }
-}
-
-std::string DeviceTypeName(DLDeviceType type) {
-  return type == kDLCPU ? "cpu" : type == kDLCUDA ? "cuda" : type == kDLROCM ? "rocm" : "other";
-}
-
-bool SameDType(DLDataType a, DLDataType b) {
-  return a.code == b.code && a.bits == b.bits && a.lanes == b.lanes;
-}
-
-// torch's is_contiguous(): row-major strides, ignoring dimensions of size 1.
-bool IsContiguous(const DLTensor* t) {
-  if (t->strides == nullptr) return true;
-  int64_t expected = 1;
-  for (int d = t->ndim - 1; d >= 0; --d) {
-    if (t->shape[d] == 0) return true;
-    if (t->shape[d] != 1 && t->strides[d] != expected) return false;
-    expected *= t->shape[d];
-  }
-  return true;
-}
-
-void CheckTensor(const Kernel& k, const DLTensor* arg, const TensorSpec& spec, bool check_device,
-                 const std::string& role) {
-  std::string where = k.qualname + ": " + role + " '" + spec.name + "'";
-  if (arg == nullptr) throw ArgumentError(where + " is a null tensor");
-  if (!SameDType(arg->dtype, spec.dl_dtype)) {
-    throw ArgumentError(where + " has dtype " + DTypeName(arg->dtype) + ", expected " + spec.dtype);
-  }
-  if (arg->ndim != static_cast<int>(spec.shape.size()) ||
-      !std::equal(spec.shape.begin(), spec.shape.end(), arg->shape)) {
-    throw ArgumentError(where + " has shape " + ShapeString(arg->shape, arg->ndim) + ", expected " +
-                        ShapeString(spec.shape.data(), static_cast<int>(spec.shape.size())));
-  }
-  if (check_device && arg->device.device_type != k.device_type) {
-    throw ArgumentError(where + " is on " + DeviceString(arg->device) +
-                        ", but this kernel was built for " + k.target + " (" +
-                        (k.arch.empty() ? "None" : k.arch) + "): expected a " +
-                        DeviceTypeName(k.device_type) + " tensor");
-  }
-}
-
-void CheckContiguous(const Kernel& k, const DLTensor* arg, const std::string& name,
-                     const std::string& role) {
-  if (IsContiguous(arg)) return;
-  std::string where = k.qualname + ": " + role + " '" + name + "'";
-  throw ArgumentError(where + " is not contiguous (strides " + ShapeString(arg->strides, arg->ndim) +
-                      "); pass .contiguous()");
-}
-
-// ---- loading ------------------------------------------------------------------------------
 
 /*!
  * Kernels with parallel loops call TVMBackendParallelLaunch, resolved when the library is
@@ -316,71 +179,6 @@ std::shared_ptr<LoadedModule> LoadCopy(const std::string& bytes, const std::stri
 }
 
 }  // namespace
-
-// ---- public API ---------------------------------------------------------------------------
-
-std::string DTypeName(DLDataType dtype) {
-  std::string base;
-  switch (dtype.code) {
-    case kDLFloat:
-      base = "float";
-      break;
-    case kDLBfloat:
-      base = "bfloat";
-      break;
-    case kDLInt:
-      base = "int";
-      break;
-    case kDLUInt:
-      base = "uint";
-      break;
-    case kDLBool:
-      return "bool";
-    default:
-      base = "code" + std::to_string(dtype.code) + "_";
-  }
-  std::string name = base + std::to_string(dtype.bits);
-  return dtype.lanes == 1 ? name : name + "x" + std::to_string(dtype.lanes);
-}
-
-std::string ShapeString(const int64_t* shape, int ndim) {
-  std::string out = "(";
-  for (int d = 0; d < ndim; ++d) out += (d ? ", " : "") + std::to_string(shape[d]);
-  return out + (ndim == 1 ? ",)" : ")");
-}
-
-void Kernel::CheckInputs(const std::vector<const DLTensor*>& args, bool check_device) const {
-  if (args.size() != inputs.size()) {
-    std::string names;
-    for (const TensorSpec& t : inputs) names += (names.empty() ? "" : ", ") + t.name;
-    throw ArgumentError(qualname + ": takes " + std::to_string(inputs.size()) + " tensors (" +
-                        names + "), got " + std::to_string(args.size()));
-  }
-  const DLTensor* first = nullptr;
-  for (size_t i = 0; i < args.size(); ++i) {
-    CheckTensor(*this, args[i], inputs[i], check_device, "argument");
-    if (check_device && first != nullptr &&
-        (args[i]->device.device_type != first->device.device_type ||
-         args[i]->device.device_id != first->device.device_id)) {
-      throw ArgumentError(qualname + ": argument '" + inputs[i].name + "' is on " +
-                          DeviceString(args[i]->device) + " but '" + inputs[0].name + "' is on " +
-                          DeviceString(first->device));
-    }
-    if (first == nullptr) first = args[i];
-    CheckContiguous(*this, args[i], inputs[i].name, "argument");
-  }
-}
-
-void Kernel::CheckOutput(const DLTensor* out, const DLTensor* first_input) const {
-  CheckTensor(*this, out, output, true, "output");
-  if (first_input != nullptr && (out->device.device_type != first_input->device.device_type ||
-                                 out->device.device_id != first_input->device.device_id)) {
-    throw ArgumentError(qualname + ": output '" + output.name + "' is on " +
-                        DeviceString(out->device) + " but '" + inputs[0].name + "' is on " +
-                        DeviceString(first_input->device));
-  }
-  CheckContiguous(*this, out, output.name, "output");
-}
 
 Library::Library(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
