@@ -6,7 +6,7 @@
 Writes ``OUT_DIR/kernels.so`` + ``kernels.so.json`` with two float32 kernels, ``gemm`` (A@B) and
 ``gemm_nt`` (A@B.T) at 128x96x64, untuned (the workload's own schedule with a parallel outer
 loop, so the C++ loader must make TVM's thread pool reachable) and checked by
-``autokernel_tvm.verify``, as ``tests/conftest.py`` makes its fixtures. A few seconds on 2 cores.
+``autokernel_tvm.verify``: the results of ``tests/conftest.py``'s ``make_result``. Seconds.
 
 The manifest is format version 2: its ``sha256`` is the library's, and the library embeds the
 rest of the manifest as ``const char* autokernel_manifest(void)`` (canonical JSON, sorted keys,
@@ -33,39 +33,10 @@ if ROOT not in sys.path:
 
 import tvm  # noqa: E402
 
-from autokernel_tvm import verify as verify_lib  # noqa: E402
-from autokernel_tvm.builder import build_module  # noqa: E402
 from autokernel_tvm.export import export  # noqa: E402
-from autokernel_tvm.targets import make_target  # noqa: E402
-from autokernel_tvm.tuner import TuneResult  # noqa: E402
-from autokernel_tvm.workloads import Workload  # noqa: E402
 
 SHAPE = (128, 96, 64)  # M, N, K: not square, so a transposed operand shows up as a wrong shape
 OPS = ("gemm", "gemm_nt")
-
-
-def make_result(workload: Workload) -> TuneResult:
-    """A verified TuneResult for ``workload``: its own schedule, outer loop parallel."""
-    sch = tvm.s_tir.Schedule(workload.ir_module())
-    sch.parallel(sch.get_loops(sch.get_sblock("C"))[0])
-    exe = build_module(sch.mod, make_target("llvm"))
-    report = verify_lib.verify(exe["main"], workload, seed=0).to_json()
-    if not report["passed"]:
-        raise SystemExit(f"make_library.py: {workload.name} failed verify: {report['failures']}")
-    return TuneResult(
-        workload=workload,
-        target="llvm",
-        arch=None,
-        latency_s=1e-3,
-        trials=0,
-        failures={},
-        tune_seconds=0.0,
-        trace="",
-        mod=sch.mod,
-        curve=[],
-        verify=report,
-        space="untuned",
-    )
 
 
 def canonical(manifest: dict) -> str:
@@ -147,7 +118,14 @@ def main(argv: list[str]) -> int:
         sys.exit("usage: python tests/cpp/make_library.py OUT_DIR")
     os.makedirs(argv[0], exist_ok=True)
     path = os.path.join(argv[0], "kernels.so")
-    manifest = export_v2([make_result(Workload(op, SHAPE)) for op in OPS], path)
+    # The verified untuned kernels of tests/conftest.py (its make_result and parallel_rows).
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    from conftest import make_result, parallel_rows
+
+    from autokernel_tvm.workloads import Workload
+
+    results = [make_result(Workload(op, SHAPE), parallel_rows) for op in OPS]
+    manifest = export_v2(results, path)
     names = ", ".join(k["name"] for k in manifest["kernels"])
     print(f"wrote {path} (format_version {manifest['format_version']}): {names}")
     return 0
