@@ -108,7 +108,9 @@ double TimeBlock(const std::function<void()>& fn, int iters, const c10::Device& 
 }
 
 void Sync(const c10::Device& device) {
-  if (!device.is_cpu()) c10::impl::VirtualGuardImpl(device.type()).synchronizeDevice(device.index());
+  if (!device.is_cpu()) {
+    c10::impl::VirtualGuardImpl(device.type()).synchronizeDevice(device.index());
+  }
 }
 
 double Median(std::vector<double> v) {
@@ -141,7 +143,8 @@ int main(int argc, char** argv) {
     const autokernel::Kernel& k =
         lib->kernel(args.kernel.empty() ? lib->kernels().at(0).name : args.kernel);
     // ROCm torch calls HIP devices "cuda" too.
-    c10::Device device = k.device_type == kDLCPU ? c10::Device(c10::kCPU) : c10::Device(c10::kCUDA, 0);
+    c10::Device device =
+        k.device_type == kDLCPU ? c10::Device(c10::kCPU) : c10::Device(c10::kCUDA, 0);
 
     at::Generator gen = at::detail::createCPUGenerator(args.seed);
     std::vector<at::Tensor> inputs;
@@ -181,13 +184,14 @@ int main(int argc, char** argv) {
         [&] { lib->Call(k.name, ptrs, &out_view, stream); },
         [&] { baseline(); },
     };
-    // Warm up, then size the blocks from the slowest single call.
+    // Warm up, then size the blocks from the slowest of the three (5 calls each).
     double single = 0;
     for (auto& fn : fns) {
       TimeBlock(fn, 3, device);
-      single = std::max(single, TimeBlock(fn, 1, device));
+      single = std::max(single, TimeBlock(fn, 5, device));
     }
-    int iters = std::clamp(static_cast<int>(std::ceil(args.min_block_ms * 1e-3 / single)), 1, 10000);
+    int iters =
+        std::clamp(static_cast<int>(std::ceil(args.min_block_ms * 1e-3 / single)), 1, 10000);
     std::vector<std::vector<double>> times(fns.size());
     for (int r = 0; r < args.repeats; ++r) {
       for (size_t f = 0; f < fns.size(); ++f) times[f].push_back(TimeBlock(fns[f], iters, device));
@@ -197,7 +201,8 @@ int main(int argc, char** argv) {
     char line[1024];
     std::snprintf(line, sizeof(line),
                   "RESULT kernel=%s device=%s us=%.3f kernel_only_us=%.3f matmul_us=%.3f "
-                  "tflops=%.4g matmul_tflops=%.4g ratio=%.4f max_rel_error=%.3e repeats=%d iters=%d",
+                  "tflops=%.4g matmul_tflops=%.4g ratio=%.4f max_rel_error=%.3e repeats=%d "
+                  "iters=%d",
                   k.name.c_str(), device.str().c_str(), op_s * 1e6, raw_s * 1e6, base_s * 1e6,
                   flops / op_s / 1e12, flops / base_s / 1e12, base_s / op_s, error, args.repeats,
                   iters);

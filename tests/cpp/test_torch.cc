@@ -44,7 +44,8 @@ int main(int argc, char** argv) {
   }
   const std::string lib_path = std::string(argv[1]) + "/kernels.so", tmp = argv[2];
   auto& dispatcher = c10::Dispatcher::singleton();
-  auto load = dispatcher.findSchemaOrThrow("autokernel::load", "").typed<int64_t(c10::string_view)>();
+  auto load =
+      dispatcher.findSchemaOrThrow("autokernel::load", "").typed<int64_t(c10::string_view)>();
   auto call = dispatcher.findSchemaOrThrow("autokernel::call", "")
                   .typed<at::Tensor(int64_t, c10::string_view, at::TensorList)>();
 
@@ -88,7 +89,8 @@ def run(path: str, kernel: str, a: Tensor, b: Tensor) -> Tensor:
                call.call(lib, fixtures::kGemm, {a, bt.t()}));
   CHECK_THROWS(ArgumentError, "no library with handle 99", call.call(99, fixtures::kGemm, {a, b}));
   CHECK_THROWS(LibraryError, "sha256 mismatch",
-               load.call(fixtures::TamperedCopy(lib_path, tmp + "/torch_flip", "k.so", 0.5, "", "")));
+               load.call(fixtures::TamperedCopy(lib_path, tmp + "/torch_flip", "k.so", 0.5, "",
+                                                "")));
   // Through TorchScript the message survives (wrapped in the interpreter's error).
   CHECK_THROWS_ANY("argument 'B' has shape (96, 64), expected (64, 96)",
                cu->run_method("run", lib_path, fixtures::kGemm, a, bt));

@@ -67,7 +67,8 @@ void CheckContiguous(const Kernel& k, const DLTensor* arg, const std::string& na
                      const std::string& role) {
   if (IsContiguous(arg)) return;
   std::string where = k.qualname + ": " + role + " '" + name + "'";
-  throw ArgumentError(where + " is not contiguous (strides " + ShapeString(arg->strides, arg->ndim) +
+  throw ArgumentError(where + " is not contiguous (strides " +
+                      ShapeString(arg->strides, arg->ndim) +
                       "); pass .contiguous()");
 }
 

@@ -41,7 +41,9 @@ Json FromAny(const ffi::Any& value) {
       break;
     case ffi::TypeIndex::kTVMFFIArray:
       out.kind = Json::kArray;
-      for (const ffi::Any& item : value.cast<ffi::Array<ffi::Any>>()) out.array.push_back(FromAny(item));
+      for (const ffi::Any& item : value.cast<ffi::Array<ffi::Any>>()) {
+        out.array.push_back(FromAny(item));
+      }
       break;
     case ffi::TypeIndex::kTVMFFIMap:
       out.kind = Json::kObject;

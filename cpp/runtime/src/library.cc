@@ -189,7 +189,8 @@ std::shared_ptr<const Library> Library::Load(const std::string& path, bool verif
   std::ifstream probe(manifest_path);
   if (!probe) {
     throw LibraryError("no manifest '" + manifest_path +
-                       "': libraries are loaded with the manifest that autokernel_tvm.export.export "
+                       "': libraries are loaded with the manifest that "
+                       "autokernel_tvm.export.export "
                        "wrote beside them");
   }
   impl->manifest_text = ReadFile(manifest_path, "manifest");
@@ -250,7 +251,8 @@ std::shared_ptr<const Library> Library::Load(const std::string& path, bool verif
   for (const Kernel& k : impl->kernels) {
     auto fn = cached->second->functions.find(k.name);
     if (fn == cached->second->functions.end()) {
-      throw LibraryError(path + ": the manifest lists kernel '" + k.name + "', the library lacks it");
+      throw LibraryError(path + ": the manifest lists kernel '" + k.name +
+                         "', the library lacks it");
     }
     impl->functions.emplace(k.name, fn->second);
   }
@@ -284,19 +286,24 @@ void Library::Call(const std::string& name, const std::vector<const DLTensor*>& 
   for (const DLTensor* t : inputs) args.emplace_back(const_cast<DLTensor*>(t));
   args.emplace_back(out);
   const ffi::Function& fn = impl_->functions.at(name);
-  TVMFFIStreamHandle previous = nullptr;
-  const bool set_stream = stream != nullptr && k.device_type != kDLCPU;
-  if (set_stream) {
-    TVMFFIEnvSetStream(out->device.device_type, out->device.device_id, stream, &previous);
-  }
+  // tvm-ffi launches GPU kernels on the stream set for the device; set it for this call only.
+  struct StreamGuard {
+    DLDevice device;
+    bool active;
+    TVMFFIStreamHandle previous = nullptr;
+    StreamGuard(DLDevice dev, void* stream) : device(dev), active(stream != nullptr) {
+      if (active) TVMFFIEnvSetStream(device.device_type, device.device_id, stream, &previous);
+    }
+    ~StreamGuard() {
+      if (active) TVMFFIEnvSetStream(device.device_type, device.device_id, previous, nullptr);
+    }
+  } guard(out->device, k.device_type == kDLCPU ? nullptr : stream);
   try {
     ffi::Any result;
     fn.CallPacked(args.data(), static_cast<int32_t>(args.size()), &result);
   } catch (const std::exception& err) {
-    if (set_stream) TVMFFIEnvSetStream(out->device.device_type, out->device.device_id, previous, nullptr);
     throw Error(k.qualname + ": the kernel failed: " + err.what());
   }
-  if (set_stream) TVMFFIEnvSetStream(out->device.device_type, out->device.device_id, previous, nullptr);
 }
 
 void Library::Call(const std::string& name, const std::vector<DLManagedTensor*>& inputs,
