@@ -7,6 +7,7 @@ Writes ``OUT_DIR/kernels.so`` + ``kernels.so.json`` with two float32 kernels, ``
 ``gemm_nt`` (A@B.T) at 128x96x64, untuned (the workload's own schedule with a parallel outer
 loop, so the C++ loader must make TVM's thread pool reachable) and checked by
 ``autokernel_tvm.verify``: the results of ``tests/conftest.py``'s ``make_result``. Seconds.
+Also ``OUT_DIR/plain.so``: a library that embeds no manifest, with a matching checksum.
 
 The manifest is format version 2: its ``sha256`` is the library's, and the library embeds the
 rest of the manifest as ``const char* autokernel_manifest(void)`` (canonical JSON, sorted keys,
@@ -113,6 +114,22 @@ def python_loadable(path: str, folder: str) -> str:
     return copy
 
 
+def write_plain(manifest: dict, path: str) -> None:
+    """A library without the embedded manifest, beside a version-2 manifest with its sha256.
+
+    What an older exporter (or another tool) leaves: the C++ loader must refuse it by name.
+    """
+    src = path[: -len(".so")] + ".c"
+    with open(src, "w") as f:
+        f.write("int autokernel_plain(void) { return 0; }\n")
+    subprocess.run(["cc", "-shared", "-fPIC", src, "-o", path], check=True)
+    os.remove(src)
+    with open(path, "rb") as f:
+        plain = {**manifest, "sha256": hashlib.sha256(f.read()).hexdigest()}
+    with open(path + ".json", "w") as f:
+        json.dump(plain, f, indent=1)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         sys.exit("usage: python tests/cpp/make_library.py OUT_DIR")
@@ -126,6 +143,7 @@ def main(argv: list[str]) -> int:
 
     results = [make_result(Workload(op, SHAPE), parallel_rows) for op in OPS]
     manifest = export_v2(results, path)
+    write_plain(manifest, os.path.join(argv[0], "plain.so"))
     names = ", ".join(k["name"] for k in manifest["kernels"])
     print(f"wrote {path} (format_version {manifest['format_version']}): {names}")
     return 0

@@ -131,6 +131,8 @@ int main(int argc, char** argv) {
   CHECK_THROWS(LibraryError, "has format_version 1; this autokernel runtime reads version 2",
                Library::Load(TamperedCopy(lib_path, tmp + "/v1", "k.so", -1,
                                           "\"format_version\": 2", "\"format_version\": 1")));
+  CHECK_THROWS(LibraryError, "the library embeds no manifest (no symbol autokernel_manifest)",
+               Library::Load(std::string(argv[1]) + "/plain.so"));
   CHECK_THROWS(LibraryError, "no manifest '" + tmp + "/none.so.json'",
                Library::Load(tmp + "/none.so"));
   return check::Done("test_runtime");
