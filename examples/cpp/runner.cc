@@ -1,21 +1,23 @@
 // SPDX-License-Identifier: Apache-2.0
 // Load an exported kernel library in C++ and time one kernel against at::matmul.
 //
-//   build/autokernel_runner LIB.so [--kernel NAME] [--repeats 30] [--min-block-ms 2]
-//       [--seed 0] [--save-output OUT.f32] [--json OUT.json]
+//   build/autokernel_runner LIB.so [--kernel NAME] [--repeats 100] [--warmup 10] [--seed 0]
+//       [--cpu-threads N] [--save-output OUT.f32] [--json OUT.json]
 //
 // Inputs are drawn as scripts/bench.py draws them (torch.randn on a CPU generator seeded with
 // --seed, in argument order, then cast and moved), so the Python loader sees the same values.
-// Three things are timed in alternation, each repeat a block of calls long enough to time
-// (>= --min-block-ms), and the median of the repeats is reported: the op as a user calls it
-// (torch.ops.autokernel.call through the dispatcher, checks and output allocation included), the
-// kernel alone (autokernel::Library::Call, preallocated output), and the at::matmul baseline.
-// GPU blocks are timed with CUDA events on torch's current stream, CPU blocks with steady_clock.
+// Three things are timed in alternation, one call each per repeat, and the median of the repeats
+// is reported: the op as a user calls it (torch.ops.autokernel.call through the dispatcher,
+// checks and output allocation included), the kernel alone (autokernel::Library::Call,
+// preallocated output), and the at::matmul baseline. On a GPU each call is bracketed by CUDA
+// events on torch's current stream after a 256 MiB L2 flush, as autokernel_tvm.timing (and so
+// scripts/bench.py) times it; on the CPU by steady_clock.
 // Prints one line "RESULT kernel=... us=... matmul_us=... ratio=... max_rel_error=...".
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/Generator.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 #include <c10/core/Event.h>
 #include <c10/core/impl/VirtualGuardImpl.h>
 
@@ -26,6 +28,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -36,15 +39,17 @@ namespace {
 
 struct Args {
   std::string library, kernel, save_output, json;
-  int repeats = 30;
-  double min_block_ms = 2.0;
+  int repeats = 100;
+  int warmup = 10;
+  int cpu_threads = 0;
   uint64_t seed = 0;
 };
 
 [[noreturn]] void Usage(const std::string& why) {
   std::cerr << "autokernel_runner: " << why
             << "\nusage: autokernel_runner LIB.so [--kernel NAME] [--repeats N] "
-               "[--min-block-ms MS] [--seed S] [--save-output OUT.f32] [--json OUT.json]\n";
+               "[--warmup N] [--seed S] [--cpu-threads N] [--save-output OUT.f32] "
+               "[--json OUT.json]\n";
   std::exit(2);
 }
 
@@ -58,7 +63,8 @@ Args ParseArgs(int argc, char** argv) {
     };
     if (arg == "--kernel") a.kernel = value();
     else if (arg == "--repeats") a.repeats = std::stoi(value());
-    else if (arg == "--min-block-ms") a.min_block_ms = std::stod(value());
+    else if (arg == "--warmup") a.warmup = std::stoi(value());
+    else if (arg == "--cpu-threads") a.cpu_threads = std::stoi(value());
     else if (arg == "--seed") a.seed = std::stoull(value());
     else if (arg == "--save-output") a.save_output = value();
     else if (arg == "--json") a.json = value();
@@ -88,23 +94,44 @@ std::function<at::Tensor()> Baseline(const autokernel::Kernel& k,
   std::exit(2);
 }
 
-/*! Seconds per call of `fn`, over one block of `iters` calls. */
-double TimeBlock(const std::function<void()>& fn, int iters, const c10::Device& device) {
+/*!
+ * Per-call seconds of each of `fns`, called in alternation `repeats` times. GPU: events around
+ * each call after an L2 flush (`flush`), read after one synchronize; CPU: steady_clock.
+ */
+std::vector<std::vector<double>> TimeAlternating(const std::vector<std::function<void()>>& fns,
+                                                 int repeats, const c10::Device& device,
+                                                 at::Tensor flush) {
+  std::vector<std::vector<double>> times(fns.size());
   if (device.is_cpu()) {
-    auto start = std::chrono::steady_clock::now();
-    for (int i = 0; i < iters; ++i) fn();
-    std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
-    return took.count() / iters;
+    for (int r = 0; r < repeats; ++r) {
+      for (size_t f = 0; f < fns.size(); ++f) {
+        auto start = std::chrono::steady_clock::now();
+        fns[f]();
+        std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+        times[f].push_back(took.count());
+      }
+    }
+    return times;
   }
   c10::impl::VirtualGuardImpl guard(device.type());
   c10::Stream stream = guard.getStream(device);
-  c10::Event start(device.type(), c10::EventFlag::BACKEND_DEFAULT);
-  c10::Event end(device.type(), c10::EventFlag::BACKEND_DEFAULT);
-  start.record(stream);
-  for (int i = 0; i < iters; ++i) fn();
-  end.record(stream);
-  end.synchronize();
-  return start.elapsedTime(end) * 1e-3 / iters;  // elapsedTime is in ms
+  const auto timed = c10::EventFlag::BACKEND_DEFAULT;  // PYTORCH_DEFAULT disables timing
+  std::vector<std::unique_ptr<c10::Event>> starts, ends;
+  for (int r = 0; r < repeats; ++r) {
+    for (const auto& fn : fns) {
+      flush.zero_();
+      starts.push_back(std::make_unique<c10::Event>(device.type(), timed));
+      ends.push_back(std::make_unique<c10::Event>(device.type(), timed));
+      starts.back()->record(stream);
+      fn();
+      ends.back()->record(stream);
+    }
+  }
+  ends.back()->synchronize();
+  for (size_t i = 0; i < starts.size(); ++i) {
+    times[i % fns.size()].push_back(starts[i]->elapsedTime(*ends[i]) * 1e-3);  // ms -> s
+  }
+  return times;
 }
 
 void Sync(const c10::Device& device) {
@@ -130,6 +157,12 @@ double MaxRelError(const at::Tensor& got, const at::Tensor& want) {
 
 int main(int argc, char** argv) {
   Args args = ParseArgs(argc, argv);
+  if (args.cpu_threads > 0) {
+    // As scripts/bench.py --cpu-threads: torch's and TVM's pools (read when TVM's pool starts)
+    // spin-wait against each other when both take all cores of a small machine.
+    at::set_num_threads(args.cpu_threads);
+    setenv("TVM_NUM_THREADS", std::to_string(args.cpu_threads).c_str(), 1);
+  }
   try {
     // The registered ops, called as any C++ user of torch.ops.autokernel would.
     auto load_op = c10::Dispatcher::singleton()
@@ -184,28 +217,23 @@ int main(int argc, char** argv) {
         [&] { lib->Call(k.name, ptrs, &out_view, stream); },
         [&] { baseline(); },
     };
-    // Warm up, then size the blocks from the slowest of the three (5 calls each).
-    double single = 0;
-    for (auto& fn : fns) {
-      TimeBlock(fn, 3, device);
-      single = std::max(single, TimeBlock(fn, 5, device));
+    at::Tensor flush;
+    if (!device.is_cpu()) {
+      flush = at::empty({256 << 20}, at::TensorOptions(device).dtype(at::kByte));  // 256 MiB
     }
-    int iters =
-        std::clamp(static_cast<int>(std::ceil(args.min_block_ms * 1e-3 / single)), 1, 10000);
-    std::vector<std::vector<double>> times(fns.size());
-    for (int r = 0; r < args.repeats; ++r) {
-      for (size_t f = 0; f < fns.size(); ++f) times[f].push_back(TimeBlock(fns[f], iters, device));
+    for (int w = 0; w < args.warmup; ++w) {
+      for (auto& fn : fns) fn();
     }
+    Sync(device);
+    std::vector<std::vector<double>> times = TimeAlternating(fns, args.repeats, device, flush);
     double op_s = Median(times[0]), raw_s = Median(times[1]), base_s = Median(times[2]);
     double flops = static_cast<double>(k.flops);
     char line[1024];
     std::snprintf(line, sizeof(line),
                   "RESULT kernel=%s device=%s us=%.3f kernel_only_us=%.3f matmul_us=%.3f "
-                  "tflops=%.4g matmul_tflops=%.4g ratio=%.4f max_rel_error=%.3e repeats=%d "
-                  "iters=%d",
+                  "tflops=%.4g matmul_tflops=%.4g ratio=%.4f max_rel_error=%.3e repeats=%d",
                   k.name.c_str(), device.str().c_str(), op_s * 1e6, raw_s * 1e6, base_s * 1e6,
-                  flops / op_s / 1e12, flops / base_s / 1e12, base_s / op_s, error, args.repeats,
-                  iters);
+                  flops / op_s / 1e12, flops / base_s / 1e12, base_s / op_s, error, args.repeats);
     std::cout << line << std::endl;
     if (!args.json.empty()) {
       std::ofstream js(args.json);
@@ -215,7 +243,7 @@ int main(int argc, char** argv) {
          << ", \"baseline_latency_us\": " << base_s * 1e6 << ", \"tflops\": " << flops / op_s / 1e12
          << ", \"baseline_tflops\": " << flops / base_s / 1e12 << ", \"ratio\": " << base_s / op_s
          << ", \"max_rel_error\": " << error << ", \"repeats\": " << args.repeats
-         << ", \"iters\": " << iters << ", \"library_sha256\": \"" << lib->sha256() << "\"}\n";
+         << ", \"library_sha256\": \"" << lib->sha256() << "\"}\n";
     }
   } catch (const std::exception& err) {
     std::cerr << "autokernel_runner: " << err.what() << "\n";
