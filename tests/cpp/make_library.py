@@ -63,9 +63,9 @@ def embed_object(text: str, folder: str) -> str:
     return obj
 
 
-def export_v2(results, path: str) -> dict:
+def export_v2(results, path: str, **kwargs) -> dict:
     """``export`` with the manifest embedded (version 2), whichever version export writes."""
-    manifest = export(results, path)
+    manifest = export(results, path, **kwargs)
     if manifest["format_version"] >= 2:
         return manifest  # autokernel_tvm.export embeds the manifest itself
     manifest["format_version"] = 2
@@ -79,7 +79,7 @@ def export_v2(results, path: str) -> dict:
 
         tvm.runtime.Executable.export_library = with_manifest
         try:
-            export(results, path)
+            export(results, path, **kwargs)
         finally:
             tvm.runtime.Executable.export_library = original
     with open(path, "rb") as f:
