@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -52,10 +53,13 @@ struct Library::Impl {
 namespace {
 
 /*!
- * Kernels with parallel loops call TVMBackendParallelLaunch, resolved when the library is
- * dlopen'ed: libtvm_runtime.so must be in the global symbol scope (TVM-0.27-NOTES §4: otherwise
- * a segfault). It is linked into this runtime, but that is not global when this runtime is itself
- * dlopen'ed (torch.ops.load_library), so reopen it RTLD_GLOBAL. Returns its directory.
+ * An exported library leaves tvm-ffi's C API (e.g. TVMFFIErrorSetRaisedFromCStrParts) to the
+ * global symbol scope, and reaches TVM's thread pool through context symbols that
+ * libtvm_runtime.so registers when it loads (without it, parallel kernels segfault:
+ * TVM-0.27-NOTES §4). Both are linked into this runtime, but are not global when this runtime is
+ * itself dlopen'ed (torch.ops.load_library), so reopen libtvm_runtime.so RTLD_GLOBAL, which makes
+ * its dependency libtvm_ffi.so global too (checked: a Python process that never imports tvm
+ * runs the parallel test kernel through torch.ops.autokernel). Returns its directory.
  */
 std::string PromoteTvmRuntime() {
   Dl_info info{};
@@ -134,7 +138,8 @@ void CheckEmbeddedManifest(void* handle, const Json& manifest, const std::string
  */
 std::shared_ptr<LoadedModule> LoadCopy(const std::string& bytes, const std::string& sha,
                                        const Json& manifest, const std::vector<Kernel>& kernels,
-                                       const std::string& path) {
+                                       const std::string& path,
+                                       const std::function<void()>& prepare_runtime) {
   const char* tmp = getenv("TMPDIR");
   std::string dir = std::string(tmp != nullptr && *tmp ? tmp : "/tmp") + "/autokernel_libs_XXXXXX";
   if (mkdtemp(dir.data()) == nullptr) {
@@ -158,6 +163,7 @@ std::shared_ptr<LoadedModule> LoadCopy(const std::string& bytes, const std::stri
   if (loaded->handle == nullptr) throw LibraryError(path + ": dlopen failed: " + dlerror());
   try {
     CheckEmbeddedManifest(loaded->handle, manifest, path);
+    prepare_runtime();
     try {
       loaded->module = ffi::Module::LoadFromFile(copy);
     } catch (const std::exception& err) {
@@ -226,12 +232,22 @@ std::shared_ptr<const Library> Library::Load(const std::string& path, bool verif
   }
   const std::string arch = OptString(target, "arch");
   const std::string device_code = OptString(manifest, "device_code");
-  if (impl->target_kind != "llvm" && device_code != "binary") {
-    throw LibraryError(path + ": the " + impl->target_kind + " device code is '" + device_code +
-                       "', compiled at load time by a TVM Python callback that a C++ process "
-                       "lacks; re-export the library on a machine with a " + impl->target_kind +
-                       " driver so that it embeds a binary");
-  }
+  // Runs once the embedded manifest has matched, so a refusal here is about the library itself.
+  auto prepare_runtime = [&](const std::string& runtime_dir) {
+    if (impl->target_kind == "llvm") {
+      // TVM's pool defaults to half the hardware threads (autokernel_tvm.targets.use_cores).
+      setenv("TVM_NUM_THREADS", std::to_string(PhysicalCores()).c_str(), 0);
+      return;
+    }
+    if (device_code != "binary") {
+      throw LibraryError(path + ": the " + impl->target_kind + " device code is '" +
+                         device_code +
+                         "', compiled at load time by a TVM Python callback that a C++ process "
+                         "lacks; re-export the library on a machine with a " +
+                         impl->target_kind + " driver so that it embeds a binary");
+    }
+    LoadDeviceRuntime(runtime_dir, impl->target_kind, path, arch);
+  };
 
   std::lock_guard<std::mutex> lock(g_mutex);
   auto cached = g_modules->find(impl->sha256);
@@ -239,13 +255,8 @@ std::shared_ptr<const Library> Library::Load(const std::string& path, bool verif
     CheckEmbeddedManifest(cached->second->handle, manifest, path);
   } else {
     std::string runtime_dir = PromoteTvmRuntime();
-    if (impl->target_kind == "llvm") {
-      // TVM's pool defaults to half the hardware threads (autokernel_tvm.targets.use_cores).
-      setenv("TVM_NUM_THREADS", std::to_string(PhysicalCores()).c_str(), 0);
-    } else {
-      LoadDeviceRuntime(runtime_dir, impl->target_kind, path, arch);
-    }
-    auto loaded = LoadCopy(bytes, impl->sha256, manifest, impl->kernels, path);
+    auto loaded = LoadCopy(bytes, impl->sha256, manifest, impl->kernels, path,
+                           [&] { prepare_runtime(runtime_dir); });
     cached = g_modules->emplace(impl->sha256, loaded).first;
   }
   for (const Kernel& k : impl->kernels) {
