@@ -7,7 +7,8 @@ Writes ``OUT_DIR/kernels.so`` + ``kernels.so.json`` with two float32 kernels, ``
 ``gemm_nt`` (A@B.T) at 128x96x64, untuned (the workload's own schedule with a parallel outer
 loop, so the C++ loader must make TVM's thread pool reachable) and checked by
 ``autokernel_tvm.verify``: the results of ``tests/conftest.py``'s ``make_result``. Seconds.
-Also ``OUT_DIR/plain.so``: a library that embeds no manifest, with a matching checksum.
+Also ``OUT_DIR/plain.so``: a library that embeds no manifest, with a matching checksum; and
+``OUT_DIR/cuda.so``: a CUDA kernel, CUDA source only where no GPU driver is present.
 
 The manifest is format version 2: its ``sha256`` is the library's, and the library embeds the
 rest of the manifest as ``const char* autokernel_manifest(void)`` (canonical JSON, sorted keys,
@@ -130,6 +131,27 @@ def write_plain(manifest: dict, path: str) -> None:
         json.dump(plain, f, indent=1)
 
 
+def cuda_result(make_result):
+    """A CUDA gemm_nt (fp16, 64x48x32; one thread per output) as tests/test_export.py makes it.
+
+    Without a GPU driver its export keeps CUDA source (``"device_code": "cuda-source"``), which
+    the C++ loader must refuse by name; no GPU here runs the gate, so the report is a stand-in.
+    """
+    import dataclasses
+
+    from autokernel_tvm.workloads import Workload
+
+    workload = Workload("gemm_nt", (64, 48, 32), "float16")
+    sch = tvm.s_tir.Schedule(workload.ir_module())
+    i, j, _ = sch.get_loops(sch.get_sblock("C"))
+    bx, tx = sch.split(sch.fuse(i, j), [None, 128])
+    sch.bind(bx, "blockIdx.x")
+    sch.bind(tx, "threadIdx.x")
+    report = {"workload": workload.name, "passed": True, "checks": ["stand-in"], "failures": []}
+    result = make_result(workload, run_verify=False)
+    return dataclasses.replace(result, target="cuda", arch="sm_90a", mod=sch.mod, verify=report)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         sys.exit("usage: python tests/cpp/make_library.py OUT_DIR")
@@ -144,6 +166,7 @@ def main(argv: list[str]) -> int:
     results = [make_result(Workload(op, SHAPE), parallel_rows) for op in OPS]
     manifest = export_v2(results, path)
     write_plain(manifest, os.path.join(argv[0], "plain.so"))
+    export_v2(cuda_result(make_result), os.path.join(argv[0], "cuda.so"))
     names = ", ".join(k["name"] for k in manifest["kernels"])
     print(f"wrote {path} (format_version {manifest['format_version']}): {names}")
     return 0

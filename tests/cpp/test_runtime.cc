@@ -133,6 +133,17 @@ int main(int argc, char** argv) {
                                           "\"format_version\": 2", "\"format_version\": 1")));
   CHECK_THROWS(LibraryError, "the library embeds no manifest (no symbol autokernel_manifest)",
                Library::Load(std::string(argv[1]) + "/plain.so"));
+  // A CUDA library: without a driver TVM leaves CUDA source, compiled at load by a Python hook.
+  const std::string cuda = std::string(argv[1]) + "/cuda.so";
+  const bool source_only =
+      fixtures::Read(cuda + ".json").find("\"device_code\": \"cuda-source\"") != std::string::npos;
+  if (source_only) {
+    CHECK_THROWS(LibraryError, "the cuda device code is 'cuda-source', compiled at load time by a "
+                               "TVM Python callback that a C++ process lacks",
+                 Library::Load(cuda));
+  } else {
+    CHECK_TRUE(Library::Load(cuda)->device_type() == kDLCUDA);
+  }
   CHECK_THROWS(LibraryError, "no manifest '" + tmp + "/none.so.json'",
                Library::Load(tmp + "/none.so"));
   return check::Done("test_runtime");
