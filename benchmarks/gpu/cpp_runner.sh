@@ -30,9 +30,10 @@ export AUTOKERNEL_LIBRARY=${AUTOKERNEL_LIBRARY:-$tmp/library}  # keep the repo's
 
 # 1. The C++ build, in the background (about a minute on half of the 16 cores; the tuner's
 # build workers get the other half).
+half=$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))
 rm -f "$lib" "$lib.json" "$tmp/cpp.json"
 ( cmake -S . -B "$tmp/build" -G Ninja -DPython3_EXECUTABLE="$py" -DBUILD_TESTING=OFF \
-    && cmake --build "$tmp/build" -j8 --target autokernel_runner ) \
+    && cmake --build "$tmp/build" -j"$half" --target autokernel_runner ) \
   >"$out/cpp_runner_build.log" 2>&1 &
 build_pid=$!
 
@@ -45,7 +46,7 @@ import make_library
 make_library.install()
 sys.argv = ["scripts/tune.py", "--target", "$target", "--op", "gemm_nt", "--shape", "$shape",
             "--dtype", "$dtype", "--trials", "$trials", "--trials-per-iter", "$trials",
-            "--build-workers", "8", "--work-dir", "$tmp/work", "--export", "$lib", "--no-progress"]
+            "--build-workers", "$half", "--work-dir", "$tmp/work", "--export", "$lib", "--no-progress"]
 runpy.run_path("scripts/tune.py", run_name="__main__")
 EOF
 tune_rc=$?
