@@ -46,7 +46,8 @@ import make_library
 make_library.install()
 sys.argv = ["scripts/tune.py", "--target", "$target", "--op", "gemm_nt", "--shape", "$shape",
             "--dtype", "$dtype", "--trials", "$trials", "--trials-per-iter", "$trials",
-            "--build-workers", "$half", "--work-dir", "$tmp/work", "--export", "$lib", "--no-progress"]
+            "--build-workers", "$half", "--work-dir", "$tmp/work", "--export", "$lib",
+            "--no-progress"]
 runpy.run_path("scripts/tune.py", run_name="__main__")
 EOF
 tune_rc=$?
