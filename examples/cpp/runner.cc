@@ -1,0 +1,253 @@
+// SPDX-License-Identifier: Apache-2.0
+// Load an exported kernel library in C++ and time one kernel against at::matmul.
+//
+//   build/autokernel_runner LIB.so [--kernel NAME] [--repeats 100] [--warmup 10] [--seed 0]
+//       [--cpu-threads N] [--save-output OUT.f32] [--json OUT.json]
+//
+// Inputs are drawn as scripts/bench.py draws them (torch.randn on a CPU generator seeded with
+// --seed, in argument order, then cast and moved), so the Python loader sees the same values.
+// Three things are timed in alternation, one call each per repeat, and the median of the repeats
+// is reported: the op as a user calls it (torch.ops.autokernel.call through the dispatcher,
+// checks and output allocation included), the kernel alone (autokernel::Library::Call,
+// preallocated output), and the at::matmul baseline. On a GPU each call is bracketed by CUDA
+// events on torch's current stream after a 256 MiB L2 flush, as autokernel_tvm.timing (and so
+// scripts/bench.py) times it; on the CPU by steady_clock.
+// Prints one line "RESULT kernel=... us=... matmul_us=... ratio=... max_rel_error=...".
+#include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/core/Generator.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <c10/core/Event.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "autokernel/torch.h"
+
+namespace {
+
+struct Args {
+  std::string library, kernel, save_output, json;
+  int repeats = 100;
+  int warmup = 10;
+  int cpu_threads = 0;
+  uint64_t seed = 0;
+};
+
+[[noreturn]] void Usage(const std::string& why) {
+  std::cerr << "autokernel_runner: " << why
+            << "\nusage: autokernel_runner LIB.so [--kernel NAME] [--repeats N] "
+               "[--warmup N] [--seed S] [--cpu-threads N] [--save-output OUT.f32] "
+               "[--json OUT.json]\n";
+  std::exit(2);
+}
+
+Args ParseArgs(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) Usage(arg + " needs a value");
+      return argv[++i];
+    };
+    if (arg == "--kernel") a.kernel = value();
+    else if (arg == "--repeats") a.repeats = std::stoi(value());
+    else if (arg == "--warmup") a.warmup = std::stoi(value());
+    else if (arg == "--cpu-threads") a.cpu_threads = std::stoi(value());
+    else if (arg == "--seed") a.seed = std::stoull(value());
+    else if (arg == "--save-output") a.save_output = value();
+    else if (arg == "--json") a.json = value();
+    else if (!arg.empty() && arg[0] == '-') Usage("unknown option " + arg);
+    else if (a.library.empty()) a.library = arg;
+    else Usage("one library only, got " + a.library + " and " + arg);
+  }
+  if (a.library.empty()) Usage("no library given");
+  if (a.repeats < 1) Usage("--repeats must be >= 1");
+  return a;
+}
+
+/*! The at::matmul expression of the kernel's op (autokernel_tvm/torch/baselines.py). */
+std::function<at::Tensor()> Baseline(const autokernel::Kernel& k,
+                                     const std::vector<at::Tensor>& in) {
+  if (k.op == "gemm" || k.op == "batch_gemm") return [in] { return at::matmul(in[0], in[1]); };
+  if (k.op == "gemm_nt") {
+    at::Tensor bt = in[1].t();
+    return [in, bt] { return at::matmul(in[0], bt); };
+  }
+  if (k.op == "batch_gemm_nt") {
+    at::Tensor bt = in[1].transpose(1, 2);
+    return [in, bt] { return at::matmul(in[0], bt); };
+  }
+  std::cerr << "autokernel_runner: no at::matmul baseline for op '" << k.op
+            << "' (gemm, gemm_nt, batch_gemm, batch_gemm_nt)\n";
+  std::exit(2);
+}
+
+/*!
+ * Per-call seconds of each of `fns`, called in alternation `repeats` times. GPU: events around
+ * each call after an L2 flush (`flush`), read after one synchronize; CPU: steady_clock.
+ */
+std::vector<std::vector<double>> TimeAlternating(const std::vector<std::function<void()>>& fns,
+                                                 int repeats, const c10::Device& device,
+                                                 at::Tensor flush) {
+  std::vector<std::vector<double>> times(fns.size());
+  if (device.is_cpu()) {
+    for (int r = 0; r < repeats; ++r) {
+      for (size_t f = 0; f < fns.size(); ++f) {
+        auto start = std::chrono::steady_clock::now();
+        fns[f]();
+        std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+        times[f].push_back(took.count());
+      }
+    }
+    return times;
+  }
+  c10::impl::VirtualGuardImpl guard(device.type());
+  c10::Stream stream = guard.getStream(device);
+  const auto timed = c10::EventFlag::BACKEND_DEFAULT;  // PYTORCH_DEFAULT disables timing
+  std::vector<std::unique_ptr<c10::Event>> starts, ends;
+  for (int r = 0; r < repeats; ++r) {
+    for (const auto& fn : fns) {
+      flush.zero_();
+      starts.push_back(std::make_unique<c10::Event>(device.type(), timed));
+      ends.push_back(std::make_unique<c10::Event>(device.type(), timed));
+      starts.back()->record(stream);
+      fn();
+      ends.back()->record(stream);
+    }
+  }
+  ends.back()->synchronize();
+  for (size_t i = 0; i < starts.size(); ++i) {
+    times[i % fns.size()].push_back(starts[i]->elapsedTime(*ends[i]) * 1e-3);  // ms -> s
+  }
+  return times;
+}
+
+void Sync(const c10::Device& device) {
+  if (!device.is_cpu()) {
+    c10::impl::VirtualGuardImpl(device.type()).synchronizeDevice(device.index());
+  }
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double MaxRelError(const at::Tensor& got, const at::Tensor& want) {
+  at::Tensor g = got.to(at::kCPU, at::kDouble), w = want.to(at::kCPU, at::kDouble);
+  double scale = w.abs().max().item<double>();
+  double err = (g - w).abs().max().item<double>();
+  return scale > 0 ? err / scale : err;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args = ParseArgs(argc, argv);
+  if (args.cpu_threads > 0) {
+    // As scripts/bench.py --cpu-threads: torch's and TVM's pools (read when TVM's pool starts)
+    // spin-wait against each other when both take all cores of a small machine.
+    at::set_num_threads(args.cpu_threads);
+    setenv("TVM_NUM_THREADS", std::to_string(args.cpu_threads).c_str(), 1);
+  }
+  try {
+    // The registered ops, called as any C++ user of torch.ops.autokernel would.
+    auto load_op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("autokernel::load", "")
+                       .typed<int64_t(c10::string_view)>();
+    auto call_op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("autokernel::call", "")
+                       .typed<at::Tensor(int64_t, c10::string_view, at::TensorList)>();
+    int64_t handle = load_op.call(args.library);
+    auto lib = autokernel::torch_ops::Get(handle);
+    const autokernel::Kernel& k =
+        lib->kernel(args.kernel.empty() ? lib->kernels().at(0).name : args.kernel);
+    // ROCm torch calls HIP devices "cuda" too.
+    c10::Device device =
+        k.device_type == kDLCPU ? c10::Device(c10::kCPU) : c10::Device(c10::kCUDA, 0);
+
+    at::Generator gen = at::detail::createCPUGenerator(args.seed);
+    std::vector<at::Tensor> inputs;
+    for (const autokernel::TensorSpec& spec : k.inputs) {
+      inputs.push_back(at::randn(spec.shape, gen, at::TensorOptions().dtype(at::kFloat))
+                           .to(autokernel::torch_ops::ScalarType(spec.dtype))
+                           .to(device));
+    }
+    auto baseline = Baseline(k, inputs);
+    const c10::string_view name(k.name);
+    at::Tensor got = call_op.call(handle, name, inputs);
+    at::Tensor want = baseline();
+    Sync(device);
+    double error = MaxRelError(got, want);
+    if (!args.save_output.empty()) {
+      at::Tensor host = got.to(at::kCPU, at::kFloat).contiguous();
+      std::ofstream out(args.save_output, std::ios::binary);
+      out.write(static_cast<const char*>(host.data_ptr()),
+                static_cast<std::streamsize>(host.numel() * sizeof(float)));
+      if (!out) throw std::runtime_error("cannot write " + args.save_output);
+    }
+
+    // The kernel alone: the runtime call on a preallocated output.
+    at::Tensor out = at::empty_like(got);
+    DLTensor out_view = autokernel::torch_ops::View(out);
+    std::vector<DLTensor> views;
+    for (const at::Tensor& t : inputs) views.push_back(autokernel::torch_ops::View(t));
+    std::vector<const DLTensor*> ptrs;
+    for (const DLTensor& v : views) ptrs.push_back(&v);
+    void* stream = nullptr;
+    if (!device.is_cpu()) {
+      c10::impl::VirtualGuardImpl guard(device.type());
+      stream = guard.getStreamNativeHandle(guard.getStream(device));
+    }
+    std::vector<std::function<void()>> fns = {
+        [&] { call_op.call(handle, name, inputs); },
+        [&] { lib->Call(k.name, ptrs, &out_view, stream); },
+        [&] { baseline(); },
+    };
+    at::Tensor flush;
+    if (!device.is_cpu()) {
+      flush = at::empty({256 << 20}, at::TensorOptions(device).dtype(at::kByte));  // 256 MiB
+    }
+    for (int w = 0; w < args.warmup; ++w) {
+      for (auto& fn : fns) fn();
+    }
+    Sync(device);
+    std::vector<std::vector<double>> times = TimeAlternating(fns, args.repeats, device, flush);
+    double op_s = Median(times[0]), raw_s = Median(times[1]), base_s = Median(times[2]);
+    double flops = static_cast<double>(k.flops);
+    char line[1024];
+    std::snprintf(line, sizeof(line),
+                  "RESULT kernel=%s device=%s us=%.3f kernel_only_us=%.3f matmul_us=%.3f "
+                  "tflops=%.4g matmul_tflops=%.4g ratio=%.4f max_rel_error=%.3e repeats=%d",
+                  k.name.c_str(), device.str().c_str(), op_s * 1e6, raw_s * 1e6, base_s * 1e6,
+                  flops / op_s / 1e12, flops / base_s / 1e12, base_s / op_s, error, args.repeats);
+    std::cout << line << std::endl;
+    if (!args.json.empty()) {
+      std::ofstream js(args.json);
+      js << "{\"kernel\": \"" << k.name << "\", \"op\": \"" << k.op << "\", \"device\": \""
+         << device.str() << "\", \"latency_us\": " << op_s * 1e6
+         << ", \"kernel_only_latency_us\": " << raw_s * 1e6
+         << ", \"baseline_latency_us\": " << base_s * 1e6 << ", \"tflops\": " << flops / op_s / 1e12
+         << ", \"baseline_tflops\": " << flops / base_s / 1e12 << ", \"ratio\": " << base_s / op_s
+         << ", \"max_rel_error\": " << error << ", \"repeats\": " << args.repeats
+         << ", \"library_sha256\": \"" << lib->sha256() << "\"}\n";
+    }
+  } catch (const std::exception& err) {
+    std::cerr << "autokernel_runner: " << err.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
