@@ -22,6 +22,8 @@ ENV_VARS = {
     "AUTOKERNEL_STRICT": "1 re-raises candidate failures instead of scoring them as failed",
     "AUTOKERNEL_VERBOSE": "1 shows MetaSchedule's INFO logs on the console",
     "AUTOKERNEL_LIBRARY": "root of the rule library (default: the shipped schedules/)",
+    "AUTOKERNEL_RPC_TRACKER": "HOST:PORT of a TVM RPC tracker: measure candidates on its servers",
+    "AUTOKERNEL_RPC_KEY": "device key of the RPC servers (with AUTOKERNEL_RPC_TRACKER)",
 }
 
 TARGETS = ("llvm", "cuda", "rocm")
@@ -68,6 +70,10 @@ class TuneConfig:
         Root of the rule library (default: the shipped ``schedules/``).
     save_library : bool
         Record the verified winning genome in the library.
+    rpc_tracker, rpc_key, rpc_devices
+        Measure on the servers of a TVM RPC tracker (``HOST:PORT``) registered with ``rpc_key``,
+        ``rpc_devices`` at once (0: every free one); builds stay local. See
+        :mod:`autokernel_tvm.rpc`.
     """
 
     target: str = "llvm"
@@ -87,6 +93,9 @@ class TuneConfig:
     verbose: bool = False
     library_dir: str = ""
     save_library: bool = True
+    rpc_tracker: str = ""
+    rpc_key: str = ""
+    rpc_devices: int = 0
     extra: dict = field(default_factory=dict, hash=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -100,6 +109,10 @@ class TuneConfig:
             raise ConfigError(f"trials_per_iter must be >= 1, got {self.trials_per_iter}")
         if self.build_workers < 0:
             raise ConfigError(f"build_workers must be >= 0, got {self.build_workers}")
+        if self.rpc_tracker or self.rpc_key or self.rpc_devices:
+            from .rpc import RPCSettings
+
+            RPCSettings.from_config(self)  # raises ConfigError naming the bad rpc_* value
 
     @classmethod
     def from_dict(cls, values: dict) -> TuneConfig:
@@ -124,6 +137,9 @@ class TuneConfig:
             values["library_dir"] = os.environ["AUTOKERNEL_LIBRARY"]
         if os.environ.get("AUTOKERNEL_VERBOSE", "") == "1":
             values["verbose"] = True
+        for name in ("rpc_tracker", "rpc_key"):
+            if os.environ.get("AUTOKERNEL_" + name.upper()):
+                values[name] = os.environ["AUTOKERNEL_" + name.upper()]
         values.update({k: v for k, v in overrides.items() if v is not None})
         if values.get("arch") is None and values.get("target") == "cuda":
             values["arch"] = default_cuda_arch()

@@ -133,6 +133,8 @@ class Tuner:
 
             runs, report = search.run(self, workload)
         result = self._pick_verified(workload, runs, time.time() - start, report)
+        if self.config.rpc_tracker:  # candidates measured per RPC server
+            result.space_report["rpc"] = self.runner.report()
         if self.config.space == "generative" and self.config.save_library:
             from .space import search
 
@@ -226,6 +228,10 @@ class Tuner:
 
     @property
     def runner(self):
+        if self._runner is None and self.config.rpc_tracker:  # the servers of an RPC tracker
+            from .rpc import make_runner
+
+            self._runner = make_runner(self.config, self.target)
         if self._runner is None:
             evaluator = ms.runner.EvaluatorConfig(
                 number=self.config.runner_number,
@@ -279,6 +285,9 @@ class Tuner:
         return tvm.cpu() if self.config.target == "llvm" else tvm.device(self.config.target, 0)
 
     def _check_can_measure(self) -> None:
+        if self.config.rpc_tracker:  # a dead tracker or a wrong key fails here, in seconds
+            self._runner = self.runner
+            return
         if self._runner is not None or self.config.target == "llvm":
             return
         if not self.device().exist:
