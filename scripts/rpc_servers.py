@@ -9,10 +9,10 @@
 
 Each process (``python -m tvm.exec.rpc_tracker`` / ``tvm.exec.rpc_server``) runs in its own process
 group; a GPU server sees one GPU (``CUDA_VISIBLE_DEVICES=i``), a CPU server ``cores / N`` threads
-(``TVM_NUM_THREADS``). Once every server is registered it prints ``tracker HOST:PORT key KEY``,
-one ``server HOST:PORT pid PID`` line each and ``ready``, then waits; SIGINT or SIGTERM stops them
-all. Logs go to ``--log-dir``. Tune through them with ``scripts/tune.py --rpc-tracker HOST:PORT
---rpc-key KEY``.
+(``TVM_NUM_THREADS``). Once every server is registered it prints ``tracker HOST:PORT key KEY pid
+PID``, one ``server HOST:PORT pid PID`` line each and ``ready``, then waits; SIGINT or SIGTERM
+stops them all. Logs go to ``--log-dir``. Tune through them with ``scripts/tune.py
+--rpc-tracker HOST:PORT --rpc-key KEY``.
 """
 
 from __future__ import annotations
@@ -54,14 +54,14 @@ class Processes:
         self.procs: dict[str, subprocess.Popen] = {}
 
     def start(self, name: str, args: list, env: dict | None = None) -> subprocess.Popen:
-        log = open(os.path.join(self.log_dir, name + ".log"), "w")  # noqa: SIM115 (child owns it)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", *args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-            start_new_session=True,  # Ctrl-C in the terminal reaches only this script
-        )
+        with open(os.path.join(self.log_dir, name + ".log"), "w") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,  # Ctrl-C in the terminal reaches only this script
+            )
         self.procs[name] = proc
         return proc
 
@@ -163,7 +163,8 @@ def main(argv=None) -> int:
             return addrs if len(addrs) >= len(devices) else None
 
         addrs = wait_for(f"{len(devices)} servers", registered, procs, deadline)
-        print(f"tracker {host}:{port} key {args.key}")
+        tracker = procs.procs.get("tracker")
+        print(f"tracker {host}:{port} key {args.key} pid {tracker.pid if tracker else '-'}")
         by_port = {a.rsplit(":", 1)[1]: a for a in addrs}
         for i, device in enumerate(devices):
             proc = procs.procs[f"server{i}"]
