@@ -167,7 +167,12 @@ def make_runner(config, target) -> TrackerRunner:
         enable_cpu_cache_flush=False,
     )
     workers = settings.devices or free or len(servers)  # all busy: queue at the tracker
-    return TrackerRunner(settings, evaluator, workers, target.kind.name)
+    return TrackerRunner(settings, evaluator, workers, device_type(target))
+
+
+def device_type(target) -> str:
+    """The device name a session opens for ``target`` (``cpu`` for llvm, else the kind)."""
+    return "cpu" if target.kind.name == "llvm" else target.kind.name
 
 
 # -- the runner -----------------------------------------------------------------------------
@@ -184,10 +189,10 @@ class TrackerRunner(ms.runner.PyRunner):
     workers : int
         Candidates measured at once (one server each).
     device_type : str
-        Device of a candidate that arrives without one (``llvm``, ``cuda``, ``rocm``).
+        Device of a candidate that arrives without one (``cpu``, ``cuda``, ``rocm``).
     """
 
-    def __init__(self, settings: RPCSettings, evaluator, workers: int, device_type: str = "llvm"):
+    def __init__(self, settings: RPCSettings, evaluator, workers: int, device_type: str = "cpu"):
         super().__init__()
         from tvm.support.popen_pool import PopenPoolExecutor
 
@@ -291,11 +296,14 @@ class _RetryingFuture(ms.runner.PyRunnerFuture):
 def _measure_on_server(rpc_config, evaluator, artifact_path, device_type, args_info) -> tuple:
     """In a worker process: ``(run_secs, server, error, lost)``. ``lost``: the server (not the
     candidate) failed, so the candidate deserves another server."""
+    from tvm import rpc
     from tvm.s_tir.meta_schedule.runner import rpc_runner
 
     session, server, remote_path = None, None, None
     try:
-        session, server = _request(rpc_config)
+        host, port, matchkey = _request(rpc_config)
+        server = f"{host}:{port}"
+        session = rpc.connect(host, port, matchkey, rpc_config.session_timeout_sec)
         device = session.device(device_type, 0)
         remote_path = os.path.basename(artifact_path)
         module = rpc_runner.default_upload_module(session, artifact_path, remote_path)
@@ -311,17 +319,13 @@ def _measure_on_server(rpc_config, evaluator, artifact_path, device_type, args_i
 
 
 def _request(rpc_config) -> tuple:
-    """A session on a free server of the key, and that server's ``host:port`` (what
+    """``(host, port, matchkey)`` of a free server of the key, waiting for one (what
     ``TrackerSession.request`` does, keeping the address it drops)."""
-    from tvm import rpc
-
     message = [base.TrackerCode.REQUEST, rpc_config.tracker_key, "", rpc_config.session_priority]
     answer = tracker_call(rpc_config.tracker_host, rpc_config.tracker_port, message, None)
     if answer[0] != base.TrackerCode.SUCCESS:
         raise RPCError(f"tracker refused the request: {answer}")
-    host, port, matchkey = answer[1]
-    session = rpc.connect(host, port, matchkey, rpc_config.session_timeout_sec)
-    return session, f"{host}:{port}"
+    return tuple(answer[1])
 
 
 def _alive(session) -> bool:
@@ -348,8 +352,8 @@ def measure_kernel(tuner, workload, exe) -> dict:
     with tempfile.TemporaryDirectory(prefix="ak_kernel_") as tmp:
         path = os.path.join(tmp, "kernel.so")
         exe.export_library(path)
-        kind = tuner.target.kind.name
-        (future,) = tuner.runner.run([ms.runner.RunnerInput(path, kind, args_info)])
+        inputs = [ms.runner.RunnerInput(path, device_type(tuner.target), args_info)]
+        (future,) = tuner.runner.run(inputs)
         result = future.result()
     if result.error_msg:
         if tuner.config.strict:

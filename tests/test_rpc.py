@@ -1,0 +1,195 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Measuring through a TVM RPC tracker, on loopback: ``scripts/rpc_servers.py`` starts a tracker
+and two CPU servers for this module; every process is stopped at the end, also on failure.
+
+The last test kills one of the two servers, so it stays last.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import psutil
+import pytest
+import tvm
+
+from autokernel_tvm import rpc
+from autokernel_tvm.config import ConfigError, TuneConfig
+from autokernel_tvm.kernels import _measure
+from autokernel_tvm.progress import count_records
+from autokernel_tvm.tuner import Tuner
+from autokernel_tvm.workloads import Workload
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "scripts", "rpc_servers.py")
+KEY = "ak-test"
+W = Workload("gemm", (64, 64, 64))  # fp32
+
+
+@dataclass
+class Cluster:
+    tracker: str
+    pids: list  # tracker, then the servers (each leads its process group)
+    servers: list  # host:port of each server, as the tracker reports it
+    log_dir: str
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    log_dir = str(tmp_path_factory.mktemp("rpc_logs"))
+    cmd = [sys.executable, SCRIPT, "--cpu", "2", "--port", "0", "--key", KEY, "--log-dir", log_dir]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    pids: list[int] = []
+    try:
+        deadline = time.time() + 150  # two TVM imports per server on 2 busy cores
+        while not any(line.startswith("ready") for line in lines):
+            if proc.poll() is not None or time.time() > deadline:
+                pytest.fail("rpc_servers.py did not get ready: " + "".join(lines)[-2000:])
+            time.sleep(0.2)
+        tracker = next(ln.split()[1] for ln in lines if ln.startswith("tracker "))
+        pids = [int(ln.split()[-1]) for ln in lines if ln.startswith("tracker ")]
+        servers = [ln.split()[1] for ln in lines if ln.startswith("server ")]
+        pids += [int(ln.split()[3]) for ln in lines if ln.startswith("server ")]
+        yield Cluster(tracker, pids, servers, log_dir)
+    finally:
+        proc.send_signal(signal.SIGTERM)  # the script stops its process groups
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        for pid in pids:  # whatever the script left
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def config(tmp_path, tracker: str, **kw) -> TuneConfig:
+    values = dict(
+        target="llvm",
+        trials=8,
+        trials_per_iter=4,
+        work_dir=str(tmp_path),
+        space="stock",
+        save_library=False,
+        runner_min_repeat_ms=10,
+        rpc_tracker=tracker,
+        rpc_key=KEY,
+    )
+    return TuneConfig(**{**values, **kw})
+
+
+def test_rpc_options_are_checked_with_one_line_errors():
+    with pytest.raises(ConfigError, match="HOST:PORT"):
+        TuneConfig(rpc_tracker="localhost", rpc_key=KEY)
+    with pytest.raises(ConfigError, match="port must be in 1..65535"):
+        TuneConfig(rpc_tracker="localhost:0", rpc_key=KEY)
+    with pytest.raises(ConfigError, match="rpc_key is empty"):
+        TuneConfig(rpc_tracker="localhost:9190")
+    with pytest.raises(ConfigError, match="without rpc_tracker"):
+        TuneConfig(rpc_key=KEY)
+    with pytest.raises(ConfigError, match="rpc_devices must be >= 0"):
+        TuneConfig(rpc_tracker="localhost:9190", rpc_key=KEY, rpc_devices=-1)
+    settings = rpc.RPCSettings.parse("10.0.0.7:9190", "h200", 4)
+    assert (settings.host, settings.port, settings.key, settings.devices) == (
+        "10.0.0.7",
+        9190,
+        "h200",
+        4,
+    )
+
+
+def test_dead_tracker_fails_fast(tmp_path):
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    start = time.time()
+    with pytest.raises(rpc.RPCError, match=f"tracker 127.0.0.1:{port} does not answer"):
+        Tuner(config(tmp_path, f"127.0.0.1:{port}"), progress=False).tune(W)
+    assert time.time() - start < 10
+
+
+def test_wrong_key_fails_fast(cluster, tmp_path):
+    start = time.time()
+    cfg = config(tmp_path, cluster.tracker, rpc_key="no-such-key")
+    with pytest.raises(
+        rpc.RPCError, match=rf"no server with key 'no-such-key' \(keys there: \['{KEY}'\]\)"
+    ):
+        Tuner(cfg, progress=False).tune(W)
+    assert time.time() - start < 10
+    with pytest.raises(rpc.RPCError, match="rpc_devices=3 but tracker .* has 2 server"):
+        Tuner(config(tmp_path, cluster.tracker, rpc_devices=3), progress=False).tune(W)
+
+
+def test_stock_tuning_measures_on_both_servers(cluster, tmp_path):
+    result = Tuner(config(tmp_path, cluster.tracker), progress=False).tune(W)
+    assert result.verify["passed"]
+    assert count_records(os.path.join(str(tmp_path), W.name, "stock")) == 8
+    report = result.space_report["rpc"]
+    assert report["workers"] == 2
+    assert sorted(report["measured"]) == sorted(cluster.servers)  # both servers measured
+    assert sum(report["measured"].values()) == 8 and not report["failed"] and not report["lost"]
+
+
+def test_whole_kernel_candidate_is_timed_on_a_server(cluster, tmp_path):
+    """The path of ``cuda.wgmma`` kernels (kernels._measure): export, upload, load, time."""
+    tuner = Tuner(config(tmp_path, cluster.tracker), progress=False)
+    sch = tvm.s_tir.Schedule(W.ir_module())
+    sch.parallel(sch.get_loops(sch.get_sblock("C"))[0])
+    record = _measure(tuner, W, sch.mod)
+    assert record["failure"] is None and 0 < record["latency_s"] < 1.0
+    assert sum(tuner.runner.measured.values()) == 1
+
+
+def _records(work_dir: str) -> int:
+    paths = glob.glob(os.path.join(work_dir, "**", "database_tuning_record.json"), recursive=True)
+    return sum(count_records(os.path.dirname(p)) for p in paths)
+
+
+def _hang_then_kill(cluster, work_dir: str, events: list) -> None:
+    """After the first batch: stop server B (a hang), wait until a worker is connected to it,
+    then kill it, so that a candidate is in flight on the server that dies."""
+    pid, port = cluster.pids[2], int(cluster.servers[1].rsplit(":", 1)[1])
+    deadline = time.time() + 120
+    while _records(work_dir) < 4 and time.time() < deadline:
+        time.sleep(0.2)
+    os.killpg(pid, signal.SIGSTOP)
+    events.append(("stopped", _records(work_dir)))
+    while time.time() < deadline:
+        conns = psutil.net_connections("tcp")
+        if any(c.laddr and c.laddr.port == port and c.status == "ESTABLISHED" for c in conns):
+            events.append(("connected", _records(work_dir)))
+            break
+        time.sleep(0.1)
+    os.killpg(pid, signal.SIGKILL)
+    events.append(("killed", _records(work_dir)))
+
+
+def test_server_killed_mid_run_costs_nothing(cluster, tmp_path):
+    """Generative space, 8 trials in batches of 4; server B dies with a candidate in flight."""
+    work = str(tmp_path)
+    events: list = []
+    watcher = threading.Thread(target=_hang_then_kill, args=(cluster, work, events), daemon=True)
+    watcher.start()
+    result = Tuner(config(tmp_path, cluster.tracker, space="generative"), progress=False).tune(W)
+    watcher.join(timeout=10)
+    assert [e[0] for e in events] == ["stopped", "connected", "killed"], events
+    assert 4 <= events[0][1] < 8  # B stopped after the first batch, before the last
+    assert _records(work) == 8 == result.trials  # nothing lost
+    report = result.space_report["rpc"]
+    assert report["lost"] == {cluster.servers[1]: 1}, report  # its candidate went elsewhere
+    assert not report["failed"] and sum(report["measured"].values()) == 8
+    assert result.verify["passed"]
