@@ -238,10 +238,6 @@ class TrackerRunner(ms.runner.PyRunner):
             "lost": dict(self.lost),
         }
 
-    def postfix(self) -> str:
-        """``9500:12 9510:11``: candidates per server port, for a progress bar."""
-        return " ".join(f"{s.rsplit(':', 1)[-1]}:{n}" for s, n in sorted(self.measured.items()))
-
     def shutdown(self) -> None:
         self.pool.shutdown()
 

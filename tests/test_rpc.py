@@ -116,42 +116,67 @@ def test_dead_tracker_fails_fast(tmp_path):
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    tuner = Tuner(config(tmp_path, f"127.0.0.1:{port}"), progress=False)
     start = time.time()
     with pytest.raises(rpc.RPCError, match=f"tracker 127.0.0.1:{port} does not answer"):
-        Tuner(config(tmp_path, f"127.0.0.1:{port}"), progress=False).tune(W)
+        tuner.tune(W)
     assert time.time() - start < 10
 
 
+def test_cli_flags_and_env_reach_the_config(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tune_cli", os.path.join(ROOT, "scripts/tune.py"))
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    argv = ["--op", "gemm", "--shape", "64,64,64", "--work-dir", str(tmp_path), "--no-progress"]
+    code = cli.main([*argv, "--rpc-tracker", "127.0.0.1:1", "--rpc-key", KEY, "--rpc-devices", "2"])
+    assert code == 2
+    assert "RPC tracker 127.0.0.1:1 does not answer" in capsys.readouterr().err
+    monkeypatch.setenv("AUTOKERNEL_RPC_TRACKER", "10.0.0.7:9190")
+    monkeypatch.setenv("AUTOKERNEL_RPC_KEY", "h200")
+    cfg = TuneConfig.from_env(rpc_devices=2)
+    assert (cfg.rpc_tracker, cfg.rpc_key, cfg.rpc_devices) == ("10.0.0.7:9190", "h200", 2)
+
+
 def test_wrong_key_fails_fast(cluster, tmp_path):
+    tuner = Tuner(config(tmp_path, cluster.tracker, rpc_key="no-such-key"), progress=False)
     start = time.time()
-    cfg = config(tmp_path, cluster.tracker, rpc_key="no-such-key")
     with pytest.raises(
         rpc.RPCError, match=rf"no server with key 'no-such-key' \(keys there: \['{KEY}'\]\)"
     ):
-        Tuner(cfg, progress=False).tune(W)
+        tuner.tune(W)
     assert time.time() - start < 10
     with pytest.raises(rpc.RPCError, match="rpc_devices=3 but tracker .* has 2 server"):
         Tuner(config(tmp_path, cluster.tracker, rpc_devices=3), progress=False).tune(W)
 
 
-def test_stock_tuning_measures_on_both_servers(cluster, tmp_path):
-    result = Tuner(config(tmp_path, cluster.tracker), progress=False).tune(W)
+@pytest.fixture(scope="module")
+def stock_run(cluster, tmp_path_factory):
+    work = tmp_path_factory.mktemp("stock")
+    tuner = Tuner(config(work, cluster.tracker), progress=False)
+    return tuner, tuner.tune(W), str(work)
+
+
+def test_stock_tuning_measures_on_both_servers(cluster, stock_run):
+    _, result, work = stock_run
     assert result.verify["passed"]
-    assert count_records(os.path.join(str(tmp_path), W.name, "stock")) == 8
+    assert count_records(os.path.join(work, W.name, "stock")) == 8
     report = result.space_report["rpc"]
     assert report["workers"] == 2
     assert sorted(report["measured"]) == sorted(cluster.servers)  # both servers measured
     assert sum(report["measured"].values()) == 8 and not report["failed"] and not report["lost"]
 
 
-def test_whole_kernel_candidate_is_timed_on_a_server(cluster, tmp_path):
+def test_whole_kernel_candidate_is_timed_on_a_server(stock_run):
     """The path of ``cuda.wgmma`` kernels (kernels._measure): export, upload, load, time."""
-    tuner = Tuner(config(tmp_path, cluster.tracker), progress=False)
+    tuner = stock_run[0]
+    before = sum(tuner.runner.measured.values())
     sch = tvm.s_tir.Schedule(W.ir_module())
     sch.parallel(sch.get_loops(sch.get_sblock("C"))[0])
     record = _measure(tuner, W, sch.mod)
     assert record["failure"] is None and 0 < record["latency_s"] < 1.0
-    assert sum(tuner.runner.measured.values()) == 1
+    assert sum(tuner.runner.measured.values()) == before + 1
 
 
 def _records(work_dir: str) -> int:
