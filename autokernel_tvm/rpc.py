@@ -137,6 +137,8 @@ def check_tracker(settings: RPCSettings, timeout_s: float = CHECK_TIMEOUT_S) -> 
             f"RPC tracker {where} does not answer ({type(err).__name__}: {err}): start one with "
             "`python scripts/rpc_servers.py` or fix --rpc-tracker"
         ) from None
+    if answer[0] != base.TrackerCode.SUCCESS:
+        raise RPCError(f"RPC tracker {where} refused the summary query: {answer}")
     summary = answer[1]
     wanted = "server:" + settings.key
     servers = [":".join(map(str, s["addr"])) for s in summary["server_info"] if s["key"] == wanted]

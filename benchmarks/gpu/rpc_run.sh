@@ -15,6 +15,13 @@ key=h200-rpc
 common=(--target cuda --arch sm_90a --op gemm_nt --shape 4096,4096,4096 --dtype float16
   --trials "$trials" --trials-per-iter "$trials" --space generative --no-progress)
 
+if ! python3 -c "import tornado" 2>/dev/null; then  # TVM's RPC tracker needs it (rpc extra)
+  echo "error: tornado is missing (the RPC tracker imports it): put its wheel beside the others," \
+    "python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12" \
+    "--implementation cp --platform manylinux2014_x86_64 -d .devcache/wheels tornado==6.5.2," \
+    "and source .devcache/remote-setup.sh again" >&2
+  exit 1
+fi
 python3 scripts/rpc_servers.py --gpus 0 --key "$key" --port 0 --log-dir "$out/rpc_logs" \
   > "$work/servers.txt" 2>&1 &
 servers=$!
