@@ -227,7 +227,7 @@ class TrackerRunner(ms.runner.PyRunner):
 
     def count(self, counter: Counter, server: str | None) -> None:
         with self._lock:
-            counter[server or "unknown (worker timed out)"] += 1
+            counter[server or "no server (tracker gone or timeout)"] += 1
 
     def report(self) -> dict:
         """Per-server counts, for the run's report."""

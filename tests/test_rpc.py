@@ -22,6 +22,7 @@ import pytest
 import tvm
 
 from autokernel_tvm import rpc
+from autokernel_tvm.builder import PoolBuilder
 from autokernel_tvm.config import ConfigError, TuneConfig
 from autokernel_tvm.kernels import _measure
 from autokernel_tvm.progress import count_records
@@ -42,39 +43,55 @@ class Cluster:
     log_dir: str
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+@pytest.fixture(scope="module", autouse=True)
+def launched(tmp_path_factory):
+    """``scripts/rpc_servers.py`` started before the first test, so that the servers boot while
+    the tests that need none run; stopped (with everything it started) after the last."""
     log_dir = str(tmp_path_factory.mktemp("rpc_logs"))
     cmd = [sys.executable, SCRIPT, "--cpu", "2", "--port", "0", "--key", KEY, "--log-dir", log_dir]
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
-    reader.start()
-    pids: list[int] = []
+    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
     try:
-        deadline = time.time() + 150  # two TVM imports per server on 2 busy cores
-        while not any(line.startswith("ready") for line in lines):
-            if proc.poll() is not None or time.time() > deadline:
-                pytest.fail("rpc_servers.py did not get ready: " + "".join(lines)[-2000:])
-            time.sleep(0.2)
-        tracker = next(ln.split()[1] for ln in lines if ln.startswith("tracker "))
-        pids = [int(ln.split()[-1]) for ln in lines if ln.startswith("tracker ")]
-        servers = [ln.split()[1] for ln in lines if ln.startswith("server ")]
-        pids += [int(ln.split()[3]) for ln in lines if ln.startswith("server ")]
-        yield Cluster(tracker, pids, servers, log_dir)
+        yield proc, lines, log_dir
     finally:
         proc.send_signal(signal.SIGTERM)  # the script stops its process groups
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+        pids = [int(ln.split()[-1]) for ln in lines if ln.startswith("tracker ")]
+        pids += [int(ln.split()[3]) for ln in lines if ln.startswith("server ")]
         for pid in pids:  # whatever the script left
             try:
                 os.killpg(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+@pytest.fixture(scope="module")
+def cluster(launched):
+    proc, lines, log_dir = launched
+    deadline = time.time() + 150  # two TVM imports per server on 2 busy cores
+    while not any(line.startswith("ready") for line in lines):
+        if proc.poll() is not None or time.time() > deadline:
+            pytest.fail("rpc_servers.py did not get ready: " + "".join(lines)[-2000:])
+        time.sleep(0.2)
+    tracker = next(ln.split()[1] for ln in lines if ln.startswith("tracker "))
+    pids = [int(ln.split()[-1]) for ln in lines if ln.startswith("tracker ")]
+    pids += [int(ln.split()[3]) for ln in lines if ln.startswith("server ")]
+    servers = [ln.split()[1] for ln in lines if ln.startswith("server ")]
+    return Cluster(tracker, pids, servers, log_dir)
+
+
+@pytest.fixture(scope="module")
+def builder():
+    """One build pool for both tuning runs (its workers start once)."""
+    pool = PoolBuilder("llvm")
+    yield pool
+    pool.shutdown()
 
 
 def config(tmp_path, tracker: str, **kw) -> TuneConfig:
@@ -152,9 +169,9 @@ def test_wrong_key_fails_fast(cluster, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def stock_run(cluster, tmp_path_factory):
+def stock_run(cluster, builder, tmp_path_factory):
     work = tmp_path_factory.mktemp("stock")
-    tuner = Tuner(config(work, cluster.tracker), progress=False)
+    tuner = Tuner(config(work, cluster.tracker), builder=builder, progress=False)
     return tuner, tuner.tune(W), str(work)
 
 
@@ -203,13 +220,14 @@ def _hang_then_kill(cluster, work_dir: str, events: list) -> None:
     events.append(("killed", _records(work_dir)))
 
 
-def test_server_killed_mid_run_costs_nothing(cluster, tmp_path):
+def test_server_killed_mid_run_costs_nothing(cluster, builder, tmp_path):
     """Generative space, 8 trials in batches of 4; server B dies with a candidate in flight."""
     work = str(tmp_path)
     events: list = []
     watcher = threading.Thread(target=_hang_then_kill, args=(cluster, work, events), daemon=True)
     watcher.start()
-    result = Tuner(config(tmp_path, cluster.tracker, space="generative"), progress=False).tune(W)
+    cfg = config(tmp_path, cluster.tracker, space="generative")
+    result = Tuner(cfg, builder=builder, progress=False).tune(W)
     watcher.join(timeout=10)
     assert [e[0] for e in events] == ["stopped", "connected", "killed"], events
     assert 4 <= events[0][1] < 8  # B stopped after the first batch, before the last
