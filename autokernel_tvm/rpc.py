@@ -206,7 +206,8 @@ class TrackerRunner(ms.runner.PyRunner):
         self.workers = workers
         self.device_type = device_type
         # A worker stuck on a hung server is killed after waiting for a server and one session.
-        self.pool = PopenPoolExecutor(max_workers=workers, timeout=2 * settings.timeout_s + 10)
+        self.pool_timeout_s = 2 * settings.timeout_s + 10
+        self.pool = PopenPoolExecutor(max_workers=workers, timeout=self.pool_timeout_s)
         self.measured: Counter = Counter()  # server -> candidates timed there
         self.failed: Counter = Counter()  # server -> candidates that failed there (final)
         self.lost: Counter = Counter()  # server -> sessions lost (died, hung): retried elsewhere
@@ -272,10 +273,12 @@ class _RetryingFuture(ms.runner.PyRunnerFuture):
                 return False
             try:
                 secs, server, error, lost = self.future.result()
-            except Exception as err:  # the pool killed the worker: its server hung
+            except TimeoutError:  # the pool killed the worker: its server hung
                 secs, server, lost = None, None, True
-                error = f"timeout: no answer from a server in {2 * runner.settings.timeout_s:g} s"
-                error += f" ({type(err).__name__})"
+                error = f"timeout: no answer from a server in {runner.pool_timeout_s:g} s"
+            except Exception as err:  # the worker process itself died
+                secs, server, lost = None, None, True
+                error = f"worker: {type(err).__name__}: {err}"
             if secs is not None:
                 runner.count(runner.measured, server)
                 self.outcome = ms.runner.RunnerResult([float(s) for s in secs], None)
@@ -310,6 +313,8 @@ def _measure_on_server(rpc_config, evaluator, artifact_path, device_type, args_i
         return [float(s) for s in secs], server, None, False
     except Exception as err:  # data for the parent: the candidate's or the server's failure
         error = f"{type(err).__name__}: {str(err).strip()[-300:]}"
+        if "RPCSessionTimeoutError" in error:  # the server ended a session too slow: the kernel's
+            return None, server, "timeout: " + error, False
         return None, server, error, session is None or not _alive(session)
     finally:
         if session is not None and _alive(session):
