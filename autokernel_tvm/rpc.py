@@ -22,6 +22,7 @@ import socket
 import struct
 import tempfile
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -211,6 +212,8 @@ class TrackerRunner(ms.runner.PyRunner):
         self.measured: Counter = Counter()  # server -> candidates timed there
         self.failed: Counter = Counter()  # server -> candidates that failed there (final)
         self.lost: Counter = Counter()  # server -> sessions lost (died, hung): retried elsewhere
+        self.phase_s: Counter = Counter()  # phase -> seconds over all sessions (see report)
+        self.sessions = 0
         self._lock = threading.Lock()
 
     def run(self, runner_inputs: list) -> list:
@@ -230,8 +233,15 @@ class TrackerRunner(ms.runner.PyRunner):
         with self._lock:
             counter[server or "no server (tracker gone or timeout)"] += 1
 
+    def add_phases(self, phases: dict) -> None:
+        with self._lock:
+            self.sessions += 1
+            self.phase_s.update(phases)
+
     def report(self) -> dict:
-        """Per-server counts, for the run's report."""
+        """Per-server counts and the mean seconds per session of each phase (waiting for a
+        server, connecting, upload + load, measuring), since this runner was made."""
+        per_session = {k: v / max(1, self.sessions) for k, v in self.phase_s.items()}
         return {
             "tracker": self.settings.address,
             "key": self.settings.key,
@@ -239,6 +249,7 @@ class TrackerRunner(ms.runner.PyRunner):
             "measured": dict(self.measured),
             "failed": dict(self.failed),
             "lost": dict(self.lost),
+            "seconds_per_session": per_session,
         }
 
     def shutdown(self) -> None:
@@ -272,13 +283,15 @@ class _RetryingFuture(ms.runner.PyRunnerFuture):
             if not block and not self.future.done():
                 return False
             try:
-                secs, server, error, lost = self.future.result()
+                secs, server, error, lost, phases = self.future.result()
             except TimeoutError:  # the pool killed the worker: its server hung
                 secs, server, lost = None, None, True
                 error = f"timeout: no answer from a server in {runner.pool_timeout_s:g} s"
             except Exception as err:  # the worker process itself died
                 secs, server, lost = None, None, True
                 error = f"worker: {type(err).__name__}: {err}"
+            else:
+                runner.add_phases(phases)
             if secs is not None:
                 runner.count(runner.measured, server)
                 self.outcome = ms.runner.RunnerResult([float(s) for s in secs], None)
@@ -295,30 +308,42 @@ class _RetryingFuture(ms.runner.PyRunnerFuture):
 
 
 def _measure_on_server(rpc_config, evaluator, artifact_path, device_type, args_info) -> tuple:
-    """In a worker process: ``(run_secs, server, error, lost)``. ``lost``: the server (not the
-    candidate) failed, so the candidate deserves another server."""
+    """In a worker process: ``(run_secs, server, error, lost, phases)``. ``lost``: the server (not
+    the candidate) failed, so the candidate deserves another server; ``phases``: seconds spent
+    waiting for a server, connecting, uploading and loading, and measuring."""
     from tvm import rpc
     from tvm.s_tir.meta_schedule.runner import rpc_runner
 
-    session, server, remote_path = None, None, None
+    session, server, remote_path, phases = None, None, None, {}
     try:
+        clock = time.perf_counter()
         host, port, matchkey = _request(rpc_config)
+        clock = _lap(phases, "wait_server", clock)
         server = f"{host}:{port}"
         session = rpc.connect(host, port, matchkey, rpc_config.session_timeout_sec)
+        clock = _lap(phases, "connect", clock)
         device = session.device(device_type, 0)
         remote_path = os.path.basename(artifact_path)
         module = rpc_runner.default_upload_module(session, artifact_path, remote_path)
+        clock = _lap(phases, "upload_load", clock)
         args = rpc_runner.default_alloc_argument(session, device, args_info, 1)
         secs = rpc_runner.default_run_evaluator(session, module, device, evaluator, args)
-        return [float(s) for s in secs], server, None, False
+        _lap(phases, "measure", clock)
+        return [float(s) for s in secs], server, None, False, phases
     except Exception as err:  # data for the parent: the candidate's or the server's failure
         error = f"{type(err).__name__}: {str(err).strip()[-300:]}"
         if "RPCSessionTimeoutError" in error:  # the server ended a session too slow: the kernel's
-            return None, server, "timeout: " + error, False
-        return None, server, error, session is None or not _alive(session)
+            return None, server, "timeout: " + error, False, phases
+        return None, server, error, session is None or not _alive(session), phases
     finally:
         if session is not None and _alive(session):
             rpc_runner.default_cleanup(session, remote_path)
+
+
+def _lap(phases: dict, name: str, since: float) -> float:
+    now = time.perf_counter()
+    phases[name] = now - since
+    return now
 
 
 def _request(rpc_config) -> tuple:

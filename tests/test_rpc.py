@@ -183,6 +183,9 @@ def test_stock_tuning_measures_on_both_servers(cluster, stock_run):
     assert report["workers"] == 2
     assert sorted(report["measured"]) == sorted(cluster.servers)  # both servers measured
     assert sum(report["measured"].values()) == 8 and not report["failed"] and not report["lost"]
+    phases = report["seconds_per_session"]
+    assert set(phases) == {"wait_server", "connect", "upload_load", "measure"}
+    assert all(0 <= t < 60 for t in phases.values())
 
 
 def test_whole_kernel_candidate_is_timed_on_a_server(stock_run):

@@ -43,16 +43,18 @@ python3 scripts/tune.py "${common[@]}" --work-dir "$work/local" \
   --report "$out/local_report.json" 2>&1 | tail -8
 t2=$(date +%s.%N)
 
-python3 - "$out" "$work" "$t0" "$t1" "$t2" "$trials" <<'EOF'
+gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+python3 - "$out" "$work" "$gpu" "$t0" "$t1" "$t2" "$trials" <<'EOF'
 import glob, json, os, sys, time
-out, work, t0, t1, t2, trials = sys.argv[1], sys.argv[2], *map(float, sys.argv[3:6]), int(sys.argv[6])
+out, work, gpu = sys.argv[1:4]
+t0, t1, t2, trials = *map(float, sys.argv[4:7]), int(sys.argv[7])
 rpc = json.load(open(os.path.join(out, "rpc_report.json")))
 local = json.load(open(os.path.join(out, "local_report.json")))
 per_server = rpc["space_report"]["rpc"]
 kernels = len(glob.glob(os.path.join(work, "rpc", "**", "kernel.json"), recursive=True))
 row = {
     "bench": "rpc_run", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    "workload": rpc["workload"], "trials": trials,
+    "workload": rpc["workload"]["name"], "device": gpu, "trials": trials,
     "rpc_tflops": rpc["tflops"], "local_tflops": local["tflops"],
     "rpc_over_local": rpc["tflops"] / local["tflops"],
     "rpc_winner": rpc["space"], "local_winner": local["space"],
@@ -62,6 +64,7 @@ row = {
     "rpc_trials": rpc["trials"], "whole_kernel_candidates": kernels,
     "measured_per_server": per_server["measured"], "failed_per_server": per_server["failed"],
     "lost_per_server": per_server["lost"],
+    "rpc_seconds_per_session": per_server["seconds_per_session"],
     # every candidate that built (schedules and whole kernels) was measured through a server
     "all_through_rpc": sum(per_server["measured"].values()) + sum(per_server["failed"].values())
     + sum(n for r, n in rpc["failures"].items() if r.startswith("build:")) == rpc["trials"],
@@ -71,7 +74,7 @@ row = {
 with open(os.path.join(out, "rpc_run.json"), "w") as f:
     json.dump(row, f, indent=1)
 for k in ("rpc_tflops", "local_tflops", "rpc_over_local", "rpc_tune_s", "local_tune_s",
-          "overhead_per_candidate_s", "whole_kernel_candidates", "all_through_rpc",
-          "measured_per_server"):
+          "overhead_per_candidate_s", "rpc_seconds_per_session", "whole_kernel_candidates",
+          "all_through_rpc", "measured_per_server", "rpc_verified"):
     print(f"{k:26s} {row[k]}")
 EOF
