@@ -175,6 +175,7 @@ def stock_run(cluster, builder, tmp_path_factory):
     return tuner, tuner.tune(W), str(work)
 
 
+@pytest.mark.slow
 def test_stock_tuning_measures_on_both_servers(cluster, stock_run):
     _, result, work = stock_run
     assert result.verify["passed"]
@@ -188,6 +189,7 @@ def test_stock_tuning_measures_on_both_servers(cluster, stock_run):
     assert all(0 <= t < 60 for t in phases.values())
 
 
+@pytest.mark.slow
 def test_whole_kernel_candidate_is_timed_on_a_server(stock_run):
     """The path of ``cuda.wgmma`` kernels (kernels._measure): export, upload, load, time."""
     tuner = stock_run[0]
@@ -223,6 +225,7 @@ def _hang_then_kill(cluster, work_dir: str, events: list) -> None:
     events.append(("killed", _records(work_dir)))
 
 
+@pytest.mark.slow
 def test_server_killed_mid_run_costs_nothing(cluster, builder, tmp_path):
     """Generative space, 8 trials in batches of 4; server B dies with a candidate in flight."""
     work = str(tmp_path)
