@@ -2,7 +2,8 @@
 """Measuring through a TVM RPC tracker, on loopback: ``scripts/rpc_servers.py`` starts a tracker
 and two CPU servers for this module; every process is stopped at the end, also on failure.
 
-The last test kills one of the two servers, so it stays last.
+The last test kills one of the two servers, so it stays last; the one before stops one for a
+while (a hang) and resumes it.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from dataclasses import dataclass
 import psutil
 import pytest
 import tvm
+from tvm.s_tir import meta_schedule as ms
 
 from autokernel_tvm import rpc
 from autokernel_tvm.builder import PoolBuilder
 from autokernel_tvm.config import ConfigError, TuneConfig
 from autokernel_tvm.kernels import _measure
 from autokernel_tvm.progress import count_records
+from autokernel_tvm.targets import make_target
 from autokernel_tvm.tuner import Tuner
 from autokernel_tvm.workloads import Workload
 
@@ -199,6 +202,47 @@ def test_whole_kernel_candidate_is_timed_on_a_server(stock_run):
     record = _measure(tuner, W, sch.mod)
     assert record["failure"] is None and 0 < record["latency_s"] < 1.0
     assert sum(tuner.runner.measured.values()) == before + 1
+
+
+def _free_servers(cluster) -> int:
+    settings = rpc.RPCSettings.parse(cluster.tracker, KEY)
+    return rpc.check_tracker(settings)[1]
+
+
+def _wait_free(cluster, n: int, timeout_s: float = 30.0) -> bool:
+    deadline = time.time() + timeout_s
+    while _free_servers(cluster) < n:
+        if time.time() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+@pytest.mark.slow
+def test_hung_server_costs_only_a_timeout(cluster, builder):
+    """Server B hangs (SIGSTOP) with a candidate sent to it: the worker is killed at the pool
+    timeout and the candidate is measured on A; B serves again once it resumes."""
+    target = make_target("llvm")
+    (built,) = builder.build([ms.builder.BuilderInput(W.ir_module(), target)])
+    args_info = [ms.arg_info.TensorInfo(a.dtype, list(a.shape)) for a in (*W.inputs, W.output)]
+    settings = rpc.RPCSettings.parse(cluster.tracker, KEY, timeout_s=1.0)  # pool timeout 12 s
+    evaluator = ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=10)
+    runner = rpc.TrackerRunner(settings, evaluator, 2, "cpu")
+    pair = [ms.runner.RunnerInput(built.artifact_path, "cpu", args_info)] * 2
+    try:
+        assert [f.result().error_msg for f in runner.run(pair)] == [None, None]  # workers warm
+        assert _wait_free(cluster, 2)  # both servers back in the tracker's queue
+        os.killpg(cluster.pids[2], signal.SIGSTOP)
+        try:
+            results = [f.result() for f in runner.run(pair)]
+        finally:
+            os.killpg(cluster.pids[2], signal.SIGCONT)
+        assert [r.error_msg for r in results] == [None, None]
+        assert sum(runner.lost.values()) == 1 and not runner.failed
+        assert runner.measured[cluster.servers[0]] >= 2
+        assert _wait_free(cluster, 2)  # B re-registered after resuming
+    finally:
+        runner.shutdown()
 
 
 def _records(work_dir: str) -> int:
