@@ -22,6 +22,8 @@ ENV_VARS = {
     "AUTOKERNEL_STRICT": "1 re-raises candidate failures instead of scoring them as failed",
     "AUTOKERNEL_VERBOSE": "1 shows MetaSchedule's INFO logs on the console",
     "AUTOKERNEL_LIBRARY": "root of the read-only rule library (default: the shipped one)",
+    "AUTOKERNEL_RPC_TRACKER": "HOST:PORT of a TVM RPC tracker: measure candidates on its servers",
+    "AUTOKERNEL_RPC_KEY": "device key of the RPC servers (with AUTOKERNEL_RPC_TRACKER)",
 }
 
 TARGETS = ("llvm", "cuda", "rocm")
@@ -72,6 +74,10 @@ class TuneConfig:
         one (default: ``<cache dir>/library``, see ``AUTOKERNEL_CACHE_DIR``).
     save_library : bool
         Record the verified winning genome in the user library.
+    rpc_tracker, rpc_key, rpc_devices
+        Measure on the servers of a TVM RPC tracker (``HOST:PORT``) registered with ``rpc_key``,
+        ``rpc_devices`` at once (0: every free one); builds stay local. See
+        :mod:`autokernel_tvm.rpc`.
     """
 
     target: str = "llvm"
@@ -92,6 +98,9 @@ class TuneConfig:
     library_dir: str = ""
     user_library_dir: str = ""
     save_library: bool = True
+    rpc_tracker: str = ""
+    rpc_key: str = ""
+    rpc_devices: int = 0
     extra: dict = field(default_factory=dict, hash=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -105,6 +114,10 @@ class TuneConfig:
             raise ConfigError(f"trials_per_iter must be >= 1, got {self.trials_per_iter}")
         if self.build_workers < 0:
             raise ConfigError(f"build_workers must be >= 0, got {self.build_workers}")
+        if self.rpc_tracker:
+            parse_tracker(self.rpc_tracker)  # raises ConfigError naming the bad value
+        elif self.rpc_key or self.rpc_devices:
+            raise ConfigError("rpc_key/rpc_devices given without rpc_tracker (HOST:PORT)")
 
     @classmethod
     def from_dict(cls, values: dict) -> TuneConfig:
@@ -129,6 +142,9 @@ class TuneConfig:
             values["library_dir"] = os.environ["AUTOKERNEL_LIBRARY"]
         if os.environ.get("AUTOKERNEL_VERBOSE", "") == "1":
             values["verbose"] = True
+        for name in ("rpc_tracker", "rpc_key"):
+            if os.environ.get("AUTOKERNEL_" + name.upper()):
+                values[name] = os.environ["AUTOKERNEL_" + name.upper()]
         values.update({k: v for k, v in overrides.items() if v is not None})
         if values.get("arch") is None and values.get("target") == "cuda":
             values["arch"] = cuda_arch_from_env()  # None: the target takes this machine's GPU
@@ -136,6 +152,14 @@ class TuneConfig:
 
     def replace(self, **changes) -> TuneConfig:
         return dataclasses.replace(self, **changes)
+
+
+def parse_tracker(tracker: str) -> tuple[str, int]:
+    """``(host, port)`` of ``"HOST:PORT"``; raises :class:`ConfigError` naming the bad part."""
+    host, sep, port = (tracker or "").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(f"rpc_tracker must be HOST:PORT (e.g. 127.0.0.1:9190), got {tracker!r}")
+    return host, int(port)
 
 
 def cuda_arch_from_env() -> str | None:

@@ -103,10 +103,11 @@ class DesignSpaceMeasurer:
 
 
 class KernelMeasurer:
-    """Build and time one whole kernel on ``device`` (a failed build or run is data)."""
+    """Build and time one whole kernel on ``device``, or through ``runner`` (the servers of an
+    RPC tracker) when one is given; a failed build or run is data."""
 
-    def __init__(self, config, target, device):
-        self.config, self.target, self.device = config, target, device
+    def __init__(self, config, target, device, runner=None):
+        self.config, self.target, self.device, self.runner = config, target, device, runner
 
     def measure(self, workload, candidate: Kernel, label: str, trials: int) -> SpaceRun:
         db_dir = record_dir(self.config, workload, label)
@@ -136,6 +137,10 @@ class KernelMeasurer:
             if config.strict:
                 raise
             return {"latency_s": None, "failure": "build: " + build_lib.failure_reason(str(err))}
+        if self.runner is not None:  # timed on a server of the tracker, like every candidate
+            from .rpc import measure_kernel
+
+            return measure_kernel(config, self.target, self.runner, workload, exe)
         rng = np.random.default_rng(config.seed)
         args = [tvm.runtime.tensor(a, device=self.device) for a in workload.random_inputs(rng)]
         out = workload.output

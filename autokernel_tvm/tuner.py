@@ -24,6 +24,7 @@ from tvm.s_tir import meta_schedule as ms
 from . import builder as build_lib
 from . import verify as verify_lib
 from .config import TuneConfig
+from .errors import TuneError
 from .families import DesignSpace, Kernel, get
 from .intrin import import_stock_intrinsics
 from .measure import FAILED, DesignSpaceMeasurer, KernelMeasurer, SpaceRun, mean
@@ -37,10 +38,6 @@ log = logging.getLogger("autokernel_tvm")
 STOCK = "post-order-apply"  # MetaSchedule's default design space for the target
 
 __all__ = ["FAILED", "SpaceRun", "TuneError", "TuneResult", "Tuner"]
-
-
-class TuneError(RuntimeError):
-    """Tuning cannot start or produced no kernel that passes the correctness gate."""
 
 
 @dataclass
@@ -128,6 +125,8 @@ class Tuner:
             if search is not None:
                 report["fallback"] = self._fallback_reason(workload, search)
         result = self._pick_verified(workload, runs, time.time() - start, report)  # verify
+        if self.config.rpc_tracker:  # candidates measured per RPC server
+            result.space_report["rpc"] = self.runner.report()
         if search is not None and self.config.save_library:  # record
             result.space_report["library_entry"] = self._record(workload, result, search)
         _write_json(os.path.join(self.workload_dir(workload), "report.json"), result.summary())
@@ -162,7 +161,8 @@ class Tuner:
 
     @property
     def kernel_measurer(self) -> KernelMeasurer:
-        return KernelMeasurer(self.config, self.target, self.device())
+        runner = self.runner if self.config.rpc_tracker else None  # else timed here
+        return KernelMeasurer(self.config, self.target, self.device(), runner)
 
     def candidates(self, workload: Workload, n: int) -> list:
         """Up to ``n`` ``(genome, candidate)`` the search would try first (no device needed):
@@ -189,6 +189,10 @@ class Tuner:
 
     @property
     def runner(self):
+        if self._runner is None and self.config.rpc_tracker:  # the servers of an RPC tracker
+            from .rpc import make_runner
+
+            self._runner = make_runner(self.config, self.target)
         if self._runner is None:
             evaluator = ms.runner.EvaluatorConfig(
                 number=self.config.runner_number,
@@ -219,6 +223,9 @@ class Tuner:
         return tvm.cpu() if self.config.target == "llvm" else tvm.device(self.config.target, 0)
 
     def _check_can_measure(self) -> None:
+        if self.config.rpc_tracker:  # a dead tracker or a wrong key fails here, in seconds
+            self._runner = self.runner
+            return
         if self._runner is not None or self.config.target == "llvm":
             return
         if not self.device().exist:

@@ -78,6 +78,9 @@ def parse_args(argv=None):
         metavar="FILE.py",
         help="tune a PyTorch problem file (Model, get_inputs, get_init_inputs)",
     )
+    p.add_argument("--rpc-tracker", metavar="HOST:PORT", help="measure on its RPC servers")
+    p.add_argument("--rpc-key", default="", help="device key of the RPC servers")
+    p.add_argument("--rpc-devices", type=int, default=0, help="servers used at once (0: all free)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--list-ops", action="store_true", help="list workload ops and exit")
     args = p.parse_args(argv)
@@ -124,6 +127,9 @@ def _main(argv) -> int:
             space=args.space,
             build_workers=args.build_workers or None,
             seed=args.seed,
+            rpc_tracker=args.rpc_tracker,
+            rpc_key=args.rpc_key or None,
+            rpc_devices=args.rpc_devices or None,
         )
         if args.problem:
             return _problem(args, config)

@@ -18,7 +18,8 @@ and dtypes, graph constants, target and tuning options; the tuning database is s
 and tunes nothing. Graphs it cannot handle run eagerly, with a logged warning giving the reason.
 Options (``options=`` of ``torch.compile``, else :func:`configure`, else ``AUTOKERNEL_*``
 variables): any :class:`~autokernel_tvm.config.TuneConfig` key plus ``cache_dir`` and
-``min_task_flops``.
+``min_task_flops``; ``rpc_tracker``/``rpc_key``/``rpc_devices`` measure on the servers of a TVM
+RPC tracker (:mod:`autokernel_tvm.rpc`) and do not change the cache key.
 """
 
 from __future__ import annotations
