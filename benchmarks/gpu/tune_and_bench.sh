@@ -11,7 +11,7 @@ tag="${op}_${dtype}${OUT_DTYPE:+_out_$OUT_DTYPE}_${space}_$(echo "$shape" | tr ,
 work="/tmp/ak_work/$(echo "$out" | md5sum | cut -c1-8)"   # one work dir per $OUT
 lib="/tmp/ak_so/$(echo "$out" | md5sum | cut -c1-8)"      # .so files stay on the machine
 mkdir -p "$out" "$lib"
-export AUTOKERNEL_LIBRARY=${AUTOKERNEL_LIBRARY:-$out/library}
+export AUTOKERNEL_CACHE_DIR=${AUTOKERNEL_CACHE_DIR:-$out/cache}  # the user library: winners of this run
 export TVM_CUDA_COMPILE_MODE=${TVM_CUDA_COMPILE_MODE:-nvcc}
 timeout "$limit" python3 scripts/tune.py --target cuda --arch sm_90a --op "$op" --shape "$shape" \
   --dtype "$dtype" ${OUT_DTYPE:+--out-dtype "$OUT_DTYPE"} --space "$space" --trials "$trials" --trials-per-iter 32 \

@@ -1,0 +1,72 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Numerics of every CUDA family on the GPU, through the correctness gate (fp64 reference).
+
+Marked ``gpu``: skipped where torch sees no CUDA device. Each case builds the family's default
+parameters for the workload (a whole kernel, or one sampled candidate of the design space after
+its rewrites), runs it on the GPU and passes it through :func:`autokernel_tvm.verify.verify`.
+Run on the GPU machine: ``python -m pytest tests/gpu -m gpu -v``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import tvm
+from tvm.s_tir import meta_schedule as ms
+
+from autokernel_tvm.builder import build_module
+from autokernel_tvm.families import Kernel, get
+from autokernel_tvm.intrin import import_stock_intrinsics, register_all
+from autokernel_tvm.space.genome import Genome
+from autokernel_tvm.space.grammar import Grammar
+from autokernel_tvm.targets import detect_cuda_arch, make_target
+from autokernel_tvm.verify import verify
+from autokernel_tvm.workloads import Workload
+
+pytestmark = pytest.mark.gpu
+
+CASES = [
+    ("cuda.wgmma", Workload("gemm_nt", (1024, 1024, 1024), "float16")),
+    ("cuda.wgmma", Workload("gemm", (1024, 2048, 512), "bfloat16", "bfloat16")),
+    ("cuda.wgmma", Workload("batch_gemm_nt", (4, 512, 512, 256), "float16")),
+    ("cuda.wgmma", Workload("gemm_bias_gelu", (1024, 1024, 512), "float16", "float16")),
+    ("cuda.wgmma", Workload("conv2d_nhwc", (4, 28, 28, 128, 256, 3, 3, 1, 1), "float16")),
+    ("cuda.mma", Workload("gemm", (1024, 1024, 1024), "float16")),
+    ("cuda.mma", Workload("gemm_nt", (512, 1024, 256), "bfloat16")),
+    ("cuda.mma", Workload("gemm", (1000, 1000, 1000), "float16")),  # padded by a rewrite
+    ("cuda.mma", Workload("gemm_bias_relu", (512, 512, 512), "float16")),
+    ("cuda.mma", Workload("conv2d_nhwc", (4, 16, 16, 64, 128, 3, 3, 1, 1), "float16")),
+]
+
+
+@pytest.fixture(scope="module")
+def target():
+    arch = detect_cuda_arch()
+    if arch is None:
+        pytest.skip("no CUDA GPU")
+    import_stock_intrinsics()
+    register_all()
+    return make_target("cuda", arch)
+
+
+def _kernel(family, params, workload, target, seed: int):
+    candidate = family.candidate(params, workload, target)
+    if isinstance(candidate, Kernel):
+        return candidate.mod
+    ctx = ms.TuneContext(
+        mod=candidate.mod, target=target, space_generator=candidate.space, rand_state=seed
+    )
+    (sch, *_) = ctx.generate_design_space()
+    assert all(p.apply(sch) for p in ctx.space_generator.postprocs)
+    return sch.mod
+
+
+@pytest.mark.parametrize("name, workload", CASES, ids=[f"{n}-{w.name}" for n, w in CASES])
+def test_family_numerics_pass_the_gate(target, name, workload):
+    family = get(name)
+    if family.applies(workload, target) is not None:
+        pytest.skip(f"{name}: {family.applies(workload, target)}")
+    genome = Grammar(target).check(Genome(name, family.default), workload)
+    for seed in (1, 2):  # design spaces: two sampled candidates; a whole kernel: the same twice
+        exe = build_module(_kernel(family, genome.params, workload, target, seed), target)
+        report = verify(exe["main"], workload, tvm.cuda(0))
+        assert report.passed, (genome.describe(), report.failures)
