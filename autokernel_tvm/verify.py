@@ -354,7 +354,12 @@ class _Guarded:
         body = self.raw[GUARD_BYTES : GUARD_BYTES + nbytes]
         self.view = body.view(array.dtype).reshape(array.shape)
         self.view[...] = array
-        self.tensor = tvm.runtime.from_dlpack(self.view)
+        if array.dtype.kind == "V":  # bfloat16 (ml_dtypes): numpy's DLPack export refuses it
+            bits = self.view.view(f"uint{8 * array.dtype.itemsize}")
+            tensor = tvm.runtime.from_dlpack(bits)
+            self.tensor = tensor._create_view(array.shape, str(array.dtype), 0)
+        else:
+            self.tensor = tvm.runtime.from_dlpack(self.view)
 
     def damage(self, original: np.ndarray | None) -> str:
         """What the kernel wrote where it must not ('' if nothing): the guards, or an input."""
