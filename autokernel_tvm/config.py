@@ -22,6 +22,9 @@ ENV_VARS = {
     "AUTOKERNEL_STRICT": "1 re-raises candidate failures instead of scoring them as failed",
     "AUTOKERNEL_VERBOSE": "1 shows MetaSchedule's INFO logs on the console",
     "AUTOKERNEL_LIBRARY": "root of the rule library (default: the shipped schedules/)",
+    "AUTOKERNEL_RUNNER_TIMEOUT_S": "seconds one candidate may run before it is killed (default 60)",
+    "AUTOKERNEL_FAULT": "tests only: inject faults, ACTION@POINT#N[,...] (see fault_point)",
+    "AUTOKERNEL_FAULT_COUNTER": "tests only: file prefix counting arrivals at fault points",
 }
 
 TARGETS = ("llvm", "cuda", "rocm")
@@ -68,6 +71,8 @@ class TuneConfig:
         Root of the rule library (default: the shipped ``schedules/``).
     save_library : bool
         Record the verified winning genome in the library.
+    runner_timeout_s : float
+        Seconds one candidate may run before its measurement is killed (counted as failed).
     """
 
     target: str = "llvm"
@@ -87,6 +92,7 @@ class TuneConfig:
     verbose: bool = False
     library_dir: str = ""
     save_library: bool = True
+    runner_timeout_s: float = 60.0
     extra: dict = field(default_factory=dict, hash=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -124,6 +130,8 @@ class TuneConfig:
             values["library_dir"] = os.environ["AUTOKERNEL_LIBRARY"]
         if os.environ.get("AUTOKERNEL_VERBOSE", "") == "1":
             values["verbose"] = True
+        if "AUTOKERNEL_RUNNER_TIMEOUT_S" in os.environ:
+            values["runner_timeout_s"] = float(os.environ["AUTOKERNEL_RUNNER_TIMEOUT_S"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         if values.get("arch") is None and values.get("target") == "cuda":
             values["arch"] = default_cuda_arch()
@@ -152,3 +160,55 @@ def cache_dir() -> str:
 
 
 ROCM_DEBIAN_PATH = "/usr/lib/x86_64-linux-gnu"
+FAULT_ACTIONS = ("kill", "kill-parent", "segv", "hang")
+
+
+def faults_enabled() -> bool:
+    """Whether ``AUTOKERNEL_FAULT`` asks for injected faults (tests only)."""
+    return bool(os.environ.get("AUTOKERNEL_FAULT"))
+
+
+def fault_point(point: str) -> None:
+    """Test hook: inject the fault ``AUTOKERNEL_FAULT`` names for ``point``, if any.
+
+    ``AUTOKERNEL_FAULT`` is a comma-separated list of ``ACTION@POINT#N``: at the N-th arrival at
+    ``POINT`` (counted across processes in the file ``$AUTOKERNEL_FAULT_COUNTER.POINT``), do
+    ``kill`` (SIGKILL this process), ``kill-parent`` (SIGKILL the process that started this
+    worker), ``segv`` (SIGSEGV this process) or ``hang`` (sleep for an hour). Points: ``build``
+    (the tuner, while its builder workers build a batch), ``worker-build`` (a builder worker,
+    per candidate), ``measure`` (the runner worker, per candidate), ``compile`` (the tuner
+    process building a module: verification, then export). Unset, this does nothing.
+    """
+    for item in filter(None, os.environ.get("AUTOKERNEL_FAULT", "").split(",")):
+        action, _, rest = item.partition("@")
+        name, _, nth = rest.partition("#")
+        if name != point:
+            continue
+        if action not in FAULT_ACTIONS:
+            raise ConfigError(f"AUTOKERNEL_FAULT: action {action!r} is not one of {FAULT_ACTIONS}")
+        counter = os.environ.get("AUTOKERNEL_FAULT_COUNTER")
+        if not counter:
+            raise ConfigError("AUTOKERNEL_FAULT needs AUTOKERNEL_FAULT_COUNTER (a file prefix)")
+        fd = os.open(f"{counter}.{name}", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        try:
+            os.write(fd, b".")  # appends are atomic: the offset after ours is our arrival
+            arrival = os.lseek(fd, 0, os.SEEK_CUR)
+        finally:
+            os.close(fd)
+        if arrival != int(nth or 1):
+            continue
+        import signal
+        import time
+
+        if action == "hang":
+            time.sleep(3600)
+        pid = os.getppid() if action == "kill-parent" else os.getpid()
+        os.kill(pid, signal.SIGSEGV if action == "segv" else signal.SIGKILL)
+
+
+def fault_run_evaluator(rt_mod, device, evaluator_config, repeated_args):
+    """MetaSchedule's run evaluator behind the ``measure`` fault point (runs in the runner)."""
+    from tvm.s_tir.meta_schedule.runner.local_runner import default_run_evaluator
+
+    fault_point("measure")
+    return default_run_evaluator(rt_mod, device, evaluator_config, repeated_args)

@@ -19,6 +19,7 @@ import numpy as np
 import tvm
 
 from . import builder as build_lib
+from .database import atomic_write_json
 
 RECORD = "kernel.json"
 
@@ -34,13 +35,15 @@ def run_kernel(tuner, workload, mod: tvm.IRModule, label: str):
     record = None
     if os.path.exists(path):  # resumed: measured (or failed to build) in an earlier run
         with open(path) as f:
-            record = json.load(f)
+            try:
+                record = json.load(f)
+            except ValueError:  # written before writes were atomic, then killed: measure again
+                record = {"latency_s": None, "failure": "damaged record"}
         if record["latency_s"] is None and not record["failure"].startswith("build:"):
             record = None  # a failure at run time may be the device's, not the kernel's: retry
     if record is None:
         record = _measure(tuner, workload, mod)
-        with open(path, "w") as f:
-            json.dump(record, f, indent=1)
+        atomic_write_json(path, record)
     failures = Counter({record["failure"]: 1} if record["failure"] else {})
     best = record["latency_s"] if record["latency_s"] is not None else FAILED
     tflops = workload.flops / best / 1e12 if best < FAILED else 0.0

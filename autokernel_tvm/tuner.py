@@ -21,8 +21,9 @@ import tvm
 from tvm.s_tir import meta_schedule as ms
 
 from . import builder as build_lib
+from . import database as db_lib
 from . import verify as verify_lib
-from .config import TuneConfig
+from .config import TuneConfig, fault_run_evaluator, faults_enabled
 from .intrin import import_stock_intrinsics
 from .progress import ProgressCallback, count_records
 from .targets import arch_problem, cpu_name, make_target, use_cores
@@ -118,6 +119,7 @@ class Tuner:
         self.progress = progress
         self._builder = builder
         self._runner = runner
+        self.db_warnings: list[str] = []  # damaged database lines moved out (db_lib.repair)
 
     # -- the loop ---------------------------------------------------------------------------
     def tune(self, workload: Workload) -> TuneResult:
@@ -138,8 +140,9 @@ class Tuner:
 
             entry = search.record_winner(self, workload, result, self.device_name())
             result.space_report["library_entry"] = entry
-        with open(os.path.join(root, "report.json"), "w") as f:
-            json.dump(result.summary(), f, indent=1)
+        if self.db_warnings:
+            result.space_report["database_warnings"] = list(self.db_warnings)
+        db_lib.atomic_write_json(os.path.join(root, "report.json"), result.summary())
         return result
 
     def run_space(self, workload: Workload, space, label: str, trials: int, mod=None) -> SpaceRun:
@@ -147,6 +150,7 @@ class Tuner:
         workload's module; see :meth:`tuning_module`); resumes from its database."""
         db_dir = os.path.join(self.workload_dir(workload), label)
         os.makedirs(db_dir, exist_ok=True)
+        self.db_warnings += db_lib.repair(db_dir)  # before MetaSchedule reads it: it trusts lines
         tuned = mod
         mod = workload.ir_module() if mod is None else mod
         done = count_records(db_dir)
@@ -233,7 +237,11 @@ class Tuner:
                 min_repeat_ms=self.config.runner_min_repeat_ms,
                 enable_cpu_cache_flush=False,
             )
-            self._runner = ms.runner.LocalRunner(timeout_sec=60, evaluator_config=evaluator)
+            self._runner = ms.runner.LocalRunner(
+                timeout_sec=self.config.runner_timeout_s,
+                evaluator_config=evaluator,
+                f_run_evaluator=fault_run_evaluator if faults_enabled() else None,
+            )
         return self._runner
 
     def device_name(self) -> str:
@@ -372,19 +380,12 @@ def _mean(values) -> float:
 
 def _records_summary(db_dir: str, workload: Workload):
     """Trials in a database, the best latency, and the best-so-far TFLOP/s after each trial."""
-    path = os.path.join(db_dir, "database_tuning_record.json")
     best, curve, trials = float("inf"), [], 0
-    if os.path.exists(path):
-        with open(path) as f:
-            for line in f:
-                if not line.strip():
-                    continue
-                trials += 1
-                run_secs = json.loads(line)[1][1]
-                latency = _mean(run_secs) if run_secs else float("inf")
-                if latency < FAILED:
-                    best = min(best, latency)
-                curve.append(workload.flops / best / 1e12 if best < float("inf") else 0.0)
+    for record in db_lib.records(db_dir):
+        trials += 1
+        if record.latency_s < FAILED:
+            best = min(best, record.latency_s)
+        curve.append(workload.flops / best / 1e12 if best < float("inf") else 0.0)
     return trials, best, curve
 
 
@@ -402,10 +403,12 @@ def _load_failures(db_dir: str) -> Counter:
     path = os.path.join(db_dir, "failures.json")
     if os.path.exists(path):
         with open(path) as f:
-            return Counter(json.load(f))
+            try:
+                return Counter(json.load(f))
+            except ValueError as err:  # written before writes were atomic, then killed
+                log.warning("%s: unreadable (%s); failure counts start again", path, err)
     return Counter()
 
 
 def _save_failures(db_dir: str, failures: Counter) -> None:
-    with open(os.path.join(db_dir, "failures.json"), "w") as f:
-        json.dump(dict(failures), f, indent=1)
+    db_lib.atomic_write_json(os.path.join(db_dir, "failures.json"), dict(failures))
