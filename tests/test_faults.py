@@ -121,7 +121,27 @@ def campaign(tmp_path_factory):
         steps[name] = (before, record_lines(work), proc, exported, damaged, completed(work, proc))
         if damage is None:  # the damaged steps check what survived in their tests
             assert_no_record_lost(name, before, steps[name][1])
+    if os.environ.get("FAULTS_TABLE"):  # rows for benchmarks/results/robustness_faults.md
+        _write_rows(os.environ["FAULTS_TABLE"], plan, steps)
     return work, steps
+
+
+def _write_rows(path: str, plan, steps) -> None:
+    rows = []
+    for name, fault, _ in plan:
+        before, after, proc, _, damaged, report = steps[name]
+        kept = damaged[0] if name == "damaged-records" else before
+        if name == "workloads-segv-hang":
+            kept = set()  # every record was orphaned by the half-cut workload line (kept aside)
+        failures = (report or {}).get("failures", {})
+        rows.append(
+            f"| {name} | `{fault or '-'}` | {proc.returncode} | "
+            f"{'yes' if report else 'no (killed; the next run resumes)'} | "
+            f"{len(before)} -> {len(after)} | {len(kept - after)} | "
+            f"{sum(failures.values()) if report else '-'} |"
+        )
+    with open(path, "w") as f:
+        f.write("\n".join(rows) + "\n")
 
 
 def assert_no_record_lost(name, before, after):
