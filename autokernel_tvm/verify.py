@@ -50,7 +50,8 @@ EXACT_INT = {"float32": 2**24, "float16": 2**11, "bfloat16": 2**8}
 #: Confidence factor of the probabilistic bound. With round-to-nearest the summation error of a
 #: zero-mean reduction has a standard deviation near ``0.4 u sqrt(K) ||x||_2`` (Higham & Mary,
 #: SIAM J. Sci. Comput. 2019), so 8 is ~20 standard deviations: a correct kernel never fails by
-#: chance, and an error of a single dropped term among K is still caught up to K ~ 2^20 / 8.
+#: chance. A single dropped term of typical size exceeds the bound only for K < 1 / (8 u) = 2^21
+#: (fp32 accumulation); the exact checks catch it at every K.
 C_PROB = 8.0
 #: Roundings an epilogue adds (bias add, activation, cast via an intermediate), in units of the
 #: accumulator's roundoff times the magnitude of the result.
