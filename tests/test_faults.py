@@ -17,10 +17,9 @@ import pytest
 import tvm
 
 from autokernel_tvm import database
+from autokernel_tvm.config import ConfigError, TuneConfig, fault_point
 from autokernel_tvm.verify import verify
 from autokernel_tvm.workloads import Workload
-
-pytestmark = pytest.mark.slow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKLOAD = Workload("gemm", (64, 64, 64))
@@ -95,6 +94,29 @@ def half_cut_workloads(work: str) -> None:
         f.write(text[: len(text) // 2])  # every record is orphaned: the rerun tunes afresh
 
 
+def test_fault_point_counts_arrivals_across_processes(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTOKERNEL_FAULT", "kill@x#3,segv@y")
+    monkeypatch.setenv("AUTOKERNEL_FAULT_COUNTER", str(tmp_path / "count"))
+    fault_point("x")  # arrivals 1 and 2 here: nothing happens
+    fault_point("x")
+    fault_point("z")  # another point: not counted
+    code = "from autokernel_tvm.config import fault_point; fault_point('x'); print('alive')"
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    third = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True)
+    assert third.returncode == -signal.SIGKILL and b"alive" not in third.stdout
+    fourth = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True)
+    assert fourth.returncode == 0 and b"alive" in fourth.stdout  # only the 3rd arrival
+    assert (tmp_path / "count.x").read_bytes() == b"...."
+    monkeypatch.setenv("AUTOKERNEL_FAULT", "explode@x")
+    with pytest.raises(ConfigError, match="AUTOKERNEL_FAULT: action 'explode'"):
+        fault_point("x")
+
+
+def test_runner_timeout_from_the_environment(monkeypatch):
+    monkeypatch.setenv("AUTOKERNEL_RUNNER_TIMEOUT_S", "2.5")
+    assert TuneConfig.from_env().runner_timeout_s == 2.5
+
+
 @pytest.fixture(scope="module")
 def campaign(tmp_path_factory):
     """Five runs of one tuning job, each with faults (kept short: every run costs ~25 s):
@@ -148,6 +170,7 @@ def assert_no_record_lost(name, before, after):
     assert before <= after, f"{name}: records lost: {len(before - after)}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", ["build", "measure", "export"])
 def test_kill_9_keeps_every_record(campaign, point):
     _, steps = campaign
@@ -162,6 +185,7 @@ def test_kill_9_keeps_every_record(campaign, point):
         assert len(after) >= TRIALS  # all trials were measured and kept
 
 
+@pytest.mark.slow
 def test_damaged_record_lines_warn_and_the_rerun_completes(campaign):
     work, steps = campaign
     before, after, proc, _, (intact, half_cut), report = steps["damaged-records"]
@@ -181,6 +205,7 @@ def test_damaged_record_lines_warn_and_the_rerun_completes(campaign):
     assert any(kept)  # and the damaged original was kept
 
 
+@pytest.mark.slow
 def test_half_cut_workloads_segfault_and_hang_cost_only_their_candidates(campaign):
     work, steps = campaign
     _, after, proc, _, _, report = steps["workloads-segv-hang"]
