@@ -23,7 +23,10 @@ import tvm
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 
+from .config import fault_point
+
 CUDA_PASS_CONFIG = {"tirx.use_async_copy": 1}
+_IN_WORKER = False  # set in builder worker processes (fault points tell the two apart)
 #: Only for wmma kernels (the stock space): StorageRewrite merges their f16/f32 buffers and
 #: breaks tvm_access_ptr; mma.sync kernels need StorageRewrite (else LowerWarpMemory fails).
 WMMA_PASS_CONFIG = {"tirx.disable_storage_rewrite": True}
@@ -48,6 +51,8 @@ def build_module(mod: tvm.IRModule, target: tvm.target.Target, check_nvcc: bool 
     """
     from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
 
+    if not _IN_WORKER:
+        fault_point("compile")
     if is_tirx(mod):  # a whole-kernel TIRx sketch (cuda.wgmma): TVM's tirx pipeline lowers it
         exe = tvm.compile(mod, target=target, tir_pipeline="tirx")
         if check_nvcc and not has_gpu_binary(exe):
@@ -170,6 +175,7 @@ def _worker_init(target_kind: str) -> None:
 def _worker_build(mod, target, check_nvcc: bool, root: str | None = None) -> str:
     from tvm.support.tar import tar
 
+    fault_point("worker-build")
     exe = build_module(mod, target, check_nvcc=check_nvcc)
     path = os.path.join(tempfile.mkdtemp(prefix="ak_build_", dir=root), "mod." + tar.output_format)
     exe.export_library(path, fcompile=tar)
@@ -225,6 +231,7 @@ class PoolBuilder(ms.builder.PyBuilder):
             self.pool.submit(_worker_build, bi.mod, bi.target, self.check_nvcc, self.root)
             for bi in build_inputs
         ]
+        fault_point("build")
         results = []
         for future in futures:
             try:

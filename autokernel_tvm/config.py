@@ -178,3 +178,55 @@ def cache_dir() -> str:
 
 
 ROCM_DEBIAN_PATH = "/usr/lib/x86_64-linux-gnu"
+FAULT_ACTIONS = ("kill", "kill-parent", "segv", "hang")
+
+
+def faults_enabled() -> bool:
+    """Whether ``AUTOKERNEL_FAULT`` asks for injected faults (tests only)."""
+    return bool(os.environ.get("AUTOKERNEL_FAULT"))
+
+
+def fault_point(point: str) -> None:
+    """Test hook: inject the fault ``AUTOKERNEL_FAULT`` names for ``point``, if any.
+
+    ``AUTOKERNEL_FAULT`` is a comma-separated list of ``ACTION@POINT#N``: at the N-th arrival at
+    ``POINT`` (counted across processes in the file ``$AUTOKERNEL_FAULT_COUNTER.POINT``), do
+    ``kill`` (SIGKILL this process), ``kill-parent`` (SIGKILL the process that started this
+    worker), ``segv`` (SIGSEGV this process) or ``hang`` (sleep for an hour). Points: ``build``
+    (the tuner, while its builder workers build a batch), ``worker-build`` (a builder worker,
+    per candidate), ``measure`` (the runner worker, per candidate), ``compile`` (the tuner
+    process building a module: verification, then export). Unset, this does nothing.
+    """
+    for item in filter(None, os.environ.get("AUTOKERNEL_FAULT", "").split(",")):
+        action, _, rest = item.partition("@")
+        name, _, nth = rest.partition("#")
+        if name != point:
+            continue
+        if action not in FAULT_ACTIONS:
+            raise ConfigError(f"AUTOKERNEL_FAULT: action {action!r} is not one of {FAULT_ACTIONS}")
+        counter = os.environ.get("AUTOKERNEL_FAULT_COUNTER")
+        if not counter:
+            raise ConfigError("AUTOKERNEL_FAULT needs AUTOKERNEL_FAULT_COUNTER (a file prefix)")
+        fd = os.open(f"{counter}.{name}", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        try:
+            os.write(fd, b".")  # appends are atomic: the offset after ours is our arrival
+            arrival = os.lseek(fd, 0, os.SEEK_CUR)
+        finally:
+            os.close(fd)
+        if arrival != int(nth or 1):
+            continue
+        import signal
+        import time
+
+        if action == "hang":
+            time.sleep(3600)
+        pid = os.getppid() if action == "kill-parent" else os.getpid()
+        os.kill(pid, signal.SIGSEGV if action == "segv" else signal.SIGKILL)
+
+
+def fault_run_evaluator(rt_mod, device, evaluator_config, repeated_args):
+    """MetaSchedule's run evaluator behind the ``measure`` fault point (runs in the runner)."""
+    from tvm.s_tir.meta_schedule.runner.local_runner import default_run_evaluator
+
+    fault_point("measure")
+    return default_run_evaluator(rt_mod, device, evaluator_config, repeated_args)

@@ -26,6 +26,7 @@ import tvm
 from tvm.s_tir import meta_schedule as ms
 
 from . import builder as build_lib
+from . import database as db_lib
 from .families import DesignSpace, Kernel
 from .progress import ProgressCallback, count_records
 
@@ -59,9 +60,11 @@ class DesignSpaceMeasurer:
     def __init__(self, config, target, builder, runner, progress: bool = True):
         self.config, self.target = config, target
         self.builder, self.runner, self.progress = builder, runner, progress
+        self.warnings: list[str] = []  # damaged database lines moved out (database.repair)
 
     def measure(self, workload, candidate: DesignSpace, label: str, trials: int) -> SpaceRun:
         db_dir = record_dir(self.config, workload, label)
+        self.warnings += db_lib.repair(db_dir)  # before MetaSchedule reads it: it trusts lines
         failures = _load_failures(db_dir)
         remaining = trials - count_records(db_dir)
         start = time.time()
@@ -116,13 +119,15 @@ class KernelMeasurer:
         record = None
         if os.path.exists(path):  # resumed: measured (or failed to build) in an earlier run
             with open(path) as f:
-                record = json.load(f)
+                try:
+                    record = json.load(f)
+                except ValueError:  # written before writes were atomic, then killed
+                    record = {"latency_s": None, "failure": "damaged record"}
             if record["latency_s"] is None and not record["failure"].startswith("build:"):
                 record = None  # a failure at run time may be the device's, not the kernel's
         if record is None:
             record = self._measure(workload, candidate.mod)
-            with open(path, "w") as f:
-                json.dump(record, f, indent=1)
+            db_lib.atomic_write_json(path, record)
         failures = Counter({record["failure"]: 1} if record["failure"] else {})
         best = record["latency_s"] if record["latency_s"] is not None else FAILED
         tflops = workload.flops / best / 1e12 if best < FAILED else 0.0
@@ -190,19 +195,12 @@ def mean(values) -> float:
 
 def records_summary(db_dir: str, workload):
     """Trials in a database, the best latency, and the best-so-far TFLOP/s after each trial."""
-    path = os.path.join(db_dir, "database_tuning_record.json")
     best, curve, trials = float("inf"), [], 0
-    if os.path.exists(path):
-        with open(path) as f:
-            for line in f:
-                if not line.strip():
-                    continue
-                trials += 1
-                run_secs = json.loads(line)[1][1]
-                latency = mean(run_secs) if run_secs else float("inf")
-                if latency < FAILED:
-                    best = min(best, latency)
-                curve.append(workload.flops / best / 1e12 if best < float("inf") else 0.0)
+    for record in db_lib.records(db_dir):
+        trials += 1
+        if record.latency_s < FAILED:
+            best = min(best, record.latency_s)
+        curve.append(workload.flops / best / 1e12 if best < float("inf") else 0.0)
     return trials, best, curve
 
 
@@ -210,10 +208,14 @@ def _load_failures(db_dir: str) -> Counter:
     path = os.path.join(db_dir, "failures.json")
     if os.path.exists(path):
         with open(path) as f:
-            return Counter(json.load(f))
+            try:
+                return Counter(json.load(f))
+            except ValueError as err:  # written before writes were atomic, then killed
+                logging.getLogger("autokernel_tvm").warning(
+                    "%s: unreadable (%s); failure counts start again", path, err
+                )
     return Counter()
 
 
 def _save_failures(db_dir: str, failures: Counter) -> None:
-    with open(os.path.join(db_dir, "failures.json"), "w") as f:
-        json.dump(dict(failures), f, indent=1)
+    db_lib.atomic_write_json(os.path.join(db_dir, "failures.json"), dict(failures))

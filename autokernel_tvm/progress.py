@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 
 from tqdm.auto import tqdm
@@ -11,6 +10,7 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 
 from .builder import failure_reason
+from .database import records
 
 
 @derived_object
@@ -41,9 +41,6 @@ class ProgressCallback(ms.measure_callback.PyMeasureCallback):
 
 
 def count_records(db_dir: str) -> int:
-    """Candidates already measured in a database directory (resume point)."""
-    path = os.path.join(db_dir, "database_tuning_record.json")
-    if not os.path.exists(path):
-        return 0
-    with open(path) as f:
-        return sum(1 for line in f if line.strip())
+    """Candidates already measured in a database directory (resume point; damaged lines are
+    not counted: :func:`autokernel_tvm.database.repair` moves them out)."""
+    return sum(1 for _ in records(db_dir))

@@ -11,7 +11,6 @@ search learns from the score; the fastest record that passes the correctness gat
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -22,8 +21,9 @@ import tvm
 from tvm.s_tir import meta_schedule as ms
 
 from . import builder as build_lib
+from . import database as db_lib
 from . import verify as verify_lib
-from .config import TuneConfig
+from .config import TuneConfig, fault_run_evaluator, faults_enabled
 from .errors import TuneError
 from .families import DesignSpace, Kernel, get
 from .intrin import import_stock_intrinsics
@@ -106,6 +106,7 @@ class Tuner:
         self.progress = progress
         self._builder = builder
         self._runner = runner
+        self.db_warnings: list[str] = []  # damaged database lines moved out (db_lib.repair)
 
     # -- the loop ---------------------------------------------------------------------------
     def tune(self, workload: Workload) -> TuneResult:
@@ -129,7 +130,10 @@ class Tuner:
             result.space_report["rpc"] = self.runner.report()
         if search is not None and self.config.save_library:  # record
             result.space_report["library_entry"] = self._record(workload, result, search)
-        _write_json(os.path.join(self.workload_dir(workload), "report.json"), result.summary())
+        if self.db_warnings:
+            result.space_report["database_warnings"] = list(self.db_warnings)
+        path = os.path.join(self.workload_dir(workload), "report.json")
+        db_lib.atomic_write_json(path, result.summary())
         return result
 
     def search(self, workload: Workload) -> Search:
@@ -146,7 +150,11 @@ class Tuner:
         trials = self.config.trials if trials is None else trials
         if isinstance(candidate, Kernel):
             return self.kernel_measurer.measure(workload, candidate, label, trials)
-        return self.space_measurer.measure(workload, candidate, label, trials)
+        measurer = self.space_measurer
+        try:
+            return measurer.measure(workload, candidate, label, trials)
+        finally:
+            self.db_warnings += measurer.warnings
 
     # -- pieces -----------------------------------------------------------------------------
     @property
@@ -201,8 +209,9 @@ class Tuner:
                 enable_cpu_cache_flush=False,
             )
             self._runner = ms.runner.LocalRunner(
-                timeout_sec=60,
+                timeout_sec=self.config.runner_timeout_s,
                 evaluator_config=evaluator,
+                f_run_evaluator=fault_run_evaluator if faults_enabled() else None,
                 initializer=build_lib.die_with_parent,  # no orphaned runner after a kill
             )
         return self._runner
@@ -341,10 +350,3 @@ def _merge_curves(runs) -> list:
             best = max(best, value)
             merged.append(best)
     return merged
-
-
-def _write_json(path: str, data: dict) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)

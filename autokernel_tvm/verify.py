@@ -3,19 +3,37 @@
 
 Every kernel that is exported passes, on the device it runs on:
 
-* fresh random inputs on every trial (a new seed each call), ordinary and adversarial
-  (large magnitude, tiny, mixed scale) values, and tile-edge probes;
+* **values on random inputs** (a fresh seed each call; ordinary, large, tiny, mixed-scale and
+  tile-edge kinds) against an fp64 reference, within a probabilistic per-element bound
+  (:func:`tolerance`) that grows like ``sqrt(K)`` times the size of the terms, as the rounding
+  error of a correct fp32 accumulation does;
+* **exact values on integer inputs** (:func:`exact_inputs`): small integers sized so that every
+  partial sum, in any summation order, is exactly representable in the fp32 accumulator and in
+  the output dtype, so the output must equal the reference exactly. A dropped K step, row,
+  column or tile changes an integer and fails, at every K; the last row, column and K step are
+  always nonzero and always compared;
 * outputs poisoned with NaN before each run, so an element the kernel never writes fails;
-* an fp64 reference and an elementwise, dtype-aware error bound: ``(2K + 8) u_acc |A||B|``
-  (the worst case of any summation order over a reduction of length K) plus one rounding of the
-  output dtype (two, for a cast that rounds twice);
-* bitwise determinism across repeated runs on the same inputs;
+* on the CPU, every buffer placed inside a guarded allocation (poisoned with NaN bytes before and
+  after it): a write out of bounds or into an input fails, a read out of bounds reads NaN;
+* bitwise determinism: the first dense trial is run twice more and the bytes compared;
 * shapes one off in every dimension must be rejected with an error, not read out of bounds.
+
+For big outputs the fp64 reference is computed for sampled rows and columns only (every
+``g``-th index of each independent dim, at a random offset per block, plus the first and last
+index): the bound is per element, so sampling is sound; an error confined to fewer than ``g``
+rows or columns may be missed, ``g`` is 1 up to :data:`REFERENCE_BUDGET` flops and stays <= 32 for
+4096^3. :func:`sanitize` runs ``compute-sanitizer`` on an exported CUDA kernel where it exists.
 """
 
 from __future__ import annotations
 
+import math
+import os
+import re
 import secrets
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -27,7 +45,26 @@ from .workloads import Workload, np_dtype
 UNIT_ROUNDOFF = {"float32": 2.0**-24, "float16": 2.0**-11, "bfloat16": 2.0**-8}
 #: Smallest positive normal of each dtype (absolute error floor where outputs underflow).
 TINY = {"float32": 1.18e-38, "float16": 6.1e-5, "bfloat16": 1.18e-38}
-DEFAULT_KINDS = ("normal", "normal", "large", "tiny", "mixed", "edge")
+#: Largest integer up to which every integer is exact in each dtype (2^(mantissa bits + 1)).
+EXACT_INT = {"float32": 2**24, "float16": 2**11, "bfloat16": 2**8}
+#: Confidence factor of the probabilistic bound. With round-to-nearest the summation error of a
+#: zero-mean reduction has a standard deviation near ``0.4 u sqrt(K) ||x||_2`` (Higham & Mary,
+#: SIAM J. Sci. Comput. 2019), so 8 is ~20 standard deviations: a correct kernel never fails by
+#: chance. A single dropped term of typical size exceeds the bound only for K < 1 / (8 u) = 2^21
+#: (fp32 accumulation); the exact checks catch it at every K.
+C_PROB = 8.0
+#: Roundings an epilogue adds (bias add, activation, cast via an intermediate), in units of the
+#: accumulator's roundoff times the magnitude of the result.
+EPILOGUE_ROUNDINGS = 4.0
+#: fp64 reference work per trial (flops) above which outputs are sampled.
+REFERENCE_BUDGET = 2**30
+#: Bytes of poisoned guard before and after every buffer (a multiple of DLPack's 64-byte alignment).
+GUARD_BYTES = 4096
+_NONZERO = np.array([-2, -1, 1, 2], dtype=np.int8)
+DEFAULT_KINDS = ("normal", "normal", "large", "tiny", "mixed", "edge", "exact", "exact")
+#: Dims whose indices are independent (output element i only reads index i): sampled.
+_INDEPENDENT_DIMS = {("M", "N", "K"): ("M", "N"), ("B", "M", "N", "K"): ("B", "M", "N")}
+_INDEPENDENT_BY_OP = {"conv2d_nhwc": ("N", "K")}
 
 
 class VerificationError(AssertionError):
@@ -57,14 +94,73 @@ class VerifyReport:
         }
 
 
-def tolerance(workload: Workload, inputs: list[np.ndarray], ref: np.ndarray) -> np.ndarray:
-    """Elementwise error bound for ``workload`` on ``inputs`` (see module doc)."""
+def effective_roundoff(workload: Workload, device=None) -> float:
+    """``u_eff``: the accumulator's unit roundoff, doubled off the CPU.
+
+    GPU tensor cores align and accumulate with truncation (round toward zero), an error of up to
+    one ulp per step instead of half an ulp (Fasi et al., PeerJ CS 2021).
+    """
+    u_acc = UNIT_ROUNDOFF[workload.acc_dtype]
+    on_cpu = device is None or device.dlpack_device_type() == 1  # kDLCPU
+    return u_acc if on_cpu else 2.0 * u_acc
+
+
+def tolerance(
+    workload: Workload, inputs: list[np.ndarray], ref: np.ndarray, u_eff: float | None = None
+) -> np.ndarray:
+    """Elementwise error bound for ``workload`` on random zero-mean ``inputs``.
+
+    ``C_PROB sqrt(K) u_eff sqrt(sum_k (a_ik b_kj)^2)`` (the accumulation: each of the K partial
+    sums is rounded once, and on random inputs they are about ``sqrt(K)`` terms large), plus
+    ``EPILOGUE_ROUNDINGS u_acc |op|(|inputs|)`` (bias add, activation), plus two roundings of the
+    output dtype (a cast may round twice, via an intermediate) and an underflow floor. ``ref`` is
+    the fp64 reference; ``inputs`` may be sampled sub-inputs (``workload`` then the sub-shape:
+    the reduction is the same).
+    """
     red = workload.opdef.reduction(workload.shape)
     u_acc = UNIT_ROUNDOFF[workload.acc_dtype]
+    u_eff = u_acc if u_eff is None else u_eff
     u_out = UNIT_ROUNDOFF[workload.out_dtype]
-    bound = (2 * red + 8) * u_acc * workload.magnitude(inputs)
-    # Two output roundings: fp32 -> out dtype may round twice (via an intermediate).
+    squares = [np.square(np.asarray(a, dtype=np.float64)) for a in inputs]
+    rss = np.sqrt(workload.opdef.magnitude(workload.shape, squares))
+    bound = C_PROB * math.sqrt(red) * u_eff * rss
+    bound += EPILOGUE_ROUNDINGS * u_acc * workload.magnitude(inputs)
     return bound + 2 * u_out * np.abs(ref) + TINY[workload.out_dtype]
+
+
+def exact_inputs(
+    workload: Workload, rng: np.random.Generator, sample: _Sample | None = None
+) -> list[np.ndarray]:
+    """Integer inputs whose products sum exactly in fp32 and in the output dtype.
+
+    Values are in {-2, -1, 1, 2} (bias: {-2..2}); the first input is made sparse with a density
+    such that ``sum_k |a_ik b_kj| <= EXACT_INT`` of the accumulator and of the output dtype for
+    every compared element, so every partial sum, in any order, is an exact integer. The last
+    K index (the last axis of the first input) and the first are always nonzero and the last row
+    and column always compared; the rest is random, so a dropped range of K hits nonzero terms
+    (where the output dtype allows fewer than K of them, ``M EXACT_INT / 4.5`` of the K indices
+    are covered per trial; the random trials catch longer ranges there).
+    """
+    sample = sample or _Sample.full(workload)
+    limit = min(EXACT_INT[workload.acc_dtype], EXACT_INT[workload.out_dtype]) // 2
+    red = max(1, workload.opdef.reduction(workload.shape))
+    density = min(1.0, limit / (2.25 * red))  # E|a| E|b| = 1.5 * 1.5 for values {+-1, +-2}
+    for _ in range(8):
+        arrays = []
+        for index, spec in enumerate(workload.inputs):
+            values = _NONZERO[rng.integers(0, 4, size=spec.shape, dtype=np.int8)]
+            if index == 0 and density < 1.0:
+                keep = rng.random(spec.shape, dtype=np.float32) < density
+                keep[..., [0, -1]] = True  # the first and last K step: always nonzero
+                values *= keep
+            elif spec.name == "bias":
+                values = rng.integers(-2, 3, size=spec.shape, dtype=np.int8)
+            arrays.append(values)
+        mag = sample.workload.magnitude(sample.inputs(arrays))
+        if float(np.max(mag, initial=0.0)) <= 2 * limit - 4:
+            return [a.astype(np_dtype(s.dtype)) for a, s in zip(arrays, workload.inputs)]
+        density /= 2
+    raise VerificationError(f"{workload.name}: no exact integer inputs found (K={red})")
 
 
 def verify(
@@ -85,61 +181,130 @@ def verify(
     workload : Workload
         What the kernel computes.
     device : tvm.runtime.Device, optional
-        Where the tensors live (default CPU).
+        Where the tensors live (default CPU; CPU buffers are guarded, see the module doc).
     kinds : sequence of str
-        Input distributions, one trial each (see ``Workload.random_inputs``).
+        One trial each: ``exact`` (integer inputs, exact comparison) or an input distribution of
+        ``Workload.random_inputs`` (``normal``, ``large``, ``tiny``, ``mixed``, ``edge``).
     seed : int, optional
         Seed of the input generator; fresh from the OS when None (the default).
+    check_shapes : bool
+        Also check that arguments one off in any dimension are refused.
+
+    Returns
+    -------
+    VerifyReport
+        Checks run and failures found (``passed`` when there are none).
     """
     import tvm
 
     device = device or tvm.cpu()
+    guarded = device.dlpack_device_type() == 1  # kDLCPU
     rng = np.random.default_rng(secrets.randbits(64) if seed is None else seed)
     report = VerifyReport(workload.name)
-    out_np = np_dtype(workload.out_dtype)
-    last = None
+    u_eff = effective_roundoff(workload, device)
+    sample = _Sample.draw(workload, rng)
+    if sample.strides:
+        report.checks.append("sampled:" + ",".join(f"{d}/{g}" for d, g in sample.strides.items()))
+    dense = None
     for kind in kinds:
-        inputs = workload.random_inputs(rng, kind)
-        args = [tvm.runtime.tensor(a, device) for a in inputs]
-        out = tvm.runtime.tensor(np.full(workload.output.shape, np.nan, dtype=out_np), device)
-        run(*args, out)
-        got = out.numpy().astype(np.float64)
-        ref = workload.reference(inputs)
-        report.checks.append(f"values:{kind}")
-        unwritten = int(np.isnan(got).sum())
-        if unwritten:
-            report.failures.append(f"{kind}: {unwritten} of {got.size} outputs NaN (unwritten?)")
+        exact = kind == "exact"
+        inputs = exact_inputs(workload, rng, sample) if exact else workload.random_inputs(rng, kind)
+        report.checks.append("exact" if exact else f"values:{kind}")
+        got = _call(run, workload, device, inputs, guarded, report, kind)
+        if got is None:
             continue
-        err = np.abs(got - ref)
-        ratio = float(np.max(err / tolerance(workload, inputs, ref)))
+        if dense is None and kind not in ("edge", "exact"):
+            dense = (inputs, got)
+        sub_inputs = sample.inputs(inputs)
+        ref = sample.workload.reference(sub_inputs)
+        got_s = sample.output(got).astype(np.float64)
+        if exact:
+            _compare_exact(workload, sample, sub_inputs, ref, got_s, report)
+            continue
+        err = np.abs(got_s - ref)
+        bound = tolerance(sample.workload, sub_inputs, ref, u_eff)
+        ratios = err / bound
+        ratio = float(np.max(ratios))
         report.max_error_ratio = max(report.max_error_ratio, ratio)
         if not ratio <= 1.0:
-            where = np.unravel_index(int(np.argmax(err)), err.shape)
+            where = np.unravel_index(int(np.argmax(ratios)), ratios.shape)
             report.failures.append(
-                f"{kind}: error {ratio:.3g}x the bound; worst at {tuple(map(int, where))}: "
-                f"got {got[where]:.6g}, want {ref[where]:.6g}"
+                f"{kind}: error {ratio:.3g}x the bound; worst at {sample.where(where)}: "
+                f"got {got_s[where]:.6g}, want {ref[where]:.6g}"
             )
-        last = (args, got)
-    if last is not None:
-        _check_determinism(run, workload, device, last, report, out_np)
+    if dense is not None:
+        _check_determinism(run, workload, device, dense, guarded, report)
     if check_shapes:
         _check_shape_rejection(run, workload, device, report)
     return report
 
 
-def _check_determinism(run, workload, device, last, report, out_np) -> None:
+def _call(run, workload, device, inputs, guarded, report, kind) -> np.ndarray | None:
+    """Run the kernel once on NaN-poisoned output; the output (None after a failure)."""
     import tvm
 
-    args, first = last
+    out_np = np_dtype(workload.out_dtype)
+    poisoned = np.full(workload.output.shape, np.nan, dtype=out_np)
+    if guarded:
+        buffers = [_Guarded(a) for a in [*inputs, poisoned]]
+        args = [b.tensor for b in buffers]
+    else:
+        args = [tvm.runtime.tensor(a, device) for a in [*inputs, poisoned]]
+    run(*args)
+    got = args[-1].numpy()
+    if guarded:
+        originals = [*inputs, None]  # the output may change, but not outside its bounds
+        specs = [*workload.inputs, workload.output]
+        damage = [(s.name, b.damage(o)) for s, b, o in zip(specs, buffers, originals)]
+        damage = [f"{name}: {what}" for name, what in damage if what]
+        if damage:
+            report.failures.append(f"{kind}: " + "; ".join(damage) + " (out-of-bounds write?)")
+            return None
+    unwritten = np.isnan(got.astype(np.float32))
+    if unwritten.any():
+        first = tuple(int(i) for i in np.argwhere(unwritten)[0])
+        report.failures.append(
+            f"{kind}: {int(unwritten.sum())} of {got.size} outputs NaN (unwritten, or read out "
+            f"of bounds?), first at {first}"
+        )
+        return None
+    return got
+
+
+def _compare_exact(workload, sample, inputs, ref, got, report) -> None:
+    """Integral reference values must come out exactly; others (a GELU of an exact sum) within
+    the epilogue's roundings only, no accumulation error."""
+    integral = ref == np.round(ref)
+    u_acc, u_out = UNIT_ROUNDOFF[workload.acc_dtype], UNIT_ROUNDOFF[workload.out_dtype]
+    slack = (EPILOGUE_ROUNDINGS * u_acc) * sample.workload.magnitude(inputs)
+    slack = np.where(integral, 0.0, slack + 2 * u_out * np.abs(ref) + TINY[workload.out_dtype])
+    wrong = np.abs(got - ref) > slack
+    if wrong.any():
+        first = tuple(int(i) for i in np.argwhere(wrong)[0])
+        report.failures.append(
+            f"exact: {int(wrong.sum())} of {wrong.size} compared outputs differ from the exact "
+            f"integer result; first at {sample.where(first)}: got {got[first]:.9g}, "
+            f"want {ref[first]:.9g}"
+        )
+
+
+def _check_determinism(run, workload, device, dense, guarded, report) -> None:
+    inputs, first = dense
     report.checks.append("determinism")
+    scratch = VerifyReport(workload.name)
     for _ in range(2):
-        out = tvm.runtime.tensor(np.full(workload.output.shape, np.nan, dtype=out_np), device)
-        run(*args, out)
-        again = out.numpy().astype(np.float64)
-        if not np.array_equal(again, first, equal_nan=True):
-            diff = int(np.sum(again != first))
-            report.failures.append(f"determinism: {diff} elements differ between runs")
+        again = _call(run, workload, device, inputs, guarded, scratch, "determinism")
+        if again is None or not np.array_equal(again.view(np.uint8), first.view(np.uint8)):
+            diff = "its output is invalid" if again is None else _bytes_diff(again, first)
+            report.failures.append(f"determinism: a rerun on the same dense inputs: {diff}")
             return
+
+
+def _bytes_diff(a: np.ndarray, b: np.ndarray) -> str:
+    rows_a = a.reshape(a.shape[0] if a.ndim else 1, -1).view(np.uint8)
+    rows_b = b.reshape(b.shape[0] if b.ndim else 1, -1).view(np.uint8)
+    differ = int(np.sum(np.any(rows_a != rows_b, axis=1)))
+    return f"{differ} of {rows_a.shape[0]} rows differ bitwise"
 
 
 def _check_shape_rejection(run, workload, device, report) -> None:
@@ -169,3 +334,214 @@ def require(report: VerifyReport) -> VerifyReport:
     if not report.passed:
         raise VerificationError(f"{report.workload} failed: " + "; ".join(report.failures))
     return report
+
+
+# ------------------------------------------------------------------------------------------
+# Guarded CPU buffers
+
+
+class _Guarded:
+    """``array`` copied into the middle of a bigger, 64-byte aligned allocation whose guard
+    bytes are 0xFF (NaN in every float dtype); ``tensor`` is a zero-copy TVM view of it."""
+
+    def __init__(self, array: np.ndarray):
+        import tvm
+
+        array = np.ascontiguousarray(array)
+        nbytes = array.nbytes
+        raw = np.full(nbytes + 2 * GUARD_BYTES + 64, 0xFF, dtype=np.uint8)
+        start = (-raw.ctypes.data) % 64  # DLPack import wants 64-byte aligned data
+        self.raw = raw[start : start + nbytes + 2 * GUARD_BYTES]
+        body = self.raw[GUARD_BYTES : GUARD_BYTES + nbytes]
+        self.view = body.view(array.dtype).reshape(array.shape)
+        self.view[...] = array
+        if array.dtype.kind == "V":  # bfloat16 (ml_dtypes): numpy's DLPack export refuses it
+            bits = self.view.view(f"uint{8 * array.dtype.itemsize}")
+            tensor = tvm.runtime.from_dlpack(bits)
+            self.tensor = tensor._create_view(array.shape, str(array.dtype), 0)
+        else:
+            self.tensor = tvm.runtime.from_dlpack(self.view)
+
+    def damage(self, original: np.ndarray | None) -> str:
+        """What the kernel wrote where it must not ('' if nothing): the guards, or an input."""
+        touched = int(np.count_nonzero(self.raw[:GUARD_BYTES] != 0xFF))
+        touched += int(np.count_nonzero(self.raw[-GUARD_BYTES:] != 0xFF))
+        if touched:
+            return f"{touched} guard bytes around the buffer changed"
+        if original is not None and not np.array_equal(
+            self.view.view(np.uint8), np.ascontiguousarray(original).view(np.uint8)
+        ):
+            return "the input was modified"
+        return ""
+
+
+# ------------------------------------------------------------------------------------------
+# Sampled reference
+
+
+@dataclass
+class _Sample:
+    """Indices compared: per independent dim, sampled indices (absent: all of them)."""
+
+    workload: Workload  # the sub-workload the sampled inputs form
+    parent: Workload
+    picks: dict  # dim name -> np.ndarray of indices
+    strides: dict  # dim name -> block size g
+    in_axes: list  # per input: {axis: dim name}
+    out_axes: dict  # output axis -> dim name
+
+    @classmethod
+    def full(cls, workload: Workload) -> _Sample:
+        return cls(workload, workload, {}, {}, [{} for _ in workload.inputs], {})
+
+    @classmethod
+    def draw(cls, workload: Workload, rng: np.random.Generator) -> _Sample:
+        """Stratified samples of the independent dims within :data:`REFERENCE_BUDGET`."""
+        dims = _independent_dims(workload)
+        flops = float(workload.flops)
+        if not dims or flops <= REFERENCE_BUDGET:
+            return cls.full(workload)
+        g = math.ceil((flops / REFERENCE_BUDGET) ** (1.0 / len(dims)))
+        names = workload.opdef.dims
+        shape = list(workload.shape)
+        picks, strides, in_axes, out_axes = {}, {}, [{} for _ in workload.inputs], {}
+        for dim in dims:
+            pos = names.index(dim)
+            size = shape[pos]
+            if size <= 2 * g:
+                continue
+            starts = np.arange(0, size, g)
+            offsets = rng.integers(0, g, size=len(starts))
+            idx = np.unique(np.concatenate([[0, size - 1], np.minimum(starts + offsets, size - 1)]))
+            picks[dim], strides[dim] = idx, g
+            axes = _axes_of(workload, pos)
+            for i, found in enumerate(axes[:-1]):
+                in_axes[i].update({a: dim for a in found})
+            out_axes.update({a: dim for a in axes[-1]})
+            shape[pos] = len(idx)
+        sub = Workload(workload.op, tuple(shape), workload.dtype, workload.out_dtype)
+        return cls(sub, workload, picks, strides, in_axes, out_axes)
+
+    def inputs(self, arrays):
+        return [_take(a, axes, self.picks) for a, axes in zip(arrays, self.in_axes)]
+
+    def output(self, array: np.ndarray) -> np.ndarray:
+        return _take(array, self.out_axes, self.picks)
+
+    def where(self, index: tuple) -> tuple:
+        """The full-output index of a sampled-output index."""
+        return tuple(
+            int(self.picks[self.out_axes[a]][i]) if a in self.out_axes else int(i)
+            for a, i in enumerate(index)
+        )
+
+
+def _independent_dims(workload: Workload) -> tuple:
+    dims = workload.opdef.dims
+    return _INDEPENDENT_BY_OP.get(workload.op) or _INDEPENDENT_DIMS.get(tuple(dims), ())
+
+
+def _axes_of(workload: Workload, pos: int) -> list[list[int]]:
+    """Per input and then the output: the axes whose size follows dim ``pos`` (probed by
+    growing the dim by one)."""
+    opdef = workload.opdef
+    grown = list(workload.shape)
+    grown[pos] += 1
+    before = [s for _, s in opdef.arg_shapes(workload.shape)] + [opdef.out_shape(workload.shape)]
+    after = [s for _, s in opdef.arg_shapes(tuple(grown))] + [opdef.out_shape(tuple(grown))]
+    return [[a for a, (x, y) in enumerate(zip(b, c)) if x != y] for b, c in zip(before, after)]
+
+
+def _take(array: np.ndarray, axes: dict, picks: dict) -> np.ndarray:
+    for axis, dim in axes.items():
+        array = np.take(array, picks[dim], axis=axis)
+    return array
+
+
+# ------------------------------------------------------------------------------------------
+# compute-sanitizer
+
+_DRIVER = r"""
+import json, sys
+import numpy as np
+import tvm
+from autokernel_tvm.workloads import Workload
+path, name = sys.argv[1], sys.argv[2]
+with open(path + ".json") as f:
+    entry = next(k for k in json.load(f)["kernels"] if k["name"] == name)
+workload = Workload.from_json(entry)
+dev = tvm.cuda(0)
+rng = np.random.default_rng(0)
+args = [tvm.runtime.tensor(a, dev) for a in workload.random_inputs(rng)]
+args.append(tvm.runtime.empty(workload.output.shape, workload.output.dtype, dev))
+tvm.runtime.load_module(path)[name](*args)
+dev.sync()
+print("driver: ran", name)
+"""
+
+
+def sanitize(library: str, kernel: str | None = None, timeout_s: float = 600.0) -> dict:
+    """Run ``compute-sanitizer`` (memcheck, racecheck) on one call of an exported CUDA kernel.
+
+    Parameters
+    ----------
+    library : str
+        An exported ``.so`` (its manifest beside it).
+    kernel : str, optional
+        The kernel's name in the manifest (default: the first).
+    timeout_s : float
+        Limit per tool run.
+
+    Returns
+    -------
+    dict
+        ``{"status": "skipped: ..."}`` where there is no ``compute-sanitizer`` or no GPU; else
+        ``{"status": "passed"|"failed", "kernel": name, "memcheck": {...}, "racecheck": {...}}``
+        with each tool's exit code, error count and last summary line (for the manifest).
+    """
+    tool = shutil.which("compute-sanitizer")
+    if tool is None or not _has_cuda_gpu():
+        return {"status": "skipped: no compute-sanitizer/GPU"}
+    import json
+
+    with open(library + ".json") as f:
+        kernels = [k["name"] for k in json.load(f)["kernels"]]
+    name = kernel or kernels[0]
+    if name not in kernels:
+        raise ValueError(f"kernel {name!r} is not in {library}.json; it holds {kernels}")
+    result: dict = {"kernel": name}
+    env = {**os.environ, "PYTHONPATH": _package_path()}
+    for check in ("memcheck", "racecheck"):
+        cmd = [tool, "--tool", check, "--error-exitcode", "99", sys.executable, "-c", _DRIVER]
+        try:
+            proc = subprocess.run(
+                [*cmd, library, name], capture_output=True, text=True, timeout=timeout_s, env=env
+            )
+            text, code = proc.stdout + proc.stderr, proc.returncode
+        except subprocess.TimeoutExpired:
+            text, code = f"timed out after {timeout_s:.0f} s", -1
+        summary = [ln for ln in text.splitlines() if "SUMMARY" in ln]
+        errors = re.findall(r"(\d+) errors?", summary[-1]) if summary else []
+        result[check] = {
+            "returncode": code,
+            "errors": int(errors[0]) if errors else None,
+            "summary": (summary[-1] if summary else text.strip()[-300:]).strip(),
+            "ran": "driver: ran" in text,
+        }
+    ok = all(result[c]["returncode"] == 0 and result[c]["ran"] for c in ("memcheck", "racecheck"))
+    result["status"] = "passed" if ok else "failed"
+    return result
+
+
+def _has_cuda_gpu() -> bool:
+    try:
+        import tvm
+
+        return bool(tvm.cuda(0).exist)
+    except Exception:  # a TVM without CUDA support: no GPU for us
+        return False
+
+
+def _package_path() -> str:
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])

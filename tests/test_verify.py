@@ -6,6 +6,7 @@ import pytest
 import tvm
 from tvm.script import tirx as T
 
+from autokernel_tvm import verify as verify_lib
 from autokernel_tvm.targets import make_target
 from autokernel_tvm.verify import VerificationError, require, verify
 from autokernel_tvm.workloads import Workload
@@ -97,3 +98,243 @@ def test_nondeterministic_kernel_fails():
 
     report = verify(flaky, W, kinds=("normal",), check_shapes=False)
     assert any("determinism" in f for f in report.failures), report.failures
+
+
+# -- mutation tests: numpy-simulated kernels (the gate takes any callable) ------------------------
+
+
+def _sim(workload, defect=None, post=None):
+    """A GEMM kernel ``run(a, b, out)`` in numpy fp32 (BLAS: a correct fp32 accumulation), with
+    ``defect(a, b) -> (a, b)`` applied to the inputs and ``post(c) -> c`` to the fp32 result."""
+
+    def run(*args):
+        a, b = (x.numpy().astype(np.float32) for x in args[:2])
+        if workload.op == "gemm_nt":
+            b = b.T
+        if defect is not None:
+            a, b = defect(a.copy(), b.copy())
+        c = a @ b
+        if post is not None:
+            c = post(c.copy())
+        args[-1].copyfrom(c.astype(args[-1].numpy().dtype))
+
+    return run
+
+
+def _zero_k(lo, hi):
+    def defect(a, b):
+        a[:, lo:hi] = 0
+        return a, b
+
+    return defect
+
+
+def _tile(i, j, how):
+    def post(c):
+        block = c[i : i + 64, j : j + 64]
+        c[i : i + 64, j : j + 64] = {"zero": 0.0, "flip": -block, "drop": np.nan}[how]
+        return c
+
+    return post
+
+
+def _failures(run, workload, kinds, **kw):
+    report = verify(run, workload, kinds=kinds, check_shapes=False, **kw)
+    return report.failures
+
+
+HUGE_K = Workload("gemm", (4, 4, 524288), "float16")
+HUGE_K_F16 = Workload("gemm_nt", (4, 4, 524288), "float16", "float16")
+
+
+@pytest.mark.parametrize("workload", [HUGE_K, HUGE_K_F16], ids=["fp32-out", "fp16-out"])
+def test_huge_k_correct_kernel_passes(workload):
+    report = verify(_sim(workload), workload, kinds=("normal", "exact"), check_shapes=False)
+    assert report.passed, report.failures
+    assert report.max_error_ratio < 0.5  # a correct kernel is far from the bound
+
+
+@pytest.mark.parametrize(
+    "defect, post, kinds",
+    [
+        (_zero_k(0, 524288 - 1024), None, ("normal",)),  # reduces only the last 1024 of K
+        (None, lambda c: c * 0.0, ("normal",)),  # all-zero output
+        (None, lambda c: c * 0.0, ("exact",)),
+        (_zero_k(200_000, 201_024), None, ("normal", "exact")),  # a dropped K range of 1024
+        (_zero_k(524288 - 1, 524288), None, ("exact",)),  # the last K step dropped
+        (_zero_k(0, 1), None, ("exact",)),  # the first K step dropped
+    ],
+    ids=["only-last-1024", "all-zero", "all-zero-exact", "k-range", "last-k", "first-k"],
+)
+@pytest.mark.parametrize("workload", [HUGE_K, HUGE_K_F16], ids=["fp32-out", "fp16-out"])
+def test_huge_k_defects_fail(workload, defect, post, kinds):
+    assert _failures(_sim(workload, defect, post), workload, kinds)
+
+
+def test_bound_grows_like_sqrt_k():
+    """At K = 524288 the bound is a few ulps of a typical output, not K^2 of them."""
+    rng = np.random.default_rng(0)
+    inputs = HUGE_K.random_inputs(rng, "normal")
+    sub = [inputs[0][:2], inputs[1][:, :2]]
+    small = Workload("gemm", (2, 2, 524288), "float16")
+    ref = small.reference(sub)
+    bound = verify_lib.tolerance(small, sub, ref)
+    # An error of sqrt(K) (one dropped half of K) is >> the bound; rounding of K terms is not.
+    assert np.all(bound < 2.0) and np.all(bound > 2.0**-24 * np.sqrt(524288) * 700)
+
+
+ODD = Workload("gemm", (130, 70, 200), "float16")
+
+
+@pytest.mark.parametrize(
+    "post",
+    [
+        _tile(64, 0, "zero"),
+        _tile(0, 64, "flip"),
+        _tile(64, 0, "drop"),
+        lambda c: np.concatenate([c[:-1], np.zeros_like(c[-1:])]),  # last row zero
+        lambda c: np.concatenate([c[:, :-1], np.zeros_like(c[:, -1:])], axis=1),  # last column
+        lambda c: np.concatenate([c[:, :-1], np.full_like(c[:, -1:], np.nan)], axis=1),
+        lambda c: np.concatenate([c[:-1], np.full_like(c[-1:], np.nan)]),  # unwritten last row
+    ],
+    ids=["zero-tile", "flip-tile", "unwritten-tile", "zero-row", "zero-col", "nan-col", "nan-row"],
+)
+def test_odd_shape_tile_defects_fail(post):
+    assert _failures(_sim(ODD, None, post), ODD, ("exact",))
+    assert _failures(_sim(ODD, None, post), ODD, ("normal",))
+
+
+def test_odd_shape_last_k_step_fails():
+    run = _sim(ODD, _zero_k(199, 200))
+    assert _failures(run, ODD, ("exact",))
+    assert not _failures(_sim(ODD), ODD, ("exact", "normal", "edge"))
+
+
+@pytest.mark.parametrize("how", ["zero", "flip", "drop"])
+def test_sampled_reference_catches_any_tile(monkeypatch, how):
+    """With sampling (every ~23rd row and column compared) a 64x64 tile still always fails."""
+    monkeypatch.setattr(verify_lib, "REFERENCE_BUDGET", 2**18)
+    workload = Workload("gemm_nt", (640, 576, 64), "float16")
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        i, j = (int(rng.integers(0, s - 64)) for s in (640, 576))
+        run = _sim(workload, None, _tile(i, j, how))
+        report = verify(run, workload, kinds=("exact", "normal"), check_shapes=False)
+        assert any(c.startswith("sampled:") for c in report.checks), report.checks
+        assert len(report.failures) == 2, (i, j, report.failures)
+    assert verify(_sim(workload), workload, kinds=("exact", "normal"), check_shapes=False).passed
+
+
+def test_split_k_random_order_is_nondeterministic():
+    """Partial sums over K chunks added in a random order: right values, different bits."""
+    workload = Workload("gemm", (64, 64, 4096), "float32")
+    rng = np.random.default_rng()
+
+    def split_k(*args):
+        a, b = (x.numpy() for x in args[:2])
+        parts = [a[:, k : k + 256] @ b[k : k + 256] for k in range(0, 4096, 256)]
+        total = np.zeros((64, 64), np.float32)
+        for p in rng.permutation(len(parts)):
+            total += parts[p]
+        args[-1].copyfrom(total)
+
+    report = verify(split_k, workload, kinds=("normal", "exact"), check_shapes=False)
+    assert [f for f in report.failures if f.startswith("determinism")], report.failures
+    assert len(report.failures) == 1  # the values themselves are within the bound
+
+
+def test_kernel_writing_its_input_fails():
+    def scribbles(*args):
+        _sim(W)(*args)
+        a = args[0].numpy()
+        a[0, 0] += 1
+        args[0].copyfrom(a)
+
+    failures = _failures(scribbles, W, ("normal",))
+    assert any("A: the input was modified" in f for f in failures), failures
+
+
+@T.prim_func
+def writes_past_the_end(
+    a: T.Buffer((32, 64), "float16"),
+    b: T.Buffer((64, 32), "float16"),
+    c: T.Buffer((32, 32), "float32"),
+):
+    T.func_attr({"global_symbol": "main"})
+    # One row past the end of c: the same memory the kernel would hit with a wrong tile bound.
+    flat = T.decl_buffer((33 * 32,), "float32", data=c.data)
+    for i, j in T.grid(32, 32):
+        flat[i * 32 + j] = T.float32(0)
+        for k in range(64):
+            flat[i * 32 + j] = flat[i * 32 + j] + T.Cast("float32", a[i, k]) * T.Cast(
+                "float32", b[k, j]
+            )
+    for j in range(32):
+        flat[32 * 32 + j] = T.float32(1)
+
+
+def test_out_of_bounds_write_fails():
+    failures = _failures(_build(writes_past_the_end), W, ("normal",))
+    assert any("out: 128 guard bytes" in f for f in failures), failures
+
+
+@T.prim_func
+def reads_past_the_end(
+    a: T.Buffer((32, 64), "float16"),
+    b: T.Buffer((64, 32), "float16"),
+    c: T.Buffer((32, 32), "float32"),
+):
+    T.func_attr({"global_symbol": "main"})
+    # The K loop runs one step too far: row 64 of b is past its end (a's is the next row).
+    a_flat = T.decl_buffer((32 * 64 + 1,), "float16", data=a.data)
+    b_flat = T.decl_buffer((65 * 32,), "float16", data=b.data)
+    for i, j in T.grid(32, 32):
+        c[i, j] = T.float32(0)
+        for k in range(65):
+            c[i, j] = c[i, j] + T.Cast("float32", a_flat[i * 64 + k]) * T.Cast(
+                "float32", b_flat[k * 32 + j]
+            )
+
+
+def test_out_of_bounds_read_fails():
+    failures = _failures(_build(reads_past_the_end), W, ("normal",))
+    assert any("NaN" in f for f in failures), failures
+
+
+def _short_gemm(m, n, k):
+    """A (33, 47, 65) fp16 GEMM whose loops stop at ``m, n, k``."""
+
+    @T.prim_func(s_tir=True)
+    def short(
+        a: T.Buffer((33, 65), "float16"),
+        b: T.Buffer((65, 47), "float16"),
+        c: T.Buffer((33, 47), "float32"),
+    ):
+        for i, j, r in T.grid(m, n, k):
+            with T.sblock("C"):
+                vi, vj, vk = T.axis.remap("SSR", [i, j, r])
+                with T.init():
+                    c[vi, vj] = T.float32(0)
+                c[vi, vj] = c[vi, vj] + T.Cast("float32", a[vi, vk]) * T.Cast("float32", b[vk, vj])
+
+    return short
+
+
+@pytest.mark.parametrize(
+    "m, n, k, expect",
+    [(32, 47, 65, "NaN"), (33, 46, 65, "NaN"), (33, 47, 64, "exact"), (33, 47, 65, None)],
+    ids=["last-row", "last-col", "last-k", "correct"],
+)
+def test_odd_shape_real_kernel_one_loop_short(m, n, k, expect):
+    """Real TVM kernels of an odd shape, each with one loop bound one short."""
+    odd = Workload("gemm", (33, 47, 65), "float16")
+    failures = _failures(_build(_short_gemm(m, n, k)), odd, ("exact",))
+    if expect is None:
+        assert not failures
+    else:
+        assert any(expect in f for f in failures), failures
+
+
+def test_sanitize_skips_without_tool_or_gpu(tmp_path):
+    result = verify_lib.sanitize(str(tmp_path / "missing.so"))
+    assert result == {"status": "skipped: no compute-sanitizer/GPU"}

@@ -24,6 +24,7 @@ import torch
 import tvm
 from tvm import relax
 
+from .. import database as db_lib
 from ..config import TuneConfig
 from ..tuner import TuneError, Tuner
 from . import passes as relax_passes
@@ -194,6 +195,7 @@ def autokernel_pipeline(config: TuneConfig, *, tuner: Tuner | None = None) -> tv
         with open(os.path.join(db_dir, "pipeline_report.json"), "w") as f:
             tasks = [r.to_json() for r in route.reports]
             json.dump({"routed": route.calls > 0, "tasks": tasks}, f, indent=1)
+        db_lib.repair(db_dir)  # before MetaSchedule reads it: it trusts every line
         database = tvm.s_tir.meta_schedule.database.JSONDatabase(work_dir=db_dir)
         with database:
             return relax_passes.lower_pipeline(target)(mod)

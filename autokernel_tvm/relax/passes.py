@@ -20,6 +20,7 @@ from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 
 from ..builder import WMMA_PASS_CONFIG, pass_config
+from ..database import repair
 from .tasks import MIN_TASK_FLOPS, extract, tune_tasks
 
 TUNE_RELAX_GLOBAL = "tvm.s_tir.meta_schedule.tune_relax"
@@ -83,6 +84,8 @@ def _lowering_passes(target: tvm.target.Target) -> list:
 
 def compile_with_database(mod: tvm.IRModule, target: tvm.target.Target, db_dir: str | None):
     """Build ``mod`` (raw: not yet legalized) for the VM, applying the records in ``db_dir``."""
+    if db_dir:
+        repair(db_dir)  # before MetaSchedule reads it: it trusts every line
     database = ms.database.JSONDatabase(work_dir=db_dir) if db_dir else ms.database.MemoryDatabase()
     config = pass_config(target)
     if target.kind.name == "cuda" and _records_use_wmma(db_dir):

@@ -13,7 +13,6 @@ again. :mod:`autokernel_tvm.relax_passes` applies that database and lowers the m
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import tvm_ffi
 from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 
+from .. import database as db_lib
 from ..intrin import import_stock_intrinsics as preimport_tensor_intrin
 from ..measure import FAILED, search_strategy
 from ..progress import ProgressCallback
@@ -103,6 +103,7 @@ def tune_tasks(tuner, tasks: list, db_dir: str, trials: int, *, min_task_flops=M
         Tasks below this keep TVM's default lowering.
     """
     os.makedirs(db_dir, exist_ok=True)
+    db_lib.repair(db_dir)  # before MetaSchedule reads it: it trusts every line
     reports = plan(tasks, trials, min_task_flops)
     done = db_stats(db_dir)
     todo = [
@@ -177,24 +178,16 @@ def workload_key(mod: tvm.IRModule) -> str:
 
 def db_stats(db_dir: str) -> dict[str, tuple[int, float | None]]:
     """Per workload key: records in the database and the best mean latency (None: no valid)."""
-    wl_path = os.path.join(db_dir, "database_workload.json")
-    rec_path = os.path.join(db_dir, "database_tuning_record.json")
-    if not (os.path.exists(wl_path) and os.path.exists(rec_path)):
-        return {}
-    with open(wl_path) as f:
-        keys = [json.loads(line)[0] for line in f if line.strip()]
+    keys = db_lib.workload_keys(db_dir)
     stats: dict[str, tuple[int, float | None]] = {}
-    with open(rec_path) as f:
-        for line in f:
-            if not line.strip():
-                continue
-            index, record = json.loads(line)
-            secs = [float(s) for s in (record[1] or [])]
-            latency = sum(secs) / len(secs) if secs else FAILED
-            count, best = stats.get(keys[index], (0, None))
-            if latency < FAILED and (best is None or latency < best):
-                best = latency
-            stats[keys[index]] = (count + 1, best)
+    for record in db_lib.records(db_dir):
+        if record.workload >= len(keys) or keys[record.workload] is None:
+            continue  # its workload line is damaged: repair() moves such records out
+        latency = record.latency_s if record.run_secs else FAILED
+        count, best = stats.get(keys[record.workload], (0, None))
+        if latency < FAILED and (best is None or latency < best):
+            best = latency
+        stats[keys[record.workload]] = (count + 1, best)
     return stats
 
 
