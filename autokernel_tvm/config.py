@@ -22,6 +22,9 @@ ENV_VARS = {
     "AUTOKERNEL_STRICT": "1 re-raises candidate failures instead of scoring them as failed",
     "AUTOKERNEL_VERBOSE": "1 shows MetaSchedule's INFO logs on the console",
     "AUTOKERNEL_LIBRARY": "root of the read-only rule library (default: the shipped one)",
+    "AUTOKERNEL_RUNNER_TIMEOUT_S": "seconds one candidate may run before it is killed (default 60)",
+    "AUTOKERNEL_FAULT": "tests only: inject faults, ACTION@POINT#N[,...] (see fault_point)",
+    "AUTOKERNEL_FAULT_COUNTER": "tests only: file prefix counting arrivals at fault points",
     "AUTOKERNEL_RPC_TRACKER": "HOST:PORT of a TVM RPC tracker: measure candidates on its servers",
     "AUTOKERNEL_RPC_KEY": "device key of the RPC servers (with AUTOKERNEL_RPC_TRACKER)",
 }
@@ -74,6 +77,8 @@ class TuneConfig:
         one (default: ``<cache dir>/library``, see ``AUTOKERNEL_CACHE_DIR``).
     save_library : bool
         Record the verified winning genome in the user library.
+    runner_timeout_s : float
+        Seconds one candidate may run before its measurement is killed (counted as failed).
     rpc_tracker, rpc_key, rpc_devices
         Measure on the servers of a TVM RPC tracker (``HOST:PORT``) registered with ``rpc_key``,
         ``rpc_devices`` at once (0: every free one); builds stay local. See
@@ -98,6 +103,7 @@ class TuneConfig:
     library_dir: str = ""
     user_library_dir: str = ""
     save_library: bool = True
+    runner_timeout_s: float = 60.0
     rpc_tracker: str = ""
     rpc_key: str = ""
     rpc_devices: int = 0
@@ -116,6 +122,12 @@ class TuneConfig:
             raise ConfigError(f"build_workers must be >= 0, got {self.build_workers}")
         if self.rpc_tracker:
             parse_tracker(self.rpc_tracker)  # raises ConfigError naming the bad value
+            if not self.rpc_key:
+                raise ConfigError("rpc_key is empty: give the servers' key (--rpc-key)")
+            if self.rpc_devices < 0:
+                raise ConfigError(
+                    f"rpc_devices must be >= 0 (0: all free servers), got {self.rpc_devices}"
+                )
         elif self.rpc_key or self.rpc_devices:
             raise ConfigError("rpc_key/rpc_devices given without rpc_tracker (HOST:PORT)")
 
@@ -145,6 +157,8 @@ class TuneConfig:
         for name in ("rpc_tracker", "rpc_key"):
             if os.environ.get("AUTOKERNEL_" + name.upper()):
                 values[name] = os.environ["AUTOKERNEL_" + name.upper()]
+        if "AUTOKERNEL_RUNNER_TIMEOUT_S" in os.environ:
+            values["runner_timeout_s"] = float(os.environ["AUTOKERNEL_RUNNER_TIMEOUT_S"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         if values.get("arch") is None and values.get("target") == "cuda":
             values["arch"] = cuda_arch_from_env()  # None: the target takes this machine's GPU
@@ -159,6 +173,8 @@ def parse_tracker(tracker: str) -> tuple[str, int]:
     host, sep, port = (tracker or "").rpartition(":")
     if not sep or not host or not port.isdigit():
         raise ConfigError(f"rpc_tracker must be HOST:PORT (e.g. 127.0.0.1:9190), got {tracker!r}")
+    if not 0 < int(port) < 65536:
+        raise ConfigError(f"rpc_tracker port must be in 1..65535, got {port}")
     return host, int(port)
 
 

@@ -170,6 +170,7 @@ def _kernel_entry(result, name: str, func, target) -> dict:
         "trials": int(result.trials),
         "tune_seconds": getattr(result, "tune_seconds", None),
         "space": getattr(result, "space", None),
+        "genome": getattr(result, "genome", None),  # {family, params} of the winner
         "verify": {
             "passed": bool(verify.get("passed")),
             "checks": list(verify.get("checks", [])),
@@ -185,8 +186,8 @@ def _device_code(exe, kind: str) -> str:
     """``host`` (CPU code only), ``binary`` (GPU binary embedded) or ``<kind>-source``."""
     if kind == "llvm":
         return "host"
-    devices = [m for m in exe.mod.imports if m.kind != "llvm"]
-    if devices and all(m.get_write_formats() for m in devices):
+    devices = [m for m in exe.mod.imports if kind in m.kind]  # cuda / cuda_fallback, rocm / hip
+    if any(m.kind in (kind, "hip") and m.get_write_formats() for m in devices):
         return "binary"
     return f"{kind}-source"
 

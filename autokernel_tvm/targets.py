@@ -75,6 +75,7 @@ def make_target(kind: str, arch: str | None = None, num_cores: int = 0) -> tvm.t
     if kind == "llvm":
         return tvm.target.Target(_llvm_dict(arch, num_cores))
     if kind == "cuda":
+        _default_cuda_compiler()
         arch = arch or config.cuda_arch_from_env() or detect_cuda_arch() or "sm_90a"
         cuda_sm(arch)  # validates the spelling
         lim = _limits(arch)
@@ -105,6 +106,18 @@ def make_target(kind: str, arch: str | None = None, num_cores: int = 0) -> tvm.t
         }
         return tvm.target.Target(spec, host=host)
     raise TargetError(f"unknown target {kind!r}; known: {config.TARGETS}")
+
+
+def _default_cuda_compiler() -> None:
+    """On a GPU machine TVM compiles CUDA with NVRTC unless ``TVM_CUDA_COMPILE_MODE=nvcc``;
+    NVRTC needs the ``cuda-bindings`` package (TVM-0.27-NOTES §3). Without it, and with nvcc
+    on PATH, make nvcc the default (for this process and its build/RPC workers): else every
+    candidate fails to build, or is exported as source a C++ process cannot load."""
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("cuda") is None and shutil.which("nvcc"):
+        os.environ.setdefault("TVM_CUDA_COMPILE_MODE", "nvcc")
 
 
 def _limits(arch: str):

@@ -57,6 +57,7 @@ class TuneResult:
     verify: dict | None
     space: str
     space_report: dict = field(default_factory=dict)
+    genome: dict | None = None  # the winning genome {family, params}; None: the stock space
 
     @property
     def tflops(self) -> float:
@@ -76,6 +77,7 @@ class TuneResult:
             "curve": self.curve,
             "verify": self.verify,
             "space_report": self.space_report,
+            "genome": self.genome,
             "trace": self.trace,
         }
 
@@ -128,8 +130,11 @@ class Tuner:
         result = self._pick_verified(workload, runs, time.time() - start, report)  # verify
         if self.config.rpc_tracker:  # candidates measured per RPC server
             result.space_report["rpc"] = self.runner.report()
-        if search is not None and self.config.save_library:  # record
-            result.space_report["library_entry"] = self._record(workload, result, search)
+        if search is not None and result.space.startswith("genomes/"):
+            genome = search.genome(result.space.split("/", 1)[1])
+            result.genome = genome.to_json()
+            if self.config.save_library:  # record
+                result.space_report["library_entry"] = self._record(workload, result, genome)
         if self.db_warnings:
             result.space_report["database_warnings"] = list(self.db_warnings)
         path = os.path.join(self.workload_dir(workload), "report.json")
@@ -270,11 +275,8 @@ class Tuner:
         rejected = dict(search.generator.rejections)
         return f"no legal genome (rejected: {rejected}): used the stock space"
 
-    def _record(self, workload: Workload, result: TuneResult, search: Search) -> dict | None:
+    def _record(self, workload: Workload, result: TuneResult, genome) -> dict:
         """Keep the verified winner's genome in the user library (the shipped one is read-only)."""
-        if not result.space.startswith("genomes/"):
-            return None
-        genome = search.genome(result.space.split("/", 1)[1])
         lib = library.Library.for_workload(
             self.config.target, workload, library.user_root(self.config)
         )

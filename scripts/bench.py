@@ -149,7 +149,12 @@ def make_row(lib, m: dict, args, device: str, gpu_name: str, command: str) -> di
         "dtype": entry["dtype"],
         "out_dtype": entry["output"]["dtype"],
         "kernel": entry["name"],
-        "impl": args.impl or entry.get("space") or "autokernel-tvm",
+        # impl names the family (or space); its parameters are a field of their own
+        "impl": args.impl
+        or (entry.get("genome") or {}).get("family")
+        or entry.get("space")
+        or "autokernel-tvm",
+        "params": (entry.get("genome") or {}).get("params"),
         "tflops": m["tflops"],
         "baseline": "torch",
         "baseline_tflops": m["baseline_tflops"],
