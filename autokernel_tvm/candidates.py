@@ -17,7 +17,7 @@ import tvm
 from tvm.s_tir import meta_schedule as ms
 
 from .builder import build_module, cuda_source, failure_reason
-from .families import DesignSpace, Kernel
+from .families import DesignSpace, Kernel, get
 
 #: Instruction markers counted in generated device code.
 MARKERS = {
@@ -62,7 +62,8 @@ def build_only(tuner, workload, n: int, stock: bool = False) -> dict:
     spaces = [(g, c) for g, c in proposals if isinstance(c, DesignSpace)][:1]
     kernels = [(g, c) for g, c in proposals if isinstance(c, Kernel)][:n]
     for genome, candidate in spaces:
-        report = sample_candidates(candidate.mod, tuner.target, candidate.space, n)
+        family = get(genome.family)
+        report = sample_candidates(candidate.mod, tuner.target, candidate.space, n, family=family)
         out["design_space"] = {"genome": genome.describe(), **report.to_json()}
     if kernels:
         out["kernels"] = build_kernels([c.mod for _, c in kernels], tuner.target).to_json()
@@ -71,7 +72,13 @@ def build_only(tuner, workload, n: int, stock: bool = False) -> dict:
 
 
 def sample_candidates(
-    mod: tvm.IRModule, target: tvm.target.Target, space, n: int, seed: int = 0, keep_source=False
+    mod: tvm.IRModule,
+    target: tvm.target.Target,
+    space,
+    n: int,
+    seed: int = 0,
+    keep_source=False,
+    family=None,
 ) -> CandidateReport:
     """Sample ``n`` candidates of ``space`` for ``mod`` and build each one.
 
@@ -79,6 +86,9 @@ def sample_candidates(
     ----------
     space : SpaceGenerator or str
         A MetaSchedule space generator (``"post-order-apply"`` for the stock space).
+    family : ScheduleFamily, optional
+        The family whose design space this is: a candidate its template did not schedule (an
+        untiled fallback) is counted as a failure with that reason, not as built.
     """
     report = CandidateReport()
     for i in range(n):
@@ -94,6 +104,9 @@ def sample_candidates(
         failed = next((p for p in ctx.space_generator.postprocs if not p.apply(sch)), None)
         if failed is not None:
             report.failures[f"postproc: {type(failed).__name__}"] += 1
+            continue
+        if family is not None and not family.realised(sch.trace):
+            report.failures[f"not realised: {family.name} left the block untiled"] += 1
             continue
         _build_and_count(report, sch.mod, target, keep_source)
     return report

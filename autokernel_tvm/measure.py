@@ -49,6 +49,7 @@ class SpaceRun:
     curve: list = field(default_factory=list)
     mod: tvm.IRModule | None = None
     kernel: bool = False  # a whole kernel (no trace, no MetaSchedule database)
+    family: str | None = None  # the family whose candidate this is; None: the stock space
 
     def tflops(self, workload) -> float:
         return workload.flops / self.best_s / 1e12 if self.best_s < FAILED else 0.0

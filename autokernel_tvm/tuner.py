@@ -119,6 +119,7 @@ class Tuner:
         for genome, trials in search or ():  # propose
             candidate = get(genome.family).candidate(genome.params, workload, self.target)
             run = self.measure(workload, candidate, f"genomes/{genome.key}", trials)  # build+run
+            run.family = genome.family
             search.learn(genome, run.trials, run.tflops(workload))  # learn
             runs.append(run)
         if search is not None:
@@ -298,20 +299,24 @@ class Tuner:
         for run in runs:
             if run.kernel:
                 if run.best_s < FAILED:
-                    candidates.append((run.best_s, run.label, None, run.mod))
+                    candidates.append((run.best_s, run.label, None, run.mod, run.family))
                 continue
             database = ms.database.JSONDatabase(work_dir=run.db_dir)
             workload_entry = database.commit_workload(run.mod)
             for record in database.get_top_k(workload_entry, 5):
                 latency = mean(record.run_secs)
                 if latency < FAILED:
-                    candidates.append((latency, run.label, record, run.mod))
+                    candidates.append((latency, run.label, record, run.mod, run.family))
         candidates.sort(key=lambda c: c[0])
         failures: Counter = Counter()
         for run in runs:
             failures.update(run.failures)
         rejected = []
-        for latency, label, record, mod in candidates:
+        for latency, label, record, mod, family in candidates:
+            if record is not None and family and not get(family).realised(record.trace):
+                # the family's template did not apply: an untiled fallback is not its kernel
+                failures[f"not realised: {family} left the block untiled"] += 1
+                continue
             if record is None:  # a whole kernel is its own schedule
                 scheduled, trace = mod, "(whole kernel: no schedule trace)"
             else:
@@ -334,7 +339,7 @@ class Tuner:
                     curve=_merge_curves(runs),
                     verify=report_v.to_json(),
                     space=label,
-                    space_report={**report, "rejected_by_verify": rejected},
+                    space_report={**report, "rejected_by_verify": rejected, "realised": family},
                 )
             rejected.append({"space": label, "failures": report_v.failures})
             failures["verify: " + report_v.failures[0][:60]] += 1

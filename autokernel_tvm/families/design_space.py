@@ -23,7 +23,17 @@ REPLACED = ("MultiLevelTiling", "MultiLevelTilingTensorCore", "AddRFactor", "Cro
 
 
 class ScheduleFamily(Family):
-    """A family realised as a schedule template over the workload's loops."""
+    """A family realised as a schedule template over the workload's loops.
+
+    ``marker``: a trace instruction only the template emits, so that a candidate whose trace
+    lacks it is known to be an untiled fallback (the template did not apply to the block).
+    """
+
+    marker: str = ""
+
+    def realised(self, trace) -> bool:
+        """Whether the family's template scheduled the candidate of ``trace``."""
+        return any(inst.kind.name == self.marker for inst in trace.insts)
 
     def schedule(self, sch, block, params: Params, target) -> list:
         """Apply the template to ``block`` of ``sch`` (a copy the caller owns) for ``target``."""

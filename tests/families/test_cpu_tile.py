@@ -51,6 +51,7 @@ def test_each_gene_builds_and_is_correct(index):
     params = decode(**{gene: value})
     sch = sampled_schedule(workload, params, seed=index + 1)
     assert "sample_perfect_tile" in str(sch.trace)  # numeric tiles stay tunable
+    assert FAMILY.realised(sch.trace)  # the template scheduled it (not an untiled fallback)
     exe = build_module(sch.mod, TARGET)
     report = verify(exe["main"], workload, kinds=("normal", "edge"), check_shapes=False)
     assert report.passed, (params, report.failures)

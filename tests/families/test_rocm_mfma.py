@@ -93,3 +93,7 @@ def test_wavefronts_that_do_not_fit_fall_back_to_stock_rules(target):
     candidate = FAMILY.candidate(FAMILY.default, workload, target)
     report = sample_candidates(candidate.mod, target, candidate.space, 2)
     assert report.built == 2 and report.markers["v_mfma"] == 0
+    # Told whose design space it is, the report counts those untiled builds as failures.
+    report = sample_candidates(candidate.mod, target, candidate.space, 2, family=FAMILY)
+    assert report.built == 0
+    assert report.failures == {"not realised: rocm.mfma left the block untiled": 2}

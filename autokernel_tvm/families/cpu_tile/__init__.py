@@ -47,6 +47,7 @@ class TileParams(Params):
 
 class CpuTile(ScheduleFamily):
     name = "cpu.tile"
+    marker = "SamplePerfectTile"  # stock multi-level tiling is replaced by the template
     params = TileParams
     domain = {
         "structure": ("SSRSRS", "SRSRS", "SSRS", "SSSRSRS"),

@@ -60,6 +60,7 @@ def structure(params: MmaParams, in_dtype: str, trans_b: bool, smem_limit: int) 
 
 class CudaMma(ScheduleFamily):
     name = "cuda.mma"
+    marker = "Tensorize"  # the mma.sync intrinsics
     params = MmaParams
     domain = {
         "warps": ((2, 2), (2, 4), (4, 2), (4, 4), (1, 4), (4, 1), (2, 1), (1, 2)),

@@ -36,6 +36,7 @@ class MfmaParams(Params):
 
 class RocmMfma(ScheduleFamily):
     name = "rocm.mfma"
+    marker = "Tensorize"  # the MFMA intrinsics
     params = MfmaParams
     domain = {"warps": ((1, 1), (2, 2), (1, 2), (2, 1))}
     default = MfmaParams()
