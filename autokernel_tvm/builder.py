@@ -162,6 +162,8 @@ def _worker_init(target_kind: str) -> None:
     CUDA mma candidates need the index maps that ``tensor_intrin.cuda`` registers at import
     (``MmaBufferLayoutTransformer``), and our own intrinsics for bf16.
     """
+    global _IN_WORKER
+    _IN_WORKER = True  # fault points tell the tuner process from its builders
     die_with_parent()
     if target_kind == "cuda":
         from . import intrin
