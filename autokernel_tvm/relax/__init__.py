@@ -138,11 +138,14 @@ def tune_model(
 def import_model(model: torch.nn.Module, inputs: tuple):
     """``torch.export`` + Relax import; weights detached and their transforms lifted.
 
+    fp16/bf16 models import with PyTorch's dtypes (:mod:`autokernel_tvm.relax.importer`).
+
     Returns ``(mod, params, out_spec)``: ``mod["main"]`` takes the inputs then the (transformed)
     weights; ``mod["main_transform_params"]`` (when there are weights) transforms ``params``.
     """
     from tvm.relax.frontend import detach_params
-    from tvm.relax.frontend.torch import from_exported_program
+
+    from .importer import from_exported_program
 
     try:
         program = torch.export.export(model, inputs)
