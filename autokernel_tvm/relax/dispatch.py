@@ -314,7 +314,9 @@ class KernelProvider:
         return self.results[workload]
 
 
-def dispatch_kernels(tuner, *, report: DispatchReport | None = None, provider=None):
+def dispatch_kernels(
+    tuner, *, report: DispatchReport | None = None, provider=None, external: bool = False
+):
     """The Relax pass: replace matched heavy calls by calls into tuned kernels.
 
     Parameters
@@ -325,22 +327,25 @@ def dispatch_kernels(tuner, *, report: DispatchReport | None = None, provider=No
         Filled with the served and unmatched calls.
     provider : callable, optional
         ``provider(workload) -> TuneResult``; default :class:`KernelProvider` over ``tuner``.
+    external : bool
+        Build every kernel on its own and call it with ``call_dps_packed`` (what whole TIRx
+        kernels always get) instead of adding scheduled PrimFuncs to the module.
     """
     report = report if report is not None else DispatchReport()
     provider = provider or KernelProvider(tuner)
 
     @tvm.transform.module_pass(opt_level=0, name="AutokernelDispatch")
     def _pass(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        return rewrite_module(mod, tuner.target, provider, report)
+        return rewrite_module(mod, tuner.target, provider, report, external=external)
 
     return _pass
 
 
-def rewrite_module(mod, target, provider, report: DispatchReport) -> tvm.IRModule:
+def rewrite_module(mod, target, provider, report: DispatchReport, *, external=False):
     """Apply the dispatch to every Relax function of ``mod`` (see :func:`dispatch_kernels`)."""
     builder = relax.BlockBuilder(mod)
     attrs = dict(mod.attrs) if mod.attrs else {}
-    external, linked = list(attrs.get("external_mods", [])), set()
+    libs, linked = list(attrs.get("external_mods", [])), set()
     for gv, func in list(mod.functions.items()):
         if not isinstance(func, relax.Function) or gv.name_hint.endswith("transform_params"):
             continue
@@ -350,6 +355,8 @@ def rewrite_module(mod, target, provider, report: DispatchReport) -> tvm.IRModul
         for match in matches:
             try:
                 result = provider(match.workload)
+                if result.workload != match.workload:
+                    raise ValueError(f"the provider returned a kernel of {result.workload.name}")
             except Exception as err:  # no legal candidate, all failed the gate...
                 reason = f"tuning {match.workload.name} failed: {type(err).__name__}: {err}"
                 report.unmatched.append(
@@ -358,18 +365,19 @@ def rewrite_module(mod, target, provider, report: DispatchReport) -> tvm.IRModul
                 continue
             kernels[match.last] = (match, result)
         if kernels:
-            new = _rewrite(func, kernels, builder, target, external, linked, report)
+            new = _rewrite(func, kernels, builder, target, (libs, linked, external), report)
             builder.update_func(gv, new)
     out = builder.get()
-    if external:
-        out = out.with_attr("external_mods", external)
+    if libs:
+        out = out.with_attr("external_mods", libs)
     return relax.transform.DeadCodeElimination()(out)
 
 
-def _rewrite(func, kernels, builder, target, external, linked, report):
+def _rewrite(func, kernels, builder, target, linking, report):
     from ..builder import build_module, is_tirx
 
     nhwc: dict = {}  # NCHW var -> the NHWC value it was transposed from
+    libs, linked, external = linking
     new_blocks = []
     for block in func.body.blocks:
         if not isinstance(block, relax.DataflowBlock):
@@ -390,10 +398,10 @@ def _rewrite(func, kernels, builder, target, external, linked, report):
             match, result = kernels[binding.var]
             wl = match.workload
             symbol = f"ak_{wl.name}"
-            if is_tirx(result.mod):
+            if external or is_tirx(result.mod):
                 if symbol not in linked:  # one library per kernel, however often it is called
                     func_ = result.mod["main"].with_attr("global_symbol", symbol)
-                    external.append(build_module(tvm.IRModule({symbol: func_}), target).mod)
+                    libs.append(build_module(tvm.IRModule({symbol: func_}), target).mod)
                     linked.add(symbol)
                 callee, link = symbol, "packed"
             else:
@@ -443,9 +451,9 @@ def _add_func(builder, prim, symbol):
 
 
 def _to_nhwc(expr, emit, nhwc):
-    if expr in nhwc:
-        return nhwc[expr]
-    return emit(relax.op.permute_dims(expr, [0, 2, 3, 1]), "ak_nhwc")
+    if expr not in nhwc:  # each activation is transposed once, however many kernels read it
+        nhwc[expr] = emit(relax.op.permute_dims(expr, [0, 2, 3, 1]), "ak_nhwc")
+    return nhwc[expr]
 
 
 def _kernel_args(match: Match, emit, nhwc) -> list:

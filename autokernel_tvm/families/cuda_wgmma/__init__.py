@@ -65,7 +65,7 @@ def structure(genome, workload) -> dict:
         "consumers": genome.warps[0] // 4,
         "stages": genome.stages,
         "raster": max(genome.raster, 1),
-        "epilogue": epilogue,
+        "epilogue": workload.epilogue if workload.epilogue is not None else epilogue,
         "out_dtype": workload.out_dtype or "float32",
     }
 
