@@ -58,6 +58,28 @@ def get_init_inputs():
     return [4, 8, 3]
 """
 
+LINEAR_CHAIN = """
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(64, 32)
+
+    def forward(self, x):
+        return torch.nn.functional.leaky_relu(self.fc(x) * 2.0 - 0.5, 0.1)
+
+
+def get_inputs():
+    return [torch.randn(16, 64)]
+
+
+def get_init_inputs():
+    return []
+"""
+
 
 @pytest.fixture(scope="module")
 def tuner(tmp_path_factory):
@@ -84,7 +106,11 @@ def test_tune_problem_and_model_new(name, source, tuner, tmp_path):
     assert len(report["rel_errors"]) == 3 and report["tolerance"] == 1e-4
     assert report["eager_ms"] > 0 and report["tuned_ms"] > 0 and report["speedup_vs_eager"] > 0
     assert report["torch_compile_ms"] is not None or report["torch_compile_error"]
-    assert any(t["tuned"] for t in report["tasks"])
+    (op,) = [o for o in report["ops"] if "workload" in o]  # one dispatched kernel per problem
+    assert op["workload"].startswith({"matmul": "gemm_M32", "conv_bias_relu": "conv2d_nhwc"}[name])
+    assert op["family"] and op["kernel_us"] > 0 and op["torch_us"] > 0
+    if name == "conv_bias_relu":
+        assert op["epilogue"] == "relu((acc + x0)) with x0[n]"
 
     generated = _import(tmp_path / f"{name}_model.py")
     module = load_problem(str(problem))
@@ -95,6 +121,18 @@ def test_tune_problem_and_model_new(name, source, tuner, tmp_path):
     inputs = module.get_inputs()
     with torch.no_grad():
         assert rel_error(model_new(*inputs), model(*inputs)) <= 1e-4
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_low_precision_problem_is_dispatched_and_correct(dtype, tuner, tmp_path):
+    problem = tmp_path / "linear_chain.py"
+    problem.write_text(LINEAR_CHAIN)
+    report = tune_problem(str(problem), config=tuner.config, dtype=dtype, tuner=tuner, rep_ms=10)
+    assert report["status"] == "ok" and report["correct"], report
+    assert report["tolerance"] == 2e-2 and report["dtype"] == dtype
+    (op,) = report["ops"]
+    assert op["workload"].startswith(f"gemm_nt_M16_N32_K64_{dtype}_to_{dtype}_ep")
+    assert op["epilogue"] == "leaky_relu((((x0 + acc) * 2.0) - 0.5), 0.1) with x0[n]"
 
 
 def test_problem_without_model_is_rejected(tmp_path):

@@ -430,6 +430,7 @@ def _rewrite(func, kernels, builder, target, linking, report):
                     "call": match.heavy.name,
                     "absorbed": [v.name for v in match.absorbed],
                     "workload": wl.name,
+                    "workload_json": wl.to_json(),
                     "epilogue": str(wl.epilogue) if wl.epilogue is not None else "",
                     "kernel": symbol,
                     "link": link,
