@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import pytest
 import torch
@@ -147,3 +148,37 @@ def test_unsupported_problem_is_reported_not_raised(tuner, tmp_path):
     path.write_text(MATMUL.replace("torch.matmul(A, B)", "torch.erfinv(torch.tanh(A @ B))"))
     report = tune_problem(str(path), config=tuner.config, tuner=tuner)
     assert report["status"] == "unsupported" and "erfinv" in report["reason"]
+
+
+SUITE = sorted((Path(__file__).parent.parent / "benchmarks" / "problems").glob("*.py"))
+
+
+def test_problem_suite_has_the_issue_list():
+    names = {p.stem for p in SUITE}
+    assert len(names) >= 12 and {"llama_mlp", "resnet_block", "matmul_irregular"} <= names
+
+
+@pytest.mark.parametrize("path", SUITE, ids=lambda p: p.stem)
+def test_every_suite_problem_imports_in_bf16_and_dispatches_every_heavy_call(path):
+    """Each problem's matmuls/convs all match a workload (nothing is left to TVM's lowering)."""
+    import tvm
+    from tvm import relax
+
+    from autokernel_tvm.relax import cast
+    from autokernel_tvm.relax.dispatch import plan_function
+    from autokernel_tvm.relax.importer import from_exported_program
+
+    problem = load_problem(str(path))
+    torch.manual_seed(0)
+    model, inputs = cast(problem.Model(*problem.get_init_inputs()).eval(), (), "bfloat16")
+    _, inputs = cast(model, tuple(problem.get_inputs()), "bfloat16")
+    mod = from_exported_program(torch.export.export(model, inputs))
+    t = relax.transform  # what import_model and the dispatch pass run before matching
+    mod = t.DeadCodeElimination()(t.CanonicalizeBindings()(t.DecomposeOpsForInference()(mod)))
+    matches, unmatched = plan_function(tvm.IRModule(mod.functions)["main"])
+    assert matches and not unmatched, unmatched
+    assert all(m.workload.dtype == "bfloat16" == m.workload.out_dtype for m in matches)
+    if path.stem == "llama_mlp":  # silu(gate) * up fused into the gate GEMM's write-back
+        assert str(matches[0].workload.epilogue) == "((acc * sigmoid(acc)) * x0) with x0[full]"
+    if path.stem == "resnet_block":  # BN, ReLU and the residual fused: two kernels in all
+        assert len(matches) == 2 and str(matches[1].workload.epilogue).endswith("x4[full]")

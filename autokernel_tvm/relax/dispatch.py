@@ -119,7 +119,10 @@ def _scalar(expr, bound: dict) -> float | None:
 
 
 def plan_function(func: relax.Function) -> tuple[list[Match], list[dict]]:
-    """The matches in ``func``'s dataflow blocks and, for each heavy call left, the reason."""
+    """The matches in ``func``'s dataflow blocks and, for each heavy call left, the reason.
+
+    Run ``DeadCodeElimination`` first (as the pass does): a dead reader ends a chain.
+    """
     matches, unmatched = [], []
     body = func.body
     output_vars = set(relax.analysis.free_vars(body.body)) if hasattr(body, "body") else set()
@@ -343,6 +346,8 @@ def dispatch_kernels(
 
 def rewrite_module(mod, target, provider, report: DispatchReport, *, external=False):
     """Apply the dispatch to every Relax function of ``mod`` (see :func:`dispatch_kernels`)."""
+    # Dead bindings (e.g. batch_norm's unused (out, mean, var) tuple) would end chains early.
+    mod = relax.transform.DeadCodeElimination()(mod)
     builder = relax.BlockBuilder(mod)
     attrs = dict(mod.attrs) if mod.attrs else {}
     libs, linked = list(attrs.get("external_mods", [])), set()
