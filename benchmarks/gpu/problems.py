@@ -43,6 +43,7 @@ from autokernel_tvm.relax import cast, check, reference64  # noqa: E402
 from autokernel_tvm.relax.runtime import load_model  # noqa: E402
 from autokernel_tvm.results import append_result, device_short_name, now_iso  # noqa: E402
 from autokernel_tvm.timing import time_callable  # noqa: E402
+from autokernel_tvm.torch import backend as _backend  # noqa: E402,F401  (registers "autokernel")
 
 PROBLEMS = os.path.join(ROOT, "benchmarks", "problems")
 
@@ -58,7 +59,8 @@ def flops_of(model, inputs) -> int:
 
 
 def run_problem(name: str, dtype: str, args, tuner) -> dict:
-    path = os.path.join(PROBLEMS, name + ".py")
+    path = os.path.join(args.problems_dir, name + ".py")
+    device = "cpu" if args.target == "llvm" else "cuda"
     out_dir = os.path.join(args.out, "problems", f"{name}_{dtype}")
     os.makedirs(out_dir, exist_ok=True)
     start = time.time()
@@ -77,16 +79,16 @@ def run_problem(name: str, dtype: str, args, tuner) -> dict:
     tune_seconds = time.time() - start
     problem = load_problem(path)
     torch.manual_seed(0)  # the weights tune_problem used
-    model = problem.Model(*problem.get_init_inputs()).eval().cuda()
+    model = problem.Model(*problem.get_init_inputs()).eval().to(device)
     model, _ = cast(model, (), dtype)
     torch.manual_seed(21)
-    inputs = cast(model, tuple(x.cuda() for x in problem.get_inputs()), dtype)[1]
+    inputs = cast(model, tuple(x.to(device) for x in problem.get_inputs()), dtype)[1]
     exported = load_model(report["export"]["library"])
     with torch.no_grad():
         expected, ref64 = model(*inputs), reference64(model, inputs)
         result["problem_check"] = check(exported(*inputs), expected, inputs, ref64)
         start = time.time()
-        options = {"target": "cuda", "trials": args.trials, "work_dir": tuner.config.work_dir}
+        options = {"target": args.target, "trials": args.trials, "work_dir": tuner.config.work_dir}
         options["cache_dir"] = os.path.join(args.out, "backend_cache")
         ours_backend = torch.compile(model, backend="autokernel", options=options)
         result["backend_check"] = check(ours_backend(*inputs), expected, inputs, ref64)
@@ -102,12 +104,12 @@ def run_problem(name: str, dtype: str, args, tuner) -> dict:
         samples: dict = {k: [] for k in impls}
         for _ in range(args.rounds):  # alternate, so clock or thermal drift hits all alike
             for key, fn in impls.items():
-                samples[key].append(time_callable(fn, "cuda", rep_ms=args.rep_ms))
+                samples[key].append(time_callable(fn, device, rep_ms=args.rep_ms))
     times = {k: statistics.median(v) for k, v in samples.items()}
     flops = flops_of(model, inputs)
     result.update({"seconds": times, "flops": flops, "tune_seconds": tune_seconds})
     result["backend_seconds"] = backend_seconds
-    gpu = torch.cuda.get_device_name()
+    gpu = torch.cuda.get_device_name() if device == "cuda" else "cpu"
     for impl in ("autokernel-problem", "autokernel-backend"):
         checked = result["problem_check" if impl.endswith("problem") else "backend_check"]
         for baseline in ("eager", "torch.compile"):
@@ -148,15 +150,18 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="alternating timing rounds")
     parser.add_argument("--rep-ms", type=float, default=100.0, help="timing per call and round")
     parser.add_argument("--out", default=os.environ.get("OUT", "out"), help="results folder")
+    parser.add_argument("--target", default="cuda", help="cuda; llvm for a CPU smoke run")
+    parser.add_argument("--problems-dir", default=PROBLEMS, help="folder of problem files")
     args = parser.parse_args(argv)
     from autokernel_tvm.tuner import Tuner
 
     names = [n for n in args.only.split(",") if n] or sorted(
-        f[:-3] for f in os.listdir(PROBLEMS) if f.endswith(".py")
+        f[:-3] for f in os.listdir(args.problems_dir) if f.endswith(".py")
     )
     os.makedirs(args.out, exist_ok=True)
     work_dir = os.path.join(args.out, "work")
-    tuner = Tuner(TuneConfig.from_env(target="cuda", trials=args.trials, work_dir=work_dir))
+    config = TuneConfig.from_env(target=args.target, trials=args.trials, work_dir=work_dir)
+    tuner = Tuner(config, progress=False)
     results = []
     for dtype in args.dtypes.split(","):
         for name in names:
@@ -183,8 +188,9 @@ def _print_row(r: dict) -> None:
     ok = r["problem_check"]["passed"] and r["backend_check"]["passed"]
     print(
         f"{head} eager {t['eager']:8.3f} ms  inductor {t['torch.compile']:8.3f}  "
-        f"ours(problem) {t['autokernel-problem']:8.3f} ({t['eager'] / t['autokernel-problem']:.2f}x "
-        f"eager)  ours(backend) {t['autokernel-backend']:8.3f}  correct {ok}  "
+        f"ours(problem) {t['autokernel-problem']:8.3f} "
+        f"({t['eager'] / t['autokernel-problem']:.2f}x eager)  "
+        f"ours(backend) {t['autokernel-backend']:8.3f}  correct {ok}  "
         f"tune {r['tune_seconds']:.0f}s",
         flush=True,
     )
