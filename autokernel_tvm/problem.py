@@ -80,6 +80,7 @@ def tune_problem(
     seeds: tuple = (0, 1, 2),
     init_seed: int = 0,
     rep_ms: float = 500.0,
+    compare: bool = True,
 ) -> dict:
     """Tune, check, time and optionally export one problem; return a JSON-able report.
 
@@ -101,6 +102,9 @@ def tune_problem(
         Seed set before ``Model(*get_init_inputs())``.
     rep_ms : float
         Measuring time per timed implementation.
+    compare : bool
+        Time eager, ``torch.compile`` and the tuned model (False: the caller times them, as
+        ``benchmarks/gpu/problems.py`` does in alternating rounds).
 
     Returns
     -------
@@ -147,7 +151,8 @@ def tune_problem(
     report["rel_errors"] = [c["rel_error"] for c in checks]
     report["tolerance"] = checks[0]["tolerance"]
     report["correct"] = all(c["passed"] for c in checks)
-    report.update(_timings(model, tuned, fresh(seeds[0]), device, rep_ms))
+    if compare:
+        report.update(_timings(model, tuned, fresh(seeds[0]), device, rep_ms))
     report["ops"] = op_timings(tuned.report.get("dispatch", {}), device, rep_ms)
     if export:
         report["export"] = export_problem(tuned, export, path, model, config, init_seed)

@@ -72,6 +72,7 @@ def run_problem(name: str, dtype: str, args, tuner) -> dict:
         tuner=tuner,
         seeds=(11, 12, 13),
         rep_ms=50.0,
+        compare=False,  # timed below, in alternating rounds
     )
     result = {"problem": name, "dtype": dtype, "problem_path": report}
     if report.get("status") != "ok":
