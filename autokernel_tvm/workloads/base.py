@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .epilogue import Epilogue
 
 DTYPES = ("float32", "float16", "bfloat16")
 ACCUMULATE = {"float32": "float32", "float16": "float32", "bfloat16": "float32"}
@@ -95,7 +99,7 @@ class Workload:
     shape: tuple[int, ...]
     dtype: str = "float32"
     out_dtype: str = ""
-    epilogue: object = None
+    epilogue: Epilogue | None = None
 
     def __post_init__(self) -> None:
         opdef = get_op(self.op)

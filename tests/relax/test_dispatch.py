@@ -147,3 +147,17 @@ def test_wrong_kernel_is_caught_by_the_model_check(tuner):
         assert check(out, expected, x, ref64)["passed"]
         out[-8:, -8:] = 0  # one wrong tile of a 16x16 output
         assert not check(out, expected, x, ref64)["passed"]
+
+
+def test_chain_stops_at_a_cast_that_truncates():
+    class Truncate(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(8, 8)
+
+        def forward(self, x):
+            return (self.fc(x) * 4.0).to(torch.int32).float() * 0.5
+
+    mod = from_exported_program(torch.export.export(Truncate().eval(), (torch.randn(4, 8),)))
+    (match,), unmatched = plan_function(mod["main"])
+    assert str(match.workload.epilogue) == "((x0 + acc) * 4.0) with x0[n]" and not unmatched
