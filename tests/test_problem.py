@@ -85,7 +85,13 @@ def get_init_inputs():
 @pytest.fixture(scope="module")
 def tuner(tmp_path_factory):
     work = tmp_path_factory.mktemp("problem_work")
-    config = TuneConfig(trials=2, trials_per_iter=2, work_dir=str(work), build_workers=2)
+    config = TuneConfig(
+        trials=2,
+        trials_per_iter=2,
+        work_dir=str(work),
+        build_workers=2,
+        library_dir=str(work / "library"),  # winners are recorded: not into schedules/
+    )
     return Tuner(config, progress=False)
 
 

@@ -56,7 +56,10 @@ def _provider(workload):
 @pytest.fixture(scope="module")
 def tuner(tmp_path_factory):
     work = tmp_path_factory.mktemp("dispatch_work")
-    return Tuner(TuneConfig(trials=2, work_dir=str(work), build_workers=1), progress=False)
+    config = TuneConfig(
+        trials=2, work_dir=str(work), library_dir=str(work / "lib"), build_workers=1
+    )
+    return Tuner(config, progress=False)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)

@@ -49,7 +49,13 @@ class CNN(torch.nn.Module):
 @pytest.fixture(scope="module")
 def tuner(tmp_path_factory):
     work = tmp_path_factory.mktemp("relax_work")
-    config = TuneConfig(trials=4, trials_per_iter=4, work_dir=str(work), build_workers=2)
+    config = TuneConfig(
+        trials=4,
+        trials_per_iter=4,
+        work_dir=str(work),
+        build_workers=2,
+        library_dir=str(work / "library"),  # winners are recorded: not into schedules/
+    )
     return Tuner(config, progress=False)
 
 

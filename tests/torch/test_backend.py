@@ -58,6 +58,7 @@ def setup(tmp_path_factory):
         "trials_per_iter": 4,
         "build_workers": 2,
         "cache_dir": str(folder / "cache"),
+        "library_dir": str(folder / "library"),  # winners are recorded: not into schedules/
     }
     yield folder, MLP, options
     sys.path.remove(str(folder))
