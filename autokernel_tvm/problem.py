@@ -5,8 +5,10 @@ A problem file defines ``class Model(nn.Module)``, ``get_inputs()`` and ``get_in
 Read first: :func:`tune_problem`: build the model (weights drawn after
 ``torch.manual_seed(init_seed)``), tune it with :func:`autokernel_tvm.relax.tune_model`, compare
 it with eager PyTorch on fresh inputs of several seeds (relative-norm error <= 1e-4 in fp32,
-<= 2e-2 in fp16/bf16), time eager, ``torch.compile`` (inductor) and the tuned model in one run,
-and export ``<export>.so`` plus ``<export>_model.py`` whose ``ModelNew`` reloads the library.
+<= 2e-2 in fp16/bf16, and elementwise against an fp64 run: :mod:`autokernel_tvm.relax.check`),
+time eager, ``torch.compile`` (inductor) and the tuned model in one run, report per dispatched
+call its kernel, family and time against torch's op (:func:`op_timings`), and export
+``<export>.so`` plus ``<export>_model.py`` whose ``ModelNew`` reloads the library.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 import torch
 
 from .config import TuneConfig
-from .relax import DTYPES, UnsupportedModelError, cast, check, tune_model
+from .relax import DTYPES, UnsupportedModelError, cast, check, reference64, tune_model
 from .timing import time_callable
 
 MODEL_TEMPLATE = '''\
@@ -78,6 +80,7 @@ def tune_problem(
     seeds: tuple = (0, 1, 2),
     init_seed: int = 0,
     rep_ms: float = 500.0,
+    compare: bool = True,
 ) -> dict:
     """Tune, check, time and optionally export one problem; return a JSON-able report.
 
@@ -99,13 +102,18 @@ def tune_problem(
         Seed set before ``Model(*get_init_inputs())``.
     rep_ms : float
         Measuring time per timed implementation.
+    compare : bool
+        Time eager, ``torch.compile`` and the tuned model (False: the caller times them, as
+        ``benchmarks/gpu/problems.py`` does in alternating rounds).
 
     Returns
     -------
     dict
         ``status`` ("ok" or "unsupported" with ``reason``), ``correct`` and ``rel_errors``,
         ``eager_ms``, ``torch_compile_ms`` (or ``torch_compile_error``), ``tuned_ms``,
-        speedups, ``tasks`` (per-task tuning report), ``tune_seconds`` and ``export``.
+        speedups, ``tasks`` (per-task tuning report), ``ops`` (per dispatched call: kernel,
+        family, its time and torch's op time, see :func:`op_timings`), ``tune_seconds`` and
+        ``export``.
     """
     problem = load_problem(path)
     device = "cpu" if config.target == "llvm" else "cuda"
@@ -138,11 +146,14 @@ def tune_problem(
     with torch.no_grad():
         for seed in seeds:
             inputs = fresh(seed)
-            checks.append(check(tuned(*inputs), model(*inputs), inputs))
+            ref64 = reference64(model, inputs)
+            checks.append(check(tuned(*inputs), model(*inputs), inputs, ref64))
     report["rel_errors"] = [c["rel_error"] for c in checks]
     report["tolerance"] = checks[0]["tolerance"]
     report["correct"] = all(c["passed"] for c in checks)
-    report.update(_timings(model, tuned, fresh(seeds[0]), device, rep_ms))
+    if compare:
+        report.update(_timings(model, tuned, fresh(seeds[0]), device, rep_ms))
+    report["ops"] = op_timings(tuned.report.get("dispatch", {}), device, rep_ms)
     if export:
         report["export"] = export_problem(tuned, export, path, model, config, init_seed)
     return report
@@ -187,6 +198,35 @@ def _timings(model, tuned, inputs: tuple, device: str, rep_ms: float) -> dict:
     if out["torch_compile_ms"] is not None:
         out["speedup_vs_torch_compile"] = out["torch_compile_ms"] / out["tuned_ms"]
     return out
+
+
+def op_timings(dispatch: dict, device: str, rep_ms: float) -> list[dict]:
+    """Per dispatched call: its kernel and family, the kernel's time (measured by the tuner in
+    this run) and the time of torch's own op on the same workload (measured now); per unmatched
+    call, the reason TVM's lowering serves it."""
+    from .relax.torch_ops import torch_op
+    from .workloads import Workload
+
+    rows = []
+    for served in dispatch.get("served", []):
+        workload = Workload.from_json(served["workload_json"])
+        with torch.no_grad():
+            torch_us = time_callable(torch_op(workload, device), device, rep_ms=rep_ms) * 1e6
+        rows.append(
+            {
+                "call": served["call"],
+                "workload": served["workload"],
+                "epilogue": served["epilogue"],
+                "kernel": served["kernel"],
+                "family": served["family"],
+                "kernel_us": served["latency_us"],
+                "torch_us": torch_us,
+                "speedup_vs_torch": torch_us / served["latency_us"],
+            }
+        )
+    for unmatched in dispatch.get("unmatched", []):
+        rows.append({"call": unmatched["call"], "kernel": "tvm", "reason": unmatched["reason"]})
+    return rows
 
 
 def _forward_signature(forward) -> tuple[str, str]:

@@ -29,24 +29,29 @@ from ..config import TuneConfig
 from ..tuner import TuneError, Tuner
 from . import passes as relax_passes
 from . import tasks as relax_tasks
+from .check import TOLERANCE, check, reference64, rel_error, tolerance
+from .dispatch import DispatchReport, dispatch_kernels
 from .runtime import ModelLoadError, TunedModel, load_model
 from .tasks import MIN_TASK_FLOPS, TaskReport
 
 __all__ = [
     "MIN_TASK_FLOPS",
+    "TOLERANCE",
+    "DispatchReport",
     "ModelLoadError",
     "TaskReport",
     "TunedModel",
     "UnsupportedModelError",
     "autokernel_pipeline",
+    "check",
+    "reference64",
+    "dispatch_kernels",
     "load_model",
     "rel_error",
     "tolerance",
     "tune_model",
 ]
 log = logging.getLogger("autokernel_tvm")
-#: Relative-norm error allowed against eager PyTorch, by dtype.
-TOLERANCE = {"float32": 1e-4, "float16": 2e-2, "bfloat16": 2e-2}
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -62,6 +67,7 @@ def tune_model(
     dtype: str | None = None,
     tuner: Tuner | None = None,
     min_task_flops: float = MIN_TASK_FLOPS,
+    dispatch: bool = True,
 ) -> TunedModel:
     """Export, tune and build ``model``; the result is called like ``model`` in eval mode.
 
@@ -80,12 +86,18 @@ def tune_model(
         Reuse a tuner made from ``config`` (and its builder processes); by default a new one.
     min_task_flops : float
         Tasks below this keep TVM's default lowering.
+    dispatch : bool
+        Replace each matmul/conv2d and its elementwise chain by a kernel tuned for that
+        workload (:mod:`~autokernel_tvm.relax.dispatch`, ``config.trials`` per kernel); the
+        rest of the graph is tuned as Relax tasks.
 
     Returns
     -------
     TunedModel
-        ``.report`` has per-task name, weight, FLOPs, trials, best latency, tuned or why not,
-        the numerics check against eager on ``example_inputs``, and timings of each stage.
+        ``.report["dispatch"]`` lists the kernel and family of each served call and the
+        reason for each unmatched one; ``.report`` also has per-task name, weight, FLOPs,
+        trials, best latency, tuned or why not, the numerics check against eager and fp64
+        (:mod:`~autokernel_tvm.relax.check`) on ``example_inputs``, and stage timings.
 
     Raises
     ------
@@ -97,12 +109,20 @@ def tune_model(
     if config.target != "llvm" and not tuner.device().exist:
         raise TuneError(f"no {config.target} device here: tuning measures every candidate on it")
     model, inputs = cast(model.eval(), tuple(example_inputs), dtype)
-    mod, params, out_spec = import_model(model, inputs)
+    dispatched = DispatchReport()
+    rewrite = dispatch_kernels(tuner, report=dispatched) if dispatch else None
+    mod, params, out_spec = import_model(model, inputs, rewrite=rewrite)
     num_inputs = int(mod["main"].attrs["num_input"])
     imported = time.time()
     db_dir = database_dir(tuner)
     # Weight transforms (main_transform_params) run once at load: only main's tasks count.
-    main_only = tvm.IRModule({gv: f for gv, f in mod.functions.items() if gv.name_hint == "main"})
+    main_only = tvm.IRModule(
+        {
+            gv: f
+            for gv, f in mod.functions.items()
+            if gv.name_hint == "main" or isinstance(f, tvm.tirx.PrimFunc)  # dispatched kernels
+        }
+    )
     try:
         tasks = relax_tasks.extract(main_only, tuner.target)
     except Exception as err:  # e.g. an op without a legalization
@@ -117,33 +137,44 @@ def tune_model(
         "target": str(tuner.target.kind.name),
         "trials": config.trials,
         "tasks": [r.to_json() for r in reports],
+        "dispatch": dispatched.to_json(),
         "import_seconds": imported - start,
         "tune_seconds": tuned_at - imported,
     }
     result = TunedModel(exe, device, params, num_inputs, out_spec, report)
     with torch.no_grad():
         expected = model(*inputs)
-    report["check"] = check(result(*inputs), expected, inputs)
+    ref64 = reference64(model, inputs)
+    report["check"] = check(result(*inputs), expected, inputs, ref64)
     if not report["check"]["passed"]:
         log.warning("tuned model fails the numerics check %s: default lowering", report["check"])
+        mod, params, _ = import_model(model, inputs)
         result = TunedModel(_build(mod, tuner.target, None), device, params, num_inputs, out_spec)
         for task in report["tasks"]:
             task["tuned"], task["reason"] = False, "tuned build failed the numerics check"
-        report["check"] = check(result(*inputs), expected, inputs)
+        for served in report["dispatch"]["served"]:
+            served["reason"] = "model failed the numerics check: TVM's default lowering used"
+        report["check"] = check(result(*inputs), expected, inputs, ref64)
         result.report = report
     report["build_seconds"] = time.time() - tuned_at
     report["total_seconds"] = time.time() - start
     return result
 
 
-def import_model(model: torch.nn.Module, inputs: tuple):
+def import_model(model: torch.nn.Module, inputs: tuple, rewrite=None):
     """``torch.export`` + Relax import; weights detached and their transforms lifted.
+
+    ``rewrite`` (a Relax pass, e.g. :func:`dispatch_kernels`) runs before the weight transforms
+    are lifted, so the layout changes it makes to weights run once, at load time.
+
+    fp16/bf16 models import with PyTorch's dtypes (:mod:`autokernel_tvm.relax.importer`).
 
     Returns ``(mod, params, out_spec)``: ``mod["main"]`` takes the inputs then the (transformed)
     weights; ``mod["main_transform_params"]`` (when there are weights) transforms ``params``.
     """
     from tvm.relax.frontend import detach_params
-    from tvm.relax.frontend.torch import from_exported_program
+
+    from .importer import from_exported_program
 
     try:
         program = torch.export.export(model, inputs)
@@ -157,6 +188,8 @@ def import_model(model: torch.nn.Module, inputs: tuple):
     mod = tvm.transform.Sequential(
         [relax.transform.DecomposeOpsForInference(), relax.transform.CanonicalizeBindings()]
     )(mod)
+    if rewrite is not None:
+        mod = rewrite(mod)
     weights = [torch.from_dlpack(p) for p in params.get("main", [])]
     if weights:
         mod = relax.transform.LiftTransformParams()(mod)
@@ -164,7 +197,8 @@ def import_model(model: torch.nn.Module, inputs: tuple):
 
 
 def autokernel_pipeline(config: TuneConfig, *, tuner: Tuner | None = None) -> tvm.transform.Pass:
-    """A Relax pipeline: legalize -> tune with our builder and space -> apply records -> lower.
+    """A Relax pipeline: dispatch heavy calls to tuned kernels (:func:`dispatch_kernels`) ->
+    legalize -> tune the remaining tasks with our builder and space -> apply records -> lower.
 
     For ``tvm.compile(mod, target, relax_pipeline=...)``. Tuning goes through TVM's own
     ``MetaScheduleTuneIRMod`` pass, whose ``tune_relax`` global is routed to this package's
@@ -185,6 +219,8 @@ def autokernel_pipeline(config: TuneConfig, *, tuner: Tuner | None = None) -> tv
             raise ValueError(f"compiling for {current.kind.name}, but config.target={target}")
         db_dir = database_dir(tuner_)
         os.makedirs(db_dir, exist_ok=True)
+        dispatched = DispatchReport()
+        mod = dispatch_kernels(tuner_, report=dispatched)(mod)
         fused = relax.get_pipeline("zero")(mod)
         with target, relax_passes.routed_tune_relax(tuner_) as route:
             relax.transform.MetaScheduleTuneIRMod({}, db_dir, config.trials)(fused)
@@ -194,7 +230,8 @@ def autokernel_pipeline(config: TuneConfig, *, tuner: Tuner | None = None) -> tv
             route.reports = relax_tasks.tune_tasks(tuner_, tasks, db_dir, config.trials)
         with open(os.path.join(db_dir, "pipeline_report.json"), "w") as f:
             tasks = [r.to_json() for r in route.reports]
-            json.dump({"routed": route.calls > 0, "tasks": tasks}, f, indent=1)
+            summary = {"routed": route.calls > 0, "tasks": tasks, "dispatch": dispatched.to_json()}
+            json.dump(summary, f, indent=1)
         db_lib.repair(db_dir)  # before MetaSchedule reads it: it trusts every line
         database = tvm.s_tir.meta_schedule.database.JSONDatabase(work_dir=db_dir)
         with database:
@@ -232,38 +269,6 @@ def cast(model: torch.nn.Module, inputs: tuple, dtype: str | None):
         for x in inputs
     )
     return model.to(torch_dtype), inputs
-
-
-def rel_error(out, ref) -> float:
-    """Largest relative-norm error ``|out - ref| / |ref|`` over the (flattened) outputs."""
-    outs, refs = _flat(out), _flat(ref)
-    if len(outs) != len(refs):
-        return float("inf")
-    worst = 0.0
-    for o, r in zip(outs, refs, strict=True):
-        if o.shape != r.shape:
-            return float("inf")
-        o, r = o.detach().double().cpu(), r.detach().double().cpu()
-        worst = max(worst, float((o - r).norm() / r.norm().clamp_min(1e-30)))
-    return worst
-
-
-def tolerance(tensors) -> float:
-    """The error bound for the lowest-precision floating dtype among ``tensors`` (fp32: none)."""
-    names = [str(x.dtype).removeprefix("torch.") for x in _flat(tensors) if x.is_floating_point()]
-    return max((TOLERANCE.get(n, 1e-4) for n in names), default=TOLERANCE["float32"])
-
-
-def check(out, ref, inputs) -> dict:
-    """Whether ``out`` matches ``ref`` within the :func:`tolerance` of the inputs and ``ref``."""
-    error, bound = rel_error(out, ref), tolerance((inputs, ref))
-    return {"rel_error": error, "tolerance": bound, "passed": bool(error <= bound)}
-
-
-def _flat(value) -> list[torch.Tensor]:
-    from torch.utils import _pytree as pytree
-
-    return [v for v in pytree.tree_leaves(value) if isinstance(v, torch.Tensor)]
 
 
 def _build(mod: tvm.IRModule, target: tvm.target.Target, db_dir: str | None):

@@ -87,7 +87,7 @@ def compile_with_database(mod: tvm.IRModule, target: tvm.target.Target, db_dir: 
     if db_dir:
         repair(db_dir)  # before MetaSchedule reads it: it trusts every line
     database = ms.database.JSONDatabase(work_dir=db_dir) if db_dir else ms.database.MemoryDatabase()
-    config = pass_config(target)
+    config = pass_config(target, mod)  # dispatched wmma kernels are PrimFuncs of ``mod``
     if target.kind.name == "cuda" and _records_use_wmma(db_dir):
         config.update(WMMA_PASS_CONFIG)  # wmma kernels break under StorageRewrite in 0.27
     with target, database, tvm.transform.PassContext(opt_level=3, config=config):

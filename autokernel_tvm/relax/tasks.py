@@ -71,7 +71,9 @@ def plan(tasks: list, trials: int, min_task_flops: float = MIN_TASK_FLOPS) -> li
         func_mod = task.dispatched[0]
         flops = float(tvm.s_tir.analysis.estimate_tir_flops(func_mod))
         report = TaskReport(task.task_name, int(task.weight), flops, workload_key(func_mod))
-        if not _has_reduction(func_mod):
+        if _is_dispatched(func_mod):
+            report.reason = "a dispatched kernel: tuned as its own workload (relax.dispatch)"
+        elif not _has_reduction(func_mod):
             report.reason = "no reduction (elementwise/injective): TVM's default lowering"
         elif flops < min_task_flops:
             report.reason = f"{flops:.3g} FLOPs < min_task_flops {min_task_flops:.3g}"
@@ -189,6 +191,14 @@ def db_stats(db_dir: str) -> dict[str, tuple[int, float | None]]:
             best = latency
         stats[keys[record.workload]] = (count + 1, best)
     return stats
+
+
+def _is_dispatched(mod: tvm.IRModule) -> bool:
+    """Whether the task is a kernel :mod:`~autokernel_tvm.relax.dispatch` put there (scheduled)."""
+    return any(
+        func.attrs is not None and bool(func.attrs.get("tir.is_scheduled", False))
+        for func in mod.functions.values()
+    )
 
 
 def _has_reduction(mod: tvm.IRModule) -> bool:

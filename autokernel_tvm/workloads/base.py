@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .epilogue import Epilogue
 
 DTYPES = ("float32", "float16", "bfloat16")
 ACCUMULATE = {"float32": "float32", "float16": "float32", "bfloat16": "float32"}
@@ -77,16 +81,27 @@ def get_op(name: str) -> OpDef:
 class Workload:
     """One kernel to tune: ``op`` at a static ``shape`` with input ``dtype``.
 
-    ``out_dtype`` defaults to the accumulation dtype (fp32 for fp16/bf16 inputs).
+    ``out_dtype`` defaults to the accumulation dtype (fp32 for fp16/bf16 inputs). ``epilogue``
+    (an :class:`~autokernel_tvm.workloads.epilogue.Epilogue`, or its JSON) is applied to the
+    fp32 accumulator before the cast to ``out_dtype``; its operands follow the op's inputs.
     """
 
     op: str
     shape: tuple[int, ...]
     dtype: str = "float32"
     out_dtype: str = ""
+    epilogue: Epilogue | None = None
 
     def __post_init__(self) -> None:
         opdef = get_op(self.op)
+        if isinstance(self.epilogue, dict):
+            from .epilogue import Epilogue
+
+            object.__setattr__(self, "epilogue", Epilogue.from_json(self.epilogue))
+        if self.epilogue is not None and self.op.startswith("gemm_bias"):
+            raise WorkloadError(
+                f"op {self.op!r} has its own epilogue: use gemm_nt with the bias as an operand"
+            )
         object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
         if len(self.shape) != len(opdef.dims):
             raise WorkloadError(
@@ -111,7 +126,8 @@ class Workload:
     def name(self) -> str:
         dims = "_".join(f"{d}{s}" for d, s in zip(self.opdef.dims, self.shape))
         out = "" if self.out_dtype == ACCUMULATE[self.dtype] else f"_to_{self.out_dtype}"
-        return f"{self.op}_{dims}_{self.dtype}{out}"
+        epilogue = f"_ep{self.epilogue.key}" if self.epilogue is not None else ""
+        return f"{self.op}_{dims}_{self.dtype}{out}{epilogue}"
 
     @property
     def acc_dtype(self) -> str:
@@ -123,7 +139,12 @@ class Workload:
 
     @property
     def inputs(self) -> list[ArgSpec]:
-        return [ArgSpec(n, s, self.dtype) for n, s in self.opdef.arg_shapes(self.shape)]
+        args = [ArgSpec(n, s, self.dtype) for n, s in self.opdef.arg_shapes(self.shape)]
+        if self.epilogue is not None:
+            out = tuple(self.opdef.out_shape(self.shape))
+            for i in range(len(self.epilogue.operands)):
+                args.append(ArgSpec(f"x{i}", self.epilogue.operand_shape(i, out), self.dtype))
+        return args
 
     @property
     def output(self) -> ArgSpec:
@@ -133,9 +154,36 @@ class Workload:
         """The TensorIR function ``main(*inputs, out)``."""
         from tvm import te
 
-        ins, out = self.opdef.compute(self.shape, self.dtype, self.out_dtype)
+        if self.epilogue is None:
+            ins, out = self.opdef.compute(self.shape, self.dtype, self.out_dtype)
+        else:
+            ins, out = self._epilogue_compute()
         func = te.create_prim_func([*ins, out])
         return func.with_attr("global_symbol", "main")
+
+    def _epilogue_compute(self):
+        """The op in fp32, then one ``epilogue`` block: expression, then cast to out_dtype."""
+        from tvm import te
+
+        ins, acc = self.opdef.compute(self.shape, self.dtype, self.acc_dtype)
+        ep, out_shape = self.epilogue, tuple(self.opdef.out_shape(self.shape))
+        extra = [
+            te.placeholder(ep.operand_shape(i, out_shape), self.dtype, name=f"x{i}")
+            for i in range(len(ep.operands))
+        ]
+
+        def element(*idx):
+            def load(i):
+                return extra[i][ep.operand_index(i, idx)].astype(self.acc_dtype)
+
+            return ep.lower(acc[idx], load).astype(self.out_dtype)
+
+        out = te.compute(out_shape, element, name="epilogue")
+        return [*ins, *extra], out
+
+    def _split(self, arrays):
+        count = len(self.opdef.arg_shapes(self.shape))
+        return list(arrays[:count]), list(arrays[count:])
 
     def ir_module(self):
         import tvm
@@ -144,12 +192,22 @@ class Workload:
 
     def reference(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
         """fp64 reference output for the given inputs."""
-        return self.opdef.reference(self.shape, [np.asarray(a, dtype=np.float64) for a in arrays])
+        f64 = [np.asarray(a, dtype=np.float64) for a in arrays]
+        if self.epilogue is None:
+            return self.opdef.reference(self.shape, f64)
+        base, operands = self._split(f64)
+        return self.epilogue.evaluate(self.opdef.reference(self.shape, base), operands)
 
     def magnitude(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
-        """Elementwise scale of rounding error: the op on absolute values, in fp64."""
-        f64 = [np.abs(np.asarray(a, dtype=np.float64)) for a in arrays]
-        return self.opdef.magnitude(self.shape, f64)
+        """Elementwise scale of rounding error: the op on absolute values, in fp64 (carried
+        through the epilogue by :meth:`Epilogue.magnitude`)."""
+        f64 = [np.asarray(a, dtype=np.float64) for a in arrays]
+        if self.epilogue is None:
+            return self.opdef.magnitude(self.shape, [np.abs(a) for a in f64])
+        base, operands = self._split(f64)
+        acc_mag = self.opdef.magnitude(self.shape, [np.abs(a) for a in base])
+        acc = self.opdef.reference(self.shape, base)
+        return self.epilogue.magnitude(acc, acc_mag, operands)
 
     def random_inputs(self, rng: np.random.Generator, kind: str = "normal") -> list[np.ndarray]:
         """Inputs drawn fresh from ``rng``; ``kind`` picks the value distribution.
@@ -174,8 +232,15 @@ class Workload:
             "flops": self.flops,
             "inputs": [a.to_json() for a in self.inputs],
             "output": self.output.to_json(),
+            **({"epilogue": self.epilogue.to_json()} if self.epilogue is not None else {}),
         }
 
     @classmethod
     def from_json(cls, data: dict) -> Workload:
-        return cls(data["op"], tuple(data["shape"]), data["dtype"], data.get("out_dtype", ""))
+        return cls(
+            data["op"],
+            tuple(data["shape"]),
+            data["dtype"],
+            data.get("out_dtype", ""),
+            data.get("epilogue"),
+        )

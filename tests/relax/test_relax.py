@@ -49,7 +49,13 @@ class CNN(torch.nn.Module):
 @pytest.fixture(scope="module")
 def tuner(tmp_path_factory):
     work = tmp_path_factory.mktemp("relax_work")
-    config = TuneConfig(trials=4, trials_per_iter=4, work_dir=str(work), build_workers=2)
+    config = TuneConfig(
+        trials=4,
+        trials_per_iter=4,
+        work_dir=str(work),
+        build_workers=2,
+        library_dir=str(work / "library"),  # winners are recorded: not into schedules/
+    )
     return Tuner(config, progress=False)
 
 
@@ -60,8 +66,31 @@ def mlp_tuned(tuner):
     return model, tune_model(model, (torch.randn(8, 32),), config=tuner.config, tuner=tuner)
 
 
-def test_mlp_tuned_matches_eager(mlp_tuned):
+@pytest.fixture(scope="module")
+def mlp_tasks_tuned(tuner):
+    """Without kernel dispatch: the fused Relax tasks are tuned by MetaSchedule."""
+    torch.manual_seed(0)
+    model = MLP().eval()
+    x = (torch.randn(8, 32),)
+    return model, tune_model(model, x, config=tuner.config, tuner=tuner, dispatch=False)
+
+
+def test_mlp_dispatched_matches_eager(mlp_tuned):
     model, tuned = mlp_tuned
+    served = tuned.report["dispatch"]["served"]
+    assert [s["workload"].split("_M")[0] for s in served] == ["gemm_nt", "gemm_nt"]
+    assert "relu" in served[0]["epilogue"] and served[0]["verify"]
+    assert not any(t["tuned"] and "matmul" in t["name"] for t in tuned.report["tasks"])
+    assert tuned.report["check"]["passed"] and tuned.report["check"]["elementwise_ratio"] <= 1
+    for seed in range(3):
+        torch.manual_seed(seed)
+        x = torch.randn(8, 32)
+        with torch.no_grad():
+            assert rel_error(tuned(x), model(x)) <= 1e-5
+
+
+def test_mlp_tasks_tuned_matches_eager(mlp_tasks_tuned):
+    model, tuned = mlp_tasks_tuned
     tasks = {t["name"]: t for t in tuned.report["tasks"]}
     assert len(tasks) == 2 and all("matmul" in name for name in tasks)
     assert sum(t["budget"] for t in tasks.values()) == 4
@@ -95,8 +124,9 @@ def test_cnn_tuned_matches_eager(tuner):
     x = torch.randn(2, 3, 16, 16)
     tuned = tune_model(model, (x,), config=tuner.config, tuner=tuner)
     by_name = {t["name"]: t for t in tuned.report["tasks"]}
-    conv = [t for n, t in by_name.items() if "conv2d" in n]
-    assert conv and conv[0]["tuned"], by_name
+    served = [s["workload"] for s in tuned.report["dispatch"]["served"]]
+    assert served[0].startswith("conv2d_nhwc_N2_H16_W16_C3_K8_R3_S3_stride1_pad1"), served
+    assert served[1].startswith("gemm_nt_M2_N10_K512"), served
     kept = [t for t in by_name.values() if not t["tuned"]]
     assert all(t["reason"] for t in kept)  # every untuned task says why
     x2 = torch.randn(2, 3, 16, 16)
@@ -123,5 +153,5 @@ def test_pipeline_in_tvm_compile(tuner, mlp_tuned):
     with open(os.path.join(database_dir(tuner), "pipeline_report.json")) as f:
         report = json.load(f)
     assert report["routed"]
-    assert any(t["tuned"] and "matmul" in t["name"] for t in report["tasks"])
+    assert len(report["dispatch"]["served"]) == 2 and not report["dispatch"]["unmatched"]
     assert "autokernel" in relax.pipeline.PIPELINE_MAP

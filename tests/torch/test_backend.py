@@ -58,6 +58,7 @@ def setup(tmp_path_factory):
         "trials_per_iter": 4,
         "build_workers": 2,
         "cache_dir": str(folder / "cache"),
+        "library_dir": str(folder / "library"),  # winners are recorded: not into schedules/
     }
     yield folder, MLP, options
     sys.path.remove(str(folder))
@@ -97,6 +98,26 @@ def test_new_process_reuses_cache(setup):
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["stats"] == {"compiles": 1, "cache_hits": 1, "tuned": 0, "fallbacks": 0}
     assert result["error"] <= 1e-5
+
+
+def test_fp16_linear_gelu_is_dispatched_not_run_eagerly(setup):
+    """Issue 10's first report: a biased fp16 Linear + GELU ran eagerly (importer dtype error)."""
+    _, _, options = setup
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.GELU()).eval().half()
+    x = torch.randn(16, 32).half()
+    before = backend.stats()
+    with torch.no_grad():
+        out = torch.compile(model, backend="autokernel", options=options)(x)
+        assert out.dtype == torch.float16 and rel_error(out, model(x)) <= 2e-3
+    after = backend.stats()
+    assert after["tuned"] == before["tuned"] + 1 and after["fallbacks"] == before["fallbacks"]
+    manifests = [
+        json.load(open(os.path.join(options["cache_dir"], "models", d, "model.so.json")))
+        for d in os.listdir(os.path.join(options["cache_dir"], "models"))
+    ]
+    served = [s for m in manifests for s in m["report"]["dispatch"]["served"]]
+    assert any(s["epilogue"] == "gelu((x0 + acc)) with x0[n]" for s in served), served
 
 
 def test_unsupported_op_falls_back_to_eager(setup, caplog):

@@ -80,7 +80,7 @@ def structure(params: WgmmaParams, workload) -> dict:
         "consumers": params.consumers,
         "stages": params.stages,
         "raster": max(params.raster, 1),
-        "epilogue": epilogue,
+        "epilogue": workload.epilogue if workload.epilogue is not None else epilogue,
         "out_dtype": workload.out_dtype or "float32",
     }
 

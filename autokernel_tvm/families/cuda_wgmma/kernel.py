@@ -43,6 +43,8 @@ from dataclasses import dataclass
 import tvm
 from tvm.script import tirx as T
 
+from ...workloads.epilogue import Epilogue
+
 BLOCK_K = 64  # one 128-byte swizzle row of 2-byte elements: TMA box and descriptor agree on it
 WG_THREADS = 128
 WG_ROWS = 64  # wgmma's M per warpgroup
@@ -83,7 +85,9 @@ class Structure:
     stages : depth of the TMA -> shared-memory ring.
     raster : M tiles per rasterization group (1 = row-major tile order).
     epilogue : "" or ``bias[_relu|_gelu]``: ``act(A @ B.T + bias)`` with ``bias[N]`` in
-        ``in_dtype``, applied to the f32 accumulators before the store.
+        ``in_dtype``, applied to the f32 accumulators before the store; or an
+        :class:`~autokernel_tvm.workloads.epilogue.Epilogue` expression, evaluated the same way,
+        whose operands (``in_dtype``) are parameters after B.
     out_dtype : C's dtype; the f32 result is cast on the store.
     """
 
@@ -124,6 +128,8 @@ def conv_patch(conv: tuple, block_m: int) -> tuple[int, int, int, int]:
 def _conv_reason(conv, m, n, k, *, batch, trans_b, epilogue) -> str | None:
     if len(conv) != 7:
         return f"conv={conv}: (N, H, W, C, R, S, pad) of a stride-1 NHWC x KRSC conv2d"
+    if isinstance(epilogue, Epilogue):
+        epilogue = ""  # an expression reads the NPQK output index: fused like any GEMM's
     img, _, _, c, r, s, _ = conv
     p, q = conv_out(conv)
     if c % BLOCK_K:
@@ -140,7 +146,8 @@ def legal(m: int, n: int, k: int, *, smem_limit: int, **structure) -> str | None
     batch, conv, in_dtype, trans_b = st.batch, st.conv, st.in_dtype, st.trans_b
     block_n, consumers, stages, raster = st.block_n, st.consumers, st.stages, st.raster
     epilogue, out_dtype = st.epilogue, st.out_dtype
-    if epilogue not in EPILOGUES or out_dtype not in OUT_DTYPES:
+    known = isinstance(epilogue, Epilogue) or epilogue in EPILOGUES
+    if not known or out_dtype not in OUT_DTYPES:
         return f"epilogue {epilogue!r} / out_dtype {out_dtype!r}: not in {EPILOGUES} / {OUT_DTYPES}"
     if in_dtype not in IN_DTYPES:
         return f"in_dtype {in_dtype!r}: wgmma f32-accumulate is implemented for {tuple(IN_DTYPES)}"
@@ -203,7 +210,9 @@ def wgmma_gemm(m: int, n: int, k: int, *, smem_limit: int, **structure) -> tvm.t
     group = raster * grid_n
     mma = f"wgmma.mma_async.sync.aligned.m64n{block_n}k16.f32.{IN_DTYPES[dt]}.{IN_DTYPES[dt]}"
     releases = consumers * 4  # one arrive per consumer warp frees a stage
-    has_bias, act = bool(epilogue), epilogue.partition("_")[2]
+    expression = epilogue if isinstance(epilogue, Epilogue) else None
+    has_bias = bool(epilogue) and expression is None
+    act = "" if expression is not None else epilogue.partition("_")[2]
     # B as a 2-D TMA tensor (innermost dim first) and its box: K-major rows of K, or MN-major
     # rows of N read 64 columns (one swizzle atom) per box.
     b_dims = (k, nb * n, k * 2, bk, bn_rows) if trans_b else (n, nb * k, n * 2, MN_ATOM, bk)
@@ -217,9 +226,19 @@ def wgmma_gemm(m: int, n: int, k: int, *, smem_limit: int, **structure) -> tvm.t
     if conv:
         a_shape, b_shape, c_shape = (img, h, w, c), (n, fr, fs, c), (img, p_out, q_out, n)
 
-    def finish(x, bias, col):
-        """The epilogue on one f32 accumulator, as one expression (no scalar temporaries: a
-        temporary inside the 2-wide vectorized store would be shared by both lanes)."""
+    operands = _operand_buffers(expression, c_shape, dt)
+
+    def finish(x, bias, index):
+        """The epilogue on one f32 accumulator, C[index], as one expression (no scalar
+        temporaries: a temporary inside the 2-wide vectorized store would be shared by both
+        lanes)."""
+        col = index[-1]
+        if expression is not None:
+
+            def load(i):
+                return tvm.tirx.Cast("float32", operands[i][expression.operand_index(i, index)])
+
+            return tvm.tirx.Cast(out_dtype, expression.lower(x, load))
         if has_bias:
             x = x + tvm.tirx.Cast("float32", bias[col])
         if act == "relu":
@@ -238,13 +257,17 @@ def wgmma_gemm(m: int, n: int, k: int, *, smem_limit: int, **structure) -> tvm.t
             img_i = bm // (tiles_p * tiles_q)
             if y < p_out and xq < q_out:
                 for v in T.vectorized(2):
-                    C[img_i, y, xq, col + v] = finish(acc[i0 + v], bias, col + v)
+                    C[img_i, y, xq, col + v] = finish(acc[i0 + v], bias, (img_i, y, xq, col + v))
         elif batch > 0:
             for v in T.vectorized(2):
-                C[bi, bm * bm_rows + row, col + v] = finish(acc[i0 + v], bias, col + v)
+                C[bi, bm * bm_rows + row, col + v] = finish(
+                    acc[i0 + v], bias, (bi, bm * bm_rows + row, col + v)
+                )
         else:
             for v in T.vectorized(2):
-                C[bm * bm_rows + row, col + v] = finish(acc[i0 + v], bias, col + v)
+                C[bm * bm_rows + row, col + v] = finish(
+                    acc[i0 + v], bias, (bm * bm_rows + row, col + v)
+                )
 
     # fmt: off
     @T.macro
@@ -341,7 +364,9 @@ def wgmma_gemm(m: int, n: int, k: int, *, smem_limit: int, **structure) -> tvm.t
             C = T.match_buffer(c, c_shape, out_dtype, align=16)
             kernel(A, B, C, Bias)
     else:
-        @T.prim_func
+        # Operand buffers of an epilogue expression become parameters after parsing: checked
+        # for well-formedness below, once they are.
+        @T.prim_func(check_well_formed=False)
         def main(a: T.handle, b: T.handle, c: T.handle):
             A = T.match_buffer(a, a_shape, dt, align=16)
             B = T.match_buffer(b, b_shape, dt, align=16)
@@ -349,4 +374,24 @@ def wgmma_gemm(m: int, n: int, k: int, *, smem_limit: int, **structure) -> tvm.t
             kernel(A, B, C, None)
     # fmt: on
 
+    if operands:
+        main = _with_operands(main, operands)
+    tvm.tirx.analysis.verify_well_formed(main)
     return main.with_attr(PIPELINE_ATTR, "tirx")
+
+
+def _operand_buffers(expression, c_shape: tuple, dtype: str) -> list:
+    """One buffer per operand of an epilogue ``expression`` (none for a string epilogue)."""
+    if expression is None:
+        return []
+    return [
+        tvm.tirx.decl_buffer(expression.operand_shape(i, c_shape), dtype, name=f"x{i}")
+        for i in range(len(expression.operands))
+    ]
+
+
+def _with_operands(main: tvm.tirx.PrimFunc, operands: list) -> tvm.tirx.PrimFunc:
+    """``main(a, b, c)`` with the epilogue's operand buffers (read by ``finish``) added as
+    parameters between B and C, in the order of the workload's inputs."""
+    params = [*main.params[:2], *operands, main.params[2]]  # 0.27: buffers are parameters
+    return tvm.tirx.PrimFunc(params, main.body, main.ret_type, main.attrs)

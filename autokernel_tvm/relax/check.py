@@ -1,0 +1,94 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The end-to-end check of a compiled model against PyTorch: normwise and elementwise.
+
+A normwise relative error of 2e-2 (fp16/bf16) passes a model whose output has one 64 x 64 tile
+zeroed when the output has more than ~10 such tiles. So the elementwise check compares both the
+compiled model and eager PyTorch with an fp64 run of the same model (a copy cast to float64):
+every element must be within ``8 x`` eager's largest error plus ``16`` roundings of the output
+dtype at the output's largest magnitude. A wrong tile errs by about the values themselves.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch.utils import _pytree as pytree
+
+#: Relative-norm error allowed against eager PyTorch, by dtype.
+TOLERANCE = {"float32": 1e-4, "float16": 2e-2, "bfloat16": 2e-2}
+#: Unit roundoff of each output dtype.
+UNIT_ROUNDOFF = {"float32": 2.0**-24, "float16": 2.0**-11, "bfloat16": 2.0**-8}
+EAGER_FACTOR, ROUNDINGS = 8.0, 16.0
+
+
+def flat(value) -> list[torch.Tensor]:
+    return [v for v in pytree.tree_leaves(value) if isinstance(v, torch.Tensor)]
+
+
+def rel_error(out, ref) -> float:
+    """Largest relative-norm error ``|out - ref| / |ref|`` over the (flattened) outputs."""
+    outs, refs = flat(out), flat(ref)
+    if len(outs) != len(refs):
+        return float("inf")
+    worst = 0.0
+    for o, r in zip(outs, refs, strict=True):
+        if o.shape != r.shape:
+            return float("inf")
+        o, r = o.detach().double().cpu(), r.detach().double().cpu()
+        worst = max(worst, float((o - r).norm() / r.norm().clamp_min(1e-30)))
+    return worst
+
+
+def tolerance(tensors) -> float:
+    """The error bound for the lowest-precision floating dtype among ``tensors`` (fp32: none)."""
+    names = [str(x.dtype).removeprefix("torch.") for x in flat(tensors) if x.is_floating_point()]
+    return max((TOLERANCE.get(n, 1e-4) for n in names), default=TOLERANCE["float32"])
+
+
+def reference64(model: torch.nn.Module, inputs: tuple):
+    """``model`` run in float64 on float64 copies of the floating inputs (the model is copied)."""
+    model64 = copy.deepcopy(model).double()
+    args = [
+        x.double() if isinstance(x, torch.Tensor) and x.is_floating_point() else x for x in inputs
+    ]
+    with torch.no_grad():
+        return model64(*args)
+
+
+def elementwise(out, eager, ref64) -> dict:
+    """Worst ratio of ``|out - ref64|`` to the bound of the module docstring, over outputs."""
+    worst, where = 0.0, None
+    for i, (o, e, r) in enumerate(zip(flat(out), flat(eager), flat(ref64), strict=True)):
+        if o.shape != r.shape:
+            return {"ratio": float("inf"), "where": f"output {i}: shape {tuple(o.shape)}"}
+        o, e, r = (t.detach().double().cpu() for t in (o, e, r))
+        u = UNIT_ROUNDOFF.get(str(flat(out)[i].dtype).removeprefix("torch."), 2.0**-24)
+        if not r.numel():
+            continue
+        scale = float(r.abs().max())
+        bound = EAGER_FACTOR * float((e - r).abs().max()) + ROUNDINGS * u * scale
+        bound = max(bound, 1e-30)
+        err = (o - r).abs()
+        if not torch.isfinite(o).all():
+            return {"ratio": float("inf"), "where": f"output {i}: non-finite values"}
+        ratio = float(err.max()) / bound
+        if ratio > worst:
+            index = tuple(int(x) for x in torch.nonzero(err == err.max())[0])
+            worst, where = ratio, f"output {i} at {index}"
+    return {"ratio": worst, "where": where}
+
+
+def check(out, ref, inputs, ref64=None) -> dict:
+    """Whether ``out`` matches eager ``ref`` normwise (the :func:`tolerance` of the inputs and
+    ``ref``) and, given the fp64 run ``ref64``, elementwise (the module docstring's bound)."""
+    error, bound = rel_error(out, ref), tolerance((inputs, ref))
+    result = {"rel_error": error, "tolerance": bound, "passed": bool(error <= bound)}
+    if ref64 is not None:
+        element = elementwise(out, ref, ref64)
+        result["elementwise_ratio"], result["elementwise_worst"] = (
+            element["ratio"],
+            element["where"],
+        )
+        result["passed"] = result["passed"] and element["ratio"] <= 1.0
+    return result

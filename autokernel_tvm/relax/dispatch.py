@@ -1,0 +1,488 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Kernel dispatch: each matmul/conv2d of a Relax model, with the elementwise chain after it,
+becomes one call into the kernel the tuner found for exactly that workload and epilogue.
+
+Read first: :func:`dispatch_kernels` (the pass), then :func:`plan_function` (what matches and
+why not). The pass runs on the imported module, before legalization:
+
+1. every ``R.matmul`` / ``R.nn.conv2d`` is a candidate; the elementwise ops that follow it
+   (add/sub/mul/div/max/min with constants or broadcast tensors, ReLU, LeakyReLU, GELU erf and
+   tanh, SiLU, sigmoid, tanh, exp, casts) are absorbed as long as nothing else reads the values
+   in between, and become an :class:`~autokernel_tvm.workloads.epilogue.Epilogue`;
+2. the match is a :class:`~autokernel_tvm.workloads.Workload` (``gemm``, ``gemm_nt`` when the
+   right operand is a transposed weight, so ``nn.Linear``'s ``[N, K]`` weight is read as it is
+   stored, ``batch_gemm[_nt]``, ``conv2d_nhwc``), tuned by ``Tuner.tune`` (the generative
+   space, whole ``cuda.wgmma`` kernels included, and the gate of :mod:`~autokernel_tvm.verify`);
+3. the chain's last binding becomes ``R.call_tir`` of the scheduled PrimFunc (added to the
+   module, marked scheduled and opaque so no later pass fuses or reschedules it), or, for a
+   whole TIRx kernel (it needs ``tir_pipeline="tirx"``), ``R.call_dps_packed`` of a kernel built
+   on its own and linked into the VM executable through the module's ``external_mods``;
+4. NCHW convolutions run as NHWC: the weight transpose is a weight transform (lifted to load
+   time by ``LiftTransformParams``), an activation already produced in NHWC by a previous
+   dispatched conv is reused without a transpose (the layout rewrite the graph keeps).
+
+Calls that do not match keep TVM's lowering; :class:`DispatchReport` says why for each.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from dataclasses import dataclass
+
+import tvm
+from tvm import relax
+
+from ..workloads import Workload, WorkloadError
+from ..workloads.base import DTYPES
+from ..workloads.epilogue import ACC, Epilogue, Expr, F, const, operand
+
+log = logging.getLogger("autokernel_tvm")
+HEAVY = ("relax.matmul", "relax.nn.conv2d")
+#: Relax elementwise op -> epilogue function (None: a cast, computed in fp32 and dropped).
+ELEMENTWISE = {
+    "relax.add": "add",
+    "relax.subtract": "sub",
+    "relax.multiply": "mul",
+    "relax.divide": "div",
+    "relax.maximum": "maximum",
+    "relax.minimum": "minimum",
+    "relax.negative": "neg",
+    "relax.nn.relu": "relu",
+    "relax.nn.leakyrelu": "leaky_relu",
+    "relax.nn.gelu": "gelu",
+    "relax.nn.gelu_tanh": "gelu_tanh",
+    "relax.nn.silu": "silu",
+    "relax.sigmoid": "sigmoid",
+    "relax.tanh": "tanh",
+    "relax.exp": "exp",
+    "relax.astype": None,
+}
+#: PrimFunc attribute ``op_pattern`` value kOpaque: FuseOps leaves the call alone.
+OPAQUE = 8
+
+
+@dataclass
+class Match:
+    """One heavy call and the chain it absorbs: what replaces the chain's last binding."""
+
+    heavy: relax.Var
+    last: relax.Var
+    workload: Workload
+    kind: str  # "matmul" | "matmul_flat" | "conv2d_nchw"
+    a: relax.Expr
+    b: relax.Expr
+    operands: list  # relax.Expr per epilogue operand, in the op's output layout
+    absorbed: list  # names of the absorbed bindings
+
+
+@dataclass
+class DispatchReport:
+    """Per heavy call: the kernel that serves it, or why TVM's lowering does."""
+
+    served: list = dataclasses.field(default_factory=list)
+    unmatched: list = dataclasses.field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"served": self.served, "unmatched": self.unmatched}
+
+
+def _shape(expr) -> tuple | None:
+    ty = expr.ty if hasattr(expr, "ty") else None
+    if not isinstance(ty, relax.TensorType) or ty.shape is None:
+        return None
+    try:
+        return tuple(int(s) for s in ty.shape.values)
+    except (TypeError, AttributeError):
+        return None
+
+
+def _dtype(expr) -> str:
+    return str(expr.ty.dtype)
+
+
+def _call_name(value) -> str | None:
+    if isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op):
+        return value.op.name
+    return None
+
+
+def _scalar(expr, bound: dict) -> float | None:
+    """The value of a one-element constant (possibly behind a binding), else None."""
+    expr = bound.get(expr, expr)
+    if isinstance(expr, tvm.ir.expr.Constant) and isinstance(expr.ty, relax.TensorType):
+        arr = expr.value.numpy()
+        if arr.size == 1:
+            return float(arr.reshape(()))
+    return None
+
+
+def plan_function(func: relax.Function) -> tuple[list[Match], list[dict]]:
+    """The matches in ``func``'s dataflow blocks and, for each heavy call left, the reason.
+
+    Run ``DeadCodeElimination`` first (as the pass does): a dead reader ends a chain.
+    """
+    matches, unmatched = [], []
+    body = func.body
+    output_vars = set(relax.analysis.free_vars(body.body)) if hasattr(body, "body") else set()
+    for block in body.blocks:
+        if not isinstance(block, relax.DataflowBlock):
+            continue
+        bindings = [b for b in block.bindings if isinstance(b, relax.VarBinding)]
+        bound = {b.var: b.value for b in bindings}
+        users: dict = {}
+        for i, b in enumerate(bindings):
+            for v in relax.analysis.free_vars(b.value):
+                users.setdefault(v, set()).add(i)
+        taken: set = set()
+        for i, b in enumerate(bindings):
+            name = _call_name(b.value)
+            if name not in HEAVY:
+                continue
+            try:
+                match = _match(i, bindings, bound, users, output_vars, taken)
+            except _NoMatch as why:
+                unmatched.append({"call": b.var.name, "op": name, "reason": str(why)})
+                continue
+            taken.update(match.absorbed)
+            matches.append(match)
+    return matches, unmatched
+
+
+class _NoMatch(Exception):
+    pass
+
+
+def _heavy_view(value, bound: dict):
+    """(kind, a, b, trans_b, out_shape, shape) of a heavy call, or raise _NoMatch."""
+    name = _call_name(value)
+    a, b = value.args[0], value.args[1]
+    sa, sb = _shape(a), _shape(b)
+    if sa is None or sb is None:
+        raise _NoMatch("dynamic or unknown shapes")
+    if _dtype(a) != _dtype(b) or _dtype(a) not in DTYPES:
+        raise _NoMatch(f"operand dtypes {_dtype(a)}, {_dtype(b)}: a float dtype of {DTYPES}")
+    if name == "relax.nn.conv2d":
+        at = value.attrs
+        if (at.data_layout, at.kernel_layout, at.out_layout) != ("NCHW", "OIHW", "NCHW"):
+            raise _NoMatch(f"conv2d layouts {at.data_layout}/{at.kernel_layout}: NCHW/OIHW")
+        strides, pad = [int(s) for s in at.strides], [int(p) for p in at.padding]
+        if int(at.groups) != 1 or any(int(d) != 1 for d in at.dilation):
+            raise _NoMatch("grouped or dilated conv2d: conv2d_nhwc has groups=1, dilation=1")
+        if len(set(strides)) != 1 or len(set(pad)) != 1:
+            raise _NoMatch(f"strides {strides} / padding {pad}: one value each")
+        n, c, h, w = sa
+        k, c2, r, s = sb
+        if c != c2:
+            raise _NoMatch("conv2d channel mismatch")
+        shape = (n, h, w, c, k, r, s, strides[0], pad[0])
+        return "conv2d_nchw", a, b, "conv2d_nhwc", shape
+    trans_b, b_src = False, b
+    inner = bound.get(b)
+    if _call_name(inner) == "relax.permute_dims":
+        axes = [int(x) for x in inner.attrs.axes] if inner.attrs.axes is not None else None
+        nd = len(sb)
+        if axes == list(range(nd - 2)) + [nd - 1, nd - 2]:
+            trans_b, b_src = True, inner.args[0]
+    if len(sb) == 2 and len(sa) >= 2:
+        k, n = sb
+        m = math.prod(sa[:-1])
+        if sa[-1] != k:
+            raise _NoMatch(f"matmul K mismatch {sa} x {sb}")
+        kind = "matmul" if len(sa) == 2 else "matmul_flat"
+        return kind, a, b_src, "gemm_nt" if trans_b else "gemm", (m, n, k)
+    if len(sa) == 3 and len(sb) == 3 and sa[0] == sb[0]:
+        bsz, m, k = sa
+        n = sb[2]
+        return "matmul", a, b_src, "batch_gemm_nt" if trans_b else "batch_gemm", (bsz, m, n, k)
+    raise _NoMatch(f"matmul of ranks {len(sa)} x {len(sb)}: 2-D/N-D x 2-D or batched 3-D")
+
+
+def _match(i, bindings, bound, users, output_vars, taken) -> Match:
+    heavy = bindings[i]
+    kind, a, b, op, shape = _heavy_view(heavy.value, bound)
+    out_shape = _shape(heavy.var)
+    region = {heavy.var: ACC}
+    operands: list = []  # (relax expr, broadcast)
+    order = [i]
+    tainted: set = set()
+    for j in range(i + 1, len(bindings)):
+        bj = bindings[j]
+        free = set(relax.analysis.free_vars(bj.value))
+        if not free & set(region):
+            if free & tainted:
+                tainted.add(bj.var)
+            continue
+        expr = None
+        if not free & tainted and bj.var not in taken:
+            expr = _absorb(bj.value, region, operands, out_shape, kind, bound)
+        if expr is None:
+            tainted.add(bj.var)
+            continue
+        region[bj.var] = expr
+        order.append(j)
+    # The longest prefix whose values other than the last are read only inside it.
+    for end in range(len(order), 0, -1):
+        inside = set(order[:end])
+        ok = all(
+            users.get(bindings[j].var, set()) <= inside and bindings[j].var not in output_vars
+            for j in order[: end - 1]
+        )
+        if ok and _dtype(bindings[order[end - 1]].var) in DTYPES:
+            break
+    last = bindings[order[end - 1]].var
+    expr = region[last]
+    used = sorted({int(n.value) for n in expr.nodes() if n.op == "operand"})
+    renumber = {old: new for new, old in enumerate(used)}
+    expr = _renumber(expr, renumber)
+    ops = [operands[old] for old in used]
+    if kind == "matmul_flat" and any(bc == "m" for _, bc in ops):
+        raise _NoMatch("row-broadcast operand on a flattened N-D matmul")
+    epilogue = Epilogue(expr, tuple(bc for _, bc in ops)) if expr != ACC or ops else None
+    in_dtype = _dtype(a)
+    try:
+        workload = Workload(op, shape, in_dtype, _dtype(last), epilogue)
+    except WorkloadError as err:
+        raise _NoMatch(str(err)) from err
+    absorbed = [bindings[j].var for j in order[:end]]
+    return Match(heavy.var, last, workload, kind, a, b, [e for e, _ in ops], absorbed)
+
+
+def _renumber(expr: Expr, mapping: dict) -> Expr:
+    if expr.op == "operand":
+        return operand(mapping[int(expr.value)])
+    if not expr.args:
+        return expr
+    return Expr(expr.op, tuple(_renumber(a, mapping) for a in expr.args), expr.value)
+
+
+def _absorb(value, region, operands, out_shape, kind, bound) -> Expr | None:
+    name = _call_name(value)
+    if name not in ELEMENTWISE:
+        return None
+    fn = ELEMENTWISE[name]
+    if name == "relax.astype" and str(value.attrs.dtype) not in DTYPES:
+        return None  # a cast to an integer type truncates: not an identity in fp32
+    args = []
+    for arg in value.args:
+        if arg in region:
+            args.append(region[arg])
+            continue
+        scalar = _scalar(arg, bound)
+        if scalar is not None:
+            args.append(const(scalar))
+            continue
+        broadcast = _broadcast(arg, out_shape, kind)
+        if broadcast is None:
+            return None
+        src = arg
+        inner = bound.get(arg)
+        if _call_name(inner) == "relax.astype" and _dtype(inner.args[0]) in DTYPES:
+            src = inner.args[0]  # the importer's fp32 promotion of a bias: read the bias
+        operands.append((src, broadcast))
+        args.append(operand(len(operands) - 1))
+    if fn is None:
+        return args[0]
+    value_attr = float(value.attrs.alpha) if fn == "leaky_relu" else 0.0
+    return F(fn, *args, value=value_attr)
+
+
+def _broadcast(arg, out_shape, kind) -> str | None:
+    shape = _shape(arg)
+    if shape is None or out_shape is None:
+        return None
+    if shape == out_shape:
+        return "full"
+    squeezed = tuple(shape)
+    while squeezed and squeezed[0] == 1 and len(squeezed) > 1:
+        squeezed = squeezed[1:]
+    if kind == "conv2d_nchw":
+        return "n" if squeezed in ((out_shape[1], 1, 1),) else None
+    if squeezed == (out_shape[-1],):
+        return "n"
+    if squeezed == (out_shape[-2], 1):
+        return "m"
+    return None
+
+
+class KernelProvider:
+    """Tunes (or finds) the kernel of a workload: ``Tuner.tune``, memoised per workload."""
+
+    def __init__(self, tuner):
+        self.tuner = tuner
+        self.results: dict = {}
+
+    def __call__(self, workload: Workload):
+        if workload not in self.results:
+            self.results[workload] = self.tuner.tune(workload)
+        return self.results[workload]
+
+
+def dispatch_kernels(
+    tuner, *, report: DispatchReport | None = None, provider=None, external: bool = False
+):
+    """The Relax pass: replace matched heavy calls by calls into tuned kernels.
+
+    Parameters
+    ----------
+    tuner : Tuner
+        Tunes each workload (``config.trials`` per kernel) for ``tuner.target``.
+    report : DispatchReport, optional
+        Filled with the served and unmatched calls.
+    provider : callable, optional
+        ``provider(workload) -> TuneResult``; default :class:`KernelProvider` over ``tuner``.
+    external : bool
+        Build every kernel on its own and call it with ``call_dps_packed`` (what whole TIRx
+        kernels always get) instead of adding scheduled PrimFuncs to the module.
+    """
+    report = report if report is not None else DispatchReport()
+    provider = provider or KernelProvider(tuner)
+
+    @tvm.transform.module_pass(opt_level=0, name="AutokernelDispatch")
+    def _pass(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        return rewrite_module(mod, tuner.target, provider, report, external=external)
+
+    return _pass
+
+
+def rewrite_module(mod, target, provider, report: DispatchReport, *, external=False):
+    """Apply the dispatch to every Relax function of ``mod`` (see :func:`dispatch_kernels`)."""
+    # Dead bindings (e.g. batch_norm's unused (out, mean, var) tuple) would end chains early.
+    mod = relax.transform.DeadCodeElimination()(mod)
+    builder = relax.BlockBuilder(mod)
+    attrs = dict(mod.attrs) if mod.attrs else {}
+    libs, linked = list(attrs.get("external_mods", [])), set()
+    for gv, func in list(mod.functions.items()):
+        if not isinstance(func, relax.Function) or gv.name_hint.endswith("transform_params"):
+            continue
+        matches, unmatched = plan_function(func)
+        report.unmatched += [{**u, "function": gv.name_hint} for u in unmatched]
+        kernels = {}
+        for match in matches:
+            try:
+                result = provider(match.workload)
+                if result.workload != match.workload:
+                    raise ValueError(f"the provider returned a kernel of {result.workload.name}")
+            except Exception as err:  # no legal candidate, all failed the gate...
+                reason = f"tuning {match.workload.name} failed: {type(err).__name__}: {err}"
+                report.unmatched.append(
+                    {"call": match.heavy.name, "op": "tune", "reason": reason[:400]}
+                )
+                continue
+            kernels[match.last] = (match, result)
+        if kernels:
+            new = _rewrite(func, kernels, builder, target, (libs, linked, external), report)
+            builder.update_func(gv, new)
+    out = builder.get()
+    if libs:
+        out = out.with_attr("external_mods", libs)
+    return relax.transform.DeadCodeElimination()(out)
+
+
+def _rewrite(func, kernels, builder, target, linking, report):
+    from ..builder import build_module, is_tirx
+
+    nhwc: dict = {}  # NCHW var -> the NHWC value it was transposed from
+    libs, linked, external = linking
+    new_blocks = []
+    for block in func.body.blocks:
+        if not isinstance(block, relax.DataflowBlock):
+            new_blocks.append(block)
+            continue
+        out: list = []
+
+        def emit(expr, name="ak", out=out):
+            value = builder.normalize(expr)
+            var = relax.DataflowVar(name, value.ty)
+            out.append(relax.VarBinding(var, value))
+            return var
+
+        for binding in block.bindings:
+            if binding.var not in kernels:
+                out.append(binding)
+                continue
+            match, result = kernels[binding.var]
+            wl = match.workload
+            symbol = f"ak_{wl.name}"
+            if external or is_tirx(result.mod):
+                if symbol not in linked:  # one library per kernel, however often it is called
+                    func_ = result.mod["main"].with_attr("global_symbol", symbol)
+                    libs.append(build_module(tvm.IRModule({symbol: func_}), target).mod)
+                    linked.add(symbol)
+                callee, link = symbol, "packed"
+            else:
+                prim = result.mod["main"].with_attrs(
+                    {"global_symbol": symbol, "tir.is_scheduled": True, "op_pattern": OPAQUE}
+                )
+                callee, link = _add_func(builder, prim, symbol), "call_tir"
+            args = _kernel_args(match, emit, nhwc)
+            out_ty = relax.TensorType(list(wl.output.shape), wl.out_dtype)
+            if link == "packed":
+                call = relax.call_dps_packed(callee, args, out_ty)
+            else:
+                call = relax.call_tir(callee, args, out_ty)
+            result_var = emit(call, "ak_out")
+            if match.kind == "conv2d_nchw":
+                final = relax.op.permute_dims(result_var, [0, 3, 1, 2])
+            elif match.kind == "matmul_flat":
+                final = relax.op.reshape(result_var, list(_shape(match.last)))
+            else:
+                final = result_var
+            out.append(relax.VarBinding(binding.var, builder.normalize(final)))
+            if match.kind == "conv2d_nchw":
+                nhwc[binding.var] = result_var
+            report.served.append(
+                {
+                    "call": match.heavy.name,
+                    "absorbed": [v.name for v in match.absorbed],
+                    "workload": wl.name,
+                    "workload_json": wl.to_json(),
+                    "epilogue": str(wl.epilogue) if wl.epilogue is not None else "",
+                    "kernel": symbol,
+                    "link": link,
+                    "family": result.space,
+                    "latency_us": result.latency_s * 1e6,
+                    "verify": bool(result.verify and result.verify.get("passed")),
+                }
+            )
+        new_blocks.append(relax.DataflowBlock(out))
+    body = relax.SeqExpr(new_blocks, func.body.body)
+    return relax.Function(func.params, body, func.ret_ty, func.is_pure, func.attrs)
+
+
+def _add_func(builder, prim, symbol):
+    for gv in builder.get().functions:
+        if gv.name_hint == symbol:
+            return gv
+    return builder.add_func(prim, symbol)
+
+
+def _to_nhwc(expr, emit, nhwc):
+    if expr not in nhwc:  # each activation is transposed once, however many kernels read it
+        nhwc[expr] = emit(relax.op.permute_dims(expr, [0, 2, 3, 1]), "ak_nhwc")
+    return nhwc[expr]
+
+
+def _kernel_args(match: Match, emit, nhwc) -> list:
+    wl = match.workload
+    if match.kind == "conv2d_nchw":
+        args = [_to_nhwc(match.a, emit, nhwc), emit(relax.op.permute_dims(match.b, [0, 2, 3, 1]))]
+    elif match.kind == "matmul_flat":
+        m, _, k = wl.shape
+        args = [emit(relax.op.reshape(match.a, [m, k]), "ak_flat"), match.b]
+    else:
+        args = [match.a, match.b]
+    specs = wl.inputs[len(args) :]
+    for expr, spec in zip(match.operands, specs, strict=True):
+        if _dtype(expr) != spec.dtype:
+            expr = emit(relax.op.astype(expr, spec.dtype))
+        if match.kind == "conv2d_nchw" and len(spec.shape) == 4:
+            expr = _to_nhwc(expr, emit, nhwc)  # always: NCHW and NHWC shapes may coincide
+        elif _shape(expr) != spec.shape:
+            expr = emit(relax.op.reshape(expr, list(spec.shape)))
+        args.append(expr)
+    return args
+
+
+__all__ = ["DispatchReport", "KernelProvider", "Match", "dispatch_kernels", "plan_function"]

@@ -1,0 +1,82 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``torch.export`` -> Relax with the dtypes PyTorch computes in (fp16/bf16 models import).
+
+TVM 0.27's torch importer gives every matmul, linear and convolution ``out_dtype="float32"``
+whatever the input dtype, and then adds the (fp16/bf16) bias to that fp32 result, so a biased
+``nn.Linear`` or ``nn.Conv2d`` in fp16 fails "Binary operators must have the same datatype"; an
+unbiased one silently turns the rest of the graph into fp32, where Python scalars (``x * 2.0``)
+and residual adds then meet fp16 tensors (TVM-0.27-NOTES §7 item 18).
+
+The fix keeps what PyTorch does on tensor cores: accumulate in fp32, add the bias to the fp32
+accumulator, round once to the op's dtype. :data:`CUSTOM_CONVERTERS` wraps the importer's own
+converters of the compute-heavy ops (passed through ``from_exported_program``'s
+``custom_convert_map``): the bias operand is promoted to fp32 for the stock converter, and the
+result is cast to the dtype torch.export recorded for the node (``node.meta["val"]``). Every
+other op then sees the dtype the PyTorch graph has, so scalars become constants of that dtype.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tvm import relax
+
+#: aten op -> index of its additive operand (bias), or None.
+ACCUMULATING_OPS = {
+    "addmm.default": 0,
+    "baddbmm.default": 0,
+    "linear.default": 2,
+    "mm.default": None,
+    "bmm.default": None,
+    "matmul.default": None,
+    "conv1d.default": 2,
+    "conv2d.default": 2,
+    "conv3d.default": 2,
+    "convolution.default": 2,
+}
+LOW_PRECISION = ("float16", "bfloat16")
+
+
+def node_dtype(node) -> str | None:
+    """The TVM dtype name torch.export recorded for ``node``'s value (None if not a tensor)."""
+    value = node.meta.get("val") if hasattr(node, "meta") else None
+    dtype = getattr(value, "dtype", None)
+    return str(dtype).removeprefix("torch.") if dtype is not None else None
+
+
+def _accumulate_then_round(name: str, bias_index: int | None) -> Callable:
+    def convert(node, importer):
+        stock = importer.create_convert_map()[name]
+        want = node_dtype(node)
+        if want not in LOW_PRECISION:
+            return stock(node)
+        env = importer.env
+        bias = node.args[bias_index] if bias_index is not None else None
+        saved = env.get(bias) if bias is not None and bias in env else None
+        if saved is not None and saved.ty.dtype != "float32":
+            env[bias] = importer.block_builder.emit(relax.op.astype(saved, "float32"))
+        try:
+            out = stock(node)
+        finally:
+            if saved is not None:
+                env[bias] = saved
+        if out.ty.dtype != want:
+            out = importer.block_builder.emit(relax.op.astype(out, want))
+        return out
+
+    convert.__name__ = f"accumulate_then_round_{name.replace('.', '_')}"
+    return convert
+
+
+#: ``custom_convert_map`` for ``from_exported_program``: see the module docstring.
+CUSTOM_CONVERTERS = {
+    name: _accumulate_then_round(name, index) for name, index in ACCUMULATING_OPS.items()
+}
+
+
+def from_exported_program(program, **kwargs):
+    """TVM's ``from_exported_program`` with :data:`CUSTOM_CONVERTERS` (fp16/bf16-correct)."""
+    from tvm.relax.frontend.torch import from_exported_program as stock_import
+
+    custom = {**CUSTOM_CONVERTERS, **kwargs.pop("custom_convert_map", {})}
+    return stock_import(program, custom_convert_map=custom, **kwargs)

@@ -1,0 +1,210 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The problem suite on one GPU: each problem through ``scripts/tune.py --problem``'s path and
+through ``torch.compile(backend="autokernel")``, against eager and inductor, in one process.
+
+Command (on the GPU box; a subset with 16 trials per kernel takes ~8 minutes)::
+
+    python benchmarks/gpu/problems.py --only llama_mlp,linear_gelu --trials 16 --dtypes float16
+
+For each problem of ``benchmarks/problems`` and dtype:
+
+1. ``autokernel_tvm.problem.tune_problem`` (what ``scripts/tune.py --problem`` runs): tune every
+   dispatched kernel, check three fresh seeds against eager and an fp64 run, export the ``.so``;
+   the exported ``ModelNew`` library is reloaded and timed (the drop-in a user gets);
+2. ``torch.compile(model, backend="autokernel")`` with the same tuning database (its kernels are
+   found there, so this measures dispatch, not a second search), checked the same way;
+3. eager, ``torch.compile`` (inductor) and both of ours are timed in alternating rounds
+   (``--rounds``, each :func:`autokernel_tvm.timing.time_callable` with an L2 flush), medians.
+
+Rows (shared schema, ``op`` = ``problem:<name>``, ``impl`` = ``autokernel-problem`` or
+``autokernel-backend``, one with ``baseline`` ``eager`` and one with ``torch.compile``) are
+appended to ``$OUT/problems.jsonl``; ``$OUT/problems_report.json`` has each problem's per-op
+report (kernel, family, kernel time vs torch's op) and the correctness details.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import sys
+import time
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
+
+from autokernel_tvm.config import TuneConfig  # noqa: E402
+from autokernel_tvm.problem import load_problem, tune_problem  # noqa: E402
+from autokernel_tvm.relax import cast, check, reference64  # noqa: E402
+from autokernel_tvm.relax.runtime import load_model  # noqa: E402
+from autokernel_tvm.results import append_result, device_short_name, now_iso  # noqa: E402
+from autokernel_tvm.timing import time_callable  # noqa: E402
+from autokernel_tvm.torch import backend as _backend  # noqa: E402,F401  (registers "autokernel")
+
+PROBLEMS = os.path.join(ROOT, "benchmarks", "problems")
+
+
+def flops_of(model, inputs) -> int:
+    """FLOPs of one eager forward (torch's flop counter: matmuls and convolutions)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(*inputs)
+    return int(counter.get_total_flops())
+
+
+def run_problem(name: str, dtype: str, args, tuner) -> dict:
+    path = os.path.join(args.problems_dir, name + ".py")
+    device = "cpu" if args.target == "llvm" else "cuda"
+    out_dir = os.path.join(args.out, "problems", f"{name}_{dtype}")
+    os.makedirs(out_dir, exist_ok=True)
+    start = time.time()
+    report = tune_problem(
+        path,
+        config=tuner.config,
+        dtype=dtype,
+        export=os.path.join(out_dir, name),
+        tuner=tuner,
+        seeds=(11, 12, 13),
+        rep_ms=50.0,
+        compare=False,  # timed below, in alternating rounds
+    )
+    result = {"problem": name, "dtype": dtype, "problem_path": report}
+    if report.get("status") != "ok":
+        return result
+    tune_seconds = time.time() - start
+    problem = load_problem(path)
+    torch.manual_seed(0)  # the weights tune_problem used
+    model = problem.Model(*problem.get_init_inputs()).eval().to(device)
+    model, _ = cast(model, (), dtype)
+    torch.manual_seed(21)
+    inputs = cast(model, tuple(x.to(device) for x in problem.get_inputs()), dtype)[1]
+    exported = load_model(report["export"]["library"])
+    with torch.no_grad():
+        expected, ref64 = model(*inputs), reference64(model, inputs)
+        result["problem_check"] = check(exported(*inputs), expected, inputs, ref64)
+        start = time.time()
+        options = {"target": args.target, "trials": args.trials, "work_dir": tuner.config.work_dir}
+        options["cache_dir"] = os.path.join(args.out, "backend_cache")
+        ours_backend = torch.compile(model, backend="autokernel", options=options)
+        result["backend_check"] = check(ours_backend(*inputs), expected, inputs, ref64)
+        backend_seconds = time.time() - start
+        inductor = torch.compile(model)
+        inductor(*inputs)
+        impls = {
+            "eager": lambda: model(*inputs),
+            "torch.compile": lambda: inductor(*inputs),
+            "autokernel-problem": lambda: exported(*inputs),
+            "autokernel-backend": lambda: ours_backend(*inputs),
+        }
+        samples: dict = {k: [] for k in impls}
+        for _ in range(args.rounds):  # alternate, so clock or thermal drift hits all alike
+            for key, fn in impls.items():
+                samples[key].append(time_callable(fn, device, rep_ms=args.rep_ms))
+    times = {k: statistics.median(v) for k, v in samples.items()}
+    flops = flops_of(model, inputs)
+    result.update({"seconds": times, "flops": flops, "tune_seconds": tune_seconds})
+    result["backend_seconds"] = backend_seconds
+    gpu = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+    for impl in ("autokernel-problem", "autokernel-backend"):
+        checked = result["problem_check" if impl.endswith("problem") else "backend_check"]
+        for baseline in ("eager", "torch.compile"):
+            row = {
+                "date": now_iso(),
+                "device": device_short_name(gpu),
+                "gpu_name": gpu,
+                "op": f"problem:{name}",
+                "shape": list(inputs[0].shape),
+                "dtype": dtype,
+                "impl": impl,
+                "tflops": flops / times[impl] / 1e12,
+                "baseline": baseline,
+                "baseline_tflops": flops / times[baseline] / 1e12,
+                "ratio": times[baseline] / times[impl],
+                "trials": args.trials,
+                "tune_seconds": tune_seconds if impl.endswith("problem") else backend_seconds,
+                "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+                "latency_us": times[impl] * 1e6,
+                "baseline_latency_us": times[baseline] * 1e6,
+                "correct": bool(checked["passed"] and report["correct"]),
+                "rel_error": checked["rel_error"],
+                "elementwise_ratio": checked.get("elementwise_ratio"),
+                "kernels": [
+                    {k: o.get(k) for k in ("workload", "family", "kernel_us", "torch_us")}
+                    for o in report.get("ops", [])
+                ],
+            }
+            append_result(os.path.join(args.out, "problems.jsonl"), row)
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", default="", help="comma-separated problem names (default all)")
+    parser.add_argument("--dtypes", default="float16", help="comma-separated: float16,bfloat16")
+    parser.add_argument("--trials", type=int, default=16, help="measured candidates per kernel")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating timing rounds")
+    parser.add_argument("--rep-ms", type=float, default=100.0, help="timing per call and round")
+    parser.add_argument("--out", default=os.environ.get("OUT", "out"), help="results folder")
+    parser.add_argument("--target", default="cuda", help="cuda; llvm for a CPU smoke run")
+    parser.add_argument("--problems-dir", default=PROBLEMS, help="folder of problem files")
+    args = parser.parse_args(argv)
+    from autokernel_tvm.tuner import Tuner
+
+    names = [n for n in args.only.split(",") if n] or sorted(
+        f[:-3] for f in os.listdir(args.problems_dir) if f.endswith(".py")
+    )
+    os.makedirs(args.out, exist_ok=True)
+    work_dir = os.path.join(args.out, "work")
+    config = TuneConfig.from_env(target=args.target, trials=args.trials, work_dir=work_dir)
+    tuner = Tuner(config, progress=False)
+    results = []
+    for dtype in args.dtypes.split(","):
+        for name in names:
+            start = time.time()
+            try:
+                result = run_problem(name, dtype, args, tuner)
+            except Exception as err:  # one broken problem must not lose the others' rows
+                result = {"problem": name, "dtype": dtype, "error": f"{type(err).__name__}: {err}"}
+            result["wall_seconds"] = time.time() - start
+            results.append(result)
+            with open(os.path.join(args.out, "problems_report.json"), "w") as f:
+                json.dump(results, f, indent=1, default=str)
+            _print_row(result)
+    return 0
+
+
+def _print_row(r: dict) -> None:
+    head = f"{r['problem']:<22} {r['dtype']:<9}"
+    if "seconds" not in r:
+        why = r.get("error") or r["problem_path"].get("reason") or "not correct"
+        print(f"{head} FAILED: {str(why)[:200]}", flush=True)
+        return
+    t = {k: v * 1e3 for k, v in r["seconds"].items()}
+    ok = r["problem_check"]["passed"] and r["backend_check"]["passed"]
+    print(
+        f"{head} eager {t['eager']:8.3f} ms  inductor {t['torch.compile']:8.3f}  "
+        f"ours(problem) {t['autokernel-problem']:8.3f} "
+        f"({t['eager'] / t['autokernel-problem']:.2f}x eager)  "
+        f"ours(backend) {t['autokernel-backend']:8.3f}  correct {ok}  "
+        f"tune {r['tune_seconds']:.0f}s",
+        flush=True,
+    )
+    for op in r["problem_path"].get("ops", []):
+        if "kernel_us" in op:
+            print(
+                f"    {op['workload'][:60]:<60} {op['family'][:28]:<28} "
+                f"{op['kernel_us']:9.1f} us vs torch {op['torch_us']:9.1f} us",
+                flush=True,
+            )
+        else:
+            print(f"    {op['call']}: TVM lowering ({op['reason'][:80]})", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

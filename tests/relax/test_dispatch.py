@@ -1,0 +1,166 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Kernel dispatch in Relax (llvm): matches, reasons, the rewritten IR, numerics, export."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+import tvm
+from conftest import make_result
+from tvm import relax
+
+from autokernel_tvm.config import TuneConfig
+from autokernel_tvm.relax import import_model, load_model, rel_error
+from autokernel_tvm.relax.dispatch import DispatchReport, dispatch_kernels, plan_function
+from autokernel_tvm.relax.importer import from_exported_program
+from autokernel_tvm.relax.runtime import TunedModel
+from autokernel_tvm.tuner import Tuner
+
+
+class Head(torch.nn.Module):
+    """Linear chains, a batched matmul, a residual conv block and a grouped conv."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(32, 16)
+        self.fc2 = torch.nn.Linear(16, 16, bias=False)
+        self.conv1 = torch.nn.Conv2d(8, 8, 3, padding=1)
+        self.conv2 = torch.nn.Conv2d(8, 8, 3, padding=1)
+        self.grouped = torch.nn.Conv2d(8, 8, 3, padding=1, groups=2)
+
+    def forward(self, x, a, b, img):
+        y = F.leaky_relu(self.fc(x) * 2.0 - 0.5, 0.1)
+        z = F.silu(self.fc2(y)) + y  # the residual reads y: fc's chain must end at y
+        batched = torch.sigmoid(torch.bmm(a, b))
+        h = torch.relu(self.conv1(img))
+        h = torch.relu(self.conv2(h) + img)
+        return z, batched, h, self.grouped(h)
+
+
+def _inputs(dtype=torch.float32):
+    torch.manual_seed(0)
+    shapes = [(16, 32), (2, 8, 16), (2, 16, 8), (2, 8, 8, 8)]
+    return tuple(torch.randn(s).to(dtype) for s in shapes)
+
+
+def _provider(workload):
+    """The gate-verified unscheduled kernel of ``workload`` (tuning is tested in test_relax)."""
+    result = make_result(workload)
+    assert result.verify["passed"], result.verify
+    return result
+
+
+@pytest.fixture(scope="module")
+def tuner(tmp_path_factory):
+    work = tmp_path_factory.mktemp("dispatch_work")
+    config = TuneConfig(
+        trials=2, work_dir=str(work), library_dir=str(work / "lib"), build_workers=1
+    )
+    return Tuner(config, progress=False)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+def test_plan_matches_chains_and_gives_reasons(dtype):
+    model = Head().eval().to(dtype)
+    mod = from_exported_program(torch.export.export(model, _inputs(dtype)))
+    matches, unmatched = plan_function(mod["main"])
+    name = str(dtype).removeprefix("torch.")
+    found = [(m.workload.op, str(m.workload.epilogue)) for m in matches]
+    assert found == [
+        ("gemm_nt", "leaky_relu((((x0 + acc) * 2.0) - 0.5), 0.1) with x0[n]"),
+        ("gemm_nt", "((acc * sigmoid(acc)) + x0) with x0[full]"),  # silu as torch decomposes it
+        ("batch_gemm", "sigmoid(acc)"),
+        ("conv2d_nhwc", "relu((acc + x0)) with x0[n]"),
+        ("conv2d_nhwc", "relu(((acc + x0) + x1)) with x0[n], x1[full]"),
+    ]
+    assert all(m.workload.dtype == name == m.workload.out_dtype for m in matches)
+    assert [u["reason"] for u in unmatched] == [
+        "grouped or dilated conv2d: conv2d_nhwc has groups=1, dilation=1"
+    ]
+
+
+def test_pass_replaces_matched_calls_and_matches_eager(tuner):
+    model = Head().eval()
+    inputs = _inputs()
+    mod = from_exported_program(torch.export.export(model, inputs))
+    report = DispatchReport()
+    new = dispatch_kernels(tuner, report=report, provider=_provider)(mod)
+    text = new["main"].script()
+    assert text.count("R.call_tir(ak_") == 5
+    assert text.count("R.matmul") == 0 and text.count("R.nn.conv2d") == 1  # the grouped conv
+    assert "R.nn.leakyrelu" not in text and "R.sigmoid" not in text  # fused into the kernels
+    # The second conv reads the first one's NHWC output: one activation transpose per layout.
+    assert text.count("R.permute_dims(img, axes=[0, 2, 3, 1])") == 1
+    assert len(report.served) == 5 and report.unmatched[0]["op"] == "relax.nn.conv2d"
+    vm = relax.VirtualMachine(tvm.compile(new, "llvm"), tvm.cpu())
+    outs = vm["main"](*[tvm.runtime.from_dlpack(x) for x in inputs])
+    with torch.no_grad():
+        expected = model(*inputs)
+    for out, ref in zip(outs, expected, strict=True):
+        assert rel_error(torch.from_dlpack(out), ref) < 1e-5
+
+
+def test_external_kernels_link_export_and_reload(tuner, tmp_path):
+    """call_dps_packed into separately built kernels (the whole-TIRx-kernel path)."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.GELU()).eval()
+    x = (torch.randn(16, 32),)
+    pass_ = dispatch_kernels(tuner, provider=_provider, external=True)
+    mod, params, out_spec = import_model(model, x, rewrite=pass_)
+    assert "R.call_dps_packed" in mod["main"].script() and len(mod.attrs["external_mods"]) == 1
+    exe = tvm.compile(mod, "llvm")
+    tuned = TunedModel(exe, "cpu", params, 1, out_spec)
+    with torch.no_grad():
+        assert rel_error(tuned(*x), model(*x)) < 1e-5
+        tuned.export(tmp_path / "m.so")
+        assert rel_error(load_model(tmp_path / "m.so")(*x), model(*x)) < 1e-5
+
+
+def test_wrong_kernel_is_caught_by_the_model_check(tuner):
+    """A kernel with another epilogue (LeakyReLU dropped), or one wrong 8x8 output tile, fails
+    the elementwise check against the fp64 run; the right kernels pass it."""
+    from autokernel_tvm.relax.check import check, reference64
+    from autokernel_tvm.workloads import Workload
+    from autokernel_tvm.workloads.epilogue import ACC, Epilogue, F, operand
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(32, 16), torch.nn.LeakyReLU(0.1)).eval()
+    x = (torch.randn(16, 32),)
+    ref64 = reference64(model, x)
+
+    def wrong(workload):  # bias added, LeakyReLU dropped: same signature, wrong values
+        other = Workload(
+            workload.op, workload.shape, epilogue=Epilogue(F("add", ACC, operand(0)), ("n",))
+        )
+        return dataclasses.replace(make_result(other, run_verify=False), workload=workload)
+
+    def build(provider):
+        mod, params, out_spec = import_model(
+            model, x, rewrite=dispatch_kernels(tuner, provider=provider)
+        )
+        return TunedModel(tvm.compile(mod, "llvm"), "cpu", params, 1, out_spec)
+
+    with torch.no_grad():
+        expected = model(*x)
+        assert not check(build(wrong)(*x), expected, x, ref64)["passed"]
+        out = build(_provider)(*x)
+        assert check(out, expected, x, ref64)["passed"]
+        out[-8:, -8:] = 0  # one wrong tile of a 16x16 output
+        assert not check(out, expected, x, ref64)["passed"]
+
+
+def test_chain_stops_at_a_cast_that_truncates():
+    class Truncate(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(8, 8)
+
+        def forward(self, x):
+            return (self.fc(x) * 4.0).to(torch.int32).float() * 0.5
+
+    mod = from_exported_program(torch.export.export(Truncate().eval(), (torch.randn(4, 8),)))
+    (match,), unmatched = plan_function(mod["main"])
+    assert str(match.workload.epilogue) == "((x0 + acc) * 4.0) with x0[n]" and not unmatched
