@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 
 import pytest
 import tvm
@@ -14,6 +16,10 @@ from autokernel_tvm.export import export
 from autokernel_tvm.targets import make_target
 from autokernel_tvm.tuner import TuneResult
 from autokernel_tvm.workloads import Workload
+
+# Runs record their winners in the user library under the cache dir: give the test session its
+# own (subprocesses inherit it), so tests neither read nor write the user's.
+os.environ["AUTOKERNEL_CACHE_DIR"] = tempfile.mkdtemp(prefix="autokernel_test_cache_")
 
 
 # NOTE: needs_nvcc and the gpu-marker hook were reconstructed: an earlier tests/conftest.py that

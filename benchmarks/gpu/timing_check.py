@@ -21,6 +21,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 spec = importlib.util.spec_from_file_location("ak_timing", f"{ROOT}/autokernel_tvm/timing.py")
 timing = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = timing  # dataclasses look their module up there
 spec.loader.exec_module(timing)
 
 
