@@ -113,17 +113,25 @@ def tolerance(
     ``C_PROB sqrt(K) u_eff sqrt(sum_k (a_ik b_kj)^2)`` (the accumulation: each of the K partial
     sums is rounded once, and on random inputs they are about ``sqrt(K)`` terms large), plus
     ``EPILOGUE_ROUNDINGS u_acc |op|(|inputs|)`` (bias add, activation), plus two roundings of the
-    output dtype (a cast may round twice, via an intermediate) and an underflow floor. ``ref`` is
-    the fp64 reference; ``inputs`` may be sampled sub-inputs (``workload`` then the sub-shape:
-    the reduction is the same).
+    output dtype (a cast may round twice, via an intermediate) and an underflow floor. An epilogue
+    expression carries the accumulation term through itself (its change between ``acc -+ e``).
+    ``ref`` is the fp64 reference; ``inputs`` may be sampled sub-inputs (``workload`` then the
+    sub-shape: the reduction is the same).
     """
     red = workload.opdef.reduction(workload.shape)
     u_acc = UNIT_ROUNDOFF[workload.acc_dtype]
     u_eff = u_acc if u_eff is None else u_eff
     u_out = UNIT_ROUNDOFF[workload.out_dtype]
-    squares = [np.square(np.asarray(a, dtype=np.float64)) for a in inputs]
-    rss = np.sqrt(workload.opdef.magnitude(workload.shape, squares))
+    f64 = [np.asarray(a, dtype=np.float64) for a in inputs]
+    n_op = len(workload.opdef.arg_shapes(workload.shape))  # epilogue operands follow the op's
+    base, operands = f64[:n_op], f64[n_op:]
+    rss = np.sqrt(workload.opdef.magnitude(workload.shape, [np.square(a) for a in base]))
     bound = C_PROB * math.sqrt(red) * u_eff * rss
+    if workload.epilogue is not None:  # the accumulator's error, carried through the expression
+        acc = workload.opdef.reference(workload.shape, base)
+        g = lambda x: workload.epilogue.evaluate(x, operands)  # noqa: E731
+        at = g(acc)
+        bound = np.maximum(np.abs(g(acc + bound) - at), np.abs(g(acc - bound) - at))
     bound += EPILOGUE_ROUNDINGS * u_acc * workload.magnitude(inputs)
     return bound + 2 * u_out * np.abs(ref) + TINY[workload.out_dtype]
 

@@ -14,15 +14,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .errors import WorkloadError
+
 if TYPE_CHECKING:
     from .epilogue import Epilogue
 
 DTYPES = ("float32", "float16", "bfloat16")
 ACCUMULATE = {"float32": "float32", "float16": "float32", "bfloat16": "float32"}
-
-
-class WorkloadError(ValueError):
-    """An op, shape or dtype that no workload accepts; the message says which and why."""
 
 
 @dataclass(frozen=True)

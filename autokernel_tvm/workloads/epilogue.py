@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import erf
 
-from .base import WorkloadError
+from .errors import WorkloadError
 
 #: Where an operand's elements come from: ``n`` a vector over the last output dim (a bias per
 #: output channel), ``m`` a vector over the second-last dim, ``full`` the output's shape.

@@ -96,9 +96,9 @@ def test_magnitude_bounds_the_fp32_rounding_of_the_chain():
 
 
 @pytest.mark.parametrize(
-    "workload, intrinsic",
+    "workload, block_n",
     [
-        (Workload("gemm_nt", (1024, 256, 128), "float16", "float16", CHAIN), "wgmma.m64n256k16"),
+        (Workload("gemm_nt", (1024, 256, 128), "float16", "float16", CHAIN), 256),
         (
             Workload(
                 "batch_gemm",
@@ -107,7 +107,7 @@ def test_magnitude_bounds_the_fp32_rounding_of_the_chain():
                 "bfloat16",
                 Epilogue(F("silu", F("sub", ACC, operand(0))), ("m",)),
             ),
-            "wgmma.m64n256k16",
+            256,
         ),
         (
             Workload(
@@ -117,21 +117,22 @@ def test_magnitude_bounds_the_fp32_rounding_of_the_chain():
                 "float16",
                 Epilogue(F("relu", F("add", F("add", ACC, operand(0)), operand(1))), ("n", "full")),
             ),
-            "wgmma.m64n128k16",
+            128,
         ),
     ],
     ids=["gemm_nt-chain", "batch_gemm-rowwise-silu", "conv2d-bias-residual-relu"],
 )
-def test_wgmma_kernel_with_expression_epilogue_builds_with_nvcc(needs_nvcc, workload, intrinsic):
-    from autokernel_tvm.families.cuda_wgmma import kernel_module, reason
-    from autokernel_tvm.space.grammar import default_genome
+def test_wgmma_kernel_with_expression_epilogue_builds_with_nvcc(needs_nvcc, workload, block_n):
+    from autokernel_tvm.families import get
 
-    genome = dataclasses.replace(default_genome("cuda.wgmma"), intrinsic=intrinsic, raster=1)
-    assert reason(genome, workload) is None
-    mod = kernel_module(genome, workload)
+    target = make_target("cuda", "sm_90a")
+    wgmma = get("cuda.wgmma")
+    params = wgmma.default.replace(block_n=block_n, raster=0)
+    wgmma.check(params, workload, target)  # legal: raises with the reason otherwise
+    mod = wgmma.candidate(params, workload, target).mod
     names = [p.name for p in mod["main"].params]
     operands = [f"x{i}" for i in range(len(workload.epilogue.operands))]
     assert names[2:] == [*operands, "C"]
-    src = cuda_source(build_module(mod, make_target("cuda", "sm_90a"), check_nvcc=True))
+    src = cuda_source(build_module(mod, target, check_nvcc=True))
     assert "wgmma.mma_async" in src
     assert all(f"{name}_ptr[" in src for name in operands)  # read in the write-back
