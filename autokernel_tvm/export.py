@@ -23,6 +23,7 @@ import datetime
 import hashlib
 import math
 import os
+import shutil
 import tempfile
 
 import tvm
@@ -39,7 +40,9 @@ class ExportError(ValueError):
     """Results that cannot be exported together; the message says which and why."""
 
 
-def export(results, path: str | os.PathLike, *, check_nvcc: bool = False) -> dict:
+def export(
+    results, path: str | os.PathLike, *, check_nvcc: bool = False, sanitize: bool = True
+) -> dict:
     """Build every result's kernel into one shared library and write its manifest.
 
     Parameters
@@ -52,6 +55,10 @@ def export(results, path: str | os.PathLike, *, check_nvcc: bool = False) -> dic
     check_nvcc : bool
         For CUDA on a machine without a GPU driver: compile the device source with nvcc too, so
         that a kernel nvcc rejects fails here instead of at load time on the GPU machine.
+    sanitize : bool
+        For CUDA on a GPU with ``compute-sanitizer``: run memcheck and racecheck on one call of
+        every kernel before it ships (a kernel with an error is refused); the result is in the
+        manifest's ``sanitizer`` field (``skipped: ...`` where the tool or the GPU is missing).
 
     Returns
     -------
@@ -98,16 +105,41 @@ def export(results, path: str | os.PathLike, *, check_nvcc: bool = False) -> dic
     }
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
+    if kind == "cuda" and sanitize:
+        body["sanitizer"] = _sanitize(exe, body, folder)
     # Write next to the destination, then rename: a failed export never clobbers a library, and
     # a crash between the .so and the manifest shows up as a checksum mismatch at load.
     with tempfile.TemporaryDirectory(prefix="ak_export_", dir=folder) as work:
-        source = os.path.join(work, "autokernel_manifest.c")
-        with open(source, "w") as f:
-            f.write(manifest_lib.embed_source(body))
-        tmp = os.path.join(work, "library.so")
-        exe.export_library(tmp, addons=[source], workspace_dir=work)
+        tmp = _write_library(exe, body, work)
         os.replace(tmp, path)
     return manifest_lib.write(path, body)
+
+
+def _write_library(exe, body: dict, work: str) -> str:
+    """``<work>/library.so`` with ``body`` embedded (the manifest minus the library's sha256)."""
+    source = os.path.join(work, "autokernel_manifest.c")
+    with open(source, "w") as f:
+        f.write(manifest_lib.embed_source(body))
+    tmp = os.path.join(work, "library.so")
+    exe.export_library(tmp, addons=[source], workspace_dir=work)
+    return tmp
+
+
+def _sanitize(exe, body: dict, folder: str) -> dict:
+    """compute-sanitizer (memcheck, racecheck) on one call of every kernel, from a trial export;
+    a kernel with an error is refused. ``{"status": "skipped: ..."}`` without the tool or a GPU."""
+    from . import verify as verify_lib
+
+    if shutil.which("compute-sanitizer") is None or not tvm.cuda(0).exist:
+        return {"status": "skipped: no compute-sanitizer/GPU"}
+    with tempfile.TemporaryDirectory(prefix="ak_sanitize_", dir=folder) as work:
+        trial = _write_library(exe, body, work)
+        manifest_lib.write(trial, body)
+        results = {k["name"]: verify_lib.sanitize(trial, k["name"]) for k in body["kernels"]}
+    failed = {name: r for name, r in results.items() if r.get("status") != "passed"}
+    if failed:
+        raise ExportError(f"compute-sanitizer refused {sorted(failed)}: {failed}")
+    return {"status": "passed", "kernels": results}
 
 
 def load_manifest(path: str | os.PathLike) -> dict:
@@ -187,7 +219,9 @@ def _device_code(exe, kind: str) -> str:
     if kind == "llvm":
         return "host"
     devices = [m for m in exe.mod.imports if kind in m.kind]  # cuda / cuda_fallback, rocm / hip
-    if any(m.kind in (kind, "hip") and m.get_write_formats() for m in devices):
+    # A device module compiled to a binary is runnable (TVM 0.27's CUDAModule lists no write
+    # formats; a source-only fallback, built without a driver, is not runnable).
+    if devices and all(m.is_runnable() or m.get_write_formats() for m in devices):
         return "binary"
     return f"{kind}-source"
 

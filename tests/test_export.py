@@ -119,6 +119,8 @@ def test_cuda_export_without_gpu_driver_gives_source_library(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present: the library would load")
     assert manifest["device_code"] == "cuda-source"
+    # the sanitizer step says why it did not run (on a GPU box it runs and records each tool)
+    assert manifest["sanitizer"] == {"status": "skipped: no compute-sanitizer/GPU"}
     from autokernel_tvm.torch import LibraryError, load
 
     with pytest.raises(LibraryError, match="cuda driver"):
