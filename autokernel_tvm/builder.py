@@ -53,7 +53,7 @@ def build_module(mod: tvm.IRModule, target: tvm.target.Target, check_nvcc: bool 
 
     if not _IN_WORKER:
         fault_point("compile")
-    if is_tirx(mod):  # a whole-kernel TIRx sketch (cuda.wgmma): TVM's tirx pipeline lowers it
+    if is_tirx(mod):  # a whole TIRx kernel (cuda.wgmma): TVM's tirx pipeline lowers it
         exe = tvm.compile(mod, target=target, tir_pipeline="tirx")
         if check_nvcc and not has_gpu_binary(exe):
             nvcc_compile(cuda_source(exe), target.attrs["arch"])
@@ -73,7 +73,7 @@ def build_module(mod: tvm.IRModule, target: tvm.target.Target, check_nvcc: bool 
 
 
 def is_tirx(mod: tvm.IRModule) -> bool:
-    """Whether ``mod`` holds a kernel written in TIRx (marked by the sketch that made it)."""
+    """Whether ``mod`` holds a kernel written in TIRx (marked by the family that made it)."""
     from .families.cuda_wgmma.kernel import PIPELINE_ATTR
 
     return any(

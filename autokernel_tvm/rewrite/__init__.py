@@ -53,7 +53,7 @@ def apply_all(proposals, func):
 
 
 def propose(workload, rule: str = "cuda.mma") -> tuple[RewriteProposal, ...]:
-    """The rewrites ``workload`` needs before ``rule`` (a 3-loop GEMM sketch) can schedule it.
+    """The rewrites ``workload`` needs before ``rule`` (a 3-loop GEMM template) can schedule it.
 
     conv2d -> implicit GEMM; a GEMM view with M or N not a multiple of 128 or K not of 32 ->
     pad (after the implicit GEMM, for a conv with odd channels). ``()`` when none is needed or

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""CUDA tensor-core GEMM sketch: ldmatrix + mma.sync m16n8k16 with a cp.async pipeline.
+"""CUDA tensor-core GEMM schedule template: ldmatrix + mma.sync m16n8k16 with a cp.async pipeline.
 
 Read `apply_cuda_mma` first. The keyword arguments are the STRUCTURE (picked by the generator);
 the numeric tile sizes are sampled inside from lists that `cuda_mma_tiles.tile_candidates`
@@ -88,8 +88,8 @@ def gemm_shape(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV) -> tuple[int
 
 def inline_producers(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV) -> None:
     """Inline every producer chain of ``block`` into it (innermost first), so a shared-memory
-    copy reads the workload's inputs directly: the im2col gather and zero padding of a sketch
-    (`autokernel_tvm.space.sketch`) become predicated cp.async copies, never global buffers."""
+    copy reads the workload's inputs directly: the im2col gather and zero padding of a rewrite
+    (`autokernel_tvm.rewrite`) become predicated cp.async copies, never global buffers."""
     while producers := sch.get_producers(block):
         sch.compute_inline(producers[0])
 

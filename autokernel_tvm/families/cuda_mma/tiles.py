@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Legal numeric tile candidates for the CUDA mma.sync GEMM sketch (`cuda_mma.py`).
+"""Legal numeric tile candidates for the CUDA mma.sync GEMM template (`schedule.py`).
 
-The sketch samples three numbers per candidate with ``sample_categorical``: ``frag_m`` and
+The template samples three numbers per candidate with ``sample_categorical``: ``frag_m`` and
 ``frag_n`` (16x16 mma fragments per warp in M and N) and ``k_frags`` (16-wide K steps per
 shared-memory stage, so the K tile is ``16 * k_frags``). MetaSchedule replays a trace with new
 decisions without re-running our Python, so every value in every candidate list must be legal in
@@ -27,7 +27,7 @@ PAD_HALFS = 8  # "pad" layout: storage_align offset (16 bytes) that makes ldmatr
 
 
 class MmaStructureError(ValueError):
-    """A structure that the CUDA mma sketch cannot schedule for a given workload."""
+    """A structure that the CUDA mma template cannot schedule for a given workload."""
 
 
 @dataclass(frozen=True)
