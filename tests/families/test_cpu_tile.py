@@ -94,7 +94,7 @@ def test_micro_kernel_is_a_register_blocked_zmm_outer_product():
         ({"vector_lanes": 48}, "vector-not-dividing"),
         ({"micro": (3, 1)}, "micro-not-dividing"),
         ({"micro": (8, 4), "vector_lanes": 32}, "micro-not-dividing"),
-        ({"micro": (8, 4), "vector_lanes": 16}, "micro-too-large"),
+        ({"micro": (16, 4), "vector_lanes": 16}, "micro-too-large"),
     ],
 )
 def test_grammar_rejects_with_reason(changes, reason):
