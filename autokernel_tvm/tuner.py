@@ -114,14 +114,15 @@ class Tuner:
     def tune(self, workload: Workload) -> TuneResult:
         """Tune ``workload`` until ``config.trials`` candidates were measured, then verify."""
         self._check_can_measure()
-        start, runs, report = time.time(), [], {}
+        start, runs, report = time.time(), {}, {}
         search = self.search(workload) if self.config.space == "generative" else None
         for genome, trials in search or ():  # propose
             candidate = get(genome.family).candidate(genome.params, workload, self.target)
             run = self.measure(workload, candidate, f"genomes/{genome.key}", trials)  # build+run
             run.family = genome.family
             search.learn(genome, run.trials, run.tflops(workload))  # learn
-            runs.append(run)
+            runs[run.label] = run  # a later rung's run of a genome holds all of its records
+        runs = list(runs.values())
         if search is not None:
             report = {**search.report(), "families": self.families_report(workload)}
         if not runs:  # stock space asked for, or no family / no legal genome for this workload

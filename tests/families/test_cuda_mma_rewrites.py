@@ -116,3 +116,16 @@ def test_tuner_tunes_the_rewritten_module_and_reports_the_rewrites(tmp_path):
     assert mma and len(tuner.tuned) == len(report["proposed"])
     for mod in mma:  # every cuda.mma genome tuned the implicit GEMM, not the 7-loop conv
         assert '"SSR"' in mod.script() and "SSSSRRR" not in mod.script()
+
+
+def test_a_genome_measured_in_two_rungs_counts_its_records_once(tmp_path):
+    """Successive halving re-measures the survivor (its database resumes): the result counts
+    each genome's records once, and the budget is what was spent."""
+    config = TuneConfig(target="cuda", arch="sm_90a", trials=32, work_dir=str(tmp_path))
+    tuner = DryTuner(config.replace(save_library=False), progress=False)
+    tuner._runner = object()
+    tuner.tuned = []
+    result = tuner.tune(CONV)
+    assert [tuple(rung) for rung in result.space_report["plan"]] == [(2, 8), (1, 16)]
+    assert len(tuner.tuned) > len(result.space_report["proposed"])  # a genome measured twice
+    assert result.trials == 32  # 8 + (8 + 16): the survivor's 24 records counted once
