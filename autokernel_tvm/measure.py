@@ -167,9 +167,16 @@ class KernelMeasurer:
         return {"latency_s": latency, "failure": None}
 
 
+def workload_dir(config, workload) -> str:
+    """``<work_dir>/<workload>``, created: a workload's records and its report."""
+    path = os.path.join(config.work_dir, workload.name)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
 def record_dir(config, workload, label: str) -> str:
     """``<work_dir>/<workload>/<label>``, created: where one candidate source keeps its records."""
-    path = os.path.join(config.work_dir, workload.name, label)
+    path = os.path.join(workload_dir(config, workload), label)
     os.makedirs(path, exist_ok=True)
     return path
 

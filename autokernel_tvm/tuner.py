@@ -22,6 +22,7 @@ from tvm.s_tir import meta_schedule as ms
 
 from . import builder as build_lib
 from . import database as db_lib
+from . import measure as measure_lib
 from . import verify as verify_lib
 from .config import TuneConfig, fault_run_evaluator, faults_enabled
 from .errors import TuneError
@@ -187,9 +188,7 @@ class Tuner:
         return [(g, get(g.family).candidate(g.params, workload, self.target)) for g in genomes]
 
     def workload_dir(self, workload: Workload) -> str:
-        path = os.path.join(self.config.work_dir, workload.name)
-        os.makedirs(path, exist_ok=True)
-        return path
+        return measure_lib.workload_dir(self.config, workload)
 
     @property
     def builder(self):

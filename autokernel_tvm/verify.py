@@ -122,9 +122,7 @@ def tolerance(
     u_acc = UNIT_ROUNDOFF[workload.acc_dtype]
     u_eff = u_acc if u_eff is None else u_eff
     u_out = UNIT_ROUNDOFF[workload.out_dtype]
-    f64 = [np.asarray(a, dtype=np.float64) for a in inputs]
-    n_op = len(workload.opdef.arg_shapes(workload.shape))  # epilogue operands follow the op's
-    base, operands = f64[:n_op], f64[n_op:]
+    base, operands = workload.split_inputs([np.asarray(a, dtype=np.float64) for a in inputs])
     rss = np.sqrt(workload.opdef.magnitude(workload.shape, [np.square(a) for a in base]))
     bound = C_PROB * math.sqrt(red) * u_eff * rss
     if workload.epilogue is not None:  # the accumulator's error, carried through the expression

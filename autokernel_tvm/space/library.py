@@ -21,6 +21,7 @@ import logging
 import math
 import os
 
+from ..database import atomic_write_json
 from ..workloads import Workload
 from .genome import Genome
 
@@ -108,14 +109,8 @@ class Library:
 
     def save(self) -> str:
         """Write the file atomically (a killed run never leaves half a library)."""
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
         entries = sorted(self.entries, key=lambda e: (e["workload"]["name"], -e["tflops"]))
-        tmp = f"{self.path}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump({"version": VERSION, "entries": entries}, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, self.path)
-        return self.path
+        return atomic_write_json(self.path, {"version": VERSION, "entries": entries})
 
 
 def _read(path: str) -> list[dict]:

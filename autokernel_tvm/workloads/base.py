@@ -179,7 +179,8 @@ class Workload:
         out = te.compute(out_shape, element, name="epilogue")
         return [*ins, *extra], out
 
-    def _split(self, arrays):
+    def split_inputs(self, arrays):
+        """``(op inputs, epilogue operands)``: the epilogue's operands follow the op's inputs."""
         count = len(self.opdef.arg_shapes(self.shape))
         return list(arrays[:count]), list(arrays[count:])
 
@@ -193,7 +194,7 @@ class Workload:
         f64 = [np.asarray(a, dtype=np.float64) for a in arrays]
         if self.epilogue is None:
             return self.opdef.reference(self.shape, f64)
-        base, operands = self._split(f64)
+        base, operands = self.split_inputs(f64)
         return self.epilogue.evaluate(self.opdef.reference(self.shape, base), operands)
 
     def magnitude(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
@@ -202,7 +203,7 @@ class Workload:
         f64 = [np.asarray(a, dtype=np.float64) for a in arrays]
         if self.epilogue is None:
             return self.opdef.magnitude(self.shape, [np.abs(a) for a in f64])
-        base, operands = self._split(f64)
+        base, operands = self.split_inputs(f64)
         acc_mag = self.opdef.magnitude(self.shape, [np.abs(a) for a in base])
         acc = self.opdef.reference(self.shape, base)
         return self.epilogue.magnitude(acc, acc_mag, operands)
