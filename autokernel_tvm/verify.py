@@ -425,7 +425,11 @@ class _Sample:
                 in_axes[i].update({a: dim for a in found})
             out_axes.update({a: dim for a in axes[-1]})
             shape[pos] = len(idx)
-        sub = Workload(workload.op, tuple(shape), workload.dtype, workload.out_dtype)
+        for i, axes in _operand_axes(workload, out_axes).items():
+            in_axes[i].update(axes)
+        sub = Workload(
+            workload.op, tuple(shape), workload.dtype, workload.out_dtype, workload.epilogue
+        )
         return cls(sub, workload, picks, strides, in_axes, out_axes)
 
     def inputs(self, arrays):
@@ -456,6 +460,23 @@ def _axes_of(workload: Workload, pos: int) -> list[list[int]]:
     before = [s for _, s in opdef.arg_shapes(workload.shape)] + [opdef.out_shape(workload.shape)]
     after = [s for _, s in opdef.arg_shapes(tuple(grown))] + [opdef.out_shape(tuple(grown))]
     return [[a for a, (x, y) in enumerate(zip(b, c)) if x != y] for b, c in zip(before, after)]
+
+
+def _operand_axes(workload: Workload, out_axes: dict) -> dict[int, dict]:
+    """Per epilogue operand (by input position): ``{axis: dim}`` of the sampled output axes it
+    follows -- all of them for a ``full`` operand, the last (``n``) or the row axis (``m``)."""
+    if workload.epilogue is None:
+        return {}
+    first = len(workload.inputs) - len(workload.epilogue.operands)
+    ndim = len(workload.opdef.out_shape(workload.shape))
+    follows = {"full": None, "n": ndim - 1, "m": ndim - 2}
+    found = {}
+    for i, kind in enumerate(workload.epilogue.operands):
+        axis = follows[kind]
+        found[first + i] = (
+            dict(out_axes) if axis is None else {0: out_axes[axis]} if axis in out_axes else {}
+        )
+    return found
 
 
 def _take(array: np.ndarray, axes: dict, picks: dict) -> np.ndarray:

@@ -338,3 +338,44 @@ def test_odd_shape_real_kernel_one_loop_short(m, n, k, expect):
 def test_sanitize_skips_without_tool_or_gpu(tmp_path):
     result = verify_lib.sanitize(str(tmp_path / "missing.so"))
     assert result == {"status": "skipped: no compute-sanitizer/GPU"}
+
+
+def _sim_epilogue(workload, post=None):
+    """``_sim`` with the workload's epilogue expression applied (fp32) to the accumulator."""
+    n_ops = len(workload.epilogue.operands)
+
+    def run(*args):
+        a, b = (x.numpy().astype(np.float32) for x in args[:2])
+        operands = [x.numpy().astype(np.float32) for x in args[2 : 2 + n_ops]]
+        c = workload.epilogue.evaluate(a @ b.T, operands)
+        if post is not None:
+            c = post(c.copy())
+        args[-1].copyfrom(c.astype(args[-1].numpy().dtype))
+
+    return run
+
+
+@pytest.mark.parametrize("broadcast", ["n", "m", "full"])
+def test_sampled_reference_keeps_the_epilogue(monkeypatch, broadcast):
+    """A sampled gate (large outputs) compares against the epilogue's result, with its operands
+    sampled like the output: a correct fused kernel passes, one that skips the epilogue or reads
+    the operand transposed fails."""
+    from autokernel_tvm.workloads.epilogue import ACC, Epilogue, F, operand
+
+    monkeypatch.setattr(verify_lib, "REFERENCE_BUDGET", 2**18)
+    ep = Epilogue(F("silu", F("add", ACC, operand(0))), (broadcast,))
+    workload = Workload("gemm_nt", (384, 384, 64), "float16", "float16", ep)
+    kinds = ("normal",)
+    report = verify(_sim_epilogue(workload), workload, kinds=kinds, check_shapes=False)
+    assert any(c.startswith("sampled:") for c in report.checks), report.checks
+    assert report.passed, report.failures
+    skipped = _sim(workload)  # the bare GEMM
+    assert _failures(lambda *a: skipped(a[0], a[1], a[-1]), workload, kinds)
+    transposed = _sim_epilogue(workload)
+
+    def wrong(*args):
+        x = args[2].numpy()
+        flipped = x.T.copy() if x.ndim == 2 else x[::-1].copy()
+        transposed(args[0], args[1], tvm.runtime.tensor(flipped), args[-1])
+
+    assert _failures(wrong, workload, kinds)
