@@ -127,6 +127,8 @@ class Tuner:
         if search is not None:
             report = {**search.report(), "families": self.families_report(workload)}
         if not runs:  # stock space asked for, or no family / no legal genome for this workload
+            if workload.opdef.carry is not None:
+                raise TuneError(self._no_stock_reason(workload))
             runs = [self.measure(workload, DesignSpace(STOCK, workload.ir_module()), "stock")]
             if search is not None:
                 report["fallback"] = self._fallback_reason(workload, search)
@@ -257,6 +259,13 @@ class Tuner:
     def build(self, mod: tvm.IRModule):
         """Build a scheduled module with the project's pass config."""
         return build_lib.build_module(mod, self.target)
+
+    def _no_stock_reason(self, workload: Workload) -> str:
+        why = "; ".join(f"{k}: {v}" for k, v in Grammar(self.target).why_not(workload).items())
+        return (
+            f"{workload.name}: no family builds {workload.op} here ({why}), and MetaSchedule's "
+            "stock rules fail on its two-accumulator epilogue (an error in reverse_compute_at)"
+        )
 
     def families_report(self, workload: Workload) -> dict:
         """Per family: the TensorIR rewrites it applies, or why it does not apply here."""

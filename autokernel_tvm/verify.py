@@ -123,8 +123,11 @@ def tolerance(
     u_eff = u_acc if u_eff is None else u_eff
     u_out = UNIT_ROUNDOFF[workload.out_dtype]
     base, operands = workload.split_inputs([np.asarray(a, dtype=np.float64) for a in inputs])
-    rss = np.sqrt(workload.opdef.magnitude(workload.shape, [np.square(a) for a in base]))
-    bound = C_PROB * math.sqrt(red) * u_eff * rss
+    scale = C_PROB * math.sqrt(red) * u_eff
+    if workload.opdef.carry is not None:  # several accumulators, combined by the op itself
+        bound = workload.opdef.carry(workload.shape, base, scale)
+    else:
+        bound = scale * np.sqrt(workload.opdef.magnitude(workload.shape, [a * a for a in base]))
     if workload.epilogue is not None:  # the accumulator's error, carried through the expression
         acc = workload.opdef.reference(workload.shape, base)
         g = lambda x: workload.epilogue.evaluate(x, operands)  # noqa: E731

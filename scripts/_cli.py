@@ -26,6 +26,7 @@ OP_DIMS = {
     "gemm_bias": ("M", "N", "K"),
     "gemm_bias_relu": ("M", "N", "K"),
     "gemm_bias_gelu": ("M", "N", "K"),
+    "gemm_gated_nt": ("M", "N", "K"),
 }
 #: ``autokernel_tvm.config.TARGETS`` / ``SPACES``, ``workloads.base.DTYPES``,
 #: ``targets.ROCM_ARCHES``, the CUDA SM versions of ``targets.CUDA_SMEM_PER_BLOCK``.

@@ -46,6 +46,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+#: The server forks a process per session; CUDA must not be initialized before that fork, or
+#: every session fails with cudaErrorInitializationError. Importing tvm imports tvm_ffi, which
+#: (with torch installed) calls torch.cuda.is_available() -- a CUDA runtime call -- unless its
+#: torch DLPack bridge is off; torch's NVML-based check avoids the runtime call as well.
+SERVER_ENV = {"TVM_FFI_DISABLE_TORCH_C_DLPACK": "1", "PYTORCH_NVML_BASED_CUDA_CHECK": "1"}
+
+
 class Processes:
     """The started processes, each the leader of its own process group."""
 
@@ -150,6 +157,7 @@ def main(argv=None) -> int:
         for i, device in enumerate(devices):
             env = {"TVM_NUM_THREADS": str(threads)} if args.cpu else {}
             env["CUDA_VISIBLE_DEVICES"] = "" if args.cpu else device
+            env.update(SERVER_ENV)
             sport = free_port(args.host)
             serve = ["--host", args.host, "--port", str(sport), "--port-end", str(sport + 1)]
             serve += ["--tracker", f"{host}:{port}", "--key", args.key]

@@ -379,3 +379,32 @@ def test_sampled_reference_keeps_the_epilogue(monkeypatch, broadcast):
         transposed(args[0], args[1], tvm.runtime.tensor(flipped), args[-1])
 
     assert _failures(wrong, workload, kinds)
+
+
+GATED = Workload("gemm_gated_nt", (96, 80, 256), "float16", "float16")
+
+
+def _sim_gated(swap=False, act=None):
+    """``silu(A @ Bg.T) * (A @ Bu.T)`` in fp32 numpy; ``swap``: gate and up exchanged;
+    ``act``: another activation on the gate."""
+
+    def run(a, b, out):
+        a, b = a.numpy().astype(np.float32), b.numpy().astype(np.float32)
+        g, u = a @ b[0].T, a @ b[1].T
+        if swap:
+            g, u = u, g
+        gated = (act or (lambda x: x / (1.0 + np.exp(-x))))(g) * u
+        out.copyfrom(gated.astype(out.numpy().dtype))
+
+    return run
+
+
+def test_gated_gemm_gate_passes_the_right_kernel_and_catches_wrong_ones(monkeypatch):
+    kinds = ("normal", "large", "mixed", "edge", "exact")
+    assert verify(_sim_gated(), GATED, kinds=kinds, check_shapes=False).passed
+    assert _failures(_sim_gated(swap=True), GATED, kinds)
+    assert _failures(_sim_gated(act=lambda x: np.maximum(x, 0.0)), GATED, kinds)  # relu, not silu
+    monkeypatch.setattr(verify_lib, "REFERENCE_BUDGET", 2**16)  # sampled rows and columns
+    report = verify(_sim_gated(), GATED, kinds=kinds, check_shapes=False)
+    assert report.passed and any(c.startswith("sampled:") for c in report.checks), report
+    assert _failures(_sim_gated(swap=True), GATED, kinds)

@@ -17,7 +17,12 @@ why not). The pass runs on the imported module, before legalization:
    module, marked scheduled and opaque so no later pass fuses or reschedules it), or, for a
    whole TIRx kernel (it needs ``tir_pipeline="tirx"``), ``R.call_dps_packed`` of a kernel built
    on its own and linked into the VM executable through the module's ``external_mods``;
-4. NCHW convolutions run as NHWC: the weight transpose is a weight transform (lifted to load
+4. the gated MLP ``silu(x @ Wg.T) * (x @ Wu.T)`` (two matches: the up projection's output is the
+   gate projection's epilogue operand) is rewritten into one ``gemm_gated_nt`` over the stacked
+   weights ``[Wg; Wu]`` (a weight transform, lifted to load time), whose kernel applies the gate
+   in its write-back (:func:`_fuse_gated`); if that kernel cannot be tuned, the two matches are
+   served as they were. The report names the rewrite and the bindings it replaced;
+5. NCHW convolutions run as NHWC: the weight transpose is a weight transform (lifted to load
    time by ``LiftTransformParams``), an activation already produced in NHWC by a previous
    dispatched conv is reused without a transpose (the layout rewrite the graph keeps).
 
@@ -75,6 +80,9 @@ class Match:
     b: relax.Expr
     operands: list  # relax.Expr per epilogue operand, in the op's output layout
     absorbed: list  # names of the absorbed bindings
+    b2: relax.Expr | None = None  # gated: the up projection's weight (``b`` is the gate's)
+    fallback: tuple = ()  # matches served instead when this one's kernel cannot be tuned
+    rewrite: str = ""  # the graph rewrite that made this match ("" for none)
 
 
 @dataclass
@@ -123,7 +131,7 @@ def plan_function(func: relax.Function) -> tuple[list[Match], list[dict]]:
 
     Run ``DeadCodeElimination`` first (as the pass does): a dead reader ends a chain.
     """
-    matches, unmatched = [], []
+    matches, unmatched, users_by_var = [], [], {}
     body = func.body
     output_vars = set(relax.analysis.free_vars(body.body)) if hasattr(body, "body") else set()
     for block in body.blocks:
@@ -135,6 +143,7 @@ def plan_function(func: relax.Function) -> tuple[list[Match], list[dict]]:
         for i, b in enumerate(bindings):
             for v in relax.analysis.free_vars(b.value):
                 users.setdefault(v, set()).add(i)
+                users_by_var.setdefault(v, set()).add(b.var)
         taken: set = set()
         for i, b in enumerate(bindings):
             name = _call_name(b.value)
@@ -147,11 +156,51 @@ def plan_function(func: relax.Function) -> tuple[list[Match], list[dict]]:
                 continue
             taken.update(match.absorbed)
             matches.append(match)
-    return matches, unmatched
+    return _fuse_gated(matches, users_by_var), unmatched
 
 
 class _NoMatch(Exception):
     pass
+
+
+#: ``silu(acc)`` as the importer writes it (decomposed into acc * sigmoid(acc)) or as one op.
+_SILU = (F("silu", ACC), F("mul", ACC, F("sigmoid", ACC)), F("mul", F("sigmoid", ACC), ACC))
+_GATED = {F("mul", s, operand(0)) for s in _SILU} | {F("mul", operand(0), s) for s in _SILU}
+
+
+def _fuse_gated(matches: list, users: dict) -> list:
+    """Matches with each gated-MLP pair ``silu(x @ Wg.T) * (x @ Wu.T)`` made one ``gated``
+    match: the gate projection's epilogue is exactly ``silu(acc) * operand`` and the operand is
+    the output of the up projection (same ``x``, same shape, no epilogue), read nowhere else."""
+    # The operand is the up projection's output, or its accumulator when the chain only casts
+    # it (the epilogue then reads the fp32 value the cast would have rounded).
+    by_out = {v: m for m in matches for v in (m.last, m.heavy)}
+    fused, gone = [], set()
+    for gate in matches:
+        wl, up = gate.workload, None
+        if wl.op == "gemm_nt" and gate.kind == "matmul" and wl.epilogue is not None:
+            if wl.epilogue.expr in _GATED and wl.epilogue.operands == ("full",):
+                up = by_out.get(gate.operands[0])
+        if (
+            up is None
+            or up is gate
+            or up.kind != "matmul"
+            or up.workload.op != "gemm_nt"
+            or up.workload.epilogue is not None
+            or up.workload.shape != wl.shape
+            or not up.a.same_as(gate.a)
+            or not all(users.get(v, set()) <= {*up.absorbed, *gate.absorbed} for v in up.absorbed)
+        ):
+            fused.append(gate)
+            continue
+        gated = Workload("gemm_gated_nt", wl.shape, wl.dtype, wl.out_dtype)
+        absorbed = [*up.absorbed, *gate.absorbed]
+        fused.append(
+            Match(gate.heavy, gate.last, gated, "gated", gate.a, gate.b, [], absorbed,
+                  b2=up.b, fallback=(up, gate), rewrite="gated-mlp")  # fmt: skip
+        )
+        gone.add(up.last)
+    return [m for m in fused if m.last not in gone]
 
 
 def _heavy_view(value, bound: dict):
@@ -359,13 +408,18 @@ def rewrite_module(mod, target, provider, report: DispatchReport, *, external=Fa
         matches, unmatched = plan_function(func)
         report.unmatched += [{**u, "function": gv.name_hint} for u in unmatched]
         kernels = {}
-        for match in matches:
+        todo = list(matches)
+        while todo:
+            match = todo.pop(0)
             try:
                 result = provider(match.workload)
                 if result.workload != match.workload:
                     raise ValueError(f"the provider returned a kernel of {result.workload.name}")
             except Exception as err:  # no legal candidate, all failed the gate...
                 reason = f"tuning {match.workload.name} failed: {type(err).__name__}: {err}"
+                if match.fallback:
+                    reason += f"; served without the {match.rewrite} rewrite"
+                    todo[:0] = match.fallback
                 report.unmatched.append(
                     {"call": match.heavy.name, "op": "tune", "reason": reason[:400]}
                 )
@@ -440,6 +494,7 @@ def _rewrite(func, kernels, builder, target, linking, report):
                     "workload_json": wl.to_json(),
                     "epilogue": str(wl.epilogue) if wl.epilogue is not None else "",
                     "kernel": symbol,
+                    "rewrite": match.rewrite,
                     "link": link,
                     "family": result.space,
                     "latency_us": result.latency_s * 1e6,
@@ -468,6 +523,9 @@ def _kernel_args(match: Match, emit, nhwc) -> list:
     wl = match.workload
     if match.kind == "conv2d_nchw":
         args = [_to_nhwc(match.a, emit, nhwc), emit(relax.op.permute_dims(match.b, [0, 2, 3, 1]))]
+    elif match.kind == "gated":  # [Wg; Wu] as [2, N, K]: a weight transform, run at load time
+        stacked = emit(relax.op.concat([match.b, match.b2], axis=0), "ak_gated_w")
+        args = [match.a, emit(relax.op.reshape(stacked, list(wl.inputs[1].shape)))]
     elif match.kind == "matmul_flat":
         m, _, k = wl.shape
         args = [emit(relax.op.reshape(match.a, [m, k]), "ak_flat"), match.b]

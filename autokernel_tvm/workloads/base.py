@@ -43,6 +43,10 @@ class OpDef:
     ``reference(shape, arrays)`` computes in float64; ``magnitude(shape, arrays)`` returns the
     elementwise scale of the rounding error (the same computation on absolute values) and
     ``reduction(shape)`` the reduction length, used by :mod:`autokernel_tvm.verify`.
+    ``carry(shape, arrays, scale)``, for an op that combines several accumulators (the gated
+    GEMM), returns the elementwise error of its result given that each accumulator's error is
+    ``scale * sqrt(sum_k (a_ik b_kj)^2)``; None: the op is one accumulator. ``degree``: how many
+    accumulators its result multiplies (input scales for ``large`` values take its root).
     """
 
     name: str
@@ -56,6 +60,8 @@ class OpDef:
     flops: Callable[[tuple[int, ...]], int]
     reduction: Callable[[tuple[int, ...]], int]
     doc: str = ""
+    carry: Callable | None = None
+    degree: int = 1
 
 
 OPS: dict[str, OpDef] = {}

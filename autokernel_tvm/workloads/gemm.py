@@ -10,7 +10,7 @@ weight). ``batch_gemm[_nt]``: the same over a leading batch dim. ``gemm_bias[_re
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import erf
+from scipy.special import erf, expit
 
 from .base import OpDef, register_op
 
@@ -126,4 +126,85 @@ _matmul_op(
 )
 _matmul_op(
     "gemm_bias_gelu", batch=False, trans_b=True, bias=True, act="gelu", doc="gelu(A @ B.T + bias)"
+)
+
+
+# -- gated GEMM: silu(A @ Bg.T) * (A @ Bu.T), the LLaMA MLP's gate and up projections at once --
+#: max |d silu(x)/dx| (at x ~ 2.4): an error in the gate accumulator grows by at most this much.
+SILU_SLOPE = 1.1
+
+
+def _silu_np(x: np.ndarray) -> np.ndarray:
+    return x * expit(x)
+
+
+def _gated_arg_shapes(shape):
+    m, n, k = shape
+    return [("A", (m, k)), ("B", (2, n, k))]  # B[0] = Bg, B[1] = Bu: concatenated [2N, K] rows
+
+
+def _gated_compute(shape, dtype, out_dtype):
+    from tvm import te, tirx
+
+    m, n, k = shape
+    acc = "float32"
+    a, b = (te.placeholder(s, dtype, name=name) for name, s in _gated_arg_shapes(shape))
+
+    def project(h, name):  # two reductions, not one over [M, 2, N]: MetaSchedule's tiling
+        r = te.reduce_axis((0, k), name="k")  # then fails (an error, not a rejection) in
+        return te.compute(  # reverse_compute_at of the epilogue, which reads two of its rows
+            (m, n), lambda i, j: te.sum(a[i, r].astype(acc) * b[h, j, r].astype(acc), axis=r),
+            name=name,
+        )
+
+    c, c_up = project(0, "C"), project(1, "C_up")
+
+    def gate(i, j):
+        g = c[i, j]
+        return g / (tirx.const(1.0, acc) + tirx.exp(-g)) * c_up[i, j]
+
+    out = te.compute((m, n), gate, name="epilogue")
+    if out_dtype != acc:
+        gated = out
+        out = te.compute((m, n), lambda i, j: gated[i, j].astype(out_dtype), name="cast")
+    return [a, b], out
+
+
+def _gated_reference(shape, arrays):
+    a, b = arrays
+    return _silu_np(a @ b[0].T) * (a @ b[1].T)
+
+
+def _gated_magnitude(shape, arrays):
+    a, b = arrays
+    return SILU_SLOPE * (a @ b[0].T) * (a @ b[1].T)
+
+
+def _gated_carry(shape, arrays, scale):
+    """First order in each accumulator's error (plus their product): ``|silu'(g)| e_g |u| +
+    |silu(g)| e_u + 1.1 e_g e_u``."""
+    a, b = arrays
+    g, u = a @ b[0].T, a @ b[1].T
+    e_g, e_u = (scale * np.sqrt((a * a) @ (w * w).T) for w in (b[0], b[1]))
+    sig = expit(g)
+    slope = np.abs(sig * (1.0 + g * (1.0 - sig)))
+    return slope * e_g * np.abs(u) + np.abs(g * sig) * e_u + SILU_SLOPE * e_g * e_u
+
+
+register_op(
+    OpDef(
+        name="gemm_gated_nt",
+        dims=("M", "N", "K"),
+        layout="silu(A@Bg.T)*(A@Bu.T)",
+        arg_shapes=_gated_arg_shapes,
+        out_shape=lambda shape: (shape[0], shape[1]),
+        compute=_gated_compute,
+        reference=_gated_reference,
+        magnitude=_gated_magnitude,
+        flops=lambda shape: 4 * shape[0] * shape[1] * shape[2],
+        reduction=lambda shape: shape[2],
+        doc="silu(A @ B[0].T) * (A @ B[1].T): the gated MLP's two projections as one GEMM",
+        carry=_gated_carry,
+        degree=2,
+    )
 )

@@ -23,14 +23,16 @@ def draw(workload, rng: np.random.Generator, kind: str) -> list[np.ndarray]:
         # Inputs (drawn up to ~5 sigma) stay inside the input dtype, and |sum of red products|
         # under a tenth of what the output dtype holds.
         out_limit = FINITE_MAX[workload.out_dtype]
-        scale = min(FINITE_MAX[workload.dtype] / 32.0, np.sqrt(out_limit / (160.0 * red)), 1e4)
+        root = 0.5 / workload.opdef.degree  # a product of `degree` sums of products
+        scale = min(FINITE_MAX[workload.dtype] / 32.0, (out_limit / (160.0 * red)) ** root, 1e4)
         arrays = [a * scale for a in arrays]
     elif kind == "tiny":
         arrays = [a * 1e-3 for a in arrays]
     elif kind == "mixed":
         arrays = [a * 10.0 ** rng.integers(-3, 4, size=a.shape[:-1] + (1,)) for a in arrays]
         if workload.out_dtype == "float16":
-            arrays = [np.clip(a, -60.0, 60.0) / np.sqrt(red) for a in arrays]
+            limit = 60.0 ** (1.0 / workload.opdef.degree)  # |result| <= 3600 < fp16's max
+            arrays = [np.clip(a, -limit, limit) / np.sqrt(red) for a in arrays]
     elif kind == "edge":
         arrays = [_edge(a) for a in arrays]
     return [a.astype(np_dtype(spec.dtype)) for a, spec in zip(arrays, specs)]

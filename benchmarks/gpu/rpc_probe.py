@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Diagnose RPC measurement on this machine: one built candidate through a loopback RPC server,
 step by step (connect, upload + load_module, allocate, time), with the full error of the step
-that fails and the server's log. Tries the server with and without ``--no-fork``.
+that fails and the server's log. Tries the server with ``scripts/rpc_servers.py``'s environment
+(``SERVER_ENV``) and bare (where CUDA sessions failed with cudaErrorInitializationError).
 
     python benchmarks/gpu/rpc_probe.py [--target cuda] [--arch sm_90a]
 
@@ -32,6 +33,7 @@ from autokernel_tvm.builder import build_module  # noqa: E402
 from autokernel_tvm.families import get  # noqa: E402
 from autokernel_tvm.targets import make_target  # noqa: E402
 from autokernel_tvm.workloads import Workload  # noqa: E402
+from scripts.rpc_servers import SERVER_ENV  # noqa: E402
 
 
 def free_port() -> int:
@@ -83,21 +85,23 @@ def main() -> int:
             path = os.path.join(tmp, f"{name}.so")
             exe.export_library(path)
             built.append((name, w, path))
-        for mode in ([], ["--no-fork"]):
+        # the fix scripts/rpc_servers.py applies first, then the bare server that showed the fault
+        for mode in ("fixed env", "bare"):
             port = free_port()
             log = os.path.join(tmp, "server.log")
             cmd = [sys.executable, "-m", "tvm.exec.rpc_server", "--host", "127.0.0.1",
-                   "--port", str(port), "--port-end", str(port + 1), *mode]  # fmt: skip
-            server = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+                   "--port", str(port), "--port-end", str(port + 1)]  # fmt: skip
+            env = {**os.environ, **(SERVER_ENV if mode == "fixed env" else {})}
+            server = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env)
             for _ in range(120):
                 if "bind to" in open(log).read():
                     break
                 time.sleep(0.5)
             for name, w, path in built:
-                print(f"[server {' '.join(mode) or 'fork'}] {name}: {probe(port, path, w, device_type)}")
+                print(f"[server {mode}] {name}: {probe(port, path, w, device_type)}")
             server.kill()
             server.wait()
-            print(f"--- server log ({' '.join(mode) or 'fork'}) ---\n{open(log).read()[-3000:]}")
+            print(f"--- server log ({mode}) ---\n{open(log).read()[-3000:]}")
     return 0
 
 

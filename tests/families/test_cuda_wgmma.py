@@ -93,6 +93,7 @@ def test_genome_checks_and_round_trip():
     assert structure(genome.params, NT) == {
         "batch": 0, "conv": (), "in_dtype": "float16", "trans_b": True, "block_n": 256,
         "consumers": 2, "stages": 4, "raster": 8, "epilogue": "", "out_dtype": "float32",
+        "gated": False,
     }  # fmt: skip
     with pytest.raises(GenomeError) as err:
         grammar.check(genome.replace(stages=6), NT)
@@ -164,3 +165,33 @@ def test_tuner_lists_kernel_candidates_for_build_only():
     assert len(kernels) >= 3
     assert kernels[0][0] == DEFAULT
     assert all(is_tirx(c.mod) for _, c in kernels)
+
+
+GATED = Workload("gemm_gated_nt", (2048, 11008, 4096), "float16", "float16")
+
+
+def test_gated_legality_uses_half_tiles_and_gives_reasons():
+    kw = dict(smem_limit=SMEM, gated=True, block_n=256, consumers=2, stages=4, raster=1)
+    assert legal(256, 11008, 4096, **kw) is None  # 11008 = 86 x 128: half of a 256 tile
+    assert "128x128x64 tile" in legal(256, 11008 + 64, 4096, **kw)
+    assert "gated" in legal(256, 1024, 4096, **{**kw, "trans_b": False})
+    assert "gated" in legal(256, 1024, 4096, **{**kw, "batch": 2})
+    assert "cuda.wgmma" in names(Grammar(TARGET), GATED)
+
+
+@pytest.mark.parametrize("params", [WgmmaParams(), WgmmaParams(128, 2, 5, 8)], ids=str)
+def test_gated_kernel_builds_with_two_b_loads_and_no_spills(needs_nvcc, tmp_path, params):
+    """One wgmma over [gate rows; up rows] per stage (two TMA boxes of block_n / 2 rows), SiLU
+    and the product in the write-back, and the accumulators stay in registers."""
+    src = cuda_source(build_module(kernel_module(Genome("cuda.wgmma", params), GATED), TARGET,
+                                   check_nvcc=True))  # fmt: skip
+    assert f"m64n{params.block_n}k16" in src and "expf(" in src
+    loads = src.count("tvm_builtin_ptx_cp_async_bulk_tensor_g2s_cluster_async_bulk_tensor_2d_")
+    assert loads == 1 + 3  # the helper's definition, then A and the gate and up halves of B
+    (tmp_path / "k.cu").write_text(src)
+    ptxas = subprocess.run(
+        ["nvcc", "-arch=sm_90a", "-cubin", "-o", str(tmp_path / "k.cubin"), "-Xptxas", "-v",
+         str(tmp_path / "k.cu")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "0 bytes spill stores" in ptxas.stderr + ptxas.stdout

@@ -30,6 +30,8 @@ CASES = [
     ("cuda.wgmma", Workload("batch_gemm_nt", (4, 512, 512, 256), "float16")),
     ("cuda.wgmma", Workload("gemm_bias_gelu", (1024, 1024, 512), "float16", "float16")),
     ("cuda.wgmma", Workload("conv2d_nhwc", (4, 28, 28, 128, 256, 3, 3, 1, 1), "float16")),
+    ("cuda.wgmma", Workload("gemm_gated_nt", (1024, 1536, 512), "bfloat16", "bfloat16")),
+    ("cuda.wgmma", Workload("gemm_gated_nt", (2048, 11008, 4096), "float16", "float16")),
     ("cuda.mma", Workload("gemm", (1024, 1024, 1024), "float16")),
     ("cuda.mma", Workload("gemm_nt", (512, 1024, 256), "bfloat16")),
     ("cuda.mma", Workload("gemm", (1000, 1000, 1000), "float16")),  # padded by a rewrite

@@ -164,3 +164,77 @@ def test_chain_stops_at_a_cast_that_truncates():
     mod = from_exported_program(torch.export.export(Truncate().eval(), (torch.randn(4, 8),)))
     (match,), unmatched = plan_function(mod["main"])
     assert str(match.workload.epilogue) == "((x0 + acc) * 4.0) with x0[n]" and not unmatched
+
+
+class GatedMLP(torch.nn.Module):
+    """LLaMA's MLP: down(silu(gate(x)) * up(x)), no biases."""
+
+    def __init__(self, hidden=32, inner=48):
+        super().__init__()
+        self.gate = torch.nn.Linear(hidden, inner, bias=False)
+        self.up = torch.nn.Linear(hidden, inner, bias=False)
+        self.down = torch.nn.Linear(inner, hidden, bias=False)
+
+    def forward(self, x):
+        return self.down(F.silu(self.gate(x)) * self.up(x))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
+def test_gated_mlp_becomes_one_gated_gemm(tuner, dtype):
+    """gate and up projections with the SiLU and the product: one gemm_gated_nt over the stacked
+    weights (stacked once, in the lifted weight transform), equal to the unrewritten graph."""
+    torch.manual_seed(0)
+    model = GatedMLP().eval().to(dtype)
+    x = (torch.randn(16, 32).to(dtype),)
+    mod = from_exported_program(torch.export.export(model, x))
+    matches, _ = plan_function(mod["main"])
+    assert [(m.workload.op, m.rewrite) for m in matches] == [
+        ("gemm_gated_nt", "gated-mlp"),
+        ("gemm_nt", ""),
+    ]
+    assert matches[0].workload.shape == (16, 48, 32) and matches[0].workload.epilogue is None
+    report = DispatchReport()
+    mod, params, out_spec = import_model(
+        model, x, rewrite=dispatch_kernels(tuner, report=report, provider=_provider)
+    )
+    text = mod["main"].script()
+    assert text.count("R.call_tir(ak_gemm_gated_nt") == 1 and "R.matmul" not in text
+    assert "R.concat" not in text and "R.concat" in mod["main_transform_params"].script()
+    assert [s["rewrite"] for s in report.served] == ["gated-mlp", ""]
+    tuned = TunedModel(tvm.compile(mod, "llvm"), "cpu", params, 1, out_spec)
+    with torch.no_grad():
+        assert rel_error(tuned(*x), model(*x)) < (1e-5 if dtype == torch.float32 else 2e-3)
+
+
+def test_gated_pair_not_fused_when_the_up_output_is_read_elsewhere():
+    class Leaky(GatedMLP):
+        def forward(self, x):
+            u = self.up(x)
+            return self.down(F.silu(self.gate(x)) * u) + u.sum()
+
+    mod = from_exported_program(torch.export.export(Leaky().eval(), (torch.randn(4, 32),)))
+    matches, _ = plan_function(mod["main"])
+    assert "gemm_gated_nt" not in [m.workload.op for m in matches]
+
+
+def test_gated_rewrite_falls_back_to_both_projections(tuner):
+    """No kernel for the gated GEMM: the two projections are served as before, with the
+    reason reported."""
+    torch.manual_seed(0)
+    model = GatedMLP().eval()
+    x = (torch.randn(16, 32),)
+
+    def provider(workload):
+        if workload.op == "gemm_gated_nt":
+            raise RuntimeError("no candidate passed the gate")
+        return _provider(workload)
+
+    report = DispatchReport()
+    mod, params, out_spec = import_model(
+        model, x, rewrite=dispatch_kernels(tuner, report=report, provider=provider)
+    )
+    assert mod["main"].script().count("R.call_tir(ak_gemm_nt") == 3
+    assert "without the gated-mlp rewrite" in report.unmatched[0]["reason"]
+    tuned = TunedModel(tvm.compile(mod, "llvm"), "cpu", params, 1, out_spec)
+    with torch.no_grad():
+        assert rel_error(tuned(*x), model(*x)) < 1e-5

@@ -16,6 +16,7 @@ CASES = [
     Workload("gemm_bias_gelu", (16, 32, 8), "bfloat16"),
     Workload("conv2d_nhwc", (2, 9, 9, 8, 16, 3, 3, 2, 1)),
     Workload("conv2d_nhwc", (1, 6, 6, 4, 8, 1, 1, 1, 0), "float16"),
+    Workload("gemm_gated_nt", (16, 24, 32), "float16", "float16"),
 ]
 
 

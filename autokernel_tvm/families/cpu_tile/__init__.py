@@ -61,7 +61,11 @@ class CpuTile(ScheduleFamily):
     default = TileParams()
 
     def applies(self, workload, target) -> str | None:
-        return None if target.kind.name == "llvm" else "needs an llvm (CPU) target"
+        if target.kind.name != "llvm":
+            return "needs an llvm (CPU) target"
+        if workload.opdef.carry is not None:  # gemm_gated_nt
+            return f"op {workload.op}: its epilogue reads two accumulators (no inlined write-back)"
+        return None
 
     def check(self, params: TileParams, workload, target) -> None:
         if not params.structure.endswith("S"):

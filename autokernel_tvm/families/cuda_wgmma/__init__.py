@@ -5,8 +5,9 @@
 MetaSchedule cannot express a warpgroup accumulator, TMA or mbarriers, so a parameter value is
 not a design space but one kernel (every number fixed), measured as a single candidate; it goes
 through the same builder, correctness gate, export and library as the scheduled families. Ops:
-2-D and batched GEMM with either B layout, the fused ``nn.Linear`` epilogues, and stride-1 NHWC
-conv2d (implicit GEMM over TMA image patches).
+2-D and batched GEMM with either B layout, the fused ``nn.Linear`` epilogues, the gated GEMM
+of a LLaMA MLP (gate and up projections in one kernel), and stride-1 NHWC conv2d (implicit GEMM
+over TMA image patches).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ OPS = {
     "gemm_bias_relu": (True, False, "bias_relu"),
     "gemm_bias_gelu": (True, False, "bias_gelu"),
     "conv2d_nhwc": (True, False, ""),  # implicit GEMM, stride 1: see kernel.py's docstring
+    "gemm_gated_nt": (True, False, ""),  # silu(A @ Bg.T) * (A @ Bu.T): Structure.gated
 }
 
 
@@ -82,6 +84,7 @@ def structure(params: WgmmaParams, workload) -> dict:
         "raster": max(params.raster, 1),
         "epilogue": workload.epilogue if workload.epilogue is not None else epilogue,
         "out_dtype": workload.out_dtype or "float32",
+        "gated": workload.op == "gemm_gated_nt",
     }
 
 

@@ -89,6 +89,10 @@ class Structure:
         :class:`~autokernel_tvm.workloads.epilogue.Epilogue` expression, evaluated the same way,
         whose operands (``in_dtype``) are parameters after B.
     out_dtype : C's dtype; the f32 result is cast on the store.
+    gated : the gated GEMM ``silu(A @ Bg.T) * (A @ Bu.T)`` (``trans_b``, 2-D): B is ``[2, N, K]``
+        (Bg rows, then Bu rows); a block loads ``block_n / 2`` rows of each into one B tile, so
+        one wgmma computes both and each thread holds a gate column and its up column
+        ``block_n / 2`` apart; C is ``[M, N]`` (``block_n / 2`` columns per block).
     """
 
     batch: int = 0
@@ -101,6 +105,7 @@ class Structure:
     raster: int = 1
     epilogue: str = ""
     out_dtype: str = "float32"
+    gated: bool = False
 
 
 def smem_bytes(block_n: int, consumers: int, stages: int) -> int:
@@ -169,8 +174,11 @@ def legal(m: int, n: int, k: int, *, smem_limit: int, **structure) -> str | None
         return f"{m}x{n}x{k} is not a multiple of the {block_m}x{block_n}x{BLOCK_K} tile"
     else:
         m_tiles = m // block_m
-    if n % block_n or k % BLOCK_K:
-        return f"{m}x{n}x{k} is not a multiple of the {block_m}x{block_n}x{BLOCK_K} tile"
+    if st.gated and (batch or conv or not trans_b):
+        return "gated: a 2-D GEMM with B as [2, N, K] (no batch, conv or A@B layout)"
+    block_c = block_n // 2 if st.gated else block_n  # C columns per block
+    if n % block_c or k % BLOCK_K:
+        return f"{m}x{n}x{k} is not a multiple of the {block_m}x{block_c}x{BLOCK_K} tile"
     if raster < 1 or m_tiles % raster:
         return f"raster={raster} must divide the {m_tiles} M tiles"
     budget = smem_limit - SMEM_ALIGN_SLACK
@@ -191,7 +199,9 @@ def wgmma_gemm(m: int, n: int, k: int, *, smem_limit: int, **structure) -> tvm.t
     block_n, consumers, stages, raster = st.block_n, st.consumers, st.stages, st.raster
     epilogue, out_dtype = st.epilogue, st.out_dtype
     bm_rows, bn_rows, bk = WG_ROWS * consumers, block_n, BLOCK_K
-    grid_m, grid_n = m // bm_rows, n // bn_rows
+    gated = st.gated
+    block_c = bn_rows // 2 if gated else bn_rows  # C columns per block
+    grid_m, grid_n = m // bm_rows, n // block_c
     # A as a TMA tensor: rank, dims (innermost first), byte strides, box; 2-D rows of K, or
     # (conv) the NHWC image read as a tile_p x tile_q pixel patch of 64 channels.
     a_tma = (2, k, max(batch, 1) * m, k * 2, bk, bm_rows, 1, 1)
@@ -216,6 +226,8 @@ def wgmma_gemm(m: int, n: int, k: int, *, smem_limit: int, **structure) -> tvm.t
     # B as a 2-D TMA tensor (innermost dim first) and its box: K-major rows of K, or MN-major
     # rows of N read 64 columns (one swizzle atom) per box.
     b_dims = (k, nb * n, k * 2, bk, bn_rows) if trans_b else (n, nb * k, n * 2, MN_ATOM, bk)
+    if gated:  # B as [2N, K] rows; a box is half a tile: block_c gate rows, then block_c up rows
+        b_dims = (k, 2 * n, k * 2, bk, block_c)
     b_lbo = 1 if trans_b else MN_LBO_16B
     b_k16 = (0, 16) if trans_b else (16, 0)  # (ring rows, columns) from one k16 step to the next
     b_loads = 1 if trans_b else bn_rows // MN_ATOM
@@ -225,8 +237,18 @@ def wgmma_gemm(m: int, n: int, k: int, *, smem_limit: int, **structure) -> tvm.t
         a_shape, b_shape, c_shape = (batch, *a_shape), (batch, *b_shape), (batch, *c_shape)
     if conv:
         a_shape, b_shape, c_shape = (img, h, w, c), (n, fr, fs, c), (img, p_out, q_out, n)
+    if gated:
+        b_shape = (2, n, k)
 
     operands = _operand_buffers(expression, c_shape, dt)
+
+    def gate(acc, i):
+        """Accumulator ``i`` -- or, gated, silu(gate accumulator i) * its up accumulator, the
+        same column block_c further, which this thread holds ``acc_n / 2`` registers later."""
+        if not gated:
+            return acc[i]
+        g = acc[i]
+        return g / (tvm.tirx.const(1.0, "float32") + tvm.tirx.exp(-g)) * acc[i + acc_n // 2]
 
     def finish(x, bias, index):
         """The epilogue on one f32 accumulator, C[index], as one expression (no scalar
@@ -257,16 +279,18 @@ def wgmma_gemm(m: int, n: int, k: int, *, smem_limit: int, **structure) -> tvm.t
             img_i = bm // (tiles_p * tiles_q)
             if y < p_out and xq < q_out:
                 for v in T.vectorized(2):
-                    C[img_i, y, xq, col + v] = finish(acc[i0 + v], bias, (img_i, y, xq, col + v))
+                    C[img_i, y, xq, col + v] = finish(
+                        gate(acc, i0 + v), bias, (img_i, y, xq, col + v)
+                    )
         elif batch > 0:
             for v in T.vectorized(2):
                 C[bi, bm * bm_rows + row, col + v] = finish(
-                    acc[i0 + v], bias, (bi, bm * bm_rows + row, col + v)
+                    gate(acc, i0 + v), bias, (bi, bm * bm_rows + row, col + v)
                 )
         else:
             for v in T.vectorized(2):
                 C[bm * bm_rows + row, col + v] = finish(
-                    acc[i0 + v], bias, (bm * bm_rows + row, col + v)
+                    gate(acc, i0 + v), bias, (bm * bm_rows + row, col + v)
                 )
 
     # fmt: off
@@ -317,7 +341,12 @@ def wgmma_gemm(m: int, n: int, k: int, *, smem_limit: int, **structure) -> tvm.t
                     else:
                         T.ptx[TMA](T.address_of(ring[s, 0, 0]), T.address_of(a_map),
                                    kt * bk, bi * m + bm * bm_rows, T.address_of(full[s]))
-                    if trans_b:
+                    if gated:
+                        for h in T.unroll(2):
+                            T.ptx[TMA](T.address_of(ring[s, bm_rows + h * block_c, 0]),
+                                       T.address_of(b_map), kt * bk, h * n + bn * block_c,
+                                       T.address_of(full[s]))
+                    elif trans_b:
                         T.ptx[TMA](T.address_of(ring[s, bm_rows, 0]), T.address_of(b_map),
                                    kt * bk, bi * n + bn * bn_rows, T.address_of(full[s]))
                     else:
@@ -350,8 +379,8 @@ def wgmma_gemm(m: int, n: int, k: int, *, smem_limit: int, **structure) -> tvm.t
             T.ptx.wgmma.wait_group.sync.aligned(0)
             lane = tid % 32
             row = wg * WG_ROWS + tid % WG_THREADS // 32 * 16 + lane // 4
-            for i in T.unroll(acc_n // 4):
-                col = bn * bn_rows + i * 8 + lane % 4 * 2
+            for i in T.unroll(acc_n // 8 if gated else acc_n // 4):
+                col = bn * block_c + i * 8 + lane % 4 * 2
                 store(C, bias, acc, i * 4, bi, bm, row, col)
                 store(C, bias, acc, i * 4 + 2, bi, bm, row + 8, col)
 
