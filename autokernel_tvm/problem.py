@@ -153,7 +153,7 @@ def tune_problem(
     report["correct"] = all(c["passed"] for c in checks)
     if compare:
         report.update(_timings(model, tuned, fresh(seeds[0]), device, rep_ms))
-    report["ops"] = op_timings(tuned.report.get("dispatch", {}), device, rep_ms)
+    report["ops"] = op_timings(tuned.report.get("dispatch", {}), device, rep_ms, tuned.library)
     if export:
         report["export"] = export_problem(tuned, export, path, model, config, init_seed)
     return report
@@ -200,33 +200,64 @@ def _timings(model, tuned, inputs: tuple, device: str, rep_ms: float) -> dict:
     return out
 
 
-def op_timings(dispatch: dict, device: str, rep_ms: float) -> list[dict]:
-    """Per dispatched call: its kernel and family, the kernel's time (measured by the tuner in
-    this run) and the time of torch's own op on the same workload (measured now); per unmatched
-    call, the reason TVM's lowering serves it."""
+def op_timings(dispatch: dict, device: str, rep_ms: float, library=None) -> list[dict]:
+    """Per dispatched call: its kernel and family, and the kernel's time against torch's own op
+    on the same workload, the two timed in alternation (L2 flushed) on fresh random inputs --
+    the kernel called out of ``library`` (the model's runtime module) by its symbol; without a
+    library, the time the tuner measured. Per unmatched call, the reason TVM's lowering serves
+    it."""
     from .relax.torch_ops import torch_op
+    from .timing import compare
     from .workloads import Workload
 
     rows = []
     for served in dispatch.get("served", []):
         workload = Workload.from_json(served["workload_json"])
+        kernel = _kernel_call(library, served["kernel"], workload, device)
         with torch.no_grad():
-            torch_us = time_callable(torch_op(workload, device), device, rep_ms=rep_ms) * 1e6
+            fns = {"torch": torch_op(workload, device)}
+            if kernel is not None:
+                fns["kernel"] = kernel
+            seconds = compare(fns, device, rep_ms=rep_ms).seconds
+        kernel_us = seconds["kernel"] * 1e6 if kernel is not None else served["latency_us"]
+        torch_us = seconds["torch"] * 1e6
         rows.append(
             {
                 "call": served["call"],
                 "workload": served["workload"],
                 "epilogue": served["epilogue"],
+                "rewrite": served.get("rewrite", ""),
                 "kernel": served["kernel"],
                 "family": served["family"],
-                "kernel_us": served["latency_us"],
+                "kernel_us": kernel_us,
+                "kernel_timing": "alternating with torch" if kernel is not None else "tuner",
                 "torch_us": torch_us,
-                "speedup_vs_torch": torch_us / served["latency_us"],
+                "speedup_vs_torch": torch_us / kernel_us,
             }
         )
     for unmatched in dispatch.get("unmatched", []):
         rows.append({"call": unmatched["call"], "kernel": "tvm", "reason": unmatched["reason"]})
     return rows
+
+
+def _kernel_call(library, symbol: str, workload, device: str):
+    """``fn()`` calling kernel ``symbol`` of ``library`` on random inputs, or None if absent."""
+    import tvm
+
+    from .relax.torch_ops import DTYPES as TORCH_DTYPES
+
+    if library is None:
+        return None
+    try:
+        fn = library.get_function(symbol, query_imports=True)
+    except (AttributeError, RuntimeError, tvm.error.TVMError):
+        return None
+    if fn is None:
+        return None
+    specs = [*workload.inputs, workload.output]
+    tensors = [torch.randn(s.shape, device=device).to(TORCH_DTYPES[s.dtype]) for s in specs]
+    args = [tvm.runtime.from_dlpack(t) for t in tensors]
+    return lambda: fn(*args)
 
 
 def _forward_signature(forward) -> tuple[str, str]:

@@ -55,6 +55,8 @@ class TunedModel:
 
     def __init__(self, module, device: str, params, num_inputs: int, out_spec, report=None):
         self.executable = module if isinstance(module, tvm.runtime.Executable) else None
+        #: the runtime module: its kernels can be called by symbol (``ak_<workload>``)
+        self.library = module.mod if self.executable is not None else module
         self.device = torch.device(device)
         index = self.device.index or 0
         tvm_device = tvm.cpu() if self.device.type == "cpu" else tvm.cuda(index)

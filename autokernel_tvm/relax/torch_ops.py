@@ -65,6 +65,8 @@ def torch_op(workload: Workload, device: str):
     def run():
         if op == "conv2d_nhwc":
             out = F.conv2d(data, weight, stride=stride, padding=pad).permute(0, 2, 3, 1)
+        elif op == "gemm_gated_nt":  # the unrewritten graph: two projections, SiLU, product
+            out = F.silu(base[0] @ base[1][0].T) * (base[0] @ base[1][1].T)
         elif op.endswith("_nt") or op.startswith("gemm_bias"):
             out = base[0] @ base[1].transpose(-1, -2)
             if op.startswith("gemm_bias"):
