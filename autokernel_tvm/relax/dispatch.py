@@ -195,9 +195,11 @@ def _fuse_gated(matches: list, users: dict) -> list:
             continue
         gated = Workload("gemm_gated_nt", wl.shape, wl.dtype, wl.out_dtype)
         absorbed = [*up.absorbed, *gate.absorbed]
+        gated_match = dataclasses.replace(gate, workload=gated, kind="gated", operands=[])
         fused.append(
-            Match(gate.heavy, gate.last, gated, "gated", gate.a, gate.b, [], absorbed,
-                  b2=up.b, fallback=(up, gate), rewrite="gated-mlp")  # fmt: skip
+            dataclasses.replace(
+                gated_match, absorbed=absorbed, b2=up.b, fallback=(up, gate), rewrite="gated-mlp"
+            )
         )
         gone.add(up.last)
     return [m for m in fused if m.last not in gone]

@@ -53,8 +53,9 @@ class Generator:
         self.rejections: Counter = Counter()
 
     # -- proposing ------------------------------------------------------------------------
-    def propose(self, n: int, max_attempts: int = 200) -> list[Genome]:
-        """Up to ``n`` new legal genomes: prior first, then children of elites, then samples."""
+    def propose(self, n: int, max_attempts: int = 200, families=None) -> list[Genome]:
+        """Up to ``n`` new legal genomes: prior first, then children of elites, then samples;
+        only of ``families`` (names) when given."""
         out: list[Genome] = []
         sources = [g for g, _ in sorted(self.prior, key=lambda p: -p[1])]
         for attempt in range(max_attempts):
@@ -67,6 +68,8 @@ class Generator:
             else:
                 candidate = self.sample()
             genome = self._legal(candidate)
+            if genome is not None and families is not None and genome.family not in families:
+                continue
             if genome is not None and genome.key not in self.proposed:
                 self.proposed.add(genome.key)
                 out.append(genome)

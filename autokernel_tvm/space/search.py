@@ -70,6 +70,10 @@ class Search:
         self.scores: dict[str, float] = {}
         self.rungs: list = []
         self.kept: list[str] = []
+        self.granted: Counter = Counter()  # genome key -> trials it was given
+        # Families whose genome is one candidate (a whole kernel): measured once however many
+        # trials it is given, so the budget it leaves buys further genomes of that family.
+        self.one_shot: set[str] = set()
 
     def __iter__(self):
         """Yield ``(genome, total trials it should have)``; call :meth:`learn` after each."""
@@ -80,25 +84,31 @@ class Search:
             alive = alive[:width]
             for genome in alive:
                 spent[genome.key] += extra
+                self.granted[genome.key] = spent[genome.key]
                 yield genome, spent[genome.key]
             alive.sort(key=lambda g: -self.scores.get(g.key, 0.0))
             self.rungs.append([{"key": g.key, "tflops": self.scores[g.key]} for g in alive])
         self.kept = [g.key for g in alive]
         for _ in range(MAX_EXTRA_GENOMES):
             left = self.trials - sum(self.used.values())
-            if left < MIN_TRIALS or not alive:
+            if left < 1 or not alive:
                 break
-            new = self.generator.propose(1)
+            # a sliver of budget left: only a whole kernel can still be measured with it
+            only = None if left >= MIN_TRIALS else self.one_shot
+            new = self.generator.propose(1, families=only) if only != set() else []
             if not new:
                 break
             self.proposed += new
-            yield new[0], min(left, 2 * MIN_TRIALS)
+            self.granted[new[0].key] = min(left, 2 * MIN_TRIALS)
+            yield new[0], self.granted[new[0].key]
             self.rungs.append([{"key": new[0].key, "tflops": self.scores[new[0].key]}])
 
     def learn(self, genome: Genome, trials: int, tflops: float) -> None:
         """A measured genome: ``trials`` records so far, best ``tflops`` (0 if all failed)."""
         self.used[genome.key] = trials
         self.scores[genome.key] = tflops
+        if trials == 1 < self.granted[genome.key]:
+            self.one_shot.add(genome.family)
         self.generator.update(genome, tflops)
 
     def genome(self, key: str) -> Genome:

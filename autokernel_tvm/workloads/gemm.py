@@ -150,10 +150,13 @@ def _gated_compute(shape, dtype, out_dtype):
     acc = "float32"
     a, b = (te.placeholder(s, dtype, name=name) for name, s in _gated_arg_shapes(shape))
 
-    def project(h, name):  # two reductions, not one over [M, 2, N]: MetaSchedule's tiling
-        r = te.reduce_axis((0, k), name="k")  # then fails (an error, not a rejection) in
-        return te.compute(  # reverse_compute_at of the epilogue, which reads two of its rows
-            (m, n), lambda i, j: te.sum(a[i, r].astype(acc) * b[h, j, r].astype(acc), axis=r),
+    # Two reductions, not one over [M, 2, N]: with one, MetaSchedule's tiling fails (an error,
+    # not a rejected candidate) in reverse_compute_at of the epilogue, which reads two rows.
+    def project(h, name):
+        r = te.reduce_axis((0, k), name="k")
+        return te.compute(
+            (m, n),
+            lambda i, j: te.sum(a[i, r].astype(acc) * b[h, j, r].astype(acc), axis=r),
             name=name,
         )
 
