@@ -6,8 +6,9 @@ that fails and the server's log. Tries the server with ``scripts/rpc_servers.py`
 
     python benchmarks/gpu/rpc_probe.py [--target cuda] [--arch sm_90a]
 
-Candidates: the stock TVM lowering of a small GEMM (what a MetaSchedule candidate is) and, on
-sm_90a, the default ``cuda.wgmma`` whole kernel. Prints one line per (server mode, candidate).
+Candidates: a small GEMM scheduled by TVM's dlight rules (a module like a MetaSchedule
+candidate) and, on sm_90a, the default ``cuda.wgmma`` whole kernel. Prints one line per
+(server mode, candidate).
 """
 
 from __future__ import annotations
@@ -44,7 +45,13 @@ def free_port() -> int:
 
 def candidates(target, tmp):
     w = Workload("gemm_nt", (1024, 1024, 1024), "float16", "float16")
-    yield "stock", w, build_module(w.ir_module(), target)
+    mod = w.ir_module()
+    if target.kind.name != "llvm":  # an unscheduled GPU kernel runs on the host: bind threads
+        from tvm.s_tir import dlight
+
+        with target:
+            mod = dlight.ApplyDefaultSchedule(dlight.gpu.Matmul(), dlight.gpu.Fallback())(mod)
+    yield "dlight", w, build_module(mod, target)
     if str(target.attrs.get("arch", "")) == "sm_90a":
         family = get("cuda.wgmma")
         yield "wgmma", w, build_module(family.candidate(family.default, w, target).mod, target)
