@@ -29,6 +29,17 @@ def names(grammar, workload) -> list[str]:
     return [f.name for f in grammar.families(workload)]
 
 
+def ptxas_report(src: str, tmp_path) -> str:
+    """ptxas's resource report (registers, spills) of CUDA source ``src`` for sm_90a."""
+    (tmp_path / "k.cu").write_text(src)
+    ptxas = subprocess.run(
+        ["nvcc", "-arch=sm_90a", "-cubin", "-o", str(tmp_path / "k.cubin"), "-Xptxas", "-v",
+         str(tmp_path / "k.cu")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return ptxas.stderr + ptxas.stdout
+
+
 def kernel_module(genome, workload):
     return FAMILY.candidate(genome.params, workload, TARGET).mod
 
@@ -150,13 +161,7 @@ def test_epilogue_stores_pairs_and_nothing_spills(needs_nvcc, tmp_path, out_dtyp
     mod = kernel_module(DEFAULT, workload)
     src = cuda_source(build_module(mod, TARGET, check_nvcc=True))
     assert f"*({vector}*)(C_ptr" in src
-    (tmp_path / "k.cu").write_text(src)
-    ptxas = subprocess.run(
-        ["nvcc", "-arch=sm_90a", "-cubin", "-o", str(tmp_path / "k.cubin"), "-Xptxas", "-v",
-         str(tmp_path / "k.cu")],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    assert "0 bytes spill stores" in ptxas.stderr + ptxas.stdout
+    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
 
 
 def test_tuner_lists_kernel_candidates_for_build_only():
@@ -188,10 +193,4 @@ def test_gated_kernel_builds_with_two_b_loads_and_no_spills(needs_nvcc, tmp_path
     assert f"m64n{params.block_n}k16" in src and "expf(" in src
     loads = src.count("tvm_builtin_ptx_cp_async_bulk_tensor_g2s_cluster_async_bulk_tensor_2d_")
     assert loads == 1 + 3  # the helper's definition, then A and the gate and up halves of B
-    (tmp_path / "k.cu").write_text(src)
-    ptxas = subprocess.run(
-        ["nvcc", "-arch=sm_90a", "-cubin", "-o", str(tmp_path / "k.cubin"), "-Xptxas", "-v",
-         str(tmp_path / "k.cu")],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    assert "0 bytes spill stores" in ptxas.stderr + ptxas.stdout
+    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
