@@ -9,9 +9,9 @@ set -uo pipefail
 out=${OUT:-/tmp/ak_out}
 mkdir -p "$out"
 export TVM_CUDA_COMPILE_MODE=nvcc PYTHONUNBUFFERED=1
-timeout 170 python3 -m pytest -q -m gpu tests/gpu -rA > "$out/gpu_suite.txt" 2>&1
+timeout 200 python3 -m pytest -q -m gpu tests/gpu -rA > "$out/gpu_suite.txt" 2>&1
 echo "gpu suite rc=$?"; grep -E "^(PASSED|FAILED|SKIPPED)|passed|failed" "$out/gpu_suite.txt" | tail -16
-OUT=$out timeout 250 bash benchmarks/gpu/rpc_run.sh "${1:-8}" > "$out/rpc_run.log" 2>&1
+OUT=$out timeout 230 bash benchmarks/gpu/rpc_run.sh "${1:-8}" > "$out/rpc_run.log" 2>&1
 echo "rpc_run rc=$?"; tail -14 "$out/rpc_run.log"
 if [ -n "${2:-}" ]; then
   timeout 170 python3 benchmarks/gpu/problems.py --only "$2" --trials "${3:-4}" \

@@ -62,9 +62,15 @@ def test_illegal_structures_give_reasons(kwargs, words):
         wgmma_gemm(1024, 1024, 1024, smem_limit=SMEM, **kwargs)
 
 
-def test_unaligned_shape_is_rejected():
-    assert "not a multiple" in legal(1000, 1024, 1024, smem_limit=SMEM)
-    assert "not a multiple" in legal(1024, 1024, 1000, smem_limit=SMEM, block_n=128)
+def test_edge_tiles_are_legal_where_tma_and_paired_stores_allow():
+    """M, N and K need not be tile multiples (TMA zero-fills past the end, stores check the
+    edge); what is refused is what TMA's 16-byte strides and the 2-wide stores cannot do."""
+    assert legal(1000, 1000, 1000, smem_limit=SMEM, raster=1) is None
+    assert legal(1, 11008, 4096, smem_limit=SMEM, consumers=1) is None  # decode: one row
+    assert "multiple of 8" in legal(1024, 1024, 1002, smem_limit=SMEM)  # K * 2 B rows
+    assert "multiple of 8" in legal(1024, 1002, 1024, smem_limit=SMEM, trans_b=False)
+    assert "even" in legal(1024, 1001, 1024, smem_limit=SMEM)
+    assert "next B" in legal(1024, 1024, 1000, smem_limit=SMEM, trans_b=False, batch=2)
     assert legal(1024, 1024, 1024, smem_limit=SMEM) is None
     # the budget is the target's: 4 stages of 128x256 tiles fit an H100, not an A100
     assert "shared memory" in legal(1024, 1024, 1024, smem_limit=166912, stages=4)
@@ -178,7 +184,7 @@ GATED = Workload("gemm_gated_nt", (2048, 11008, 4096), "float16", "float16")
 def test_gated_legality_uses_half_tiles_and_gives_reasons():
     kw = dict(smem_limit=SMEM, gated=True, block_n=256, consumers=2, stages=4, raster=1)
     assert legal(256, 11008, 4096, **kw) is None  # 11008 = 86 x 128: half of a 256 tile
-    assert "128x128x64 tile" in legal(256, 11008 + 64, 4096, **kw)
+    assert legal(256, 11008 + 64, 4096, **kw) is None  # an edge tile of gate and up rows
     assert "gated" in legal(256, 1024, 4096, **{**kw, "trans_b": False})
     assert "gated" in legal(256, 1024, 4096, **{**kw, "batch": 2})
     assert "cuda.wgmma" in names(Grammar(TARGET), GATED)
@@ -193,4 +199,24 @@ def test_gated_kernel_builds_with_two_b_loads_and_no_spills(needs_nvcc, tmp_path
     assert f"m64n{params.block_n}k16" in src and "expf(" in src
     loads = src.count("tvm_builtin_ptx_cp_async_bulk_tensor_g2s_cluster_async_bulk_tensor_2d_")
     assert loads == 1 + 3  # the helper's definition, then A and the gate and up halves of B
+    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "workload",
+    [
+        Workload("gemm_nt", (1000, 1000, 1000), "float16"),
+        Workload("gemm", (777, 1000, 520), "bfloat16", "bfloat16"),
+        Workload("gemm_nt", (16, 4096, 4096), "float16", "float16"),  # decode
+        Workload("batch_gemm_nt", (3, 100, 200, 72), "float16"),
+    ],
+    ids=lambda w: w.name,
+)
+def test_edge_tiles_build_with_checked_stores_and_no_spills(needs_nvcc, tmp_path, workload):
+    """Shapes off the tile grid get a ceil-div grid, a zero-filled K tail and stores that check
+    the row and column; aligned shapes keep their unchecked stores (codegen identity)."""
+    genome = Grammar(TARGET).check(DEFAULT.replace(raster=1), workload)
+    src = cuda_source(build_module(kernel_module(genome, workload), TARGET, check_nvcc=True))
+    m, n = workload.shape[-3], workload.shape[-2]
+    assert f"< {m})" in src and f"< {n})" in src  # the store predicate on row and column
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)

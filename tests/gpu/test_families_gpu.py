@@ -32,6 +32,12 @@ CASES = [
     ("cuda.wgmma", Workload("conv2d_nhwc", (4, 28, 28, 128, 256, 3, 3, 1, 1), "float16")),
     ("cuda.wgmma", Workload("gemm_gated_nt", (1024, 1536, 512), "bfloat16", "bfloat16")),
     ("cuda.wgmma", Workload("gemm_gated_nt", (2048, 11008, 4096), "float16", "float16")),
+    # edge tiles: ceil-div grids, zero-filled K tails, checked stores
+    ("cuda.wgmma", Workload("gemm_nt", (1000, 1000, 1000), "float16")),
+    ("cuda.wgmma", Workload("gemm", (777, 1000, 520), "bfloat16", "bfloat16")),
+    ("cuda.wgmma", Workload("gemm_nt", (16, 4096, 4096), "float16", "float16")),
+    ("cuda.wgmma", Workload("batch_gemm_nt", (3, 100, 200, 72), "float16")),
+    ("cuda.wgmma", Workload("gemm_gated_nt", (1000, 1000, 1000), "float16", "float16")),
     ("cuda.mma", Workload("gemm", (1024, 1024, 1024), "float16")),
     ("cuda.mma", Workload("gemm_nt", (512, 1024, 256), "bfloat16")),
     ("cuda.mma", Workload("gemm", (1000, 1000, 1000), "float16")),  # padded by a rewrite

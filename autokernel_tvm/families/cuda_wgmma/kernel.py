@@ -144,6 +144,19 @@ def _conv_reason(conv, m, n, k, *, batch, trans_b, epilogue) -> str | None:
     return None
 
 
+def _edge_reason(n: int, k: int, *, batch: int, trans_b: bool) -> str | None:
+    """Why a GEMM with edge tiles cannot run here, or None. Edges cost nothing in the loads: a
+    TMA box past the tensor's end is zero-filled (the K tail adds zeros; rows past M or N
+    compute values that the predicated store drops). What TMA and the stores do need:"""
+    if k % 8 or (not trans_b and n % 8):
+        return "TMA needs rows of 16-byte multiples: K (and N when B is [K, N]) a multiple of 8"
+    if n % 2:
+        return "N must be even: each thread stores two adjacent columns at once"
+    if batch and not trans_b and k % BLOCK_K:
+        return f"batched A@B with K % {BLOCK_K} != 0: the K tail would read the next B's rows"
+    return None
+
+
 def legal(m: int, n: int, k: int, *, smem_limit: int, **structure) -> str | None:
     """Why the :class:`Structure` of these keywords cannot build an ``m x n x k`` GEMM on a GPU
     granting ``smem_limit`` bytes of shared memory per block, or None if it can."""
@@ -170,15 +183,16 @@ def legal(m: int, n: int, k: int, *, smem_limit: int, **structure) -> str | None
             return why
         tile_p, tile_q, tiles_p, tiles_q = conv_patch(conv, block_m)
         m_tiles = conv[0] * tiles_p * tiles_q
-    elif m % block_m:
-        return f"{m}x{n}x{k} is not a multiple of the {block_m}x{block_n}x{BLOCK_K} tile"
     else:
-        m_tiles = m // block_m
+        m_tiles = -(-m // block_m)
     if st.gated and (batch or conv or not trans_b):
         return "gated: a 2-D GEMM with B as [2, N, K] (no batch, conv or A@B layout)"
     block_c = block_n // 2 if st.gated else block_n  # C columns per block
-    if n % block_c or k % BLOCK_K:
+    if conv and (n % block_c or k % BLOCK_K):
         return f"{m}x{n}x{k} is not a multiple of the {block_m}x{block_c}x{BLOCK_K} tile"
+    why = None if conv else _edge_reason(n, k, batch=batch, trans_b=trans_b)
+    if why:
+        return f"{m}x{n}x{k}: {why}"
     if raster < 1 or m_tiles % raster:
         return f"raster={raster} must divide the {m_tiles} M tiles"
     budget = smem_limit - SMEM_ALIGN_SLACK
@@ -201,7 +215,8 @@ def wgmma_gemm(m: int, n: int, k: int, *, smem_limit: int, **structure) -> tvm.t
     bm_rows, bn_rows, bk = WG_ROWS * consumers, block_n, BLOCK_K
     gated = st.gated
     block_c = bn_rows // 2 if gated else bn_rows  # C columns per block
-    grid_m, grid_n = m // bm_rows, n // block_c
+    grid_m, grid_n = -(-m // bm_rows), -(-n // block_c)  # edge tiles: see _edge_reason
+    edges = bool(not st.conv and (m % bm_rows or n % block_c))  # stores check row and column
     # A as a TMA tensor: rank, dims (innermost first), byte strides, box; 2-D rows of K, or
     # (conv) the NHWC image read as a tile_p x tile_q pixel patch of 64 channels.
     a_tma = (2, k, max(batch, 1) * m, k * 2, bk, bm_rows, 1, 1)
@@ -214,7 +229,7 @@ def wgmma_gemm(m: int, n: int, k: int, *, smem_limit: int, **structure) -> tvm.t
         a_tma += (1, 1, 1, 1)  # element strides
     is_conv = bool(conv)
     tiles, nb = grid_m * grid_n, max(batch, 1)
-    k_tiles = k // bk
+    k_tiles = -(-k // bk)
     acc_n = block_n // 2  # f32 accumulators per thread of an m64nN warpgroup tile
     stage_bytes = (bm_rows + bn_rows) * bk * 2
     group = raster * grid_n
@@ -282,11 +297,23 @@ def wgmma_gemm(m: int, n: int, k: int, *, smem_limit: int, **structure) -> tvm.t
                     C[img_i, y, xq, col + v] = finish(
                         gate(acc, i0 + v), bias, (img_i, y, xq, col + v)
                     )
+        elif batch > 0 and edges:
+            if bm * bm_rows + row < m and col < n:  # n is even: col + 1 < n too
+                for v in T.vectorized(2):
+                    C[bi, bm * bm_rows + row, col + v] = finish(
+                        gate(acc, i0 + v), bias, (bi, bm * bm_rows + row, col + v)
+                    )
         elif batch > 0:
             for v in T.vectorized(2):
                 C[bi, bm * bm_rows + row, col + v] = finish(
                     gate(acc, i0 + v), bias, (bi, bm * bm_rows + row, col + v)
                 )
+        elif edges:
+            if bm * bm_rows + row < m and col < n:
+                for v in T.vectorized(2):
+                    C[bm * bm_rows + row, col + v] = finish(
+                        gate(acc, i0 + v), bias, (bm * bm_rows + row, col + v)
+                    )
         else:
             for v in T.vectorized(2):
                 C[bm * bm_rows + row, col + v] = finish(
