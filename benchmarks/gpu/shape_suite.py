@@ -1,0 +1,183 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The any-shape suite on one GPU: each GEMM shape tuned, then timed against cuBLAS
+(``torch.matmul``) and torch.compile (``max-autotune-no-cudagraphs``) in one process.
+
+Command (on the GPU box, after ``source .devcache/remote-setup.sh``)::
+
+    python benchmarks/gpu/shape_suite.py --dtypes float16,bfloat16 --trials 16 \
+        [--only square_4096,decode_1x4096] [--max-tune-s 180]
+
+Shapes (``SHAPES``: 22, A @ B.T as ``nn.Linear`` computes it, output in the input dtype):
+square 4096^3 and 8192^3, odd 2047 x 2049 x 2051 and 8205 x 5921 x 2949, LLaMA projections at
+2048 and 8192 tokens, decode M in {1, 16, 64} x 4096 x {4096, 11008}, short K 1024, large K
+256 x 256 x 524288, vocab N in {32000, 128256}, batched 128 x 512 x 2048 x 1024. For each:
+
+1. ``Tuner.tune`` (generative space; the gate runs on the winner), its tuning seconds recorded;
+2. the winner built and called as a user calls an exported kernel, checked against torch's fp64
+   product (normwise relative error), then timed in alternation with cuBLAS and torch.compile
+   (:func:`autokernel_tvm.timing.compare`, the L2 flushed between calls).
+
+Two rows per shape and dtype (shared schema, ``baseline`` ``torch`` and ``torch.compile``) are
+appended to ``$OUT/shapes.jsonl``; a shape that fails (no legal kernel, the gate) gets a line in
+``$OUT/shapes_failed.jsonl`` with the reason, and the suite goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+import traceback
+
+os.environ.setdefault("TVM_CUDA_COMPILE_MODE", "nvcc")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
+
+import torch  # noqa: E402
+import tvm  # noqa: E402
+
+from autokernel_tvm.builder import build_module  # noqa: E402
+from autokernel_tvm.config import TuneConfig  # noqa: E402
+from autokernel_tvm.results import append_result, device_short_name, now_iso  # noqa: E402
+from autokernel_tvm.timing import compare  # noqa: E402
+from autokernel_tvm.tuner import Tuner  # noqa: E402
+from autokernel_tvm.workloads import Workload  # noqa: E402
+
+#: name -> (op, shape); gemm_nt shapes are (M, N, K), batch_gemm_nt (B, M, N, K).
+SHAPES = {
+    "square_4096": ("gemm_nt", (4096, 4096, 4096)),
+    "square_8192": ("gemm_nt", (8192, 8192, 8192)),
+    "odd_2047": ("gemm_nt", (2047, 2049, 2051)),
+    "odd_8205": ("gemm_nt", (8205, 5921, 2949)),
+    "llama_up_2048": ("gemm_nt", (2048, 11008, 4096)),
+    "llama_down_2048": ("gemm_nt", (2048, 4096, 11008)),
+    "llama_up_8192": ("gemm_nt", (8192, 11008, 4096)),
+    "llama_down_8192": ("gemm_nt", (8192, 4096, 11008)),
+    "llama_qkv_2048": ("gemm_nt", (2048, 12288, 4096)),
+    "decode_1x4096": ("gemm_nt", (1, 4096, 4096)),
+    "decode_16x4096": ("gemm_nt", (16, 4096, 4096)),
+    "decode_64x4096": ("gemm_nt", (64, 4096, 4096)),
+    "decode_1x11008": ("gemm_nt", (1, 11008, 4096)),
+    "decode_16x11008": ("gemm_nt", (16, 11008, 4096)),
+    "decode_64x11008": ("gemm_nt", (64, 11008, 4096)),
+    "short_k_1024": ("gemm_nt", (2048, 8192, 1024)),
+    "large_k_524288": ("gemm_nt", (256, 256, 524288)),
+    "vocab_32000": ("gemm_nt", (2048, 32000, 4096)),
+    "vocab_128256": ("gemm_nt", (2048, 128256, 4096)),
+    "batched_128": ("batch_gemm_nt", (128, 512, 2048, 1024)),
+    "rect_tall": ("gemm_nt", (16384, 1024, 4096)),
+    "rect_wide": ("gemm_nt", (1024, 16384, 4096)),
+}
+TORCH = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def run_shape(name: str, dtype: str, args, tuner: Tuner, gpu: str) -> list[dict]:
+    op, shape = SHAPES[name]
+    workload = Workload(op, shape, dtype, dtype)
+    start = time.time()
+    result = tuner.tune(workload)
+    tune_seconds = time.time() - start
+    kernel = build_module(result.mod, tuner.target)["main"]
+    gen = torch.Generator(device="cuda").manual_seed(7)
+    a, b = (
+        torch.randn(s.shape, device="cuda", generator=gen).to(TORCH[dtype]) for s in workload.inputs
+    )
+    c = torch.full(workload.output.shape, float("nan"), device="cuda", dtype=TORCH[dtype])
+    ta, tb, tc = (tvm.runtime.from_dlpack(x) for x in (a, b, c))
+    kernel(ta, tb, tc)
+    want = a.double() @ b.double().transpose(-1, -2)
+    rel_err = ((c.double() - want).norm() / want.norm()).item()
+
+    def cublas():
+        return a @ b.transpose(-1, -2)
+
+    compiled = torch.compile(cublas, mode="max-autotune-no-cudagraphs")
+    compiled()
+    both = compare(
+        {"ours": lambda: kernel(ta, tb, tc), "torch": cublas, "torch.compile": compiled}, "cuda"
+    )
+    rows = []
+    for baseline in ("torch", "torch.compile"):
+        secs = both.seconds
+        rows.append(
+            {
+                "date": now_iso(),
+                "device": device_short_name(gpu),
+                "gpu_name": gpu,
+                "op": op,
+                "shape": list(shape),
+                "dtype": dtype,
+                "out_dtype": dtype,
+                "impl": result.genome["family"] if result.genome else "stock",
+                "params": (result.genome or {}).get("params"),
+                "method": "tuned",
+                "tflops": workload.flops / secs["ours"] / 1e12,
+                "baseline": baseline,
+                "baseline_tflops": workload.flops / secs[baseline] / 1e12,
+                "ratio": secs[baseline] / secs["ours"],
+                "trials": args.trials,
+                "tune_seconds": tune_seconds,
+                "command": "python " + " ".join(shlex.quote(x) for x in sys.argv),
+                "shape_name": name,
+                "max_rel_error": rel_err,
+                "verified": bool(result.verify and result.verify.get("passed")),
+            }
+        )
+    return rows
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--only", default="", help=f"comma-separated names of {sorted(SHAPES)}")
+    p.add_argument("--dtypes", default="float16,bfloat16")
+    p.add_argument("--trials", type=int, default=16, help="measured candidates per shape")
+    p.add_argument("--arch", default="sm_90a")
+    p.add_argument("--out", default=os.environ.get("OUT", "out"), help="results folder")
+    args = p.parse_args(argv)
+    names = [n for n in args.only.split(",") if n] or list(SHAPES)
+    unknown = sorted(set(names) - set(SHAPES))
+    if unknown:
+        print(f"error: --only: unknown shapes {unknown}; known: {sorted(SHAPES)}", file=sys.stderr)
+        return 2
+    if not torch.cuda.is_available():
+        print("error: the shape suite needs a CUDA GPU (torch sees none)", file=sys.stderr)
+        return 2
+    gpu = torch.cuda.get_device_name()
+    os.makedirs(args.out, exist_ok=True)
+    config = TuneConfig(
+        target="cuda",
+        arch=args.arch,
+        trials=args.trials,
+        work_dir=os.path.join(args.out, "work"),
+    )
+    tuner = Tuner(config, progress=False)
+    for dtype in args.dtypes.split(","):
+        for name in names:
+            try:
+                rows = run_shape(name, dtype, args, tuner, gpu)
+            except Exception as err:  # one shape's failure is a result, not the suite's end
+                why = f"{type(err).__name__}: {str(err).strip()[:400]}"
+                print(f"{name:18s} {dtype:9s} FAILED {why}", flush=True)
+                with open(os.path.join(args.out, "shapes_failed.jsonl"), "a") as f:
+                    tb = traceback.format_exc()[-2000:]
+                    f.write(json.dumps({"shape": name, "dtype": dtype, "error": why, "tb": tb}))
+                    f.write("\n")
+                continue
+            for row in rows:
+                append_result(os.path.join(args.out, "shapes.jsonl"), row)
+            t, c = rows
+            print(
+                f"{name:18s} {dtype:9s} {t['impl']:10s} {t['tflops']:7.1f} TFLOP/s  "
+                f"cuBLAS {t['baseline_tflops']:7.1f} ({t['ratio']:.2f}x)  torch.compile "
+                f"{c['baseline_tflops']:7.1f} ({c['ratio']:.2f}x)  err {t['max_rel_error']:.1e}"
+                f"  tune {t['tune_seconds']:.0f}s",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
