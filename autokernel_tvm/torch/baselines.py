@@ -51,6 +51,10 @@ def make_baseline(entry: dict, inputs: Sequence[torch.Tensor]) -> Callable[[], t
         a, w, bias = inputs
         act = _ACTS[op[len("gemm_bias_") :] if op != "gemm_bias" else ""]
         return lambda: act(F.linear(a, w, bias))
+    if op == "gemm_gated_nt":  # the unrewritten gated MLP: two projections, SiLU, product
+        a, b = inputs
+        gate, up = b[0].T, b[1].T
+        return lambda: F.silu(a @ gate) * (a @ up)
     if op == "conv2d_nhwc":
         data, weight = inputs
         stride, pad = entry["shape"][7], entry["shape"][8]

@@ -19,6 +19,7 @@ CASES = [
     Workload("gemm_bias_relu", (8, 12, 16)),
     Workload("gemm_bias_gelu", (8, 12, 16)),
     Workload("conv2d_nhwc", (2, 9, 7, 4, 5, 3, 3, 2, 1)),
+    Workload("gemm_gated_nt", (8, 12, 16)),
 ]
 
 
