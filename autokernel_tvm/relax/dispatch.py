@@ -419,12 +419,11 @@ def rewrite_module(mod, target, provider, report: DispatchReport, *, external=Fa
                     raise ValueError(f"the provider returned a kernel of {result.workload.name}")
             except Exception as err:  # no legal candidate, all failed the gate...
                 reason = f"tuning {match.workload.name} failed: {type(err).__name__}: {err}"
+                reason = reason[:400]
                 if match.fallback:
-                    reason += f"; served without the {match.rewrite} rewrite"
+                    reason = f"served without the {match.rewrite} rewrite: {reason}"
                     todo[:0] = match.fallback
-                report.unmatched.append(
-                    {"call": match.heavy.name, "op": "tune", "reason": reason[:400]}
-                )
+                report.unmatched.append({"call": match.heavy.name, "op": "tune", "reason": reason})
                 continue
             kernels[match.last] = (match, result)
         if kernels:

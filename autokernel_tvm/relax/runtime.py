@@ -64,8 +64,13 @@ class TunedModel:
         self.num_inputs = num_inputs
         self.out_spec = out_spec
         self.report = report or {}
-        self.params = [p.detach().to(self.device).contiguous() for p in params]
         self._main = self.vm["main"]
+        self.set_weights(params)
+
+    def set_weights(self, params) -> None:
+        """Use ``params`` (same order and shapes as the model's) from now on; their weight
+        transforms (layouts, stacked gated-MLP weights) run here, once."""
+        self.params = [p.detach().to(self.device).contiguous() for p in params]
         self._weights = self.params
         if self.params and _has_function(self.vm, TRANSFORM_PARAMS):
             self._weights = list(_to_torch(self.vm[TRANSFORM_PARAMS](self.params)))

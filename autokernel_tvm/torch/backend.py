@@ -72,25 +72,67 @@ def autokernel_backend(gm: torch.fx.GraphModule, example_inputs, options=None, *
     key = cache_key(gm, example_inputs, config, min_task_flops)
     final = os.path.join(cache_root, "models", key)
     library = os.path.join(final, "model.so")
+    weights = [i for i, x in enumerate(example_inputs) if isinstance(x, torch.nn.Parameter)]
     if os.path.exists(library + ".json"):
         try:
             model = load_model(library)
             _STATS["cache_hits"] += 1
             log.info("autokernel: graph %s loaded from %s", key[:12], final)
-            return model
+            return _LiveWeights(model, weights, len(example_inputs)) if weights else model
         except ModelLoadError as err:
             log.warning("autokernel: cached graph %s unusable (%s): tuning again", key[:12], err)
             shutil.rmtree(final, ignore_errors=True)
     inputs = [_real(x) for x in example_inputs]
+    module = _Weighted(gm, example_inputs, weights) if weights else gm
+    user = [x for i, x in enumerate(inputs) if i not in weights]
     try:
         model = tune_model(
-            gm, tuple(inputs), config=config, tuner=_tuner(config), min_task_flops=min_task_flops
+            module, tuple(user), config=config, tuner=_tuner(config), min_task_flops=min_task_flops
         )
     except UnsupportedModelError as err:
         return _fallback(gm, str(err))
     _STATS["tuned"] += 1
     _save(model, final)
-    return model
+    return _LiveWeights(model, weights, len(example_inputs)) if weights else model
+
+
+class _Weighted(torch.nn.Module):
+    """``gm`` with the parameters dynamo passes it as inputs held as parameters again, so the
+    import treats them as weights and lifts their transforms (layouts, the stacked gated-MLP
+    weights) out of every call."""
+
+    def __init__(self, gm: torch.fx.GraphModule, example_inputs, weights: list[int]):
+        super().__init__()
+        self.gm, self.weights, self.count = gm, weights, len(example_inputs)
+        for j, i in enumerate(weights):
+            self.register_parameter(f"w{j}", example_inputs[i])
+
+    def forward(self, *args):
+        given = iter(args)
+        slot = {i: j for j, i in enumerate(self.weights)}
+        full = [
+            getattr(self, f"w{slot[i]}") if i in slot else next(given) for i in range(self.count)
+        ]
+        return self.gm(*full)
+
+
+class _LiveWeights:
+    """The compiled graph called with dynamo's full argument list: the parameters among the
+    arguments are the model's live weights; when one is another tensor or was changed in place
+    (its version counter moved), the weight transforms run again before the call."""
+
+    def __init__(self, model, weights: list[int], count: int):
+        self.model, self.weights = model, weights
+        self.inputs = [i for i in range(count) if i not in weights]
+        self._seen = None
+
+    def __call__(self, *args):
+        params = [args[i] for i in self.weights]
+        seen = [(p.data_ptr(), p._version) for p in params]
+        if seen != self._seen:
+            self.model.set_weights(params)
+            self._seen = seen
+        return self.model(*[args[i] for i in self.inputs])
 
 
 def unsupported_reason(example_inputs, config: config_lib.TuneConfig) -> str | None:
@@ -117,6 +159,8 @@ def cache_key(gm, example_inputs, config: config_lib.TuneConfig, min_task_flops:
         "target": [config.target, config.arch, config.num_cores],
         "tuning": [config.trials, config.space, min_task_flops],
         "versions": [tvm.__version__, torch.__version__, FORMAT_VERSION],
+        # parameters among the inputs are compiled as weights (see _Weighted)
+        "weights": [isinstance(x, torch.nn.Parameter) for x in example_inputs],
     }
     digest.update(json.dumps(spec, sort_keys=True).encode())
     for name, tensor in sorted(gm.state_dict().items()):  # constants captured in the graph

@@ -234,7 +234,7 @@ def test_gated_rewrite_falls_back_to_both_projections(tuner):
         model, x, rewrite=dispatch_kernels(tuner, report=report, provider=provider)
     )
     assert mod["main"].script().count("R.call_tir(ak_gemm_nt") == 3
-    assert "without the gated-mlp rewrite" in report.unmatched[0]["reason"]
+    assert report.unmatched[0]["reason"].startswith("served without the gated-mlp rewrite")
     tuned = TunedModel(tvm.compile(mod, "llvm"), "cpu", params, 1, out_spec)
     with torch.no_grad():
         assert rel_error(tuned(*x), model(*x)) < 1e-5
