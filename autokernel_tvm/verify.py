@@ -47,6 +47,8 @@ UNIT_ROUNDOFF = {"float32": 2.0**-24, "float16": 2.0**-11, "bfloat16": 2.0**-8}
 TINY = {"float32": 1.18e-38, "float16": 6.1e-5, "bfloat16": 1.18e-38}
 #: Largest integer up to which every integer is exact in each dtype (2^(mantissa bits + 1)).
 EXACT_INT = {"float32": 2**24, "float16": 2**11, "bfloat16": 2**8}
+#: A quarter of each output dtype's largest finite value: where a product of sums must stay.
+FINITE_OUT = {"float32": 8.5e37, "float16": 16376.0, "bfloat16": 8.5e37}
 #: Confidence factor of the probabilistic bound. With round-to-nearest the summation error of a
 #: zero-mean reduction has a standard deviation near ``0.4 u sqrt(K) ||x||_2`` (Higham & Mary,
 #: SIAM J. Sci. Comput. 2019), so 8 is ~20 standard deviations: a correct kernel never fails by
@@ -169,8 +171,12 @@ def exact_inputs(
             elif spec.name == "bias":
                 values = rng.integers(-2, 3, size=spec.shape, dtype=np.int8)
             arrays.append(values)
-        mag = sample.workload.magnitude(sample.inputs(arrays)) ** (1.0 / degree)
-        if float(np.max(mag, initial=0.0)) <= 2 * limit - 4:
+        product = sample.workload.magnitude(sample.inputs(arrays))
+        mag = product ** (1.0 / degree)
+        finite = (
+            degree == 1 or float(np.max(product, initial=0.0)) <= FINITE_OUT[workload.out_dtype]
+        )
+        if float(np.max(mag, initial=0.0)) <= 2 * limit - 4 and finite:
             return [a.astype(np_dtype(s.dtype)) for a, s in zip(arrays, workload.inputs)]
         density /= 2
     raise VerificationError(f"{workload.name}: no exact integer inputs found (K={red})")
