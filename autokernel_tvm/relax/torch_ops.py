@@ -52,30 +52,18 @@ def torch_epilogue(epilogue: Epilogue, acc: torch.Tensor, operands: list) -> tor
 
 
 def torch_op(workload: Workload, device: str):
-    """A callable running ``workload`` with PyTorch on fresh random inputs on ``device``."""
+    """A callable running ``workload`` with PyTorch on fresh random inputs on ``device``: the
+    op's baseline (:func:`autokernel_tvm.torch.baselines.make_baseline`), then the epilogue."""
+    from ..torch.baselines import make_baseline
+
     dtype = DTYPES[workload.dtype]
     args = [torch.randn(a.shape, device=device).to(dtype) for a in workload.inputs]
-    op, count = workload.op, len(workload.opdef.arg_shapes(workload.shape))
-    base, operands = args[:count], args[count:]
-    if op == "conv2d_nhwc":
-        stride, pad = workload.shape[7], workload.shape[8]
-        data, weight = (t.permute(0, 3, 1, 2) for t in base)  # NCHW views, channels-last memory
+    base, operands = workload.split_inputs(args)
+    op = make_baseline(workload.to_json(), base)
     out_dtype = DTYPES[workload.out_dtype]
 
     def run():
-        if op == "conv2d_nhwc":
-            out = F.conv2d(data, weight, stride=stride, padding=pad).permute(0, 2, 3, 1)
-        elif op == "gemm_gated_nt":  # the unrewritten graph: two projections, SiLU, product
-            out = F.silu(base[0] @ base[1][0].T) * (base[0] @ base[1][1].T)
-        elif op.endswith("_nt") or op.startswith("gemm_bias"):
-            out = base[0] @ base[1].transpose(-1, -2)
-            if op.startswith("gemm_bias"):
-                out = out + base[2]
-                out = {"gemm_bias_relu": torch.relu, "gemm_bias_gelu": F.gelu}.get(op, out.clone)(
-                    out
-                )
-        else:
-            out = base[0] @ base[1]
+        out = op()
         if workload.epilogue is not None:
             out = torch_epilogue(workload.epilogue, out, operands)
         return out.to(out_dtype)
