@@ -284,6 +284,11 @@ def wgmma_gemm(m: int, n: int, k: int, *, smem_limit: int, **structure) -> tvm.t
             x = 0.5 * x * (1.0 + tvm.tirx.erf(x * 0.5**0.5))
         return tvm.tirx.Cast(out_dtype, x)
 
+    def inside(row, col):
+        """Whether C row ``row``, columns ``col`` and ``col + 1`` exist (n is even): a Python
+        True, so no check is emitted, on shapes without edge tiles."""
+        return True if not edges else tvm.tirx.all(row < m, col < n)
+
     @T.macro
     def store(C, bias, acc, i0, bi, bm, row, col):
         # acc[i0], acc[i0 + 1] -> row `row` of the block tile, columns col, col + 1 (one store)
@@ -297,28 +302,18 @@ def wgmma_gemm(m: int, n: int, k: int, *, smem_limit: int, **structure) -> tvm.t
                     C[img_i, y, xq, col + v] = finish(
                         gate(acc, i0 + v), bias, (img_i, y, xq, col + v)
                     )
-        elif batch > 0 and edges:
-            if bm * bm_rows + row < m and col < n:  # n is even: col + 1 < n too
+        elif batch > 0:
+            if inside(bm * bm_rows + row, col):
                 for v in T.vectorized(2):
                     C[bi, bm * bm_rows + row, col + v] = finish(
                         gate(acc, i0 + v), bias, (bi, bm * bm_rows + row, col + v)
                     )
-        elif batch > 0:
-            for v in T.vectorized(2):
-                C[bi, bm * bm_rows + row, col + v] = finish(
-                    gate(acc, i0 + v), bias, (bi, bm * bm_rows + row, col + v)
-                )
-        elif edges:
-            if bm * bm_rows + row < m and col < n:
+        else:
+            if inside(bm * bm_rows + row, col):
                 for v in T.vectorized(2):
                     C[bm * bm_rows + row, col + v] = finish(
                         gate(acc, i0 + v), bias, (bm * bm_rows + row, col + v)
                     )
-        else:
-            for v in T.vectorized(2):
-                C[bm * bm_rows + row, col + v] = finish(
-                    gate(acc, i0 + v), bias, (bm * bm_rows + row, col + v)
-                )
 
     # fmt: off
     @T.macro
