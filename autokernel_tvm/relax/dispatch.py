@@ -195,10 +195,16 @@ def _fuse_gated(matches: list, users: dict) -> list:
             continue
         gated = Workload("gemm_gated_nt", wl.shape, wl.dtype, wl.out_dtype)
         absorbed = [*up.absorbed, *gate.absorbed]
-        gated_match = dataclasses.replace(gate, workload=gated, kind="gated", operands=[])
         fused.append(
             dataclasses.replace(
-                gated_match, absorbed=absorbed, b2=up.b, fallback=(up, gate), rewrite="gated-mlp"
+                gate,
+                workload=gated,
+                kind="gated",
+                operands=[],
+                absorbed=absorbed,
+                b2=up.b,
+                fallback=(up, gate),
+                rewrite="gated-mlp",
             )
         )
         gone.add(up.last)

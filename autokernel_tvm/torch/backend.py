@@ -103,15 +103,16 @@ class _Weighted(torch.nn.Module):
 
     def __init__(self, gm: torch.fx.GraphModule, example_inputs, weights: list[int]):
         super().__init__()
-        self.gm, self.weights, self.count = gm, weights, len(example_inputs)
+        self.gm, self.count = gm, len(example_inputs)
+        self.slot = {i: j for j, i in enumerate(weights)}  # input position -> weight index
         for j, i in enumerate(weights):
             self.register_parameter(f"w{j}", example_inputs[i])
 
     def forward(self, *args):
         given = iter(args)
-        slot = {i: j for j, i in enumerate(self.weights)}
         full = [
-            getattr(self, f"w{slot[i]}") if i in slot else next(given) for i in range(self.count)
+            getattr(self, f"w{self.slot[i]}") if i in self.slot else next(given)
+            for i in range(self.count)
         ]
         return self.gm(*full)
 
