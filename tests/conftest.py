@@ -8,6 +8,7 @@ import shutil
 import tempfile
 
 import pytest
+import torch
 import tvm
 
 from autokernel_tvm import verify as verify_lib
@@ -105,3 +106,16 @@ def cpu_lib(tmp_path_factory, cpu_results) -> str:
     path = str(tmp_path_factory.mktemp("lib") / "kernels.so")
     export(cpu_results, path)
     return path
+
+
+class GatedMLP(torch.nn.Module):
+    """LLaMA's MLP: down(silu(gate(x)) * up(x)), no biases (the gated-MLP rewrite's model)."""
+
+    def __init__(self, hidden=32, inner=48):
+        super().__init__()
+        self.gate = torch.nn.Linear(hidden, inner, bias=False)
+        self.up = torch.nn.Linear(hidden, inner, bias=False)
+        self.down = torch.nn.Linear(inner, hidden, bias=False)
+
+    def forward(self, x):
+        return self.down(torch.nn.functional.silu(self.gate(x)) * self.up(x))

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import tvm
-from conftest import make_result
+from conftest import GatedMLP, make_result
 from tvm import relax
 
 from autokernel_tvm.config import TuneConfig
@@ -164,19 +164,6 @@ def test_chain_stops_at_a_cast_that_truncates():
     mod = from_exported_program(torch.export.export(Truncate().eval(), (torch.randn(4, 8),)))
     (match,), unmatched = plan_function(mod["main"])
     assert str(match.workload.epilogue) == "((x0 + acc) * 4.0) with x0[n]" and not unmatched
-
-
-class GatedMLP(torch.nn.Module):
-    """LLaMA's MLP: down(silu(gate(x)) * up(x)), no biases."""
-
-    def __init__(self, hidden=32, inner=48):
-        super().__init__()
-        self.gate = torch.nn.Linear(hidden, inner, bias=False)
-        self.up = torch.nn.Linear(hidden, inner, bias=False)
-        self.down = torch.nn.Linear(inner, hidden, bias=False)
-
-    def forward(self, x):
-        return self.down(F.silu(self.gate(x)) * self.up(x))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)

@@ -11,6 +11,7 @@ import sys
 
 import pytest
 import torch
+from conftest import GatedMLP
 
 import autokernel_tvm.torch.backend as backend
 from autokernel_tvm.relax import rel_error
@@ -118,17 +119,6 @@ def test_fp16_linear_gelu_is_dispatched_not_run_eagerly(setup):
     ]
     served = [s for m in manifests for s in m["report"]["dispatch"]["served"]]
     assert any(s["epilogue"] == "gelu((x0 + acc)) with x0[n]" for s in served), served
-
-
-class GatedMLP(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.gate = torch.nn.Linear(32, 48, bias=False)
-        self.up = torch.nn.Linear(32, 48, bias=False)
-        self.down = torch.nn.Linear(48, 32, bias=False)
-
-    def forward(self, x):
-        return self.down(torch.nn.functional.silu(self.gate(x)) * self.up(x))
 
 
 def test_weights_are_lifted_and_followed_when_they_change(setup):
