@@ -25,6 +25,9 @@ class Limits:
     regs_per_thread : registers one thread can address.
     max_threads_per_block : threads per block.
     warp_size : threads per warp (wavefront).
+    sm_count : multiprocessors (compute units) of the arch's reference part: the grid of a
+        persistent kernel. A part with fewer (H100 PCIe: 114 of sm_90's 132) queues the extra
+        blocks, correct but slower; the tuner measures that like any other choice.
     """
 
     smem_per_block: int
@@ -32,6 +35,7 @@ class Limits:
     regs_per_thread: int
     max_threads_per_block: int
     warp_size: int
+    sm_count: int
 
     @property
     def max_warps_per_block(self) -> int:
@@ -41,20 +45,20 @@ class Limits:
 _CUDA = dict(regs_per_block=65536, regs_per_thread=255, max_threads_per_block=1024, warp_size=32)
 _AMD = dict(regs_per_block=131072, regs_per_thread=512, max_threads_per_block=1024, warp_size=64)
 
-#: arch -> limits. sm_70/sm_75: V100 (96 KB) / Turing (64 KB), kept so an old GPU gets the stock
+#: arch -> limits. sm_70/sm_75: V100 (96 KB) / T4 (64 KB), kept so an old GPU gets the stock
 #: space with a reason instead of an error; sm_80: A100 (163 KB); sm_86/sm_89: Ampere/Ada
-#: consumer parts (99 KB); sm_90/sm_90a: H100/H200 (227 KB); gfx90a (MI200) / gfx942 (MI300):
-#: 64 KB LDS, 512 VGPRs (arch VGPRs + AccVGPRs) per lane.
+#: parts (99 KB; A40, RTX 4090); sm_90/sm_90a: H100/H200 SXM (227 KB, 132 SMs); gfx90a (MI250X
+#: GCD) / gfx942 (MI300X): 64 KB LDS, 512 VGPRs (arch VGPRs + AccVGPRs) per lane, 104 / 304 CUs.
 TABLE: dict[str, Limits] = {
-    "sm_70": Limits(smem_per_block=98304, **_CUDA),
-    "sm_75": Limits(smem_per_block=65536, **_CUDA),
-    "sm_80": Limits(smem_per_block=166912, **_CUDA),
-    "sm_86": Limits(smem_per_block=101376, **_CUDA),
-    "sm_89": Limits(smem_per_block=101376, **_CUDA),
-    "sm_90": Limits(smem_per_block=232448, **_CUDA),
-    "sm_90a": Limits(smem_per_block=232448, **_CUDA),
-    "gfx90a": Limits(smem_per_block=65536, **_AMD),
-    "gfx942": Limits(smem_per_block=65536, **_AMD),
+    "sm_70": Limits(smem_per_block=98304, sm_count=80, **_CUDA),
+    "sm_75": Limits(smem_per_block=65536, sm_count=40, **_CUDA),
+    "sm_80": Limits(smem_per_block=166912, sm_count=108, **_CUDA),
+    "sm_86": Limits(smem_per_block=101376, sm_count=84, **_CUDA),
+    "sm_89": Limits(smem_per_block=101376, sm_count=128, **_CUDA),
+    "sm_90": Limits(smem_per_block=232448, sm_count=132, **_CUDA),
+    "sm_90a": Limits(smem_per_block=232448, sm_count=132, **_CUDA),
+    "gfx90a": Limits(smem_per_block=65536, sm_count=104, **_AMD),
+    "gfx942": Limits(smem_per_block=65536, sm_count=304, **_AMD),
 }
 
 

@@ -1,10 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """Build, check and time `cuda.wgmma` structures on a Hopper GPU, against cuBLAS in the same run.
 
-    OUT=/tmp/out python benchmarks/gpu/wgmma_check.py [--size 4096] [--dtype float16] \
-        [--layout nt|nn] [--batch B] [--structures 256,2,4,1 128,2,4,8 ...]
+    OUT=/tmp/out python benchmarks/gpu/wgmma_check.py [--size 4096 | --shape M,N,K] \
+        [--dtype float16] [--layout nt|nn] [--batch B] [--structures 256,2,4,1 128,2,4,8,p ...]
 
-Each structure is ``block_n,consumers,stages,raster`` (see `autokernel_tvm.space.cuda_wgmma`).
+Each structure is ``block_n,consumers,stages,raster[,p]`` (`p`: the persistent schedule; see
+`autokernel_tvm.families.cuda_wgmma`).
 For each: build with ``tir_pipeline="tirx"`` (nvcc), check ``C = A @ B.T`` (``--layout nt``, B
 stored N x K) or ``C = A @ B`` (``nn``, B stored K x N), over ``--batch`` matrices if given, on
 fresh random inputs against torch's float64 product (normwise relative error, NaN-poisoned
@@ -40,13 +41,18 @@ TORCH = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 OUT = {**TORCH, "float32": torch.float32}
 
 
-def check_one(size, dtype, structure, target, nt=True, batch=0, out_dtype="float32") -> dict:
-    block_n, consumers, stages, raster = structure
-    row = {"structure": dict(block_n=block_n, consumers=consumers, stages=stages, raster=raster)}
+def check_one(shape, dtype, structure, target, nt=True, batch=0, out_dtype="float32") -> dict:
+    block_n, consumers, stages, raster, *persistent = structure
+    schedule = "persistent" if persistent else "tile"
+    row = {"structure": dict(block_n=block_n, consumers=consumers, stages=stages, raster=raster,
+                             schedule=schedule)}  # fmt: skip
+    m, n, k = shape
     t0 = time.time()
-    func = wgmma_gemm(size, size, size, batch=batch, in_dtype=dtype, trans_b=nt, block_n=block_n,
+    lim = limits(target)
+    func = wgmma_gemm(m, n, k, batch=batch, in_dtype=dtype, trans_b=nt, block_n=block_n,
                       consumers=consumers, stages=stages, raster=raster, out_dtype=out_dtype,
-                      smem_limit=limits(target).smem_per_block)  # fmt: skip
+                      schedule=schedule, smem_limit=lim.smem_per_block,
+                      sm_count=lim.sm_count)  # fmt: skip
     lead = (batch,) if batch else ()
 
     def matmul(a, b):
@@ -56,11 +62,12 @@ def check_one(size, dtype, structure, target, nt=True, batch=0, out_dtype="float
     row["build_s"] = time.time() - t0
     fn = lib["main"]
     gen = torch.Generator(device="cuda").manual_seed(hash(structure) % 2**31)
+    b_shape = (n, k) if nt else (k, n)
     errs = []
     for _ in range(2):
-        a = torch.randn(*lead, size, size, device="cuda", generator=gen).to(TORCH[dtype])
-        b = torch.randn(*lead, size, size, device="cuda", generator=gen).to(TORCH[dtype])
-        c = torch.full((*lead, size, size), float("nan"), device="cuda", dtype=OUT[out_dtype])
+        a = torch.randn(*lead, m, k, device="cuda", generator=gen).to(TORCH[dtype])
+        b = torch.randn(*lead, *b_shape, device="cuda", generator=gen).to(TORCH[dtype])
+        c = torch.full((*lead, m, n), float("nan"), device="cuda", dtype=OUT[out_dtype])
         fn(tvm.runtime.from_dlpack(a), tvm.runtime.from_dlpack(b), tvm.runtime.from_dlpack(c))
         torch.cuda.synchronize()
         want = matmul(a.double(), b.double())
@@ -70,7 +77,7 @@ def check_one(size, dtype, structure, target, nt=True, batch=0, out_dtype="float
     ta, tb, tc = (tvm.runtime.from_dlpack(x) for x in (a, b, c))
     both = timing.compare({"k": lambda: fn(ta, tb, tc), "cublas": lambda: matmul(a, b)}, "cuda")
     sec, base = both.seconds["k"], both.seconds["cublas"]  # measured in alternation
-    flops = 2.0 * max(batch, 1) * size**3
+    flops = 2.0 * max(batch, 1) * m * n * k
     row.update(tflops=flops / sec / 1e12, cublas_tflops=flops / base / 1e12)
     row["ratio"] = row["tflops"] / row["cublas_tflops"]
     return row
@@ -83,7 +90,7 @@ def result_rows(meta: dict, rows: list[dict]) -> list[dict]:
 
     batch, nt = meta.get("batch", 0), meta.get("layout", "nt") == "nt"
     op = ("batch_gemm" if batch else "gemm") + ("_nt" if nt else "")
-    size = meta["size"]
+    shape = meta.get("shape") or [meta["size"]] * 3
     out = []
     for r in rows:
         if "error" in r:
@@ -91,7 +98,7 @@ def result_rows(meta: dict, rows: list[dict]) -> list[dict]:
         s = r["structure"]
         out.append({
             "date": meta["date"], "device": results.device_short_name(meta["gpu"]),
-            "gpu_name": meta["gpu"], "op": op, "shape": ([batch] if batch else []) + [size] * 3,
+            "gpu_name": meta["gpu"], "op": op, "shape": ([batch] if batch else []) + shape,
             "dtype": meta["dtype"], "out_dtype": meta.get("out_dtype", "float32"),
             "impl": "cuda.wgmma", "params": s, "method": "direct",
             "tflops": r["tflops"], "baseline": "torch",
@@ -105,6 +112,7 @@ def result_rows(meta: dict, rows: list[dict]) -> list[dict]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=4096)
+    p.add_argument("--shape", help="M,N,K (default: --size cubed)")
     p.add_argument("--dtype", default="float16", choices=sorted(TORCH))
     p.add_argument("--arch", default="sm_90a")
     p.add_argument("--layout", default="nt", choices=("nt", "nn"), help="nt: A@B.T, nn: A@B")
@@ -113,24 +121,26 @@ def main(argv=None) -> int:
     p.add_argument("--structures", nargs="+", default=["256,2,4,1", "128,2,5,1", "256,2,4,8"])
     args = p.parse_args(argv)
     target = make_target("cuda", args.arch)
+    shape = [int(x) for x in args.shape.split(",")] if args.shape else [args.size] * 3
     rows = []
     for text in args.structures:
-        structure = tuple(int(x) for x in text.split(","))
+        structure = tuple(x == "p" or int(x) for x in text.split(","))
         try:
-            row = check_one(args.size, args.dtype, structure, target, args.layout == "nt",
+            row = check_one(shape, args.dtype, structure, target, args.layout == "nt",
                             args.batch, args.out_dtype)  # fmt: skip
         except Exception as err:  # a failed structure is data: report it and go on
             row = {"structure": text, "error": f"{type(err).__name__}: {err}"[:2000]}
             traceback.print_exc()
         rows.append(row)
         print(json.dumps(row), flush=True)
-    meta = {"gpu": torch.cuda.get_device_name(), "size": args.size, "dtype": args.dtype,
+    meta = {"gpu": torch.cuda.get_device_name(), "shape": shape, "dtype": args.dtype,
             "layout": args.layout, "batch": args.batch, "out_dtype": args.out_dtype,
             "command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                  time.gmtime())}  # fmt: skip
     out = os.environ.get("OUT")
     if out:
-        name = f"wgmma_check_{args.dtype}" + ("_nn" if args.layout == "nn" else "")
+        name = f"wgmma_check_{'x'.join(map(str, shape))}_{args.dtype}"
+        name += "_nn" if args.layout == "nn" else ""
         name += f"_b{args.batch}" if args.batch else ""
         name += f"_out_{args.out_dtype}" if args.out_dtype != "float32" else ""
         with open(os.path.join(out, name + ".json"), "w") as f:
@@ -139,13 +149,13 @@ def main(argv=None) -> int:
 
         for row in result_rows(meta, rows):
             results.append_result(os.path.join(out, f"{row['device']}.jsonl"), row)
-    print(f"{'structure':<22} {'err':>9} {'TFLOP/s':>8} {'cuBLAS':>8} {'ratio':>6}")
+    print(f"{'structure':<26} {'err':>9} {'TFLOP/s':>8} {'cuBLAS':>8} {'ratio':>6}")
     for r in rows:
         if "error" in r:
-            print(f"{r['structure']!s:<22} FAILED {r['error'][:80]}")
+            print(f"{r['structure']!s:<26} FAILED {r['error'][:80]}")
         else:
             s = ",".join(str(v) for v in r["structure"].values())
-            print(f"{s:<22} {r['rel_err']:9.2e} {r['tflops']:8.1f} {r['cublas_tflops']:8.1f} "
+            print(f"{s:<26} {r['rel_err']:9.2e} {r['tflops']:8.1f} {r['cublas_tflops']:8.1f} "
                   f"{r['ratio']:6.3f}")  # fmt: skip
     return 0
 

@@ -110,7 +110,7 @@ def test_genome_checks_and_round_trip():
     assert structure(genome.params, NT) == {
         "batch": 0, "conv": (), "in_dtype": "float16", "trans_b": True, "block_n": 256,
         "consumers": 2, "stages": 4, "raster": 8, "epilogue": "", "out_dtype": "float32",
-        "gated": False,
+        "gated": False, "schedule": "tile",
     }  # fmt: skip
     with pytest.raises(GenomeError) as err:
         grammar.check(genome.replace(stages=6), NT)
@@ -219,4 +219,46 @@ def test_edge_tiles_build_with_checked_stores_and_no_spills(needs_nvcc, tmp_path
     src = cuda_source(build_module(kernel_module(genome, workload), TARGET, check_nvcc=True))
     m, n = workload.shape[-3], workload.shape[-2]
     assert f"< {m})" in src and f"< {n})" in src  # the store predicate on row and column
+    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+
+
+def test_persistent_schedule_needs_more_tiles_than_sms_and_a_known_count():
+    kw = dict(smem_limit=SMEM, schedule="persistent")
+    sms = limits(TARGET).sm_count
+    assert legal(4096, 4096, 4096, sm_count=sms, **kw) is None  # 512 tiles of 128 x 256
+    assert "one wave" in legal(1024, 1024, 1024, sm_count=sms, **kw)  # 32 tiles
+    assert "multiprocessor count" in legal(4096, 4096, 4096, sm_count=0, **kw)
+    assert "schedule" in legal(4096, 4096, 4096, sm_count=sms, smem_limit=SMEM, schedule="x")
+    with pytest.raises(GenomeError, match="schedule"):
+        WgmmaParams(schedule="stream-k")
+    with pytest.raises(GenomeError, match="one wave"):
+        FAMILY.check(WgmmaParams(schedule="persistent"), NT, TARGET)
+
+
+@pytest.mark.parametrize(
+    "workload, params",
+    [
+        (Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16"), WgmmaParams()),
+        (
+            Workload("batch_gemm_nt", (16, 512, 1024, 256), "float16"),
+            WgmmaParams(stages=3, raster=4),
+        ),
+        (Workload("gemm", (2000, 5000, 1000), "bfloat16", "bfloat16"), WgmmaParams(raster=4)),
+        (GATED, WgmmaParams()),
+    ],
+    ids=lambda x: getattr(x, "name", ""),
+)
+def test_persistent_kernel_loops_over_tiles_with_one_block_per_sm(
+    needs_nvcc, tmp_path, workload, params
+):
+    """One block per SM (the target's count), each looping over its tiles; the consumers free
+    the last stage of each tile, which the next tile's loads reuse; nothing spills."""
+    tile = cuda_source(build_module(kernel_module(Genome("cuda.wgmma", params), workload), TARGET))
+    genome = Genome("cuda.wgmma", params.replace(schedule="persistent"))
+    src = cuda_source(build_module(kernel_module(genome, workload), TARGET, check_nvcc=True))
+    sms = limits(TARGET).sm_count
+    assert src != tile and f"* {sms}) + ((int)blockIdx.x)" in src
+    assert "for (int ti = 0;" in src and "for (int ti = 0;" not in tile
+    arrives = "mbarrier_arrive_nocount_arrive_shared_b64(tvm_builtin"
+    assert src.count(arrives) == tile.count(arrives) + 1  # the last stage's release
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)

@@ -19,7 +19,16 @@ import tvm
 
 from ...hardware import limits
 from ..base import Family, GenomeError, Kernel, Params
-from .kernel import BLOCK_NS, CONSUMERS, IN_DTYPES, STAGES, conv_out, legal, wgmma_gemm
+from .kernel import (
+    BLOCK_NS,
+    CONSUMERS,
+    IN_DTYPES,
+    SCHEDULES,
+    STAGES,
+    conv_out,
+    legal,
+    wgmma_gemm,
+)
 
 #: op -> (B is K-major, leading batch dim, fused epilogue)
 OPS = {
@@ -39,17 +48,22 @@ OPS = {
 class WgmmaParams(Params):
     """block_n: N of the block tile and of each ``wgmma m64nNk16``; consumers: warpgroups
     issuing wgmma (the block tile is ``64 * consumers`` rows); stages: TMA ring depth;
-    raster: M tiles per rasterization group (0 = row-major)."""
+    raster: M tiles per rasterization group (0 = row-major); schedule: "tile" (a block per
+    output tile) or "persistent" (a block per SM looping over tiles, the epilogue overlapping
+    the next tile's loads)."""
 
     block_n: int = 256
     consumers: int = 2
     stages: int = 4
     raster: int = 8
+    schedule: str = "tile"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.block_n not in BLOCK_NS or self.consumers not in CONSUMERS:
             raise GenomeError("bad-tile", f"block_n={self.block_n} consumers={self.consumers}")
+        if self.schedule not in SCHEDULES:
+            raise GenomeError("bad-schedule", f"schedule={self.schedule!r}: one of {SCHEDULES}")
         if self.stages not in STAGES or self.raster < 0:
             raise GenomeError("bad-pipeline", f"stages={self.stages} raster={self.raster}")
 
@@ -85,6 +99,7 @@ def structure(params: WgmmaParams, workload) -> dict:
         "epilogue": workload.epilogue if workload.epilogue is not None else epilogue,
         "out_dtype": workload.out_dtype or "float32",
         "gated": workload.op == "gemm_gated_nt",
+        "schedule": params.schedule,
     }
 
 
@@ -96,6 +111,7 @@ class CudaWgmma(Family):
         "consumers": (2, 1),
         "stages": (3, 4, 5, 6),
         "raster": (0, 4, 8, 16),
+        "schedule": SCHEDULES,
     }
     default = WgmmaParams()  # H100: 82% of cuBLAS at 4096^3 fp16 before tuning
 
@@ -111,12 +127,12 @@ class CudaWgmma(Family):
     def check(self, params: WgmmaParams, workload, target) -> None:
         if workload.op == "conv2d_nhwc" and workload.shape[7] != 1:
             raise GenomeError("wgmma-structure", "conv2d stride != 1: the implicit GEMM takes 1")
-        why = legal(*_mnk(workload), smem_limit=_smem(target), **structure(params, workload))
+        why = legal(*_mnk(workload), **_limits(target), **structure(params, workload))
         if why:
             raise GenomeError("wgmma-structure", why)
 
     def candidate(self, params: WgmmaParams, workload, target) -> Kernel:
-        func = wgmma_gemm(*_mnk(workload), smem_limit=_smem(target), **structure(params, workload))
+        func = wgmma_gemm(*_mnk(workload), **_limits(target), **structure(params, workload))
         return Kernel(tvm.IRModule({"main": func}))
 
     def from_legacy(self, genome: dict) -> WgmmaParams:
@@ -129,8 +145,9 @@ class CudaWgmma(Family):
         )
 
 
-def _smem(target) -> int:
-    return limits(target).smem_per_block
+def _limits(target) -> dict:
+    lim = limits(target)
+    return {"smem_limit": lim.smem_per_block, "sm_count": lim.sm_count}
 
 
 FAMILY = CudaWgmma()

@@ -12,7 +12,8 @@ structure cannot be used for a workload, before anything is built.
 Kernel produced for ``C[M, N] (f32) = A[M, K] @ B[N, K].T`` (K-major B, ``trans_b``) or
 ``A[M, K] @ B[K, N]`` (MN-major B), optionally over a leading batch dim::
 
-    blockIdx.x -> (batch, bm, bn) tile, rasterized in groups of `raster` M tiles (L2 reuse of B)
+    blockIdx.x -> (batch, bm, bn) tile, rasterized in groups of `raster` M tiles (L2 reuse of B);
+        persistent schedule: one block per SM, looping over tiles blockIdx.x + i * gridDim.x
     warpgroup `consumers` (producer, one elected thread):
         for k: wait empty[s]; expect_tx full[s]; TMA A[bm, k] and B[bn, k] -> stage s
                (MN-major B: BN / 64 TMA boxes of 64 K-rows x 64 N-columns, one swizzle atom wide)
@@ -20,6 +21,11 @@ Kernel produced for ``C[M, N] (f32) = A[M, K] @ B[N, K].T`` (K-major B, ``trans_
         for k: wait full[s]; BK/16 x wgmma m64n{BN}k16 (smem descriptors, 128B swizzle);
                commit; wait for the previous k's group; release its stage (empty)
         epilogue: registers -> global
+
+Persistent, the ring and its barrier phases run on across a block's tiles (iteration
+``i * k_tiles + k``), so the producer loads the next tile's first stages while the consumers
+store the last one: the epilogue overlaps the loads, and no block pays a launch or a prologue
+per tile.
 
 The ring of `stages` shared-memory stages holds ``(BM + BN) x 64`` halves each; a 64-element K
 tile is exactly one 128-byte swizzle row, the layout the TMA writes and the descriptors read. An
@@ -51,6 +57,7 @@ WG_ROWS = 64  # wgmma's M per warpgroup
 BLOCK_NS = (64, 128, 256)  # wgmma N: 32..256 in steps of 8; 256 is the TMA box limit
 CONSUMERS = (1, 2)  # warpgroups issuing wgmma; 2 x m64n256 f32 = 128 accumulators each
 STAGES = (2, 3, 4, 5, 6)
+SCHEDULES = ("tile", "persistent")  # one tile per block / one block per SM looping over tiles
 SMEM_ALIGN_SLACK = 1024  # the kernel aligns its dynamic shared memory to 1 KiB (128B swizzle)
 IN_DTYPES = {"float16": "f16", "bfloat16": "bf16"}
 SWIZZLE_128B = 3  # CUtensorMapSwizzle enum; TVM's descriptor encoder maps it to wgmma's code
@@ -89,6 +96,8 @@ class Structure:
         :class:`~autokernel_tvm.workloads.epilogue.Epilogue` expression, evaluated the same way,
         whose operands (``in_dtype``) are parameters after B.
     out_dtype : C's dtype; the f32 result is cast on the store.
+    schedule : "tile" (a block per output tile) or "persistent" (``sm_count`` blocks, each
+        looping over the tiles ``blockIdx.x + i * sm_count`` with one ring across them).
     gated : the gated GEMM ``silu(A @ Bg.T) * (A @ Bu.T)`` (``trans_b``, 2-D): B is ``[2, N, K]``
         (Bg rows, then Bu rows); a block loads ``block_n / 2`` rows of each into one B tile, so
         one wgmma computes both and each thread holds a gate column and its up column
@@ -106,6 +115,7 @@ class Structure:
     epilogue: str = ""
     out_dtype: str = "float32"
     gated: bool = False
+    schedule: str = "tile"
 
 
 def smem_bytes(block_n: int, consumers: int, stages: int) -> int:
@@ -157,9 +167,10 @@ def _edge_reason(n: int, k: int, *, batch: int, trans_b: bool) -> str | None:
     return None
 
 
-def legal(m: int, n: int, k: int, *, smem_limit: int, **structure) -> str | None:
+def legal(m: int, n: int, k: int, *, smem_limit: int, sm_count: int = 0, **structure) -> str | None:
     """Why the :class:`Structure` of these keywords cannot build an ``m x n x k`` GEMM on a GPU
-    granting ``smem_limit`` bytes of shared memory per block, or None if it can."""
+    granting ``smem_limit`` bytes of shared memory per block and having ``sm_count``
+    multiprocessors (0: unknown), or None if it can."""
     st = Structure(**structure)
     batch, conv, in_dtype, trans_b = st.batch, st.conv, st.in_dtype, st.trans_b
     block_n, consumers, stages, raster = st.block_n, st.consumers, st.stages, st.raster
@@ -195,17 +206,27 @@ def legal(m: int, n: int, k: int, *, smem_limit: int, **structure) -> str | None
         return f"{m}x{n}x{k}: {why}"
     if raster < 1 or m_tiles % raster:
         return f"raster={raster} must divide the {m_tiles} M tiles"
+    if st.schedule not in SCHEDULES:
+        return f"schedule {st.schedule!r}: one of {SCHEDULES}"
+    tiles = max(batch, 1) * m_tiles * -(-n // block_c)
+    if st.schedule == "persistent" and tiles <= sm_count:
+        return f"persistent: {tiles} tiles fit in one wave of {sm_count} blocks"
+    if st.schedule == "persistent" and sm_count < 1:
+        return "persistent: the target's multiprocessor count is unknown"
     budget = smem_limit - SMEM_ALIGN_SLACK
     if smem_bytes(block_n, consumers, stages) > budget:
         return f"{smem_bytes(block_n, consumers, stages)} B of shared memory > {budget}"
     return None
 
 
-def wgmma_gemm(m: int, n: int, k: int, *, smem_limit: int, **structure) -> tvm.tirx.PrimFunc:
+def wgmma_gemm(
+    m: int, n: int, k: int, *, smem_limit: int, sm_count: int = 0, **structure
+) -> tvm.tirx.PrimFunc:
     """The TIRx kernel of the :class:`Structure` of these keywords for ``C = A @ B.T`` (or
-    ``A @ B``, batched, or a conv2d); compile with ``tir_pipeline="tirx"``. ``smem_limit``: the
-    target's shared memory per block (:func:`autokernel_tvm.hardware.limits`)."""
-    reason = legal(m, n, k, smem_limit=smem_limit, **structure)
+    ``A @ B``, batched, or a conv2d); compile with ``tir_pipeline="tirx"``. ``smem_limit``,
+    ``sm_count``: the target's shared memory per block and multiprocessors
+    (:func:`autokernel_tvm.hardware.limits`)."""
+    reason = legal(m, n, k, smem_limit=smem_limit, sm_count=sm_count, **structure)
     if reason:
         raise WgmmaStructureError(reason)
     st = Structure(**structure)
@@ -229,6 +250,9 @@ def wgmma_gemm(m: int, n: int, k: int, *, smem_limit: int, **structure) -> tvm.t
         a_tma += (1, 1, 1, 1)  # element strides
     is_conv = bool(conv)
     tiles, nb = grid_m * grid_n, max(batch, 1)
+    persistent = st.schedule == "persistent"
+    ctas = min(nb * tiles, sm_count) if persistent else nb * tiles
+    rounds = -(-nb * tiles // ctas)  # tiles of the busiest block
     k_tiles = -(-k // bk)
     acc_n = block_n // 2  # f32 accumulators per thread of an m64nN warpgroup tile
     stage_bytes = (bm_rows + bn_rows) * bk * 2
@@ -256,6 +280,18 @@ def wgmma_gemm(m: int, n: int, k: int, *, smem_limit: int, **structure) -> tvm.t
         b_shape = (2, n, k)
 
     operands = _operand_buffers(expression, c_shape, dt)
+
+    def tile_m(t):
+        """M tile of a block's (batch, tile) index ``t``: `raster` M tiles per group."""
+        return t % tiles // group * raster + t % tiles % group % raster
+
+    def tile_n(t):
+        return t % tiles % group // raster
+
+    def step(ti, kt):
+        """Iteration of the ring at K step ``kt`` of a block's tile ``ti`` (a Python 0 for one
+        tile per block, which keeps that kernel's indexing as it was)."""
+        return kt if isinstance(ti, int) and ti == 0 else ti * k_tiles + kt
 
     def gate(acc, i):
         """Accumulator ``i`` -- or, gated, silu(gate accumulator i) * its up accumulator, the
@@ -317,6 +353,75 @@ def wgmma_gemm(m: int, n: int, k: int, *, smem_limit: int, **structure) -> tvm.t
 
     # fmt: off
     @T.macro
+    def produce(A, B, full, empty, ring, a_map, b_map, ti, bi, bm, bn):
+        # the producer's TMA loads of one tile (tile ti of this block)
+        for kt in range(k_tiles):
+            s = step(ti, kt) % stages
+            if step(ti, kt) >= stages:
+                T.cuda.mbarrier_wait(T.address_of(empty[s]), (step(ti, kt) // stages - 1) % 2)
+            T.ptx.mbarrier.arrive.expect_tx.shared.b64(
+                T.address_of(full[s]), T.uint32(stage_bytes))
+            if is_conv:
+                tap = kt // c_steps
+                patch = bm % (tiles_p * tiles_q)
+                T.ptx[TMA_4D](T.address_of(ring[s, 0, 0]), T.address_of(a_map),
+                              kt % c_steps * bk,
+                              patch % tiles_q * tile_q + tap % fs - pad,
+                              patch // tiles_q * tile_p + tap // fs - pad,
+                              bm // (tiles_p * tiles_q), T.address_of(full[s]))
+            else:
+                T.ptx[TMA](T.address_of(ring[s, 0, 0]), T.address_of(a_map),
+                           kt * bk, bi * m + bm * bm_rows, T.address_of(full[s]))
+            if gated:
+                for h in T.unroll(2):
+                    T.ptx[TMA](T.address_of(ring[s, bm_rows + h * block_c, 0]),
+                               T.address_of(b_map), kt * bk, h * n + bn * block_c,
+                               T.address_of(full[s]))
+            elif trans_b:
+                T.ptx[TMA](T.address_of(ring[s, bm_rows, 0]), T.address_of(b_map),
+                           kt * bk, bi * n + bn * bn_rows, T.address_of(full[s]))
+            else:
+                for j in T.unroll(b_loads):
+                    T.ptx[TMA](T.address_of(ring[s, bm_rows + j * MN_ATOM, 0]),
+                               T.address_of(b_map), bn * bn_rows + j * MN_ATOM,
+                               bi * k + kt * bk, T.address_of(full[s]))
+
+    @T.macro
+    def consume(C, bias, full, empty, ring, acc, desc_a, desc_b, tid, wg, ti, bi, bm, bn):
+        # one warpgroup's wgmma over the ring for one tile, then its share of the write-back
+        for i in T.unroll(acc_n):
+            acc[i] = T.float32(0)
+        for kt in range(k_tiles):
+            s = step(ti, kt) % stages
+            T.cuda.mbarrier_wait(T.address_of(full[s]), step(ti, kt) // stages % 2)
+            T.ptx.wgmma.fence.sync.aligned()
+            for kk in T.unroll(bk // 16):
+                T.cuda.wgmma.encode_matrix_descriptor(
+                    T.address_of(desc_a), T.address_of(ring[s, wg * WG_ROWS, kk * 16]),
+                    1, SBO_16B, SWIZZLE_128B)
+                T.cuda.wgmma.encode_matrix_descriptor(
+                    T.address_of(desc_b),
+                    T.address_of(ring[s, bm_rows + kk * b_k16[0], kk * b_k16[1]]),
+                    b_lbo, SBO_16B, SWIZZLE_128B)
+                T.ptx[mma](*[acc[i] for i in range(acc_n)], desc_a, desc_b,
+                           T.ptx.pred(1), 1, 1, 0, 0 if trans_b else 1)
+            T.ptx.wgmma.commit_group.sync.aligned()
+            T.ptx.wgmma.wait_group.sync.aligned(1)
+            if kt > 0 and tid % 32 == 0:
+                T.ptx.mbarrier.arrive.shared.b64(
+                    T.address_of(empty[(step(ti, kt) - 1) % stages]))
+        T.ptx.wgmma.wait_group.sync.aligned(0)
+        if persistent and tid % 32 == 0:  # the tile's last stage: the next tile reuses it
+            T.ptx.mbarrier.arrive.shared.b64(
+                T.address_of(empty[step(ti, k_tiles - 1) % stages]))
+        lane = tid % 32
+        row = wg * WG_ROWS + tid % WG_THREADS // 32 * 16 + lane // 4
+        for i in T.unroll(acc_n // 8 if gated else acc_n // 4):
+            col = bn * block_c + i * 8 + lane % 4 * 2
+            store(C, bias, acc, i * 4, bi, bm, row, col)
+            store(C, bias, acc, i * 4 + 2, bi, bm, row + 8, col)
+
+    @T.macro
     def kernel(A, B, C, bias):
         a_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
         T.call_packed("runtime.cuTensorMapEncodeTiled", a_map, dt, a_tma[0], A.data, *a_tma[1:],
@@ -325,19 +430,20 @@ def wgmma_gemm(m: int, n: int, k: int, *, smem_limit: int, **structure) -> tvm.t
         T.call_packed("runtime.cuTensorMapEncodeTiled", b_map, dt, 2, B.data, *b_dims,
                       1, 1, 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
         T.device_entry()
-        bx = T.cta_id([nb * tiles])
+        bx = T.cta_id([ctas])
         tid = T.thread_id([WG_THREADS * (consumers + 1)])
         ring = T.alloc_buffer((stages, bm_rows + bn_rows, bk), dt, scope="shared.dyn",
-                              align=1024)
+                               align=1024)
         full = T.alloc_buffer((stages,), "uint64", scope="shared", align=8)
         empty = T.alloc_buffer((stages,), "uint64", scope="shared", align=8)
         acc = T.alloc_buffer((acc_n,), "float32", scope="local")
         desc_a: T.uint64
         desc_b: T.uint64
         wg = tid // WG_THREADS
-        bi = bx // tiles
-        bm = bx % tiles // group * raster + bx % tiles % group % raster
-        bn = bx % tiles % group // raster
+        if not persistent:
+            bi = bx // tiles
+            bm = tile_m(bx)
+            bn = tile_n(bx)
         if tid == 0:
             for s in range(stages):
                 T.ptx.mbarrier.init.shared.b64(T.address_of(full[s]), T.uint32(1))
@@ -346,65 +452,24 @@ def wgmma_gemm(m: int, n: int, k: int, *, smem_limit: int, **structure) -> tvm.t
         T.cuda.cta_sync()
         if wg == consumers:
             if tid == consumers * WG_THREADS:
-                for kt in range(k_tiles):
-                    s = kt % stages
-                    if kt >= stages:
-                        T.cuda.mbarrier_wait(T.address_of(empty[s]), (kt // stages - 1) % 2)
-                    T.ptx.mbarrier.arrive.expect_tx.shared.b64(
-                        T.address_of(full[s]), T.uint32(stage_bytes))
-                    if is_conv:
-                        tap = kt // c_steps
-                        patch = bm % (tiles_p * tiles_q)
-                        T.ptx[TMA_4D](T.address_of(ring[s, 0, 0]), T.address_of(a_map),
-                                      kt % c_steps * bk,
-                                      patch % tiles_q * tile_q + tap % fs - pad,
-                                      patch // tiles_q * tile_p + tap // fs - pad,
-                                      bm // (tiles_p * tiles_q), T.address_of(full[s]))
-                    else:
-                        T.ptx[TMA](T.address_of(ring[s, 0, 0]), T.address_of(a_map),
-                                   kt * bk, bi * m + bm * bm_rows, T.address_of(full[s]))
-                    if gated:
-                        for h in T.unroll(2):
-                            T.ptx[TMA](T.address_of(ring[s, bm_rows + h * block_c, 0]),
-                                       T.address_of(b_map), kt * bk, h * n + bn * block_c,
-                                       T.address_of(full[s]))
-                    elif trans_b:
-                        T.ptx[TMA](T.address_of(ring[s, bm_rows, 0]), T.address_of(b_map),
-                                   kt * bk, bi * n + bn * bn_rows, T.address_of(full[s]))
-                    else:
-                        for j in T.unroll(b_loads):
-                            T.ptx[TMA](T.address_of(ring[s, bm_rows + j * MN_ATOM, 0]),
-                                       T.address_of(b_map), bn * bn_rows + j * MN_ATOM,
-                                       bi * k + kt * bk, T.address_of(full[s]))
+                if persistent:
+                    for ti in range(rounds):
+                        if bx + ti * ctas < nb * tiles:
+                            t = bx + ti * ctas
+                            produce(A, B, full, empty, ring, a_map, b_map, ti, t // tiles,
+                                    tile_m(t), tile_n(t))
+                else:
+                    produce(A, B, full, empty, ring, a_map, b_map, 0, bi, bm, bn)
         else:
-            for i in T.unroll(acc_n):
-                acc[i] = T.float32(0)
-            for kt in range(k_tiles):
-                s = kt % stages
-                T.cuda.mbarrier_wait(T.address_of(full[s]), kt // stages % 2)
-                T.ptx.wgmma.fence.sync.aligned()
-                for kk in T.unroll(bk // 16):
-                    # desc_a/desc_b are TVMScript scalar declarations (annotation only): F821
-                    T.cuda.wgmma.encode_matrix_descriptor(
-                        T.address_of(desc_a), T.address_of(ring[s, wg * WG_ROWS, kk * 16]),  # noqa: F821
-                        1, SBO_16B, SWIZZLE_128B)
-                    T.cuda.wgmma.encode_matrix_descriptor(
-                        T.address_of(desc_b),  # noqa: F821
-                        T.address_of(ring[s, bm_rows + kk * b_k16[0], kk * b_k16[1]]),
-                        b_lbo, SBO_16B, SWIZZLE_128B)
-                    T.ptx[mma](*[acc[i] for i in range(acc_n)], desc_a, desc_b,  # noqa: F821
-                               T.ptx.pred(1), 1, 1, 0, 0 if trans_b else 1)
-                T.ptx.wgmma.commit_group.sync.aligned()
-                T.ptx.wgmma.wait_group.sync.aligned(1)
-                if kt > 0 and tid % 32 == 0:
-                    T.ptx.mbarrier.arrive.shared.b64(T.address_of(empty[(kt - 1) % stages]))
-            T.ptx.wgmma.wait_group.sync.aligned(0)
-            lane = tid % 32
-            row = wg * WG_ROWS + tid % WG_THREADS // 32 * 16 + lane // 4
-            for i in T.unroll(acc_n // 8 if gated else acc_n // 4):
-                col = bn * block_c + i * 8 + lane % 4 * 2
-                store(C, bias, acc, i * 4, bi, bm, row, col)
-                store(C, bias, acc, i * 4 + 2, bi, bm, row + 8, col)
+            if persistent:
+                for ti in range(rounds):
+                    if bx + ti * ctas < nb * tiles:
+                        t = bx + ti * ctas
+                        consume(C, bias, full, empty, ring, acc, desc_a, desc_b,  # noqa: F821
+                                tid, wg, ti, t // tiles, tile_m(t), tile_n(t))
+            else:
+                consume(C, bias, full, empty, ring, acc, desc_a, desc_b,  # noqa: F821
+                        tid, wg, 0, bi, bm, bn)
 
     if has_bias:
         @T.prim_func
