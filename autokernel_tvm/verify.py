@@ -156,8 +156,10 @@ def exact_inputs(
     limit = min(EXACT_INT[workload.acc_dtype], EXACT_INT[workload.out_dtype]) // 2
     degree = workload.opdef.degree
     if degree > 1:  # a product of accumulators is no integer: each sum is exact in fp32 only,
-        limit = EXACT_INT[workload.acc_dtype] // 2  # and the result is held to the roundings'
-        # bound; the magnitude (of the product) is compared by its degree-th root below
+        # and the result is held to the roundings' bound; the product must stay finite in the
+        # output dtype, so each sum is capped at the degree-th root of its largest value
+        root = int(FINITE_OUT[workload.out_dtype] ** (1.0 / degree))
+        limit = min(EXACT_INT[workload.acc_dtype], root) // 2
     red = max(1, workload.opdef.reduction(workload.shape))
     density = min(1.0, limit / (2.25 * red))  # E|a| E|b| = 1.5 * 1.5 for values {+-1, +-2}
     for _ in range(8):
@@ -173,10 +175,7 @@ def exact_inputs(
             arrays.append(values)
         product = sample.workload.magnitude(sample.inputs(arrays))
         mag = product ** (1.0 / degree)
-        finite = (
-            degree == 1 or float(np.max(product, initial=0.0)) <= FINITE_OUT[workload.out_dtype]
-        )
-        if float(np.max(mag, initial=0.0)) <= 2 * limit - 4 and finite:
+        if float(np.max(mag, initial=0.0)) <= 2 * limit - 4:
             return [a.astype(np_dtype(s.dtype)) for a, s in zip(arrays, workload.inputs)]
         density /= 2
     raise VerificationError(f"{workload.name}: no exact integer inputs found (K={red})")

@@ -421,3 +421,16 @@ def test_gated_gemm_has_exact_inputs_in_every_output_dtype(out_dtype):
     # the product stays finite in the output dtype (fp16: -inf at 1000^3 on the H200)
     assert np.all(np.abs(workload.reference(inputs)) < verify_lib.FINITE_OUT[out_dtype])
     assert verify(_sim_gated(), workload, kinds=("exact", "normal"), check_shapes=False).passed
+
+
+@pytest.mark.parametrize("shape", [(2048, 1024, 4096), (1000, 1000, 1000), (64, 96, 512)])
+def test_gated_exact_inputs_keep_the_product_finite_in_fp16(shape):
+    """Each sum capped at the root of fp16's largest value: at K=4096 the old bound left no
+    density (the H200's gpu suite: "no exact integer inputs found (K=4096)")."""
+    workload = Workload("gemm_gated_nt", shape, "float16", "float16")
+    a, b = (
+        x.astype(np.float64) for x in verify_lib.exact_inputs(workload, np.random.default_rng(1))
+    )
+    gate, up = a @ b[0].T, a @ b[1].T
+    assert np.abs(gate * up).max() <= verify_lib.FINITE_OUT["float16"]
+    assert np.count_nonzero(a[:, -1]) == a.shape[0]  # the last K step stays covered
