@@ -110,7 +110,7 @@ def test_genome_checks_and_round_trip():
     assert structure(genome.params, NT) == {
         "batch": 0, "conv": (), "in_dtype": "float16", "trans_b": True, "block_n": 256,
         "consumers": 2, "stages": 4, "raster": 8, "epilogue": "", "out_dtype": "float32",
-        "gated": False, "schedule": "tile",
+        "gated": False, "schedule": "tile", "cluster": 1,
     }  # fmt: skip
     with pytest.raises(GenomeError) as err:
         grammar.check(genome.replace(stages=6), NT)
@@ -172,7 +172,7 @@ def test_epilogue_stores_pairs_and_nothing_spills(needs_nvcc, tmp_path, out_dtyp
 
 def test_tuner_lists_kernel_candidates_for_build_only():
     tuner = Tuner(TuneConfig(target="cuda", arch="sm_90a", trials=4), progress=False)
-    kernels = [(g, c) for g, c in tuner.candidates(NT, 16) if isinstance(c, Kernel)]
+    kernels = [(g, c) for g, c in tuner.candidates(NT, 32) if isinstance(c, Kernel)]
     assert len(kernels) >= 3
     assert kernels[0][0] == DEFAULT
     assert all(is_tirx(c.mod) for _, c in kernels)
@@ -262,3 +262,48 @@ def test_persistent_kernel_loops_over_tiles_with_one_block_per_sm(
     arrives = "mbarrier_arrive_nocount_arrive_shared_b64(tvm_builtin"
     assert src.count(arrives) == tile.count(arrives) + 1  # the last stage's release
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+
+
+def test_cluster_needs_paired_tiles_and_a_plain_b_tile():
+    kw = dict(smem_limit=SMEM, sm_count=limits(TARGET).sm_count, cluster=2)
+    assert legal(4096, 4096, 4096, **kw, raster=8) is None
+    assert "raster=1 is odd" in legal(4096, 4096, 4096, **kw, raster=1)
+    assert "gated" in legal(2048, 11008, 4096, **kw, raster=8, gated=True)
+    assert "two halves" in legal(4096, 4096, 4096, **kw, raster=8, trans_b=False, block_n=64)
+    assert "cluster=3" in legal(4096, 4096, 4096, **{**kw, "cluster": 3})
+    with pytest.raises(GenomeError, match="cluster"):
+        WgmmaParams(cluster=4)
+
+
+@pytest.mark.parametrize(
+    "workload, params",
+    [
+        (Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16"), WgmmaParams(cluster=2)),
+        (
+            Workload("gemm", (2000, 5000, 1000), "bfloat16", "bfloat16"),
+            WgmmaParams(raster=4, cluster=2, schedule="persistent"),
+        ),
+    ],
+    ids=lambda x: getattr(x, "name", ""),
+)
+def test_cluster_kernel_multicasts_half_of_b_and_meets_its_peer(
+    needs_nvcc, tmp_path, workload, params
+):
+    """Each block of a pair loads its half of B with one multicast per box into both rings,
+    frees stages in both blocks (mapa + a remote arrive), and the pair meets at cluster
+    barriers after the init and before exit; the kernel is launched in clusters of 2."""
+    src = cuda_source(build_module(kernel_module(Genome("cuda.wgmma", params), workload), TARGET,
+                                   check_nvcc=True))  # fmt: skip
+    lone = cuda_source(
+        build_module(
+            kernel_module(Genome("cuda.wgmma", params.replace(cluster=1)), workload), TARGET
+        )  # fmt: skip
+    )
+    call = "complete_tx__bytes_multicast__cluster("
+    b_boxes = 1 if workload.op.endswith("_nt") else params.block_n // 64 // 2
+    assert src.count(call) == 1 + b_boxes and call not in lone  # the helper, then its calls
+    assert src.count("tvm_builtin_ptx_mapa_u32_shared__cluster_u32(mapped") == lone.count(
+        "mbarrier_arrive_nocount_arrive_shared_b64(tvm_builtin"
+    )
+    assert src.count("tvm_builtin_ptx_barrier_cluster_wait_cluster_wait();") == 2
+    assert "%%cluster_ctarank" in src and "0 bytes spill stores" in ptxas_report(src, tmp_path)

@@ -98,13 +98,19 @@ PERSISTENT = [
     (Workload("gemm", (2000, 5000, 1000), "bfloat16", "bfloat16"), {}),  # edge tiles
     (Workload("batch_gemm_nt", (16, 512, 1024, 256), "float16"), {"stages": 3}),  # 4 % 3 K steps
     (Workload("gemm_gated_nt", (2048, 11008, 4096), "float16", "float16"), {}),
+    (Workload("gemm_nt", (2048, 4096, 512), "float16", "float16"), {"cluster": 2}),
+    (Workload("gemm", (2000, 5000, 1000), "bfloat16", "bfloat16"), {"cluster": 2}),
+    (Workload("batch_gemm_nt", (16, 512, 1024, 256), "float16"), {"stages": 3, "cluster": 2}),
 ]
 
 
-@pytest.mark.parametrize("workload, genes", PERSISTENT, ids=[w.name for w, _ in PERSISTENT])
+@pytest.mark.parametrize(
+    "workload, genes", PERSISTENT, ids=[w.name + "".join(g) for w, g in PERSISTENT]
+)
 def test_persistent_schedule_passes_the_gate(target, workload, genes):
     """A block per SM looping over tiles, the ring's phases carried across them: a phase off by
-    one hangs or reads a stage before its load lands, which the gate's inputs catch."""
+    one hangs or reads a stage before its load lands, which the gate's inputs catch. With
+    clusters, each block's B half arrives by the peer's multicast."""
     genome = Genome.default("cuda.wgmma").replace(schedule="persistent", raster=4, **genes)
     genome = Grammar(target).check(genome, workload)
     exe = build_module(_kernel(get("cuda.wgmma"), genome.params, workload, target, 1), target)

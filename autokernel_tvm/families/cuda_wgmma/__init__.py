@@ -21,6 +21,7 @@ from ...hardware import limits
 from ..base import Family, GenomeError, Kernel, Params
 from .kernel import (
     BLOCK_NS,
+    CLUSTERS,
     CONSUMERS,
     IN_DTYPES,
     SCHEDULES,
@@ -50,18 +51,22 @@ class WgmmaParams(Params):
     issuing wgmma (the block tile is ``64 * consumers`` rows); stages: TMA ring depth;
     raster: M tiles per rasterization group (0 = row-major); schedule: "tile" (a block per
     output tile) or "persistent" (a block per SM looping over tiles, the epilogue overlapping
-    the next tile's loads)."""
+    the next tile's loads); cluster: blocks per thread-block cluster along M (2: the pair
+    shares the B tile through TMA multicast)."""
 
     block_n: int = 256
     consumers: int = 2
     stages: int = 4
     raster: int = 8
     schedule: str = "tile"
+    cluster: int = 1
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.block_n not in BLOCK_NS or self.consumers not in CONSUMERS:
             raise GenomeError("bad-tile", f"block_n={self.block_n} consumers={self.consumers}")
+        if self.cluster not in CLUSTERS:
+            raise GenomeError("bad-cluster", f"cluster={self.cluster}: one of {CLUSTERS}")
         if self.schedule not in SCHEDULES:
             raise GenomeError("bad-schedule", f"schedule={self.schedule!r}: one of {SCHEDULES}")
         if self.stages not in STAGES or self.raster < 0:
@@ -100,6 +105,7 @@ def structure(params: WgmmaParams, workload) -> dict:
         "out_dtype": workload.out_dtype or "float32",
         "gated": workload.op == "gemm_gated_nt",
         "schedule": params.schedule,
+        "cluster": params.cluster,
     }
 
 
@@ -112,6 +118,7 @@ class CudaWgmma(Family):
         "stages": (3, 4, 5, 6),
         "raster": (0, 4, 8, 16),
         "schedule": SCHEDULES,
+        "cluster": CLUSTERS,
     }
     default = WgmmaParams()  # H100: 82% of cuBLAS at 4096^3 fp16 before tuning
 

@@ -22,6 +22,13 @@ Kernel produced for ``C[M, N] (f32) = A[M, K] @ B[N, K].T`` (K-major B, ``trans_
                commit; wait for the previous k's group; release its stage (empty)
         epilogue: registers -> global
 
+With ``cluster=2`` two blocks of adjacent M tiles (the same N tile: raster groups are even) run
+as a thread-block cluster: each producer loads half of the shared B tile and multicasts it into
+both blocks' rings, so B crosses from L2 once per pair. A stage is free again only when the
+consumers of both blocks released it (each consumer warp arrives on its own and on the peer's
+``empty`` barrier), and both blocks meet at cluster barriers after the barriers' init and
+before exit (the peer may still write into this block's shared memory until then).
+
 Persistent, the ring and its barrier phases run on across a block's tiles (iteration
 ``i * k_tiles + k``), so the producer loads the next tile's first stages while the consumers
 store the last one: the epilogue overlaps the loads, and no block pays a launch or a prologue
@@ -58,6 +65,7 @@ BLOCK_NS = (64, 128, 256)  # wgmma N: 32..256 in steps of 8; 256 is the TMA box 
 CONSUMERS = (1, 2)  # warpgroups issuing wgmma; 2 x m64n256 f32 = 128 accumulators each
 STAGES = (2, 3, 4, 5, 6)
 SCHEDULES = ("tile", "persistent")  # one tile per block / one block per SM looping over tiles
+CLUSTERS = (1, 2)  # blocks per cluster along M, sharing (multicasting) the B tile
 SMEM_ALIGN_SLACK = 1024  # the kernel aligns its dynamic shared memory to 1 KiB (128B swizzle)
 IN_DTYPES = {"float16": "f16", "bfloat16": "bf16"}
 SWIZZLE_128B = 3  # CUtensorMapSwizzle enum; TVM's descriptor encoder maps it to wgmma's code
@@ -67,6 +75,7 @@ MN_LBO_16B = MN_ATOM * BLOCK_K * 2 // 16  # MN-major B: from one 64-column chunk
 L2_PROMOTE_256B = 3
 TMA = "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes"
 TMA_4D = TMA.replace(".2d.", ".4d.")
+TMA_MULTICAST = TMA + ".multicast::cluster"
 TILE_QS = (128, 64, 32, 16, 8)  # conv: output columns per block patch (ties go to the widest)
 EPILOGUES = ("", "bias", "bias_relu", "bias_gelu")  # fused into the register write-back
 OUT_DTYPES = ("float32", "float16", "bfloat16")
@@ -98,6 +107,7 @@ class Structure:
     out_dtype : C's dtype; the f32 result is cast on the store.
     schedule : "tile" (a block per output tile) or "persistent" (``sm_count`` blocks, each
         looping over the tiles ``blockIdx.x + i * sm_count`` with one ring across them).
+    cluster : blocks per thread-block cluster along M (1 or 2); 2 multicasts B to the pair.
     gated : the gated GEMM ``silu(A @ Bg.T) * (A @ Bu.T)`` (``trans_b``, 2-D): B is ``[2, N, K]``
         (Bg rows, then Bu rows); a block loads ``block_n / 2`` rows of each into one B tile, so
         one wgmma computes both and each thread holds a gate column and its up column
@@ -116,6 +126,7 @@ class Structure:
     out_dtype: str = "float32"
     gated: bool = False
     schedule: str = "tile"
+    cluster: int = 1
 
 
 def smem_bytes(block_n: int, consumers: int, stages: int) -> int:
@@ -167,6 +178,20 @@ def _edge_reason(n: int, k: int, *, batch: int, trans_b: bool) -> str | None:
     return None
 
 
+def _cluster_reason(st: Structure) -> str | None:
+    if st.cluster not in CLUSTERS:
+        return f"cluster={st.cluster}: one of {CLUSTERS}"
+    if st.cluster == 1:
+        return None
+    if st.conv or st.gated:
+        return "cluster=2 multicasts a plain B tile: not for conv2d or the gated GEMM"
+    if st.raster % 2:  # raster divides the M tiles, so an even raster also pairs every tile
+        return f"cluster=2 pairs adjacent M tiles of one raster group: raster={st.raster} is odd"
+    if not st.trans_b and st.block_n < 2 * MN_ATOM:
+        return f"cluster=2 with B as [K, N]: block_n={st.block_n} is one TMA box, not two halves"
+    return None
+
+
 def legal(m: int, n: int, k: int, *, smem_limit: int, sm_count: int = 0, **structure) -> str | None:
     """Why the :class:`Structure` of these keywords cannot build an ``m x n x k`` GEMM on a GPU
     granting ``smem_limit`` bytes of shared memory per block and having ``sm_count``
@@ -208,11 +233,16 @@ def legal(m: int, n: int, k: int, *, smem_limit: int, sm_count: int = 0, **struc
         return f"raster={raster} must divide the {m_tiles} M tiles"
     if st.schedule not in SCHEDULES:
         return f"schedule {st.schedule!r}: one of {SCHEDULES}"
+    why = _cluster_reason(st)
+    if why:
+        return why
     tiles = max(batch, 1) * m_tiles * -(-n // block_c)
     if st.schedule == "persistent" and tiles <= sm_count:
         return f"persistent: {tiles} tiles fit in one wave of {sm_count} blocks"
     if st.schedule == "persistent" and sm_count < 1:
         return "persistent: the target's multiprocessor count is unknown"
+    if st.schedule == "persistent" and sm_count % st.cluster:
+        return f"persistent: {sm_count} blocks do not pair into clusters of {st.cluster}"
     budget = smem_limit - SMEM_ALIGN_SLACK
     if smem_bytes(block_n, consumers, stages) > budget:
         return f"{smem_bytes(block_n, consumers, stages)} B of shared memory > {budget}"
@@ -251,6 +281,7 @@ def wgmma_gemm(
     is_conv = bool(conv)
     tiles, nb = grid_m * grid_n, max(batch, 1)
     persistent = st.schedule == "persistent"
+    cluster = st.cluster
     ctas = min(nb * tiles, sm_count) if persistent else nb * tiles
     rounds = -(-nb * tiles // ctas)  # tiles of the busiest block
     k_tiles = -(-k // bk)
@@ -258,18 +289,19 @@ def wgmma_gemm(
     stage_bytes = (bm_rows + bn_rows) * bk * 2
     group = raster * grid_n
     mma = f"wgmma.mma_async.sync.aligned.m64n{block_n}k16.f32.{IN_DTYPES[dt]}.{IN_DTYPES[dt]}"
-    releases = consumers * 4  # one arrive per consumer warp frees a stage
+    releases = consumers * 4 * cluster  # one arrive per consumer warp (of both blocks)
     expression = epilogue if isinstance(epilogue, Epilogue) else None
     has_bias = bool(epilogue) and expression is None
     act = "" if expression is not None else epilogue.partition("_")[2]
     # B as a 2-D TMA tensor (innermost dim first) and its box: K-major rows of K, or MN-major
     # rows of N read 64 columns (one swizzle atom) per box.
-    b_dims = (k, nb * n, k * 2, bk, bn_rows) if trans_b else (n, nb * k, n * 2, MN_ATOM, bk)
+    b_part = bn_rows // cluster  # B rows (K-major) or columns (MN-major) a block loads
+    b_dims = (k, nb * n, k * 2, bk, b_part) if trans_b else (n, nb * k, n * 2, MN_ATOM, bk)
     if gated:  # B as [2N, K] rows; a box is half a tile: block_c gate rows, then block_c up rows
         b_dims = (k, 2 * n, k * 2, bk, block_c)
     b_lbo = 1 if trans_b else MN_LBO_16B
     b_k16 = (0, 16) if trans_b else (16, 0)  # (ring rows, columns) from one k16 step to the next
-    b_loads = 1 if trans_b else bn_rows // MN_ATOM
+    b_loads = 1 if trans_b else b_part // MN_ATOM  # TMA boxes of B per block and stage
     a_shape, b_shape = (m, k), ((n, k) if trans_b else (k, n))
     c_shape = (m, n)
     if batch:
@@ -353,7 +385,19 @@ def wgmma_gemm(
 
     # fmt: off
     @T.macro
-    def produce(A, B, full, empty, ring, a_map, b_map, ti, bi, bm, bn):
+    def release(empty, rank, s):
+        # a consumer warp frees stage s: in this block and (cluster) in the peer, whose
+        # producer multicasts into this block's ring too
+        T.ptx.mbarrier.arrive.shared.b64(T.address_of(empty[s]))
+        if cluster > 1:
+            mapped = T.alloc_buffer((1,), "uint32", scope="local")
+            T.ptx.mapa.shared__cluster.u32(
+                mapped[0], T.cuda.cvta_generic_to_shared(T.address_of(empty[s])),
+                T.uint32(rank ^ 1))
+            T.ptx.mbarrier.arrive.shared__cluster.b64(mapped[0])
+
+    @T.macro
+    def produce(A, B, full, empty, ring, a_map, b_map, rank, ti, bi, bm, bn):
         # the producer's TMA loads of one tile (tile ti of this block)
         for kt in range(k_tiles):
             s = step(ti, kt) % stages
@@ -377,6 +421,17 @@ def wgmma_gemm(
                     T.ptx[TMA](T.address_of(ring[s, bm_rows + h * block_c, 0]),
                                T.address_of(b_map), kt * bk, h * n + bn * block_c,
                                T.address_of(full[s]))
+            elif cluster > 1 and trans_b:  # this block's half of B, into both rings
+                T.ptx[TMA_MULTICAST](T.address_of(ring[s, bm_rows + rank * b_part, 0]),
+                                     T.address_of(b_map), kt * bk,
+                                     bi * n + bn * bn_rows + rank * b_part,
+                                     T.address_of(full[s]), T.uint16(3))
+            elif cluster > 1:
+                for j in T.unroll(b_loads):
+                    T.ptx[TMA_MULTICAST](
+                        T.address_of(ring[s, bm_rows + rank * b_part + j * MN_ATOM, 0]),
+                        T.address_of(b_map), bn * bn_rows + rank * b_part + j * MN_ATOM,
+                        bi * k + kt * bk, T.address_of(full[s]), T.uint16(3))
             elif trans_b:
                 T.ptx[TMA](T.address_of(ring[s, bm_rows, 0]), T.address_of(b_map),
                            kt * bk, bi * n + bn * bn_rows, T.address_of(full[s]))
@@ -387,7 +442,7 @@ def wgmma_gemm(
                                bi * k + kt * bk, T.address_of(full[s]))
 
     @T.macro
-    def consume(C, bias, full, empty, ring, acc, desc_a, desc_b, tid, wg, ti, bi, bm, bn):
+    def consume(C, bias, full, empty, ring, acc, desc_a, desc_b, rank, tid, wg, ti, bi, bm, bn):
         # one warpgroup's wgmma over the ring for one tile, then its share of the write-back
         for i in T.unroll(acc_n):
             acc[i] = T.float32(0)
@@ -408,12 +463,10 @@ def wgmma_gemm(
             T.ptx.wgmma.commit_group.sync.aligned()
             T.ptx.wgmma.wait_group.sync.aligned(1)
             if kt > 0 and tid % 32 == 0:
-                T.ptx.mbarrier.arrive.shared.b64(
-                    T.address_of(empty[(step(ti, kt) - 1) % stages]))
+                release(empty, rank, (step(ti, kt) - 1) % stages)
         T.ptx.wgmma.wait_group.sync.aligned(0)
         if persistent and tid % 32 == 0:  # the tile's last stage: the next tile reuses it
-            T.ptx.mbarrier.arrive.shared.b64(
-                T.address_of(empty[step(ti, k_tiles - 1) % stages]))
+            release(empty, rank, step(ti, k_tiles - 1) % stages)
         lane = tid % 32
         row = wg * WG_ROWS + tid % WG_THREADS // 32 * 16 + lane // 4
         for i in T.unroll(acc_n // 8 if gated else acc_n // 4):
@@ -431,6 +484,8 @@ def wgmma_gemm(
                       1, 1, 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
         T.device_entry()
         bx = T.cta_id([ctas])
+        if cluster > 1:
+            _rank = T.cta_id_in_cluster([cluster])  # launches clusters; == bx % cluster
         tid = T.thread_id([WG_THREADS * (consumers + 1)])
         ring = T.alloc_buffer((stages, bm_rows + bn_rows, bk), dt, scope="shared.dyn",
                                align=1024)
@@ -449,27 +504,35 @@ def wgmma_gemm(
                 T.ptx.mbarrier.init.shared.b64(T.address_of(full[s]), T.uint32(1))
                 T.ptx.mbarrier.init.shared.b64(T.address_of(empty[s]), T.uint32(releases))
         T.ptx.fence.proxy.async_.shared__cta()
-        T.cuda.cta_sync()
+        if cluster > 1:  # the peer's barriers are initialized before anything reaches them
+            T.ptx.fence.mbarrier_init.release.cluster()
+            T.ptx.barrier.cluster.arrive()
+            T.ptx.barrier.cluster.wait()
+        else:
+            T.cuda.cta_sync()
         if wg == consumers:
             if tid == consumers * WG_THREADS:
                 if persistent:
                     for ti in range(rounds):
                         if bx + ti * ctas < nb * tiles:
                             t = bx + ti * ctas
-                            produce(A, B, full, empty, ring, a_map, b_map, ti, t // tiles,
-                                    tile_m(t), tile_n(t))
+                            produce(A, B, full, empty, ring, a_map, b_map, bx % cluster, ti,
+                                    t // tiles, tile_m(t), tile_n(t))
                 else:
-                    produce(A, B, full, empty, ring, a_map, b_map, 0, bi, bm, bn)
+                    produce(A, B, full, empty, ring, a_map, b_map, bx % cluster, 0, bi, bm, bn)
         else:
             if persistent:
                 for ti in range(rounds):
                     if bx + ti * ctas < nb * tiles:
                         t = bx + ti * ctas
                         consume(C, bias, full, empty, ring, acc, desc_a, desc_b,  # noqa: F821
-                                tid, wg, ti, t // tiles, tile_m(t), tile_n(t))
+                                bx % cluster, tid, wg, ti, t // tiles, tile_m(t), tile_n(t))
             else:
                 consume(C, bias, full, empty, ring, acc, desc_a, desc_b,  # noqa: F821
-                        tid, wg, 0, bi, bm, bn)
+                        bx % cluster, tid, wg, 0, bi, bm, bn)
+        if cluster > 1:  # the peer may write into this ring and barriers until it is done
+            T.ptx.barrier.cluster.arrive()
+            T.ptx.barrier.cluster.wait()
 
     if has_bias:
         @T.prim_func
