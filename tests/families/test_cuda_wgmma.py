@@ -10,7 +10,12 @@ from autokernel_tvm.builder import build_module, cuda_source, is_tirx
 from autokernel_tvm.config import TuneConfig
 from autokernel_tvm.families import GenomeError, Kernel
 from autokernel_tvm.families.cuda_wgmma import FAMILY, OPS, WgmmaParams, structure
-from autokernel_tvm.families.cuda_wgmma.kernel import WgmmaStructureError, legal, wgmma_gemm
+from autokernel_tvm.families.cuda_wgmma.kernel import (
+    WgmmaStructureError,
+    legal,
+    smem_bytes,
+    wgmma_gemm,
+)
 from autokernel_tvm.hardware import limits
 from autokernel_tvm.space.generator import Generator
 from autokernel_tvm.space.genome import Genome
@@ -110,7 +115,7 @@ def test_genome_checks_and_round_trip():
     assert structure(genome.params, NT) == {
         "batch": 0, "conv": (), "in_dtype": "float16", "trans_b": True, "block_n": 256,
         "consumers": 2, "stages": 4, "raster": 8, "epilogue": "", "out_dtype": "float32",
-        "gated": False, "schedule": "tile", "cluster": 1,
+        "gated": False, "schedule": "tile", "cluster": 1, "store": "direct",
     }  # fmt: skip
     with pytest.raises(GenomeError) as err:
         grammar.check(genome.replace(stages=6), NT)
@@ -307,3 +312,44 @@ def test_cluster_kernel_multicasts_half_of_b_and_meets_its_peer(
     )
     assert src.count("tvm_builtin_ptx_barrier_cluster_wait_cluster_wait();") == 2
     assert "%%cluster_ctarank" in src and "0 bytes spill stores" in ptxas_report(src, tmp_path)
+
+
+def test_tma_store_takes_plain_two_byte_tiles_and_fits_its_buffers():
+    kw = dict(smem_limit=SMEM, store="tma", out_dtype="float16")
+    assert legal(4096, 4096, 4096, **kw) is None  # 4 stages + 32 KiB of store buffers
+    assert smem_bytes(256, 2, 4, "tma") - smem_bytes(256, 2, 4) == 2 * 2 * 64 * 64 * 2
+    assert "input dtype" in legal(4096, 4096, 4096, **{**kw, "out_dtype": "float32"})
+    assert "gated" in legal(2048, 11008, 4096, **kw, gated=True)
+    assert "next matrix" in legal(100, 256, 64, **kw, batch=3)
+    assert "16-byte" in legal(1024, 1002, 1024, **kw)
+    with pytest.raises(GenomeError, match="store"):
+        WgmmaParams(store="smem")
+
+
+@pytest.mark.parametrize(
+    "workload",
+    [
+        Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16"),
+        Workload("gemm", (2000, 4000, 1000), "bfloat16", "bfloat16"),  # edge tiles
+    ],
+    ids=lambda w: w.name,
+)
+def test_tma_store_stages_swizzled_boxes_and_stores_them_in_bulk(needs_nvcc, tmp_path, workload):
+    """Each warpgroup fills 64 x 64 boxes through two buffers after the ring (the 16-byte
+    chunk XORed with the row: 128B swizzle), fences, and one thread bulk-stores each box; the
+    kernel drains its stores before exit; the direct write-back is gone; nothing spills."""
+    params = WgmmaParams(raster=4, store="tma")
+    src = cuda_source(build_module(kernel_module(Genome("cuda.wgmma", params), workload), TARGET,
+                                   check_nvcc=True))  # fmt: skip
+    direct = cuda_source(
+        build_module(
+            kernel_module(Genome("cuda.wgmma", params.replace(store="direct")), workload), TARGET
+        )  # fmt: skip
+    )
+    boxes = params.block_n // 64
+    assert src.count("bulk_tensor_s2g_async_bulk_tensor_2d_global_shared__cta_bulk_group(") == (
+        1 + boxes
+    )
+    assert "(r_ptr[0] & 7)) * 8)" in src and "cp.async.bulk.wait_group 0;" in src
+    assert "*(half2*)(C_ptr" not in src and "(C_ptr" in direct
+    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)

@@ -101,6 +101,10 @@ PERSISTENT = [
     (Workload("gemm_nt", (2048, 4096, 512), "float16", "float16"), {"cluster": 2}),
     (Workload("gemm", (2000, 5000, 1000), "bfloat16", "bfloat16"), {"cluster": 2}),
     (Workload("batch_gemm_nt", (16, 512, 1024, 256), "float16"), {"stages": 3, "cluster": 2}),
+    (Workload("gemm_nt", (2048, 4096, 512), "float16", "float16"), {"store": "tma"}),
+    (Workload("gemm", (2000, 5000, 1000), "bfloat16", "bfloat16"), {"store": "tma"}),
+    (Workload("gemm_bias_gelu", (2048, 4096, 1024), "float16", "float16"), {"store": "tma"}),
+    (Workload("batch_gemm_nt", (16, 512, 1024, 256), "float16", "float16"), {"store": "tma"}),
 ]
 
 

@@ -26,6 +26,7 @@ from .kernel import (
     IN_DTYPES,
     SCHEDULES,
     STAGES,
+    STORES,
     conv_out,
     legal,
     wgmma_gemm,
@@ -52,7 +53,8 @@ class WgmmaParams(Params):
     raster: M tiles per rasterization group (0 = row-major); schedule: "tile" (a block per
     output tile) or "persistent" (a block per SM looping over tiles, the epilogue overlapping
     the next tile's loads); cluster: blocks per thread-block cluster along M (2: the pair
-    shares the B tile through TMA multicast)."""
+    shares the B tile through TMA multicast); store: the write-back, "direct" from registers or
+    "tma" (staged in shared memory and stored by the TMA while the next tile computes)."""
 
     block_n: int = 256
     consumers: int = 2
@@ -60,11 +62,14 @@ class WgmmaParams(Params):
     raster: int = 8
     schedule: str = "tile"
     cluster: int = 1
+    store: str = "direct"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.block_n not in BLOCK_NS or self.consumers not in CONSUMERS:
             raise GenomeError("bad-tile", f"block_n={self.block_n} consumers={self.consumers}")
+        if self.store not in STORES:
+            raise GenomeError("bad-store", f"store={self.store!r}: one of {STORES}")
         if self.cluster not in CLUSTERS:
             raise GenomeError("bad-cluster", f"cluster={self.cluster}: one of {CLUSTERS}")
         if self.schedule not in SCHEDULES:
@@ -106,6 +111,7 @@ def structure(params: WgmmaParams, workload) -> dict:
         "gated": workload.op == "gemm_gated_nt",
         "schedule": params.schedule,
         "cluster": params.cluster,
+        "store": params.store,
     }
 
 
@@ -119,6 +125,7 @@ class CudaWgmma(Family):
         "raster": (0, 4, 8, 16),
         "schedule": SCHEDULES,
         "cluster": CLUSTERS,
+        "store": STORES,
     }
     default = WgmmaParams()  # H100: 82% of cuBLAS at 4096^3 fp16 before tuning
 

@@ -20,7 +20,9 @@ Kernel produced for ``C[M, N] (f32) = A[M, K] @ B[N, K].T`` (K-major B, ``trans_
     warpgroups 0 .. consumers-1 (64 rows of C each, accumulators in registers):
         for k: wait full[s]; BK/16 x wgmma m64n{BN}k16 (smem descriptors, 128B swizzle);
                commit; wait for the previous k's group; release its stage (empty)
-        epilogue: registers -> global
+        epilogue: registers -> global (`store="direct"`), or registers -> shared -> TMA
+        (`store="tma"`: 64 x 64 boxes through two 128B-swizzled buffers per warpgroup; the
+        bulk stores drain while the next tile's wgmma runs)
 
 With ``cluster=2`` two blocks of adjacent M tiles (the same N tile: raster groups are even) run
 as a thread-block cluster: each producer loads half of the shared B tile and multicasts it into
@@ -66,6 +68,10 @@ CONSUMERS = (1, 2)  # warpgroups issuing wgmma; 2 x m64n256 f32 = 128 accumulato
 STAGES = (2, 3, 4, 5, 6)
 SCHEDULES = ("tile", "persistent")  # one tile per block / one block per SM looping over tiles
 CLUSTERS = (1, 2)  # blocks per cluster along M, sharing (multicasting) the B tile
+STORES = ("direct", "tma")  # the write-back: registers -> global, or -> shared -> TMA store
+STORE_BOX = 64  # TMA store box: 64 x 64 2-byte outputs, one 128-byte swizzle row wide
+STORE_BUFFERS = 2  # per consumer warpgroup: one fills while the previous one drains
+TMA_STORE = "cp.async.bulk.tensor.2d.global.shared::cta.bulk_group"
 SMEM_ALIGN_SLACK = 1024  # the kernel aligns its dynamic shared memory to 1 KiB (128B swizzle)
 IN_DTYPES = {"float16": "f16", "bfloat16": "bf16"}
 SWIZZLE_128B = 3  # CUtensorMapSwizzle enum; TVM's descriptor encoder maps it to wgmma's code
@@ -108,6 +114,8 @@ class Structure:
     schedule : "tile" (a block per output tile) or "persistent" (``sm_count`` blocks, each
         looping over the tiles ``blockIdx.x + i * sm_count`` with one ring across them).
     cluster : blocks per thread-block cluster along M (1 or 2); 2 multicasts B to the pair.
+    store : the write-back, "direct" (each thread stores its pairs) or "tma" (staged in shared
+        memory, 64 x 64 boxes stored by the TMA, asynchronously).
     gated : the gated GEMM ``silu(A @ Bg.T) * (A @ Bu.T)`` (``trans_b``, 2-D): B is ``[2, N, K]``
         (Bg rows, then Bu rows); a block loads ``block_n / 2`` rows of each into one B tile, so
         one wgmma computes both and each thread holds a gate column and its up column
@@ -127,10 +135,12 @@ class Structure:
     gated: bool = False
     schedule: str = "tile"
     cluster: int = 1
+    store: str = "direct"
 
 
-def smem_bytes(block_n: int, consumers: int, stages: int) -> int:
-    return stages * (WG_ROWS * consumers + block_n) * BLOCK_K * 2
+def smem_bytes(block_n: int, consumers: int, stages: int, store: str = "direct") -> int:
+    staging = consumers * STORE_BUFFERS * STORE_BOX * STORE_BOX * 2 if store == "tma" else 0
+    return stages * (WG_ROWS * consumers + block_n) * BLOCK_K * 2 + staging
 
 
 def conv_out(conv: tuple) -> tuple[int, int]:
@@ -192,6 +202,22 @@ def _cluster_reason(st: Structure) -> str | None:
     return None
 
 
+def _store_reason(st: Structure, m: int, n: int) -> str | None:
+    if st.store not in STORES:
+        return f"store {st.store!r}: one of {STORES}"
+    if st.store == "direct":
+        return None
+    if st.conv or st.gated:
+        return "store=tma writes plain [M, N] tiles: not for conv2d or the gated GEMM"
+    if st.out_dtype != st.in_dtype:  # the staging shares the ring's allocation and type
+        return f"store=tma stages outputs of the input dtype {st.in_dtype}, not {st.out_dtype}"
+    if n % 8:
+        return f"store=tma: N={n} rows are not 16-byte multiples (TMA)"
+    if st.batch and m % (WG_ROWS * st.consumers):
+        return "store=tma, batched: an M edge tile would store into the next matrix's rows"
+    return None
+
+
 def legal(m: int, n: int, k: int, *, smem_limit: int, sm_count: int = 0, **structure) -> str | None:
     """Why the :class:`Structure` of these keywords cannot build an ``m x n x k`` GEMM on a GPU
     granting ``smem_limit`` bytes of shared memory per block and having ``sm_count``
@@ -233,7 +259,7 @@ def legal(m: int, n: int, k: int, *, smem_limit: int, sm_count: int = 0, **struc
         return f"raster={raster} must divide the {m_tiles} M tiles"
     if st.schedule not in SCHEDULES:
         return f"schedule {st.schedule!r}: one of {SCHEDULES}"
-    why = _cluster_reason(st)
+    why = _cluster_reason(st) or _store_reason(st, m, n)
     if why:
         return why
     tiles = max(batch, 1) * m_tiles * -(-n // block_c)
@@ -244,8 +270,9 @@ def legal(m: int, n: int, k: int, *, smem_limit: int, sm_count: int = 0, **struc
     if st.schedule == "persistent" and sm_count % st.cluster:
         return f"persistent: {sm_count} blocks do not pair into clusters of {st.cluster}"
     budget = smem_limit - SMEM_ALIGN_SLACK
-    if smem_bytes(block_n, consumers, stages) > budget:
-        return f"{smem_bytes(block_n, consumers, stages)} B of shared memory > {budget}"
+    need = smem_bytes(block_n, consumers, stages, st.store)
+    if need > budget:
+        return f"{need} B of shared memory > {budget}"
     return None
 
 
@@ -281,6 +308,9 @@ def wgmma_gemm(
     is_conv = bool(conv)
     tiles, nb = grid_m * grid_n, max(batch, 1)
     persistent = st.schedule == "persistent"
+    tma_store = st.store == "tma"
+    ring_elems = stages * (bm_rows + bn_rows) * bk  # a multiple of 1024 B: 64 x 2-byte rows
+    staged_elems = consumers * STORE_BUFFERS * STORE_BOX * STORE_BOX
     cluster = st.cluster
     ctas = min(nb * tiles, sm_count) if persistent else nb * tiles
     rounds = -(-nb * tiles // ctas)  # tiles of the busiest block
@@ -351,6 +381,15 @@ def wgmma_gemm(
         if act == "gelu":
             x = 0.5 * x * (1.0 + tvm.tirx.erf(x * 0.5**0.5))
         return tvm.tirx.Cast(out_dtype, x)
+
+    def guarded(acc, i, bias, bi, row, col):
+        """The finished value of accumulator ``i`` at C[(bi,) row, col], or 0 where that lies
+        past an edge (its epilogue operands are not read there; the TMA store drops it)."""
+        index = (bi, row, col) if batch else (row, col)
+        value = finish(acc[i], bias, index)
+        if not edges:
+            return value
+        return tvm.tirx.if_then_else(inside(row, col), value, tvm.tirx.const(0, out_dtype))
 
     def inside(row, col):
         """Whether C row ``row``, columns ``col`` and ``col + 1`` exist (n is even): a Python
@@ -442,7 +481,35 @@ def wgmma_gemm(
                                bi * k + kt * bk, T.address_of(full[s]))
 
     @T.macro
-    def consume(C, bias, full, empty, ring, acc, desc_a, desc_b, rank, tid, wg, ti, bi, bm, bn):
+    def stage_out(C, bias, acc, staged, c_map, tid, wg, bi, bm, bn, row):
+        # The tile's write-back through shared memory: per 64-column box, wait until the
+        # buffer's previous bulk store has read it, fill it (the 128B swizzle XORs the 16-byte
+        # chunk with the row, so a warp's 8 rows hit distinct banks), then one thread stores it
+        lane = tid % 32
+        for c in T.unroll(block_c // STORE_BOX):
+            buf = wg * STORE_BUFFERS + c % STORE_BUFFERS
+            if tid % WG_THREADS == 0:
+                T.ptx["cp.async.bulk.wait_group.read"](STORE_BUFFERS - 1)
+            T.cuda.warpgroup_sync(1 + wg)
+            for i in T.unroll(STORE_BOX // 8):
+                for h in T.unroll(2):
+                    r = row % WG_ROWS + h * 8
+                    col = bn * block_c + c * STORE_BOX + i * 8 + lane % 4 * 2
+                    for v in T.vectorized(2):
+                        staged[buf, r, (i ^ r % 8) * 8 + lane % 4 * 2 + v] = guarded(
+                            acc, (c * STORE_BOX // 8 + i) * 4 + h * 2 + v, bias,
+                            bi, bm * bm_rows + row + h * 8, col + v)
+            T.ptx.fence.proxy.async_.shared__cta()
+            T.cuda.warpgroup_sync(1 + wg)
+            if tid % WG_THREADS == 0:
+                T.ptx[TMA_STORE](T.address_of(c_map), bn * block_c + c * STORE_BOX,
+                                 bi * m + bm * bm_rows + wg * WG_ROWS,
+                                 T.address_of(staged[buf, 0, 0]))
+                T.ptx["cp.async.bulk.commit_group"]()
+
+    @T.macro
+    def consume(C, bias, full, empty, ring, acc, staged, c_map, desc_a, desc_b, rank, tid, wg,
+                ti, bi, bm, bn):
         # one warpgroup's wgmma over the ring for one tile, then its share of the write-back
         for i in T.unroll(acc_n):
             acc[i] = T.float32(0)
@@ -469,10 +536,13 @@ def wgmma_gemm(
             release(empty, rank, step(ti, k_tiles - 1) % stages)
         lane = tid % 32
         row = wg * WG_ROWS + tid % WG_THREADS // 32 * 16 + lane // 4
-        for i in T.unroll(acc_n // 8 if gated else acc_n // 4):
-            col = bn * block_c + i * 8 + lane % 4 * 2
-            store(C, bias, acc, i * 4, bi, bm, row, col)
-            store(C, bias, acc, i * 4 + 2, bi, bm, row + 8, col)
+        if tma_store:
+            stage_out(C, bias, acc, staged, c_map, tid, wg, bi, bm, bn, row)
+        else:
+            for i in T.unroll(acc_n // 8 if gated else acc_n // 4):
+                col = bn * block_c + i * 8 + lane % 4 * 2
+                store(C, bias, acc, i * 4, bi, bm, row, col)
+                store(C, bias, acc, i * 4 + 2, bi, bm, row + 8, col)
 
     @T.macro
     def kernel(A, B, C, bias):
@@ -482,13 +552,26 @@ def wgmma_gemm(
         b_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
         T.call_packed("runtime.cuTensorMapEncodeTiled", b_map, dt, 2, B.data, *b_dims,
                       1, 1, 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
+        if tma_store:
+            c_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
+            T.call_packed("runtime.cuTensorMapEncodeTiled", c_map, out_dtype, 2, C.data, n,
+                          nb * m, n * 2, STORE_BOX, STORE_BOX, 1, 1, 0, SWIZZLE_128B,
+                          L2_PROMOTE_256B, 0)
         T.device_entry()
         bx = T.cta_id([ctas])
         if cluster > 1:
             _rank = T.cta_id_in_cluster([cluster])  # launches clusters; == bx % cluster
         tid = T.thread_id([WG_THREADS * (consumers + 1)])
-        ring = T.alloc_buffer((stages, bm_rows + bn_rows, bk), dt, scope="shared.dyn",
-                               align=1024)
+        if tma_store:  # one dynamic allocation (TIRx): the ring, then the store buffers
+            pool = T.alloc_buffer((ring_elems + staged_elems,), dt, scope="shared.dyn",
+                                  align=1024)
+            ring = T.decl_buffer((stages, bm_rows + bn_rows, bk), dt, data=pool.data,
+                                 scope="shared.dyn")
+            staged = T.decl_buffer((consumers * STORE_BUFFERS, STORE_BOX, STORE_BOX), dt,
+                                   data=pool.data, elem_offset=ring_elems, scope="shared.dyn")
+        else:
+            ring = T.alloc_buffer((stages, bm_rows + bn_rows, bk), dt, scope="shared.dyn",
+                                   align=1024)
         full = T.alloc_buffer((stages,), "uint64", scope="shared", align=8)
         empty = T.alloc_buffer((stages,), "uint64", scope="shared", align=8)
         acc = T.alloc_buffer((acc_n,), "float32", scope="local")
@@ -525,11 +608,19 @@ def wgmma_gemm(
                 for ti in range(rounds):
                     if bx + ti * ctas < nb * tiles:
                         t = bx + ti * ctas
-                        consume(C, bias, full, empty, ring, acc, desc_a, desc_b,  # noqa: F821
+                        consume(C, bias, full, empty, ring, acc,
+                                staged if tma_store else None,  # noqa: F821
+                                c_map if tma_store else None,  # noqa: F821
+                                desc_a, desc_b,  # noqa: F821
                                 bx % cluster, tid, wg, ti, t // tiles, tile_m(t), tile_n(t))
             else:
-                consume(C, bias, full, empty, ring, acc, desc_a, desc_b,  # noqa: F821
+                consume(C, bias, full, empty, ring, acc,
+                        staged if tma_store else None,  # noqa: F821
+                        c_map if tma_store else None,  # noqa: F821
+                        desc_a, desc_b,  # noqa: F821
                         bx % cluster, tid, wg, 0, bi, bm, bn)
+        if tma_store and wg < consumers and tid % WG_THREADS == 0:  # before shared memory goes
+            T.ptx["cp.async.bulk.wait_group"](0)
         if cluster > 1:  # the peer may write into this ring and barriers until it is done
             T.ptx.barrier.cluster.arrive()
             T.ptx.barrier.cluster.wait()
