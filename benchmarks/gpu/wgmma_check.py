@@ -54,8 +54,8 @@ def check_one(shape, dtype, structure, target, nt=True, batch=0, out_dtype="floa
     lim = limits(target)
     func = wgmma_gemm(m, n, k, batch=batch, in_dtype=dtype, trans_b=nt, block_n=block_n,
                       consumers=consumers, stages=stages, raster=raster, out_dtype=out_dtype,
-                      schedule=schedule, cluster=cluster, store=store, smem_limit=lim.smem_per_block,
-                      sm_count=lim.sm_count)  # fmt: skip
+                      schedule=schedule, cluster=cluster, store=store,
+                      smem_limit=lim.smem_per_block, sm_count=lim.sm_count)  # fmt: skip
     lead = (batch,) if batch else ()
 
     def matmul(a, b):
