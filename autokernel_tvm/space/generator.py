@@ -100,7 +100,31 @@ class Generator:
             return self.grammar.check(candidate, self.workload)
         except GenomeError as err:
             self.rejections[err.reason] += 1
-            return None
+            return self._repair(candidate)
+
+    def _repair(self, genome: Genome) -> Genome | None:
+        """The likeliest legal genome at most two genes away from an illegal one. A prior
+        tilted toward genes this workload rules out (a persistent schedule on a one-wave grid,
+        a TMA store of fp32) would otherwise make nearly every sample illegal."""
+        family, genes = genome.family, encode(genome)
+        moves = [
+            (p, gene, value)
+            for gene, values in _domain(family).items()
+            for value, p in zip(values, self.dist[family][gene])
+            if value != genes[gene]
+        ]
+        moves.sort(key=lambda m: -m[0])
+        pairs = [(a, b) for i, a in enumerate(moves) for b in moves[i + 1 :] if a[1] != b[1]]
+        pairs.sort(key=lambda ab: -ab[0][0] * ab[1][0])
+        for change in [(m,) for m in moves] + pairs:
+            candidate = _decode(family, {**genes, **{gene: value for _, gene, value in change}})
+            if isinstance(candidate, GenomeError):
+                continue
+            try:
+                return self.grammar.check(candidate, self.workload)
+            except GenomeError:
+                continue
+        return None
 
     # -- learning -------------------------------------------------------------------------
     def update(self, genome: Genome, score: float) -> None:

@@ -14,7 +14,7 @@ import pytest
 from autokernel_tvm import builder, rewrite
 from autokernel_tvm.candidates import sample_candidates
 from autokernel_tvm.config import TuneConfig
-from autokernel_tvm.families import GenomeError
+from autokernel_tvm.families import GenomeError, Kernel
 from autokernel_tvm.families.cuda_mma import FAMILY
 from autokernel_tvm.families.cuda_mma.metaschedule import mma_candidates
 from autokernel_tvm.hardware import limits
@@ -90,11 +90,12 @@ def test_implicit_gemm_conv_schedules_with_apply_cuda_mma_and_builds(needs_nvcc)
 
 class DryTuner(Tuner):
     """The real tuner loop and search, with measuring replaced by a fixed latency (no GPU) and
-    the gate by a pass-through."""
+    the gate by a pass-through. A whole kernel is one record, as measured for real."""
 
     def measure(self, workload, candidate, label, trials=None):
         self.tuned.append(candidate.mod)
-        return SpaceRun(label, "", trials, Counter(), 1e-3, 0.0, [0.0] * trials, candidate.mod)
+        records = 1 if isinstance(candidate, Kernel) else trials
+        return SpaceRun(label, "", records, Counter(), 1e-3, 0.0, [0.0] * records, candidate.mod)
 
     def _pick_verified(self, workload, runs, seconds, report):
         result = dict(workload=workload, target="cuda", arch="sm_90a", latency_s=1e-3)

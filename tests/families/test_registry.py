@@ -23,7 +23,7 @@ FAMILIES = all_families()
 SETUP = {
     "cpu.tile": ("llvm", None, Workload("gemm_bias_relu", (128, 256, 64))),
     "cuda.mma": ("cuda", "sm_90a", Workload("gemm", (1024, 1024, 1024), "float16")),
-    "cuda.wgmma": ("cuda", "sm_90a", Workload("gemm_nt", (1024, 1024, 1024), "float16")),
+    "cuda.wgmma": ("cuda", "sm_90a", Workload("gemm_nt", (2048, 4096, 1024), "float16", "float16")),
     "rocm.mfma": ("rocm", "gfx942", Workload("gemm", (1024, 1024, 1024), "float16")),
 }
 

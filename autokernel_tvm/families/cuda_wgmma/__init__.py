@@ -63,6 +63,7 @@ class WgmmaParams(Params):
     schedule: str = "tile"
     cluster: int = 1
     store: str = "direct"
+    later_genes = ("schedule", "cluster", "store")
 
     def __post_init__(self) -> None:
         super().__post_init__()
