@@ -319,7 +319,8 @@ def test_tma_store_takes_plain_two_byte_tiles_and_fits_its_buffers():
     assert legal(4096, 4096, 4096, **kw) is None  # 4 stages + 32 KiB of store buffers
     assert smem_bytes(256, 2, 4, "tma") - smem_bytes(256, 2, 4) == 2 * 2 * 64 * 64 * 2
     assert "input dtype" in legal(4096, 4096, 4096, **{**kw, "out_dtype": "float32"})
-    assert "gated" in legal(2048, 11008, 4096, **kw, gated=True)
+    assert legal(2048, 11008, 4096, **kw, gated=True) is None  # 128 C columns: two boxes
+    assert "narrower" in legal(2048, 11008, 4096, **kw, gated=True, block_n=64)
     assert "next matrix" in legal(100, 256, 64, **kw, batch=3)
     assert "16-byte" in legal(1024, 1002, 1024, **kw)
     with pytest.raises(GenomeError, match="store"):
@@ -331,6 +332,7 @@ def test_tma_store_takes_plain_two_byte_tiles_and_fits_its_buffers():
     [
         Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16"),
         Workload("gemm", (2000, 4000, 1000), "bfloat16", "bfloat16"),  # edge tiles
+        GATED,  # silu(gate) * up staged: 128 C columns per block, two boxes
     ],
     ids=lambda w: w.name,
 )
@@ -346,7 +348,7 @@ def test_tma_store_stages_swizzled_boxes_and_stores_them_in_bulk(needs_nvcc, tmp
             kernel_module(Genome("cuda.wgmma", params.replace(store="direct")), workload), TARGET
         )  # fmt: skip
     )
-    boxes = params.block_n // 64
+    boxes = params.block_n // 64 // (2 if workload.op == "gemm_gated_nt" else 1)
     assert src.count("bulk_tensor_s2g_async_bulk_tensor_2d_global_shared__cta_bulk_group(") == (
         1 + boxes
     )

@@ -207,8 +207,10 @@ def _store_reason(st: Structure, m: int, n: int) -> str | None:
         return f"store {st.store!r}: one of {STORES}"
     if st.store == "direct":
         return None
-    if st.conv or st.gated:
-        return "store=tma writes plain [M, N] tiles: not for conv2d or the gated GEMM"
+    if st.conv:
+        return "store=tma writes [M, N] tiles: not for conv2d's pixel patches"
+    if (st.block_n // 2 if st.gated else st.block_n) % STORE_BOX:
+        return f"store=tma stores {STORE_BOX}-column boxes: a block's C tile is narrower"
     if st.out_dtype != st.in_dtype:  # the staging shares the ring's allocation and type
         return f"store=tma stages outputs of the input dtype {st.in_dtype}, not {st.out_dtype}"
     if n % 8:
@@ -386,7 +388,7 @@ def wgmma_gemm(
         """The finished value of accumulator ``i`` at C[(bi,) row, col], or 0 where that lies
         past an edge (its epilogue operands are not read there; the TMA store drops it)."""
         index = (bi, row, col) if batch else (row, col)
-        value = finish(acc[i], bias, index)
+        value = finish(gate(acc, i), bias, index)
         if not edges:
             return value
         return tvm.tirx.if_then_else(inside(row, col), value, tvm.tirx.const(0, out_dtype))
