@@ -55,4 +55,16 @@ def summary_lines(summary: dict) -> list[str]:
     verify = summary.get("verify") or {}
     if verify:
         lines.append(f"verified   {len(verify['checks'])} checks passed")
+    if summary.get("genome"):
+        lines.append(f"winner     {_winner(summary['genome'])}")
     return lines
+
+
+def _winner(genome_json: dict) -> str:
+    """The winning genome, and what it adds over its family's first template."""
+    from .families import get
+    from .space.genome import Genome
+
+    genome = Genome.from_json(genome_json)
+    added = get(genome.family).additions(genome.params)
+    return genome.describe() + (f"  (adds: {', '.join(added)})" if added else "")

@@ -136,6 +136,16 @@ class Family:
         """One line naming every field (each changes the generated code)."""
         return " ".join(f"{k}={_short(v)}" for k, v in params.to_json().items())
 
+    def additions(self, params: Params) -> list[str]:
+        """The genes of ``params`` that go beyond the family's first template: its later genes
+        (:attr:`Params.later_genes`) away from their defaults, as ``gene=value``."""
+        base = type(params)()
+        return [
+            f"{name}={_short(getattr(params, name))}"
+            for name in params.later_genes
+            if getattr(params, name) != getattr(base, name)
+        ]
+
     def from_legacy(self, genome: dict) -> Params:
         """The params of a library-format-1 genome (the 18-field union of all families)."""
         raise NotImplementedError

@@ -1,0 +1,30 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The lines a person reads at the end of a run name the winner and what it adds over its
+family's first template."""
+
+from autokernel_tvm.families.cuda_wgmma import FAMILY, WgmmaParams
+from autokernel_tvm.report import summary_lines
+from autokernel_tvm.space.genome import Genome
+from autokernel_tvm.workloads import Workload
+
+SUMMARY = {
+    "workload": Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16").to_json(),
+    "target": "cuda",
+    "arch": "sm_90a",
+    "space": "genomes/x",
+    "best_latency_us": 201.2,
+    "tflops": 683.0,
+    "trials": 8,
+    "tune_seconds": 25.0,
+    "failures": {},
+}
+
+
+def test_winner_line_names_the_genes_beyond_the_first_template():
+    params = WgmmaParams(schedule="persistent", store="tma")
+    assert FAMILY.additions(params) == ["schedule=persistent", "store=tma"]
+    assert FAMILY.additions(WgmmaParams(block_n=128, stages=5)) == []
+    genome = Genome("cuda.wgmma", params).to_json()
+    (line,) = [x for x in summary_lines({**SUMMARY, "genome": genome}) if x.startswith("winner")]
+    assert "schedule=persistent" in line and "(adds: schedule=persistent, store=tma)" in line
+    assert not any(x.startswith("winner") for x in summary_lines({**SUMMARY, "genome": None}))
