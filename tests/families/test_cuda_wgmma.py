@@ -355,3 +355,21 @@ def test_tma_store_stages_swizzled_boxes_and_stores_them_in_bulk(needs_nvcc, tmp
     assert "(r_ptr[0] & 7)) * 8)" in src and "cp.async.bulk.wait_group 0;" in src
     assert "*(half2*)(C_ptr" not in src and "(C_ptr" in direct
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+
+
+def _shipped_wgmma() -> list:
+
+    from autokernel_tvm.space.library import Library, shipped_root
+
+    entries = [e for f in ("gemm", "conv2d") for e in Library("cuda", f, shipped_root()).entries]
+    return [e for e in entries if e["genome"]["family"] == "cuda.wgmma"]
+
+
+@pytest.mark.parametrize("entry", _shipped_wgmma(), ids=lambda e: e["key"] + e["workload"]["name"])
+def test_shipped_genomes_build_on_their_workloads_without_spills(needs_nvcc, tmp_path, entry):
+    """Every cuda.wgmma genome of the shipped library is legal for the workload it was measured
+    on, and its kernel builds with nvcc with nothing spilled."""
+    genome, workload = Genome.from_json(entry["genome"]), Workload.from_json(entry["workload"])
+    genome = Grammar(TARGET).check(genome, workload)
+    src = cuda_source(build_module(kernel_module(genome, workload), TARGET, check_nvcc=True))
+    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
