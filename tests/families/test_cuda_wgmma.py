@@ -20,6 +20,7 @@ from autokernel_tvm.hardware import limits
 from autokernel_tvm.space.generator import Generator
 from autokernel_tvm.space.genome import Genome
 from autokernel_tvm.space.grammar import Grammar
+from autokernel_tvm.space.library import Library, shipped_root
 from autokernel_tvm.targets import make_target
 from autokernel_tvm.tuner import Tuner
 from autokernel_tvm.workloads import Workload
@@ -358,9 +359,6 @@ def test_tma_store_stages_swizzled_boxes_and_stores_them_in_bulk(needs_nvcc, tmp
 
 
 def _shipped_wgmma() -> list:
-
-    from autokernel_tvm.space.library import Library, shipped_root
-
     entries = [e for f in ("gemm", "conv2d") for e in Library("cuda", f, shipped_root()).entries]
     return [e for e in entries if e["genome"]["family"] == "cuda.wgmma"]
 
