@@ -319,7 +319,8 @@ def test_tma_store_takes_plain_two_byte_tiles_and_fits_its_buffers():
     kw = dict(smem_limit=SMEM, store="tma", out_dtype="float16")
     assert legal(4096, 4096, 4096, **kw) is None  # 4 stages + 32 KiB of store buffers
     assert smem_bytes(256, 2, 4, "tma") - smem_bytes(256, 2, 4) == 2 * 2 * 64 * 64 * 2
-    assert "input dtype" in legal(4096, 4096, 4096, **{**kw, "out_dtype": "float32"})
+    assert legal(4096, 4096, 4096, **{**kw, "out_dtype": "float32"}) is None  # 32-float boxes
+    assert "16-byte" in legal(1024, 1022, 1024, **{**kw, "out_dtype": "float32"})
     assert legal(2048, 11008, 4096, **kw, gated=True) is None  # 128 C columns: two boxes
     assert "narrower" in legal(2048, 11008, 4096, **kw, gated=True, block_n=64)
     assert "next matrix" in legal(100, 256, 64, **kw, batch=3)
@@ -333,14 +334,16 @@ def test_tma_store_takes_plain_two_byte_tiles_and_fits_its_buffers():
     [
         Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16"),
         Workload("gemm", (2000, 4000, 1000), "bfloat16", "bfloat16"),  # edge tiles
+        Workload("gemm_nt", (4096, 4096, 4096), "float16"),  # fp32 C: 32-column boxes
         GATED,  # silu(gate) * up staged: 128 C columns per block, two boxes
     ],
     ids=lambda w: w.name,
 )
 def test_tma_store_stages_swizzled_boxes_and_stores_them_in_bulk(needs_nvcc, tmp_path, workload):
-    """Each warpgroup fills 64 x 64 boxes through two buffers after the ring (the 16-byte
-    chunk XORed with the row: 128B swizzle), fences, and one thread bulk-stores each box; the
-    kernel drains its stores before exit; the direct write-back is gone; nothing spills."""
+    """Each warpgroup fills boxes of 64 rows x 128 bytes through two buffers after the ring
+    (the 16-byte chunk XORed with the row: 128B swizzle), fences, and one thread bulk-stores
+    each box; the kernel drains its stores before exit; the direct write-back is gone; nothing
+    spills."""
     params = WgmmaParams(raster=4, store="tma")
     src = cuda_source(build_module(kernel_module(Genome("cuda.wgmma", params), workload), TARGET,
                                    check_nvcc=True))  # fmt: skip
@@ -349,12 +352,14 @@ def test_tma_store_stages_swizzled_boxes_and_stores_them_in_bulk(needs_nvcc, tmp
             kernel_module(Genome("cuda.wgmma", params.replace(store="direct")), workload), TARGET
         )  # fmt: skip
     )
-    boxes = params.block_n // 64 // (2 if workload.op == "gemm_gated_nt" else 1)
+    box = 32 if workload.out_dtype == "float32" else 64  # one 128-byte swizzle row
+    boxes = params.block_n // box // (2 if workload.op == "gemm_gated_nt" else 1)
     assert src.count("bulk_tensor_s2g_async_bulk_tensor_2d_global_shared__cta_bulk_group(") == (
         1 + boxes
     )
-    assert "(r_ptr[0] & 7)) * 8)" in src and "cp.async.bulk.wait_group 0;" in src
-    assert "*(half2*)(C_ptr" not in src and "(C_ptr" in direct
+    assert f"(r_ptr[0] & 7)) * {box // 8})" in src  # the 16-byte chunk, swizzled
+    assert "cp.async.bulk.wait_group 0;" in src
+    assert "2*)(C_ptr" not in src and "(C_ptr" in direct
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
 
 

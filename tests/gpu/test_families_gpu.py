@@ -106,6 +106,8 @@ PERSISTENT = [
     (Workload("gemm_bias_gelu", (2048, 4096, 1024), "float16", "float16"), {"store": "tma"}),
     (Workload("batch_gemm_nt", (16, 512, 1024, 256), "float16", "float16"), {"store": "tma"}),
     (Workload("gemm_gated_nt", (2048, 11008, 4096), "float16", "float16"), {"store": "tma"}),
+    (Workload("gemm_nt", (2048, 4096, 512), "float16"), {"store": "tma"}),  # fp32 C
+    (Workload("gemm", (2000, 5000, 1000), "bfloat16", "float32"), {"store": "tma"}),
     (Workload("gemm_gated_nt", (2000, 2000, 1000), "bfloat16", "bfloat16"), {"store": "tma"}),
 ]
 

@@ -69,7 +69,8 @@ STAGES = (2, 3, 4, 5, 6)
 SCHEDULES = ("tile", "persistent")  # one tile per block / one block per SM looping over tiles
 CLUSTERS = (1, 2)  # blocks per cluster along M, sharing (multicasting) the B tile
 STORES = ("direct", "tma")  # the write-back: registers -> global, or -> shared -> TMA store
-STORE_BOX = 64  # TMA store box: 64 x 64 2-byte outputs, one 128-byte swizzle row wide
+STORE_BOX = 64  # TMA store box: 64 rows of one 128-byte swizzle row (64 halves, 32 floats)
+SWIZZLE_ROW = 128  # bytes of a 128B-swizzle row; its 16-byte chunks are XORed with the row % 8
 STORE_BUFFERS = 2  # per consumer warpgroup: one fills while the previous one drains
 TMA_STORE = "cp.async.bulk.tensor.2d.global.shared::cta.bulk_group"
 SMEM_ALIGN_SLACK = 1024  # the kernel aligns its dynamic shared memory to 1 KiB (128B swizzle)
@@ -139,7 +140,7 @@ class Structure:
 
 
 def smem_bytes(block_n: int, consumers: int, stages: int, store: str = "direct") -> int:
-    staging = consumers * STORE_BUFFERS * STORE_BOX * STORE_BOX * 2 if store == "tma" else 0
+    staging = consumers * STORE_BUFFERS * STORE_BOX * SWIZZLE_ROW if store == "tma" else 0
     return stages * (WG_ROWS * consumers + block_n) * BLOCK_K * 2 + staging
 
 
@@ -209,15 +210,18 @@ def _store_reason(st: Structure, m: int, n: int) -> str | None:
         return None
     if st.conv:
         return "store=tma writes [M, N] tiles: not for conv2d's pixel patches"
-    if (st.block_n // 2 if st.gated else st.block_n) % STORE_BOX:
-        return f"store=tma stores {STORE_BOX}-column boxes: a block's C tile is narrower"
-    if st.out_dtype != st.in_dtype:  # the staging shares the ring's allocation and type
-        return f"store=tma stages outputs of the input dtype {st.in_dtype}, not {st.out_dtype}"
-    if n % 8:
-        return f"store=tma: N={n} rows are not 16-byte multiples (TMA)"
+    box = SWIZZLE_ROW // _bytes(st.out_dtype)  # C columns per box
+    if (st.block_n // 2 if st.gated else st.block_n) % box:
+        return f"store=tma stores {box}-column boxes: a block's C tile is narrower"
+    if n * _bytes(st.out_dtype) % 16:
+        return f"store=tma: N={n} rows of {st.out_dtype} are not 16-byte multiples (TMA)"
     if st.batch and m % (WG_ROWS * st.consumers):
         return "store=tma, batched: an M edge tile would store into the next matrix's rows"
     return None
+
+
+def _bytes(dtype: str) -> int:
+    return tvm.DataType(dtype).bits // 8
 
 
 def legal(m: int, n: int, k: int, *, smem_limit: int, sm_count: int = 0, **structure) -> str | None:
@@ -312,7 +316,10 @@ def wgmma_gemm(
     persistent = st.schedule == "persistent"
     tma_store = st.store == "tma"
     ring_elems = stages * (bm_rows + bn_rows) * bk  # a multiple of 1024 B: 64 x 2-byte rows
-    staged_elems = consumers * STORE_BUFFERS * STORE_BOX * STORE_BOX
+    out_bytes = _bytes(out_dtype)
+    box_cols = SWIZZLE_ROW // out_bytes  # C columns per TMA store box
+    chunk = 16 // out_bytes  # C columns per 16-byte swizzle chunk
+    staged_elems = consumers * STORE_BUFFERS * STORE_BOX * box_cols  # in C's dtype
     cluster = st.cluster
     ctas = min(nb * tiles, sm_count) if persistent else nb * tiles
     rounds = -(-nb * tiles // ctas)  # tiles of the busiest block
@@ -488,23 +495,24 @@ def wgmma_gemm(
         # buffer's previous bulk store has read it, fill it (the 128B swizzle XORs the 16-byte
         # chunk with the row, so a warp's 8 rows hit distinct banks), then one thread stores it
         lane = tid % 32
-        for c in T.unroll(block_c // STORE_BOX):
+        for c in T.unroll(block_c // box_cols):
             buf = wg * STORE_BUFFERS + c % STORE_BUFFERS
             if tid % WG_THREADS == 0:
                 T.ptx["cp.async.bulk.wait_group.read"](STORE_BUFFERS - 1)
             T.cuda.warpgroup_sync(1 + wg)
-            for i in T.unroll(STORE_BOX // 8):
+            for i in T.unroll(box_cols // 8):
                 for h in T.unroll(2):
                     r = row % WG_ROWS + h * 8
-                    col = bn * block_c + c * STORE_BOX + i * 8 + lane % 4 * 2
+                    cb = i * 8 + lane % 4 * 2  # column in the box
+                    col = bn * block_c + c * box_cols + cb
                     for v in T.vectorized(2):
-                        staged[buf, r, (i ^ r % 8) * 8 + lane % 4 * 2 + v] = guarded(
-                            acc, (c * STORE_BOX // 8 + i) * 4 + h * 2 + v, bias,
+                        staged[buf, r, (cb // chunk ^ r % 8) * chunk + cb % chunk + v] = guarded(
+                            acc, (c * box_cols // 8 + i) * 4 + h * 2 + v, bias,
                             bi, bm * bm_rows + row + h * 8, col + v)
             T.ptx.fence.proxy.async_.shared__cta()
             T.cuda.warpgroup_sync(1 + wg)
             if tid % WG_THREADS == 0:
-                T.ptx[TMA_STORE](T.address_of(c_map), bn * block_c + c * STORE_BOX,
+                T.ptx[TMA_STORE](T.address_of(c_map), bn * block_c + c * box_cols,
                                  bi * m + bm * bm_rows + wg * WG_ROWS,
                                  T.address_of(staged[buf, 0, 0]))
                 T.ptx["cp.async.bulk.commit_group"]()
@@ -557,7 +565,7 @@ def wgmma_gemm(
         if tma_store:
             c_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
             T.call_packed("runtime.cuTensorMapEncodeTiled", c_map, out_dtype, 2, C.data, n,
-                          nb * m, n * 2, STORE_BOX, STORE_BOX, 1, 1, 0, SWIZZLE_128B,
+                          nb * m, n * out_bytes, box_cols, STORE_BOX, 1, 1, 0, SWIZZLE_128B,
                           L2_PROMOTE_256B, 0)
         T.device_entry()
         bx = T.cta_id([ctas])
@@ -565,12 +573,13 @@ def wgmma_gemm(
             _rank = T.cta_id_in_cluster([cluster])  # launches clusters; == bx % cluster
         tid = T.thread_id([WG_THREADS * (consumers + 1)])
         if tma_store:  # one dynamic allocation (TIRx): the ring, then the store buffers
-            pool = T.alloc_buffer((ring_elems + staged_elems,), dt, scope="shared.dyn",
-                                  align=1024)
+            pool = T.alloc_buffer((ring_elems + staged_elems * out_bytes // 2,), dt,
+                                  scope="shared.dyn", align=1024)
             ring = T.decl_buffer((stages, bm_rows + bn_rows, bk), dt, data=pool.data,
                                  scope="shared.dyn")
-            staged = T.decl_buffer((consumers * STORE_BUFFERS, STORE_BOX, STORE_BOX), dt,
-                                   data=pool.data, elem_offset=ring_elems, scope="shared.dyn")
+            staged = T.decl_buffer((consumers * STORE_BUFFERS, STORE_BOX, box_cols), out_dtype,
+                                   data=pool.data, elem_offset=ring_elems * 2 // out_bytes,
+                                   scope="shared.dyn")
         else:
             ring = T.alloc_buffer((stages, bm_rows + bn_rows, bk), dt, scope="shared.dyn",
                                    align=1024)
