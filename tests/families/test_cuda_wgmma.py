@@ -336,6 +336,7 @@ def test_tma_store_takes_plain_two_byte_tiles_and_fits_its_buffers():
         Workload("gemm", (2000, 4000, 1000), "bfloat16", "bfloat16"),  # edge tiles
         Workload("gemm_nt", (4096, 4096, 4096), "float16"),  # fp32 C: 32-column boxes
         GATED,  # silu(gate) * up staged: 128 C columns per block, two boxes
+        Workload("conv2d_nhwc", (4, 28, 28, 128, 256, 3, 3, 1, 1), "float16", "float16"),
     ],
     ids=lambda w: w.name,
 )
@@ -354,9 +355,9 @@ def test_tma_store_stages_swizzled_boxes_and_stores_them_in_bulk(needs_nvcc, tmp
     )
     box = 32 if workload.out_dtype == "float32" else 64  # one 128-byte swizzle row
     boxes = params.block_n // box // (2 if workload.op == "gemm_gated_nt" else 1)
-    assert src.count("bulk_tensor_s2g_async_bulk_tensor_2d_global_shared__cta_bulk_group(") == (
-        1 + boxes
-    )
+    rank = "4d" if workload.op == "conv2d_nhwc" else "2d"  # conv: a patch of NPQK pixels
+    call = f"bulk_tensor_s2g_async_bulk_tensor_{rank}_global_shared__cta_bulk_group("
+    assert src.count(call) == 1 + boxes
     assert f"(r_ptr[0] & 7)) * {box // 8})" in src  # the 16-byte chunk, swizzled
     assert "cp.async.bulk.wait_group 0;" in src
     assert "2*)(C_ptr" not in src and "(C_ptr" in direct

@@ -108,6 +108,10 @@ PERSISTENT = [
     (Workload("gemm_gated_nt", (2048, 11008, 4096), "float16", "float16"), {"store": "tma"}),
     (Workload("gemm_nt", (2048, 4096, 512), "float16"), {"store": "tma"}),  # fp32 C
     (Workload("gemm", (2000, 5000, 1000), "bfloat16", "float32"), {"store": "tma"}),
+    (
+        Workload("conv2d_nhwc", (32, 28, 28, 128, 256, 3, 3, 1, 1), "float16", "float16"),
+        {"store": "tma"},
+    ),  # fmt: skip
     (Workload("gemm_gated_nt", (2000, 2000, 1000), "bfloat16", "bfloat16"), {"store": "tma"}),
 ]
 

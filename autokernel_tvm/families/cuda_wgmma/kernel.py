@@ -73,6 +73,7 @@ STORE_BOX = 64  # TMA store box: 64 rows of one 128-byte swizzle row (64 halves,
 SWIZZLE_ROW = 128  # bytes of a 128B-swizzle row; its 16-byte chunks are XORed with the row % 8
 STORE_BUFFERS = 2  # per consumer warpgroup: one fills while the previous one drains
 TMA_STORE = "cp.async.bulk.tensor.2d.global.shared::cta.bulk_group"
+TMA_STORE_4D = TMA_STORE.replace(".2d.", ".4d.")
 SMEM_ALIGN_SLACK = 1024  # the kernel aligns its dynamic shared memory to 1 KiB (128B swizzle)
 IN_DTYPES = {"float16": "f16", "bfloat16": "bf16"}
 SWIZZLE_128B = 3  # CUtensorMapSwizzle enum; TVM's descriptor encoder maps it to wgmma's code
@@ -208,8 +209,6 @@ def _store_reason(st: Structure, m: int, n: int) -> str | None:
         return f"store {st.store!r}: one of {STORES}"
     if st.store == "direct":
         return None
-    if st.conv:
-        return "store=tma writes [M, N] tiles: not for conv2d's pixel patches"
     box = SWIZZLE_ROW // _bytes(st.out_dtype)  # C columns per box
     if (st.block_n // 2 if st.gated else st.block_n) % box:
         return f"store=tma stores {box}-column boxes: a block's C tile is narrower"
@@ -320,6 +319,13 @@ def wgmma_gemm(
     box_cols = SWIZZLE_ROW // out_bytes  # C columns per TMA store box
     chunk = 16 // out_bytes  # C columns per 16-byte swizzle chunk
     staged_elems = consumers * STORE_BUFFERS * STORE_BOX * box_cols  # in C's dtype
+    # C as a TMA tensor (like a_tma): 2-D rows of N, or (conv) NPQK stored as a warpgroup's
+    # 64 pixels of the block patch, box_p rows of box_q pixels
+    c_tma = (2, n, nb * m, n * out_bytes, box_cols, STORE_BOX, 1, 1)
+    if conv:
+        box_q = min(tile_q, WG_ROWS)
+        c_tma = (4, n, q_out, p_out, img, n * out_bytes, q_out * n * out_bytes)
+        c_tma += (p_out * q_out * n * out_bytes, box_cols, box_q, WG_ROWS // box_q, 1, 1, 1, 1, 1)
     cluster = st.cluster
     ctas = min(nb * tiles, sm_count) if persistent else nb * tiles
     rounds = -(-nb * tiles // ctas)  # tiles of the busiest block
@@ -391,14 +397,24 @@ def wgmma_gemm(
             x = 0.5 * x * (1.0 + tvm.tirx.erf(x * 0.5**0.5))
         return tvm.tirx.Cast(out_dtype, x)
 
-    def guarded(acc, i, bias, bi, row, col):
-        """The finished value of accumulator ``i`` at C[(bi,) row, col], or 0 where that lies
-        past an edge (its epilogue operands are not read there; the TMA store drops it)."""
-        index = (bi, row, col) if batch else (row, col)
+    def guarded(acc, i, bias, bi, bm, row, col):
+        """The finished value of accumulator ``i`` at row ``row`` of block tile ``bm``, column
+        ``col``, or 0 where that lies past an edge of C (or of the conv's P x Q): its epilogue
+        operands are not read there, and the TMA store drops it."""
+        zero = tvm.tirx.const(0, out_dtype)
+        if is_conv:
+            patch = bm % (tiles_p * tiles_q)
+            y = patch // tiles_q * tile_p + row // tile_q
+            xq = patch % tiles_q * tile_q + row % tile_q
+            value = finish(acc[i], bias, (bm // (tiles_p * tiles_q), y, xq, col))
+            if expression is None or (tiles_p * tile_p == p_out and tiles_q * tile_q == q_out):
+                return value
+            return tvm.tirx.if_then_else(tvm.tirx.all(y < p_out, xq < q_out), value, zero)
+        index = (bi, bm * bm_rows + row, col) if batch else (bm * bm_rows + row, col)
         value = finish(gate(acc, i), bias, index)
         if not edges:
             return value
-        return tvm.tirx.if_then_else(inside(row, col), value, tvm.tirx.const(0, out_dtype))
+        return tvm.tirx.if_then_else(inside(bm * bm_rows + row, col), value, zero)
 
     def inside(row, col):
         """Whether C row ``row``, columns ``col`` and ``col + 1`` exist (n is even): a Python
@@ -508,10 +524,19 @@ def wgmma_gemm(
                     for v in T.vectorized(2):
                         staged[buf, r, (cb // chunk ^ r % 8) * chunk + cb % chunk + v] = guarded(
                             acc, (c * box_cols // 8 + i) * 4 + h * 2 + v, bias,
-                            bi, bm * bm_rows + row + h * 8, col + v)
+                            bi, bm, row + h * 8, col + v)
             T.ptx.fence.proxy.async_.shared__cta()
             T.cuda.warpgroup_sync(1 + wg)
-            if tid % WG_THREADS == 0:
+            if is_conv:  # the warpgroup's 64 pixels of the patch: box_p rows of box_q
+                if tid % WG_THREADS == 0:
+                    patch = bm % (tiles_p * tiles_q)
+                    T.ptx[TMA_STORE_4D](T.address_of(c_map), bn * block_c + c * box_cols,
+                                        patch % tiles_q * tile_q + wg * WG_ROWS % tile_q,
+                                        patch // tiles_q * tile_p + wg * WG_ROWS // tile_q,
+                                        bm // (tiles_p * tiles_q),
+                                        T.address_of(staged[buf, 0, 0]))
+                    T.ptx["cp.async.bulk.commit_group"]()
+            elif tid % WG_THREADS == 0:
                 T.ptx[TMA_STORE](T.address_of(c_map), bn * block_c + c * box_cols,
                                  bi * m + bm * bm_rows + wg * WG_ROWS,
                                  T.address_of(staged[buf, 0, 0]))
@@ -564,9 +589,8 @@ def wgmma_gemm(
                       1, 1, 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
         if tma_store:
             c_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
-            T.call_packed("runtime.cuTensorMapEncodeTiled", c_map, out_dtype, 2, C.data, n,
-                          nb * m, n * out_bytes, box_cols, STORE_BOX, 1, 1, 0, SWIZZLE_128B,
-                          L2_PROMOTE_256B, 0)
+            T.call_packed("runtime.cuTensorMapEncodeTiled", c_map, out_dtype, c_tma[0], C.data,
+                          *c_tma[1:], 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
         T.device_entry()
         bx = T.cta_id([ctas])
         if cluster > 1:
