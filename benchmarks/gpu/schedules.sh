@@ -22,3 +22,4 @@ check --shape 8192,8192,8192 --out-dtype float16 --structures $all
 check --shape 2048,8192,1024 --out-dtype float16 --structures $all
 check --shape 2048,11008,4096 --out-dtype float16 --structures $all
 check --shape 4096,4096,4096 --dtype bfloat16 --layout nn --out-dtype bfloat16 --structures $all
+check --shape 4096,4096,4096 --structures $all  # fp32 C, the tuner's default output
