@@ -21,8 +21,8 @@ Kernel produced for ``C[M, N] (f32) = A[M, K] @ B[N, K].T`` (K-major B, ``trans_
         for k: wait full[s]; BK/16 x wgmma m64n{BN}k16 (smem descriptors, 128B swizzle);
                commit; wait for the previous k's group; release its stage (empty)
         epilogue: registers -> global (`store="direct"`), or registers -> shared -> TMA
-        (`store="tma"`: 64 x 64 boxes through two 128B-swizzled buffers per warpgroup; the
-        bulk stores drain while the next tile's wgmma runs)
+        (`store="tma"`: boxes of 64 rows x 128 bytes through two 128B-swizzled buffers per
+        warpgroup; the bulk stores drain while the next tile's wgmma runs)
 
 With ``cluster=2`` two blocks of adjacent M tiles (the same N tile: raster groups are even) run
 as a thread-block cluster: each producer loads half of the shared B tile and multicasts it into
@@ -117,7 +117,7 @@ class Structure:
         looping over the tiles ``blockIdx.x + i * sm_count`` with one ring across them).
     cluster : blocks per thread-block cluster along M (1 or 2); 2 multicasts B to the pair.
     store : the write-back, "direct" (each thread stores its pairs) or "tma" (staged in shared
-        memory, 64 x 64 boxes stored by the TMA, asynchronously).
+        memory, boxes of 64 rows x 128 bytes stored by the TMA, asynchronously).
     gated : the gated GEMM ``silu(A @ Bg.T) * (A @ Bu.T)`` (``trans_b``, 2-D): B is ``[2, N, K]``
         (Bg rows, then Bu rows); a block loads ``block_n / 2`` rows of each into one B tile, so
         one wgmma computes both and each thread holds a gate column and its up column
@@ -397,16 +397,22 @@ def wgmma_gemm(
             x = 0.5 * x * (1.0 + tvm.tirx.erf(x * 0.5**0.5))
         return tvm.tirx.Cast(out_dtype, x)
 
+    def pixel(bm, row):
+        """``(image, y, x)`` of conv output pixel ``row`` of block tile ``bm``: the block's
+        rows are a ``tile_p x tile_q`` patch, row-major. (`store` spells the same mapping out
+        as let-bindings, which keeps its generated code as it was.)"""
+        patch = bm % (tiles_p * tiles_q)
+        y = patch // tiles_q * tile_p + row // tile_q
+        return bm // (tiles_p * tiles_q), y, patch % tiles_q * tile_q + row % tile_q
+
     def guarded(acc, i, bias, bi, bm, row, col):
         """The finished value of accumulator ``i`` at row ``row`` of block tile ``bm``, column
         ``col``, or 0 where that lies past an edge of C (or of the conv's P x Q): its epilogue
         operands are not read there, and the TMA store drops it."""
         zero = tvm.tirx.const(0, out_dtype)
         if is_conv:
-            patch = bm % (tiles_p * tiles_q)
-            y = patch // tiles_q * tile_p + row // tile_q
-            xq = patch % tiles_q * tile_q + row % tile_q
-            value = finish(acc[i], bias, (bm // (tiles_p * tiles_q), y, xq, col))
+            img_i, y, xq = pixel(bm, row)
+            value = finish(acc[i], bias, (img_i, y, xq, col))
             if expression is None or (tiles_p * tile_p == p_out and tiles_q * tile_q == q_out):
                 return value
             return tvm.tirx.if_then_else(tvm.tirx.all(y < p_out, xq < q_out), value, zero)
@@ -507,7 +513,7 @@ def wgmma_gemm(
 
     @T.macro
     def stage_out(C, bias, acc, staged, c_map, tid, wg, bi, bm, bn, row):
-        # The tile's write-back through shared memory: per 64-column box, wait until the
+        # The tile's write-back through shared memory: per box of C columns, wait until the
         # buffer's previous bulk store has read it, fill it (the 128B swizzle XORs the 16-byte
         # chunk with the row, so a warp's 8 rows hit distinct banks), then one thread stores it
         lane = tid % 32
@@ -529,12 +535,9 @@ def wgmma_gemm(
             T.cuda.warpgroup_sync(1 + wg)
             if is_conv:  # the warpgroup's 64 pixels of the patch: box_p rows of box_q
                 if tid % WG_THREADS == 0:
-                    patch = bm % (tiles_p * tiles_q)
+                    img_i, y, xq = pixel(bm, wg * WG_ROWS)  # the box's first pixel
                     T.ptx[TMA_STORE_4D](T.address_of(c_map), bn * block_c + c * box_cols,
-                                        patch % tiles_q * tile_q + wg * WG_ROWS % tile_q,
-                                        patch // tiles_q * tile_p + wg * WG_ROWS // tile_q,
-                                        bm // (tiles_p * tiles_q),
-                                        T.address_of(staged[buf, 0, 0]))
+                                        xq, y, img_i, T.address_of(staged[buf, 0, 0]))
                     T.ptx["cp.async.bulk.commit_group"]()
             elif tid % WG_THREADS == 0:
                 T.ptx[TMA_STORE](T.address_of(c_map), bn * block_c + c * box_cols,
