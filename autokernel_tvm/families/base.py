@@ -66,11 +66,18 @@ class Params:
     #: genome key) at their default, so the genomes that existed before keep their keys
     later_genes: typing.ClassVar[tuple[str, ...]] = ()
 
+    def added_genes(self) -> dict:
+        """The later genes whose value is not their default: what these parameters add over the
+        genomes that existed before those genes."""
+        base = type(self)()
+        return {
+            g: getattr(self, g) for g in self.later_genes if getattr(self, g) != getattr(base, g)
+        }
+
     def text(self) -> str:
         data = self.to_json()
-        for name in self.later_genes:
-            if data[name] == _jsonable(type(self).__dataclass_fields__[name].default):
-                del data[name]
+        for name in set(self.later_genes) - set(self.added_genes()):
+            del data[name]
         return json.dumps(data, sort_keys=True)
 
 
@@ -139,12 +146,7 @@ class Family:
     def additions(self, params: Params) -> list[str]:
         """The genes of ``params`` that go beyond the family's first template: its later genes
         (:attr:`Params.later_genes`) away from their defaults, as ``gene=value``."""
-        base = type(params)()
-        return [
-            f"{name}={_short(getattr(params, name))}"
-            for name in params.later_genes
-            if getattr(params, name) != getattr(base, name)
-        ]
+        return [f"{name}={_short(value)}" for name, value in params.added_genes().items()]
 
     def from_legacy(self, genome: dict) -> Params:
         """The params of a library-format-1 genome (the 18-field union of all families)."""
