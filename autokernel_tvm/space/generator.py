@@ -114,17 +114,23 @@ class Generator:
             if value != genes[gene]
         ]
         moves.sort(key=lambda m: -m[0])
-        pairs = [(a, b) for i, a in enumerate(moves) for b in moves[i + 1 :] if a[1] != b[1]]
-        pairs.sort(key=lambda ab: -ab[0][0] * ab[1][0])
-        for change in [(m,) for m in moves] + pairs:
-            candidate = _decode(family, {**genes, **{gene: value for _, gene, value in change}})
-            if isinstance(candidate, GenomeError):
-                continue
-            try:
-                return self.grammar.check(candidate, self.workload)
-            except GenomeError:
-                continue
-        return None
+
+        def first_legal(changes) -> Genome | None:
+            for change in changes:
+                candidate = _decode(family, {**genes, **{g: v for _, g, v in change}})
+                if isinstance(candidate, GenomeError):
+                    continue
+                try:
+                    return self.grammar.check(candidate, self.workload)
+                except GenomeError:
+                    continue
+            return None
+
+        repaired = first_legal((m,) for m in moves)
+        if repaired is None:  # the pairs only when no single gene repairs it
+            pairs = [(a, b) for i, a in enumerate(moves) for b in moves[i + 1 :] if a[1] != b[1]]
+            repaired = first_legal(sorted(pairs, key=lambda ab: -ab[0][0] * ab[1][0]))
+        return repaired
 
     # -- learning -------------------------------------------------------------------------
     def update(self, genome: Genome, score: float) -> None:
