@@ -72,6 +72,13 @@ def build_module(mod: tvm.IRModule, target: tvm.target.Target, check_nvcc: bool 
     return exe
 
 
+def companions(mod: tvm.IRModule) -> dict:
+    """The functions of a kernel's module other than ``main``, by symbol: what its host code
+    calls by name (``cuda.wgmma``'s row-padding copies, named after the workload), linked
+    wherever ``main`` goes."""
+    return {gv.name_hint: f for gv, f in mod.functions.items() if gv.name_hint != "main"}
+
+
 def is_tirx(mod: tvm.IRModule) -> bool:
     """Whether ``mod`` holds a kernel written in TIRx (marked by the family that made it)."""
     from .families.cuda_wgmma.kernel import PIPELINE_ATTR

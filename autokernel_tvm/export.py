@@ -85,6 +85,8 @@ def export(
     target = make_target(kind, arch)
 
     funcs = {name: _kernel_func(r.mod, name) for name, r in zip(names, results, strict=True)}
+    for r in results:
+        funcs.update(build_lib.companions(r.mod))
     exe = build_lib.build_module(tvm.IRModule(funcs), target, check_nvcc=check_nvcc)
     device_code = _device_code(exe, kind)
 
@@ -177,7 +179,7 @@ def _check_result(result) -> str:
 
 def _kernel_func(mod: tvm.IRModule, name: str) -> tvm.tirx.PrimFunc:
     funcs = {gv.name_hint: f for gv, f in mod.functions.items()}
-    if "main" in funcs:
+    if "main" in funcs:  # the rest are its companions (builder.companions)
         func = funcs["main"]
     elif len(funcs) == 1:
         func = next(iter(funcs.values()))

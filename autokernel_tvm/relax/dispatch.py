@@ -442,7 +442,7 @@ def rewrite_module(mod, target, provider, report: DispatchReport, *, external=Fa
 
 
 def _rewrite(func, kernels, builder, target, linking, report):
-    from ..builder import build_module, is_tirx
+    from ..builder import build_module, companions, is_tirx
 
     nhwc: dict = {}  # NCHW var -> the NHWC value it was transposed from
     libs, linked, external = linking
@@ -469,7 +469,8 @@ def _rewrite(func, kernels, builder, target, linking, report):
             if external or is_tirx(result.mod):
                 if symbol not in linked:  # one library per kernel, however often it is called
                     func_ = result.mod["main"].with_attr("global_symbol", symbol)
-                    libs.append(build_module(tvm.IRModule({symbol: func_}), target).mod)
+                    funcs = {symbol: func_, **companions(result.mod)}
+                    libs.append(build_module(tvm.IRModule(funcs), target).mod)
                     linked.add(symbol)
                 callee, link = symbol, "packed"
             else:

@@ -35,7 +35,7 @@ import torch  # noqa: E402
 import tvm  # noqa: E402
 
 from autokernel_tvm import timing  # noqa: E402
-from autokernel_tvm.families.cuda_wgmma.kernel import wgmma_gemm  # noqa: E402
+from autokernel_tvm.families.cuda_wgmma.kernel import wgmma_module  # noqa: E402
 from autokernel_tvm.hardware import limits  # noqa: E402
 from autokernel_tvm.targets import make_target  # noqa: E402
 
@@ -53,7 +53,7 @@ def check_one(shape, dtype, structure, target, nt=True, batch=0, out_dtype="floa
     m, n, k = shape
     t0 = time.time()
     lim = limits(target)
-    func = wgmma_gemm(m, n, k, batch=batch, in_dtype=dtype, trans_b=nt, block_n=block_n,
+    mod = wgmma_module(m, n, k, batch=batch, in_dtype=dtype, trans_b=nt, block_n=block_n,
                       consumers=consumers, stages=stages, raster=raster, out_dtype=out_dtype,
                       schedule=schedule, cluster=cluster, store=store,
                       smem_limit=lim.smem_per_block, sm_count=lim.sm_count)  # fmt: skip
@@ -62,7 +62,7 @@ def check_one(shape, dtype, structure, target, nt=True, batch=0, out_dtype="floa
     def matmul(a, b):
         return a @ (b.transpose(-1, -2) if nt else b)
 
-    lib = tvm.compile(tvm.IRModule({"main": func}), target=target, tir_pipeline="tirx")
+    lib = tvm.compile(mod, target=target, tir_pipeline="tirx")
     row["build_s"] = time.time() - t0
     fn = lib["main"]
     # crc32, not hash(): the flags are strings, whose hash() changes from process to process

@@ -2,6 +2,7 @@
 """The ``cuda.wgmma`` family (no GPU): legality with reasons, grammar and parameters, the
 generator's proposals, and TIRx kernels that nvcc builds for sm_90a with wgmma + TMA + mbarriers."""
 
+import re
 import subprocess
 
 import pytest
@@ -73,9 +74,9 @@ def test_edge_tiles_are_legal_where_tma_and_paired_stores_allow():
     edge); what is refused is what TMA's 16-byte strides and the 2-wide stores cannot do."""
     assert legal(1000, 1000, 1000, smem_limit=SMEM, raster=1) is None
     assert legal(1, 11008, 4096, smem_limit=SMEM, consumers=1) is None  # decode: one row
-    assert "multiple of 8" in legal(1024, 1024, 1002, smem_limit=SMEM)  # K * 2 B rows
-    assert "multiple of 8" in legal(1024, 1002, 1024, smem_limit=SMEM, trans_b=False)
-    assert "even" in legal(1024, 1001, 1024, smem_limit=SMEM)
+    assert legal(1024, 1024, 1002, smem_limit=SMEM) is None  # rows of K * 2 B: padded copy
+    assert legal(1024, 1002, 1024, smem_limit=SMEM, trans_b=False) is None
+    assert legal(1024, 1001, 1024, smem_limit=SMEM) is None  # odd N: one column per store
     assert "next B" in legal(1024, 1024, 1000, smem_limit=SMEM, trans_b=False, batch=2)
     assert legal(1024, 1024, 1024, smem_limit=SMEM) is None
     # the budget is the target's: 4 stages of 128x256 tiles fit an H100, not an A100
@@ -225,6 +226,38 @@ def test_edge_tiles_build_with_checked_stores_and_no_spills(needs_nvcc, tmp_path
     src = cuda_source(build_module(kernel_module(genome, workload), TARGET, check_nvcc=True))
     m, n = workload.shape[-3], workload.shape[-2]
     assert f"< {m})" in src and f"< {n})" in src  # the store predicate on row and column
+    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "workload, pads",
+    [
+        (Workload("gemm_nt", (2047, 2049, 2051), "float16", "float16"), {"a", "b"}),  # odd K
+        (Workload("gemm", (1000, 1001, 1024), "bfloat16"), {"b"}),  # B [K, N], odd N
+        (Workload("batch_gemm_nt", (3, 100, 201, 77), "float16"), {"a", "b"}),
+        (Workload("gemm_gated_nt", (1000, 1000, 1001), "float16", "float16"), {"a", "b"}),
+        (Workload("gemm_bias_gelu", (1000, 999, 1000), "float16", "float16"), set()),
+    ],
+    ids=lambda x: x.name if isinstance(x, Workload) else "",
+)
+def test_unaligned_rows_are_copied_once_and_odd_n_stores_single_columns(
+    needs_nvcc, tmp_path, workload, pads
+):
+    """Rows the TMA cannot address (not 16-byte multiples) are copied into zero-padded scratch
+    by companion functions of the kernel's module, which the host code calls by name before
+    encoding the tensor maps on the copies; an odd N stores one column at a time."""
+    genome = Grammar(TARGET).check(DEFAULT.replace(raster=1), workload)
+    mod = kernel_module(genome, workload)
+    companions = {f"ak_{workload.name}_pad_{p}" for p in pads}
+    assert {gv.name_hint for gv in mod.functions} == {"main", *companions}
+    exe = build_module(mod, TARGET, check_nvcc=True)
+    src = cuda_source(exe)
+    for name in companions:
+        assert f"{name}_kernel(" in src
+        assert name in exe.mod.inspect_source("ll")  # the host calls it by name
+    n = workload.shape[-2]
+    paired = re.search(r"\*\(\w+\*\)\(C_ptr", src) is not None
+    assert paired == (n % 2 == 0)  # the paired store only where C's rows keep it aligned
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
 
 

@@ -38,6 +38,12 @@ CASES = [
     ("cuda.wgmma", Workload("gemm_nt", (16, 4096, 4096), "float16", "float16")),
     ("cuda.wgmma", Workload("batch_gemm_nt", (3, 100, 200, 72), "float16")),
     ("cuda.wgmma", Workload("gemm_gated_nt", (1000, 1000, 1000), "float16", "float16")),
+    # rows the TMA cannot address (K, or N of B [K, N], not a multiple of 8): padded copies
+    ("cuda.wgmma", Workload("gemm_nt", (2047, 2049, 2051), "float16", "float16")),
+    ("cuda.wgmma", Workload("gemm", (777, 1001, 999), "bfloat16", "bfloat16")),
+    ("cuda.wgmma", Workload("batch_gemm_nt", (3, 100, 201, 77), "float16")),
+    ("cuda.wgmma", Workload("gemm_gated_nt", (1000, 1000, 1001), "float16", "float16")),
+    ("cuda.wgmma", Workload("gemm_bias_gelu", (1000, 999, 1003), "bfloat16", "bfloat16")),
     ("cuda.mma", Workload("gemm", (1024, 1024, 1024), "float16")),
     ("cuda.mma", Workload("gemm_nt", (512, 1024, 256), "bfloat16")),
     ("cuda.mma", Workload("gemm", (1000, 1000, 1000), "float16")),  # padded by a rewrite

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """``cuda.wgmma``: Hopper GEMM (sm_90a) with TMA, an mbarrier ring and warp-specialized
-``wgmma.mma_async``, generated as one whole TIRx kernel by :func:`.kernel.wgmma_gemm`.
+``wgmma.mma_async``, generated as one whole TIRx kernel by :func:`.kernel.wgmma_gemm`
+(:func:`.kernel.wgmma_module` adds the row-padding copies of unaligned operands).
 
 MetaSchedule cannot express a warpgroup accumulator, TMA or mbarriers, so a parameter value is
 not a design space but one kernel (every number fixed), measured as a single candidate; it goes
@@ -29,7 +30,7 @@ from .kernel import (
     STORES,
     conv_out,
     legal,
-    wgmma_gemm,
+    wgmma_module,
 )
 
 #: op -> (B is K-major, leading batch dim, fused epilogue)
@@ -147,8 +148,11 @@ class CudaWgmma(Family):
             raise GenomeError("wgmma-structure", why)
 
     def candidate(self, params: WgmmaParams, workload, target) -> Kernel:
-        func = wgmma_gemm(*_mnk(workload), **_limits(target), **structure(params, workload))
-        return Kernel(tvm.IRModule({"main": func}))
+        mod = wgmma_module(
+            *_mnk(workload), symbol=f"ak_{workload.name}", **_limits(target),
+            **structure(params, workload),
+        )
+        return Kernel(mod)
 
     def from_legacy(self, genome: dict) -> WgmmaParams:
         match = re.fullmatch(r"wgmma\.m64n(\d+)k16", genome["intrinsic"])

@@ -74,6 +74,8 @@ SWIZZLE_ROW = 128  # bytes of a 128B-swizzle row; its 16-byte chunks are XORed w
 STORE_BUFFERS = 2  # per consumer warpgroup: one fills while the previous one drains
 TMA_STORE = "cp.async.bulk.tensor.2d.global.shared::cta.bulk_group"
 TMA_STORE_4D = TMA_STORE.replace(".2d.", ".4d.")
+ROW_ALIGN = 8  # 2-byte elements per 16 bytes: TMA's global row strides are multiples of 16 B
+PAD_THREADS = 256  # threads per block of the row-padding copy (pad_rows)
 SMEM_ALIGN_SLACK = 1024  # the kernel aligns its dynamic shared memory to 1 KiB (128B swizzle)
 IN_DTYPES = {"float16": "f16", "bfloat16": "bf16"}
 SWIZZLE_128B = 3  # CUtensorMapSwizzle enum; TVM's descriptor encoder maps it to wgmma's code
@@ -180,14 +182,68 @@ def _conv_reason(conv, m, n, k, *, batch, trans_b, epilogue) -> str | None:
 def _edge_reason(n: int, k: int, *, batch: int, trans_b: bool) -> str | None:
     """Why a GEMM with edge tiles cannot run here, or None. Edges cost nothing in the loads: a
     TMA box past the tensor's end is zero-filled (the K tail adds zeros; rows past M or N
-    compute values that the predicated store drops). What TMA and the stores do need:"""
-    if k % 8 or (not trans_b and n % 8):
-        return "TMA needs rows of 16-byte multiples: K (and N when B is [K, N]) a multiple of 8"
-    if n % 2:
-        return "N must be even: each thread stores two adjacent columns at once"
+    compute values that the predicated store drops). Rows the TMA cannot address (not 16-byte
+    multiples) are copied once into aligned scratch first (`row_pads`), and an odd N stores
+    one column at a time. What remains:"""
     if batch and not trans_b and k % BLOCK_K:
         return f"batched A@B with K % {BLOCK_K} != 0: the K tail would read the next B's rows"
     return None
+
+
+def row_pads(m: int, n: int, k: int, **structure) -> dict[str, tuple[int, int]]:
+    """``{"a" | "b": (rows, cols)}``: the operands, as 2-D row-major views, whose rows are not a
+    multiple of 16 bytes, which TMA's global strides must be. The kernel's host code copies
+    each into a zero-padded ``rows x ceil(cols / 8) * 8`` scratch tensor (:func:`pad_rows`, one
+    pass over the operand) and loads that; everything else about edges stays in the kernel."""
+    st = Structure(**structure)
+    if st.conv:
+        return {}  # C % 64 == 0 (_conv_reason): the image's rows are aligned
+    nb = max(st.batch, 1)
+    views = {"a": (nb * m, k)}
+    if st.gated:
+        views["b"] = (2 * n, k)
+    else:
+        views["b"] = (nb * n, k) if st.trans_b else (nb * k, n)
+    return {name: view for name, view in views.items() if view[1] % ROW_ALIGN}
+
+
+def padded(cols: int) -> int:
+    return -(-cols // ROW_ALIGN) * ROW_ALIGN
+
+
+def pad_blocks(rows: int, cols: int) -> int:
+    """Blocks of :func:`pad_rows`'s kernel: one 16-byte chunk of the copy per thread."""
+    return -(-rows * padded(cols) // ROW_ALIGN // PAD_THREADS)
+
+
+def pad_rows(dtype: str, rows: int, cols: int, symbol: str) -> tvm.tirx.PrimFunc:
+    """``Y[rows, padded(cols)] = X`` with zero columns after ``cols``: the copy that makes an
+    operand's rows TMA-addressable. Each thread writes one 16-byte chunk (8 elements) of Y."""
+    cols8 = padded(cols)
+    chunks = rows * cols8 // ROW_ALIGN
+    blocks = pad_blocks(rows, cols)
+    zero = tvm.tirx.const(0, dtype)
+
+    # fmt: off
+    @T.prim_func
+    def pad(x: T.handle, y: T.handle):
+        X = T.match_buffer(x, (rows, cols), dtype)
+        Y = T.match_buffer(y, (rows, cols8), dtype, align=16)
+        T.device_entry()
+        bx = T.cta_id([blocks])
+        tx = T.thread_id([PAD_THREADS])
+        vals = T.alloc_buffer((ROW_ALIGN,), dtype, scope="local")
+        chunk = bx * PAD_THREADS + tx
+        if chunk < chunks:
+            r = chunk // (cols8 // ROW_ALIGN)
+            c0 = chunk % (cols8 // ROW_ALIGN) * ROW_ALIGN
+            for v in T.unroll(ROW_ALIGN):
+                vals[v] = T.if_then_else(c0 + v < cols, X[r, T.min(c0 + v, cols - 1)], zero)
+            for v in T.vectorized(ROW_ALIGN):
+                Y[r, c0 + v] = vals[v]
+    # fmt: on
+
+    return pad.with_attrs({"global_symbol": symbol, PIPELINE_ATTR: "tirx"})
 
 
 def _cluster_reason(st: Structure) -> str | None:
@@ -282,12 +338,15 @@ def legal(m: int, n: int, k: int, *, smem_limit: int, sm_count: int = 0, **struc
 
 
 def wgmma_gemm(
-    m: int, n: int, k: int, *, smem_limit: int, sm_count: int = 0, **structure
+    m: int, n: int, k: int, *, smem_limit: int, sm_count: int = 0, symbol: str = "ak_wgmma",
+    **structure,
 ) -> tvm.tirx.PrimFunc:
     """The TIRx kernel of the :class:`Structure` of these keywords for ``C = A @ B.T`` (or
     ``A @ B``, batched, or a conv2d); compile with ``tir_pipeline="tirx"``. ``smem_limit``,
     ``sm_count``: the target's shared memory per block and multiprocessors
-    (:func:`autokernel_tvm.hardware.limits`)."""
+    (:func:`autokernel_tvm.hardware.limits`). ``symbol``: the prefix of the companion
+    functions (``<symbol>_pad_a``, ``_pad_b``: :func:`wgmma_module`) the host code calls, one
+    per kernel of a library."""
     reason = legal(m, n, k, smem_limit=smem_limit, sm_count=sm_count, **structure)
     if reason:
         raise WgmmaStructureError(reason)
@@ -302,7 +361,12 @@ def wgmma_gemm(
     edges = bool(not st.conv and (m % bm_rows or n % block_c))  # stores check row and column
     # A as a TMA tensor: rank, dims (innermost first), byte strides, box; 2-D rows of K, or
     # (conv) the NHWC image read as a tile_p x tile_q pixel patch of 64 channels.
-    a_tma = (2, k, max(batch, 1) * m, k * 2, bk, bm_rows, 1, 1)
+    pads = row_pads(m, n, k, **structure)  # operands read through an aligned scratch copy
+    ka = padded(k) if "a" in pads else k  # A's row length as the TMA reads it
+    kb = padded(k) if trans_b and "b" in pads else k  # B's, K-major
+    nb_cols = padded(n) if not trans_b and "b" in pads else n  # B's, [K, N]
+    pairs = n % 2 == 0  # a thread stores its two adjacent columns at once (aligned when N even)
+    a_tma = (2, ka, max(batch, 1) * m, ka * 2, bk, bm_rows, 1, 1)
     if conv:
         img, h, w, c, fr, fs, pad = conv  # fr x fs filter (s is the ring stage below)
         p_out, q_out = conv_out(conv)
@@ -341,9 +405,11 @@ def wgmma_gemm(
     # B as a 2-D TMA tensor (innermost dim first) and its box: K-major rows of K, or MN-major
     # rows of N read 64 columns (one swizzle atom) per box.
     b_part = bn_rows // cluster  # B rows (K-major) or columns (MN-major) a block loads
-    b_dims = (k, nb * n, k * 2, bk, b_part) if trans_b else (n, nb * k, n * 2, MN_ATOM, bk)
+    b_dims = (kb, nb * n, kb * 2, bk, b_part)
+    if not trans_b:
+        b_dims = (nb_cols, nb * k, nb_cols * 2, MN_ATOM, bk)
     if gated:  # B as [2N, K] rows; a box is half a tile: block_c gate rows, then block_c up rows
-        b_dims = (k, 2 * n, k * 2, bk, block_c)
+        b_dims = (kb, 2 * n, kb * 2, bk, block_c)
     b_lbo = 1 if trans_b else MN_LBO_16B
     b_k16 = (0, 16) if trans_b else (16, 0)  # (ring rows, columns) from one k16 step to the next
     b_loads = 1 if trans_b else b_part // MN_ATOM  # TMA boxes of B per block and stage
@@ -423,8 +489,8 @@ def wgmma_gemm(
         return tvm.tirx.if_then_else(inside(bm * bm_rows + row, col), value, zero)
 
     def inside(row, col):
-        """Whether C row ``row``, columns ``col`` and ``col + 1`` exist (n is even): a Python
-        True, so no check is emitted, on shapes without edge tiles."""
+        """Whether C row ``row`` and column ``col`` (and ``col + 1``, when stored in pairs: N is
+        even) exist: a Python True, so no check is emitted, on shapes without edge tiles."""
         return True if not edges else tvm.tirx.all(row < m, col < n)
 
     @T.macro
@@ -440,6 +506,17 @@ def wgmma_gemm(
                     C[img_i, y, xq, col + v] = finish(
                         gate(acc, i0 + v), bias, (img_i, y, xq, col + v)
                     )
+        elif not pairs:  # odd N: C's rows start at odd elements, one column per store
+            for v in T.unroll(2):
+                if inside(bm * bm_rows + row, col + v):
+                    if batch > 0:
+                        C[bi, bm * bm_rows + row, col + v] = finish(
+                            gate(acc, i0 + v), bias, (bi, bm * bm_rows + row, col + v)
+                        )
+                    else:
+                        C[bm * bm_rows + row, col + v] = finish(
+                            gate(acc, i0 + v), bias, (bm * bm_rows + row, col + v)
+                        )
         elif batch > 0:
             if inside(bm * bm_rows + row, col):
                 for v in T.vectorized(2):
@@ -583,12 +660,29 @@ def wgmma_gemm(
                 store(C, bias, acc, i * 4 + 2, bi, bm, row + 8, col)
 
     @T.macro
+    def pad_into(X, scratch, name, rows, cols):
+        # host code: launch the device kernel of the pad_rows function linked beside this one
+        # (a library's own functions are not found by name from its host code; the kernels of
+        # its device module are), with its launch dims, as that function's wrapper does
+        T.call_packed(f"{symbol}_pad_{name}_kernel", X.data, scratch.data,
+                      pad_blocks(rows, cols), PAD_THREADS)
+
+    @T.macro
     def kernel(A, B, C, bias):
+        # operands in `pads` are read from zero-padded scratch copies (workspaces)
+        if "a" in pads:
+            A8 = T.alloc_buffer((pads["a"][0], padded(pads["a"][1])), dt)
+            pad_into(A, A8, "a", *pads["a"])
+        if "b" in pads:
+            B8 = T.alloc_buffer((pads["b"][0], padded(pads["b"][1])), dt)
+            pad_into(B, B8, "b", *pads["b"])
         a_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
-        T.call_packed("runtime.cuTensorMapEncodeTiled", a_map, dt, a_tma[0], A.data, *a_tma[1:],
-                      0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
+        T.call_packed("runtime.cuTensorMapEncodeTiled", a_map, dt, a_tma[0],
+                      A8.data if "a" in pads else A.data,  # noqa: F821
+                      *a_tma[1:], 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
         b_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
-        T.call_packed("runtime.cuTensorMapEncodeTiled", b_map, dt, 2, B.data, *b_dims,
+        T.call_packed("runtime.cuTensorMapEncodeTiled", b_map, dt, 2,
+                      B8.data if "b" in pads else B.data, *b_dims,  # noqa: F821
                       1, 1, 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
         if tma_store:
             c_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
@@ -686,6 +780,18 @@ def wgmma_gemm(
         main = _with_operands(main, operands)
     tvm.tirx.analysis.verify_well_formed(main)
     return main.with_attr(PIPELINE_ATTR, "tirx")
+
+
+def wgmma_module(m: int, n: int, k: int, *, symbol: str = "ak_wgmma", **kwargs) -> tvm.IRModule:
+    """:func:`wgmma_gemm`'s kernel as ``main``, with the :func:`pad_rows` copies its host code
+    calls by name (``<symbol>_pad_a``, ``_pad_b``) for operands whose rows the TMA cannot
+    address; ``symbol`` names the kernel uniquely in whatever library links it."""
+    structure = {key: v for key, v in kwargs.items() if key not in ("smem_limit", "sm_count")}
+    funcs = {"main": wgmma_gemm(m, n, k, symbol=symbol, **kwargs)}
+    dtype = Structure(**structure).in_dtype
+    for name, (rows, cols) in row_pads(m, n, k, **structure).items():
+        funcs[f"{symbol}_pad_{name}"] = pad_rows(dtype, rows, cols, f"{symbol}_pad_{name}")
+    return tvm.IRModule(funcs)
 
 
 def _operand_buffers(expression, c_shape: tuple, dtype: str) -> list:
