@@ -16,8 +16,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import tvm
-
 from ...hardware import limits
 from ..base import Family, GenomeError, Kernel, Params
 from .kernel import (
@@ -149,7 +147,9 @@ class CudaWgmma(Family):
 
     def candidate(self, params: WgmmaParams, workload, target) -> Kernel:
         mod = wgmma_module(
-            *_mnk(workload), symbol=f"ak_{workload.name}", **_limits(target),
+            *_mnk(workload),
+            symbol=f"ak_{workload.name}",
+            **_limits(target),
             **structure(params, workload),
         )
         return Kernel(mod)

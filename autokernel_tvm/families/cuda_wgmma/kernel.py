@@ -316,8 +316,15 @@ def legal(m: int, n: int, k: int, *, smem_limit: int, sm_count: int = 0, **struc
     why = None if conv else _edge_reason(n, k, batch=batch, trans_b=trans_b)
     if why:
         return f"{m}x{n}x{k}: {why}"
-    if raster < 1 or m_tiles % raster:
-        return f"raster={raster} must divide the {m_tiles} M tiles"
+    if raster < 1:
+        return f"raster={raster}: M tiles per group, at least 1"
+    if raster > max(m_tiles, 1) and raster > 1:  # one group either way: a duplicate kernel
+        return f"raster={raster} > the {m_tiles} M tiles: the same tile order as a smaller one"
+    if st.cluster > 1 and m_tiles % raster:  # a ragged last group could split a pair
+        return (
+            f"cluster=2 pairs the tiles of full raster groups: raster={raster} must divide "
+            f"the {m_tiles} M tiles"
+        )
     if st.schedule not in SCHEDULES:
         return f"schedule {st.schedule!r}: one of {SCHEDULES}"
     why = _cluster_reason(st) or _store_reason(st, m, n)
@@ -338,7 +345,13 @@ def legal(m: int, n: int, k: int, *, smem_limit: int, sm_count: int = 0, **struc
 
 
 def wgmma_gemm(
-    m: int, n: int, k: int, *, smem_limit: int, sm_count: int = 0, symbol: str = "ak_wgmma",
+    m: int,
+    n: int,
+    k: int,
+    *,
+    smem_limit: int,
+    sm_count: int = 0,
+    symbol: str = "ak_wgmma",
     **structure,
 ) -> tvm.tirx.PrimFunc:
     """The TIRx kernel of the :class:`Structure` of these keywords for ``C = A @ B.T`` (or
@@ -424,12 +437,21 @@ def wgmma_gemm(
 
     operands = _operand_buffers(expression, c_shape, dt)
 
+    ragged = grid_m % raster != 0  # the last raster group has fewer M tiles
+
+    def group_rows(t):
+        """M tiles in the raster group of tile index ``t``."""
+        if not ragged:
+            return raster
+        return tvm.tirx.min(raster, grid_m - t % tiles // group * raster)
+
     def tile_m(t):
-        """M tile of a block's (batch, tile) index ``t``: `raster` M tiles per group."""
-        return t % tiles // group * raster + t % tiles % group % raster
+        """M tile of a block's (batch, tile) index ``t``: `raster` M tiles per group (the
+        last group: what is left), N-major within the group."""
+        return t % tiles // group * raster + t % tiles % group % group_rows(t)
 
     def tile_n(t):
-        return t % tiles % group // raster
+        return t % tiles % group // group_rows(t)
 
     def step(ti, kt):
         """Iteration of the ring at K step ``kt`` of a block's tile ``ti`` (a Python 0 for one
