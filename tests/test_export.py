@@ -125,3 +125,27 @@ def test_cuda_export_without_gpu_driver_gives_source_library(tmp_path):
 
     with pytest.raises(LibraryError, match="cuda driver"):
         load(path)
+
+
+def test_wgmma_kernels_with_row_padding_export_with_their_companions(tmp_path):
+    """Two cuda.wgmma kernels of odd shapes in one library: each main's host code launches its
+    own padding kernels by name, so both sets must be linked, under distinct names."""
+    from autokernel_tvm.families.cuda_wgmma import FAMILY, WgmmaParams
+    from autokernel_tvm.targets import make_target
+
+    target = make_target("cuda", "sm_90a")
+    results = []
+    for shape in ((100, 48, 37), (100, 48, 41)):
+        w = Workload("gemm_nt", shape, "float16")
+        mod = FAMILY.candidate(WgmmaParams(raster=1), w, target).mod
+        assert len(mod.functions) == 3  # main, pad_a, pad_b
+        results.append(dataclasses.replace(_cuda_result(w), mod=mod))
+    path = str(tmp_path / "odd.so")
+    manifest = export(results, path, check_nvcc=shutil.which("nvcc") is not None)
+    assert [k["name"] for k in manifest["kernels"]] == [r.workload.name for r in results]
+    with open(path, "rb") as f:  # no CUDA runtime here to load it: its bytes hold the names
+        lib = f.read()
+    for r in results:
+        for operand in "ab":
+            # the companion's exported entry (main's host code only names its kernel)
+            assert f"__tvm_ffi_ak_{r.workload.name}_pad_{operand}\0".encode() in lib

@@ -411,3 +411,14 @@ def test_shipped_genomes_build_on_their_workloads_without_spills(needs_nvcc, tmp
     genome = Grammar(TARGET).check(genome, workload)
     src = cuda_source(build_module(kernel_module(genome, workload), TARGET, check_nvcc=True))
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+
+
+def test_generator_proposes_wgmma_for_unaligned_shapes():
+    """8205 x 5921 x 2949 (odd K and N, 65 M tiles): every raster is legal now that the last
+    raster group may be ragged, and the padded copies make the rows loadable, so the generator
+    proposes cuda.wgmma kernels there rather than only the mma.sync family's padded GEMM."""
+    workload = Workload("gemm_nt", (8205, 5921, 2949), "float16", "float16")
+    proposals = Generator(Grammar(TARGET), workload, seed=0).propose(16)
+    wgmma = [g for g in proposals if g.family == "cuda.wgmma"]
+    assert len(wgmma) >= 4
+    assert {g.params.raster for g in wgmma} - {0, 1}  # raster groups over 65 M tiles
