@@ -30,11 +30,19 @@ from autokernel_tvm.targets import make_target  # noqa: E402
 def build(m, n, k, structure, target, dtype):
     block_n, consumers, stages, raster, *flags = structure
     lim = limits(target)
-    kw = dict(in_dtype=dtype, trans_b=True, block_n=block_n, consumers=consumers, stages=stages,
-              raster=raster, out_dtype=dtype, schedule="persistent" if "p" in flags else "tile",
-              smem_limit=lim.smem_per_block, sm_count=lim.sm_count)  # fmt: skip
-    mod = wgmma_module(m, n, k, symbol="ak_check", **kw)
-    return tvm.compile(mod, target=target, tir_pipeline="tirx"), kw
+    st = dict(
+        in_dtype=dtype,
+        trans_b=True,
+        block_n=block_n,
+        consumers=consumers,
+        stages=stages,
+        raster=raster,
+        out_dtype=dtype,
+        schedule="persistent" if "p" in flags else "tile",
+    )
+    mod = wgmma_module(m, n, k, symbol="ak_check", smem_limit=lim.smem_per_block,
+                       sm_count=lim.sm_count, **st)  # fmt: skip
+    return tvm.compile(mod, target=target, tir_pipeline="tirx"), st
 
 
 def main() -> int:
@@ -62,13 +70,12 @@ def main() -> int:
     }
     for text in args.structures:
         s = tuple(int(v) if v.isdigit() else v for v in text.split(","))
-        lib, kw = build(m, n, k, s, target, args.dtype)
+        lib, st = build(m, n, k, s, target, args.dtype)
         lib8, _ = build(m, n, k8, s, target, args.dtype)
         fns[f"{text}"] = lambda lib=lib: lib["main"](ta, tb, tc)
         fns[f"{text} K={k8}"] = lambda lib=lib8: lib["main"](ta8, tb8, tc)
         if text == args.structures[0]:
-            pads = row_pads(m, n, k, **{x: v for x, v in kw.items() if x not in
-                                         ("smem_limit", "sm_count")})  # fmt: skip
+            pads = row_pads(m, n, k, **st)
             fns["pad_a+pad_b"] = lambda lib=lib: (
                 lib["ak_check_pad_a"](ta, ta8),
                 lib["ak_check_pad_b"](tb, tb8),

@@ -180,7 +180,7 @@ def _conv_reason(conv, m, n, k, *, batch, trans_b, epilogue) -> str | None:
     return None
 
 
-def _edge_reason(n: int, k: int, *, batch: int, trans_b: bool) -> str | None:
+def _edge_reason(k: int, *, batch: int, trans_b: bool) -> str | None:
     """Why a GEMM with edge tiles cannot run here, or None. Edges cost nothing in the loads: a
     TMA box past the tensor's end is zero-filled (the K tail adds zeros; rows past M or N
     compute values that the predicated store drops). Rows the TMA cannot address (not 16-byte
@@ -194,8 +194,8 @@ def _edge_reason(n: int, k: int, *, batch: int, trans_b: bool) -> str | None:
 def row_pads(m: int, n: int, k: int, **structure) -> dict[str, tuple[int, int]]:
     """``{"a" | "b": (rows, cols)}``: the operands, as 2-D row-major views, whose rows are not a
     multiple of 16 bytes, which TMA's global strides must be. The kernel's host code copies
-    each into a zero-padded ``rows x ceil(cols / 8) * 8`` scratch tensor (:func:`pad_rows`, one
-    pass over the operand) and loads that; everything else about edges stays in the kernel."""
+    each into a zero-padded ``rows x padded(cols)`` scratch tensor (:func:`pad_rows`, one pass
+    over the operand) and loads that; everything else about edges stays in the kernel."""
     st = Structure(**structure)
     if st.conv:
         return {}  # C % 64 == 0 (_conv_reason): the image's rows are aligned
@@ -249,14 +249,19 @@ def pad_rows(dtype: str, rows: int, cols: int, symbol: str) -> tvm.tirx.PrimFunc
     return pad.with_attrs({"global_symbol": symbol, PIPELINE_ATTR: "tirx"})
 
 
-def _cluster_reason(st: Structure) -> str | None:
+def _cluster_reason(st: Structure, m_tiles: int) -> str | None:
     if st.cluster not in CLUSTERS:
         return f"cluster={st.cluster}: one of {CLUSTERS}"
     if st.cluster == 1:
         return None
     if st.conv or st.gated:
         return "cluster=2 multicasts a plain B tile: not for conv2d or the gated GEMM"
-    if st.raster % 2:  # raster divides the M tiles, so an even raster also pairs every tile
+    if m_tiles % st.raster:  # a ragged last group could split a pair
+        return (
+            f"cluster=2 pairs the tiles of full raster groups: raster={st.raster} must divide "
+            f"the {m_tiles} M tiles"
+        )
+    if st.raster % 2:  # with full groups, an even raster pairs every tile
         return f"cluster=2 pairs adjacent M tiles of one raster group: raster={st.raster} is odd"
     if not st.trans_b and st.block_n < 2 * MN_ATOM:
         return f"cluster=2 with B as [K, N]: block_n={st.block_n} is one TMA box, not two halves"
@@ -316,21 +321,16 @@ def legal(m: int, n: int, k: int, *, smem_limit: int, sm_count: int = 0, **struc
     block_c = block_n // 2 if st.gated else block_n  # C columns per block
     if conv and (n % block_c or k % BLOCK_K):
         return f"{m}x{n}x{k} is not a multiple of the {block_m}x{block_c}x{BLOCK_K} tile"
-    why = None if conv else _edge_reason(n, k, batch=batch, trans_b=trans_b)
+    why = None if conv else _edge_reason(k, batch=batch, trans_b=trans_b)
     if why:
         return f"{m}x{n}x{k}: {why}"
     if raster < 1:
         return f"raster={raster}: M tiles per group, at least 1"
-    if raster > max(m_tiles, 1) and raster > 1:  # one group either way: a duplicate kernel
+    if raster > max(m_tiles, 1):  # one group either way: a duplicate kernel
         return f"raster={raster} > the {m_tiles} M tiles: the same tile order as a smaller one"
-    if st.cluster > 1 and m_tiles % raster:  # a ragged last group could split a pair
-        return (
-            f"cluster=2 pairs the tiles of full raster groups: raster={raster} must divide "
-            f"the {m_tiles} M tiles"
-        )
     if st.schedule not in SCHEDULES:
         return f"schedule {st.schedule!r}: one of {SCHEDULES}"
-    why = _cluster_reason(st) or _store_reason(st, m, n)
+    why = _cluster_reason(st, m_tiles) or _store_reason(st, m, n)
     if why:
         return why
     tiles = max(batch, 1) * m_tiles * -(-n // block_c)
@@ -379,8 +379,8 @@ def wgmma_gemm(
     # (conv) the NHWC image read as a tile_p x tile_q pixel patch of 64 channels.
     pads = row_pads(m, n, k, **structure)  # operands read through an aligned scratch copy
     ka = padded(k) if "a" in pads else k  # A's row length as the TMA reads it
-    kb = padded(k) if trans_b and "b" in pads else k  # B's, K-major
-    nb_cols = padded(n) if not trans_b and "b" in pads else n  # B's, [K, N]
+    b_cols = k if trans_b else n  # B's (a padded copy's, if any)
+    b_cols = padded(b_cols) if "b" in pads else b_cols
     pairs = n % 2 == 0  # a thread stores its two adjacent columns at once (aligned when N even)
     a_tma = (2, ka, max(batch, 1) * m, ka * 2, bk, bm_rows, 1, 1)
     if conv:
@@ -421,11 +421,11 @@ def wgmma_gemm(
     # B as a 2-D TMA tensor (innermost dim first) and its box: K-major rows of K, or MN-major
     # rows of N read 64 columns (one swizzle atom) per box.
     b_part = bn_rows // cluster  # B rows (K-major) or columns (MN-major) a block loads
-    b_dims = (kb, nb * n, kb * 2, bk, b_part)
+    b_dims = (b_cols, nb * n, b_cols * 2, bk, b_part)
     if not trans_b:
-        b_dims = (nb_cols, nb * k, nb_cols * 2, MN_ATOM, bk)
+        b_dims = (b_cols, nb * k, b_cols * 2, MN_ATOM, bk)
     if gated:  # B as [2N, K] rows; a box is half a tile: block_c gate rows, then block_c up rows
-        b_dims = (kb, 2 * n, kb * 2, bk, block_c)
+        b_dims = (b_cols, 2 * n, b_cols * 2, bk, block_c)
     b_lbo = 1 if trans_b else MN_LBO_16B
     b_k16 = (0, 16) if trans_b else (16, 0)  # (ring rows, columns) from one k16 step to the next
     b_loads = 1 if trans_b else b_part // MN_ATOM  # TMA boxes of B per block and stage
@@ -807,12 +807,21 @@ def wgmma_gemm(
     return main.with_attr(PIPELINE_ATTR, "tirx")
 
 
-def wgmma_module(m: int, n: int, k: int, *, symbol: str = "ak_wgmma", **kwargs) -> tvm.IRModule:
+def wgmma_module(
+    m: int,
+    n: int,
+    k: int,
+    *,
+    smem_limit: int,
+    sm_count: int = 0,
+    symbol: str = "ak_wgmma",
+    **structure,
+) -> tvm.IRModule:
     """:func:`wgmma_gemm`'s kernel as ``main``, with the :func:`pad_rows` copies its host code
     calls by name (``<symbol>_pad_a``, ``_pad_b``) for operands whose rows the TMA cannot
     address; ``symbol`` names the kernel uniquely in whatever library links it."""
-    structure = {key: v for key, v in kwargs.items() if key not in ("smem_limit", "sm_count")}
-    funcs = {"main": wgmma_gemm(m, n, k, symbol=symbol, **kwargs)}
+    limits = {"smem_limit": smem_limit, "sm_count": sm_count}
+    funcs = {"main": wgmma_gemm(m, n, k, symbol=symbol, **limits, **structure)}
     dtype = Structure(**structure).in_dtype
     for name, (rows, cols) in row_pads(m, n, k, **structure).items():
         funcs[f"{symbol}_pad_{name}"] = pad_rows(dtype, rows, cols, f"{symbol}_pad_{name}")
