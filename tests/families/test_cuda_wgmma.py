@@ -25,6 +25,7 @@ from autokernel_tvm.space.library import Library, shipped_root
 from autokernel_tvm.targets import make_target
 from autokernel_tvm.tuner import Tuner
 from autokernel_tvm.workloads import Workload
+from autokernel_tvm.workloads.epilogue import ACC, Epilogue, F, operand
 
 TARGET = make_target("cuda", "sm_90a")
 SMEM = limits(TARGET).smem_per_block
@@ -117,7 +118,7 @@ def test_genome_checks_and_round_trip():
     assert structure(genome.params, NT) == {
         "batch": 0, "conv": (), "in_dtype": "float16", "trans_b": True, "block_n": 256,
         "consumers": 2, "stages": 4, "raster": 8, "epilogue": "", "out_dtype": "float32",
-        "gated": False, "schedule": "tile", "cluster": 1, "store": "direct",
+        "gated": False, "schedule": "tile", "cluster": 1, "store": "direct", "splits": 1,
     }  # fmt: skip
     with pytest.raises(GenomeError) as err:
         grammar.check(genome.replace(stages=6), NT)
@@ -422,3 +423,82 @@ def test_generator_proposes_wgmma_for_unaligned_shapes():
     wgmma = [g for g in proposals if g.family == "cuda.wgmma"]
     assert len(wgmma) >= 4
     assert {g.params.raster for g in wgmma} - {0, 1}  # raster groups over 65 M tiles
+
+
+def test_split_k_is_legal_only_where_the_tiles_leave_multiprocessors_idle():
+    """splits > 1 needs a grid smaller than the GPU (halving the splits must leave SMs idle),
+    a split count that divides the K steps, plain GEMM partials and the direct store."""
+    sms = limits(TARGET).sm_count
+    kw = dict(smem_limit=SMEM, sm_count=sms, consumers=1, block_n=128, raster=1)
+    assert legal(16, 4096, 4096, splits=4, **kw) is None  # 32 tiles x 4
+    assert legal(256, 256, 524288, splits=32, **kw) is None  # 8 tiles x 32
+    assert "already fill" in legal(4096, 4096, 4096, splits=2, **kw)
+    assert "already fill" in legal(16, 4096, 4096, splits=16, **kw)  # 32 x 8 >= 132
+    assert "does not divide" in legal(16, 4096, 1000, splits=32, **kw)  # 16 K steps
+    assert "store=direct" in legal(16, 4096, 4096, splits=2, store="tma", **kw)
+    assert "cluster=1" in legal(128, 4096, 4096, splits=2, **{**kw, "raster": 2}, cluster=2)
+    assert "gated" in legal(16, 4096, 4096, splits=2, gated=True, **kw)
+    assert "multiprocessor count" in legal(16, 4096, 4096, splits=2, **{**kw, "sm_count": 0})
+    with pytest.raises(GenomeError, match="splits"):
+        WgmmaParams(splits=3)
+
+
+SPLIT_K = [
+    (Workload("gemm_nt", (16, 4096, 4096), "float16", "float16"), 4, ()),
+    (Workload("gemm_bias_gelu", (16, 1000, 1003), "bfloat16", "bfloat16"), 2, ("a", "b")),
+    (Workload("gemm", (64, 1001, 4096), "float16"), 2, ("b",)),  # odd N: single columns
+    (Workload("batch_gemm_nt", (3, 100, 201, 77), "float16", "float16"), 2, ("a", "b")),
+    (
+        Workload(
+            "gemm_nt",
+            (16, 4096, 4096),
+            "float16",
+            "float16",
+            Epilogue(F("silu", F("add", ACC, operand(0))), ("n",)),
+        ),
+        2,
+        (),
+    ),  # fmt: skip
+]
+
+
+@pytest.mark.parametrize("workload, splits, pads", SPLIT_K, ids=lambda x: getattr(x, "name", ""))
+def test_split_k_stores_partials_and_a_companion_sums_them_after_the_kernel(
+    needs_nvcc, tmp_path, workload, splits, pads
+):
+    """With splits > 1 the kernel never writes C: its blocks store f32 partials into a
+    workspace, and the host code then launches the reduction companion with the pointers in
+    its kernel's parameter order; the reduction applies the epilogue."""
+    genome = Grammar(TARGET).check(
+        DEFAULT.replace(consumers=1, block_n=128, raster=0, splits=splits), workload
+    )
+    mod = kernel_module(genome, workload)
+    reduce = f"ak_{workload.name}_reduce"
+    pad_names = {f"ak_{workload.name}_pad_{p}" for p in pads}
+    assert {gv.name_hint for gv in mod.functions} == {"main", reduce, *pad_names}
+    exe = build_module(mod, TARGET, check_nvcc=True)
+    src = cuda_source(exe)
+    main_sig = re.search(r"void __launch_bounds__\(\d+\) main_kernel\(([^)]*)\)", src).group(1)
+    assert "P_ptr" in main_sig and "C_ptr" not in main_sig
+    red_sig = re.search(rf"{reduce}_kernel\(([^)]*)\)", src).group(1)
+    names = re.findall(r"(\w+)_ptr", red_sig)
+    assert names == sorted(names) and {"C", "P"} <= set(names)
+    assert ("Bias" in names) == (workload.op == "gemm_bias_gelu")
+    assert ("x0" in names) == (workload.epilogue is not None)
+    if splits > 2:  # the fixed summation order (one step for 2 is unrolled)
+        assert f"for (int s = 1; s < {splits}; ++s)" in src
+    host = exe.mod.inspect_source("ll").split("@__tvm_ffi_main(")[1].split("\ndefine ")[0]
+    launches = re.findall(rf"call i32 %\d+\(ptr nonnull @\.tvm_func\.(main|{reduce})_kernel", host)
+    assert launches == ["main", reduce]  # the reduction after the kernel, in main's host code
+    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+
+
+def test_generator_proposes_split_k_for_decode_and_not_for_large_grids():
+    """The grammar admits split-K by shape: a 16-row decode GEMM (32 tiles of 64 x 128) gets
+    split proposals; 4096^3 (512 tiles) gets none."""
+    decode = Workload("gemm_nt", (16, 4096, 4096), "float16", "float16")
+    proposals = Generator(Grammar(TARGET), decode, seed=0).propose(16)
+    assert {g.params.splits for g in proposals if g.family == "cuda.wgmma"} - {1}
+    large = Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16")
+    square = Generator(Grammar(TARGET), large, seed=0).propose(16)
+    assert {g.params.splits for g in square if g.family == "cuda.wgmma"} == {1}

@@ -26,6 +26,9 @@ SETUP = {
     "cuda.wgmma": ("cuda", "sm_90a", Workload("gemm_nt", (2048, 4096, 1024), "float16", "float16")),
     "rocm.mfma": ("rocm", "gfx942", Workload("gemm", (1024, 1024, 1024), "float16")),
 }
+#: genes legal away from their default only on a workload of their own: split-K needs a grid
+#: that leaves SMs idle (16 tiles of 128 x 256)
+FIELD_WORKLOADS = {("cuda.wgmma", "splits"): Workload("gemm_nt", (1024, 512, 8192), "float16")}
 
 
 @pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
@@ -84,6 +87,7 @@ CASES = [(f.name, field) for f in FAMILIES for field in f.domain]
 def test_every_field_changes_the_generated_code(name, field):
     family = get(name)
     target, workload = _target(name)
+    workload = FIELD_WORKLOADS.get((name, field), workload)
     from autokernel_tvm.intrin import import_stock_intrinsics, register_all
 
     import_stock_intrinsics()

@@ -21,6 +21,7 @@ from autokernel_tvm.space.grammar import Grammar
 from autokernel_tvm.targets import detect_cuda_arch, make_target
 from autokernel_tvm.verify import verify
 from autokernel_tvm.workloads import Workload
+from autokernel_tvm.workloads.epilogue import ACC, Epilogue, F, operand
 
 pytestmark = pytest.mark.gpu
 
@@ -131,6 +132,34 @@ def test_persistent_schedule_passes_the_gate(target, workload, genes):
     clusters, each block's B half arrives by the peer's multicast."""
     genome = Genome.default("cuda.wgmma").replace(schedule="persistent", raster=4, **genes)
     genome = Grammar(target).check(genome, workload)
+    exe = build_module(_kernel(get("cuda.wgmma"), genome.params, workload, target, 1), target)
+    report = verify(exe["main"], workload, tvm.cuda(0))
+    assert report.passed, (genome.describe(), report.failures)
+
+
+SILU_BIAS = Epilogue(F("silu", F("add", ACC, operand(0))), ("n",))
+SPLIT_K = [
+    (Workload("gemm_nt", (16, 4096, 4096), "float16", "float16"), {"splits": 4}),
+    (Workload("gemm_nt", (1, 4096, 4096), "float16", "float16"), {"splits": 4, "block_n": 64}),
+    (Workload("gemm", (64, 11008, 4096), "bfloat16", "bfloat16"), {"splits": 2}),
+    (Workload("gemm_bias_gelu", (16, 1000, 1003), "bfloat16", "bfloat16"), {"splits": 2}),
+    (Workload("batch_gemm_nt", (3, 100, 201, 77), "float16", "float16"), {"splits": 2}),
+    (Workload("gemm_nt", (256, 256, 65536), "float16"), {"splits": 16}),  # large K, fp32 C
+    (Workload("gemm", (64, 1001, 4096), "float16"), {"splits": 2}),  # odd N
+    (Workload("gemm_nt", (16, 4096, 4096), "float16", "float16", SILU_BIAS), {"splits": 2}),
+]
+
+
+@pytest.mark.parametrize(
+    "workload, genes", SPLIT_K, ids=[w.name + str(g["splits"]) for w, g in SPLIT_K]
+)
+def test_split_k_passes_the_gate(target, workload, genes):
+    """Blocks sharing a tile's K steps store f32 partials; the companion sums them in split order
+    and applies the epilogue. A partial written to the wrong split or row, a K range read
+    twice, or a reduction launched with its pointers out of order fails the fp64 check; an
+    order that changed from run to run would fail the gate's bitwise determinism check."""
+    genes = {"consumers": 1, "block_n": 128, "raster": 0, **genes}
+    genome = Grammar(target).check(Genome.default("cuda.wgmma").replace(**genes), workload)
     exe = build_module(_kernel(get("cuda.wgmma"), genome.params, workload, target, 1), target)
     report = verify(exe["main"], workload, tvm.cuda(0))
     assert report.passed, (genome.describe(), report.failures)

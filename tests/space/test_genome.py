@@ -48,5 +48,6 @@ def test_unknown_json_fields_are_rejected():
 def test_describe_names_every_field():
     genome = Genome.default("cuda.wgmma")
     assert genome.describe() == (
-        "cuda.wgmma block_n=256 consumers=2 stages=4 raster=8 schedule=tile cluster=1 store=direct"
+        "cuda.wgmma block_n=256 consumers=2 stages=4 raster=8 schedule=tile cluster=1 "
+        "store=direct splits=1"
     )

@@ -24,6 +24,7 @@ from .kernel import (
     CONSUMERS,
     IN_DTYPES,
     SCHEDULES,
+    SPLITS,
     STAGES,
     STORES,
     conv_out,
@@ -53,7 +54,9 @@ class WgmmaParams(Params):
     output tile) or "persistent" (a block per SM looping over tiles, the epilogue overlapping
     the next tile's loads); cluster: blocks per thread-block cluster along M (2: the pair
     shares the B tile through TMA multicast); store: the write-back, "direct" from registers or
-    "tma" (staged in shared memory and stored by the TMA while the next tile computes)."""
+    "tma" (staged in shared memory and stored by the TMA while the next tile computes);
+    splits: blocks sharing one output tile's K steps (split-K: f32 partials, then a
+    deterministic reduction that applies the epilogue), for grids with fewer tiles than SMs."""
 
     block_n: int = 256
     consumers: int = 2
@@ -62,7 +65,8 @@ class WgmmaParams(Params):
     schedule: str = "tile"
     cluster: int = 1
     store: str = "direct"
-    later_genes = ("schedule", "cluster", "store")
+    splits: int = 1
+    later_genes = ("schedule", "cluster", "store", "splits")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -74,6 +78,8 @@ class WgmmaParams(Params):
             raise GenomeError("bad-cluster", f"cluster={self.cluster}: one of {CLUSTERS}")
         if self.schedule not in SCHEDULES:
             raise GenomeError("bad-schedule", f"schedule={self.schedule!r}: one of {SCHEDULES}")
+        if self.splits not in SPLITS:
+            raise GenomeError("bad-splits", f"splits={self.splits}: one of {SPLITS}")
         if self.stages not in STAGES or self.raster < 0:
             raise GenomeError("bad-pipeline", f"stages={self.stages} raster={self.raster}")
 
@@ -112,6 +118,7 @@ def structure(params: WgmmaParams, workload) -> dict:
         "schedule": params.schedule,
         "cluster": params.cluster,
         "store": params.store,
+        "splits": params.splits,
     }
 
 
@@ -126,6 +133,7 @@ class CudaWgmma(Family):
         "schedule": SCHEDULES,
         "cluster": CLUSTERS,
         "store": STORES,
+        "splits": SPLITS,
     }
     default = WgmmaParams()  # H100: 82% of cuBLAS at 4096^3 fp16 before tuning
 

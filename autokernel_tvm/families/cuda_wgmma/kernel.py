@@ -59,6 +59,9 @@ import tvm
 from tvm.script import tirx as T
 
 from ...workloads.epilogue import Epilogue
+from .epilogue import finish as epilogue_value
+from .epilogue import operand_buffers, with_buffers
+from .splitk import REDUCE_THREADS, reduce_args, reduce_blocks, reduce_partials
 
 BLOCK_K = 64  # one 128-byte swizzle row of 2-byte elements: TMA box and descriptor agree on it
 WG_THREADS = 128
@@ -69,6 +72,7 @@ STAGES = (2, 3, 4, 5, 6)
 SCHEDULES = ("tile", "persistent")  # one tile per block / one block per SM looping over tiles
 CLUSTERS = (1, 2)  # blocks per cluster along M, sharing (multicasting) the B tile
 STORES = ("direct", "tma")  # the write-back: registers -> global, or -> shared -> TMA store
+SPLITS = (1, 2, 4, 8, 16, 32, 64)  # K ranges per output tile (split-K), summed by .splitk
 STORE_BOX = 64  # TMA store box: 64 rows of one 128-byte swizzle row (64 halves, 32 floats)
 SWIZZLE_ROW = 128  # bytes of a 128B-swizzle row; its 16-byte chunks are XORed with the row % 8
 STORE_BUFFERS = 2  # per consumer warpgroup: one fills while the previous one drains
@@ -121,6 +125,11 @@ class Structure:
     cluster : blocks per thread-block cluster along M (1 or 2); 2 multicasts B to the pair.
     store : the write-back, "direct" (each thread stores its pairs) or "tma" (staged in shared
         memory, boxes of 64 rows x 128 bytes stored by the TMA, asynchronously).
+    splits : split-K: each output tile's K steps are divided among ``splits`` blocks, which
+        store f32 partial sums into a ``[splits, M, N]`` workspace; the host code then launches
+        :func:`.splitk.reduce_partials`, which sums them in split order (deterministic) and
+        applies the epilogue. For grids with fewer tiles than multiprocessors: decode (small
+        M) and large K over a small M x N.
     gated : the gated GEMM ``silu(A @ Bg.T) * (A @ Bu.T)`` (``trans_b``, 2-D): B is ``[2, N, K]``
         (Bg rows, then Bu rows); a block loads ``block_n / 2`` rows of each into one B tile, so
         one wgmma computes both and each thread holds a gate column and its up column
@@ -141,6 +150,7 @@ class Structure:
     schedule: str = "tile"
     cluster: int = 1
     store: str = "direct"
+    splits: int = 1
 
 
 def smem_bytes(block_n: int, consumers: int, stages: int, store: str = "direct") -> int:
@@ -283,6 +293,25 @@ def _store_reason(st: Structure, m: int, n: int) -> str | None:
     return None
 
 
+def _split_reason(st: Structure, k: int, tiles: int, sm_count: int) -> str | None:
+    if st.splits not in SPLITS:
+        return f"splits={st.splits}: one of {SPLITS}"
+    if st.splits == 1:
+        return None
+    if st.conv or st.gated:
+        return "splits > 1 sums plain GEMM partials: not for conv2d or the gated GEMM"
+    if st.store != "direct" or st.cluster != 1:
+        return "splits > 1 stores f32 partials directly: store=direct, cluster=1"
+    k_tiles = -(-k // BLOCK_K)
+    if k_tiles % st.splits:
+        return f"splits={st.splits} does not divide the {k_tiles} K steps of {BLOCK_K}"
+    if sm_count < 1:
+        return "splits > 1: the target's multiprocessor count is unknown"
+    if tiles * (st.splits // 2) >= sm_count:  # half the splits would already fill the GPU
+        return f"splits={st.splits}: {tiles} tiles x {st.splits // 2} already fill {sm_count} SMs"
+    return None
+
+
 def _bytes(dtype: str) -> int:
     return tvm.DataType(dtype).bits // 8
 
@@ -334,8 +363,11 @@ def legal(m: int, n: int, k: int, *, smem_limit: int, sm_count: int = 0, **struc
     if why:
         return why
     tiles = max(batch, 1) * m_tiles * -(-n // block_c)
-    if st.schedule == "persistent" and tiles <= sm_count:
-        return f"persistent: {tiles} tiles fit in one wave of {sm_count} blocks"
+    why = _split_reason(st, k, tiles, sm_count)
+    if why:
+        return why
+    if st.schedule == "persistent" and tiles * st.splits <= sm_count:
+        return f"persistent: {tiles * st.splits} work units fit in one wave of {sm_count} blocks"
     if st.schedule == "persistent" and sm_count < 1:
         return "persistent: the target's multiprocessor count is unknown"
     if st.schedule == "persistent" and sm_count % st.cluster:
@@ -407,9 +439,12 @@ def wgmma_gemm(
         c_tma = (4, n, q_out, p_out, img, n * out_bytes, q_out * n * out_bytes)
         c_tma += (p_out * q_out * n * out_bytes, box_cols, box_q, WG_ROWS // box_q, 1, 1, 1, 1, 1)
     cluster = st.cluster
-    ctas = min(nb * tiles, sm_count) if persistent else nb * tiles
-    rounds = -(-nb * tiles // ctas)  # tiles of the busiest block
     k_tiles = -(-k // bk)
+    splits = st.splits
+    kts = k_tiles // splits  # K steps of one work unit (a tile's K range)
+    units = nb * tiles * splits  # split-major: units u and u + nb * tiles share a tile
+    ctas = min(units, sm_count) if persistent else units
+    rounds = -(-units // ctas)  # units of the busiest block
     acc_n = block_n // 2  # f32 accumulators per thread of an m64nN warpgroup tile
     stage_bytes = (bm_rows + bn_rows) * bk * 2
     group = raster * grid_n
@@ -417,7 +452,6 @@ def wgmma_gemm(
     releases = consumers * 4 * cluster  # one arrive per consumer warp (of both blocks)
     expression = epilogue if isinstance(epilogue, Epilogue) else None
     has_bias = bool(epilogue) and expression is None
-    act = "" if expression is not None else epilogue.partition("_")[2]
     # B as a 2-D TMA tensor (innermost dim first) and its box: K-major rows of K, or MN-major
     # rows of N read 64 columns (one swizzle atom) per box.
     b_part = bn_rows // cluster  # B rows (K-major) or columns (MN-major) a block loads
@@ -438,7 +472,7 @@ def wgmma_gemm(
     if gated:
         b_shape = (2, n, k)
 
-    operands = _operand_buffers(expression, c_shape, dt)
+    operands = operand_buffers(expression, c_shape, dt)
 
     ragged = grid_m % raster != 0  # the last raster group has fewer M tiles
 
@@ -459,7 +493,20 @@ def wgmma_gemm(
     def step(ti, kt):
         """Iteration of the ring at K step ``kt`` of a block's tile ``ti`` (a Python 0 for one
         tile per block, which keeps that kernel's indexing as it was)."""
-        return kt if isinstance(ti, int) and ti == 0 else ti * k_tiles + kt
+        return kt if isinstance(ti, int) and ti == 0 else ti * kts + kt
+
+    def k_at(k0, kt):
+        """K coordinate of K step ``kt`` of a unit whose range starts at K step ``k0`` (a
+        Python 0 without split-K, which keeps that kernel's indexing as it was)."""
+        return kt * bk if isinstance(k0, int) and k0 == 0 else (k0 + kt) * bk
+
+    def split_of(u):
+        """Split (K range) of work unit ``u``: a Python 0 without split-K."""
+        return u // (nb * tiles) if splits > 1 else 0
+
+    def tile_of(u):
+        """(Batch, tile) index of work unit ``u``."""
+        return u % (nb * tiles) if splits > 1 else u
 
     def gate(acc, i):
         """Accumulator ``i`` -- or, gated, silu(gate accumulator i) * its up accumulator, the
@@ -470,23 +517,9 @@ def wgmma_gemm(
         return g / (tvm.tirx.const(1.0, "float32") + tvm.tirx.exp(-g)) * acc[i + acc_n // 2]
 
     def finish(x, bias, index):
-        """The epilogue on one f32 accumulator, C[index], as one expression (no scalar
-        temporaries: a temporary inside the 2-wide vectorized store would be shared by both
-        lanes)."""
-        col = index[-1]
-        if expression is not None:
-
-            def load(i):
-                return tvm.tirx.Cast("float32", operands[i][expression.operand_index(i, index)])
-
-            return tvm.tirx.Cast(out_dtype, expression.lower(x, load))
-        if has_bias:
-            x = x + tvm.tirx.Cast("float32", bias[col])
-        if act == "relu":
-            x = tvm.tirx.max(x, tvm.tirx.const(0, "float32"))
-        if act == "gelu":
-            x = 0.5 * x * (1.0 + tvm.tirx.erf(x * 0.5**0.5))
-        return tvm.tirx.Cast(out_dtype, x)
+        return epilogue_value(
+            x, index, epilogue=epilogue, out_dtype=out_dtype, bias=bias, operands=operands
+        )
 
     def pixel(bm, row):
         """``(image, y, x)`` of conv output pixel ``row`` of block tile ``bm``: the block's
@@ -555,6 +588,19 @@ def wgmma_gemm(
                         gate(acc, i0 + v), bias, (bm * bm_rows + row, col + v)
                     )
 
+    @T.macro
+    def store_partial(P, acc, i0, sp, bi, bm, row, col):
+        # split-K: acc[i0], acc[i0 + 1] as split sp's f32 partial sums of C's row and columns
+        r = bi * m + bm * bm_rows + row  # P is [splits, batch * M, N]
+        if pairs:
+            if inside(bm * bm_rows + row, col):
+                for v in T.vectorized(2):
+                    P[sp, r, col + v] = acc[i0 + v]
+        else:
+            for v in T.unroll(2):
+                if inside(bm * bm_rows + row, col + v):
+                    P[sp, r, col + v] = acc[i0 + v]
+
     # fmt: off
     @T.macro
     def release(empty, rank, s):
@@ -569,9 +615,9 @@ def wgmma_gemm(
             T.ptx.mbarrier.arrive.shared__cluster.b64(mapped[0])
 
     @T.macro
-    def produce(A, B, full, empty, ring, a_map, b_map, rank, ti, bi, bm, bn):
+    def produce(A, B, full, empty, ring, a_map, b_map, rank, ti, k0, bi, bm, bn):
         # the producer's TMA loads of one tile (tile ti of this block)
-        for kt in range(k_tiles):
+        for kt in range(kts):
             s = step(ti, kt) % stages
             if step(ti, kt) >= stages:
                 T.cuda.mbarrier_wait(T.address_of(empty[s]), (step(ti, kt) // stages - 1) % 2)
@@ -587,15 +633,15 @@ def wgmma_gemm(
                               bm // (tiles_p * tiles_q), T.address_of(full[s]))
             else:
                 T.ptx[TMA](T.address_of(ring[s, 0, 0]), T.address_of(a_map),
-                           kt * bk, bi * m + bm * bm_rows, T.address_of(full[s]))
+                           k_at(k0, kt), bi * m + bm * bm_rows, T.address_of(full[s]))
             if gated:
                 for h in T.unroll(2):
                     T.ptx[TMA](T.address_of(ring[s, bm_rows + h * block_c, 0]),
-                               T.address_of(b_map), kt * bk, h * n + bn * block_c,
+                               T.address_of(b_map), k_at(k0, kt), h * n + bn * block_c,
                                T.address_of(full[s]))
             elif cluster > 1 and trans_b:  # this block's half of B, into both rings
                 T.ptx[TMA_MULTICAST](T.address_of(ring[s, bm_rows + rank * b_part, 0]),
-                                     T.address_of(b_map), kt * bk,
+                                     T.address_of(b_map), k_at(k0, kt),
                                      bi * n + bn * bn_rows + rank * b_part,
                                      T.address_of(full[s]), T.uint16(3))
             elif cluster > 1:
@@ -603,15 +649,15 @@ def wgmma_gemm(
                     T.ptx[TMA_MULTICAST](
                         T.address_of(ring[s, bm_rows + rank * b_part + j * MN_ATOM, 0]),
                         T.address_of(b_map), bn * bn_rows + rank * b_part + j * MN_ATOM,
-                        bi * k + kt * bk, T.address_of(full[s]), T.uint16(3))
+                        bi * k + k_at(k0, kt), T.address_of(full[s]), T.uint16(3))
             elif trans_b:
                 T.ptx[TMA](T.address_of(ring[s, bm_rows, 0]), T.address_of(b_map),
-                           kt * bk, bi * n + bn * bn_rows, T.address_of(full[s]))
+                           k_at(k0, kt), bi * n + bn * bn_rows, T.address_of(full[s]))
             else:
                 for j in T.unroll(b_loads):
                     T.ptx[TMA](T.address_of(ring[s, bm_rows + j * MN_ATOM, 0]),
                                T.address_of(b_map), bn * bn_rows + j * MN_ATOM,
-                               bi * k + kt * bk, T.address_of(full[s]))
+                               bi * k + k_at(k0, kt), T.address_of(full[s]))
 
     @T.macro
     def stage_out(C, bias, acc, staged, c_map, tid, wg, bi, bm, bn, row):
@@ -649,11 +695,11 @@ def wgmma_gemm(
 
     @T.macro
     def consume(C, bias, full, empty, ring, acc, staged, c_map, desc_a, desc_b, rank, tid, wg,
-                ti, bi, bm, bn):
+                ti, P, sp, bi, bm, bn):
         # one warpgroup's wgmma over the ring for one tile, then its share of the write-back
         for i in T.unroll(acc_n):
             acc[i] = T.float32(0)
-        for kt in range(k_tiles):
+        for kt in range(kts):
             s = step(ti, kt) % stages
             T.cuda.mbarrier_wait(T.address_of(full[s]), step(ti, kt) // stages % 2)
             T.ptx.wgmma.fence.sync.aligned()
@@ -673,10 +719,15 @@ def wgmma_gemm(
                 release(empty, rank, (step(ti, kt) - 1) % stages)
         T.ptx.wgmma.wait_group.sync.aligned(0)
         if persistent and tid % 32 == 0:  # the tile's last stage: the next tile reuses it
-            release(empty, rank, step(ti, k_tiles - 1) % stages)
+            release(empty, rank, step(ti, kts - 1) % stages)
         lane = tid % 32
         row = wg * WG_ROWS + tid % WG_THREADS // 32 * 16 + lane // 4
-        if tma_store:
+        if splits > 1:
+            for i in T.unroll(acc_n // 4):
+                col = bn * block_c + i * 8 + lane % 4 * 2
+                store_partial(P, acc, i * 4, sp, bi, bm, row, col)
+                store_partial(P, acc, i * 4 + 2, sp, bi, bm, row + 8, col)
+        elif tma_store:
             stage_out(C, bias, acc, staged, c_map, tid, wg, bi, bm, bn, row)
         else:
             for i in T.unroll(acc_n // 8 if gated else acc_n // 4):
@@ -693,27 +744,7 @@ def wgmma_gemm(
                       pad_blocks(rows, cols), PAD_THREADS)
 
     @T.macro
-    def kernel(A, B, C, bias):
-        # operands in `pads` are read from zero-padded scratch copies (workspaces)
-        if "a" in pads:
-            A8 = T.alloc_buffer((pads["a"][0], padded(pads["a"][1])), dt)
-            pad_into(A, A8, "a", *pads["a"])
-        if "b" in pads:
-            B8 = T.alloc_buffer((pads["b"][0], padded(pads["b"][1])), dt)
-            pad_into(B, B8, "b", *pads["b"])
-        a_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
-        T.call_packed("runtime.cuTensorMapEncodeTiled", a_map, dt, a_tma[0],
-                      A8.data if "a" in pads else A.data,  # noqa: F821
-                      *a_tma[1:], 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
-        b_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
-        T.call_packed("runtime.cuTensorMapEncodeTiled", b_map, dt, 2,
-                      B8.data if "b" in pads else B.data, *b_dims,  # noqa: F821
-                      1, 1, 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
-        if tma_store:
-            c_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
-            T.call_packed("runtime.cuTensorMapEncodeTiled", c_map, out_dtype, c_tma[0], C.data,
-                          *c_tma[1:], 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
-        T.device_entry()
+    def device(A, B, C, bias, a_map, b_map, c_map, P):
         bx = T.cta_id([ctas])
         if cluster > 1:
             _rank = T.cta_id_in_cluster([cluster])  # launches clusters; == bx % cluster
@@ -736,7 +767,7 @@ def wgmma_gemm(
         desc_b: T.uint64
         wg = tid // WG_THREADS
         if not persistent:
-            bi = bx // tiles
+            bi = tile_of(bx) // tiles
             bm = tile_m(bx)
             bn = tile_n(bx)
         if tid == 0:
@@ -754,33 +785,65 @@ def wgmma_gemm(
             if tid == consumers * WG_THREADS:
                 if persistent:
                     for ti in range(rounds):
-                        if bx + ti * ctas < nb * tiles:
+                        if bx + ti * ctas < units:
                             t = bx + ti * ctas
                             produce(A, B, full, empty, ring, a_map, b_map, bx % cluster, ti,
-                                    t // tiles, tile_m(t), tile_n(t))
+                                    split_of(t) * kts, tile_of(t) // tiles, tile_m(t), tile_n(t))
                 else:
-                    produce(A, B, full, empty, ring, a_map, b_map, bx % cluster, 0, bi, bm, bn)
+                    produce(A, B, full, empty, ring, a_map, b_map, bx % cluster, 0,
+                            split_of(bx) * kts, bi, bm, bn)
         else:
             if persistent:
                 for ti in range(rounds):
-                    if bx + ti * ctas < nb * tiles:
+                    if bx + ti * ctas < units:
                         t = bx + ti * ctas
                         consume(C, bias, full, empty, ring, acc,
                                 staged if tma_store else None,  # noqa: F821
-                                c_map if tma_store else None,  # noqa: F821
-                                desc_a, desc_b,  # noqa: F821
-                                bx % cluster, tid, wg, ti, t // tiles, tile_m(t), tile_n(t))
+                                c_map, desc_a, desc_b,  # noqa: F821
+                                bx % cluster, tid, wg, ti, P, split_of(t),
+                                tile_of(t) // tiles, tile_m(t), tile_n(t))
             else:
                 consume(C, bias, full, empty, ring, acc,
                         staged if tma_store else None,  # noqa: F821
-                        c_map if tma_store else None,  # noqa: F821
-                        desc_a, desc_b,  # noqa: F821
-                        bx % cluster, tid, wg, 0, bi, bm, bn)
+                        c_map, desc_a, desc_b,  # noqa: F821
+                        bx % cluster, tid, wg, 0, P, split_of(bx), bi, bm, bn)
         if tma_store and wg < consumers and tid % WG_THREADS == 0:  # before shared memory goes
             T.ptx["cp.async.bulk.wait_group"](0)
         if cluster > 1:  # the peer may write into this ring and barriers until it is done
             T.ptx.barrier.cluster.arrive()
             T.ptx.barrier.cluster.wait()
+
+    @T.macro
+    def kernel(A, B, C, bias):
+        # operands in `pads` are read from zero-padded scratch copies (workspaces)
+        if "a" in pads:
+            A8 = T.alloc_buffer((pads["a"][0], padded(pads["a"][1])), dt)
+            pad_into(A, A8, "a", *pads["a"])
+        if "b" in pads:
+            B8 = T.alloc_buffer((pads["b"][0], padded(pads["b"][1])), dt)
+            pad_into(B, B8, "b", *pads["b"])
+        a_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
+        T.call_packed("runtime.cuTensorMapEncodeTiled", a_map, dt, a_tma[0],
+                      A8.data if "a" in pads else A.data,  # noqa: F821
+                      *a_tma[1:], 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
+        b_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
+        T.call_packed("runtime.cuTensorMapEncodeTiled", b_map, dt, 2,
+                      B8.data if "b" in pads else B.data, *b_dims,  # noqa: F821
+                      1, 1, 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
+        if tma_store:
+            c_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
+            T.call_packed("runtime.cuTensorMapEncodeTiled", c_map, out_dtype, c_tma[0], C.data,
+                          *c_tma[1:], 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
+        if splits > 1:  # the f32 partial sums (a workspace)
+            P = T.alloc_buffer((splits, nb * m, n), "float32")
+        with T.attr({"tirx.device_entry": True}):  # host code follows it (split-K)
+            device(A, B, C, bias, a_map, b_map,
+                   c_map if tma_store else None,  # noqa: F821
+                   P if splits > 1 else None)  # noqa: F821
+        if splits > 1:  # the sum of the partials, in split order, and the epilogue
+            T.call_packed(f"{symbol}_reduce_kernel",
+                          *reduce_args(C, P, bias, operands),  # noqa: F821
+                          reduce_blocks(m, n, batch), REDUCE_THREADS)
 
     if has_bias:
         @T.prim_func
@@ -802,7 +865,7 @@ def wgmma_gemm(
     # fmt: on
 
     if operands:
-        main = _with_operands(main, operands)
+        main = with_buffers(main, operands, at=2)  # between B and C
     tvm.tirx.analysis.verify_well_formed(main)
     return main.with_attr(PIPELINE_ATTR, "tirx")
 
@@ -817,29 +880,26 @@ def wgmma_module(
     symbol: str = "ak_wgmma",
     **structure,
 ) -> tvm.IRModule:
-    """:func:`wgmma_gemm`'s kernel as ``main``, with the :func:`pad_rows` copies its host code
-    calls by name (``<symbol>_pad_a``, ``_pad_b``) for operands whose rows the TMA cannot
-    address; ``symbol`` names the kernel uniquely in whatever library links it."""
+    """:func:`wgmma_gemm`'s kernel as ``main``, with the companions its host code calls by
+    name: the :func:`pad_rows` copies (``<symbol>_pad_a``, ``_pad_b``) of operands whose rows
+    the TMA cannot address, and split-K's reduction (``<symbol>_reduce``,
+    :func:`.splitk.reduce_partials`); ``symbol`` names the kernel uniquely in whatever
+    library links it."""
     limits = {"smem_limit": smem_limit, "sm_count": sm_count}
     funcs = {"main": wgmma_gemm(m, n, k, symbol=symbol, **limits, **structure)}
-    dtype = Structure(**structure).in_dtype
+    st = Structure(**structure)
     for name, (rows, cols) in row_pads(m, n, k, **structure).items():
-        funcs[f"{symbol}_pad_{name}"] = pad_rows(dtype, rows, cols, f"{symbol}_pad_{name}")
+        funcs[f"{symbol}_pad_{name}"] = pad_rows(st.in_dtype, rows, cols, f"{symbol}_pad_{name}")
+    if st.splits > 1:
+        reduce = reduce_partials(
+            m,
+            n,
+            batch=st.batch,
+            splits=st.splits,
+            epilogue=st.epilogue,
+            in_dtype=st.in_dtype,
+            out_dtype=st.out_dtype,
+        )
+        attrs = {"global_symbol": f"{symbol}_reduce", PIPELINE_ATTR: "tirx"}
+        funcs[f"{symbol}_reduce"] = reduce.with_attrs(attrs)
     return tvm.IRModule(funcs)
-
-
-def _operand_buffers(expression, c_shape: tuple, dtype: str) -> list:
-    """One buffer per operand of an epilogue ``expression`` (none for a string epilogue)."""
-    if expression is None:
-        return []
-    return [
-        tvm.tirx.decl_buffer(expression.operand_shape(i, c_shape), dtype, name=f"x{i}")
-        for i in range(len(expression.operands))
-    ]
-
-
-def _with_operands(main: tvm.tirx.PrimFunc, operands: list) -> tvm.tirx.PrimFunc:
-    """``main(a, b, c)`` with the epilogue's operand buffers (read by ``finish``) added as
-    parameters between B and C, in the order of the workload's inputs."""
-    params = [*main.params[:2], *operands, main.params[2]]  # 0.27: buffers are parameters
-    return tvm.tirx.PrimFunc(params, main.body, main.ret_type, main.attrs)

@@ -1,0 +1,47 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The epilogue of a ``cuda.wgmma`` GEMM on one f32 accumulator: shared by the kernel's own
+write-back and by the split-K reduction (:mod:`.splitk`), which applies it after the sum."""
+
+from __future__ import annotations
+
+import tvm
+
+from ...workloads.epilogue import Epilogue
+
+
+def finish(x, index: tuple, *, epilogue, out_dtype: str, bias=None, operands=()):
+    """``epilogue`` applied to the f32 value ``x`` of C[index], cast to ``out_dtype``, as one
+    expression (no scalar temporaries: a temporary inside a 2-wide vectorized store would be
+    shared by both lanes). ``epilogue``: "" / ``bias[_relu|_gelu]`` (``bias``: the ``[N]``
+    buffer) or an :class:`Epilogue` expression whose operand buffers are ``operands``."""
+    if isinstance(epilogue, Epilogue):
+
+        def load(i):
+            return tvm.tirx.Cast("float32", operands[i][epilogue.operand_index(i, index)])
+
+        return tvm.tirx.Cast(out_dtype, epilogue.lower(x, load))
+    if epilogue:
+        x = x + tvm.tirx.Cast("float32", bias[index[-1]])
+    act = epilogue.partition("_")[2]
+    if act == "relu":
+        x = tvm.tirx.max(x, tvm.tirx.const(0, "float32"))
+    if act == "gelu":
+        x = 0.5 * x * (1.0 + tvm.tirx.erf(x * 0.5**0.5))
+    return tvm.tirx.Cast(out_dtype, x)
+
+
+def operand_buffers(expression, c_shape: tuple, dtype: str) -> list:
+    """One buffer per operand of an epilogue ``expression`` (none for a string epilogue)."""
+    if not isinstance(expression, Epilogue):
+        return []
+    return [
+        tvm.tirx.decl_buffer(expression.operand_shape(i, c_shape), dtype, name=f"x{i}")
+        for i in range(len(expression.operands))
+    ]
+
+
+def with_buffers(func: tvm.tirx.PrimFunc, buffers: list, at: int) -> tvm.tirx.PrimFunc:
+    """``func`` with ``buffers`` (read by its body: an epilogue's operands) inserted as
+    parameters before its parameter ``at``."""
+    params = [*func.params[:at], *buffers, *func.params[at:]]  # 0.27: buffers are parameters
+    return tvm.tirx.PrimFunc(params, func.body, func.ret_type, func.attrs)
