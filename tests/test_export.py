@@ -149,3 +149,19 @@ def test_wgmma_kernels_with_row_padding_export_with_their_companions(tmp_path):
         for operand in "ab":
             # the companion's exported entry (main's host code only names its kernel)
             assert f"__tvm_ffi_ak_{r.workload.name}_pad_{operand}\0".encode() in lib
+
+
+def test_split_k_kernel_exports_with_its_reduction(tmp_path):
+    """A split-K cuda.wgmma kernel's host code launches its reduction by name after the kernel:
+    the library links that companion too."""
+    from autokernel_tvm.families.cuda_wgmma import FAMILY, WgmmaParams
+    from autokernel_tvm.targets import make_target
+
+    w = Workload("gemm_nt", (16, 512, 1024), "float16", "float16")
+    params = WgmmaParams(consumers=1, block_n=128, raster=1, splits=2)
+    mod = FAMILY.candidate(params, w, make_target("cuda", "sm_90a")).mod
+    result = dataclasses.replace(_cuda_result(w), mod=mod)
+    path = str(tmp_path / "split.so")
+    export([result], path, check_nvcc=shutil.which("nvcc") is not None)
+    with open(path, "rb") as f:
+        assert f"__tvm_ffi_ak_{w.name}_reduce\0".encode() in f.read()

@@ -130,6 +130,12 @@ class Family:
         """Raise :class:`GenomeError` (with a reason key) if ``params`` is illegal here."""
         raise NotImplementedError
 
+    def seed(self, workload, target) -> Params:
+        """The family's own first proposal for ``workload`` before anything is measured: the
+        default, unless the family knows a structure the shape needs (a split-K grid for a
+        GEMM whose tiles leave most of the GPU idle)."""
+        return self.default
+
     def rewrites(self, workload) -> tuple:
         """TensorIR rewrites (:mod:`autokernel_tvm.rewrite` proposals) applied to ``workload``
         before this family schedules it; ``()`` for none."""

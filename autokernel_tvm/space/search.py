@@ -19,6 +19,7 @@ from .grammar import Grammar
 MIN_TRIALS = 8  # fewer than this per genome and one XGB batch says little about a structure
 MAX_GENOMES = 4
 MAX_EXTRA_GENOMES = 16  # bound on genomes proposed to spend budget an exhausted space left
+SEED_WEIGHT = 0.5  # a family's shape-specific seed: above its default's 0.3, below a library hit
 
 
 def halving_plan(trials: int, max_genomes: int = MAX_GENOMES) -> list[tuple[int, int]]:
@@ -63,6 +64,12 @@ class Search:
         self.prior = list(prior) + [
             (Genome(f.name, f.default), 0.3) for f in families if f.name not in known
         ]
+        # A family's pick for this shape (e.g. split-K for a grid smaller than the GPU) goes
+        # first: the library's genomes for similar workloads may not even be legal here.
+        for family in families:
+            pick = Genome(family.name, family.seed(workload, grammar.target))
+            if pick.params != family.default:
+                self.prior.insert(0, (pick, SEED_WEIGHT))
         self.generator = Generator(grammar, workload, seed=seed, prior=self.prior)
         self.plan = halving_plan(trials)
         self.proposed: list[Genome] = []
