@@ -83,6 +83,9 @@ class TuneConfig:
         Measure on the servers of a TVM RPC tracker (``HOST:PORT``) registered with ``rpc_key``,
         ``rpc_devices`` at once (0: every free one); builds stay local. See
         :mod:`autokernel_tvm.rpc`.
+    proposal_model : bool
+        Rank the generator's draws with the learned proposal model shipped beside the rule
+        library (``<library root>/<target>/ranker.json``), where there is one.
     """
 
     target: str = "llvm"
@@ -107,6 +110,7 @@ class TuneConfig:
     rpc_tracker: str = ""
     rpc_key: str = ""
     rpc_devices: int = 0
+    proposal_model: bool = True
     extra: dict = field(default_factory=dict, hash=False, compare=False)
 
     def __post_init__(self) -> None:

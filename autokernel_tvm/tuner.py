@@ -29,7 +29,7 @@ from .errors import TuneError
 from .families import DesignSpace, Kernel, get
 from .intrin import import_stock_intrinsics
 from .measure import FAILED, DesignSpaceMeasurer, KernelMeasurer, SpaceRun, mean
-from .space import library
+from .space import library, ranker
 from .space.grammar import Grammar
 from .space.search import Search
 from .targets import arch_problem, cpu_name, make_target, use_cores
@@ -151,9 +151,20 @@ class Tuner:
         families = [f.name for f in self.grammar.families(workload)]
         roots = library.roots(self.config)
         prior = library.prior(self.config.target, workload, roots, families)
-        return Search(
-            self.grammar, workload, self.config.trials, prior=prior, seed=self.config.seed
-        )
+        model, note = None, "off (proposal_model=False)"
+        if self.config.proposal_model:
+            try:
+                model = ranker.shipped(self.target, roots)
+                note = model.describe() if model else "none shipped for this target"
+            except ranker.RankerError as err:  # an aid to the search, not a reason to stop it
+                note = f"not used: {err}"
+                log.warning("proposal model %s", note)
+        search = Search(
+            self.grammar, workload, self.config.trials, prior=prior, seed=self.config.seed,
+            ranker=model,
+        )  # fmt: skip
+        search.model_note = note
+        return search
 
     def measure(self, workload, candidate, label: str, trials: int | None = None) -> SpaceRun:
         """Measure one candidate (design space or whole kernel) into ``<workload>/<label>``."""

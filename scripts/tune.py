@@ -82,6 +82,11 @@ def parse_args(argv=None):
     p.add_argument("--rpc-key", default="", help="device key of the RPC servers")
     p.add_argument("--rpc-devices", type=int, default=0, help="servers used at once (0: all free)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--no-proposal-model",
+        action="store_true",
+        help="draw genomes without the learned proposal model (schedules/<target>/ranker.json)",
+    )
     p.add_argument("--list-ops", action="store_true", help="list workload ops and exit")
     args = p.parse_args(argv)
     validate(args)
@@ -130,6 +135,7 @@ def _main(argv) -> int:
             rpc_tracker=args.rpc_tracker,
             rpc_key=args.rpc_key or None,
             rpc_devices=args.rpc_devices or None,
+            proposal_model=not args.no_proposal_model,
         )
         if args.problem:
             return _problem(args, config)

@@ -136,6 +136,11 @@ class Family:
         GEMM whose tiles leave most of the GPU idle)."""
         return self.default
 
+    def features(self, params: Params, workload, target) -> dict[str, float] | None:
+        """Numbers describing ``params`` on ``workload`` for the learned proposal model
+        (:mod:`autokernel_tvm.space.ranker`); None: the family's genomes are not ranked."""
+        return None
+
     def rewrites(self, workload) -> tuple:
         """TensorIR rewrites (:mod:`autokernel_tvm.rewrite` proposals) applied to ``workload``
         before this family schedules it; ``()`` for none."""

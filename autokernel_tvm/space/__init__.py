@@ -2,7 +2,8 @@
 """The generative model over kernel families.
 
 Read in this order: ``genome.py`` (a genome is ``(family, params)``), ``grammar.py`` (legality
-per target, asked of each family), ``generator.py`` (the learned proposal model), ``search.py``
+per target, asked of each family), ``generator.py`` (the generative model over genes),
+``ranker.py`` (the learned proposal model that picks among the generator's draws), ``search.py``
 (which genome to measure next, successive halving), ``library.py`` (the shipped and user rule
 libraries). The families themselves are in :mod:`autokernel_tvm.families`.
 """

@@ -18,6 +18,8 @@ from ..families import GenomeError, get
 from .genome import Genome
 from .grammar import Grammar
 
+POOL = 8  # draws the learned proposal model chooses among, per proposal
+
 
 class Generator:
     """Propose legal, untried genomes for one workload and learn from their scores.
@@ -36,9 +38,15 @@ class Generator:
         Cross-entropy step toward the elite frequencies.
     elite_frac : float
         Fraction of measured genomes that count as elite.
+    ranker : Ranker, optional
+        The learned proposal model (:mod:`.ranker`): each drawn genome is the best it predicts
+        of ``POOL`` draws of the same family; None draws one.
     """
 
-    def __init__(self, grammar: Grammar, workload, *, seed=0, prior=(), lr=0.5, elite_frac=0.3):
+    def __init__(
+        self, grammar: Grammar, workload, *, seed=0, prior=(), lr=0.5, elite_frac=0.3,
+        ranker=None,
+    ):  # fmt: skip
         self.grammar, self.workload = grammar, workload
         self.rng = np.random.default_rng(seed)
         self.lr, self.elite_frac = lr, elite_frac
@@ -51,6 +59,8 @@ class Generator:
         self.scores: dict[str, tuple[Genome, float]] = {}
         self.proposed: set[str] = set()
         self.rejections: Counter = Counter()
+        self.ranker = ranker
+        self.ranked = 0  # draws the model chose among several
 
     # -- proposing ------------------------------------------------------------------------
     def propose(self, n: int, max_attempts: int = 200, families=None) -> list[Genome]:
@@ -62,18 +72,42 @@ class Generator:
             if len(out) >= n or not self.families:
                 break
             if sources:
-                candidate = sources.pop(0)
-            elif len(self.scores) >= 2 and attempt % 2 == 0:
-                candidate = self._child()
+                genome = self._legal(sources.pop(0))
+            elif self.ranker is None:
+                genome = self._legal(self._draw(attempt))
             else:
-                candidate = self.sample()
-            genome = self._legal(candidate)
+                genome = self._best_of(attempt)
             if genome is not None and families is not None and genome.family not in families:
                 continue
             if genome is not None and genome.key not in self.proposed:
                 self.proposed.add(genome.key)
                 out.append(genome)
         return out
+
+    def _draw(self, attempt: int) -> Genome | GenomeError:
+        if len(self.scores) >= 2 and attempt % 2 == 0:
+            return self._child()
+        return self.sample()
+
+    def _best_of(self, attempt: int) -> Genome | None:
+        """The model's pick among up to ``POOL`` legal, untried draws of the first draw's family
+        (the generator still decides which family is tried)."""
+        pool: dict[str, Genome] = {}
+        for _ in range(POOL):
+            genome = self._legal(self._draw(attempt))
+            if genome is None or genome.key in self.proposed:
+                continue
+            if pool and genome.family != next(iter(pool.values())).family:
+                continue
+            pool.setdefault(genome.key, genome)
+        if not pool:
+            return None
+        genomes = list(pool.values())
+        scores = self.ranker.score(genomes, self.workload, self.grammar.target)
+        if len(genomes) == 1 or np.isnan(scores).all():
+            return genomes[0]
+        self.ranked += 1
+        return genomes[int(np.nanargmax(scores))]
 
     def sample(self) -> Genome | GenomeError:
         family = self.families[int(self.rng.integers(len(self.families)))]

@@ -55,9 +55,13 @@ class Search:
         Library genomes for similar workloads; families without one start at their default.
     seed : int
         Random seed of the generator.
+    ranker : Ranker, optional
+        The learned proposal model the generator ranks its draws with.
     """
 
-    def __init__(self, grammar: Grammar, workload, trials: int, *, prior=(), seed: int = 0):
+    def __init__(
+        self, grammar: Grammar, workload, trials: int, *, prior=(), seed: int = 0, ranker=None
+    ):
         self.workload, self.trials = workload, trials
         families = grammar.families(workload)
         known = {g.family for g, _ in prior}
@@ -70,7 +74,8 @@ class Search:
             pick = Genome(family.name, family.seed(workload, grammar.target))
             if pick.params != family.default:
                 self.prior.insert(0, (pick, SEED_WEIGHT))
-        self.generator = Generator(grammar, workload, seed=seed, prior=self.prior)
+        self.generator = Generator(grammar, workload, seed=seed, prior=self.prior, ranker=ranker)
+        self.model_note = "given" if ranker is not None else "none"  # the tuner says which
         self.plan = halving_plan(trials)
         self.proposed: list[Genome] = []
         self.used: dict[str, int] = {}
@@ -129,6 +134,8 @@ class Search:
             "proposed": [{"key": g.key, "describe": g.describe()} for g in self.proposed],
             "all_genomes": [{"key": g.key, "genome": g.to_json()} for g in self.proposed],
             "rejected": dict(self.generator.rejections),
+            "proposal_model": self.model_note,
+            "ranked_draws": self.generator.ranked,
             "rungs": self.rungs,
             "kept": self.kept,
         }

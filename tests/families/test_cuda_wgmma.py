@@ -182,7 +182,7 @@ def test_tuner_lists_kernel_candidates_for_build_only():
     tuner = Tuner(TuneConfig(target="cuda", arch="sm_90a", trials=4), progress=False)
     kernels = [(g, c) for g, c in tuner.candidates(NT, 32) if isinstance(c, Kernel)]
     assert len(kernels) >= 3
-    assert kernels[0][0] == DEFAULT
+    assert kernels[0][0] == Genome("cuda.wgmma", FAMILY.seed(NT, TARGET))  # 32 tiles: split-K
     assert all(is_tirx(c.mod) for _, c in kernels)
 
 
@@ -435,6 +435,7 @@ def test_split_k_is_legal_only_where_the_tiles_leave_multiprocessors_idle():
     assert "already fill" in legal(4096, 4096, 4096, splits=2, **kw)
     assert "already fill" in legal(16, 4096, 4096, splits=16, **kw)  # 32 x 8 >= 132
     assert "does not divide" in legal(16, 4096, 1000, splits=32, **kw)  # 16 K steps
+    assert "under 4" in legal(16, 4096, 1000, splits=8, **kw)  # 2 K steps per block
     assert "store=direct" in legal(16, 4096, 4096, splits=2, store="tma", **kw)
     assert "cluster=1" in legal(128, 4096, 4096, splits=2, **{**kw, "raster": 2}, cluster=2)
     assert "gated" in legal(16, 4096, 4096, splits=2, gated=True, **kw)
@@ -447,7 +448,7 @@ SPLIT_K = [
     (Workload("gemm_nt", (16, 4096, 4096), "float16", "float16"), 4, ()),
     (Workload("gemm_bias_gelu", (16, 1000, 1003), "bfloat16", "bfloat16"), 2, ("a", "b")),
     (Workload("gemm", (64, 1001, 4096), "float16"), 2, ("b",)),  # odd N: single columns
-    (Workload("batch_gemm_nt", (3, 100, 201, 77), "float16", "float16"), 2, ("a", "b")),
+    (Workload("batch_gemm_nt", (3, 100, 201, 500), "float16", "float16"), 2, ("a", "b")),
     (
         Workload(
             "gemm_nt",
@@ -516,5 +517,6 @@ def test_the_family_seeds_split_k_where_the_default_grid_leaves_sms_idle():
     large_k = FAMILY.seed(Workload("gemm_nt", (256, 256, 524288), "float16"), TARGET)
     assert (large_k.consumers, large_k.block_n, large_k.splits) == (2, 256, 64)
     assert FAMILY.seed(Workload("gemm_nt", (4096, 4096, 4096), "float16"), TARGET) == DEFAULT.params
+    assert FAMILY.seed(NT, TARGET).splits == 2  # 1024^3: 32 tiles, 16 K steps, 8 per block
     first, _ = next(iter(Search(Grammar(TARGET), decode, 8)))
     assert first == Genome("cuda.wgmma", seed)

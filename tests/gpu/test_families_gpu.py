@@ -143,7 +143,7 @@ SPLIT_K = [
     (Workload("gemm_nt", (1, 4096, 4096), "float16", "float16"), {"splits": 4, "block_n": 64}),
     (Workload("gemm", (64, 11008, 4096), "bfloat16", "bfloat16"), {"splits": 2}),
     (Workload("gemm_bias_gelu", (16, 1000, 1003), "bfloat16", "bfloat16"), {"splits": 2}),
-    (Workload("batch_gemm_nt", (3, 100, 201, 77), "float16", "float16"), {"splits": 2}),
+    (Workload("batch_gemm_nt", (3, 100, 201, 500), "float16", "float16"), {"splits": 2}),
     (Workload("gemm_nt", (256, 256, 65536), "float16"), {"splits": 16}),  # large K, fp32 C
     (Workload("gemm", (64, 1001, 4096), "float16"), {"splits": 2}),  # odd N
     (Workload("gemm_nt", (16, 4096, 4096), "float16", "float16", SILU_BIAS), {"splits": 2}),

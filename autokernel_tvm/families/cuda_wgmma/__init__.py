@@ -13,6 +13,7 @@ over TMA image patches).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -30,9 +31,12 @@ from .kernel import (
     WG_ROWS,
     conv_out,
     legal,
+    row_pads,
+    smem_bytes,
     wgmma_module,
 )
 
+SEED_SPLIT_STEPS = 8  # K steps per block the seed keeps (decode 16 x 4096 x 4096: 8 splits)
 #: op -> (B is K-major, leading batch dim, fused epilogue)
 OPS = {
     "gemm": (False, False, ""),
@@ -157,9 +161,11 @@ class CudaWgmma(Family):
     def seed(self, workload, target) -> WgmmaParams:
         """Split-K where the default's 128 x 256 tiles would not give every SM a block (decode,
         large K over a small output): one-warpgroup 64 x 128 tiles (two-warpgroup 128 x 256
-        from M >= 128) with the most splits legal. H200: 0.60-0.68x cuBLAS without splits,
-        0.95-1.02x with them, on 1 and 16 x 4096 x {4096, 11008} and 256 x 256 x 524288."""
-        m, n, _ = _mnk(workload)
+        from M >= 128) with the most splits legal that keep ``SEED_SPLIT_STEPS`` K steps per
+        block (the f32 partials cost a pass over the output per split). H200: 0.60-0.68x
+        cuBLAS without splits, 0.95-1.02x with them, on 1 and 16 x 4096 x {4096, 11008} and
+        256 x 256 x 524288."""
+        m, n, k = _mnk(workload)
         lead = workload.shape[0] if OPS.get(workload.op, (0, 0))[1] else 1
         tiles = lead * -(-m // 128) * -(-n // 256)
         if tiles >= limits(target).sm_count or workload.op not in OPS:
@@ -170,12 +176,45 @@ class CudaWgmma(Family):
             raster=0,
         )  # fmt: skip
         for splits in sorted(SPLITS, reverse=True):
+            if -(-k // 64) // splits < SEED_SPLIT_STEPS:
+                continue
             try:
                 self.check(base.replace(splits=splits), workload, target)
             except GenomeError:
                 continue
             return base.replace(splits=splits)
         return self.default
+
+    def features(self, params: WgmmaParams, workload, target) -> dict[str, float]:
+        """The workload, the genes, and what they make of each other on this GPU: how many
+        waves of blocks the grid is, K steps per block, the share of the tiles' area past the
+        edges, shared memory, and whether rows are copied first."""
+        m, n, k = _mnk(workload)
+        st = structure(params, workload)
+        lead = max(st["batch"], 1)
+        block_m = WG_ROWS * params.consumers
+        block_c = params.block_n // 2 if st["gated"] else params.block_n
+        tiles = lead * -(-m // block_m) * -(-n // block_c)
+        sms = max(limits(target).sm_count, 1)
+        return {
+            "log_m": math.log2(m), "log_n": math.log2(n), "log_k": math.log2(k),
+            "log_batch": math.log2(lead), "bf16": float(workload.dtype == "bfloat16"),
+            "out_bytes": 4.0 if st["out_dtype"] == "float32" else 2.0,
+            "trans_b": float(st["trans_b"]),
+            "epilogue": float(bool(st["epilogue"])), "gated": float(st["gated"]),
+            "conv": float(bool(st["conv"])), "block_n": float(params.block_n),
+            "consumers": float(params.consumers), "stages": float(params.stages),
+            "raster": float(max(params.raster, 1)),
+            "persistent": float(params.schedule == "persistent"),
+            "cluster": float(params.cluster), "tma_store": float(params.store == "tma"),
+            "log_splits": math.log2(params.splits),
+            "log_tiles": math.log2(tiles), "waves": tiles * params.splits / sms,
+            "k_steps": -(-k // 64) / params.splits,
+            "edge_waste": tiles * block_m * block_c / (lead * m * n) - 1.0,
+            "smem_kb": smem_bytes(params.block_n, params.consumers, params.stages, params.store)
+            / 1024,
+            "row_copies": float(len(row_pads(m, n, k, **st))),
+        }  # fmt: skip
 
     def candidate(self, params: WgmmaParams, workload, target) -> Kernel:
         mod = wgmma_module(

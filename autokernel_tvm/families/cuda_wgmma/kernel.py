@@ -73,6 +73,7 @@ SCHEDULES = ("tile", "persistent")  # one tile per block / one block per SM loop
 CLUSTERS = (1, 2)  # blocks per cluster along M, sharing (multicasting) the B tile
 STORES = ("direct", "tma")  # the write-back: registers -> global, or -> shared -> TMA store
 SPLITS = (1, 2, 4, 8, 16, 32, 64)  # K ranges per output tile (split-K), summed by .splitk
+SPLIT_MIN_STEPS = 4  # K steps a split block keeps at least: fewer, and the ring never fills
 STORE_BOX = 64  # TMA store box: 64 rows of one 128-byte swizzle row (64 halves, 32 floats)
 SWIZZLE_ROW = 128  # bytes of a 128B-swizzle row; its 16-byte chunks are XORed with the row % 8
 STORE_BUFFERS = 2  # per consumer warpgroup: one fills while the previous one drains
@@ -305,6 +306,9 @@ def _split_reason(st: Structure, k: int, tiles: int, sm_count: int) -> str | Non
     k_tiles = -(-k // BLOCK_K)
     if k_tiles % st.splits:
         return f"splits={st.splits} does not divide the {k_tiles} K steps of {BLOCK_K}"
+    if k_tiles // st.splits < SPLIT_MIN_STEPS:
+        steps = k_tiles // st.splits
+        return f"splits={st.splits} leaves {steps} K steps per block, under {SPLIT_MIN_STEPS}"
     if sm_count < 1:
         return "splits > 1: the target's multiprocessor count is unknown"
     if tiles * (st.splits // 2) >= sm_count:  # half the splits would already fill the GPU

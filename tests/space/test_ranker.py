@@ -1,0 +1,132 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The learned proposal model: trained on committed tuning reports, evaluated on held-out
+shapes, shipped beside the rule library, and used by the generator to choose among draws."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+
+from autokernel_tvm.config import TuneConfig
+from autokernel_tvm.families.cuda_wgmma import FAMILY, WgmmaParams
+from autokernel_tvm.space import ranker
+from autokernel_tvm.space.generator import Generator
+from autokernel_tvm.space.genome import Genome
+from autokernel_tvm.space.grammar import Grammar
+from autokernel_tvm.space.library import shipped_root
+from autokernel_tvm.targets import make_target
+from autokernel_tvm.tuner import Tuner
+from autokernel_tvm.workloads import Workload
+
+TARGET = make_target("cuda", "sm_90a")
+RESULTS = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "results")
+
+
+def _committed() -> list[ranker.Record]:
+    paths = glob.glob(os.path.join(RESULTS, "**", "*.json"), recursive=True)
+    return [r for r in ranker.records(paths) if r.genome.family == "cuda.wgmma"]
+
+
+def test_committed_reports_hold_measured_genomes_of_many_shapes():
+    data = _committed()
+    shapes = {ranker.shape_of(r.workload) for r in data}
+    assert len(data) > 200 and len(shapes) >= 20
+    assert all(r.tflops > 0 for r in data)
+
+
+def test_held_out_shapes_find_the_winner_in_the_model_top_4_more_often_than_the_search_order():
+    """Leave-one-shape-out on the committed records (every dtype of a shape left out together):
+    the model's top 4 of each run's measured genomes holds the winner more often than the
+    search's first 4 and than random picks."""
+    result = ranker.held_out(_committed(), "cuda.wgmma", TARGET)
+    assert result["runs"] >= 30
+    assert result["model"] > result["search_order"] and result["model"] > result["random"]
+    assert result["model"] >= 0.8
+
+
+def test_shipped_model_loads_and_prefers_split_k_at_large_k():
+    """The shipped model (scripts/train_ranker.py) ranks 64 splits above none at 256 x 256 x
+    524288, where the unsplit grid is two blocks (0.03x cuBLAS on the H200)."""
+    model = ranker.shipped(TARGET, [shipped_root()])
+    assert model is not None and model.family == "cuda.wgmma"
+    assert model.meta["held_out"]["model"] >= 0.8
+    workload = Workload("gemm_nt", (256, 256, 524288), "float16", "float16")
+    split, whole = WgmmaParams(raster=0, splits=64), WgmmaParams(raster=0)
+    scores = model.score(
+        [Genome("cuda.wgmma", split), Genome("cuda.wgmma", whole)], workload, TARGET
+    )
+    assert scores[0] > scores[1]
+    mma = Genome.default("cuda.mma")
+    assert np.isnan(model.score([mma], workload, TARGET)[0])  # not its family: not ranked
+
+
+def test_a_model_of_other_features_or_version_is_refused(tmp_path):
+    data = [r for r in _committed() if ranker.shape_of(r.workload).startswith("gemm_nt[16,")]
+    model = ranker.train(data, "cuda.wgmma", TARGET)
+    path = str(tmp_path / "ranker.json")
+    model.save(path)
+    assert ranker.Ranker.load(path).features == model.features
+    with open(path) as f:
+        raw = json.load(f)
+    with open(path, "w") as f:
+        json.dump({**raw, "version": 0}, f)
+    with pytest.raises(ranker.RankerError, match="version"):
+        ranker.Ranker.load(path)
+    with open(path, "w") as f:
+        json.dump({**raw, "features": raw["features"][:-1]}, f)
+    stale = ranker.Ranker.load(path)
+    with pytest.raises(ranker.RankerError, match="retrain"):
+        stale.score([Genome.default("cuda.wgmma")], data[0].workload, TARGET)
+
+
+def test_the_generator_draws_what_the_model_ranks_highest():
+    """A model trained on records where deeper rings are faster makes the generator's draws
+    deeper than the same generator's without it."""
+    workload = Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16")
+    grammar = Grammar(TARGET)
+    data = []
+    for stages in (3, 4, 5):
+        for block_n in (64, 128, 256):
+            params = WgmmaParams(block_n=block_n, consumers=1, stages=stages, raster=0)
+            FAMILY.check(params, workload, TARGET)
+            data.append(ranker.Record("run", workload, Genome("cuda.wgmma", params), stages))
+    model = ranker.train(data, "cuda.wgmma", TARGET)
+
+    def mean_stages(generator):
+        drawn = [g for g in generator.propose(12) if g.family == "cuda.wgmma"]
+        return np.mean([g.params.stages for g in drawn])
+
+    ranked = Generator(grammar, workload, seed=1, ranker=model)
+    plain = Generator(grammar, workload, seed=1)
+    assert mean_stages(ranked) > mean_stages(plain)
+    assert ranked.ranked > 0
+
+
+def test_tuning_runs_use_the_shipped_model_unless_turned_off():
+    workload = Workload("gemm_nt", (16, 4096, 4096), "float16", "float16")
+    on = Tuner(TuneConfig(target="cuda", arch="sm_90a", trials=8), progress=False)
+    off = Tuner(
+        TuneConfig(target="cuda", arch="sm_90a", trials=8, proposal_model=False), progress=False
+    )
+    assert on.search(workload).generator.ranker is not None
+    assert off.search(workload).generator.ranker is None
+
+
+def test_a_damaged_model_leaves_the_search_running_and_says_why(tmp_path):
+    """The model is an aid: a corrupt ranker.json in the library root is named in the search
+    report and the search goes on without it; the shipped one is named when it is used."""
+    root = tmp_path / "lib"
+    (root / "cuda").mkdir(parents=True)
+    (root / "cuda" / ranker.FILE).write_text("{not json")
+    workload = Workload("gemm_nt", (16, 4096, 4096), "float16", "float16")
+    config = TuneConfig(target="cuda", arch="sm_90a", trials=8, library_dir=str(root))
+    search = Tuner(config, progress=False).search(workload)
+    assert search.generator.ranker is None
+    assert search.report()["proposal_model"].startswith("not used: ")
+    assert "ranker.json" in search.report()["proposal_model"]
+    shipped = Tuner(TuneConfig(target="cuda", arch="sm_90a", trials=8), progress=False)
+    assert "held-out top-4 hit rate" in shipped.search(workload).report()["proposal_model"]
