@@ -136,6 +136,11 @@ class Family:
         GEMM whose tiles leave most of the GPU idle)."""
         return self.default
 
+    def impossible(self, workload, target) -> dict[str, tuple]:
+        """Gene values no genome may take on ``workload`` whatever its other genes (the
+        generator never draws them); every other value at least one legal genome has."""
+        return {}
+
     def features(self, params: Params, workload, target) -> dict[str, float] | None:
         """Numbers describing ``params`` on ``workload`` for the learned proposal model
         (:mod:`autokernel_tvm.space.ranker`); None: the family's genomes are not ranked."""

@@ -52,6 +52,8 @@ class Generator:
         self.lr, self.elite_frac = lr, elite_frac
         self.families = [f.name for f in grammar.families(workload)]
         self.dist = {f: {g: _uniform(v) for g, v in _domain(f).items()} for f in self.families}
+        # values a gene cannot take on this workload whatever the other genes are: never drawn
+        self.mask = {f: _mask(f, workload, grammar.target) for f in self.families}
         self.prior = [(g, w) for g, w in prior if g.family in self.families]
         for genome, weight in self.prior:
             self._tilt(genome, 0.5 * weight)
@@ -111,7 +113,9 @@ class Generator:
 
     def sample(self) -> Genome | GenomeError:
         family = self.families[int(self.rng.integers(len(self.families)))]
-        genes = {g: _draw(self.rng, _domain(family)[g], p) for g, p in self.dist[family].items()}
+        genes = {
+            g: _draw(self.rng, _domain(family)[g], self._p(family, g)) for g in _domain(family)
+        }
         return _decode(family, genes)
 
     def _child(self) -> Genome | GenomeError:
@@ -123,7 +127,7 @@ class Generator:
         for gene in genes_a:  # uniform crossover
             genes[gene] = genes_a[gene] if self.rng.random() < 0.5 else genes_b[gene]
         gene = list(genes)[int(self.rng.integers(len(genes)))]  # point mutation
-        genes[gene] = _draw(self.rng, _domain(a.family)[gene], self.dist[a.family][gene])
+        genes[gene] = _draw(self.rng, _domain(a.family)[gene], self._p(a.family, gene))
         return _decode(a.family, genes)
 
     def _legal(self, candidate) -> Genome | None:
@@ -144,7 +148,7 @@ class Generator:
         moves = [
             (p, gene, value)
             for gene, values in _domain(family).items()
-            for value, p in zip(values, self.dist[family][gene])
+            for value, p in zip(values, self._p(family, gene))
             if value != genes[gene]
         ]
         moves.sort(key=lambda m: -m[0])
@@ -189,8 +193,12 @@ class Generator:
     def best(self) -> tuple[Genome, float] | None:
         return max(self.scores.values(), key=lambda gs: gs[1], default=None)
 
+    def _p(self, family: str, gene: str) -> np.ndarray:
+        return self.dist[family][gene] * self.mask[family][gene]
+
     def probabilities(self, family: str, gene: str) -> dict:
-        return dict(zip(_domain(family)[gene], self.dist[family][gene].tolist()))
+        p = self._p(family, gene)
+        return dict(zip(_domain(family)[gene], (p / p.sum()).tolist()))
 
     def _tilt(self, genome: Genome, step: float) -> None:
         for gene, value in encode(genome).items():
@@ -204,6 +212,16 @@ class Generator:
 
 def _uniform(values) -> np.ndarray:
     return np.full(len(values), 1.0 / len(values))
+
+
+def _mask(family: str, workload, target) -> dict:
+    """Per gene, 1 for each value the family may take on ``workload`` and 0 for those it
+    rules out whatever the other genes are (:meth:`Family.impossible`)."""
+    ruled_out = get(family).impossible(workload, target)
+    return {
+        gene: np.array([0.0 if v in ruled_out.get(gene, ()) else 1.0 for v in values])
+        for gene, values in _domain(family).items()
+    }
 
 
 def _draw(rng, values, probs):

@@ -4,9 +4,10 @@
     OUT=/tmp/out python benchmarks/gpu/wgmma_check.py [--size 4096 | --shape M,N,K] \
         [--dtype float16] [--layout nt|nn] [--batch B] [--structures 256,2,4,1 128,2,4,8,p ...]
 
-Each structure is ``block_n,consumers,stages,raster[,p][,c2][,t][,sN]`` (`p`: the persistent
+Each structure is ``block_n,consumers,stages,raster[,p][,c2][,t][,sN][,l]`` (`p`: the persistent
 schedule, `c2`: clusters of 2 blocks multicasting B, `t`: the TMA-store write-back, `sN`: split-K
-over N blocks per tile; see `autokernel_tvm.families.cuda_wgmma`).
+over N blocks per tile, `l`: operands with rows that are not whole 128-byte lines copied into
+padded scratch first; see `autokernel_tvm.families.cuda_wgmma`).
 For each: build with ``tir_pipeline="tirx"`` (nvcc), check ``C = A @ B.T`` (``--layout nt``, B
 stored N x K) or ``C = A @ B`` (``nn``, B stored K x N), over ``--batch`` matrices if given, on
 fresh random inputs against torch's float64 product (normwise relative error, NaN-poisoned
@@ -51,14 +52,17 @@ def check_one(shape, dtype, structure, target, nt=True, batch=0, out_dtype="floa
     splits = next((int(f[1:]) for f in flags if f.startswith("s")), 1)
     row = {"structure": dict(block_n=block_n, consumers=consumers, stages=stages, raster=raster,
                              schedule=schedule, cluster=cluster, store=store)}  # fmt: skip
+    pad = "lines" if "l" in flags else "needed"
     if splits > 1:  # rows of earlier runs (no split-K) keep their params as they were
         row["structure"]["splits"] = splits
+    if pad != "needed":
+        row["structure"]["pad"] = pad
     m, n, k = shape
     t0 = time.time()
     lim = limits(target)
     mod = wgmma_module(m, n, k, batch=batch, in_dtype=dtype, trans_b=nt, block_n=block_n,
                       consumers=consumers, stages=stages, raster=raster, out_dtype=out_dtype,
-                      schedule=schedule, cluster=cluster, store=store, splits=splits,
+                      schedule=schedule, cluster=cluster, store=store, splits=splits, pad=pad,
                       smem_limit=lim.smem_per_block, sm_count=lim.sm_count)  # fmt: skip
     lead = (batch,) if batch else ()
 
@@ -132,7 +136,7 @@ def main(argv=None) -> int:
     shape = [int(x) for x in args.shape.split(",")] if args.shape else [args.size] * 3
     rows = []
     for text in args.structures:
-        structure = tuple(x if x[0] in "pcts" else int(x) for x in text.split(","))
+        structure = tuple(x if x[0] in "pctsl" else int(x) for x in text.split(","))
         try:
             row = check_one(shape, args.dtype, structure, target, args.layout == "nt",
                             args.batch, args.out_dtype)  # fmt: skip

@@ -119,6 +119,7 @@ def test_genome_checks_and_round_trip():
         "batch": 0, "conv": (), "in_dtype": "float16", "trans_b": True, "block_n": 256,
         "consumers": 2, "stages": 4, "raster": 8, "epilogue": "", "out_dtype": "float32",
         "gated": False, "schedule": "tile", "cluster": 1, "store": "direct", "splits": 1,
+        "pad": "needed",
     }  # fmt: skip
     with pytest.raises(GenomeError) as err:
         grammar.check(genome.replace(stages=6), NT)
@@ -498,11 +499,13 @@ def test_generator_proposes_split_k_for_decode_and_not_for_large_grids():
     """The grammar admits split-K by shape: a 16-row decode GEMM (32 tiles of 64 x 128) gets
     split proposals; 4096^3 (512 tiles) gets none."""
     decode = Workload("gemm_nt", (16, 4096, 4096), "float16", "float16")
-    proposals = Generator(Grammar(TARGET), decode, seed=0).propose(16)
+    generator = Generator(Grammar(TARGET), decode, seed=0)
+    proposals = generator.propose(40)
     assert {g.params.splits for g in proposals if g.family == "cuda.wgmma"} - {1}
+    assert generator.probabilities("cuda.wgmma", "splits")[8] > 0
     large = Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16")
-    square = Generator(Grammar(TARGET), large, seed=0).propose(16)
-    assert {g.params.splits for g in square if g.family == "cuda.wgmma"} == {1}
+    square = Generator(Grammar(TARGET), large, seed=0)
+    assert {g.params.splits for g in square.propose(40) if g.family == "cuda.wgmma"} == {1}
 
 
 def test_the_family_seeds_split_k_where_the_default_grid_leaves_sms_idle():
@@ -520,3 +523,49 @@ def test_the_family_seeds_split_k_where_the_default_grid_leaves_sms_idle():
     assert FAMILY.seed(NT, TARGET).splits == 2  # 1024^3: 32 tiles, 16 K steps, 8 per block
     first, _ = next(iter(Search(Grammar(TARGET), decode, 8)))
     assert first == Genome("cuda.wgmma", seed)
+
+
+@pytest.mark.parametrize(
+    "workload, more",
+    [
+        (Workload("gemm_nt", (2048, 4096, 1000), "float16", "float16"), {"a", "b"}),  # K rows
+        (Workload("gemm", (777, 1000, 520), "bfloat16", "bfloat16"), {"a", "b"}),  # K, N rows
+        (Workload("gemm_nt", (2047, 2049, 2051), "float16", "float16"), set()),  # copied anyway
+    ],
+    ids=lambda x: getattr(x, "name", ""),
+)
+def test_pad_lines_also_copies_rows_that_are_not_whole_lines(needs_nvcc, workload, more):
+    """pad=lines copies operands whose rows are 16-byte but not 128-byte multiples (which the
+    TMA loaded ~25% slower on the H200); where that adds no copy it is a duplicate, refused."""
+    needed = Grammar(TARGET).check(DEFAULT.replace(raster=1), workload)
+    lines = DEFAULT.replace(raster=1, pad="lines")
+    if not more:
+        with pytest.raises(GenomeError, match="nothing more"):
+            Grammar(TARGET).check(lines, workload)
+        return
+    lines = Grammar(TARGET).check(lines, workload)
+    names = {gv.name_hint for gv in kernel_module(needed, workload).functions}
+    padded = kernel_module(lines, workload)
+    added = {gv.name_hint for gv in padded.functions} - names
+    assert added == {f"ak_{workload.name}_pad_{p}" for p in more}
+    src = cuda_source(build_module(padded, TARGET, check_nvcc=True))
+    assert all(f"ak_{workload.name}_pad_{p}_kernel(" in src for p in more)
+    with pytest.raises(GenomeError, match="pad"):
+        WgmmaParams(pad="always")
+
+
+def test_the_generator_never_draws_gene_values_the_shape_rules_out():
+    """Values no genome may take on a workload (pad=lines where every row is a whole line,
+    splits that even the fewest tiles leave no room for) are masked out of the draws, so
+    samples are not spent on them; values some genome may take stay."""
+    square = Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16")
+    ruled = FAMILY.impossible(square, TARGET)
+    assert ruled["pad"] == ("lines",) and set(ruled["splits"]) == {2, 4, 8, 16, 32, 64}
+    decode = FAMILY.impossible(Workload("gemm_nt", (16, 4096, 4096), "float16"), TARGET)
+    assert set(decode["splits"]) == {32, 64}  # 16 tiles of 128 x 256: 16 x 16 >= 132
+    odd = FAMILY.impossible(Workload("gemm_nt", (2048, 4096, 1000), "float16"), TARGET)
+    assert "pad" not in odd
+    generator = Generator(Grammar(TARGET), square, seed=0)
+    assert generator.probabilities("cuda.wgmma", "pad")["lines"] == 0
+    drawn = [g for g in generator.propose(30) if g.family == "cuda.wgmma"]
+    assert drawn and all(g.params.splits == 1 and g.params.pad == "needed" for g in drawn)

@@ -163,3 +163,21 @@ def test_split_k_passes_the_gate(target, workload, genes):
     exe = build_module(_kernel(get("cuda.wgmma"), genome.params, workload, target, 1), target)
     report = verify(exe["main"], workload, tvm.cuda(0))
     assert report.passed, (genome.describe(), report.failures)
+
+
+PAD_LINES = [
+    Workload("gemm_nt", (2048, 4096, 1000), "float16", "float16"),
+    Workload("gemm", (777, 1000, 520), "bfloat16", "bfloat16"),
+    Workload("batch_gemm_nt", (3, 100, 200, 72), "float16"),
+]
+
+
+@pytest.mark.parametrize("workload", PAD_LINES, ids=[w.name for w in PAD_LINES])
+def test_pad_lines_passes_the_gate(target, workload):
+    """Operands with 16-byte but not 128-byte rows read through zero-padded copies: a copy
+    with the wrong row length or a tensor map still on the original fails the fp64 check."""
+    genome = Genome.default("cuda.wgmma").replace(raster=1, pad="lines")
+    genome = Grammar(target).check(genome, workload)
+    exe = build_module(_kernel(get("cuda.wgmma"), genome.params, workload, target, 1), target)
+    report = verify(exe["main"], workload, tvm.cuda(0))
+    assert report.passed, (genome.describe(), report.failures)

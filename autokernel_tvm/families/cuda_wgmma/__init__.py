@@ -24,7 +24,9 @@ from .kernel import (
     CLUSTERS,
     CONSUMERS,
     IN_DTYPES,
+    PADS,
     SCHEDULES,
+    SPLIT_MIN_STEPS,
     SPLITS,
     STAGES,
     STORES,
@@ -61,7 +63,9 @@ class WgmmaParams(Params):
     shares the B tile through TMA multicast); store: the write-back, "direct" from registers or
     "tma" (staged in shared memory and stored by the TMA while the next tile computes);
     splits: blocks sharing one output tile's K steps (split-K: f32 partials, then a
-    deterministic reduction that applies the epilogue), for grids with fewer tiles than SMs."""
+    deterministic reduction that applies the epilogue), for grids with fewer tiles than SMs;
+    pad: "lines" copies operands whose rows are not whole 128-byte lines into padded scratch
+    first, "needed" only those the TMA cannot address at all."""
 
     block_n: int = 256
     consumers: int = 2
@@ -71,7 +75,8 @@ class WgmmaParams(Params):
     cluster: int = 1
     store: str = "direct"
     splits: int = 1
-    later_genes = ("schedule", "cluster", "store", "splits")
+    pad: str = "needed"
+    later_genes = ("schedule", "cluster", "store", "splits", "pad")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -83,6 +88,8 @@ class WgmmaParams(Params):
             raise GenomeError("bad-cluster", f"cluster={self.cluster}: one of {CLUSTERS}")
         if self.schedule not in SCHEDULES:
             raise GenomeError("bad-schedule", f"schedule={self.schedule!r}: one of {SCHEDULES}")
+        if self.pad not in PADS:
+            raise GenomeError("bad-pad", f"pad={self.pad!r}: one of {PADS}")
         if self.splits not in SPLITS:
             raise GenomeError("bad-splits", f"splits={self.splits}: one of {SPLITS}")
         if self.stages not in STAGES or self.raster < 0:
@@ -124,6 +131,7 @@ def structure(params: WgmmaParams, workload) -> dict:
         "cluster": params.cluster,
         "store": params.store,
         "splits": params.splits,
+        "pad": params.pad,
     }
 
 
@@ -139,6 +147,7 @@ class CudaWgmma(Family):
         "cluster": CLUSTERS,
         "store": STORES,
         "splits": SPLITS,
+        "pad": PADS,
     }
     default = WgmmaParams()  # H100: 82% of cuBLAS at 4096^3 fp16 before tuning
 
@@ -184,6 +193,28 @@ class CudaWgmma(Family):
                 continue
             return base.replace(splits=splits)
         return self.default
+
+    def impossible(self, workload, target) -> dict[str, tuple]:
+        """pad=lines where no operand has rows that are 16-byte but not 128-byte multiples;
+        the splits that even the fewest tiles (128 x 256) would not leave room for, or that do
+        not divide K into blocks of at least ``SPLIT_MIN_STEPS`` K steps."""
+        m, n, k = _mnk(workload)
+        st = structure(self.default, workload)
+        out = {}
+        if row_pads(m, n, k, **{**st, "pad": "lines"}) == row_pads(m, n, k, **st):
+            out["pad"] = ("lines",)
+        lead = max(st["batch"], 1)
+        block_c = 128 if st["gated"] else 256
+        fewest = lead * -(-m // (2 * WG_ROWS)) * -(-n // block_c)
+        steps, sms = -(-k // 64), limits(target).sm_count
+        out["splits"] = tuple(
+            s
+            for s in SPLITS
+            if s > 1
+            and (st["conv"] or st["gated"] or steps % s or steps // s < SPLIT_MIN_STEPS
+                 or fewest * (s // 2) >= sms)
+        )  # fmt: skip
+        return out
 
     def features(self, params: WgmmaParams, workload, target) -> dict[str, float]:
         """The workload, the genes, and what they make of each other on this GPU: how many

@@ -73,6 +73,7 @@ SCHEDULES = ("tile", "persistent")  # one tile per block / one block per SM loop
 CLUSTERS = (1, 2)  # blocks per cluster along M, sharing (multicasting) the B tile
 STORES = ("direct", "tma")  # the write-back: registers -> global, or -> shared -> TMA store
 SPLITS = (1, 2, 4, 8, 16, 32, 64)  # K ranges per output tile (split-K), summed by .splitk
+PADS = ("needed", "lines")  # copy rows the TMA cannot address / rows that are not whole lines
 SPLIT_MIN_STEPS = 4  # K steps a split block keeps at least: fewer, and the ring never fills
 STORE_BOX = 64  # TMA store box: 64 rows of one 128-byte swizzle row (64 halves, 32 floats)
 SWIZZLE_ROW = 128  # bytes of a 128B-swizzle row; its 16-byte chunks are XORed with the row % 8
@@ -131,6 +132,10 @@ class Structure:
         :func:`.splitk.reduce_partials`, which sums them in split order (deterministic) and
         applies the epilogue. For grids with fewer tiles than multiprocessors: decode (small
         M) and large K over a small M x N.
+    pad : which operands the host code copies into zero-padded scratch first (:func:`row_pads`):
+        "needed", those whose rows the TMA cannot address (not 16-byte multiples); "lines",
+        also those whose rows are not whole 128-byte lines (TMA boxes of such rows loaded ~25%
+        slower on the H200; the copy is one pass over the operand).
     gated : the gated GEMM ``silu(A @ Bg.T) * (A @ Bu.T)`` (``trans_b``, 2-D): B is ``[2, N, K]``
         (Bg rows, then Bu rows); a block loads ``block_n / 2`` rows of each into one B tile, so
         one wgmma computes both and each thread holds a gate column and its up column
@@ -152,6 +157,7 @@ class Structure:
     cluster: int = 1
     store: str = "direct"
     splits: int = 1
+    pad: str = "needed"
 
 
 def smem_bytes(block_n: int, consumers: int, stages: int, store: str = "direct") -> int:
@@ -204,9 +210,10 @@ def _edge_reason(k: int, *, batch: int, trans_b: bool) -> str | None:
 
 def row_pads(m: int, n: int, k: int, **structure) -> dict[str, tuple[int, int]]:
     """``{"a" | "b": (rows, cols)}``: the operands, as 2-D row-major views, whose rows are not a
-    multiple of 16 bytes, which TMA's global strides must be. The kernel's host code copies
-    each into a zero-padded ``rows x padded(cols)`` scratch tensor (:func:`pad_rows`, one pass
-    over the operand) and loads that; everything else about edges stays in the kernel."""
+    multiple of 16 bytes, which TMA's global strides must be (``pad="lines"``: of 128 bytes).
+    The kernel's host code copies each into a zero-padded ``rows x padded(cols)`` scratch
+    tensor (:func:`pad_rows`, one pass over the operand) and loads that; everything else about
+    edges stays in the kernel."""
     st = Structure(**structure)
     if st.conv:
         return {}  # C % 64 == 0 (_conv_reason): the image's rows are aligned
@@ -216,7 +223,8 @@ def row_pads(m: int, n: int, k: int, **structure) -> dict[str, tuple[int, int]]:
         views["b"] = (2 * n, k)
     else:
         views["b"] = (nb * n, k) if st.trans_b else (nb * k, n)
-    return {name: view for name, view in views.items() if view[1] % ROW_ALIGN}
+    align = PAD_COLS if st.pad == "lines" else ROW_ALIGN
+    return {name: view for name, view in views.items() if view[1] % align}
 
 
 def padded(cols: int) -> int:
@@ -366,6 +374,12 @@ def legal(m: int, n: int, k: int, *, smem_limit: int, sm_count: int = 0, **struc
     why = _cluster_reason(st, m_tiles) or _store_reason(st, m, n)
     if why:
         return why
+    if st.pad not in PADS:
+        return f"pad {st.pad!r}: one of {PADS}"
+    if st.pad == "lines" and row_pads(m, n, k, **structure) == row_pads(
+        m, n, k, **{**structure, "pad": "needed"}
+    ):
+        return "pad=lines copies nothing more here: every other operand's rows are whole lines"
     tiles = max(batch, 1) * m_tiles * -(-n // block_c)
     why = _split_reason(st, k, tiles, sm_count)
     if why:
