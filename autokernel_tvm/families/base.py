@@ -13,6 +13,7 @@ generator, library, search and tuner only talk to this interface.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import typing
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ class Params:
     """
 
     def __post_init__(self) -> None:
-        hints = typing.get_type_hints(type(self))
+        hints = _hints(type(self))
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(value, list) or (
@@ -167,6 +168,12 @@ class Family:
     def from_legacy(self, genome: dict) -> Params:
         """The params of a library-format-1 genome (the 18-field union of all families)."""
         raise NotImplementedError
+
+
+@functools.cache
+def _hints(cls) -> dict:
+    """A params class's resolved annotations (resolving them costs ~0.3 ms a genome)."""
+    return typing.get_type_hints(cls)
 
 
 def _short(value) -> str:

@@ -10,6 +10,7 @@ genome they are re-fit to the elite fraction of everything measured so far:
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 
 import numpy as np
@@ -60,9 +61,11 @@ class Generator:
         self.base = {f: {g: p.copy() for g, p in d.items()} for f, d in self.dist.items()}
         self.scores: dict[str, tuple[Genome, float]] = {}
         self.proposed: set[str] = set()
+        self.proposed_genomes: list[Genome] = []
         self.rejections: Counter = Counter()
         self.ranker = ranker
         self.ranked = 0  # draws the model chose among several
+        self._ranked_domain: list[Genome] | None = None
 
     # -- proposing ------------------------------------------------------------------------
     def propose(self, n: int, max_attempts: int = 200, families=None) -> list[Genome]:
@@ -77,12 +80,15 @@ class Generator:
                 genome = self._legal(sources.pop(0))
             elif self.ranker is None:
                 genome = self._legal(self._draw(attempt))
+            elif attempt % 2 == 0 and self._model_pick() is not None:
+                genome = self._model_pick()  # the model's best untried genome of all
             else:
-                genome = self._best_of(attempt)
+                genome = self._best_of(attempt)  # the model's pick among a few draws
             if genome is not None and families is not None and genome.family not in families:
                 continue
             if genome is not None and genome.key not in self.proposed:
                 self.proposed.add(genome.key)
+                self.proposed_genomes.append(genome)
                 out.append(genome)
         return out
 
@@ -90,6 +96,43 @@ class Generator:
         if len(self.scores) >= 2 and attempt % 2 == 0:
             return self._child()
         return self.sample()
+
+    def _model_pick(self) -> Genome | None:
+        """The untried legal genome of the ranker's family that the model ranks highest over
+        the family's whole domain (enumerated once, masked values left out)."""
+        if self._ranked_domain is None:
+            self._ranked_domain = []
+            family = self.ranker.family
+            if family in self.families:
+                domain = _domain(family)
+                values = [
+                    [v for v, keep in zip(vs, self.mask[family][g]) if keep]
+                    for g, vs in domain.items()
+                ]
+                legal = []
+                for combo in itertools.product(*values):
+                    genome = _decode(family, dict(zip(domain, combo)))
+                    try:
+                        legal.append(self.grammar.check(genome, self.workload))
+                    except GenomeError:
+                        continue
+                if legal:
+                    scores = self.ranker.score(legal, self.workload, self.grammar.target)
+                    order = np.argsort(-scores, kind="stable")
+                    self._ranked_domain = [legal[i] for i in order]
+        # skip what was proposed and its one-gene neighbours: the draws explore near it
+        while self._ranked_domain and self._near_proposed(self._ranked_domain[0]):
+            self._ranked_domain.pop(0)
+        return self._ranked_domain[0] if self._ranked_domain else None
+
+    def _near_proposed(self, genome: Genome) -> bool:
+        genes = encode(genome)
+        for other in self.proposed_genomes:
+            if other.family == genome.family:
+                theirs = encode(other)
+                if sum(genes[g] != theirs[g] for g in genes) <= 1:
+                    return True
+        return False
 
     def _best_of(self, attempt: int) -> Genome | None:
         """The model's pick among up to ``POOL`` legal, untried draws of the first draw's family

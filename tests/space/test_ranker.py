@@ -104,6 +104,10 @@ def test_the_generator_draws_what_the_model_ranks_highest():
     plain = Generator(grammar, workload, seed=1)
     assert mean_stages(ranked) > mean_stages(plain)
     assert ranked.ranked > 0
+    # without a prior, the first proposal is the model's best of the family's whole domain
+    first = Generator(grammar, workload, seed=2, ranker=model)
+    (top,) = first.propose(1, families={"cuda.wgmma"})
+    assert top.params.stages >= 5
 
 
 def test_tuning_runs_use_the_shipped_model_unless_turned_off():
