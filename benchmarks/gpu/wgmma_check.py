@@ -2,7 +2,8 @@
 """Build, check and time `cuda.wgmma` structures on a Hopper GPU, against cuBLAS in the same run.
 
     OUT=/tmp/out python benchmarks/gpu/wgmma_check.py [--size 4096 | --shape M,N,K] \
-        [--dtype float16] [--layout nt|nn] [--batch B] [--structures 256,2,4,1 128,2,4,8,p ...]
+        [--dtype float16|bfloat16|float8_e4m3fn|float8_e5m2] [--layout nt|nn] [--batch B] \
+        [--out-dtype float32] [--structures 256,2,4,1 128,2,4,8,p ...]
 
 Each structure is ``block_n,consumers,stages,raster[,p][,c2][,t][,sN][,l]`` (`p`: the persistent
 schedule, `c2`: clusters of 2 blocks multicasting B, `t`: the TMA-store write-back, `sN`: split-K
@@ -11,7 +12,8 @@ padded scratch first; see `autokernel_tvm.families.cuda_wgmma`).
 For each: build with ``tir_pipeline="tirx"`` (nvcc), check ``C = A @ B.T`` (``--layout nt``, B
 stored N x K) or ``C = A @ B`` (``nn``, B stored K x N), over ``--batch`` matrices if given, on
 fresh random inputs against torch's float64 product (normwise relative error, NaN-poisoned
-output), then time it and the same torch.matmul (cuBLAS) with
+output), then time it and the same torch.matmul (cuBLAS; fp8: ``torch._scaled_mm`` with the
+same per-tensor scales, cuBLASLt) with
 `autokernel_tvm.timing.compare`. Prints a table; writes
 ``$OUT/wgmma_check_DTYPE[_nn][_bB].json`` and appends one row per structure to
 ``$OUT/<device>.jsonl``.
@@ -40,8 +42,10 @@ from autokernel_tvm.families.cuda_wgmma.kernel import wgmma_module  # noqa: E402
 from autokernel_tvm.hardware import limits  # noqa: E402
 from autokernel_tvm.targets import make_target  # noqa: E402
 
-TORCH = {"float16": torch.float16, "bfloat16": torch.bfloat16}
-OUT = {**TORCH, "float32": torch.float32}
+TORCH = {"float16": torch.float16, "bfloat16": torch.bfloat16,
+         "float8_e4m3fn": torch.float8_e4m3fn, "float8_e5m2": torch.float8_e5m2}  # fmt: skip
+FP8 = ("float8_e4m3fn", "float8_e5m2")
+OUT = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
 def check_one(shape, dtype, structure, target, nt=True, batch=0, out_dtype="float32") -> dict:
@@ -66,8 +70,26 @@ def check_one(shape, dtype, structure, target, nt=True, batch=0, out_dtype="floa
                       smem_limit=lim.smem_per_block, sm_count=lim.sm_count)  # fmt: skip
     lead = (batch,) if batch else ()
 
+    fp8 = dtype in FP8
+    scales = [torch.tensor(s, device="cuda") for s in (0.75, 1.25)]  # float32 scalars
+
     def matmul(a, b):
+        if fp8:  # cuBLASLt's fp8 GEMM with per-tensor scales (what torch._scaled_mm calls)
+            return torch._scaled_mm(a, b.t(), scale_a=scales[0], scale_b=scales[1],
+                                    out_dtype=OUT[out_dtype])  # fmt: skip
         return a @ (b.transpose(-1, -2) if nt else b)
+
+    def args(*tensors):
+        """Our kernel's arguments: fp8 as bytes, then (fp8) the scales before C."""
+        a, b, c = (t.view(torch.uint8) if t.dtype in (TORCH[f] for f in FP8) else t
+                   for t in tensors)  # fmt: skip
+        extra = [s.reshape(1) for s in scales] if fp8 else []
+        return [tvm.runtime.from_dlpack(x) for x in (a, b, *extra, c)]
+
+    def reference(a, b):
+        if fp8:
+            return (a.double() * 0.75) @ (b.double() * 1.25).T
+        return matmul(a.double(), b.double())
 
     lib = tvm.compile(mod, target=target, tir_pipeline="tirx")
     row["build_s"] = time.time() - t0
@@ -80,14 +102,14 @@ def check_one(shape, dtype, structure, target, nt=True, batch=0, out_dtype="floa
         a = torch.randn(*lead, m, k, device="cuda", generator=gen).to(TORCH[dtype])
         b = torch.randn(*lead, *b_shape, device="cuda", generator=gen).to(TORCH[dtype])
         c = torch.full((*lead, m, n), float("nan"), device="cuda", dtype=OUT[out_dtype])
-        fn(tvm.runtime.from_dlpack(a), tvm.runtime.from_dlpack(b), tvm.runtime.from_dlpack(c))
+        fn(*args(a, b, c))
         torch.cuda.synchronize()
-        want = matmul(a.double(), b.double())
+        want = reference(a, b)
         errs.append(((c.double() - want).norm() / want.norm()).item())
     row["rel_err"] = max(errs)
     row["nan"] = bool(torch.isnan(c).any().item())
-    ta, tb, tc = (tvm.runtime.from_dlpack(x) for x in (a, b, c))
-    both = timing.compare({"k": lambda: fn(ta, tb, tc), "cublas": lambda: matmul(a, b)}, "cuda")
+    ours = args(a, b, c)
+    both = timing.compare({"k": lambda: fn(*ours), "cublas": lambda: matmul(a, b)}, "cuda")
     sec, base = both.seconds["k"], both.seconds["cublas"]  # measured in alternation
     flops = 2.0 * max(batch, 1) * m * n * k
     row.update(tflops=flops / sec / 1e12, cublas_tflops=flops / base / 1e12)
@@ -113,7 +135,8 @@ def result_rows(meta: dict, rows: list[dict]) -> list[dict]:
             "gpu_name": meta["gpu"], "op": op, "shape": ([batch] if batch else []) + shape,
             "dtype": meta["dtype"], "out_dtype": meta.get("out_dtype", "float32"),
             "impl": "cuda.wgmma", "params": s, "method": "direct",
-            "tflops": r["tflops"], "baseline": "torch",
+            "tflops": r["tflops"],
+            "baseline": "torch._scaled_mm" if meta["dtype"] in FP8 else "torch",
             "baseline_tflops": r["cublas_tflops"], "ratio": r["ratio"], "trials": None,
             "tune_seconds": None, "command": "python3 " + meta["command"],
             "max_rel_error": r["rel_err"],

@@ -16,6 +16,7 @@ from autokernel_tvm.families.cuda_wgmma.kernel import (
     legal,
     smem_bytes,
     wgmma_gemm,
+    wgmma_module,
 )
 from autokernel_tvm.hardware import limits
 from autokernel_tvm.space.generator import Generator
@@ -569,3 +570,35 @@ def test_the_generator_never_draws_gene_values_the_shape_rules_out():
     assert generator.probabilities("cuda.wgmma", "pad")["lines"] == 0
     drawn = [g for g in generator.propose(30) if g.family == "cuda.wgmma"]
     assert drawn and all(g.params.splits == 1 and g.params.pad == "needed" for g in drawn)
+
+
+@pytest.mark.parametrize(
+    "dtype, genes",
+    [
+        ("float8_e4m3fn", {}),
+        ("float8_e5m2", {"schedule": "persistent", "store": "tma", "raster": 8}),
+    ],
+)
+def test_fp8_kernel_reads_bytes_and_scales_the_product(needs_nvcc, tmp_path, dtype, genes):
+    """fp8 A @ B.T (the layout wgmma reads fp8 in): A and B are bytes to the TMA and the ring,
+    a K step is one 128-byte row of 128 values and each wgmma takes K = 32; the per-tensor
+    scales are parameters between B and C, as torch._scaled_mm takes them."""
+    kw = {"in_dtype": dtype, "out_dtype": "bfloat16", "raster": 1, **genes}
+    mod = wgmma_module(4096, 4096, 4001, smem_limit=SMEM, sm_count=132, symbol="ak_f8", **kw)
+    assert len(mod["main"].params) == 5  # A, B, scale_a, scale_b, C
+    assert {gv.name_hint for gv in mod.functions} == {"main", "ak_f8_pad_a", "ak_f8_pad_b"}
+    src = cuda_source(build_module(mod, TARGET, check_nvcc=True))
+    kind = {"float8_e4m3fn": "e4m3", "float8_e5m2": "e5m2"}[dtype]
+    assert f"m64n256k32.f32.{kind}.{kind}" in src
+    assert re.search(r"main_kernel\([^)]*scale_a_ptr, float\* __restrict__ scale_b_ptr\)", src)
+    assert "ak_f8_pad_a_kernel(uchar* __restrict__ X_ptr" in src  # 16-value chunks of bytes
+    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+
+
+def test_fp8_legality_names_what_wgmma_cannot_do():
+    kw = dict(smem_limit=SMEM, sm_count=132, in_dtype="float8_e4m3fn", raster=1)
+    assert legal(4096, 4096, 4096, **kw) is None
+    assert "K-major" in legal(4096, 4096, 4096, trans_b=False, **kw)
+    assert "epilogue" in legal(4096, 4096, 4096, epilogue="bias", **kw)
+    assert "split-K" in legal(16, 4096, 4096, splits=2, consumers=1, block_n=128, **kw)
+    assert "split-K" in legal(4096, 4096, 4096, gated=True, **kw)

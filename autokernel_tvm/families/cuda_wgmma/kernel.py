@@ -37,7 +37,8 @@ store the last one: the epilogue overlaps the loads, and no block pays a launch 
 per tile.
 
 The ring of `stages` shared-memory stages holds ``(BM + BN) x 64`` halves each; a 64-element K
-tile is exactly one 128-byte swizzle row, the layout the TMA writes and the descriptors read. An
+tile is exactly one 128-byte swizzle row, the layout the TMA writes and the descriptors read
+(fp8: the same bytes, 128 values a row, each wgmma taking K = 32 instead of 16). An
 MN-major B stage is ``BN / 64`` chunks of ``64 (K) x 64 (N)``; its descriptor strides are
 ``LBO`` = one chunk (the next 64 N-columns) and ``SBO`` = 8 K-rows, and the wgmma transposes B.
 Batched operands are addressed as 2-D ``[batch * rows, cols]`` tensors (tiles never straddle a
@@ -84,7 +85,8 @@ ROW_ALIGN = 8  # 2-byte elements per 16 bytes: TMA's global row strides are mult
 PAD_THREADS = 256  # threads per block of the row-padding copy (pad_rows)
 PAD_COLS = 64  # a padded copy's rows: multiples of 128 bytes of 2-byte elements
 SMEM_ALIGN_SLACK = 1024  # the kernel aligns its dynamic shared memory to 1 KiB (128B swizzle)
-IN_DTYPES = {"float16": "f16", "bfloat16": "bf16"}
+IN_DTYPES = {"float16": "f16", "bfloat16": "bf16", "float8_e4m3fn": "e4m3", "float8_e5m2": "e5m2"}
+FP8 = ("float8_e4m3fn", "float8_e5m2")  # 1-byte inputs, stored and copied as bytes (uint8)
 SWIZZLE_128B = 3  # CUtensorMapSwizzle enum; TVM's descriptor encoder maps it to wgmma's code
 SBO_16B = 1024 // 16  # stride between 8-row core-matrix groups: 8 rows x 128 B
 MN_ATOM = 64  # MN-major B: N-columns per 128-byte swizzle row (one TMA box, one LBO step)
@@ -162,7 +164,7 @@ class Structure:
 
 def smem_bytes(block_n: int, consumers: int, stages: int, store: str = "direct") -> int:
     staging = consumers * STORE_BUFFERS * STORE_BOX * SWIZZLE_ROW if store == "tma" else 0
-    return stages * (WG_ROWS * consumers + block_n) * BLOCK_K * 2 + staging
+    return stages * (WG_ROWS * consumers + block_n) * SWIZZLE_ROW + staging
 
 
 def conv_out(conv: tuple) -> tuple[int, int]:
@@ -223,27 +225,32 @@ def row_pads(m: int, n: int, k: int, **structure) -> dict[str, tuple[int, int]]:
         views["b"] = (2 * n, k)
     else:
         views["b"] = (nb * n, k) if st.trans_b else (nb * k, n)
-    align = PAD_COLS if st.pad == "lines" else ROW_ALIGN
+    wide = 2 // _bytes(storage(st.in_dtype))  # 2 for 1-byte elements
+    align = PAD_COLS * wide if st.pad == "lines" else ROW_ALIGN * wide
     return {name: view for name, view in views.items() if view[1] % align}
 
 
-def padded(cols: int) -> int:
+def padded(cols: int, dtype: str = "float16") -> int:
     """Row length of a padded copy: whole 128-byte lines (TMA boxes of rows that start
     mid-line ran ~25% slower on the H200 than the same GEMM on 128-byte rows)."""
-    return -(-cols // PAD_COLS) * PAD_COLS
+    line = SWIZZLE_ROW // _bytes(storage(dtype))
+    return -(-cols // line) * line
 
 
-def pad_blocks(rows: int, cols: int) -> int:
+def pad_blocks(rows: int, cols: int, dtype: str = "float16") -> int:
     """Blocks of :func:`pad_rows`'s kernel: one 16-byte chunk of the copy per thread."""
-    return -(-rows * padded(cols) // ROW_ALIGN // PAD_THREADS)
+    chunk = 16 // _bytes(storage(dtype))
+    return -(-rows * padded(cols, dtype) // chunk // PAD_THREADS)
 
 
-def pad_rows(dtype: str, rows: int, cols: int, symbol: str) -> tvm.tirx.PrimFunc:
+def pad_rows(in_dtype: str, rows: int, cols: int, symbol: str) -> tvm.tirx.PrimFunc:
     """``Y[rows, padded(cols)] = X`` with zero columns after ``cols``: the copy that makes an
-    operand's rows TMA-addressable. Each thread writes one 16-byte chunk (8 elements) of Y."""
-    cols8 = padded(cols)
-    chunks = rows * cols8 // ROW_ALIGN
-    blocks = pad_blocks(rows, cols)
+    operand's rows TMA-addressable. Each thread writes one 16-byte chunk (8 halves) of Y."""
+    dtype = storage(in_dtype)
+    vec = 16 // _bytes(dtype)  # elements of a 16-byte chunk
+    cols8 = padded(cols, in_dtype)
+    chunks = rows * cols8 // vec
+    blocks = pad_blocks(rows, cols, in_dtype)
     zero = tvm.tirx.const(0, dtype)
 
     # fmt: off
@@ -254,14 +261,14 @@ def pad_rows(dtype: str, rows: int, cols: int, symbol: str) -> tvm.tirx.PrimFunc
         T.device_entry()
         bx = T.cta_id([blocks])
         tx = T.thread_id([PAD_THREADS])
-        vals = T.alloc_buffer((ROW_ALIGN,), dtype, scope="local")
+        vals = T.alloc_buffer((vec,), dtype, scope="local")
         chunk = bx * PAD_THREADS + tx
         if chunk < chunks:
-            r = chunk // (cols8 // ROW_ALIGN)
-            c0 = chunk % (cols8 // ROW_ALIGN) * ROW_ALIGN
-            for v in T.unroll(ROW_ALIGN):
+            r = chunk // (cols8 // vec)
+            c0 = chunk % (cols8 // vec) * vec
+            for v in T.unroll(vec):
                 vals[v] = T.if_then_else(c0 + v < cols, X[r, T.min(c0 + v, cols - 1)], zero)
-            for v in T.vectorized(ROW_ALIGN):
+            for v in T.vectorized(vec):
                 Y[r, c0 + v] = vals[v]
     # fmt: on
 
@@ -311,9 +318,9 @@ def _split_reason(st: Structure, k: int, tiles: int, sm_count: int) -> str | Non
         return "splits > 1 sums plain GEMM partials: not for conv2d or the gated GEMM"
     if st.store != "direct" or st.cluster != 1:
         return "splits > 1 stores f32 partials directly: store=direct, cluster=1"
-    k_tiles = -(-k // BLOCK_K)
+    k_tiles = -(-k // k_step(st.in_dtype))
     if k_tiles % st.splits:
-        return f"splits={st.splits} does not divide the {k_tiles} K steps of {BLOCK_K}"
+        return f"splits={st.splits} does not divide the {k_tiles} K steps of {k_step(st.in_dtype)}"
     if k_tiles // st.splits < SPLIT_MIN_STEPS:
         steps = k_tiles // st.splits
         return f"splits={st.splits} leaves {steps} K steps per block, under {SPLIT_MIN_STEPS}"
@@ -326,6 +333,17 @@ def _split_reason(st: Structure, k: int, tiles: int, sm_count: int) -> str | Non
 
 def _bytes(dtype: str) -> int:
     return tvm.DataType(dtype).bits // 8
+
+
+def storage(in_dtype: str) -> str:
+    """The dtype A, B and their shared-memory ring are declared with: fp8 as bytes (only the
+    TMA and wgmma read them, and wgmma takes the fp8 format from its instruction)."""
+    return "uint8" if in_dtype in FP8 else in_dtype
+
+
+def k_step(in_dtype: str) -> int:
+    """Elements of a K step: one 128-byte swizzle row (64 halves, 128 fp8 values)."""
+    return SWIZZLE_ROW // _bytes(storage(in_dtype))
 
 
 def legal(m: int, n: int, k: int, *, smem_limit: int, sm_count: int = 0, **structure) -> str | None:
@@ -341,6 +359,12 @@ def legal(m: int, n: int, k: int, *, smem_limit: int, sm_count: int = 0, **struc
         return f"epilogue {epilogue!r} / out_dtype {out_dtype!r}: not in {EPILOGUES} / {OUT_DTYPES}"
     if in_dtype not in IN_DTYPES:
         return f"in_dtype {in_dtype!r}: wgmma f32-accumulate is implemented for {tuple(IN_DTYPES)}"
+    fp8_plain = trans_b and not (conv or st.gated or epilogue or st.splits > 1)
+    if in_dtype in FP8 and not fp8_plain:
+        return (
+            "fp8: A @ B.T only (wgmma reads fp8 operands K-major), scaled by the per-tensor "
+            "scales with no other epilogue; no conv, gated GEMM or split-K"
+        )
     if batch < 0:
         return f"batch={batch}: 0 (no batch dim) or the batch size"
     if block_n not in BLOCK_NS or consumers not in CONSUMERS or stages not in STAGES:
@@ -420,7 +444,10 @@ def wgmma_gemm(
     batch, conv, dt, trans_b = st.batch, st.conv, st.in_dtype, st.trans_b
     block_n, consumers, stages, raster = st.block_n, st.consumers, st.stages, st.raster
     epilogue, out_dtype = st.epilogue, st.out_dtype
-    bm_rows, bn_rows, bk = WG_ROWS * consumers, block_n, BLOCK_K
+    sdt, es = storage(dt), _bytes(storage(dt))  # A and B as stored: fp8 as bytes
+    bm_rows, bn_rows, bk = WG_ROWS * consumers, block_n, k_step(dt)
+    k_mma = 32 // es  # K of one wgmma: 32 bytes of each operand row
+    scaled = dt in FP8  # C = (A @ B.T) * scale_a * scale_b
     gated = st.gated
     block_c = bn_rows // 2 if gated else bn_rows  # C columns per block
     grid_m, grid_n = -(-m // bm_rows), -(-n // block_c)  # edge tiles: see _edge_reason
@@ -428,11 +455,11 @@ def wgmma_gemm(
     # A as a TMA tensor: rank, dims (innermost first), byte strides, box; 2-D rows of K, or
     # (conv) the NHWC image read as a tile_p x tile_q pixel patch of 64 channels.
     pads = row_pads(m, n, k, **structure)  # operands read through an aligned scratch copy
-    ka = padded(k) if "a" in pads else k  # A's row length as the TMA reads it
+    ka = padded(k, dt) if "a" in pads else k  # A's row length as the TMA reads it
     b_cols = k if trans_b else n  # B's (a padded copy's, if any)
-    b_cols = padded(b_cols) if "b" in pads else b_cols
+    b_cols = padded(b_cols, dt) if "b" in pads else b_cols
     pairs = n % 2 == 0  # a thread stores its two adjacent columns at once (aligned when N even)
-    a_tma = (2, ka, max(batch, 1) * m, ka * 2, bk, bm_rows, 1, 1)
+    a_tma = (2, ka, max(batch, 1) * m, ka * es, bk, bm_rows, 1, 1)
     if conv:
         img, h, w, c, fr, fs, pad = conv  # fr x fs filter (s is the ring stage below)
         p_out, q_out = conv_out(conv)
@@ -444,7 +471,7 @@ def wgmma_gemm(
     tiles, nb = grid_m * grid_n, max(batch, 1)
     persistent = st.schedule == "persistent"
     tma_store = st.store == "tma"
-    ring_elems = stages * (bm_rows + bn_rows) * bk  # a multiple of 1024 B: 64 x 2-byte rows
+    ring_elems = stages * (bm_rows + bn_rows) * bk  # a multiple of 1024 B: 128-byte rows
     out_bytes = _bytes(out_dtype)
     box_cols = SWIZZLE_ROW // out_bytes  # C columns per TMA store box
     chunk = 16 // out_bytes  # C columns per 16-byte swizzle chunk
@@ -464,22 +491,24 @@ def wgmma_gemm(
     ctas = min(units, sm_count) if persistent else units
     rounds = -(-units // ctas)  # units of the busiest block
     acc_n = block_n // 2  # f32 accumulators per thread of an m64nN warpgroup tile
-    stage_bytes = (bm_rows + bn_rows) * bk * 2
+    stage_bytes = (bm_rows + bn_rows) * bk * es
     group = raster * grid_n
-    mma = f"wgmma.mma_async.sync.aligned.m64n{block_n}k16.f32.{IN_DTYPES[dt]}.{IN_DTYPES[dt]}"
+    mma = f"wgmma.mma_async.sync.aligned.m64n{block_n}k{k_mma}.f32.{IN_DTYPES[dt]}.{IN_DTYPES[dt]}"
+    # scale-d, imm-scale-a, imm-scale-b, then (16-bit types only) the transposes of A and B
+    mma_flags = (1, 1) if scaled else (1, 1, 0, 0 if trans_b else 1)
     releases = consumers * 4 * cluster  # one arrive per consumer warp (of both blocks)
     expression = epilogue if isinstance(epilogue, Epilogue) else None
     has_bias = bool(epilogue) and expression is None
     # B as a 2-D TMA tensor (innermost dim first) and its box: K-major rows of K, or MN-major
     # rows of N read 64 columns (one swizzle atom) per box.
     b_part = bn_rows // cluster  # B rows (K-major) or columns (MN-major) a block loads
-    b_dims = (b_cols, nb * n, b_cols * 2, bk, b_part)
+    b_dims = (b_cols, nb * n, b_cols * es, bk, b_part)
     if not trans_b:
-        b_dims = (b_cols, nb * k, b_cols * 2, MN_ATOM, bk)
+        b_dims = (b_cols, nb * k, b_cols * es, MN_ATOM, bk)
     if gated:  # B as [2N, K] rows; a box is half a tile: block_c gate rows, then block_c up rows
-        b_dims = (b_cols, 2 * n, b_cols * 2, bk, block_c)
+        b_dims = (b_cols, 2 * n, b_cols * es, bk, block_c)
     b_lbo = 1 if trans_b else MN_LBO_16B
-    b_k16 = (0, 16) if trans_b else (16, 0)  # (ring rows, columns) from one k16 step to the next
+    b_k16 = (0, k_mma) if trans_b else (16, 0)  # (ring rows, columns) from one wgmma K to the next
     b_loads = 1 if trans_b else b_part // MN_ATOM  # TMA boxes of B per block and stage
     a_shape, b_shape = (m, k), ((n, k) if trans_b else (k, n))
     c_shape = (m, n)
@@ -491,6 +520,7 @@ def wgmma_gemm(
         b_shape = (2, n, k)
 
     operands = operand_buffers(expression, c_shape, dt)
+    scales = [tvm.tirx.decl_buffer((1,), "float32", name=n) for n in ("scale_a", "scale_b")]
 
     ragged = grid_m % raster != 0  # the last raster group has fewer M tiles
 
@@ -535,6 +565,8 @@ def wgmma_gemm(
         return g / (tvm.tirx.const(1.0, "float32") + tvm.tirx.exp(-g)) * acc[i + acc_n // 2]
 
     def finish(x, bias, index):
+        if scaled:  # fp8: the per-tensor scales of A and B, as torch._scaled_mm applies them
+            x = x * scales[0][0] * scales[1][0]
         return epilogue_value(
             x, index, epilogue=epilogue, out_dtype=out_dtype, bias=bias, operands=operands
         )
@@ -721,16 +753,16 @@ def wgmma_gemm(
             s = step(ti, kt) % stages
             T.cuda.mbarrier_wait(T.address_of(full[s]), step(ti, kt) // stages % 2)
             T.ptx.wgmma.fence.sync.aligned()
-            for kk in T.unroll(bk // 16):
+            for kk in T.unroll(bk // k_mma):
                 T.cuda.wgmma.encode_matrix_descriptor(
-                    T.address_of(desc_a), T.address_of(ring[s, wg * WG_ROWS, kk * 16]),
+                    T.address_of(desc_a), T.address_of(ring[s, wg * WG_ROWS, kk * k_mma]),
                     1, SBO_16B, SWIZZLE_128B)
                 T.cuda.wgmma.encode_matrix_descriptor(
                     T.address_of(desc_b),
                     T.address_of(ring[s, bm_rows + kk * b_k16[0], kk * b_k16[1]]),
                     b_lbo, SBO_16B, SWIZZLE_128B)
                 T.ptx[mma](*[acc[i] for i in range(acc_n)], desc_a, desc_b,
-                           T.ptx.pred(1), 1, 1, 0, 0 if trans_b else 1)
+                           T.ptx.pred(1), *mma_flags)
             T.ptx.wgmma.commit_group.sync.aligned()
             T.ptx.wgmma.wait_group.sync.aligned(1)
             if kt > 0 and tid % 32 == 0:
@@ -759,7 +791,7 @@ def wgmma_gemm(
         # (a library's own functions are not found by name from its host code; the kernels of
         # its device module are), with its launch dims, as that function's wrapper does
         T.call_packed(f"{symbol}_pad_{name}_kernel", X.data, scratch.data,
-                      pad_blocks(rows, cols), PAD_THREADS)
+                      pad_blocks(rows, cols, dt), PAD_THREADS)
 
     @T.macro
     def device(A, B, C, bias, a_map, b_map, c_map, P):
@@ -768,15 +800,15 @@ def wgmma_gemm(
             _rank = T.cta_id_in_cluster([cluster])  # launches clusters; == bx % cluster
         tid = T.thread_id([WG_THREADS * (consumers + 1)])
         if tma_store:  # one dynamic allocation (TIRx): the ring, then the store buffers
-            pool = T.alloc_buffer((ring_elems + staged_elems * out_bytes // 2,), dt,
+            pool = T.alloc_buffer((ring_elems + staged_elems * out_bytes // es,), sdt,
                                   scope="shared.dyn", align=1024)
-            ring = T.decl_buffer((stages, bm_rows + bn_rows, bk), dt, data=pool.data,
+            ring = T.decl_buffer((stages, bm_rows + bn_rows, bk), sdt, data=pool.data,
                                  scope="shared.dyn")
             staged = T.decl_buffer((consumers * STORE_BUFFERS, STORE_BOX, box_cols), out_dtype,
-                                   data=pool.data, elem_offset=ring_elems * 2 // out_bytes,
+                                   data=pool.data, elem_offset=ring_elems * es // out_bytes,
                                    scope="shared.dyn")
         else:
-            ring = T.alloc_buffer((stages, bm_rows + bn_rows, bk), dt, scope="shared.dyn",
+            ring = T.alloc_buffer((stages, bm_rows + bn_rows, bk), sdt, scope="shared.dyn",
                                    align=1024)
         full = T.alloc_buffer((stages,), "uint64", scope="shared", align=8)
         empty = T.alloc_buffer((stages,), "uint64", scope="shared", align=8)
@@ -835,17 +867,17 @@ def wgmma_gemm(
     def kernel(A, B, C, bias):
         # operands in `pads` are read from zero-padded scratch copies (workspaces)
         if "a" in pads:
-            A8 = T.alloc_buffer((pads["a"][0], padded(pads["a"][1])), dt)
+            A8 = T.alloc_buffer((pads["a"][0], padded(pads["a"][1], dt)), sdt)
             pad_into(A, A8, "a", *pads["a"])
         if "b" in pads:
-            B8 = T.alloc_buffer((pads["b"][0], padded(pads["b"][1])), dt)
+            B8 = T.alloc_buffer((pads["b"][0], padded(pads["b"][1], dt)), sdt)
             pad_into(B, B8, "b", *pads["b"])
         a_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
-        T.call_packed("runtime.cuTensorMapEncodeTiled", a_map, dt, a_tma[0],
+        T.call_packed("runtime.cuTensorMapEncodeTiled", a_map, sdt, a_tma[0],
                       A8.data if "a" in pads else A.data,  # noqa: F821
                       *a_tma[1:], 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
         b_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
-        T.call_packed("runtime.cuTensorMapEncodeTiled", b_map, dt, 2,
+        T.call_packed("runtime.cuTensorMapEncodeTiled", b_map, sdt, 2,
                       B8.data if "b" in pads else B.data, *b_dims,  # noqa: F821
                       1, 1, 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
         if tma_store:
@@ -876,14 +908,16 @@ def wgmma_gemm(
         # for well-formedness below, once they are.
         @T.prim_func(check_well_formed=False)
         def main(a: T.handle, b: T.handle, c: T.handle):
-            A = T.match_buffer(a, a_shape, dt, align=16)
-            B = T.match_buffer(b, b_shape, dt, align=16)
+            A = T.match_buffer(a, a_shape, sdt, align=16)
+            B = T.match_buffer(b, b_shape, sdt, align=16)
             C = T.match_buffer(c, c_shape, out_dtype, align=16)
             kernel(A, B, C, None)
     # fmt: on
 
     if operands:
         main = with_buffers(main, operands, at=2)  # between B and C
+    if scaled:
+        main = with_buffers(main, scales, at=2)  # (A, B, scale_a, scale_b, C): torch._scaled_mm
     tvm.tirx.analysis.verify_well_formed(main)
     return main.with_attr(PIPELINE_ATTR, "tirx")
 
