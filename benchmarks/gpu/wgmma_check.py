@@ -2,7 +2,7 @@
 """Build, check and time `cuda.wgmma` structures on a Hopper GPU, against cuBLAS in the same run.
 
     OUT=/tmp/out python benchmarks/gpu/wgmma_check.py [--size 4096 | --shape M,N,K] \
-        [--dtype float16|bfloat16|float8_e4m3fn|float8_e5m2] [--layout nt|nn] [--batch B] \
+        [--dtype float16|bfloat16|float8_e4m3fn|float8_e5m2|float32] [--layout nt|nn] [--batch B] \
         [--out-dtype float32] [--structures 256,2,4,1 128,2,4,8,p ...]
 
 Each structure is ``block_n,consumers,stages,raster[,p][,c2][,t][,sN][,l]`` (`p`: the persistent
@@ -13,7 +13,8 @@ For each: build with ``tir_pipeline="tirx"`` (nvcc), check ``C = A @ B.T`` (``--
 stored N x K) or ``C = A @ B`` (``nn``, B stored K x N), over ``--batch`` matrices if given, on
 fresh random inputs against torch's float64 product (normwise relative error, NaN-poisoned
 output), then time it and the same torch.matmul (cuBLAS; fp8: ``torch._scaled_mm`` with the
-same per-tensor scales, cuBLASLt) with
+same per-tensor scales, cuBLASLt; fp32, which the kernel runs as TF32: cuBLAS with TF32 allowed)
+with
 `autokernel_tvm.timing.compare`. Prints a table; writes
 ``$OUT/wgmma_check_DTYPE[_nn][_bB].json`` and appends one row per structure to
 ``$OUT/<device>.jsonl``.
@@ -42,9 +43,13 @@ from autokernel_tvm.families.cuda_wgmma.kernel import wgmma_module  # noqa: E402
 from autokernel_tvm.hardware import limits  # noqa: E402
 from autokernel_tvm.targets import make_target  # noqa: E402
 
-TORCH = {"float16": torch.float16, "bfloat16": torch.bfloat16,
+TORCH = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
          "float8_e4m3fn": torch.float8_e4m3fn, "float8_e5m2": torch.float8_e5m2}  # fmt: skip
 FP8 = ("float8_e4m3fn", "float8_e5m2")
+#: what the kernel is timed against, by input dtype (fp32 inputs run on TF32 tensor cores, so
+#: cuBLAS runs with torch.backends.cuda.matmul.allow_tf32 on: the same precision)
+BASELINES = {"float8_e4m3fn": "torch._scaled_mm", "float8_e5m2": "torch._scaled_mm",
+             "float32": "torch.tf32"}  # fmt: skip
 OUT = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
@@ -136,7 +141,7 @@ def result_rows(meta: dict, rows: list[dict]) -> list[dict]:
             "dtype": meta["dtype"], "out_dtype": meta.get("out_dtype", "float32"),
             "impl": "cuda.wgmma", "params": s, "method": "direct",
             "tflops": r["tflops"],
-            "baseline": "torch._scaled_mm" if meta["dtype"] in FP8 else "torch",
+            "baseline": BASELINES.get(meta["dtype"], "torch"),
             "baseline_tflops": r["cublas_tflops"], "ratio": r["ratio"], "trials": None,
             "tune_seconds": None, "command": "python3 " + meta["command"],
             "max_rel_error": r["rel_err"],
@@ -145,6 +150,7 @@ def result_rows(meta: dict, rows: list[dict]) -> list[dict]:
 
 
 def main(argv=None) -> int:
+    torch.backends.cuda.matmul.allow_tf32 = True  # only fp32 inputs reach a TF32 GEMM here
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=4096)
     p.add_argument("--shape", help="M,N,K (default: --size cubed)")

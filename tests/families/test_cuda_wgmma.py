@@ -602,3 +602,20 @@ def test_fp8_legality_names_what_wgmma_cannot_do():
     assert "epilogue" in legal(4096, 4096, 4096, epilogue="bias", **kw)
     assert "split-K" in legal(16, 4096, 4096, splits=2, consumers=1, block_n=128, **kw)
     assert "split-K" in legal(4096, 4096, 4096, gated=True, **kw)
+
+
+def test_tf32_kernel_builds_but_is_not_offered_for_fp32_workloads(needs_nvcc, tmp_path):
+    """fp32 operands run on TF32 tensor cores (wgmma k8, K-major, no transposes, 32 values a
+    K step, 16-byte pad chunks of 4): the kernel builds, with split-K and a fused epilogue,
+    but the tuner never picks it for an fp32 workload, whose gate asks for fp32 accuracy."""
+    kw = dict(smem_limit=SMEM, sm_count=132, in_dtype="float32", consumers=1, block_n=128)
+    kw.update(raster=1, epilogue="bias_relu", splits=2)
+    mod = wgmma_module(100, 300, 1001, symbol="ak_tf32", **kw)
+    names = {gv.name_hint for gv in mod.functions}
+    assert names == {"main", "ak_tf32_pad_a", "ak_tf32_pad_b", "ak_tf32_reduce"}
+    src = cuda_source(build_module(mod, TARGET, check_nvcc=True))
+    assert "m64n128k8.f32.tf32.tf32" in src
+    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "K-major" in legal(1000, 1000, 1000, **{**kw, "trans_b": False, "splits": 1})
+    why = FAMILY.applies(Workload("gemm_nt", (1024, 1024, 1024), "float32"), TARGET)
+    assert why is not None and "3xTF32" in why

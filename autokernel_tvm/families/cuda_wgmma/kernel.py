@@ -85,7 +85,10 @@ ROW_ALIGN = 8  # 2-byte elements per 16 bytes: TMA's global row strides are mult
 PAD_THREADS = 256  # threads per block of the row-padding copy (pad_rows)
 PAD_COLS = 64  # a padded copy's rows: multiples of 128 bytes of 2-byte elements
 SMEM_ALIGN_SLACK = 1024  # the kernel aligns its dynamic shared memory to 1 KiB (128B swizzle)
-IN_DTYPES = {"float16": "f16", "bfloat16": "bf16", "float8_e4m3fn": "e4m3", "float8_e5m2": "e5m2"}
+IN_DTYPES = {
+    "float16": "f16", "bfloat16": "bf16", "float8_e4m3fn": "e4m3", "float8_e5m2": "e5m2",
+    "float32": "tf32",  # TF32 tensor cores: fp32 operands, ~10 mantissa bits used
+}  # fmt: skip
 FP8 = ("float8_e4m3fn", "float8_e5m2")  # 1-byte inputs, stored and copied as bytes (uint8)
 SWIZZLE_128B = 3  # CUtensorMapSwizzle enum; TVM's descriptor encoder maps it to wgmma's code
 SBO_16B = 1024 // 16  # stride between 8-row core-matrix groups: 8 rows x 128 B
@@ -225,8 +228,8 @@ def row_pads(m: int, n: int, k: int, **structure) -> dict[str, tuple[int, int]]:
         views["b"] = (2 * n, k)
     else:
         views["b"] = (nb * n, k) if st.trans_b else (nb * k, n)
-    wide = 2 // _bytes(storage(st.in_dtype))  # 2 for 1-byte elements
-    align = PAD_COLS * wide if st.pad == "lines" else ROW_ALIGN * wide
+    es = _bytes(storage(st.in_dtype))
+    align = (SWIZZLE_ROW if st.pad == "lines" else 16) // es  # elements of 128 / 16 bytes
     return {name: view for name, view in views.items() if view[1] % align}
 
 
@@ -359,6 +362,8 @@ def legal(m: int, n: int, k: int, *, smem_limit: int, sm_count: int = 0, **struc
         return f"epilogue {epilogue!r} / out_dtype {out_dtype!r}: not in {EPILOGUES} / {OUT_DTYPES}"
     if in_dtype not in IN_DTYPES:
         return f"in_dtype {in_dtype!r}: wgmma f32-accumulate is implemented for {tuple(IN_DTYPES)}"
+    if in_dtype == "float32" and (not trans_b or conv or st.gated):
+        return "tf32: A @ B.T only (wgmma reads 32-bit operands K-major); no conv or gated GEMM"
     fp8_plain = trans_b and not (conv or st.gated or epilogue or st.splits > 1)
     if in_dtype in FP8 and not fp8_plain:
         return (
@@ -495,7 +500,7 @@ def wgmma_gemm(
     group = raster * grid_n
     mma = f"wgmma.mma_async.sync.aligned.m64n{block_n}k{k_mma}.f32.{IN_DTYPES[dt]}.{IN_DTYPES[dt]}"
     # scale-d, imm-scale-a, imm-scale-b, then (16-bit types only) the transposes of A and B
-    mma_flags = (1, 1) if scaled else (1, 1, 0, 0 if trans_b else 1)
+    mma_flags = (1, 1) if es != 2 else (1, 1, 0, 0 if trans_b else 1)
     releases = consumers * 4 * cluster  # one arrive per consumer warp (of both blocks)
     expression = epilogue if isinstance(epilogue, Epilogue) else None
     has_bias = bool(epilogue) and expression is None

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# One device call (after remote-setup.sh): the kernel-level dtypes of cuda.wgmma, built directly
+# and checked against the fp64 product: fp8 (e4m3, e5m2; timed against torch._scaled_mm, the
+# same per-tensor scales, bf16 out) and fp32 inputs on TF32 tensor cores (timed against cuBLAS
+# with TF32 allowed), in alternation, L2 flushed.
+#   bash benchmarks/gpu/dtypes.sh
+# Results under $OUT: wgmma_check_*.json, <device>.jsonl.
+set -uo pipefail
+out=${OUT:-/tmp/ak_out}
+mkdir -p "$out"
+export TVM_CUDA_COMPILE_MODE=nvcc PYTHONUNBUFFERED=1
+for s in 4096 8192; do
+  for d in float8_e4m3fn float8_e5m2; do
+    OUT=$out timeout 120 python3 benchmarks/gpu/wgmma_check.py --size $s --dtype $d \
+      --out-dtype bfloat16 --structures 256,2,4,8 256,2,4,8,p,t 128,2,5,8,p,t 256,2,4,8,p,c2,t \
+      2>&1 | grep -v Warn | tail -5
+  done
+done
+OUT=$out timeout 120 python3 benchmarks/gpu/wgmma_check.py --size 4096 --dtype float32 \
+  --out-dtype float32 --structures 256,2,4,8 256,2,4,8,p,t 128,2,4,8,p,t 2>&1 | grep -v Warn | tail -4
