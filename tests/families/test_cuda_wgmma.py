@@ -57,7 +57,7 @@ def kernel_module(genome, workload):
     "kwargs, words",
     [
         ({"batch": -1}, "batch=-1"),
-        ({"in_dtype": "float32"}, "in_dtype"),
+        ({"in_dtype": "float64"}, "in_dtype"),
         ({"block_n": 96}, "block_n=96"),
         ({"stages": 5}, "shared memory"),  # 5 x (128 + 256) x 64 x 2 B > 227 KiB
         ({"raster": 0}, "raster=0"),
