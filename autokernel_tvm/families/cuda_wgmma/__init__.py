@@ -31,6 +31,7 @@ from .kernel import (
     STORES,
     WG_ROWS,
     conv_out,
+    k_step,
     legal,
     row_pads,
     smem_bytes,
@@ -189,7 +190,7 @@ class CudaWgmma(Family):
             raster=0,
         )  # fmt: skip
         for splits in sorted(SPLITS, reverse=True):
-            if -(-k // 64) // splits < SEED_SPLIT_STEPS:
+            if -(-k // k_step(workload.dtype)) // splits < SEED_SPLIT_STEPS:
                 continue
             try:
                 self.check(base.replace(splits=splits), workload, target)
@@ -210,7 +211,7 @@ class CudaWgmma(Family):
         lead = max(st["batch"], 1)
         block_c = 128 if st["gated"] else 256
         fewest = lead * -(-m // (2 * WG_ROWS)) * -(-n // block_c)
-        steps, sms = -(-k // 64), limits(target).sm_count
+        steps, sms = -(-k // k_step(workload.dtype)), limits(target).sm_count
         out["splits"] = tuple(
             s
             for s in SPLITS
@@ -244,7 +245,7 @@ class CudaWgmma(Family):
             "cluster": float(params.cluster), "tma_store": float(params.store == "tma"),
             "log_splits": math.log2(params.splits),
             "log_tiles": math.log2(tiles), "waves": tiles * params.splits / sms,
-            "k_steps": -(-k // 64) / params.splits,
+            "k_steps": -(-k // k_step(workload.dtype)) / params.splits,
             "edge_waste": tiles * block_m * block_c / (lead * m * n) - 1.0,
             "smem_kb": smem_bytes(params.block_n, params.consumers, params.stages, params.store)
             / 1024,
