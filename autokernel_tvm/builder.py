@@ -74,8 +74,8 @@ def build_module(mod: tvm.IRModule, target: tvm.target.Target, check_nvcc: bool 
 
 def companions(mod: tvm.IRModule) -> dict:
     """The functions of a kernel's module other than ``main``, by symbol: what its host code
-    X
-        wherever ``main`` goes."""
+    calls by name (``cuda.wgmma``'s row-padding copies and split-K reduction, named after the
+    workload), linked wherever ``main`` goes."""
     return {gv.name_hint: f for gv, f in mod.functions.items() if gv.name_hint != "main"}
 
 

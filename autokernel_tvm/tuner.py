@@ -159,12 +159,10 @@ class Tuner:
             except ranker.RankerError as err:  # an aid to the search, not a reason to stop it
                 note = f"not used: {err}"
                 log.warning("proposal model %s", note)
-        search = Search(
+        return Search(
             self.grammar, workload, self.config.trials, prior=prior, seed=self.config.seed,
-            ranker=model,
+            ranker=model, model_note=note,
         )  # fmt: skip
-        search.model_note = note
-        return search
 
     def measure(self, workload, candidate, label: str, trials: int | None = None) -> SpaceRun:
         """Measure one candidate (design space or whole kernel) into ``<workload>/<label>``."""

@@ -57,11 +57,14 @@ class Search:
         Random seed of the generator.
     ranker : Ranker, optional
         The learned proposal model the generator ranks its draws with.
+    model_note : str
+        Which model that is, or why there is none (the report's ``proposal_model``).
     """
 
     def __init__(
-        self, grammar: Grammar, workload, trials: int, *, prior=(), seed: int = 0, ranker=None
-    ):
+        self, grammar: Grammar, workload, trials: int, *, prior=(), seed: int = 0, ranker=None,
+        model_note: str = "",
+    ):  # fmt: skip
         self.workload, self.trials = workload, trials
         families = grammar.families(workload)
         known = {g.family for g, _ in prior}
@@ -75,7 +78,7 @@ class Search:
             if pick.params != family.default:
                 self.prior.insert(0, (pick, SEED_WEIGHT))
         self.generator = Generator(grammar, workload, seed=seed, prior=self.prior, ranker=ranker)
-        self.model_note = "given" if ranker is not None else "none"  # the tuner says which
+        self.model_note = model_note
         self.plan = halving_plan(trials)
         self.proposed: list[Genome] = []
         self.used: dict[str, int] = {}

@@ -25,16 +25,17 @@ from .kernel import (
     CONSUMERS,
     PADS,
     SCHEDULES,
-    SPLIT_MIN_STEPS,
     SPLITS,
     STAGES,
     STORES,
     WG_ROWS,
+    Structure,
     conv_out,
     k_step,
     legal,
     row_pads,
     smem_bytes,
+    split_reason,
     wgmma_module,
 )
 
@@ -179,10 +180,8 @@ class CudaWgmma(Family):
         block (the f32 partials cost a pass over the output per split). H200: 0.60-0.68x
         cuBLAS without splits, 0.95-1.02x with them, on 1 and 16 x 4096 x {4096, 11008} and
         256 x 256 x 524288."""
-        m, n, k = _mnk(workload)
-        lead = workload.shape[0] if OPS.get(workload.op, (0, 0))[1] else 1
-        tiles = lead * -(-m // 128) * -(-n // 256)
-        if tiles >= limits(target).sm_count or workload.op not in OPS:
+        m, _, k = _mnk(workload)
+        if _tiles(workload, 2 * WG_ROWS, 256) >= limits(target).sm_count:
             return self.default
         wide = m >= 2 * WG_ROWS
         base = WgmmaParams(
@@ -201,24 +200,18 @@ class CudaWgmma(Family):
 
     def impossible(self, workload, target) -> dict[str, tuple]:
         """pad=lines where no operand has rows that are 16-byte but not 128-byte multiples;
-        the splits that even the fewest tiles (128 x 256) would not leave room for, or that do
-        not divide K into blocks of at least ``SPLIT_MIN_STEPS`` K steps."""
+        the splits the kernel's split check refuses even for the fewest tiles (128 x 256)."""
         m, n, k = _mnk(workload)
         st = structure(self.default, workload)
         out = {}
         if row_pads(m, n, k, **{**st, "pad": "lines"}) == row_pads(m, n, k, **st):
             out["pad"] = ("lines",)
-        lead = max(st["batch"], 1)
-        block_c = 128 if st["gated"] else 256
-        fewest = lead * -(-m // (2 * WG_ROWS)) * -(-n // block_c)
-        steps, sms = -(-k // k_step(workload.dtype)), limits(target).sm_count
+        fewest = _tiles(workload, 2 * WG_ROWS, 128 if st["gated"] else 256)
+        plain = {**st, "store": "direct", "cluster": 1}  # what a split needs of the other genes
+        sms = limits(target).sm_count
         out["splits"] = tuple(
-            s
-            for s in SPLITS
-            if s > 1
-            and (st["conv"] or st["gated"] or steps % s or steps // s < SPLIT_MIN_STEPS
-                 or fewest * (s // 2) >= sms)
-        )  # fmt: skip
+            s for s in SPLITS if split_reason(Structure(**{**plain, "splits": s}), k, fewest, sms)
+        )
         return out
 
     def features(self, params: WgmmaParams, workload, target) -> dict[str, float]:
@@ -230,7 +223,7 @@ class CudaWgmma(Family):
         lead = max(st["batch"], 1)
         block_m = WG_ROWS * params.consumers
         block_c = params.block_n // 2 if st["gated"] else params.block_n
-        tiles = lead * -(-m // block_m) * -(-n // block_c)
+        tiles = _tiles(workload, block_m, block_c)
         sms = max(limits(target).sm_count, 1)
         return {
             "log_m": math.log2(m), "log_n": math.log2(n), "log_k": math.log2(k),
@@ -269,6 +262,13 @@ class CudaWgmma(Family):
             stages=genome["stages"],
             raster=genome["raster"],
         )
+
+
+def _tiles(workload, block_m: int, block_c: int) -> int:
+    """Output tiles of ``block_m x block_c`` over the workload's M x N (and batch)."""
+    m, n, _ = _mnk(workload)
+    lead = workload.shape[0] if OPS[workload.op][1] else 1
+    return lead * -(-m // block_m) * -(-n // block_c)
 
 
 def _limits(target) -> dict:

@@ -81,9 +81,8 @@ SWIZZLE_ROW = 128  # bytes of a 128B-swizzle row; its 16-byte chunks are XORed w
 STORE_BUFFERS = 2  # per consumer warpgroup: one fills while the previous one drains
 TMA_STORE = "cp.async.bulk.tensor.2d.global.shared::cta.bulk_group"
 TMA_STORE_4D = TMA_STORE.replace(".2d.", ".4d.")
-ROW_ALIGN = 8  # 2-byte elements per 16 bytes: TMA's global row strides are multiples of 16 B
+TMA_STRIDE = 16  # bytes: TMA's global row strides are multiples of 16 B (a pad-copy chunk)
 PAD_THREADS = 256  # threads per block of the row-padding copy (pad_rows)
-PAD_COLS = 64  # a padded copy's rows: multiples of 128 bytes of 2-byte elements
 SMEM_ALIGN_SLACK = 1024  # the kernel aligns its dynamic shared memory to 1 KiB (128B swizzle)
 IN_DTYPES = {
     "float16": "f16", "bfloat16": "bf16", "float8_e4m3fn": "e4m3", "float8_e5m2": "e5m2",
@@ -229,7 +228,7 @@ def row_pads(m: int, n: int, k: int, **structure) -> dict[str, tuple[int, int]]:
     else:
         views["b"] = (nb * n, k) if st.trans_b else (nb * k, n)
     es = _bytes(storage(st.in_dtype))
-    align = (SWIZZLE_ROW if st.pad == "lines" else 16) // es  # elements of 128 / 16 bytes
+    align = (SWIZZLE_ROW if st.pad == "lines" else TMA_STRIDE) // es  # in elements
     return {name: view for name, view in views.items() if view[1] % align}
 
 
@@ -242,7 +241,7 @@ def padded(cols: int, dtype: str = "float16") -> int:
 
 def pad_blocks(rows: int, cols: int, dtype: str = "float16") -> int:
     """Blocks of :func:`pad_rows`'s kernel: one 16-byte chunk of the copy per thread."""
-    chunk = 16 // _bytes(storage(dtype))
+    chunk = TMA_STRIDE // _bytes(storage(dtype))
     return -(-rows * padded(cols, dtype) // chunk // PAD_THREADS)
 
 
@@ -250,7 +249,7 @@ def pad_rows(in_dtype: str, rows: int, cols: int, symbol: str) -> tvm.tirx.PrimF
     """``Y[rows, padded(cols)] = X`` with zero columns after ``cols``: the copy that makes an
     operand's rows TMA-addressable. Each thread writes one 16-byte chunk (8 halves) of Y."""
     dtype = storage(in_dtype)
-    vec = 16 // _bytes(dtype)  # elements of a 16-byte chunk
+    vec = TMA_STRIDE // _bytes(dtype)  # elements of a 16-byte chunk
     cols8 = padded(cols, in_dtype)
     chunks = rows * cols8 // vec
     blocks = pad_blocks(rows, cols, in_dtype)
@@ -312,7 +311,8 @@ def _store_reason(st: Structure, m: int, n: int) -> str | None:
     return None
 
 
-def _split_reason(st: Structure, k: int, tiles: int, sm_count: int) -> str | None:
+def split_reason(st: Structure, k: int, tiles: int, sm_count: int) -> str | None:
+    """Why ``st.splits`` cannot split the K steps of ``tiles`` output tiles, or None."""
     if st.splits not in SPLITS:
         return f"splits={st.splits}: one of {SPLITS}"
     if st.splits == 1:
@@ -410,7 +410,7 @@ def legal(m: int, n: int, k: int, *, smem_limit: int, sm_count: int = 0, **struc
     ):
         return "pad=lines copies nothing more here: every other operand's rows are whole lines"
     tiles = max(batch, 1) * m_tiles * -(-n // block_c)
-    why = _split_reason(st, k, tiles, sm_count)
+    why = split_reason(st, k, tiles, sm_count)
     if why:
         return why
     if st.schedule == "persistent" and tiles * st.splits <= sm_count:
