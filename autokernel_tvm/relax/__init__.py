@@ -184,7 +184,7 @@ def import_model(model: torch.nn.Module, inputs: tuple, rewrite=None):
         mod = from_exported_program(program, keep_params_as_input=True)
     except Exception as err:  # TVM's importer asserts on ops it has no converter for
         raise UnsupportedModelError(f"TVM's torch importer: {err}") from err
-    mod, params = detach_params(mod)
+    mod, params = detach_params(_host_constants(mod))
     mod = tvm.transform.Sequential(
         [relax.transform.DecomposeOpsForInference(), relax.transform.CanonicalizeBindings()]
     )(mod)
@@ -194,6 +194,27 @@ def import_model(model: torch.nn.Module, inputs: tuple, rewrite=None):
     if weights:
         mod = relax.transform.LiftTransformParams()(mod)
     return mod, weights, program.call_spec.out_spec
+
+
+def _host_constants(mod: tvm.IRModule) -> tvm.IRModule:
+    """``mod`` with its constants (a model's buffers, e.g. BatchNorm's running statistics: the
+    importer embeds them as they are, on the model's device) copied to the host. FoldConstant
+    evaluates them with host-built code while the model is legalized: a CUDA constant made
+    that fail with "Mismatched A.device_type ... expected cpu" (ResNet block, 2026-12-03)."""
+    from tvm.relax.expr_functor import PyExprMutator, mutator
+
+    @mutator
+    class _ToHost(PyExprMutator):
+        def visit_generic_const_(self, op):
+            if op.value.device.dlpack_device_type() == tvm.cpu().dlpack_device_type():
+                return op
+            return relax.const(op.value.numpy(), str(op.value.dtype))
+
+    out = tvm.IRModule(mod.functions, attrs=mod.attrs)
+    for gv, func in mod.functions.items():
+        if isinstance(func, relax.Function):
+            out[gv] = _ToHost().visit_expr(func)
+    return out
 
 
 def autokernel_pipeline(config: TuneConfig, *, tuner: Tuner | None = None) -> tvm.transform.Pass:

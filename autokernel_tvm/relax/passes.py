@@ -21,6 +21,7 @@ from tvm.s_tir import meta_schedule as ms
 
 from ..builder import WMMA_PASS_CONFIG, pass_config
 from ..database import repair
+from .layout import LayoutTranspose
 from .tasks import MIN_TASK_FLOPS, extract, tune_tasks
 
 TUNE_RELAX_GLOBAL = "tvm.s_tir.meta_schedule.tune_relax"
@@ -31,8 +32,10 @@ def lower_pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
 
     What ``compile_relax`` runs (the fusion of :func:`~autokernel_tvm.relax_tasks.extract`, so
     database keys match), as a reusable pass; GPU functions without a record get DLight's
-    default schedules. 0.27's ``compile_relax`` itself cannot be used: it opens its own
-    ``PassContext`` and so drops the CUDA flags of :func:`~autokernel_tvm.builder.pass_config`.
+    default schedules, and layout transposes the shared-memory tiling of
+    :class:`~autokernel_tvm.relax.layout.LayoutTranspose`. 0.27's ``compile_relax`` itself
+    cannot be used: it opens its own ``PassContext`` and so drops the CUDA flags of
+    :func:`~autokernel_tvm.builder.pass_config`.
     """
     from tvm.relax import pipeline as rp
     from tvm.s_tir import dlight as dl
@@ -50,6 +53,7 @@ def lower_pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
                     dl.gpu.GEMV(),
                     dl.gpu.Reduction(),
                     dl.gpu.GeneralReduction(),
+                    LayoutTranspose(),
                     dl.gpu.Fallback(),
                 )
             )

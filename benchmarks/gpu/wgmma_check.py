@@ -3,7 +3,7 @@
 
     OUT=/tmp/out python benchmarks/gpu/wgmma_check.py [--size 4096 | --shape M,N,K] \
         [--dtype float16|bfloat16|float8_e4m3fn|float8_e5m2|float32] [--layout nt|nn] [--batch B] \
-        [--out-dtype float32] [--structures 256,2,4,1 128,2,4,8,p ...]
+        [--out-dtype float32] [--epilogue bias_gelu] [--structures 256,2,4,1 128,2,4,8,p ...]
 
 Each structure is ``block_n,consumers,stages,raster[,p][,c2][,t][,sN][,l]`` (`p`: the persistent
 schedule, `c2`: clusters of 2 blocks multicasting B, `t`: the TMA-store write-back, `sN`: split-K
@@ -13,8 +13,9 @@ For each: build with ``tir_pipeline="tirx"`` (nvcc), check ``C = A @ B.T`` (``--
 stored N x K) or ``C = A @ B`` (``nn``, B stored K x N), over ``--batch`` matrices if given, on
 fresh random inputs against torch's float64 product (normwise relative error, NaN-poisoned
 output), then time it and the same torch.matmul (cuBLAS; fp8: ``torch._scaled_mm`` with the
-same per-tensor scales, cuBLASLt; fp32, which the kernel runs as TF32: cuBLAS with TF32 allowed)
-with
+same per-tensor scales, cuBLASLt; fp32, which the kernel runs as TF32: cuBLAS with TF32 allowed;
+``--epilogue bias[_relu|_gelu]``: the kernel's fused ``act(A @ B.T + bias)`` against eager's
+``F.linear`` and the activation, as an ``nn.Linear`` layer runs them) with
 `autokernel_tvm.timing.compare`. Prints a table; writes
 ``$OUT/wgmma_check_DTYPE[_nn][_bB].json`` and appends one row per structure to
 ``$OUT/<device>.jsonl``.
@@ -53,7 +54,11 @@ BASELINES = {"float8_e4m3fn": "torch._scaled_mm", "float8_e5m2": "torch._scaled_
 OUT = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
-def check_one(shape, dtype, structure, target, nt=True, batch=0, out_dtype="float32") -> dict:
+ACTS = {"": lambda x: x, "relu": torch.relu, "gelu": torch.nn.functional.gelu}
+
+
+def check_one(shape, dtype, structure, target, nt=True, batch=0, out_dtype="float32",
+              epilogue="") -> dict:  # fmt: skip
     block_n, consumers, stages, raster, *flags = structure
     schedule = "persistent" if "p" in flags else "tile"
     cluster = 2 if "c2" in flags else 1
@@ -66,19 +71,27 @@ def check_one(shape, dtype, structure, target, nt=True, batch=0, out_dtype="floa
         row["structure"]["splits"] = splits
     if pad != "needed":
         row["structure"]["pad"] = pad
+    if epilogue:
+        row["epilogue"] = epilogue
     m, n, k = shape
     t0 = time.time()
     lim = limits(target)
     mod = wgmma_module(m, n, k, batch=batch, in_dtype=dtype, trans_b=nt, block_n=block_n,
                       consumers=consumers, stages=stages, raster=raster, out_dtype=out_dtype,
                       schedule=schedule, cluster=cluster, store=store, splits=splits, pad=pad,
-                      smem_limit=lim.smem_per_block, sm_count=lim.sm_count)  # fmt: skip
+                      epilogue=epilogue, smem_limit=lim.smem_per_block,
+                      sm_count=lim.sm_count)  # fmt: skip
     lead = (batch,) if batch else ()
 
     fp8 = dtype in FP8
     scales = [torch.tensor(s, device="cuda") for s in (0.75, 1.25)]  # float32 scalars
 
+    act = ACTS[epilogue.partition("_")[2]]
+    bias = torch.randn(n, device="cuda").to(TORCH[dtype]) if epilogue else None
+
     def matmul(a, b):
+        if epilogue:  # what an nn.Linear layer and its activation run in eager
+            return act(torch.nn.functional.linear(a, b, bias.to(a.dtype)).to(OUT[out_dtype]))
         if fp8:  # cuBLASLt's fp8 GEMM with per-tensor scales (what torch._scaled_mm calls)
             return torch._scaled_mm(a, b.t(), scale_a=scales[0], scale_b=scales[1],
                                     out_dtype=OUT[out_dtype])  # fmt: skip
@@ -88,10 +101,12 @@ def check_one(shape, dtype, structure, target, nt=True, batch=0, out_dtype="floa
         """Our kernel's arguments: fp8 as bytes, then (fp8) the scales before C."""
         a, b, c = (t.view(torch.uint8) if t.dtype in (TORCH[f] for f in FP8) else t
                    for t in tensors)  # fmt: skip
-        extra = [s.reshape(1) for s in scales] if fp8 else []
+        extra = [s.reshape(1) for s in scales] if fp8 else [bias] if epilogue else []
         return [tvm.runtime.from_dlpack(x) for x in (a, b, *extra, c)]
 
     def reference(a, b):
+        if epilogue:
+            return act(torch.nn.functional.linear(a.double(), b.double(), bias.double()))
         if fp8:
             return (a.double() * 0.75) @ (b.double() * 1.25).T
         return matmul(a.double(), b.double())
@@ -129,6 +144,7 @@ def result_rows(meta: dict, rows: list[dict]) -> list[dict]:
 
     batch, nt = meta.get("batch", 0), meta.get("layout", "nt") == "nt"
     op = ("batch_gemm" if batch else "gemm") + ("_nt" if nt else "")
+    op = f"gemm_{meta['epilogue']}" if meta.get("epilogue") else op  # the workloads' op names
     shape = meta.get("shape") or [meta["size"]] * 3
     out = []
     for r in rows:
@@ -141,7 +157,8 @@ def result_rows(meta: dict, rows: list[dict]) -> list[dict]:
             "dtype": meta["dtype"], "out_dtype": meta.get("out_dtype", "float32"),
             "impl": "cuda.wgmma", "params": s, "method": "direct",
             "tflops": r["tflops"],
-            "baseline": BASELINES.get(meta["dtype"], "torch"),
+            "baseline": BASELINES.get(meta["dtype"], "torch") if not meta.get("epilogue")
+            else "torch.linear",
             "baseline_tflops": r["cublas_tflops"], "ratio": r["ratio"], "trials": None,
             "tune_seconds": None, "command": "python3 " + meta["command"],
             "max_rel_error": r["rel_err"],
@@ -159,6 +176,12 @@ def main(argv=None) -> int:
     p.add_argument("--layout", default="nt", choices=("nt", "nn"), help="nt: A@B.T, nn: A@B")
     p.add_argument("--batch", type=int, default=0, help="leading batch dim (0: none)")
     p.add_argument("--out-dtype", default="float32", choices=sorted(OUT), help="C's dtype")
+    p.add_argument(
+        "--epilogue",
+        default="",
+        choices=("", "bias", "bias_relu", "bias_gelu"),
+        help="act(A @ B.T + bias) fused; timed against F.linear + act (nt only)",
+    )
     p.add_argument("--structures", nargs="+", default=["256,2,4,1", "128,2,5,1", "256,2,4,8"])
     args = p.parse_args(argv)
     target = make_target("cuda", args.arch)
@@ -168,13 +191,14 @@ def main(argv=None) -> int:
         structure = tuple(x if x[0] in "pctsl" else int(x) for x in text.split(","))
         try:
             row = check_one(shape, args.dtype, structure, target, args.layout == "nt",
-                            args.batch, args.out_dtype)  # fmt: skip
+                            args.batch, args.out_dtype, args.epilogue)  # fmt: skip
         except Exception as err:  # a failed structure is data: report it and go on
             row = {"structure": text, "error": f"{type(err).__name__}: {err}"[:2000]}
             traceback.print_exc()
         rows.append(row)
         print(json.dumps(row), flush=True)
     meta = {"gpu": torch.cuda.get_device_name(), "shape": shape, "dtype": args.dtype,
+            "epilogue": args.epilogue,
             "layout": args.layout, "batch": args.batch, "out_dtype": args.out_dtype,
             "command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                  time.gmtime())}  # fmt: skip
@@ -184,6 +208,7 @@ def main(argv=None) -> int:
         name += "_nn" if args.layout == "nn" else ""
         name += f"_b{args.batch}" if args.batch else ""
         name += f"_out_{args.out_dtype}" if args.out_dtype != "float32" else ""
+        name += f"_{args.epilogue}" if args.epilogue else ""
         with open(os.path.join(out, name + ".json"), "w") as f:
             json.dump({"meta": meta, "rows": rows}, f, indent=1)
         from autokernel_tvm import results

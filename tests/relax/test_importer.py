@@ -88,3 +88,41 @@ def test_import_model_with_weights_keeps_dtype(dtype):
     assert all(p.dtype == dtype for p in params)
     (out,) = mod["main"].ret_ty.fields
     assert out.dtype == str(dtype).removeprefix("torch.")
+
+
+class _ConvBN(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.bn = torch.nn.BatchNorm2d(8)
+
+    def forward(self, x):
+        return torch.relu(self.bn(self.conv(x)))
+
+
+def _legalizes(device):
+    from autokernel_tvm.relax import tasks
+
+    model = _ConvBN().eval().to(device)
+    mod, _, _ = import_model(model, (torch.randn(2, 8, 10, 10, device=device),))
+    consts = []
+    for func in mod.functions.values():  # BatchNorm's statistics: constants, on the host
+        if isinstance(func, relax.Function):
+            relax.analysis.post_order_visit(
+                func, lambda e: consts.append(e) if isinstance(e, tvm.ir.GenericConst) else None
+            )
+    assert all(c.value.device.dlpack_device_type() == 1 for c in consts)
+    assert consts  # the running statistics are there
+    main = tvm.IRModule({gv: f for gv, f in mod.functions.items() if gv.name_hint == "main"})
+    target = "llvm" if device == "cpu" else "cuda"
+    return tasks.extract(main, tvm.target.Target({"kind": target}))
+
+
+def test_batchnorm_model_legalizes_on_cpu():
+    assert _legalizes("cpu") is not None
+
+
+@pytest.mark.gpu
+def test_batchnorm_model_on_gpu_legalizes_with_host_constants():
+    """Model buffers on CUDA were embedded as CUDA constants, which FoldConstant failed on."""
+    assert _legalizes("cuda") is not None
