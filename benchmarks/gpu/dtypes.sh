@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 # One device call (after remote-setup.sh): the kernel-level dtypes of cuda.wgmma, built directly
 # and checked against the fp64 product: fp8 (e4m3, e5m2; timed against torch._scaled_mm, the
-# same per-tensor scales, bf16 out) and fp32 inputs on TF32 tensor cores (timed against cuBLAS
-# with TF32 allowed), in alternation, L2 flushed.
+# same per-tensor scales, bf16 out), fp32 inputs on TF32 tensor cores (timed against cuBLAS
+# with TF32 allowed) and as 3xTF32 (fp32 accuracy; against cuBLAS fp32, TF32 off), in
+# alternation, L2 flushed.
 #   bash benchmarks/gpu/dtypes.sh
 # Results under $OUT: wgmma_check_*.json, <device>.jsonl.
 set -uo pipefail
@@ -19,3 +20,9 @@ for s in 4096 8192; do
 done
 OUT=$out timeout 120 python3 benchmarks/gpu/wgmma_check.py --size 4096 --dtype float32 \
   --out-dtype float32 --structures 256,2,4,8 256,2,4,8,p,t 128,2,4,8,p,t 2>&1 | grep -v Warn | tail -4
+# 3xTF32 (fp32 accuracy) against cuBLAS fp32 with TF32 off, both layouts
+for layout in nt nn; do
+  OUT=$out timeout 150 python3 benchmarks/gpu/wgmma_check.py --size 4096 --dtype float32 \
+    --layout $layout --out-dtype float32 \
+    --structures 256,2,4,8,x3 256,2,4,8,p,t,x3 128,2,4,8,p,t,x3 2>&1 | grep -v Warn | tail -4
+done

@@ -10,7 +10,8 @@ Command (on the GPU box, after ``source .devcache/remote-setup.sh``)::
 Shapes (``SHAPES``: 22, A @ B.T as ``nn.Linear`` computes it, output in the input dtype):
 square 4096^3 and 8192^3, odd 2047 x 2049 x 2051 and 8205 x 5921 x 2949, LLaMA projections at
 2048 and 8192 tokens, decode M in {1, 16, 64} x 4096 x {4096, 11008}, short K 1024, large K
-256 x 256 x 524288, vocab N in {32000, 128256}, batched 128 x 512 x 2048 x 1024. For each:
+256 x 256 x 524288, vocab N in {32000, 128256}, batched 128 x 512 x 2048 x 1024; ``--dtypes``
+also takes float32 (3xTF32, against cuBLAS fp32 with TF32 off). For each:
 
 1. ``Tuner.tune`` (generative space; the gate runs on the winner), its tuning seconds recorded;
 2. the winner built and called as a user calls an exported kernel, checked against torch's fp64
@@ -71,10 +72,13 @@ SHAPES = {
     "rect_tall": ("gemm_nt", (16384, 1024, 4096)),
     "rect_wide": ("gemm_nt", (1024, 16384, 4096)),
 }
-TORCH = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+#: fp32 runs at fp32 accuracy on both sides: our 3xTF32 against cuBLAS with TF32 off (torch's
+#: default for matmul; set explicitly, so an environment that allows TF32 cannot flatter it)
+TORCH = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
 def run_shape(name: str, dtype: str, args, tuner: Tuner, gpu: str) -> list[dict]:
+    torch.backends.cuda.matmul.allow_tf32 = False
     op, shape = SHAPES[name]
     workload = Workload(op, shape, dtype, dtype)
     start = time.time()

@@ -5,10 +5,11 @@
         [--dtype float16|bfloat16|float8_e4m3fn|float8_e5m2|float32] [--layout nt|nn] [--batch B] \
         [--out-dtype float32] [--epilogue bias_gelu] [--structures 256,2,4,1 128,2,4,8,p ...]
 
-Each structure is ``block_n,consumers,stages,raster[,p][,c2][,t][,sN][,l]`` (`p`: the persistent
-schedule, `c2`: clusters of 2 blocks multicasting B, `t`: the TMA-store write-back, `sN`: split-K
-over N blocks per tile, `l`: operands with rows that are not whole 128-byte lines copied into
-padded scratch first; see `autokernel_tvm.families.cuda_wgmma`).
+Each structure is ``block_n,consumers,stages,raster[,p][,c2][,t][,sN][,l][,x3]`` (`p`: the
+persistent schedule, `c2`: clusters of 2 blocks multicasting B, `t`: the TMA-store write-back,
+`sN`: split-K over N blocks per tile, `l`: operands with rows that are not whole 128-byte lines
+copied into padded scratch first, `x3`: fp32 inputs as 3xTF32, timed against cuBLAS fp32 with
+TF32 off; see `autokernel_tvm.families.cuda_wgmma`).
 For each: build with ``tir_pipeline="tirx"`` (nvcc), check ``C = A @ B.T`` (``--layout nt``, B
 stored N x K) or ``C = A @ B`` (``nn``, B stored K x N), over ``--batch`` matrices if given, on
 fresh random inputs against torch's float64 product (normwise relative error, NaN-poisoned
@@ -67,6 +68,10 @@ def check_one(shape, dtype, structure, target, nt=True, batch=0, out_dtype="floa
     row = {"structure": dict(block_n=block_n, consumers=consumers, stages=stages, raster=raster,
                              schedule=schedule, cluster=cluster, store=store)}  # fmt: skip
     pad = "lines" if "l" in flags else "needed"
+    passes = 3 if "x3" in flags else 1  # 3xTF32: fp32 accuracy, timed against fp32 cuBLAS
+    if passes == 3:
+        row["structure"]["tf32_passes"] = 3
+    torch.backends.cuda.matmul.allow_tf32 = passes == 1
     if splits > 1:  # rows of earlier runs (no split-K) keep their params as they were
         row["structure"]["splits"] = splits
     if pad != "needed":
@@ -79,7 +84,7 @@ def check_one(shape, dtype, structure, target, nt=True, batch=0, out_dtype="floa
     mod = wgmma_module(m, n, k, batch=batch, in_dtype=dtype, trans_b=nt, block_n=block_n,
                       consumers=consumers, stages=stages, raster=raster, out_dtype=out_dtype,
                       schedule=schedule, cluster=cluster, store=store, splits=splits, pad=pad,
-                      epilogue=epilogue, smem_limit=lim.smem_per_block,
+                      tf32_passes=passes, epilogue=epilogue, smem_limit=lim.smem_per_block,
                       sm_count=lim.sm_count)  # fmt: skip
     lead = (batch,) if batch else ()
 
@@ -157,8 +162,9 @@ def result_rows(meta: dict, rows: list[dict]) -> list[dict]:
             "dtype": meta["dtype"], "out_dtype": meta.get("out_dtype", "float32"),
             "impl": "cuda.wgmma", "params": s, "method": "direct",
             "tflops": r["tflops"],
-            "baseline": BASELINES.get(meta["dtype"], "torch") if not meta.get("epilogue")
-            else "torch.linear",
+            "baseline": "torch.linear" if meta.get("epilogue")
+            else "torch" if s.get("tf32_passes") == 3  # fp32 cuBLAS, TF32 off
+            else BASELINES.get(meta["dtype"], "torch"),
             "baseline_tflops": r["cublas_tflops"], "ratio": r["ratio"], "trials": None,
             "tune_seconds": None, "command": "python3 " + meta["command"],
             "max_rel_error": r["rel_err"],
@@ -188,7 +194,7 @@ def main(argv=None) -> int:
     shape = [int(x) for x in args.shape.split(",")] if args.shape else [args.size] * 3
     rows = []
     for text in args.structures:
-        structure = tuple(x if x[0] in "pctsl" else int(x) for x in text.split(","))
+        structure = tuple(x if x[0] in "pctslx" else int(x) for x in text.split(","))
         try:
             row = check_one(shape, args.dtype, structure, target, args.layout == "nt",
                             args.batch, args.out_dtype, args.epilogue)  # fmt: skip

@@ -18,6 +18,7 @@ from autokernel_tvm.families.cuda_wgmma.kernel import (
     wgmma_gemm,
     wgmma_module,
 )
+from autokernel_tvm.families.cuda_wgmma.tf32x3 import split_k
 from autokernel_tvm.hardware import limits
 from autokernel_tvm.space.generator import Generator
 from autokernel_tvm.space.genome import Genome
@@ -121,6 +122,7 @@ def test_genome_checks_and_round_trip():
         "consumers": 2, "stages": 4, "raster": 8, "epilogue": "", "out_dtype": "float32",
         "gated": False, "schedule": "tile", "cluster": 1, "store": "direct", "splits": 1,
         "pad": "needed",
+        "tf32_passes": 1,
     }  # fmt: skip
     with pytest.raises(GenomeError) as err:
         grammar.check(genome.replace(stages=6), NT)
@@ -604,10 +606,10 @@ def test_fp8_legality_names_what_wgmma_cannot_do():
     assert "split-K" in legal(4096, 4096, 4096, gated=True, **kw)
 
 
-def test_tf32_kernel_builds_but_is_not_offered_for_fp32_workloads(needs_nvcc, tmp_path):
+def test_tf32_kernel_builds_but_fp32_workloads_get_3xtf32(needs_nvcc, tmp_path):
     """fp32 operands run on TF32 tensor cores (wgmma k8, K-major, no transposes, 32 values a
-    K step, 16-byte pad chunks of 4): the kernel builds, with split-K and a fused epilogue,
-    but the tuner never picks it for an fp32 workload, whose gate asks for fp32 accuracy."""
+    K step, 16-byte pad chunks of 4): the one-product kernel builds, with split-K and a fused
+    epilogue, but an fp32 workload, whose gate asks for fp32 accuracy, gets three products."""
     kw = dict(smem_limit=SMEM, sm_count=132, in_dtype="float32", consumers=1, block_n=128)
     kw.update(raster=1, epilogue="bias_relu", splits=2)
     mod = wgmma_module(100, 300, 1001, symbol="ak_tf32", **kw)
@@ -617,5 +619,44 @@ def test_tf32_kernel_builds_but_is_not_offered_for_fp32_workloads(needs_nvcc, tm
     assert "m64n128k8.f32.tf32.tf32" in src
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
     assert "K-major" in legal(1000, 1000, 1000, **{**kw, "trans_b": False, "splits": 1})
-    why = FAMILY.applies(Workload("gemm_nt", (1024, 1024, 1024), "float32"), TARGET)
-    assert why is not None and "3xTF32" in why
+    workload = Workload("gemm_nt", (1024, 1024, 1024), "float32")
+    assert FAMILY.applies(workload, TARGET) is None
+    assert structure(FAMILY.default, workload)["tf32_passes"] == 3
+    assert (
+        structure(FAMILY.default, Workload("gemm_nt", (64, 64, 64), "float16"))["tf32_passes"] == 1
+    )
+
+
+@pytest.mark.parametrize(
+    "shape, trans_b, batch",
+    [((4096, 4096, 4096), True, 0), ((1000, 300, 1001), False, 0), ((512, 256, 100), False, 3)],
+)
+def test_3xtf32_runs_the_tf32_gemm_over_split_copies(needs_nvcc, tmp_path, shape, trans_b, batch):
+    """3xTF32: the host code writes [hi | hi | lo] of A and [hi | lo | hi] of B (K-major, each
+    segment padded to 128-byte lines; A @ B's B transposed by the copy) and the TF32 kernel
+    reads them over K' = 3 * K: the parameters stay the user's fp32 operands."""
+    m, n, k = shape
+    kw = dict(smem_limit=SMEM, sm_count=132, in_dtype="float32", trans_b=trans_b, batch=batch)
+    kw.update(tf32_passes=3, raster=1)
+    mod = wgmma_module(m, n, k, symbol="ak_x3", **kw)
+    assert {gv.name_hint for gv in mod.functions} == {"main", "ak_x3_split_a", "ak_x3_split_b"}
+    script = mod["main"].script()
+    lead = f"{batch}, " if batch else ""
+    b_shape = f"({lead}{n}, {k})" if trans_b else f"({lead}{k}, {n})"
+    assert f"B: T.Buffer({b_shape}" in script
+    k3 = split_k(k)
+    assert k3 == 3 * -(-k // 32) * 32
+    assert f"T.alloc_buffer(({max(batch, 1) * m}, {k3}))" in script  # A's split copy
+    assert script.index("ak_x3_split_a_kernel") < script.index("cuTensorMapEncodeTiled")
+    src = cuda_source(build_module(mod, TARGET, check_nvcc=True))
+    assert "k8.f32.tf32.tf32" in src
+    assert ("tile_ptr" in src) == (not trans_b)  # the transposing copy stages a tile
+    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+
+
+def test_3xtf32_legality():
+    kw = dict(smem_limit=SMEM, sm_count=132, in_dtype="float32", tf32_passes=3, raster=1)
+    assert legal(4096, 4096, 4096, trans_b=False, **kw) is None  # either B layout
+    assert "fp32 operands" in legal(4096, 4096, 4096, **{**kw, "in_dtype": "float16"})
+    assert "pad=needed" in legal(4096, 4096, 4095, pad="lines", **kw)
+    assert "1 (TF32) or 3" in legal(4096, 4096, 4096, **{**kw, "tf32_passes": 2})

@@ -45,6 +45,11 @@ CASES = [
     ("cuda.wgmma", Workload("batch_gemm_nt", (3, 100, 201, 77), "float16")),
     ("cuda.wgmma", Workload("gemm_gated_nt", (1000, 1000, 1001), "float16", "float16")),
     ("cuda.wgmma", Workload("gemm_bias_gelu", (1000, 999, 1003), "bfloat16", "bfloat16")),
+    # fp32 inputs as 3xTF32, held to the fp32 bound: both layouts, edges, batched, bias + ReLU
+    ("cuda.wgmma", Workload("gemm", (1024, 1024, 1024), "float32")),
+    ("cuda.wgmma", Workload("gemm_nt", (1000, 999, 1003), "float32")),
+    ("cuda.wgmma", Workload("batch_gemm", (3, 100, 200, 77), "float32")),
+    ("cuda.wgmma", Workload("gemm_bias_relu", (512, 768, 4096), "float32")),
     ("cuda.mma", Workload("gemm", (1024, 1024, 1024), "float16")),
     ("cuda.mma", Workload("gemm_nt", (512, 1024, 256), "bfloat16")),
     ("cuda.mma", Workload("gemm", (1000, 1000, 1000), "float16")),  # padded by a rewrite

@@ -25,9 +25,9 @@ def test_families_per_target_and_workload():
     assert names(SM90, f16) == ["cuda.wgmma", "cuda.mma"]
     assert names(SM80, f16) == ["cuda.mma"]
     f32 = Workload("gemm", (256, 256, 256), "float32")
-    assert names(SM90, f32) == []  # stock fallback, with each family's reason:
-    assert "float32" in SM90.why_not(f32)["cuda.wgmma"]
+    assert names(SM90, f32) == ["cuda.wgmma"]  # as 3xTF32; cuda.mma says why not
     assert "float32" in SM90.why_not(f32)["cuda.mma"]
+    assert names(SM80, f32) == []  # stock fallback, with each family's reason
     assert names(SM75, f16) == [] and "sm_80" in SM75.why_not(f16)["cuda.mma"]
     if rocm_toolchain_problem() is None:
         gfx = Grammar(make_target("rocm", "gfx942"))

@@ -8,7 +8,7 @@ not a design space but one kernel (every number fixed), measured as a single can
 through the same builder, correctness gate, export and library as the scheduled families. Ops:
 2-D and batched GEMM with either B layout, the fused ``nn.Linear`` epilogues, the gated GEMM
 of a LLaMA MLP (gate and up projections in one kernel), and stride-1 NHWC conv2d (implicit GEMM
-over TMA image patches).
+over TMA image patches); fp16/bf16 inputs, and fp32 GEMMs as 3xTF32 (:mod:`.tf32x3`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from .kernel import (
     wgmma_module,
 )
 
-TUNED_DTYPES = ("float16", "bfloat16")
+TUNED_DTYPES = ("float16", "bfloat16", "float32")  # fp32: as 3xTF32 (fp32 accuracy)
 SEED_SPLIT_STEPS = 8  # K steps per block the seed keeps (decode 16 x 4096 x 4096: 8 splits)
 #: op -> (B is K-major, leading batch dim, fused epilogue)
 OPS = {
@@ -134,6 +134,8 @@ def structure(params: WgmmaParams, workload) -> dict:
         "store": params.store,
         "splits": params.splits,
         "pad": params.pad,
+        # fp32 workloads keep fp32 accuracy: three TF32 products (.tf32x3), never one
+        "tf32_passes": 3 if workload.dtype == "float32" else 1,
     }
 
 
@@ -159,11 +161,12 @@ class CudaWgmma(Family):
         if workload.dtype not in TUNED_DTYPES:
             return (
                 f"inputs {workload.dtype}: the tuner's wgmma kernels take {TUNED_DTYPES} "
-                "(the kernel's TF32 path drops fp32 accuracy and 3xTF32 is not built; fp8 "
-                "is built at the kernel level only)"
+                "(fp8 is built at the kernel level only)"
             )
         if workload.op not in OPS:
             return f"op {workload.op}: the wgmma kernel implements {sorted(OPS)}"
+        if workload.dtype == "float32" and workload.op in ("conv2d_nhwc", "gemm_gated_nt"):
+            return f"fp32 {workload.op}: 3xTF32 (fp32 accuracy) is built for GEMMs only"
         return None
 
     def check(self, params: WgmmaParams, workload, target) -> None:

@@ -63,6 +63,8 @@ from ...workloads.epilogue import Epilogue
 from .epilogue import finish as epilogue_value
 from .epilogue import operand_buffers, with_buffers
 from .splitk import REDUCE_THREADS, reduce_args, reduce_blocks, reduce_partials
+from .tf32x3 import THREADS as SPLIT_THREADS
+from .tf32x3 import split_blocks, split_k, split_operand
 
 BLOCK_K = 64  # one 128-byte swizzle row of 2-byte elements: TMA box and descriptor agree on it
 WG_THREADS = 128
@@ -140,6 +142,10 @@ class Structure:
         "needed", those whose rows the TMA cannot address (not 16-byte multiples); "lines",
         also those whose rows are not whole 128-byte lines (TMA boxes of such rows loaded ~25%
         slower on the H200; the copy is one pass over the operand).
+    tf32_passes : fp32 inputs only: 1, one TF32 product (TF32's ~10-bit mantissa); 3, 3xTF32
+        (:mod:`.tf32x3`: each operand split into TF32 high and low parts, three products as one
+        GEMM over concatenated K, fp32-level accuracy; either B layout). The host code writes
+        the split copies before the GEMM.
     gated : the gated GEMM ``silu(A @ Bg.T) * (A @ Bu.T)`` (``trans_b``, 2-D): B is ``[2, N, K]``
         (Bg rows, then Bu rows); a block loads ``block_n / 2`` rows of each into one B tile, so
         one wgmma computes both and each thread holds a gate column and its up column
@@ -162,6 +168,7 @@ class Structure:
     store: str = "direct"
     splits: int = 1
     pad: str = "needed"
+    tf32_passes: int = 1
 
 
 def smem_bytes(block_n: int, consumers: int, stages: int, store: str = "direct") -> int:
@@ -219,8 +226,8 @@ def row_pads(m: int, n: int, k: int, **structure) -> dict[str, tuple[int, int]]:
     tensor (:func:`pad_rows`, one pass over the operand) and loads that; everything else about
     edges stays in the kernel."""
     st = Structure(**structure)
-    if st.conv:
-        return {}  # C % 64 == 0 (_conv_reason): the image's rows are aligned
+    if st.conv or st.tf32_passes == 3:
+        return {}  # C % 64 == 0 (_conv_reason): aligned rows; 3xTF32: the split copies are
     nb = max(st.batch, 1)
     views = {"a": (nb * m, k)}
     if st.gated:
@@ -362,6 +369,13 @@ def legal(m: int, n: int, k: int, *, smem_limit: int, sm_count: int = 0, **struc
         return f"epilogue {epilogue!r} / out_dtype {out_dtype!r}: not in {EPILOGUES} / {OUT_DTYPES}"
     if in_dtype not in IN_DTYPES:
         return f"in_dtype {in_dtype!r}: wgmma f32-accumulate is implemented for {tuple(IN_DTYPES)}"
+    if st.tf32_passes not in (1, 3):
+        return f"tf32_passes={st.tf32_passes}: 1 (TF32) or 3 (3xTF32)"
+    if st.tf32_passes == 3:
+        if in_dtype != "float32" or conv or st.gated or st.pad != "needed":
+            return "3xtf32: fp32 operands of a GEMM (no conv or gated GEMM), pad=needed"
+        internal = {**structure, "trans_b": True, "tf32_passes": 1}  # the GEMM over split copies
+        return legal(m, n, split_k(k), smem_limit=smem_limit, sm_count=sm_count, **internal)
     if in_dtype == "float32" and (not trans_b or conv or st.gated):
         return "tf32: A @ B.T only (wgmma reads 32-bit operands K-major); no conv or gated GEMM"
     fp8_plain = trans_b and not (conv or st.gated or epilogue or st.splits > 1)
@@ -449,6 +463,10 @@ def wgmma_gemm(
     batch, conv, dt, trans_b = st.batch, st.conv, st.in_dtype, st.trans_b
     block_n, consumers, stages, raster = st.block_n, st.consumers, st.stages, st.raster
     epilogue, out_dtype = st.epilogue, st.out_dtype
+    x3 = st.tf32_passes == 3  # the TF32 GEMM over the split copies: K-major, K = split_k(k)
+    user_k, user_trans_b = k, trans_b
+    if x3:
+        k, trans_b = split_k(k), True
     sdt, es = storage(dt), _bytes(storage(dt))  # A and B as stored: fp8 as bytes
     bm_rows, bn_rows, bk = WG_ROWS * consumers, block_n, k_step(dt)
     k_mma = 32 // es  # K of one wgmma: 32 bytes of each operand row
@@ -523,6 +541,10 @@ def wgmma_gemm(
         a_shape, b_shape, c_shape = (img, h, w, c), (n, fr, fs, c), (img, p_out, q_out, n)
     if gated:
         b_shape = (2, n, k)
+    if x3:  # the parameters are the user's operands; the GEMM reads their split copies
+        lead = (batch,) if batch else ()
+        a_shape = (*lead, m, user_k)
+        b_shape = (*lead, n, user_k) if user_trans_b else (*lead, user_k, n)
 
     operands = operand_buffers(expression, c_shape, dt)
     scales = [tvm.tirx.decl_buffer((1,), "float32", name=n) for n in ("scale_a", "scale_b")]
@@ -799,6 +821,12 @@ def wgmma_gemm(
                       pad_blocks(rows, cols, dt), PAD_THREADS)
 
     @T.macro
+    def split_into(X, scratch, name, rows, cols, kmajor):
+        # host code: launch the 3xTF32 split copy (tf32x3.split_operand) linked beside this one
+        T.call_packed(f"{symbol}_split_{name}_kernel", X.data, scratch.data,
+                      split_blocks(rows, cols, kmajor, batch), SPLIT_THREADS)
+
+    @T.macro
     def device(A, B, C, bias, a_map, b_map, c_map, P):
         bx = T.cta_id([ctas])
         if cluster > 1:
@@ -877,13 +905,19 @@ def wgmma_gemm(
         if "b" in pads:
             B8 = T.alloc_buffer((pads["b"][0], padded(pads["b"][1], dt)), sdt)
             pad_into(B, B8, "b", *pads["b"])
+        if x3:  # [hi | hi | lo] of A and [hi | lo | hi] of B, K-major
+            A8 = T.alloc_buffer((nb * m, k), sdt)
+            split_into(A, A8, "a", m, user_k, True)
+            B8 = T.alloc_buffer((nb * n, k), sdt)
+            split_into(B, B8, "b", *((n, user_k) if user_trans_b else (user_k, n)),
+                       user_trans_b)
         a_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
         T.call_packed("runtime.cuTensorMapEncodeTiled", a_map, sdt, a_tma[0],
-                      A8.data if "a" in pads else A.data,  # noqa: F821
+                      A8.data if "a" in pads or x3 else A.data,  # noqa: F821
                       *a_tma[1:], 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
         b_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
         T.call_packed("runtime.cuTensorMapEncodeTiled", b_map, sdt, 2,
-                      B8.data if "b" in pads else B.data, *b_dims,  # noqa: F821
+                      B8.data if "b" in pads or x3 else B.data, *b_dims,  # noqa: F821
                       1, 1, 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
         if tma_store:
             c_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
@@ -947,6 +981,12 @@ def wgmma_module(
     st = Structure(**structure)
     for name, (rows, cols) in row_pads(m, n, k, **structure).items():
         funcs[f"{symbol}_pad_{name}"] = pad_rows(st.in_dtype, rows, cols, f"{symbol}_pad_{name}")
+    if st.tf32_passes == 3:
+        views = {"a": (m, k, True), "b": (n, k, True) if st.trans_b else (k, n, False)}
+        for name, (rows, cols, kmajor) in views.items():
+            split = split_operand(name, rows, cols, kmajor=kmajor, batch=st.batch,
+                                  symbol=f"{symbol}_split_{name}")  # fmt: skip
+            funcs[f"{symbol}_split_{name}"] = split.with_attr(PIPELINE_ATTR, "tirx")
     if st.splits > 1:
         reduce = reduce_partials(
             m,

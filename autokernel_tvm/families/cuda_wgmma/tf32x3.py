@@ -1,0 +1,131 @@
+# SPDX-License-Identifier: Apache-2.0
+"""3xTF32: an fp32 GEMM at fp32 accuracy on the TF32 tensor cores, as one TF32 GEMM over 3K.
+
+A TF32 tensor core reads 10 of an fp32 operand's 23 mantissa bits. Split each operand into a
+high part (rounded to TF32) and the low rest, ``x = hi + lo`` (exact in fp32); then
+
+    A @ B.T ~= hi(A) @ hi(B).T + hi(A) @ lo(B).T + lo(A) @ hi(B).T
+
+drops only ``lo(A) @ lo(B).T`` (~2^-22 relative) and what TF32 cuts off ``lo`` (the same
+order): fp32-level error, where one TF32 product keeps ~2^-11. The three products are one GEMM
+over concatenated K: ``A3 = [hi(A) | hi(A) | lo(A)]`` and ``B3 = [hi(B) | lo(B) | hi(B)]``,
+each segment zero-padded to whole 128-byte lines, ``C = A3 @ B3.T``. The kernel's host code
+builds A3 and B3 with :func:`split_operand` (one pass over each operand, written three times)
+and runs the plain TF32 kernel on them; B3 is always K-major, so the A @ B layout (B stored
+``[K, N]``) is transposed by the copy, through a shared-memory tile.
+"""
+
+from __future__ import annotations
+
+import tvm
+from tvm.script import tirx as T
+
+SEGMENTS = {"a": ("hi", "hi", "lo"), "b": ("hi", "lo", "hi")}  # A3 @ B3.T: the 3 products
+LINE = 32  # fp32 values of one 128-byte line: each segment is padded to whole lines
+THREADS = 256
+TILE = 32  # the transposing copy: 32 x 32 values per block, staged in shared memory
+TF32_ROUND = 0x1000  # half a TF32 unit in the last place (13 mantissa bits are dropped)
+TF32_MASK = 0xFFFFE000  # sign, exponent and the 10 mantissa bits TF32 keeps
+
+
+def split_k(k: int) -> int:
+    """K of the concatenated GEMM: three segments of ``k`` padded to whole lines."""
+    return 3 * -(-k // LINE) * LINE
+
+
+def high(x):
+    """``x`` rounded to the nearest TF32 value (ties away from zero), as an fp32 value."""
+    bits = tvm.tirx.reinterpret("uint32", x) + tvm.tirx.const(TF32_ROUND, "uint32")
+    mask = tvm.tirx.const(TF32_MASK, "uint32")
+    return tvm.tirx.reinterpret("float32", tvm.tirx.bitwise_and(bits, mask))
+
+
+def part(x, which: str):
+    """The ``hi`` or ``lo`` part of ``x``: ``lo = x - hi`` is exact in fp32."""
+    return high(x) if which == "hi" else x - high(x)
+
+
+def split_blocks(rows: int, cols: int, kmajor: bool, batch: int = 0) -> int:
+    """Blocks of :func:`split_operand`'s kernel (``rows x cols`` per matrix, as stored)."""
+    kp = split_k(cols if kmajor else rows) // 3
+    if kmajor:
+        return -(-rows * kp // 4 // THREADS)  # a 4-value chunk of one row per thread
+    return max(batch, 1) * (kp // TILE) * -(-cols // TILE)
+
+
+def split_operand(
+    name: str, rows: int, cols: int, *, kmajor: bool, batch: int, symbol: str
+) -> tvm.tirx.PrimFunc:
+    """``Y[R, split_k(K)]`` from the fp32 operand ``X`` (``name``: "a" or "b", which sets the
+    segment order, :data:`SEGMENTS`). ``kmajor``: X is ``[..., R, K]`` (rows of K; ``rows x
+    cols`` = ``R x K``), copied a 16-byte chunk per thread; else X is ``[..., K, R]`` (B of
+    A @ B, ``rows x cols`` = ``K x R``), transposed through 32 x 32 shared-memory tiles. The
+    values past K are zeros in every segment. Matrices are read through their 2-D row-major
+    view (batched: ``[batch * rows, cols]``)."""
+    nb = max(batch, 1)
+    order = SEGMENTS[name]
+    zero = tvm.tirx.const(0, "float32")
+    blocks = split_blocks(rows, cols, kmajor, batch)
+    if kmajor:
+        k, r_all = cols, nb * rows
+        kp = split_k(k) // 3
+        chunks = r_all * kp // 4
+
+        # fmt: off
+        @T.prim_func
+        def split(x: T.handle, y: T.handle):
+            X = T.match_buffer(x, (r_all, k), "float32")
+            Y = T.match_buffer(y, (r_all, 3 * kp), "float32", align=16)
+            T.device_entry()
+            bx = T.cta_id([blocks])
+            tx = T.thread_id([THREADS])
+            vals = T.alloc_buffer((4,), "float32", scope="local")
+            chunk = bx * THREADS + tx
+            if chunk < chunks:
+                r = chunk // (kp // 4)
+                c0 = chunk % (kp // 4) * 4
+                for v in T.unroll(4):
+                    vals[v] = T.if_then_else(c0 + v < k, X[r, T.min(c0 + v, k - 1)], zero)
+                for v in T.vectorized(4):
+                    Y[r, c0 + v] = part(vals[v], order[0])
+                for v in T.vectorized(4):
+                    Y[r, kp + c0 + v] = part(vals[v], order[1])
+                for v in T.vectorized(4):
+                    Y[r, 2 * kp + c0 + v] = part(vals[v], order[2])
+        # fmt: on
+    else:
+        k, n = rows, cols
+        kp = split_k(k) // 3
+        tiles_k, tiles_n = kp // TILE, -(-n // TILE)
+        per = TILE * TILE // THREADS  # values per thread
+
+        # fmt: off
+        @T.prim_func
+        def split(x: T.handle, y: T.handle):
+            X = T.match_buffer(x, (nb * k, n), "float32")
+            Y = T.match_buffer(y, (nb * n, 3 * kp), "float32", align=16)
+            T.device_entry()
+            bx = T.cta_id([blocks])
+            tx = T.thread_id([THREADS])
+            tile = T.alloc_buffer((TILE, TILE + 1), "float32", scope="shared")
+            bi = bx // (tiles_k * tiles_n)
+            k0 = bx % (tiles_k * tiles_n) // tiles_n * TILE
+            n0 = bx % tiles_n * TILE
+            for i in T.unroll(per):  # read rows of K: a warp reads 32 consecutive columns
+                e = i * THREADS + tx
+                kk = k0 + e // TILE
+                nn = n0 + e % TILE
+                tile[e // TILE, e % TILE] = T.if_then_else(
+                    kk < k and nn < n, X[bi * k + T.min(kk, k - 1), T.min(nn, n - 1)], zero)
+            T.cuda.cta_sync()
+            for i in T.unroll(per):  # write rows of N: a warp writes 32 consecutive K values
+                e = i * THREADS + tx
+                nn = n0 + e // TILE
+                if nn < n:
+                    v = tile[e % TILE, e // TILE]
+                    Y[bi * n + nn, k0 + e % TILE] = part(v, order[0])
+                    Y[bi * n + nn, kp + k0 + e % TILE] = part(v, order[1])
+                    Y[bi * n + nn, 2 * kp + k0 + e % TILE] = part(v, order[2])
+        # fmt: on
+
+    return split.with_attr("global_symbol", symbol)
