@@ -19,15 +19,18 @@ For each problem of ``benchmarks/problems`` and dtype:
 Rows (shared schema, ``op`` = ``problem:<name>``, ``impl`` = ``autokernel-problem`` or
 ``autokernel-backend``, one with ``baseline`` ``eager`` and one with ``torch.compile``) are
 appended to ``$OUT/problems.jsonl``; ``$OUT/problems_report.json`` has each problem's per-op
-report (kernel, family, kernel time vs torch's op) and the correctness details.
+report (kernel, family, kernel time vs torch's op) and the correctness details; each kernel's
+tuning report is copied to ``$OUT/reports/`` (commit them: the proposal model trains on them).
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import shlex
+import shutil
 import statistics
 import sys
 import time
@@ -176,7 +179,18 @@ def main(argv=None) -> int:
             with open(os.path.join(args.out, "problems_report.json"), "w") as f:
                 json.dump(results, f, indent=1, default=str)
             _print_row(result)
+            keep_reports(work_dir, os.path.join(args.out, "reports"))
     return 0
+
+
+def keep_reports(work_dir: str, dest: str) -> None:
+    """Copy each kernel's tuning ``report.json`` (genomes proposed, measured, rejected) out of
+    the work folder, which is too big to bring back from the GPU machine: the learned
+    proposal model trains on them (``scripts/train_ranker.py --reports``)."""
+    for path in glob.glob(os.path.join(work_dir, "**", "report.json"), recursive=True):
+        target = os.path.join(dest, os.path.relpath(path, work_dir))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copyfile(path, target)
 
 
 def _print_row(r: dict) -> None:
