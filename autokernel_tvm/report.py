@@ -57,7 +57,18 @@ def summary_lines(summary: dict) -> list[str]:
         lines.append(f"verified   {len(verify['checks'])} checks passed")
     if summary.get("genome"):
         lines.append(f"winner     {_winner(summary['genome'])}")
+        lines += [f"note       {note}" for note in _notes(summary["genome"], summary["workload"])]
     return lines
+
+
+def _notes(genome_json: dict, workload_json: dict) -> list[str]:
+    """The winner's family's notes on it for this workload (:meth:`Family.notes`)."""
+    from .families import get
+    from .space.genome import Genome
+    from .workloads import Workload
+
+    genome = Genome.from_json(genome_json)
+    return get(genome.family).notes(genome.params, Workload.from_json(workload_json))
 
 
 def _winner(genome_json: dict) -> str:

@@ -28,3 +28,12 @@ def test_winner_line_names_the_genes_beyond_the_first_template():
     (line,) = [x for x in summary_lines({**SUMMARY, "genome": genome}) if x.startswith("winner")]
     assert "schedule=persistent" in line and "(adds: schedule=persistent, store=tma)" in line
     assert not any(x.startswith("winner") for x in summary_lines({**SUMMARY, "genome": None}))
+
+
+def test_fp32_winner_is_reported_as_3xtf32():
+    genome = Genome("cuda.wgmma", WgmmaParams()).to_json()
+    fp32 = {**SUMMARY, "genome": genome}
+    fp32["workload"] = Workload("gemm", (4096, 4096, 4096), "float32").to_json()
+    notes = [x for x in summary_lines(fp32) if x.startswith("note")]
+    assert len(notes) == 1 and "3xTF32" in notes[0]
+    assert not any(x.startswith("note") for x in summary_lines({**SUMMARY, "genome": genome}))

@@ -165,6 +165,11 @@ class Family:
         (:attr:`Params.later_genes`) away from their defaults, as ``gene=value``."""
         return [f"{name}={_short(value)}" for name, value in params.added_genes().items()]
 
+    def notes(self, params: Params, workload) -> list[str]:
+        """What a person should know about the kernel ``params`` makes for ``workload`` beyond
+        its genes (e.g. the arithmetic it runs an fp32 GEMM in); printed with a run's winner."""
+        return []
+
     def from_legacy(self, genome: dict) -> Params:
         """The params of a library-format-1 genome (the 18-field union of all families)."""
         raise NotImplementedError

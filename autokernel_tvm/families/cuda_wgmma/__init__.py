@@ -248,6 +248,11 @@ class CudaWgmma(Family):
             "row_copies": float(len(row_pads(m, n, k, **st))),
         }  # fmt: skip
 
+    def notes(self, params: WgmmaParams, workload) -> list[str]:
+        if workload.dtype == "float32":
+            return ["fp32 as 3xTF32: three TF32 tensor-core products, fp32-level accuracy"]
+        return []
+
     def candidate(self, params: WgmmaParams, workload, target) -> Kernel:
         mod = wgmma_module(
             *_mnk(workload),
