@@ -86,6 +86,9 @@ class TuneConfig:
     proposal_model : bool
         Rank the generator's draws with the learned proposal model shipped beside the rule
         library (``<library root>/<target>/ranker.json``), where there is one.
+    allow_tf32 : bool
+        A model's fp32 matmuls and convolutions may be multiplied as TF32 (their workloads get
+        ``precision="tf32"``): torch's ``allow_tf32``; off, fp32 keeps fp32 accuracy.
     """
 
     target: str = "llvm"
@@ -111,6 +114,7 @@ class TuneConfig:
     rpc_key: str = ""
     rpc_devices: int = 0
     proposal_model: bool = True
+    allow_tf32: bool = False
     extra: dict = field(default_factory=dict, hash=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -58,6 +58,9 @@ C_PROB = 8.0
 #: Roundings an epilogue adds (bias add, activation, cast via an intermediate), in units of the
 #: accumulator's roundoff times the magnitude of the result.
 EPILOGUE_ROUNDINGS = 4.0
+#: Relative error of an fp32 operand read as TF32 (10 mantissa bits kept: truncated, the worst
+#: a tensor core may do), for workloads with ``precision="tf32"``.
+TF32_ROUNDOFF = 2.0**-10
 #: fp64 reference work per trial (flops) above which outputs are sampled.
 REFERENCE_BUDGET = 2**30
 #: Bytes of poisoned guard before and after every buffer (a multiple of DLPack's 64-byte alignment).
@@ -114,7 +117,8 @@ def tolerance(
 
     ``C_PROB sqrt(K) u_eff sqrt(sum_k (a_ik b_kj)^2)`` (the accumulation: each of the K partial
     sums is rounded once, and on random inputs they are about ``sqrt(K)`` terms large), plus
-    ``EPILOGUE_ROUNDINGS u_acc |op|(|inputs|)`` (bias add, activation), plus two roundings of the
+    ``EPILOGUE_ROUNDINGS u_acc |op|(|inputs|)`` (bias add, activation), the operands' rounding
+    for a ``precision="tf32"`` workload (:data:`TF32_ROUNDOFF`), plus two roundings of the
     output dtype (a cast may round twice, via an intermediate) and an underflow floor. An epilogue
     expression carries the accumulation term through itself (its change between ``acc -+ e``).
     ``ref`` is the fp64 reference; ``inputs`` may be sampled sub-inputs (``workload`` then the
@@ -130,6 +134,12 @@ def tolerance(
         bound = workload.opdef.carry(workload.shape, base, scale)
     else:
         bound = scale * np.sqrt(workload.opdef.magnitude(workload.shape, [a * a for a in base]))
+    if workload.precision == "tf32":
+        # each product's operands cut to 10 mantissa bits: a spread like the accumulation's
+        # (without its sqrt(K) growth) and, truncated, a bias of up to 2^-10 of the result
+        squares = workload.opdef.magnitude(workload.shape, [a * a for a in base])
+        ref_acc = np.abs(workload.opdef.reference(workload.shape, base))
+        bound = bound + C_PROB * 2 * TF32_ROUNDOFF * np.sqrt(squares) + TF32_ROUNDOFF * ref_acc
     if workload.epilogue is not None:  # the accumulator's error, carried through the expression
         acc = workload.opdef.reference(workload.shape, base)
         g = lambda x: workload.epilogue.evaluate(x, operands)  # noqa: E731

@@ -55,6 +55,12 @@ def parse_args(argv=None):
         help="output dtype (default: fp32 accumulator)",
     )
     p.add_argument(
+        "--allow-tf32",
+        action="store_true",
+        help="float32 inputs may be multiplied as TF32 (torch's allow_tf32): faster, ~10-bit "
+        "mantissas; without it fp32 GEMMs keep fp32 accuracy (3xTF32 on Hopper)",
+    )
+    p.add_argument(
         "--trials", type=_cli.positive_int, default=64, help="candidates to measure in total"
     )
     p.add_argument(
@@ -136,10 +142,12 @@ def _main(argv) -> int:
             rpc_key=args.rpc_key or None,
             rpc_devices=args.rpc_devices or None,
             proposal_model=not args.no_proposal_model,
+            allow_tf32=args.allow_tf32,
         )
         if args.problem:
             return _problem(args, config)
-        workload = Workload(args.op, args.dims, args.dtype, args.out_dtype)
+        precision = "tf32" if args.allow_tf32 else ""
+        workload = Workload(args.op, args.dims, args.dtype, args.out_dtype, None, precision)
         tuner = Tuner(config, progress=not args.no_progress)
         if args.build_only:
             return _build_only(args, tuner, workload)

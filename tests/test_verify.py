@@ -434,3 +434,25 @@ def test_gated_exact_inputs_keep_the_product_finite_in_fp16(shape):
     gate, up = a @ b[0].T, a @ b[1].T
     assert np.abs(gate * up).max() <= verify_lib.FINITE_OUT["float16"]
     assert np.count_nonzero(a[:, -1]) == a.shape[0]  # the last K step stays covered
+
+
+def test_tf32_bound_holds_a_truncated_tf32_product_only_when_allowed():
+    """An fp32 GEMM whose operands a tensor core read as TF32 (13 mantissa bits truncated) is
+    inside the bound of a ``precision="tf32"`` workload and far outside the fp32 one."""
+    from autokernel_tvm.verify import tolerance
+
+    rng = np.random.default_rng(3)
+    m, n, k = 64, 48, 1024
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+
+    def tf32(x):
+        return (x.view(np.uint32) & np.uint32(0xFFFFE000)).view(np.float32)
+
+    got = (tf32(a) @ tf32(b)).astype(np.float32)
+    ref = a.astype(np.float64) @ b.astype(np.float64)
+    u_gpu = 2 * 2.0**-24
+    for precision, inside in (("tf32", True), ("", False)):
+        workload = Workload("gemm", (m, n, k), "float32", precision=precision)
+        ratio = np.max(np.abs(got - ref) / tolerance(workload, [a, b], ref, u_gpu))
+        assert (ratio < 0.5) if inside else (ratio > 5), (precision, ratio)

@@ -396,15 +396,22 @@ def dispatch_kernels(
     report = report if report is not None else DispatchReport()
     provider = provider or KernelProvider(tuner)
 
+    precision = "tf32" if tuner.config.allow_tf32 else ""
+
     @tvm.transform.module_pass(opt_level=0, name="AutokernelDispatch")
     def _pass(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        return rewrite_module(mod, tuner.target, provider, report, external=external)
+        return rewrite_module(
+            mod, tuner.target, provider, report, external=external, precision=precision
+        )
 
     return _pass
 
 
-def rewrite_module(mod, target, provider, report: DispatchReport, *, external=False):
-    """Apply the dispatch to every Relax function of ``mod`` (see :func:`dispatch_kernels`)."""
+def rewrite_module(
+    mod, target, provider, report: DispatchReport, *, external=False, precision: str = ""
+):
+    """Apply the dispatch to every Relax function of ``mod`` (see :func:`dispatch_kernels`);
+    ``precision`` "tf32": the user allowed TF32 for fp32 workloads."""
     # Dead bindings (e.g. batch_norm's unused (out, mean, var) tuple) would end chains early.
     mod = relax.transform.DeadCodeElimination()(mod)
     builder = relax.BlockBuilder(mod)
@@ -414,6 +421,7 @@ def rewrite_module(mod, target, provider, report: DispatchReport, *, external=Fa
         if not isinstance(func, relax.Function) or gv.name_hint.endswith("transform_params"):
             continue
         matches, unmatched = plan_function(func)
+        matches = [_with_precision(m, precision) for m in matches]
         report.unmatched += [{**u, "function": gv.name_hint} for u in unmatched]
         kernels = {}
         todo = list(matches)
@@ -439,6 +447,17 @@ def rewrite_module(mod, target, provider, report: DispatchReport, *, external=Fa
     if libs:
         out = out.with_attr("external_mods", libs)
     return relax.transform.DeadCodeElimination()(out)
+
+
+def _with_precision(match: Match, precision: str) -> Match:
+    """``match`` (and its fallbacks) with fp32 workloads given ``precision``."""
+    if not precision:
+        return match
+    workload = match.workload
+    if workload.dtype == "float32":
+        workload = dataclasses.replace(workload, precision=precision)
+    fallback = tuple(_with_precision(f, precision) for f in match.fallback)
+    return dataclasses.replace(match, workload=workload, fallback=fallback)
 
 
 def _rewrite(func, kernels, builder, target, linking, report):

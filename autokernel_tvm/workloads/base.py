@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 DTYPES = ("float32", "float16", "bfloat16")
 ACCUMULATE = {"float32": "float32", "float16": "float32", "bfloat16": "float32"}
+#: ``Workload.precision``: "" computes in the input dtype; "tf32" lets fp32 inputs be multiplied
+#: as TF32 (10 mantissa bits, torch's ``allow_tf32``), which the gate's bound then allows for
+PRECISIONS = ("", "tf32")
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,8 @@ class Workload:
     ``out_dtype`` defaults to the accumulation dtype (fp32 for fp16/bf16 inputs). ``epilogue``
     (an :class:`~autokernel_tvm.workloads.epilogue.Epilogue`, or its JSON) is applied to the
     fp32 accumulator before the cast to ``out_dtype``; its operands follow the op's inputs.
+    ``precision`` "tf32" (fp32 inputs only) allows the multiplications at TF32 precision: the
+    user's opt-in (torch's ``allow_tf32``), part of the name, held to a wider bound by the gate.
     """
 
     op: str
@@ -95,6 +100,7 @@ class Workload:
     dtype: str = "float32"
     out_dtype: str = ""
     epilogue: Epilogue | None = None
+    precision: str = ""
 
     def __post_init__(self) -> None:
         opdef = get_op(self.op)
@@ -121,6 +127,10 @@ class Workload:
             object.__setattr__(self, "out_dtype", ACCUMULATE[self.dtype])
         if self.out_dtype not in DTYPES:
             raise WorkloadError(f"out_dtype must be one of {DTYPES}, got {self.out_dtype!r}")
+        if self.precision not in PRECISIONS:
+            raise WorkloadError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.precision == "tf32" and self.dtype != "float32":
+            raise WorkloadError(f"precision tf32 applies to float32 inputs, not {self.dtype}")
 
     @property
     def opdef(self) -> OpDef:
@@ -131,7 +141,8 @@ class Workload:
         dims = "_".join(f"{d}{s}" for d, s in zip(self.opdef.dims, self.shape))
         out = "" if self.out_dtype == ACCUMULATE[self.dtype] else f"_to_{self.out_dtype}"
         epilogue = f"_ep{self.epilogue.key}" if self.epilogue is not None else ""
-        return f"{self.op}_{dims}_{self.dtype}{out}{epilogue}"
+        tf32 = "_tf32" if self.precision else ""
+        return f"{self.op}_{dims}_{self.dtype}{tf32}{out}{epilogue}"
 
     @property
     def acc_dtype(self) -> str:
@@ -238,6 +249,7 @@ class Workload:
             "inputs": [a.to_json() for a in self.inputs],
             "output": self.output.to_json(),
             **({"epilogue": self.epilogue.to_json()} if self.epilogue is not None else {}),
+            **({"precision": self.precision} if self.precision else {}),
         }
 
     @classmethod
@@ -248,4 +260,5 @@ class Workload:
             data["dtype"],
             data.get("out_dtype", ""),
             data.get("epilogue"),
+            data.get("precision", ""),
         )

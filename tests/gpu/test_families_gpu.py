@@ -50,6 +50,8 @@ CASES = [
     ("cuda.wgmma", Workload("gemm_nt", (1000, 999, 1003), "float32")),
     ("cuda.wgmma", Workload("batch_gemm", (3, 100, 200, 77), "float32")),
     ("cuda.wgmma", Workload("gemm_bias_relu", (512, 768, 4096), "float32")),
+    # TF32 allowed by the user: one product, held to the TF32 bound
+    ("cuda.wgmma", Workload("gemm_nt", (1024, 1024, 1000), "float32", precision="tf32")),
     ("cuda.mma", Workload("gemm", (1024, 1024, 1024), "float16")),
     ("cuda.mma", Workload("gemm_nt", (512, 1024, 256), "bfloat16")),
     ("cuda.mma", Workload("gemm", (1000, 1000, 1000), "float16")),  # padded by a rewrite

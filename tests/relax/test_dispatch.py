@@ -18,6 +18,7 @@ from autokernel_tvm.relax.dispatch import DispatchReport, dispatch_kernels, plan
 from autokernel_tvm.relax.importer import from_exported_program
 from autokernel_tvm.relax.runtime import TunedModel
 from autokernel_tvm.tuner import Tuner
+from autokernel_tvm.workloads import Workload
 
 
 class Head(torch.nn.Module):
@@ -225,3 +226,17 @@ def test_gated_rewrite_falls_back_to_both_projections(tuner):
     tuned = TunedModel(tvm.compile(mod, "llvm"), "cpu", params, 1, out_spec)
     with torch.no_grad():
         assert rel_error(tuned(*x), model(*x)) < 1e-5
+
+
+def test_allowed_tf32_reaches_the_fp32_workloads_only():
+    from autokernel_tvm.relax.dispatch import Match, _with_precision
+
+    fp32 = Workload("gemm_nt", (64, 64, 64), "float32")
+    half = Workload("gemm_nt", (64, 64, 64), "float16")
+    inner = Match(None, None, fp32, "matmul", None, None, [], [])
+    match = Match(None, None, fp32, "matmul", None, None, [], [], fallback=(inner,))
+    allowed = _with_precision(match, "tf32")
+    assert allowed.workload.precision == "tf32" and allowed.fallback[0].workload.precision
+    assert _with_precision(match, "") is match
+    half_match = Match(None, None, half, "matmul", None, None, [], [])
+    assert _with_precision(half_match, "tf32").workload == half

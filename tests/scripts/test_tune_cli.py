@@ -89,6 +89,7 @@ def test_bad_arguments_give_clear_errors(tmp_path):
     for args, message in [
         (["--op", "matmul"], "unknown op 'matmul'"),
         (["--shape", "64,64"], "takes shape M,N,K"),
+        (["--dtype", "float16", "--allow-tf32"], "tf32 applies to float32 inputs"),
     ]:
         cmd = [sys.executable, TUNE, "--target", "llvm", "--work-dir", str(tmp_path), *args]
         proc = subprocess.run(cmd, env=_env(tmp_path), capture_output=True, text=True)

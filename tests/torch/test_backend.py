@@ -169,3 +169,17 @@ def test_unsupported_op_falls_back_to_eager(setup, caplog):
 def test_unknown_option_is_an_error():
     with pytest.raises(Exception, match="unknown autokernel option"):
         backend.configure(trails=4)
+
+
+def test_allow_tf32_follows_torch_unless_given():
+    """torch's ``allow_tf32`` is the user's word for fp32 matmuls, so the backend takes it
+    as the default of its option (a different config: a different compile cache key)."""
+    before = torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        assert backend._split({"target": "llvm"})[0].allow_tf32
+        assert not backend._split({"target": "llvm", "allow_tf32": False})[0].allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = False
+        assert not backend._split({"target": "llvm"})[0].allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before

@@ -78,3 +78,15 @@ def test_input_kinds_are_fresh_and_distinct():
     assert np.abs(large).max() > 10 * np.abs(a1.astype(np.float64)).max()
     edge = w.random_inputs(rng, "edge")[0]
     assert np.count_nonzero(edge[:-1, :-1]) == 0 and np.count_nonzero(edge[-1]) > 0
+
+
+def test_tf32_precision_is_an_fp32_opt_in_named_and_serialized():
+    plain = Workload("gemm", (64, 32, 16), "float32")
+    tf32 = Workload("gemm", (64, 32, 16), "float32", precision="tf32")
+    assert tf32.name == plain.name.replace("float32", "float32_tf32") and tf32 != plain
+    assert Workload.from_json(tf32.to_json()) == tf32
+    assert "precision" not in plain.to_json()  # records of earlier runs read back unchanged
+    with pytest.raises(WorkloadError, match="float32 inputs"):
+        Workload("gemm", (64, 32, 16), "float16", precision="tf32")
+    with pytest.raises(WorkloadError, match="precision must be"):
+        Workload("gemm", (64, 32, 16), "float32", precision="fp16")

@@ -134,8 +134,9 @@ def structure(params: WgmmaParams, workload) -> dict:
         "store": params.store,
         "splits": params.splits,
         "pad": params.pad,
-        # fp32 workloads keep fp32 accuracy: three TF32 products (.tf32x3), never one
-        "tf32_passes": 3 if workload.dtype == "float32" else 1,
+        # fp32 workloads keep fp32 accuracy (three TF32 products, .tf32x3) unless the user
+        # allowed TF32 (Workload.precision): then one
+        "tf32_passes": 3 if workload.dtype == "float32" and not workload.precision else 1,
     }
 
 
@@ -249,6 +250,8 @@ class CudaWgmma(Family):
         }  # fmt: skip
 
     def notes(self, params: WgmmaParams, workload) -> list[str]:
+        if workload.precision == "tf32":
+            return ["fp32 as TF32 (allowed): one tensor-core product, 10-bit mantissas"]
         if workload.dtype == "float32":
             return ["fp32 as 3xTF32: three TF32 tensor-core products, fp32-level accuracy"]
         return []
