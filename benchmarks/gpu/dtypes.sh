@@ -6,11 +6,15 @@
 # with TF32 allowed) and as 3xTF32 (fp32 accuracy; against cuBLAS fp32, TF32 off), in
 # alternation, L2 flushed.
 #   bash benchmarks/gpu/dtypes.sh
-# Results under $OUT: wgmma_check_*.json, <device>.jsonl.
+# Results under $OUT: fp32_gate.txt, wgmma_check_*.json, <device>.jsonl.
 set -uo pipefail
 out=${OUT:-/tmp/ak_out}
 mkdir -p "$out"
 export TVM_CUDA_COMPILE_MODE=nvcc PYTHONUNBUFFERED=1
+# the gate first: fp32 workloads as 3xTF32 and with TF32 allowed (default genomes)
+timeout 240 python3 -m pytest -q -m gpu tests/gpu -k float32 -rA > "$out/fp32_gate.txt" 2>&1
+echo "gpu fp32 gate rc=$?"
+grep -E "^(PASSED|FAILED)|passed|failed" "$out/fp32_gate.txt" | tail -8
 for s in 4096 8192; do
   for d in float8_e4m3fn float8_e5m2; do
     OUT=$out timeout 120 python3 benchmarks/gpu/wgmma_check.py --size $s --dtype $d \
