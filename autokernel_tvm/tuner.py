@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import tvm
+import tvm_ffi
 from tvm.s_tir import meta_schedule as ms
 
 from . import builder as build_lib
@@ -109,6 +110,10 @@ class Tuner:
         self.progress = progress
         self._builder = builder
         self._runner = runner
+        #: (workload, structural hash of the kernel) -> the gate's passing report: a kernel this
+        #: process has verified is not rebuilt and re-verified when it wins again (the model
+        #: paths ask for the same kernels; the problem suite spent ~20 s a problem on it)
+        self._passed: dict = {}
         self.db_warnings: list[str] = []  # damaged database lines moved out (db_lib.repair)
 
     # -- the loop ---------------------------------------------------------------------------
@@ -341,9 +346,16 @@ class Tuner:
                 sch = tvm.s_tir.Schedule(mod)
                 record.trace.apply_to_schedule(sch, remove_postproc=False)
                 scheduled, trace = sch.mod, str(record.trace)
-            exe = self.build(scheduled)
-            report_v = verify_lib.verify(exe["main"], workload, self.device())
-            if report_v.passed:
+            key = (workload, tvm_ffi.structural_hash(scheduled))
+            verified = self._passed.get(key)
+            if verified is None:
+                exe = self.build(scheduled)
+                report_v = verify_lib.verify(exe["main"], workload, self.device())
+                if report_v.passed:
+                    verified = self._passed[key] = report_v.to_json()
+            else:
+                verified = {**verified, "reused": "verified earlier in this process"}
+            if verified is not None:
                 return TuneResult(
                     workload=workload,
                     target=self.config.target,
@@ -355,7 +367,7 @@ class Tuner:
                     trace=trace,
                     mod=scheduled,
                     curve=_merge_curves(runs),
-                    verify=report_v.to_json(),
+                    verify=verified,
                     space=label,
                     space_report={**report, "rejected_by_verify": rejected, "realised": family},
                 )

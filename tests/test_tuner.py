@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 import tvm
+import tvm_ffi
 
 from autokernel_tvm.config import TuneConfig
 from autokernel_tvm.progress import count_records
@@ -55,6 +56,22 @@ def test_rerun_resumes_instead_of_starting_over(tuned):
     assert count_records(db_dir) == 12  # 4 new trials, not 12
     assert again.trials == 12
     assert again.latency_s <= first.latency_s * 1.5  # the old records still count
+
+
+@pytest.mark.slow
+def test_a_kernel_verified_in_this_process_is_not_rebuilt_or_reverified(tuned, monkeypatch):
+    """The model paths ask one tuner for the same kernels again (problem path, then the
+    backend): the winner that passed the gate is reused, and the report says so."""
+    _, _, work = tuned
+    cfg = TuneConfig(target="llvm", trials=8, trials_per_iter=4, work_dir=work, space="stock")
+    tuner = Tuner(cfg, progress=False)
+    first = tuner.tune(W)
+    assert first.verify["passed"] and "reused" not in first.verify
+    builds = []
+    monkeypatch.setattr(tuner, "build", lambda mod: builds.append(mod))
+    again = tuner.tune(W)
+    assert builds == [] and again.verify["passed"] and "reused" in again.verify
+    assert tvm_ffi.structural_equal(again.mod, first.mod)
 
 
 def test_cuda_tuning_without_gpu_says_what_to_do(tmp_path):
