@@ -37,6 +37,7 @@ import math
 from dataclasses import dataclass
 
 import tvm
+import tvm_ffi
 from tvm import relax
 
 from ..workloads import Workload, WorkloadError
@@ -449,6 +450,26 @@ def rewrite_module(
     return relax.transform.DeadCodeElimination()(out)
 
 
+#: built kernel libraries by (target, structural hash): a model compiled again in the same
+#: process (the problem path, then torch.compile's backend) links the library it built before
+#: instead of running nvcc again. Bounded: the oldest entries go first.
+_BUILT: dict = {}
+_BUILT_MAX = 64
+
+
+def _built(mod: tvm.IRModule, target) -> tvm.runtime.Module:
+    from ..builder import build_module
+
+    key = (str(target), tvm_ffi.structural_hash(mod))
+    hit = _BUILT.get(key)
+    if hit is not None and tvm_ffi.structural_equal(hit[0], mod):
+        return hit[1]
+    if len(_BUILT) >= _BUILT_MAX:
+        _BUILT.pop(next(iter(_BUILT)))
+    _BUILT[key] = (mod, build_module(mod, target).mod)
+    return _BUILT[key][1]
+
+
 def _with_precision(match: Match, precision: str) -> Match:
     """``match`` (and its fallbacks) with fp32 workloads given ``precision``."""
     if not precision:
@@ -461,7 +482,7 @@ def _with_precision(match: Match, precision: str) -> Match:
 
 
 def _rewrite(func, kernels, builder, target, linking, report):
-    from ..builder import build_module, companions, is_tirx
+    from ..builder import companions, is_tirx
 
     nhwc: dict = {}  # NCHW var -> the NHWC value it was transposed from
     libs, linked, external = linking
@@ -489,7 +510,7 @@ def _rewrite(func, kernels, builder, target, linking, report):
                 if symbol not in linked:  # one library per kernel, however often it is called
                     func_ = result.mod["main"].with_attr("global_symbol", symbol)
                     funcs = {symbol: func_, **companions(result.mod)}
-                    libs.append(build_module(tvm.IRModule(funcs), target).mod)
+                    libs.append(_built(tvm.IRModule(funcs), target))
                     linked.add(symbol)
                 callee, link = symbol, "packed"
             else:

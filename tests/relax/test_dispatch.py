@@ -240,3 +240,23 @@ def test_allowed_tf32_reaches_the_fp32_workloads_only():
     assert _with_precision(match, "") is match
     half_match = Match(None, None, half, "matmul", None, None, [], [])
     assert _with_precision(half_match, "tf32").workload == half
+
+
+def test_a_kernel_library_is_built_once_per_process(monkeypatch):
+    """Compiling a model again (problem path, then the backend) links the library built the
+    first time; a different kernel is built."""
+    from autokernel_tvm import builder
+    from autokernel_tvm.relax import dispatch
+    from autokernel_tvm.targets import make_target
+
+    calls = []
+    real = builder.build_module
+    monkeypatch.setattr(builder, "build_module", lambda m, t: calls.append(m) or real(m, t))
+    monkeypatch.setattr(dispatch, "_BUILT", {})
+    target = make_target("llvm")
+    one = tvm.IRModule({"main": Workload("gemm", (16, 16, 16)).prim_func()})
+    two = tvm.IRModule({"main": Workload("gemm", (16, 16, 32)).prim_func()})
+    first = dispatch._built(one, target)
+    assert dispatch._built(one, target) is first and len(calls) == 1
+    dispatch._built(two, target)
+    assert len(calls) == 2
