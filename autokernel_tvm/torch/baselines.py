@@ -30,8 +30,26 @@ def make_baseline(entry: dict, inputs: Sequence[torch.Tensor]) -> Callable[[], t
     Returns
     -------
     callable
-        ``fn()`` returns the output in the kernel's output layout (possibly a view).
+        ``fn()`` returns the output in the kernel's output layout (possibly a view). A
+        workload whose precision is "tf32" is compared at the same precision: its matmuls run
+        with ``torch.backends.cuda.matmul.allow_tf32`` on (restored after each call).
     """
+    fn = _expression(entry, inputs)
+    if entry.get("precision") != "tf32":
+        return fn
+
+    def tf32():
+        flags = torch.backends.cuda.matmul
+        before, flags.allow_tf32 = flags.allow_tf32, True
+        try:
+            return fn()
+        finally:
+            flags.allow_tf32 = before
+
+    return tf32
+
+
+def _expression(entry: dict, inputs: Sequence[torch.Tensor]) -> Callable[[], torch.Tensor]:
     op = entry["op"]
     if op == "gemm":
         a, b = inputs

@@ -40,3 +40,23 @@ def test_max_rel_error_is_normwise():
     want = torch.tensor([0.0, 10.0, -20.0])
     assert max_rel_error(want + torch.tensor([1e-3, 0, 0]), want) == pytest.approx(5e-5)
     assert max_rel_error(torch.zeros(2), torch.zeros(2)) == 0.0
+
+
+def test_tf32_workload_is_compared_with_tf32_allowed_and_the_flag_restored():
+    seen = []
+    real = torch.matmul
+
+    def spy(a, b):
+        seen.append(torch.backends.cuda.matmul.allow_tf32)
+        return real(a, b)
+
+    a, b = torch.randn(8, 4), torch.randn(4, 8)
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.matmul = spy
+    try:
+        for precision in ("tf32", ""):
+            w = Workload("gemm", (8, 8, 4), "float32", precision=precision)
+            make_baseline(w.to_json(), [a, b])()
+    finally:
+        torch.matmul = real
+    assert seen == [True, before] and torch.backends.cuda.matmul.allow_tf32 == before
