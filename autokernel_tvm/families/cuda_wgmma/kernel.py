@@ -65,6 +65,7 @@ from .epilogue import operand_buffers, with_buffers
 from .splitk import REDUCE_THREADS, reduce_args, reduce_blocks, reduce_partials
 from .tf32x3 import THREADS as SPLIT_THREADS
 from .tf32x3 import split_blocks, split_k, split_operand
+from .tf32x3 import views as split_views
 
 BLOCK_K = 64  # one 128-byte swizzle row of 2-byte elements: TMA box and descriptor agree on it
 WG_THREADS = 128
@@ -821,10 +822,11 @@ def wgmma_gemm(
                       pad_blocks(rows, cols, dt), PAD_THREADS)
 
     @T.macro
-    def split_into(X, scratch, name, rows, cols, kmajor):
+    def split_into(X, scratch, name):
         # host code: launch the 3xTF32 split copy (tf32x3.split_operand) linked beside this one
         T.call_packed(f"{symbol}_split_{name}_kernel", X.data, scratch.data,
-                      split_blocks(rows, cols, kmajor, batch), SPLIT_THREADS)
+                      split_blocks(*split_views(m, n, user_k, user_trans_b)[name], batch),
+                      SPLIT_THREADS)
 
     @T.macro
     def device(A, B, C, bias, a_map, b_map, c_map, P):
@@ -907,10 +909,9 @@ def wgmma_gemm(
             pad_into(B, B8, "b", *pads["b"])
         if x3:  # [hi | hi | lo] of A and [hi | lo | hi] of B, K-major
             A8 = T.alloc_buffer((nb * m, k), sdt)
-            split_into(A, A8, "a", m, user_k, True)
+            split_into(A, A8, "a")
             B8 = T.alloc_buffer((nb * n, k), sdt)
-            split_into(B, B8, "b", *((n, user_k) if user_trans_b else (user_k, n)),
-                       user_trans_b)
+            split_into(B, B8, "b")
         a_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
         T.call_packed("runtime.cuTensorMapEncodeTiled", a_map, sdt, a_tma[0],
                       A8.data if "a" in pads or x3 else A.data,  # noqa: F821
@@ -982,8 +983,7 @@ def wgmma_module(
     for name, (rows, cols) in row_pads(m, n, k, **structure).items():
         funcs[f"{symbol}_pad_{name}"] = pad_rows(st.in_dtype, rows, cols, f"{symbol}_pad_{name}")
     if st.tf32_passes == 3:
-        views = {"a": (m, k, True), "b": (n, k, True) if st.trans_b else (k, n, False)}
-        for name, (rows, cols, kmajor) in views.items():
+        for name, (rows, cols, kmajor) in split_views(m, n, k, st.trans_b).items():
             split = split_operand(name, rows, cols, kmajor=kmajor, batch=st.batch,
                                   symbol=f"{symbol}_split_{name}")  # fmt: skip
             funcs[f"{symbol}_split_{name}"] = split.with_attr(PIPELINE_ATTR, "tirx")

@@ -45,6 +45,12 @@ def part(x, which: str):
     return high(x) if which == "hi" else x - high(x)
 
 
+def views(m: int, n: int, k: int, trans_b: bool) -> dict[str, tuple[int, int, bool]]:
+    """``{"a" | "b": (rows, cols, kmajor)}``: each operand as stored, per matrix, and whether
+    its rows run along K (what :func:`split_operand` and :func:`split_blocks` take)."""
+    return {"a": (m, k, True), "b": (n, k, True) if trans_b else (k, n, False)}
+
+
 def split_blocks(rows: int, cols: int, kmajor: bool, batch: int = 0) -> int:
     """Blocks of :func:`split_operand`'s kernel (``rows x cols`` per matrix, as stored)."""
     kp = split_k(cols if kmajor else rows) // 3
