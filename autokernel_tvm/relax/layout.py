@@ -24,6 +24,11 @@ THREADS = 256
 BANK_BYTES = 4
 
 
+def _source(store: tirx.BufferStore):
+    """What ``store`` writes, looked at through one cast."""
+    return store.value.value if isinstance(store.value, tirx.Cast) else store.value
+
+
 def permutation(block: tirx.SBlock) -> tuple[int, int] | None:
     """``(j, i)`` if ``block`` is ``out[...] = in[...]`` (possibly through a cast) with the
     input's indices a permutation of the output's: the output axis ``j`` that indexes the input's
@@ -32,7 +37,7 @@ def permutation(block: tirx.SBlock) -> tuple[int, int] | None:
     store = block.body
     if not isinstance(store, tirx.BufferStore) or len(block.reads) != 1:
         return None
-    load = store.value.value if isinstance(store.value, tirx.Cast) else store.value
+    load = _source(store)
     if not isinstance(load, TensorLoad):
         return None
     out_idx, in_idx = list(store.indices), list(load.indices)
@@ -63,8 +68,7 @@ class LayoutTranspose(GPUScheduleRule):
             return None
         j, i = found
         store = sch.get(block).body
-        load = store.value.value if isinstance(store.value, tirx.Cast) else store.value
-        read_bytes = tvm.DataType(load.ty.dtype).bits // 8
+        read_bytes = tvm.DataType(_source(store).ty.dtype).bits // 8
         write_bytes = tvm.DataType(store.buffer.dtype).bits // 8
         tile = ROW_BYTES // min(read_bytes, write_bytes)
         rows = max(1, THREADS // tile)  # threadIdx.y extent; each thread does tile / rows
