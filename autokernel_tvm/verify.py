@@ -130,18 +130,23 @@ def tolerance(
     u_out = UNIT_ROUNDOFF[workload.out_dtype]
     base, operands = workload.split_inputs([np.asarray(a, dtype=np.float64) for a in inputs])
     scale = C_PROB * math.sqrt(red) * u_eff
-    if workload.opdef.carry is not None:  # several accumulators, combined by the op itself
-        bound = workload.opdef.carry(workload.shape, base, scale)
+    tf32 = workload.precision == "tf32"
+    carry = workload.opdef.carry
+    # sqrt(sum_k (a_ik b_kj)^2) and the fp64 accumulator: each computed once, where needed
+    terms = acc = None
+    if carry is None or tf32:
+        terms = np.sqrt(workload.opdef.magnitude(workload.shape, [a * a for a in base]))
+    if tf32 or workload.epilogue is not None:
+        acc = workload.opdef.reference(workload.shape, base)
+    if carry is not None:  # several accumulators, combined by the op itself
+        bound = carry(workload.shape, base, scale)
     else:
-        bound = scale * np.sqrt(workload.opdef.magnitude(workload.shape, [a * a for a in base]))
-    if workload.precision == "tf32":
+        bound = scale * terms
+    if tf32:
         # each product's operands cut to 10 mantissa bits: a spread like the accumulation's
         # (without its sqrt(K) growth) and, truncated, a bias of up to 2^-10 of the result
-        squares = workload.opdef.magnitude(workload.shape, [a * a for a in base])
-        ref_acc = np.abs(workload.opdef.reference(workload.shape, base))
-        bound = bound + C_PROB * 2 * TF32_ROUNDOFF * np.sqrt(squares) + TF32_ROUNDOFF * ref_acc
+        bound = bound + C_PROB * 2 * TF32_ROUNDOFF * terms + TF32_ROUNDOFF * np.abs(acc)
     if workload.epilogue is not None:  # the accumulator's error, carried through the expression
-        acc = workload.opdef.reference(workload.shape, base)
         g = lambda x: workload.epilogue.evaluate(x, operands)  # noqa: E731
         at = g(acc)
         bound = np.maximum(np.abs(g(acc + bound) - at), np.abs(g(acc - bound) - at))
