@@ -56,26 +56,20 @@ def summary_lines(summary: dict) -> list[str]:
     if verify:
         lines.append(f"verified   {len(verify['checks'])} checks passed")
     if summary.get("genome"):
-        lines.append(f"winner     {_winner(summary['genome'])}")
-        lines += [f"note       {note}" for note in _notes(summary["genome"], summary["workload"])]
+        lines += _winner(summary["genome"], summary["workload"])
     return lines
 
 
-def _notes(genome_json: dict, workload_json: dict) -> list[str]:
-    """The winner's family's notes on it for this workload (:meth:`Family.notes`)."""
+def _winner(genome_json: dict, workload_json: dict) -> list[str]:
+    """The winning genome and what it adds over its family's first template, then the
+    family's notes on it for this workload (:meth:`Family.notes`)."""
     from .families import get
     from .space.genome import Genome
     from .workloads import Workload
 
     genome = Genome.from_json(genome_json)
-    return get(genome.family).notes(genome.params, Workload.from_json(workload_json))
-
-
-def _winner(genome_json: dict) -> str:
-    """The winning genome, and what it adds over its family's first template."""
-    from .families import get
-    from .space.genome import Genome
-
-    genome = Genome.from_json(genome_json)
-    added = get(genome.family).additions(genome.params)
-    return genome.describe() + (f"  (adds: {', '.join(added)})" if added else "")
+    family = get(genome.family)
+    added = family.additions(genome.params)
+    line = genome.describe() + (f"  (adds: {', '.join(added)})" if added else "")
+    notes = family.notes(genome.params, Workload.from_json(workload_json))
+    return [f"winner     {line}"] + [f"note       {note}" for note in notes]
