@@ -27,6 +27,7 @@ rows or columns may be missed, ``g`` is 1 up to :data:`REFERENCE_BUDGET` flops a
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -456,9 +457,7 @@ class _Sample:
             shape[pos] = len(idx)
         for i, axes in _operand_axes(workload, out_axes).items():
             in_axes[i].update(axes)
-        sub = Workload(
-            workload.op, tuple(shape), workload.dtype, workload.out_dtype, workload.epilogue
-        )
+        sub = dataclasses.replace(workload, shape=tuple(shape))  # precision, epilogue kept
         return cls(sub, workload, picks, strides, in_axes, out_axes)
 
     def inputs(self, arrays):

@@ -456,3 +456,21 @@ def test_tf32_bound_holds_a_truncated_tf32_product_only_when_allowed():
         workload = Workload("gemm", (m, n, k), "float32", precision=precision)
         ratio = np.max(np.abs(got - ref) / tolerance(workload, [a, b], ref, u_gpu))
         assert (ratio < 0.5) if inside else (ratio > 5), (precision, ratio)
+
+
+def test_sampled_reference_keeps_the_tf32_precision(monkeypatch):
+    """A sampled gate (large outputs) holds a ``precision="tf32"`` kernel to the TF32 bound: the
+    sub-workload kept only the op, shape, dtypes and epilogue, and a correct TF32 kernel failed
+    the edge probe 61x over the fp32 bound (H200 2026-12-03, 1024 x 1024 x 1000)."""
+    monkeypatch.setattr(verify_lib, "REFERENCE_BUDGET", 2**18)
+    workload = Workload("gemm_nt", (384, 320, 200), "float32", precision="tf32")
+
+    def tf32(x):
+        return (x.view(np.uint32) & np.uint32(0xFFFFE000)).view(np.float32)
+
+    run = _sim(workload, defect=lambda a, b: (tf32(a), tf32(b)))
+    report = verify(run, workload, kinds=("normal", "edge", "mixed"), check_shapes=False)
+    assert any(c.startswith("sampled:") for c in report.checks), report.checks
+    assert report.passed, report.failures
+    strict = Workload("gemm_nt", (384, 320, 200), "float32")
+    assert _failures(run, strict, ("normal", "edge"))

@@ -211,6 +211,15 @@ class Epilogue:
     def from_json(cls, data: dict) -> Epilogue:
         return cls(Expr.from_json(data["expr"]), tuple(data.get("operands", ())))
 
+    def divisors(self) -> frozenset[int]:
+        """Operands read under the right side of a ``div`` (a BatchNorm's sqrt(var + eps)): the
+        gate draws them away from zero, as the model's own values are."""
+        found = set()
+        for node in self.expr.nodes():
+            if node.op == "div":
+                found.update(int(n.value) for n in node.args[1].nodes() if n.op == "operand")
+        return frozenset(found)
+
     def operand_shape(self, index: int, out_shape: tuple[int, ...]) -> tuple[int, ...]:
         """The shape of operand ``index`` for an output of ``out_shape``."""
         kind = self.operands[index]

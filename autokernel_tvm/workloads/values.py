@@ -34,7 +34,15 @@ def draw(workload, rng: np.random.Generator, kind: str) -> list[np.ndarray]:
             limit = 60.0 ** (1.0 / workload.opdef.degree)  # |result| <= 3600 < fp16's max
             arrays = [np.clip(a, -limit, limit) / np.sqrt(red) for a in arrays]
     elif kind == "edge":
-        arrays = [_edge(a) for a in arrays]
+        count = len(specs) - len(workload.epilogue.operands) if workload.epilogue else len(specs)
+        # the epilogue's operands stay dense: a zeroed divisor is inf, not a tile-edge probe
+        arrays = [_edge(a) if i < count else a for i, a in enumerate(arrays)]
+    if workload.epilogue is not None:
+        first = len(specs) - len(workload.epilogue.operands)
+        for i in workload.epilogue.divisors():  # |x| in [0.5, 2], either sign: never near zero
+            shape = specs[first + i].shape
+            magnitude = rng.uniform(0.5, 2.0, size=shape)
+            arrays[first + i] = np.where(rng.random(shape) < 0.5, -magnitude, magnitude)
     return [a.astype(np_dtype(spec.dtype)) for a, spec in zip(arrays, specs)]
 
 

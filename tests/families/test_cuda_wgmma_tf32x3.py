@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """3xTF32's arithmetic, emulated in numpy with the kernel's own constants: the split copies
 (:data:`SEGMENTS`, the TF32 rounding of :func:`high`) and a tensor core that keeps 10 mantissa
-bits of each operand must land inside the gate's fp32 bound, where one TF32 product does not."""
+bits of each operand and truncates each k8 group's sum into the fp32 accumulator must land
+inside the gate's fp32 bound, where one TF32 product does not."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from autokernel_tvm.families.cuda_wgmma.tf32x3 import (
     SEGMENTS,
     TF32_MASK,
     TF32_ROUND,
+    THREADS,
+    TILE,
+    split_blocks,
     split_k,
 )
 from autokernel_tvm.verify import UNIT_ROUNDOFF, tolerance
@@ -27,25 +31,46 @@ def _tensor_core(x):  # what a TF32 wgmma reads of an fp32 value: the low 13 bit
     return (x.view(np.uint32) & np.uint32(TF32_MASK)).view(np.float32)
 
 
-def _segments(x, name):
+def _segments(x, order):
     parts = {"hi": _high(x), "lo": x - _high(x)}
-    return [_tensor_core(parts[p]) for p in SEGMENTS[name]]
+    return [_tensor_core(parts[p]) for p in order]
 
 
-@pytest.mark.parametrize("m, n, k", [(128, 96, 77), (64, 64, 4096)])
-def test_three_products_meet_the_fp32_bound_and_one_does_not(m, n, k):
-    rng = np.random.default_rng(k)
-    a = rng.standard_normal((m, k)).astype(np.float32)
-    b = rng.standard_normal((n, k)).astype(np.float32)  # A @ B.T, K-major like the copies
-    a3 = np.concatenate(_segments(a, "a"), axis=1)
-    b3 = np.concatenate(_segments(b, "b"), axis=1)
-    three = (a3 @ b3.T).astype(np.float32)
-    one = (_tensor_core(a) @ _tensor_core(b).T).astype(np.float32)
+def _truncate32(x):  # fp64 -> fp32 rounded toward zero, as the tensor core's accumulator
+    r = x.astype(np.float32)
+    over = np.abs(r.astype(np.float64)) > np.abs(x)
+    r[over] = np.nextafter(r[over], np.float32(0))
+    return r
+
+
+def _wgmma(a, b, group=8):
+    """``a @ b.T`` the way a TF32 wgmma sums: each k8 group exact, then added to the running
+    fp32 sum with truncation (Fasi et al., PeerJ CS 2021), in K order."""
+    acc = np.zeros((a.shape[0], b.shape[0]), np.float32)
+    for k0 in range(0, a.shape[1], group):
+        part = a[:, k0 : k0 + group].astype(np.float64) @ b[:, k0 : k0 + group].T
+        acc = _truncate32(acc.astype(np.float64) + part)
+    return acc
+
+
+@pytest.mark.parametrize("m, n, k", [(64, 48, 77), (64, 64, 1024)])
+@pytest.mark.parametrize("kind", ["normal", "mixed"])
+def test_three_products_meet_the_fp32_bound_and_one_does_not(m, n, k, kind):
+    workload = Workload("gemm_nt", (m, n, k), "float32")  # A @ B.T, K-major like the copies
+    a, b = workload.random_inputs(np.random.default_rng(k), kind)
     ref = a.astype(np.float64) @ b.astype(np.float64).T
     u_gpu = 2 * UNIT_ROUNDOFF["float32"]  # the gate's u_eff on a GPU
-    bound = tolerance(Workload("gemm_nt", (m, n, k), "float32"), [a, b], ref, u_gpu)
-    assert np.max(np.abs(three - ref) / bound) < 0.5
-    assert np.max(np.abs(one - ref) / bound) > 5
+    bound = tolerance(workload, [a, b], ref, u_gpu)
+
+    def ratio(order_a, order_b):
+        a3 = np.concatenate(_segments(a, order_a), axis=1)
+        b3 = np.concatenate(_segments(b, order_b), axis=1)
+        return np.max(np.abs(_wgmma(a3, b3) - ref) / bound)
+
+    assert ratio(SEGMENTS["a"], SEGMENTS["b"]) < 0.5
+    assert np.max(np.abs(_wgmma(_tensor_core(a), _tensor_core(b)) - ref) / bound) > 5
+    if k >= 1024:  # the large products first: K roundings of the large sum more (1.6x on H200)
+        assert ratio(("hi", "hi", "lo"), ("hi", "lo", "hi")) > 1.0
 
 
 def test_split_keeps_exact_values_and_pads_segments_to_lines():
@@ -53,3 +78,18 @@ def test_split_keeps_exact_values_and_pads_segments_to_lines():
     assert np.array_equal(_high(x[:4]), x[:4])  # small integers: all in hi, lo = 0
     assert np.array_equal(_high(x) + (x - _high(x)), x)  # hi + lo is x, exactly
     assert split_k(1) == 3 * LINE and split_k(LINE) == 3 * LINE and split_k(LINE + 1) == 6 * LINE
+
+
+@pytest.mark.parametrize(
+    "rows, cols, kmajor, batch", [(100, 77, True, 3), (77, 200, False, 3), (1000, 1003, True, 0)]
+)
+def test_split_blocks_cover_every_matrix_of_a_batch(rows, cols, kmajor, batch):
+    """The split copy's grid reaches every value of every matrix (the K-major grid once covered
+    only the first matrix of a batch: batched 3xTF32 read uninitialized memory, H200)."""
+    k = cols if kmajor else rows
+    kp = split_k(k) // 3
+    blocks = split_blocks(rows, cols, kmajor, batch)
+    if kmajor:
+        assert blocks * THREADS * 4 >= max(batch, 1) * rows * kp
+    else:
+        assert blocks == max(batch, 1) * (kp // TILE) * -(-cols // TILE)

@@ -77,6 +77,32 @@ def test_every_function_lowers_like_its_reference_through_the_gate(fn):
     assert report.passed, report.failures
 
 
+def test_gate_draws_divisor_operands_away_from_zero():
+    """A BatchNorm folded into the epilogue divides by an operand: the gate's edge probe (zeros
+    but the last slice) and its scaled kinds must not hand it zeros, or the fp64 reference is
+    nan/inf and no kernel can pass (the ResNet block's convs, H200 2026-12-03)."""
+    bn = Epilogue(
+        F(
+            "relu",
+            F(
+                "add",
+                F("mul", F("div", F("sub", ACC, operand(0)), operand(1)), operand(2)),
+                operand(3),
+            ),
+        ),
+        ("n", "n", "n", "n"),
+    )
+    assert bn.divisors() == {1} and CHAIN.divisors() == frozenset()
+    wl = Workload("conv2d_nhwc", (1, 6, 6, 8, 16, 3, 3, 1, 1), epilogue=bn)
+    rng = np.random.default_rng(3)
+    for kind in ("normal", "large", "tiny", "mixed", "edge"):
+        divisor = wl.random_inputs(rng, kind)[3]
+        assert np.all(np.abs(divisor) >= 0.5), kind
+    exe = build_module(wl.ir_module(), make_target("llvm"))
+    report = verify_lib.verify(exe["main"], wl, seed=2, check_shapes=False)
+    assert report.passed, report.failures
+
+
 def test_gate_rejects_a_kernel_with_another_expression():
     built = Workload("gemm", (16, 8, 12), epilogue=Epilogue(F("gelu_tanh", ACC)))
     claimed = dataclasses.replace(built, epilogue=Epilogue(F("gelu", F("mul", ACC, const(1.01)))))

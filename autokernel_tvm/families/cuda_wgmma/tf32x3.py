@@ -8,8 +8,11 @@ high part (rounded to TF32) and the low rest, ``x = hi + lo`` (exact in fp32); t
 
 drops only ``lo(A) @ lo(B).T`` (~2^-22 relative) and what TF32 cuts off ``lo`` (the same
 order): fp32-level error, where one TF32 product keeps ~2^-11. The three products are one GEMM
-over concatenated K: ``A3 = [hi(A) | hi(A) | lo(A)]`` and ``B3 = [hi(B) | lo(B) | hi(B)]``,
-each segment zero-padded to whole 128-byte lines, ``C = A3 @ B3.T``. The kernel's host code
+over concatenated K: ``A3 = [lo(A) | hi(A) | hi(A)]`` and ``B3 = [hi(B) | lo(B) | hi(B)]``,
+each segment zero-padded to whole 128-byte lines, ``C = A3 @ B3.T``. The small products come
+first: the tensor core rounds (truncates) every addition to the running fp32 sum, so K small
+terms added to the large sum cost K roundings of the large sum (1.6x over the gate's fp32 bound
+on the H200), where added first they round only their own small sum. The kernel's host code
 builds A3 and B3 with :func:`split_operand` (one pass over each operand, written three times)
 and runs the plain TF32 kernel on them; B3 is always K-major, so the A @ B layout (B stored
 ``[K, N]``) is transposed by the copy, through a shared-memory tile.
@@ -20,7 +23,7 @@ from __future__ import annotations
 import tvm
 from tvm.script import tirx as T
 
-SEGMENTS = {"a": ("hi", "hi", "lo"), "b": ("hi", "lo", "hi")}  # A3 @ B3.T: the 3 products
+SEGMENTS = {"a": ("lo", "hi", "hi"), "b": ("hi", "lo", "hi")}  # A3 @ B3.T: the 3 products
 LINE = 32  # fp32 values of one 128-byte line: each segment is padded to whole lines
 THREADS = 256
 TILE = 32  # the transposing copy: 32 x 32 values per block, staged in shared memory
@@ -54,8 +57,8 @@ def views(m: int, n: int, k: int, trans_b: bool) -> dict[str, tuple[int, int, bo
 def split_blocks(rows: int, cols: int, kmajor: bool, batch: int = 0) -> int:
     """Blocks of :func:`split_operand`'s kernel (``rows x cols`` per matrix, as stored)."""
     kp = split_k(cols if kmajor else rows) // 3
-    if kmajor:
-        return -(-rows * kp // 4 // THREADS)  # a 4-value chunk of one row per thread
+    if kmajor:  # a 4-value chunk of one row per thread, the rows of every matrix
+        return -(-max(batch, 1) * rows * kp // 4 // THREADS)
     return max(batch, 1) * (kp // TILE) * -(-cols // TILE)
 
 
