@@ -5,8 +5,9 @@
         [--dtype float16|bfloat16|float8_e4m3fn|float8_e5m2|float32] [--layout nt|nn] [--batch B] \
         [--out-dtype float32] [--epilogue bias_gelu] [--structures 256,2,4,1 128,2,4,8,p ...]
 
-Each structure is ``block_n,consumers,stages,raster[,p][,c2][,t][,sN][,l][,x3]`` (`p`: the
-persistent schedule, `c2`: clusters of 2 blocks multicasting B, `t`: the TMA-store write-back,
+Each structure is ``block_n,consumers,stages,raster[,p][,pp][,c2][,t][,sN][,l][,x3]`` (`p`: the
+persistent schedule, `pp`: its ping-pong arrangement (each consumer warpgroup its own 64-row
+tile, in turn), `c2`: clusters of 2 blocks multicasting B, `t`: the TMA-store write-back,
 `sN`: split-K over N blocks per tile, `l`: operands with rows that are not whole 128-byte lines
 copied into padded scratch first, `x3`: fp32 inputs as 3xTF32, timed against cuBLAS fp32 with
 TF32 off; see `autokernel_tvm.families.cuda_wgmma`).
@@ -65,6 +66,7 @@ def check_one(shape, dtype, structure, target, nt=True, batch=0, out_dtype="floa
     schedule = "persistent" if "p" in flags else "tile"
     cluster = 2 if "c2" in flags else 1
     store = "tma" if "t" in flags else "direct"
+    arrangement = "pingpong" if "pp" in flags else "cooperative"
     splits = next((int(f[1:]) for f in flags if f.startswith("s")), 1)
     row = {"structure": dict(block_n=block_n, consumers=consumers, stages=stages, raster=raster,
                              schedule=schedule, cluster=cluster, store=store)}  # fmt: skip
@@ -77,6 +79,8 @@ def check_one(shape, dtype, structure, target, nt=True, batch=0, out_dtype="floa
         row["structure"]["splits"] = splits
     if pad != "needed":
         row["structure"]["pad"] = pad
+    if arrangement != "cooperative":
+        row["structure"]["arrangement"] = arrangement
     if epilogue:
         row["epilogue"] = epilogue
     m, n, k = shape
@@ -85,7 +89,8 @@ def check_one(shape, dtype, structure, target, nt=True, batch=0, out_dtype="floa
     mod = wgmma_module(m, n, k, batch=batch, in_dtype=dtype, trans_b=nt, block_n=block_n,
                       consumers=consumers, stages=stages, raster=raster, out_dtype=out_dtype,
                       schedule=schedule, cluster=cluster, store=store, splits=splits, pad=pad,
-                      tf32_passes=passes, epilogue=epilogue, smem_limit=lim.smem_per_block,
+                      tf32_passes=passes, epilogue=epilogue, arrangement=arrangement,
+                      smem_limit=lim.smem_per_block,
                       sm_count=lim.sm_count)  # fmt: skip
     lead = (batch,) if batch else ()
 

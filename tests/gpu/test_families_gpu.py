@@ -127,11 +127,31 @@ PERSISTENT = [
         {"store": "tma"},
     ),  # fmt: skip
     (Workload("gemm_gated_nt", (2000, 2000, 1000), "bfloat16", "bfloat16"), {"store": "tma"}),
+    # ping-pong: each warpgroup its own 64-row tile, in turn (parities across skipped tiles)
+    (Workload("gemm_nt", (2048, 4096, 512), "float16", "float16"), {"arrangement": "pingpong"}),
+    (
+        Workload("gemm_bias_gelu", (2048, 4096, 1024), "float16", "float16"),
+        {"arrangement": "pingpong", "store": "tma"},
+    ),
+    (
+        Workload("gemm", (2000, 5000, 1000), "bfloat16", "bfloat16"),
+        {"arrangement": "pingpong", "store": "tma"},
+    ),  # edge tiles, B as [K, N]
+    (
+        Workload("batch_gemm_nt", (16, 512, 1024, 256), "float16"),
+        {"arrangement": "pingpong", "stages": 3},
+    ),
+    (
+        Workload("gemm_nt", (2048, 4096, 4096), "float16", "float16"),
+        {"arrangement": "pingpong", "store": "tma"},
+    ),  # 64 K steps per tile: a consumer skips 16 rings of the other's
 ]
 
 
 @pytest.mark.parametrize(
-    "workload, genes", PERSISTENT, ids=[w.name + "".join(g) for w, g in PERSISTENT]
+    "workload, genes",
+    PERSISTENT,
+    ids=[w.name + "".join(f"_{v}" for v in g.values()) for w, g in PERSISTENT],
 )
 def test_persistent_schedule_passes_the_gate(target, workload, genes):
     """A block per SM looping over tiles, the ring's phases carried across them: a phase off by

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from ...hardware import limits
 from ..base import Family, GenomeError, Kernel, Params
 from .kernel import (
+    ARRANGEMENTS,
     BLOCK_NS,
     CLUSTERS,
     CONSUMERS,
@@ -36,6 +37,7 @@ from .kernel import (
     row_pads,
     smem_bytes,
     split_reason,
+    tile_rows,
     wgmma_module,
 )
 
@@ -67,7 +69,9 @@ class WgmmaParams(Params):
     splits: blocks sharing one output tile's K steps (split-K: f32 partials, then a
     deterministic reduction that applies the epilogue), for grids with fewer tiles than SMs;
     pad: "lines" copies operands whose rows are not whole 128-byte lines into padded scratch
-    first, "needed" only those the TMA cannot address at all."""
+    first, "needed" only those the TMA cannot address at all; arrangement: "cooperative" (the
+    consumers split one tile) or "pingpong" (persistent, two consumers: each its own 64-row
+    tile, in turn, one's write-back overlapping the other's wgmma)."""
 
     block_n: int = 256
     consumers: int = 2
@@ -78,7 +82,8 @@ class WgmmaParams(Params):
     store: str = "direct"
     splits: int = 1
     pad: str = "needed"
-    later_genes = ("schedule", "cluster", "store", "splits", "pad")
+    arrangement: str = "cooperative"
+    later_genes = ("schedule", "cluster", "store", "splits", "pad", "arrangement")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -92,6 +97,8 @@ class WgmmaParams(Params):
             raise GenomeError("bad-schedule", f"schedule={self.schedule!r}: one of {SCHEDULES}")
         if self.pad not in PADS:
             raise GenomeError("bad-pad", f"pad={self.pad!r}: one of {PADS}")
+        if self.arrangement not in ARRANGEMENTS:
+            raise GenomeError("bad-arrangement", f"arrangement={self.arrangement!r}")
         if self.splits not in SPLITS:
             raise GenomeError("bad-splits", f"splits={self.splits}: one of {SPLITS}")
         if self.stages not in STAGES or self.raster < 0:
@@ -134,6 +141,7 @@ def structure(params: WgmmaParams, workload) -> dict:
         "store": params.store,
         "splits": params.splits,
         "pad": params.pad,
+        "arrangement": params.arrangement,
         # fp32 workloads keep fp32 accuracy (three TF32 products, .tf32x3) unless the user
         # allowed TF32 (Workload.precision): then one
         "tf32_passes": 3 if workload.dtype == "float32" and not workload.precision else 1,
@@ -153,6 +161,7 @@ class CudaWgmma(Family):
         "store": STORES,
         "splits": SPLITS,
         "pad": PADS,
+        "arrangement": ARRANGEMENTS,
     }
     default = WgmmaParams()  # H100: 82% of cuBLAS at 4096^3 fp16 before tuning
 
@@ -225,7 +234,7 @@ class CudaWgmma(Family):
         m, n, k = _mnk(workload)
         st = structure(params, workload)
         lead = max(st["batch"], 1)
-        block_m = WG_ROWS * params.consumers
+        block_m = tile_rows(params.consumers, params.arrangement)
         block_c = params.block_n // 2 if st["gated"] else params.block_n
         tiles = _tiles(workload, block_m, block_c)
         sms = max(limits(target).sm_count, 1)
@@ -240,12 +249,14 @@ class CudaWgmma(Family):
             "raster": float(max(params.raster, 1)),
             "persistent": float(params.schedule == "persistent"),
             "cluster": float(params.cluster), "tma_store": float(params.store == "tma"),
+            "pingpong": float(params.arrangement == "pingpong"),
             "log_splits": math.log2(params.splits),
             "log_tiles": math.log2(tiles), "waves": tiles * params.splits / sms,
             "k_steps": -(-k // k_step(workload.dtype)) / params.splits,
             "edge_waste": tiles * block_m * block_c / (lead * m * n) - 1.0,
-            "smem_kb": smem_bytes(params.block_n, params.consumers, params.stages, params.store)
-            / 1024,
+            "smem_kb": smem_bytes(
+                params.block_n, params.consumers, params.stages, params.store, params.arrangement
+            ) / 1024,
             "row_copies": float(len(row_pads(m, n, k, **st))),
         }  # fmt: skip
 

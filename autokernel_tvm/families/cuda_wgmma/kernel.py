@@ -78,6 +78,8 @@ CLUSTERS = (1, 2)  # blocks per cluster along M, sharing (multicasting) the B ti
 STORES = ("direct", "tma")  # the write-back: registers -> global, or -> shared -> TMA store
 SPLITS = (1, 2, 4, 8, 16, 32, 64)  # K ranges per output tile (split-K), summed by .splitk
 PADS = ("needed", "lines")  # copy rows the TMA cannot address / rows that are not whole lines
+#: consumer warpgroups on one tile (each 64 of its rows) / each on its own 64-row tile, in turn
+ARRANGEMENTS = ("cooperative", "pingpong")
 SPLIT_MIN_STEPS = 4  # K steps a split block keeps at least: fewer, and the ring never fills
 STORE_BOX = 64  # TMA store box: 64 rows of one 128-byte swizzle row (64 halves, 32 floats)
 SWIZZLE_ROW = 128  # bytes of a 128B-swizzle row; its 16-byte chunks are XORed with the row % 8
@@ -143,6 +145,12 @@ class Structure:
         "needed", those whose rows the TMA cannot address (not 16-byte multiples); "lines",
         also those whose rows are not whole 128-byte lines (TMA boxes of such rows loaded ~25%
         slower on the H200; the copy is one pass over the operand).
+    arrangement : "cooperative": the consumer warpgroups split one ``64 * consumers``-row tile;
+        "pingpong" (persistent, 2 consumers): each warpgroup computes its own 64-row tile, the
+        block's tiles dealt out in turn, so one warpgroup's write-back (an erf GELU, the
+        staging for the TMA store) runs while the other's wgmma keeps the tensor cores busy.
+        The producer loads the tiles in order through one ring, so the two mainloops take
+        turns without a barrier of their own; each ring stage is freed by one warpgroup.
     tf32_passes : fp32 inputs only: 1, one TF32 product (TF32's ~10-bit mantissa); 3, 3xTF32
         (:mod:`.tf32x3`: each operand split into TF32 high and low parts, three products as one
         GEMM over concatenated K, fp32-level accuracy; either B layout). The host code writes
@@ -170,11 +178,19 @@ class Structure:
     splits: int = 1
     pad: str = "needed"
     tf32_passes: int = 1
+    arrangement: str = "cooperative"
 
 
-def smem_bytes(block_n: int, consumers: int, stages: int, store: str = "direct") -> int:
+def tile_rows(consumers: int, arrangement: str = "cooperative") -> int:
+    """M rows of one output tile: every consumer's 64, or (ping-pong) one warpgroup's."""
+    return WG_ROWS if arrangement == "pingpong" else WG_ROWS * consumers
+
+
+def smem_bytes(
+    block_n: int, consumers: int, stages: int, store: str = "direct", arrangement="cooperative"
+) -> int:
     staging = consumers * STORE_BUFFERS * STORE_BOX * SWIZZLE_ROW if store == "tma" else 0
-    return stages * (WG_ROWS * consumers + block_n) * SWIZZLE_ROW + staging
+    return stages * (tile_rows(consumers, arrangement) + block_n) * SWIZZLE_ROW + staging
 
 
 def conv_out(conv: tuple) -> tuple[int, int]:
@@ -304,6 +320,18 @@ def _cluster_reason(st: Structure, m_tiles: int) -> str | None:
     return None
 
 
+def _arrangement_reason(st: Structure) -> str | None:
+    if st.arrangement not in ARRANGEMENTS:
+        return f"arrangement {st.arrangement!r}: one of {ARRANGEMENTS}"
+    if st.arrangement == "cooperative":
+        return None
+    if st.schedule != "persistent" or st.consumers != 2:
+        return "pingpong: two consumer warpgroups taking turns over a persistent block's tiles"
+    if st.conv or st.gated or st.splits > 1 or st.cluster > 1:
+        return "pingpong: plain or batched GEMM tiles (no conv, gated GEMM, split-K or cluster)"
+    return None
+
+
 def _store_reason(st: Structure, m: int, n: int) -> str | None:
     if st.store not in STORES:
         return f"store {st.store!r}: one of {STORES}"
@@ -314,7 +342,7 @@ def _store_reason(st: Structure, m: int, n: int) -> str | None:
         return f"store=tma stores {box}-column boxes: a block's C tile is narrower"
     if n * _bytes(st.out_dtype) % 16:
         return f"store=tma: N={n} rows of {st.out_dtype} are not 16-byte multiples (TMA)"
-    if st.batch and m % (WG_ROWS * st.consumers):
+    if st.batch and m % tile_rows(st.consumers, st.arrangement):
         return "store=tma, batched: an M edge tile would store into the next matrix's rows"
     return None
 
@@ -392,7 +420,10 @@ def legal(m: int, n: int, k: int, *, smem_limit: int, sm_count: int = 0, **struc
             f"block_n={block_n}, consumers={consumers}, stages={stages}: must be in "
             f"{BLOCK_NS}, {CONSUMERS}, {STAGES}"
         )
-    block_m = WG_ROWS * consumers
+    why = _arrangement_reason(st)
+    if why:
+        return why
+    block_m = tile_rows(consumers, st.arrangement)
     if conv:
         why = _conv_reason(conv, m, n, k, batch=batch, trans_b=trans_b, epilogue=epilogue)
         if why:
@@ -435,7 +466,7 @@ def legal(m: int, n: int, k: int, *, smem_limit: int, sm_count: int = 0, **struc
     if st.schedule == "persistent" and sm_count % st.cluster:
         return f"persistent: {sm_count} blocks do not pair into clusters of {st.cluster}"
     budget = smem_limit - SMEM_ALIGN_SLACK
-    need = smem_bytes(block_n, consumers, stages, st.store)
+    need = smem_bytes(block_n, consumers, stages, st.store, st.arrangement)
     if need > budget:
         return f"{need} B of shared memory > {budget}"
     return None
@@ -469,7 +500,8 @@ def wgmma_gemm(
     if x3:
         k, trans_b = split_k(k), True
     sdt, es = storage(dt), _bytes(storage(dt))  # A and B as stored: fp8 as bytes
-    bm_rows, bn_rows, bk = WG_ROWS * consumers, block_n, k_step(dt)
+    pingpong = st.arrangement == "pingpong"
+    bm_rows, bn_rows, bk = tile_rows(consumers, st.arrangement), block_n, k_step(dt)
     k_mma = 32 // es  # K of one wgmma: 32 bytes of each operand row
     scaled = dt in FP8  # C = (A @ B.T) * scale_a * scale_b
     gated = st.gated
@@ -520,7 +552,8 @@ def wgmma_gemm(
     mma = f"wgmma.mma_async.sync.aligned.m64n{block_n}k{k_mma}.f32.{IN_DTYPES[dt]}.{IN_DTYPES[dt]}"
     # scale-d, imm-scale-a, imm-scale-b, then (16-bit types only) the transposes of A and B
     mma_flags = (1, 1) if es != 2 else (1, 1, 0, 0 if trans_b else 1)
-    releases = consumers * 4 * cluster  # one arrive per consumer warp (of both blocks)
+    # one arrive per consumer warp (of both blocks) that reads the stage
+    releases = (1 if pingpong else consumers) * 4 * cluster
     expression = epilogue if isinstance(epilogue, Epilogue) else None
     has_bias = bool(epilogue) and expression is None
     # B as a 2-D TMA tensor (innermost dim first) and its box: K-major rows of K, or MN-major
@@ -557,6 +590,10 @@ def wgmma_gemm(
         if not ragged:
             return raster
         return tvm.tirx.min(raster, grid_m - t % tiles // group * raster)
+
+    def wg_row(wg):
+        """First row of warpgroup ``wg``'s 64 in its tile (ping-pong: a tile of its own)."""
+        return 0 if pingpong else wg * WG_ROWS
 
     def tile_m(t):
         """M tile of a block's (batch, tile) index ``t``: `raster` M tiles per group (the
@@ -767,23 +804,28 @@ def wgmma_gemm(
                     T.ptx["cp.async.bulk.commit_group"]()
             elif tid % WG_THREADS == 0:
                 T.ptx[TMA_STORE](T.address_of(c_map), bn * block_c + c * box_cols,
-                                 bi * m + bm * bm_rows + wg * WG_ROWS,
+                                 bi * m + bm * bm_rows + wg_row(wg),
                                  T.address_of(staged[buf, 0, 0]))
                 T.ptx["cp.async.bulk.commit_group"]()
 
     @T.macro
     def consume(C, bias, full, empty, ring, acc, staged, c_map, desc_a, desc_b, rank, tid, wg,
-                ti, P, sp, bi, bm, bn):
+                ti, P, sp, bi, bm, bn, turns):
         # one warpgroup's wgmma over the ring for one tile, then its share of the write-back
         for i in T.unroll(acc_n):
             acc[i] = T.float32(0)
+        if pingpong and ti > 0:
+            # the other warpgroup's mainloop of the block's previous tile is done: it has taken
+            # every stage before this tile's, so the parity waits below cannot match a fill
+            # two phases old (this warpgroup skipped that tile's K steps)
+            T.cuda.mbarrier_wait(T.address_of(turns[1 - wg]), (ti - 1) // 2 % 2)
         for kt in range(kts):
             s = step(ti, kt) % stages
             T.cuda.mbarrier_wait(T.address_of(full[s]), step(ti, kt) // stages % 2)
             T.ptx.wgmma.fence.sync.aligned()
             for kk in T.unroll(bk // k_mma):
                 T.cuda.wgmma.encode_matrix_descriptor(
-                    T.address_of(desc_a), T.address_of(ring[s, wg * WG_ROWS, kk * k_mma]),
+                    T.address_of(desc_a), T.address_of(ring[s, wg_row(wg), kk * k_mma]),
                     1, SBO_16B, SWIZZLE_128B)
                 T.cuda.wgmma.encode_matrix_descriptor(
                     T.address_of(desc_b),
@@ -795,11 +837,13 @@ def wgmma_gemm(
             T.ptx.wgmma.wait_group.sync.aligned(1)
             if kt > 0 and tid % 32 == 0:
                 release(empty, rank, (step(ti, kt) - 1) % stages)
+        if pingpong and tid % 32 == 0:  # the other warpgroup may start its next mainloop
+            T.ptx.mbarrier.arrive.shared.b64(T.address_of(turns[wg]))
         T.ptx.wgmma.wait_group.sync.aligned(0)
         if persistent and tid % 32 == 0:  # the tile's last stage: the next tile reuses it
             release(empty, rank, step(ti, kts - 1) % stages)
         lane = tid % 32
-        row = wg * WG_ROWS + tid % WG_THREADS // 32 * 16 + lane // 4
+        row = wg_row(wg) + tid % WG_THREADS // 32 * 16 + lane // 4
         if splits > 1:
             for i in T.unroll(acc_n // 4):
                 col = bn * block_c + i * 8 + lane % 4 * 2
@@ -847,6 +891,8 @@ def wgmma_gemm(
                                    align=1024)
         full = T.alloc_buffer((stages,), "uint64", scope="shared", align=8)
         empty = T.alloc_buffer((stages,), "uint64", scope="shared", align=8)
+        if pingpong:  # turns[w]: warpgroup w finished a mainloop (one arrive per warp)
+            turns = T.alloc_buffer((2,), "uint64", scope="shared", align=8)
         acc = T.alloc_buffer((acc_n,), "float32", scope="local")
         desc_a: T.uint64
         desc_b: T.uint64
@@ -859,6 +905,9 @@ def wgmma_gemm(
             for s in range(stages):
                 T.ptx.mbarrier.init.shared.b64(T.address_of(full[s]), T.uint32(1))
                 T.ptx.mbarrier.init.shared.b64(T.address_of(empty[s]), T.uint32(releases))
+            if pingpong:
+                for w in range(2):
+                    T.ptx.mbarrier.init.shared.b64(T.address_of(turns[w]), T.uint32(4))
         T.ptx.fence.proxy.async_.shared__cta()
         if cluster > 1:  # the peer's barriers are initialized before anything reaches them
             T.ptx.fence.mbarrier_init.release.cluster()
@@ -878,7 +927,17 @@ def wgmma_gemm(
                     produce(A, B, full, empty, ring, a_map, b_map, bx % cluster, 0,
                             split_of(bx) * kts, bi, bm, bn)
         else:
-            if persistent:
+            if pingpong:  # the block's tiles dealt out to the two warpgroups in turn
+                for ti in range(rounds):
+                    if bx + ti * ctas < units:
+                        if ti % 2 == wg:
+                            t = bx + ti * ctas
+                            consume(C, bias, full, empty, ring, acc,
+                                    staged if tma_store else None,  # noqa: F821
+                                    c_map, desc_a, desc_b,  # noqa: F821
+                                    0, tid, wg, ti, P, 0, t // tiles, tile_m(t), tile_n(t),
+                                    turns)  # noqa: F821
+            elif persistent:
                 for ti in range(rounds):
                     if bx + ti * ctas < units:
                         t = bx + ti * ctas
@@ -886,12 +945,12 @@ def wgmma_gemm(
                                 staged if tma_store else None,  # noqa: F821
                                 c_map, desc_a, desc_b,  # noqa: F821
                                 bx % cluster, tid, wg, ti, P, split_of(t),
-                                tile_of(t) // tiles, tile_m(t), tile_n(t))
+                                tile_of(t) // tiles, tile_m(t), tile_n(t), None)
             else:
                 consume(C, bias, full, empty, ring, acc,
                         staged if tma_store else None,  # noqa: F821
                         c_map, desc_a, desc_b,  # noqa: F821
-                        bx % cluster, tid, wg, 0, P, split_of(bx), bi, bm, bn)
+                        bx % cluster, tid, wg, 0, P, split_of(bx), bi, bm, bn, None)
         if tma_store and wg < consumers and tid % WG_THREADS == 0:  # before shared memory goes
             T.ptx["cp.async.bulk.wait_group"](0)
         if cluster > 1:  # the peer may write into this ring and barriers until it is done
