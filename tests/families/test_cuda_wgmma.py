@@ -660,3 +660,54 @@ def test_3xtf32_legality():
     assert "fp32 operands" in legal(4096, 4096, 4096, **{**kw, "in_dtype": "float16"})
     assert "pad=needed" in legal(4096, 4096, 4095, pad="lines", **kw)
     assert "1 (TF32) or 3" in legal(4096, 4096, 4096, **{**kw, "tf32_passes": 2})
+
+
+def test_pingpong_needs_two_consumers_on_a_persistent_plain_gemm():
+    kw = dict(smem_limit=SMEM, sm_count=132, schedule="persistent", arrangement="pingpong")
+    assert legal(4096, 4096, 4096, **kw) is None
+    assert legal(4096, 4096, 4096, **kw, store="tma", out_dtype="float16") is None
+    assert "persistent" in legal(4096, 4096, 4096, **{**kw, "schedule": "tile"})
+    assert "persistent" in legal(4096, 4096, 4096, **kw, consumers=1)
+    for genes in ({"cluster": 2}, {"gated": True}, {"splits": 2}):
+        assert "no conv" in legal(4096, 4096, 4096, **kw, **genes), genes
+    assert "one of" in legal(4096, 4096, 4096, **{**kw, "arrangement": "stacked"})
+    # each stage holds one warpgroup's 64 A rows, not both consumers' 128
+    assert smem_bytes(256, 2, 4, "direct", "pingpong") == smem_bytes(256, 2, 4) - 4 * 64 * 128
+    with pytest.raises(GenomeError, match="arrangement"):
+        WgmmaParams(arrangement="stacked")
+    pingpong = WgmmaParams(schedule="persistent", arrangement="pingpong")
+    assert pingpong.added_genes() == {"schedule": "persistent", "arrangement": "pingpong"}
+    assert "arrangement" not in WgmmaParams().text()  # stored genomes keep their keys
+    features = FAMILY.features(pingpong, NT, TARGET)
+    cooperative = FAMILY.features(pingpong.replace(arrangement="cooperative"), NT, TARGET)
+    assert features["pingpong"] == 1 and cooperative["pingpong"] == 0
+    assert features["log_tiles"] == cooperative["log_tiles"] + 1  # 64-row tiles: twice as many
+
+
+@pytest.mark.parametrize(
+    "workload, genes",
+    [
+        (Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16"), {"store": "tma"}),
+        (Workload("gemm_bias_gelu", (2048, 4096, 1024), "float16", "float16"), {}),
+        (Workload("gemm", (2000, 5000, 1000), "bfloat16", "bfloat16"), {"store": "tma"}),
+        (Workload("batch_gemm_nt", (16, 512, 1024, 256), "float16"), {"stages": 3}),
+    ],
+    ids=lambda x: getattr(x, "name", ""),
+)
+def test_pingpong_deals_tiles_to_warpgroups_in_turn(needs_nvcc, tmp_path, workload, genes):
+    """Each warpgroup takes every other tile of its block (64 rows: twice the cooperative
+    kernel's tiles, 64-row A boxes), waits for the other's previous mainloop on a turns barrier
+    and signals its own; each stage is freed by one warpgroup's 4 warps; nothing spills."""
+    params = WgmmaParams(raster=4, schedule="persistent", **genes)
+    pingpong = Genome("cuda.wgmma", params.replace(arrangement="pingpong"))
+    src = cuda_source(build_module(kernel_module(pingpong, workload), TARGET, check_nvcc=True))
+    coop = cuda_source(build_module(kernel_module(Genome("cuda.wgmma", params), workload), TARGET))
+    assert "turns_ptr[2]" in src and "turns_ptr" not in coop
+    assert "& 1) == wg_ptr[0])" in src  # tiles dealt out in turn
+    assert "(&(turns_ptr[(1 - wg_ptr[0])]))" in src  # wait for the other's mainloop
+    assert "(&(turns_ptr[wg_ptr[0]]))" in src  # then signal this one's
+    init = "tvm_builtin_cuda_cvta_generic_to_shared((&(empty_ptr[s]))), (uint)"
+    assert f"{init}4)" in src and f"{init}8)" in coop
+    tiles = lambda text: int(re.search(r"blockIdx.x\)\) < (\d+)\)", text).group(1))  # noqa: E731
+    assert tiles(src) == 2 * tiles(coop)
+    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
