@@ -121,7 +121,7 @@ def test_genome_checks_and_round_trip():
         "batch": 0, "conv": (), "in_dtype": "float16", "trans_b": True, "block_n": 256,
         "consumers": 2, "stages": 4, "raster": 8, "epilogue": "", "out_dtype": "float32",
         "gated": False, "schedule": "tile", "cluster": 1, "store": "direct", "splits": 1,
-        "pad": "needed",
+        "pad": "needed", "arrangement": "cooperative",
         "tf32_passes": 1,
     }  # fmt: skip
     with pytest.raises(GenomeError) as err:
