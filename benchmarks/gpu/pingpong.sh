@@ -15,7 +15,7 @@ timeout 180 python3 -m pytest -q -m gpu tests/gpu -k "float32 or pingpong" -rA >
 echo "gate rc=$?"
 grep -E "^(PASSED|FAILED|ERROR)|passed|failed" "$out/gate.txt" | tail -12
 check() { OUT=$out timeout 100 python3 benchmarks/gpu/wgmma_check.py "$@" 2>&1 | grep -v Warn | tail -5; }
-check --size 4096 --out-dtype float16 --structures 256,2,4,8,p,t 256,2,4,8,p,pp,t 128,2,4,8,p,pp,t
-check --size 4096 --out-dtype float16 --epilogue bias_gelu --structures 256,2,4,8,p,t 256,2,4,8,p,pp,t
-check --size 8192 --out-dtype float16 --structures 256,2,4,8,p,t 256,2,4,8,p,pp,t
+check --size 4096 --out-dtype float16 --structures 256,2,4,8,p,t 256,2,4,8,p,pp,t 256,2,4,8,p,pp,c2,t
+check --size 4096 --out-dtype float16 --epilogue bias_gelu --structures 256,2,4,8,p,t 256,2,4,8,p,pp,t 256,2,4,8,p,pp,c2,t
+check --size 8192 --out-dtype float16 --structures 256,2,4,8,p,t 256,2,4,8,p,pp,t 256,2,4,8,p,pp,c2,t
 check --size 4096 --dtype float32 --out-dtype float32 --structures 256,2,4,8,p,t,x3

@@ -668,8 +668,9 @@ def test_pingpong_needs_two_consumers_on_a_persistent_plain_gemm():
     assert legal(4096, 4096, 4096, **kw, store="tma", out_dtype="float16") is None
     assert "persistent" in legal(4096, 4096, 4096, **{**kw, "schedule": "tile"})
     assert "persistent" in legal(4096, 4096, 4096, **kw, consumers=1)
-    for genes in ({"cluster": 2}, {"gated": True}, {"splits": 2}):
+    for genes in ({"gated": True}, {"splits": 2}):
         assert "no conv" in legal(4096, 4096, 4096, **kw, **genes), genes
+    assert legal(4096, 4096, 4096, **kw, cluster=2, raster=8) is None  # the pair multicasts B
     assert "one of" in legal(4096, 4096, 4096, **{**kw, "arrangement": "stacked"})
     # each stage holds one warpgroup's 64 A rows, not both consumers' 128
     assert smem_bytes(256, 2, 4, "direct", "pingpong") == smem_bytes(256, 2, 4) - 4 * 64 * 128
@@ -691,6 +692,7 @@ def test_pingpong_needs_two_consumers_on_a_persistent_plain_gemm():
         (Workload("gemm_bias_gelu", (2048, 4096, 1024), "float16", "float16"), {}),
         (Workload("gemm", (2000, 5000, 1000), "bfloat16", "bfloat16"), {"store": "tma"}),
         (Workload("batch_gemm_nt", (16, 512, 1024, 256), "float16"), {"stages": 3}),
+        (Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16"), {"cluster": 2}),
     ],
     ids=lambda x: getattr(x, "name", ""),
 )
@@ -707,7 +709,8 @@ def test_pingpong_deals_tiles_to_warpgroups_in_turn(needs_nvcc, tmp_path, worklo
     assert "(&(turns_ptr[(1 - wg_ptr[0])]))" in src  # wait for the other's mainloop
     assert "(&(turns_ptr[wg_ptr[0]]))" in src  # then signal this one's
     init = "tvm_builtin_cuda_cvta_generic_to_shared((&(empty_ptr[s]))), (uint)"
-    assert f"{init}4)" in src and f"{init}8)" in coop
+    pair = params.cluster  # with clusters each stage is freed in both blocks of the pair
+    assert f"{init}{4 * pair})" in src and f"{init}{8 * pair})" in coop
     tiles = lambda text: int(re.search(r"blockIdx.x\)\) < (\d+)\)", text).group(1))  # noqa: E731
     assert tiles(src) == 2 * tiles(coop)
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)

@@ -145,6 +145,10 @@ PERSISTENT = [
         Workload("gemm_nt", (2048, 4096, 4096), "float16", "float16"),
         {"arrangement": "pingpong", "store": "tma"},
     ),  # 64 K steps per tile: a consumer skips 16 rings of the other's
+    (
+        Workload("gemm_nt", (2048, 4096, 1024), "float16", "float16"),
+        {"arrangement": "pingpong", "cluster": 2, "store": "tma"},
+    ),  # the pair's warpgroups free each multicast stage in both blocks
 ]
 
 

@@ -149,8 +149,9 @@ class Structure:
         "pingpong" (persistent, 2 consumers): each warpgroup computes its own 64-row tile, the
         block's tiles dealt out in turn, so one warpgroup's write-back (an erf GELU, the
         staging for the TMA store) runs while the other's wgmma keeps the tensor cores busy.
-        The producer loads the tiles in order through one ring, so the two mainloops take
-        turns without a barrier of their own; each ring stage is freed by one warpgroup.
+        The producer loads the tiles in order through one ring; a pair of ``turns`` barriers
+        orders the two mainloops, and each ring stage is freed by one warpgroup (with
+        clusters: by one in each block of the pair, which multicast the B tile they share).
     tf32_passes : fp32 inputs only: 1, one TF32 product (TF32's ~10-bit mantissa); 3, 3xTF32
         (:mod:`.tf32x3`: each operand split into TF32 high and low parts, three products as one
         GEMM over concatenated K, fp32-level accuracy; either B layout). The host code writes
@@ -327,8 +328,8 @@ def _arrangement_reason(st: Structure) -> str | None:
         return None
     if st.schedule != "persistent" or st.consumers != 2:
         return "pingpong: two consumer warpgroups taking turns over a persistent block's tiles"
-    if st.conv or st.gated or st.splits > 1 or st.cluster > 1:
-        return "pingpong: plain or batched GEMM tiles (no conv, gated GEMM, split-K or cluster)"
+    if st.conv or st.gated or st.splits > 1:
+        return "pingpong: plain or batched GEMM tiles (no conv, gated GEMM or split-K)"
     return None
 
 
@@ -935,8 +936,8 @@ def wgmma_gemm(
                             consume(C, bias, full, empty, ring, acc,
                                     staged if tma_store else None,  # noqa: F821
                                     c_map, desc_a, desc_b,  # noqa: F821
-                                    0, tid, wg, ti, P, 0, t // tiles, tile_m(t), tile_n(t),
-                                    turns)  # noqa: F821
+                                    bx % cluster, tid, wg, ti, P, 0, t // tiles, tile_m(t),
+                                    tile_n(t), turns)  # noqa: F821
             elif persistent:
                 for ti in range(rounds):
                     if bx + ti * ctas < units:
