@@ -474,3 +474,48 @@ def test_sampled_reference_keeps_the_tf32_precision(monkeypatch):
     assert report.passed, report.failures
     strict = Workload("gemm_nt", (384, 320, 200), "float32")
     assert _failures(run, strict, ("normal", "edge"))
+
+
+def test_exact_inputs_size_the_accumulator_not_the_epilogue():
+    """A BatchNorm folded into a bf16 conv's epilogue: the exact inputs keep the accumulator
+    exact (its result, divided and scaled, is no integer anyway), so bf16 finds some -- sized by
+    the epilogue's result it found none and every ResNet conv failed the gate (H200 2026-12-03).
+    An epilogue that outgrows the output dtype on any integers skips the exact check, saying so,
+    instead of failing every kernel."""
+    from autokernel_tvm.builder import build_module
+    from autokernel_tvm.targets import make_target
+    from autokernel_tvm.workloads.epilogue import ACC, Epilogue, F, const, operand
+
+    bn = Epilogue(
+        F("relu", F("add", F("mul", F("div", F("sub", ACC, operand(0)), operand(1)), operand(2)),
+                    operand(3))),
+        ("n", "n", "n", "n"),
+    )  # fmt: skip
+    conv = Workload("conv2d_nhwc", (2, 8, 8, 64, 64, 3, 3, 1, 1), "bfloat16", "bfloat16", bn)
+    report = verify(build_module(conv.ir_module(), make_target("llvm"))["main"], conv, seed=0,
+                    check_shapes=False)  # fmt: skip
+    assert report.passed and report.checks.count("exact") == 2, report
+    huge = Workload("gemm_nt", (64, 64, 256), "float16", "float16",
+                    Epilogue(F("mul", ACC, const(1e4))))  # fmt: skip
+    report = verify(build_module(huge.ir_module(), make_target("llvm"))["main"], huge, seed=0,
+                    kinds=("normal", "exact"), check_shapes=False)  # fmt: skip
+    assert report.passed and any(c.startswith("exact: skipped") for c in report.checks), report
+
+
+def test_inf_is_right_only_past_the_output_range():
+    """A result past fp16's range is inf (what torch gives too); inf where the reference fits
+    is still an error."""
+    from autokernel_tvm.workloads.epilogue import ACC, Epilogue, F, const
+
+    workload = Workload("gemm_nt", (64, 64, 64), "float16", "float16")
+    scaled = _sim(workload, post=lambda c: c * 1e5)  # |c| ~ 8e5: inf in fp16
+    times = Workload(
+        "gemm_nt", (64, 64, 64), "float16", "float16", Epilogue(F("mul", ACC, const(1e5)))
+    )
+    assert not _failures(scaled, times, ("normal",))
+
+    def one_inf(c):
+        c[3, 5] = np.inf if c[3, 5] > 0 else -np.inf
+        return c
+
+    assert _failures(_sim(workload, post=one_inf), workload, ("normal",))

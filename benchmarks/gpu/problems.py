@@ -67,6 +67,7 @@ def run_problem(name: str, dtype: str, args, tuner) -> dict:
     out_dir = os.path.join(args.out, "problems", f"{name}_{dtype}")
     os.makedirs(out_dir, exist_ok=True)
     start = time.time()
+    _phase(name, dtype, "tuning the problem path", start)
     report = tune_problem(
         path,
         config=tuner.config,
@@ -88,6 +89,7 @@ def run_problem(name: str, dtype: str, args, tuner) -> dict:
     torch.manual_seed(21)
     inputs = cast(model, tuple(x.to(device) for x in problem.get_inputs()), dtype)[1]
     exported = load_model(report["export"]["library"])
+    _phase(name, dtype, "checking; compiling the backend path", start)
     with torch.no_grad():
         expected, ref64 = model(*inputs), reference64(model, inputs)
         result["problem_check"] = check(exported(*inputs), expected, inputs, ref64)
@@ -97,8 +99,10 @@ def run_problem(name: str, dtype: str, args, tuner) -> dict:
         ours_backend = torch.compile(model, backend="autokernel", options=options)
         result["backend_check"] = check(ours_backend(*inputs), expected, inputs, ref64)
         backend_seconds = time.time() - start
+        _phase(name, dtype, "compiling torch.compile (inductor)", start)
         inductor = torch.compile(model)
         inductor(*inputs)
+        _phase(name, dtype, "timing", start)
         impls = {
             "eager": lambda: model(*inputs),
             "torch.compile": lambda: inductor(*inputs),
@@ -192,6 +196,11 @@ def keep_reports(work_dir: str, dest: str) -> None:
         target = os.path.join(dest, os.path.relpath(path, work_dir))
         os.makedirs(os.path.dirname(target), exist_ok=True)
         shutil.copyfile(path, target)
+
+
+def _phase(name: str, dtype: str, what: str, start: float) -> None:
+    """One line per phase, at once: a run cut short by its time limit still says where it was."""
+    print(f"  {name} {dtype}: {what} (t={time.time() - start:.0f} s)", file=sys.stderr, flush=True)
 
 
 def _print_row(r: dict) -> None:

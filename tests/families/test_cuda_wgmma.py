@@ -514,7 +514,8 @@ def test_generator_proposes_split_k_for_decode_and_not_for_large_grids():
 def test_the_family_seeds_split_k_where_the_default_grid_leaves_sms_idle():
     """The family's own first proposal follows the shape: split-K with the most legal splits
     for decode and large K over a small output (measured first, ahead of the library's genomes
-    for similar workloads, which may be illegal there); the default elsewhere."""
+    for similar workloads, which may be illegal there); elsewhere the default tile, persistent
+    with the TMA store where C allows it."""
     from autokernel_tvm.space.search import Search
 
     decode = Workload("gemm_nt", (16, 4096, 4096), "float16", "float16")
@@ -522,7 +523,10 @@ def test_the_family_seeds_split_k_where_the_default_grid_leaves_sms_idle():
     assert (seed.consumers, seed.block_n, seed.splits) == (1, 128, 8)  # 32 tiles x 4 < 132
     large_k = FAMILY.seed(Workload("gemm_nt", (256, 256, 524288), "float16"), TARGET)
     assert (large_k.consumers, large_k.block_n, large_k.splits) == (2, 256, 64)
-    assert FAMILY.seed(Workload("gemm_nt", (4096, 4096, 4096), "float16"), TARGET) == DEFAULT.params
+    big = FAMILY.seed(Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16"), TARGET)
+    assert big == DEFAULT.params.replace(schedule="persistent", store="tma")
+    odd = FAMILY.seed(Workload("gemm_nt", (8205, 5921, 2949), "float16", "float16"), TARGET)
+    assert odd == DEFAULT.params.replace(schedule="persistent")  # N = 5921: no TMA store
     assert FAMILY.seed(NT, TARGET).splits == 2  # 1024^3: 32 tiles, 16 K steps, 8 per block
     first, _ = next(iter(Search(Grammar(TARGET), decode, 8)))
     assert first == Genome("cuda.wgmma", seed)

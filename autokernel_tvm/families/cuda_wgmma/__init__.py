@@ -192,9 +192,22 @@ class CudaWgmma(Family):
         from M >= 128) with the most splits legal that keep ``SEED_SPLIT_STEPS`` K steps per
         block (the f32 partials cost a pass over the output per split). H200: 0.60-0.68x
         cuBLAS without splits, 0.95-1.02x with them, on 1 and 16 x 4096 x {4096, 11008} and
-        256 x 256 x 524288."""
+        256 x 256 x 524288.
+
+        Where the tiles fill the GPU: the default tile on the persistent schedule with the TMA
+        store (or, where the TMA cannot store C, the persistent schedule alone). H200, the same
+        structure otherwise, against cuBLAS: 4096^3 0.89 -> 1.00x, 8192^3 0.97 -> 1.03x,
+        2048 x 8192 x 1024 0.69 -> 1.01x, 2048 x 11008 x 4096 0.85 -> 0.94x, bf16 4096^3
+        0.89 -> 1.00x (``benchmarks/results/README.md``, kernel structures); 8 tuning trials
+        did not always reach it from the default."""
         m, _, k = _mnk(workload)
         if _tiles(workload, 2 * WG_ROWS, 256) >= limits(target).sm_count:
+            for genes in ({"schedule": "persistent", "store": "tma"}, {"schedule": "persistent"}):
+                try:
+                    self.check(self.default.replace(**genes), workload, target)
+                except GenomeError:
+                    continue
+                return self.default.replace(**genes)
             return self.default
         wide = m >= 2 * WG_ROWS
         base = WgmmaParams(
