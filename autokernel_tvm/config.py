@@ -49,6 +49,10 @@ class TuneConfig:
         GPU architecture (``sm_90a``, ``sm_80``, ``gfx942``...); defaults per target.
     trials : int
         Total measured candidates (MetaSchedule's ``max_trials_global``).
+    time_budget_s : float
+        Seconds of proposing and measuring per workload after which the generative search
+        proposes no more genomes (0: none): the best measured so far goes to the gate, and the
+        report says where the run stopped. A genome being measured is finished first.
     trials_per_iter : int
         Candidates built and measured per batch.
     work_dir : str
@@ -94,6 +98,7 @@ class TuneConfig:
     target: str = "llvm"
     arch: str | None = None
     trials: int = 64
+    time_budget_s: float = 0.0
     trials_per_iter: int = 32
     work_dir: str = "autokernel_work"
     space: str = "generative"
@@ -124,6 +129,8 @@ class TuneConfig:
             raise ConfigError(f"space must be one of {SPACES}, got {self.space!r}")
         if self.trials < 1:
             raise ConfigError(f"trials must be >= 1, got {self.trials}")
+        if self.time_budget_s < 0:
+            raise ConfigError(f"time_budget_s must be >= 0 (0: none), got {self.time_budget_s}")
         if self.trials_per_iter < 1:
             raise ConfigError(f"trials_per_iter must be >= 1, got {self.trials_per_iter}")
         if self.build_workers < 0:

@@ -45,6 +45,9 @@ def summary_lines(summary: dict) -> list[str]:
         f"best       {summary['best_latency_us']:.2f} us  =  {summary['tflops']:.4g} TFLOP/s",
         f"trials     {summary['trials']} in {summary['tune_seconds']:.0f} s",
     ]
+    stopped = (summary.get("space_report") or {}).get("stopped")
+    if stopped:  # the search ended on its time budget, not on its trials
+        lines.append(f"stopped    {stopped}")
     failures = summary.get("failures") or {}
     if failures:
         lines.append(f"failures   {sum(failures.values())}:")

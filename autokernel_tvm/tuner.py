@@ -122,7 +122,11 @@ class Tuner:
         self._check_can_measure()
         start, runs, report = time.time(), {}, {}
         search = self.search(workload) if self.config.space == "generative" else None
+        budget, stopped = self.config.time_budget_s, ""
         for genome, trials in search or ():  # propose
+            if budget and runs and time.time() - start > budget:
+                stopped = f"time budget of {budget:g} s reached after {len(runs)} genomes"
+                break
             candidate = get(genome.family).candidate(genome.params, workload, self.target)
             run = self.measure(workload, candidate, f"genomes/{genome.key}", trials)  # build+run
             run.family = genome.family
@@ -131,6 +135,8 @@ class Tuner:
         runs = list(runs.values())
         if search is not None:
             report = {**search.report(), "families": self.families_report(workload)}
+            if stopped:
+                report["stopped"] = stopped
         if not runs:  # stock space asked for, or no family / no legal genome for this workload
             if workload.opdef.carry is not None:
                 raise TuneError(self._no_stock_reason(workload))

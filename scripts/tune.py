@@ -64,6 +64,13 @@ def parse_args(argv=None):
         "--trials", type=_cli.positive_int, default=64, help="candidates to measure in total"
     )
     p.add_argument(
+        "--time-budget",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="seconds of search per kernel, then the best measured so far is verified (0: none)",
+    )
+    p.add_argument(
         "--trials-per-iter", type=_cli.positive_int, default=32, help="candidates per batch"
     )
     p.add_argument("--work-dir", default=None, help="database dir; a rerun resumes from it")
@@ -133,6 +140,7 @@ def _main(argv) -> int:
             target=args.target,
             arch=args.arch,
             trials=args.trials,
+            time_budget_s=args.time_budget,
             trials_per_iter=args.trials_per_iter,
             work_dir=args.work_dir,
             space=args.space,

@@ -78,3 +78,22 @@ def test_cuda_tuning_without_gpu_says_what_to_do(tmp_path):
     cfg = TuneConfig(target="cuda", arch="sm_90a", trials=4, work_dir=str(tmp_path))
     with pytest.raises(TuneError, match="--build-only"):
         Tuner(cfg, progress=False).tune(Workload("gemm", (128, 128, 128), "float16"))
+
+
+def test_time_budget_stops_the_search_and_still_verifies_the_best(tmp_path):
+    """Past its time budget the search proposes nothing more: the best genome measured so far
+    goes through the gate, and the report and the run's summary say where it stopped (32
+    trials: a first rung of two genomes, of which only the first is measured)."""
+    from autokernel_tvm.report import summary_lines
+
+    cfg = TuneConfig(target="llvm", trials=32, trials_per_iter=4, work_dir=str(tmp_path),
+                     time_budget_s=1e-3, save_library=False)  # fmt: skip
+    result = Tuner(cfg, progress=False).tune(W)
+    stopped = result.space_report["stopped"]
+    assert stopped == "time budget of 0.001 s reached after 1 genomes", stopped
+    assert result.verify and result.verify["passed"]
+    assert any(
+        line.startswith("stopped    time budget") for line in summary_lines(result.summary())
+    )
+    with pytest.raises(Exception, match="time_budget_s"):
+        TuneConfig(time_budget_s=-1)
