@@ -49,13 +49,13 @@ TINY = {"float32": 1.18e-38, "float16": 6.1e-5, "bfloat16": 1.18e-38}
 #: Largest integer up to which every integer is exact in each dtype (2^(mantissa bits + 1)).
 EXACT_INT = {"float32": 2**24, "float16": 2**11, "bfloat16": 2**8}
 #: A quarter of each output dtype's largest finite value: where a product of sums must stay.
+FINITE_OUT = {"float32": 8.5e37, "float16": 16376.0, "bfloat16": 8.5e37}
 #: Magnitudes that round to inf in each output dtype: the largest finite value + half its ulp.
 OVERFLOW = {
     "float32": (2 - 2**-24) * 2.0**127,
     "float16": 65520.0,
     "bfloat16": (2 - 2**-8) * 2.0**127,
 }
-FINITE_OUT = {"float32": 8.5e37, "float16": 16376.0, "bfloat16": 8.5e37}
 #: Confidence factor of the probabilistic bound. With round-to-nearest the summation error of a
 #: zero-mean reduction has a standard deviation near ``0.4 u sqrt(K) ||x||_2`` (Higham & Mary,
 #: SIAM J. Sci. Comput. 2019), so 8 is ~20 standard deviations: a correct kernel never fails by
@@ -254,13 +254,15 @@ def verify(
     dense = None
     for kind in kinds:
         exact = kind == "exact"
-        try:
-            inputs = exact_inputs(workload, rng, sample) if exact else None
-        except VerificationError as err:  # an epilogue whose result outgrows the output dtype
-            # on any integer inputs: said in the report, and the value kinds still run
-            report.checks.append(f"exact: skipped ({err})")
-            continue
-        inputs = inputs if exact else workload.random_inputs(rng, kind)
+        if exact:
+            try:
+                inputs = exact_inputs(workload, rng, sample)
+            except VerificationError as err:  # an epilogue whose result outgrows the output
+                # dtype on any integer inputs: said in the report, and the value kinds still run
+                report.checks.append(f"exact: skipped ({err})")
+                continue
+        else:
+            inputs = workload.random_inputs(rng, kind)
         report.checks.append("exact" if exact else f"values:{kind}")
         got = _call(run, workload, device, inputs, guarded, report, kind)
         if got is None:
@@ -331,9 +333,8 @@ def _exact_magnitude(workload: Workload, inputs: list) -> np.ndarray:
     """What :func:`exact_inputs` keeps inside the exact range: the accumulator (sum of
     ``|a b|``), which an epilogue reads in fp32 -- not the epilogue's result (a BatchNorm's
     ``(acc - mean) / std * gamma`` of one exact sum is no integer whatever its size, and
-    bounding it left bf16 no inputs at all: every ResNet conv failed the gate)."""
-    if workload.epilogue is None:
-        return workload.magnitude(inputs)
+    bounding it left bf16 no inputs at all: every ResNet conv failed the gate). Without an
+    epilogue it is :meth:`Workload.magnitude`."""
     base, _ = workload.split_inputs(inputs)
     return workload.opdef.magnitude(
         workload.shape, [np.abs(np.asarray(a, np.float64)) for a in base]

@@ -17,6 +17,8 @@ def draw(workload, rng: np.random.Generator, kind: str) -> list[np.ndarray]:
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     specs = workload.inputs
+    # the epilogue's operands follow the op's inputs
+    first = len(specs) - len(workload.epilogue.operands) if workload.epilogue else len(specs)
     red = max(1, workload.opdef.reduction(workload.shape))
     arrays = [rng.standard_normal(spec.shape) for spec in specs]
     if kind == "large":
@@ -34,11 +36,9 @@ def draw(workload, rng: np.random.Generator, kind: str) -> list[np.ndarray]:
             limit = 60.0 ** (1.0 / workload.opdef.degree)  # |result| <= 3600 < fp16's max
             arrays = [np.clip(a, -limit, limit) / np.sqrt(red) for a in arrays]
     elif kind == "edge":
-        count = len(specs) - len(workload.epilogue.operands) if workload.epilogue else len(specs)
         # the epilogue's operands stay dense: a zeroed divisor is inf, not a tile-edge probe
-        arrays = [_edge(a) if i < count else a for i, a in enumerate(arrays)]
+        arrays = [_edge(a) if i < first else a for i, a in enumerate(arrays)]
     if workload.epilogue is not None:
-        first = len(specs) - len(workload.epilogue.operands)
         for i in workload.epilogue.divisors():  # |x| in [0.5, 2], either sign: never near zero
             shape = specs[first + i].shape
             magnitude = rng.uniform(0.5, 2.0, size=shape)

@@ -592,6 +592,11 @@ def wgmma_gemm(
             return raster
         return tvm.tirx.min(raster, grid_m - t % tiles // group * raster)
 
+    def takes(ti, wg):
+        """Whether warpgroup ``wg`` computes its block's tile ``ti``: every one of them
+        (cooperative: a Python True, no check emitted), or (ping-pong) every other, in turn."""
+        return ti % 2 == wg if pingpong else True
+
     def wg_row(wg):
         """First row of warpgroup ``wg``'s 64 in its tile (ping-pong: a tile of its own)."""
         return 0 if pingpong else wg * WG_ROWS
@@ -928,25 +933,17 @@ def wgmma_gemm(
                     produce(A, B, full, empty, ring, a_map, b_map, bx % cluster, 0,
                             split_of(bx) * kts, bi, bm, bn)
         else:
-            if pingpong:  # the block's tiles dealt out to the two warpgroups in turn
+            if persistent:
                 for ti in range(rounds):
                     if bx + ti * ctas < units:
-                        if ti % 2 == wg:
+                        if takes(ti, wg):
                             t = bx + ti * ctas
                             consume(C, bias, full, empty, ring, acc,
                                     staged if tma_store else None,  # noqa: F821
                                     c_map, desc_a, desc_b,  # noqa: F821
-                                    bx % cluster, tid, wg, ti, P, 0, t // tiles, tile_m(t),
-                                    tile_n(t), turns)  # noqa: F821
-            elif persistent:
-                for ti in range(rounds):
-                    if bx + ti * ctas < units:
-                        t = bx + ti * ctas
-                        consume(C, bias, full, empty, ring, acc,
-                                staged if tma_store else None,  # noqa: F821
-                                c_map, desc_a, desc_b,  # noqa: F821
-                                bx % cluster, tid, wg, ti, P, split_of(t),
-                                tile_of(t) // tiles, tile_m(t), tile_n(t), None)
+                                    bx % cluster, tid, wg, ti, P, split_of(t),
+                                    tile_of(t) // tiles, tile_m(t), tile_n(t),
+                                    turns if pingpong else None)  # noqa: F821
             else:
                 consume(C, bias, full, empty, ring, acc,
                         staged if tma_store else None,  # noqa: F821
@@ -967,7 +964,7 @@ def wgmma_gemm(
         if "b" in pads:
             B8 = T.alloc_buffer((pads["b"][0], padded(pads["b"][1], dt)), sdt)
             pad_into(B, B8, "b", *pads["b"])
-        if x3:  # [hi | hi | lo] of A and [hi | lo | hi] of B, K-major
+        if x3:  # the segments of A and B (tf32x3.SEGMENTS), K-major
             A8 = T.alloc_buffer((nb * m, k), sdt)
             split_into(A, A8, "a")
             B8 = T.alloc_buffer((nb * n, k), sdt)
