@@ -116,9 +116,13 @@ class Family:
         Field -> the values the generator samples (every field of ``params``).
     default : Params
         The first proposal when the library has nothing for a workload.
+    whole_kernels : bool
+        Whether :meth:`candidate` returns whole kernels (:class:`Kernel`): a genome is then
+        measured once, one trial, and the search gives the family its first one on any budget.
     """
 
     name: ClassVar[str]
+    whole_kernels: ClassVar[bool] = False
     params: ClassVar[type[Params]]
     domain: ClassVar[dict[str, tuple]]
     default: ClassVar[Params]

@@ -89,12 +89,17 @@ class Search:
         # Families whose genome is one candidate (a whole kernel): measured once however many
         # trials it is given, so the budget it leaves buys further genomes of that family.
         self.one_shot: set[str] = set()
+        self.whole = [f.name for f in families if f.whole_kernels]
 
     def __iter__(self):
         """Yield ``(genome, total trials it should have)``; call :meth:`learn` after each."""
         alive = self.generator.propose(self.plan[0][0])
         self.proposed += alive
         spent: Counter = Counter()
+        for genome in self._whole_kernels_besides(alive):
+            spent[genome.key] = self.granted[genome.key] = 1
+            yield genome, 1
+            self.rungs.append([{"key": genome.key, "tflops": self.scores[genome.key]}])
         for width, extra in self.plan:
             alive = alive[:width]
             for genome in alive:
@@ -117,6 +122,19 @@ class Search:
             self.granted[new[0].key] = min(left, 2 * MIN_TRIALS)
             yield new[0], self.granted[new[0].key]
             self.rungs.append([{"key": new[0].key, "tflops": self.scores[new[0].key]}])
+
+    def _whole_kernels_besides(self, rung: list[Genome]) -> list[Genome]:
+        """The best proposal of each whole-kernel family the first rung left out (the prior put
+        a design space first and the budget buys one genome: a conv2d at 6 trials never tried
+        the wgmma kernels), one trial each, taken from the plan's last rung."""
+        present = {g.family for g in rung}
+        missing = [f for f in self.whole if f not in present]
+        out = [g for f in missing for g in self.generator.propose(1, families={f})]
+        if out:
+            self.proposed += out
+            width, extra = self.plan[-1]
+            self.plan[-1] = (width, max(1, extra - -(-len(out) // width)))
+        return out
 
     def learn(self, genome: Genome, trials: int, tflops: float) -> None:
         """A measured genome: ``trials`` records so far, best ``tflops`` (0 if all failed)."""

@@ -21,7 +21,8 @@ Rows (shared schema, ``op`` = ``problem:<name>``, ``impl`` = ``autokernel-proble
 ``autokernel-backend``, one with ``baseline`` ``eager`` and one with ``torch.compile``) are
 appended to ``$OUT/problems.jsonl``; ``$OUT/problems_report.json`` has each problem's per-op
 report (kernel, family, kernel time vs torch's op) and the correctness details; each kernel's
-tuning report is copied to ``$OUT/reports/`` (commit them: the proposal model trains on them).
+tuning report goes into ``$OUT/reports.tgz`` (unpack and commit them: the proposal model trains
+on them; one archive, because the GPU machine sends back at most 8 files).
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ import glob
 import json
 import os
 import shlex
-import shutil
 import sys
+import tarfile
 import time
 
 import torch
@@ -187,18 +188,20 @@ def main(argv=None) -> int:
             with open(os.path.join(args.out, "problems_report.json"), "w") as f:
                 json.dump(results, f, indent=1, default=str)
             _print_row(result)
-            keep_reports(work_dir, os.path.join(args.out, "reports"))
+            keep_reports(work_dir, os.path.join(args.out, "reports.tgz"))
     return 0
 
 
-def keep_reports(work_dir: str, dest: str) -> None:
-    """Copy each kernel's tuning ``report.json`` (genomes proposed, measured, rejected) out of
-    the work folder, which is too big to bring back from the GPU machine: the learned
-    proposal model trains on them (``scripts/train_ranker.py --reports``)."""
-    for path in glob.glob(os.path.join(work_dir, "**", "report.json"), recursive=True):
-        target = os.path.join(dest, os.path.relpath(path, work_dir))
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        shutil.copyfile(path, target)
+def keep_reports(work_dir: str, archive: str) -> None:
+    """Pack each kernel's tuning ``report.json`` (genomes proposed, measured, rejected) from the
+    work folder, which is too big to bring back from the GPU machine, into one gzipped tar at
+    ``archive`` (rewritten after each problem, so a cut-off run keeps what it finished): the
+    learned proposal model trains on them (``scripts/train_ranker.py --reports``)."""
+    paths = glob.glob(os.path.join(work_dir, "**", "report.json"), recursive=True)
+    with tarfile.open(archive + ".part", "w:gz") as tar:
+        for path in sorted(paths):
+            tar.add(path, arcname=os.path.join("reports", os.path.relpath(path, work_dir)))
+    os.replace(archive + ".part", archive)
 
 
 def _phase(name: str, dtype: str, what: str, start: float) -> None:

@@ -5,12 +5,13 @@
         [--dtype float16|bfloat16|float8_e4m3fn|float8_e5m2|float32] [--layout nt|nn] [--batch B] \
         [--out-dtype float32] [--epilogue bias_gelu] [--structures 256,2,4,1 128,2,4,8,p ...]
 
-Each structure is ``block_n,consumers,stages,raster[,p][,pp][,c2][,t][,sN][,l][,x3]`` (`p`: the
+Each structure is ``block_n,consumers,stages,raster[,p][,pp][,c2][,t][,sN][,cr][,l][,x3]`` (`p`: the
 persistent schedule, `pp`: its ping-pong arrangement (each consumer warpgroup its own 64-row
 tile, in turn), `c2`: clusters of 2 blocks multicasting B, `t`: the TMA-store write-back,
-`sN`: split-K over N blocks per tile, `l`: operands with rows that are not whole 128-byte lines
-copied into padded scratch first, `x3`: fp32 inputs as 3xTF32, timed against cuBLAS fp32 with
-TF32 off; see `autokernel_tvm.families.cuda_wgmma`).
+`sN`: split-K over N blocks per tile, `cr`: its partials summed in the cluster's shared
+memory instead of a workspace and a second kernel, `l`: operands with rows that are not whole
+128-byte lines copied into padded scratch first, `x3`: fp32 inputs as 3xTF32, timed against
+cuBLAS fp32 with TF32 off; see `autokernel_tvm.families.cuda_wgmma`).
 For each: build with ``tir_pipeline="tirx"`` (nvcc), check ``C = A @ B.T`` (``--layout nt``, B
 stored N x K) or ``C = A @ B`` (``nn``, B stored K x N), over ``--batch`` matrices if given, on
 fresh random inputs against torch's float64 product (normwise relative error, NaN-poisoned
@@ -77,6 +78,9 @@ def check_one(shape, dtype, structure, target, nt=True, batch=0, out_dtype="floa
     torch.backends.cuda.matmul.allow_tf32 = passes == 1
     if splits > 1:  # rows of earlier runs (no split-K) keep their params as they were
         row["structure"]["splits"] = splits
+    reduction = "cluster" if "cr" in flags else "workspace"
+    if reduction != "workspace":
+        row["structure"]["reduction"] = reduction
     if pad != "needed":
         row["structure"]["pad"] = pad
     if arrangement != "cooperative":
@@ -90,6 +94,7 @@ def check_one(shape, dtype, structure, target, nt=True, batch=0, out_dtype="floa
                       consumers=consumers, stages=stages, raster=raster, out_dtype=out_dtype,
                       schedule=schedule, cluster=cluster, store=store, splits=splits, pad=pad,
                       tf32_passes=passes, epilogue=epilogue, arrangement=arrangement,
+                      reduction=reduction,
                       smem_limit=lim.smem_per_block,
                       sm_count=lim.sm_count)  # fmt: skip
     lead = (batch,) if batch else ()

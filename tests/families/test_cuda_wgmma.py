@@ -121,7 +121,7 @@ def test_genome_checks_and_round_trip():
         "batch": 0, "conv": (), "in_dtype": "float16", "trans_b": True, "block_n": 256,
         "consumers": 2, "stages": 4, "raster": 8, "epilogue": "", "out_dtype": "float32",
         "gated": False, "schedule": "tile", "cluster": 1, "store": "direct", "splits": 1,
-        "pad": "needed", "arrangement": "cooperative",
+        "pad": "needed", "arrangement": "cooperative", "reduction": "workspace",
         "tf32_passes": 1,
     }  # fmt: skip
     with pytest.raises(GenomeError) as err:
@@ -495,6 +495,57 @@ def test_split_k_stores_partials_and_a_companion_sums_them_after_the_kernel(
     host = exe.mod.inspect_source("ll").split("@__tvm_ffi_main(")[1].split("\ndefine ")[0]
     launches = re.findall(rf"call i32 %\d+\(ptr nonnull @\.tvm_func\.(main|{reduce})_kernel", host)
     assert launches == ["main", reduce]  # the reduction after the kernel, in main's host code
+    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+
+
+def test_cluster_reduction_is_legal_only_for_a_tile_schedule_of_at_most_8_splits():
+    """reduction=cluster makes a tile's splits one cluster: it needs split-K, a portable cluster
+    (8 blocks) and blocks launched per tile; the search never draws it where no split is legal."""
+    kw = {"smem_limit": SMEM, "sm_count": 132, "block_n": 128, "consumers": 1, "raster": 1}
+    assert legal(64, 4096, 4096, splits=4, reduction="cluster", **kw) is None
+    assert "splits > 1" in legal(64, 4096, 4096, reduction="cluster", **kw)
+    assert "portable cluster" in legal(16, 1024, 65536, splits=16, reduction="cluster", **kw)
+    assert "schedule=tile" in legal(
+        64, 4096, 4096, splits=4, reduction="cluster", schedule="persistent", **kw
+    )
+    assert "reduction" in legal(64, 4096, 4096, splits=4, reduction="atomic", **kw)
+    with pytest.raises(GenomeError, match="reduction"):
+        WgmmaParams(reduction="atomic")
+    square = Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16")
+    assert FAMILY.impossible(square, TARGET)["reduction"] == ("cluster",)  # 512 tiles: no split
+    decode = Workload("gemm_nt", (16, 4096, 4096), "float16", "float16")
+    assert "reduction" not in FAMILY.impossible(decode, TARGET)
+
+
+CLUSTER_SPLITS = [
+    (Workload("gemm_nt", (64, 4096, 4096), "float16", "float16"), 4, 128),
+    (Workload("gemm_bias_gelu", (16, 1000, 4091), "bfloat16", "bfloat16"), 8, 64),
+    (Workload("batch_gemm_nt", (3, 100, 201, 500), "float16", "float16"), 2, 128),
+]
+
+
+@pytest.mark.parametrize("workload, splits, block_n", CLUSTER_SPLITS, ids=lambda x: str(x))
+def test_cluster_reduction_sums_the_splits_in_shared_memory_in_one_launch(
+    needs_nvcc, tmp_path, workload, splits, block_n
+):
+    """With reduction=cluster there is no workspace and no second kernel: the kernel launches a
+    tile's splits as one cluster, each block parks its f32 tile in its shared memory, reads its
+    share of every block's tile through the cluster window in rank order, and writes C."""
+    genes = {"consumers": 1, "block_n": block_n, "raster": 0, "splits": splits}
+    genome = Grammar(TARGET).check(DEFAULT.replace(reduction="cluster", **genes), workload)
+    mod = kernel_module(genome, workload)
+    assert not any(gv.name_hint.endswith("_reduce") for gv in mod.functions)
+    src = cuda_source(build_module(mod, TARGET, check_nvcc=True))
+    main_sig = re.search(r"void __launch_bounds__\(\d+\) main_kernel\(([^)]*)\)", src).group(1)
+    assert "C_ptr" in main_sig and "P_ptr" not in main_sig
+    assert "%%cluster_ctarank" in src and "ld.shared::cluster.f32" in src
+    # every block's mapped window, loaded in rank order 0 .. splits-1 for each fragment
+    loads = re.findall(r"ld_shared__cluster_f32\(got_ptr\[(\d+)\], \(base_ptr\[(\d+)\]", src)
+    assert [int(r) for _, r in loads[:splits]] == list(range(splits))
+    assert len(loads) == 4 * splits
+    assert src.count("barrier_cluster_arrive_cluster_arrive();") >= 3  # producer, consumers, end
+    workspace = kernel_module(Grammar(TARGET).check(DEFAULT.replace(**genes), workload), workload)
+    assert any(gv.name_hint.endswith("_reduce") for gv in workspace.functions)
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
 
 

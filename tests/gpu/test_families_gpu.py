@@ -196,6 +196,23 @@ def test_split_k_passes_the_gate(target, workload, genes):
     assert report.passed, (genome.describe(), report.failures)
 
 
+@pytest.mark.parametrize(
+    "workload, genes",
+    [(w, g) for w, g in SPLIT_K if g["splits"] <= 8]
+    + [(Workload("gemm_nt", (256, 256, 65536), "float16"), {"splits": 8, "consumers": 2})],
+    ids=[w.name + str(g["splits"]) for w, g in SPLIT_K if g["splits"] <= 8] + ["large_k_c2"],
+)
+def test_cluster_split_k_passes_the_gate(target, workload, genes):
+    """The same split-K cases with the partials summed in the cluster's shared memory: a block
+    reading a peer's window before the peer wrote it, a fragment summed by two blocks or by
+    none, or a block leaving while a peer still reads it fails the fp64 check or hangs."""
+    genes = {"consumers": 1, "block_n": 128, "raster": 0, "reduction": "cluster", **genes}
+    genome = Grammar(target).check(Genome.default("cuda.wgmma").replace(**genes), workload)
+    exe = build_module(_kernel(get("cuda.wgmma"), genome.params, workload, target, 1), target)
+    report = verify(exe["main"], workload, tvm.cuda(0))
+    assert report.passed, (genome.describe(), report.failures)
+
+
 PAD_LINES = [
     Workload("gemm_nt", (2048, 4096, 1000), "float16", "float16"),
     Workload("gemm", (777, 1000, 520), "bfloat16", "bfloat16"),

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The successive-halving search: budget accounting for whole-kernel genomes."""
 
+from autokernel_tvm.space.genome import Genome
 from autokernel_tvm.space.grammar import Grammar
 from autokernel_tvm.space.search import Search
 from autokernel_tvm.targets import make_target
@@ -35,3 +36,16 @@ def test_scheduled_genomes_keep_their_minimum_trials():
     search = Search(Grammar(HOPPER), NT, 12, seed=0)
     seen = _run(search, lambda g, granted: granted)
     assert sum(search.used.values()) <= 12 and all(search.granted[g.key] >= 8 for g in seen)
+
+
+def test_a_whole_kernel_family_gets_a_trial_when_a_design_space_leads_the_prior():
+    """At 6 trials the plan measures one genome: where the prior ranks a cuda.mma space first
+    (a library hit), the wgmma family still gets its best genome measured, for one trial taken
+    from the space's share (bf16 ResNet convs ran on cuda.mma at 0.6x of the fp16 wgmma ones)."""
+    conv = Workload("conv2d_nhwc", (32, 56, 56, 64, 128, 3, 3, 1, 1), "bfloat16", "bfloat16")
+    grammar = Grammar(HOPPER)
+    mma = next(f for f in grammar.families(conv) if f.name == "cuda.mma")
+    search = Search(grammar, conv, 6, prior=[(Genome("cuda.mma", mma.default), 1.0)], seed=0)
+    seen = _run(search, lambda g, granted: granted)
+    assert [(g.family, search.granted[g.key]) for g in seen] == [("cuda.wgmma", 1), ("cuda.mma", 5)]
+    assert search.plan == [(1, 5)] and sum(search.used.values()) == 6

@@ -25,6 +25,8 @@ from .kernel import (
     CLUSTERS,
     CONSUMERS,
     PADS,
+    PORTABLE_CLUSTER,
+    REDUCTIONS,
     SCHEDULES,
     SPLITS,
     STAGES,
@@ -71,7 +73,10 @@ class WgmmaParams(Params):
     pad: "lines" copies operands whose rows are not whole 128-byte lines into padded scratch
     first, "needed" only those the TMA cannot address at all; arrangement: "cooperative" (the
     consumers split one tile) or "pingpong" (persistent, two consumers: each its own 64-row
-    tile, in turn, one's write-back overlapping the other's wgmma)."""
+    tile, in turn, one's write-back overlapping the other's wgmma); reduction: how split-K's
+    partials are summed, "workspace" (f32 partials through L2, then a second kernel) or
+    "cluster" (a tile's splits are one thread-block cluster and sum through its distributed
+    shared memory: one launch)."""
 
     block_n: int = 256
     consumers: int = 2
@@ -83,7 +88,8 @@ class WgmmaParams(Params):
     splits: int = 1
     pad: str = "needed"
     arrangement: str = "cooperative"
-    later_genes = ("schedule", "cluster", "store", "splits", "pad", "arrangement")
+    reduction: str = "workspace"
+    later_genes = ("schedule", "cluster", "store", "splits", "pad", "arrangement", "reduction")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -101,6 +107,8 @@ class WgmmaParams(Params):
             raise GenomeError("bad-arrangement", f"arrangement={self.arrangement!r}")
         if self.splits not in SPLITS:
             raise GenomeError("bad-splits", f"splits={self.splits}: one of {SPLITS}")
+        if self.reduction not in REDUCTIONS:
+            raise GenomeError("bad-reduction", f"reduction={self.reduction!r}: one of {REDUCTIONS}")
         if self.stages not in STAGES or self.raster < 0:
             raise GenomeError("bad-pipeline", f"stages={self.stages} raster={self.raster}")
 
@@ -142,6 +150,7 @@ def structure(params: WgmmaParams, workload) -> dict:
         "splits": params.splits,
         "pad": params.pad,
         "arrangement": params.arrangement,
+        "reduction": params.reduction,
         # fp32 workloads keep fp32 accuracy (three TF32 products, .tf32x3) unless the user
         # allowed TF32 (Workload.precision): then one
         "tf32_passes": 3 if workload.dtype == "float32" and not workload.precision else 1,
@@ -151,6 +160,7 @@ def structure(params: WgmmaParams, workload) -> dict:
 class CudaWgmma(Family):
     name = "cuda.wgmma"
     params = WgmmaParams
+    whole_kernels = True
     domain = {
         "block_n": (256, 128, 64),
         "consumers": (2, 1),
@@ -162,6 +172,7 @@ class CudaWgmma(Family):
         "splits": SPLITS,
         "pad": PADS,
         "arrangement": ARRANGEMENTS,
+        "reduction": REDUCTIONS,
     }
     default = WgmmaParams()  # H100: 82% of cuBLAS at 4096^3 fp16 before tuning
 
@@ -238,6 +249,8 @@ class CudaWgmma(Family):
         out["splits"] = tuple(
             s for s in SPLITS if split_reason(Structure(**{**plain, "splits": s}), k, fewest, sms)
         )
+        if all(s in out["splits"] for s in SPLITS if 1 < s <= PORTABLE_CLUSTER):
+            out["reduction"] = ("cluster",)  # no split a cluster can hold
         return out
 
     def features(self, params: WgmmaParams, workload, target) -> dict[str, float]:
@@ -263,6 +276,7 @@ class CudaWgmma(Family):
             "persistent": float(params.schedule == "persistent"),
             "cluster": float(params.cluster), "tma_store": float(params.store == "tma"),
             "pingpong": float(params.arrangement == "pingpong"),
+            "cluster_reduce": float(params.reduction == "cluster"),
             "log_splits": math.log2(params.splits),
             "log_tiles": math.log2(tiles), "waves": tiles * params.splits / sms,
             "k_steps": -(-k // k_step(workload.dtype)) / params.splits,

@@ -80,6 +80,11 @@ SPLITS = (1, 2, 4, 8, 16, 32, 64)  # K ranges per output tile (split-K), summed 
 PADS = ("needed", "lines")  # copy rows the TMA cannot address / rows that are not whole lines
 #: consumer warpgroups on one tile (each 64 of its rows) / each on its own 64-row tile, in turn
 ARRANGEMENTS = ("cooperative", "pingpong")
+#: how split-K's partials are summed: a workspace and a second kernel, or in the cluster's
+#: distributed shared memory (one launch, no f32 traffic through L2)
+REDUCTIONS = ("workspace", "cluster")
+#: blocks per cluster any sm_90 launch may use (16 needs the non-portable opt-in)
+PORTABLE_CLUSTER = 8
 SPLIT_MIN_STEPS = 4  # K steps a split block keeps at least: fewer, and the ring never fills
 STORE_BOX = 64  # TMA store box: 64 rows of one 128-byte swizzle row (64 halves, 32 floats)
 SWIZZLE_ROW = 128  # bytes of a 128B-swizzle row; its 16-byte chunks are XORed with the row % 8
@@ -141,6 +146,11 @@ class Structure:
         :func:`.splitk.reduce_partials`, which sums them in split order (deterministic) and
         applies the epilogue. For grids with fewer tiles than multiprocessors: decode (small
         M) and large K over a small M x N.
+    reduction : how split-K's partials are summed: "workspace" (as above) or "cluster" (the
+        ``splits`` blocks of a tile are one thread-block cluster; each writes its f32 tile into
+        its own shared memory, then sums ``1 / splits`` of the tile's fragments over the
+        cluster's blocks in rank order -- deterministic -- and stores them with the epilogue:
+        one launch, no partials through L2; schedule "tile", at most 8 splits).
     pad : which operands the host code copies into zero-padded scratch first (:func:`row_pads`):
         "needed", those whose rows the TMA cannot address (not 16-byte multiples); "lines",
         also those whose rows are not whole 128-byte lines (TMA boxes of such rows loaded ~25%
@@ -180,6 +190,7 @@ class Structure:
     pad: str = "needed"
     tf32_passes: int = 1
     arrangement: str = "cooperative"
+    reduction: str = "workspace"
 
 
 def tile_rows(consumers: int, arrangement: str = "cooperative") -> int:
@@ -353,7 +364,7 @@ def split_reason(st: Structure, k: int, tiles: int, sm_count: int) -> str | None
     if st.splits not in SPLITS:
         return f"splits={st.splits}: one of {SPLITS}"
     if st.splits == 1:
-        return None
+        return _reduction_reason(st)
     if st.conv or st.gated:
         return "splits > 1 sums plain GEMM partials: not for conv2d or the gated GEMM"
     if st.store != "direct" or st.cluster != 1:
@@ -368,6 +379,20 @@ def split_reason(st: Structure, k: int, tiles: int, sm_count: int) -> str | None
         return "splits > 1: the target's multiprocessor count is unknown"
     if tiles * (st.splits // 2) >= sm_count:  # half the splits would already fill the GPU
         return f"splits={st.splits}: {tiles} tiles x {st.splits // 2} already fill {sm_count} SMs"
+    return _reduction_reason(st)
+
+
+def _reduction_reason(st: Structure) -> str | None:
+    if st.reduction not in REDUCTIONS:
+        return f"reduction {st.reduction!r}: one of {REDUCTIONS}"
+    if st.reduction == "workspace":
+        return None
+    if st.splits == 1:
+        return "reduction=cluster sums the partials of split-K: splits > 1"
+    if st.splits > PORTABLE_CLUSTER:
+        return f"reduction=cluster: {st.splits} splits > a portable cluster of {PORTABLE_CLUSTER}"
+    if st.schedule != "tile":
+        return "reduction=cluster: a cluster is one tile's splits launched together (schedule=tile)"
     return None
 
 
@@ -543,8 +568,13 @@ def wgmma_gemm(
     cluster = st.cluster
     k_tiles = -(-k // bk)
     splits = st.splits
+    dsmem = splits > 1 and st.reduction == "cluster"  # partials summed across the cluster
+    workspace = splits > 1 and not dsmem  # partials summed by the .splitk companion
     kts = k_tiles // splits  # K steps of one work unit (a tile's K range)
-    units = nb * tiles * splits  # split-major: units u and u + nb * tiles share a tile
+    # split-major: units u and u + nb * tiles share a tile; (dsmem) split-minor: a tile's
+    # splits are adjacent blocks, one cluster
+    units = nb * tiles * splits
+    threads = consumers * WG_THREADS  # consumer threads of a block
     ctas = min(units, sm_count) if persistent else units
     rounds = -(-units // ctas)  # units of the busiest block
     acc_n = block_n // 2  # f32 accumulators per thread of an m64nN warpgroup tile
@@ -621,10 +651,14 @@ def wgmma_gemm(
 
     def split_of(u):
         """Split (K range) of work unit ``u``: a Python 0 without split-K."""
+        if dsmem:
+            return u % splits
         return u // (nb * tiles) if splits > 1 else 0
 
     def tile_of(u):
         """(Batch, tile) index of work unit ``u``."""
+        if dsmem:
+            return u // splits
         return u % (nb * tiles) if splits > 1 else u
 
     def gate(acc, i):
@@ -781,6 +815,43 @@ def wgmma_gemm(
                                bi * k + k_at(k0, kt), T.address_of(full[s]))
 
     @T.macro
+    def cluster_sum(C, bias, acc, red, rank, tid, wg, bi, bm, bn):
+        # split-K in the cluster: this block's f32 tile into its own shared memory (the ring,
+        # free once every consumer's wgmma has drained), then this block sums its 1/splits
+        # of the tile's fragment groups over the cluster's blocks, in rank order, and stores
+        # them with the epilogue; the kernel's last cluster barrier keeps every block's shared
+        # memory alive until the others have read it
+        T.ptx.bar.sync(T.uint32(consumers + 1), T.uint32(threads))
+        for i in T.unroll(acc_n):
+            red[i * threads + tid] = acc[i]
+        T.ptx.barrier.cluster.arrive()
+        T.ptx.barrier.cluster.wait()
+        lane = tid % 32
+        row = wg_row(wg) + tid % WG_THREADS // 32 * 16 + lane // 4
+        base = T.alloc_buffer((splits,), "uint32", scope="local")  # red in each block
+        for r in T.unroll(splits):
+            T.ptx.mapa.shared__cluster.u32(
+                base[r], T.cuda.cvta_generic_to_shared(T.address_of(red[0])), T.uint32(r))
+        got = T.alloc_buffer((4 * splits,), "float32", scope="local")
+        part = T.alloc_buffer((4,), "float32", scope="local")
+        for gg in range(acc_n // 4 // splits):
+            g = rank * (acc_n // 4 // splits) + gg
+            # every load of the group first: a remote load's latency is paid once, not 4*splits
+            # times (each load is an ordered asm statement)
+            for j in T.unroll(4):
+                for r in T.unroll(splits):
+                    T.ptx.ld.shared__cluster.f32(
+                        got[j * splits + r],
+                        base[r] + T.Cast("uint32", ((g * 4 + j) * threads + tid) * 4))
+            for j in T.unroll(4):
+                part[j] = T.float32(0)
+                for r in T.unroll(splits):
+                    part[j] = part[j] + got[j * splits + r]
+            col = bn * block_c + g * 8 + lane % 4 * 2
+            store(C, bias, part, 0, bi, bm, row, col)
+            store(C, bias, part, 2, bi, bm, row + 8, col)
+
+    @T.macro
     def stage_out(C, bias, acc, staged, c_map, tid, wg, bi, bm, bn, row):
         # The tile's write-back through shared memory: per box of C columns, wait until the
         # buffer's previous bulk store has read it, fill it (the 128B swizzle XORs the 16-byte
@@ -816,7 +887,7 @@ def wgmma_gemm(
 
     @T.macro
     def consume(C, bias, full, empty, ring, acc, staged, c_map, desc_a, desc_b, rank, tid, wg,
-                ti, P, sp, bi, bm, bn, turns):
+                ti, P, sp, bi, bm, bn, turns, red):
         # one warpgroup's wgmma over the ring for one tile, then its share of the write-back
         for i in T.unroll(acc_n):
             acc[i] = T.float32(0)
@@ -850,7 +921,9 @@ def wgmma_gemm(
             release(empty, rank, step(ti, kts - 1) % stages)
         lane = tid % 32
         row = wg_row(wg) + tid % WG_THREADS // 32 * 16 + lane // 4
-        if splits > 1:
+        if dsmem:
+            cluster_sum(C, bias, acc, red, sp, tid, wg, bi, bm, bn)
+        elif splits > 1:
             for i in T.unroll(acc_n // 4):
                 col = bn * block_c + i * 8 + lane % 4 * 2
                 store_partial(P, acc, i * 4, sp, bi, bm, row, col)
@@ -883,6 +956,8 @@ def wgmma_gemm(
         bx = T.cta_id([ctas])
         if cluster > 1:
             _rank = T.cta_id_in_cluster([cluster])  # launches clusters; == bx % cluster
+        elif dsmem:
+            _rank = T.cta_id_in_cluster([splits])  # a tile's splits; == bx % splits
         tid = T.thread_id([WG_THREADS * (consumers + 1)])
         if tma_store:  # one dynamic allocation (TIRx): the ring, then the store buffers
             pool = T.alloc_buffer((ring_elems + staged_elems * out_bytes // es,), sdt,
@@ -895,6 +970,9 @@ def wgmma_gemm(
         else:
             ring = T.alloc_buffer((stages, bm_rows + bn_rows, bk), sdt, scope="shared.dyn",
                                    align=1024)
+        if dsmem:  # the block's f32 tile, over the ring: [fragment, consumer thread]
+            red = T.decl_buffer((acc_n * threads,), "float32", data=ring.data,
+                                scope="shared.dyn")
         full = T.alloc_buffer((stages,), "uint64", scope="shared", align=8)
         empty = T.alloc_buffer((stages,), "uint64", scope="shared", align=8)
         if pingpong:  # turns[w]: warpgroup w finished a mainloop (one arrive per warp)
@@ -905,8 +983,8 @@ def wgmma_gemm(
         wg = tid // WG_THREADS
         if not persistent:
             bi = tile_of(bx) // tiles
-            bm = tile_m(bx)
-            bn = tile_n(bx)
+            bm = tile_m(tile_of(bx) if dsmem else bx)
+            bn = tile_n(tile_of(bx) if dsmem else bx)
         if tid == 0:
             for s in range(stages):
                 T.ptx.mbarrier.init.shared.b64(T.address_of(full[s]), T.uint32(1))
@@ -932,6 +1010,9 @@ def wgmma_gemm(
                 else:
                     produce(A, B, full, empty, ring, a_map, b_map, bx % cluster, 0,
                             split_of(bx) * kts, bi, bm, bn)
+            if dsmem:  # the consumers' cluster barrier: every block's tile is in its memory
+                T.ptx.barrier.cluster.arrive()
+                T.ptx.barrier.cluster.wait()
         else:
             if persistent:
                 for ti in range(rounds):
@@ -943,15 +1024,16 @@ def wgmma_gemm(
                                     c_map, desc_a, desc_b,  # noqa: F821
                                     bx % cluster, tid, wg, ti, P, split_of(t),
                                     tile_of(t) // tiles, tile_m(t), tile_n(t),
-                                    turns if pingpong else None)  # noqa: F821
+                                    turns if pingpong else None, None)  # noqa: F821
             else:
                 consume(C, bias, full, empty, ring, acc,
                         staged if tma_store else None,  # noqa: F821
                         c_map, desc_a, desc_b,  # noqa: F821
-                        bx % cluster, tid, wg, 0, P, split_of(bx), bi, bm, bn, None)
+                        bx % cluster, tid, wg, 0, P, split_of(bx), bi, bm, bn, None,
+                        red if dsmem else None)  # noqa: F821
         if tma_store and wg < consumers and tid % WG_THREADS == 0:  # before shared memory goes
             T.ptx["cp.async.bulk.wait_group"](0)
-        if cluster > 1:  # the peer may write into this ring and barriers until it is done
+        if cluster > 1 or dsmem:  # a peer may still reach into this block's shared memory
             T.ptx.barrier.cluster.arrive()
             T.ptx.barrier.cluster.wait()
 
@@ -981,13 +1063,13 @@ def wgmma_gemm(
             c_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
             T.call_packed("runtime.cuTensorMapEncodeTiled", c_map, out_dtype, c_tma[0], C.data,
                           *c_tma[1:], 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
-        if splits > 1:  # the f32 partial sums (a workspace)
+        if workspace:  # the f32 partial sums
             P = T.alloc_buffer((splits, nb * m, n), "float32")
         with T.attr({"tirx.device_entry": True}):  # host code follows it (split-K)
             device(A, B, C, bias, a_map, b_map,
                    c_map if tma_store else None,  # noqa: F821
-                   P if splits > 1 else None)  # noqa: F821
-        if splits > 1:  # the sum of the partials, in split order, and the epilogue
+                   P if workspace else None)  # noqa: F821
+        if workspace:  # the sum of the partials, in split order, and the epilogue
             T.call_packed(f"{symbol}_reduce_kernel",
                           *reduce_args(C, P, bias, operands),  # noqa: F821
                           reduce_blocks(m, n, batch), REDUCE_THREADS)
@@ -1044,7 +1126,7 @@ def wgmma_module(
             split = split_operand(name, rows, cols, kmajor=kmajor, batch=st.batch,
                                   symbol=f"{symbol}_split_{name}")  # fmt: skip
             funcs[f"{symbol}_split_{name}"] = split.with_attr(PIPELINE_ATTR, "tirx")
-    if st.splits > 1:
+    if st.splits > 1 and st.reduction == "workspace":
         reduce = reduce_partials(
             m,
             n,
