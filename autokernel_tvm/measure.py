@@ -110,8 +110,13 @@ class KernelMeasurer:
     """Build and time one whole kernel on ``device``, or through ``runner`` (the servers of an
     RPC tracker) when one is given; a failed build or run is data."""
 
-    def __init__(self, config, target, device, runner=None):
+    def __init__(self, config, target, device, runner=None, args: dict | None = None):
         self.config, self.target, self.device, self.runner = config, target, device, runner
+        #: workload -> the device arguments it is timed with: every candidate of a workload is
+        #: timed on the same inputs (one seed), so they are drawn and uploaded once, not per
+        #: candidate (8192^3: ~5 s of host time each); a tuner passes one dict to all its
+        #: measurers, holding its last workload's
+        self.args = {} if args is None else args
 
     def measure(self, workload, candidate: Kernel, label: str, trials: int) -> SpaceRun:
         db_dir = record_dir(self.config, workload, label)
@@ -147,10 +152,14 @@ class KernelMeasurer:
             from .rpc import measure_kernel
 
             return measure_kernel(config, self.target, self.runner, workload, exe)
-        rng = np.random.default_rng(config.seed)
-        args = [tvm.runtime.tensor(a, device=self.device) for a in workload.random_inputs(rng)]
-        out = workload.output
-        args.append(tvm.runtime.empty(out.shape, out.dtype, device=self.device))
+        args = self.args.get(workload)
+        if args is None:
+            rng = np.random.default_rng(config.seed)
+            args = [tvm.runtime.tensor(a, device=self.device) for a in workload.random_inputs(rng)]
+            out = workload.output
+            args.append(tvm.runtime.empty(out.shape, out.dtype, device=self.device))
+            self.args.clear()  # one workload's arguments on the device at a time
+            self.args[workload] = args
         try:
             timer = exe.mod.time_evaluator(  # tvm.compile's Executable wraps the runtime module
                 "main",

@@ -115,6 +115,7 @@ class Tuner:
         #: paths ask for the same kernels; the problem suite spent ~20 s a problem on it)
         self._passed: dict = {}
         self.db_warnings: list[str] = []  # damaged database lines moved out (db_lib.repair)
+        self._timing_args: dict = {}  # KernelMeasurer.args, shared by this tuner's measurers
 
     # -- the loop ---------------------------------------------------------------------------
     def tune(self, workload: Workload) -> TuneResult:
@@ -200,7 +201,7 @@ class Tuner:
     @property
     def kernel_measurer(self) -> KernelMeasurer:
         runner = self.runner if self.config.rpc_tracker else None  # else timed here
-        return KernelMeasurer(self.config, self.target, self.device(), runner)
+        return KernelMeasurer(self.config, self.target, self.device(), runner, self._timing_args)
 
     def candidates(self, workload: Workload, n: int) -> list:
         """Up to ``n`` ``(genome, candidate)`` the search would try first (no device needed):

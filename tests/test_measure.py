@@ -34,3 +34,25 @@ def test_whole_kernel_that_does_not_build_is_a_counted_failure(tmp_path):
     run = tuner.measure(nt, kernel, "kernels/wgmma")  # a CUDA kernel cannot build for llvm
     assert run.trials == 1 and sum(run.failures.values()) == 1
     assert next(iter(run.failures)).startswith("build: ")
+
+
+def test_candidates_of_a_workload_are_timed_on_inputs_drawn_once(tmp_path, monkeypatch):
+    """Every candidate is timed on the same inputs (one seed): they are drawn and put on the
+    device once per workload, not per candidate; a new workload replaces them."""
+    from autokernel_tvm.workloads import Workload as W
+
+    draws = []
+    real = W.random_inputs
+
+    def counted(self, rng, kind="normal"):
+        draws.append(self.name)
+        return real(self, rng, kind)
+
+    monkeypatch.setattr(W, "random_inputs", counted)
+    tuner = Tuner(TuneConfig(target="llvm", work_dir=str(tmp_path), trials=4), progress=False)
+    first, second = Workload("gemm", (64, 64, 64), "float32"), Workload("gemm", (32, 64, 64))
+    for label in ("kernels/a", "kernels/b"):
+        assert not tuner.measure(first, Kernel(first.ir_module()), label).failures
+    assert draws == [first.name]
+    assert not tuner.measure(second, Kernel(second.ir_module()), "kernels/c").failures
+    assert draws == [first.name, second.name] and list(tuner._timing_args) == [second]

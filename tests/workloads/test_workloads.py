@@ -90,3 +90,24 @@ def test_tf32_precision_is_an_fp32_opt_in_named_and_serialized():
         Workload("gemm", (64, 32, 16), "float16", precision="tf32")
     with pytest.raises(WorkloadError, match="precision must be"):
         Workload("gemm", (64, 32, 16), "float32", precision="fp16")
+
+
+def test_large_draws_are_chunked_the_same_whatever_the_thread_count(monkeypatch):
+    """Inputs past one chunk are filled by threads from child generators: the values a seed
+    gives do not depend on the number of threads, each chunk is fresh (a kernel that read the
+    wrong tile must not see the same values), and they are standard normal."""
+    import numpy as np
+
+    from autokernel_tvm.workloads import values
+
+    monkeypatch.setattr(values, "CHUNK", 1 << 12)
+    shape = (37, 1000)  # 37000 elements: 10 chunks, the last a partial one
+    monkeypatch.setattr(values.os, "cpu_count", lambda: 1)
+    one = values.standard_normal(np.random.default_rng(5), shape)
+    monkeypatch.setattr(values.os, "cpu_count", lambda: 8)
+    many = values.standard_normal(np.random.default_rng(5), shape)
+    assert one.dtype == np.float32 and np.array_equal(one, many)
+    flat = one.reshape(-1)
+    assert not np.array_equal(flat[: 1 << 12], flat[1 << 12 : 2 << 12])
+    assert abs(float(flat.mean())) < 0.03 and abs(float(flat.std()) - 1.0) < 0.03
+    assert not np.array_equal(one, values.standard_normal(np.random.default_rng(6), shape))
