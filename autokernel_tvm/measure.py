@@ -50,6 +50,7 @@ class SpaceRun:
     mod: tvm.IRModule | None = None
     kernel: bool = False  # a whole kernel (no trace, no MetaSchedule database)
     family: str | None = None  # the family whose candidate this is; None: the stock space
+    resumed: int = 0  # of `trials`, those found in the record dir, measured by an earlier run
 
     def tflops(self, workload) -> float:
         return workload.flops / self.best_s / 1e12 if self.best_s < FAILED else 0.0
@@ -67,7 +68,8 @@ class DesignSpaceMeasurer:
         db_dir = record_dir(self.config, workload, label)
         self.warnings += db_lib.repair(db_dir)  # before MetaSchedule reads it: it trusts lines
         failures = _load_failures(db_dir)
-        remaining = trials - count_records(db_dir)
+        found = count_records(db_dir)
+        remaining = trials - found
         start = time.time()
         if remaining > 0:
             callback = ProgressCallback(remaining, f"{workload.name} [{label}]", self.progress)
@@ -102,8 +104,9 @@ class DesignSpaceMeasurer:
                 _save_failures(db_dir, failures)
         done, best, curve = records_summary(db_dir, workload)
         return SpaceRun(
-            label, db_dir, done, failures, best, time.time() - start, curve, candidate.mod
-        )
+            label, db_dir, done, failures, best, time.time() - start, curve, candidate.mod,
+            resumed=min(found, done),
+        )  # fmt: skip
 
 
 class KernelMeasurer:
@@ -122,7 +125,7 @@ class KernelMeasurer:
         db_dir = record_dir(self.config, workload, label)
         path = os.path.join(db_dir, KERNEL_RECORD)
         start = time.time()
-        record = None
+        record, resumed = None, 1
         if os.path.exists(path):  # resumed: measured (or failed to build) in an earlier run
             with open(path) as f:
                 try:
@@ -132,13 +135,16 @@ class KernelMeasurer:
             if record["latency_s"] is None and not record["failure"].startswith("build:"):
                 record = None  # a failure at run time may be the device's, not the kernel's
         if record is None:
-            record = self._measure(workload, candidate.mod)
+            record, resumed = self._measure(workload, candidate.mod), 0
             db_lib.atomic_write_json(path, record)
         failures = Counter({record["failure"]: 1} if record["failure"] else {})
         best = record["latency_s"] if record["latency_s"] is not None else FAILED
         tflops = workload.flops / best / 1e12 if best < FAILED else 0.0
         seconds = time.time() - start
-        return SpaceRun(label, db_dir, 1, failures, best, seconds, [tflops], candidate.mod, True)
+        return SpaceRun(
+            label, db_dir, 1, failures, best, seconds, [tflops], candidate.mod, True,
+            resumed=resumed,
+        )  # fmt: skip
 
     def _measure(self, workload, mod) -> dict:
         config = self.config

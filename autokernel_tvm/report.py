@@ -45,6 +45,9 @@ def summary_lines(summary: dict) -> list[str]:
         f"best       {summary['best_latency_us']:.2f} us  =  {summary['tflops']:.4g} TFLOP/s",
         f"trials     {summary['trials']} in {summary['tune_seconds']:.0f} s",
     ]
+    resumed = summary.get("resumed_trials", 0)
+    if resumed:  # the seconds are this run's: an earlier run in work_dir measured these
+        lines[-1] += f" ({resumed} resumed from the work folder)"
     stopped = (summary.get("space_report") or {}).get("stopped")
     if stopped:  # the search ended on its time budget, not on its trials
         lines.append(f"stopped    {stopped}")

@@ -60,6 +60,7 @@ class TuneResult:
     space: str
     space_report: dict = field(default_factory=dict)
     genome: dict | None = None  # the winning genome {family, params}; None: the stock space
+    resumed: int = 0  # of `trials`, those measured by an earlier run into work_dir
 
     @property
     def tflops(self) -> float:
@@ -76,6 +77,7 @@ class TuneResult:
             "trials": self.trials,
             "failures": dict(self.failures),
             "tune_seconds": self.tune_seconds,
+            "resumed_trials": self.resumed,
             "curve": self.curve,
             "verify": self.verify,
             "space_report": self.space_report,
@@ -369,6 +371,7 @@ class Tuner:
                     arch=self.arch if self.config.target != "llvm" else None,
                     latency_s=latency,
                     trials=sum(r.trials for r in runs),
+                    resumed=sum(r.resumed for r in runs),
                     failures=dict(failures),
                     tune_seconds=seconds,
                     trace=trace,

@@ -22,6 +22,7 @@ def test_whole_kernel_run_is_measured_resumed_and_verified(tmp_path):
         assert json.load(f)["latency_s"] == run.best_s
     again = tuner.measure(workload, Kernel(workload.ir_module()), "kernels/plain")
     assert again.best_s == run.best_s  # resumed from the record, not re-measured
+    assert (run.resumed, again.resumed) == (0, 1)
     result = tuner._pick_verified(workload, [run], 1.0, {})
     assert result.verify["passed"] and "no schedule trace" in result.trace
 

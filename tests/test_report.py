@@ -47,3 +47,12 @@ def test_allowed_tf32_is_reported_as_such_and_built_with_one_product():
     summary = {**SUMMARY, "genome": Genome("cuda.wgmma", WgmmaParams()).to_json()}
     notes = [x for x in summary_lines({**summary, "workload": tf32.to_json()}) if "note" in x]
     assert len(notes) == 1 and "TF32 (allowed)" in notes[0]
+
+
+def test_trials_line_says_how_many_an_earlier_run_measured():
+    """A rerun in the same work folder reports its own seconds: the line says the trials it
+    found measured, so 8 trials in 0 s is not read as a search that cost nothing."""
+    (line,) = [x for x in summary_lines({**SUMMARY, "resumed_trials": 8}) if "trials" in x]
+    assert line == "trials     8 in 25 s (8 resumed from the work folder)"
+    (line,) = [x for x in summary_lines(SUMMARY) if x.startswith("trials")]
+    assert line == "trials     8 in 25 s"

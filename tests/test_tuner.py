@@ -54,7 +54,8 @@ def test_rerun_resumes_instead_of_starting_over(tuned):
     more = TuneConfig(target="llvm", trials=12, trials_per_iter=4, work_dir=work, space="stock")
     again = Tuner(more, progress=False).tune(W)
     assert count_records(db_dir) == 12  # 4 new trials, not 12
-    assert again.trials == 12
+    assert again.trials == 12 and (first.resumed, again.resumed) == (0, 8)
+    assert again.summary()["resumed_trials"] == 8
     assert again.latency_s <= first.latency_s * 1.5  # the old records still count
 
 
