@@ -65,7 +65,9 @@ def flops_of(model, inputs) -> int:
 def run_problem(name: str, dtype: str, args, tuner) -> dict:
     path = os.path.join(args.problems_dir, name + ".py")
     device = "cpu" if args.target == "llvm" else "cuda"
-    out_dir = os.path.join(args.out, "problems", f"{name}_{dtype}")
+    # the exported ModelNew and backend cache stay in the work folder: the GPU machine sends
+    # back 8 files, and they are rebuilt by any rerun
+    out_dir = os.path.join(tuner.config.work_dir, "exports", f"{name}_{dtype}")
     os.makedirs(out_dir, exist_ok=True)
     start = time.time()
     _phase(name, dtype, "tuning the problem path", start)
@@ -96,7 +98,7 @@ def run_problem(name: str, dtype: str, args, tuner) -> dict:
         result["problem_check"] = check(exported(*inputs), expected, inputs, ref64)
         start = time.time()
         options = {"target": args.target, "trials": args.trials, "work_dir": tuner.config.work_dir}
-        options["cache_dir"] = os.path.join(args.out, "backend_cache")
+        options["cache_dir"] = os.path.join(tuner.config.work_dir, "backend_cache")
         ours_backend = torch.compile(model, backend="autokernel", options=options)
         result["backend_check"] = check(ours_backend(*inputs), expected, inputs, ref64)
         backend_seconds = time.time() - start
