@@ -55,9 +55,9 @@ def draw(workload, rng: np.random.Generator, kind: str) -> list[np.ndarray]:
 def standard_normal(rng: np.random.Generator, shape: tuple) -> np.ndarray:
     """N(0, 1) float32 samples of ``shape``: up to :data:`CHUNK` elements from ``rng`` itself,
     more in chunks from child generators seeded by ``rng``, filled by threads (numpy releases
-    the GIL while it fills): one generator drew 8205 x 2949 + 5921 x 2949 float64 normals in
-    ~2 s and a 128 x 512 x 2048 x 1024 batch's in ~13 s, for every input kind of the gate and
-    every measured candidate. float32 because every input dtype's values are rounded from it."""
+    the GIL while it fills): on 2 cores one generator's float64 draw (then the cast) of
+    8192^3's inputs took ~4.5 s and of a 128 x 512 x 2048 x 1024 batch's 13-17 s, for every
+    input kind of the gate. float32 because every input dtype's values are rounded from it."""
     out = np.empty(shape, dtype=np.float32)
     flat = out.reshape(-1)
     if flat.size <= CHUNK:
