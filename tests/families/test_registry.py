@@ -31,9 +31,14 @@ SETUP = {
 FIELD_WORKLOADS = {
     ("cuda.wgmma", "splits"): Workload("gemm_nt", (1024, 512, 8192), "float16"),
     ("cuda.wgmma", "pad"): Workload("gemm_nt", (2048, 4096, 1000), "float16"),  # K: 2000-B rows
+    ("cuda.wgmma", "reduction"): Workload("gemm_nt", (1024, 512, 8192), "float16"),
 }
-#: genes compared from another base than the family's default (ping-pong needs persistence)
-FIELD_BASES = {("cuda.wgmma", "arrangement"): {"schedule": "persistent"}}
+#: genes compared from another base than the family's default (ping-pong needs persistence,
+#: a cluster reduction a split)
+FIELD_BASES = {
+    ("cuda.wgmma", "arrangement"): {"schedule": "persistent"},
+    ("cuda.wgmma", "reduction"): {"splits": 2},
+}
 
 
 @pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
