@@ -126,6 +126,7 @@ class Tuner:
         start, runs, report = time.time(), {}, {}
         search = self.search(workload) if self.config.space == "generative" else None
         budget, stopped = self.config.time_budget_s, ""
+        timeline, best = [], 0.0  # (seconds since start, best TFLOP/s so far) per measurement
         for genome, trials in search or ():  # propose
             if budget and runs and time.time() - start > budget:
                 stopped = f"time budget of {budget:g} s reached after {len(runs)} genomes"
@@ -135,9 +136,12 @@ class Tuner:
             run.family = genome.family
             search.learn(genome, run.trials, run.tflops(workload))  # learn
             runs[run.label] = run  # a later rung's run of a genome holds all of its records
+            best = max(best, run.tflops(workload))
+            timeline.append([round(time.time() - start, 3), best])
         runs = list(runs.values())
         if search is not None:
             report = {**search.report(), "families": self.families_report(workload)}
+            report["timeline"] = timeline  # what the search cost: benchmarks/search_cost.py
             if stopped:
                 report["stopped"] = stopped
         if not runs:  # stock space asked for, or no family / no legal genome for this workload

@@ -93,6 +93,8 @@ def test_time_budget_stops_the_search_and_still_verifies_the_best(tmp_path):
     stopped = result.space_report["stopped"]
     assert stopped == "time budget of 0.001 s reached after 1 genomes", stopped
     assert result.verify and result.verify["passed"]
+    ((seconds, best),) = result.space_report["timeline"]  # one measurement: when, how fast
+    assert 0 < seconds <= result.tune_seconds and best == pytest.approx(result.tflops)
     assert any(
         line.startswith("stopped    time budget") for line in summary_lines(result.summary())
     )
