@@ -82,7 +82,9 @@ class TuneConfig:
     save_library : bool
         Record the verified winning genome in the user library.
     runner_timeout_s : float
-        Seconds one candidate may run before its measurement is killed (counted as failed).
+        Seconds one candidate may run before its measurement is killed (counted as failed); a
+        whole kernel timed in this process that runs past it is recorded as hung and the
+        process exits (status 3): the same command resumes past it.
     rpc_tracker, rpc_key, rpc_devices
         Measure on the servers of a TVM RPC tracker (``HOST:PORT``) registered with ``rpc_key``,
         ``rpc_devices`` at once (0: every free one); builds stay local. See
@@ -225,8 +227,9 @@ def fault_point(point: str) -> None:
     ``kill`` (SIGKILL this process), ``kill-parent`` (SIGKILL the process that started this
     worker), ``segv`` (SIGSEGV this process) or ``hang`` (sleep for an hour). Points: ``build``
     (the tuner, while its builder workers build a batch), ``worker-build`` (a builder worker,
-    per candidate), ``measure`` (the runner worker, per candidate), ``compile`` (the tuner
-    process building a module: verification, then export). Unset, this does nothing.
+    per candidate), ``measure`` (the runner worker, per candidate), ``kernel-measure`` (the
+    tuner process timing a whole kernel), ``compile`` (the tuner process building a module:
+    verification, then export). Unset, this does nothing.
     """
     for item in filter(None, os.environ.get("AUTOKERNEL_FAULT", "").split(",")):
         action, _, rest = item.partition("@")

@@ -9,7 +9,10 @@ keeps its records under ``<work_dir>/<workload>/<label>`` and returns a :class:`
   TIRx kernel has no trace for MetaSchedule's database); its record is ``kernel.json``, timed
   with the evaluator settings of MetaSchedule's ``LocalRunner`` (``TuneConfig.runner_*``).
 
-Both resume: what a directory already holds is not measured again.
+Both resume: what a directory already holds is not measured again. A whole kernel that runs
+past ``runner_timeout_s`` (a generated kernel can deadlock on its barriers; the GPU context it
+hangs cannot be recovered in this process) is recorded as failed and the process exits with
+:data:`HUNG_EXIT` and a one-line error: the same command resumes past it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,11 +32,13 @@ from tvm.s_tir import meta_schedule as ms
 
 from . import builder as build_lib
 from . import database as db_lib
+from .config import fault_point
 from .families import DesignSpace, Kernel
 from .progress import ProgressCallback, count_records
 
 FAILED = 1e9  # MetaSchedule stores failed candidates with huge run_secs
 KERNEL_RECORD = "kernel.json"
+HUNG_EXIT = 3  # the exit status of a process whose whole kernel hung
 
 
 @dataclass
@@ -132,10 +139,10 @@ class KernelMeasurer:
                     record = json.load(f)
                 except ValueError:  # written before writes were atomic, then killed
                     record = {"latency_s": None, "failure": "damaged record"}
-            if record["latency_s"] is None and not record["failure"].startswith("build:"):
+            if record["latency_s"] is None and not record["failure"].startswith(KEPT_FAILURES):
                 record = None  # a failure at run time may be the device's, not the kernel's
         if record is None:
-            record, resumed = self._measure(workload, candidate.mod), 0
+            record, resumed = self._measure(workload, candidate.mod, path), 0
             db_lib.atomic_write_json(path, record)
         failures = Counter({record["failure"]: 1} if record["failure"] else {})
         best = record["latency_s"] if record["latency_s"] is not None else FAILED
@@ -146,7 +153,7 @@ class KernelMeasurer:
             resumed=resumed,
         )  # fmt: skip
 
-    def _measure(self, workload, mod) -> dict:
+    def _measure(self, workload, mod, path: str) -> dict:
         config = self.config
         try:
             exe = build_lib.build_module(mod, self.target)
@@ -174,12 +181,50 @@ class KernelMeasurer:
                 repeat=config.runner_repeat,
                 min_repeat_ms=config.runner_min_repeat_ms,
             )
-            latency = float(np.mean(timer(*args).results))
+            with _Watchdog(path, config.runner_timeout_s, workload.name):
+                fault_point("kernel-measure")
+                latency = float(np.mean(timer(*args).results))
         except Exception as err:
             if config.strict:
                 raise
             return {"latency_s": None, "failure": "run: " + build_lib.failure_reason(str(err))}
         return {"latency_s": latency, "failure": None}
+
+
+#: record failures a resumed run keeps instead of measuring again: the kernel's own
+KEPT_FAILURES = ("build:", "hang:")
+
+
+class _Watchdog:
+    """While open: if ``seconds`` pass, record the candidate at ``path`` as hung and exit the
+    process (a kernel spinning on a barrier holds the GPU context; nothing in this process
+    can stop it)."""
+
+    def __init__(self, path: str, seconds: float, name: str):
+        self.path, self.seconds, self.name = path, seconds, name
+        self.timer = threading.Timer(seconds, self._fire)
+        self.timer.daemon = True
+
+    def __enter__(self):
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.timer.cancel()
+        return False
+
+    def _fire(self) -> None:
+        db_lib.atomic_write_json(
+            self.path, {"latency_s": None, "failure": f"hang: no result in {self.seconds:g} s"}
+        )
+        print(
+            f"error: {self.name}: a candidate kernel ran past runner_timeout_s={self.seconds:g} s "
+            f"(hung); recorded as failed in {self.path}; run the same command again to resume "
+            "past it",
+            file=sys.stderr,
+            flush=True,
+        )
+        os._exit(HUNG_EXIT)
 
 
 def workload_dir(config, workload) -> str:

@@ -28,7 +28,7 @@ def _report(path, curve, seconds, timeline=None, **extra):
 
 def test_seconds_to_95_percent_exact_or_spread_over_trials(tmp_path, capsys):
     h200 = tmp_path / "h200"
-    _report(str(h200 / "a" / "report.json"), [50.0, 90.0, 100.0], 30.0)  # no timeline: 3rd of 3 trials
+    _report(str(h200 / "a" / "report.json"), [50.0, 90.0, 100.0], 30.0)  # no timeline: 3 of 3
     _report(str(h200 / "b" / "report.json"), [80.0, 96.0], 200.0, [[40.0, 80.0], [150.0, 96.0]])
     _report(str(h200 / "c" / "report.json"), [10.0], 0.02)  # resumed, before resumed_trials
     _report(str(h200 / "d" / "report.json"), [99.0], 50.0, resumed_trials=1)
