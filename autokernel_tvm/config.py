@@ -228,7 +228,8 @@ def fault_point(point: str) -> None:
     worker), ``segv`` (SIGSEGV this process) or ``hang`` (sleep for an hour). Points: ``build``
     (the tuner, while its builder workers build a batch), ``worker-build`` (a builder worker,
     per candidate), ``measure`` (the runner worker, per candidate), ``kernel-measure`` (the
-    tuner process timing a whole kernel), ``compile`` (the tuner process building a module:
+    tuner process timing a whole kernel), ``kernel-gate`` (the tuner process, before the gate
+    runs a whole kernel), ``compile`` (the tuner process building a module:
     verification, then export). Unset, this does nothing.
     """
     for item in filter(None, os.environ.get("AUTOKERNEL_FAULT", "").split(",")):

@@ -181,7 +181,7 @@ class KernelMeasurer:
                 repeat=config.runner_repeat,
                 min_repeat_ms=config.runner_min_repeat_ms,
             )
-            with _Watchdog(path, config.runner_timeout_s, workload.name):
+            with Watchdog(path, config.runner_timeout_s, workload.name):
                 fault_point("kernel-measure")
                 latency = float(np.mean(timer(*args).results))
         except Exception as err:
@@ -195,13 +195,13 @@ class KernelMeasurer:
 KEPT_FAILURES = ("build:", "hang:")
 
 
-class _Watchdog:
-    """While open: if ``seconds`` pass, record the candidate at ``path`` as hung and exit the
-    process (a kernel spinning on a barrier holds the GPU context; nothing in this process
-    can stop it)."""
+class Watchdog:
+    """While open: if ``seconds`` pass, record the whole kernel whose record is ``path`` as hung
+    and exit the process (a kernel spinning on a barrier holds the GPU context; nothing in this
+    process can stop it). ``during``: what was running, for the error line."""
 
-    def __init__(self, path: str, seconds: float, name: str):
-        self.path, self.seconds, self.name = path, seconds, name
+    def __init__(self, path: str, seconds: float, name: str, during: str = "timing"):
+        self.path, self.seconds, self.name, self.during = path, seconds, name, during
         self.timer = threading.Timer(seconds, self._fire)
         self.timer.daemon = True
 
@@ -214,11 +214,10 @@ class _Watchdog:
         return False
 
     def _fire(self) -> None:
-        db_lib.atomic_write_json(
-            self.path, {"latency_s": None, "failure": f"hang: no result in {self.seconds:g} s"}
-        )
+        failure = f"hang: no result in {self.seconds:g} s of {self.during}"
+        db_lib.atomic_write_json(self.path, {"latency_s": None, "failure": failure})
         print(
-            f"error: {self.name}: a candidate kernel ran past runner_timeout_s={self.seconds:g} s "
+            f"error: {self.name}: a candidate kernel ran {self.seconds:g} s in {self.during} "
             f"(hung); recorded as failed in {self.path}; run the same command again to resume "
             "past it",
             file=sys.stderr,

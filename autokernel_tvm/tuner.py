@@ -25,11 +25,19 @@ from . import builder as build_lib
 from . import database as db_lib
 from . import measure as measure_lib
 from . import verify as verify_lib
-from .config import TuneConfig, fault_run_evaluator, faults_enabled
+from .config import TuneConfig, fault_point, fault_run_evaluator, faults_enabled
 from .errors import TuneError
 from .families import DesignSpace, Kernel, get
 from .intrin import import_stock_intrinsics
-from .measure import FAILED, DesignSpaceMeasurer, KernelMeasurer, SpaceRun, mean
+from .measure import (
+    FAILED,
+    KERNEL_RECORD,
+    DesignSpaceMeasurer,
+    KernelMeasurer,
+    SpaceRun,
+    Watchdog,
+    mean,
+)
 from .space import library, ranker
 from .space.grammar import Grammar
 from .space.search import Search
@@ -37,6 +45,9 @@ from .targets import arch_problem, cpu_name, make_target, use_cores
 from .workloads import Workload
 
 log = logging.getLogger("autokernel_tvm")
+#: the gate runs a kernel a dozen times on fresh inputs: it may take this many runner timeouts
+#: before a whole kernel is taken for hung
+VERIFY_TIMEOUTS = 10
 STOCK = "post-order-apply"  # MetaSchedule's default design space for the target
 
 __all__ = ["FAILED", "SpaceRun", "TuneError", "TuneResult", "Tuner"]
@@ -348,6 +359,7 @@ class Tuner:
         for run in runs:
             failures.update(run.failures)
         rejected = []
+        by_label = {run.label: run for run in runs}
         for latency, label, record, mod, family in candidates:
             if record is not None and family and not get(family).realised(record.trace):
                 # the family's template did not apply: an untiled fallback is not its kernel
@@ -363,7 +375,14 @@ class Tuner:
             verified = self._passed.get(key)
             if verified is None:
                 exe = self.build(scheduled)
-                report_v = verify_lib.verify(exe["main"], workload, self.device())
+                if record is None:  # a whole kernel: one that hangs in the gate is its record's
+                    path = os.path.join(by_label[label].db_dir, KERNEL_RECORD)
+                    seconds_allowed = VERIFY_TIMEOUTS * self.config.runner_timeout_s
+                    with Watchdog(path, seconds_allowed, workload.name, "the correctness gate"):
+                        fault_point("kernel-gate")
+                        report_v = verify_lib.verify(exe["main"], workload, self.device())
+                else:
+                    report_v = verify_lib.verify(exe["main"], workload, self.device())
                 if report_v.passed:
                     verified = self._passed[key] = report_v.to_json()
             else:

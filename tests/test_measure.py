@@ -5,6 +5,8 @@ not build is a counted failure, not a crash."""
 import json
 import os
 
+import pytest
+
 from autokernel_tvm.config import TuneConfig
 from autokernel_tvm.families import Kernel, get
 from autokernel_tvm.measure import KERNEL_RECORD
@@ -59,36 +61,46 @@ def test_candidates_of_a_workload_are_timed_on_inputs_drawn_once(tmp_path, monke
     assert draws == [first.name, second.name] and list(tuner._timing_args) == [second]
 
 
-def test_a_hung_kernel_is_recorded_and_the_rerun_resumes_past_it(tmp_path):
-    """A whole kernel that runs past runner_timeout_s (injected: the timing sleeps) is recorded
-    as hung and its process exits with a one-line error; the rerun does not run it again."""
+HANGS = (
+    "from autokernel_tvm.config import TuneConfig\n"
+    "from autokernel_tvm.families import Kernel\n"
+    "from autokernel_tvm.tuner import Tuner\n"
+    "from autokernel_tvm.workloads import Workload\n"
+    "w = Workload('gemm', (64, 64, 64), 'float32')\n"
+    "cfg = TuneConfig(target='llvm', work_dir={work!r}, runner_timeout_s={timeout})\n"
+    "tuner = Tuner(cfg, progress=False)\n"
+    "run = tuner.measure(w, Kernel(w.ir_module()), 'kernels/hangs')\n"
+    "tuner._pick_verified(w, [run], 1.0, {{}})\n"
+    "print('not reached')\n"
+)
+
+
+@pytest.mark.parametrize(
+    "point, timeout, failure",
+    [("kernel-measure", 2, "2 s of timing"), ("kernel-gate", 0.5, "5 s of the correctness gate")],
+)
+def test_a_hung_kernel_is_recorded_and_the_rerun_resumes_past_it(tmp_path, point, timeout, failure):
+    """A whole kernel that runs past runner_timeout_s while timed, or past ten of them in the
+    gate (injected: a sleep there), is recorded as hung and its process exits with a one-line
+    error; the rerun does not run it again."""
     import subprocess
     import sys
 
     from autokernel_tvm.measure import HUNG_EXIT
 
-    script = (
-        "from autokernel_tvm.config import TuneConfig\n"
-        "from autokernel_tvm.families import Kernel\n"
-        "from autokernel_tvm.tuner import Tuner\n"
-        "from autokernel_tvm.workloads import Workload\n"
-        "w = Workload('gemm', (64, 64, 64), 'float32')\n"
-        f"cfg = TuneConfig(target='llvm', work_dir={str(tmp_path)!r}, runner_timeout_s=2)\n"
-        "Tuner(cfg, progress=False).measure(w, Kernel(w.ir_module()), 'kernels/hangs')\n"
-        "print('not reached')\n"
-    )
     env = {
         **os.environ,
-        "AUTOKERNEL_FAULT": "hang@kernel-measure#1",
+        "AUTOKERNEL_FAULT": f"hang@{point}#1",
         "AUTOKERNEL_FAULT_COUNTER": str(tmp_path / "arrivals"),
     }
+    script = HANGS.format(work=str(tmp_path), timeout=timeout)
     proc = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
     )
-    assert proc.returncode == HUNG_EXIT and "not reached" not in proc.stdout
+    assert proc.returncode == HUNG_EXIT and "not reached" not in proc.stdout, proc.stderr
     (line,) = [x for x in proc.stderr.splitlines() if x.startswith("error:")]
-    assert "ran past runner_timeout_s=2 s (hung)" in line and "resume" in line
+    assert f"ran {failure} (hung)".replace(" of ", " in ") in line and "resume" in line
     workload = Workload("gemm", (64, 64, 64), "float32")
     tuner = Tuner(TuneConfig(target="llvm", work_dir=str(tmp_path), trials=4), progress=False)
     run = tuner.measure(workload, Kernel(workload.ir_module()), "kernels/hangs")
-    assert run.resumed == 1 and dict(run.failures) == {"hang: no result in 2 s": 1}
+    assert run.resumed == 1 and dict(run.failures) == {f"hang: no result in {failure}": 1}
