@@ -359,11 +359,11 @@ def test_tma_store_takes_plain_two_byte_tiles_and_fits_its_buffers():
     assert legal(4096, 4096, 4096, **kw) is None  # 4 stages + 32 KiB of store buffers
     assert smem_bytes(256, 2, 4, "tma") - smem_bytes(256, 2, 4) == 2 * 2 * 64 * 64 * 2
     assert legal(4096, 4096, 4096, **{**kw, "out_dtype": "float32"}) is None  # 32-float boxes
-    assert "16-byte" in legal(1024, 1022, 1024, **{**kw, "out_dtype": "float32"})
+    assert legal(1024, 1022, 1024, **{**kw, "out_dtype": "float32"}) is None  # scratch rows
     assert legal(2048, 11008, 4096, **kw, gated=True) is None  # 128 C columns: two boxes
     assert "narrower" in legal(2048, 11008, 4096, **kw, gated=True, block_n=64)
     assert "next matrix" in legal(100, 256, 64, **kw, batch=3)
-    assert "16-byte" in legal(1024, 1002, 1024, **kw)
+    assert legal(1024, 1002, 1024, **kw) is None  # C's rows not 16-byte multiples: scratch
     with pytest.raises(GenomeError, match="store"):
         WgmmaParams(store="smem")
 
@@ -400,6 +400,40 @@ def test_tma_store_stages_swizzled_boxes_and_stores_them_in_bulk(needs_nvcc, tmp
     assert f"(r_ptr[0] & 7)) * {box // 8})" in src  # the 16-byte chunk, swizzled
     assert "cp.async.bulk.wait_group 0;" in src
     assert "2*)(C_ptr" not in src and "(C_ptr" in direct
+    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "workload",
+    [
+        Workload("gemm_nt", (8205, 5921, 2949), "float16", "float16"),
+        Workload("batch_gemm", (2, 256, 1001, 512), "bfloat16", "bfloat16"),
+        Workload("gemm_nt", (3000, 1022, 1024), "float16"),  # fp32 C: 4088-byte rows
+    ],
+    ids=lambda w: w.name,
+)
+def test_tma_store_of_unaligned_rows_goes_through_scratch_then_a_copy(
+    needs_nvcc, tmp_path, workload
+):
+    """C rows that are not 16-byte multiples cannot be a TMA tensor's rows: the TMA stores
+    into a scratch C of whole 128-byte lines, and the host code then launches the companion
+    that copies its first N columns of each row into C, after the kernel."""
+    genome = Grammar(TARGET).check(DEFAULT.replace(raster=0, store="tma"), workload)
+    mod = kernel_module(genome, workload)
+    unpad = f"ak_{workload.name}_unpad_c"
+    assert unpad in {gv.name_hint for gv in mod.functions}
+    exe = build_module(mod, TARGET, check_nvcc=True)
+    src = cuda_source(exe)
+    host = exe.mod.inspect_source("ll").split("@__tvm_ffi_main(")[1].split("\ndefine ")[0]
+    launches = re.findall(rf"call i32 %\d+\(ptr nonnull @\.tvm_func\.(main|{unpad})_kernel", host)
+    assert launches == ["main", unpad]
+    n = workload.shape[-2]  # N of (B,) M, N, K
+    line = 128 // (4 if workload.out_dtype == "float32" else 2)
+    copy = src.split(f"{unpad}_kernel(")[-1]  # the companion's body: row i / N of N columns,
+    assert f"/ {n})" in copy and f"* {-(-n // line) * line})" in copy  # read from a line-row
+    aligned = Workload(workload.op, (*workload.shape[:-2], 1024, workload.shape[-1]),
+                       workload.dtype, workload.out_dtype)  # fmt: skip
+    assert not any("unpad" in gv.name_hint for gv in kernel_module(genome, aligned).functions)
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
 
 
@@ -577,7 +611,7 @@ def test_the_family_seeds_split_k_where_the_default_grid_leaves_sms_idle():
     big = FAMILY.seed(Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16"), TARGET)
     assert big == DEFAULT.params.replace(schedule="persistent", store="tma")
     odd = FAMILY.seed(Workload("gemm_nt", (8205, 5921, 2949), "float16", "float16"), TARGET)
-    assert odd == DEFAULT.params.replace(schedule="persistent")  # N = 5921: no TMA store
+    assert odd == DEFAULT.params.replace(schedule="persistent", store="tma")  # via scratch rows
     assert FAMILY.seed(NT, TARGET).splits == 2  # 1024^3: 32 tiles, 16 K steps, 8 per block
     first, _ = next(iter(Search(Grammar(TARGET), decode, 8)))
     assert first == Genome("cuda.wgmma", seed)

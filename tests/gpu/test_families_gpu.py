@@ -127,6 +127,11 @@ PERSISTENT = [
         {"store": "tma"},
     ),  # fmt: skip
     (Workload("gemm_gated_nt", (2000, 2000, 1000), "bfloat16", "bfloat16"), {"store": "tma"}),
+    # C rows that are not 16-byte multiples: TMA-stored into scratch rows, then copied into C
+    (Workload("gemm_nt", (2051, 2049, 2051), "float16", "float16"), {"store": "tma"}),
+    (Workload("gemm", (2000, 5001, 1000), "bfloat16", "float32"), {"store": "tma"}),
+    (Workload("batch_gemm_nt", (16, 512, 1001, 256), "float16", "float16"), {"store": "tma"}),
+    (Workload("gemm_bias_gelu", (2048, 4093, 1024), "bfloat16", "bfloat16"), {"store": "tma"}),
     # ping-pong: each warpgroup its own 64-row tile, in turn (parities across skipped tiles)
     (Workload("gemm_nt", (2048, 4096, 512), "float16", "float16"), {"arrangement": "pingpong"}),
     (

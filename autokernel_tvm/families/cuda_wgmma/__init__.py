@@ -206,7 +206,7 @@ class CudaWgmma(Family):
         256 x 256 x 524288.
 
         Where the tiles fill the GPU: the default tile on the persistent schedule with the TMA
-        store (or, where the TMA cannot store C, the persistent schedule alone). H200, the same
+        store (or, where that is illegal, the persistent schedule alone). H200, the same
         structure otherwise, against cuBLAS: 4096^3 0.89 -> 1.00x, 8192^3 0.97 -> 1.03x,
         2048 x 8192 x 1024 0.69 -> 1.01x, 2048 x 11008 x 4096 0.85 -> 0.94x, bf16 4096^3
         0.89 -> 1.00x (``benchmarks/results/README.md``, kernel structures); 8 tuning trials

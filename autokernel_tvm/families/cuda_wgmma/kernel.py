@@ -140,7 +140,9 @@ class Structure:
         looping over the tiles ``blockIdx.x + i * sm_count`` with one ring across them).
     cluster : blocks per thread-block cluster along M (1 or 2); 2 multicasts B to the pair.
     store : the write-back, "direct" (each thread stores its pairs) or "tma" (staged in shared
-        memory, boxes of 64 rows x 128 bytes stored by the TMA, asynchronously).
+        memory, boxes of 64 rows x 128 bytes stored by the TMA, asynchronously; where C's rows
+        are not 16-byte multiples, which TMA strides must be, into a scratch C of whole
+        128-byte rows that :func:`unpad_rows` then copies into C).
     splits : split-K: each output tile's K steps are divided among ``splits`` blocks, which
         store f32 partial sums into a ``[splits, M, N]`` workspace; the host code then launches
         :func:`.splitk.reduce_partials`, which sums them in split order (deterministic) and
@@ -313,6 +315,34 @@ def pad_rows(in_dtype: str, rows: int, cols: int, symbol: str) -> tvm.tirx.PrimF
     return pad.with_attrs({"global_symbol": symbol, PIPELINE_ATTR: "tirx"})
 
 
+def unpad_blocks(rows: int, cols: int) -> int:
+    """Blocks of :func:`unpad_rows`'s kernel: one element of C per thread."""
+    return -(-rows * cols // PAD_THREADS)
+
+
+def unpad_rows(dtype: str, rows: int, cols: int, symbol: str) -> tvm.tirx.PrimFunc:
+    """``Y[rows, cols] = X[:, :cols]`` from ``X[rows, padded(cols)]``: a TMA-stored C whose
+    rows are not 16-byte multiples, copied into the user's C (one element per thread:
+    consecutive threads read and write consecutive elements of a row)."""
+    cols8 = padded(cols, dtype)
+    total, blocks = rows * cols, unpad_blocks(rows, cols)
+
+    # fmt: off
+    @T.prim_func
+    def unpad(x: T.handle, y: T.handle):
+        X = T.match_buffer(x, (rows, cols8), dtype, align=16)
+        Y = T.match_buffer(y, (rows, cols), dtype)
+        T.device_entry()
+        bx = T.cta_id([blocks])
+        tx = T.thread_id([PAD_THREADS])
+        i = bx * PAD_THREADS + tx
+        if i < total:
+            Y[i // cols, i % cols] = X[i // cols, i % cols]
+    # fmt: on
+
+    return unpad.with_attrs({"global_symbol": symbol, PIPELINE_ATTR: "tirx"})
+
+
 def _cluster_reason(st: Structure, m_tiles: int) -> str | None:
     if st.cluster not in CLUSTERS:
         return f"cluster={st.cluster}: one of {CLUSTERS}"
@@ -352,8 +382,6 @@ def _store_reason(st: Structure, m: int, n: int) -> str | None:
     box = SWIZZLE_ROW // _bytes(st.out_dtype)  # C columns per box
     if (st.block_n // 2 if st.gated else st.block_n) % box:
         return f"store=tma stores {box}-column boxes: a block's C tile is narrower"
-    if n * _bytes(st.out_dtype) % 16:
-        return f"store=tma: N={n} rows of {st.out_dtype} are not 16-byte multiples (TMA)"
     if st.batch and m % tile_rows(st.consumers, st.arrangement):
         return "store=tma, batched: an M edge tile would store into the next matrix's rows"
     return None
@@ -560,7 +588,10 @@ def wgmma_gemm(
     staged_elems = consumers * STORE_BUFFERS * STORE_BOX * box_cols  # in C's dtype
     # C as a TMA tensor (like a_tma): 2-D rows of N, or (conv) NPQK stored as a warpgroup's
     # 64 pixels of the block patch, box_p rows of box_q pixels
-    c_tma = (2, n, nb * m, n * out_bytes, box_cols, STORE_BOX, 1, 1)
+    # an unaligned C is stored into scratch rows of nc (whole 128-byte lines), then copied out
+    c_pad = tma_store and not conv and n * out_bytes % TMA_STRIDE != 0
+    nc = padded(n, out_dtype) if c_pad else n
+    c_tma = (2, n, nb * m, nc * out_bytes, box_cols, STORE_BOX, 1, 1)
     if conv:
         box_q = min(tile_q, WG_ROWS)
         c_tma = (4, n, q_out, p_out, img, n * out_bytes, q_out * n * out_bytes)
@@ -1059,9 +1090,12 @@ def wgmma_gemm(
         T.call_packed("runtime.cuTensorMapEncodeTiled", b_map, sdt, 2,
                       B8.data if "b" in pads or x3 else B.data, *b_dims,  # noqa: F821
                       1, 1, 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
+        if c_pad:  # C's rows padded to whole lines, for the TMA store (copied out below)
+            C8 = T.alloc_buffer((nb * m, nc), out_dtype)
         if tma_store:
             c_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
-            T.call_packed("runtime.cuTensorMapEncodeTiled", c_map, out_dtype, c_tma[0], C.data,
+            T.call_packed("runtime.cuTensorMapEncodeTiled", c_map, out_dtype, c_tma[0],
+                          C8.data if c_pad else C.data,  # noqa: F821
                           *c_tma[1:], 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
         if workspace:  # the f32 partial sums
             P = T.alloc_buffer((splits, nb * m, n), "float32")
@@ -1073,6 +1107,9 @@ def wgmma_gemm(
             T.call_packed(f"{symbol}_reduce_kernel",
                           *reduce_args(C, P, bias, operands),  # noqa: F821
                           reduce_blocks(m, n, batch), REDUCE_THREADS)
+        if c_pad:  # the stored rows into C (unpad_rows)
+            T.call_packed(f"{symbol}_unpad_c_kernel", C8.data, C.data,  # noqa: F821
+                          unpad_blocks(nb * m, n), PAD_THREADS)
 
     if has_bias:
         @T.prim_func
@@ -1126,6 +1163,11 @@ def wgmma_module(
             split = split_operand(name, rows, cols, kmajor=kmajor, batch=st.batch,
                                   symbol=f"{symbol}_split_{name}")  # fmt: skip
             funcs[f"{symbol}_split_{name}"] = split.with_attr(PIPELINE_ATTR, "tirx")
+    out_bytes = _bytes(st.out_dtype)
+    if st.store == "tma" and not st.conv and n * out_bytes % TMA_STRIDE:
+        nb_m = max(st.batch, 1) * m
+        unpad = unpad_rows(st.out_dtype, nb_m, n, f"{symbol}_unpad_c")
+        funcs[f"{symbol}_unpad_c"] = unpad
     if st.splits > 1 and st.reduction == "workspace":
         reduce = reduce_partials(
             m,
