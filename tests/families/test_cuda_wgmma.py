@@ -543,6 +543,11 @@ def test_cluster_reduction_is_legal_only_for_a_tile_schedule_of_at_most_8_splits
         64, 4096, 4096, splits=4, reduction="cluster", schedule="persistent", **kw
     )
     assert "reduction" in legal(64, 4096, 4096, splits=4, reduction="atomic", **kw)
+    wide = {**kw, "block_n": 256, "consumers": 2}  # a 128 KiB f32 tile: 2 stages hold 96 KiB
+    assert legal(256, 256, 65536, splits=8, reduction="cluster", **wide, stages=3) is None
+    assert "parks the f32 tile" in legal(
+        256, 256, 65536, splits=8, reduction="cluster", **wide, stages=2
+    )
     with pytest.raises(GenomeError, match="reduction"):
         WgmmaParams(reduction="atomic")
     square = Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16")

@@ -421,6 +421,10 @@ def _reduction_reason(st: Structure) -> str | None:
         return f"reduction=cluster: {st.splits} splits > a portable cluster of {PORTABLE_CLUSTER}"
     if st.schedule != "tile":
         return "reduction=cluster: a cluster is one tile's splits launched together (schedule=tile)"
+    ring = smem_bytes(st.block_n, st.consumers, st.stages)  # store=direct: the ring alone
+    tile = tile_rows(st.consumers) * st.block_n * 4
+    if tile > ring:
+        return f"reduction=cluster parks the f32 tile ({tile} B) in the ring ({ring} B)"
     return None
 
 
