@@ -192,13 +192,13 @@ def test_stock_tuning_measures_on_both_servers(cluster, stock_run):
 
 
 @pytest.mark.slow
-def test_whole_kernel_candidate_is_timed_on_a_server(stock_run):
+def test_whole_kernel_candidate_is_timed_on_a_server(stock_run, tmp_path):
     """The path of ``cuda.wgmma`` kernels (KernelMeasurer): export, upload, load, time."""
     tuner = stock_run[0]
     before = sum(tuner.runner.measured.values())
     sch = tvm.s_tir.Schedule(W.ir_module())
     sch.parallel(sch.get_loops(sch.get_sblock("C"))[0])
-    record = tuner.kernel_measurer._measure(W, sch.mod)
+    record = tuner.kernel_measurer._measure(W, sch.mod, str(tmp_path / "kernel.json"))
     assert record["failure"] is None and 0 < record["latency_s"] < 1.0
     assert sum(tuner.runner.measured.values()) == before + 1
 
