@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import tarfile
 
 
 def write_json(path: str, data: dict) -> str:
@@ -12,6 +14,21 @@ def write_json(path: str, data: dict) -> str:
     with open(path, "w") as f:
         json.dump(data, f, indent=1, default=str)
     return path
+
+
+def pack_reports(work_dir: str, archive: str) -> str:
+    """Pack every tuning ``report.json`` under ``work_dir`` (genomes proposed, measured and
+    rejected, the search's timeline) into one gzipped tar at ``archive``, as
+    ``reports/<workload>/...``: the benchmark suites call it after each problem or shape, so a
+    run cut off keeps what it finished, and the GPU machine sends back 8 files, not a work
+    folder. Commit them unpacked: the proposal model trains on them and
+    ``benchmarks/search_cost.py`` reads their timelines."""
+    paths = glob.glob(os.path.join(work_dir, "**", "report.json"), recursive=True)
+    with tarfile.open(archive + ".part", "w:gz") as tar:
+        for path in sorted(paths):
+            tar.add(path, arcname=os.path.join("reports", os.path.relpath(path, work_dir)))
+    os.replace(archive + ".part", archive)
+    return archive
 
 
 def plot_curve(path: str, curve: list, title: str, baseline: float | None = None) -> str:

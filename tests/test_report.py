@@ -56,3 +56,25 @@ def test_trials_line_says_how_many_an_earlier_run_measured():
     assert line == "trials     8 in 25 s (8 resumed from the work folder)"
     (line,) = [x for x in summary_lines(SUMMARY) if x.startswith("trials")]
     assert line == "trials     8 in 25 s"
+
+
+def test_reports_are_packed_into_one_archive(tmp_path):
+    """Every tuning report.json of a work folder goes into one archive, as reports/<path>:
+    what the GPU machine can send back (8 files), rewritten whole each time."""
+    import json
+    import os
+    import tarfile
+
+    from autokernel_tvm.report import pack_reports
+
+    work = tmp_path / "work"
+    for name in ("gemm_a", "gemm_b/genomes"):
+        os.makedirs(work / name)
+        (work / name / "report.json").write_text(json.dumps({"name": name}))
+    (work / "gemm_a" / "kernel.json").write_text("{}")  # a record, not a report
+    archive = pack_reports(str(work), str(tmp_path / "reports.tgz"))
+    with tarfile.open(archive) as tar:
+        names = sorted(tar.getnames())
+        assert names == ["reports/gemm_a/report.json", "reports/gemm_b/genomes/report.json"]
+        assert json.load(tar.extractfile(names[1])) == {"name": "gemm_b/genomes"}
+    assert not os.path.exists(archive + ".part")

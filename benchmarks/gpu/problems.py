@@ -28,12 +28,10 @@ on them; one archive, because the GPU machine sends back at most 8 files).
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import shlex
 import sys
-import tarfile
 import time
 
 import torch
@@ -45,6 +43,7 @@ from autokernel_tvm.config import TuneConfig  # noqa: E402
 from autokernel_tvm.problem import load_problem, tune_problem  # noqa: E402
 from autokernel_tvm.relax import cast, check, reference64  # noqa: E402
 from autokernel_tvm.relax.runtime import load_model  # noqa: E402
+from autokernel_tvm.report import pack_reports  # noqa: E402
 from autokernel_tvm.results import append_result, device_short_name, now_iso  # noqa: E402
 from autokernel_tvm.timing import compare  # noqa: E402
 from autokernel_tvm.torch import backend as _backend  # noqa: E402,F401  (registers "autokernel")
@@ -190,20 +189,8 @@ def main(argv=None) -> int:
             with open(os.path.join(args.out, "problems_report.json"), "w") as f:
                 json.dump(results, f, indent=1, default=str)
             _print_row(result)
-            keep_reports(work_dir, os.path.join(args.out, "reports.tgz"))
+            pack_reports(work_dir, os.path.join(args.out, "reports.tgz"))
     return 0
-
-
-def keep_reports(work_dir: str, archive: str) -> None:
-    """Pack each kernel's tuning ``report.json`` (genomes proposed, measured, rejected) from the
-    work folder, which is too big to bring back from the GPU machine, into one gzipped tar at
-    ``archive`` (rewritten after each problem, so a cut-off run keeps what it finished): the
-    learned proposal model trains on them (``scripts/train_ranker.py --reports``)."""
-    paths = glob.glob(os.path.join(work_dir, "**", "report.json"), recursive=True)
-    with tarfile.open(archive + ".part", "w:gz") as tar:
-        for path in sorted(paths):
-            tar.add(path, arcname=os.path.join("reports", os.path.relpath(path, work_dir)))
-    os.replace(archive + ".part", archive)
 
 
 def _phase(name: str, dtype: str, what: str, start: float) -> None:

@@ -20,7 +20,8 @@ also takes float32 (3xTF32, against cuBLAS fp32 with TF32 off). For each:
 
 Two rows per shape and dtype (shared schema, ``baseline`` ``torch`` and ``torch.compile``) are
 appended to ``$OUT/shapes.jsonl``; a shape that fails (no legal kernel, the gate) gets a line in
-``$OUT/shapes_failed.jsonl`` with the reason, and the suite goes on.
+``$OUT/shapes_failed.jsonl`` with the reason, and the suite goes on. The tuning reports are
+packed into ``$OUT/reports.tgz`` after each shape (:func:`autokernel_tvm.report.pack_reports`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import tvm  # noqa: E402
 
 from autokernel_tvm.builder import build_module  # noqa: E402
 from autokernel_tvm.config import TuneConfig  # noqa: E402
+from autokernel_tvm.report import pack_reports  # noqa: E402
 from autokernel_tvm.results import append_result, device_short_name, now_iso  # noqa: E402
 from autokernel_tvm.timing import compare  # noqa: E402
 from autokernel_tvm.tuner import Tuner  # noqa: E402
@@ -170,6 +172,8 @@ def main(argv=None) -> int:
                     f.write(json.dumps({"shape": name, "dtype": dtype, "error": why, "tb": tb}))
                     f.write("\n")
                 continue
+            finally:
+                pack_reports(config.work_dir, os.path.join(args.out, "reports.tgz"))
             for row in rows:
                 append_result(os.path.join(args.out, "shapes.jsonl"), row)
             t, c = rows
