@@ -315,6 +315,13 @@ def pad_rows(in_dtype: str, rows: int, cols: int, symbol: str) -> tvm.tirx.PrimF
     return pad.with_attrs({"global_symbol": symbol, PIPELINE_ATTR: "tirx"})
 
 
+def c_through_scratch(n: int, st: Structure) -> bool:
+    """Whether the TMA store writes C's ``n``-column rows into scratch rows of whole lines first
+    (:func:`unpad_rows` copies them into C): they are not 16-byte multiples, which TMA strides
+    must be."""
+    return st.store == "tma" and not st.conv and n * _bytes(st.out_dtype) % TMA_STRIDE != 0
+
+
 def unpad_blocks(rows: int, cols: int) -> int:
     """Blocks of :func:`unpad_rows`'s kernel: one element of C per thread."""
     return -(-rows * cols // PAD_THREADS)
@@ -593,7 +600,7 @@ def wgmma_gemm(
     # C as a TMA tensor (like a_tma): 2-D rows of N, or (conv) NPQK stored as a warpgroup's
     # 64 pixels of the block patch, box_p rows of box_q pixels
     # an unaligned C is stored into scratch rows of nc (whole 128-byte lines), then copied out
-    c_pad = tma_store and not conv and n * out_bytes % TMA_STRIDE != 0
+    c_pad = c_through_scratch(n, st)
     nc = padded(n, out_dtype) if c_pad else n
     c_tma = (2, n, nb * m, nc * out_bytes, box_cols, STORE_BOX, 1, 1)
     if conv:
@@ -1167,8 +1174,7 @@ def wgmma_module(
             split = split_operand(name, rows, cols, kmajor=kmajor, batch=st.batch,
                                   symbol=f"{symbol}_split_{name}")  # fmt: skip
             funcs[f"{symbol}_split_{name}"] = split.with_attr(PIPELINE_ATTR, "tirx")
-    out_bytes = _bytes(st.out_dtype)
-    if st.store == "tma" and not st.conv and n * out_bytes % TMA_STRIDE:
+    if c_through_scratch(n, st):
         nb_m = max(st.batch, 1) * m
         unpad = unpad_rows(st.out_dtype, nb_m, n, f"{symbol}_unpad_c")
         funcs[f"{symbol}_unpad_c"] = unpad
