@@ -11,7 +11,8 @@ why not). The pass runs on the imported module, before legalization:
    in between, and become an :class:`~autokernel_tvm.workloads.epilogue.Epilogue`;
 2. the match is a :class:`~autokernel_tvm.workloads.Workload` (``gemm``, ``gemm_nt`` when the
    right operand is a transposed weight, so ``nn.Linear``'s ``[N, K]`` weight is read as it is
-   stored, ``batch_gemm[_nt]``, ``conv2d_nhwc``), tuned by ``Tuner.tune`` (the generative
+   stored; ``gemm_tn`` when the left operand is transposed, read as stored too;
+   ``batch_gemm[_nt|_tn]``, ``conv2d_nhwc``), tuned by ``Tuner.tune`` (the generative
    space, whole ``cuda.wgmma`` kernels included, and the gate of :mod:`~autokernel_tvm.verify`);
 3. the chain's last binding becomes ``R.call_tir`` of the scheduled PrimFunc (added to the
    module, marked scheduled and opaque so no later pass fuses or reschedules it), or, for a
@@ -236,25 +237,37 @@ def _heavy_view(value, bound: dict):
             raise _NoMatch("conv2d channel mismatch")
         shape = (n, h, w, c, k, r, s, strides[0], pad[0])
         return "conv2d_nchw", a, b, "conv2d_nhwc", shape
-    trans_b, b_src = False, b
-    inner = bound.get(b)
-    if _call_name(inner) == "relax.permute_dims":
-        axes = [int(x) for x in inner.attrs.axes] if inner.attrs.axes is not None else None
-        nd = len(sb)
-        if axes == list(range(nd - 2)) + [nd - 1, nd - 2]:
-            trans_b, b_src = True, inner.args[0]
+    b_src = _untransposed(b, bound)
+    trans_b = b_src is not b
+    # A.T @ B reads A as stored ([K, M]) in a 2-D or batched matmul whose B is not transposed
+    # too (no kernel takes both; a flattened N-D A has no [K, M] storage)
+    plain = not trans_b and len(sa) == len(sb) and len(sa) in (2, 3)
+    a_src = _untransposed(a, bound) if plain else a
+    layout = "_nt" if trans_b else "_tn" if a_src is not a else ""
     if len(sb) == 2 and len(sa) >= 2:
         k, n = sb
         m = math.prod(sa[:-1])
         if sa[-1] != k:
             raise _NoMatch(f"matmul K mismatch {sa} x {sb}")
         kind = "matmul" if len(sa) == 2 else "matmul_flat"
-        return kind, a, b_src, "gemm_nt" if trans_b else "gemm", (m, n, k)
+        return kind, a_src, b_src, "gemm" + layout, (m, n, k)
     if len(sa) == 3 and len(sb) == 3 and sa[0] == sb[0]:
         bsz, m, k = sa
         n = sb[2]
-        return "matmul", a, b_src, "batch_gemm_nt" if trans_b else "batch_gemm", (bsz, m, n, k)
+        return "matmul", a_src, b_src, "batch_gemm" + layout, (bsz, m, n, k)
     raise _NoMatch(f"matmul of ranks {len(sa)} x {len(sb)}: 2-D/N-D x 2-D or batched 3-D")
+
+
+def _untransposed(expr, bound: dict):
+    """The operand ``expr`` transposes (its last two axes swapped by a ``permute_dims``), or
+    ``expr`` itself."""
+    inner = bound.get(expr)
+    if _call_name(inner) == "relax.permute_dims":
+        axes = [int(x) for x in inner.attrs.axes] if inner.attrs.axes is not None else None
+        nd = len(_shape(expr))
+        if axes == list(range(nd - 2)) + [nd - 1, nd - 2]:
+            return inner.args[0]
+    return expr
 
 
 def _match(i, bindings, bound, users, output_vars, taken) -> Match:

@@ -58,6 +58,14 @@ def _expression(entry: dict, inputs: Sequence[torch.Tensor]) -> Callable[[], tor
         a, b = inputs
         bt = b.T
         return lambda: a @ bt
+    if op == "gemm_tn":
+        a, b = inputs
+        at = a.T
+        return lambda: torch.matmul(at, b)
+    if op == "batch_gemm_tn":
+        a, b = inputs
+        at = a.transpose(1, 2)
+        return lambda: torch.bmm(at, b)
     if op == "batch_gemm":
         a, b = inputs
         return lambda: torch.bmm(a, b)

@@ -48,7 +48,9 @@ class LibraryError(RuntimeError):
 
 
 #: Ops with an autograd formula: the gradient of their torch expression (matmuls, linear).
-GRAD_OPS = ("gemm", "gemm_nt", "batch_gemm", "batch_gemm_nt", "gemm_bias")
+GRAD_OPS = (
+    "gemm", "gemm_nt", "gemm_tn", "batch_gemm", "batch_gemm_nt", "batch_gemm_tn", "gemm_bias",
+)  # fmt: skip
 
 
 class KernelSpec:

@@ -2,7 +2,8 @@
 """GEMM workloads in the layouts PyTorch uses, batched, and with fused epilogues.
 
 ``gemm``: ``A@B`` (A: MxK, B: KxN). ``gemm_nt``: ``A@B.T`` (B: NxK, as ``nn.Linear`` stores its
-weight). ``batch_gemm[_nt]``: the same over a leading batch dim. ``gemm_bias[_relu|_gelu]``:
+weight). ``gemm_tn``: ``A.T@B`` (A: KxM, as ``torch.matmul(a.T, b)`` reads it: a weight gradient's
+layout). ``batch_gemm[_nt|_tn]``: the same over a leading batch dim. ``gemm_bias[_relu|_gelu]``:
 ``act(A@B.T + bias)``, the fused ``nn.Linear`` (+activation). The reduction block is always named
 ``C``; epilogues follow as separate blocks that schedules inline into its write-back.
 """
@@ -38,7 +39,9 @@ def _act_np(name: str, x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _matmul_op(name: str, *, batch: bool, trans_b: bool, bias: bool, act: str, doc: str) -> OpDef:
+def _matmul_op(
+    name: str, *, batch: bool, trans_b: bool, bias: bool, act: str, doc: str, trans_a: bool = False
+) -> OpDef:
     dims = ("B", "M", "N", "K") if batch else ("M", "N", "K")
 
     def split(shape):
@@ -47,7 +50,8 @@ def _matmul_op(name: str, *, batch: bool, trans_b: bool, bias: bool, act: str, d
     def arg_shapes(shape):
         b, m, n, k = split(shape)
         lead = (b,) if batch else ()
-        args = [("A", (*lead, m, k)), ("B", (*lead, n, k) if trans_b else (*lead, k, n))]
+        a = ("A", (*lead, k, m) if trans_a else (*lead, m, k))
+        args = [a, ("B", (*lead, n, k) if trans_b else (*lead, k, n))]
         return args + ([("bias", (n,))] if bias else [])
 
     def out_shape(shape):
@@ -64,8 +68,9 @@ def _matmul_op(name: str, *, batch: bool, trans_b: bool, bias: bool, act: str, d
 
         def mul(*idx):
             *lead, i, j = idx
+            lhs = a[(*lead, k, i)] if trans_a else a[(*lead, i, k)]
             rhs = b_[(*lead, j, k)] if trans_b else b_[(*lead, k, j)]
-            return te.sum(a[(*lead, i, k)].astype(acc) * rhs.astype(acc), axis=k)
+            return te.sum(lhs.astype(acc) * rhs.astype(acc), axis=k)
 
         out = te.compute(out_shape(shape), mul, name="C")
         if bias or act:
@@ -82,6 +87,7 @@ def _matmul_op(name: str, *, batch: bool, trans_b: bool, bias: bool, act: str, d
 
     def matmul(arrays):
         a, b_ = arrays[0], arrays[1]
+        a = np.swapaxes(a, -1, -2) if trans_a else a
         return a @ (np.swapaxes(b_, -1, -2) if trans_b else b_)
 
     def reference(shape, arrays):
@@ -96,7 +102,8 @@ def _matmul_op(name: str, *, batch: bool, trans_b: bool, bias: bool, act: str, d
         b, m, n, k = split(shape)
         return 2 * (b or 1) * m * n * k
 
-    layout = ("batch " if batch else "") + ("A@B.T" if trans_b else "A@B")
+    layout = ("batch " if batch else "") + ("A.T" if trans_a else "A")
+    layout += "@B.T" if trans_b else "@B"
     return register_op(
         OpDef(
             name=name,
@@ -116,9 +123,21 @@ def _matmul_op(name: str, *, batch: bool, trans_b: bool, bias: bool, act: str, d
 
 _matmul_op("gemm", batch=False, trans_b=False, bias=False, act="", doc="out = A @ B")
 _matmul_op("gemm_nt", batch=False, trans_b=True, bias=False, act="", doc="out = A @ B.T")
+_matmul_op(
+    "gemm_tn", batch=False, trans_b=False, bias=False, act="", doc="out = A.T @ B", trans_a=True
+)
 _matmul_op("batch_gemm", batch=True, trans_b=False, bias=False, act="", doc="out[b] = A[b] @ B[b]")
 _matmul_op(
     "batch_gemm_nt", batch=True, trans_b=True, bias=False, act="", doc="out[b] = A[b] @ B[b].T"
+)
+_matmul_op(
+    "batch_gemm_tn",
+    batch=True,
+    trans_b=False,
+    bias=False,
+    act="",
+    doc="out[b] = A[b].T @ B[b]",
+    trans_a=True,
 )
 _matmul_op("gemm_bias", batch=False, trans_b=True, bias=True, act="", doc="A @ B.T + bias")
 _matmul_op(

@@ -2,8 +2,9 @@
 """Build, check and time `cuda.wgmma` structures on a Hopper GPU, against cuBLAS in the same run.
 
     OUT=/tmp/out python benchmarks/gpu/wgmma_check.py [--size 4096 | --shape M,N,K] \
-        [--dtype float16|bfloat16|float8_e4m3fn|float8_e5m2|float32] [--layout nt|nn] [--batch B] \
-        [--out-dtype float32] [--epilogue bias_gelu] [--structures 256,2,4,1 128,2,4,8,p ...]
+        [--dtype float16|bfloat16|float8_e4m3fn|float8_e5m2|float32] [--layout nt|nn|tn] \
+        [--batch B] [--out-dtype float32] [--epilogue bias_gelu] \
+        [--structures 256,2,4,1 128,2,4,8,p ...]
 
 Each structure is ``block_n,consumers,stages,raster[,p][,pp][,c2][,t][,sN][,cr][,l][,x3]`` (`p`: the
 persistent schedule, `pp`: its ping-pong arrangement (each consumer warpgroup its own 64-row
@@ -13,14 +14,15 @@ memory instead of a workspace and a second kernel, `l`: operands with rows that 
 128-byte lines copied into padded scratch first, `x3`: fp32 inputs as 3xTF32, timed against
 cuBLAS fp32 with TF32 off; see `autokernel_tvm.families.cuda_wgmma`).
 For each: build with ``tir_pipeline="tirx"`` (nvcc), check ``C = A @ B.T`` (``--layout nt``, B
-stored N x K) or ``C = A @ B`` (``nn``, B stored K x N), over ``--batch`` matrices if given, on
+stored N x K), ``C = A @ B`` (``nn``, B stored K x N) or ``C = A.T @ B`` (``tn``, A stored
+K x M, B K x N: ``torch.matmul(a.T, b)``), over ``--batch`` matrices if given, on
 fresh random inputs against torch's float64 product (normwise relative error, NaN-poisoned
 output), then time it and the same torch.matmul (cuBLAS; fp8: ``torch._scaled_mm`` with the
 same per-tensor scales, cuBLASLt; fp32, which the kernel runs as TF32: cuBLAS with TF32 allowed;
 ``--epilogue bias[_relu|_gelu]``: the kernel's fused ``act(A @ B.T + bias)`` against eager's
 ``F.linear`` and the activation, as an ``nn.Linear`` layer runs them) with
 `autokernel_tvm.timing.compare`. Prints a table; writes
-``$OUT/wgmma_check_DTYPE[_nn][_bB].json`` and appends one row per structure to
+``$OUT/wgmma_check_DTYPE[_nn|_tn][_bB].json`` and appends one row per structure to
 ``$OUT/<device>.jsonl``.
 """
 
@@ -62,7 +64,7 @@ ACTS = {"": lambda x: x, "relu": torch.relu, "gelu": torch.nn.functional.gelu}
 
 
 def check_one(shape, dtype, structure, target, nt=True, batch=0, out_dtype="float32",
-              epilogue="") -> dict:  # fmt: skip
+              epilogue="", ta=False) -> dict:  # fmt: skip
     block_n, consumers, stages, raster, *flags = structure
     schedule = "persistent" if "p" in flags else "tile"
     cluster = 2 if "c2" in flags else 1
@@ -90,7 +92,8 @@ def check_one(shape, dtype, structure, target, nt=True, batch=0, out_dtype="floa
     m, n, k = shape
     t0 = time.time()
     lim = limits(target)
-    mod = wgmma_module(m, n, k, batch=batch, in_dtype=dtype, trans_b=nt, block_n=block_n,
+    mod = wgmma_module(m, n, k, batch=batch, in_dtype=dtype, trans_b=nt, trans_a=ta,
+                      block_n=block_n,
                       consumers=consumers, stages=stages, raster=raster, out_dtype=out_dtype,
                       schedule=schedule, cluster=cluster, store=store, splits=splits, pad=pad,
                       tf32_passes=passes, epilogue=epilogue, arrangement=arrangement,
@@ -115,7 +118,7 @@ def check_one(shape, dtype, structure, target, nt=True, batch=0, out_dtype="floa
                 b = as_e4m3.setdefault(b.data_ptr(), b.to(torch.float8_e4m3fn))
             return torch._scaled_mm(a, b.t(), scale_a=scales[0], scale_b=scales[1],
                                     out_dtype=OUT[out_dtype])  # fmt: skip
-        return a @ (b.transpose(-1, -2) if nt else b)
+        return (a.transpose(-1, -2) if ta else a) @ (b.transpose(-1, -2) if nt else b)
 
     def args(*tensors):
         """Our kernel's arguments: fp8 as bytes, then (fp8) the scales before C."""
@@ -139,7 +142,8 @@ def check_one(shape, dtype, structure, target, nt=True, batch=0, out_dtype="floa
     b_shape = (n, k) if nt else (k, n)
     errs = []
     for _ in range(2):
-        a = torch.randn(*lead, m, k, device="cuda", generator=gen).to(TORCH[dtype])
+        a_shape = (k, m) if ta else (m, k)
+        a = torch.randn(*lead, *a_shape, device="cuda", generator=gen).to(TORCH[dtype])
         b = torch.randn(*lead, *b_shape, device="cuda", generator=gen).to(TORCH[dtype])
         c = torch.full((*lead, m, n), float("nan"), device="cuda", dtype=OUT[out_dtype])
         fn(*args(a, b, c))
@@ -162,8 +166,8 @@ def result_rows(meta: dict, rows: list[dict]) -> list[dict]:
     checked structure, against cuBLAS in the same run. Old metas lack layout/batch/out_dtype."""
     from autokernel_tvm import results
 
-    batch, nt = meta.get("batch", 0), meta.get("layout", "nt") == "nt"
-    op = ("batch_gemm" if batch else "gemm") + ("_nt" if nt else "")
+    batch, layout = meta.get("batch", 0), meta.get("layout", "nt")
+    op = ("batch_gemm" if batch else "gemm") + ("" if layout == "nn" else f"_{layout}")
     op = f"gemm_{meta['epilogue']}" if meta.get("epilogue") else op  # the workloads' op names
     shape = meta.get("shape") or [meta["size"]] * 3
     out = []
@@ -194,7 +198,9 @@ def main(argv=None) -> int:
     p.add_argument("--shape", help="M,N,K (default: --size cubed)")
     p.add_argument("--dtype", default="float16", choices=sorted(TORCH))
     p.add_argument("--arch", default="sm_90a")
-    p.add_argument("--layout", default="nt", choices=("nt", "nn"), help="nt: A@B.T, nn: A@B")
+    p.add_argument(
+        "--layout", default="nt", choices=("nt", "nn", "tn"), help="nt: A@B.T, nn: A@B, tn: A.T@B"
+    )
     p.add_argument("--batch", type=int, default=0, help="leading batch dim (0: none)")
     p.add_argument("--out-dtype", default="float32", choices=sorted(OUT), help="C's dtype")
     p.add_argument(
@@ -212,7 +218,8 @@ def main(argv=None) -> int:
         structure = tuple(x if x[0] in "pctslx" else int(x) for x in text.split(","))
         try:
             row = check_one(shape, args.dtype, structure, target, args.layout == "nt",
-                            args.batch, args.out_dtype, args.epilogue)  # fmt: skip
+                            args.batch, args.out_dtype, args.epilogue,
+                            ta=args.layout == "tn")  # fmt: skip
         except Exception as err:  # a failed structure is data: report it and go on
             row = {"structure": text, "error": f"{type(err).__name__}: {err}"[:2000]}
             traceback.print_exc()
@@ -226,7 +233,7 @@ def main(argv=None) -> int:
     out = os.environ.get("OUT")
     if out:
         name = f"wgmma_check_{'x'.join(map(str, shape))}_{args.dtype}"
-        name += "_nn" if args.layout == "nn" else ""
+        name += "" if args.layout == "nt" else f"_{args.layout}"
         name += f"_b{args.batch}" if args.batch else ""
         name += f"_out_{args.out_dtype}" if args.out_dtype != "float32" else ""
         name += f"_{args.epilogue}" if args.epilogue else ""

@@ -808,3 +808,60 @@ def test_pingpong_deals_tiles_to_warpgroups_in_turn(needs_nvcc, tmp_path, worklo
     tiles = lambda text: int(re.search(r"blockIdx.x\)\) < (\d+)\)", text).group(1))  # noqa: E731
     assert tiles(src) == 2 * tiles(coop)
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "workload, genes, pads",
+    [
+        (Workload("gemm_tn", (1024, 1024, 1024), "float16"), {}, set()),
+        (Workload("gemm_tn", (777, 1001, 999), "bfloat16", "bfloat16"), {}, {"a", "b"}),
+        (Workload("batch_gemm_tn", (3, 128, 256, 128), "float16"), {"consumers": 1}, set()),
+        (
+            Workload("gemm_tn", (2048, 4096, 1024), "float16", "float16"),
+            {"schedule": "persistent", "arrangement": "pingpong", "store": "tma"},
+            set(),
+        ),
+        (
+            Workload("gemm_tn", (2048, 4096, 1024), "float16", "float16"),
+            {"schedule": "persistent", "cluster": 2, "raster": 4},
+            set(),
+        ),
+        (
+            Workload("gemm_tn", (16, 4096, 4096), "float16", "float16"),
+            {"consumers": 1, "block_n": 128, "splits": 4},
+            set(),
+        ),
+    ],
+    ids=lambda x: x.name if isinstance(x, Workload) else "",
+)
+def test_transposed_a_is_loaded_in_column_boxes_and_read_through_the_transpose(
+    needs_nvcc, tmp_path, workload, genes, pads
+):
+    """A stored [K, M] (``A.T @ B``): A is a parameter of that shape, its rows of M are loaded
+    as 64-column TMA boxes (one per 64 rows of the tile) and every wgmma reads it with the
+    A-transpose flag set; rows the TMA cannot address (M % 8) are copied first, like B's."""
+    genome = Grammar(TARGET).check(DEFAULT.replace(raster=1).replace(**genes), workload)
+    mod = kernel_module(genome, workload)
+    *lead, m, n, k = workload.shape
+    assert [int(d) for d in mod["main"].params[0].shape] == [*lead, k, m]
+    assert {gv.name_hint[len(f"ak_{workload.name}_pad_"):] for gv in mod.functions
+            if "_pad_" in gv.name_hint} == pads  # fmt: skip
+    src = cuda_source(build_module(mod, TARGET, check_nvcc=True))
+    flags = re.findall(r"wgmma\.mma_async[^\"]*ps0, 1, 1, (\d), (\d);", src)
+    assert flags and set(flags) == {("1", "1")}  # A and B ([K, N]) both transposed
+    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+
+
+def test_transposed_a_legality_names_what_wgmma_cannot_transpose():
+    kw = dict(smem_limit=SMEM, sm_count=132, trans_a=True, trans_b=False, raster=1)
+    assert legal(1024, 1024, 1024, **kw) is None
+    nt = {**kw, "trans_b": True}
+    assert "16-bit" in legal(1024, 1024, 1024, in_dtype="float8_e4m3fn", **nt)
+    assert "16-bit" in legal(1024, 1024, 1024, in_dtype="float32", **nt)
+    assert "16-bit" in legal(1024, 1024, 1024, in_dtype="float32", tf32_passes=3, **nt)
+    assert "next A's rows" in legal(100, 200, 72, batch=3, **nt)
+    assert legal(100, 200, 128, batch=3, **kw) is None
+    tn = Workload("gemm_tn", (1024, 1024, 1024), "float32")
+    assert "16-bit" in FAMILY.applies(tn, TARGET)
+    assert FAMILY.applies(Workload("batch_gemm_tn", (2, 64, 64, 64), "bfloat16"), TARGET) is None
+    assert structure(WgmmaParams(), tn)["trans_a"] and OPS["gemm_tn"][3]

@@ -234,3 +234,34 @@ def test_pad_lines_passes_the_gate(target, workload):
     exe = build_module(_kernel(get("cuda.wgmma"), genome.params, workload, target, 1), target)
     report = verify(exe["main"], workload, tvm.cuda(0))
     assert report.passed, (genome.describe(), report.failures)
+
+
+TRANS_A = [
+    (Workload("gemm_tn", (1024, 1024, 1024), "float16"), {}),
+    (Workload("gemm_tn", (777, 1001, 999), "bfloat16", "bfloat16"), {}),  # A and B padded, edges
+    (Workload("batch_gemm_tn", (3, 100, 200, 128), "float16"), {"consumers": 1}),
+    (Workload("gemm_tn", (2048, 4096, 1024), "float16", "float16"),
+     {"schedule": "persistent", "store": "tma"}),
+    (Workload("gemm_tn", (2048, 4096, 1024), "bfloat16", "bfloat16"),
+     {"schedule": "persistent", "arrangement": "pingpong", "store": "tma"}),
+    (Workload("gemm_tn", (2048, 4096, 1024), "float16", "float16"),
+     {"schedule": "persistent", "cluster": 2, "raster": 4}),
+    (Workload("gemm_tn", (16, 4096, 4096), "float16", "float16"),
+     {"consumers": 1, "block_n": 128, "splits": 4}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "workload, genes",
+    TRANS_A,
+    ids=[w.name + "".join(f"_{v}" for v in g.values()) for w, g in TRANS_A],
+)
+def test_transposed_a_passes_the_gate(target, workload, genes):
+    """A stored [K, M], read through wgmma's transpose: a box loaded at the wrong M or K
+    coordinate, a descriptor stepping K along the wrong axis or a missing transpose flag
+    computes another product, which the fp64 check catches."""
+    genome = Genome.default("cuda.wgmma").replace(raster=1).replace(**genes)
+    genome = Grammar(target).check(genome, workload)
+    exe = build_module(_kernel(get("cuda.wgmma"), genome.params, workload, target, 1), target)
+    report = verify(exe["main"], workload, tvm.cuda(0))
+    assert report.passed, (genome.describe(), report.failures)

@@ -104,6 +104,37 @@ def test_pass_replaces_matched_calls_and_matches_eager(tuner):
         assert rel_error(torch.from_dlpack(out), ref) < 1e-5
 
 
+class Transposed(torch.nn.Module):
+    """Left operands stored transposed: a weight gradient's ``x.T @ dy``, its batched form,
+    and both operands transposed (no kernel reads both: A's transpose stays a copy)."""
+
+    def forward(self, x, dy, a, b, w):
+        return torch.matmul(x.T, dy), torch.bmm(a.transpose(1, 2), b), x.T @ w.T
+
+
+def test_transposed_left_operands_are_read_as_stored(tuner):
+    torch.manual_seed(0)
+    inputs = tuple(torch.randn(s) for s in [(32, 16), (32, 24), (2, 16, 8), (2, 16, 24), (8, 32)])
+    model = Transposed().eval()
+    mod = from_exported_program(torch.export.export(model, inputs))
+    matches, _ = plan_function(mod["main"])
+    assert [(m.workload.op, m.workload.shape) for m in matches] == [
+        ("gemm_tn", (16, 24, 32)),
+        ("batch_gemm_tn", (2, 8, 24, 16)),
+        ("gemm_nt", (16, 8, 32)),
+    ]
+    new = dispatch_kernels(tuner, provider=_provider)(mod)
+    text = new["main"].script()
+    assert text.count("R.call_tir(ak_") == 3
+    assert text.count("R.permute_dims") == 1  # only x.T of the doubly transposed product
+    vm = relax.VirtualMachine(tvm.compile(new, "llvm"), tvm.cpu())
+    outs = vm["main"](*[tvm.runtime.from_dlpack(x) for x in inputs])
+    with torch.no_grad():
+        expected = model(*inputs)
+    for out, ref in zip(outs, expected, strict=True):
+        assert rel_error(torch.from_dlpack(out), ref) < 1e-5
+
+
 def test_external_kernels_link_export_and_reload(tuner, tmp_path):
     """call_dps_packed into separately built kernels (the whole-TIRx-kernel path)."""
     torch.manual_seed(0)

@@ -9,6 +9,8 @@ from autokernel_tvm.workloads import OPS, Workload, WorkloadError
 CASES = [
     Workload("gemm", (32, 24, 16)),
     Workload("gemm_nt", (32, 24, 16), "float16"),
+    Workload("gemm_tn", (32, 24, 16), "float16"),
+    Workload("batch_gemm_tn", (2, 16, 8, 24), "bfloat16", "bfloat16"),
     Workload("batch_gemm", (2, 16, 8, 24), "bfloat16"),
     Workload("batch_gemm_nt", (3, 8, 16, 8), "float16", "float16"),
     Workload("gemm_bias", (16, 32, 8)),

@@ -45,17 +45,19 @@ from .kernel import (
 
 TUNED_DTYPES = ("float16", "bfloat16", "float32")  # fp32: as 3xTF32 (fp32 accuracy)
 SEED_SPLIT_STEPS = 8  # K steps per block the seed keeps (decode 16 x 4096 x 4096: 8 splits)
-#: op -> (B is K-major, leading batch dim, fused epilogue)
+#: op -> (B is K-major, leading batch dim, fused epilogue, A is M-major)
 OPS = {
-    "gemm": (False, False, ""),
-    "gemm_nt": (True, False, ""),
-    "batch_gemm": (False, True, ""),
-    "batch_gemm_nt": (True, True, ""),
-    "gemm_bias": (True, False, "bias"),
-    "gemm_bias_relu": (True, False, "bias_relu"),
-    "gemm_bias_gelu": (True, False, "bias_gelu"),
-    "conv2d_nhwc": (True, False, ""),  # implicit GEMM, stride 1: see kernel.py's docstring
-    "gemm_gated_nt": (True, False, ""),  # silu(A @ Bg.T) * (A @ Bu.T): Structure.gated
+    "gemm": (False, False, "", False),
+    "gemm_nt": (True, False, "", False),
+    "gemm_tn": (False, False, "", True),
+    "batch_gemm": (False, True, "", False),
+    "batch_gemm_nt": (True, True, "", False),
+    "batch_gemm_tn": (False, True, "", True),
+    "gemm_bias": (True, False, "bias", False),
+    "gemm_bias_relu": (True, False, "bias_relu", False),
+    "gemm_bias_gelu": (True, False, "bias_gelu", False),
+    "conv2d_nhwc": (True, False, "", False),  # implicit GEMM, stride 1: see kernel.py's docstring
+    "gemm_gated_nt": (True, False, "", False),  # silu(A @ Bg.T) * (A @ Bu.T): Structure.gated
 }
 
 
@@ -131,12 +133,13 @@ def _mnk(workload) -> tuple[int, int, int]:
 
 def structure(params: WgmmaParams, workload) -> dict:
     """The :class:`.kernel.Structure` keywords that ``params`` stands for on ``workload``."""
-    trans_b, batched, epilogue = OPS[workload.op]
+    trans_b, batched, epilogue, trans_a = OPS[workload.op]
     return {
         "batch": workload.shape[0] if batched else 0,
         "conv": _conv(workload),
         "in_dtype": workload.dtype,
         "trans_b": trans_b,
+        "trans_a": trans_a,
         "block_n": params.block_n,
         "consumers": params.consumers,
         "stages": params.stages,
@@ -188,6 +191,8 @@ class CudaWgmma(Family):
             return f"op {workload.op}: the wgmma kernel implements {sorted(OPS)}"
         if workload.dtype == "float32" and workload.op in ("conv2d_nhwc", "gemm_gated_nt"):
             return f"fp32 {workload.op}: 3xTF32 (fp32 accuracy) is built for GEMMs only"
+        if workload.dtype == "float32" and OPS[workload.op][3]:
+            return f"fp32 {workload.op}: wgmma transposes A (stored [K, M]) for 16-bit inputs only"
         return None
 
     def check(self, params: WgmmaParams, workload, target) -> None:

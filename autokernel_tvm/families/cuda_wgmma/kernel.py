@@ -101,8 +101,8 @@ IN_DTYPES = {
 FP8 = ("float8_e4m3fn", "float8_e5m2")  # 1-byte inputs, stored and copied as bytes (uint8)
 SWIZZLE_128B = 3  # CUtensorMapSwizzle enum; TVM's descriptor encoder maps it to wgmma's code
 SBO_16B = 1024 // 16  # stride between 8-row core-matrix groups: 8 rows x 128 B
-MN_ATOM = 64  # MN-major B: N-columns per 128-byte swizzle row (one TMA box, one LBO step)
-MN_LBO_16B = MN_ATOM * BLOCK_K * 2 // 16  # MN-major B: from one 64-column chunk to the next
+MN_ATOM = 64  # MN-major operand: M or N columns per 128-byte swizzle row (a TMA box, an LBO step)
+MN_LBO_16B = MN_ATOM * BLOCK_K * 2 // 16  # MN-major operand: from one 64-column chunk to the next
 L2_PROMOTE_256B = 3
 TMA = "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes"
 TMA_4D = TMA.replace(".2d.", ".4d.")
@@ -127,6 +127,9 @@ class Structure:
         GEMM's ``m, n, k`` are the implicit GEMM's ``N*P*Q, K, R*S*C`` (stride 1).
     in_dtype : "float16" or "bfloat16" (A and B; accumulation is f32).
     trans_b : True: B is ``[N, K]`` (K-major, ``nn.Linear``'s weight); False: B is ``[K, N]``.
+    trans_a : True: A is ``[K, M]`` (M-major: ``A.T @ B``, a weight gradient's layout): the
+        TMA loads 64-column boxes of its rows as it loads an MN-major B, and wgmma reads it
+        through the descriptor's transpose (16-bit inputs only; 2-D or batched GEMMs).
     block_n : N of the block tile and of each wgmma (64, 128 or 256).
     consumers : warpgroups computing (1 or 2); the block tile is ``64 * consumers`` rows.
     stages : depth of the TMA -> shared-memory ring.
@@ -178,6 +181,7 @@ class Structure:
     conv: tuple = ()
     in_dtype: str = "float16"
     trans_b: bool = True
+    trans_a: bool = False
     block_n: int = 256
     consumers: int = 2
     stages: int = 4
@@ -239,7 +243,7 @@ def _conv_reason(conv, m, n, k, *, batch, trans_b, epilogue) -> str | None:
     return None
 
 
-def _edge_reason(k: int, *, batch: int, trans_b: bool) -> str | None:
+def _edge_reason(k: int, *, batch: int, trans_b: bool, trans_a: bool = False) -> str | None:
     """Why a GEMM with edge tiles cannot run here, or None. Edges cost nothing in the loads: a
     TMA box past the tensor's end is zero-filled (the K tail adds zeros; rows past M or N
     compute values that the predicated store drops). Rows the TMA cannot address (not 16-byte
@@ -247,6 +251,8 @@ def _edge_reason(k: int, *, batch: int, trans_b: bool) -> str | None:
     one column at a time. What remains:"""
     if batch and not trans_b and k % BLOCK_K:
         return f"batched A@B with K % {BLOCK_K} != 0: the K tail would read the next B's rows"
+    if batch and trans_a and k % BLOCK_K:
+        return f"batched A.T@B with K % {BLOCK_K} != 0: the K tail would read the next A's rows"
     return None
 
 
@@ -260,7 +266,7 @@ def row_pads(m: int, n: int, k: int, **structure) -> dict[str, tuple[int, int]]:
     if st.conv or st.tf32_passes == 3:
         return {}  # C % 64 == 0 (_conv_reason): aligned rows; 3xTF32: the split copies are
     nb = max(st.batch, 1)
-    views = {"a": (nb * m, k)}
+    views = {"a": (nb * k, m) if st.trans_a else (nb * m, k)}
     if st.gated:
         views["b"] = (2 * n, k)
     else:
@@ -478,6 +484,11 @@ def legal(m: int, n: int, k: int, *, smem_limit: int, sm_count: int = 0, **struc
             "fp8: A @ B.T only (wgmma reads fp8 operands K-major), scaled by the per-tensor "
             "scales with no other epilogue; no conv, gated GEMM or split-K"
         )
+    if st.trans_a and (_bytes(storage(in_dtype)) != 2 or conv or st.gated):
+        return (
+            "trans_a: A as [K, M] is read through wgmma's transpose, which takes 16-bit inputs "
+            "only (no fp8, TF32 or 3xTF32), in plain or batched GEMMs (no conv or gated GEMM)"
+        )
     if batch < 0:
         return f"batch={batch}: 0 (no batch dim) or the batch size"
     if block_n not in BLOCK_NS or consumers not in CONSUMERS or stages not in STAGES:
@@ -502,7 +513,7 @@ def legal(m: int, n: int, k: int, *, smem_limit: int, sm_count: int = 0, **struc
     block_c = block_n // 2 if st.gated else block_n  # C columns per block
     if conv and (n % block_c or k % BLOCK_K):
         return f"{m}x{n}x{k} is not a multiple of the {block_m}x{block_c}x{BLOCK_K} tile"
-    why = None if conv else _edge_reason(k, batch=batch, trans_b=trans_b)
+    why = None if conv else _edge_reason(k, batch=batch, trans_b=trans_b, trans_a=st.trans_a)
     if why:
         return f"{m}x{n}x{k}: {why}"
     if raster < 1:
@@ -576,11 +587,14 @@ def wgmma_gemm(
     # A as a TMA tensor: rank, dims (innermost first), byte strides, box; 2-D rows of K, or
     # (conv) the NHWC image read as a tile_p x tile_q pixel patch of 64 channels.
     pads = row_pads(m, n, k, **structure)  # operands read through an aligned scratch copy
-    ka = padded(k, dt) if "a" in pads else k  # A's row length as the TMA reads it
+    a_cols = m if st.trans_a else k  # A's row length (M-major A: rows of M)
+    a_cols = padded(a_cols, dt) if "a" in pads else a_cols  # as the TMA reads it
     b_cols = k if trans_b else n  # B's (a padded copy's, if any)
     b_cols = padded(b_cols, dt) if "b" in pads else b_cols
     pairs = n % 2 == 0  # a thread stores its two adjacent columns at once (aligned when N even)
-    a_tma = (2, ka, max(batch, 1) * m, ka * es, bk, bm_rows, 1, 1)
+    a_tma = (2, a_cols, max(batch, 1) * m, a_cols * es, bk, bm_rows, 1, 1)
+    if st.trans_a:  # rows of M read 64 columns (one swizzle atom) per box, like an MN-major B
+        a_tma = (2, a_cols, max(batch, 1) * k, a_cols * es, MN_ATOM, bk, 1, 1)
     if conv:
         img, h, w, c, fr, fs, pad = conv  # fr x fs filter (s is the ring stage below)
         p_out, q_out = conv_out(conv)
@@ -624,7 +638,7 @@ def wgmma_gemm(
     group = raster * grid_n
     mma = f"wgmma.mma_async.sync.aligned.m64n{block_n}k{k_mma}.f32.{IN_DTYPES[dt]}.{IN_DTYPES[dt]}"
     # scale-d, imm-scale-a, imm-scale-b, then (16-bit types only) the transposes of A and B
-    mma_flags = (1, 1) if es != 2 else (1, 1, 0, 0 if trans_b else 1)
+    mma_flags = (1, 1) if es != 2 else (1, 1, int(st.trans_a), 0 if trans_b else 1)
     # one arrive per consumer warp (of both blocks) that reads the stage
     releases = (1 if pingpong else consumers) * 4 * cluster
     expression = epilogue if isinstance(epilogue, Epilogue) else None
@@ -640,7 +654,10 @@ def wgmma_gemm(
     b_lbo = 1 if trans_b else MN_LBO_16B
     b_k16 = (0, k_mma) if trans_b else (16, 0)  # (ring rows, columns) from one wgmma K to the next
     b_loads = 1 if trans_b else b_part // MN_ATOM  # TMA boxes of B per block and stage
-    a_shape, b_shape = (m, k), ((n, k) if trans_b else (k, n))
+    a_shape, b_shape = ((k, m) if st.trans_a else (m, k)), ((n, k) if trans_b else (k, n))
+    a_lbo = MN_LBO_16B if st.trans_a else 1
+    a_k16 = (16, 0) if st.trans_a else (0, k_mma)  # as b_k16, for A
+    a_loads = bm_rows // MN_ATOM if st.trans_a else 1  # TMA boxes of A per block and stage
     c_shape = (m, n)
     if batch:
         a_shape, b_shape, c_shape = (batch, *a_shape), (batch, *b_shape), (batch, *c_shape)
@@ -828,6 +845,11 @@ def wgmma_gemm(
                               patch % tiles_q * tile_q + tap % fs - pad,
                               patch // tiles_q * tile_p + tap // fs - pad,
                               bm // (tiles_p * tiles_q), T.address_of(full[s]))
+            elif st.trans_a:
+                for j in T.unroll(a_loads):
+                    T.ptx[TMA](T.address_of(ring[s, j * MN_ATOM, 0]), T.address_of(a_map),
+                               bm * bm_rows + j * MN_ATOM, bi * k + k_at(k0, kt),
+                               T.address_of(full[s]))
             else:
                 T.ptx[TMA](T.address_of(ring[s, 0, 0]), T.address_of(a_map),
                            k_at(k0, kt), bi * m + bm * bm_rows, T.address_of(full[s]))
@@ -944,8 +966,9 @@ def wgmma_gemm(
             T.ptx.wgmma.fence.sync.aligned()
             for kk in T.unroll(bk // k_mma):
                 T.cuda.wgmma.encode_matrix_descriptor(
-                    T.address_of(desc_a), T.address_of(ring[s, wg_row(wg), kk * k_mma]),
-                    1, SBO_16B, SWIZZLE_128B)
+                    T.address_of(desc_a),
+                    T.address_of(ring[s, wg_row(wg) + kk * a_k16[0], kk * a_k16[1]]),
+                    a_lbo, SBO_16B, SWIZZLE_128B)
                 T.cuda.wgmma.encode_matrix_descriptor(
                     T.address_of(desc_b),
                     T.address_of(ring[s, bm_rows + kk * b_k16[0], kk * b_k16[1]]),
