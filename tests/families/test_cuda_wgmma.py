@@ -118,11 +118,11 @@ def test_genome_checks_and_round_trip():
     genome = grammar.check(DEFAULT, NT)
     assert Genome.from_json(genome.to_json()) == genome
     assert structure(genome.params, NT) == {
-        "batch": 0, "conv": (), "in_dtype": "float16", "trans_b": True, "block_n": 256,
-        "consumers": 2, "stages": 4, "raster": 8, "epilogue": "", "out_dtype": "float32",
-        "gated": False, "schedule": "tile", "cluster": 1, "store": "direct", "splits": 1,
-        "pad": "needed", "arrangement": "cooperative", "reduction": "workspace",
-        "tf32_passes": 1,
+        "batch": 0, "conv": (), "in_dtype": "float16", "trans_b": True, "trans_a": False,
+        "block_n": 256, "consumers": 2, "stages": 4, "raster": 8, "epilogue": "",
+        "out_dtype": "float32", "gated": False, "schedule": "tile", "cluster": 1,
+        "store": "direct", "splits": 1, "pad": "needed", "arrangement": "cooperative",
+        "reduction": "workspace", "tf32_passes": 1,
     }  # fmt: skip
     with pytest.raises(GenomeError) as err:
         grammar.check(genome.replace(stages=6), NT)

@@ -54,6 +54,16 @@ def _provider(workload):
     return result
 
 
+def _assert_matches_eager(mod, model, inputs):
+    """The rewritten module, compiled for llvm, returns what eager ``model`` does."""
+    vm = relax.VirtualMachine(tvm.compile(mod, "llvm"), tvm.cpu())
+    outs = vm["main"](*[tvm.runtime.from_dlpack(x) for x in inputs])
+    with torch.no_grad():
+        expected = model(*inputs)
+    for out, ref in zip(outs, expected, strict=True):
+        assert rel_error(torch.from_dlpack(out), ref) < 1e-5
+
+
 @pytest.fixture(scope="module")
 def tuner(tmp_path_factory):
     work = tmp_path_factory.mktemp("dispatch_work")
@@ -96,12 +106,7 @@ def test_pass_replaces_matched_calls_and_matches_eager(tuner):
     # The second conv reads the first one's NHWC output: one activation transpose per layout.
     assert text.count("R.permute_dims(img, axes=[0, 2, 3, 1])") == 1
     assert len(report.served) == 5 and report.unmatched[0]["op"] == "relax.nn.conv2d"
-    vm = relax.VirtualMachine(tvm.compile(new, "llvm"), tvm.cpu())
-    outs = vm["main"](*[tvm.runtime.from_dlpack(x) for x in inputs])
-    with torch.no_grad():
-        expected = model(*inputs)
-    for out, ref in zip(outs, expected, strict=True):
-        assert rel_error(torch.from_dlpack(out), ref) < 1e-5
+    _assert_matches_eager(new, model, inputs)
 
 
 class Transposed(torch.nn.Module):
@@ -127,12 +132,7 @@ def test_transposed_left_operands_are_read_as_stored(tuner):
     text = new["main"].script()
     assert text.count("R.call_tir(ak_") == 3
     assert text.count("R.permute_dims") == 1  # only x.T of the doubly transposed product
-    vm = relax.VirtualMachine(tvm.compile(new, "llvm"), tvm.cpu())
-    outs = vm["main"](*[tvm.runtime.from_dlpack(x) for x in inputs])
-    with torch.no_grad():
-        expected = model(*inputs)
-    for out, ref in zip(outs, expected, strict=True):
-        assert rel_error(torch.from_dlpack(out), ref) < 1e-5
+    _assert_matches_eager(new, model, inputs)
 
 
 def test_external_kernels_link_export_and_reload(tuner, tmp_path):

@@ -13,8 +13,10 @@ from autokernel_tvm.workloads import OPS, Workload
 CASES = [
     Workload("gemm", (8, 12, 16)),
     Workload("gemm_nt", (8, 12, 16)),
+    Workload("gemm_tn", (8, 12, 16)),
     Workload("batch_gemm", (3, 8, 12, 16)),
     Workload("batch_gemm_nt", (3, 8, 12, 16)),
+    Workload("batch_gemm_tn", (3, 8, 12, 16)),
     Workload("gemm_bias", (8, 12, 16)),
     Workload("gemm_bias_relu", (8, 12, 16)),
     Workload("gemm_bias_gelu", (8, 12, 16)),

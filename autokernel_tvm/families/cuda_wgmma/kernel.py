@@ -10,7 +10,8 @@ picks the structure and the tuner measures it like any other candidate. `legal` 
 structure cannot be used for a workload, before anything is built.
 
 Kernel produced for ``C[M, N] (f32) = A[M, K] @ B[N, K].T`` (K-major B, ``trans_b``) or
-``A[M, K] @ B[K, N]`` (MN-major B), optionally over a leading batch dim::
+``A[M, K] @ B[K, N]`` (MN-major B), with A as ``[K, M]`` too (``trans_a``: MN-major A, loaded
+like an MN-major B and read through wgmma's A transpose), optionally over a leading batch dim::
 
     blockIdx.x -> (batch, bm, bn) tile, rasterized in groups of `raster` M tiles (L2 reuse of B);
         persistent schedule: one block per SM, looping over tiles blockIdx.x + i * gridDim.x
