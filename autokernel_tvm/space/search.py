@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Which genomes to measure next and with how many trials: successive halving over the
-generator's proposals, then new proposals for budget an exhausted space left unspent.
+generator's proposals, then new proposals for budget an exhausted space left unspent -- whole
+kernels first (one trial each), design spaces once no whole kernel is left to propose.
 
 :class:`Search` knows nothing of building or measuring: the tuner iterates it (each item is a
 genome and the total trials it should have by now), measures, and reports back with
@@ -19,6 +20,7 @@ from .grammar import Grammar
 MIN_TRIALS = 8  # fewer than this per genome and one XGB batch says little about a structure
 MAX_GENOMES = 4
 MAX_EXTRA_GENOMES = 16  # bound on genomes proposed to spend budget an exhausted space left
+# (or the budget itself, where whole kernels spend it one trial at a time)
 SEED_WEIGHT = 0.5  # a family's shape-specific seed: above its default's 0.3, below a library hit
 
 
@@ -89,6 +91,7 @@ class Search:
         # Families whose genome is one candidate (a whole kernel): measured once however many
         # trials it is given, so the budget it leaves buys further genomes of that family.
         self.one_shot: set[str] = set()
+        self.whole_exhausted = False  # the one-shot families proposed every genome they had
         self.whole = [f.name for f in families if f.whole_kernels]
 
     def __iter__(self):
@@ -109,19 +112,30 @@ class Search:
             alive.sort(key=lambda g: -self.scores.get(g.key, 0.0))
             self.rungs.append([{"key": g.key, "tflops": self.scores[g.key]} for g in alive])
         self.kept = [g.key for g in alive]
-        for _ in range(MAX_EXTRA_GENOMES):
+        for _ in range(max(MAX_EXTRA_GENOMES, self.trials)):
             left = self.trials - sum(self.used.values())
             if left < 1 or not alive:
                 break
-            # a sliver of budget left: only a whole kernel can still be measured with it
-            only = None if left >= MIN_TRIALS else self.one_shot
-            new = self.generator.propose(1, families=only) if only != set() else []
+            new = self._extra(left)
             if not new:
                 break
             self.proposed += new
             self.granted[new[0].key] = min(left, 2 * MIN_TRIALS)
             yield new[0], self.granted[new[0].key]
             self.rungs.append([{"key": new[0].key, "tflops": self.scores[new[0].key]}])
+
+    def _extra(self, left: int) -> list[Genome]:
+        """One more genome for the ``left`` trials the plan did not spend: a whole kernel while
+        its family still proposes one (one candidate, seconds to build and time), else a design
+        space's genome if ``left`` still buys its ``MIN_TRIALS`` (each a kernel built and
+        timed: a cuda.mma space took minutes of a 24-trial conv2d run on the H200 that the
+        wgmma kernels then beat)."""
+        if self.one_shot and not self.whole_exhausted:
+            new = self.generator.propose(1, families=self.one_shot)
+            if new or left < MIN_TRIALS:
+                return new
+            self.whole_exhausted = True
+        return self.generator.propose(1) if left >= MIN_TRIALS else []
 
     def _whole_kernels_besides(self, rung: list[Genome]) -> list[Genome]:
         """The best proposal of each whole-kernel family the first rung left out (the prior put

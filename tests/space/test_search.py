@@ -49,3 +49,14 @@ def test_a_whole_kernel_family_gets_a_trial_when_a_design_space_leads_the_prior(
     seen = _run(search, lambda g, granted: granted)
     assert [(g.family, search.granted[g.key]) for g in seen] == [("cuda.wgmma", 1), ("cuda.mma", 5)]
     assert search.plan == [(1, 5)] and sum(search.used.values()) == 6
+
+
+def test_budget_left_goes_to_whole_kernels_before_a_design_space():
+    """A 24-trial conv2d measured 2 wgmma kernels, then gave 16 trials to a cuda.mma space
+    (each candidate built and timed: minutes on the H200, and slower than the wgmma kernels):
+    whole kernels cost a trial each, so the budget the plan leaves buys them first."""
+    conv = Workload("conv2d_nhwc", (32, 28, 28, 256, 256, 3, 3, 1, 1), "float16", "float16")
+    search = Search(Grammar(HOPPER), conv, 24, seed=0)
+    seen = _run(search, lambda g, granted: 1 if g.family == "cuda.wgmma" else granted)
+    assert {g.family for g in seen} == {"cuda.wgmma"} and len({g.key for g in seen}) == 24
+    assert sum(search.used.values()) == 24
