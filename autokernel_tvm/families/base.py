@@ -123,6 +123,10 @@ class Family:
 
     name: ClassVar[str]
     whole_kernels: ClassVar[bool] = False
+    #: genes that set the block tile's shape: every other genome the learned model picks has a
+    #: tile shape no proposal had yet (:meth:`Generator._model_pick`), so a model trained on
+    #: runs that measured one shape still gets the others measured
+    tile_genes: ClassVar[tuple[str, ...]] = ()
     params: ClassVar[type[Params]]
     domain: ClassVar[dict[str, tuple]]
     default: ClassVar[Params]

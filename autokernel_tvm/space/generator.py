@@ -66,6 +66,7 @@ class Generator:
         self.ranker = ranker
         self.ranked = 0  # draws the model chose among several
         self._ranked_domain: list[Genome] | None = None
+        self._explore = False  # the next model pick takes an untried tile shape
 
     # -- proposing ------------------------------------------------------------------------
     def propose(self, n: int, max_attempts: int = 200, families=None) -> list[Genome]:
@@ -80,8 +81,9 @@ class Generator:
                 genome = self._legal(sources.pop(0))
             elif self.ranker is None:
                 genome = self._legal(self._draw(attempt))
-            elif attempt % 2 == 0 and self._model_pick() is not None:
-                genome = self._model_pick()  # the model's best untried genome of all
+            elif attempt % 2 == 0 and (pick := self._model_pick(self._explore)) is not None:
+                genome = pick  # the model's best untried genome of all (or of a new tile)
+                self._explore = not self._explore
             else:
                 genome = self._best_of(attempt)  # the model's pick among a few draws
             if genome is not None and families is not None and genome.family not in families:
@@ -97,9 +99,13 @@ class Generator:
             return self._child()
         return self.sample()
 
-    def _model_pick(self) -> Genome | None:
+    def _model_pick(self, explore: bool = False) -> Genome | None:
         """The untried legal genome of the ranker's family that the model ranks highest over
-        the family's whole domain (enumerated once, masked values left out)."""
+        the family's whole domain (enumerated once, masked values left out); ``explore``: the
+        highest whose tile shape (:attr:`Family.tile_genes`) no proposal has yet, if any. The
+        model learns only from what runs measured: trained on conv2d runs whose genomes were
+        all 256 wide, it ranked every 128-wide tile below them, though 128 fills the waves of a
+        196-tile grid on 132 SMs better."""
         if self._ranked_domain is None:
             self._ranked_domain = []
             family = self.ranker.family
@@ -123,6 +129,14 @@ class Generator:
         # skip what was proposed and its one-gene neighbours: the draws explore near it
         while self._ranked_domain and self._near_proposed(self._ranked_domain[0]):
             self._ranked_domain.pop(0)
+        if explore and self._ranked_domain:
+            family = self._ranked_domain[0].family
+            genes = get(family).tile_genes
+            seen = {_tile(g, genes) for g in self.proposed_genomes if g.family == family}
+            fresh = (g for g in self._ranked_domain if _tile(g, genes) not in seen)
+            pick = next((g for g in fresh if not self._near_proposed(g)), None) if genes else None
+            if pick is not None:
+                return pick
         return self._ranked_domain[0] if self._ranked_domain else None
 
     def _near_proposed(self, genome: Genome) -> bool:
@@ -251,6 +265,10 @@ class Generator:
             target = np.array([1.0 if v == value else 0.0 for v in values])
             p = self.dist[genome.family][gene]
             self.dist[genome.family][gene] = (1 - step) * p + step * target
+
+
+def _tile(genome: Genome, genes: tuple) -> tuple:
+    return (genome.family, *(getattr(genome.params, g) for g in genes))
 
 
 def _uniform(values) -> np.ndarray:

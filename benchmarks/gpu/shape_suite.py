@@ -5,7 +5,7 @@
 Command (on the GPU box, after ``source .devcache/remote-setup.sh``)::
 
     python benchmarks/gpu/shape_suite.py --dtypes float16,bfloat16 --trials 16 \
-        [--only square_4096,decode_1x4096] [--max-tune-s 180]
+        [--only square_4096,decode_1x4096] [--done ROWS.jsonl ...] [--stop-after-s 480]
 
 Shapes (``SHAPES``: 22, A @ B.T as ``nn.Linear`` computes it, output in the input dtype):
 square 4096^3 and 8192^3, odd 2047 x 2049 x 2051 and 8205 x 5921 x 2949, LLaMA projections at
@@ -22,6 +22,11 @@ Two rows per shape and dtype (shared schema, ``baseline`` ``torch`` and ``torch.
 appended to ``$OUT/shapes.jsonl``; a shape that fails (no legal kernel, the gate) gets a line in
 ``$OUT/shapes_failed.jsonl`` with the reason, and the suite goes on. The tuning reports are
 packed into ``$OUT/reports.tgz`` after each shape (:func:`autokernel_tvm.report.pack_reports`).
+
+The whole suite (22 shapes x 2 dtypes, each tuned and compiled by inductor) takes longer than one
+device call: ``--stop-after-s`` starts no shape after that many seconds (the call returns with
+its rows and reports), and ``--done`` skips the shapes and dtypes that rows of earlier calls of
+the same run (``shapes.jsonl`` files committed under ``benchmarks/results/``) already hold.
 """
 
 from __future__ import annotations
@@ -135,6 +140,19 @@ def run_shape(name: str, dtype: str, args, tuner: Tuner, gpu: str) -> list[dict]
     return rows
 
 
+def done_shapes(paths: list[str]) -> set[tuple[str, str]]:
+    """``(shape name, dtype)`` of the rows in ``paths`` that both baselines were measured for."""
+    seen: dict[tuple[str, str], set] = {}
+    for path in paths:
+        with open(path) as f:
+            for line in f:
+                row = json.loads(line)
+                if "shape_name" in row:
+                    key = (row["shape_name"], row["dtype"])
+                    seen.setdefault(key, set()).add(row["baseline"])
+    return {key for key, baselines in seen.items() if {"torch", "torch.compile"} <= baselines}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", default="", help=f"comma-separated names of {sorted(SHAPES)}")
@@ -142,7 +160,10 @@ def main(argv=None) -> int:
     p.add_argument("--trials", type=int, default=16, help="measured candidates per shape")
     p.add_argument("--arch", default="sm_90a")
     p.add_argument("--out", default=os.environ.get("OUT", "out"), help="results folder")
+    p.add_argument("--done", nargs="*", default=[], help="rows files of shapes already run")
+    p.add_argument("--stop-after-s", type=float, default=0.0, help="start no shape after (0: off)")
     args = p.parse_args(argv)
+    start = time.time()
     names = [n for n in args.only.split(",") if n] or list(SHAPES)
     unknown = sorted(set(names) - set(SHAPES))
     if unknown:
@@ -160,8 +181,14 @@ def main(argv=None) -> int:
         work_dir=os.path.join(args.out, "work"),
     )
     tuner = Tuner(config, progress=False)
+    done = done_shapes(args.done)
     for dtype in args.dtypes.split(","):
         for name in names:
+            if (name, dtype) in done:
+                continue
+            if args.stop_after_s and time.time() - start > args.stop_after_s:
+                print(f"stopped after {time.time() - start:.0f} s: {name} {dtype} not started")
+                return 0
             try:
                 rows = run_shape(name, dtype, args, tuner, gpu)
             except Exception as err:  # one shape's failure is a result, not the suite's end

@@ -137,3 +137,27 @@ def test_a_damaged_model_leaves_the_search_running_and_says_why(tmp_path):
     assert "ranker.json" in search.report()["proposal_model"]
     shipped = Tuner(TuneConfig(target="cuda", arch="sm_90a", trials=8), progress=False)
     assert "held-out top-4 hit rate" in shipped.search(workload).report()["proposal_model"]
+
+
+def test_every_other_model_pick_takes_a_tile_shape_not_proposed_yet():
+    """A model trained only on 256-wide wins ranks every other width below them; the
+    generator's model picks still alternate with the best genome of an untried tile shape
+    (block_n, consumers), so a run measures the shapes the training runs never did."""
+    workload = Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16")
+    grammar = Grammar(TARGET)
+    data = []
+    for block_n in (64, 128, 256):
+        for stages in (3, 4, 5):
+            params = WgmmaParams(block_n=block_n, consumers=2, stages=stages, raster=0)
+            data.append(ranker.Record("run", workload, Genome("cuda.wgmma", params), block_n))
+    model = ranker.train(data, "cuda.wgmma", TARGET)
+    generator = Generator(grammar, workload, seed=1, ranker=model)
+    picks = []
+    for _ in range(6):
+        before = generator._explore
+        (genome,) = generator.propose(1, families={"cuda.wgmma"})
+        if generator._explore != before:  # a model pick (not a ranked draw)
+            picks.append((before, (genome.params.block_n, genome.params.consumers)))
+    assert picks[0] == (False, (256, 2))  # the model's best of the whole domain
+    explored = [tile for explore, tile in picks if explore]
+    assert explored and all(tile != (256, 2) for tile in explored)

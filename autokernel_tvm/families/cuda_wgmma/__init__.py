@@ -164,6 +164,7 @@ class CudaWgmma(Family):
     name = "cuda.wgmma"
     params = WgmmaParams
     whole_kernels = True
+    tile_genes = ("block_n", "consumers")
     domain = {
         "block_n": (256, 128, 64),
         "consumers": (2, 1),
