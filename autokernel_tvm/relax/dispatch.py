@@ -11,7 +11,8 @@ why not). The pass runs on the imported module, before legalization:
    in between, and become an :class:`~autokernel_tvm.workloads.epilogue.Epilogue`;
 2. the match is a :class:`~autokernel_tvm.workloads.Workload` (``gemm``, ``gemm_nt`` when the
    right operand is a transposed weight, so ``nn.Linear``'s ``[N, K]`` weight is read as it is
-   stored; ``gemm_tn`` when the left operand is transposed, read as stored too;
+   stored; ``gemm_tn`` when the left operand is transposed, read as stored too where a
+   generative family takes it (16-bit wgmma; else the transpose stays, before a ``gemm``);
    ``batch_gemm[_nt|_tn]``, ``conv2d_nhwc``), tuned by ``Tuner.tune`` (the generative
    space, whole ``cuda.wgmma`` kernels included, and the gate of :mod:`~autokernel_tvm.verify`);
 3. the chain's last binding becomes ``R.call_tir`` of the scheduled PrimFunc (added to the
@@ -41,6 +42,8 @@ import tvm
 import tvm_ffi
 from tvm import relax
 
+from ..space.generator import Generator
+from ..space.grammar import Grammar
 from ..workloads import Workload, WorkloadError
 from ..workloads.base import DTYPES
 from ..workloads.epilogue import ACC, Epilogue, Expr, F, const, operand
@@ -128,10 +131,14 @@ def _scalar(expr, bound: dict) -> float | None:
     return None
 
 
-def plan_function(func: relax.Function) -> tuple[list[Match], list[dict]]:
+def plan_function(func: relax.Function, serves=None) -> tuple[list[Match], list[dict]]:
     """The matches in ``func``'s dataflow blocks and, for each heavy call left, the reason.
 
     Run ``DeadCodeElimination`` first (as the pass does): a dead reader ends a chain.
+    ``serves(workload) -> bool``: whether a generative family can take ``workload`` on the
+    target (:func:`served_by_a_family`); a transposed left operand is read as stored
+    (``gemm_tn``) only where one can, else it stays a transpose before a ``gemm`` (default:
+    always read as stored).
     """
     matches, unmatched, users_by_var = [], [], {}
     body = func.body
@@ -152,7 +159,7 @@ def plan_function(func: relax.Function) -> tuple[list[Match], list[dict]]:
             if name not in HEAVY:
                 continue
             try:
-                match = _match(i, bindings, bound, users, output_vars, taken)
+                match = _match(i, bindings, bound, users, output_vars, taken, serves)
             except _NoMatch as why:
                 unmatched.append({"call": b.var.name, "op": name, "reason": str(why)})
                 continue
@@ -213,8 +220,9 @@ def _fuse_gated(matches: list, users: dict) -> list:
     return [m for m in fused if m.last not in gone]
 
 
-def _heavy_view(value, bound: dict):
-    """(kind, a, b, trans_b, out_shape, shape) of a heavy call, or raise _NoMatch."""
+def _heavy_view(value, bound: dict, stored_a: bool = True):
+    """(kind, a, b, op, shape) of a heavy call, or raise _NoMatch; ``stored_a``: a transposed
+    left operand is read as stored (``gemm_tn``)."""
     name = _call_name(value)
     a, b = value.args[0], value.args[1]
     sa, sb = _shape(a), _shape(b)
@@ -241,7 +249,7 @@ def _heavy_view(value, bound: dict):
     trans_b = b_src is not b
     # A.T @ B reads A as stored ([K, M]) in a 2-D or batched matmul whose B is not transposed
     # too (no kernel takes both; a flattened N-D A has no [K, M] storage)
-    plain = not trans_b and len(sa) == len(sb) and len(sa) in (2, 3)
+    plain = stored_a and not trans_b and len(sa) == len(sb) and len(sa) in (2, 3)
     a_src = _untransposed(a, bound) if plain else a
     layout = "_nt" if trans_b else "_tn" if a_src is not a else ""
     if len(sb) == 2 and len(sa) >= 2:
@@ -258,6 +266,14 @@ def _heavy_view(value, bound: dict):
     raise _NoMatch(f"matmul of ranks {len(sa)} x {len(sb)}: 2-D/N-D x 2-D or batched 3-D")
 
 
+def served_by_a_family(grammar, workload) -> bool:
+    """Whether a generative family has a legal genome for ``workload`` on the grammar's target
+    (the generator's first proposal, repaired toward legality as in a tuning run). fp32
+    ``A.T @ B`` on Hopper has none -- wgmma transposes 16-bit operands only -- and runs better
+    as a transpose and a 3xTF32 ``gemm`` than in the stock space."""
+    return bool(Generator(grammar, workload, seed=0).propose(1))
+
+
 def _untransposed(expr, bound: dict):
     """The operand ``expr`` transposes (its last two axes swapped by a ``permute_dims``), or
     ``expr`` itself."""
@@ -270,9 +286,13 @@ def _untransposed(expr, bound: dict):
     return expr
 
 
-def _match(i, bindings, bound, users, output_vars, taken) -> Match:
+def _match(i, bindings, bound, users, output_vars, taken, serves=None) -> Match:
     heavy = bindings[i]
     kind, a, b, op, shape = _heavy_view(heavy.value, bound)
+    if op.endswith("_tn") and serves is not None:  # A read as stored only where a family can
+        stored = Workload(op, shape, _dtype(a), _dtype(heavy.var))
+        if not serves(stored):
+            kind, a, b, op, shape = _heavy_view(heavy.value, bound, stored_a=False)
     out_shape = _shape(heavy.var)
     region = {heavy.var: ACC}
     operands: list = []  # (relax expr, broadcast)
@@ -428,13 +448,18 @@ def rewrite_module(
     ``precision`` "tf32": the user allowed TF32 for fp32 workloads."""
     # Dead bindings (e.g. batch_norm's unused (out, mean, var) tuple) would end chains early.
     mod = relax.transform.DeadCodeElimination()(mod)
+    grammar = Grammar(target)
+
+    def serves(workload) -> bool:
+        return served_by_a_family(grammar, workload)
+
     builder = relax.BlockBuilder(mod)
     attrs = dict(mod.attrs) if mod.attrs else {}
     libs, linked = list(attrs.get("external_mods", [])), set()
     for gv, func in list(mod.functions.items()):
         if not isinstance(func, relax.Function) or gv.name_hint.endswith("transform_params"):
             continue
-        matches, unmatched = plan_function(func)
+        matches, unmatched = plan_function(func, serves)
         matches = [_with_precision(m, precision) for m in matches]
         report.unmatched += [{**u, "function": gv.name_hint} for u in unmatched]
         kernels = {}
@@ -604,4 +629,7 @@ def _kernel_args(match: Match, emit, nhwc) -> list:
     return args
 
 
-__all__ = ["DispatchReport", "KernelProvider", "Match", "dispatch_kernels", "plan_function"]
+__all__ = [
+    "DispatchReport", "KernelProvider", "Match", "dispatch_kernels", "plan_function",
+    "served_by_a_family",
+]  # fmt: skip

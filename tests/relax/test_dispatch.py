@@ -14,9 +14,16 @@ from tvm import relax
 
 from autokernel_tvm.config import TuneConfig
 from autokernel_tvm.relax import import_model, load_model, rel_error
-from autokernel_tvm.relax.dispatch import DispatchReport, dispatch_kernels, plan_function
+from autokernel_tvm.relax.dispatch import (
+    DispatchReport,
+    dispatch_kernels,
+    plan_function,
+    served_by_a_family,
+)
 from autokernel_tvm.relax.importer import from_exported_program
 from autokernel_tvm.relax.runtime import TunedModel
+from autokernel_tvm.space.grammar import Grammar
+from autokernel_tvm.targets import make_target
 from autokernel_tvm.tuner import Tuner
 from autokernel_tvm.workloads import Workload
 
@@ -133,6 +140,26 @@ def test_transposed_left_operands_are_read_as_stored(tuner):
     assert text.count("R.call_tir(ak_") == 3
     assert text.count("R.permute_dims") == 1  # only x.T of the doubly transposed product
     _assert_matches_eager(new, model, inputs)
+
+
+@pytest.mark.parametrize(
+    "dtype, ops",
+    [
+        (torch.float16, ["gemm_tn", "batch_gemm_tn", "gemm_nt"]),
+        # wgmma transposes 16-bit operands only: fp32 A.T stays a transpose before a 3xTF32
+        # gemm (as before gemm_tn existed) rather than fall to the stock space
+        (torch.float32, ["gemm", "batch_gemm", "gemm_nt"]),
+    ],
+    ids=str,
+)
+def test_a_is_read_as_stored_only_where_a_family_takes_it(dtype, ops):
+    inputs = tuple(
+        torch.randn(s).to(dtype) for s in [(64, 16), (64, 24), (2, 128, 8), (2, 128, 24), (8, 64)]
+    )
+    mod = from_exported_program(torch.export.export(Transposed().eval(), inputs))
+    grammar = Grammar(make_target("cuda", "sm_90a"))
+    matches, _ = plan_function(mod["main"], lambda w: served_by_a_family(grammar, w))
+    assert [m.workload.op for m in matches] == ops
 
 
 def test_external_kernels_link_export_and_reload(tuner, tmp_path):
