@@ -11,6 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: Bytes copied on the device before each timed GPU call so that no operand stays in L2 (H100:
+#: 50 MB, H200: 60 MB, MI300X: 256 MB of Infinity Cache): candidates and baselines are timed
+#: as a model calls them, with their operands in device memory.
+L2_FLUSH_BYTES = 256 * 1024 * 1024
+
 
 class UnknownArchError(ValueError):
     """An architecture this table has no limits for; the message lists the known ones."""

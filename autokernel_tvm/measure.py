@@ -34,6 +34,7 @@ from . import builder as build_lib
 from . import database as db_lib
 from .config import fault_point
 from .families import DesignSpace, Kernel
+from .hardware import L2_FLUSH_BYTES
 from .progress import ProgressCallback, count_records
 
 FAILED = 1e9  # MetaSchedule stores failed candidates with huge run_secs
@@ -173,13 +174,13 @@ class KernelMeasurer:
             args.append(tvm.runtime.empty(out.shape, out.dtype, device=self.device))
             self.args.clear()  # one workload's arguments on the device at a time
             self.args[workload] = args
+        gpu = self.target.kind.name != "llvm"
         try:
             timer = exe.mod.time_evaluator(  # tvm.compile's Executable wraps the runtime module
                 "main",
                 self.device,
-                number=config.runner_number,
-                repeat=config.runner_repeat,
-                min_repeat_ms=config.runner_min_repeat_ms,
+                **config.evaluator(gpu),
+                cache_flush_bytes=L2_FLUSH_BYTES if gpu else 0,  # as flushed_run_evaluator
             )
             with Watchdog(path, config.runner_timeout_s, workload.name):
                 fault_point("kernel-measure")

@@ -30,7 +30,7 @@ from tvm.ir.utils import derived_object
 from tvm.rpc import base
 from tvm.s_tir import meta_schedule as ms
 
-from .config import ConfigError, parse_tracker
+from .config import ConfigError, flushed_run_evaluator, parse_tracker
 from .errors import TuneError
 
 #: Seconds to wait for the tracker's answer in :func:`check_tracker` (a dead tracker fails fast).
@@ -160,10 +160,7 @@ def make_runner(config, target) -> TrackerRunner:
     settings = RPCSettings.from_config(config)
     servers, free = check_tracker(settings)
     evaluator = ms.runner.EvaluatorConfig(
-        number=config.runner_number,
-        repeat=config.runner_repeat,
-        min_repeat_ms=config.runner_min_repeat_ms,
-        enable_cpu_cache_flush=False,
+        **config.evaluator(target.kind.name != "llvm"), enable_cpu_cache_flush=False
     )
     workers = settings.devices or free or len(servers)  # all busy: queue at the tracker
     return TrackerRunner(settings, evaluator, workers, device_type(target))
@@ -323,7 +320,10 @@ def _measure_on_server(rpc_config, evaluator, artifact_path, device_type, args_i
         module = rpc_runner.default_upload_module(session, artifact_path, remote_path)
         clock = _lap(phases, "upload_load", clock)
         args = rpc_runner.default_alloc_argument(session, device, args_info, 1)
-        secs = rpc_runner.default_run_evaluator(session, module, device, evaluator, args)
+        if device_type == "cpu":
+            secs = rpc_runner.default_run_evaluator(session, module, device, evaluator, args)
+        else:  # a GPU: each call after an L2 flush, as a local runner times it
+            secs = flushed_run_evaluator(module, device, evaluator, args)
         _lap(phases, "measure", clock)
         return [float(s) for s in secs], server, None, False, phases
     except Exception as err:  # data for the parent: the candidate's or the server's failure

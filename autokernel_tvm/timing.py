@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-#: Bytes written before each GPU call so that no input stays in L2 (H100: 50 MB, H200: 60 MB).
-L2_FLUSH_BYTES = 256 * 1024 * 1024
+from .hardware import L2_FLUSH_BYTES
+
 #: Relative spread of per-round medians above which a timing is reported as unstable.
 DISAGREE = 0.15
 #: CPU: milliseconds of calls per turn of one callable.

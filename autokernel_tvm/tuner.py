@@ -25,7 +25,13 @@ from . import builder as build_lib
 from . import database as db_lib
 from . import measure as measure_lib
 from . import verify as verify_lib
-from .config import TuneConfig, fault_point, fault_run_evaluator, faults_enabled
+from .config import (
+    TuneConfig,
+    fault_point,
+    fault_run_evaluator,
+    faults_enabled,
+    flushed_run_evaluator,
+)
 from .errors import TuneError
 from .families import DesignSpace, Kernel, get
 from .intrin import import_stock_intrinsics
@@ -248,16 +254,18 @@ class Tuner:
 
             self._runner = make_runner(self.config, self.target)
         if self._runner is None:
+            gpu = self.target.kind.name != "llvm"
             evaluator = ms.runner.EvaluatorConfig(
-                number=self.config.runner_number,
-                repeat=self.config.runner_repeat,
-                min_repeat_ms=self.config.runner_min_repeat_ms,
-                enable_cpu_cache_flush=False,
+                **self.config.evaluator(gpu), enable_cpu_cache_flush=False
             )
+            if gpu:
+                run_evaluator = flushed_run_evaluator
+            else:
+                run_evaluator = fault_run_evaluator if faults_enabled() else None
             self._runner = ms.runner.LocalRunner(
                 timeout_sec=self.config.runner_timeout_s,
                 evaluator_config=evaluator,
-                f_run_evaluator=fault_run_evaluator if faults_enabled() else None,
+                f_run_evaluator=run_evaluator,
                 initializer=build_lib.die_with_parent,  # no orphaned runner after a kill
             )
         return self._runner
