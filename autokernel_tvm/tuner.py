@@ -154,7 +154,8 @@ class Tuner:
             search.learn(genome, run.trials, run.tflops(workload))  # learn
             runs[run.label] = run  # a later rung's run of a genome holds all of its records
             best = max(best, run.tflops(workload))
-            timeline.append([round(time.time() - start, 3), best])
+            # milliseconds, rounded down: a measurement is never later than the run's end
+            timeline.append([int((time.time() - start) * 1000) / 1000, best])
         runs = list(runs.values())
         if search is not None:
             report = {**search.report(), "families": self.families_report(workload)}
