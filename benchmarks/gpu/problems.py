@@ -6,6 +6,9 @@ Command (on the GPU box; a subset with 16 trials per kernel takes ~8 minutes)::
 
     python benchmarks/gpu/problems.py --only llama_mlp,linear_gelu --trials 16 --dtypes float16
 
+``--stop-after-s S`` starts no problem after S seconds, so a device call with a time limit
+returns every finished problem's rows and reports instead of being killed inside one.
+
 For each problem of ``benchmarks/problems`` and dtype:
 
 1. ``autokernel_tvm.problem.tune_problem`` (what ``scripts/tune.py --problem`` runs): tune every
@@ -164,7 +167,11 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=os.environ.get("OUT", "out"), help="results folder")
     parser.add_argument("--target", default="cuda", help="cuda; llvm for a CPU smoke run")
     parser.add_argument("--problems-dir", default=PROBLEMS, help="folder of problem files")
+    parser.add_argument(
+        "--stop-after-s", type=float, default=0.0, help="start no problem after this (0: off)"
+    )
     args = parser.parse_args(argv)
+    begun = time.time()
     from autokernel_tvm.tuner import Tuner
 
     names = [n for n in args.only.split(",") if n] or sorted(
@@ -180,6 +187,9 @@ def main(argv=None) -> int:
     for dtype in args.dtypes.split(","):
         for name in names:
             start = time.time()
+            if args.stop_after_s and start - begun > args.stop_after_s:
+                print(f"stopped after {start - begun:.0f} s: {name} {dtype} not started")
+                return 0
             try:
                 result = run_problem(name, dtype, args, tuner)
             except Exception as err:  # one broken problem must not lose the others' rows
