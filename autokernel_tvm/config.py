@@ -188,13 +188,18 @@ class TuneConfig:
     def replace(self, **changes) -> TuneConfig:
         return dataclasses.replace(self, **changes)
 
-    def evaluator(self, gpu: bool) -> dict:
+    @property
+    def gpu(self) -> bool:
+        """Whether candidates run on a GPU (``cuda``, ``rocm``): timed cold (:meth:`evaluator`)."""
+        return self.target != "llvm"
+
+    def evaluator(self) -> dict:
         """``number``, ``repeat``, ``min_repeat_ms`` of a candidate's timing. On a GPU:
         ``runner_gpu_calls`` single calls, each after an L2 flush (``flushed_run_evaluator``):
         back-to-back calls keep an operand that fits in L2 there -- a 64 x 4096 x 4096 decode
         GEMM's 32 MB weight on the H200 -- and tuning ranked such kernels at 12.8 us that took
         21.5 us as a model calls them, with the operand in device memory."""
-        if gpu:
+        if self.gpu:
             return {"number": 1, "repeat": self.runner_gpu_calls, "min_repeat_ms": 0}
         return {
             "number": self.runner_number,

@@ -174,13 +174,12 @@ class KernelMeasurer:
             args.append(tvm.runtime.empty(out.shape, out.dtype, device=self.device))
             self.args.clear()  # one workload's arguments on the device at a time
             self.args[workload] = args
-        gpu = self.target.kind.name != "llvm"
         try:
             timer = exe.mod.time_evaluator(  # tvm.compile's Executable wraps the runtime module
                 "main",
                 self.device,
-                **config.evaluator(gpu),
-                cache_flush_bytes=L2_FLUSH_BYTES if gpu else 0,  # as flushed_run_evaluator
+                **config.evaluator(),
+                cache_flush_bytes=L2_FLUSH_BYTES if config.gpu else 0,  # as flushed_run_evaluator
             )
             with Watchdog(path, config.runner_timeout_s, workload.name):
                 fault_point("kernel-measure")

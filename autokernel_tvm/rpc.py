@@ -159,9 +159,7 @@ def make_runner(config, target) -> TrackerRunner:
     """The runner of a :class:`~autokernel_tvm.tuner.Tuner` whose config names a tracker."""
     settings = RPCSettings.from_config(config)
     servers, free = check_tracker(settings)
-    evaluator = ms.runner.EvaluatorConfig(
-        **config.evaluator(target.kind.name != "llvm"), enable_cpu_cache_flush=False
-    )
+    evaluator = ms.runner.EvaluatorConfig(**config.evaluator(), enable_cpu_cache_flush=False)
     workers = settings.devices or free or len(servers)  # all busy: queue at the tracker
     return TrackerRunner(settings, evaluator, workers, device_type(target))
 

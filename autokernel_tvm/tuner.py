@@ -255,11 +255,10 @@ class Tuner:
 
             self._runner = make_runner(self.config, self.target)
         if self._runner is None:
-            gpu = self.target.kind.name != "llvm"
             evaluator = ms.runner.EvaluatorConfig(
-                **self.config.evaluator(gpu), enable_cpu_cache_flush=False
+                **self.config.evaluator(), enable_cpu_cache_flush=False
             )
-            if gpu:
+            if self.config.gpu:
                 run_evaluator = flushed_run_evaluator
             else:
                 run_evaluator = fault_run_evaluator if faults_enabled() else None

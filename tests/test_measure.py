@@ -117,9 +117,10 @@ def test_gpu_candidates_are_timed_one_call_after_each_l2_flush():
 
     from autokernel_tvm.config import flushed_run_evaluator
 
-    config = TuneConfig(runner_gpu_calls=5)
-    assert config.evaluator(True) == {"number": 1, "repeat": 5, "min_repeat_ms": 0}
-    assert config.evaluator(False) == {"number": 3, "repeat": 1, "min_repeat_ms": 50}
+    config = TuneConfig(target="cuda", runner_gpu_calls=5)
+    assert config.gpu and config.evaluator() == {"number": 1, "repeat": 5, "min_repeat_ms": 0}
+    cpu = config.replace(target="llvm")
+    assert not cpu.gpu and cpu.evaluator() == {"number": 3, "repeat": 1, "min_repeat_ms": 50}
     workload = Workload("gemm", (32, 32, 32))
     mod = tvm.compile(workload.ir_module(), target="llvm").mod
     dev = tvm.cpu()
@@ -127,6 +128,6 @@ def test_gpu_candidates_are_timed_one_call_after_each_l2_flush():
         tvm.runtime.tensor(a, device=dev) for a in workload.random_inputs(np.random.default_rng(0))
     ]
     args.append(tvm.runtime.empty(workload.output.shape, workload.output.dtype, device=dev))
-    evaluator = ms.runner.EvaluatorConfig(**config.evaluator(True), enable_cpu_cache_flush=False)
+    evaluator = ms.runner.EvaluatorConfig(**config.evaluator(), enable_cpu_cache_flush=False)
     costs = flushed_run_evaluator(mod, dev, evaluator, [args, args])
     assert len(costs) == 10 and all(0 < c < 1 for c in costs)

@@ -129,12 +129,13 @@ class Generator:
         # skip what was proposed and its one-gene neighbours: the draws explore near it
         while self._ranked_domain and self._near_proposed(self._ranked_domain[0]):
             self._ranked_domain.pop(0)
-        if explore and self._ranked_domain:
-            family = self._ranked_domain[0].family
-            genes = get(family).tile_genes
-            seen = {_tile(g, genes) for g in self.proposed_genomes if g.family == family}
-            fresh = (g for g in self._ranked_domain if _tile(g, genes) not in seen)
-            pick = next((g for g in fresh if not self._near_proposed(g)), None) if genes else None
+        genes = get(self.ranker.family).tile_genes
+        if explore and genes and self._ranked_domain:
+            seen = {
+                _tile(g, genes) for g in self.proposed_genomes if g.family == self.ranker.family
+            }
+            untried = (g for g in self._ranked_domain if _tile(g, genes) not in seen)
+            pick = next((g for g in untried if not self._near_proposed(g)), None)
             if pick is not None:
                 return pick
         return self._ranked_domain[0] if self._ranked_domain else None
@@ -268,7 +269,7 @@ class Generator:
 
 
 def _tile(genome: Genome, genes: tuple) -> tuple:
-    return (genome.family, *(getattr(genome.params, g) for g in genes))
+    return tuple(getattr(genome.params, g) for g in genes)
 
 
 def _uniform(values) -> np.ndarray:
