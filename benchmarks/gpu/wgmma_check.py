@@ -6,8 +6,9 @@
         [--batch B] [--out-dtype float32] [--epilogue bias_gelu] \
         [--structures 256,2,4,1 128,2,4,8,p ...]
 
-Each structure is ``block_n,consumers,stages,raster[,p][,pp][,c2][,t][,sN][,cr][,l][,x3]`` (`p`: the
-persistent schedule, `pp`: its ping-pong arrangement (each consumer warpgroup its own 64-row
+Each structure is ``block_n,consumers,stages,raster[,p|,sk][,pp][,c2][,t][,sN][,cr][,l][,x3]`` (`p`:
+the persistent schedule, `sk`: the streamk schedule (persistent, the last wave's tiles split over
+clusters of N blocks: with `sN` and `cr`), `pp`: its ping-pong arrangement (each consumer warpgroup its own 64-row
 tile, in turn), `c2`: clusters of 2 blocks multicasting B, `t`: the TMA-store write-back,
 `sN`: split-K over N blocks per tile, `cr`: its partials summed in the cluster's shared
 memory instead of a workspace and a second kernel, `l`: operands with rows that are not whole
@@ -66,11 +67,11 @@ ACTS = {"": lambda x: x, "relu": torch.relu, "gelu": torch.nn.functional.gelu}
 def check_one(shape, dtype, structure, target, nt=True, batch=0, out_dtype="float32",
               epilogue="", ta=False) -> dict:  # fmt: skip
     block_n, consumers, stages, raster, *flags = structure
-    schedule = "persistent" if "p" in flags else "tile"
+    schedule = "persistent" if "p" in flags else "streamk" if "sk" in flags else "tile"
     cluster = 2 if "c2" in flags else 1
     store = "tma" if "t" in flags else "direct"
     arrangement = "pingpong" if "pp" in flags else "cooperative"
-    splits = next((int(f[1:]) for f in flags if f.startswith("s")), 1)
+    splits = next((int(f[1:]) for f in flags if f[:1] == "s" and f[1:].isdigit()), 1)
     row = {"structure": dict(block_n=block_n, consumers=consumers, stages=stages, raster=raster,
                              schedule=schedule, cluster=cluster, store=store)}  # fmt: skip
     pad = "lines" if "l" in flags else "needed"

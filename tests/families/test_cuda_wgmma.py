@@ -618,6 +618,10 @@ def test_the_family_seeds_split_k_where_the_default_grid_leaves_sms_idle():
     odd = FAMILY.seed(Workload("gemm_nt", (8205, 5921, 2949), "float16", "float16"), TARGET)
     assert odd == DEFAULT.params.replace(schedule="persistent", store="tma")  # via scratch rows
     assert FAMILY.seed(NT, TARGET).splits == 2  # 1024^3: 32 tiles, 16 K steps, 8 per block
+    up = FAMILY.seed(Workload("gemm_nt", (2048, 11008, 4096), "float16", "float16"), TARGET)
+    assert up == DEFAULT.params.replace(
+        schedule="streamk", store="tma", splits=2, reduction="cluster"
+    )  # 688 tiles: 5 waves of 132 and 28 tiles, split over 56 blocks
     first, _ = next(iter(Search(Grammar(TARGET), decode, 8)))
     assert first == Genome("cuda.wgmma", seed)
 
@@ -865,3 +869,65 @@ def test_transposed_a_legality_names_what_wgmma_cannot_transpose():
     assert "16-bit" in FAMILY.applies(tn, TARGET)
     assert FAMILY.applies(Workload("batch_gemm_tn", (2, 64, 64, 64), "bfloat16"), TARGET) is None
     assert structure(WgmmaParams(), tn)["trans_a"] and OPS["gemm_tn"][3]
+
+
+def test_streamk_is_legal_only_where_the_last_wave_splits_into_its_clusters():
+    """schedule=streamk splits the partial last wave's tiles over clusters of `splits` blocks:
+    it needs a partial wave whose tiles x splits fit the SMs, whole K ranges, the cluster
+    reduction, and a ring that holds the f32 tile."""
+    kw = {"smem_limit": SMEM, "sm_count": 132, "schedule": "streamk", "reduction": "cluster"}
+    up = (2048, 11008, 4096)  # 16 x 43 = 688 tiles: 5 waves and 28 tiles
+    assert legal(*up, splits=2, **kw) is None
+    assert legal(*up, splits=2, store="tma", **kw) is None
+    assert "cluster of 2" in legal(*up, splits=4, **kw)  # measured 0.54-0.57x: not resident
+    assert "whole waves" in legal(4096, 8448, 4096, splits=2, **kw)  # 32 x 33 = 1056 = 8 x 132
+    assert "116 tiles x 2 splits" in legal(4096, 4096, 4096, splits=2, **kw)  # 512 = 3 x 132 + 116
+    assert "one wave" in legal(1024, 1024, 4096, splits=2, **kw)
+    assert "cluster of 2" in legal(*up, splits=1, **kw)
+    assert "reduction=cluster" in legal(*up, splits=2, **{**kw, "reduction": "workspace"})
+    assert "K steps" in legal(2048, 11008, 4096 + 64, splits=2, **kw)  # 65 K steps
+    assert "clusters of 2" in legal(*up, splits=2, **{**kw, "sm_count": 133})
+    assert "unknown" in legal(*up, splits=2, **{**kw, "sm_count": 0})
+    assert "parks the f32 tile" in legal(*up, splits=2, stages=2, **kw)
+    assert "gated" in legal(2048, 11008, 4096, splits=2, gated=True, **kw)
+    with pytest.raises(GenomeError, match="schedule"):
+        WgmmaParams(schedule="stream-k")
+    # the grammar keeps the splits streamk can use on a shape no split-K tile schedule takes
+    up_w = Workload("gemm_nt", up, "float16", "float16")
+    assert 2 not in FAMILY.impossible(up_w, TARGET).get("splits", ())
+    assert "reduction" not in FAMILY.impossible(up_w, TARGET)
+    square = Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16")
+    assert FAMILY.impossible(square, TARGET)["reduction"] == ("cluster",)
+
+
+STREAMK = [
+    (Workload("gemm_nt", (2048, 11008, 4096), "float16", "float16"), {"splits": 2, "store": "tma"}),
+    (Workload("gemm_nt", (2047, 2561, 4096), "bfloat16", "bfloat16"), {"splits": 2, "raster": 0}),
+    (Workload("batch_gemm", (3, 1000, 2048, 1024), "float16", "float16"), {"splits": 2}),
+    (Workload("conv2d_nhwc", (20, 28, 28, 256, 256, 3, 3, 1, 1), "float16", "float16"),
+     {"splits": 2, "store": "tma", "raster": 4}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("workload, genes", STREAMK, ids=lambda x: str(x))
+def test_streamk_builds_whole_waves_then_the_split_tail_in_one_launch(
+    needs_nvcc, tmp_path, workload, genes
+):
+    """One block per SM launched as clusters of `splits`; the whole-wave loop, then the
+    cluster's split of a last-wave tile: its K range starts at the block's rank times K /
+    splits, and the partials are read through the cluster window in rank order. No workspace,
+    no second kernel, no spills."""
+    genome = Grammar(TARGET).check(
+        DEFAULT.replace(schedule="streamk", reduction="cluster", **genes), workload
+    )
+    mod = kernel_module(genome, workload)
+    assert not any(gv.name_hint.endswith("_reduce") for gv in mod.functions)
+    src = cuda_source(build_module(mod, TARGET, check_nvcc=True))
+    splits = genes["splits"]
+    assert "%%cluster_ctarank" in src and "ld.shared::cluster.f32" in src
+    loads = re.findall(r"ld_shared__cluster_f32\(got_ptr\[(\d+)\], \(base_ptr\[(\d+)\]", src)
+    assert [int(r) for _, r in loads[:splits]] == list(range(splits))
+    m, n, k = (workload.shape[-3:] if workload.op != "conv2d_nhwc" else (0, 0, 256 * 9))
+    assert f"(((int)blockIdx.x) & 1) * {k // splits}" in src  # the split's first K element
+    assert src.count("barrier_cluster_arrive_cluster_arrive();") >= 3  # producer, consumers, end
+    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)

@@ -218,6 +218,33 @@ def test_cluster_split_k_passes_the_gate(target, workload, genes):
     assert report.passed, (genome.describe(), report.failures)
 
 
+STREAMK = [
+    (Workload("gemm_nt", (2048, 11008, 4096), "float16", "float16"), {"splits": 2, "store": "tma"}),
+    (Workload("gemm_nt", (2047, 2561, 4096), "bfloat16", "bfloat16"), {"splits": 2, "raster": 0}),
+    (Workload("batch_gemm", (3, 1000, 2048, 1024), "float16", "float16"), {"splits": 2}),
+    (Workload("gemm_bias_gelu", (2048, 11008, 4096), "float16", "float16"), {"splits": 2}),
+    (Workload("conv2d_nhwc", (20, 28, 28, 256, 256, 3, 3, 1, 1), "float16", "float16"),
+     {"splits": 2, "store": "tma", "raster": 4}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "workload, genes",
+    STREAMK,
+    ids=[w.name + "".join(f"_{v}" for v in g.values()) for w, g in STREAMK],
+)
+def test_streamk_passes_the_gate(target, workload, genes):
+    """Whole waves of tiles, then each last-wave tile split over a cluster and summed in its
+    shared memory: a split reading the wrong K range, a tail tile mapped to the wrong blocks or
+    stored twice, a ring phase off by the tail's shorter K loop (a hang), or a block leaving
+    while its peer still reads it fails the fp64 check or the gate's determinism check."""
+    genes = {"schedule": "streamk", "reduction": "cluster", **genes}
+    genome = Grammar(target).check(Genome.default("cuda.wgmma").replace(**genes), workload)
+    exe = build_module(_kernel(get("cuda.wgmma"), genome.params, workload, target, 1), target)
+    report = verify(exe["main"], workload, tvm.cuda(0))
+    assert report.passed, (genome.describe(), report.failures)
+
+
 PAD_LINES = [
     Workload("gemm_nt", (2048, 4096, 1000), "float16", "float16"),
     Workload("gemm", (777, 1000, 520), "bfloat16", "bfloat16"),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ...hardware import limits
 from ..base import Family, GenomeError, Kernel, Params
@@ -66,8 +66,10 @@ class WgmmaParams(Params):
     """block_n: N of the block tile and of each ``wgmma m64nNk16``; consumers: warpgroups
     issuing wgmma (the block tile is ``64 * consumers`` rows); stages: TMA ring depth;
     raster: M tiles per rasterization group (0 = row-major); schedule: "tile" (a block per
-    output tile) or "persistent" (a block per SM looping over tiles, the epilogue overlapping
-    the next tile's loads); cluster: blocks per thread-block cluster along M (2: the pair
+    output tile), "persistent" (a block per SM looping over tiles, the epilogue overlapping
+    the next tile's loads) or "streamk" (persistent over the whole waves, then each tile of the
+    partial last wave split over a cluster of ``splits`` blocks, summed in its shared memory:
+    ``reduction="cluster"``); cluster: blocks per thread-block cluster along M (2: the pair
     shares the B tile through TMA multicast); store: the write-back, "direct" from registers or
     "tma" (staged in shared memory and stored by the TMA while the next tile computes);
     splits: blocks sharing one output tile's K steps (split-K: f32 partials, then a
@@ -216,10 +218,14 @@ class CudaWgmma(Family):
         structure otherwise, against cuBLAS: 4096^3 0.89 -> 1.00x, 8192^3 0.97 -> 1.03x,
         2048 x 8192 x 1024 0.69 -> 1.01x, 2048 x 11008 x 4096 0.85 -> 0.94x, bf16 4096^3
         0.89 -> 1.00x (``benchmarks/results/README.md``, kernel structures); 8 tuning trials
-        did not always reach it from the default."""
+        did not always reach it from the default. Where the last wave's tiles fit clusters of 2
+        blocks, the streamk schedule first: 2048 x 11008 x 4096 0.945 -> 1.00x fp16, 0.943 ->
+        0.997x bf16, 2048 x 32000 x 4096 0.99 -> 1.01x."""
         m, _, k = _mnk(workload)
         if _tiles(workload, 2 * WG_ROWS, 256) >= limits(target).sm_count:
-            for genes in ({"schedule": "persistent", "store": "tma"}, {"schedule": "persistent"}):
+            streamk = {"schedule": "streamk", "store": "tma", "splits": 2, "reduction": "cluster"}
+            for genes in (streamk, {"schedule": "persistent", "store": "tma"},
+                          {"schedule": "persistent"}):  # fmt: skip
                 try:
                     self.check(self.default.replace(**genes), workload, target)
                 except GenomeError:
@@ -243,7 +249,10 @@ class CudaWgmma(Family):
 
     def impossible(self, workload, target) -> dict[str, tuple]:
         """pad=lines where no operand has rows that are 16-byte but not 128-byte multiples;
-        the splits the kernel's split check refuses even for the fewest tiles (128 x 256)."""
+        the splits the kernel's split check refuses even for the fewest tiles (128 x 256), as
+        split-K and as the last wave of the streamk schedule (whose tail depends on the tile:
+        the grammar offers streamk's splits where the default tile leaves a partial wave that
+        they fit)."""
         m, n, k = _mnk(workload)
         st = structure(self.default, workload)
         out = {}
@@ -252,8 +261,12 @@ class CudaWgmma(Family):
         fewest = _tiles(workload, 2 * WG_ROWS, 128 if st["gated"] else 256)
         plain = {**st, "store": "direct", "cluster": 1}  # what a split needs of the other genes
         sms = limits(target).sm_count
+        streamk = Structure(**{**plain, "schedule": "streamk", "reduction": "cluster"})
         out["splits"] = tuple(
-            s for s in SPLITS if split_reason(Structure(**{**plain, "splits": s}), k, fewest, sms)
+            s
+            for s in SPLITS
+            if split_reason(Structure(**{**plain, "splits": s}), k, fewest, sms)
+            and split_reason(replace(streamk, splits=s), k, fewest, sms)
         )
         if all(s in out["splits"] for s in SPLITS if 1 < s <= PORTABLE_CLUSTER):
             out["reduction"] = ("cluster",)  # no split a cluster can hold
@@ -270,6 +283,8 @@ class CudaWgmma(Family):
         block_c = params.block_n // 2 if st["gated"] else params.block_n
         tiles = _tiles(workload, block_m, block_c)
         sms = max(limits(target).sm_count, 1)
+        streamk = params.schedule == "streamk"  # only the last wave's tiles are split
+        units = tiles + tiles % sms * (params.splits - 1) if streamk else tiles * params.splits
         return {
             "log_m": math.log2(m), "log_n": math.log2(n), "log_k": math.log2(k),
             "log_batch": math.log2(lead), "bf16": float(workload.dtype == "bfloat16"),
@@ -279,13 +294,13 @@ class CudaWgmma(Family):
             "conv": float(bool(st["conv"])), "block_n": float(params.block_n),
             "consumers": float(params.consumers), "stages": float(params.stages),
             "raster": float(max(params.raster, 1)),
-            "persistent": float(params.schedule == "persistent"),
+            "persistent": float(params.schedule in ("persistent", "streamk")),
             "cluster": float(params.cluster), "tma_store": float(params.store == "tma"),
             "pingpong": float(params.arrangement == "pingpong"),
             "cluster_reduce": float(params.reduction == "cluster"),
             "log_splits": math.log2(params.splits),
-            "log_tiles": math.log2(tiles), "waves": tiles * params.splits / sms,
-            "k_steps": -(-k // k_step(workload.dtype)) / params.splits,
+            "log_tiles": math.log2(tiles), "waves": units / sms,
+            "k_steps": -(-k // k_step(workload.dtype)) / (1 if streamk else params.splits),
             "edge_waste": tiles * block_m * block_c / (lead * m * n) - 1.0,
             "smem_kb": smem_bytes(
                 params.block_n, params.consumers, params.stages, params.store, params.arrangement

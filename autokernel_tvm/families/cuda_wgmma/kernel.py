@@ -74,7 +74,9 @@ WG_ROWS = 64  # wgmma's M per warpgroup
 BLOCK_NS = (64, 128, 256)  # wgmma N: 32..256 in steps of 8; 256 is the TMA box limit
 CONSUMERS = (1, 2)  # warpgroups issuing wgmma; 2 x m64n256 f32 = 128 accumulators each
 STAGES = (2, 3, 4, 5, 6)
-SCHEDULES = ("tile", "persistent")  # one tile per block / one block per SM looping over tiles
+#: one tile per block / one block per SM looping over tiles / persistent over the whole waves,
+#: then each tile of the partial last wave split over a cluster of blocks (stream-K's tail)
+SCHEDULES = ("tile", "persistent", "streamk")
 CLUSTERS = (1, 2)  # blocks per cluster along M, sharing (multicasting) the B tile
 STORES = ("direct", "tma")  # the write-back: registers -> global, or -> shared -> TMA store
 SPLITS = (1, 2, 4, 8, 16, 32, 64)  # K ranges per output tile (split-K), summed by .splitk
@@ -86,6 +88,8 @@ ARRANGEMENTS = ("cooperative", "pingpong")
 REDUCTIONS = ("workspace", "cluster")
 #: blocks per cluster any sm_90 launch may use (16 needs the non-portable opt-in)
 PORTABLE_CLUSTER = 8
+#: streamk's blocks per last-wave tile: one cluster each, and clusters of 2 tile every GPC
+STREAMK_SPLITS = 2
 SPLIT_MIN_STEPS = 4  # K steps a split block keeps at least: fewer, and the ring never fills
 STORE_BOX = 64  # TMA store box: 64 rows of one 128-byte swizzle row (64 halves, 32 floats)
 SWIZZLE_ROW = 128  # bytes of a 128B-swizzle row; its 16-byte chunks are XORed with the row % 8
@@ -141,7 +145,11 @@ class Structure:
         whose operands (``in_dtype``) are parameters after B.
     out_dtype : C's dtype; the f32 result is cast on the store.
     schedule : "tile" (a block per output tile) or "persistent" (``sm_count`` blocks, each
-        looping over the tiles ``blockIdx.x + i * sm_count`` with one ring across them).
+        looping over the tiles ``blockIdx.x + i * sm_count`` with one ring across them), or
+        "streamk": persistent over the tiles of the whole waves, then each tile of the partial
+        last wave computed by a cluster of ``splits`` (2) blocks, each over half its K steps, summed through the cluster's shared memory as ``reduction="cluster"`` sums a
+        split tile (the last wave's ``t`` tiles take ``t * splits`` blocks instead of ``t``:
+        196 tiles on 132 SMs, two waves as tiles, are one wave and a half this way).
     cluster : blocks per thread-block cluster along M (1 or 2); 2 multicasts B to the pair.
     store : the write-back, "direct" (each thread stores its pairs) or "tma" (staged in shared
         memory, boxes of 64 rows x 128 bytes stored by the TMA, asynchronously; where C's rows
@@ -405,6 +413,8 @@ def split_reason(st: Structure, k: int, tiles: int, sm_count: int) -> str | None
     """Why ``st.splits`` cannot split the K steps of ``tiles`` output tiles, or None."""
     if st.splits not in SPLITS:
         return f"splits={st.splits}: one of {SPLITS}"
+    if st.schedule == "streamk":
+        return _streamk_reason(st, k, tiles, sm_count)
     if st.splits == 1:
         return _reduction_reason(st)
     if st.conv or st.gated:
@@ -422,6 +432,43 @@ def split_reason(st: Structure, k: int, tiles: int, sm_count: int) -> str | None
     if tiles * (st.splits // 2) >= sm_count:  # half the splits would already fill the GPU
         return f"splits={st.splits}: {tiles} tiles x {st.splits // 2} already fill {sm_count} SMs"
     return _reduction_reason(st)
+
+
+def _streamk_reason(st: Structure, k: int, tiles: int, sm_count: int) -> str | None:
+    """Why ``schedule="streamk"`` cannot split the last wave of ``tiles`` tiles, or None."""
+    if sm_count < 1:
+        return "streamk: the target's multiprocessor count is unknown"
+    if st.splits != STREAMK_SPLITS:
+        # every block of the grid must be resident at once: clusters of 4 left SMs of the H200's
+        # GPCs idle, and the clusters that did not fit ran after the others (0.54-0.57x cuBLAS)
+        return f"streamk splits a last-wave tile over a cluster of {STREAMK_SPLITS} blocks"
+    if st.reduction != "cluster" or st.cluster != 1:
+        return "streamk sums a tile's splits in their cluster: reduction=cluster, cluster=1"
+    if st.gated or st.in_dtype not in ("float16", "bfloat16"):
+        return "streamk: fp16/bf16 GEMM, batched GEMM or conv2d tiles (no gated GEMM)"
+    if sm_count % st.splits:
+        return f"streamk: {sm_count} blocks do not group into clusters of {st.splits}"
+    tail = tiles % sm_count
+    if tiles < sm_count:
+        return f"streamk: {tiles} tiles are less than one wave of {sm_count} (split-K's case)"
+    if tail == 0:
+        return f"streamk: {tiles} tiles are whole waves of {sm_count}: no partial wave to split"
+    if tail * st.splits > sm_count:
+        return (
+            f"streamk: the last wave's {tail} tiles x {st.splits} splits need more than "
+            f"{sm_count} blocks"
+        )
+    k_tiles = -(-k // k_step(st.in_dtype))
+    if k_tiles % st.splits or k_tiles // st.splits < SPLIT_MIN_STEPS:
+        return (
+            f"streamk: splits={st.splits} must divide the {k_tiles} K steps into ranges of at "
+            f"least {SPLIT_MIN_STEPS}"
+        )
+    ring = smem_bytes(st.block_n, st.consumers, st.stages)
+    tile = tile_rows(st.consumers) * st.block_n * 4
+    if tile > ring:
+        return f"streamk parks the f32 tile ({tile} B) in the ring ({ring} B)"
+    return None
 
 
 def _reduction_reason(st: Structure) -> str | None:
@@ -605,7 +652,8 @@ def wgmma_gemm(
         a_tma += (1, 1, 1, 1)  # element strides
     is_conv = bool(conv)
     tiles, nb = grid_m * grid_n, max(batch, 1)
-    persistent = st.schedule == "persistent"
+    streamk = st.schedule == "streamk"
+    persistent = st.schedule in ("persistent", "streamk")  # a block per SM, one ring across
     tma_store = st.store == "tma"
     ring_elems = stages * (bm_rows + bn_rows) * bk  # a multiple of 1024 B: 128-byte rows
     out_bytes = _bytes(out_dtype)
@@ -627,13 +675,16 @@ def wgmma_gemm(
     splits = st.splits
     dsmem = splits > 1 and st.reduction == "cluster"  # partials summed across the cluster
     workspace = splits > 1 and not dsmem  # partials summed by the .splitk companion
-    kts = k_tiles // splits  # K steps of one work unit (a tile's K range)
+    kts = k_tiles if streamk else k_tiles // splits  # K steps of one work unit (a tile's K range)
     # split-major: units u and u + nb * tiles share a tile; (dsmem) split-minor: a tile's
     # splits are adjacent blocks, one cluster
     units = nb * tiles * splits
     threads = consumers * WG_THREADS  # consumer threads of a block
     ctas = min(units, sm_count) if persistent else units
     rounds = -(-units // ctas)  # units of the busiest block
+    if streamk:  # whole tiles over `whole` rounds, then the last wave's tiles, split
+        ctas, tail = sm_count, nb * tiles % sm_count
+        whole = nb * tiles // sm_count
     acc_n = block_n // 2  # f32 accumulators per thread of an m64nN warpgroup tile
     stage_bytes = (bm_rows + bn_rows) * bk * es
     group = raster * grid_n
@@ -703,6 +754,10 @@ def wgmma_gemm(
         """Iteration of the ring at K step ``kt`` of a block's tile ``ti`` (a Python 0 for one
         tile per block, which keeps that kernel's indexing as it was)."""
         return kt if isinstance(ti, int) and ti == 0 else ti * kts + kt
+
+    def k_index(k0, kt):
+        """K step ``kt`` of a unit starting at K step ``k0`` (``kt`` itself for a Python 0)."""
+        return kt if isinstance(k0, int) and k0 == 0 else k0 + kt
 
     def k_at(k0, kt):
         """K coordinate of K step ``kt`` of a unit whose range starts at K step ``k0`` (a
@@ -830,19 +885,19 @@ def wgmma_gemm(
             T.ptx.mbarrier.arrive.shared__cluster.b64(mapped[0])
 
     @T.macro
-    def produce(A, B, full, empty, ring, a_map, b_map, rank, ti, k0, bi, bm, bn):
-        # the producer's TMA loads of one tile (tile ti of this block)
-        for kt in range(kts):
+    def produce(A, B, full, empty, ring, a_map, b_map, rank, ti, k0, bi, bm, bn, steps=kts):
+        # the producer's TMA loads of `steps` K steps from k0 of one tile (tile ti of this block)
+        for kt in range(steps):
             s = step(ti, kt) % stages
             if step(ti, kt) >= stages:
                 T.cuda.mbarrier_wait(T.address_of(empty[s]), (step(ti, kt) // stages - 1) % 2)
             T.ptx.mbarrier.arrive.expect_tx.shared.b64(
                 T.address_of(full[s]), T.uint32(stage_bytes))
             if is_conv:
-                tap = kt // c_steps
+                tap = k_index(k0, kt) // c_steps  # the K step in R x S x C: tap, channels
                 patch = bm % (tiles_p * tiles_q)
                 T.ptx[TMA_4D](T.address_of(ring[s, 0, 0]), T.address_of(a_map),
-                              kt % c_steps * bk,
+                              k_index(k0, kt) % c_steps * bk,
                               patch % tiles_q * tile_q + tap % fs - pad,
                               patch // tiles_q * tile_p + tap // fs - pad,
                               bm // (tiles_p * tiles_q), T.address_of(full[s]))
@@ -952,8 +1007,9 @@ def wgmma_gemm(
 
     @T.macro
     def consume(C, bias, full, empty, ring, acc, staged, c_map, desc_a, desc_b, rank, tid, wg,
-                ti, P, sp, bi, bm, bn, turns, red):
-        # one warpgroup's wgmma over the ring for one tile, then its share of the write-back
+                ti, P, sp, bi, bm, bn, turns, red, steps=kts, summed=dsmem):
+        # one warpgroup's wgmma over the ring for `steps` K steps of one tile, then its share of
+        # the write-back (`summed`: the sum of the cluster's splits of the tile)
         for i in T.unroll(acc_n):
             acc[i] = T.float32(0)
         if pingpong and ti > 0:
@@ -961,7 +1017,7 @@ def wgmma_gemm(
             # every stage before this tile's, so the parity waits below cannot match a fill
             # two phases old (this warpgroup skipped that tile's K steps)
             T.cuda.mbarrier_wait(T.address_of(turns[1 - wg]), (ti - 1) // 2 % 2)
-        for kt in range(kts):
+        for kt in range(steps):
             s = step(ti, kt) % stages
             T.cuda.mbarrier_wait(T.address_of(full[s]), step(ti, kt) // stages % 2)
             T.ptx.wgmma.fence.sync.aligned()
@@ -984,12 +1040,12 @@ def wgmma_gemm(
             T.ptx.mbarrier.arrive.shared.b64(T.address_of(turns[wg]))
         T.ptx.wgmma.wait_group.sync.aligned(0)
         if persistent and tid % 32 == 0:  # the tile's last stage: the next tile reuses it
-            release(empty, rank, step(ti, kts - 1) % stages)
+            release(empty, rank, step(ti, steps - 1) % stages)
         lane = tid % 32
         row = wg_row(wg) + tid % WG_THREADS // 32 * 16 + lane // 4
-        if dsmem:
+        if summed:
             cluster_sum(C, bias, acc, red, sp, tid, wg, bi, bm, bn)
-        elif splits > 1:
+        elif splits > 1 and not streamk:
             for i in T.unroll(acc_n // 4):
                 col = bn * block_c + i * 8 + lane % 4 * 2
                 store_partial(P, acc, i * 4, sp, bi, bm, row, col)
@@ -1067,7 +1123,17 @@ def wgmma_gemm(
             T.cuda.cta_sync()
         if wg == consumers:
             if tid == consumers * WG_THREADS:
-                if persistent:
+                if streamk:
+                    for ti in range(whole):
+                        t = bx + ti * ctas
+                        produce(A, B, full, empty, ring, a_map, b_map, 0, ti, 0, t // tiles,
+                                tile_m(t), tile_n(t))
+                    if bx // splits < tail:  # this block's split of a last-wave tile
+                        t = whole * ctas + bx // splits
+                        produce(A, B, full, empty, ring, a_map, b_map, 0, whole,
+                                bx % splits * kts // splits, t // tiles, tile_m(t), tile_n(t),
+                                kts // splits)
+                elif persistent:
                     for ti in range(rounds):
                         if bx + ti * ctas < units:
                             t = bx + ti * ctas
@@ -1076,11 +1142,30 @@ def wgmma_gemm(
                 else:
                     produce(A, B, full, empty, ring, a_map, b_map, bx % cluster, 0,
                             split_of(bx) * kts, bi, bm, bn)
-            if dsmem:  # the consumers' cluster barrier: every block's tile is in its memory
+            if streamk:  # as below, in the clusters that sum a tile
+                if bx // splits < tail:
+                    T.ptx.barrier.cluster.arrive()
+                    T.ptx.barrier.cluster.wait()
+            elif dsmem:  # the consumers' cluster barrier: every block's tile is in its memory
                 T.ptx.barrier.cluster.arrive()
                 T.ptx.barrier.cluster.wait()
         else:
-            if persistent:
+            if streamk:
+                for ti in range(whole):
+                    t = bx + ti * ctas
+                    consume(C, bias, full, empty, ring, acc,
+                            staged if tma_store else None,  # noqa: F821
+                            c_map, desc_a, desc_b,  # noqa: F821
+                            0, tid, wg, ti, P, 0, t // tiles, tile_m(t), tile_n(t), None, None,
+                            kts, False)
+                if bx // splits < tail:
+                    t = whole * ctas + bx // splits
+                    consume(C, bias, full, empty, ring, acc,
+                            staged if tma_store else None,  # noqa: F821
+                            c_map, desc_a, desc_b,  # noqa: F821
+                            0, tid, wg, whole, P, bx % splits, t // tiles, tile_m(t), tile_n(t),
+                            None, red, kts // splits, True)  # noqa: F821
+            elif persistent:
                 for ti in range(rounds):
                     if bx + ti * ctas < units:
                         if takes(ti, wg):
