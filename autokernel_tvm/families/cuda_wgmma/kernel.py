@@ -147,9 +147,10 @@ class Structure:
     schedule : "tile" (a block per output tile) or "persistent" (``sm_count`` blocks, each
         looping over the tiles ``blockIdx.x + i * sm_count`` with one ring across them), or
         "streamk": persistent over the tiles of the whole waves, then each tile of the partial
-        last wave computed by a cluster of ``splits`` (2) blocks, each over half its K steps, summed through the cluster's shared memory as ``reduction="cluster"`` sums a
-        split tile (the last wave's ``t`` tiles take ``t * splits`` blocks instead of ``t``:
-        196 tiles on 132 SMs, two waves as tiles, are one wave and a half this way).
+        last wave computed by a cluster of ``splits`` (2) blocks, each over half its K steps,
+        summed through the cluster's shared memory as ``reduction="cluster"`` sums a split
+        tile (the last wave's ``t`` tiles take ``2 t`` blocks for half as long: 688 tiles on
+        132 SMs, 6 rounds as tiles, are 5.5 this way).
     cluster : blocks per thread-block cluster along M (1 or 2); 2 multicasts B to the pair.
     store : the write-back, "direct" (each thread stores its pairs) or "tma" (staged in shared
         memory, boxes of 64 rows x 128 bytes stored by the TMA, asynchronously; where C's rows
