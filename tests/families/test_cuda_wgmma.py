@@ -927,7 +927,7 @@ def test_streamk_builds_whole_waves_then_the_split_tail_in_one_launch(
     assert "%%cluster_ctarank" in src and "ld.shared::cluster.f32" in src
     loads = re.findall(r"ld_shared__cluster_f32\(got_ptr\[(\d+)\], \(base_ptr\[(\d+)\]", src)
     assert [int(r) for _, r in loads[:splits]] == list(range(splits))
-    m, n, k = (workload.shape[-3:] if workload.op != "conv2d_nhwc" else (0, 0, 256 * 9))
+    m, n, k = workload.shape[-3:] if workload.op != "conv2d_nhwc" else (0, 0, 256 * 9)
     assert f"(((int)blockIdx.x) & 1) * {k // splits}" in src  # the split's first K element
     assert src.count("barrier_cluster_arrive_cluster_arrive();") >= 3  # producer, consumers, end
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
