@@ -82,6 +82,14 @@ def _kernel(family, params, workload, target, seed: int):
     return sch.mod
 
 
+def _wgmma_passes_gate(target, workload, genome):
+    """The grammar's check of a ``cuda.wgmma`` genome, its build, then the correctness gate."""
+    genome = Grammar(target).check(genome, workload)
+    exe = build_module(_kernel(get("cuda.wgmma"), genome.params, workload, target, 1), target)
+    report = verify(exe["main"], workload, tvm.cuda(0))
+    assert report.passed, (genome.describe(), report.failures)
+
+
 def _legal(grammar, name, workload) -> Genome:
     """The family default if legal here, else the first legal genome the generator proposes
     (e.g. a raster group that divides this workload's tile count)."""
@@ -167,10 +175,7 @@ def test_persistent_schedule_passes_the_gate(target, workload, genes):
     one hangs or reads a stage before its load lands, which the gate's inputs catch. With
     clusters, each block's B half arrives by the peer's multicast."""
     genome = Genome.default("cuda.wgmma").replace(schedule="persistent", raster=4, **genes)
-    genome = Grammar(target).check(genome, workload)
-    exe = build_module(_kernel(get("cuda.wgmma"), genome.params, workload, target, 1), target)
-    report = verify(exe["main"], workload, tvm.cuda(0))
-    assert report.passed, (genome.describe(), report.failures)
+    _wgmma_passes_gate(target, workload, genome)
 
 
 SILU_BIAS = Epilogue(F("silu", F("add", ACC, operand(0))), ("n",))
@@ -195,10 +200,7 @@ def test_split_k_passes_the_gate(target, workload, genes):
     twice, or a reduction launched with its pointers out of order fails the fp64 check; an
     order that changed from run to run would fail the gate's bitwise determinism check."""
     genes = {"consumers": 1, "block_n": 128, "raster": 0, **genes}
-    genome = Grammar(target).check(Genome.default("cuda.wgmma").replace(**genes), workload)
-    exe = build_module(_kernel(get("cuda.wgmma"), genome.params, workload, target, 1), target)
-    report = verify(exe["main"], workload, tvm.cuda(0))
-    assert report.passed, (genome.describe(), report.failures)
+    _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))
 
 
 @pytest.mark.parametrize(
@@ -212,10 +214,7 @@ def test_cluster_split_k_passes_the_gate(target, workload, genes):
     reading a peer's window before the peer wrote it, a fragment summed by two blocks or by
     none, or a block leaving while a peer still reads it fails the fp64 check or hangs."""
     genes = {"consumers": 1, "block_n": 128, "raster": 0, "reduction": "cluster", **genes}
-    genome = Grammar(target).check(Genome.default("cuda.wgmma").replace(**genes), workload)
-    exe = build_module(_kernel(get("cuda.wgmma"), genome.params, workload, target, 1), target)
-    report = verify(exe["main"], workload, tvm.cuda(0))
-    assert report.passed, (genome.describe(), report.failures)
+    _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))
 
 
 STREAMK = [
@@ -239,10 +238,7 @@ def test_streamk_passes_the_gate(target, workload, genes):
     stored twice, a ring phase off by the tail's shorter K loop (a hang), or a block leaving
     while its peer still reads it fails the fp64 check or the gate's determinism check."""
     genes = {"schedule": "streamk", "reduction": "cluster", **genes}
-    genome = Grammar(target).check(Genome.default("cuda.wgmma").replace(**genes), workload)
-    exe = build_module(_kernel(get("cuda.wgmma"), genome.params, workload, target, 1), target)
-    report = verify(exe["main"], workload, tvm.cuda(0))
-    assert report.passed, (genome.describe(), report.failures)
+    _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))
 
 
 PAD_LINES = [
@@ -257,10 +253,7 @@ def test_pad_lines_passes_the_gate(target, workload):
     """Operands with 16-byte but not 128-byte rows read through zero-padded copies: a copy
     with the wrong row length or a tensor map still on the original fails the fp64 check."""
     genome = Genome.default("cuda.wgmma").replace(raster=1, pad="lines")
-    genome = Grammar(target).check(genome, workload)
-    exe = build_module(_kernel(get("cuda.wgmma"), genome.params, workload, target, 1), target)
-    report = verify(exe["main"], workload, tvm.cuda(0))
-    assert report.passed, (genome.describe(), report.failures)
+    _wgmma_passes_gate(target, workload, genome)
 
 
 TRANS_A = [
@@ -288,7 +281,4 @@ def test_transposed_a_passes_the_gate(target, workload, genes):
     coordinate, a descriptor stepping K along the wrong axis or a missing transpose flag
     computes another product, which the fp64 check catches."""
     genome = Genome.default("cuda.wgmma").replace(raster=1).replace(**genes)
-    genome = Grammar(target).check(genome, workload)
-    exe = build_module(_kernel(get("cuda.wgmma"), genome.params, workload, target, 1), target)
-    report = verify(exe["main"], workload, tvm.cuda(0))
-    assert report.passed, (genome.describe(), report.failures)
+    _wgmma_passes_gate(target, workload, genome)
