@@ -6,14 +6,15 @@
         [--batch B] [--out-dtype float32] [--epilogue bias_gelu] \
         [--structures 256,2,4,1 128,2,4,8,p ...]
 
-Each structure is ``block_n,consumers,stages,raster[,p|,sk][,pp][,c2][,t][,sN][,cr][,l][,x3]``
+Each structure is ``block_n,consumers,stages,raster[,p|,sk|,st][,pp][,c2][,t][,sN][,cr][,l][,x3]``
 (`p`: the persistent schedule, `sk`: the streamk schedule (persistent, the last wave's tiles
-split over clusters of 2 blocks: with `s2` and `cr`), `pp`: its ping-pong arrangement (each
-consumer warpgroup its own 64-row tile, in turn), `c2`: clusters of 2 blocks multicasting B,
-`t`: the TMA-store write-back, `sN`: split-K over N blocks per tile, `cr`: its partials summed
-in the cluster's shared memory instead of a workspace and a second kernel, `l`: operands with
-rows that are not whole 128-byte lines copied into padded scratch first, `x3`: fp32 inputs as
-3xTF32, timed against cuBLAS fp32 with TF32 off; see `autokernel_tvm.families.cuda_wgmma`).
+split over clusters of 2 blocks: with `s2` and `cr`), `st`: stream-K, `pp`: the ping-pong
+arrangement (each consumer warpgroup its own 64-row tile, in turn), `c2`: clusters of 2
+blocks multicasting B, `t`: the TMA-store write-back, `sN`: split-K over N blocks per tile,
+`cr`: its partials summed in the cluster's shared memory instead of a workspace and a second
+kernel, `l`: operands with rows that are not whole 128-byte lines copied into padded scratch
+first, `x3`: fp32 inputs as 3xTF32, timed against cuBLAS fp32 with TF32 off; see
+`autokernel_tvm.families.cuda_wgmma`).
 For each: build with ``tir_pipeline="tirx"`` (nvcc), check ``C = A @ B.T`` (``--layout nt``, B
 stored N x K), ``C = A @ B`` (``nn``, B stored K x N) or ``C = A.T @ B`` (``tn``, A stored
 K x M, B K x N: ``torch.matmul(a.T, b)``), over ``--batch`` matrices if given, on
@@ -67,7 +68,8 @@ ACTS = {"": lambda x: x, "relu": torch.relu, "gelu": torch.nn.functional.gelu}
 def check_one(shape, dtype, structure, target, nt=True, batch=0, out_dtype="float32",
               epilogue="", ta=False) -> dict:  # fmt: skip
     block_n, consumers, stages, raster, *flags = structure
-    schedule = "persistent" if "p" in flags else "streamk" if "sk" in flags else "tile"
+    schedules = {"p": "persistent", "sk": "streamk", "st": "stream"}
+    schedule = next((schedules[f] for f in flags if f in schedules), "tile")
     cluster = 2 if "c2" in flags else 1
     store = "tma" if "t" in flags else "direct"
     arrangement = "pingpong" if "pp" in flags else "cooperative"

@@ -931,3 +931,52 @@ def test_streamk_builds_whole_waves_then_the_split_tail_in_one_launch(
     assert f"(((int)blockIdx.x) & 1) * {k // splits}" in src  # the split's first K element
     assert src.count("barrier_cluster_arrive_cluster_arrive();") >= 3  # producer, consumers, end
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+
+
+def test_stream_is_legal_where_the_tiles_leave_a_partial_wave():
+    """schedule=stream deals every tile's K steps out in equal shares: legal with the default
+    genes elsewhere (no splits, clusters or ping-pong), not where the tiles are whole waves;
+    kept out of the search's domain until it has passed the GPU gate."""
+    kw = {"smem_limit": SMEM, "sm_count": 132, "schedule": "stream"}
+    assert legal(4096, 4096, 4096, **kw) is None  # 512 tiles: 3.88 waves
+    conv = {**kw, "conv": (32, 28, 28, 256, 3, 3, 1), "store": "tma"}
+    assert legal(32 * 28 * 28, 256, 2304, **conv) is None  # 224 patch tiles: 1.7 waves
+    assert "whole waves" in legal(4096, 8448, 4096, **kw)  # 1056 = 8 x 132
+    assert "splits=1" in legal(4096, 4096, 4096, splits=2, **kw)
+    assert "splits=1" in legal(4096, 4096, 4096, cluster=2, raster=2, **kw)
+    assert "unknown" in legal(4096, 4096, 4096, **{**kw, "sm_count": 0})
+    assert "fewer than" in legal(64, 256, 256, **{**kw, "block_n": 128, "consumers": 1})
+    assert FAMILY.domain["schedule"] == ("tile", "persistent", "streamk")
+    assert WgmmaParams(schedule="stream").schedule == "stream"
+
+
+STREAM = [
+    (Workload("conv2d_nhwc", (32, 28, 28, 256, 256, 3, 3, 1, 1), "float16", "float16"),
+     {"store": "tma", "raster": 16}),
+    (Workload("gemm_gated_nt", (2048, 11008, 4096), "float16", "float16"), {"store": "tma"}),
+    (Workload("gemm_nt", (2047, 2561, 4091), "bfloat16", "bfloat16"), {"raster": 0}),
+    (Workload("batch_gemm", (3, 1000, 2048, 1024), "float16", "float16"), {"raster": 0}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("workload, genes", STREAM, ids=lambda x: str(x))
+def test_stream_runs_equal_shares_and_fixes_split_tiles_up_in_block_order(
+    needs_nvcc, tmp_path, workload, genes
+):
+    """Block g's share starts at g * W / sm_count; the block holding a tile's first K step
+    waits, with an acquire load, for each later block's flag and adds its share from the
+    workspace in block order; the others write their share and release their flag. The host
+    code zeroes the flags in a companion launch before the kernel. No spills."""
+    genome = Grammar(TARGET).check(DEFAULT.replace(schedule="stream", **genes), workload)
+    mod = kernel_module(genome, workload)
+    zero = f"ak_{workload.name}_zero"
+    assert zero in {gv.name_hint for gv in mod.functions}
+    exe = build_module(mod, TARGET, check_nvcc=True)
+    src = cuda_source(exe)
+    assert "ld.acquire.gpu.global.b32" in src and "st.release.gpu.global.b32" in src
+    assert "fence.acq_rel.gpu" in src
+    assert re.search(r"for \(int h = \(\(\(int\)blockIdx\.x\) \+ 1\); h <", src)  # block order
+    host = exe.mod.inspect_source("ll").split("@__tvm_ffi_main(")[1].split("\ndefine ")[0]
+    launches = re.findall(rf"call i32 %\d+\(ptr nonnull @\.tvm_func\.(main|{zero})_kernel", host)
+    assert launches[0] == zero and launches[-1] == "main"  # the flags are zero first
+    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)

@@ -241,6 +241,33 @@ def test_streamk_passes_the_gate(target, workload, genes):
     _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))
 
 
+STREAM = [
+    (Workload("conv2d_nhwc", (32, 28, 28, 256, 256, 3, 3, 1, 1), "float16", "float16"),
+     {"store": "tma", "raster": 16}),
+    (Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16"), {"store": "tma"}),
+    (Workload("gemm_gated_nt", (2048, 11008, 4096), "bfloat16", "bfloat16"), {}),
+    (Workload("gemm_nt", (2047, 2561, 4091), "bfloat16", "bfloat16"), {"raster": 0}),
+    (Workload("batch_gemm", (3, 1000, 2048, 1024), "float16", "float16"), {"raster": 0}),
+    (Workload("gemm_bias_gelu", (2048, 4096, 11008), "float16", "float16"), {}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "workload, genes",
+    STREAM,
+    ids=[w.name + "".join(f"_{v}" for v in g.values()) for w, g in STREAM],
+)
+def test_stream_passes_the_gate(target, workload, genes):
+    """stream-K: equal shares of all tiles' K steps, the tiles split between blocks fixed up by
+    the block holding their first K step from the later blocks' workspace shares, in block
+    order: a share read before its flag, a flag not cleared between launches (the gate runs
+    the kernel more than once), a wrong K offset or a missing share fails the fp64 check or
+    the determinism check; a wait with no writer hangs."""
+    _wgmma_passes_gate(
+        target, workload, Genome.default("cuda.wgmma").replace(schedule="stream", **genes)
+    )
+
+
 PAD_LINES = [
     Workload("gemm_nt", (2048, 4096, 1000), "float16", "float16"),
     Workload("gemm", (777, 1000, 520), "bfloat16", "bfloat16"),

@@ -75,8 +75,9 @@ BLOCK_NS = (64, 128, 256)  # wgmma N: 32..256 in steps of 8; 256 is the TMA box 
 CONSUMERS = (1, 2)  # warpgroups issuing wgmma; 2 x m64n256 f32 = 128 accumulators each
 STAGES = (2, 3, 4, 5, 6)
 #: one tile per block / one block per SM looping over tiles / persistent over the whole waves,
-#: then each tile of the partial last wave split over a cluster of blocks (stream-K's tail)
-SCHEDULES = ("tile", "persistent", "streamk")
+#: then each tile of the partial last wave split over a cluster of blocks (stream-K's tail) /
+#: stream-K: every block an equal, contiguous share of all tiles' K steps
+SCHEDULES = ("tile", "persistent", "streamk", "stream")
 CLUSTERS = (1, 2)  # blocks per cluster along M, sharing (multicasting) the B tile
 STORES = ("direct", "tma")  # the write-back: registers -> global, or -> shared -> TMA store
 SPLITS = (1, 2, 4, 8, 16, 32, 64)  # K ranges per output tile (split-K), summed by .splitk
@@ -150,7 +151,13 @@ class Structure:
         last wave computed by a cluster of ``splits`` (2) blocks, each over half its K steps,
         summed through the cluster's shared memory as ``reduction="cluster"`` sums a split
         tile (the last wave's ``t`` tiles take ``2 t`` blocks for half as long: 688 tiles on
-        132 SMs, 6 rounds as tiles, are 5.5 this way).
+        132 SMs, 6 rounds as tiles, are 5.5 this way); or "stream" (stream-K): block ``g`` runs
+        the (tile, K step) iterations ``[g W / sm_count, (g + 1) W / sm_count)`` of all ``W``,
+        in order, one ring across them; a tile is stored by the block holding its first K step,
+        after adding, in block order, the f32 shares the later blocks wrote to a workspace
+        (each writes its share first thing and releases a flag; the flags are zeroed by a
+        companion launch before the kernel). 224 tiles of 36 K steps on 132 SMs: 61 steps each
+        instead of 72.
     cluster : blocks per thread-block cluster along M (1 or 2); 2 multicasts B to the pair.
     store : the write-back, "direct" (each thread stores its pairs) or "tma" (staged in shared
         memory, boxes of 64 rows x 128 bytes stored by the TMA, asynchronously; where C's rows
@@ -331,6 +338,21 @@ def pad_rows(in_dtype: str, rows: int, cols: int, symbol: str) -> tvm.tirx.PrimF
     return pad.with_attrs({"global_symbol": symbol, PIPELINE_ATTR: "tirx"})
 
 
+def zero_flags(count: int, symbol: str) -> tvm.tirx.PrimFunc:
+    """``F[count] = 0``: the stream schedule's flags, cleared before each launch (its
+    workspace is not zeroed memory)."""
+
+    @T.prim_func
+    def zero(f: T.handle):
+        F = T.match_buffer(f, (count,), "int32")
+        T.device_entry()
+        T.cta_id([1])
+        tx = T.thread_id([count])
+        F[tx] = 0
+
+    return zero.with_attrs({"global_symbol": symbol, PIPELINE_ATTR: "tirx"})
+
+
 def c_through_scratch(n: int, st: Structure) -> bool:
     """Whether the TMA store writes C's ``n``-column rows into scratch rows of whole lines first
     (:func:`unpad_rows` copies them into C): they are not 16-byte multiples, which TMA strides
@@ -416,6 +438,8 @@ def split_reason(st: Structure, k: int, tiles: int, sm_count: int) -> str | None
         return f"splits={st.splits}: one of {SPLITS}"
     if st.schedule == "streamk":
         return _streamk_reason(st, k, tiles, sm_count)
+    if st.schedule == "stream":
+        return _stream_reason(st, k, tiles, sm_count)
     if st.splits == 1:
         return _reduction_reason(st)
     if st.conv or st.gated:
@@ -469,6 +493,28 @@ def _streamk_reason(st: Structure, k: int, tiles: int, sm_count: int) -> str | N
     tile = tile_rows(st.consumers) * st.block_n * 4
     if tile > ring:
         return f"streamk parks the f32 tile ({tile} B) in the ring ({ring} B)"
+    return None
+
+
+def _stream_reason(st: Structure, k: int, tiles: int, sm_count: int) -> str | None:
+    """Why ``schedule="stream"`` cannot deal ``tiles`` tiles' K steps out to the SMs, or None."""
+    if sm_count < 1:
+        return "stream: the target's multiprocessor count is unknown"
+    plain = st.cluster == 1 and st.arrangement == "cooperative" and st.reduction == "workspace"
+    if st.splits != 1 or not plain:
+        return (
+            "stream: K ranges come from the schedule: splits=1, cluster=1, cooperative, "
+            "reduction=workspace"
+        )
+    if st.in_dtype not in ("float16", "bfloat16"):
+        return "stream: fp16/bf16 inputs"
+    work = tiles * -(-k // k_step(st.in_dtype))
+    if tiles % sm_count == 0:
+        return f"stream: {tiles} tiles are whole waves of {sm_count}: nothing to balance"
+    if work // sm_count < SPLIT_MIN_STEPS:
+        return f"stream: {work} K steps leave a block fewer than {SPLIT_MIN_STEPS}"
+    if work * (sm_count + 1) >= 2**31:
+        return f"stream: {work} K steps overflow the schedule's 32-bit indexing"
     return None
 
 
@@ -654,7 +700,8 @@ def wgmma_gemm(
     is_conv = bool(conv)
     tiles, nb = grid_m * grid_n, max(batch, 1)
     streamk = st.schedule == "streamk"
-    persistent = st.schedule in ("persistent", "streamk")  # a block per SM, one ring across
+    stream = st.schedule == "stream"
+    persistent = st.schedule in ("persistent", "streamk", "stream")  # a block per SM
     tma_store = st.store == "tma"
     ring_elems = stages * (bm_rows + bn_rows) * bk  # a multiple of 1024 B: 128-byte rows
     out_bytes = _bytes(out_dtype)
@@ -686,6 +733,9 @@ def wgmma_gemm(
     if streamk:  # whole tiles over `whole` rounds, then the last wave's tiles, split
         ctas, tail = sm_count, nb * tiles % sm_count
         whole = nb * tiles // sm_count
+    if stream:  # block g: the (tile, K step) iterations [g * work // ctas, (g+1) * work // ctas)
+        ctas, work = sm_count, nb * tiles * k_tiles
+        segs = -(-work // ctas) // k_tiles + 2  # tiles a share can touch, at most
     acc_n = block_n // 2  # f32 accumulators per thread of an m64nN warpgroup tile
     stage_bytes = (bm_rows + bn_rows) * bk * es
     group = raster * grid_n
@@ -750,6 +800,15 @@ def wgmma_gemm(
 
     def tile_n(t):
         return t % tiles % group // group_rows(t)
+
+    def share(g):
+        """First (tile, K step) iteration of block ``g``'s share (stream)."""
+        return g * work // ctas
+
+    def at(ti, kt, base):
+        """Ring iteration of K step ``kt``: from the block's tile index ``ti``, or (stream)
+        from ``base``, the iterations the block ran before this tile's range."""
+        return step(ti, kt) if base is None else base + kt
 
     def step(ti, kt):
         """Iteration of the ring at K step ``kt`` of a block's tile ``ti`` (a Python 0 for one
@@ -886,12 +945,13 @@ def wgmma_gemm(
             T.ptx.mbarrier.arrive.shared__cluster.b64(mapped[0])
 
     @T.macro
-    def produce(A, B, full, empty, ring, a_map, b_map, rank, ti, k0, bi, bm, bn, steps=kts):
+    def produce(A, B, full, empty, ring, a_map, b_map, rank, ti, k0, bi, bm, bn, steps=kts,
+                base=None):
         # the producer's TMA loads of `steps` K steps from k0 of one tile (tile ti of this block)
         for kt in range(steps):
-            s = step(ti, kt) % stages
-            if step(ti, kt) >= stages:
-                T.cuda.mbarrier_wait(T.address_of(empty[s]), (step(ti, kt) // stages - 1) % 2)
+            s = at(ti, kt, base) % stages
+            if at(ti, kt, base) >= stages:
+                T.cuda.mbarrier_wait(T.address_of(empty[s]), (at(ti, kt, base) // stages - 1) % 2)
             T.ptx.mbarrier.arrive.expect_tx.shared.b64(
                 T.address_of(full[s]), T.uint32(stage_bytes))
             if is_conv:
@@ -1007,8 +1067,34 @@ def wgmma_gemm(
                 T.ptx["cp.async.bulk.commit_group"]()
 
     @T.macro
+    def contribute(acc, P, F, tid, g):
+        # stream: block g's f32 share of a tile it does not store, [fragment, consumer thread]
+        # (coalesced), then its flag, released after every consumer thread's stores
+        for i in T.unroll(acc_n):
+            P[g, i * threads + tid] = acc[i]
+        T.ptx.fence.acq_rel.gpu()
+        T.ptx.bar.sync(T.uint32(consumers + 1), T.uint32(threads))
+        if tid == 0:
+            T.ptx.st.release.gpu.global_.b32(T.address_of(F[g]), 1)
+
+    @T.macro
+    def fixup(acc, P, F, tid, g, last):
+        # stream: the shares of blocks g+1 .. last, added in block order (deterministic); each
+        # block writes its share first thing, so the wait ends without a cycle
+        flag = T.alloc_buffer((1,), "int32", scope="local")
+        for h in range(g + 1, last + 1):
+            if tid == 0:
+                flag[0] = 0
+                while flag[0] == 0:
+                    T.ptx.ld.acquire.gpu.global_.b32(flag[0], T.address_of(F[h]))
+            T.ptx.bar.sync(T.uint32(consumers + 1), T.uint32(threads))
+            for i in T.unroll(acc_n):
+                acc[i] = acc[i] + P[h, i * threads + tid]
+
+    @T.macro
     def consume(C, bias, full, empty, ring, acc, staged, c_map, desc_a, desc_b, rank, tid, wg,
-                ti, P, sp, bi, bm, bn, turns, red, steps=kts, summed=dsmem):
+                ti, P, sp, bi, bm, bn, turns, red, steps=kts, summed=dsmem, base=None, F=None,
+                span=None):
         # one warpgroup's wgmma over the ring for `steps` K steps of one tile, then its share of
         # the write-back (`summed`: the sum of the cluster's splits of the tile)
         for i in T.unroll(acc_n):
@@ -1019,8 +1105,8 @@ def wgmma_gemm(
             # two phases old (this warpgroup skipped that tile's K steps)
             T.cuda.mbarrier_wait(T.address_of(turns[1 - wg]), (ti - 1) // 2 % 2)
         for kt in range(steps):
-            s = step(ti, kt) % stages
-            T.cuda.mbarrier_wait(T.address_of(full[s]), step(ti, kt) // stages % 2)
+            s = at(ti, kt, base) % stages
+            T.cuda.mbarrier_wait(T.address_of(full[s]), at(ti, kt, base) // stages % 2)
             T.ptx.wgmma.fence.sync.aligned()
             for kk in T.unroll(bk // k_mma):
                 T.cuda.wgmma.encode_matrix_descriptor(
@@ -1036,16 +1122,29 @@ def wgmma_gemm(
             T.ptx.wgmma.commit_group.sync.aligned()
             T.ptx.wgmma.wait_group.sync.aligned(1)
             if kt > 0 and tid % 32 == 0:
-                release(empty, rank, (step(ti, kt) - 1) % stages)
+                release(empty, rank, (at(ti, kt, base) - 1) % stages)
         if pingpong and tid % 32 == 0:  # the other warpgroup may start its next mainloop
             T.ptx.mbarrier.arrive.shared.b64(T.address_of(turns[wg]))
         T.ptx.wgmma.wait_group.sync.aligned(0)
         if persistent and tid % 32 == 0:  # the tile's last stage: the next tile reuses it
-            release(empty, rank, step(ti, steps - 1) % stages)
+            release(empty, rank, at(ti, steps - 1, base) % stages)
         lane = tid % 32
         row = wg_row(wg) + tid % WG_THREADS // 32 * 16 + lane // 4
         if summed:
             cluster_sum(C, bias, acc, red, sp, tid, wg, bi, bm, bn)
+        elif stream:  # span: (this block, its range's first and end iterations, the tile)
+            if span[1] == span[3] * k_tiles:  # the tile's first K steps: this block stores it
+                if span[2] < (span[3] + 1) * k_tiles:  # later blocks hold the rest
+                    fixup(acc, P, F, tid, span[0], ((span[3] + 1) * k_tiles * ctas - 1) // work)
+                if tma_store:
+                    stage_out(C, bias, acc, staged, c_map, tid, wg, bi, bm, bn, row)
+                else:
+                    for i in T.unroll(acc_n // 8 if gated else acc_n // 4):
+                        col = bn * block_c + i * 8 + lane % 4 * 2
+                        store(C, bias, acc, i * 4, bi, bm, row, col)
+                        store(C, bias, acc, i * 4 + 2, bi, bm, row + 8, col)
+            else:
+                contribute(acc, P, F, tid, span[0])
         elif splits > 1 and not streamk:
             for i in T.unroll(acc_n // 4):
                 col = bn * block_c + i * 8 + lane % 4 * 2
@@ -1075,7 +1174,7 @@ def wgmma_gemm(
                       SPLIT_THREADS)
 
     @T.macro
-    def device(A, B, C, bias, a_map, b_map, c_map, P):
+    def device(A, B, C, bias, a_map, b_map, c_map, P, F=None):
         bx = T.cta_id([ctas])
         if cluster > 1:
             _rank = T.cta_id_in_cluster([cluster])  # launches clusters; == bx % cluster
@@ -1124,7 +1223,16 @@ def wgmma_gemm(
             T.cuda.cta_sync()
         if wg == consumers:
             if tid == consumers * WG_THREADS:
-                if streamk:
+                if stream:
+                    for j in range(segs):
+                        t = share(bx) // k_tiles + j
+                        lo = T.max(share(bx), t * k_tiles)
+                        hi = T.min(share(bx + 1), (t + 1) * k_tiles)
+                        if lo < hi:
+                            produce(A, B, full, empty, ring, a_map, b_map, 0, None,
+                                    lo - t * k_tiles, t // tiles, tile_m(t), tile_n(t), hi - lo,
+                                    lo - share(bx))
+                elif streamk:
                     for ti in range(whole):
                         t = bx + ti * ctas
                         produce(A, B, full, empty, ring, a_map, b_map, 0, ti, 0, t // tiles,
@@ -1151,7 +1259,18 @@ def wgmma_gemm(
                 T.ptx.barrier.cluster.arrive()
                 T.ptx.barrier.cluster.wait()
         else:
-            if streamk:
+            if stream:
+                for j in range(segs):
+                    t = share(bx) // k_tiles + j
+                    lo = T.max(share(bx), t * k_tiles)
+                    hi = T.min(share(bx + 1), (t + 1) * k_tiles)
+                    if lo < hi:
+                        consume(C, bias, full, empty, ring, acc,
+                                staged if tma_store else None,  # noqa: F821
+                                c_map, desc_a, desc_b,  # noqa: F821
+                                0, tid, wg, None, P, 0, t // tiles, tile_m(t), tile_n(t), None,
+                                None, hi - lo, False, lo - share(bx), F, (bx, lo, hi, t))
+            elif streamk:
                 for ti in range(whole):
                     t = bx + ti * ctas
                     consume(C, bias, full, empty, ring, acc,
@@ -1220,10 +1339,15 @@ def wgmma_gemm(
                           *c_tma[1:], 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
         if workspace:  # the f32 partial sums
             P = T.alloc_buffer((splits, nb * m, n), "float32")
+        if stream:  # each block's share of the tile it does not store, and its flag
+            P = T.alloc_buffer((ctas, acc_n * threads), "float32")
+            F = T.alloc_buffer((ctas,), "int32")
+            T.call_packed(f"{symbol}_zero_kernel", F.data, 1, ctas)
         with T.attr({"tirx.device_entry": True}):  # host code follows it (split-K)
             device(A, B, C, bias, a_map, b_map,
                    c_map if tma_store else None,  # noqa: F821
-                   P if workspace else None)  # noqa: F821
+                   P if workspace or stream else None,  # noqa: F821
+                   F if stream else None)  # noqa: F821
         if workspace:  # the sum of the partials, in split order, and the epilogue
             T.call_packed(f"{symbol}_reduce_kernel",
                           *reduce_args(C, P, bias, operands),  # noqa: F821
@@ -1284,6 +1408,8 @@ def wgmma_module(
             split = split_operand(name, rows, cols, kmajor=kmajor, batch=st.batch,
                                   symbol=f"{symbol}_split_{name}")  # fmt: skip
             funcs[f"{symbol}_split_{name}"] = split.with_attr(PIPELINE_ATTR, "tirx")
+    if st.schedule == "stream":
+        funcs[f"{symbol}_zero"] = zero_flags(sm_count, f"{symbol}_zero")
     if c_through_scratch(n, st):
         nb_m = max(st.batch, 1) * m
         unpad = unpad_rows(st.out_dtype, nb_m, n, f"{symbol}_unpad_c")
