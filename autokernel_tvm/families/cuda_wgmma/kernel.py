@@ -1067,6 +1067,17 @@ def wgmma_gemm(
                 T.ptx["cp.async.bulk.commit_group"]()
 
     @T.macro
+    def write_back(C, bias, acc, staged, c_map, tid, wg, bi, bm, bn, row, lane):
+        # a warpgroup's finished tile into C: through shared memory and the TMA, or directly
+        if tma_store:
+            stage_out(C, bias, acc, staged, c_map, tid, wg, bi, bm, bn, row)
+        else:
+            for i in T.unroll(acc_n // 8 if gated else acc_n // 4):
+                col = bn * block_c + i * 8 + lane % 4 * 2
+                store(C, bias, acc, i * 4, bi, bm, row, col)
+                store(C, bias, acc, i * 4 + 2, bi, bm, row + 8, col)
+
+    @T.macro
     def contribute(acc, P, F, tid, g):
         # stream: block g's f32 share of a tile it does not store, [fragment, consumer thread]
         # (coalesced), then its flag, released after every consumer thread's stores
@@ -1136,13 +1147,7 @@ def wgmma_gemm(
             if span[1] == span[3] * k_tiles:  # the tile's first K steps: this block stores it
                 if span[2] < (span[3] + 1) * k_tiles:  # later blocks hold the rest
                     fixup(acc, P, F, tid, span[0], ((span[3] + 1) * k_tiles * ctas - 1) // work)
-                if tma_store:
-                    stage_out(C, bias, acc, staged, c_map, tid, wg, bi, bm, bn, row)
-                else:
-                    for i in T.unroll(acc_n // 8 if gated else acc_n // 4):
-                        col = bn * block_c + i * 8 + lane % 4 * 2
-                        store(C, bias, acc, i * 4, bi, bm, row, col)
-                        store(C, bias, acc, i * 4 + 2, bi, bm, row + 8, col)
+                write_back(C, bias, acc, staged, c_map, tid, wg, bi, bm, bn, row, lane)
             else:
                 contribute(acc, P, F, tid, span[0])
         elif splits > 1 and not streamk:
@@ -1150,13 +1155,8 @@ def wgmma_gemm(
                 col = bn * block_c + i * 8 + lane % 4 * 2
                 store_partial(P, acc, i * 4, sp, bi, bm, row, col)
                 store_partial(P, acc, i * 4 + 2, sp, bi, bm, row + 8, col)
-        elif tma_store:
-            stage_out(C, bias, acc, staged, c_map, tid, wg, bi, bm, bn, row)
         else:
-            for i in T.unroll(acc_n // 8 if gated else acc_n // 4):
-                col = bn * block_c + i * 8 + lane % 4 * 2
-                store(C, bias, acc, i * 4, bi, bm, row, col)
-                store(C, bias, acc, i * 4 + 2, bi, bm, row + 8, col)
+            write_back(C, bias, acc, staged, c_map, tid, wg, bi, bm, bn, row, lane)
 
     @T.macro
     def pad_into(X, scratch, name, rows, cols):
