@@ -15,6 +15,8 @@ from autokernel_tvm.families.cuda_wgmma.kernel import (
     WgmmaStructureError,
     legal,
     smem_bytes,
+    stream_last,
+    stream_share,
     wgmma_gemm,
     wgmma_module,
 )
@@ -980,3 +982,35 @@ def test_stream_runs_equal_shares_and_fixes_split_tiles_up_in_block_order(
     launches = re.findall(rf"call i32 %\d+\(ptr nonnull @\.tvm_func\.(main|{zero})_kernel", host)
     assert launches[0] == zero and launches[-1] == "main"  # the flags are zero first
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "tiles, k_tiles, ctas",
+    [(224, 36, 132), (512, 64, 132), (1376, 64, 132), (5, 100, 132), (133, 1, 132), (7, 9, 3)],
+)
+def test_stream_shares_cover_every_k_step_once_and_name_each_tiles_helpers(tiles, k_tiles, ctas):
+    """The kernel's loops, modelled: block g runs the segments of [share(g), share(g + 1)) that
+    fall in each tile it touches. Every (tile, K step) runs exactly once; the block holding a
+    tile's first K step waits on exactly the blocks g+1 .. stream_last(t) -- those whose first
+    segment (the only one that can start mid-tile) is a later part of that tile -- so every
+    share it adds exists, and none is missed."""
+    work = tiles * k_tiles
+    runs = [0] * work
+    helpers, stores = {}, {}
+    for g in range(ctas):
+        first, end = stream_share(g, work, ctas), stream_share(g + 1, work, ctas)
+        t = first // k_tiles
+        while t * k_tiles < end:
+            lo, hi = max(first, t * k_tiles), min(end, (t + 1) * k_tiles)
+            for i in range(lo, hi):
+                runs[i] += 1
+            if lo == t * k_tiles:
+                later = list(range(g + 1, stream_last(t, k_tiles, work, ctas) + 1))
+                stores[t] = later if hi < (t + 1) * k_tiles else []
+            else:
+                assert lo == first  # a share starts mid-tile only at the block's start
+                helpers.setdefault(t, []).append(g)
+            t += 1
+    assert runs == [1] * work
+    assert sorted(stores) == list(range(tiles))
+    assert all(stores[t] == helpers.get(t, []) for t in range(tiles))

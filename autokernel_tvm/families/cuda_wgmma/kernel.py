@@ -338,6 +338,18 @@ def pad_rows(in_dtype: str, rows: int, cols: int, symbol: str) -> tvm.tirx.PrimF
     return pad.with_attrs({"global_symbol": symbol, PIPELINE_ATTR: "tirx"})
 
 
+def stream_share(g, work: int, ctas: int):
+    """stream: the first of block ``g``'s (tile, K step) iterations; its share ends where block
+    ``g + 1``'s begins. ``g`` may be an int or a kernel expression."""
+    return g * work // ctas
+
+
+def stream_last(t, k_tiles: int, work: int, ctas: int):
+    """stream: the block whose share holds tile ``t``'s last K step: the blocks after the one
+    holding its first K step, up to this one, each hold a middle or end part of the tile."""
+    return ((t + 1) * k_tiles * ctas - 1) // work
+
+
 def zero_flags(count: int, symbol: str) -> tvm.tirx.PrimFunc:
     """``F[count] = 0``: the stream schedule's flags, cleared before each launch (its
     workspace is not zeroed memory)."""
@@ -802,8 +814,7 @@ def wgmma_gemm(
         return t % tiles % group // group_rows(t)
 
     def share(g):
-        """First (tile, K step) iteration of block ``g``'s share (stream)."""
-        return g * work // ctas
+        return stream_share(g, work, ctas)
 
     def at(ti, kt, base):
         """Ring iteration of K step ``kt``: from the block's tile index ``ti``, or (stream)
@@ -1146,7 +1157,7 @@ def wgmma_gemm(
         elif stream:  # span: (this block, its range's first and end iterations, the tile)
             if span[1] == span[3] * k_tiles:  # the tile's first K steps: this block stores it
                 if span[2] < (span[3] + 1) * k_tiles:  # later blocks hold the rest
-                    fixup(acc, P, F, tid, span[0], ((span[3] + 1) * k_tiles * ctas - 1) // work)
+                    fixup(acc, P, F, tid, span[0], stream_last(span[3], k_tiles, work, ctas))
                 write_back(C, bias, acc, staged, c_map, tid, wg, bi, bm, bn, row, lane)
             else:
                 contribute(acc, P, F, tid, span[0])
