@@ -47,6 +47,8 @@ from .hardware import L2_FLUSH_BYTES
 #: Relative spread of per-round medians above which a timing is reported as unstable.
 DISAGREE = 0.15
 #: CPU: milliseconds of calls per turn of one callable.
+#: ways to clear the GPU's L2 before each timed call (:func:`compare`'s ``flush``)
+FLUSHES = ("write", "read")
 CPU_TURN_MS = 5.0
 #: CPU: pause before each turn, so that the other side's pool stops spinning first.
 CPU_SETTLE_S = 0.02
@@ -95,6 +97,7 @@ def compare(
     rounds: int = 10,
     threads: int | None = None,
     warn: bool = True,
+    flush: str = "write",
 ) -> Timing:
     """Time every callable of ``fns`` in alternation on ``device``.
 
@@ -112,14 +115,21 @@ def compare(
         CPU only: threads for torch and TVM (default: TVM's pool size, :func:`match_threads`).
     warn : bool
         Also issue the warnings as ``RuntimeWarning``.
+    flush : str
+        GPU: how the L2 is cleared before each call, ``"write"`` (zero the buffer: what every
+        committed result used) or ``"read"`` (sum it: the L2 is left holding clean lines, so
+        the call does not also pay for writing back the flush's dirty ones). ``timing_check.py``
+        compares the two on a 20 us kernel.
     """
     if not fns:
         raise ValueError("nothing to time: pass at least one callable")
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
+    if flush not in FLUSHES:
+        raise ValueError(f"flush must be one of {FLUSHES}, got {flush!r}")
     device = torch.device(device)
     if device.type == "cuda":
-        result = _compare_gpu(dict(fns), device, warmup_ms, rep_ms, rounds)
+        result = _compare_gpu(dict(fns), device, warmup_ms, rep_ms, rounds, flush)
     elif device.type == "cpu":
         used = match_threads(threads)
         result = _compare_cpu(dict(fns), warmup_ms, rep_ms, rounds)
@@ -244,9 +254,18 @@ def _compare_cpu(fns: dict, warmup_ms: float, rep_ms: float, rounds: int) -> Tim
     )
 
 
-def _compare_gpu(fns: dict, device, warmup_ms: float, rep_ms: float, rounds: int) -> Timing:
+def _compare_gpu(
+    fns: dict, device, warmup_ms: float, rep_ms: float, rounds: int, flush: str = "write"
+) -> Timing:
     with torch.cuda.device(device):
-        cache = torch.empty(L2_FLUSH_BYTES // 4, dtype=torch.int32, device=device)
+        cache = torch.zeros(L2_FLUSH_BYTES // 4, dtype=torch.int32, device=device)
+
+        def clear():
+            if flush == "write":
+                cache.zero_()
+            else:
+                cache.sum(dtype=torch.int64)
+
         estimate = {}
         for name, fn in fns.items():
             fn()
@@ -254,7 +273,7 @@ def _compare_gpu(fns: dict, device, warmup_ms: float, rep_ms: float, rounds: int
             start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(True)
             start.record()
             for _ in range(5):
-                cache.zero_()
+                clear()
                 fn()
             stop.record()
             torch.cuda.synchronize()
@@ -268,7 +287,7 @@ def _compare_gpu(fns: dict, device, warmup_ms: float, rep_ms: float, rounds: int
         for r in range(reps):
             for name, fn in _turns(fns, r):
                 begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(True)
-                cache.zero_()
+                clear()
                 begin.record()
                 fn()
                 end.record()

@@ -68,3 +68,5 @@ def test_bad_requests_are_refused():
         timing.time_callable(lambda: None, "meta")
     with pytest.raises(ValueError, match="nothing to time"):
         timing.compare({}, "cpu")
+    with pytest.raises(ValueError, match="flush must be one of"):
+        timing.compare({"x": lambda: None}, "cpu", flush="none")

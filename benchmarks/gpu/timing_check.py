@@ -4,8 +4,9 @@
     python benchmarks/gpu/timing_check.py        # writes $OUT/timing_check.json if OUT is set
 
 Times cuBLAS fp16 GEMMs against themselves (the ratio must be ~1), a GEMM against one twice
-its size (~0.5), and a memory-bound copy that fits in L2 (the flush must make it pay for
-DRAM: its timing must be above a warm-L2 back-to-back timing). Needs only torch (timing.py is
+its size (~0.5), a memory-bound copy that fits in L2 (the flush must make it pay for
+DRAM: its timing must be above a warm-L2 back-to-back timing), and a 20 us decode GEMM against
+itself under each way of flushing (its rounds must agree). Needs only torch (timing.py is
 loaded by path, so TVM need not be importable). Prints a table; exit 1 if a check fails.
 """
 
@@ -62,6 +63,18 @@ def main() -> int:
     torch.cuda.synchronize()
     warm = start.elapsed_time(stop) / 1000 / 1e3
     check("L2-sized copy: flushed / warm back-to-back", flushed / warm, 1.0, 1e3)
+    # A 20 us GEMM (decode, 64 rows) against itself under each flush: the write flush leaves
+    # the L2 full of dirty lines that the call then writes back (a guess at why such rows
+    # disagreed by up to 250% between rounds on 2026-12-04); the read flush leaves clean ones.
+    x = torch.randn(64, 4096, device=dev, dtype=torch.float16)
+    for flush in timing.FLUSHES:
+        small = timing.compare(
+            {"x": lambda: x @ b, "y": lambda: x @ b}, dev, warn=False, flush=flush
+        )
+        us = small.seconds["x"] * 1e6
+        check(f"decode gemm vs itself, {flush} flush (ratio)", small.ratio("x", "y"), 0.9, 1.1)
+        check(f"decode gemm, {flush} flush: round spread", small.spread("x"), 0.0,
+              timing.DISAGREE, f"{us:.1f} us")  # fmt: skip
     out = os.environ.get("OUT")
     if out:
         with open(os.path.join(out, "timing_check.json"), "w") as f:
