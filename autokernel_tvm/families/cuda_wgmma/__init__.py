@@ -63,26 +63,25 @@ OPS = {
 
 @dataclass(frozen=True)
 class WgmmaParams(Params):
-    """block_n: N of the block tile and of each ``wgmma m64nNk16``; consumers: warpgroups
-    issuing wgmma (the block tile is ``64 * consumers`` rows); stages: TMA ring depth;
-    raster: M tiles per rasterization group (0 = row-major); schedule: "tile" (a block per
-    output tile), "persistent" (a block per SM looping over tiles, the epilogue overlapping
-    the next tile's loads) or "streamk" (persistent over the whole waves, then each tile of the
-    partial last wave split over a cluster of ``splits`` blocks, summed in its shared memory:
+    """block_n: N of the block tile and of each ``wgmma m64nNk16``; consumers: warpgroups issuing
+    wgmma (the block tile is ``64 * consumers`` rows); stages: TMA ring depth; raster: M tiles
+    per rasterization group (0 = row-major); schedule: "tile" (a block per output tile),
+    "persistent" (a block per SM looping over tiles, the epilogue overlapping the next tile's
+    loads), "streamk" (persistent over the whole waves, then each tile of the partial last wave
+    split over a cluster of 2 blocks, ``splits=2``, summed in its shared memory:
     ``reduction="cluster"``) or "stream" (stream-K: each block an equal contiguous share of all
     tiles' K steps; a tile's later shares go through a workspace to the block that stores it;
     not yet drawn by the search); cluster: blocks per thread-block cluster along M (2: the pair
     shares the B tile through TMA multicast); store: the write-back, "direct" from registers or
-    "tma" (staged in shared memory and stored by the TMA while the next tile computes);
-    splits: blocks sharing one output tile's K steps (split-K: f32 partials, then a
-    deterministic reduction that applies the epilogue), for grids with fewer tiles than SMs;
-    pad: "lines" copies operands whose rows are not whole 128-byte lines into padded scratch
-    first, "needed" only those the TMA cannot address at all; arrangement: "cooperative" (the
-    consumers split one tile) or "pingpong" (persistent, two consumers: each its own 64-row
-    tile, in turn, one's write-back overlapping the other's wgmma); reduction: how split-K's
-    partials are summed, "workspace" (f32 partials through L2, then a second kernel) or
-    "cluster" (a tile's splits are one thread-block cluster and sum through its distributed
-    shared memory: one launch)."""
+    "tma" (staged in shared memory and stored by the TMA while the next tile computes); splits:
+    blocks sharing one output tile's K steps (split-K: f32 partials, then a deterministic
+    reduction that applies the epilogue), for grids with fewer tiles than SMs; pad: "lines"
+    copies operands whose rows are not whole 128-byte lines into padded scratch first, "needed"
+    only those the TMA cannot address at all; arrangement: "cooperative" (the consumers split
+    one tile) or "pingpong" (persistent, two consumers: each its own 64-row tile, in turn, one's
+    write-back overlapping the other's wgmma); reduction: how split-K's partials are summed,
+    "workspace" (f32 partials through L2, then a second kernel) or "cluster" (a tile's splits
+    are one thread-block cluster and sum through its distributed shared memory: one launch)."""
 
     block_n: int = 256
     consumers: int = 2

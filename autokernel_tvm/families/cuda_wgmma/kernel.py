@@ -15,6 +15,9 @@ like an MN-major B and read through wgmma's A transpose), optionally over a lead
 
     blockIdx.x -> (batch, bm, bn) tile, rasterized in groups of `raster` M tiles (L2 reuse of B);
         persistent schedule: one block per SM, looping over tiles blockIdx.x + i * gridDim.x
+        streamk: persistent over the whole waves, then the last wave's tiles split over
+        clusters of 2 blocks (summed in shared memory); stream: stream-K, each block an equal
+        share of all tiles' K steps (split tiles summed through a workspace)
     warpgroup `consumers` (producer, one elected thread):
         for k: wait empty[s]; expect_tx full[s]; TMA A[bm, k] and B[bn, k] -> stage s
                (MN-major B: BN / 64 TMA boxes of 64 K-rows x 64 N-columns, one swizzle atom wide)
