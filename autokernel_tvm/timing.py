@@ -46,9 +46,9 @@ from .hardware import L2_FLUSH_BYTES
 
 #: Relative spread of per-round medians above which a timing is reported as unstable.
 DISAGREE = 0.15
-#: CPU: milliseconds of calls per turn of one callable.
 #: ways to clear the GPU's L2 before each timed call (:func:`compare`'s ``flush``)
 FLUSHES = ("write", "read")
+#: CPU: milliseconds of calls per turn of one callable.
 CPU_TURN_MS = 5.0
 #: CPU: pause before each turn, so that the other side's pool stops spinning first.
 CPU_SETTLE_S = 0.02

@@ -82,6 +82,11 @@ def _kernel(family, params, workload, target, seed: int):
     return sch.mod
 
 
+def _ids(cases) -> list[str]:
+    """Test ids of (workload, genes) cases: the workload's name, then each gene's value."""
+    return [w.name + "".join(f"_{v}" for v in g.values()) for w, g in cases]
+
+
 def _wgmma_passes_gate(target, workload, genome):
     """The grammar's check of a ``cuda.wgmma`` genome, its build, then the correctness gate."""
     genome = Grammar(target).check(genome, workload)
@@ -168,7 +173,7 @@ PERSISTENT = [
 @pytest.mark.parametrize(
     "workload, genes",
     PERSISTENT,
-    ids=[w.name + "".join(f"_{v}" for v in g.values()) for w, g in PERSISTENT],
+    ids=_ids(PERSISTENT),
 )
 def test_persistent_schedule_passes_the_gate(target, workload, genes):
     """A block per SM looping over tiles, the ring's phases carried across them: a phase off by
@@ -230,7 +235,7 @@ STREAMK = [
 @pytest.mark.parametrize(
     "workload, genes",
     STREAMK,
-    ids=[w.name + "".join(f"_{v}" for v in g.values()) for w, g in STREAMK],
+    ids=_ids(STREAMK),
 )
 def test_streamk_passes_the_gate(target, workload, genes):
     """Whole waves of tiles, then each last-wave tile split over a cluster and summed in its
@@ -255,7 +260,7 @@ STREAM = [
 @pytest.mark.parametrize(
     "workload, genes",
     STREAM,
-    ids=[w.name + "".join(f"_{v}" for v in g.values()) for w, g in STREAM],
+    ids=_ids(STREAM),
 )
 def test_stream_passes_the_gate(target, workload, genes):
     """stream-K: equal shares of all tiles' K steps, the tiles split between blocks fixed up by
@@ -301,7 +306,7 @@ TRANS_A = [
 @pytest.mark.parametrize(
     "workload, genes",
     TRANS_A,
-    ids=[w.name + "".join(f"_{v}" for v in g.values()) for w, g in TRANS_A],
+    ids=_ids(TRANS_A),
 )
 def test_transposed_a_passes_the_gate(target, workload, genes):
     """A stored [K, M], read through wgmma's transpose: a box loaded at the wrong M or K

@@ -504,11 +504,7 @@ def _streamk_reason(st: Structure, k: int, tiles: int, sm_count: int) -> str | N
             f"streamk: splits={st.splits} must divide the {k_tiles} K steps into ranges of at "
             f"least {SPLIT_MIN_STEPS}"
         )
-    ring = smem_bytes(st.block_n, st.consumers, st.stages)
-    tile = tile_rows(st.consumers) * st.block_n * 4
-    if tile > ring:
-        return f"streamk parks the f32 tile ({tile} B) in the ring ({ring} B)"
-    return None
+    return _parking_reason(st, "streamk")
 
 
 def _stream_reason(st: Structure, k: int, tiles: int, sm_count: int) -> str | None:
@@ -544,10 +540,15 @@ def _reduction_reason(st: Structure) -> str | None:
         return f"reduction=cluster: {st.splits} splits > a portable cluster of {PORTABLE_CLUSTER}"
     if st.schedule != "tile":
         return "reduction=cluster: a cluster is one tile's splits launched together (schedule=tile)"
-    ring = smem_bytes(st.block_n, st.consumers, st.stages)  # store=direct: the ring alone
+    return _parking_reason(st, "reduction=cluster")
+
+
+def _parking_reason(st: Structure, who: str) -> str | None:
+    """Why the block's f32 tile, summed across a cluster, does not fit over the drained ring."""
+    ring = smem_bytes(st.block_n, st.consumers, st.stages)  # the ring alone, without staging
     tile = tile_rows(st.consumers) * st.block_n * 4
     if tile > ring:
-        return f"reduction=cluster parks the f32 tile ({tile} B) in the ring ({ring} B)"
+        return f"{who} parks the f32 tile ({tile} B) in the ring ({ring} B)"
     return None
 
 
@@ -819,6 +820,12 @@ def wgmma_gemm(
     def share(g):
         return stream_share(g, work, ctas)
 
+    def segment(g, j):
+        """(tile, first iteration, end iteration) of the ``j``-th tile block ``g``'s share
+        touches; empty (first >= end) past the share's end."""
+        t = share(g) // k_tiles + j
+        return t, T.max(share(g), t * k_tiles), T.min(share(g + 1), (t + 1) * k_tiles)
+
     def at(ti, kt, base):
         """Ring iteration of K step ``kt``: from the block's tile index ``ti``, or (stream)
         from ``base``, the iterations the block ran before this tile's range."""
@@ -836,7 +843,7 @@ def wgmma_gemm(
     def k_at(k0, kt):
         """K coordinate of K step ``kt`` of a unit whose range starts at K step ``k0`` (a
         Python 0 without split-K, which keeps that kernel's indexing as it was)."""
-        return kt * bk if isinstance(k0, int) and k0 == 0 else (k0 + kt) * bk
+        return k_index(k0, kt) * bk
 
     def split_of(u):
         """Split (K range) of work unit ``u``: a Python 0 without split-K."""
@@ -1239,9 +1246,7 @@ def wgmma_gemm(
             if tid == consumers * WG_THREADS:
                 if stream:
                     for j in range(segs):
-                        t = share(bx) // k_tiles + j
-                        lo = T.max(share(bx), t * k_tiles)
-                        hi = T.min(share(bx + 1), (t + 1) * k_tiles)
+                        t, lo, hi = segment(bx, j)
                         if lo < hi:
                             produce(A, B, full, empty, ring, a_map, b_map, 0, None,
                                     lo - t * k_tiles, t // tiles, tile_m(t), tile_n(t), hi - lo,
@@ -1275,9 +1280,7 @@ def wgmma_gemm(
         else:
             if stream:
                 for j in range(segs):
-                    t = share(bx) // k_tiles + j
-                    lo = T.max(share(bx), t * k_tiles)
-                    hi = T.min(share(bx + 1), (t + 1) * k_tiles)
+                    t, lo, hi = segment(bx, j)
                     if lo < hi:
                         consume(C, bias, full, empty, ring, acc,
                                 staged if tma_store else None,  # noqa: F821
