@@ -1,0 +1,167 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Gate and time chosen `cuda.wgmma` genomes of any workload against PyTorch, in one process.
+
+    OUT=/tmp/out python benchmarks/gpu/genome_check.py --op conv2d_nhwc \
+        --shape 32,28,28,256,256,3,3,1,1 --dtype float16 --out-dtype float16 \
+        --genomes schedule=persistent,store=tma,raster=16 schedule=stream,store=tma,raster=16
+
+Each genome is ``gene=value,...`` over the family's default (`Genome.default("cuda.wgmma")`).
+For each: the grammar's check (an illegal genome is reported with its reason), the build
+(``tir_pipeline="tirx"``, nvcc), the whole correctness gate (`autokernel_tvm.verify.verify`,
+fresh seed), then the kernel and the op's PyTorch expression (`autokernel_tvm.torch.baselines`:
+cuBLAS for matmuls, cuDNN on channels-last views for conv2d) timed in alternation with
+`autokernel_tvm.timing.compare` (L2 flushed). Unlike `wgmma_check.py` it takes every op the
+family takes (conv2d, gated and fused epilogues, batched) and checks with the gate, not one
+normwise error. Prints a table; writes ``$OUT/genome_check_<workload>.json`` and appends rows to
+``$OUT/<device>.jsonl`` (`autokernel_tvm.results` schema).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+
+os.environ.setdefault("TVM_CUDA_COMPILE_MODE", "nvcc")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import tvm  # noqa: E402
+
+from autokernel_tvm import results, timing  # noqa: E402
+from autokernel_tvm.builder import build_module  # noqa: E402
+from autokernel_tvm.families import get  # noqa: E402
+from autokernel_tvm.space.genome import Genome  # noqa: E402
+from autokernel_tvm.space.grammar import Grammar  # noqa: E402
+from autokernel_tvm.targets import detect_cuda_arch, make_target  # noqa: E402
+from autokernel_tvm.torch.baselines import make_baseline  # noqa: E402
+from autokernel_tvm.verify import verify  # noqa: E402
+from autokernel_tvm.workloads import Workload  # noqa: E402
+
+TORCH = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+def parse_genes(text: str) -> dict:
+    """``schedule=stream,raster=16`` -> {"schedule": "stream", "raster": 16}."""
+    genes = {}
+    for item in filter(None, text.split(",")):
+        key, _, value = item.partition("=")
+        genes[key] = int(value) if value.lstrip("-").isdigit() else value
+    return genes
+
+
+def check_one(
+    workload: Workload, genes: dict, target, gen: torch.Generator, profile: bool = False
+) -> dict:
+    row: dict = {"genes": genes}
+    genome = Grammar(target).check(Genome.default("cuda.wgmma").replace(**genes), workload)
+    row["genome"] = genome.describe()
+    t0 = time.time()
+    kernel = get("cuda.wgmma").candidate(genome.params, workload, target)
+    fn = build_module(kernel.mod, target)["main"]
+    row["build_s"] = time.time() - t0
+    if profile:  # under a profiler: three calls on random inputs, nothing else launched
+        inputs = [torch.randn(a.shape, device="cuda").to(TORCH[a.dtype]) for a in workload.inputs]
+        out = torch.empty(workload.output.shape, device="cuda", dtype=TORCH[workload.out_dtype])
+        for _ in range(3):
+            fn(*[tvm.runtime.from_dlpack(t) for t in (*inputs, out)])
+        torch.cuda.synchronize()
+        return row
+    report = verify(fn, workload, tvm.cuda(0))
+    row["gate"] = {"passed": report.passed, "failures": report.failures[:4],
+                   "max_error_ratio": report.max_error_ratio}  # fmt: skip
+    if not report.passed:
+        return row
+    inputs = [
+        torch.randn(a.shape, generator=gen, device="cuda").to(TORCH[a.dtype])
+        for a in workload.inputs
+    ]
+    out = torch.empty(workload.output.shape, device="cuda", dtype=TORCH[workload.out_dtype])
+    args = [tvm.runtime.from_dlpack(t) for t in (*inputs, out)]
+    base = make_baseline(workload.to_json(), inputs)
+    fn(*args)
+    want = base().double()
+    row["rel_err_vs_torch"] = ((out.double() - want).norm() / want.norm()).item()
+    both = timing.compare({"k": lambda: fn(*args), "torch": base}, "cuda")
+    sec, ref = both.seconds["k"], both.seconds["torch"]
+    row.update(tflops=workload.flops / sec / 1e12, torch_tflops=workload.flops / ref / 1e12)
+    row.update(us=sec * 1e6, torch_us=ref * 1e6, ratio=ref / sec, warnings=both.warnings)
+    return row
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--op", default="gemm_nt")
+    p.add_argument("--shape", required=True, help="the op's dims, comma-separated")
+    p.add_argument("--dtype", default="float16", choices=sorted(TORCH))
+    p.add_argument("--out-dtype", default="", choices=["", *sorted(TORCH)])
+    p.add_argument("--genomes", nargs="+", required=True, help="gene=value,... each")
+    p.add_argument(
+        "--profile", action="store_true", help="no gate, no timing: 3 calls each (for ncu)"
+    )
+    args = p.parse_args(argv)
+    arch = detect_cuda_arch()
+    if arch is None:
+        print("error: no CUDA GPU", file=sys.stderr)
+        return 2
+    from autokernel_tvm.intrin import import_stock_intrinsics, register_all
+
+    import_stock_intrinsics()
+    register_all()
+    target = make_target("cuda", arch)
+    shape = tuple(int(x) for x in args.shape.split(","))
+    workload = Workload(args.op, shape, args.dtype, args.out_dtype or None)
+    gen = torch.Generator(device="cuda").manual_seed(int(np.random.SeedSequence().entropy % 2**31))
+    rows = []
+    for text in args.genomes:
+        try:
+            row = check_one(workload, parse_genes(text), target, gen, args.profile)
+        except Exception as err:  # an illegal or failing genome is data: report it, go on
+            row = {"genes": text, "error": f"{type(err).__name__}: {err}"[:2000]}
+            traceback.print_exc()
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    gpu = torch.cuda.get_device_name()
+    date = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    command = "python3 benchmarks/gpu/genome_check.py " + " ".join(sys.argv[1:])
+    baseline = "cudnn" if args.op.startswith("conv") else "torch"
+    out = os.environ.get("OUT")
+    if out:
+        with open(os.path.join(out, f"genome_check_{workload.name}.json"), "w") as f:
+            json.dump({"gpu": gpu, "date": date, "command": command,
+                       "workload": workload.to_json(), "rows": rows}, f, indent=1)  # fmt: skip
+        for r in rows:
+            if "tflops" not in r:
+                continue
+            results.append_result(os.path.join(out, f"{results.device_short_name(gpu)}.jsonl"), {
+                "date": date, "device": results.device_short_name(gpu), "gpu_name": gpu,
+                "op": workload.op, "shape": list(shape), "dtype": workload.dtype,
+                "out_dtype": workload.out_dtype, "impl": "cuda.wgmma", "params": r["genes"],
+                "method": "direct", "tflops": r["tflops"], "baseline": baseline,
+                "baseline_tflops": r["torch_tflops"], "ratio": r["ratio"], "trials": None,
+                "tune_seconds": None, "command": command,
+                "max_rel_error": r["rel_err_vs_torch"],
+            })  # fmt: skip
+    print(f"{'genes':<48} {'gate':>5} {'us':>8} {'torch us':>8} {'ratio':>6}")
+    for r in rows:
+        genes = r["genes"] if isinstance(r["genes"], str) else ",".join(
+            f"{k}={v}" for k, v in r["genes"].items())  # fmt: skip
+        if "error" in r:
+            print(f"{genes:<48} ERROR {r['error'][:70]}")
+        elif "gate" not in r:
+            print(f"{genes:<48} built (--profile)")
+        elif "tflops" not in r:
+            print(f"{genes:<48} FAIL  {r['gate']['failures'][:1]}")
+        else:
+            print(f"{genes:<48} {'ok':>5} {r['us']:8.1f} {r['torch_us']:8.1f} {r['ratio']:6.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
