@@ -6,13 +6,13 @@
 Times cuBLAS fp16 GEMMs against themselves (the ratio must be ~1), a GEMM against one twice
 its size (~0.5), a memory-bound copy that fits in L2 (the flush must make it pay for
 DRAM: its timing must be above a warm-L2 back-to-back timing), and a 20 us decode GEMM against
-itself under each way of flushing (its rounds must agree). Needs only torch (timing.py is
-loaded by path, so TVM need not be importable). Prints a table; exit 1 if a check fails.
+itself under each way of flushing, with and without a lead of GPU sleep before each call, beside
+torch.compile's kernel for it (its rounds must agree). Imports the package (so TVM as well).
+Prints a table; exit 1 if a check fails.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys

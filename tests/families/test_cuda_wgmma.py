@@ -604,15 +604,23 @@ def test_generator_proposes_split_k_for_decode_and_not_for_large_grids():
 
 
 def test_the_family_seeds_split_k_where_the_default_grid_leaves_sms_idle():
-    """The family's own first proposal follows the shape: split-K with the most legal splits
-    for decode and large K over a small output (measured first, ahead of the library's genomes
-    for similar workloads, which may be illegal there); elsewhere the default tile, persistent
-    with the TMA store where C allows it."""
+    """The family's own first proposal follows the shape: for decode, one-warpgroup tiles and
+    the (block_n, splits) that fill the last wave best, fewest splits first, summed in the
+    cluster; split-K with the most legal splits for large K over a small output (measured
+    first, ahead of the library's genomes for similar workloads, which may be illegal there);
+    elsewhere the default tile, persistent with the TMA store where C allows it."""
     from autokernel_tvm.space.search import Search
 
     decode = Workload("gemm_nt", (16, 4096, 4096), "float16", "float16")
     seed = FAMILY.seed(decode, TARGET)
-    assert (seed.consumers, seed.block_n, seed.splits) == (1, 128, 8)  # 32 tiles x 4 < 132
+    # 64 tiles x 2 splits = 128 blocks (as full a wave as 32 x 4 or 16 x 8, fewer splits)
+    assert (seed.consumers, seed.block_n, seed.splits, seed.reduction) == (1, 64, 2, "cluster")
+    wide = FAMILY.seed(Workload("gemm_nt", (64, 11008, 4096), "bfloat16", "bfloat16"), TARGET)
+    # 172 or 86 tiles fill 65% of their last wave whatever the split: none, the wider tile
+    assert (wide.consumers, wide.block_n, wide.splits, wide.store) == (1, 128, 1, "tma")
+    vocab = FAMILY.seed(Workload("gemm_nt", (16, 128256, 4096), "float16", "float16"), TARGET)
+    # 64-row tiles; the widest whose 6 stages fit in shared memory
+    assert (vocab.consumers, vocab.block_n, vocab.splits) == (1, 128, 1)
     large_k = FAMILY.seed(Workload("gemm_nt", (256, 256, 524288), "float16"), TARGET)
     assert (large_k.consumers, large_k.block_n, large_k.splits) == (2, 256, 64)
     big = FAMILY.seed(Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16"), TARGET)

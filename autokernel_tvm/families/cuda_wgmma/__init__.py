@@ -209,12 +209,10 @@ class CudaWgmma(Family):
             raise GenomeError("wgmma-structure", why)
 
     def seed(self, workload, target) -> WgmmaParams:
-        """Split-K where the default's 128 x 256 tiles would not give every SM a block (decode,
-        large K over a small output): one-warpgroup 64 x 128 tiles (two-warpgroup 128 x 256
-        from M >= 128) with the most splits legal that keep ``SEED_SPLIT_STEPS`` K steps per
-        block (the f32 partials cost a pass over the output per split). H200: 0.60-0.68x
-        cuBLAS without splits, 0.95-1.02x with them, on 1 and 16 x 4096 x {4096, 11008} and
-        256 x 256 x 524288.
+        """Decode (M < 128): :meth:`_narrow_seed`. Split-K where the default's 128 x 256 tiles
+        would not give every SM a block (large K over a small output): those tiles with the
+        most splits legal that keep ``SEED_SPLIT_STEPS`` K steps per block (the f32 partials
+        cost a pass over the output per split). H200: 0.95-1.02x cuBLAS on 256 x 256 x 524288.
 
         Where the tiles fill the GPU: the default tile on the persistent schedule with the TMA
         store (or, where that is illegal, the persistent schedule alone). H200, the same
@@ -225,6 +223,8 @@ class CudaWgmma(Family):
         blocks, the streamk schedule first: 2048 x 11008 x 4096 0.945 -> 1.00x fp16, 0.943 ->
         0.997x bf16, 2048 x 32000 x 4096 0.99 -> 1.01x."""
         m, _, k = _mnk(workload)
+        if m < 2 * WG_ROWS:
+            return self._narrow_seed(workload, target)
         if _tiles(workload, 2 * WG_ROWS, 256) >= limits(target).sm_count:
             streamk = {"schedule": "streamk", "store": "tma", "splits": 2, "reduction": "cluster"}
             for genes in (streamk, {"schedule": "persistent", "store": "tma"},
@@ -235,11 +235,7 @@ class CudaWgmma(Family):
                     continue
                 return self.default.replace(**genes)
             return self.default
-        wide = m >= 2 * WG_ROWS
-        base = WgmmaParams(
-            block_n=256 if wide else 128, consumers=2 if wide else 1, stages=4 if wide else 6,
-            raster=0,
-        )  # fmt: skip
+        base = WgmmaParams(block_n=256, consumers=2, stages=4, raster=0)
         for splits in sorted(SPLITS, reverse=True):
             if -(-k // k_step(workload.dtype)) // splits < SEED_SPLIT_STEPS:
                 continue
@@ -248,6 +244,36 @@ class CudaWgmma(Family):
             except GenomeError:
                 continue
             return base.replace(splits=splits)
+        return self.default
+
+    def _narrow_seed(self, workload, target) -> WgmmaParams:
+        """Decode (M < 128): one-warpgroup tiles, the (block_n, splits) whose blocks fill the
+        last wave best (the weight is read once: every SM should stream its share of it), the
+        fewest splits among those, then the wider tile; a split's partials summed in the
+        cluster where it can be. H200, 64 x 4096 x 4096 fp16, each 128 blocks: 64-wide tiles
+        split in 2 0.96x cuBLAS, 128-wide in 4 0.73x, 256-wide in 8 0.70x; 128-wide in 8
+        (the earlier seed, 256 blocks) 0.74x."""
+        _, _, k = _mnk(workload)
+        sms = limits(target).sm_count
+        steps = -(-k // k_step(workload.dtype))
+        options = []
+        for block_n in (64, 128, 256):
+            for splits in SPLITS:
+                units = _tiles(workload, WG_ROWS, block_n) * splits
+                if splits > 1 and steps // splits < SEED_SPLIT_STEPS:
+                    break
+                fill = round(units / (-(-units // sms) * sms), 6)  # equal fills tie exactly
+                options.append((-fill, splits, -block_n))
+        base = WgmmaParams(block_n=128, consumers=1, stages=6, raster=0)
+        for _, splits, block_n in sorted(options):
+            params = base.replace(block_n=-block_n, splits=splits)
+            genes = [{"reduction": "cluster"}, {}] if splits > 1 else [{"store": "tma"}, {}]
+            for more in genes:
+                try:
+                    self.check(params.replace(**more), workload, target)
+                except GenomeError:
+                    continue
+                return params.replace(**more)
         return self.default
 
     def impossible(self, workload, target) -> dict[str, tuple]:
