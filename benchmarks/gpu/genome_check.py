@@ -12,8 +12,9 @@ fresh seed), then the kernel and the op's PyTorch expression (`autokernel_tvm.to
 cuBLAS for matmuls, cuDNN on channels-last views for conv2d) timed in alternation with
 `autokernel_tvm.timing.compare` (L2 flushed). Unlike `wgmma_check.py` it takes every op the
 family takes (conv2d, gated and fused epilogues, batched) and checks with the gate, not one
-normwise error. Prints a table; writes ``$OUT/genome_check_<workload>.json`` and appends rows to
-``$OUT/<device>.jsonl`` (`autokernel_tvm.results` schema).
+normwise error. Prints a table; appends one line per run (workload, every genome's gate report
+and timing) to ``$OUT/genome_check.jsonl`` and rows to ``$OUT/<device>.jsonl``
+(`autokernel_tvm.results` schema).
 """
 
 from __future__ import annotations
@@ -133,9 +134,10 @@ def main(argv=None) -> int:
     baseline = "cudnn" if args.op.startswith("conv") else "torch"
     out = os.environ.get("OUT")
     if out:
-        with open(os.path.join(out, f"genome_check_{workload.name}.json"), "w") as f:
-            json.dump({"gpu": gpu, "date": date, "command": command,
-                       "workload": workload.to_json(), "rows": rows}, f, indent=1)  # fmt: skip
+        # one line per run, appended: the device tool returns at most 8 files a call
+        with open(os.path.join(out, "genome_check.jsonl"), "a") as f:
+            f.write(json.dumps({"gpu": gpu, "date": date, "command": command,
+                                "workload": workload.to_json(), "rows": rows}) + "\n")  # fmt: skip
         for r in rows:
             if "tflops" not in r:
                 continue

@@ -118,6 +118,11 @@ def run_problem(name: str, dtype: str, args, tuner) -> dict:
         # each implementation in its own block put ours 4-8% behind its kernel timed alone,
         # where in alternation the model and its bare kernel are equal (dispatch_probe.py)
         timing = compare(impls, device, rep_ms=args.rep_ms * args.rounds, rounds=args.rounds)
+        if args.lead_us and device == "cuda":  # the same with each call queued behind a GPU
+            # sleep: what is left of a gap to eager is the GPU's work, not the CPU's launch
+            queued = compare(impls, device, rep_ms=args.rep_ms * args.rounds,
+                             rounds=args.rounds, lead_us=args.lead_us)  # fmt: skip
+            result["seconds_queued"] = {"lead_us": args.lead_us, **queued.seconds}
     times = dict(timing.seconds)
     result["timing_warnings"] = timing.warnings
     flops = flops_of(model, inputs)
@@ -169,6 +174,13 @@ def main(argv=None) -> int:
     parser.add_argument("--problems-dir", default=PROBLEMS, help="folder of problem files")
     parser.add_argument(
         "--stop-after-s", type=float, default=0.0, help="start no problem after this (0: off)"
+    )
+    parser.add_argument(
+        "--lead-us",
+        type=float,
+        default=0.0,
+        help="also time every call queued behind this much GPU sleep (report only: "
+        "seconds_queued, the CPU's launch cost taken out)",
     )
     args = parser.parse_args(argv)
     begun = time.time()
@@ -224,6 +236,10 @@ def _print_row(r: dict) -> None:
         f"tune {r['tune_seconds']:.0f}s",
         flush=True,
     )
+    if "seconds_queued" in r:
+        q = {k: v * 1e3 for k, v in r["seconds_queued"].items() if k != "lead_us"}
+        print(f"    queued behind {r['seconds_queued']['lead_us']:.0f} us of GPU sleep: "
+              + "  ".join(f"{k} {v:.3f}" for k, v in q.items()), flush=True)  # fmt: skip
     for op in r["problem_path"].get("ops", []):
         if "kernel_us" in op:
             print(
