@@ -133,6 +133,8 @@ def compare(
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     if flush not in FLUSHES:
         raise ValueError(f"flush must be one of {FLUSHES}, got {flush!r}")
+    if not lead_us >= 0:
+        raise ValueError(f"lead_us must be >= 0 microseconds, got {lead_us!r}")
     device = torch.device(device)
     if device.type == "cuda":
         result = _compare_gpu(dict(fns), device, warmup_ms, rep_ms, rounds, flush, lead_us)

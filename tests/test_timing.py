@@ -70,3 +70,5 @@ def test_bad_requests_are_refused():
         timing.compare({}, "cpu")
     with pytest.raises(ValueError, match="flush must be one of"):
         timing.compare({"x": lambda: None}, "cpu", flush="none")
+    with pytest.raises(ValueError, match="lead_us must be >= 0"):
+        timing.compare({"x": lambda: None}, "cpu", lead_us=-5.0)
