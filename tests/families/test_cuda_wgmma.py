@@ -899,7 +899,9 @@ def test_streamk_is_legal_only_where_the_last_wave_splits_into_its_clusters():
     assert "clusters of 2" in legal(*up, splits=2, **{**kw, "sm_count": 133})
     assert "unknown" in legal(*up, splits=2, **{**kw, "sm_count": 0})
     assert "parks the f32 tile" in legal(*up, splits=2, stages=2, **kw)
-    assert "gated" in legal(2048, 11008, 4096, splits=2, gated=True, **kw)
+    # gated: 16 x 86 tiles of 128 output columns = 10 waves and 56 tiles
+    assert legal(2048, 11008, 4096, splits=2, gated=True, **kw) is None
+    assert "fp16/bf16" in legal(*up, splits=2, in_dtype="float32", **kw)
     with pytest.raises(GenomeError, match="schedule"):
         WgmmaParams(schedule="stream-k")
     # the grammar keeps the splits streamk can use on a shape no split-K tile schedule takes
@@ -916,6 +918,8 @@ STREAMK = [
     (Workload("batch_gemm", (3, 1000, 2048, 1024), "float16", "float16"), {"splits": 2}),
     (Workload("conv2d_nhwc", (20, 28, 28, 256, 256, 3, 3, 1, 1), "float16", "float16"),
      {"splits": 2, "store": "tma", "raster": 4}),
+    (Workload("gemm_gated_nt", (2048, 11008, 4096), "bfloat16", "bfloat16"),
+     {"splits": 2, "store": "tma"}),
 ]  # fmt: skip
 
 
@@ -941,6 +945,10 @@ def test_streamk_builds_whole_waves_then_the_split_tail_in_one_launch(
     assert f"(((int)blockIdx.x) & 1) * {k // splits}" in src  # the split's first K element
     assert src.count("barrier_cluster_arrive_cluster_arrive();") >= 3  # producer, consumers, end
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    if workload.op == "gemm_gated_nt":  # each gate group's sum brings its up group's: the
+        # fragments acc_n / 2 = 64 further in the parked tile ([fragment, thread]: 64 KiB on)
+        ups = [int(i) for i, _ in loads if int(i) >= 4 * splits]
+        assert len(ups) == 4 * splits and "* 4)) + 65536))" in src
 
 
 def test_stream_is_legal_where_the_tiles_leave_a_partial_wave():

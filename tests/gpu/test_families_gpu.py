@@ -229,6 +229,10 @@ STREAMK = [
     (Workload("gemm_bias_gelu", (2048, 11008, 4096), "float16", "float16"), {"splits": 2}),
     (Workload("conv2d_nhwc", (20, 28, 28, 256, 256, 3, 3, 1, 1), "float16", "float16"),
      {"splits": 2, "store": "tma", "raster": 4}),
+    # gated: each split's gate and up accumulators summed, then silu(gate) * up
+    (Workload("gemm_gated_nt", (2048, 11008, 4096), "bfloat16", "bfloat16"),
+     {"splits": 2, "store": "tma"}),
+    (Workload("gemm_gated_nt", (2047, 11000, 4096), "float16", "float16"), {"splits": 2}),
 ]  # fmt: skip
 
 

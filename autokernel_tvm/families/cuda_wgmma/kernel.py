@@ -484,8 +484,8 @@ def _streamk_reason(st: Structure, k: int, tiles: int, sm_count: int) -> str | N
         return f"streamk splits a last-wave tile over a cluster of {STREAMK_SPLITS} blocks"
     if st.reduction != "cluster" or st.cluster != 1:
         return "streamk sums a tile's splits in their cluster: reduction=cluster, cluster=1"
-    if st.gated or st.in_dtype not in ("float16", "bfloat16"):
-        return "streamk: fp16/bf16 GEMM, batched GEMM or conv2d tiles (no gated GEMM)"
+    if st.in_dtype not in ("float16", "bfloat16"):
+        return "streamk: fp16/bf16 inputs"
     if sm_count % st.splits:
         return f"streamk: {sm_count} blocks do not group into clusters of {st.splits}"
     tail = tiles % sm_count
@@ -753,6 +753,9 @@ def wgmma_gemm(
         ctas, work = sm_count, nb * tiles * k_tiles
         segs = -(-work // ctas) // k_tiles + 2  # tiles a share can touch, at most
     acc_n = block_n // 2  # f32 accumulators per thread of an m64nN warpgroup tile
+    # fragment groups (4 accumulators: 2 rows x 2 columns) a thread stores; gated: the gate
+    # groups, each stored with its up group acc_n / 2 accumulators later
+    groups = acc_n // 8 if gated else acc_n // 4
     stage_bytes = (bm_rows + bn_rows) * bk * es
     group = raster * grid_n
     mma = f"wgmma.mma_async.sync.aligned.m64n{block_n}k{k_mma}.f32.{IN_DTYPES[dt]}.{IN_DTYPES[dt]}"
@@ -1034,10 +1037,14 @@ def wgmma_gemm(
         for r in T.unroll(splits):
             T.ptx.mapa.shared__cluster.u32(
                 base[r], T.cuda.cvta_generic_to_shared(T.address_of(red[0])), T.uint32(r))
-        got = T.alloc_buffer((4 * splits,), "float32", scope="local")
-        part = T.alloc_buffer((4,), "float32", scope="local")
-        for gg in range(acc_n // 4 // splits):
-            g = rank * (acc_n // 4 // splits) + gg
+        if gated:  # a gate group's sum, then its up group's acc_n / 2 later, where gate() looks
+            got = T.alloc_buffer((8 * splits,), "float32", scope="local")
+            part = T.alloc_buffer((acc_n // 2 + 4,), "float32", scope="local")
+        else:
+            got = T.alloc_buffer((4 * splits,), "float32", scope="local")
+            part = T.alloc_buffer((4,), "float32", scope="local")
+        for gg in range(groups // splits):
+            g = rank * (groups // splits) + gg
             # every load of the group first: a remote load's latency is paid once, not 4*splits
             # times (each load is an ordered asm statement)
             for j in T.unroll(4):
@@ -1045,10 +1052,22 @@ def wgmma_gemm(
                     T.ptx.ld.shared__cluster.f32(
                         got[j * splits + r],
                         base[r] + T.Cast("uint32", ((g * 4 + j) * threads + tid) * 4))
+            if gated:
+                for j in T.unroll(4):
+                    for r in T.unroll(splits):
+                        T.ptx.ld.shared__cluster.f32(
+                            got[(4 + j) * splits + r],
+                            base[r] + T.Cast(
+                                "uint32", ((acc_n // 2 + g * 4 + j) * threads + tid) * 4))
             for j in T.unroll(4):
                 part[j] = T.float32(0)
                 for r in T.unroll(splits):
                     part[j] = part[j] + got[j * splits + r]
+            if gated:
+                for j in T.unroll(4):
+                    part[acc_n // 2 + j] = T.float32(0)
+                    for r in T.unroll(splits):
+                        part[acc_n // 2 + j] = part[acc_n // 2 + j] + got[(4 + j) * splits + r]
             col = bn * block_c + g * 8 + lane % 4 * 2
             store(C, bias, part, 0, bi, bm, row, col)
             store(C, bias, part, 2, bi, bm, row + 8, col)
@@ -1093,7 +1112,7 @@ def wgmma_gemm(
         if tma_store:
             stage_out(C, bias, acc, staged, c_map, tid, wg, bi, bm, bn, row)
         else:
-            for i in T.unroll(acc_n // 8 if gated else acc_n // 4):
+            for i in T.unroll(groups):
                 col = bn * block_c + i * 8 + lane % 4 * 2
                 store(C, bias, acc, i * 4, bi, bm, row, col)
                 store(C, bias, acc, i * 4 + 2, bi, bm, row + 8, col)
