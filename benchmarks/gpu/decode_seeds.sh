@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Decode GEMMs (M < 128) on the GPU machine: the family's decode seed (one-warpgroup tiles, the
 # (block_n, splits) that fill the last wave best, fewest splits, partials summed in the cluster)
 # against the seed it replaced (128-wide tiles, 8 splits, workspace) and a neighbour, each gated

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Where a stream-K kernel's K steps cost more than the persistent kernel's: both conv2d kernels of
 # the ResNet layer profiled by ncu at the GPU's own clocks (ncu otherwise locks the SMs at base,
 # 1.33 GHz on the H200, where the two ran equally fast), with memory tables and per-instruction
