@@ -756,6 +756,7 @@ def wgmma_gemm(
     # fragment groups (4 accumulators: 2 rows x 2 columns) a thread stores; gated: the gate
     # groups, each stored with its up group acc_n / 2 accumulators later
     groups = acc_n // 8 if gated else acc_n // 4
+    halves = 2 if gated else 1  # accumulator halves a stored group reads (gated: gate, up)
     stage_bytes = (bm_rows + bn_rows) * bk * es
     group = raster * grid_n
     mma = f"wgmma.mma_async.sync.aligned.m64n{block_n}k{k_mma}.f32.{IN_DTYPES[dt]}.{IN_DTYPES[dt]}"
@@ -1037,37 +1038,25 @@ def wgmma_gemm(
         for r in T.unroll(splits):
             T.ptx.mapa.shared__cluster.u32(
                 base[r], T.cuda.cvta_generic_to_shared(T.address_of(red[0])), T.uint32(r))
-        if gated:  # a gate group's sum, then its up group's acc_n / 2 later, where gate() looks
-            got = T.alloc_buffer((8 * splits,), "float32", scope="local")
-            part = T.alloc_buffer((acc_n // 2 + 4,), "float32", scope="local")
-        else:
-            got = T.alloc_buffer((4 * splits,), "float32", scope="local")
-            part = T.alloc_buffer((4,), "float32", scope="local")
+        # gated: each gate group's sum, then its up group's (acc_n / 2 accumulators on), into
+        # part's slot acc_n / 2 on, where gate() reads it
+        got = T.alloc_buffer((4 * halves * splits,), "float32", scope="local")
+        part = T.alloc_buffer(((halves - 1) * acc_n // 2 + 4,), "float32", scope="local")
         for gg in range(groups // splits):
             g = rank * (groups // splits) + gg
             # every load of the group first: a remote load's latency is paid once, not 4*splits
             # times (each load is an ordered asm statement)
-            for j in T.unroll(4):
+            for j in T.unroll(4 * halves):
                 for r in T.unroll(splits):
                     T.ptx.ld.shared__cluster.f32(
                         got[j * splits + r],
-                        base[r] + T.Cast("uint32", ((g * 4 + j) * threads + tid) * 4))
-            if gated:
-                for j in T.unroll(4):
-                    for r in T.unroll(splits):
-                        T.ptx.ld.shared__cluster.f32(
-                            got[(4 + j) * splits + r],
-                            base[r] + T.Cast(
-                                "uint32", ((acc_n // 2 + g * 4 + j) * threads + tid) * 4))
-            for j in T.unroll(4):
-                part[j] = T.float32(0)
+                        base[r] + T.Cast(
+                            "uint32", ((j // 4 * acc_n // 2 + g * 4 + j % 4) * threads + tid) * 4))
+            for j in T.unroll(4 * halves):
+                part[j // 4 * acc_n // 2 + j % 4] = T.float32(0)
                 for r in T.unroll(splits):
-                    part[j] = part[j] + got[j * splits + r]
-            if gated:
-                for j in T.unroll(4):
-                    part[acc_n // 2 + j] = T.float32(0)
-                    for r in T.unroll(splits):
-                        part[acc_n // 2 + j] = part[acc_n // 2 + j] + got[(4 + j) * splits + r]
+                    part[j // 4 * acc_n // 2 + j % 4] = (
+                        part[j // 4 * acc_n // 2 + j % 4] + got[j * splits + r])
             col = bn * block_c + g * 8 + lane % 4 * 2
             store(C, bias, part, 0, bi, bm, row, col)
             store(C, bias, part, 2, bi, bm, row + 8, col)
