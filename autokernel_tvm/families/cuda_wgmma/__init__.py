@@ -227,24 +227,13 @@ class CudaWgmma(Family):
             return self._narrow_seed(workload, target)
         if _tiles(workload, 2 * WG_ROWS, 256) >= limits(target).sm_count:
             streamk = {"schedule": "streamk", "store": "tma", "splits": 2, "reduction": "cluster"}
-            for genes in (streamk, {"schedule": "persistent", "store": "tma"},
-                          {"schedule": "persistent"}):  # fmt: skip
-                try:
-                    self.check(self.default.replace(**genes), workload, target)
-                except GenomeError:
-                    continue
-                return self.default.replace(**genes)
-            return self.default
+            persistent = {"schedule": "persistent"}
+            genes = (streamk, {**persistent, "store": "tma"}, persistent)
+            return self._first_legal((self.default.replace(**g) for g in genes), workload, target)
         base = WgmmaParams(block_n=256, consumers=2, stages=4, raster=0)
-        for splits in sorted(SPLITS, reverse=True):
-            if -(-k // k_step(workload.dtype)) // splits < SEED_SPLIT_STEPS:
-                continue
-            try:
-                self.check(base.replace(splits=splits), workload, target)
-            except GenomeError:
-                continue
-            return base.replace(splits=splits)
-        return self.default
+        steps = -(-k // k_step(workload.dtype))
+        splits = (s for s in sorted(SPLITS, reverse=True) if steps // s >= SEED_SPLIT_STEPS)
+        return self._first_legal((base.replace(splits=s) for s in splits), workload, target)
 
     def _narrow_seed(self, workload, target) -> WgmmaParams:
         """Decode (M < 128): one-warpgroup tiles, the (block_n, splits) whose blocks fill the
@@ -265,15 +254,21 @@ class CudaWgmma(Family):
                 fill = round(units / (-(-units // sms) * sms), 6)  # equal fills tie exactly
                 options.append((-fill, splits, -block_n))
         base = WgmmaParams(block_n=128, consumers=1, stages=6, raster=0)
-        for _, splits, block_n in sorted(options):
-            params = base.replace(block_n=-block_n, splits=splits)
-            genes = [{"reduction": "cluster"}, {}] if splits > 1 else [{"store": "tma"}, {}]
-            for more in genes:
-                try:
-                    self.check(params.replace(**more), workload, target)
-                except GenomeError:
-                    continue
-                return params.replace(**more)
+        candidates = (
+            base.replace(block_n=-block_n, splits=splits, **more)
+            for _, splits, block_n in sorted(options)
+            for more in ([{"reduction": "cluster"}, {}] if splits > 1 else [{"store": "tma"}, {}])
+        )
+        return self._first_legal(candidates, workload, target)
+
+    def _first_legal(self, candidates, workload, target) -> WgmmaParams:
+        """The first of ``candidates`` the kernel's checks take here, else the default."""
+        for params in candidates:
+            try:
+                self.check(params, workload, target)
+            except GenomeError:
+                continue
+            return params
         return self.default
 
     def impossible(self, workload, target) -> dict[str, tuple]:
