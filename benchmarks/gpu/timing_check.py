@@ -65,8 +65,8 @@ def main() -> int:
     # the L2 full of dirty lines that the call then writes back (a guess at why such rows
     # disagreed by up to 250% between rounds on 2026-12-04); the read flush leaves clean ones.
     x = torch.randn(64, 4096, device=dev, dtype=torch.float16)
-    # A lead of GPU sleep after the flush keeps the CPU's launch out of the timed interval:
-    # torch.compile's Python wrapper costs tens of us a call, more than the flush takes.
+    # A lead of GPU sleep after the flush keeps the CPU's launch out of the timed interval,
+    # should a call's launch (torch.compile's Python wrapper) take longer than the flush runs.
     compiled = torch.compile(lambda u, v: u @ v, mode="max-autotune-no-cudagraphs")
     for flush, lead in [(f, 0.0) for f in timing.FLUSHES] + [("write", 100.0)]:
         how = f"{flush} flush" + (f" + {lead:.0f} us lead" if lead else "")
