@@ -42,10 +42,9 @@ from autokernel_tvm.space.genome import Genome  # noqa: E402
 from autokernel_tvm.space.grammar import Grammar  # noqa: E402
 from autokernel_tvm.targets import detect_cuda_arch, make_target  # noqa: E402
 from autokernel_tvm.torch.baselines import make_baseline  # noqa: E402
+from autokernel_tvm.torch.loader import TORCH_DTYPES as TORCH  # noqa: E402
 from autokernel_tvm.verify import verify  # noqa: E402
 from autokernel_tvm.workloads import Workload  # noqa: E402
-
-TORCH = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
 def parse_genes(text: str) -> dict:
@@ -67,11 +66,15 @@ def check_one(
     kernel = get("cuda.wgmma").candidate(genome.params, workload, target)
     fn = build_module(kernel.mod, target)["main"]
     row["build_s"] = time.time() - t0
-    if profile:  # under a profiler: three calls on random inputs, nothing else launched
-        inputs = [torch.randn(a.shape, device="cuda").to(TORCH[a.dtype]) for a in workload.inputs]
-        out = torch.empty(workload.output.shape, device="cuda", dtype=TORCH[workload.out_dtype])
+    inputs = [
+        torch.randn(a.shape, generator=gen, device="cuda").to(TORCH[a.dtype])
+        for a in workload.inputs
+    ]
+    out = torch.empty(workload.output.shape, device="cuda", dtype=TORCH[workload.out_dtype])
+    args = [tvm.runtime.from_dlpack(t) for t in (*inputs, out)]
+    if profile:  # under a profiler: three calls, nothing else launched
         for _ in range(3):
-            fn(*[tvm.runtime.from_dlpack(t) for t in (*inputs, out)])
+            fn(*args)
         torch.cuda.synchronize()
         return row
     report = verify(fn, workload, tvm.cuda(0))
@@ -79,12 +82,6 @@ def check_one(
                    "max_error_ratio": report.max_error_ratio}  # fmt: skip
     if not report.passed:
         return row
-    inputs = [
-        torch.randn(a.shape, generator=gen, device="cuda").to(TORCH[a.dtype])
-        for a in workload.inputs
-    ]
-    out = torch.empty(workload.output.shape, device="cuda", dtype=TORCH[workload.out_dtype])
-    args = [tvm.runtime.from_dlpack(t) for t in (*inputs, out)]
     base = make_baseline(workload.to_json(), inputs)
     fn(*args)
     want = base().double()
