@@ -177,6 +177,24 @@ def time_callable(
     ]
 
 
+def gpu_kernels(fn: Callable[[], object]) -> list[dict]:
+    """The GPU kernels one call of ``fn()`` launches, in launch order, each with its device
+    time in microseconds (torch.profiler): which part of a call (a padding copy, the GEMM, a
+    reduction) takes the time. One warm-up call first; no L2 flush (a breakdown, not a timing).
+    """
+    fn()
+    torch.cuda.synchronize()
+    activity = torch.profiler.ProfilerActivity.CUDA
+    with torch.profiler.profile(activities=[activity]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    return [
+        {"name": e.name[:120], "us": round(e.device_time_total, 2)}
+        for e in prof.events()
+        if e.device_type == torch.autograd.DeviceType.CUDA
+    ]
+
+
 def match_threads(threads: int | None = None) -> int:
     """Give torch the thread count of TVM's CPU pool (or ``threads`` for both); return it.
 

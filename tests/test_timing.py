@@ -72,3 +72,12 @@ def test_bad_requests_are_refused():
         timing.compare({"x": lambda: None}, "cpu", flush="none")
     with pytest.raises(ValueError, match="lead_us must be >= 0"):
         timing.compare({"x": lambda: None}, "cpu", lead_us=-5.0)
+
+
+@pytest.mark.gpu
+def test_gpu_kernels_lists_each_kernel_of_a_call():
+    """Two launches in one call: two rows, in launch order, each with a positive time."""
+    a = torch.randn(512, 512, device="cuda")
+    rows = timing.gpu_kernels(lambda: (a @ a, a.add_(1.0)))
+    assert len(rows) == 2 and all(r["us"] > 0 for r in rows)
+    assert "elementwise" in rows[1]["name"].lower() or "add" in rows[1]["name"].lower()

@@ -105,7 +105,9 @@ def run_problem(name: str, dtype: str, args, tuner) -> dict:
         result["backend_check"] = check(ours_backend(*inputs), expected, inputs, ref64)
         backend_seconds = time.time() - start
         _phase(name, dtype, "compiling torch.compile (inductor)", start)
-        inductor = torch.compile(model)
+        # static shapes: a later compile of the same forward in this process (the other dtype)
+        # must not turn into a dynamic-shape graph, which inductor lowers differently
+        inductor = torch.compile(model, dynamic=False)
         inductor(*inputs)
         _phase(name, dtype, "timing", start)
         impls = {

@@ -42,3 +42,16 @@ def test_no_gpu_is_one_line_and_status_2(capsys):
     code = genome_check.main(["--shape", "64,4096,4096", "--genomes", "splits=2"])
     assert code == 2
     assert capsys.readouterr().err.strip() == "error: no CUDA GPU"
+
+
+def test_error_vs_torch_survives_an_overflow_in_both():
+    """The fp16 gated GEMM overflows to inf where torch's product does too: the error is taken
+    over the finite elements, and only non-finite elements that differ are counted as wrong."""
+    inf, nan = float("inf"), float("nan")
+    want = torch.tensor([1.0, inf, 3.0, -2.0], dtype=torch.float16)
+    same = genome_check.error_vs_torch(want.clone(), want)
+    assert same == {"rel_err_vs_torch": 0.0, "nonfinite": 1, "nonfinite_disagree": 0}
+    off = genome_check.error_vs_torch(torch.tensor([1.0, inf, 3.0, -1.0]).half(), want)
+    assert off["rel_err_vs_torch"] == pytest.approx(1 / (1 + 9 + 4) ** 0.5)
+    wrong = genome_check.error_vs_torch(torch.tensor([1.0, nan, 3.0, -2.0]).half(), want)
+    assert (wrong["nonfinite"], wrong["nonfinite_disagree"]) == (1, 1)
