@@ -244,7 +244,7 @@ def _kernel_call(library, symbol: str, workload, device: str):
     """``fn()`` calling kernel ``symbol`` of ``library`` on random inputs, or None if absent."""
     import tvm
 
-    from .relax.torch_ops import DTYPES as TORCH_DTYPES
+    from .workloads.dtypes import TORCH_DTYPES
 
     if library is None:
         return None

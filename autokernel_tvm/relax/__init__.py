@@ -27,6 +27,7 @@ from tvm import relax
 from .. import database as db_lib
 from ..config import TuneConfig
 from ..tuner import TuneError, Tuner
+from ..workloads.dtypes import TORCH_DTYPES as DTYPES
 from . import passes as relax_passes
 from . import tasks as relax_tasks
 from .check import TOLERANCE, check, reference64, rel_error, tolerance
@@ -52,7 +53,6 @@ __all__ = [
     "tune_model",
 ]
 log = logging.getLogger("autokernel_tvm")
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 class UnsupportedModelError(RuntimeError):

@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from ..workloads import Workload
+from ..workloads.dtypes import TORCH_DTYPES as DTYPES
 from ..workloads.epilogue import Epilogue, Expr
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 TORCH_FUNCTIONS = {
     "add": lambda a, v: a[0] + a[1],
     "sub": lambda a, v: a[0] - a[1],

@@ -34,10 +34,10 @@ import warnings
 import torch
 
 from .. import manifest as manifest_lib
+from ..workloads.dtypes import TORCH_DTYPES
 from .library import KernelLibrary, KernelOp
 
 NAMESPACE = "autokernel"
-TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 #: torch device type of the tensors each target's kernels take (ROCm torch calls HIP "cuda").
 DEVICE_TYPES = {"llvm": "cpu", "cuda": "cuda", "rocm": "cuda"}
 
