@@ -175,6 +175,13 @@ FUNCTIONS: dict[str, tuple[int, Callable, Callable]] = {
 }
 
 
+def _replace(node: Expr, old: Expr, new: Expr) -> Expr:
+    """``node`` with every subtree equal to ``old`` replaced by ``new``."""
+    if node == old:
+        return new
+    return Expr(node.op, tuple(_replace(a, old, new) for a in node.args), node.value)
+
+
 @dataclass(frozen=True)
 class Epilogue:
     """An expression over ``acc`` and the operands, whose broadcasts are ``operands[i]``."""
@@ -238,9 +245,26 @@ class Epilogue:
             return (out_index[-2],)
         return tuple(out_index)
 
-    def lower(self, acc, load: Callable[[int], object]):
+    def column_add(self) -> tuple[int, Expr] | None:
+        """``(i, rest)`` where the expression adds operand ``i``, a vector over the output's
+        last dim (a bias), to the accumulator itself -- ``acc + x_i`` or ``x_i + acc``, the only
+        place ``acc`` is read -- and ``rest`` is the expression with that sum read as ``acc``: a
+        kernel may start its accumulators from ``x_i`` instead of adding it at the store.
+        None where there is no such sum."""
+        if sum(node.op == "acc" for node in self.expr.nodes()) != 1:
+            return None
+        for node in self.expr.nodes():
+            if node.op != "add" or ACC not in node.args:
+                continue
+            other = node.args[1] if node.args[0] == ACC else node.args[0]
+            if other.op == "operand" and self.operands[int(other.value)] == "n":
+                return int(other.value), _replace(self.expr, node, ACC)
+        return None
+
+    def lower(self, acc, load: Callable[[int], object], expr: Expr | None = None):
         """The TIR expression (fp32) given the accumulator and ``load(i)``, operand ``i``'s
-        element as fp32."""
+        element as fp32; of ``expr`` (a rewriting of this expression, such as
+        :meth:`column_add`'s) in place of the whole expression, if given."""
 
         def walk(node: Expr):
             if node.op == "acc":
@@ -251,10 +275,13 @@ class Epilogue:
                 return load(int(node.value))
             return FUNCTIONS[node.op][1]([walk(a) for a in node.args], node.value)
 
-        return walk(self.expr)
+        return walk(self.expr if expr is None else expr)
 
-    def evaluate(self, acc: np.ndarray, operands: list[np.ndarray]) -> np.ndarray:
-        """fp64 reference: ``acc`` has the output's shape; operands broadcast by kind."""
+    def evaluate(
+        self, acc: np.ndarray, operands: list[np.ndarray], expr: Expr | None = None
+    ) -> np.ndarray:
+        """fp64 reference: ``acc`` has the output's shape; operands broadcast by kind; of
+        ``expr`` (a rewriting, as in :meth:`lower`) in place of the whole expression, if given."""
         full = [
             self._broadcast(i, np.asarray(x, np.float64), acc.shape) for i, x in enumerate(operands)
         ]
@@ -269,7 +296,8 @@ class Epilogue:
             return FUNCTIONS[node.op][2]([walk(a) for a in node.args], node.value)
 
         with np.errstate(over="ignore"):
-            return np.broadcast_to(walk(self.expr), acc.shape).astype(np.float64)
+            value = walk(self.expr if expr is None else expr)
+            return np.broadcast_to(value, acc.shape).astype(np.float64)
 
     def magnitude(self, acc: np.ndarray, acc_mag: np.ndarray, operands: list) -> np.ndarray:
         """Elementwise error scale of the result, given the accumulator's value and its error

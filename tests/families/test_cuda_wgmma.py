@@ -124,7 +124,7 @@ def test_genome_checks_and_round_trip():
         "block_n": 256, "consumers": 2, "stages": 4, "raster": 8, "epilogue": "",
         "out_dtype": "float32", "gated": False, "schedule": "tile", "cluster": 1,
         "store": "direct", "splits": 1, "pad": "needed", "arrangement": "cooperative",
-        "reduction": "workspace", "tf32_passes": 1,
+        "reduction": "workspace", "bias_at": "store", "tf32_passes": 1,
     }  # fmt: skip
     with pytest.raises(GenomeError) as err:
         grammar.check(genome.replace(stages=6), NT)
@@ -1030,3 +1030,65 @@ def test_stream_shares_cover_every_k_step_once_and_name_each_tiles_helpers(tiles
     assert runs == [1] * work
     assert sorted(stores) == list(range(tiles))
     assert all(stores[t] == helpers.get(t, []) for t in range(tiles))
+
+
+BIAS_START = [
+    (Workload("gemm_bias_relu", (4096, 4096, 4096), "float16", "float16"),
+     {"schedule": "persistent", "store": "tma"}),
+    (Workload("gemm_bias_gelu", (1000, 1000, 1000), "bfloat16", "bfloat16"), {}),  # edges
+    (Workload("gemm_nt", (2048, 4096, 1024), "float16", "float16",
+              epilogue=Epilogue(F("leaky_relu", F("mul", F("add", operand(0), ACC),
+                                                  operand(1)), value=0.1), ("n", "full"))),
+     {"schedule": "persistent", "store": "tma", "arrangement": "pingpong"}),
+    (Workload("conv2d_nhwc", (32, 28, 28, 64, 128, 3, 3, 1, 1), "float16", "float16",
+              epilogue=Epilogue(F("relu", F("add", ACC, operand(0))), ("n",))),
+     {"schedule": "persistent", "store": "tma", "block_n": 128}),
+]  # fmt: skip
+
+
+def test_bias_at_start_needs_a_bias_and_tiles_one_block_computes():
+    """The accumulators can start from a per-column vector the epilogue adds to acc itself
+    (bias, or an expression's acc + x[n]); not where nothing is added that way, nor where
+    several blocks share a tile's K steps (each would start from the bias)."""
+    start = DEFAULT.replace(bias_at="start")
+    plain = Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16")
+    with pytest.raises(GenomeError, match="adds no per-column vector"):
+        Grammar(TARGET).check(start, plain)
+    scaled = Workload(
+        "gemm_nt", (4096, 4096, 4096), "float16", "float16",
+        epilogue=Epilogue(F("add", F("mul", ACC, operand(0)), operand(1)), ("n", "n")),
+    )  # fmt: skip
+    with pytest.raises(GenomeError, match="adds no per-column vector"):
+        Grammar(TARGET).check(start, scaled)  # acc * x0 + x1: x1 is not added to acc itself
+    assert FAMILY.impossible(plain, TARGET)["bias_at"] == ("start",)
+    bias = Workload("gemm_bias_relu", (256, 4096, 65536), "float16", "float16")
+    assert "bias_at" not in FAMILY.impossible(bias, TARGET)
+    with pytest.raises(GenomeError, match="split tile"):
+        Grammar(TARGET).check(start.replace(splits=4, block_n=128, raster=1), bias)
+    assert Grammar(TARGET).check(start.replace(raster=1), bias).params.bias_at == "start"
+    with pytest.raises(GenomeError, match="bias_at"):
+        WgmmaParams(bias_at="end")
+
+
+@pytest.mark.parametrize("workload, genes", BIAS_START, ids=lambda x: str(x)[:60])
+def test_bias_at_start_loads_the_bias_into_the_accumulators_not_the_write_back(
+    needs_nvcc, tmp_path, workload, genes
+):
+    """The vector is read once per tile, into the accumulators, before the first wgmma, and
+    not again in the write-back; the store's other work (an activation, other operands)
+    stays; edge columns past N start from 0; nothing spills."""
+    genome = Grammar(TARGET).check(DEFAULT.replace(bias_at="start", **genes), workload)
+    src = cuda_source(build_module(kernel_module(genome, workload), TARGET, check_nvcc=True))
+    before = cuda_source(
+        build_module(kernel_module(genome.replace(bias_at="store"), workload), TARGET)
+    )
+    vector = "Bias_ptr[" if workload.epilogue is None else "x0_ptr["
+    body = src.split("main_kernel(", 2)[2]
+    first_load, first_mma = body.index(vector), body.index("_mma_async_sync_aligned_m64")
+    assert first_load < first_mma  # loaded before the tile's first wgmma
+    assert body.count(vector) <= before.split("main_kernel(", 2)[2].count(vector)
+    write_back = body[body.rindex("wait_group_sync_aligned_0") :]  # after the last mainloop
+    assert vector not in write_back and vector in before[before.rindex("aligned_0") :]
+    if workload.op != "conv2d_nhwc" and workload.shape[-2] % 256:  # N's edge: 0, unread
+        assert "if (" in body[first_load - 200 : first_load]
+    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)

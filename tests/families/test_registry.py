@@ -27,11 +27,13 @@ SETUP = {
     "rocm.mfma": ("rocm", "gfx942", Workload("gemm", (1024, 1024, 1024), "float16")),
 }
 #: genes legal away from their default only on a workload of their own: split-K needs a grid
-#: that leaves SMs idle (16 tiles of 128 x 256), pad=lines rows that are not whole lines
+#: that leaves SMs idle (16 tiles of 128 x 256), pad=lines rows that are not whole lines,
+#: bias_at=start a bias
 FIELD_WORKLOADS = {
     ("cuda.wgmma", "splits"): Workload("gemm_nt", (1024, 512, 8192), "float16"),
     ("cuda.wgmma", "pad"): Workload("gemm_nt", (2048, 4096, 1000), "float16"),  # K: 2000-B rows
     ("cuda.wgmma", "reduction"): Workload("gemm_nt", (1024, 512, 8192), "float16"),
+    ("cuda.wgmma", "bias_at"): Workload("gemm_bias_relu", (2048, 4096, 1024), "float16"),
 }
 #: genes compared from another base than the family's default (ping-pong needs persistence,
 #: a cluster reduction a split)

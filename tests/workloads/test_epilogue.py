@@ -162,3 +162,23 @@ def test_wgmma_kernel_with_expression_epilogue_builds_with_nvcc(needs_nvcc, work
     src = cuda_source(build_module(mod, target, check_nvcc=True))
     assert "wgmma.mma_async" in src
     assert all(f"{name}_ptr[" in src for name in operands)  # read in the write-back
+
+
+def test_column_add_finds_the_bias_added_to_the_accumulator_itself():
+    """``acc + x[n]`` (either order, anywhere in the chain) is what a kernel can start its
+    accumulators from; the rest reads the sum as ``acc`` and evaluates the same."""
+    index, rest = CHAIN.column_add()
+    assert index == 0
+    assert str(rest) == "(leaky_relu(((acc * 2.0) - 0.5), 0.1) + x1)"
+    acc, bias, full = np.arange(6.0).reshape(2, 3), np.array([1.0, -2.0, 3.0]), np.ones((2, 3))
+    started = CHAIN.evaluate(acc + bias, [bias, full], rest)
+    np.testing.assert_allclose(started, CHAIN.evaluate(acc, [bias, full]))
+    flipped = Epilogue(F("relu", F("add", operand(0), ACC)), ("n",)).column_add()
+    assert flipped == (0, F("relu", ACC))
+    for no in (
+        Epilogue(F("add", ACC, operand(0)), ("m",)),  # a row vector: not per column
+        Epilogue(F("add", ACC, operand(0)), ("full",)),
+        Epilogue(F("add", F("mul", ACC, const(2.0)), operand(0)), ("n",)),  # 2 acc + x
+        Epilogue(F("mul", F("add", ACC, operand(0)), ACC), ("n",)),  # acc read twice
+    ):
+        assert no.column_add() is None, no

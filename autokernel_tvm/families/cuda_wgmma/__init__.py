@@ -19,8 +19,10 @@ from dataclasses import dataclass, replace
 
 from ...hardware import limits
 from ..base import Family, GenomeError, Kernel, Params
+from .epilogue import column_bias
 from .kernel import (
     ARRANGEMENTS,
+    BIAS_AT,
     BLOCK_NS,
     CLUSTERS,
     CONSUMERS,
@@ -81,7 +83,10 @@ class WgmmaParams(Params):
     one tile) or "pingpong" (persistent, two consumers: each its own 64-row tile, in turn, one's
     write-back overlapping the other's wgmma); reduction: how split-K's partials are summed,
     "workspace" (f32 partials through L2, then a second kernel) or "cluster" (a tile's splits
-    are one thread-block cluster and sum through its distributed shared memory: one launch)."""
+    are one thread-block cluster and sum through its distributed shared memory: one launch);
+    bias_at: where the epilogue's bias (or an expression's ``acc + x[n]``) joins the
+    accumulators, "store" (in the write-back) or "start" (each tile's accumulators start from
+    it: no loads of it in the write-back; tiles one block computes whole)."""
 
     block_n: int = 256
     consumers: int = 2
@@ -94,7 +99,10 @@ class WgmmaParams(Params):
     pad: str = "needed"
     arrangement: str = "cooperative"
     reduction: str = "workspace"
-    later_genes = ("schedule", "cluster", "store", "splits", "pad", "arrangement", "reduction")
+    bias_at: str = "store"
+    later_genes = (
+        "schedule", "cluster", "store", "splits", "pad", "arrangement", "reduction", "bias_at"
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -114,6 +122,8 @@ class WgmmaParams(Params):
             raise GenomeError("bad-splits", f"splits={self.splits}: one of {SPLITS}")
         if self.reduction not in REDUCTIONS:
             raise GenomeError("bad-reduction", f"reduction={self.reduction!r}: one of {REDUCTIONS}")
+        if self.bias_at not in BIAS_AT:
+            raise GenomeError("bad-bias-at", f"bias_at={self.bias_at!r}: one of {BIAS_AT}")
         if self.stages not in STAGES or self.raster < 0:
             raise GenomeError("bad-pipeline", f"stages={self.stages} raster={self.raster}")
 
@@ -157,6 +167,7 @@ def structure(params: WgmmaParams, workload) -> dict:
         "pad": params.pad,
         "arrangement": params.arrangement,
         "reduction": params.reduction,
+        "bias_at": params.bias_at,
         # fp32 workloads keep fp32 accuracy (three TF32 products, .tf32x3) unless the user
         # allowed TF32 (Workload.precision): then one
         "tf32_passes": 3 if workload.dtype == "float32" and not workload.precision else 1,
@@ -182,6 +193,7 @@ class CudaWgmma(Family):
         "pad": PADS,
         "arrangement": ARRANGEMENTS,
         "reduction": REDUCTIONS,
+        "bias_at": BIAS_AT,
     }
     default = WgmmaParams()  # H100: 82% of cuBLAS at 4096^3 fp16 before tuning
 
@@ -276,12 +288,14 @@ class CudaWgmma(Family):
         the splits the kernel's split check refuses even for the fewest tiles (128 x 256), as
         split-K and as the last wave of the streamk schedule (whose tail depends on the tile:
         the grammar offers streamk's splits where the default tile leaves a partial wave that
-        they fit)."""
+        they fit); bias_at=start where the epilogue adds no bias to the accumulator."""
         m, n, k = _mnk(workload)
         st = structure(self.default, workload)
         out = {}
         if row_pads(m, n, k, **{**st, "pad": "lines"}) == row_pads(m, n, k, **st):
             out["pad"] = ("lines",)
+        if column_bias(st["epilogue"]) is None:
+            out["bias_at"] = ("start",)
         fewest = _tiles(workload, 2 * WG_ROWS, 128 if st["gated"] else 256)
         plain = {**st, "store": "direct", "cluster": 1}  # what a split needs of the other genes
         sms = limits(target).sm_count

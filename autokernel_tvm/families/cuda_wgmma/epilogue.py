@@ -9,18 +9,30 @@ import tvm
 from ...workloads.epilogue import Epilogue
 
 
-def finish(x, index: tuple, *, epilogue, out_dtype: str, bias=None, operands=()):
+def column_bias(epilogue) -> tuple | None:
+    """What ``bias_at="start"`` starts the accumulators from: ``(-1, None)`` for a
+    ``bias[_relu|_gelu]`` epilogue's bias, ``(i, rest)`` for an expression's column operand ``i``
+    (:meth:`Epilogue.column_add`); None where the epilogue adds no such vector."""
+    if isinstance(epilogue, Epilogue):
+        return epilogue.column_add()
+    return (-1, None) if epilogue.startswith("bias") else None
+
+
+def finish(x, index: tuple, *, epilogue, out_dtype: str, bias=None, operands=(), started=False):
     """``epilogue`` applied to the f32 value ``x`` of C[index], cast to ``out_dtype``, as one
     expression (no scalar temporaries: a temporary inside a 2-wide vectorized store would be
     shared by both lanes). ``epilogue``: "" / ``bias[_relu|_gelu]`` (``bias``: the ``[N]``
-    buffer) or an :class:`Epilogue` expression whose operand buffers are ``operands``."""
+    buffer) or an :class:`Epilogue` expression whose operand buffers are ``operands``.
+    ``started``: ``x`` already holds the :func:`column_bias` vector (the accumulators started
+    from it), which is then not added again."""
     if isinstance(epilogue, Epilogue):
 
         def load(i):
             return tvm.tirx.Cast("float32", operands[i][epilogue.operand_index(i, index)])
 
-        return tvm.tirx.Cast(out_dtype, epilogue.lower(x, load))
-    if epilogue:
+        rest = epilogue.column_add()[1] if started else None
+        return tvm.tirx.Cast(out_dtype, epilogue.lower(x, load, rest))
+    if epilogue and not started:
         x = x + tvm.tirx.Cast("float32", bias[index[-1]])
     act = epilogue.partition("_")[2]
     if act == "relu":

@@ -64,8 +64,8 @@ import tvm
 from tvm.script import tirx as T
 
 from ...workloads.epilogue import Epilogue
+from .epilogue import column_bias, operand_buffers, with_buffers
 from .epilogue import finish as epilogue_value
-from .epilogue import operand_buffers, with_buffers
 from .splitk import REDUCE_THREADS, reduce_args, reduce_blocks, reduce_partials
 from .tf32x3 import THREADS as SPLIT_THREADS
 from .tf32x3 import split_blocks, split_k, split_operand
@@ -90,6 +90,9 @@ ARRANGEMENTS = ("cooperative", "pingpong")
 #: how split-K's partials are summed: a workspace and a second kernel, or in the cluster's
 #: distributed shared memory (one launch, no f32 traffic through L2)
 REDUCTIONS = ("workspace", "cluster")
+#: where a per-column bias joins the accumulators: added at the store, or the accumulators start
+#: from it (its loads leave the write-back, which holds the tensor cores idle between tiles)
+BIAS_AT = ("store", "start")
 #: blocks per cluster any sm_90 launch may use (16 needs the non-portable opt-in)
 PORTABLE_CLUSTER = 8
 #: streamk's blocks per last-wave tile: one cluster each, and clusters of 2 tile every GPC
@@ -187,6 +190,11 @@ class Structure:
         The producer loads the tiles in order through one ring; a pair of ``turns`` barriers
         orders the two mainloops, and each ring stage is freed by one warpgroup (with
         clusters: by one in each block of the pair, which multicast the B tile they share).
+    bias_at : where the epilogue's per-column vector (``bias`` or an expression's ``acc + x_i``
+        over N, :func:`.epilogue.column_bias`) joins the f32 accumulators: "store", added in
+        the write-back; "start", each tile's accumulators are loaded from it before the first
+        wgmma (for tiles whose K steps one block computes: no split-K, streamk or stream), so
+        the write-back reads nothing but the accumulators (and any other operands).
     tf32_passes : fp32 inputs only: 1, one TF32 product (TF32's ~10-bit mantissa); 3, 3xTF32
         (:mod:`.tf32x3`: each operand split into TF32 high and low parts, three products as one
         GEMM over concatenated K, fp32-level accuracy; either B layout). The host code writes
@@ -217,6 +225,7 @@ class Structure:
     tf32_passes: int = 1
     arrangement: str = "cooperative"
     reduction: str = "workspace"
+    bias_at: str = "store"
 
 
 def tile_rows(consumers: int, arrangement: str = "cooperative") -> int:
@@ -447,6 +456,21 @@ def _store_reason(st: Structure, m: int, n: int) -> str | None:
     return None
 
 
+def _bias_reason(st: Structure) -> str | None:
+    if st.bias_at not in BIAS_AT:
+        return f"bias_at {st.bias_at!r}: one of {BIAS_AT}"
+    if st.bias_at == "store":
+        return None
+    if column_bias(st.epilogue) is None:
+        return "bias_at=start: the epilogue adds no per-column vector (a bias) to the accumulator"
+    if st.splits > 1 or st.schedule in ("streamk", "stream"):
+        return (
+            "bias_at=start: every block of a split tile would start from the bias; one block "
+            "per tile's K steps (splits=1, schedule tile or persistent)"
+        )
+    return None
+
+
 def split_reason(st: Structure, k: int, tiles: int, sm_count: int) -> str | None:
     """Why ``st.splits`` cannot split the K steps of ``tiles`` output tiles, or None."""
     if st.splits not in SPLITS:
@@ -633,7 +657,7 @@ def legal(m: int, n: int, k: int, *, smem_limit: int, sm_count: int = 0, **struc
         return f"raster={raster} > the {m_tiles} M tiles: the same tile order as a smaller one"
     if st.schedule not in SCHEDULES:
         return f"schedule {st.schedule!r}: one of {SCHEDULES}"
-    why = _cluster_reason(st, m_tiles) or _store_reason(st, m, n)
+    why = _cluster_reason(st, m_tiles) or _store_reason(st, m, n) or _bias_reason(st)
     if why:
         return why
     if st.pad not in PADS:
@@ -766,6 +790,7 @@ def wgmma_gemm(
     releases = (1 if pingpong else consumers) * 4 * cluster
     expression = epilogue if isinstance(epilogue, Epilogue) else None
     has_bias = bool(epilogue) and expression is None
+    started = st.bias_at == "start"  # the accumulators start from column_bias's vector
     # B as a 2-D TMA tensor (innermost dim first) and its box: K-major rows of K, or MN-major
     # rows of N read 64 columns (one swizzle atom) per box.
     b_part = bn_rows // cluster  # B rows (K-major) or columns (MN-major) a block loads
@@ -873,8 +898,23 @@ def wgmma_gemm(
         if scaled:  # fp8: the per-tensor scales of A and B, as torch._scaled_mm applies them
             x = x * scales[0][0] * scales[1][0]
         return epilogue_value(
-            x, index, epilogue=epilogue, out_dtype=out_dtype, bias=bias, operands=operands
+            x,
+            index,
+            epilogue=epilogue,
+            out_dtype=out_dtype,
+            bias=bias,
+            operands=operands,
+            started=started,
         )
+
+    def start_value(bias, col):
+        """The f32 value column ``col``'s accumulators start from (``bias_at="start"``): its
+        element of the bias or of the expression's column operand; 0 past N (edge tiles)."""
+        index = column_bias(epilogue)[0]
+        value = tvm.tirx.Cast("float32", (bias if index < 0 else operands[index])[col])
+        if is_conv or n % block_c == 0:
+            return value
+        return tvm.tirx.if_then_else(col < n, value, tvm.tirx.const(0, "float32"))
 
     def pixel(bm, row):
         """``(image, y, x)`` of conv output pixel ``row`` of block tile ``bm``: the block's
@@ -1137,8 +1177,15 @@ def wgmma_gemm(
                 span=None):
         # one warpgroup's wgmma over the ring for `steps` K steps of one tile, then its share of
         # the write-back (`summed`: the sum of the cluster's splits of the tile)
-        for i in T.unroll(acc_n):
-            acc[i] = T.float32(0)
+        if started:  # accumulator 4g + 2h + v holds column 8g + 2 (lane % 4) + v (rows r, r + 8)
+            for g in T.unroll(acc_n // 4):
+                for h in T.unroll(2):
+                    for v in T.unroll(2):
+                        acc[g * 4 + h * 2 + v] = start_value(
+                            bias, bn * block_c + g * 8 + tid % 4 * 2 + v)
+        else:
+            for i in T.unroll(acc_n):
+                acc[i] = T.float32(0)
         if pingpong and ti > 0:
             # the other warpgroup's mainloop of the block's previous tile is done: it has taken
             # every stage before this tile's, so the parity waits below cannot match a fill
