@@ -3,7 +3,8 @@
 # Where the unmet speed goals lose their time, in one device call (~4 min):
 #  1. odd shapes (below torch.compile): each kernel of one call -- the padding copies, the GEMM,
 #     the copy-out of a TMA-stored C -- for the tuner's winners and their persistent variants;
-#  2. the fused epilogue's cost: the same 4096^3 genome plain, + bias + ReLU, + bias + GELU
+#  2. the fused epilogue's cost: the same 4096^3 genome plain, + bias + ReLU, + bias + GELU,
+#     each bias added at the store and loaded into the accumulators first (bias_at=start)
 #     (the chains are 1.05-1.07x eager where 1.1x needs the epilogue free and the GEMM past
 #     cuBLAS), and the gated GEMM of llama_mlp against the plain GEMM of its width;
 #  3. (PROFILE=1) ncu of the 4096^3 kernel and of cuBLAS's: tensor-pipe activity and stall
@@ -31,9 +32,12 @@ check() {  # op shape dtype genomes...
   check gemm_nt 2047,2049,2051 bfloat16 block_n=128,raster=16,cluster=2 \
     schedule=persistent,store=tma block_n=128,schedule=persistent,store=tma \
     schedule=stream,store=tma,raster=0
-  echo "== the epilogue's cost: one genome, three epilogues (4096^3 fp16)"
-  for op in gemm_nt gemm_bias_relu gemm_bias_gelu; do
-    check "$op" 4096,4096,4096 float16 schedule=persistent,store=tma
+  echo "== the epilogue's cost: one genome, three epilogues (4096^3 fp16), the bias at the"
+  echo "   store or in the accumulators from the start (bias_at)"
+  check gemm_nt 4096,4096,4096 float16 schedule=persistent,store=tma
+  for op in gemm_bias_relu gemm_bias_gelu; do
+    check "$op" 4096,4096,4096 float16 schedule=persistent,store=tma \
+      schedule=persistent,store=tma,bias_at=start
   done
   echo "== gated against plain at the same width (2048 x 22016 x 4096 of MMA work)"
   check gemm_gated_nt 2048,11008,4096 float16 schedule=streamk,store=tma,splits=2,reduction=cluster
