@@ -1092,3 +1092,52 @@ def test_bias_at_start_loads_the_bias_into_the_accumulators_not_the_write_back(
     if workload.op != "conv2d_nhwc" and workload.shape[-2] % 256:  # N's edge: 0, unread
         assert "if (" in body[first_load - 200 : first_load]
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+
+
+ROWS = [
+    (Workload("gemm_nt", (8205, 5921, 2949), "float16", "float16"), {"schedule": "persistent"}),
+    (Workload("gemm_nt", (1000, 1001, 1000), "float16", "float32"), {"raster": 1}),
+    (Workload("batch_gemm_nt", (3, 100, 201, 72), "bfloat16", "bfloat16"), {"raster": 1}),
+    (Workload("gemm_gated_nt", (2047, 11001, 4096), "float16", "float16"),
+     {"schedule": "persistent"}),
+    (Workload("gemm_bias_gelu", (2047, 11001, 4096), "bfloat16", "bfloat16"),
+     {"schedule": "persistent", "bias_at": "start"}),
+]  # fmt: skip
+
+
+def test_store_rows_is_for_c_rows_the_tma_cannot_store():
+    """store=rows writes staged tiles where C's rows are not 16-byte multiples; where they are,
+    the TMA stores them (rows would be a slower duplicate), and conv outputs always are."""
+    rows = DEFAULT.replace(store="rows")
+    aligned = Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16")
+    with pytest.raises(GenomeError, match="store=tma does"):
+        Grammar(TARGET).check(rows, aligned)
+    assert FAMILY.impossible(aligned, TARGET)["store"] == ("rows",)
+    odd = Workload("gemm_nt", (8205, 5921, 2949), "float16", "float16")
+    assert "store" not in FAMILY.impossible(odd, TARGET)
+    assert Grammar(TARGET).check(rows, odd).params.store == "rows"
+    four = Workload("gemm_nt", (1000, 1001, 1000), "float16", "float32")  # 4-byte C, N odd
+    assert Grammar(TARGET).check(rows.replace(raster=1), four).params.store == "rows"
+    batched = Workload("batch_gemm_nt", (3, 100, 201, 72), "bfloat16", "bfloat16")
+    with pytest.raises(GenomeError, match="next matrix"):  # the TMA box would cross matrices
+        Grammar(TARGET).check(rows.replace(store="tma", raster=1), batched)
+    assert Grammar(TARGET).check(rows.replace(raster=1), batched).params.store == "rows"
+
+
+@pytest.mark.parametrize("workload, genes", ROWS, ids=lambda x: str(x)[:60])
+def test_store_rows_writes_the_staged_tile_in_row_runs_without_a_copy_out(
+    needs_nvcc, tmp_path, workload, genes
+):
+    """The tile is staged in shared memory as for the TMA store, then stored from there by the
+    consumer threads, a row's consecutive columns on consecutive threads, checked at the edges:
+    no bulk store, no scratch C and no copy-out kernel; nothing spills."""
+    genome = Grammar(TARGET).check(DEFAULT.replace(store="rows", **genes), workload)
+    mod = kernel_module(genome, workload)
+    assert not any("unpad" in str(g) for g in mod.get_global_vars())
+    src = cuda_source(build_module(mod, TARGET, check_nvcc=True))
+    body = src.split("main_kernel(", 2)[2]
+    assert "bulk_tensor" in body  # the TMA loads
+    assert "s2g" not in body and "cp_async_bulk_commit_group" not in body  # no TMA store
+    stores = [line for line in body.split("\n") if "C_ptr[" in line and " = " in line]
+    assert stores and all("pool_ptr" in line.split(" = ")[1] for line in stores)  # from smem
+    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)

@@ -344,3 +344,25 @@ def test_bias_at_start_passes_the_gate(target, workload, genes):
     from the previous tile's columns fails the fp64 check."""
     genes = {"bias_at": "start", **genes}
     _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))
+
+
+ROWS = [
+    (Workload("gemm_nt", (8205, 5921, 2949), "float16", "float16"), {"schedule": "persistent"}),
+    (Workload("gemm_nt", (1000, 1001, 1000), "float16", "float32"), {"raster": 1}),
+    (Workload("batch_gemm_nt", (3, 100, 201, 72), "bfloat16", "bfloat16"), {"raster": 1}),
+    (Workload("gemm_gated_nt", (2047, 11001, 4096), "float16", "float16"),
+     {"schedule": "persistent"}),
+    (Workload("gemm_bias_gelu", (2047, 11001, 4096), "bfloat16", "bfloat16"),
+     {"schedule": "persistent", "bias_at": "start"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("workload, genes", ROWS, ids=_ids(ROWS))
+def test_store_rows_passes_the_gate(target, workload, genes):
+    """C rows that start anywhere, written from the staged tile in row runs: a run shifted by
+    the swizzle, a row or column past the edge written (into the next row, or the next
+    matrix of a batch) or a buffer refilled before every warp has read it fails the fp64
+    check, the NaN-poisoned output check or the determinism check."""
+    _wgmma_passes_gate(
+        target, workload, Genome.default("cuda.wgmma").replace(store="rows", **genes)
+    )

@@ -41,6 +41,7 @@ from .kernel import (
     row_pads,
     smem_bytes,
     split_reason,
+    store_reason,
     tile_rows,
     wgmma_module,
 )
@@ -75,7 +76,10 @@ class WgmmaParams(Params):
     tiles' K steps; a tile's later shares go through a workspace to the block that stores it;
     not yet drawn by the search); cluster: blocks per thread-block cluster along M (2: the pair
     shares the B tile through TMA multicast); store: the write-back, "direct" from registers or
-    "tma" (staged in shared memory and stored by the TMA while the next tile computes); splits:
+    "tma" (staged in shared memory and stored by the TMA while the next tile computes) or
+    "rows" (staged the same way, then written by the consumer warps in whole row runs: for a C
+    whose rows are not 16-byte multiples, which the TMA cannot store and direct stores write a
+    column at a time); splits:
     blocks sharing one output tile's K steps (split-K: f32 partials, then a deterministic
     reduction that applies the epilogue), for grids with fewer tiles than SMs; pad: "lines"
     copies operands whose rows are not whole 128-byte lines into padded scratch first, "needed"
@@ -288,7 +292,8 @@ class CudaWgmma(Family):
         the splits the kernel's split check refuses even for the fewest tiles (128 x 256), as
         split-K and as the last wave of the streamk schedule (whose tail depends on the tile:
         the grammar offers streamk's splits where the default tile leaves a partial wave that
-        they fit); bias_at=start where the epilogue adds no bias to the accumulator."""
+        they fit); bias_at=start where the epilogue adds no bias to the accumulator;
+        store=rows where the TMA can store C's rows."""
         m, n, k = _mnk(workload)
         st = structure(self.default, workload)
         out = {}
@@ -296,6 +301,8 @@ class CudaWgmma(Family):
             out["pad"] = ("lines",)
         if column_bias(st["epilogue"]) is None:
             out["bias_at"] = ("start",)
+        if store_reason(Structure(**{**st, "store": "rows"}), m, n):
+            out["store"] = ("rows",)  # C's rows are 16-byte multiples (or conv): tma stores them
         fewest = _tiles(workload, 2 * WG_ROWS, 128 if st["gated"] else 256)
         plain = {**st, "store": "direct", "cluster": 1}  # what a split needs of the other genes
         sms = limits(target).sm_count

@@ -82,7 +82,9 @@ STAGES = (2, 3, 4, 5, 6)
 #: stream-K: every block an equal, contiguous share of all tiles' K steps
 SCHEDULES = ("tile", "persistent", "streamk", "stream")
 CLUSTERS = (1, 2)  # blocks per cluster along M, sharing (multicasting) the B tile
-STORES = ("direct", "tma")  # the write-back: registers -> global, or -> shared -> TMA store
+#: the write-back: registers -> global, or -> shared -> TMA store, or -> shared -> global in
+#: whole row runs (C rows the TMA cannot store: not 16-byte multiples)
+STORES = ("direct", "tma", "rows")
 SPLITS = (1, 2, 4, 8, 16, 32, 64)  # K ranges per output tile (split-K), summed by .splitk
 PADS = ("needed", "lines")  # copy rows the TMA cannot address / rows that are not whole lines
 #: consumer warpgroups on one tile (each 64 of its rows) / each on its own 64-row tile, in turn
@@ -168,7 +170,11 @@ class Structure:
     store : the write-back, "direct" (each thread stores its pairs) or "tma" (staged in shared
         memory, boxes of 64 rows x 128 bytes stored by the TMA, asynchronously; where C's rows
         are not 16-byte multiples, which TMA strides must be, into a scratch C of whole
-        128-byte rows that :func:`unpad_rows` then copies into C).
+        128-byte rows that :func:`unpad_rows` then copies into C), or "rows" (where C's rows
+        are not 16-byte multiples: staged the same way, then written from shared memory by the
+        consumer warps, consecutive threads on consecutive columns of a row, so each store of
+        a warp is one 64- or 128-byte run instead of direct stores' single columns spread over
+        8 rows; no scratch C and no copy-out).
     splits : split-K: each output tile's K steps are divided among ``splits`` blocks, which
         store f32 partial sums into a ``[splits, M, N]`` workspace; the host code then launches
         :func:`.splitk.reduce_partials`, which sums them in split order (deterministic) and
@@ -236,7 +242,8 @@ def tile_rows(consumers: int, arrangement: str = "cooperative") -> int:
 def smem_bytes(
     block_n: int, consumers: int, stages: int, store: str = "direct", arrangement="cooperative"
 ) -> int:
-    staging = consumers * STORE_BUFFERS * STORE_BOX * SWIZZLE_ROW if store == "tma" else 0
+    staged = store in ("tma", "rows")
+    staging = consumers * STORE_BUFFERS * STORE_BOX * SWIZZLE_ROW if staged else 0
     return stages * (tile_rows(consumers, arrangement) + block_n) * SWIZZLE_ROW + staging
 
 
@@ -443,15 +450,20 @@ def _arrangement_reason(st: Structure) -> str | None:
     return None
 
 
-def _store_reason(st: Structure, m: int, n: int) -> str | None:
+def store_reason(st: Structure, m: int, n: int) -> str | None:
     if st.store not in STORES:
         return f"store {st.store!r}: one of {STORES}"
     if st.store == "direct":
         return None
+    if st.store == "rows" and (st.conv or n * _bytes(st.out_dtype) % TMA_STRIDE == 0):
+        return (
+            "store=rows writes the staged tile in row runs where the TMA cannot store C (rows "
+            "not 16-byte multiples): here store=tma does"
+        )
     box = SWIZZLE_ROW // _bytes(st.out_dtype)  # C columns per box
     if (st.block_n // 2 if st.gated else st.block_n) % box:
         return f"store=tma stores {box}-column boxes: a block's C tile is narrower"
-    if st.batch and m % tile_rows(st.consumers, st.arrangement):
+    if st.store == "tma" and st.batch and m % tile_rows(st.consumers, st.arrangement):
         return "store=tma, batched: an M edge tile would store into the next matrix's rows"
     return None
 
@@ -657,7 +669,7 @@ def legal(m: int, n: int, k: int, *, smem_limit: int, sm_count: int = 0, **struc
         return f"raster={raster} > the {m_tiles} M tiles: the same tile order as a smaller one"
     if st.schedule not in SCHEDULES:
         return f"schedule {st.schedule!r}: one of {SCHEDULES}"
-    why = _cluster_reason(st, m_tiles) or _store_reason(st, m, n) or _bias_reason(st)
+    why = _cluster_reason(st, m_tiles) or store_reason(st, m, n) or _bias_reason(st)
     if why:
         return why
     if st.pad not in PADS:
@@ -743,6 +755,8 @@ def wgmma_gemm(
     stream = st.schedule == "stream"
     persistent = st.schedule in ("persistent", "streamk", "stream")  # a block per SM
     tma_store = st.store == "tma"
+    rows_store = st.store == "rows"  # staged like tma_store, written out by the warpgroup
+    staged_store = tma_store or rows_store
     ring_elems = stages * (bm_rows + bn_rows) * bk  # a multiple of 1024 B: 128-byte rows
     out_bytes = _bytes(out_dtype)
     box_cols = SWIZZLE_ROW // out_bytes  # C columns per TMA store box
@@ -1102,14 +1116,35 @@ def wgmma_gemm(
             store(C, bias, part, 2, bi, bm, row + 8, col)
 
     @T.macro
+    def rows_out(C, staged, tid, wg, bi, bm, bn, buf, c):
+        # store=rows: box c of the warpgroup's 64 rows from shared memory into C, where C's
+        # rows start anywhere (no vector or bulk store can write them): consecutive threads
+        # take consecutive columns of a row, so a warp writes one 64- or 128-byte run per store
+        # (a loop, not unrolled: unrolled, the stores' addresses and predicates took registers
+        # the accumulators of the later boxes needed, and ptxas spilled)
+        for j in range(STORE_BOX * box_cols // WG_THREADS):
+            e = j * WG_THREADS + tid % WG_THREADS
+            r = e // box_cols
+            cb = e % box_cols
+            grow = bm * bm_rows + wg_row(wg) + r
+            if inside(grow, bn * block_c + c * box_cols + cb):
+                if batch > 0:
+                    C[bi, grow, bn * block_c + c * box_cols + cb] = staged[
+                        buf, r, (cb // chunk ^ r % 8) * chunk + cb % chunk]
+                else:
+                    C[grow, bn * block_c + c * box_cols + cb] = staged[
+                        buf, r, (cb // chunk ^ r % 8) * chunk + cb % chunk]
+
+    @T.macro
     def stage_out(C, bias, acc, staged, c_map, tid, wg, bi, bm, bn, row):
         # The tile's write-back through shared memory: per box of C columns, wait until the
         # buffer's previous bulk store has read it, fill it (the 128B swizzle XORs the 16-byte
-        # chunk with the row, so a warp's 8 rows hit distinct banks), then one thread stores it
+        # chunk with the row, so a warp's 8 rows hit distinct banks), then one thread stores it;
+        # (store=rows) the warpgroup writes it out, each warp one row run at a time
         lane = tid % 32
         for c in T.unroll(block_c // box_cols):
             buf = wg * STORE_BUFFERS + c % STORE_BUFFERS
-            if tid % WG_THREADS == 0:
+            if tma_store and tid % WG_THREADS == 0:
                 T.ptx["cp.async.bulk.wait_group.read"](STORE_BUFFERS - 1)
             T.cuda.warpgroup_sync(1 + wg)
             for i in T.unroll(box_cols // 8):
@@ -1121,9 +1156,12 @@ def wgmma_gemm(
                         staged[buf, r, (cb // chunk ^ r % 8) * chunk + cb % chunk + v] = guarded(
                             acc, (c * box_cols // 8 + i) * 4 + h * 2 + v, bias,
                             bi, bm, row + h * 8, col + v)
-            T.ptx.fence.proxy.async_.shared__cta()
+            if tma_store:  # the bulk store reads through the async proxy
+                T.ptx.fence.proxy.async_.shared__cta()
             T.cuda.warpgroup_sync(1 + wg)
-            if is_conv:  # the warpgroup's 64 pixels of the patch: box_p rows of box_q
+            if rows_store:
+                rows_out(C, staged, tid, wg, bi, bm, bn, buf, c)
+            elif is_conv:  # the warpgroup's 64 pixels of the patch: box_p rows of box_q
                 if tid % WG_THREADS == 0:
                     img_i, y, xq = pixel(bm, wg * WG_ROWS)  # the box's first pixel
                     T.ptx[TMA_STORE_4D](T.address_of(c_map), bn * block_c + c * box_cols,
@@ -1137,8 +1175,9 @@ def wgmma_gemm(
 
     @T.macro
     def write_back(C, bias, acc, staged, c_map, tid, wg, bi, bm, bn, row, lane):
-        # a warpgroup's finished tile into C: through shared memory and the TMA, or directly
-        if tma_store:
+        # a warpgroup's finished tile into C: through shared memory and the TMA (or in row
+        # runs), or directly
+        if staged_store:
             stage_out(C, bias, acc, staged, c_map, tid, wg, bi, bm, bn, row)
         else:
             for i in T.unroll(groups):
@@ -1257,7 +1296,7 @@ def wgmma_gemm(
         elif dsmem:
             _rank = T.cta_id_in_cluster([splits])  # a tile's splits; == bx % splits
         tid = T.thread_id([WG_THREADS * (consumers + 1)])
-        if tma_store:  # one dynamic allocation (TIRx): the ring, then the store buffers
+        if staged_store:  # one dynamic allocation (TIRx): the ring, then the store buffers
             pool = T.alloc_buffer((ring_elems + staged_elems * out_bytes // es,), sdt,
                                   scope="shared.dyn", align=1024)
             ring = T.decl_buffer((stages, bm_rows + bn_rows, bk), sdt, data=pool.data,
@@ -1338,7 +1377,7 @@ def wgmma_gemm(
                     t, lo, hi = segment(bx, j)
                     if lo < hi:
                         consume(C, bias, full, empty, ring, acc,
-                                staged if tma_store else None,  # noqa: F821
+                                staged if staged_store else None,  # noqa: F821
                                 c_map, desc_a, desc_b,  # noqa: F821
                                 0, tid, wg, None, P, 0, t // tiles, tile_m(t), tile_n(t), None,
                                 None, hi - lo, False, lo - share(bx), F, (bx, lo, hi, t))
@@ -1346,14 +1385,14 @@ def wgmma_gemm(
                 for ti in range(whole):
                     t = bx + ti * ctas
                     consume(C, bias, full, empty, ring, acc,
-                            staged if tma_store else None,  # noqa: F821
+                            staged if staged_store else None,  # noqa: F821
                             c_map, desc_a, desc_b,  # noqa: F821
                             0, tid, wg, ti, P, 0, t // tiles, tile_m(t), tile_n(t), None, None,
                             kts, False)
                 if bx // splits < tail:
                     t = whole * ctas + bx // splits
                     consume(C, bias, full, empty, ring, acc,
-                            staged if tma_store else None,  # noqa: F821
+                            staged if staged_store else None,  # noqa: F821
                             c_map, desc_a, desc_b,  # noqa: F821
                             0, tid, wg, whole, P, bx % splits, t // tiles, tile_m(t), tile_n(t),
                             None, red, kts // splits, True)  # noqa: F821
@@ -1363,14 +1402,14 @@ def wgmma_gemm(
                         if takes(ti, wg):
                             t = bx + ti * ctas
                             consume(C, bias, full, empty, ring, acc,
-                                    staged if tma_store else None,  # noqa: F821
+                                    staged if staged_store else None,  # noqa: F821
                                     c_map, desc_a, desc_b,  # noqa: F821
                                     bx % cluster, tid, wg, ti, P, split_of(t),
                                     tile_of(t) // tiles, tile_m(t), tile_n(t),
                                     turns if pingpong else None, None)  # noqa: F821
             else:
                 consume(C, bias, full, empty, ring, acc,
-                        staged if tma_store else None,  # noqa: F821
+                        staged if staged_store else None,  # noqa: F821
                         c_map, desc_a, desc_b,  # noqa: F821
                         bx % cluster, tid, wg, 0, P, split_of(bx), bi, bm, bn, None,
                         red if dsmem else None)  # noqa: F821
