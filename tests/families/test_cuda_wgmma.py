@@ -6,6 +6,7 @@ import re
 import subprocess
 
 import pytest
+from wgmma_cases import BIAS_START, ROWS  # tests/: shared with the GPU suite
 
 from autokernel_tvm.builder import build_module, cuda_source, is_tirx
 from autokernel_tvm.config import TuneConfig
@@ -1032,20 +1033,6 @@ def test_stream_shares_cover_every_k_step_once_and_name_each_tiles_helpers(tiles
     assert all(stores[t] == helpers.get(t, []) for t in range(tiles))
 
 
-BIAS_START = [
-    (Workload("gemm_bias_relu", (4096, 4096, 4096), "float16", "float16"),
-     {"schedule": "persistent", "store": "tma"}),
-    (Workload("gemm_bias_gelu", (1000, 1000, 1000), "bfloat16", "bfloat16"), {}),  # edges
-    (Workload("gemm_nt", (2048, 4096, 1024), "float16", "float16",
-              epilogue=Epilogue(F("leaky_relu", F("mul", F("add", operand(0), ACC),
-                                                  operand(1)), value=0.1), ("n", "full"))),
-     {"schedule": "persistent", "store": "tma", "arrangement": "pingpong"}),
-    (Workload("conv2d_nhwc", (32, 28, 28, 64, 128, 3, 3, 1, 1), "float16", "float16",
-              epilogue=Epilogue(F("relu", F("add", ACC, operand(0))), ("n",))),
-     {"schedule": "persistent", "store": "tma", "block_n": 128}),
-]  # fmt: skip
-
-
 def test_bias_at_start_needs_a_bias_and_tiles_one_block_computes():
     """The accumulators can start from a per-column vector the epilogue adds to acc itself
     (bias, or an expression's acc + x[n]); not where nothing is added that way, nor where
@@ -1092,17 +1079,6 @@ def test_bias_at_start_loads_the_bias_into_the_accumulators_not_the_write_back(
     if workload.op != "conv2d_nhwc" and workload.shape[-2] % 256:  # N's edge: 0, unread
         assert "if (" in body[first_load - 200 : first_load]
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
-
-
-ROWS = [
-    (Workload("gemm_nt", (8205, 5921, 2949), "float16", "float16"), {"schedule": "persistent"}),
-    (Workload("gemm_nt", (1000, 1001, 1000), "float16", "float32"), {"raster": 1}),
-    (Workload("batch_gemm_nt", (3, 100, 201, 72), "bfloat16", "bfloat16"), {"raster": 1}),
-    (Workload("gemm_gated_nt", (2047, 11001, 4096), "float16", "float16"),
-     {"schedule": "persistent"}),
-    (Workload("gemm_bias_gelu", (2047, 11001, 4096), "bfloat16", "bfloat16"),
-     {"schedule": "persistent", "bias_at": "start"}),
-]  # fmt: skip
 
 
 def test_store_rows_is_for_c_rows_the_tma_cannot_store():

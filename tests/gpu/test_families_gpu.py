@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 import tvm
 from tvm.s_tir import meta_schedule as ms
+from wgmma_cases import BIAS_START, ROWS  # tests/wgmma_cases.py, shared with the CPU tests
 
 from autokernel_tvm.builder import build_module
 from autokernel_tvm.families import Kernel, get
@@ -320,23 +321,6 @@ def test_transposed_a_passes_the_gate(target, workload, genes):
     _wgmma_passes_gate(target, workload, genome)
 
 
-BIAS_START = [
-    (Workload("gemm_bias_relu", (4096, 4096, 4096), "float16", "float16"),
-     {"schedule": "persistent", "store": "tma"}),
-    (Workload("gemm_bias_gelu", (1000, 1000, 1000), "bfloat16", "bfloat16"), {"raster": 1}),
-    (Workload("gemm_nt", (2048, 4096, 1024), "float16", "float16",
-              epilogue=Epilogue(F("leaky_relu", F("mul", F("add", operand(0), ACC),
-                                                  operand(1)), value=0.1), ("n", "full"))),
-     {"schedule": "persistent", "store": "tma", "arrangement": "pingpong"}),
-    (Workload("conv2d_nhwc", (32, 28, 28, 64, 128, 3, 3, 1, 1), "float16", "float16",
-              epilogue=Epilogue(F("relu", F("add", ACC, operand(0))), ("n",))),
-     {"schedule": "persistent", "store": "tma", "block_n": 128}),
-    (Workload("batch_gemm_nt", (3, 1000, 1000, 520), "float16", "float32",
-              epilogue=Epilogue(F("gelu", F("add", ACC, operand(0))), ("n",))),
-     {"raster": 1}),
-]  # fmt: skip
-
-
 @pytest.mark.parametrize("workload, genes", BIAS_START, ids=_ids(BIAS_START))
 def test_bias_at_start_passes_the_gate(target, workload, genes):
     """Accumulators started from the bias: a bias added twice (or not at all), a column off by
@@ -344,17 +328,6 @@ def test_bias_at_start_passes_the_gate(target, workload, genes):
     from the previous tile's columns fails the fp64 check."""
     genes = {"bias_at": "start", **genes}
     _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))
-
-
-ROWS = [
-    (Workload("gemm_nt", (8205, 5921, 2949), "float16", "float16"), {"schedule": "persistent"}),
-    (Workload("gemm_nt", (1000, 1001, 1000), "float16", "float32"), {"raster": 1}),
-    (Workload("batch_gemm_nt", (3, 100, 201, 72), "bfloat16", "bfloat16"), {"raster": 1}),
-    (Workload("gemm_gated_nt", (2047, 11001, 4096), "float16", "float16"),
-     {"schedule": "persistent"}),
-    (Workload("gemm_bias_gelu", (2047, 11001, 4096), "bfloat16", "bfloat16"),
-     {"schedule": "persistent", "bias_at": "start"}),
-]  # fmt: skip
 
 
 @pytest.mark.parametrize("workload, genes", ROWS, ids=_ids(ROWS))

@@ -1,0 +1,34 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``cuda.wgmma`` cases shared by the CPU tests (nvcc builds, code shape) and the GPU tests
+(the correctness gate) of the same genes: (workload, genes) pairs."""
+
+from autokernel_tvm.workloads import Workload
+from autokernel_tvm.workloads.epilogue import ACC, Epilogue, F, operand
+
+#: bias_at=start: a bias, edges, an expression on ping-pong consumers, conv, batched
+BIAS_START = [
+    (Workload("gemm_bias_relu", (4096, 4096, 4096), "float16", "float16"),
+     {"schedule": "persistent", "store": "tma"}),
+    (Workload("gemm_bias_gelu", (1000, 1000, 1000), "bfloat16", "bfloat16"), {"raster": 1}),
+    (Workload("gemm_nt", (2048, 4096, 1024), "float16", "float16",
+              epilogue=Epilogue(F("leaky_relu", F("mul", F("add", operand(0), ACC),
+                                                  operand(1)), value=0.1), ("n", "full"))),
+     {"schedule": "persistent", "store": "tma", "arrangement": "pingpong"}),
+    (Workload("conv2d_nhwc", (32, 28, 28, 64, 128, 3, 3, 1, 1), "float16", "float16",
+              epilogue=Epilogue(F("relu", F("add", ACC, operand(0))), ("n",))),
+     {"schedule": "persistent", "store": "tma", "block_n": 128}),
+    (Workload("batch_gemm_nt", (3, 1000, 1000, 520), "float16", "float32",
+              epilogue=Epilogue(F("gelu", F("add", ACC, operand(0))), ("n",))),
+     {"raster": 1}),
+]  # fmt: skip
+
+#: store=rows: odd N (fp16, fp32 out), a batch with M and N edges, gated, with bias_at=start
+ROWS = [
+    (Workload("gemm_nt", (8205, 5921, 2949), "float16", "float16"), {"schedule": "persistent"}),
+    (Workload("gemm_nt", (1000, 1001, 1000), "float16", "float32"), {"raster": 1}),
+    (Workload("batch_gemm_nt", (3, 100, 201, 72), "bfloat16", "bfloat16"), {"raster": 1}),
+    (Workload("gemm_gated_nt", (2047, 11001, 4096), "float16", "float16"),
+     {"schedule": "persistent"}),
+    (Workload("gemm_bias_gelu", (2047, 11001, 4096), "bfloat16", "bfloat16"),
+     {"schedule": "persistent", "bias_at": "start"}),
+]  # fmt: skip
