@@ -188,8 +188,10 @@ class CudaWgmma(Family):
         "consumers": (2, 1),
         "stages": (3, 4, 5, 6),
         "raster": (0, 4, 8, 16),
-        # "stream" (stream-K proper) is built and checked on the CPU but has not yet passed the
-        # GPU gate: the search does not draw it until it has (WgmmaParams still accepts it)
+        # "stream" (stream-K proper) passes the GPU gate (6 cases, H200 2026-12-04) but measured
+        # slower where it was timed (ResNet conv 0.81 vs 0.89x cuDNN, 4096^3 0.91 vs 1.00x
+        # cuBLAS: its fix-up traffic); the search does not draw it until a shape it wins is
+        # known (WgmmaParams still accepts it; where_time_goes.sh times it at 1.09 waves)
         "schedule": tuple(s for s in SCHEDULES if s != "stream"),
         "cluster": CLUSTERS,
         "store": STORES,
