@@ -2,7 +2,7 @@
 """What torch.compile (``max-autotune-no-cudagraphs``) runs for one ``A @ B.T`` GEMM: each GPU
 kernel of a compiled call with its time (torch.profiler), the output's strides (a view of a
 padded buffer or not), and cuBLAS on the same shape and on the shape padded to 16-byte rows,
-timed in alternation with the L2 flushed. Needs only torch (no TVM).
+timed in alternation with the L2 flushed (``autokernel_tvm.timing``).
 
 Command (on the GPU box)::
 
@@ -28,7 +28,7 @@ from autokernel_tvm.timing import compare, gpu_kernels  # noqa: E402
 
 def padded(x: int, dtype: torch.dtype) -> int:
     """``x`` elements rounded up to a 16-byte row (TMA's and cuBLAS's fast-path alignment)."""
-    per = 16 // torch.empty((), dtype=dtype).element_size()
+    per = 16 // dtype.itemsize
     return -(-x // per) * per
 
 

@@ -35,13 +35,13 @@ from .kernel import (
     STORES,
     WG_ROWS,
     Structure,
+    c_unaligned,
     conv_out,
     k_step,
     legal,
     row_pads,
     smem_bytes,
     split_reason,
-    store_reason,
     tile_rows,
     wgmma_module,
 )
@@ -303,7 +303,7 @@ class CudaWgmma(Family):
             out["pad"] = ("lines",)
         if column_bias(st["epilogue"]) is None:
             out["bias_at"] = ("start",)
-        if store_reason(Structure(**{**st, "store": "rows"}), m, n):
+        if not c_unaligned(n, Structure(**st)):
             out["store"] = ("rows",)  # C's rows are 16-byte multiples (or conv): tma stores them
         fewest = _tiles(workload, 2 * WG_ROWS, 128 if st["gated"] else 256)
         plain = {**st, "store": "direct", "cluster": 1}  # what a split needs of the other genes

@@ -85,6 +85,7 @@ CLUSTERS = (1, 2)  # blocks per cluster along M, sharing (multicasting) the B ti
 #: the write-back: registers -> global, or -> shared -> TMA store, or -> shared -> global in
 #: whole row runs (C rows the TMA cannot store: not 16-byte multiples)
 STORES = ("direct", "tma", "rows")
+STAGED_STORES = ("tma", "rows")  # the write-backs that stage the tile in shared memory
 SPLITS = (1, 2, 4, 8, 16, 32, 64)  # K ranges per output tile (split-K), summed by .splitk
 PADS = ("needed", "lines")  # copy rows the TMA cannot address / rows that are not whole lines
 #: consumer warpgroups on one tile (each 64 of its rows) / each on its own 64-row tile, in turn
@@ -242,7 +243,7 @@ def tile_rows(consumers: int, arrangement: str = "cooperative") -> int:
 def smem_bytes(
     block_n: int, consumers: int, stages: int, store: str = "direct", arrangement="cooperative"
 ) -> int:
-    staged = store in ("tma", "rows")
+    staged = store in STAGED_STORES
     staging = consumers * STORE_BUFFERS * STORE_BOX * SWIZZLE_ROW if staged else 0
     return stages * (tile_rows(consumers, arrangement) + block_n) * SWIZZLE_ROW + staging
 
@@ -388,7 +389,13 @@ def c_through_scratch(n: int, st: Structure) -> bool:
     """Whether the TMA store writes C's ``n``-column rows into scratch rows of whole lines first
     (:func:`unpad_rows` copies them into C): they are not 16-byte multiples, which TMA strides
     must be."""
-    return st.store == "tma" and not st.conv and n * _bytes(st.out_dtype) % TMA_STRIDE != 0
+    return st.store == "tma" and c_unaligned(n, st)
+
+
+def c_unaligned(n: int, st: Structure) -> bool:
+    """Whether C's ``n``-column rows are not 16-byte multiples, which the TMA cannot store
+    (conv outputs always are: their channels are multiples of 64)."""
+    return not st.conv and n * _bytes(st.out_dtype) % TMA_STRIDE != 0
 
 
 def unpad_blocks(rows: int, cols: int) -> int:
@@ -450,12 +457,12 @@ def _arrangement_reason(st: Structure) -> str | None:
     return None
 
 
-def store_reason(st: Structure, m: int, n: int) -> str | None:
+def _store_reason(st: Structure, m: int, n: int) -> str | None:
     if st.store not in STORES:
         return f"store {st.store!r}: one of {STORES}"
     if st.store == "direct":
         return None
-    if st.store == "rows" and (st.conv or n * _bytes(st.out_dtype) % TMA_STRIDE == 0):
+    if st.store == "rows" and not c_unaligned(n, st):
         return (
             "store=rows writes the staged tile in row runs where the TMA cannot store C (rows "
             "not 16-byte multiples): here store=tma does"
@@ -669,7 +676,7 @@ def legal(m: int, n: int, k: int, *, smem_limit: int, sm_count: int = 0, **struc
         return f"raster={raster} > the {m_tiles} M tiles: the same tile order as a smaller one"
     if st.schedule not in SCHEDULES:
         return f"schedule {st.schedule!r}: one of {SCHEDULES}"
-    why = _cluster_reason(st, m_tiles) or store_reason(st, m, n) or _bias_reason(st)
+    why = _cluster_reason(st, m_tiles) or _store_reason(st, m, n) or _bias_reason(st)
     if why:
         return why
     if st.pad not in PADS:
@@ -756,7 +763,7 @@ def wgmma_gemm(
     persistent = st.schedule in ("persistent", "streamk", "stream")  # a block per SM
     tma_store = st.store == "tma"
     rows_store = st.store == "rows"  # staged like tma_store, written out by the warpgroup
-    staged_store = tma_store or rows_store
+    staged_store = st.store in STAGED_STORES
     ring_elems = stages * (bm_rows + bn_rows) * bk  # a multiple of 1024 B: 128-byte rows
     out_bytes = _bytes(out_dtype)
     box_cols = SWIZZLE_ROW // out_bytes  # C columns per TMA store box
@@ -805,6 +812,7 @@ def wgmma_gemm(
     expression = epilogue if isinstance(epilogue, Epilogue) else None
     has_bias = bool(epilogue) and expression is None
     started = st.bias_at == "start"  # the accumulators start from column_bias's vector
+    start_operand = column_bias(epilogue)[0] if started else None  # -1: the bias
     # B as a 2-D TMA tensor (innermost dim first) and its box: K-major rows of K, or MN-major
     # rows of N read 64 columns (one swizzle atom) per box.
     b_part = bn_rows // cluster  # B rows (K-major) or columns (MN-major) a block loads
@@ -924,8 +932,8 @@ def wgmma_gemm(
     def start_value(bias, col):
         """The f32 value column ``col``'s accumulators start from (``bias_at="start"``): its
         element of the bias or of the expression's column operand; 0 past N (edge tiles)."""
-        index = column_bias(epilogue)[0]
-        value = tvm.tirx.Cast("float32", (bias if index < 0 else operands[index])[col])
+        vector = bias if start_operand < 0 else operands[start_operand]
+        value = tvm.tirx.Cast("float32", vector[col])
         if is_conv or n % block_c == 0:
             return value
         return tvm.tirx.if_then_else(col < n, value, tvm.tirx.const(0, "float32"))
@@ -1127,13 +1135,14 @@ def wgmma_gemm(
             r = e // box_cols
             cb = e % box_cols
             grow = bm * bm_rows + wg_row(wg) + r
-            if inside(grow, bn * block_c + c * box_cols + cb):
+            gcol = bn * block_c + c * box_cols + cb
+            # the staged element is read in each store (bound to a Python name, it became a
+            # local copy in the generated code)
+            if inside(grow, gcol):
                 if batch > 0:
-                    C[bi, grow, bn * block_c + c * box_cols + cb] = staged[
-                        buf, r, (cb // chunk ^ r % 8) * chunk + cb % chunk]
+                    C[bi, grow, gcol] = staged[buf, r, (cb // chunk ^ r % 8) * chunk + cb % chunk]
                 else:
-                    C[grow, bn * block_c + c * box_cols + cb] = staged[
-                        buf, r, (cb // chunk ^ r % 8) * chunk + cb % chunk]
+                    C[grow, gcol] = staged[buf, r, (cb // chunk ^ r % 8) * chunk + cb % chunk]
 
     @T.macro
     def stage_out(C, bias, acc, staged, c_map, tid, wg, bi, bm, bn, row):
