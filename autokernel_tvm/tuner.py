@@ -49,6 +49,7 @@ from .space.grammar import Grammar
 from .space.search import Search
 from .targets import arch_problem, cpu_name, make_target, use_cores
 from .workloads import Workload
+from .workloads.dtypes import FP8_DTYPES
 
 log = logging.getLogger("autokernel_tvm")
 #: the gate runs a kernel a dozen times on fresh inputs: it may take this many runner timeouts
@@ -163,7 +164,7 @@ class Tuner:
             if stopped:
                 report["stopped"] = stopped
         if not runs:  # stock space asked for, or no family / no legal genome for this workload
-            if workload.opdef.carry is not None:
+            if self._stock_problem(workload):
                 raise TuneError(self._no_stock_reason(workload))
             runs = [self.measure(workload, DesignSpace(STOCK, workload.ir_module()), "stock")]
             if search is not None:
@@ -306,11 +307,20 @@ class Tuner:
         """Build a scheduled module with the project's pass config."""
         return build_lib.build_module(mod, self.target)
 
+    def _stock_problem(self, workload: Workload) -> str:
+        """Why MetaSchedule's stock space cannot build ``workload`` here ('' if it can)."""
+        if workload.opdef.carry is not None:
+            return "fail on its two-accumulator epilogue (an error in reverse_compute_at)"
+        if workload.dtype in FP8_DTYPES and self.target.kind.name != "llvm":
+            # TVM 0.27 CUDA codegen: "Cannot convert type T.intNxN to CUDA type"
+            return "build no fp8 kernel for this target (only cuda.wgmma, on sm_90a, does)"
+        return ""
+
     def _no_stock_reason(self, workload: Workload) -> str:
         why = "; ".join(f"{k}: {v}" for k, v in Grammar(self.target).why_not(workload).items())
         return (
             f"{workload.name}: no family builds {workload.op} here ({why}), and MetaSchedule's "
-            "stock rules fail on its two-accumulator epilogue (an error in reverse_compute_at)"
+            f"stock rules {self._stock_problem(workload)}"
         )
 
     def families_report(self, workload: Workload) -> dict:

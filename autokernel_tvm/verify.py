@@ -41,13 +41,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .workloads import Workload, np_dtype
+from .workloads.dtypes import FP8_DTYPES, SMALLEST_NORMAL, is_extension
 
 #: Unit roundoff of each dtype (half an ulp at 1.0).
 UNIT_ROUNDOFF = {"float32": 2.0**-24, "float16": 2.0**-11, "bfloat16": 2.0**-8}
 #: Smallest positive normal of each dtype (absolute error floor where outputs underflow).
-TINY = {"float32": 1.18e-38, "float16": 6.1e-5, "bfloat16": 1.18e-38}
+TINY = SMALLEST_NORMAL
 #: Largest integer up to which every integer is exact in each dtype (2^(mantissa bits + 1)).
 EXACT_INT = {"float32": 2**24, "float16": 2**11, "bfloat16": 2**8}
+#: Significand bits a Hopper tensor core keeps of an fp8 product's running sum: "around 14
+#: bits" (DeepSeek-V3 technical report, section 3.3.2), not fp32's 24. fp8 workloads are held
+#: to that accumulator on the GPU (a truncation: one ulp, 2^-13, per step) and their exact
+#: integer inputs kept inside it on every device.
+FP8_ACC_BITS = 14
 #: A quarter of each output dtype's largest finite value: where a product of sums must stay.
 FINITE_OUT = {"float32": 8.5e37, "float16": 16376.0, "bfloat16": 8.5e37}
 #: Magnitudes that round to inf in each output dtype: the largest finite value + half its ulp.
@@ -110,11 +116,16 @@ def effective_roundoff(workload: Workload, device=None) -> float:
     """``u_eff``: the accumulator's unit roundoff, doubled off the CPU.
 
     GPU tensor cores align and accumulate with truncation (round toward zero), an error of up to
-    one ulp per step instead of half an ulp (Fasi et al., PeerJ CS 2021).
+    one ulp per step instead of half an ulp (Fasi et al., PeerJ CS 2021); fp8 products are
+    summed in :data:`FP8_ACC_BITS` bits there.
     """
     u_acc = UNIT_ROUNDOFF[workload.acc_dtype]
     on_cpu = device is None or device.dlpack_device_type() == 1  # kDLCPU
-    return u_acc if on_cpu else 2.0 * u_acc
+    if on_cpu:
+        return u_acc
+    if workload.dtype in FP8_DTYPES:
+        return 2.0 ** (1 - FP8_ACC_BITS)
+    return 2.0 * u_acc
 
 
 def tolerance(
@@ -176,6 +187,8 @@ def exact_inputs(
     """
     sample = sample or _Sample.full(workload)
     limit = min(EXACT_INT[workload.acc_dtype], EXACT_INT[workload.out_dtype]) // 2
+    if workload.dtype in FP8_DTYPES:  # the tensor core's fp8 running sum
+        limit = min(limit, 2**FP8_ACC_BITS // 2)
     degree = workload.opdef.degree
     if degree > 1:  # a product of accumulators is no integer: each sum is exact in fp32 only,
         # and the result is held to the roundings' bound; the product must stay finite in the
@@ -428,7 +441,7 @@ class _Guarded:
         body = self.raw[GUARD_BYTES : GUARD_BYTES + nbytes]
         self.view = body.view(array.dtype).reshape(array.shape)
         self.view[...] = array
-        if array.dtype.kind == "V":  # bfloat16 (ml_dtypes): numpy's DLPack export refuses it
+        if is_extension(array.dtype):  # bf16, fp8 (ml_dtypes): numpy's DLPack export refuses them
             bits = self.view.view(f"uint{8 * array.dtype.itemsize}")
             tensor = tvm.runtime.from_dlpack(bits)
             self.tensor = tensor._create_view(array.shape, str(array.dtype), 0)

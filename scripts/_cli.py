@@ -29,12 +29,14 @@ OP_DIMS = {
     "gemm_bias_relu": ("M", "N", "K"),
     "gemm_bias_gelu": ("M", "N", "K"),
     "gemm_gated_nt": ("M", "N", "K"),
+    "gemm_scaled_nt": ("M", "N", "K"),
 }
-#: ``autokernel_tvm.config.TARGETS`` / ``SPACES``, ``workloads.base.DTYPES``,
+#: ``autokernel_tvm.config.TARGETS`` / ``SPACES``, ``workloads.dtypes.DTYPES`` / ``FP8_DTYPES``,
 #: ``targets.ROCM_ARCHES``, the CUDA SM versions of ``targets.CUDA_SMEM_PER_BLOCK``.
 TARGETS = ("llvm", "cuda", "rocm")
 SPACES = ("generative", "stock")
 DTYPES = ("float32", "float16", "bfloat16")
+FP8_DTYPES = ("float8_e4m3fn", "float8_e5m2")  # inputs of gemm_scaled_nt only
 ROCM_ARCHES = ("gfx942", "gfx90a", "gfx908")
 CUDA_SMS = (70, 75, 80, 86, 89, 90)
 #: Dims that may be 0 (conv2d padding); every other dim must be >= 1.

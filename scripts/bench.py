@@ -34,7 +34,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _cli  # noqa: E402  (stdlib only: --help and argument errors never import torch or TVM)
 
 #: Max relative error vs torch above which a kernel is wrong (torch rounds to the input dtype).
-ERROR_LIMIT = {"float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2}
+#: fp8: both sides multiply the same fp8 values exactly; they differ in accumulation and output
+#: rounding only
+ERROR_LIMIT = {
+    "float32": 1e-4,
+    "float16": 1e-2,
+    "bfloat16": 5e-2,
+    "float8_e4m3fn": 2e-2,
+    "float8_e5m2": 2e-2,
+}
 
 
 def parse_args(argv=None):
@@ -96,10 +104,16 @@ def bench_kernel(lib, name: str, args, device, gen) -> dict:
     from autokernel_tvm import timing
     from autokernel_tvm.torch.baselines import make_baseline, max_rel_error
     from autokernel_tvm.torch.loader import TORCH_DTYPES
+    from autokernel_tvm.workloads import get_op
 
     entry = lib.entry(name)
+    scalars = get_op(entry["op"]).scalars  # per-tensor scales: positive, near 1
     inputs = [
-        torch.randn(a["shape"], generator=gen, dtype=torch.float32)
+        (
+            torch.rand(a["shape"], generator=gen) * 1.5 + 0.5
+            if a["name"] in scalars
+            else torch.randn(a["shape"], generator=gen, dtype=torch.float32)
+        )
         .to(TORCH_DTYPES[a["dtype"]])
         .to(device)
         for a in entry["inputs"]
@@ -136,6 +150,7 @@ def make_row(lib, m: dict, args, device: str, gpu_name: str, command: str) -> di
     import torch
 
     from autokernel_tvm import results
+    from autokernel_tvm.torch.baselines import baseline_name
 
     entry = m["entry"]
     trials = args.trials if args.trials is not None else entry.get("trials")
@@ -156,7 +171,7 @@ def make_row(lib, m: dict, args, device: str, gpu_name: str, command: str) -> di
         or "autokernel-tvm",
         "params": (entry.get("genome") or {}).get("params"),
         "tflops": m["tflops"],
-        "baseline": "torch",
+        "baseline": baseline_name(m["entry"]),
         "baseline_tflops": m["baseline_tflops"],
         "ratio": m["tflops"] / m["baseline_tflops"],
         "trials": trials,

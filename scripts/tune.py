@@ -47,7 +47,12 @@ def parse_args(argv=None):
     )
     p.add_argument("--op", default="gemm", help="workload op (see --list-ops)")
     p.add_argument("--shape", default="512,512,512", help="comma-separated dims of the op")
-    p.add_argument("--dtype", default="float32", choices=_cli.DTYPES)
+    p.add_argument(
+        "--dtype",
+        default="float32",
+        choices=_cli.DTYPES + _cli.FP8_DTYPES,
+        help="input dtype (fp8: --op gemm_scaled_nt, torch._scaled_mm's GEMM)",
+    )
     p.add_argument(
         "--out-dtype",
         default="",
@@ -112,6 +117,12 @@ def validate(args) -> None:
     args.dims = None
     if args.problem:
         _cli.check_problem_file(args.problem)
+        if args.dtype in _cli.FP8_DTYPES:
+            raise _cli.CliError(
+                "--dtype",
+                f"{args.dtype} is an input of --op gemm_scaled_nt; a --problem's "
+                f"model is cast to one of {_cli.DTYPES}",
+            )
     elif not args.list_ops:
         args.dims = _cli.parse_shape(args.shape, args.op)
     _cli.check_work_dir("--work-dir", args.work_dir)

@@ -100,3 +100,17 @@ def test_time_budget_stops_the_search_and_still_verifies_the_best(tmp_path):
     )
     with pytest.raises(Exception, match="time_budget_s"):
         TuneConfig(time_budget_s=-1)
+
+
+def test_fp8_without_a_family_says_why_the_stock_space_cannot_take_it(tmp_path):
+    """fp8 on a CUDA GPU that is not Hopper: no family applies and the stock rules build no
+    fp8 kernel for CUDA (TVM 0.27), so the run stops with both reasons instead of measuring
+    candidates that all fail to build."""
+    from autokernel_tvm.workloads import Workload
+
+    cfg = TuneConfig(target="cuda", arch="sm_80", trials=4, work_dir=str(tmp_path))
+    tuner = Tuner(cfg, progress=False)
+    fp8 = Workload("gemm_scaled_nt", (256, 256, 256), "float8_e4m3fn", "bfloat16")
+    why = tuner._no_stock_reason(fp8)
+    assert "cuda.wgmma: needs CUDA sm_90a" in why and "no fp8 kernel" in why
+    assert tuner._stock_problem(Workload("gemm_nt", (256, 256, 256), "float16")) == ""

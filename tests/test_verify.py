@@ -519,3 +519,56 @@ def test_inf_is_right_only_past_the_output_range():
         return c
 
     assert _failures(_sim(workload, post=one_inf), workload, ("normal",))
+
+
+def _scaled_kernel(workload, *, scale_b=True, k_steps=None):
+    """An llvm kernel of ``workload`` (gemm_scaled_nt), or one that forgets ``scale_b`` or
+    sums only the first ``k_steps`` K values."""
+    from tvm import te
+
+    from autokernel_tvm.workloads.gemm import fp8_to_f32
+
+    m, n, k = workload.shape
+    ins, _ = workload.opdef.compute(workload.shape, workload.dtype, workload.out_dtype)
+    a, b, sa, sb = ins
+    r = te.reduce_axis((0, k_steps or k), name="k")
+    dt = workload.dtype
+    c = te.compute(
+        (m, n), lambda i, j: te.sum(fp8_to_f32(a[i, r], dt) * fp8_to_f32(b[j, r], dt), axis=r)
+    )
+    scale = (lambda: sa[0] * sb[0]) if scale_b else (lambda: sa[0])
+    out = te.compute((m, n), lambda i, j: (c[i, j] * scale()).astype(workload.out_dtype))
+    return _build(te.create_prim_func([*ins, out]))
+
+
+@pytest.mark.parametrize("dtype", ["float8_e4m3fn", "float8_e5m2"])
+def test_fp8_scaled_gemm_gate_passes_the_right_kernel_and_catches_wrong_ones(dtype):
+    """fp8 inputs with fp32 per-tensor scales: the workload's own kernel passes every check;
+    one that drops a scale (near 1 on random inputs, a power of two on exact ones) or the last
+    K step fails."""
+    w = Workload("gemm_scaled_nt", (67, 45, 131), dtype, "bfloat16")
+    report = verify(_build(w.prim_func()), w)
+    assert report.passed, report.failures
+    assert report.checks.count("exact") == 2
+    assert not verify(_scaled_kernel(w, scale_b=False), w).passed
+    dropped = verify(_scaled_kernel(w, k_steps=130), w)
+    assert any(f.startswith(("edge", "exact")) for f in dropped.failures), dropped.failures
+
+
+def test_fp8_is_held_to_the_tensor_cores_fp8_accumulator_on_a_gpu():
+    """On a GPU, fp8 products are summed in ~14 bits (verify.FP8_ACC_BITS): the bound's
+    roundoff is 2^-13 there (fp16: 2^-23, a truncating fp32 sum), and the exact inputs keep
+    every integer sum inside 14 bits on any device."""
+
+    class Gpu:
+        def dlpack_device_type(self):
+            return 2  # kDLCUDA
+
+    fp8 = Workload("gemm_scaled_nt", (64, 64, 65536), "float8_e4m3fn", "float32")
+    assert verify_lib.effective_roundoff(fp8, Gpu()) == 2.0**-13
+    assert verify_lib.effective_roundoff(fp8) == 2.0**-24  # the CPU's fp32 sum
+    assert verify_lib.effective_roundoff(W, Gpu()) == 2.0**-23
+    a, b, scale_a, scale_b = verify_lib.exact_inputs(fp8, np.random.default_rng(0))
+    sums = np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64)).T
+    assert 2**10 < sums.max() < 2**verify_lib.FP8_ACC_BITS
+    assert {float(scale_a[0]), float(scale_b[0])} <= {-2.0, -1.0, 1.0, 2.0}

@@ -27,13 +27,16 @@ from tvm import relax
 from .. import database as db_lib
 from ..config import TuneConfig
 from ..tuner import TuneError, Tuner
-from ..workloads.dtypes import TORCH_DTYPES as DTYPES
+from ..workloads import dtypes as _dtypes
 from . import passes as relax_passes
 from . import tasks as relax_tasks
 from .check import TOLERANCE, check, reference64, rel_error, tolerance
 from .dispatch import DispatchReport, dispatch_kernels
 from .runtime import ModelLoadError, TunedModel, load_model
 from .tasks import MIN_TASK_FLOPS, TaskReport
+
+#: dtypes a model may be cast to (torch's), the floating ones
+DTYPES = {name: _dtypes.TORCH_DTYPES[name] for name in _dtypes.DTYPES}
 
 __all__ = [
     "MIN_TASK_FLOPS",

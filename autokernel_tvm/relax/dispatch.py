@@ -45,7 +45,7 @@ from tvm import relax
 from ..space.generator import Generator
 from ..space.grammar import Grammar
 from ..workloads import Workload, WorkloadError
-from ..workloads.base import DTYPES
+from ..workloads.dtypes import DTYPES
 from ..workloads.epilogue import ACC, Epilogue, Expr, F, const, operand
 
 log = logging.getLogger("autokernel_tvm")

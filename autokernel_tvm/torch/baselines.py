@@ -4,7 +4,8 @@
 Each baseline computes in the inputs' dtype, as a PyTorch user would write it (on a GPU,
 ``torch.matmul`` is cuBLAS and ``conv2d`` is cuDNN), and returns its output in the kernel's
 layout. conv2d runs on channels-last views: NHWC data is an NCHW tensor in channels_last memory,
-and the KRSC weight permuted to KCRS is channels_last as well, so no copy is timed.
+and the KRSC weight permuted to KCRS is channels_last as well, so no copy is timed. The fp8
+scaled GEMM is ``torch._scaled_mm`` (cuBLASLt on a GPU).
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from ..workloads.dtypes import TORCH_DTYPES
+
 _ACTS = {"": lambda x: x, "relu": torch.relu, "gelu": F.gelu}
+
+
+def baseline_name(entry: dict) -> str:
+    """What the baseline of ``entry``'s op is called in result rows."""
+    return "torch._scaled_mm" if entry["op"] == "gemm_scaled_nt" else "torch"
 
 
 def make_baseline(entry: dict, inputs: Sequence[torch.Tensor]) -> Callable[[], torch.Tensor]:
@@ -81,6 +89,16 @@ def _expression(entry: dict, inputs: Sequence[torch.Tensor]) -> Callable[[], tor
         a, b = inputs
         gate, up = b[0].T, b[1].T
         return lambda: F.silu(a @ gate) * (a @ up)
+    if op == "gemm_scaled_nt":  # cuBLASLt's fp8 GEMM on a GPU
+        a, b, scale_a, scale_b = inputs
+        out_dtype = TORCH_DTYPES[entry.get("out_dtype") or "float32"]
+        if b.is_cuda and a.dtype == b.dtype == torch.float8_e5m2:
+            # cuBLASLt has no e5m2 x e5m2 GEMM: B as e4m3 (converted once, here), the same rate
+            b = b.to(torch.float8_e4m3fn)
+        bt = b.T
+        return lambda: torch._scaled_mm(
+            a, bt, scale_a=scale_a, scale_b=scale_b, out_dtype=out_dtype
+        )
     if op == "conv2d_nhwc":
         data, weight = inputs
         stride, pad = entry["shape"][7], entry["shape"][8]

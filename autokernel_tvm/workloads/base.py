@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .dtypes import DTYPES, FP8_DTYPES, INPUT_DTYPES
 from .errors import WorkloadError
 
 if TYPE_CHECKING:
     from .epilogue import Epilogue
 
-DTYPES = ("float32", "float16", "bfloat16")
-ACCUMULATE = {"float32": "float32", "float16": "float32", "bfloat16": "float32"}
+#: Accumulator dtype of each input dtype (every product is accumulated in fp32).
+ACCUMULATE = {dtype: "float32" for dtype in INPUT_DTYPES}
 #: ``Workload.precision``: "" computes in the input dtype; "tf32" lets fp32 inputs be multiplied
 #: as TF32 (10 mantissa bits, torch's ``allow_tf32``), which the gate's bound then allows for
 PRECISIONS = ("", "tf32")
@@ -46,6 +47,8 @@ class OpDef:
     ``reference(shape, arrays)`` computes in float64; ``magnitude(shape, arrays)`` returns the
     elementwise scale of the rounding error (the same computation on absolute values) and
     ``reduction(shape)`` the reduction length, used by :mod:`autokernel_tvm.verify`.
+    ``dtypes``: the input dtypes the op takes; ``scalars``: names of its fp32 per-tensor scale
+    inputs (shape ``(1,)``, whatever the input dtype: ``torch._scaled_mm``'s ``scale_a``).
     ``carry(shape, arrays, scale)``, for an op that combines several accumulators (the gated
     GEMM), returns the elementwise error of its result given that each accumulator's error is
     ``scale * sqrt(sum_k (a_ik b_kj)^2)``; None: the op is one accumulator. ``degree``: how many
@@ -65,6 +68,8 @@ class OpDef:
     doc: str = ""
     carry: Callable | None = None
     degree: int = 1
+    dtypes: tuple[str, ...] = DTYPES
+    scalars: tuple[str, ...] = ()
 
 
 OPS: dict[str, OpDef] = {}
@@ -121,12 +126,24 @@ class Workload:
         for dim, size in zip(opdef.dims, self.shape):
             if size < 0 or (size == 0 and dim != "pad"):
                 raise WorkloadError(f"{dim} must be positive, got {size} in {self.shape}")
-        if self.dtype not in DTYPES:
-            raise WorkloadError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if self.dtype not in INPUT_DTYPES:
+            raise WorkloadError(f"dtype must be one of {INPUT_DTYPES}, got {self.dtype!r}")
+        if self.dtype not in opdef.dtypes:
+            takes = [name for name, op in OPS.items() if self.dtype in op.dtypes]
+            raise WorkloadError(
+                f"op {self.op!r} takes inputs {opdef.dtypes}, not {self.dtype}"
+                + (f" ({self.dtype} inputs: op {', '.join(takes)})" if takes else "")
+            )
+        if self.epilogue is not None and opdef.scalars:
+            raise WorkloadError(
+                f"op {self.op!r} scales its result: no epilogue expression after it"
+            )
         if not self.out_dtype:
             object.__setattr__(self, "out_dtype", ACCUMULATE[self.dtype])
         if self.out_dtype not in DTYPES:
             raise WorkloadError(f"out_dtype must be one of {DTYPES}, got {self.out_dtype!r}")
+        if self.dtype in FP8_DTYPES and self.precision:
+            raise WorkloadError(f"precision {self.precision} applies to float32 inputs")
         if self.precision not in PRECISIONS:
             raise WorkloadError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.precision == "tf32" and self.dtype != "float32":
@@ -154,7 +171,11 @@ class Workload:
 
     @property
     def inputs(self) -> list[ArgSpec]:
-        args = [ArgSpec(n, s, self.dtype) for n, s in self.opdef.arg_shapes(self.shape)]
+        scalars = self.opdef.scalars
+        args = [
+            ArgSpec(n, s, "float32" if n in scalars else self.dtype)
+            for n, s in self.opdef.arg_shapes(self.shape)
+        ]
         if self.epilogue is not None:
             out = tuple(self.opdef.out_shape(self.shape))
             for i in range(len(self.epilogue.operands)):

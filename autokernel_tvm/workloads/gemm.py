@@ -1,11 +1,13 @@
 # SPDX-License-Identifier: Apache-2.0
-"""GEMM workloads in the layouts PyTorch uses, batched, and with fused epilogues.
+"""GEMM workloads in the layouts PyTorch uses, batched, with fused epilogues, and scaled fp8.
 
 ``gemm``: ``A@B`` (A: MxK, B: KxN). ``gemm_nt``: ``A@B.T`` (B: NxK, as ``nn.Linear`` stores its
 weight). ``gemm_tn``: ``A.T@B`` (A: KxM, as ``torch.matmul(a.T, b)`` reads it: a weight gradient's
 layout). ``batch_gemm[_nt|_tn]``: the same over a leading batch dim. ``gemm_bias[_relu|_gelu]``:
-``act(A@B.T + bias)``, the fused ``nn.Linear`` (+activation). The reduction block is always named
-``C``; epilogues follow as separate blocks that schedules inline into its write-back.
+``act(A@B.T + bias)``, the fused ``nn.Linear`` (+activation). ``gemm_scaled_nt``: ``(A@B.T) *
+scale_a * scale_b`` on fp8 inputs with fp32 per-tensor scales (``torch._scaled_mm``). The
+reduction block is always named ``C``; epilogues follow as separate blocks that schedules inline
+into its write-back.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 from scipy.special import erf, expit
 
 from .base import OpDef, register_op
+from .dtypes import FP8_DTYPES
 
 #: |d gelu(x)/dx| <= 1.129, so GELU scales an input error by at most this much.
 GELU_LIPSCHITZ = 1.13
@@ -228,5 +231,91 @@ register_op(
         doc="silu(A @ B[0].T) * (A @ B[1].T): the gated MLP's two projections as one GEMM",
         carry=_gated_carry,
         degree=2,
+    )
+)
+
+
+# -- scaled GEMM: (A @ B.T) * scale_a * scale_b on fp8 inputs, as torch._scaled_mm computes it --
+#: fp8 formats: exponent bits, mantissa bits
+FP8_FORMATS = {"float8_e4m3fn": (4, 3), "float8_e5m2": (5, 2)}
+
+
+def fp8_to_f32(x, dtype: str):
+    """The fp32 value of the fp8 ``x``, decoded from its bits.
+
+    Not ``x.astype("float32")``: TVM 0.27's LLVM lowering of that cast reads an exponent field of
+    0 as a normal number (e4m3fn: 0 -> 2^-7, 2^-9 -> 2^-7 + 2^-9; e5m2 alike) and e5m2's inf/NaN
+    as finite, so CPU kernels came out wrong; this decode is exact for all 256 values of both.
+    """
+    from tvm import tirx
+
+    e_bits, m_bits = FP8_FORMATS[dtype]
+    bias, top, f32 = 2 ** (e_bits - 1) - 1, 2**e_bits - 1, "float32"
+    u = tirx.reinterpret("uint8", x).astype("int32")
+    e, m = (u >> m_bits) & top, u & (2**m_bits - 1)
+
+    def pow2(p):  # 2^p from its fp32 bits: exact for every normal p
+        return tirx.reinterpret(f32, (p + 127) << 23)
+
+    subnormal = m.astype(f32) * pow2(tirx.const(1 - bias - m_bits, "int32"))
+    normal = (m + 2**m_bits).astype(f32) * pow2(e - bias - m_bits)
+    value = tirx.Select(e == 0, subnormal, normal)
+    nan, inf = tirx.const(float("nan"), f32), tirx.const(float("inf"), f32)
+    if dtype == "float8_e4m3fn":  # no infinities: only S.1111.111 is NaN
+        value = tirx.Select((e == top) & (m == 2**m_bits - 1), nan, value)
+    else:
+        value = tirx.Select(e == top, tirx.Select(m == 0, inf, nan), value)
+    return tirx.Select(u >= 128, -value, value)
+
+
+def _scaled_arg_shapes(shape):
+    m, n, k = shape
+    return [("A", (m, k)), ("B", (n, k)), ("scale_a", (1,)), ("scale_b", (1,))]
+
+
+def _scaled_compute(shape, dtype, out_dtype):
+    from tvm import te
+
+    m, n, k = shape
+    a, b, scale_a, scale_b = (
+        te.placeholder(s, "float32" if name.startswith("scale") else dtype, name=name)
+        for name, s in _scaled_arg_shapes(shape)
+    )
+    r = te.reduce_axis((0, k), name="k")
+    c = te.compute(
+        (m, n),
+        lambda i, j: te.sum(fp8_to_f32(a[i, r], dtype) * fp8_to_f32(b[j, r], dtype), axis=r),
+        name="C",
+    )
+    # acc * (scale_a * scale_b): one factor, as cuBLASLt and the wgmma kernel apply it
+    out = te.compute(
+        (m, n),
+        lambda i, j: (c[i, j] * (scale_a[0] * scale_b[0])).astype(out_dtype),
+        name="epilogue",
+    )
+    return [a, b, scale_a, scale_b], out
+
+
+def _scaled_reference(shape, arrays):
+    a, b, scale_a, scale_b = arrays
+    return (a @ b.T) * scale_a[0] * scale_b[0]
+
+
+register_op(
+    OpDef(
+        name="gemm_scaled_nt",
+        dims=("M", "N", "K"),
+        layout="(A@B.T)*scale_a*scale_b",
+        arg_shapes=_scaled_arg_shapes,
+        out_shape=lambda shape: (shape[0], shape[1]),
+        compute=_scaled_compute,
+        reference=_scaled_reference,
+        magnitude=_scaled_reference,  # called on |inputs| (or their squares)
+        flops=lambda shape: 2 * shape[0] * shape[1] * shape[2],
+        reduction=lambda shape: shape[2],
+        doc="(A @ B.T) * scale_a * scale_b on fp8 A, B with fp32 per-tensor scales "
+        "(torch._scaled_mm)",
+        dtypes=FP8_DTYPES,
+        scalars=("scale_a", "scale_b"),
     )
 )

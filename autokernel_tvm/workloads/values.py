@@ -8,11 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .dtypes import np_dtype
+from .dtypes import FINITE_MAX, SMALLEST_NORMAL, np_dtype
 
 KINDS = ("normal", "large", "tiny", "mixed", "edge")
-#: Largest finite value of each output dtype.
-FINITE_MAX = {"float32": 3.4e38, "float16": 65504.0, "bfloat16": 3.38e38}
+#: ``tiny`` inputs are this size, or 4x the input dtype's smallest normal where that is larger
+#: (fp8: 1e-3 is below e4m3's smallest subnormal, 2^-9, and would round to zero)
+TINY_INPUT = 1e-3
 #: Elements per child generator of a large draw: which values a seed gives does not depend on
 #: how many threads fill the chunks.
 CHUNK = 1 << 22
@@ -27,6 +28,13 @@ def draw(workload, rng: np.random.Generator, kind: str) -> list[np.ndarray]:
     first = len(specs) - len(workload.epilogue.operands) if workload.epilogue else len(specs)
     red = max(1, workload.opdef.reduction(workload.shape))
     arrays = [standard_normal(rng, spec.shape) for spec in specs]
+    # per-tensor scales (torch._scaled_mm's): positive and near 1 whatever the kind, as scales
+    # derived from an amax are; drawn apart and put back at the end
+    scalars = {
+        i: rng.uniform(0.5, 2.0, size=spec.shape)
+        for i, spec in enumerate(specs)
+        if spec.name in workload.opdef.scalars
+    }
     if kind == "large":
         # Inputs (drawn up to ~5 sigma) stay inside the input dtype, and |sum of red products|
         # under a tenth of what the output dtype holds.
@@ -35,7 +43,7 @@ def draw(workload, rng: np.random.Generator, kind: str) -> list[np.ndarray]:
         scale = min(FINITE_MAX[workload.dtype] / 32.0, (out_limit / (160.0 * red)) ** root, 1e4)
         arrays = [a * scale for a in arrays]
     elif kind == "tiny":
-        arrays = [a * 1e-3 for a in arrays]
+        arrays = [a * max(TINY_INPUT, 4 * SMALLEST_NORMAL[workload.dtype]) for a in arrays]
     elif kind == "mixed":
         arrays = [a * _powers_of_ten(rng, a.shape[:-1] + (1,)) for a in arrays]
         if workload.out_dtype == "float16":
@@ -49,7 +57,16 @@ def draw(workload, rng: np.random.Generator, kind: str) -> list[np.ndarray]:
             shape = specs[first + i].shape
             magnitude = rng.uniform(0.5, 2.0, size=shape)
             arrays[first + i] = np.where(rng.random(shape) < 0.5, -magnitude, magnitude)
-    return [a.astype(np_dtype(spec.dtype)) for a, spec in zip(arrays, specs)]
+    arrays = [scalars.get(i, a) for i, a in enumerate(arrays)]
+    # within the input dtype's range (an fp8 e4m3fn value past 448 would round to NaN)
+    return [_cast(a, spec.dtype) for a, spec in zip(arrays, specs)]
+
+
+def _cast(array: np.ndarray, dtype: str) -> np.ndarray:
+    limit = FINITE_MAX[dtype]
+    if dtype != "float32" and float(np.max(np.abs(array), initial=0.0)) > limit:
+        array = np.clip(array, -limit, limit)
+    return array.astype(np_dtype(dtype))
 
 
 def standard_normal(rng: np.random.Generator, shape: tuple) -> np.ndarray:

@@ -43,7 +43,7 @@ from autokernel_tvm.families import get  # noqa: E402
 from autokernel_tvm.space.genome import Genome  # noqa: E402
 from autokernel_tvm.space.grammar import Grammar  # noqa: E402
 from autokernel_tvm.targets import detect_cuda_arch, make_target  # noqa: E402
-from autokernel_tvm.torch.baselines import make_baseline  # noqa: E402
+from autokernel_tvm.torch.baselines import baseline_name, make_baseline  # noqa: E402
 from autokernel_tvm.torch.loader import TORCH_DTYPES as TORCH  # noqa: E402
 from autokernel_tvm.verify import verify  # noqa: E402
 from autokernel_tvm.workloads import Workload  # noqa: E402
@@ -152,7 +152,7 @@ def main(argv=None) -> int:
     gpu = torch.cuda.get_device_name()
     date = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     command = "python3 benchmarks/gpu/genome_check.py " + " ".join(sys.argv[1:])
-    baseline = "cudnn" if args.op.startswith("conv") else "torch"
+    baseline = "cudnn" if args.op.startswith("conv") else baseline_name(workload.to_json())
     out = os.environ.get("OUT")
     if out:
         # one line per run, appended: the device tool returns at most 8 files a call

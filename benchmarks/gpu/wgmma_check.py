@@ -123,10 +123,8 @@ def check_one(shape, dtype, structure, target, nt=True, batch=0, out_dtype="floa
                                     out_dtype=OUT[out_dtype])  # fmt: skip
         return (a.transpose(-1, -2) if ta else a) @ (b.transpose(-1, -2) if nt else b)
 
-    def args(*tensors):
-        """Our kernel's arguments: fp8 as bytes, then (fp8) the scales before C."""
-        a, b, c = (t.view(torch.uint8) if t.dtype in (TORCH[f] for f in FP8) else t
-                   for t in tensors)  # fmt: skip
+    def args(a, b, c):
+        """Our kernel's arguments: A, B as they are (fp8 too), then (fp8) the scales before C."""
         extra = [s.reshape(1) for s in scales] if fp8 else [bias] if epilogue else []
         return [tvm.runtime.from_dlpack(x) for x in (a, b, *extra, c)]
 

@@ -78,6 +78,8 @@ at::ScalarType ScalarType(const std::string& dtype) {
   if (dtype == "float32") return at::kFloat;
   if (dtype == "float16") return at::kHalf;
   if (dtype == "bfloat16") return at::kBFloat16;
+  if (dtype == "float8_e4m3fn") return at::kFloat8_e4m3fn;
+  if (dtype == "float8_e5m2") return at::kFloat8_e5m2;
   throw LibraryError("dtype '" + dtype + "' has no torch equivalent");
 }
 

@@ -6,7 +6,7 @@ import re
 import subprocess
 
 import pytest
-from wgmma_cases import BIAS_START, ROWS  # tests/: shared with the GPU suite
+from wgmma_cases import BIAS_START, FP8, ROWS  # tests/: shared with the GPU suite
 
 from autokernel_tvm.builder import build_module, cuda_source, is_tirx
 from autokernel_tvm.config import TuneConfig
@@ -697,6 +697,9 @@ def test_fp8_kernel_reads_bytes_and_scales_the_product(needs_nvcc, tmp_path, dty
     kw = {"in_dtype": dtype, "out_dtype": "bfloat16", "raster": 1, **genes}
     mod = wgmma_module(4096, 4096, 4001, smem_limit=SMEM, sm_count=132, symbol="ak_f8", **kw)
     assert len(mod["main"].params) == 5  # A, B, scale_a, scale_b, C
+    # the caller's fp8 tensors, as they are (bytes inside the kernel only)
+    assert re.search(rf'A: T.Buffer\(\(4096, 4001\), "{dtype}".*B: T.Buffer\(\(4096, 4001\), '
+                     rf'"{dtype}"', mod["main"].script())
     assert {gv.name_hint for gv in mod.functions} == {"main", "ak_f8_pad_a", "ak_f8_pad_b"}
     src = cuda_source(build_module(mod, TARGET, check_nvcc=True))
     kind = {"float8_e4m3fn": "e4m3", "float8_e5m2": "e5m2"}[dtype]
@@ -704,6 +707,25 @@ def test_fp8_kernel_reads_bytes_and_scales_the_product(needs_nvcc, tmp_path, dty
     assert re.search(r"main_kernel\([^)]*scale_a_ptr, float\* __restrict__ scale_b_ptr\)", src)
     assert "ak_f8_pad_a_kernel(uchar* __restrict__ X_ptr" in src  # 16-value chunks of bytes
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+
+
+@pytest.mark.parametrize("workload, genes", FP8, ids=lambda x: str(x)[:60])
+def test_fp8_workloads_tune_in_the_family(needs_nvcc, tmp_path, workload, genes):
+    """gemm_scaled_nt (torch._scaled_mm) is a workload of the family: the grammar takes its
+    genomes, the seed is the persistent TMA-store structure measured at 1.08x
+    torch._scaled_mm (H200, kernel level), and each case of the GPU gate builds: fp8 bytes to
+    the TMA, wgmma k32, the scales read in the write-back; without spills where C is stored
+    by the TMA (a direct store with edges spills 8-12 bytes, as it does in no 16-bit case)."""
+    assert FAMILY.applies(workload, TARGET) is None
+    seed = FAMILY.seed(workload, TARGET)
+    if workload.shape == (4096, 4096, 4096):
+        assert (seed.schedule, seed.store) == ("persistent", "tma")
+    genome = Grammar(TARGET).check(DEFAULT.replace(**genes), workload)
+    src = cuda_source(build_module(kernel_module(genome, workload), TARGET, check_nvcc=True))
+    kind = {"float8_e4m3fn": "e4m3", "float8_e5m2": "e5m2"}[workload.dtype]
+    assert f"k32.f32.{kind}.{kind}" in src and "scale_b_ptr[0]" in src
+    if genome.params.store == "tma":
+        assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
 
 
 def test_fp8_legality_names_what_wgmma_cannot_do():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import tvm
 from tvm.s_tir import meta_schedule as ms
-from wgmma_cases import BIAS_START, ROWS  # tests/wgmma_cases.py, shared with the CPU tests
+from wgmma_cases import BIAS_START, FP8, ROWS  # tests/wgmma_cases.py, shared with the CPU tests
 
 from autokernel_tvm.builder import build_module
 from autokernel_tvm.families import Kernel, get
@@ -339,3 +339,11 @@ def test_store_rows_passes_the_gate(target, workload, genes):
     _wgmma_passes_gate(
         target, workload, Genome.default("cuda.wgmma").replace(store="rows", **genes)
     )
+
+
+@pytest.mark.parametrize("workload, genes", FP8, ids=_ids(FP8))
+def test_fp8_passes_the_gate(target, workload, genes):
+    """fp8 A @ B.T scaled by its per-tensor scales, held to the bound of the tensor core's fp8
+    accumulator (verify.FP8_ACC_BITS): a wrong K step of 32, a scale applied twice or not at
+    all, or an edge byte read past K fails the fp64 or the exact check."""
+    _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))

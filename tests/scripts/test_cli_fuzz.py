@@ -199,11 +199,12 @@ def test_bad_bench_arguments(tmp_path, capsys, cpu_lib):
 def test_static_tables_agree_with_the_package():
     from autokernel_tvm import config, hardware, targets
     from autokernel_tvm.workloads import OPS
-    from autokernel_tvm.workloads.base import DTYPES
+    from autokernel_tvm.workloads.dtypes import DTYPES, FP8_DTYPES
 
     assert cli.OP_DIMS == {name: op.dims for name, op in OPS.items()}
     assert cli.TARGETS == config.TARGETS and cli.SPACES == config.SPACES
     assert cli.DTYPES == DTYPES and cli.ROCM_ARCHES == targets.ROCM_ARCHES
+    assert cli.FP8_DTYPES == FP8_DTYPES
     cuda = {int(a[3:].rstrip("a")) for a in hardware.TABLE if a.startswith("sm_")}
     assert cli.CUDA_SMS == tuple(sorted(cuda))
     assert cli.env_vars() == config.ENV_VARS

@@ -61,6 +61,37 @@ def test_tune_export_load_call_compile(tmp_path):
 
 
 @pytest.mark.slow
+def test_fp8_scaled_gemm_tunes_exports_and_runs_from_torch(tmp_path):
+    """fp8 inputs with per-tensor scales (torch._scaled_mm's GEMM) through the whole path on
+    the CPU: no CPU family takes fp8 (the report says why), the stock space is tuned, the
+    gate passes it, and the exported kernel takes torch's fp8 tensors as they are."""
+    lib_path = tmp_path / "k.so"
+    cmd = [sys.executable, TUNE, "--target", "llvm", "--op", "gemm_scaled_nt", "--shape",
+           "64,48,64", "--dtype", "float8_e4m3fn", "--out-dtype", "bfloat16", "--trials", "4",
+           "--trials-per-iter", "4", "--work-dir", str(tmp_path / "w"), "--no-progress",
+           "--export", str(lib_path)]  # fmt: skip
+    proc = subprocess.run(cmd, env=_env(tmp_path), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.load(open(glob.glob(str(tmp_path / "w" / "*" / "report.json"))[0]))
+    assert "cpu.tile: inputs float8_e4m3fn" in report["space_report"]["fallback"]
+    assert report["verify"]["passed"]
+
+    import autokernel_tvm.torch as ak
+
+    lib = ak.load(str(lib_path))
+    op = getattr(torch.ops.autokernel, lib.names[0])
+    a = torch.randn(64, 64).to(torch.float8_e4m3fn)
+    b = torch.randn(48, 64).to(torch.float8_e4m3fn)
+    scale_a, scale_b = torch.tensor([0.5]), torch.tensor([1.5])
+    got = op(a, b, scale_a, scale_b)
+    want = (a.double() @ b.double().T) * 0.75
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.double(), want, rtol=2**-7, atol=1e-3)
+    with pytest.raises(TypeError, match="'A' has dtype torch.float8_e5m2"):
+        op(a.to(torch.float8_e5m2), b, scale_a, scale_b)  # the other fp8 format
+
+
+@pytest.mark.slow
 def test_killed_run_resumes(tmp_path):
     work = tmp_path / "w"
     cmd = _cmd(work, "--trials", "16")
@@ -90,6 +121,8 @@ def test_bad_arguments_give_clear_errors(tmp_path):
         (["--op", "matmul"], "unknown op 'matmul'"),
         (["--shape", "64,64"], "takes shape M,N,K"),
         (["--dtype", "float16", "--allow-tf32"], "tf32 applies to float32 inputs"),
+        (["--dtype", "float8_e4m3fn"], "float8_e4m3fn inputs: op gemm_scaled_nt"),
+        (["--op", "gemm_scaled_nt", "--dtype", "float16"], "takes inputs"),
     ]:
         cmd = [sys.executable, TUNE, "--target", "llvm", "--work-dir", str(tmp_path), *args]
         proc = subprocess.run(cmd, env=_env(tmp_path), capture_output=True, text=True)

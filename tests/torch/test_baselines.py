@@ -22,6 +22,7 @@ CASES = [
     Workload("gemm_bias_gelu", (8, 12, 16)),
     Workload("conv2d_nhwc", (2, 9, 7, 4, 5, 3, 3, 2, 1)),
     Workload("gemm_gated_nt", (8, 12, 16)),
+    Workload("gemm_scaled_nt", (8, 12, 32), "float8_e4m3fn"),
 ]
 
 
@@ -32,10 +33,27 @@ def test_every_op_has_a_baseline():
 @pytest.mark.parametrize("workload", CASES, ids=lambda w: w.op)
 def test_baseline_matches_reference(workload):
     arrays = workload.random_inputs(np.random.default_rng(0), "normal")
-    got = make_baseline(workload.to_json(), [torch.from_numpy(a) for a in arrays])()
+    got = make_baseline(workload.to_json(), [_tensor(a) for a in arrays])()
     want = torch.from_numpy(workload.reference(arrays))
     assert tuple(got.shape) == workload.output.shape
     assert max_rel_error(got, want) < 1e-5
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    """torch's view of ``array`` (fp8 through its bytes: torch.from_numpy refuses ml_dtypes)."""
+    if array.dtype.itemsize == 1 and array.dtype.name.startswith("float8"):
+        return torch.from_numpy(array.view(np.uint8)).view(getattr(torch, array.dtype.name))
+    return torch.from_numpy(array)
+
+
+def test_e5m2_baseline_runs_on_cpu_as_given():
+    """cuBLASLt has no e5m2 x e5m2 GEMM: on a GPU the baseline converts B to e4m3; on the
+    CPU torch._scaled_mm takes both as they are."""
+    w = Workload("gemm_scaled_nt", (8, 12, 32), "float8_e5m2", "bfloat16")
+    arrays = w.random_inputs(np.random.default_rng(1), "normal")
+    got = make_baseline(w.to_json(), [_tensor(a) for a in arrays])()
+    assert got.dtype == torch.bfloat16
+    assert max_rel_error(got, torch.from_numpy(w.reference(arrays))) < 2**-8
 
 
 def test_max_rel_error_is_normwise():

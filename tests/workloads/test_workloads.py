@@ -19,6 +19,8 @@ CASES = [
     Workload("conv2d_nhwc", (2, 9, 9, 8, 16, 3, 3, 2, 1)),
     Workload("conv2d_nhwc", (1, 6, 6, 4, 8, 1, 1, 1, 0), "float16"),
     Workload("gemm_gated_nt", (16, 24, 32), "float16", "float16"),
+    Workload("gemm_scaled_nt", (16, 24, 40), "float8_e4m3fn", "bfloat16"),
+    Workload("gemm_scaled_nt", (16, 24, 40), "float8_e5m2", "float32"),
 ]
 
 
@@ -63,6 +65,9 @@ def test_every_op_has_a_case():
         (("gemm", (4, 4)), "takes shape M,N,K"),
         (("gemm", (4, 0, 4)), "N must be positive"),
         (("gemm", (4, 4, 4), "int4"), "dtype must be one of"),
+        (("gemm", (4, 4, 4), "float8_e4m3fn"), "float8_e4m3fn inputs: op gemm_scaled_nt"),
+        (("gemm_scaled_nt", (4, 4, 4), "float16"), "takes inputs"),
+        (("gemm_scaled_nt", (4, 4, 4), "float8_e5m2", "float8_e5m2"), "out_dtype must be"),
     ],
 )
 def test_bad_workloads_are_rejected_with_reason(args, match):
@@ -113,3 +118,44 @@ def test_large_draws_are_chunked_the_same_whatever_the_thread_count(monkeypatch)
     assert not np.array_equal(flat[: 1 << 12], flat[1 << 12 : 2 << 12])
     assert abs(float(flat.mean())) < 0.03 and abs(float(flat.std()) - 1.0) < 0.03
     assert not np.array_equal(one, values.standard_normal(np.random.default_rng(6), shape))
+
+
+@pytest.mark.parametrize("dtype", ["float8_e4m3fn", "float8_e5m2"])
+def test_fp8_decode_is_exact_for_every_bit_pattern(dtype):
+    """The scaled GEMM reads fp8 through its own decode (TVM 0.27's LLVM cast reads zero and
+    subnormals wrong): all 256 values, signed zeros, subnormals, e5m2's inf and NaNs."""
+    from tvm import te
+
+    from autokernel_tvm.workloads.gemm import fp8_to_f32
+
+    x = te.placeholder((256,), dtype, name="x")
+    y = te.compute((256,), lambda i: fp8_to_f32(x[i], dtype), name="y")
+    exe = tvm.compile(tvm.IRModule({"main": te.create_prim_func([x, y])}), target="llvm")
+    bits = np.arange(256, dtype=np.uint8).view(_np(dtype))
+    out = tvm.runtime.empty((256,), "float32")
+    exe["main"](tvm.runtime.tensor(bits), out)
+    want = bits.astype(np.float32)
+    got = out.numpy()
+    assert np.array_equal(got, want, equal_nan=True)
+    assert np.array_equal(np.signbit(got), np.signbit(want))
+
+
+@pytest.mark.parametrize("dtype", ["float8_e4m3fn", "float8_e5m2"])
+def test_fp8_inputs_stay_finite_and_scales_near_one(dtype):
+    """Every input kind stays inside fp8's range (e4m3fn rounds past 448 to NaN), ``tiny``
+    is not flushed to zero, and the per-tensor scales are positive fp32 near 1."""
+    w = Workload("gemm_scaled_nt", (64, 32, 128), dtype, "bfloat16")
+    assert [a.dtype for a in w.inputs] == [dtype, dtype, "float32", "float32"]
+    assert Workload.from_json(w.to_json()) == w
+    rng = np.random.default_rng(0)
+    for kind in ("normal", "large", "tiny", "mixed", "edge"):
+        a, b, scale_a, scale_b = w.random_inputs(rng, kind)
+        values = np.concatenate([a.astype(np.float32).ravel(), b.astype(np.float32).ravel()])
+        assert np.isfinite(values).all(), kind
+        assert np.count_nonzero(values) > (2 if kind == "edge" else values.size // 2), kind
+        for scale in (scale_a, scale_b):
+            assert scale.dtype == np.float32 and 0.5 <= scale[0] <= 2.0, kind
+    with pytest.raises(WorkloadError, match="no epilogue"):
+        from autokernel_tvm.workloads.epilogue import ACC, Epilogue, F
+
+        Workload("gemm_scaled_nt", (4, 4, 4), dtype, epilogue=Epilogue(F("relu", ACC), ()))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ...workloads.dtypes import FP8_DTYPES
 from ..base import GenomeError, Params
 from ..design_space import ScheduleFamily
 from . import schedule
@@ -65,6 +66,13 @@ class CpuTile(ScheduleFamily):
             return "needs an llvm (CPU) target"
         if workload.opdef.carry is not None:  # gemm_gated_nt
             return f"op {workload.op}: its epilogue reads two accumulators (no inlined write-back)"
+        if workload.dtype in FP8_DTYPES:
+            # the packed fp8 B's vector loads are legalized to f32 before the decode's
+            # reinterpret reads their bits: LLVM rejects the bitcast (TVM 0.27)
+            return (
+                f"inputs {workload.dtype}: the template's vector loads of fp8 fail TVM 0.27's "
+                "LLVM legalization (the stock space schedules it)"
+            )
         return None
 
     def check(self, params: TileParams, workload, target) -> None:

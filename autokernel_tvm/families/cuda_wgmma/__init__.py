@@ -8,7 +8,8 @@ not a design space but one kernel (every number fixed), measured as a single can
 through the same builder, correctness gate, export and library as the scheduled families. Ops:
 2-D and batched GEMM with either B layout, the fused ``nn.Linear`` epilogues, the gated GEMM
 of a LLaMA MLP (gate and up projections in one kernel), and stride-1 NHWC conv2d (implicit GEMM
-over TMA image patches); fp16/bf16 inputs, and fp32 GEMMs as 3xTF32 (:mod:`.tf32x3`).
+over TMA image patches); fp16/bf16 inputs, fp32 GEMMs as 3xTF32 (:mod:`.tf32x3`), and the
+fp8 GEMM with per-tensor scales (``gemm_scaled_nt``, what ``torch._scaled_mm`` computes).
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ from .kernel import (
     wgmma_module,
 )
 
-TUNED_DTYPES = ("float16", "bfloat16", "float32")  # fp32: as 3xTF32 (fp32 accuracy)
+#: fp32: as 3xTF32 (fp32 accuracy); fp8: the scaled GEMM (gemm_scaled_nt, torch._scaled_mm)
+TUNED_DTYPES = ("float16", "bfloat16", "float32", "float8_e4m3fn", "float8_e5m2")
 SEED_SPLIT_STEPS = 8  # K steps per block the seed keeps (decode 16 x 4096 x 4096: 8 splits)
 #: op -> (B is K-major, leading batch dim, fused epilogue, A is M-major)
 OPS = {
@@ -61,6 +63,7 @@ OPS = {
     "gemm_bias_gelu": (True, False, "bias_gelu", False),
     "conv2d_nhwc": (True, False, "", False),  # implicit GEMM, stride 1: see kernel.py's docstring
     "gemm_gated_nt": (True, False, "", False),  # silu(A @ Bg.T) * (A @ Bu.T): Structure.gated
+    "gemm_scaled_nt": (True, False, "", False),  # fp8, scaled in the write-back (in_dtype fp8)
 }
 
 
@@ -207,10 +210,7 @@ class CudaWgmma(Family):
         if target.kind.name != "cuda" or str(target.attrs.get("arch", "")) != "sm_90a":
             return "needs CUDA sm_90a (wgmma and TMA are arch-specific Hopper instructions)"
         if workload.dtype not in TUNED_DTYPES:
-            return (
-                f"inputs {workload.dtype}: the tuner's wgmma kernels take {TUNED_DTYPES} "
-                "(fp8 is built at the kernel level only)"
-            )
+            return f"inputs {workload.dtype}: the tuner's wgmma kernels take {TUNED_DTYPES}"
         if workload.op not in OPS:
             return f"op {workload.op}: the wgmma kernel implements {sorted(OPS)}"
         if workload.dtype == "float32" and workload.op in ("conv2d_nhwc", "gemm_gated_nt"):

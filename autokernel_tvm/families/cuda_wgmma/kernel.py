@@ -113,7 +113,7 @@ IN_DTYPES = {
     "float16": "f16", "bfloat16": "bf16", "float8_e4m3fn": "e4m3", "float8_e5m2": "e5m2",
     "float32": "tf32",  # TF32 tensor cores: fp32 operands, ~10 mantissa bits used
 }  # fmt: skip
-FP8 = ("float8_e4m3fn", "float8_e5m2")  # 1-byte inputs, stored and copied as bytes (uint8)
+FP8 = ("float8_e4m3fn", "float8_e5m2")  # 1-byte inputs, copied as bytes (uint8) in the kernel
 SWIZZLE_128B = 3  # CUtensorMapSwizzle enum; TVM's descriptor encoder maps it to wgmma's code
 SBO_16B = 1024 // 16  # stride between 8-row core-matrix groups: 8 rows x 128 B
 MN_ATOM = 64  # MN-major operand: M or N columns per 128-byte swizzle row (a TMA box, an LBO step)
@@ -917,8 +917,9 @@ def wgmma_gemm(
         return g / (tvm.tirx.const(1.0, "float32") + tvm.tirx.exp(-g)) * acc[i + acc_n // 2]
 
     def finish(x, bias, index):
-        if scaled:  # fp8: the per-tensor scales of A and B, as torch._scaled_mm applies them
-            x = x * scales[0][0] * scales[1][0]
+        if scaled:  # fp8: the per-tensor scales of A and B as one factor, as cuBLASLt applies
+            # them (the two factors apart: 12 bytes of spills in a direct store with edges)
+            x = x * (scales[0][0] * scales[1][0])
         return epilogue_value(
             x,
             index,
@@ -1489,8 +1490,9 @@ def wgmma_gemm(
         # for well-formedness below, once they are.
         @T.prim_func(check_well_formed=False)
         def main(a: T.handle, b: T.handle, c: T.handle):
-            A = T.match_buffer(a, a_shape, sdt, align=16)
-            B = T.match_buffer(b, b_shape, sdt, align=16)
+            # fp8 parameters keep their dtype (the caller's tensors); only the TMA reads them
+            A = T.match_buffer(a, a_shape, dt, align=16)
+            B = T.match_buffer(b, b_shape, dt, align=16)
             C = T.match_buffer(c, c_shape, out_dtype, align=16)
             kernel(A, B, C, None)
     # fmt: on

@@ -91,6 +91,10 @@ std::string DTypeName(DLDataType dtype) {
       break;
     case kDLBool:
       return "bool";
+    case kDLFloat8_e4m3fn:
+      return "float8_e4m3fn";
+    case kDLFloat8_e5m2:
+      return "float8_e5m2";
     default:
       base = "code" + std::to_string(dtype.code) + "_";
   }

@@ -46,8 +46,11 @@ DLDataType ParseDType(const std::string& name, const std::string& where) {
   if (name == "float32") return DLDataType{kDLFloat, 32, 1};
   if (name == "float16") return DLDataType{kDLFloat, 16, 1};
   if (name == "bfloat16") return DLDataType{kDLBfloat, 16, 1};
+  if (name == "float8_e4m3fn") return DLDataType{kDLFloat8_e4m3fn, 8, 1};
+  if (name == "float8_e5m2") return DLDataType{kDLFloat8_e5m2, 8, 1};
   throw LibraryError(where + ": dtype '" + name +
-                     "' is not supported; known: ['bfloat16', 'float16', 'float32']");
+                     "' is not supported; known: ['bfloat16', 'float16', 'float32', "
+                     "'float8_e4m3fn', 'float8_e5m2']");
 }
 
 TensorSpec ParseTensor(const Json& j, const std::string& where) {
