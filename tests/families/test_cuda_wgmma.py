@@ -698,8 +698,11 @@ def test_fp8_kernel_reads_bytes_and_scales_the_product(needs_nvcc, tmp_path, dty
     mod = wgmma_module(4096, 4096, 4001, smem_limit=SMEM, sm_count=132, symbol="ak_f8", **kw)
     assert len(mod["main"].params) == 5  # A, B, scale_a, scale_b, C
     # the caller's fp8 tensors, as they are (bytes inside the kernel only)
-    assert re.search(rf'A: T.Buffer\(\(4096, 4001\), "{dtype}".*B: T.Buffer\(\(4096, 4001\), '
-                     rf'"{dtype}"', mod["main"].script())
+    assert re.search(
+        rf'A: T.Buffer\(\(4096, 4001\), "{dtype}".*B: T.Buffer\(\(4096, 4001\), '
+        rf'"{dtype}"',
+        mod["main"].script(),
+    )
     assert {gv.name_hint for gv in mod.functions} == {"main", "ak_f8_pad_a", "ak_f8_pad_b"}
     src = cuda_source(build_module(mod, TARGET, check_nvcc=True))
     kind = {"float8_e4m3fn": "e4m3", "float8_e5m2": "e5m2"}[dtype]
