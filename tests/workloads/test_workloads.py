@@ -159,3 +159,20 @@ def test_fp8_inputs_stay_finite_and_scales_near_one(dtype):
         from autokernel_tvm.workloads.epilogue import ACC, Epilogue, F
 
         Workload("gemm_scaled_nt", (4, 4, 4), dtype, epilogue=Epilogue(F("relu", ACC), ()))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float8_e4m3fn"])
+def test_threaded_cast_rounds_like_astype(dtype):
+    """values.cast rounds big draws in chunks on threads: bit for bit what one astype gives
+    (fp8 after clipping to its range, where astype would give NaN)."""
+    from autokernel_tvm.workloads import np_dtype, values
+
+    a = values.standard_normal(np.random.default_rng(3), (2 * values.CHUNK + 5,)) * 300
+    got = values.cast(a, dtype)
+    want = (
+        np.clip(a, -448, 448).astype(np_dtype(dtype))
+        if "float8" in dtype
+        else a.astype(np_dtype(dtype))
+    )
+    assert got.dtype == np_dtype(dtype)
+    assert np.array_equal(got.view(np.uint8), want.view(np.uint8))
