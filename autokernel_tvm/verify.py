@@ -54,6 +54,8 @@ EXACT_INT = {"float32": 2**24, "float16": 2**11, "bfloat16": 2**8}
 #: to that accumulator on the GPU (a truncation: one ulp, 2^-13, per step) and their exact
 #: integer inputs kept inside it on every device.
 FP8_ACC_BITS = 14
+#: K of one fp8 wgmma: the tensor core cuts its running sum once per this many products
+FP8_K_STEP = 32
 #: A quarter of each output dtype's largest finite value: where a product of sums must stay.
 FINITE_OUT = {"float32": 8.5e37, "float16": 16376.0, "bfloat16": 8.5e37}
 #: Magnitudes that round to inf in each output dtype: the largest finite value + half its ulp.
@@ -136,9 +138,11 @@ def tolerance(
     ``C_PROB sqrt(K) u_eff sqrt(sum_k (a_ik b_kj)^2)`` (the accumulation: each of the K partial
     sums is rounded once, and on random inputs they are about ``sqrt(K)`` terms large), plus
     ``EPILOGUE_ROUNDINGS u_acc |op|(|inputs|)`` (bias add, activation), the operands' rounding
-    for a ``precision="tf32"`` workload (:data:`TF32_ROUNDOFF`), plus two roundings of the
-    output dtype (a cast may round twice, via an intermediate) and an underflow floor. An epilogue
-    expression carries the accumulation term through itself (its change between ``acc -+ e``).
+    for a ``precision="tf32"`` workload (:data:`TF32_ROUNDOFF`), for fp8 on a GPU the bias of
+    its truncated running sum (an ulp a wgmma of :data:`FP8_K_STEP` products), plus two
+    roundings of the output dtype (a cast may round twice, via an intermediate) and an
+    underflow floor. An epilogue expression carries the accumulation term through itself (its
+    change between ``acc -+ e``).
     ``ref`` is the fp64 reference; ``inputs`` may be sampled sub-inputs (``workload`` then the
     sub-shape: the reduction is the same).
     """
@@ -152,7 +156,10 @@ def tolerance(
     carry = workload.opdef.carry
     # sqrt(sum_k (a_ik b_kj)^2) and the fp64 accumulator: each computed once, where needed
     terms = acc = None
-    if carry is None or tf32:
+    # fp8 on a GPU: the tensor core's short running sum is cut toward zero once a wgmma, a
+    # bias that adds up linearly over the K / 32 steps, not like sqrt(K)
+    fp8_bias = workload.dtype in FP8_DTYPES and u_eff > u_acc
+    if carry is None or tf32 or fp8_bias:
         terms = np.sqrt(workload.opdef.magnitude(workload.shape, [a * a for a in base]))
     if tf32 or workload.epilogue is not None:
         acc = workload.opdef.reference(workload.shape, base)
@@ -160,6 +167,8 @@ def tolerance(
         bound = carry(workload.shape, base, scale)
     else:
         bound = scale * terms
+    if fp8_bias:  # at most an ulp (u_eff) of the running sum a step, the sum under `terms`
+        bound = bound + (red / FP8_K_STEP) * u_eff * terms
     if tf32:
         # each product's operands cut to 10 mantissa bits: a spread like the accumulation's
         # (without its sqrt(K) growth) and, truncated, a bias of up to 2^-10 of the result

@@ -572,3 +572,38 @@ def test_fp8_is_held_to_the_tensor_cores_fp8_accumulator_on_a_gpu():
     sums = np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64)).T
     assert 2**10 < sums.max() < 2**verify_lib.FP8_ACC_BITS
     assert {float(scale_a[0]), float(scale_b[0])} <= {-2.0, -1.0, 1.0, 2.0}
+
+
+def _truncating_fp8_kernel(workload, bits: int):
+    """A numpy stand-in for Hopper's fp8 wgmma: exact products, summed 32 at a time into an
+    accumulator that keeps ``bits`` significant bits, cut toward zero after every step."""
+
+    def truncate(x):
+        m, e = np.frexp(x)
+        return np.ldexp(np.trunc(m * 2.0**bits) / 2.0**bits, e)
+
+    def run(a, b, scale_a, scale_b, out):
+        a64, b64 = a.numpy().astype(np.float64), b.numpy().astype(np.float64)
+        acc = np.zeros(workload.output.shape)
+        for k in range(0, a64.shape[1], 32):
+            acc = truncate(acc + a64[:, k : k + 32] @ b64[:, k : k + 32].T)
+        scale = np.float32(scale_a.numpy()[0]) * np.float32(scale_b.numpy()[0])
+        result = (acc.astype(np.float32) * scale).astype(out.numpy().dtype)
+        out.copyfrom(result)
+
+    return run
+
+
+@pytest.mark.parametrize("out_dtype, k", [("bfloat16", 8192), ("float32", 65536)])
+def test_fp8_bound_holds_a_14_bit_truncating_accumulator_at_any_k(monkeypatch, out_dtype, k):
+    """The fp8 bound on a GPU (2^-13 a step, and the truncations' bias growing with the K / 32
+    steps, not sqrt(K)) passes an accumulator that keeps 14 bits and cuts toward zero (2.5x
+    under the bound up to K = 262144; 13 bits passes too) at K = 8192 and 65536, but not one
+    that keeps 8 (a kernel summing in bf16). Without the bias term 14 bits came within 0.83x
+    of the bound at K = 65536 and would fail past it."""
+    w = Workload("gemm_scaled_nt", (24, 16, k), "float8_e4m3fn", out_dtype)
+    gpu = verify_lib.effective_roundoff(w, type("Gpu", (), {"dlpack_device_type": lambda s: 2})())
+    monkeypatch.setattr(verify_lib, "effective_roundoff", lambda workload, device=None: gpu)
+    report = verify(_truncating_fp8_kernel(w, 14), w, check_shapes=False, seed=0)
+    assert report.passed and report.max_error_ratio < 0.5, report.failures
+    assert not verify(_truncating_fp8_kernel(w, 8), w, check_shapes=False, seed=0).passed

@@ -20,7 +20,7 @@ stored N x K), ``C = A @ B`` (``nn``, B stored K x N) or ``C = A.T @ B`` (``tn``
 K x M, B K x N: ``torch.matmul(a.T, b)``), over ``--batch`` matrices if given, on
 fresh random inputs against torch's float64 product (normwise relative error, NaN-poisoned
 output), then time it and the same torch.matmul (cuBLAS; fp8: ``torch._scaled_mm`` with the
-same per-tensor scales, cuBLASLt; fp32, which the kernel runs as TF32: cuBLAS with TF32 allowed;
+same per-tensor scales and fast accumulation, as ours, cuBLASLt; fp32, which the kernel runs as TF32: cuBLAS with TF32 allowed;
 ``--epilogue bias[_relu|_gelu]``: the kernel's fused ``act(A @ B.T + bias)`` against eager's
 ``F.linear`` and the activation, as an ``nn.Linear`` layer runs them) with
 `autokernel_tvm.timing.compare`. Prints a table; writes
@@ -56,9 +56,9 @@ TORCH = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.
 FP8 = ("float8_e4m3fn", "float8_e5m2")
 #: what the kernel is timed against, by input dtype (fp32 inputs run on TF32 tensor cores, so
 #: cuBLAS runs with torch.backends.cuda.matmul.allow_tf32 on: the same precision)
-BASELINES = {"float8_e4m3fn": "torch._scaled_mm", "float32": "torch.tf32",
+BASELINES = {"float8_e4m3fn": "torch._scaled_mm(fast_accum)", "float32": "torch.tf32",
              # cuBLASLt has no e5m2 x e5m2 GEMM: the nearest is e5m2 x e4m3, same fp8 rate
-             "float8_e5m2": "torch._scaled_mm(e5m2 x e4m3)"}  # fmt: skip
+             "float8_e5m2": "torch._scaled_mm(fast_accum, e5m2 x e4m3)"}  # fmt: skip
 OUT = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
@@ -119,8 +119,10 @@ def check_one(shape, dtype, structure, target, nt=True, batch=0, out_dtype="floa
         if fp8:  # cuBLASLt's fp8 GEMM with per-tensor scales (what torch._scaled_mm calls)
             if b.dtype == torch.float8_e5m2:  # converted once, outside the timed calls
                 b = as_e4m3.setdefault(b.data_ptr(), b.to(torch.float8_e4m3fn))
+            # fast accumulation, as our kernel sums: the tensor core's running sum over all of
+            # K (the default promotes to fp32 registers; the 2026-12-03 rows timed that)
             return torch._scaled_mm(a, b.t(), scale_a=scales[0], scale_b=scales[1],
-                                    out_dtype=OUT[out_dtype])  # fmt: skip
+                                    out_dtype=OUT[out_dtype], use_fast_accum=True)  # fmt: skip
         return (a.transpose(-1, -2) if ta else a) @ (b.transpose(-1, -2) if nt else b)
 
     def args(a, b, c):
