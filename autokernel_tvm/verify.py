@@ -50,12 +50,16 @@ TINY = SMALLEST_NORMAL
 #: Largest integer up to which every integer is exact in each dtype (2^(mantissa bits + 1)).
 EXACT_INT = {"float32": 2**24, "float16": 2**11, "bfloat16": 2**8}
 #: Significand bits a Hopper tensor core keeps of an fp8 product's running sum: "around 14
-#: bits" (DeepSeek-V3 technical report, section 3.3.2), not fp32's 24. fp8 workloads are held
-#: to that accumulator on the GPU (a truncation: one ulp, 2^-13, per step) and their exact
-#: integer inputs kept inside it on every device.
+#: bits" (DeepSeek-V3 technical report, section 3.3.2), not fp32's 24 (a truncation: one ulp,
+#: 2^-13, per step). A ``fast_accum`` fp8 workload is held to that accumulator over all of K on
+#: the GPU; a default one to fp32 sums of :data:`FP8_PROMOTE_K` products each summed in it (as
+#: cuBLASLt and the ``accum="promoted"`` kernels sum). Exact integer inputs stay inside it.
 FP8_ACC_BITS = 14
 #: K of one fp8 wgmma: the tensor core cuts its running sum once per this many products
 FP8_K_STEP = 32
+#: products of one promoted fp8 partial sum (a K step of 128 bytes: four wgmma)
+FP8_PROMOTE_K = 128
+FP8_ULP = 2.0 ** (1 - FP8_ACC_BITS)
 #: A quarter of each output dtype's largest finite value: where a product of sums must stay.
 FINITE_OUT = {"float32": 8.5e37, "float16": 16376.0, "bfloat16": 8.5e37}
 #: Magnitudes that round to inf in each output dtype: the largest finite value + half its ulp.
@@ -118,15 +122,16 @@ def effective_roundoff(workload: Workload, device=None) -> float:
     """``u_eff``: the accumulator's unit roundoff, doubled off the CPU.
 
     GPU tensor cores align and accumulate with truncation (round toward zero), an error of up to
-    one ulp per step instead of half an ulp (Fasi et al., PeerJ CS 2021); fp8 products are
-    summed in :data:`FP8_ACC_BITS` bits there.
+    one ulp per step instead of half an ulp (Fasi et al., PeerJ CS 2021). fp8 products with
+    ``fast_accum`` are summed over all of K in :data:`FP8_ACC_BITS` bits there; promoted, in
+    fp32 (:func:`tolerance` adds the short sums' own error).
     """
     u_acc = UNIT_ROUNDOFF[workload.acc_dtype]
     on_cpu = device is None or device.dlpack_device_type() == 1  # kDLCPU
     if on_cpu:
         return u_acc
-    if workload.dtype in FP8_DTYPES:
-        return 2.0 ** (1 - FP8_ACC_BITS)
+    if workload.precision == "fast_accum":
+        return FP8_ULP
     return 2.0 * u_acc
 
 
@@ -139,7 +144,7 @@ def tolerance(
     sums is rounded once, and on random inputs they are about ``sqrt(K)`` terms large), plus
     ``EPILOGUE_ROUNDINGS u_acc |op|(|inputs|)`` (bias add, activation), the operands' rounding
     for a ``precision="tf32"`` workload (:data:`TF32_ROUNDOFF`), for fp8 on a GPU the bias of
-    its truncated running sum (an ulp a wgmma of :data:`FP8_K_STEP` products), plus two
+    its truncated short running sums (an ulp a wgmma of :data:`FP8_K_STEP` products), plus two
     roundings of the output dtype (a cast may round twice, via an intermediate) and an
     underflow floor. An epilogue expression carries the accumulation term through itself (its
     change between ``acc -+ e``).
@@ -156,10 +161,10 @@ def tolerance(
     carry = workload.opdef.carry
     # sqrt(sum_k (a_ik b_kj)^2) and the fp64 accumulator: each computed once, where needed
     terms = acc = None
-    # fp8 on a GPU: the tensor core's short running sum is cut toward zero once a wgmma, a
-    # bias that adds up linearly over the K / 32 steps, not like sqrt(K)
-    fp8_bias = workload.dtype in FP8_DTYPES and u_eff > u_acc
-    if carry is None or tf32 or fp8_bias:
+    # fp8 on a GPU (u_eff above the CPU's): the tensor core's short running sum is cut toward
+    # zero once a wgmma, a bias that adds up linearly over the steps of a sum, not like sqrt
+    fp8_gpu = workload.dtype in FP8_DTYPES and u_eff > u_acc
+    if carry is None or tf32 or fp8_gpu:
         terms = np.sqrt(workload.opdef.magnitude(workload.shape, [a * a for a in base]))
     if tf32 or workload.epilogue is not None:
         acc = workload.opdef.reference(workload.shape, base)
@@ -167,8 +172,11 @@ def tolerance(
         bound = carry(workload.shape, base, scale)
     else:
         bound = scale * terms
-    if fp8_bias:  # at most an ulp (u_eff) of the running sum a step, the sum under `terms`
-        bound = bound + (red / FP8_K_STEP) * u_eff * terms
+    if fp8_gpu:  # at most an ulp of the running sum a step, the sum under `terms`; promoted:
+        # the steps of one 128-product sum, whose errors cross K's sums with random signs
+        promoted = C_PROB * FP8_PROMOTE_K / FP8_K_STEP
+        steps = red / FP8_K_STEP if workload.precision == "fast_accum" else promoted
+        bound = bound + steps * FP8_ULP * terms
     if tf32:
         # each product's operands cut to 10 mantissa bits: a spread like the accumulation's
         # (without its sqrt(K) growth) and, truncated, a bias of up to 2^-10 of the result

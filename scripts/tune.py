@@ -66,6 +66,13 @@ def parse_args(argv=None):
         "mantissas; without it fp32 GEMMs keep fp32 accuracy (3xTF32 on Hopper)",
     )
     p.add_argument(
+        "--fp8-fast-accum",
+        action="store_true",
+        help="fp8 products may be summed over all of K in the tensor core's ~14-bit accumulator "
+        "(torch._scaled_mm's use_fast_accum): faster, less accurate at large K; without it fp8 "
+        "sums are promoted to fp32 every 128 products",
+    )
+    p.add_argument(
         "--trials", type=_cli.positive_int, default=64, help="candidates to measure in total"
     )
     p.add_argument(
@@ -165,7 +172,7 @@ def _main(argv) -> int:
         )
         if args.problem:
             return _problem(args, config)
-        precision = "tf32" if args.allow_tf32 else ""
+        precision = "tf32" if args.allow_tf32 else "fast_accum" if args.fp8_fast_accum else ""
         workload = Workload(args.op, args.dims, args.dtype, args.out_dtype, None, precision)
         tuner = Tuner(config, progress=not args.no_progress)
         if args.build_only:

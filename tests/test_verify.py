@@ -556,16 +556,18 @@ def test_fp8_scaled_gemm_gate_passes_the_right_kernel_and_catches_wrong_ones(dty
 
 
 def test_fp8_is_held_to_the_tensor_cores_fp8_accumulator_on_a_gpu():
-    """On a GPU, fp8 products are summed in ~14 bits (verify.FP8_ACC_BITS): the bound's
-    roundoff is 2^-13 there (fp16: 2^-23, a truncating fp32 sum), and the exact inputs keep
-    every integer sum inside 14 bits on any device."""
+    """On a GPU, fast-accumulated fp8 products are summed in ~14 bits (verify.FP8_ACC_BITS):
+    the bound's roundoff is 2^-13 there (by default, and fp16: 2^-23, a truncating fp32 sum),
+    and the exact inputs keep every integer sum inside 14 bits on any device."""
 
     class Gpu:
         def dlpack_device_type(self):
             return 2  # kDLCUDA
 
     fp8 = Workload("gemm_scaled_nt", (64, 64, 65536), "float8_e4m3fn", "float32")
-    assert verify_lib.effective_roundoff(fp8, Gpu()) == 2.0**-13
+    fast = Workload("gemm_scaled_nt", (64, 64, 65536), "float8_e4m3fn", precision="fast_accum")
+    assert verify_lib.effective_roundoff(fast, Gpu()) == 2.0**-13
+    assert verify_lib.effective_roundoff(fp8, Gpu()) == 2.0**-23
     assert verify_lib.effective_roundoff(fp8) == 2.0**-24  # the CPU's fp32 sum
     assert verify_lib.effective_roundoff(W, Gpu()) == 2.0**-23
     a, b, scale_a, scale_b = verify_lib.exact_inputs(fp8, np.random.default_rng(0))
@@ -574,9 +576,11 @@ def test_fp8_is_held_to_the_tensor_cores_fp8_accumulator_on_a_gpu():
     assert {float(scale_a[0]), float(scale_b[0])} <= {-2.0, -1.0, 1.0, 2.0}
 
 
-def _truncating_fp8_kernel(workload, bits: int):
+def _truncating_fp8_kernel(workload, bits: int, promote_every: int = 0):
     """A numpy stand-in for Hopper's fp8 wgmma: exact products, summed 32 at a time into an
-    accumulator that keeps ``bits`` significant bits, cut toward zero after every step."""
+    accumulator that keeps ``bits`` significant bits, cut toward zero after every step; with
+    ``promote_every``, that accumulator restarts from zero every so many products and its sums
+    are added in fp32 (the ``accum="promoted"`` kernels, cuBLASLt's default)."""
 
     def truncate(x):
         m, e = np.frexp(x)
@@ -584,26 +588,49 @@ def _truncating_fp8_kernel(workload, bits: int):
 
     def run(a, b, scale_a, scale_b, out):
         a64, b64 = a.numpy().astype(np.float64), b.numpy().astype(np.float64)
+        total = np.zeros(workload.output.shape, dtype=np.float32)
         acc = np.zeros(workload.output.shape)
         for k in range(0, a64.shape[1], 32):
             acc = truncate(acc + a64[:, k : k + 32] @ b64[:, k : k + 32].T)
+            if promote_every and (k + 32) % promote_every == 0:
+                total, acc = total + acc.astype(np.float32), np.zeros_like(acc)
+        total = total + acc.astype(np.float32)
         scale = np.float32(scale_a.numpy()[0]) * np.float32(scale_b.numpy()[0])
-        result = (acc.astype(np.float32) * scale).astype(out.numpy().dtype)
-        out.copyfrom(result)
+        out.copyfrom((total * scale).astype(out.numpy().dtype))
 
     return run
 
 
+def _on_a_gpu(monkeypatch):
+    """The gate's GPU bound on CPU tensors: ``effective_roundoff`` as for a CUDA device."""
+    gpu = type("Gpu", (), {"dlpack_device_type": lambda self: 2})()
+    real = verify_lib.effective_roundoff
+    monkeypatch.setattr(
+        verify_lib, "effective_roundoff", lambda workload, device=None: real(workload, gpu)
+    )
+
+
 @pytest.mark.parametrize("out_dtype, k", [("bfloat16", 8192), ("float32", 65536)])
-def test_fp8_bound_holds_a_14_bit_truncating_accumulator_at_any_k(monkeypatch, out_dtype, k):
-    """The fp8 bound on a GPU (2^-13 a step, and the truncations' bias growing with the K / 32
-    steps, not sqrt(K)) passes an accumulator that keeps 14 bits and cuts toward zero (2.5x
-    under the bound up to K = 262144; 13 bits passes too) at K = 8192 and 65536, but not one
-    that keeps 8 (a kernel summing in bf16). Without the bias term 14 bits came within 0.83x
-    of the bound at K = 65536 and would fail past it."""
-    w = Workload("gemm_scaled_nt", (24, 16, k), "float8_e4m3fn", out_dtype)
-    gpu = verify_lib.effective_roundoff(w, type("Gpu", (), {"dlpack_device_type": lambda s: 2})())
-    monkeypatch.setattr(verify_lib, "effective_roundoff", lambda workload, device=None: gpu)
+def test_fp8_fast_accum_bound_holds_a_14_bit_accumulator_at_any_k(monkeypatch, out_dtype, k):
+    """With ``fast_accum`` the fp8 bound on a GPU (2^-13 a step, and the truncations' bias
+    growing with the K / 32 steps, not sqrt(K)) passes an accumulator that keeps 14 bits over
+    all of K and cuts toward zero (2.5x under the bound up to K = 262144; 13 bits passes
+    too), but not one that keeps 8 (a kernel summing in bf16). Without the bias term 14 bits
+    came within 0.83x of the bound at K = 65536 and would fail past it."""
+    _on_a_gpu(monkeypatch)
+    w = Workload("gemm_scaled_nt", (24, 16, k), "float8_e4m3fn", out_dtype, None, "fast_accum")
     report = verify(_truncating_fp8_kernel(w, 14), w, check_shapes=False, seed=0)
     assert report.passed and report.max_error_ratio < 0.5, report.failures
     assert not verify(_truncating_fp8_kernel(w, 8), w, check_shapes=False, seed=0).passed
+
+
+@pytest.mark.parametrize("k", [8192, 65536])
+def test_fp8_default_bound_takes_promoted_sums_not_the_fast_accumulator(monkeypatch, k):
+    """By default (torch._scaled_mm's accuracy) an fp8 kernel must sum each 128 products in the
+    tensor core and those sums in fp32: that passes, the 14-bit accumulator over all of K
+    (fast accumulation) fails from K = 8192 on."""
+    _on_a_gpu(monkeypatch)
+    w = Workload("gemm_scaled_nt", (24, 16, k), "float8_e4m3fn", "float32")
+    promoted = verify(_truncating_fp8_kernel(w, 14, promote_every=128), w, check_shapes=False)
+    assert promoted.passed, promoted.failures
+    assert not verify(_truncating_fp8_kernel(w, 14), w, check_shapes=False, seed=0).passed

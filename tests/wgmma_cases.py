@@ -33,13 +33,20 @@ ROWS = [
      {"schedule": "persistent", "bias_at": "start"}),
 ]  # fmt: skip
 
-#: fp8 (gemm_scaled_nt, torch._scaled_mm): the seed structure, edges with padded K rows and an
-#: odd N, e5m2, the direct store
+#: fp8 (gemm_scaled_nt, torch._scaled_mm): sums promoted to fp32 every K step (the default
+#: accuracy) and fast accumulation (the tensor core's sum over all of K, where allowed); the
+#: seed structures, edges with padded K rows and an odd N, e5m2, the direct store
 FP8 = [
     (Workload("gemm_scaled_nt", (4096, 4096, 4096), "float8_e4m3fn", "bfloat16"),
+     {"schedule": "persistent", "store": "tma", "block_n": 128, "accum": "promoted"}),
+    (Workload("gemm_scaled_nt", (4096, 4096, 4096), "float8_e4m3fn", "bfloat16",
+              precision="fast_accum"),
      {"schedule": "persistent", "store": "tma"}),
-    (Workload("gemm_scaled_nt", (1000, 1001, 1003), "float8_e4m3fn", "float16"), {"raster": 1}),
-    (Workload("gemm_scaled_nt", (2048, 2048, 8192), "float8_e5m2", "float32"),
+    (Workload("gemm_scaled_nt", (1000, 1001, 1003), "float8_e4m3fn", "float16"),
+     {"raster": 1, "block_n": 128, "accum": "promoted"}),
+    (Workload("gemm_scaled_nt", (2048, 2048, 8192), "float8_e5m2", "float32",
+              precision="fast_accum"),
      {"schedule": "persistent", "store": "tma", "block_n": 128}),
-    (Workload("gemm_scaled_nt", (777, 4096, 1024), "float8_e5m2", "bfloat16"), {"raster": 1}),
+    (Workload("gemm_scaled_nt", (777, 4096, 1024), "float8_e5m2", "bfloat16"),
+     {"raster": 1, "block_n": 64, "consumers": 1, "accum": "promoted"}),
 ]  # fmt: skip

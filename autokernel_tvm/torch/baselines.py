@@ -5,7 +5,8 @@ Each baseline computes in the inputs' dtype, as a PyTorch user would write it (o
 ``torch.matmul`` is cuBLAS and ``conv2d`` is cuDNN), and returns its output in the kernel's
 layout. conv2d runs on channels-last views: NHWC data is an NCHW tensor in channels_last memory,
 and the KRSC weight permuted to KCRS is channels_last as well, so no copy is timed. The fp8
-scaled GEMM is ``torch._scaled_mm`` with fast accumulation (cuBLASLt on a GPU).
+scaled GEMM is ``torch._scaled_mm`` (cuBLASLt on a GPU), with ``use_fast_accum`` where the
+workload's precision is ``fast_accum``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ _ACTS = {"": lambda x: x, "relu": torch.relu, "gelu": F.gelu}
 
 def baseline_name(entry: dict) -> str:
     """What the baseline of ``entry``'s op is called in result rows."""
-    return "torch._scaled_mm(fast_accum)" if entry["op"] == "gemm_scaled_nt" else "torch"
+    if entry["op"] != "gemm_scaled_nt":
+        return "torch"
+    return "torch._scaled_mm" + ("(fast_accum)" if entry.get("precision") == "fast_accum" else "")
 
 
 def make_baseline(entry: dict, inputs: Sequence[torch.Tensor]) -> Callable[[], torch.Tensor]:
@@ -96,10 +99,11 @@ def _expression(entry: dict, inputs: Sequence[torch.Tensor]) -> Callable[[], tor
             # cuBLASLt has no e5m2 x e5m2 GEMM: B as e4m3 (converted once, here), the same rate
             b = b.to(torch.float8_e4m3fn)
         bt = b.T
-        # the accumulation our wgmma kernel does: the tensor core's own running sum over all
-        # of K, not cuBLASLt's default promotion into fp32 registers (slower, more precise)
+        # the accumulation the workload asks for: cuBLASLt's promotion of partial sums into
+        # fp32 registers, or (fast_accum) the tensor core's own running sum over all of K
+        fast = entry.get("precision") == "fast_accum"
         return lambda: torch._scaled_mm(
-            a, bt, scale_a=scale_a, scale_b=scale_b, out_dtype=out_dtype, use_fast_accum=True
+            a, bt, scale_a=scale_a, scale_b=scale_b, out_dtype=out_dtype, use_fast_accum=fast
         )
     if op == "conv2d_nhwc":
         data, weight = inputs

@@ -23,8 +23,12 @@ if TYPE_CHECKING:
 #: Accumulator dtype of each input dtype (every product is accumulated in fp32).
 ACCUMULATE = {dtype: "float32" for dtype in INPUT_DTYPES}
 #: ``Workload.precision``: "" computes in the input dtype; "tf32" lets fp32 inputs be multiplied
-#: as TF32 (10 mantissa bits, torch's ``allow_tf32``), which the gate's bound then allows for
-PRECISIONS = ("", "tf32")
+#: as TF32 (10 mantissa bits, torch's ``allow_tf32``), which the gate's bound then allows for;
+#: "fast_accum" lets fp8 products be summed over all of K in the tensor core's own short
+#: accumulator (``torch._scaled_mm``'s ``use_fast_accum``), likewise
+PRECISIONS = ("", "tf32", "fast_accum")
+#: the input dtypes each non-default precision applies to
+PRECISION_DTYPES = {"tf32": ("float32",), "fast_accum": FP8_DTYPES}
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,9 @@ class Workload:
     (an :class:`~autokernel_tvm.workloads.epilogue.Epilogue`, or its JSON) is applied to the
     fp32 accumulator before the cast to ``out_dtype``; its operands follow the op's inputs.
     ``precision`` "tf32" (fp32 inputs only) allows the multiplications at TF32 precision: the
-    user's opt-in (torch's ``allow_tf32``), part of the name, held to a wider bound by the gate.
+    user's opt-in (torch's ``allow_tf32``), part of the name, held to a wider bound by the gate;
+    "fast_accum" (fp8 inputs only) allows the tensor core's short running sum over all of K
+    (torch's ``use_fast_accum``), likewise.
     """
 
     op: str
@@ -142,12 +148,14 @@ class Workload:
             object.__setattr__(self, "out_dtype", ACCUMULATE[self.dtype])
         if self.out_dtype not in DTYPES:
             raise WorkloadError(f"out_dtype must be one of {DTYPES}, got {self.out_dtype!r}")
-        if self.dtype in FP8_DTYPES and self.precision:
-            raise WorkloadError(f"precision {self.precision} applies to float32 inputs")
         if self.precision not in PRECISIONS:
             raise WorkloadError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.precision == "tf32" and self.dtype != "float32":
-            raise WorkloadError(f"precision tf32 applies to float32 inputs, not {self.dtype}")
+        takes = PRECISION_DTYPES.get(self.precision, INPUT_DTYPES)
+        if self.dtype not in takes:
+            raise WorkloadError(
+                f"precision {self.precision} applies to {' or '.join(takes)} inputs, "
+                f"not {self.dtype}"
+            )
 
     @property
     def opdef(self) -> OpDef:
@@ -158,8 +166,8 @@ class Workload:
         dims = "_".join(f"{d}{s}" for d, s in zip(self.opdef.dims, self.shape))
         out = "" if self.out_dtype == ACCUMULATE[self.dtype] else f"_to_{self.out_dtype}"
         epilogue = f"_ep{self.epilogue.key}" if self.epilogue is not None else ""
-        tf32 = "_tf32" if self.precision else ""
-        return f"{self.op}_{dims}_{self.dtype}{tf32}{out}{epilogue}"
+        precision = f"_{self.precision}" if self.precision else ""
+        return f"{self.op}_{dims}_{self.dtype}{precision}{out}{epilogue}"
 
     @property
     def acc_dtype(self) -> str:

@@ -20,7 +20,8 @@ stored N x K), ``C = A @ B`` (``nn``, B stored K x N) or ``C = A.T @ B`` (``tn``
 K x M, B K x N: ``torch.matmul(a.T, b)``), over ``--batch`` matrices if given, on
 fresh random inputs against torch's float64 product (normwise relative error, NaN-poisoned
 output), then time it and the same torch.matmul (cuBLAS; fp8: ``torch._scaled_mm`` with the
-same per-tensor scales and fast accumulation, as ours, cuBLASLt; fp32, which the kernel runs as TF32: cuBLAS with TF32 allowed;
+same per-tensor scales and fast accumulation, as ours, cuBLASLt; fp32, which the kernel runs
+as TF32: cuBLAS with TF32 allowed;
 ``--epilogue bias[_relu|_gelu]``: the kernel's fused ``act(A @ B.T + bias)`` against eager's
 ``F.linear`` and the activation, as an ``nn.Linear`` layer runs them) with
 `autokernel_tvm.timing.compare`. Prints a table; writes

@@ -125,7 +125,7 @@ def test_genome_checks_and_round_trip():
         "block_n": 256, "consumers": 2, "stages": 4, "raster": 8, "epilogue": "",
         "out_dtype": "float32", "gated": False, "schedule": "tile", "cluster": 1,
         "store": "direct", "splits": 1, "pad": "needed", "arrangement": "cooperative",
-        "reduction": "workspace", "bias_at": "store", "tf32_passes": 1,
+        "reduction": "workspace", "bias_at": "store", "accum": "tensor", "tf32_passes": 1,
     }  # fmt: skip
     with pytest.raises(GenomeError) as err:
         grammar.check(genome.replace(stages=6), NT)
@@ -715,20 +715,55 @@ def test_fp8_kernel_reads_bytes_and_scales_the_product(needs_nvcc, tmp_path, dty
 @pytest.mark.parametrize("workload, genes", FP8, ids=lambda x: str(x)[:60])
 def test_fp8_workloads_tune_in_the_family(needs_nvcc, tmp_path, workload, genes):
     """gemm_scaled_nt (torch._scaled_mm) is a workload of the family: the grammar takes its
-    genomes, the seed is the persistent TMA-store structure measured at 1.08x
-    torch._scaled_mm (H200, kernel level), and each case of the GPU gate builds: fp8 bytes to
-    the TMA, wgmma k32, the scales read in the write-back; without spills where C is stored
-    by the TMA (a direct store with edges spills 8-12 bytes, as it does in no 16-bit case)."""
+    genomes, the seed is the persistent TMA-store structure (measured at 1.08x
+    torch._scaled_mm with 256-wide tiles and fast accumulation, H200, kernel level; 128-wide
+    tiles where the sums are promoted), and each case of the GPU gate builds: fp8 bytes to the
+    TMA, wgmma k32, the scales read in the write-back; promoted: each K step's first wgmma
+    overwrites its accumulators (scale-d 0), waited for and added into a second set; without
+    spills where C is stored by the TMA (a direct store with edges spills 8-12 bytes, as it
+    does in no 16-bit case)."""
     assert FAMILY.applies(workload, TARGET) is None
     seed = FAMILY.seed(workload, TARGET)
+    promoted = workload.precision != "fast_accum"
+    assert seed.accum == ("promoted" if promoted else "tensor")
     if workload.shape == (4096, 4096, 4096):
-        assert (seed.schedule, seed.store) == ("persistent", "tma")
+        assert (seed.schedule, seed.store, seed.block_n) == (
+            "persistent", "tma", 128 if promoted else 256
+        )  # fmt: skip
     genome = Grammar(TARGET).check(DEFAULT.replace(**genes), workload)
     src = cuda_source(build_module(kernel_module(genome, workload), TARGET, check_nvcc=True))
     kind = {"float8_e4m3fn": "e4m3", "float8_e5m2": "e5m2"}[workload.dtype]
     assert f"k32.f32.{kind}.{kind}" in src and "scale_b_ptr[0]" in src
+    body = src.split("main_kernel(", 2)[2]
+    assert ("total_ptr" in body) == promoted
+    # each wgmma's last argument (a constant 1 is printed "(uint)1")
+    scale_d = re.findall(r"desc_b_ptr\[0\], (?:\(uint\))?([01])\);", body)
+    assert set(scale_d) == ({"0", "1"} if promoted else {"1"})
     if genome.params.store == "tma":
         assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+
+
+def test_fp8_sums_are_promoted_unless_fast_accumulation_is_allowed():
+    """torch._scaled_mm sums fp8 products in fp32 by default: such a workload takes only
+    accum=promoted genomes (the grammar never draws the tensor core's ~14-bit sum over all of
+    K, nor 256-wide tiles, whose two accumulator sets fit in no thread); fast_accum takes both;
+    16-bit inputs never promote."""
+    fp8 = Workload("gemm_scaled_nt", (4096, 4096, 4096), "float8_e4m3fn", "bfloat16")
+    fast = Workload(fp8.op, fp8.shape, fp8.dtype, fp8.out_dtype, precision="fast_accum")
+    assert FAMILY.impossible(fp8, TARGET)["accum"] == ("tensor",)
+    assert 256 in FAMILY.impossible(fp8, TARGET)["block_n"]
+    assert "accum" not in FAMILY.impossible(fast, TARGET)
+    assert FAMILY.impossible(NT, TARGET)["accum"] == ("promoted",)
+    with pytest.raises(GenomeError, match="accum=promoted"):
+        FAMILY.check(DEFAULT.params.replace(block_n=128), fp8, TARGET)
+    kw = dict(smem_limit=SMEM, sm_count=132, in_dtype="float8_e4m3fn", accum="promoted")
+    assert "296 registers" in legal(4096, 4096, 4096, block_n=256, consumers=1, **kw)
+    assert "fp8 only" in legal(4096, 4096, 4096, **{**kw, "in_dtype": "float16"})
+    assert legal(4096, 4096, 4096, block_n=128, **kw) is None
+    assert (
+        "accum=promoted" in FAMILY.notes(FAMILY.seed(fp8, TARGET), fp8)[0]
+        or "promoted" in (FAMILY.notes(FAMILY.seed(fp8, TARGET), fp8)[0])
+    )
 
 
 def test_fp8_legality_names_what_wgmma_cannot_do():

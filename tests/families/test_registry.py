@@ -34,12 +34,16 @@ FIELD_WORKLOADS = {
     ("cuda.wgmma", "pad"): Workload("gemm_nt", (2048, 4096, 1000), "float16"),  # K: 2000-B rows
     ("cuda.wgmma", "reduction"): Workload("gemm_nt", (1024, 512, 8192), "float16"),
     ("cuda.wgmma", "bias_at"): Workload("gemm_bias_relu", (2048, 4096, 1024), "float16"),
+    ("cuda.wgmma", "accum"): Workload(
+        "gemm_scaled_nt", (2048, 4096, 1024), "float8_e4m3fn", "bfloat16", precision="fast_accum"
+    ),
 }
 #: genes compared from another base than the family's default (ping-pong needs persistence,
 #: a cluster reduction a split)
 FIELD_BASES = {
     ("cuda.wgmma", "arrangement"): {"schedule": "persistent"},
     ("cuda.wgmma", "reduction"): {"splits": 2},
+    ("cuda.wgmma", "accum"): {"block_n": 128},  # two accumulator sets fit a thread
 }
 
 

@@ -123,6 +123,7 @@ def test_bad_arguments_give_clear_errors(tmp_path):
         (["--dtype", "float16", "--allow-tf32"], "tf32 applies to float32 inputs"),
         (["--dtype", "float8_e4m3fn"], "float8_e4m3fn inputs: op gemm_scaled_nt"),
         (["--op", "gemm_scaled_nt", "--dtype", "float16"], "takes inputs"),
+        (["--fp8-fast-accum"], "fast_accum applies to float8_e4m3fn or float8_e5m2 inputs"),
     ]:
         cmd = [sys.executable, TUNE, "--target", "llvm", "--work-dir", str(tmp_path), *args]
         proc = subprocess.run(cmd, env=_env(tmp_path), capture_output=True, text=True)

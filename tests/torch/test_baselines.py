@@ -56,6 +56,33 @@ def test_e5m2_baseline_runs_on_cpu_as_given():
     assert max_rel_error(got, torch.from_numpy(w.reference(arrays))) < 2**-8
 
 
+def test_fp8_baseline_accumulates_as_the_workload_asks():
+    """torch._scaled_mm promotes its sums to fp32 unless the workload allows fast
+    accumulation; the row names which one was timed."""
+    from autokernel_tvm.torch.baselines import baseline_name
+
+    calls = []
+    real = torch._scaled_mm
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["use_fast_accum"])
+        return real(*args, **kwargs)
+
+    for precision in ("", "fast_accum"):
+        w = Workload("gemm_scaled_nt", (8, 12, 32), "float8_e4m3fn", "bfloat16", None, precision)
+        arrays = w.random_inputs(np.random.default_rng(1), "normal")
+        fn = make_baseline(w.to_json(), [_tensor(a) for a in arrays])
+        torch._scaled_mm = spy
+        try:
+            fn()
+        finally:
+            torch._scaled_mm = real
+    assert calls == [False, True]
+    fast = Workload("gemm_scaled_nt", (8, 12, 32), "float8_e5m2", precision="fast_accum")
+    assert baseline_name(fast.to_json()) == "torch._scaled_mm(fast_accum)"
+    assert baseline_name(CASES[0].to_json()) == "torch"
+
+
 def test_max_rel_error_is_normwise():
     want = torch.tensor([0.0, 10.0, -20.0])
     assert max_rel_error(want + torch.tensor([1e-3, 0, 0]), want) == pytest.approx(5e-5)

@@ -22,11 +22,13 @@ from ...hardware import limits
 from ..base import Family, GenomeError, Kernel, Params
 from .epilogue import column_bias
 from .kernel import (
+    ACCUMS,
     ARRANGEMENTS,
     BIAS_AT,
     BLOCK_NS,
     CLUSTERS,
     CONSUMERS,
+    FP8,
     PADS,
     PORTABLE_CLUSTER,
     REDUCTIONS,
@@ -93,7 +95,10 @@ class WgmmaParams(Params):
     are one thread-block cluster and sum through its distributed shared memory: one launch);
     bias_at: where the epilogue's bias (or an expression's ``acc + x[n]``) joins the
     accumulators, "store" (in the write-back) or "start" (each tile's accumulators start from
-    it: no loads of it in the write-back; tiles one block computes whole)."""
+    it: no loads of it in the write-back; tiles one block computes whole); accum: how fp8
+    products are summed, "tensor" (all of K in the wgmma accumulator, ~14 bits kept: cuBLASLt's
+    fast accumulation) or "promoted" (each K step's 128 products then added into fp32
+    registers: torch._scaled_mm's default accuracy)."""
 
     block_n: int = 256
     consumers: int = 2
@@ -107,8 +112,10 @@ class WgmmaParams(Params):
     arrangement: str = "cooperative"
     reduction: str = "workspace"
     bias_at: str = "store"
+    accum: str = "tensor"
     later_genes = (
-        "schedule", "cluster", "store", "splits", "pad", "arrangement", "reduction", "bias_at"
+        "schedule", "cluster", "store", "splits", "pad", "arrangement", "reduction", "bias_at",
+        "accum",
     )  # fmt: skip
 
     def __post_init__(self) -> None:
@@ -131,6 +138,8 @@ class WgmmaParams(Params):
             raise GenomeError("bad-reduction", f"reduction={self.reduction!r}: one of {REDUCTIONS}")
         if self.bias_at not in BIAS_AT:
             raise GenomeError("bad-bias-at", f"bias_at={self.bias_at!r}: one of {BIAS_AT}")
+        if self.accum not in ACCUMS:
+            raise GenomeError("bad-accum", f"accum={self.accum!r}: one of {ACCUMS}")
         if self.stages not in STAGES or self.raster < 0:
             raise GenomeError("bad-pipeline", f"stages={self.stages} raster={self.raster}")
 
@@ -175,6 +184,7 @@ def structure(params: WgmmaParams, workload) -> dict:
         "arrangement": params.arrangement,
         "reduction": params.reduction,
         "bias_at": params.bias_at,
+        "accum": params.accum,
         # fp32 workloads keep fp32 accuracy (three TF32 products, .tf32x3) unless the user
         # allowed TF32 (Workload.precision): then one
         "tf32_passes": 3 if workload.dtype == "float32" and not workload.precision else 1,
@@ -203,6 +213,7 @@ class CudaWgmma(Family):
         "arrangement": ARRANGEMENTS,
         "reduction": REDUCTIONS,
         "bias_at": BIAS_AT,
+        "accum": ACCUMS,
     }
     default = WgmmaParams()  # H100: 82% of cuBLAS at 4096^3 fp16 before tuning
 
@@ -222,11 +233,32 @@ class CudaWgmma(Family):
     def check(self, params: WgmmaParams, workload, target) -> None:
         if workload.op == "conv2d_nhwc" and workload.shape[7] != 1:
             raise GenomeError("wgmma-structure", "conv2d stride != 1: the implicit GEMM takes 1")
-        why = legal(*_mnk(workload), **_limits(target), **structure(params, workload))
+        if _needs_promotion(workload) and params.accum != "promoted":
+            raise GenomeError(
+                "wgmma-structure",
+                "fp8 at torch._scaled_mm's default accuracy: accum=promoted (fast accumulation "
+                "over all of K only where the workload allows it: precision fast_accum)",
+            )
+        lim = limits(target)
+        regs = {"regs_per_block": lim.regs_per_block, "regs_per_thread": lim.regs_per_thread}
+        why = legal(*_mnk(workload), **_limits(target), **regs, **structure(params, workload))
         if why:
             raise GenomeError("wgmma-structure", why)
 
     def seed(self, workload, target) -> WgmmaParams:
+        """:meth:`_seed`'s structure; for fp8 summed in fp32 (the default accuracy), the same
+        with ``accum="promoted"`` on tiles at most 128 wide (two accumulator sets)."""
+        if not _needs_promotion(workload):
+            return self._seed(workload, target)
+        params = self._seed(replace(workload, precision="fast_accum"), target)
+        # fp8 4096^3 with fast accumulation ran 256-wide tiles at 1.08x torch._scaled_mm's
+        # promoted sums (2026-12-03): what promotion costs is not measured yet
+        widths = [b for b in (params.block_n, 128, 64) if b <= params.block_n]
+        narrower = [params.replace(accum="promoted", block_n=b) for b in widths]
+        last = WgmmaParams(block_n=64, consumers=1, raster=0, accum="promoted")
+        return self._first_legal([*narrower, last], workload, target)
+
+    def _seed(self, workload, target) -> WgmmaParams:
         """Decode (M < 128): :meth:`_narrow_seed`. Split-K where the default's 128 x 256 tiles
         would not give every SM a block (large K over a small output): those tiles with the
         most splits legal that keep ``SEED_SPLIT_STEPS`` K steps per block (the f32 partials
@@ -295,7 +327,8 @@ class CudaWgmma(Family):
         split-K and as the last wave of the streamk schedule (whose tail depends on the tile:
         the grammar offers streamk's splits where the default tile leaves a partial wave that
         they fit); bias_at=start where the epilogue adds no bias to the accumulator;
-        store=rows where the TMA can store C's rows."""
+        store=rows where the TMA can store C's rows; accum=promoted for inputs that are not
+        fp8, accum=tensor for fp8 that must be summed in fp32."""
         m, n, k = _mnk(workload)
         st = structure(self.default, workload)
         out = {}
@@ -303,6 +336,11 @@ class CudaWgmma(Family):
             out["pad"] = ("lines",)
         if column_bias(st["epilogue"]) is None:
             out["bias_at"] = ("start",)
+        if st["in_dtype"] not in FP8:
+            out["accum"] = ("promoted",)  # 16-bit and TF32 products are summed in fp32
+        elif _needs_promotion(workload):
+            out["accum"] = ("tensor",)
+            out["block_n"] = (256,)  # two sets of 128 accumulators fit in no consumer thread
         if not c_unaligned(n, Structure(**st)):
             out["store"] = ("rows",)  # C's rows are 16-byte multiples (or conv): tma stores them
         fewest = _tiles(workload, 2 * WG_ROWS, 128 if st["gated"] else 256)
@@ -360,6 +398,10 @@ class CudaWgmma(Family):
             return ["fp32 as TF32 (allowed): one tensor-core product, 10-bit mantissas"]
         if workload.dtype == "float32":
             return ["fp32 as 3xTF32: three TF32 tensor-core products, fp32-level accuracy"]
+        if workload.dtype in FP8 and params.accum == "tensor":
+            return ["fp8 fast accumulation (allowed): the tensor core's ~14-bit sum over all of K"]
+        if workload.dtype in FP8:
+            return ["fp8 sums promoted: each 128 products' tensor-core sum added in fp32"]
         return []
 
     def candidate(self, params: WgmmaParams, workload, target) -> Kernel:
@@ -379,6 +421,13 @@ class CudaWgmma(Family):
             stages=genome["stages"],
             raster=genome["raster"],
         )
+
+
+def _needs_promotion(workload) -> bool:
+    """fp8 whose sums must be fp32's (torch._scaled_mm's default): each K step's wgmma sum is
+    added into fp32 registers; the tensor core's own ~14-bit sum over all of K only where the
+    workload allows fast accumulation."""
+    return workload.dtype in FP8 and workload.precision != "fast_accum"
 
 
 def _tiles(workload, block_m: int, block_c: int) -> int:

@@ -63,6 +63,7 @@ from dataclasses import dataclass
 import tvm
 from tvm.script import tirx as T
 
+from ...hardware import TABLE as ARCH_LIMITS
 from ...workloads.epilogue import Epilogue
 from .epilogue import column_bias, operand_buffers, with_buffers
 from .epilogue import finish as epilogue_value
@@ -96,6 +97,13 @@ REDUCTIONS = ("workspace", "cluster")
 #: where a per-column bias joins the accumulators: added at the store, or the accumulators start
 #: from it (its loads leave the write-back, which holds the tensor cores idle between tiles)
 BIAS_AT = ("store", "start")
+#: how fp8 products are summed: all of K in the wgmma accumulator ("tensor": the tensor core's
+#: running sum keeps ~14 bits, cuBLASLt's fast accumulation), or each K step's (128 products)
+#: added into separate fp32 registers ("promoted": torch._scaled_mm's default accuracy)
+ACCUMS = ("tensor", "promoted")
+#: registers a consumer thread needs beside its accumulators (ptxas: 168 with 128 of them)
+THREAD_REGS = 40
+SM90 = ARCH_LIMITS["sm_90a"]  # the one arch the kernel is built for: legal()'s default limits
 #: blocks per cluster any sm_90 launch may use (16 needs the non-portable opt-in)
 PORTABLE_CLUSTER = 8
 #: streamk's blocks per last-wave tile: one cluster each, and clusters of 2 tile every GPC
@@ -202,6 +210,11 @@ class Structure:
         the write-back; "start", each tile's accumulators are loaded from it before the first
         wgmma (for tiles whose K steps one block computes: no split-K, streamk or stream), so
         the write-back reads nothing but the accumulators (and any other operands).
+    accum : fp8 only: "tensor", the wgmma accumulator sums all of K (the tensor core keeps ~14
+        bits of the running sum, truncated: cuBLASLt's ``use_fast_accum``); "promoted", each K
+        step's wgmma (128 products) starts from zero and is then added into a second set of
+        fp32 registers (``torch._scaled_mm``'s default accuracy; a wait for the step's wgmma
+        each step, and twice the accumulator registers).
     tf32_passes : fp32 inputs only: 1, one TF32 product (TF32's ~10-bit mantissa); 3, 3xTF32
         (:mod:`.tf32x3`: each operand split into TF32 high and low parts, three products as one
         GEMM over concatenated K, fp32-level accuracy; either B layout). The host code writes
@@ -233,6 +246,7 @@ class Structure:
     arrangement: str = "cooperative"
     reduction: str = "workspace"
     bias_at: str = "store"
+    accum: str = "tensor"
 
 
 def tile_rows(consumers: int, arrangement: str = "cooperative") -> int:
@@ -445,6 +459,26 @@ def _cluster_reason(st: Structure, m_tiles: int) -> str | None:
     return None
 
 
+def _accum_reason(st: Structure, regs_per_block: int, regs_per_thread: int) -> str | None:
+    """Why ``st.accum`` cannot be built (None if it can): the promoted sums are a second set of
+    accumulators, which must fit in what a consumer thread of the block can have."""
+    if st.accum not in ACCUMS:
+        return f"accum {st.accum!r}: one of {ACCUMS}"
+    if st.accum == "tensor":
+        return None
+    if st.in_dtype not in FP8:
+        return "accum=promoted: fp8 only (16-bit and TF32 products are summed in fp32 already)"
+    threads = (st.consumers + 1) * WG_THREADS
+    regs = min(regs_per_thread, regs_per_block // threads)
+    need = 2 * (st.block_n // 2) + THREAD_REGS  # both accumulator sets
+    if need > regs:
+        return (
+            f"accum=promoted: {need} registers a consumer thread (two sets of "
+            f"{st.block_n // 2} accumulators) > the {regs} of a {threads}-thread block"
+        )
+    return None
+
+
 def _arrangement_reason(st: Structure) -> str | None:
     if st.arrangement not in ARRANGEMENTS:
         return f"arrangement {st.arrangement!r}: one of {ARRANGEMENTS}"
@@ -610,10 +644,21 @@ def k_step(in_dtype: str) -> int:
     return SWIZZLE_ROW // _bytes(storage(in_dtype))
 
 
-def legal(m: int, n: int, k: int, *, smem_limit: int, sm_count: int = 0, **structure) -> str | None:
+def legal(
+    m: int,
+    n: int,
+    k: int,
+    *,
+    smem_limit: int,
+    sm_count: int = 0,
+    regs_per_block: int = SM90.regs_per_block,
+    regs_per_thread: int = SM90.regs_per_thread,
+    **structure,
+) -> str | None:
     """Why the :class:`Structure` of these keywords cannot build an ``m x n x k`` GEMM on a GPU
-    granting ``smem_limit`` bytes of shared memory per block and having ``sm_count``
-    multiprocessors (0: unknown), or None if it can."""
+    granting ``smem_limit`` bytes of shared memory and ``regs_per_block`` registers (at most
+    ``regs_per_thread`` a thread) per block and having ``sm_count`` multiprocessors (0:
+    unknown), or None if it can."""
     st = Structure(**structure)
     batch, conv, in_dtype, trans_b = st.batch, st.conv, st.in_dtype, st.trans_b
     block_n, consumers, stages, raster = st.block_n, st.consumers, st.stages, st.raster
@@ -676,7 +721,12 @@ def legal(m: int, n: int, k: int, *, smem_limit: int, sm_count: int = 0, **struc
         return f"raster={raster} > the {m_tiles} M tiles: the same tile order as a smaller one"
     if st.schedule not in SCHEDULES:
         return f"schedule {st.schedule!r}: one of {SCHEDULES}"
-    why = _cluster_reason(st, m_tiles) or _store_reason(st, m, n) or _bias_reason(st)
+    why = (
+        _cluster_reason(st, m_tiles)
+        or _store_reason(st, m, n)
+        or _bias_reason(st)
+        or _accum_reason(st, regs_per_block, regs_per_thread)
+    )
     if why:
         return why
     if st.pad not in PADS:
@@ -734,6 +784,7 @@ def wgmma_gemm(
     bm_rows, bn_rows, bk = tile_rows(consumers, st.arrangement), block_n, k_step(dt)
     k_mma = 32 // es  # K of one wgmma: 32 bytes of each operand row
     scaled = dt in FP8  # C = (A @ B.T) * scale_a * scale_b
+    promoted = st.accum == "promoted"  # fp8: each K step's sum added into fp32 registers
     gated = st.gated
     block_c = bn_rows // 2 if gated else bn_rows  # C columns per block
     grid_m, grid_n = -(-m // bm_rows), -(-n // block_c)  # edge tiles: see _edge_reason
@@ -1235,6 +1286,10 @@ def wgmma_gemm(
         else:
             for i in T.unroll(acc_n):
                 acc[i] = T.float32(0)
+        if promoted:  # the fp32 sums of the K steps' wgmma results (`acc` restarts each step)
+            total = T.alloc_buffer((acc_n,), "float32", scope="local")
+            for i in T.unroll(acc_n):
+                total[i] = T.float32(0)
         if pingpong and ti > 0:
             # the other warpgroup's mainloop of the block's previous tile is done: it has taken
             # every stage before this tile's, so the parity waits below cannot match a fill
@@ -1253,15 +1308,25 @@ def wgmma_gemm(
                     T.address_of(desc_b),
                     T.address_of(ring[s, bm_rows + kk * b_k16[0], kk * b_k16[1]]),
                     b_lbo, SBO_16B, SWIZZLE_128B)
+                # scale-d 0: the step's first wgmma overwrites the promoted accumulator
                 T.ptx[mma](*[acc[i] for i in range(acc_n)], desc_a, desc_b,
-                           T.ptx.pred(1), *mma_flags)
+                           T.ptx.pred(T.Select(kk == 0, 0, 1) if promoted else 1),
+                           *mma_flags)
             T.ptx.wgmma.commit_group.sync.aligned()
-            T.ptx.wgmma.wait_group.sync.aligned(1)
+            if promoted:  # this step's products, summed in fp32 (the next step reuses acc)
+                T.ptx.wgmma.wait_group.sync.aligned(0)
+                for i in T.unroll(acc_n):
+                    total[i] = total[i] + acc[i]  # noqa: F821
+            else:
+                T.ptx.wgmma.wait_group.sync.aligned(1)
             if kt > 0 and tid % 32 == 0:
                 release(empty, rank, (at(ti, kt, base) - 1) % stages)
         if pingpong and tid % 32 == 0:  # the other warpgroup may start its next mainloop
             T.ptx.mbarrier.arrive.shared.b64(T.address_of(turns[wg]))
         T.ptx.wgmma.wait_group.sync.aligned(0)
+        if promoted:
+            for i in T.unroll(acc_n):
+                acc[i] = total[i]  # noqa: F821
         if persistent and tid % 32 == 0:  # the tile's last stage: the next tile reuses it
             release(empty, rank, at(ti, steps - 1, base) % stages)
         lane = tid % 32
