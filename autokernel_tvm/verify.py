@@ -42,6 +42,7 @@ import numpy as np
 
 from .workloads import Workload, np_dtype
 from .workloads.dtypes import FP8_DTYPES, SMALLEST_NORMAL, is_extension
+from .workloads.values import cast, small_nonzero_ints
 
 #: Unit roundoff of each dtype (half an ulp at 1.0).
 UNIT_ROUNDOFF = {"float32": 2.0**-24, "float16": 2.0**-11, "bfloat16": 2.0**-8}
@@ -84,7 +85,6 @@ TF32_ROUNDOFF = 2.0**-10
 REFERENCE_BUDGET = 2**30
 #: Bytes of poisoned guard before and after every buffer (a multiple of DLPack's 64-byte alignment).
 GUARD_BYTES = 4096
-_NONZERO = np.array([-2, -1, 1, 2], dtype=np.int8)
 DEFAULT_KINDS = ("normal", "normal", "large", "tiny", "mixed", "edge", "exact", "exact")
 #: Dims whose indices are independent (output element i only reads index i): sampled.
 _INDEPENDENT_DIMS = {("M", "N", "K"): ("M", "N"), ("B", "M", "N", "K"): ("B", "M", "N")}
@@ -217,7 +217,7 @@ def exact_inputs(
     for _ in range(8):
         arrays = []
         for index, spec in enumerate(workload.inputs):
-            values = _NONZERO[rng.integers(0, 4, size=spec.shape, dtype=np.int8)]
+            values = small_nonzero_ints(rng, spec.shape)
             if index == 0 and density < 1.0:
                 keep = rng.random(spec.shape, dtype=np.float32) < density
                 keep[..., [0, -1]] = True  # the first and last K step: always nonzero
@@ -234,7 +234,7 @@ def exact_inputs(
             <= FINITE_OUT[workload.out_dtype] / 2
         )
         if float(np.max(mag, initial=0.0)) <= 2 * limit - 4 and finite:
-            return [a.astype(np_dtype(s.dtype)) for a, s in zip(arrays, workload.inputs)]
+            return [cast(a, s.dtype) for a, s in zip(arrays, workload.inputs)]
         density /= 2
     raise VerificationError(f"{workload.name}: no exact integer inputs found (K={red})")
 

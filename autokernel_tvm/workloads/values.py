@@ -14,6 +14,8 @@ KINDS = ("normal", "large", "tiny", "mixed", "edge")
 #: ``tiny`` inputs are this size, or 4x the input dtype's smallest normal where that is larger
 #: (fp8: 1e-3 is below e4m3's smallest subnormal, 2^-9, and would round to zero)
 TINY_INPUT = 1e-3
+#: the values of the gate's exact integer inputs (sums of their products stay exact)
+NONZERO = np.array([-2, -1, 1, 2], dtype=np.int8)
 #: Elements per child generator of a large draw: which values a seed gives does not depend on
 #: how many threads fill the chunks.
 CHUNK = 1 << 22
@@ -118,6 +120,27 @@ def standard_normal(rng: np.random.Generator, shape: tuple) -> np.ndarray:
         start = starts[i]
         chunk = flat[start : start + CHUNK]
         np.random.default_rng(int(seeds[i])).standard_normal(out=chunk, dtype=np.float32)
+
+    _on_threads(fill, range(len(starts)))
+    return out
+
+
+def small_nonzero_ints(rng: np.random.Generator, shape: tuple) -> np.ndarray:
+    """int8 values drawn uniformly from {-2, -1, 1, 2} (the gate's exact inputs), in chunks from
+    child generators on threads past :data:`CHUNK` elements, as :func:`standard_normal` draws
+    (one thread took seconds per exact trial at a vocabulary projection's weight)."""
+    out = np.empty(shape, dtype=np.int8)
+    flat = out.reshape(-1)
+    if flat.size <= CHUNK:
+        flat[:] = NONZERO[rng.integers(0, 4, size=flat.size, dtype=np.int8)]
+        return out
+    starts = range(0, flat.size, CHUNK)
+    seeds = rng.integers(0, 2**63, size=len(starts))
+
+    def fill(i: int) -> None:
+        chunk = flat[starts[i] : starts[i] + CHUNK]
+        child = np.random.default_rng(int(seeds[i]))
+        chunk[:] = NONZERO[child.integers(0, 4, size=chunk.size, dtype=np.int8)]
 
     _on_threads(fill, range(len(starts)))
     return out

@@ -118,6 +118,14 @@ def test_large_draws_are_chunked_the_same_whatever_the_thread_count(monkeypatch)
     assert not np.array_equal(flat[: 1 << 12], flat[1 << 12 : 2 << 12])
     assert abs(float(flat.mean())) < 0.03 and abs(float(flat.std()) - 1.0) < 0.03
     assert not np.array_equal(one, values.standard_normal(np.random.default_rng(6), shape))
+    # the gate's exact integer inputs the same way: {-2, -1, 1, 2}, uniformly
+    ints = values.small_nonzero_ints(np.random.default_rng(5), shape)
+    monkeypatch.setattr(values.os, "cpu_count", lambda: 1)
+    assert np.array_equal(ints, values.small_nonzero_ints(np.random.default_rng(5), shape))
+    counts = np.unique(ints, return_counts=True)
+    assert counts[0].tolist() == [-2, -1, 1, 2] and counts[1].min() > 0.23 * ints.size
+    flat = ints.reshape(-1)
+    assert not np.array_equal(flat[: 1 << 12], flat[1 << 12 : 2 << 12])
 
 
 @pytest.mark.parametrize("dtype", ["float8_e4m3fn", "float8_e5m2"])
