@@ -101,7 +101,8 @@ BIAS_AT = ("store", "start")
 #: running sum keeps ~14 bits, cuBLASLt's fast accumulation), or each K step's (128 products)
 #: added into separate fp32 registers ("promoted": torch._scaled_mm's default accuracy)
 ACCUMS = ("tensor", "promoted")
-#: registers a consumer thread needs beside its accumulators (ptxas: 168 with 128 of them)
+#: registers a consumer thread needs beside its accumulators (ptxas: 168 in all with 128
+#: accumulators; 151 with 64 and their 64 promoted sums)
 THREAD_REGS = 40
 SM90 = ARCH_LIMITS["sm_90a"]  # the one arch the kernel is built for: legal()'s default limits
 #: blocks per cluster any sm_90 launch may use (16 needs the non-portable opt-in)
@@ -969,7 +970,7 @@ def wgmma_gemm(
 
     def finish(x, bias, index):
         if scaled:  # fp8: the per-tensor scales of A and B as one factor, as cuBLASLt applies
-            # them (the two factors apart: 12 bytes of spills in a direct store with edges)
+            # them (a direct store with edges spilled 12 bytes with the two apart, 8 with one)
             x = x * (scales[0][0] * scales[1][0])
         return epilogue_value(
             x,
