@@ -99,6 +99,9 @@ int main(int argc, char** argv) {
   a16.t.dtype = DLDataType{kDLFloat, 16, 1};
   CHECK_THROWS(ArgumentError, q + ": argument 'A' has dtype float16, expected float32",
                lib->Call(fixtures::kGemm, {&a16.t, &b.t}, &out.t));
+  a16.t.dtype = DLDataType{kDLFloat8_e4m3fn, 8, 1};  // named as the manifest names it
+  CHECK_THROWS(ArgumentError, q + ": argument 'A' has dtype float8_e4m3fn, expected float32",
+               lib->Call(fixtures::kGemm, {&a16.t, &b.t}, &out.t));
   HostTensor on_gpu({K, N});
   on_gpu.t.device = DLDevice{kDLCUDA, 0};
   CHECK_THROWS(ArgumentError,
