@@ -103,44 +103,42 @@ def _on_threads(fn, items) -> None:
 
 
 def standard_normal(rng: np.random.Generator, shape: tuple) -> np.ndarray:
-    """N(0, 1) float32 samples of ``shape``: up to :data:`CHUNK` elements from ``rng`` itself,
-    more in chunks from child generators seeded by ``rng``, filled by threads (numpy releases
-    the GIL while it fills): on 2 cores one generator's float64 draw (then the cast) of
-    8192^3's inputs took ~4.5 s and of a 128 x 512 x 2048 x 1024 batch's 13-17 s, for every
-    input kind of the gate. float32 because every input dtype's values are rounded from it."""
-    out = np.empty(shape, dtype=np.float32)
-    flat = out.reshape(-1)
-    if flat.size <= CHUNK:
-        rng.standard_normal(out=flat, dtype=np.float32)
-        return out
-    starts = range(0, flat.size, CHUNK)
-    seeds = rng.integers(0, 2**63, size=len(starts))
+    """N(0, 1) float32 samples of ``shape`` (:func:`_draw_chunks`: on 2 cores one generator's
+    float64 draw, then the cast, of 8192^3's inputs took ~4.5 s and of a 128 x 512 x 2048 x
+    1024 batch's 13-17 s, for every input kind of the gate). float32 because every input
+    dtype's values are rounded from it."""
 
-    def fill(i: int) -> None:
-        start = starts[i]
-        chunk = flat[start : start + CHUNK]
-        np.random.default_rng(int(seeds[i])).standard_normal(out=chunk, dtype=np.float32)
+    def draw(gen: np.random.Generator, chunk: np.ndarray) -> None:
+        gen.standard_normal(out=chunk, dtype=np.float32)
 
-    _on_threads(fill, range(len(starts)))
-    return out
+    return _draw_chunks(rng, np.empty(shape, dtype=np.float32), draw)
 
 
 def small_nonzero_ints(rng: np.random.Generator, shape: tuple) -> np.ndarray:
-    """int8 values drawn uniformly from {-2, -1, 1, 2} (the gate's exact inputs), in chunks from
-    child generators on threads past :data:`CHUNK` elements, as :func:`standard_normal` draws
-    (one thread took seconds per exact trial at a vocabulary projection's weight)."""
-    out = np.empty(shape, dtype=np.int8)
+    """int8 values drawn uniformly from {-2, -1, 1, 2} (the gate's exact inputs), as
+    :func:`standard_normal` draws (one thread took seconds per exact trial at a vocabulary
+    projection's weight)."""
+
+    def draw(gen: np.random.Generator, chunk: np.ndarray) -> None:
+        chunk[:] = NONZERO[gen.integers(0, 4, size=chunk.size, dtype=np.int8)]
+
+    return _draw_chunks(rng, np.empty(shape, dtype=np.int8), draw)
+
+
+def _draw_chunks(rng: np.random.Generator, out: np.ndarray, draw) -> np.ndarray:
+    """``out`` filled by ``draw(generator, flat chunk)``: up to :data:`CHUNK` elements from
+    ``rng`` itself, more in chunks from child generators seeded by ``rng``, filled by threads
+    (numpy releases the GIL while it draws), so a seed gives the same values whatever the
+    thread count."""
     flat = out.reshape(-1)
     if flat.size <= CHUNK:
-        flat[:] = NONZERO[rng.integers(0, 4, size=flat.size, dtype=np.int8)]
+        draw(rng, flat)
         return out
     starts = range(0, flat.size, CHUNK)
     seeds = rng.integers(0, 2**63, size=len(starts))
 
     def fill(i: int) -> None:
-        chunk = flat[starts[i] : starts[i] + CHUNK]
-        child = np.random.default_rng(int(seeds[i]))
-        chunk[:] = NONZERO[child.integers(0, 4, size=chunk.size, dtype=np.int8)]
+        draw(np.random.default_rng(int(seeds[i])), flat[starts[i] : starts[i] + CHUNK])
 
     _on_threads(fill, range(len(starts)))
     return out

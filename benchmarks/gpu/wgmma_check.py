@@ -51,10 +51,9 @@ from autokernel_tvm import timing  # noqa: E402
 from autokernel_tvm.families.cuda_wgmma.kernel import wgmma_module  # noqa: E402
 from autokernel_tvm.hardware import limits  # noqa: E402
 from autokernel_tvm.targets import make_target  # noqa: E402
+from autokernel_tvm.workloads.dtypes import FP8_DTYPES as FP8  # noqa: E402
+from autokernel_tvm.workloads.dtypes import TORCH_DTYPES as TORCH  # noqa: E402
 
-TORCH = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
-         "float8_e4m3fn": torch.float8_e4m3fn, "float8_e5m2": torch.float8_e5m2}  # fmt: skip
-FP8 = ("float8_e4m3fn", "float8_e5m2")
 #: what the kernel is timed against, by input dtype (fp32 inputs run on TF32 tensor cores, so
 #: cuBLAS runs with torch.backends.cuda.matmul.allow_tf32 on: the same precision)
 BASELINES = {"float8_e4m3fn": "torch._scaled_mm(fast_accum)", "float32": "torch.tf32",

@@ -64,6 +64,7 @@ import tvm
 from tvm.script import tirx as T
 
 from ...hardware import TABLE as ARCH_LIMITS
+from ...workloads.dtypes import FP8_DTYPES
 from ...workloads.epilogue import Epilogue
 from .epilogue import column_bias, operand_buffers, with_buffers
 from .epilogue import finish as epilogue_value
@@ -122,7 +123,7 @@ IN_DTYPES = {
     "float16": "f16", "bfloat16": "bf16", "float8_e4m3fn": "e4m3", "float8_e5m2": "e5m2",
     "float32": "tf32",  # TF32 tensor cores: fp32 operands, ~10 mantissa bits used
 }  # fmt: skip
-FP8 = ("float8_e4m3fn", "float8_e5m2")  # 1-byte inputs, copied as bytes (uint8) in the kernel
+FP8 = FP8_DTYPES  # 1-byte inputs, copied as bytes (uint8) in the kernel
 SWIZZLE_128B = 3  # CUtensorMapSwizzle enum; TVM's descriptor encoder maps it to wgmma's code
 SBO_16B = 1024 // 16  # stride between 8-row core-matrix groups: 8 rows x 128 B
 MN_ATOM = 64  # MN-major operand: M or N columns per 128-byte swizzle row (a TMA box, an LBO step)
