@@ -50,7 +50,7 @@ from .kernel import (
 )
 
 #: fp32: as 3xTF32 (fp32 accuracy); fp8: the scaled GEMM (gemm_scaled_nt, torch._scaled_mm)
-TUNED_DTYPES = ("float16", "bfloat16", "float32", "float8_e4m3fn", "float8_e5m2")
+TUNED_DTYPES = ("float16", "bfloat16", "float32", *FP8)
 SEED_SPLIT_STEPS = 8  # K steps per block the seed keeps (decode 16 x 4096 x 4096: 8 splits)
 #: op -> (B is K-major, leading batch dim, fused epilogue, A is M-major)
 OPS = {
