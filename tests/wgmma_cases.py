@@ -50,3 +50,21 @@ FP8 = [
     (Workload("gemm_scaled_nt", (777, 4096, 1024), "float8_e5m2", "bfloat16"),
      {"raster": 1, "block_n": 64, "consumers": 1, "accum": "promoted"}),
 ]  # fmt: skip
+
+#: batched edges through 3-D TMA maps (batch_dims): a K tail of B as [K, N] (with a cluster's
+#: multicast too) and of A as [K, M], a TMA-stored M edge, both at once with padded rows and an
+#: odd N; then the aligned batch, whose maps stay 2-D. Third: the tensors whose maps are 3-D.
+BATCH_EDGES = [
+    (Workload("batch_gemm", (3, 128, 192, 72), "float16", "float16"),
+     {"raster": 1, "store": "tma"}, {"b"}),
+    (Workload("batch_gemm", (3, 1024, 2048, 1000), "bfloat16"),
+     {"raster": 2, "store": "tma", "cluster": 2}, {"b"}),
+    (Workload("batch_gemm_tn", (2, 256, 256, 1000), "float16", "float16"),
+     {"raster": 1, "store": "tma"}, {"a", "b"}),
+    (Workload("batch_gemm_nt", (3, 100, 256, 64), "float16", "float16"),
+     {"raster": 1, "store": "tma"}, {"c"}),
+    (Workload("batch_gemm", (3, 100, 201, 77), "bfloat16", "bfloat16"),
+     {"raster": 1, "store": "tma"}, {"b", "c"}),
+    (Workload("batch_gemm", (3, 128, 256, 128), "float16", "float16"),
+     {"raster": 1, "store": "tma"}, set()),
+]  # fmt: skip

@@ -6,14 +6,16 @@ import re
 import subprocess
 
 import pytest
-from wgmma_cases import BIAS_START, FP8, ROWS  # tests/: shared with the GPU suite
+from wgmma_cases import BATCH_EDGES, BIAS_START, FP8, ROWS  # tests/: shared with the GPU suite
 
 from autokernel_tvm.builder import build_module, cuda_source, is_tirx
 from autokernel_tvm.config import TuneConfig
 from autokernel_tvm.families import GenomeError, Kernel
 from autokernel_tvm.families.cuda_wgmma import FAMILY, OPS, WgmmaParams, structure
 from autokernel_tvm.families.cuda_wgmma.kernel import (
+    Structure,
     WgmmaStructureError,
+    batch_dims,
     legal,
     smem_bytes,
     stream_last,
@@ -83,7 +85,8 @@ def test_edge_tiles_are_legal_where_tma_and_paired_stores_allow():
     assert legal(1024, 1024, 1002, smem_limit=SMEM) is None  # rows of K * 2 B: padded copy
     assert legal(1024, 1002, 1024, smem_limit=SMEM, trans_b=False) is None
     assert legal(1024, 1001, 1024, smem_limit=SMEM) is None  # odd N: one column per store
-    assert "next B" in legal(1024, 1024, 1000, smem_limit=SMEM, trans_b=False, batch=2)
+    # batched, K tail: B's map is 3-D, so the tail is zero-filled inside each matrix
+    assert legal(1024, 1024, 1000, smem_limit=SMEM, trans_b=False, batch=2) is None
     assert legal(1024, 1024, 1024, smem_limit=SMEM) is None
     # the budget is the target's: 4 stages of 128x256 tiles fit an H100, not an A100
     assert "shared memory" in legal(1024, 1024, 1024, smem_limit=166912, stages=4)
@@ -237,6 +240,27 @@ def test_edge_tiles_build_with_checked_stores_and_no_spills(needs_nvcc, tmp_path
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
 
 
+@pytest.mark.parametrize("workload, genes, dims", BATCH_EDGES, ids=lambda x: getattr(x, "name", ""))
+def test_batched_edges_use_3d_maps_inside_each_matrix(needs_nvcc, tmp_path, workload, genes, dims):
+    """A batched K tail (B as [K, N], A as [K, M]) and a TMA-stored M edge are addressed through
+    maps with the batch as a third dimension: the box is zero-filled (or clipped) at its own
+    matrix's edge, not read from (or written into) the next one. Aligned shapes keep 2-D maps."""
+    genome = Grammar(TARGET).check(DEFAULT.replace(**genes), workload)
+    st = Structure(**structure(genome.params, workload))
+    m, k = workload.shape[1], workload.shape[3]
+    assert batch_dims(m, k, st) == dims
+    mod = kernel_module(genome, workload)
+    script = mod["main"].script()
+    ranks = re.findall(r'cuTensorMapEncodeTiled", (\w)_map, "\w+", (\d)', script)
+    assert {name for name, rank in ranks if rank == "3"} == dims
+    src = cuda_source(build_module(mod, TARGET, check_nvcc=True))
+    assert ("cp.async.bulk.tensor.3d.shared::cluster" in src) == bool(dims & {"a", "b"})
+    assert ("cp.async.bulk.tensor.3d.global.shared::cta" in src) == ("c" in dims)
+    if genes.get("cluster"):
+        assert "3d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast" in src
+    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+
+
 @pytest.mark.parametrize(
     "workload, pads",
     [
@@ -365,7 +389,7 @@ def test_tma_store_takes_plain_two_byte_tiles_and_fits_its_buffers():
     assert legal(1024, 1022, 1024, **{**kw, "out_dtype": "float32"}) is None  # scratch rows
     assert legal(2048, 11008, 4096, **kw, gated=True) is None  # 128 C columns: two boxes
     assert "narrower" in legal(2048, 11008, 4096, **kw, gated=True, block_n=64)
-    assert "next matrix" in legal(100, 256, 64, **kw, batch=3)
+    assert legal(100, 256, 64, **kw, batch=3) is None  # M edge: C's map is [batch, M, N]
     assert legal(1024, 1002, 1024, **kw) is None  # C's rows not 16-byte multiples: scratch
     with pytest.raises(GenomeError, match="store"):
         WgmmaParams(store="smem")
@@ -934,7 +958,7 @@ def test_transposed_a_legality_names_what_wgmma_cannot_transpose():
     assert "16-bit" in legal(1024, 1024, 1024, in_dtype="float8_e4m3fn", **nt)
     assert "16-bit" in legal(1024, 1024, 1024, in_dtype="float32", **nt)
     assert "16-bit" in legal(1024, 1024, 1024, in_dtype="float32", tf32_passes=3, **nt)
-    assert "next A's rows" in legal(100, 200, 72, batch=3, **nt)
+    assert legal(100, 200, 72, batch=3, **nt) is None  # K tail: A's map is [batch, K, M]
     assert legal(100, 200, 128, batch=3, **kw) is None
     tn = Workload("gemm_tn", (1024, 1024, 1024), "float32")
     assert "16-bit" in FAMILY.applies(tn, TARGET)
@@ -1155,8 +1179,8 @@ def test_store_rows_is_for_c_rows_the_tma_cannot_store():
     four = Workload("gemm_nt", (1000, 1001, 1000), "float16", "float32")  # 4-byte C, N odd
     assert Grammar(TARGET).check(rows.replace(raster=1), four).params.store == "rows"
     batched = Workload("batch_gemm_nt", (3, 100, 201, 72), "bfloat16", "bfloat16")
-    with pytest.raises(GenomeError, match="next matrix"):  # the TMA box would cross matrices
-        Grammar(TARGET).check(rows.replace(store="tma", raster=1), batched)
+    tma = Grammar(TARGET).check(rows.replace(store="tma", raster=1), batched)  # 3-D C map
+    assert tma.params.store == "tma"
     assert Grammar(TARGET).check(rows.replace(raster=1), batched).params.store == "rows"
 
 

@@ -12,7 +12,12 @@ from __future__ import annotations
 import pytest
 import tvm
 from tvm.s_tir import meta_schedule as ms
-from wgmma_cases import BIAS_START, FP8, ROWS  # tests/wgmma_cases.py, shared with the CPU tests
+from wgmma_cases import (  # tests/wgmma_cases.py, shared with the CPU tests
+    BATCH_EDGES,
+    BIAS_START,
+    FP8,
+    ROWS,
+)
 
 from autokernel_tvm.builder import build_module
 from autokernel_tvm.families import Kernel, get
@@ -346,4 +351,14 @@ def test_fp8_passes_the_gate(target, workload, genes):
     """fp8 A @ B.T scaled by its per-tensor scales, held to the bound of the tensor core's fp8
     accumulator (verify.FP8_ACC_BITS): a wrong K step of 32, a scale applied twice or not at
     all, or an edge byte read past K fails the fp64 or the exact check."""
+    _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))
+
+
+@pytest.mark.parametrize(
+    "workload, genes", [c[:2] for c in BATCH_EDGES], ids=_ids([c[:2] for c in BATCH_EDGES])
+)
+def test_batched_edges_pass_the_gate(target, workload, genes):
+    """K tails and M edges of batched GEMMs through 3-D TMA maps: a K tail read from the next
+    matrix's rows (not zero-filled), or an edge box stored into the next matrix, fails the fp64
+    check or the NaN-poisoned output check."""
     _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))

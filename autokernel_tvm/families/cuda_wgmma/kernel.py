@@ -115,6 +115,7 @@ STORE_BOX = 64  # TMA store box: 64 rows of one 128-byte swizzle row (64 halves,
 SWIZZLE_ROW = 128  # bytes of a 128B-swizzle row; its 16-byte chunks are XORed with the row % 8
 STORE_BUFFERS = 2  # per consumer warpgroup: one fills while the previous one drains
 TMA_STORE = "cp.async.bulk.tensor.2d.global.shared::cta.bulk_group"
+TMA_STORE_3D = TMA_STORE.replace(".2d.", ".3d.")
 TMA_STORE_4D = TMA_STORE.replace(".2d.", ".4d.")
 TMA_STRIDE = 16  # bytes: TMA's global row strides are multiples of 16 B (a pad-copy chunk)
 PAD_THREADS = 256  # threads per block of the row-padding copy (pad_rows)
@@ -130,8 +131,10 @@ MN_ATOM = 64  # MN-major operand: M or N columns per 128-byte swizzle row (a TMA
 MN_LBO_16B = MN_ATOM * BLOCK_K * 2 // 16  # MN-major operand: from one 64-column chunk to the next
 L2_PROMOTE_256B = 3
 TMA = "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes"
+TMA_3D = TMA.replace(".2d.", ".3d.")
 TMA_4D = TMA.replace(".2d.", ".4d.")
 TMA_MULTICAST = TMA + ".multicast::cluster"
+TMA_MULTICAST_3D = TMA_3D + ".multicast::cluster"
 TILE_QS = (128, 64, 32, 16, 8)  # conv: output columns per block patch (ties go to the widest)
 EPILOGUES = ("", "bias", "bias_relu", "bias_gelu")  # fused into the register write-back
 OUT_DTYPES = ("float32", "float16", "bfloat16")
@@ -296,17 +299,22 @@ def _conv_reason(conv, m, n, k, *, batch, trans_b, epilogue) -> str | None:
     return None
 
 
-def _edge_reason(k: int, *, batch: int, trans_b: bool, trans_a: bool = False) -> str | None:
-    """Why a GEMM with edge tiles cannot run here, or None. Edges cost nothing in the loads: a
-    TMA box past the tensor's end is zero-filled (the K tail adds zeros; rows past M or N
-    compute values that the predicated store drops). Rows the TMA cannot address (not 16-byte
-    multiples) are copied once into aligned scratch first (`row_pads`), and an odd N stores
-    one column at a time. What remains:"""
-    if batch and not trans_b and k % BLOCK_K:
-        return f"batched A@B with K % {BLOCK_K} != 0: the K tail would read the next B's rows"
-    if batch and trans_a and k % BLOCK_K:
-        return f"batched A.T@B with K % {BLOCK_K} != 0: the K tail would read the next A's rows"
-    return None
+def batch_dims(m: int, k: int, st: Structure) -> frozenset[str]:
+    """The tensors (``"a"``, ``"b"``, ``"c"``) of a batched GEMM whose TMA maps carry the batch
+    as a third dimension, so that a box at the edge of one matrix is zero-filled (loads) or
+    clipped (stores) instead of reaching into the next one: an operand whose K runs across its
+    rows (B as [K, N], A as [K, M]) when the K tail is ragged, and a TMA-stored C with an M
+    edge. Elsewhere the batch is folded into the rows of a 2-D map: the rows an edge tile
+    reads past its matrix only feed accumulators that the store drops."""
+    if not st.batch or st.conv:
+        return frozenset()
+    tail = k % k_step(st.in_dtype) != 0
+    out = {"b"} if tail and not st.trans_b else set()
+    if tail and st.trans_a:
+        out.add("a")
+    if st.store == "tma" and m % tile_rows(st.consumers, st.arrangement):
+        out.add("c")
+    return frozenset(out)
 
 
 def row_pads(m: int, n: int, k: int, **structure) -> dict[str, tuple[int, int]]:
@@ -506,8 +514,6 @@ def _store_reason(st: Structure, m: int, n: int) -> str | None:
     box = SWIZZLE_ROW // _bytes(st.out_dtype)  # C columns per box
     if (st.block_n // 2 if st.gated else st.block_n) % box:
         return f"store=tma stores {box}-column boxes: a block's C tile is narrower"
-    if st.store == "tma" and st.batch and m % tile_rows(st.consumers, st.arrangement):
-        return "store=tma, batched: an M edge tile would store into the next matrix's rows"
     return None
 
 
@@ -714,9 +720,6 @@ def legal(
     block_c = block_n // 2 if st.gated else block_n  # C columns per block
     if conv and (n % block_c or k % BLOCK_K):
         return f"{m}x{n}x{k} is not a multiple of the {block_m}x{block_c}x{BLOCK_K} tile"
-    why = None if conv else _edge_reason(k, batch=batch, trans_b=trans_b, trans_a=st.trans_a)
-    if why:
-        return f"{m}x{n}x{k}: {why}"
     if raster < 1:
         return f"raster={raster}: M tiles per group, at least 1"
     if raster > max(m_tiles, 1):  # one group either way: a duplicate kernel
@@ -789,7 +792,7 @@ def wgmma_gemm(
     promoted = st.accum == "promoted"  # fp8: each K step's sum added into fp32 registers
     gated = st.gated
     block_c = bn_rows // 2 if gated else bn_rows  # C columns per block
-    grid_m, grid_n = -(-m // bm_rows), -(-n // block_c)  # edge tiles: see _edge_reason
+    grid_m, grid_n = -(-m // bm_rows), -(-n // block_c)  # edge tiles: see batch_dims
     edges = bool(not st.conv and (m % bm_rows or n % block_c))  # stores check row and column
     # A as a TMA tensor: rank, dims (innermost first), byte strides, box; 2-D rows of K, or
     # (conv) the NHWC image read as a tile_p x tile_q pixel patch of 64 channels.
@@ -799,9 +802,13 @@ def wgmma_gemm(
     b_cols = k if trans_b else n  # B's (a padded copy's, if any)
     b_cols = padded(b_cols, dt) if "b" in pads else b_cols
     pairs = n % 2 == 0  # a thread stores its two adjacent columns at once (aligned when N even)
+    # batched tensors whose maps have the batch as a third dimension (edges within a matrix)
+    bdims = batch_dims(m, k, Structure(**{**structure, "trans_b": trans_b}))
     a_tma = (2, a_cols, max(batch, 1) * m, a_cols * es, bk, bm_rows, 1, 1)
     if st.trans_a:  # rows of M read 64 columns (one swizzle atom) per box, like an MN-major B
         a_tma = (2, a_cols, max(batch, 1) * k, a_cols * es, MN_ATOM, bk, 1, 1)
+    if "a" in bdims:  # [batch, K, M]: the K tail of one A zero-filled, not the next A's rows
+        a_tma = (3, a_cols, k, batch, a_cols * es, k * a_cols * es, MN_ATOM, bk, 1, 1, 1, 1)
     if conv:
         img, h, w, c, fr, fs, pad = conv  # fr x fs filter (s is the ring stage below)
         p_out, q_out = conv_out(conv)
@@ -828,6 +835,9 @@ def wgmma_gemm(
     c_pad = c_through_scratch(n, st)
     nc = padded(n, out_dtype) if c_pad else n
     c_tma = (2, n, nb * m, nc * out_bytes, box_cols, STORE_BOX, 1, 1)
+    if "c" in bdims:  # [batch, M, N]: an M edge box clipped at its matrix's last row
+        c_tma = (3, n, m, nb, nc * out_bytes, m * nc * out_bytes, box_cols, STORE_BOX, 1)
+        c_tma += (1, 1, 1)
     if conv:
         box_q = min(tile_q, WG_ROWS)
         c_tma = (4, n, q_out, p_out, img, n * out_bytes, q_out * n * out_bytes)
@@ -869,11 +879,13 @@ def wgmma_gemm(
     # B as a 2-D TMA tensor (innermost dim first) and its box: K-major rows of K, or MN-major
     # rows of N read 64 columns (one swizzle atom) per box.
     b_part = bn_rows // cluster  # B rows (K-major) or columns (MN-major) a block loads
-    b_dims = (b_cols, nb * n, b_cols * es, bk, b_part)
+    b_tma = (2, b_cols, nb * n, b_cols * es, bk, b_part, 1, 1)
     if not trans_b:
-        b_dims = (b_cols, nb * k, b_cols * es, MN_ATOM, bk)
+        b_tma = (2, b_cols, nb * k, b_cols * es, MN_ATOM, bk, 1, 1)
+    if "b" in bdims:  # [batch, K, N]: as A's map above
+        b_tma = (3, b_cols, k, nb, b_cols * es, k * b_cols * es, MN_ATOM, bk, 1, 1, 1, 1)
     if gated:  # B as [2N, K] rows; a box is half a tile: block_c gate rows, then block_c up rows
-        b_dims = (b_cols, 2 * n, b_cols * es, bk, block_c)
+        b_tma = (2, b_cols, 2 * n, b_cols * es, bk, block_c, 1, 1)
     b_lbo = 1 if trans_b else MN_LBO_16B
     b_k16 = (0, k_mma) if trans_b else (16, 0)  # (ring rows, columns) from one wgmma K to the next
     b_loads = 1 if trans_b else b_part // MN_ATOM  # TMA boxes of B per block and stage
@@ -1103,6 +1115,11 @@ def wgmma_gemm(
                               patch % tiles_q * tile_q + tap % fs - pad,
                               patch // tiles_q * tile_p + tap // fs - pad,
                               bm // (tiles_p * tiles_q), T.address_of(full[s]))
+            elif "a" in bdims:
+                for j in T.unroll(a_loads):
+                    T.ptx[TMA_3D](T.address_of(ring[s, j * MN_ATOM, 0]), T.address_of(a_map),
+                                  bm * bm_rows + j * MN_ATOM, k_at(k0, kt), bi,
+                                  T.address_of(full[s]))
             elif st.trans_a:
                 for j in T.unroll(a_loads):
                     T.ptx[TMA](T.address_of(ring[s, j * MN_ATOM, 0]), T.address_of(a_map),
@@ -1121,6 +1138,12 @@ def wgmma_gemm(
                                      T.address_of(b_map), k_at(k0, kt),
                                      bi * n + bn * bn_rows + rank * b_part,
                                      T.address_of(full[s]), T.uint16(3))
+            elif cluster > 1 and "b" in bdims:
+                for j in T.unroll(b_loads):
+                    T.ptx[TMA_MULTICAST_3D](
+                        T.address_of(ring[s, bm_rows + rank * b_part + j * MN_ATOM, 0]),
+                        T.address_of(b_map), bn * bn_rows + rank * b_part + j * MN_ATOM,
+                        k_at(k0, kt), bi, T.address_of(full[s]), T.uint16(3))
             elif cluster > 1:
                 for j in T.unroll(b_loads):
                     T.ptx[TMA_MULTICAST](
@@ -1130,6 +1153,11 @@ def wgmma_gemm(
             elif trans_b:
                 T.ptx[TMA](T.address_of(ring[s, bm_rows, 0]), T.address_of(b_map),
                            k_at(k0, kt), bi * n + bn * bn_rows, T.address_of(full[s]))
+            elif "b" in bdims:
+                for j in T.unroll(b_loads):
+                    T.ptx[TMA_3D](T.address_of(ring[s, bm_rows + j * MN_ATOM, 0]),
+                                  T.address_of(b_map), bn * bn_rows + j * MN_ATOM,
+                                  k_at(k0, kt), bi, T.address_of(full[s]))
             else:
                 for j in T.unroll(b_loads):
                     T.ptx[TMA](T.address_of(ring[s, bm_rows + j * MN_ATOM, 0]),
@@ -1229,6 +1257,12 @@ def wgmma_gemm(
                     img_i, y, xq = pixel(bm, wg * WG_ROWS)  # the box's first pixel
                     T.ptx[TMA_STORE_4D](T.address_of(c_map), bn * block_c + c * box_cols,
                                         xq, y, img_i, T.address_of(staged[buf, 0, 0]))
+                    T.ptx["cp.async.bulk.commit_group"]()
+            elif "c" in bdims:
+                if tid % WG_THREADS == 0:
+                    T.ptx[TMA_STORE_3D](T.address_of(c_map), bn * block_c + c * box_cols,
+                                        bm * bm_rows + wg_row(wg), bi,
+                                        T.address_of(staged[buf, 0, 0]))
                     T.ptx["cp.async.bulk.commit_group"]()
             elif tid % WG_THREADS == 0:
                 T.ptx[TMA_STORE](T.address_of(c_map), bn * block_c + c * box_cols,
@@ -1515,9 +1549,9 @@ def wgmma_gemm(
                       A8.data if "a" in pads or x3 else A.data,  # noqa: F821
                       *a_tma[1:], 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
         b_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
-        T.call_packed("runtime.cuTensorMapEncodeTiled", b_map, sdt, 2,
-                      B8.data if "b" in pads or x3 else B.data, *b_dims,  # noqa: F821
-                      1, 1, 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
+        T.call_packed("runtime.cuTensorMapEncodeTiled", b_map, sdt, b_tma[0],
+                      B8.data if "b" in pads or x3 else B.data,  # noqa: F821
+                      *b_tma[1:], 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
         if c_pad:  # C's rows padded to whole lines, for the TMA store (copied out below)
             C8 = T.alloc_buffer((nb * m, nc), out_dtype)
         if tma_store:
