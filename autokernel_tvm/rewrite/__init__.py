@@ -32,6 +32,9 @@ __all__ += ["apply", "apply_all", "from_json", "gemm_mnk", "propose", "to_json"]
 #: is padded up to a multiple of PAD_TO; aligned dims keep factor 1 (a 64-wide conv stays 64).
 ALIGN = {"m": 32, "n": 32, "k": 32}
 PAD_TO = {"m": 64, "n": 64, "k": 32}
+#: a K shorter than this (an RGB conv's R*S*C = 27, a 1x1 conv of 32 channels) is padded up to
+#: it: two K steps of 32, what the shallowest cp.async pipeline (2 stages) takes
+MIN_K = 64
 GEMM_OPS = ("gemm", "gemm_nt", "gemm_bias", "gemm_bias_relu", "gemm_bias_gelu")
 
 
@@ -55,9 +58,9 @@ def apply_all(proposals, func):
 def propose(workload, rule: str = "cuda.mma") -> tuple[RewriteProposal, ...]:
     """The rewrites ``workload`` needs before ``rule`` (a 3-loop GEMM template) can schedule it.
 
-    conv2d -> implicit GEMM; a GEMM view with M or N not a multiple of 128 or K not of 32 ->
-    pad (after the implicit GEMM, for a conv with odd channels). ``()`` when none is needed or
-    the workload is not a GEMM or conv2d.
+    conv2d -> implicit GEMM; a GEMM view with M or N not a multiple of 32, or K not of 32 or
+    under :data:`MIN_K` -> pad (after the implicit GEMM, for a conv with odd channels). ``()``
+    when none is needed or the workload is not a GEMM or conv2d.
     """
     if workload.op == "conv2d_nhwc":
         n, _, _, c, k, r, s, _, _ = workload.shape
@@ -81,6 +84,8 @@ def propose(workload, rule: str = "cuda.mma") -> tuple[RewriteProposal, ...]:
 def _pad(m: int, n: int, k: int, rule: str, what: str) -> tuple[RewriteProposal, ...]:
     sizes = {"m": m, "n": n, "k": k}
     factors = {d: PAD_TO[d] if size % ALIGN[d] else 1 for d, size in sizes.items()}
+    if k < MIN_K:
+        factors["k"] = MIN_K
     if set(factors.values()) == {1}:
         return ()
     padded = [-(-size // factors[d]) * factors[d] for d, size in sizes.items()]

@@ -135,3 +135,20 @@ def test_a_genome_measured_in_two_rungs_counts_its_records_once(tmp_path):
     assert [tuple(rung) for rung in result.space_report["plan"]] == [(2, 8), (1, 16)]
     assert len(tuner.tuned) > len(result.space_report["proposed"])  # a genome measured twice
     assert result.trials == 32  # 8 + (8 + 16): the survivor's 24 records counted once
+
+
+@pytest.mark.parametrize(
+    "shape", [(8, 56, 56, 3, 64, 3, 3, 1, 1), (2, 8, 8, 32, 64, 1, 1, 1, 0)], ids=str
+)
+def test_convs_with_a_single_k_step_get_legal_genomes(needs_nvcc, shape):
+    """An RGB input conv (R*S*C = 27) or a 1x1 conv of 32 channels: K is padded to two steps
+    of 32, so the 2-stage pipeline is legal; with K one step, every genome was refused and the
+    tuner fell back to the stock space."""
+    conv = Workload("conv2d_nhwc", shape, "float16", "float16")
+    tuner = Tuner(TuneConfig(target="cuda", arch="sm_90a", trials=4), progress=False)
+    proposals = tuner.candidates(conv, 4)
+    assert proposals and {g.family for g, _ in proposals} == {"cuda.mma"}
+    assert {g.params.stages for g, _ in proposals} == {2}  # 2 K steps: 2 stages at most
+    genome, space = proposals[0]
+    report = sample_candidates(space.mod, TARGET, space.space, 1, family=FAMILY)
+    assert report.built == 1 and report.markers["mma.sync"] == 1

@@ -70,7 +70,10 @@ def test_propose_per_workload():
     assert dict(pad.params) == {"m": 64, "n": 1, "k": 1}
     rgb = Workload("conv2d_nhwc", (1, 7, 7, 3, 24, 3, 3, 1, 1), "float16")
     assert [p.kind for p in sketch.propose(rgb)] == ["implicit_gemm", "pad"]
-    assert sketch.gemm_mnk(rgb, sketch.propose(rgb)) == (64, 64, 32)
+    # R*S*C = 27: two K steps of 32, what the shallowest (2-stage) pipeline takes
+    assert sketch.gemm_mnk(rgb, sketch.propose(rgb)) == (64, 64, 64)
+    narrow = Workload("conv2d_nhwc", (2, 8, 8, 32, 64, 1, 1, 1, 0), "float16")  # K = 32
+    assert dict(sketch.propose(narrow)[1].params) == {"m": 1, "n": 1, "k": 64}
     assert sketch.propose(Workload("batch_gemm", (2, 64, 64, 64))) == ()
 
 
