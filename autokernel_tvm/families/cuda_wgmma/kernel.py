@@ -45,8 +45,10 @@ tile is exactly one 128-byte swizzle row, the layout the TMA writes and the desc
 (fp8: the same bytes, 128 values a row, each wgmma taking K = 32 instead of 16). An
 MN-major B stage is ``BN / 64`` chunks of ``64 (K) x 64 (N)``; its descriptor strides are
 ``LBO`` = one chunk (the next 64 N-columns) and ``SBO`` = 8 K-rows, and the wgmma transposes B.
-Batched operands are addressed as 2-D ``[batch * rows, cols]`` tensors (tiles never straddle a
-batch because the tile divides M, N and K).
+Batched operands are addressed as 2-D ``[batch * rows, cols]`` tensors: rows an edge tile reads
+past its matrix feed only accumulators the store drops. Where a box would carry another
+matrix's values into the sum (a ragged K tail across rows) or store into it (a TMA-stored M
+edge), that tensor's map has the batch as a third dimension (:func:`batch_dims`).
 
 conv2d (``conv``: NHWC input, KRSC weight, stride 1) is the same kernel as an implicit GEMM
 ``[N*P*Q, R*S*C] @ [K, R*S*C].T``: a block's 64 * consumers rows are a ``tile_p x tile_q`` patch
