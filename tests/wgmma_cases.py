@@ -68,3 +68,17 @@ BATCH_EDGES = [
     (Workload("batch_gemm", (3, 128, 256, 128), "float16", "float16"),
      {"raster": 1, "store": "tma"}, set()),
 ]  # fmt: skip
+
+#: strided convs (a TMA box of u times the patch's pixels, element strides u): ResNet's 3x3 and
+#: 1x1 downsampling convs at stride 2 (patches at P x Q edges), a 1x1 stride-2 conv on one
+#: warpgroup, stride 3 with a 5x5 filter and padding 2 (a tap's box starts left of the image)
+STRIDED = [
+    (Workload("conv2d_nhwc", (32, 56, 56, 128, 128, 3, 3, 2, 1), "float16", "float16"),
+     {"block_n": 128, "raster": 1}),
+    (Workload("conv2d_nhwc", (32, 56, 56, 256, 512, 1, 1, 2, 0), "bfloat16", "bfloat16"),
+     {"raster": 1, "store": "tma"}),
+    (Workload("conv2d_nhwc", (4, 15, 17, 64, 64, 1, 1, 2, 0), "float16", "float16"),
+     {"block_n": 64, "consumers": 1, "raster": 1}),
+    (Workload("conv2d_nhwc", (2, 30, 31, 64, 128, 5, 5, 3, 2), "bfloat16", "float32"),
+     {"block_n": 128, "raster": 1}),
+]  # fmt: skip

@@ -105,10 +105,10 @@ class DryTuner(Tuner):
 
 
 def test_tuner_tunes_the_rewritten_module_and_reports_the_rewrites(tmp_path):
-    """A stride-2 conv2d, which the wgmma kernels do not take (on a stride-1 one, the budget
-    goes to them first): every genome the tuner measures is a cuda.mma space over the
-    implicit GEMM the rewrite made."""
-    strided = Workload("conv2d_nhwc", (8, 16, 16, 64, 64, 3, 3, 2, 1), "float16")
+    """A conv2d of 48 channels, which the wgmma kernels do not take (64-channel K steps; on
+    one they do, the budget goes to them first): every genome the tuner measures is a cuda.mma
+    space over the implicit GEMM the rewrite made."""
+    strided = Workload("conv2d_nhwc", (8, 16, 16, 48, 64, 3, 3, 2, 1), "float16")
     config = TuneConfig(target="cuda", arch="sm_90a", trials=16, work_dir=str(tmp_path))
     tuner = DryTuner(config.replace(save_library=False), progress=False)
     tuner._runner = object()  # measuring is faked: no GPU needed

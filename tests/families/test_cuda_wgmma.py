@@ -6,7 +6,7 @@ import re
 import subprocess
 
 import pytest
-from wgmma_cases import BATCH_EDGES, BIAS_START, FP8, ROWS  # tests/: shared with the GPU suite
+from wgmma_cases import BATCH_EDGES, BIAS_START, FP8, ROWS, STRIDED  # shared with GPU tests
 
 from autokernel_tvm.builder import build_module, cuda_source, is_tirx
 from autokernel_tvm.config import TuneConfig
@@ -16,6 +16,7 @@ from autokernel_tvm.families.cuda_wgmma.kernel import (
     Structure,
     WgmmaStructureError,
     batch_dims,
+    conv_patch,
     legal,
     smem_bytes,
     stream_last,
@@ -105,8 +106,6 @@ def test_family_only_on_sm90a_for_both_b_layouts_and_batches():
 
 
 def test_conv2d_patch_and_reasons():
-    from autokernel_tvm.families.cuda_wgmma.kernel import conv_patch
-
     conv = (32, 28, 28, 256, 3, 3, 1)
     assert conv_patch(conv, 128) == (4, 32, 7, 1)  # 4 x 32 pixels: 28 rows exactly, 4 of 32 cols
     assert conv_patch((8, 14, 14, 64, 1, 1, 0), 128) == (8, 16, 2, 1)
@@ -114,9 +113,13 @@ def test_conv2d_patch_and_reasons():
     odd = (32, 28, 28, 96, 3, 3, 1)
     assert "multiple of 64" in legal(32 * 784, 256, 9 * 96, smem_limit=SMEM, conv=odd)
     assert legal(32 * 784, 256, 9 * 256, smem_limit=SMEM, conv=conv, raster=3) is None  # ragged
+    # stride 2: 14 x 14 outputs, each box spans twice the patch's pixels
     strided = Workload("conv2d_nhwc", (8, 28, 28, 256, 256, 3, 3, 2, 1), "float16")
-    with pytest.raises(GenomeError, match="stride"):
-        Grammar(TARGET).check(DEFAULT, strided)
+    assert Grammar(TARGET).check(DEFAULT, strided) == DEFAULT
+    assert conv_patch((8, 28, 28, 256, 3, 3, 1, 2), 128) == (8, 16, 2, 1)
+    # a box is at most 256 pixels a side: 128-pixel patches need a stride under 32
+    huge = (8, 64, 64, 256, 3, 3, 1, 32)
+    assert "256 pixels" in legal(8 * 4, 256, 9 * 256, smem_limit=SMEM, conv=huge, raster=1)
 
 
 def test_genome_checks_and_round_trip():
@@ -237,6 +240,27 @@ def test_edge_tiles_build_with_checked_stores_and_no_spills(needs_nvcc, tmp_path
     src = cuda_source(build_module(kernel_module(genome, workload), TARGET, check_nvcc=True))
     m, n = workload.shape[-3], workload.shape[-2]
     assert f"< {m})" in src and f"< {n})" in src  # the store predicate on row and column
+    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+
+
+@pytest.mark.parametrize("workload, genes", STRIDED, ids=lambda x: getattr(x, "name", ""))
+def test_strided_convs_read_every_uth_pixel_through_the_tma_box(
+    needs_nvcc, tmp_path, workload, genes
+):
+    """A stride-u conv loads the same tile_p x tile_q patch as a stride-1 conv: its A map's box
+    spans u times the pixels with element strides (1, u, u, 1), and each tap's box starts at u
+    times the patch's first output pixel."""
+    genome = Grammar(TARGET).check(DEFAULT.replace(**genes), workload)
+    mod = kernel_module(genome, workload)
+    u = workload.shape[7]
+    conv = (*workload.shape[:4], *workload.shape[5:7], workload.shape[8], u)
+    tile_p, tile_q, _, _ = conv_patch(conv, 128 if genome.params.consumers == 2 else 64)
+    script = mod["main"].script()
+    a_map = re.search(r'EncodeTiled", a_map, "\w+", 4, A.data, ([\d, ]+)\)', script)
+    fields = [int(f) for f in a_map.group(1).split(", ")]
+    assert fields[7:15] == [64, u * tile_q, u * tile_p, 1, 1, u, u, 1]  # box, element strides
+    src = cuda_source(build_module(mod, TARGET, check_nvcc=True))
+    assert "cp.async.bulk.tensor.4d" in src
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
 
 

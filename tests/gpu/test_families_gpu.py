@@ -17,6 +17,7 @@ from wgmma_cases import (  # tests/wgmma_cases.py, shared with the CPU tests
     BIAS_START,
     FP8,
     ROWS,
+    STRIDED,
 )
 
 from autokernel_tvm.builder import build_module
@@ -361,4 +362,12 @@ def test_batched_edges_pass_the_gate(target, workload, genes):
     """K tails and M edges of batched GEMMs through 3-D TMA maps: a K tail read from the next
     matrix's rows (not zero-filled), or an edge box stored into the next matrix, fails the fp64
     check or the NaN-poisoned output check."""
+    _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))
+
+
+@pytest.mark.parametrize("workload, genes", STRIDED, ids=_ids(STRIDED))
+def test_strided_convs_pass_the_gate(target, workload, genes):
+    """Strided convs through a TMA box with element strides: a box that loads every pixel (not
+    every u-th), a tap's start not scaled by the stride, or an edge pixel read past the image
+    fails the fp64 check."""
     _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))

@@ -7,7 +7,7 @@ MetaSchedule cannot express a warpgroup accumulator, TMA or mbarriers, so a para
 not a design space but one kernel (every number fixed), measured as a single candidate; it goes
 through the same builder, correctness gate, export and library as the scheduled families. Ops:
 2-D and batched GEMM with either B layout, the fused ``nn.Linear`` epilogues, the gated GEMM
-of a LLaMA MLP (gate and up projections in one kernel), and stride-1 NHWC conv2d (implicit GEMM
+of a LLaMA MLP (gate and up projections in one kernel), and NHWC conv2d (implicit GEMM
 over TMA image patches); fp16/bf16 inputs, fp32 GEMMs as 3xTF32 (:mod:`.tf32x3`), and the
 fp8 GEMM with per-tensor scales (``gemm_scaled_nt``, what ``torch._scaled_mm`` computes).
 """
@@ -63,7 +63,7 @@ OPS = {
     "gemm_bias": (True, False, "bias", False),
     "gemm_bias_relu": (True, False, "bias_relu", False),
     "gemm_bias_gelu": (True, False, "bias_gelu", False),
-    "conv2d_nhwc": (True, False, "", False),  # implicit GEMM, stride 1: see kernel.py's docstring
+    "conv2d_nhwc": (True, False, "", False),  # implicit GEMM: see kernel.py's docstring
     "gemm_gated_nt": (True, False, "", False),  # silu(A @ Bg.T) * (A @ Bu.T): Structure.gated
     "gemm_scaled_nt": (True, False, "", False),  # fp8, scaled in the write-back (in_dtype fp8)
 }
@@ -145,11 +145,12 @@ class WgmmaParams(Params):
 
 
 def _conv(workload) -> tuple:
-    """``(N, H, W, C, R, S, pad)`` of a conv2d workload, () for a GEMM."""
+    """``(N, H, W, C, R, S, pad)`` of a conv2d workload, and its stride after those where it
+    is not 1; () for a GEMM."""
     if workload.op != "conv2d_nhwc":
         return ()
-    img, h, w, c, _, r, s, _, pad = workload.shape
-    return (img, h, w, c, r, s, pad)
+    img, h, w, c, _, r, s, stride, pad = workload.shape
+    return (img, h, w, c, r, s, pad) + ((stride,) if stride != 1 else ())
 
 
 def _mnk(workload) -> tuple[int, int, int]:
@@ -231,8 +232,6 @@ class CudaWgmma(Family):
         return None
 
     def check(self, params: WgmmaParams, workload, target) -> None:
-        if workload.op == "conv2d_nhwc" and workload.shape[7] != 1:
-            raise GenomeError("wgmma-structure", "conv2d stride != 1: the implicit GEMM takes 1")
         if _needs_promotion(workload) and params.accum != "promoted":
             raise GenomeError(
                 "wgmma-structure",

@@ -50,12 +50,14 @@ past its matrix feed only accumulators the store drops. Where a box would carry 
 matrix's values into the sum (a ragged K tail across rows) or store into it (a TMA-stored M
 edge), that tensor's map has the batch as a third dimension (:func:`batch_dims`).
 
-conv2d (``conv``: NHWC input, KRSC weight, stride 1) is the same kernel as an implicit GEMM
+conv2d (``conv``: NHWC input, KRSC weight) is the same kernel as an implicit GEMM
 ``[N*P*Q, R*S*C] @ [K, R*S*C].T``: a block's 64 * consumers rows are a ``tile_p x tile_q`` patch
 of output pixels, and each 64-channel K step loads that patch shifted by its filter tap with a
 4-D TMA box ``(64 C, tile_q W, tile_p H, 1 N)``; the TMA zero-fills the box where it leaves the
-image, which is the convolution's padding. Pixels of edge patches beyond P x Q are masked at the
-store.
+image, which is the convolution's padding. With a stride u the box spans ``u * tile_q`` x
+``u * tile_p`` input pixels and its element strides ``(1, u, u, 1)`` load every u-th of them:
+the same ``tile_p x tile_q`` pixels land in shared memory. Pixels of edge patches beyond P x Q
+are masked at the store.
 """
 
 from __future__ import annotations
@@ -138,6 +140,7 @@ TMA_4D = TMA.replace(".2d.", ".4d.")
 TMA_MULTICAST = TMA + ".multicast::cluster"
 TMA_MULTICAST_3D = TMA_3D + ".multicast::cluster"
 TILE_QS = (128, 64, 32, 16, 8)  # conv: output columns per block patch (ties go to the widest)
+TMA_BOX = 256  # elements of a TMA box along any one dimension, at most
 EPILOGUES = ("", "bias", "bias_relu", "bias_gelu")  # fused into the register write-back
 OUT_DTYPES = ("float32", "float16", "bfloat16")
 #: PrimFunc attribute that routes a module through ``tir_pipeline="tirx"`` in the builder.
@@ -153,8 +156,9 @@ class Structure:
     """One kernel structure: what a ``cuda.wgmma`` genome stands for on a workload.
 
     batch : 0 for 2-D operands, else the size of a leading batch dim of A, B and C.
-    conv : ``(N, H, W, C, R, S, pad)``: A is an NHWC image, B a KRSC filter, C is NPQK, and the
-        GEMM's ``m, n, k`` are the implicit GEMM's ``N*P*Q, K, R*S*C`` (stride 1).
+    conv : ``(N, H, W, C, R, S, pad)``, or ``(..., pad, stride)`` for a stride other than 1: A
+        is an NHWC image, B a KRSC filter, C is NPQK, and the GEMM's ``m, n, k`` are the
+        implicit GEMM's ``N*P*Q, K, R*S*C``.
     in_dtype : "float16" or "bfloat16" (A and B; accumulation is f32).
     trans_b : True: B is ``[N, K]`` (K-major, ``nn.Linear``'s weight); False: B is ``[K, N]``.
     trans_a : True: A is ``[K, M]`` (M-major: ``A.T @ B``, a weight gradient's layout): the
@@ -269,30 +273,42 @@ def smem_bytes(
     return stages * (tile_rows(consumers, arrangement) + block_n) * SWIZZLE_ROW + staging
 
 
+def conv_stride(conv: tuple) -> int:
+    """The stride of ``conv = (N, H, W, C, R, S, pad[, stride])`` (1 when not given)."""
+    return conv[7] if len(conv) > 7 else 1
+
+
 def conv_out(conv: tuple) -> tuple[int, int]:
-    """(P, Q) of a stride-1 ``conv = (N, H, W, C, R, S, pad)``."""
-    _, h, w, _, r, s, pad = conv
-    return h + 2 * pad - r + 1, w + 2 * pad - s + 1
+    """(P, Q) of ``conv = (N, H, W, C, R, S, pad[, stride])``."""
+    _, h, w, _, r, s, pad = conv[:7]
+    u = conv_stride(conv)
+    return (h + 2 * pad - r) // u + 1, (w + 2 * pad - s) // u + 1
 
 
-def conv_patch(conv: tuple, block_m: int) -> tuple[int, int, int, int]:
+def conv_patch(conv: tuple, block_m: int) -> tuple[int, int, int, int] | None:
     """``(tile_p, tile_q, tiles_p, tiles_q)``: the ``block_m``-pixel output patch that computes
-    the fewest pixels beyond the P x Q edge, and how many patches cover P and Q."""
+    the fewest pixels beyond the P x Q edge, and how many patches cover P and Q. A strided
+    conv's TMA box spans ``stride`` input pixels per output pixel, at most TMA_BOX a side:
+    None where no patch fits."""
     p, q = conv_out(conv)
+    u = conv_stride(conv)
     options = []
     for tile_q in (t for t in TILE_QS if block_m % t == 0):
         tile_p = block_m // tile_q
-        options.append((-(-p // tile_p) * -(-q // tile_q), tile_p, tile_q))
+        if max(tile_p, tile_q) * u <= TMA_BOX:
+            options.append((-(-p // tile_p) * -(-q // tile_q), tile_p, tile_q))
+    if not options:
+        return None
     covered, tile_p, tile_q = min(options, key=lambda o: o[0])  # min keeps the first of ties
     return tile_p, tile_q, -(-p // tile_p), -(-q // tile_q)
 
 
 def _conv_reason(conv, m, n, k, *, batch, trans_b, epilogue) -> str | None:
-    if len(conv) != 7:
-        return f"conv={conv}: (N, H, W, C, R, S, pad) of a stride-1 NHWC x KRSC conv2d"
+    if len(conv) not in (7, 8) or conv_stride(conv) < 1:
+        return f"conv={conv}: (N, H, W, C, R, S, pad[, stride]) of an NHWC x KRSC conv2d"
     if isinstance(epilogue, Epilogue):
         epilogue = ""  # an expression reads the NPQK output index: fused like any GEMM's
-    img, _, _, c, r, s, _ = conv
+    img, _, _, c, r, s, _ = conv[:7]
     p, q = conv_out(conv)
     if c % BLOCK_K:
         return f"conv C={c}: a multiple of {BLOCK_K} (one K step never straddles a filter tap)"
@@ -713,7 +729,10 @@ def legal(
         why = _conv_reason(conv, m, n, k, batch=batch, trans_b=trans_b, epilogue=epilogue)
         if why:
             return why
-        tile_p, tile_q, tiles_p, tiles_q = conv_patch(conv, block_m)
+        patch = conv_patch(conv, block_m)
+        if patch is None:
+            return f"conv stride {conv_stride(conv)}: no patch's TMA box is {TMA_BOX} pixels a side"
+        tile_p, tile_q, tiles_p, tiles_q = patch
         m_tiles = conv[0] * tiles_p * tiles_q
     else:
         m_tiles = -(-m // block_m)
@@ -811,13 +830,15 @@ def wgmma_gemm(
         a_tma = (2, a_cols, max(batch, 1) * k, a_cols * es, MN_ATOM, bk, 1, 1)
     if "a" in bdims:  # [batch, K, M]: the K tail of one A zero-filled, not the next A's rows
         a_tma = (3, a_cols, k, batch, a_cols * es, k * a_cols * es, MN_ATOM, bk, 1, 1, 1, 1)
+    u = 1  # conv stride
     if conv:
-        img, h, w, c, fr, fs, pad = conv  # fr x fs filter (s is the ring stage below)
+        img, h, w, c, fr, fs, pad = conv[:7]  # fr x fs filter (s is the ring stage below)
+        u = conv_stride(conv)  # the box reads every u-th pixel of u * tile_q (u * tile_p)
         p_out, q_out = conv_out(conv)
         tile_p, tile_q, tiles_p, tiles_q = conv_patch(conv, bm_rows)
         grid_m, c_steps = img * tiles_p * tiles_q, c // bk
-        a_tma = (4, c, w, h, img, c * 2, w * c * 2, h * w * c * 2, bk, tile_q, tile_p, 1)
-        a_tma += (1, 1, 1, 1)  # element strides
+        a_tma = (4, c, w, h, img, c * 2, w * c * 2, h * w * c * 2, bk, u * tile_q, u * tile_p, 1)
+        a_tma += (1, u, u, 1)  # element strides
     is_conv = bool(conv)
     tiles, nb = grid_m * grid_n, max(batch, 1)
     streamk = st.schedule == "streamk"
@@ -1006,6 +1027,10 @@ def wgmma_gemm(
             return value
         return tvm.tirx.if_then_else(col < n, value, tvm.tirx.const(0, "float32"))
 
+    def strided(out_pixel):
+        """The input pixel (before the tap's shift) of output pixel ``out_pixel``."""
+        return out_pixel * u if u > 1 else out_pixel
+
     def pixel(bm, row):
         """``(image, y, x)`` of conv output pixel ``row`` of block tile ``bm``: the block's
         rows are a ``tile_p x tile_q`` patch, row-major. (`store` spells the same mapping out
@@ -1114,8 +1139,8 @@ def wgmma_gemm(
                 patch = bm % (tiles_p * tiles_q)
                 T.ptx[TMA_4D](T.address_of(ring[s, 0, 0]), T.address_of(a_map),
                               k_index(k0, kt) % c_steps * bk,
-                              patch % tiles_q * tile_q + tap % fs - pad,
-                              patch // tiles_q * tile_p + tap // fs - pad,
+                              strided(patch % tiles_q * tile_q) + tap % fs - pad,
+                              strided(patch // tiles_q * tile_p) + tap // fs - pad,
                               bm // (tiles_p * tiles_q), T.address_of(full[s]))
             elif "a" in bdims:
                 for j in T.unroll(a_loads):
