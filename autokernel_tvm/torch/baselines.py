@@ -41,23 +41,30 @@ def make_baseline(entry: dict, inputs: Sequence[torch.Tensor]) -> Callable[[], t
     Returns
     -------
     callable
-        ``fn()`` returns the output in the kernel's output layout (possibly a view). A
-        workload whose precision is "tf32" is compared at the same precision: its matmuls run
-        with ``torch.backends.cuda.matmul.allow_tf32`` on (restored after each call).
+        ``fn()`` returns the output in the kernel's output layout (possibly a view). An fp32
+        workload is compared at its own precision: TF32 where it is "tf32", fp32 accuracy
+        otherwise, whatever torch's flags say (``torch.backends.cudnn.allow_tf32`` is on by
+        default, so an fp32 conv2d would otherwise run cuDNN in TF32); a flag that differs is
+        set for the call and restored after it.
     """
     fn = _expression(entry, inputs)
-    if entry.get("precision") != "tf32":
+    if entry.get("dtype") != "float32":
+        return fn
+    tf32 = entry.get("precision") == "tf32"
+    flags = [f for f in (torch.backends.cuda.matmul, torch.backends.cudnn) if f.allow_tf32 != tf32]
+    if not flags:
         return fn
 
-    def tf32():
-        flags = torch.backends.cuda.matmul
-        before, flags.allow_tf32 = flags.allow_tf32, True
+    def at_precision():
+        for f in flags:
+            f.allow_tf32 = tf32
         try:
             return fn()
         finally:
-            flags.allow_tf32 = before
+            for f in flags:
+                f.allow_tf32 = not tf32
 
-    return tf32
+    return at_precision
 
 
 def _expression(entry: dict, inputs: Sequence[torch.Tensor]) -> Callable[[], torch.Tensor]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from autokernel_tvm.torch.baselines import make_baseline, max_rel_error
 from autokernel_tvm.workloads import OPS, Workload
@@ -89,21 +90,42 @@ def test_max_rel_error_is_normwise():
     assert max_rel_error(torch.zeros(2), torch.zeros(2)) == 0.0
 
 
-def test_tf32_workload_is_compared_with_tf32_allowed_and_the_flag_restored():
+def test_fp32_workloads_are_compared_at_their_precision_and_the_flags_restored():
+    """TF32 where the workload allows it, fp32 accuracy otherwise, for matmuls and convs
+    whatever the flags were (cuDNN's allow_tf32 is on by default); 16-bit workloads leave
+    them alone."""
     seen = []
-    real = torch.matmul
+    real_mm, real_conv = torch.matmul, F.conv2d
 
-    def spy(a, b):
-        seen.append(torch.backends.cuda.matmul.allow_tf32)
-        return real(a, b)
+    def mm(a, b):
+        seen.append(("mm", torch.backends.cuda.matmul.allow_tf32))
+        return real_mm(a, b)
+
+    def conv(*args, **kwargs):
+        seen.append(("conv", torch.backends.cudnn.allow_tf32))
+        return real_conv(*args, **kwargs)
 
     a, b = torch.randn(8, 4), torch.randn(4, 8)
-    before = torch.backends.cuda.matmul.allow_tf32
-    torch.matmul = spy
+    x, k = torch.randn(1, 5, 5, 8).contiguous(), torch.randn(8, 3, 3, 8)
+    flags = (torch.backends.cuda.matmul, torch.backends.cudnn)
+    before = [f.allow_tf32 for f in flags]
+    torch.matmul, F.conv2d = mm, conv
     try:
-        for precision in ("tf32", ""):
-            w = Workload("gemm", (8, 8, 4), "float32", precision=precision)
-            make_baseline(w.to_json(), [a, b])()
+        for start in (False, True):
+            for f in flags:
+                f.allow_tf32 = start
+            for precision in ("tf32", ""):
+                w = Workload("gemm", (8, 8, 4), "float32", precision=precision)
+                make_baseline(w.to_json(), [a, b])()
+                c = Workload(
+                    "conv2d_nhwc", (1, 5, 5, 8, 8, 3, 3, 1, 1), "float32", precision=precision
+                )
+                make_baseline(c.to_json(), [x, k])()
+                assert [f.allow_tf32 for f in flags] == [start, start]  # restored
+            make_baseline(Workload("gemm", (8, 8, 4), "float16").to_json(), [a.half(), b.half()])
     finally:
-        torch.matmul = real
-    assert seen == [True, before] and torch.backends.cuda.matmul.allow_tf32 == before
+        torch.matmul, F.conv2d = real_mm, real_conv
+        for f, value in zip(flags, before):
+            f.allow_tf32 = value
+    want = [("mm", True), ("conv", True), ("mm", False), ("conv", False)]
+    assert seen == want * 2
