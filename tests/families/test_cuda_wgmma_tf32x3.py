@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from autokernel_tvm.builder import build_module, cuda_source
+from autokernel_tvm.families.cuda_wgmma import FAMILY
 from autokernel_tvm.families.cuda_wgmma.tf32x3 import (
     LINE,
     SEGMENTS,
@@ -19,6 +21,9 @@ from autokernel_tvm.families.cuda_wgmma.tf32x3 import (
     split_blocks,
     split_k,
 )
+from autokernel_tvm.space.genome import Genome
+from autokernel_tvm.space.grammar import Grammar
+from autokernel_tvm.targets import make_target
 from autokernel_tvm.verify import UNIT_ROUNDOFF, tolerance
 from autokernel_tvm.workloads import Workload
 
@@ -93,3 +98,36 @@ def test_split_blocks_cover_every_matrix_of_a_batch(rows, cols, kmajor, batch):
         assert blocks * THREADS * 4 >= max(batch, 1) * rows * kp
     else:
         assert blocks == max(batch, 1) * (kp // TILE) * -(-cols // TILE)
+
+
+TARGET = make_target("cuda", "sm_90a")
+
+
+@pytest.mark.parametrize(
+    "shape, precision",
+    [((8, 28, 28, 64, 128, 3, 3, 1, 1), ""), ((4, 30, 30, 3, 64, 3, 3, 1, 1), ""),
+     ((8, 28, 28, 128, 128, 3, 3, 2, 1), "tf32")],
+    ids=str,
+)  # fmt: skip
+def test_fp32_convs_split_channels_or_run_tf32(needs_nvcc, shape, precision):
+    """An fp32 conv2d at fp32 accuracy splits each pixel's and each filter tap's channels into
+    three segments padded to whole lines (so any C): the TF32 conv over split_k(C) channels
+    sums the three products. Allowed TF32, a conv of 32-multiple channels reads its operands."""
+    conv = Workload("conv2d_nhwc", shape, "float32", precision=precision)
+    assert FAMILY.applies(conv, TARGET) is None
+    genome = Grammar(TARGET).check(Genome.default("cuda.wgmma").replace(block_n=64, raster=1), conv)
+    mod = FAMILY.candidate(genome.params, conv, TARGET).mod
+    img, h, w, c, k, r, s = shape[:7]
+    script = mod["main"].script()
+    names = {gv.name_hint.split("_")[-2] for gv in mod.functions if gv.name_hint != "main"}
+    if precision:
+        assert len(mod.functions) == 1 and f"A.data, {c}, {w}, {h}, {img}" in script
+    else:
+        cs = split_k(c)
+        assert cs == 3 * -(-c // 32) * 32
+        assert f"A8.data, {cs}, {w}, {h}, {img}" in script  # the split image: cs channels
+        assert f"B8.data, {r * s * cs}, {k}" in script  # the split filter: K rows of R*S*cs
+        assert names == {"split"}
+        assert f'def main(A: T.Buffer(({img}, {h}, {w}, {c}), "float32"' in script  # the user's
+    src = cuda_source(build_module(mod, TARGET, check_nvcc=True))
+    assert "f32.tf32.tf32" in src

@@ -59,6 +59,13 @@ CASES = [
     ("cuda.wgmma", Workload("gemm_bias_relu", (512, 768, 4096), "float32")),
     # TF32 allowed by the user: one product, held to the TF32 bound
     ("cuda.wgmma", Workload("gemm_nt", (1024, 1024, 1000), "float32", precision="tf32")),
+    # fp32 conv2d: 3xTF32 over split channels (any C: the segments are padded), TF32 if allowed
+    ("cuda.wgmma", Workload("conv2d_nhwc", (8, 28, 28, 64, 128, 3, 3, 1, 1), "float32")),
+    ("cuda.wgmma", Workload("conv2d_nhwc", (4, 30, 30, 3, 64, 3, 3, 1, 1), "float32")),
+    (
+        "cuda.wgmma",
+        Workload("conv2d_nhwc", (8, 28, 28, 128, 128, 3, 3, 2, 1), "float32", precision="tf32"),
+    ),  # fmt: skip
     ("cuda.mma", Workload("gemm", (1024, 1024, 1024), "float16")),
     ("cuda.mma", Workload("gemm_nt", (512, 1024, 256), "bfloat16")),
     ("cuda.mma", Workload("gemm", (1000, 1000, 1000), "float16")),  # padded by a rewrite

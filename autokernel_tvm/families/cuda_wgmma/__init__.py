@@ -225,8 +225,8 @@ class CudaWgmma(Family):
             return f"inputs {workload.dtype}: the tuner's wgmma kernels take {TUNED_DTYPES}"
         if workload.op not in OPS:
             return f"op {workload.op}: the wgmma kernel implements {sorted(OPS)}"
-        if workload.dtype == "float32" and workload.op in ("conv2d_nhwc", "gemm_gated_nt"):
-            return f"fp32 {workload.op}: 3xTF32 (fp32 accuracy) is built for GEMMs only"
+        if workload.dtype == "float32" and workload.op == "gemm_gated_nt":
+            return "fp32 gemm_gated_nt: TF32 is built for plain GEMMs and conv2d only"
         if workload.dtype == "float32" and OPS[workload.op][3]:
             return f"fp32 {workload.op}: wgmma transposes A (stored [K, M]) for 16-bit inputs only"
         return None

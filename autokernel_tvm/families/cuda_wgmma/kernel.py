@@ -74,7 +74,7 @@ from .epilogue import column_bias, operand_buffers, with_buffers
 from .epilogue import finish as epilogue_value
 from .splitk import REDUCE_THREADS, reduce_args, reduce_blocks, reduce_partials
 from .tf32x3 import THREADS as SPLIT_THREADS
-from .tf32x3 import split_blocks, split_k, split_operand
+from .tf32x3 import split_blocks, split_conv, split_k, split_operand
 from .tf32x3 import views as split_views
 
 BLOCK_K = 64  # one 128-byte swizzle row of 2-byte elements: TMA box and descriptor agree on it
@@ -303,15 +303,15 @@ def conv_patch(conv: tuple, block_m: int) -> tuple[int, int, int, int] | None:
     return tile_p, tile_q, -(-p // tile_p), -(-q // tile_q)
 
 
-def _conv_reason(conv, m, n, k, *, batch, trans_b, epilogue) -> str | None:
+def _conv_reason(conv, m, n, k, *, batch, trans_b, epilogue, bk=BLOCK_K) -> str | None:
     if len(conv) not in (7, 8) or conv_stride(conv) < 1:
         return f"conv={conv}: (N, H, W, C, R, S, pad[, stride]) of an NHWC x KRSC conv2d"
     if isinstance(epilogue, Epilogue):
         epilogue = ""  # an expression reads the NPQK output index: fused like any GEMM's
     img, _, _, c, r, s, _ = conv[:7]
     p, q = conv_out(conv)
-    if c % BLOCK_K:
-        return f"conv C={c}: a multiple of {BLOCK_K} (one K step never straddles a filter tap)"
+    if c % bk:
+        return f"conv C={c}: a multiple of {bk} (one K step never straddles a filter tap)"
     if (m, k) != (img * p * q, r * s * c) or batch or not trans_b or epilogue:
         return f"conv: m, k = N*P*Q, R*S*C ({img * p * q}, {r * s * c}); no batch/trans_b/epilogue"
     return None
@@ -697,12 +697,18 @@ def legal(
     if st.tf32_passes not in (1, 3):
         return f"tf32_passes={st.tf32_passes}: 1 (TF32) or 3 (3xTF32)"
     if st.tf32_passes == 3:
-        if in_dtype != "float32" or conv or st.gated or st.pad != "needed":
-            return "3xtf32: fp32 operands of a GEMM (no conv or gated GEMM), pad=needed"
-        internal = {**structure, "trans_b": True, "tf32_passes": 1}  # the GEMM over split copies
-        return legal(m, n, split_k(k), smem_limit=smem_limit, sm_count=sm_count, **internal)
-    if in_dtype == "float32" and (not trans_b or conv or st.gated):
-        return "tf32: A @ B.T only (wgmma reads 32-bit operands K-major); no conv or gated GEMM"
+        if in_dtype != "float32" or st.gated or st.pad != "needed":
+            return "3xtf32: fp32 operands of a GEMM or conv2d (no gated GEMM), pad=needed"
+        # the TF32 GEMM (conv) over the split copies
+        internal = {**structure, "trans_b": True, "tf32_passes": 1}
+        if conv:
+            internal["conv"] = split_conv(conv)
+            k = conv[4] * conv[5] * split_k(conv[3])
+        else:
+            k = split_k(k)
+        return legal(m, n, k, smem_limit=smem_limit, sm_count=sm_count, **internal)
+    if in_dtype == "float32" and (not trans_b or st.gated):
+        return "tf32: A @ B.T or conv2d only (wgmma reads 32-bit operands K-major); no gated GEMM"
     fp8_plain = trans_b and not (conv or st.gated or epilogue or st.splits > 1)
     if in_dtype in FP8 and not fp8_plain:
         return (
@@ -726,7 +732,9 @@ def legal(
         return why
     block_m = tile_rows(consumers, st.arrangement)
     if conv:
-        why = _conv_reason(conv, m, n, k, batch=batch, trans_b=trans_b, epilogue=epilogue)
+        why = _conv_reason(
+            conv, m, n, k, batch=batch, trans_b=trans_b, epilogue=epilogue, bk=k_step(in_dtype)
+        )
         if why:
             return why
         patch = conv_patch(conv, block_m)
@@ -739,8 +747,8 @@ def legal(
     if st.gated and (batch or conv or not trans_b):
         return "gated: a 2-D GEMM with B as [2, N, K] (no batch, conv or A@B layout)"
     block_c = block_n // 2 if st.gated else block_n  # C columns per block
-    if conv and (n % block_c or k % BLOCK_K):
-        return f"{m}x{n}x{k} is not a multiple of the {block_m}x{block_c}x{BLOCK_K} tile"
+    if conv and (n % block_c or k % k_step(in_dtype)):
+        return f"{m}x{n}x{k} is not a multiple of the {block_m}x{block_c}x{k_step(in_dtype)} tile"
     if raster < 1:
         return f"raster={raster}: M tiles per group, at least 1"
     if raster > max(m_tiles, 1):  # one group either way: a duplicate kernel
@@ -802,8 +810,11 @@ def wgmma_gemm(
     block_n, consumers, stages, raster = st.block_n, st.consumers, st.stages, st.raster
     epilogue, out_dtype = st.epilogue, st.out_dtype
     x3 = st.tf32_passes == 3  # the TF32 GEMM over the split copies: K-major, K = split_k(k)
-    user_k, user_trans_b = k, trans_b
-    if x3:
+    user_k, user_trans_b, user_conv = k, trans_b, conv
+    if x3 and conv:  # the TF32 conv over the split copies: split_k(C) channels
+        conv = split_conv(conv)
+        k = conv[3] * conv[4] * conv[5]
+    elif x3:
         k, trans_b = split_k(k), True
     sdt, es = storage(dt), _bytes(storage(dt))  # A and B as stored: fp8 as bytes
     pingpong = st.arrangement == "pingpong"
@@ -837,7 +848,8 @@ def wgmma_gemm(
         p_out, q_out = conv_out(conv)
         tile_p, tile_q, tiles_p, tiles_q = conv_patch(conv, bm_rows)
         grid_m, c_steps = img * tiles_p * tiles_q, c // bk
-        a_tma = (4, c, w, h, img, c * 2, w * c * 2, h * w * c * 2, bk, u * tile_q, u * tile_p, 1)
+        strides = (c * es, w * c * es, h * w * c * es)
+        a_tma = (4, c, w, h, img, *strides, bk, u * tile_q, u * tile_p, 1)
         a_tma += (1, u, u, 1)  # element strides
     is_conv = bool(conv)
     tiles, nb = grid_m * grid_n, max(batch, 1)
@@ -920,10 +932,12 @@ def wgmma_gemm(
     if batch:
         a_shape, b_shape, c_shape = (batch, *a_shape), (batch, *b_shape), (batch, *c_shape)
     if conv:
-        a_shape, b_shape, c_shape = (img, h, w, c), (n, fr, fs, c), (img, p_out, q_out, n)
+        c_user = user_conv[3]  # the parameters' channels (x3: the kernel reads split copies)
+        a_shape, b_shape = (img, h, w, c_user), (n, fr, fs, c_user)
+        c_shape = (img, p_out, q_out, n)
     if gated:
         b_shape = (2, n, k)
-    if x3:  # the parameters are the user's operands; the GEMM reads their split copies
+    if x3 and not conv:  # the parameters are the user's operands; the GEMM reads their splits
         lead = (batch,) if batch else ()
         a_shape = (*lead, m, user_k)
         b_shape = (*lead, n, user_k) if user_trans_b else (*lead, user_k, n)
@@ -932,6 +946,10 @@ def wgmma_gemm(
     scales = [tvm.tirx.decl_buffer((1,), "float32", name=n) for n in ("scale_a", "scale_b")]
 
     ragged = grid_m % raster != 0  # the last raster group has fewer M tiles
+    # x3: the split copies' shapes (a conv's: pixels and filter taps of split_k(C) channels)
+    a_split, b_split = (nb * m, k), (nb * n, k)
+    if x3 and conv:
+        a_split, b_split = (img * h * w, conv[3]), (n * fr * fs, conv[3])
 
     def group_rows(t):
         """M tiles in the raster group of tile index ``t``."""
@@ -1423,7 +1441,8 @@ def wgmma_gemm(
     def split_into(X, scratch, name):
         # host code: launch the 3xTF32 split copy (tf32x3.split_operand) linked beside this one
         T.call_packed(f"{symbol}_split_{name}_kernel", X.data, scratch.data,
-                      split_blocks(*split_views(m, n, user_k, user_trans_b)[name], batch),
+                      split_blocks(*split_views(m, n, user_k, user_trans_b, user_conv)[name],
+                                   batch),
                       SPLIT_THREADS)
 
     @T.macro
@@ -1567,9 +1586,9 @@ def wgmma_gemm(
             B8 = T.alloc_buffer((pads["b"][0], padded(pads["b"][1], dt)), sdt)
             pad_into(B, B8, "b", *pads["b"])
         if x3:  # the segments of A and B (tf32x3.SEGMENTS), K-major
-            A8 = T.alloc_buffer((nb * m, k), sdt)
+            A8 = T.alloc_buffer(a_split, sdt)
             split_into(A, A8, "a")
-            B8 = T.alloc_buffer((nb * n, k), sdt)
+            B8 = T.alloc_buffer(b_split, sdt)
             split_into(B, B8, "b")
         a_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
         T.call_packed("runtime.cuTensorMapEncodeTiled", a_map, sdt, a_tma[0],
@@ -1654,7 +1673,7 @@ def wgmma_module(
     for name, (rows, cols) in row_pads(m, n, k, **structure).items():
         funcs[f"{symbol}_pad_{name}"] = pad_rows(st.in_dtype, rows, cols, f"{symbol}_pad_{name}")
     if st.tf32_passes == 3:
-        for name, (rows, cols, kmajor) in split_views(m, n, k, st.trans_b).items():
+        for name, (rows, cols, kmajor) in split_views(m, n, k, st.trans_b, st.conv).items():
             split = split_operand(name, rows, cols, kmajor=kmajor, batch=st.batch,
                                   symbol=f"{symbol}_split_{name}")  # fmt: skip
             funcs[f"{symbol}_split_{name}"] = split.with_attr(PIPELINE_ATTR, "tirx")

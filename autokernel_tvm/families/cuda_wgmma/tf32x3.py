@@ -15,7 +15,9 @@ terms added to the large sum cost K roundings of the large sum (1.6x over the ga
 on the H200), where added first they round only their own small sum. The kernel's host code
 builds A3 and B3 with :func:`split_operand` (one pass over each operand, written three times)
 and runs the plain TF32 kernel on them; B3 is always K-major, so the A @ B layout (B stored
-``[K, N]``) is transposed by the copy, through a shared-memory tile.
+``[K, N]``) is transposed by the copy, through a shared-memory tile. A conv2d splits the
+channels of each pixel and of each filter tap the same way (:func:`views`): the three
+segments are channel blocks, and the conv over ``3 x`` the (padded) channels is the sum.
 """
 
 from __future__ import annotations
@@ -48,10 +50,20 @@ def part(x, which: str):
     return high(x) if which == "hi" else x - high(x)
 
 
-def views(m: int, n: int, k: int, trans_b: bool) -> dict[str, tuple[int, int, bool]]:
+def views(m: int, n: int, k: int, trans_b: bool, conv: tuple = ()) -> dict:
     """``{"a" | "b": (rows, cols, kmajor)}``: each operand as stored, per matrix, and whether
-    its rows run along K (what :func:`split_operand` and :func:`split_blocks` take)."""
+    its rows run along K (what :func:`split_operand` and :func:`split_blocks` take). A conv2d
+    ``(N, H, W, C, R, S, ...)`` splits each pixel's (each filter tap's) C channels: the
+    implicit GEMM over ``R * S`` taps of ``split_k(C)`` channels sums the same three products."""
+    if conv:
+        img, h, w, c, r, s = conv[:6]
+        return {"a": (img * h * w, c, True), "b": (n * r * s, c, True)}
     return {"a": (m, k, True), "b": (n, k, True) if trans_b else (k, n, False)}
+
+
+def split_conv(conv: tuple) -> tuple:
+    """The conv2d the TF32 kernel computes over the split copies: C is ``split_k(C)``."""
+    return (*conv[:3], split_k(conv[3]), *conv[4:])
 
 
 def split_blocks(rows: int, cols: int, kmajor: bool, batch: int = 0) -> int:
