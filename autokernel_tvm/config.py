@@ -37,6 +37,16 @@ class ConfigError(ValueError):
     """An option has an unknown name or an illegal value."""
 
 
+#: field annotation -> (accepted types, refused subtypes): bools are ints to Python, not here
+_KINDS = {
+    "int": (int, bool),
+    "float": ((int, float), bool),
+    "bool": (bool, ()),
+    "str": (str, ()),
+    "str | None": ((str, type(None)), ()),
+}
+
+
 @dataclass(frozen=True)
 class TuneConfig:
     """Everything one tuning run needs, validated on construction.
@@ -129,6 +139,11 @@ class TuneConfig:
     extra: dict = field(default_factory=dict, hash=False, compare=False)
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # a value of the wrong type, named (not a TypeError)
+            kinds = _KINDS.get(f.type)
+            value = getattr(self, f.name)
+            if kinds and not (isinstance(value, kinds[0]) and not isinstance(value, kinds[1])):
+                raise ConfigError(f"{f.name} must be {f.type}, got {value!r}")
         if self.target not in TARGETS:
             raise ConfigError(f"target must be one of {TARGETS}, got {self.target!r}")
         if self.space not in SPACES:

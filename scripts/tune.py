@@ -215,10 +215,14 @@ def _problem(args, config) -> int:
     import traceback
 
     from autokernel_tvm.problem import ProblemError, tune_problem
+    from autokernel_tvm.tuner import Tuner
 
     dtype = None if args.dtype == "float32" else args.dtype
+    tuner = Tuner(config, progress=not args.no_progress)
     try:
-        report = tune_problem(args.problem, config=config, dtype=dtype, export=args.export)
+        report = tune_problem(
+            args.problem, config=config, dtype=dtype, export=args.export, tuner=tuner
+        )
     except ProblemError as err:
         raise _cli.CliError("--problem", str(err)) from None
     except Exception as err:

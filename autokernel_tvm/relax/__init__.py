@@ -15,6 +15,7 @@ tuned and how the budget is split: :mod:`autokernel_tvm.relax_tasks`.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -30,7 +31,7 @@ from ..tuner import TuneError, Tuner
 from ..workloads import dtypes as _dtypes
 from . import passes as relax_passes
 from . import tasks as relax_tasks
-from .check import TOLERANCE, check, reference64, rel_error, tolerance
+from .check import TOLERANCE, check, check_summary, reference64, rel_error, tolerance
 from .dispatch import DispatchReport, dispatch_kernels
 from .runtime import ModelLoadError, TunedModel, load_model
 from .tasks import MIN_TASK_FLOPS, TaskReport
@@ -77,7 +78,8 @@ def tune_model(
     Parameters
     ----------
     model : torch.nn.Module
-        Put in eval mode; its weights become the compiled model's parameters.
+        Compiled in eval mode (its modules' modes are restored after); its weights become the
+        compiled model's parameters. ``dtype`` casts a copy, never the caller's model.
     example_inputs : tuple of torch.Tensor
         Fix the shapes (static shapes only) and are used for the numerics check.
     config : TuneConfig
@@ -108,13 +110,39 @@ def tune_model(
         ``torch.export`` or TVM's importer rejects the model (the message names the ops).
     """
     start = time.time()
+    for i, x in enumerate(example_inputs):
+        if not isinstance(x, torch.Tensor):
+            raise UnsupportedModelError(
+                f"input {i} is a {type(x).__name__}, not a tensor: pass numbers to the model's "
+                "constructor, or as tensors"
+            )
+    wide = {str(t.dtype) for t in (*example_inputs, *model.parameters(), *model.buffers())}
+    wide &= {"torch.float64", "torch.complex64", "torch.complex128"}
+    if wide and dtype is None:
+        raise UnsupportedModelError(
+            f"{sorted(wide)} tensors: TVM's torch import computes in float32 at most (cast the "
+            "model to float32, float16 or bfloat16)"
+        )
     tuner = tuner or Tuner(config)
     if config.target != "llvm" and not tuner.device().exist:
         raise TuneError(f"no {config.target} device here: tuning measures every candidate on it")
-    model, inputs = cast(model.eval(), tuple(example_inputs), dtype)
+    modes = {m: m.training for m in model.modules()}
+    try:
+        return _tune_model(model.eval(), example_inputs, config, dtype, tuner, min_task_flops,
+                           dispatch, start)  # fmt: skip
+    finally:
+        for m, training in modes.items():
+            m.train(training)
+
+
+def _tune_model(model, example_inputs, config, dtype, tuner, min_task_flops, dispatch, start):
+    if dtype is not None and any(p.dtype != DTYPES.get(dtype) for p in model.parameters()):
+        model = copy.deepcopy(model)  # the caller's model keeps its dtype
+    model, inputs = cast(model, tuple(example_inputs), dtype)
     dispatched = DispatchReport()
     rewrite = dispatch_kernels(tuner, report=dispatched) if dispatch else None
-    mod, params, out_spec = import_model(model, inputs, rewrite=rewrite)
+    facts: dict = {}
+    mod, params, out_spec = import_model(model, inputs, rewrite=rewrite, facts=facts)
     num_inputs = int(mod["main"].attrs["num_input"])
     imported = time.time()
     db_dir = database_dir(tuner)
@@ -141,6 +169,7 @@ def tune_model(
         "trials": config.trials,
         "tasks": [r.to_json() for r in reports],
         "dispatch": dispatched.to_json(),
+        "index_bounds": facts["index_bounds"],
         "import_seconds": imported - start,
         "tune_seconds": tuned_at - imported,
     }
@@ -150,21 +179,28 @@ def tune_model(
     ref64 = reference64(model, inputs)
     report["check"] = check(result(*inputs), expected, inputs, ref64)
     if not report["check"]["passed"]:
+        # the tuned build, or TVM's import of the model itself: rebuild without either's
+        # choices to tell which
         log.warning("tuned model fails the numerics check %s: default lowering", report["check"])
         mod, params, _ = import_model(model, inputs)
-        result = TunedModel(_build(mod, tuner.target, None), device, params, num_inputs, out_spec)
+        exe = _build(mod, tuner.target, None)
+        result = TunedModel(exe, device, params, num_inputs, out_spec, report)
         for task in report["tasks"]:
             task["tuned"], task["reason"] = False, "tuned build failed the numerics check"
         for served in report["dispatch"]["served"]:
             served["reason"] = "model failed the numerics check: TVM's default lowering used"
         report["check"] = check(result(*inputs), expected, inputs, ref64)
-        result.report = report
+        if not report["check"]["passed"]:  # never hand back (or cache) a wrong model
+            raise UnsupportedModelError(
+                f"TVM's build disagrees with eager PyTorch even with its default lowering "
+                f"({check_summary(report['check'])})"
+            )
     report["build_seconds"] = time.time() - tuned_at
     report["total_seconds"] = time.time() - start
     return result
 
 
-def import_model(model: torch.nn.Module, inputs: tuple, rewrite=None):
+def import_model(model: torch.nn.Module, inputs: tuple, rewrite=None, facts: dict | None = None):
     """``torch.export`` + Relax import; weights detached and their transforms lifted.
 
     ``rewrite`` (a Relax pass, e.g. :func:`dispatch_kernels`) runs before the weight transforms
@@ -174,6 +210,7 @@ def import_model(model: torch.nn.Module, inputs: tuple, rewrite=None):
 
     Returns ``(mod, params, out_spec)``: ``mod["main"]`` takes the inputs then the (transformed)
     weights; ``mod["main_transform_params"]`` (when there are weights) transforms ``params``.
+    ``facts``, when given, receives ``index_bounds`` (:func:`index_bounds`).
     """
     from tvm.relax.frontend import detach_params
 
@@ -183,6 +220,11 @@ def import_model(model: torch.nn.Module, inputs: tuple, rewrite=None):
         program = torch.export.export(model, inputs)
     except Exception as err:
         raise UnsupportedModelError(f"torch.export failed: {type(err).__name__}: {err}") from err
+    why = eager_only(program)
+    if why:
+        raise UnsupportedModelError(why)
+    if facts is not None:
+        facts["index_bounds"] = index_bounds(program)
     try:
         mod = from_exported_program(program, keep_params_as_input=True)
     except Exception as err:  # TVM's importer asserts on ops it has no converter for
@@ -199,6 +241,65 @@ def import_model(model: torch.nn.Module, inputs: tuple, rewrite=None):
     if weights:
         mod = relax.transform.LiftTransformParams()(mod)
     return mod, weights, program.call_spec.out_spec
+
+
+#: ops whose every call draws new random numbers: a compiled graph cannot reproduce eager
+RANDOM_OPS = frozenset(
+    ("rand", "rand_like", "randn", "randn_like", "randint", "randint_like", "randperm",
+     "bernoulli", "bernoulli_", "normal", "normal_", "uniform_", "exponential_", "poisson",
+     "multinomial", "native_dropout", "random_")
+)  # fmt: skip
+
+
+def eager_only(program) -> str | None:
+    """Why an exported program must run eagerly, or None: it changes an input, a buffer or a
+    parameter in place (TVM's import computes a new value and drops the update: a training
+    BatchNorm's running statistics, ``x.mul_(2)``), runs in training mode (dropout, batch
+    statistics) or draws random numbers."""
+    graph = program.graph_module.graph
+    placeholders = {n for n in graph.nodes if n.op == "placeholder"}
+    for node in graph.nodes:
+        schema = getattr(node.target, "_schema", None)
+        if node.op != "call_function" or schema is None:
+            continue
+        name = node.target.overloadpacket.__name__
+        if name in RANDOM_OPS:
+            return f"it draws random numbers ({name}): the compiled graph cannot match eager"
+        for i, arg in enumerate(schema.arguments):
+            value = node.args[i] if i < len(node.args) else node.kwargs.get(arg.name)
+            written = arg.alias_info is not None and arg.alias_info.is_write
+            if written and value in placeholders:
+                return (
+                    f"it changes {value.name} in place ({name}): TVM's import would drop the update"
+                )
+            if arg.name in ("train", "training") and value is True:
+                return f"{name} in training mode: put the model in eval mode (model.eval())"
+    return None
+
+
+#: ops that read rows of a table at indices: (the table's argument, the dim, the indices')
+INDEXED = {"embedding": (0, None, 1), "index_select": (0, 1, 2)}
+
+
+def index_bounds(program) -> list[list[int]]:
+    """``[input position, rows]`` for each model input used directly as the indices of an
+    embedding or ``index_select`` into ``rows`` rows. Eager PyTorch raises IndexError for an
+    index outside ``[0, rows)``; TVM's compiled gather reads out of bounds (garbage, or a
+    segfault), so the compiled model checks these inputs on every call
+    (:class:`~autokernel_tvm.relax.runtime.TunedModel`)."""
+    users = list(program.graph_signature.user_inputs)
+    out = []
+    for node in program.graph_module.graph.nodes:
+        packet = getattr(node.target, "overloadpacket", None)
+        if node.op != "call_function" or packet is None or packet.__name__ not in INDEXED:
+            continue
+        table, dim, idx = INDEXED[packet.__name__]
+        indices = node.args[idx] if idx < len(node.args) else None
+        if getattr(indices, "op", None) != "placeholder" or indices.name not in users:
+            continue
+        rows = node.args[table].meta["val"].shape[node.args[dim] if dim is not None else 0]
+        out.append([users.index(indices.name), int(rows)])
+    return out
 
 
 def _return_tensor(mod: tvm.IRModule) -> tvm.IRModule:

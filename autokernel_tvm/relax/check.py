@@ -80,10 +80,14 @@ def elementwise(out, eager, ref64) -> dict:
 
 
 def check(out, ref, inputs, ref64=None) -> dict:
-    """Whether ``out`` matches eager ``ref`` normwise (the :func:`tolerance` of the inputs and
-    ``ref``) and, given the fp64 run ``ref64``, elementwise (the module docstring's bound)."""
+    """Whether ``out`` matches eager ``ref``: the same dtypes, normwise within the
+    :func:`tolerance` of the inputs and ``ref`` and, given the fp64 run ``ref64``, elementwise
+    (the module docstring's bound)."""
     error, bound = rel_error(out, ref), tolerance((inputs, ref))
     result = {"rel_error": error, "tolerance": bound, "passed": bool(error <= bound)}
+    got, want = [str(x.dtype) for x in flat(out)], [str(x.dtype) for x in flat(ref)]
+    if got != want:  # e.g. a float64 model computed (and returned) in float32
+        result["dtypes"], result["passed"] = f"{got} where eager returns {want}", False
     if ref64 is not None:
         element = elementwise(out, ref, ref64)
         result["elementwise_ratio"], result["elementwise_worst"] = (
@@ -92,3 +96,14 @@ def check(out, ref, inputs, ref64=None) -> dict:
         )
         result["passed"] = result["passed"] and element["ratio"] <= 1.0
     return result
+
+
+def check_summary(result: dict) -> str:
+    """One line for a failed :func:`check`: what differed and by how much."""
+    if "dtypes" in result:
+        return f"output dtypes {result['dtypes']}"
+    line = f"relative error {result['rel_error']:.3g} (tolerance {result['tolerance']:.3g})"
+    if "elementwise_ratio" in result:
+        line += f", elementwise {result['elementwise_ratio']:.3g}x the bound"
+        line += f" at {result['elementwise_worst']}" if result.get("elementwise_worst") else ""
+    return line

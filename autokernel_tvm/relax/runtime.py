@@ -66,6 +66,8 @@ class TunedModel:
         self.num_inputs = num_inputs
         self.out_spec = out_spec
         self.report = report or {}
+        # inputs that index a table: checked on each call, as eager PyTorch checks them
+        self._bounds = [tuple(b) for b in self.report.get("index_bounds", [])]
         self._main = self.vm["main"]
         self.set_weights(params)
 
@@ -81,6 +83,8 @@ class TunedModel:
         if len(args) != self.num_inputs:
             raise TypeError(f"expected {self.num_inputs} tensor inputs, got {len(args)}")
         inputs = [a if self._ready(a) else a.detach().to(self.device).contiguous() for a in args]
+        for position, rows in self._bounds:
+            _check_indices(inputs[position], rows, position)
         outputs = self._main(*inputs, *self._weights)
         flat = _to_torch(outputs)
         flat = list(flat) if isinstance(flat, (list, tuple)) else [flat]
@@ -173,3 +177,16 @@ def _to_torch(value):
     if isinstance(value, tvm.runtime.Tensor):
         return torch.from_dlpack(value)
     return tuple(_to_torch(v) for v in value)
+
+
+def _check_indices(indices: torch.Tensor, rows: int, position: int) -> None:
+    """Raise IndexError, as eager PyTorch does, where ``indices`` leave ``[0, rows)``: TVM's
+    gather would read out of bounds (one reduction and one device sync per call)."""
+    if not indices.numel():
+        return
+    low, high = torch.aminmax(indices)
+    if bool(((low < 0) | (high >= rows)).item()):
+        raise IndexError(
+            f"index out of range in input {position}: values {int(low)}..{int(high)} index a "
+            f"table of {rows} rows"
+        )

@@ -64,8 +64,16 @@ def autokernel_backend(gm: torch.fx.GraphModule, example_inputs, options=None, *
 
     Raises ``ConfigError`` for unknown option names; every other problem falls back to eager.
     """
-    config, cache_root, min_task_flops = _split({**_DEFAULTS, **(options or {})})
+    merged = {**_DEFAULTS, **(options or {})}
+    config, cache_root, min_task_flops = _split(merged)
     _STATS["compiles"] += 1
+    if any(_symbolic(x) for x in example_inputs):
+        return _PerShape(gm, merged)
+    return _compile_static(gm, example_inputs, config, cache_root, min_task_flops)
+
+
+def _compile_static(gm, example_inputs, config, cache_root, min_task_flops):
+    """:func:`autokernel_backend` for a graph whose inputs are all tensors of static shapes."""
     reason = unsupported_reason(example_inputs, config)
     if reason:
         return _fallback(gm, reason)
@@ -91,9 +99,70 @@ def autokernel_backend(gm: torch.fx.GraphModule, example_inputs, options=None, *
         )
     except UnsupportedModelError as err:
         return _fallback(gm, str(err))
+    except OSError as err:  # e.g. a cache_dir that cannot be written
+        return _fallback(gm, f"{type(err).__name__}: {err}")
     _STATS["tuned"] += 1
     _save(model, final)
     return _LiveWeights(model, weights, len(example_inputs)) if weights else model
+
+
+#: static graphs one dynamic graph is specialized into, at most (dynamo's recompile limit)
+MAX_SHAPES = 8
+
+
+def _symbolic(x) -> bool:
+    """Whether a graph input makes the graph dynamic: a (symbolic) number, or a tensor with a
+    symbolic size."""
+    if isinstance(x, torch.Tensor):
+        return any(not isinstance(d, int) for d in x.shape)
+    return isinstance(x, (int, float, torch.SymInt, torch.SymFloat))
+
+
+class _PerShape:
+    """A dynamic graph (dynamo marks a size dynamic once it has seen two, and passes sizes as
+    numbers) compiled once per concrete call signature: the graph is traced again with that
+    call's sizes (``make_fx``) into a static graph, which is compiled as any other. After
+    :data:`MAX_SHAPES` signatures the others run eagerly."""
+
+    def __init__(self, gm: torch.fx.GraphModule, options: dict):
+        self.gm, self.options = gm, options
+        self.compiled: dict = {}
+        self.warned = False
+
+    def __call__(self, *args):
+        key = tuple((tuple(a.shape), a.dtype) if isinstance(a, torch.Tensor) else a for a in args)
+        fn = self.compiled.get(key)
+        if fn is None:
+            if len(self.compiled) >= MAX_SHAPES:
+                if not self.warned:
+                    self.warned = True
+                    log.warning("autokernel: %d shapes of one graph compiled: others run "
+                                "eagerly", MAX_SHAPES)  # fmt: skip
+                return self.gm(*args)
+            fn = self.compiled[key] = self._specialize(args)
+        return fn(*[a for a in args if isinstance(a, torch.Tensor)])
+
+    def _specialize(self, args):
+        from torch.fx.experimental.proxy_tensor import make_fx
+
+        numbers = {i: a for i, a in enumerate(args) if not isinstance(a, torch.Tensor)}
+        slots = [i for i in range(len(args)) if i not in numbers]
+
+        def static(*tensors):
+            full = dict(numbers)
+            full.update(zip(slots, tensors))
+            return self.gm(*[full[i] for i in range(len(args))])
+
+        tensors = [args[i] for i in slots]
+        try:
+            with torch.no_grad():
+                traced = make_fx(static)(*tensors)
+        except Exception as err:  # a graph make_fx cannot trace with these sizes
+            _fallback(self.gm, f"dynamic graph not specialized to {len(tensors)} inputs: {err}")
+            return static
+        config, cache_root, min_task_flops = _split(self.options)
+        # falls back to the traced graph, run eagerly, where the static graph cannot compile
+        return _compile_static(traced, tensors, config, cache_root, min_task_flops)
 
 
 class _Weighted(torch.nn.Module):
@@ -140,6 +209,8 @@ def unsupported_reason(example_inputs, config: config_lib.TuneConfig) -> str | N
     """Why a graph with these inputs cannot be compiled, or None."""
     want = "cpu" if config.target == "llvm" else "cuda"
     for x in example_inputs:
+        if isinstance(x, torch.Tensor) and (x.dtype == torch.float64 or x.is_complex()):
+            return f"{x.dtype} inputs: TVM's torch import computes in float32 at most"
         if not isinstance(x, torch.Tensor):
             return f"non-tensor graph input {type(x).__name__} (dynamic shapes or Python scalars)"
         if any(not isinstance(s, int) for s in x.shape):
@@ -225,10 +296,12 @@ def _save(model, final: str) -> None:
 
 
 def _register() -> None:
-    from torch._dynamo.backends.registry import register_backend
+    from torch._dynamo.backends import registry
 
+    if registry._BACKENDS.get("autokernel") is not None:
+        return  # torch is loading this module through the package's entry point: it registers
     try:
-        register_backend(autokernel_backend, name="autokernel")
+        registry.register_backend(autokernel_backend, name="autokernel")
     except AssertionError:  # already registered (module reloaded)
         pass
 

@@ -14,6 +14,7 @@ from tvm import relax
 from autokernel_tvm.config import TuneConfig
 from autokernel_tvm.relax import (
     ModelLoadError,
+    UnsupportedModelError,
     autokernel_pipeline,
     database_dir,
     load_model,
@@ -155,3 +156,97 @@ def test_pipeline_in_tvm_compile(tuner, mlp_tuned):
     assert report["routed"]
     assert len(report["dispatch"]["served"]) == 2 and not report["dispatch"]["unmatched"]
     assert "autokernel" in relax.pipeline.PIPELINE_MAP
+
+
+class _Mutates(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 8)
+        self.register_buffer("calls", torch.zeros(1))
+
+    def forward(self, x):
+        self.calls += 1
+        return self.fc(x)
+
+
+class _InPlaceInput(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 8)
+
+    def forward(self, x):
+        x.mul_(2)
+        return self.fc(x)
+
+
+class _Noisy(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 8)
+
+    def forward(self, x):
+        return self.fc(x) + torch.rand_like(x)
+
+
+@pytest.mark.parametrize(
+    "model, why",
+    [
+        (_Mutates(), "changes b_calls in place"),
+        (_InPlaceInput(), "changes x in place"),
+        (_Noisy(), "random numbers (rand_like)"),
+        (torch.nn.Linear(8, 8).double(), "float64"),
+    ],
+    ids=["buffer", "input", "random", "float64"],
+)
+def test_models_a_compiled_graph_cannot_reproduce_are_refused_with_the_reason(tuner, model, why):
+    """A graph that updates a buffer or an input in place (TVM's import computes a new value
+    and drops the update), draws random numbers, or computes in float64 (TVM's import stops at
+    float32): never a compiled model that disagrees with eager, always the reason."""
+    x = torch.randn(4, 8, dtype=next(model.parameters()).dtype)
+    with pytest.raises(UnsupportedModelError, match=why.replace("(", r"\(").replace(")", r"\)")):
+        tune_model(model, (x,), config=tuner.config, tuner=tuner)
+
+
+def test_caller_model_keeps_its_dtype_and_modes(tuner):
+    """dtype= casts a copy; eval mode is for the compile only: the caller's model comes back in
+    the dtype and the (per-module) training modes it had."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Dropout(0.1), torch.nn.ReLU())
+    model.train()
+    model[2].eval()
+    tuned = tune_model(model, (torch.randn(4, 8),), config=tuner.config, tuner=tuner,
+                       dtype="bfloat16")  # fmt: skip
+    assert model[0].weight.dtype == torch.float32
+    assert [m.training for m in model.modules()] == [True, True, True, False]
+    assert tuned(torch.randn(4, 8).bfloat16()).dtype == torch.bfloat16
+    with pytest.raises(UnsupportedModelError, match="input 1 is a float, not a tensor"):
+        tune_model(model, (torch.randn(4, 8), 0.5), config=tuner.config, tuner=tuner)
+
+
+def test_embedding_indices_are_checked_as_eager_checks_them(tuner, tmp_path):
+    """Eager raises IndexError for an index outside the table; TVM's gather reads out of
+    bounds (NaNs, plausible values or a segfault). The compiled model, and the one loaded from
+    its export, raise the same IndexError."""
+
+    class Embed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = torch.nn.Embedding(100, 16)
+            self.fc = torch.nn.Linear(16, 8)
+
+        def forward(self, ids):
+            return self.fc(self.table(ids))
+
+    torch.manual_seed(0)
+    model, ids = Embed().eval(), torch.randint(0, 100, (4, 6))
+    tuned = tune_model(model, (ids,), config=tuner.config, tuner=tuner)
+    assert tuned.report["index_bounds"] == [[0, 100]]
+    with torch.no_grad():
+        assert rel_error(tuned(ids), model(ids)) < 1e-5
+    tuned.export(tmp_path / "embed.so")
+    for compiled in (tuned, load_model(tmp_path / "embed.so")):
+        for bad in (100, -1, 10**8):
+            wrong = ids.clone()
+            wrong[1, 2] = bad
+            with pytest.raises(IndexError, match="index out of range"):
+                compiled(wrong)

@@ -183,3 +183,53 @@ def test_allow_tf32_follows_torch_unless_given():
         assert not backend._split({"target": "llvm"})[0].allow_tf32
     finally:
         torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def test_a_dynamic_graph_is_compiled_per_shape(setup):
+    """Dynamo makes the batch size dynamic on the second size it sees and hands the backend a
+    graph with a symbolic size: each concrete size is traced into a static graph and compiled
+    (not the whole graph run eagerly from then on)."""
+    _, MLP, options = setup
+    torch.manual_seed(0)
+    model = MLP().eval()
+    compiled = torch.compile(model, backend="autokernel", options=options)
+    before = backend.stats()
+    with torch.no_grad():
+        for batch in (8, 16, 8, 24):
+            x = torch.randn(batch, 32)
+            assert rel_error(compiled(x), model(x)) < 1e-4
+    after = backend.stats()
+    assert after["fallbacks"] == before["fallbacks"]
+    assert after["tuned"] + after["cache_hits"] - before["tuned"] - before["cache_hits"] >= 3
+
+
+def test_training_mode_graphs_run_eagerly_with_the_reason(setup, caplog):
+    """A BatchNorm in training mode updates its running statistics in place, which a compiled
+    graph would drop: the graph runs eagerly (statistics updated) and the log says why."""
+    _, _, options = setup
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.BatchNorm1d(8)).train()
+    x = torch.randn(16, 8)
+    before = backend.stats()["fallbacks"]
+    with torch.no_grad(), caplog.at_level(logging.WARNING, logger="autokernel_tvm"):
+        out = torch.compile(model, backend="autokernel", options=options)(x)
+    assert backend.stats()["fallbacks"] == before + 1
+    assert "in place" in caplog.text or "training mode" in caplog.text
+    assert int(model[1].num_batches_tracked) == 1
+    bn = model[1]
+    want = torch.nn.functional.batch_norm(model[0](x), None, None, bn.weight, bn.bias, True)
+    assert rel_error(out, want) < 1e-5
+
+
+def test_backend_is_found_without_importing_the_package():
+    """The package's torch_dynamo_backends entry point: torch.compile(backend="autokernel")
+    works in a process that never imported autokernel_tvm (and importing it too is harmless)."""
+    code = (
+        "import torch\n"
+        "from torch._dynamo.backends.registry import lookup_backend\n"
+        "fn = lookup_backend('autokernel')\n"
+        "import autokernel_tvm.torch.backend as b\n"
+        "print(fn is b.autokernel_backend)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "True"
