@@ -153,6 +153,8 @@ class Tuner:
             run = self.measure(workload, candidate, f"genomes/{genome.key}", trials)  # build+run
             run.family = genome.family
             search.learn(genome, run.trials, run.tflops(workload))  # learn
+            if run.label in runs:  # a later rung: what it found is this run's earlier rung's
+                run.resumed = runs[run.label].resumed
             runs[run.label] = run  # a later rung's run of a genome holds all of its records
             best = max(best, run.tflops(workload))
             # milliseconds, rounded down: a measurement is never later than the run's end

@@ -95,11 +95,16 @@ class DryTuner(Tuner):
     def measure(self, workload, candidate, label, trials=None):
         self.tuned.append(candidate.mod)
         records = 1 if isinstance(candidate, Kernel) else trials
-        return SpaceRun(label, "", records, Counter(), 1e-3, 0.0, [0.0] * records, candidate.mod)
+        # as the measurer: the records its database holds already count as found (resumed)
+        found, self.records[label] = self.records.get(label, 0), records
+        run = SpaceRun(label, "", records, Counter(), 1e-3, 0.0, [0.0] * records, candidate.mod)
+        run.resumed = min(found, records)
+        return run
 
     def _pick_verified(self, workload, runs, seconds, report):
         result = dict(workload=workload, target="cuda", arch="sm_90a", latency_s=1e-3)
         result.update(trials=sum(r.trials for r in runs), failures={}, tune_seconds=seconds)
+        result.update(resumed=sum(r.resumed for r in runs))
         result.update(trace="", mod=runs[0].mod, curve=[], verify=None, space=runs[0].label)
         return TuneResult(**result, space_report=report)
 
@@ -112,7 +117,7 @@ def test_tuner_tunes_the_rewritten_module_and_reports_the_rewrites(tmp_path):
     config = TuneConfig(target="cuda", arch="sm_90a", trials=16, work_dir=str(tmp_path))
     tuner = DryTuner(config.replace(save_library=False), progress=False)
     tuner._runner = object()  # measuring is faked: no GPU needed
-    tuner.tuned = []
+    tuner.tuned, tuner.records = [], {}
     report = tuner.tune(strided).space_report
     rewrites = report["families"]["cuda.mma"]["rewrites"]
     assert rewrites == rewrite.to_json(rewrite.propose(strided))
@@ -130,11 +135,12 @@ def test_a_genome_measured_in_two_rungs_counts_its_records_once(tmp_path):
     # the generator's own draws (two design spaces first), not the proposal model's kernels
     tuner = DryTuner(config.replace(save_library=False, proposal_model=False), progress=False)
     tuner._runner = object()
-    tuner.tuned = []
+    tuner.tuned, tuner.records = [], {}
     result = tuner.tune(CONV)
     assert [tuple(rung) for rung in result.space_report["plan"]] == [(2, 8), (1, 16)]
     assert len(tuner.tuned) > len(result.space_report["proposed"])  # a genome measured twice
     assert result.trials == 32  # 8 + (8 + 16): the survivor's 24 records counted once
+    assert result.resumed == 0  # its first rung's 8 were this run's, not an earlier run's
 
 
 @pytest.mark.parametrize(
