@@ -229,6 +229,7 @@ def op_timings(dispatch: dict, device: str, rep_ms: float, library=None) -> list
                 "rewrite": served.get("rewrite", ""),
                 "kernel": served["kernel"],
                 "family": served["family"],
+                "space": served.get("space", ""),
                 "kernel_us": kernel_us,
                 "kernel_timing": "alternating with torch" if kernel is not None else "tuner",
                 "torch_us": torch_us,

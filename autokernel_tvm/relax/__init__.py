@@ -170,6 +170,7 @@ def _tune_model(model, example_inputs, config, dtype, tuner, min_task_flops, dis
         "tasks": [r.to_json() for r in reports],
         "dispatch": dispatched.to_json(),
         "index_bounds": facts["index_bounds"],
+        "inputs": [[list(x.shape), str(x.dtype).removeprefix("torch.")] for x in inputs],
         "import_seconds": imported - start,
         "tune_seconds": tuned_at - imported,
     }

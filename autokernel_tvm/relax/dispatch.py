@@ -582,7 +582,9 @@ def _rewrite(func, kernels, builder, target, linking, report):
                     "kernel": symbol,
                     "rewrite": match.rewrite,
                     "link": link,
-                    "family": result.space,
+                    # the family by name (cuda.wgmma, ..., "stock"), and its record dir
+                    "family": (result.genome or {}).get("family", "stock"),
+                    "space": result.space,
                     "latency_us": result.latency_s * 1e6,
                     "verify": bool(result.verify and result.verify.get("passed")),
                 }

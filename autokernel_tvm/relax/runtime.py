@@ -85,10 +85,29 @@ class TunedModel:
         inputs = [a if self._ready(a) else a.detach().to(self.device).contiguous() for a in args]
         for position, rows in self._bounds:
             _check_indices(inputs[position], rows, position)
-        outputs = self._main(*inputs, *self._weights)
+        try:
+            outputs = self._main(*inputs, *self._weights)
+        except (RuntimeError, ValueError, TypeError) as err:
+            clear = self._input_error(inputs)
+            if clear is None:
+                raise
+            raise clear from err
         flat = _to_torch(outputs)
         flat = list(flat) if isinstance(flat, (list, tuple)) else [flat]
         return pytree.tree_unflatten(flat, self.out_spec)
+
+    def _input_error(self, inputs) -> ValueError | None:
+        """The first input unlike the one the model was compiled for, as one line (TVM's own
+        error names a match_cast), or None."""
+        for i, (x, (shape, dtype)) in enumerate(zip(inputs, self.report.get("inputs", []))):
+            got = (list(x.shape), str(x.dtype).removeprefix("torch."))
+            if got != (shape, dtype):
+                return ValueError(
+                    f"input {i} is {got[1]} {tuple(got[0])}, but the model was compiled for "
+                    f"{dtype} {tuple(shape)} (a compiled model takes the shapes and dtypes it was "
+                    "compiled for)"
+                )
+        return None
 
     def _ready(self, tensor: torch.Tensor) -> bool:
         """Whether ``tensor`` can go to the VM as it is: on this device, contiguous, no autograd

@@ -250,3 +250,13 @@ def test_embedding_indices_are_checked_as_eager_checks_them(tuner, tmp_path):
             wrong[1, 2] = bad
             with pytest.raises(IndexError, match="index out of range"):
                 compiled(wrong)
+
+
+def test_an_input_unlike_the_compiled_one_is_named(mlp_tuned):
+    """TVM's own error names a match_cast; the compiled model names the input, what it got and
+    what it was compiled for (only on the error path: no per-call cost)."""
+    _, tuned = mlp_tuned
+    with pytest.raises(ValueError, match=r"input 0 is float32 \(9, 32\), but .* \(8, 32\)"):
+        tuned(torch.randn(9, 32))
+    with pytest.raises(ValueError, match=r"input 0 is float64 \(8, 32\), but .* float32"):
+        tuned(torch.randn(8, 32, dtype=torch.float64))
