@@ -106,8 +106,13 @@ class TuneConfig:
         Rank the generator's draws with the learned proposal model shipped beside the rule
         library (``<library root>/<target>/ranker.json``), where there is one.
     allow_tf32 : bool
-        A model's fp32 matmuls and convolutions may be multiplied as TF32 (their workloads get
-        ``precision="tf32"``): torch's ``allow_tf32``; off, fp32 keeps fp32 accuracy.
+        A model's fp32 matmuls may be multiplied as TF32 (their workloads get
+        ``precision="tf32"``): torch's ``torch.backends.cuda.matmul.allow_tf32``; off, fp32
+        keeps fp32 accuracy.
+    allow_tf32_conv : bool
+        The same for a model's fp32 convolutions: torch's ``torch.backends.cudnn.allow_tf32``
+        (on by default in torch, hence the backend's default; ``scripts/tune.py --allow-tf32``
+        sets both).
     """
 
     target: str = "llvm"
@@ -136,6 +141,7 @@ class TuneConfig:
     rpc_devices: int = 0
     proposal_model: bool = True
     allow_tf32: bool = False
+    allow_tf32_conv: bool = False
     extra: dict = field(default_factory=dict, hash=False, compare=False)
 
     def __post_init__(self) -> None:

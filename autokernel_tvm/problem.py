@@ -23,6 +23,7 @@ import torch
 from .config import TuneConfig
 from .relax import DTYPES, UnsupportedModelError, cast, check, reference64, tune_model
 from .timing import compare
+from .torch.baselines import tf32_flags
 
 MODEL_TEMPLATE = '''\
 # SPDX-License-Identifier: Apache-2.0
@@ -133,6 +134,16 @@ def tune_problem(
         inputs = [x.to(device) if isinstance(x, torch.Tensor) else x for x in problem.get_inputs()]
         return cast(model, tuple(inputs), dtype)[1]
 
+    # eager PyTorch (the check's reference, the timed baseline) at the compiled model's
+    # precision: TF32 for fp32 matmuls / convolutions only where the config allows it
+    report["tf32"] = {"matmul": config.allow_tf32, "conv": config.allow_tf32_conv}
+    with tf32_flags(config.allow_tf32, config.allow_tf32_conv):
+        return _tune_problem(model, fresh, report, config, tuner, seeds, export, path,
+                             init_seed, rep_ms, compare, device)  # fmt: skip
+
+
+def _tune_problem(model, fresh, report, config, tuner, seeds, export, path, init_seed,
+                  rep_ms, compare, device) -> dict:  # fmt: skip
     start = time.time()
     try:
         tuned = tune_model(model, fresh(seeds[0]), config=config, tuner=tuner)
@@ -147,7 +158,8 @@ def tune_problem(
         for seed in seeds:
             inputs = fresh(seed)
             ref64 = reference64(model, inputs)
-            checks.append(check(tuned(*inputs), model(*inputs), inputs, ref64))
+            tf32 = config.allow_tf32 or config.allow_tf32_conv
+            checks.append(check(tuned(*inputs), model(*inputs), inputs, ref64, tf32=tf32))
     report["rel_errors"] = [c["rel_error"] for c in checks]
     report["tolerance"] = checks[0]["tolerance"]
     report["correct"] = all(c["passed"] for c in checks)

@@ -169,6 +169,7 @@ def _main(argv) -> int:
             rpc_devices=args.rpc_devices or None,
             proposal_model=not args.no_proposal_model,
             allow_tf32=args.allow_tf32,
+            allow_tf32_conv=args.allow_tf32,
         )
         if args.problem:
             return _problem(args, config)

@@ -430,7 +430,10 @@ def dispatch_kernels(
     report = report if report is not None else DispatchReport()
     provider = provider or KernelProvider(tuner)
 
-    precision = "tf32" if tuner.config.allow_tf32 else ""
+    precision = {
+        "gemm": "tf32" if tuner.config.allow_tf32 else "",
+        "conv": "tf32" if tuner.config.allow_tf32_conv else "",
+    }
 
     @tvm.transform.module_pass(opt_level=0, name="AutokernelDispatch")
     def _pass(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
@@ -442,10 +445,11 @@ def dispatch_kernels(
 
 
 def rewrite_module(
-    mod, target, provider, report: DispatchReport, *, external=False, precision: str = ""
+    mod, target, provider, report: DispatchReport, *, external=False, precision=None
 ):
     """Apply the dispatch to every Relax function of ``mod`` (see :func:`dispatch_kernels`);
-    ``precision`` "tf32": the user allowed TF32 for fp32 workloads."""
+    ``precision``: ``{"gemm" | "conv": "tf32" or ""}``, "tf32" where the user allowed TF32 for
+    fp32 matmuls (torch.backends.cuda.matmul.allow_tf32) or convolutions (cudnn's)."""
     # Dead bindings (e.g. batch_norm's unused (out, mean, var) tuple) would end chains early.
     mod = relax.transform.DeadCodeElimination()(mod)
     grammar = Grammar(target)
@@ -508,13 +512,13 @@ def _built(mod: tvm.IRModule, target) -> tvm.runtime.Module:
     return _BUILT[key][1]
 
 
-def _with_precision(match: Match, precision: str) -> Match:
-    """``match`` (and its fallbacks) with fp32 workloads given ``precision``."""
-    if not precision:
-        return match
+def _with_precision(match: Match, precision: dict | None) -> Match:
+    """``match`` (and its fallbacks) with fp32 workloads given the ``precision`` of their kind
+    (``"conv"`` for conv2d, ``"gemm"`` for the rest)."""
     workload = match.workload
-    if workload.dtype == "float32":
-        workload = dataclasses.replace(workload, precision=precision)
+    chosen = (precision or {}).get("conv" if workload.op == "conv2d_nhwc" else "gemm", "")
+    if workload.dtype == "float32" and chosen:
+        workload = dataclasses.replace(workload, precision=chosen)
     fallback = tuple(_with_precision(f, precision) for f in match.fallback)
     return dataclasses.replace(match, workload=workload, fallback=fallback)
 

@@ -253,7 +253,9 @@ def _split(options: dict):
             f"unknown autokernel option(s) {unknown}; known: {sorted(known | set(BACKEND_OPTIONS))}"
         )
     options.setdefault("work_dir", os.path.join(cache_root, "tuning"))
-    options.setdefault("allow_tf32", torch.backends.cuda.matmul.allow_tf32)  # torch's convention
+    # torch's convention, per op kind: matmuls off by default, cuDNN convolutions on
+    options.setdefault("allow_tf32", torch.backends.cuda.matmul.allow_tf32)
+    options.setdefault("allow_tf32_conv", torch.backends.cudnn.allow_tf32)
     return config_lib.TuneConfig.from_env(**options), cache_root, min_task_flops
 
 

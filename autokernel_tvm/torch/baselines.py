@@ -11,6 +11,7 @@ workload's precision is ``fast_accum``.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 
 import torch
@@ -65,6 +66,21 @@ def make_baseline(entry: dict, inputs: Sequence[torch.Tensor]) -> Callable[[], t
                 f.allow_tf32 = not tf32
 
     return at_precision
+
+
+@contextlib.contextmanager
+def tf32_flags(matmul: bool, conv: bool):
+    """torch's TF32 flags (``torch.backends.cuda.matmul`` and ``torch.backends.cudnn``) set
+    for the block and restored after it: eager PyTorch at a compiled model's precision."""
+    flags = (torch.backends.cuda.matmul, torch.backends.cudnn)
+    before = [f.allow_tf32 for f in flags]
+    try:
+        for f, value in zip(flags, (matmul, conv)):
+            f.allow_tf32 = value
+        yield
+    finally:
+        for f, value in zip(flags, before):
+            f.allow_tf32 = value
 
 
 def _expression(entry: dict, inputs: Sequence[torch.Tensor]) -> Callable[[], torch.Tensor]:

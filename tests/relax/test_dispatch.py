@@ -286,18 +286,40 @@ def test_gated_rewrite_falls_back_to_both_projections(tuner):
         assert rel_error(tuned(*x), model(*x)) < 1e-5
 
 
-def test_allowed_tf32_reaches_the_fp32_workloads_only():
+def test_allowed_tf32_reaches_the_fp32_workloads_of_its_kind_only():
+    """TF32 is allowed per kind, as torch allows it: matmuls (torch.backends.cuda.matmul,
+    off by default) apart from convolutions (torch.backends.cudnn, on by default)."""
     from autokernel_tvm.relax.dispatch import Match, _with_precision
 
     fp32 = Workload("gemm_nt", (64, 64, 64), "float32")
     half = Workload("gemm_nt", (64, 64, 64), "float16")
+    conv = Workload("conv2d_nhwc", (1, 8, 8, 64, 64, 3, 3, 1, 1), "float32")
     inner = Match(None, None, fp32, "matmul", None, None, [], [])
     match = Match(None, None, fp32, "matmul", None, None, [], [], fallback=(inner,))
-    allowed = _with_precision(match, "tf32")
+    allowed = _with_precision(match, {"gemm": "tf32", "conv": ""})
     assert allowed.workload.precision == "tf32" and allowed.fallback[0].workload.precision
-    assert _with_precision(match, "") is match
+    assert _with_precision(match, {"gemm": "", "conv": "tf32"}).workload.precision == ""
+    assert _with_precision(match, None).workload == fp32
     half_match = Match(None, None, half, "matmul", None, None, [], [])
-    assert _with_precision(half_match, "tf32").workload == half
+    assert _with_precision(half_match, {"gemm": "tf32"}).workload == half
+    conv_match = Match(None, None, conv, "conv2d_nchw", None, None, [], [])
+    assert _with_precision(conv_match, {"gemm": "", "conv": "tf32"}).workload.precision == "tf32"
+    assert _with_precision(conv_match, {"gemm": "tf32", "conv": ""}).workload.precision == ""
+
+
+def test_tf32_models_are_checked_at_tf32s_tolerance_and_eager_runs_at_their_flags():
+    from autokernel_tvm.relax.check import check
+    from autokernel_tvm.torch.baselines import tf32_flags
+
+    ref = torch.randn(64, 64)
+    out = ref * (1 + 2.0**-11 * torch.randn(64, 64))  # a TF32-sized error
+    assert not check(out, ref, (ref,))["passed"]
+    assert check(out, ref, (ref,), tf32=True)["passed"]
+    flags = (torch.backends.cuda.matmul, torch.backends.cudnn)
+    before = [f.allow_tf32 for f in flags]
+    with tf32_flags(True, False):
+        assert [f.allow_tf32 for f in flags] == [True, False]
+    assert [f.allow_tf32 for f in flags] == before
 
 
 def test_a_kernel_library_is_built_once_per_process(monkeypatch):

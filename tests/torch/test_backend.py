@@ -174,15 +174,19 @@ def test_unknown_option_is_an_error():
 def test_allow_tf32_follows_torch_unless_given():
     """torch's ``allow_tf32`` is the user's word for fp32 matmuls, so the backend takes it
     as the default of its option (a different config: a different compile cache key)."""
-    before = torch.backends.cuda.matmul.allow_tf32
+    before, before_conv = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     try:
         torch.backends.cuda.matmul.allow_tf32 = True
         assert backend._split({"target": "llvm"})[0].allow_tf32
         assert not backend._split({"target": "llvm", "allow_tf32": False})[0].allow_tf32
         torch.backends.cuda.matmul.allow_tf32 = False
         assert not backend._split({"target": "llvm"})[0].allow_tf32
+        for conv in (True, False):  # convolutions follow cuDNN's flag (on in torch by default)
+            torch.backends.cudnn.allow_tf32 = conv
+            assert backend._split({"target": "llvm"})[0].allow_tf32_conv == conv
     finally:
         torch.backends.cuda.matmul.allow_tf32 = before
+        torch.backends.cudnn.allow_tf32 = before_conv
 
 
 def test_a_dynamic_graph_is_compiled_per_shape(setup):
