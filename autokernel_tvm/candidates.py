@@ -58,7 +58,11 @@ def build_only(tuner, workload, n: int, stock: bool = False) -> dict:
         report = sample_candidates(workload.ir_module(), tuner.target, "post-order-apply", n)
         return {"space": "stock", **report.to_json()}
     out: dict = {"families": tuner.families_report(workload)}
-    proposals = tuner.candidates(workload, 4 * n)
+    search = tuner.search(workload)
+    genomes = search.generator.propose(4 * n)
+    proposals = [(g, get(g.family).candidate(g.params, workload, tuner.target)) for g in genomes]
+    if not proposals:  # what tuning would do instead, and why
+        out["nothing_to_build"] = tuner._fallback_reason(workload, search)
     spaces = [(g, c) for g, c in proposals if isinstance(c, DesignSpace)][:1]
     kernels = [(g, c) for g, c in proposals if isinstance(c, Kernel)][:n]
     for genome, candidate in spaces:

@@ -47,6 +47,28 @@ _KINDS = {
 }
 
 
+def _env_number(name: str, kind: type, low: float):
+    """The number in environment variable ``name``, at least ``low``, or a ConfigError naming
+    the variable."""
+    text = os.environ[name]
+    try:
+        value = kind(text)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise ConfigError(f"{name}={text!r}: not {what}") from None
+    if not value >= low:
+        raise ConfigError(f"{name}={text!r}: must be {'> 0' if low > 0 else f'>= {low}'}")
+    return value
+
+
+def _env_flag(name: str) -> bool:
+    """``1`` on, ``0`` or unset off; anything else a ConfigError naming the variable."""
+    text = os.environ.get(name, "0") or "0"
+    if text not in ("0", "1"):
+        raise ConfigError(f"{name}={text!r}: 1 (on) or 0 (off)")
+    return text == "1"
+
+
 @dataclass(frozen=True)
 class TuneConfig:
     """Everything one tuning run needs, validated on construction.
@@ -189,18 +211,16 @@ class TuneConfig:
         if "AUTOKERNEL_WORK_DIR" in os.environ:
             values["work_dir"] = os.environ["AUTOKERNEL_WORK_DIR"]
         if "AUTOKERNEL_BUILD_WORKERS" in os.environ:
-            values["build_workers"] = int(os.environ["AUTOKERNEL_BUILD_WORKERS"])
-        if os.environ.get("AUTOKERNEL_STRICT", "") == "1":
-            values["strict"] = True
+            values["build_workers"] = _env_number("AUTOKERNEL_BUILD_WORKERS", int, 0)
+        values["strict"] = _env_flag("AUTOKERNEL_STRICT")
         if "AUTOKERNEL_LIBRARY" in os.environ:
-            values["library_dir"] = os.environ["AUTOKERNEL_LIBRARY"]
-        if os.environ.get("AUTOKERNEL_VERBOSE", "") == "1":
-            values["verbose"] = True
+            values["library_dir"] = os.environ["AUTOKERNEL_LIBRARY"]  # a missing one: empty
+        values["verbose"] = _env_flag("AUTOKERNEL_VERBOSE")
         for name in ("rpc_tracker", "rpc_key"):
             if os.environ.get("AUTOKERNEL_" + name.upper()):
                 values[name] = os.environ["AUTOKERNEL_" + name.upper()]
         if "AUTOKERNEL_RUNNER_TIMEOUT_S" in os.environ:
-            values["runner_timeout_s"] = float(os.environ["AUTOKERNEL_RUNNER_TIMEOUT_S"])
+            values["runner_timeout_s"] = _env_number("AUTOKERNEL_RUNNER_TIMEOUT_S", float, 1e-9)
         values.update({k: v for k, v in overrides.items() if v is not None})
         if values.get("arch") is None and values.get("target") == "cuda":
             values["arch"] = cuda_arch_from_env()  # None: the target takes this machine's GPU

@@ -13,6 +13,7 @@ import argparse
 import ast
 import os
 import re
+import signal
 import sys
 import tempfile
 
@@ -65,17 +66,36 @@ class Parser(argparse.ArgumentParser):
         raise CliError("arguments", f"{message}; see --help")
 
 
-def run(main, argv=None) -> int:
-    """``main(argv)`` with :class:`CliError` printed as one line and exit status 2."""
+def run(main, argv=None, resumable: bool = True) -> int:
+    """``main(argv)`` with :class:`CliError` printed as one line and exit status 2, and Ctrl-C
+    (SIGINT) as one line and status 130 -- also where it arrived inside TVM's C++ code, which
+    hands it back as another exception (tvm-ffi's RuntimeError)."""
+    interrupted = []
+
+    def on_sigint(signum, frame):
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         return main(argv)
     except CliError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Exception:
+        if not interrupted:
+            raise
+        return _interrupted(resumable)
     except KeyboardInterrupt:
-        print("error: interrupted; rerun the same command to resume from --work-dir",
-              file=sys.stderr)  # fmt: skip
-        return 130
+        return _interrupted(resumable)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupted(resumable: bool) -> int:
+    again = "; rerun the same command to resume from --work-dir" if resumable else ""
+    print(f"error: interrupted{again}", file=sys.stderr)
+    return 130
 
 
 def positive_int(text: str) -> int:
@@ -95,6 +115,14 @@ def _int_at_least(text: str, low: int) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
     if value < low:
         raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+    return value
+
+
+def seed(text: str) -> int:
+    """argparse type: a random seed, 0 to 2**32 - 1 (what MetaSchedule takes)."""
+    value = _int_at_least(text, 0)
+    if value > 2**32 - 1:
+        raise argparse.ArgumentTypeError(f"must be <= 2**32 - 1, got {value}")
     return value
 
 

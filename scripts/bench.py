@@ -195,7 +195,7 @@ def make_row(lib, m: dict, args, device: str, gpu_name: str, command: str) -> di
 
 
 def main(argv=None) -> int:
-    return _cli.run(_main, argv)
+    return _cli.run(_main, argv, resumable=False)
 
 
 def _main(argv) -> int:

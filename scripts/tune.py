@@ -89,7 +89,7 @@ def parse_args(argv=None):
     p.add_argument("--space", choices=_cli.SPACES, default="generative", help="design space")
     p.add_argument("--export", metavar="OUT.so", help="export the verified kernel here")
     p.add_argument("--report", help="JSON report path (default: in the work dir)")
-    p.add_argument("--seed", type=_cli.non_negative_int, default=0)
+    p.add_argument("--seed", type=_cli.seed, default=0)
     p.add_argument("--build-workers", type=_cli.non_negative_int, default=0, help="0: one per CPU")
     p.add_argument(
         "--build-only",
@@ -209,6 +209,13 @@ def _build_only(args, tuner, workload) -> int:
 
     report = build_only(tuner, workload, args.build_only, stock=args.space == "stock")
     print(json.dumps(report, indent=1))
+    built = report.get("built", 0) + sum(
+        report.get(part, {}).get("built", 0) for part in ("design_space", "kernels")
+    )
+    if not built:  # a code-generation check must be able to fail
+        why = report.get("nothing_to_build") or "every sampled candidate failed to build"
+        print(f"error: --build-only: nothing built: {why}", file=sys.stderr)
+        return 1
     return 0
 
 

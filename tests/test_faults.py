@@ -216,3 +216,31 @@ def test_half_cut_workloads_segfault_and_hang_cost_only_their_candidates(campaig
     assert failures.get("run: timeout") == 1, failures
     assert sum(n for reason, n in failures.items() if reason.startswith("build:")) == 1, failures
     assert sum(failures.values()) == 2, failures
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("AUTOKERNEL_BUILD_WORKERS", "abc", "AUTOKERNEL_BUILD_WORKERS='abc': not an integer"),
+        ("AUTOKERNEL_BUILD_WORKERS", "-2", "AUTOKERNEL_BUILD_WORKERS='-2': must be >= 0"),
+        ("AUTOKERNEL_RUNNER_TIMEOUT_S", "0", "AUTOKERNEL_RUNNER_TIMEOUT_S='0': must be > 0"),
+        ("AUTOKERNEL_RUNNER_TIMEOUT_S", "x", "AUTOKERNEL_RUNNER_TIMEOUT_S='x': not a number"),
+        ("AUTOKERNEL_STRICT", "maybe", "AUTOKERNEL_STRICT='maybe': 1 (on) or 0 (off)"),
+    ],
+)
+def test_bad_environment_values_name_the_variable(monkeypatch, name, value, message):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as err:
+        TuneConfig.from_env()
+    assert str(err.value) == message
+
+
+def test_wrongly_typed_options_and_impossible_shapes_are_named():
+    with pytest.raises(ConfigError, match="trials must be int, got '4'"):
+        TuneConfig(trials="4")
+    with pytest.raises(ConfigError, match="strict must be bool, got 1"):
+        TuneConfig(strict=1)
+    from autokernel_tvm.workloads import Workload, WorkloadError
+
+    with pytest.raises(WorkloadError, match=r"output of shape \(1, -1, -1, 1\)"):
+        Workload("conv2d_nhwc", (1, 3, 3, 1, 1, 5, 5, 1, 0))

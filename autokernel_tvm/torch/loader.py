@@ -192,7 +192,12 @@ def load(path: str | os.PathLike, *, verify_checksum: bool = True) -> KernelLibr
     try:
         manifest_lib.check(path, manifest, data=data, opened=copy, verify_sha256=verify_checksum)
     except manifest_lib.ManifestError as err:
-        hint = " (or pass verify_checksum=False to load it anyway)" if "sha256" in str(err) else ""
+        hint = (
+            " (export it again; verify_checksum=False loads it anyway, and a damaged or "
+            "truncated library can crash the process)"
+            if "sha256" in str(err)
+            else ""
+        )
         raise LibraryError(f"{err}{hint}") from err
     with _LOCK:
         module = _load_module(path, copy, actual, manifest)

@@ -132,6 +132,12 @@ class Workload:
         for dim, size in zip(opdef.dims, self.shape):
             if size < 0 or (size == 0 and dim != "pad"):
                 raise WorkloadError(f"{dim} must be positive, got {size} in {self.shape}")
+        out = tuple(opdef.out_shape(self.shape))
+        if any(d < 1 for d in out):  # e.g. a conv filter larger than the padded image
+            raise WorkloadError(
+                f"op {self.op!r} shape {','.join(map(str, self.shape))} gives an output of "
+                f"shape {out}: every dim must be >= 1"
+            )
         if self.dtype not in INPUT_DTYPES:
             raise WorkloadError(f"dtype must be one of {INPUT_DTYPES}, got {self.dtype!r}")
         if self.dtype not in opdef.dtypes:

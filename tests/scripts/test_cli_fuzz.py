@@ -142,6 +142,7 @@ def _bad_tune_arguments(tmp_path) -> list[tuple[list[str], str]]:
         (["--build-workers=-1"], "--build-workers: must be >= 0"),
         (["--build-only", "x"], "--build-only: 'x' is not an integer"),
         (["--seed", "1.5"], "--seed: '1.5' is not an integer"),
+        (["--seed", str(2**32)], "--seed: must be <= 2**32 - 1"),
         (["--problem", str(tmp_path / "none.py")], "--problem: " + str(tmp_path / "none.py")),
         (["--problem", str(tmp_path)], "is a directory; pass a problem file"),
         (["--frobnicate"], "unrecognized arguments: --frobnicate"),

@@ -129,3 +129,15 @@ def test_bad_arguments_give_clear_errors(tmp_path):
         proc = subprocess.run(cmd, env=_env(tmp_path), capture_output=True, text=True)
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
         assert "Traceback" not in proc.stderr
+
+
+def test_build_only_that_builds_nothing_fails_with_the_reason(tmp_path):
+    """A code-generation check must be able to fail: a 16-channel conv no wgmma tile divides
+    (and no other CUDA family takes fp32) builds nothing: exit 1, one line saying why."""
+    cmd = [sys.executable, TUNE, "--target", "cuda", "--op", "conv2d_nhwc", "--shape",
+           "2,9,9,8,16,3,3,1,1", "--build-only", "1", "--work-dir", str(tmp_path / "w"),
+           "--no-progress"]  # fmt: skip
+    proc = subprocess.run(cmd, env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: --build-only: nothing built: no legal genome"), last
