@@ -132,6 +132,13 @@ def failure_reason(message: str) -> str:
     text = str(message)
     if "Timeout" in text or "timed out" in text:
         return "timeout"
+    remote = "caught from RPC call"
+    if remote in text:  # the server's own error ends the traceback it sent back
+        rest = text.split(remote, 1)[1].lstrip(":")
+        errors = re.findall(r"(?:Error|error): ([^\n]{0,80})", rest)
+        lines = [ln.strip() for ln in rest.splitlines() if ln.strip()]
+        last = errors[-1] if errors else (lines[-1][:80] if lines else "no reason sent")
+        return "RPC server: " + re.sub(r"\d+", "N", last).strip()
     for pattern in (r"nvcc: .*?error[^:]*: ([^\n]{0,80})", r"(?:Error|error): ([^\n]{0,80})"):
         match = re.search(pattern, text)
         if match:

@@ -426,6 +426,10 @@ class Tuner:
                 )
             rejected.append({"space": label, "failures": report_v.failures})
             failures["verify: " + report_v.failures[0][:60]] += 1
+        if not candidates:  # nothing ran: the failures say why (build, run, RPC server)
+            raise TuneError(
+                f"{workload.name}: no candidate could be measured (failures: {dict(failures)})"
+            )
         raise TuneError(
             f"{workload.name}: no candidate passed the correctness gate "
             f"({len(candidates)} measured, failures: {dict(failures)})"

@@ -35,7 +35,11 @@ def main(argv=None) -> int:
     p.add_argument("--target", default="cuda", choices=("cuda",))
     p.add_argument("--arch", default="sm_90a")
     p.add_argument("--family", default="cuda.wgmma")
-    p.add_argument("--out", default=os.path.join(ROOT, "schedules"))
+    p.add_argument(
+        "--out",
+        default=os.path.join(ROOT, "schedules"),
+        help="library root: the model goes to <out>/<target>/ranker.json",
+    )
     p.add_argument(
         "--report", default=os.path.join(ROOT, "benchmarks", "results", "ranker_cuda.json")
     )

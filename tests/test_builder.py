@@ -70,3 +70,16 @@ def test_worker_dies_with_its_parent(tmp_path):
         time.sleep(0.05)
     os.kill(worker, 9)
     raise AssertionError(f"worker {worker} outlived its parent by 5 s")
+
+
+def test_an_rpc_failure_keeps_the_servers_own_reason():
+    """An RPC error's first line is only "Error caught from RPC call:"; the server's reason
+    ends the traceback it sends back."""
+    from autokernel_tvm.builder import failure_reason
+
+    sent = (
+        "RPCError: Error caught from RPC call:\nTraceback (most recent call last):\n"
+        '  File "x.py", line 3\nRuntimeError: CUDA: no device 0 found on this server\n'
+    )
+    assert failure_reason(sent) == "RPC server: CUDA: no device N found on this server"
+    assert failure_reason("RPCError: Error caught from RPC call:\n") == "RPC server: no reason sent"
