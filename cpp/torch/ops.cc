@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // TORCH_LIBRARY(autokernel): load / call / kernels (design in autokernel/torch.h).
 #include <ATen/DLConvertor.h>
+#include <ATen/core/LegacyTypeDispatch.h>
+#include <ATen/core/grad_mode.h>
 #include <ATen/ops/empty.h>
 #include <c10/core/impl/VirtualGuardImpl.h>
 #include <torch/library.h>
@@ -40,6 +42,26 @@ at::Tensor NewOutput(const Kernel& k, const at::Tensor& like) {
 
 at::Tensor CallDevice(int64_t handle, c10::string_view kernel, at::TensorList args) {
   return Call(handle, std::string(kernel), args.vec());
+}
+
+// The Autograd key: no derivative is defined here, so a call on tensors that require grad
+// would return a result whose backward silently gives them no gradient. Refuse it with the
+// way out, as the Python loader's forward-only ops do; otherwise run the device kernel.
+at::Tensor CallAutograd(int64_t handle, c10::string_view kernel, at::TensorList args) {
+  if (at::GradMode::is_enabled()) {
+    for (size_t i = 0; i < args.size(); ++i) {
+      if (args[i].requires_grad()) {
+        throw ArgumentError("autokernel::call is forward-only: argument " + std::to_string(i) +
+                            " requires grad (call it under torch.no_grad(), or use "
+                            "autokernel_tvm.torch.load, whose GEMM ops have a backward)");
+      }
+    }
+  }
+  at::AutoDispatchBelowADInplaceOrView below;
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("autokernel::call", "")
+                       .typed<at::Tensor(int64_t, c10::string_view, at::TensorList)>();
+  return op.call(handle, kernel, args);
 }
 
 at::Tensor CallMeta(int64_t handle, c10::string_view kernel, at::TensorList args) {
@@ -142,3 +164,6 @@ TORCH_LIBRARY(autokernel, m) {
 TORCH_LIBRARY_IMPL(autokernel, CPU, m) { m.impl("call", &autokernel::torch_ops::CallDevice); }
 TORCH_LIBRARY_IMPL(autokernel, CUDA, m) { m.impl("call", &autokernel::torch_ops::CallDevice); }
 TORCH_LIBRARY_IMPL(autokernel, Meta, m) { m.impl("call", &autokernel::torch_ops::CallMeta); }
+TORCH_LIBRARY_IMPL(autokernel, Autograd, m) {
+  m.impl("call", &autokernel::torch_ops::CallAutograd);
+}

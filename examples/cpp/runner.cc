@@ -45,12 +45,28 @@ struct Args {
   uint64_t seed = 0;
 };
 
+const char kUsage[] =
+    "usage: autokernel_runner LIB.so [--kernel NAME] [--repeats N] [--warmup N] [--seed S] "
+    "[--cpu-threads N] [--save-output OUT.f32] [--json OUT.json]\n";
+
 [[noreturn]] void Usage(const std::string& why) {
-  std::cerr << "autokernel_runner: " << why
-            << "\nusage: autokernel_runner LIB.so [--kernel NAME] [--repeats N] "
-               "[--warmup N] [--seed S] [--cpu-threads N] [--save-output OUT.f32] "
-               "[--json OUT.json]\n";
+  std::cerr << "autokernel_runner: " << why << "\n" << kUsage;
   std::exit(2);
+}
+
+/*! ``text`` as a whole non-negative integer, or the usage error naming ``flag``. */
+uint64_t Number(const std::string& flag, const std::string& text) {
+  size_t used = 0;
+  uint64_t n = 0;
+  try {
+    if (text.empty() || text[0] == '-') throw std::invalid_argument(text);
+    n = std::stoull(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || text.empty()) Usage(flag + ": '" + text + "' is not a whole number");
+  if (n > 1000000000ULL && flag != "--seed") Usage(flag + ": " + text + " is too large");
+  return n;
 }
 
 Args ParseArgs(int argc, char** argv) {
@@ -61,11 +77,16 @@ Args ParseArgs(int argc, char** argv) {
       if (i + 1 >= argc) Usage(arg + " needs a value");
       return argv[++i];
     };
+    if (arg == "--help" || arg == "-h") {
+      std::cout << "Run an exported kernel on random inputs, check it against at::matmul and "
+                   "time both.\n" << kUsage;
+      std::exit(0);
+    }
     if (arg == "--kernel") a.kernel = value();
-    else if (arg == "--repeats") a.repeats = std::stoi(value());
-    else if (arg == "--warmup") a.warmup = std::stoi(value());
-    else if (arg == "--cpu-threads") a.cpu_threads = std::stoi(value());
-    else if (arg == "--seed") a.seed = std::stoull(value());
+    else if (arg == "--repeats") a.repeats = static_cast<int>(Number(arg, value()));
+    else if (arg == "--warmup") a.warmup = static_cast<int>(Number(arg, value()));
+    else if (arg == "--cpu-threads") a.cpu_threads = static_cast<int>(Number(arg, value()));
+    else if (arg == "--seed") a.seed = Number(arg, value());
     else if (arg == "--save-output") a.save_output = value();
     else if (arg == "--json") a.json = value();
     else if (!arg.empty() && arg[0] == '-') Usage("unknown option " + arg);
@@ -237,6 +258,7 @@ int main(int argc, char** argv) {
     std::cout << line << std::endl;
     if (!args.json.empty()) {
       std::ofstream js(args.json);
+      if (!js) throw std::runtime_error("--json " + args.json + ": cannot write it");
       js << "{\"kernel\": \"" << k.name << "\", \"op\": \"" << k.op << "\", \"device\": \""
          << device.str() << "\", \"latency_us\": " << op_s * 1e6
          << ", \"kernel_only_latency_us\": " << raw_s * 1e6

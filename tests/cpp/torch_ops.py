@@ -50,6 +50,16 @@ def main(ops_library: str, lib_dir: str) -> int:
     except RuntimeError as err:
         assert "argument 'B' has shape (96, 64), expected (64, 96)" in str(err), err
 
+    # forward-only: a call that would need a backward is refused, not given no gradient
+    leaf = a.clone().requires_grad_()
+    try:
+        run(lib, GEMM, leaf, b)
+        raise AssertionError("a call on a tensor requiring grad did not raise")
+    except RuntimeError as err:
+        assert "forward-only: argument 0 requires grad" in str(err), err
+    with torch.no_grad():
+        torch.testing.assert_close(run(lib, GEMM, leaf, b), want, rtol=1e-4, atol=1e-4)
+
     # The Python loader's op for the same kernel, in the same process and namespace.
     with tempfile.TemporaryDirectory() as folder:
         py_lib = ak_torch.load(python_loadable(path, folder))
