@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tvm.ir.utils import derived_object
 from tvm.rpc import base
@@ -208,7 +208,16 @@ class TrackerRunner(ms.runner.PyRunner):
         self._lock = threading.Lock()
 
     def run(self, runner_inputs: list) -> list:
-        return [_RetryingFuture(self, inp) for inp in runner_inputs]
+        gone = self.no_servers()  # every server of the key gone: fail the batch now, not after
+        return [_RetryingFuture(self, inp, gone) for inp in runner_inputs]  # a pool timeout each
+
+    def no_servers(self) -> str | None:
+        """Why no server of the key is left at the tracker (or the tracker is gone), or None."""
+        try:
+            check_tracker(replace(self.settings, devices=0))
+        except RPCError as err:
+            return str(err)
+        return None
 
     def submit(self, runner_input):
         return self.pool.submit(
@@ -251,11 +260,15 @@ class TrackerRunner(ms.runner.PyRunner):
 class _RetryingFuture(ms.runner.PyRunnerFuture):
     """One candidate: measured on a server; measured again elsewhere if that server was lost."""
 
-    def __init__(self, runner, runner_input):
+    def __init__(self, runner, runner_input, gone: str | None = None):
         super().__init__()
         self.runner, self.input = runner, runner_input
         self.attempts, self.outcome = 0, None
-        self._submit()
+        if gone:  # no server to measure it on
+            runner.count(runner.failed, None)
+            self.outcome = ms.runner.RunnerResult(None, f"RPCRunner: {gone}")
+        else:
+            self._submit()
 
     def _submit(self) -> None:
         self.attempts += 1
@@ -273,6 +286,7 @@ class _RetryingFuture(ms.runner.PyRunnerFuture):
         while self.outcome is None:
             if not block and not self.future.done():
                 return False
+            gone = None
             try:
                 secs, server, error, lost, phases = self.future.result()
             except TimeoutError:  # the pool killed the worker: its server hung
@@ -286,7 +300,11 @@ class _RetryingFuture(ms.runner.PyRunnerFuture):
             if secs is not None:
                 runner.count(runner.measured, server)
                 self.outcome = ms.runner.RunnerResult([float(s) for s in secs], None)
-            elif lost and self.attempts <= runner.settings.max_retries:
+            elif (
+                lost
+                and self.attempts <= runner.settings.max_retries
+                and not (gone := runner.no_servers())
+            ):
                 runner.count(runner.lost, server)
                 self._submit()
             else:
@@ -294,6 +312,8 @@ class _RetryingFuture(ms.runner.PyRunnerFuture):
                 where = f"server {server}" if server else "RPC"
                 if lost:
                     error = f"server lost {self.attempts} times; last: {error}"
+                    if gone:
+                        error += f"; {gone}"
                 self.outcome = ms.runner.RunnerResult(None, f"RPCRunner: {where}: {error}")
         return True
 

@@ -285,3 +285,22 @@ def test_server_killed_mid_run_costs_nothing(cluster, builder, tmp_path):
     assert report["lost"] == {cluster.servers[1]: 1}, report  # its candidate went elsewhere
     assert not report["failed"] and sum(report["measured"].values()) == 8
     assert result.verify["passed"]
+
+
+def test_a_runner_without_servers_fails_its_batch_at_once(cluster, builder):
+    """With no server of the key left at the tracker (all killed mid-run), a batch fails at
+    once with the tracker's reason instead of each candidate waiting out a pool timeout."""
+    target = make_target("llvm")
+    (built,) = builder.build([ms.builder.BuilderInput(W.ir_module(), target)])
+    args_info = [ms.arg_info.TensorInfo(a.dtype, list(a.shape)) for a in (*W.inputs, W.output)]
+    settings = rpc.RPCSettings.parse(cluster.tracker, "nobody-serves-this", timeout_s=30.0)
+    evaluator = ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=10)
+    runner = rpc.TrackerRunner(settings, evaluator, 1, "cpu")
+    start = time.time()
+    try:
+        results = [f.result() for f in runner.run([ms.runner.RunnerInput(
+            built.artifact_path, "cpu", args_info)] * 2)]  # fmt: skip
+    finally:
+        runner.shutdown()
+    assert time.time() - start < 10  # not 2 x the 70 s pool timeout
+    assert all("no server with key 'nobody-serves-this'" in r.error_msg for r in results)
