@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Load an exported kernel library in C++ and time one kernel against at::matmul.
+// Load an exported kernel library in C++ and time one kernel against its ATen expression.
 //
 //   build/autokernel_runner LIB.so [--kernel NAME] [--repeats 100] [--warmup 10] [--seed 0]
 //       [--cpu-threads N] [--save-output OUT.f32] [--json OUT.json]
@@ -110,8 +110,26 @@ std::function<at::Tensor()> Baseline(const autokernel::Kernel& k,
     at::Tensor bt = in[1].transpose(1, 2);
     return [in, bt] { return at::matmul(in[0], bt); };
   }
-  std::cerr << "autokernel_runner: no at::matmul baseline for op '" << k.op
-            << "' (gemm, gemm_nt, batch_gemm, batch_gemm_nt)\n";
+  if (k.op == "gemm_tn") {
+    at::Tensor at_ = in[0].t();
+    return [in, at_] { return at::matmul(at_, in[1]); };
+  }
+  if (k.op == "batch_gemm_tn") {
+    at::Tensor at_ = in[0].transpose(1, 2);
+    return [in, at_] { return at::matmul(at_, in[1]); };
+  }
+  if (k.op.rfind("gemm_bias", 0) == 0) {  // nn.Linear: A @ W.T + bias, then the activation
+    std::string act = k.op == "gemm_bias" ? "" : k.op.substr(std::string("gemm_bias_").size());
+    if (act.empty() || act == "relu" || act == "gelu") {
+      return [in, act] {
+        at::Tensor y = at::linear(in[0], in[1], in[2]);
+        return act == "relu" ? at::relu(y) : act == "gelu" ? at::gelu(y) : y;
+      };
+    }
+  }
+  std::cerr << "autokernel_runner: no ATen baseline for op '" << k.op
+            << "' (gemm, gemm_nt, gemm_tn, batch_gemm[_nt|_tn], gemm_bias[_relu|_gelu]; "
+               "scripts/bench.py times every op)\n";
   std::exit(2);
 }
 
