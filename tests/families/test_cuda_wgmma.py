@@ -118,8 +118,11 @@ def test_conv2d_patch_and_reasons():
     assert Grammar(TARGET).check(DEFAULT, strided) == DEFAULT
     assert conv_patch((8, 28, 28, 256, 3, 3, 1, 2), 128) == (8, 16, 2, 1)
     # a box is at most 256 pixels a side: 128-pixel patches need a stride under 32
-    huge = (8, 64, 64, 256, 3, 3, 1, 32)
-    assert "256 pixels" in legal(8 * 4, 256, 9 * 256, smem_limit=SMEM, conv=huge, raster=1)
+    # a box is at most 256 pixels a side: a stride of 32 leaves no 128-pixel patch
+    assert conv_patch((8, 64, 64, 256, 3, 3, 1, 32), 128) is None
+    assert conv_patch((8, 64, 64, 256, 3, 3, 1, 8), 128) == (8, 16, 1, 1)  # 128 x 128 boxes
+    huge = (8, 64, 64, 256, 3, 3, 1, 9)  # past TMA's largest traversal stride
+    assert "at most 8" in legal(8 * 64, 256, 9 * 256, smem_limit=SMEM, conv=huge, raster=1)
 
 
 def test_genome_checks_and_round_trip():

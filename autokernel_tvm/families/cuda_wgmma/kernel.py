@@ -141,6 +141,7 @@ TMA_MULTICAST = TMA + ".multicast::cluster"
 TMA_MULTICAST_3D = TMA_3D + ".multicast::cluster"
 TILE_QS = (128, 64, 32, 16, 8)  # conv: output columns per block patch (ties go to the widest)
 TMA_BOX = 256  # elements of a TMA box along any one dimension, at most
+TMA_ELEMENT_STRIDE = 8  # a TMA box's traversal stride along a dimension, at most
 EPILOGUES = ("", "bias", "bias_relu", "bias_gelu")  # fused into the register write-back
 OUT_DTYPES = ("float32", "float16", "bfloat16")
 #: PrimFunc attribute that routes a module through ``tir_pipeline="tirx"`` in the builder.
@@ -312,6 +313,8 @@ def _conv_reason(conv, m, n, k, *, batch, trans_b, epilogue, bk=BLOCK_K) -> str 
     p, q = conv_out(conv)
     if c % bk:
         return f"conv C={c}: a multiple of {bk} (one K step never straddles a filter tap)"
+    if conv_stride(conv) > TMA_ELEMENT_STRIDE:
+        return f"conv stride {conv_stride(conv)}: a TMA box's element strides are at most 8"
     if (m, k) != (img * p * q, r * s * c) or batch or not trans_b or epilogue:
         return f"conv: m, k = N*P*Q, R*S*C ({img * p * q}, {r * s * c}); no batch/trans_b/epilogue"
     return None
