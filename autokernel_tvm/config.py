@@ -226,6 +226,11 @@ class TuneConfig:
             values["arch"] = cuda_arch_from_env()  # None: the target takes this machine's GPU
         return cls.from_dict(values)
 
+    @property
+    def tf32(self) -> bool:
+        """Whether any fp32 op of a model may run as TF32 (matmuls or convolutions)."""
+        return self.allow_tf32 or self.allow_tf32_conv
+
     def replace(self, **changes) -> TuneConfig:
         return dataclasses.replace(self, **changes)
 

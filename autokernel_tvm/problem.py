@@ -158,8 +158,7 @@ def _tune_problem(model, fresh, report, config, tuner, seeds, export, path, init
         for seed in seeds:
             inputs = fresh(seed)
             ref64 = reference64(model, inputs)
-            tf32 = config.allow_tf32 or config.allow_tf32_conv
-            checks.append(check(tuned(*inputs), model(*inputs), inputs, ref64, tf32=tf32))
+            checks.append(check(tuned(*inputs), model(*inputs), inputs, ref64, tf32=config.tf32))
     report["rel_errors"] = [c["rel_error"] for c in checks]
     report["tolerance"] = checks[0]["tolerance"]
     report["correct"] = all(c["passed"] for c in checks)

@@ -178,7 +178,7 @@ def _tune_model(model, example_inputs, config, dtype, tuner, min_task_flops, dis
     with torch.no_grad():
         expected = model(*inputs)
     ref64 = reference64(model, inputs)
-    report["check"] = check(result(*inputs), expected, inputs, ref64, tf32=_tf32(config))
+    report["check"] = check(result(*inputs), expected, inputs, ref64, tf32=config.tf32)
     if not report["check"]["passed"]:
         # the tuned build, or TVM's import of the model itself: rebuild without either's
         # choices to tell which
@@ -190,7 +190,7 @@ def _tune_model(model, example_inputs, config, dtype, tuner, min_task_flops, dis
             task["tuned"], task["reason"] = False, "tuned build failed the numerics check"
         for served in report["dispatch"]["served"]:
             served["reason"] = "model failed the numerics check: TVM's default lowering used"
-        report["check"] = check(result(*inputs), expected, inputs, ref64, tf32=_tf32(config))
+        report["check"] = check(result(*inputs), expected, inputs, ref64, tf32=config.tf32)
         if not report["check"]["passed"]:  # never hand back (or cache) a wrong model
             raise UnsupportedModelError(
                 f"TVM's build disagrees with eager PyTorch even with its default lowering "
@@ -424,11 +424,6 @@ def cast(model: torch.nn.Module, inputs: tuple, dtype: str | None):
         for x in inputs
     )
     return model.to(torch_dtype), inputs
-
-
-def _tf32(config: TuneConfig) -> bool:
-    """Whether the compiled model, and eager PyTorch under the same flags, may use TF32."""
-    return config.allow_tf32 or config.allow_tf32_conv
 
 
 def _build(mod: tvm.IRModule, target: tvm.target.Target, db_dir: str | None):

@@ -52,18 +52,12 @@ def make_baseline(entry: dict, inputs: Sequence[torch.Tensor]) -> Callable[[], t
     if entry.get("dtype") != "float32":
         return fn
     tf32 = entry.get("precision") == "tf32"
-    flags = [f for f in (torch.backends.cuda.matmul, torch.backends.cudnn) if f.allow_tf32 != tf32]
-    if not flags:
+    if torch.backends.cuda.matmul.allow_tf32 == torch.backends.cudnn.allow_tf32 == tf32:
         return fn
 
     def at_precision():
-        for f in flags:
-            f.allow_tf32 = tf32
-        try:
+        with tf32_flags(tf32, tf32):
             return fn()
-        finally:
-            for f in flags:
-                f.allow_tf32 = not tf32
 
     return at_precision
 
