@@ -59,10 +59,9 @@ def build_only(tuner, workload, n: int, stock: bool = False) -> dict:
         return {"space": "stock", **report.to_json()}
     out: dict = {"families": tuner.families_report(workload)}
     search = tuner.search(workload)
-    genomes = search.generator.propose(4 * n)
-    proposals = [(g, get(g.family).candidate(g.params, workload, tuner.target)) for g in genomes]
+    proposals = tuner.candidates(workload, 4 * n, search)
     if not proposals:  # what tuning would do instead, and why
-        out["nothing_to_build"] = tuner._fallback_reason(workload, search)
+        out["nothing_to_build"] = tuner.fallback_reason(workload, search)
     spaces = [(g, c) for g, c in proposals if isinstance(c, DesignSpace)][:1]
     kernels = [(g, c) for g, c in proposals if isinstance(c, Kernel)][:n]
     for genome, candidate in spaces:

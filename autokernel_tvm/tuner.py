@@ -170,7 +170,7 @@ class Tuner:
                 raise TuneError(self._no_stock_reason(workload))
             runs = [self.measure(workload, DesignSpace(STOCK, workload.ir_module()), "stock")]
             if search is not None:
-                report["fallback"] = self._fallback_reason(workload, search)
+                report["fallback"] = self.fallback_reason(workload, search)
         result = self._pick_verified(workload, runs, time.time() - start, report)  # verify
         if self.config.rpc_tracker:  # candidates measured per RPC server
             result.space_report["rpc"] = self.runner.report()
@@ -230,10 +230,11 @@ class Tuner:
         runner = self.runner if self.config.rpc_tracker else None  # else timed here
         return KernelMeasurer(self.config, self.target, self.device(), runner, self._timing_args)
 
-    def candidates(self, workload: Workload, n: int) -> list:
+    def candidates(self, workload: Workload, n: int, search: Search | None = None) -> list:
         """Up to ``n`` ``(genome, candidate)`` the search would try first (no device needed):
-        what ``scripts/tune.py --build-only`` builds."""
-        search = self.search(workload)
+        what ``scripts/tune.py --build-only`` builds; ``search``: that of ``workload``, to read
+        its rejections after (by default a new one)."""
+        search = search or self.search(workload)
         genomes = search.generator.propose(n)
         return [(g, get(g.family).candidate(g.params, workload, self.target)) for g in genomes]
 
@@ -336,7 +337,8 @@ class Tuner:
             out[family.name] = {"applies": True, "rewrites": rewrites}
         return out
 
-    def _fallback_reason(self, workload: Workload, search: Search) -> str:
+    def fallback_reason(self, workload: Workload, search: Search) -> str:
+        """Why ``workload`` gets the stock space: no family takes it, or no legal genome."""
         if not self.grammar.families(workload):
             why = "; ".join(f"{k}: {v}" for k, v in self.grammar.why_not(workload).items())
             return f"no generative family for {workload.name} ({why}): used the stock space"

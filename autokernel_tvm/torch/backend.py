@@ -64,12 +64,11 @@ def autokernel_backend(gm: torch.fx.GraphModule, example_inputs, options=None, *
 
     Raises ``ConfigError`` for unknown option names; every other problem falls back to eager.
     """
-    merged = {**_DEFAULTS, **(options or {})}
-    config, cache_root, min_task_flops = _split(merged)
+    settings = _split({**_DEFAULTS, **(options or {})})  # config, cache_root, min_task_flops
     _STATS["compiles"] += 1
     if any(_symbolic(x) for x in example_inputs):
-        return _PerShape(gm, merged)
-    return _compile_static(gm, example_inputs, config, cache_root, min_task_flops)
+        return _PerShape(gm, settings)
+    return _compile_static(gm, example_inputs, *settings)
 
 
 def _compile_static(gm, example_inputs, config, cache_root, min_task_flops):
@@ -124,8 +123,8 @@ class _PerShape:
     call's sizes (``make_fx``) into a static graph, which is compiled as any other. After
     :data:`MAX_SHAPES` signatures the others run eagerly."""
 
-    def __init__(self, gm: torch.fx.GraphModule, options: dict):
-        self.gm, self.options = gm, options
+    def __init__(self, gm: torch.fx.GraphModule, settings: tuple):
+        self.gm, self.settings = gm, settings  # _compile_static's config, cache_root, min flops
         self.compiled: dict = {}
         self.warned = False
 
@@ -160,9 +159,8 @@ class _PerShape:
         except Exception as err:  # a graph make_fx cannot trace with these sizes
             _fallback(self.gm, f"dynamic graph not specialized to {len(tensors)} inputs: {err}")
             return static
-        config, cache_root, min_task_flops = _split(self.options)
         # falls back to the traced graph, run eagerly, where the static graph cannot compile
-        return _compile_static(traced, tensors, config, cache_root, min_task_flops)
+        return _compile_static(traced, tensors, *self.settings)
 
 
 class _Weighted(torch.nn.Module):
@@ -209,8 +207,6 @@ def unsupported_reason(example_inputs, config: config_lib.TuneConfig) -> str | N
     """Why a graph with these inputs cannot be compiled, or None."""
     want = "cpu" if config.target == "llvm" else "cuda"
     for x in example_inputs:
-        if isinstance(x, torch.Tensor) and (x.dtype == torch.float64 or x.is_complex()):
-            return f"{x.dtype} inputs: TVM's torch import computes in float32 at most"
         if not isinstance(x, torch.Tensor):
             return f"non-tensor graph input {type(x).__name__} (dynamic shapes or Python scalars)"
         if any(not isinstance(s, int) for s in x.shape):
