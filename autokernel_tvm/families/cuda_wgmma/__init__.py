@@ -39,6 +39,7 @@ from .kernel import (
     WG_ROWS,
     Structure,
     c_unaligned,
+    conv_k,
     conv_out,
     k_step,
     legal,
@@ -157,7 +158,7 @@ def _mnk(workload) -> tuple[int, int, int]:
     conv = _conv(workload)
     if conv:
         p, q = conv_out(conv)
-        return conv[0] * p * q, workload.shape[4], conv[3] * conv[4] * conv[5]
+        return conv[0] * p * q, workload.shape[4], conv_k(conv)
     return tuple(workload.shape[-3:])
 
 

@@ -62,7 +62,7 @@ are masked at the store.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import tvm
 from tvm.script import tirx as T
@@ -277,6 +277,11 @@ def smem_bytes(
 def conv_stride(conv: tuple) -> int:
     """The stride of ``conv = (N, H, W, C, R, S, pad[, stride])`` (1 when not given)."""
     return conv[7] if len(conv) > 7 else 1
+
+
+def conv_k(conv: tuple) -> int:
+    """The implicit GEMM's K of ``conv``: R * S * C."""
+    return conv[3] * conv[4] * conv[5]
 
 
 def conv_out(conv: tuple) -> tuple[int, int]:
@@ -706,7 +711,7 @@ def legal(
         internal = {**structure, "trans_b": True, "tf32_passes": 1}
         if conv:
             internal["conv"] = split_conv(conv)
-            k = conv[4] * conv[5] * split_k(conv[3])
+            k = conv_k(internal["conv"])
         else:
             k = split_k(k)
         return legal(m, n, k, smem_limit=smem_limit, sm_count=sm_count, **internal)
@@ -816,7 +821,7 @@ def wgmma_gemm(
     user_k, user_trans_b, user_conv = k, trans_b, conv
     if x3 and conv:  # the TF32 conv over the split copies: split_k(C) channels
         conv = split_conv(conv)
-        k = conv[3] * conv[4] * conv[5]
+        k = conv_k(conv)
     elif x3:
         k, trans_b = split_k(k), True
     sdt, es = storage(dt), _bytes(storage(dt))  # A and B as stored: fp8 as bytes
@@ -838,7 +843,7 @@ def wgmma_gemm(
     b_cols = padded(b_cols, dt) if "b" in pads else b_cols
     pairs = n % 2 == 0  # a thread stores its two adjacent columns at once (aligned when N even)
     # batched tensors whose maps have the batch as a third dimension (edges within a matrix)
-    bdims = batch_dims(m, k, Structure(**{**structure, "trans_b": trans_b}))
+    bdims = batch_dims(m, k, replace(st, trans_b=trans_b))
     a_tma = (2, a_cols, max(batch, 1) * m, a_cols * es, bk, bm_rows, 1, 1)
     if st.trans_a:  # rows of M read 64 columns (one swizzle atom) per box, like an MN-major B
         a_tma = (2, a_cols, max(batch, 1) * k, a_cols * es, MN_ATOM, bk, 1, 1)
