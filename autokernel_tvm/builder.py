@@ -135,16 +135,24 @@ def failure_reason(message: str) -> str:
     remote = "caught from RPC call"
     if remote in text:  # the server's own error ends the traceback it sent back
         rest = text.split(remote, 1)[1].lstrip(":")
-        errors = re.findall(r"(?:Error|error): ([^\n]{0,80})", rest)
-        lines = [ln.strip() for ln in rest.splitlines() if ln.strip()]
-        last = errors[-1] if errors else (lines[-1][:80] if lines else "no reason sent")
-        return "RPC server: " + re.sub(r"\d+", "N", last).strip()
-    for pattern in (r"nvcc: .*?error[^:]*: ([^\n]{0,80})", r"(?:Error|error): ([^\n]{0,80})"):
-        match = re.search(pattern, text)
-        if match:
-            return re.sub(r"\d+", "N", match.group(1)).strip()
+        return "RPC server: " + (_error_line(rest, last=True) or "no reason sent")
+    nvcc = re.search(r"nvcc: .*?error[^:]*: ([^\n]{0,80})", text)
+    if nvcc:
+        return _countable(nvcc.group(1))
+    return _error_line(text, last=False) or "unknown"
+
+
+def _error_line(text: str, last: bool) -> str:
+    """The first (or last) ``Error: ...`` message of ``text``, else its last non-empty line."""
+    errors = re.findall(r"(?:Error|error): ([^\n]{0,80})", text)
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return re.sub(r"\d+", "N", lines[-1][:80]) if lines else "unknown"
+    found = errors[-1 if last else 0] if errors else (lines[-1][:80] if lines else "")
+    return _countable(found)
+
+
+def _countable(reason: str) -> str:
+    """Digits folded to N, so one failure with different sizes counts as one reason."""
+    return re.sub(r"\d+", "N", reason).strip()
 
 
 # ------------------------------------------------------------------------------------------
