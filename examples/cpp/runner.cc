@@ -2,14 +2,16 @@
 // Load an exported kernel library in C++ and time one kernel against its ATen expression.
 //
 //   build/autokernel_runner LIB.so [--kernel NAME] [--repeats 100] [--warmup 10] [--seed 0]
-//       [--cpu-threads N] [--save-output OUT.f32] [--json OUT.json]
+//       [--cpu-threads N] [--save-output OUT.f32] [--json OUT.json] [--max-error E]
 //
 // Inputs are drawn as scripts/bench.py draws them (torch.randn on a CPU generator seeded with
-// --seed, in argument order, then cast and moved), so the Python loader sees the same values.
+// --seed, in argument order, then cast and moved; an fp8 GEMM's scales torch.rand * 1.5 + 0.5),
+// so the Python loader sees the same values. --max-error E: exit 1 where the kernel's normwise
+// relative error against the baseline exceeds E (before anything is timed).
 // Three things are timed in alternation, one call each per repeat, and the median of the repeats
 // is reported: the op as a user calls it (torch.ops.autokernel.call through the dispatcher,
 // checks and output allocation included), the kernel alone (autokernel::Library::Call,
-// preallocated output), and the at::matmul baseline. On a GPU each call is bracketed by CUDA
+// preallocated output), and the ATen baseline (Baseline below). On a GPU each call is bracketed by CUDA
 // events on torch's current stream after a 256 MiB L2 flush, as autokernel_tvm.timing (and so
 // scripts/bench.py) times it; on the CPU by steady_clock.
 // Prints one line "RESULT kernel=... us=... matmul_us=... ratio=... max_rel_error=...".
@@ -39,6 +41,7 @@ namespace {
 
 struct Args {
   std::string library, kernel, save_output, json;
+  double max_error = -1;  // < 0: report the error only
   int repeats = 100;
   int warmup = 10;
   int cpu_threads = 0;
@@ -47,7 +50,7 @@ struct Args {
 
 const char kUsage[] =
     "usage: autokernel_runner LIB.so [--kernel NAME] [--repeats N] [--warmup N] [--seed S] "
-    "[--cpu-threads N] [--save-output OUT.f32] [--json OUT.json]\n";
+    "[--cpu-threads N] [--save-output OUT.f32] [--json OUT.json] [--max-error E]\n";
 
 [[noreturn]] void Usage(const std::string& why) {
   std::cerr << "autokernel_runner: " << why << "\n" << kUsage;
@@ -69,6 +72,21 @@ uint64_t Number(const std::string& flag, const std::string& text) {
   return n;
 }
 
+/*! ``text`` as a finite non-negative number, or the usage error naming ``flag``. */
+double Fraction(const std::string& flag, const std::string& text) {
+  size_t used = 0;
+  double x = -1;
+  try {
+    x = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || text.empty() || !std::isfinite(x) || x < 0) {
+    Usage(flag + ": '" + text + "' is not a non-negative number");
+  }
+  return x;
+}
+
 Args ParseArgs(int argc, char** argv) {
   Args a;
   for (int i = 1; i < argc; ++i) {
@@ -78,8 +96,9 @@ Args ParseArgs(int argc, char** argv) {
       return argv[++i];
     };
     if (arg == "--help" || arg == "-h") {
-      std::cout << "Run an exported kernel on random inputs, check it against at::matmul and "
-                   "time both.\n" << kUsage;
+      std::cout << "Run an exported kernel on random inputs, check it against its ATen "
+                   "expression and time both\n(--max-error E: exit 1 when the normwise relative "
+                   "error exceeds E).\n" << kUsage;
       std::exit(0);
     }
     if (arg == "--kernel") a.kernel = value();
@@ -89,6 +108,7 @@ Args ParseArgs(int argc, char** argv) {
     else if (arg == "--seed") a.seed = Number(arg, value());
     else if (arg == "--save-output") a.save_output = value();
     else if (arg == "--json") a.json = value();
+    else if (arg == "--max-error") a.max_error = Fraction(arg, value());
     else if (!arg.empty() && arg[0] == '-') Usage("unknown option " + arg);
     else if (a.library.empty()) a.library = arg;
     else Usage("one library only, got " + a.library + " and " + arg);
@@ -98,7 +118,9 @@ Args ParseArgs(int argc, char** argv) {
   return a;
 }
 
-/*! The at::matmul expression of the kernel's op (autokernel_tvm/torch/baselines.py). */
+/*! The ATen expression of the kernel's op (autokernel_tvm/torch/baselines.py), in the kernel's
+ * output layout: cuBLAS for the GEMMs, cuDNN on channels-last views for conv2d_nhwc (no copy
+ * is timed), cuBLASLt's torch._scaled_mm for the fp8 GEMM. */
 std::function<at::Tensor()> Baseline(const autokernel::Kernel& k,
                                      const std::vector<at::Tensor>& in) {
   if (k.op == "gemm" || k.op == "batch_gemm") return [in] { return at::matmul(in[0], in[1]); };
@@ -127,10 +149,40 @@ std::function<at::Tensor()> Baseline(const autokernel::Kernel& k,
       };
     }
   }
+  if (k.op == "gemm_gated_nt") {  // the unrewritten gated MLP: two projections, SiLU, product
+    at::Tensor gate = in[1][0].t(), up = in[1][1].t();
+    return [in, gate, up] { return at::silu(at::matmul(in[0], gate)) * at::matmul(in[0], up); };
+  }
+  if (k.op == "conv2d_nhwc" && k.shape.size() == 9) {  // N, H, W, C, K, R, S, stride, pad
+    at::Tensor x = in[0].permute({0, 3, 1, 2}), w = in[1].permute({0, 3, 1, 2});
+    int64_t stride = k.shape[7], pad = k.shape[8];
+    return [x, w, stride, pad] {
+      return at::conv2d(x, w, {}, {stride, stride}, {pad, pad}).permute({0, 2, 3, 1});
+    };
+  }
+  if (k.op == "gemm_scaled_nt") {
+    at::Tensor b = in[1];
+    if (b.is_cuda() && in[0].scalar_type() == at::kFloat8_e5m2 &&
+        b.scalar_type() == at::kFloat8_e5m2) {
+      b = b.to(at::kFloat8_e4m3fn);  // cuBLASLt has no e5m2 x e5m2 GEMM; converted once, here
+    }
+    at::Tensor bt = b.t();
+    at::ScalarType out = autokernel::torch_ops::ScalarType(k.output.dtype);
+    bool fast = k.precision == "fast_accum";
+    return [in, bt, out, fast] {
+      return at::_scaled_mm(in[0], bt, in[2], in[3], std::nullopt, std::nullopt, out, fast);
+    };
+  }
   std::cerr << "autokernel_runner: no ATen baseline for op '" << k.op
-            << "' (gemm, gemm_nt, gemm_tn, batch_gemm[_nt|_tn], gemm_bias[_relu|_gelu]; "
-               "scripts/bench.py times every op)\n";
+            << "' (gemm, gemm_nt, gemm_tn, batch_gemm[_nt|_tn], gemm_bias[_relu|_gelu], "
+               "gemm_gated_nt, gemm_scaled_nt, conv2d_nhwc; scripts/bench.py times every op)\n";
   std::exit(2);
+}
+
+/*! A per-tensor scale input of the fp8 GEMM (the workload's ``scalars``): drawn positive and
+ * near 1, as scripts/bench.py draws it. */
+bool IsScale(const autokernel::TensorSpec& spec) {
+  return spec.name.rfind("scale_", 0) == 0 && spec.dtype == "float32";
 }
 
 /*!
@@ -221,9 +273,16 @@ int main(int argc, char** argv) {
     at::Generator gen = at::detail::createCPUGenerator(args.seed);
     std::vector<at::Tensor> inputs;
     for (const autokernel::TensorSpec& spec : k.inputs) {
-      inputs.push_back(at::randn(spec.shape, gen, at::TensorOptions().dtype(at::kFloat))
-                           .to(autokernel::torch_ops::ScalarType(spec.dtype))
-                           .to(device));
+      at::TensorOptions f32 = at::TensorOptions().dtype(at::kFloat);
+      at::Tensor x = IsScale(spec) ? at::rand(spec.shape, gen, f32) * 1.5 + 0.5
+                                   : at::randn(spec.shape, gen, f32);
+      inputs.push_back(x.to(autokernel::torch_ops::ScalarType(spec.dtype)).to(device));
+    }
+    if (k.inputs.at(0).dtype == "float32") {
+      // An fp32 kernel is compared at its own precision whatever torch's defaults say (cuDNN's
+      // allow_tf32 is on by default), as autokernel_tvm.torch.baselines.make_baseline does.
+      at::globalContext().setAllowTF32CuBLAS(k.precision == "tf32");
+      at::globalContext().setAllowTF32CuDNN(k.precision == "tf32");
     }
     auto baseline = Baseline(k, inputs);
     const c10::string_view name(k.name);
@@ -231,6 +290,11 @@ int main(int argc, char** argv) {
     at::Tensor want = baseline();
     Sync(device);
     double error = MaxRelError(got, want);
+    if (args.max_error >= 0 && !(error <= args.max_error)) {  // NaN fails too
+      std::cerr << "autokernel_runner: " << k.name << " disagrees with its ATen baseline: "
+                << "max_rel_error " << error << " > --max-error " << args.max_error << "\n";
+      return 1;
+    }
     if (!args.save_output.empty()) {
       at::Tensor host = got.to(at::kCPU, at::kFloat).contiguous();
       std::ofstream out(args.save_output, std::ios::binary);

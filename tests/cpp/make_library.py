@@ -8,7 +8,8 @@ Writes ``OUT_DIR/kernels.so`` + ``kernels.so.json`` with two float32 kernels, ``
 loop, so the C++ loader must make TVM's thread pool reachable) and checked by
 ``autokernel_tvm.verify``: the results of ``tests/conftest.py``'s ``make_result``. Seconds.
 Also ``OUT_DIR/plain.so``: a library that embeds no manifest, with a matching checksum; and
-``OUT_DIR/cuda.so``: a CUDA kernel, CUDA source only where no GPU driver is present.
+``OUT_DIR/cuda.so``: a CUDA kernel, CUDA source only where no GPU driver is present; and
+``OUT_DIR/conv.so``: a verified stride-2 conv2d_nhwc, for the runner's conv baseline.
 
 The manifest is format version 2: its ``sha256`` is the library's, and the library embeds the
 rest of the manifest as ``const char* autokernel_manifest(void)`` (canonical JSON, sorted keys,
@@ -39,6 +40,7 @@ from autokernel_tvm.export import export  # noqa: E402
 
 SHAPE = (128, 96, 64)  # M, N, K: not square, so a transposed operand shows up as a wrong shape
 OPS = ("gemm", "gemm_nt")
+CONV = (2, 9, 9, 8, 16, 3, 3, 2, 1)  # N, H, W, C, K, R, S, stride, pad: odd sizes, stride 2
 
 
 def canonical(manifest: dict) -> str:
@@ -167,6 +169,8 @@ def main(argv: list[str]) -> int:
     manifest = export_v2(results, path)
     write_plain(manifest, os.path.join(argv[0], "plain.so"))
     export_v2(cuda_result(make_result), os.path.join(argv[0], "cuda.so"))
+    # a strided conv whose ATen baseline (cuDNN's, on a GPU) the runner must match
+    export_v2([make_result(Workload("conv2d_nhwc", CONV))], os.path.join(argv[0], "conv.so"))
     names = ", ".join(k["name"] for k in manifest["kernels"])
     print(f"wrote {path} (format_version {manifest['format_version']}): {names}")
     return 0

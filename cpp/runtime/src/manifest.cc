@@ -82,6 +82,7 @@ Kernel ParseKernel(const Json& j, const std::string& where) {
   k.layout = OptString(j, "layout");
   k.target = Need(j, "target", Json::kString, where).s;
   k.arch = OptString(j, "arch");
+  k.precision = OptString(j, "precision");
   k.shape = Shape(Need(j, "shape", Json::kArray, where), where);
   const Json* flops = j.Get("flops");
   k.flops = flops != nullptr && flops->kind == Json::kInt ? flops->i : 0;

@@ -64,6 +64,7 @@ struct Kernel {
   std::string layout;    // "A@B", "A@B.T", ...
   std::string target;    // "llvm", "cuda", "rocm"
   std::string arch;      // may be empty
+  std::string precision;  // "", "tf32" (fp32 as TF32), "fast_accum" (fp8 running sum)
   std::vector<int64_t> shape;
   int64_t flops = 0;
   std::vector<TensorSpec> inputs;
