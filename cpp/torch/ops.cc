@@ -68,6 +68,15 @@ at::Tensor CallMeta(int64_t handle, c10::string_view kernel, at::TensorList args
   auto lib = Get(handle);
   const Kernel& k = lib->kernel(std::string(kernel));
   std::vector<at::Tensor> tensors = args.vec();
+  // The Meta key wins the dispatch whenever one argument is meta; a real tensor beside it would
+  // get a meta result (and no kernel run), where torch's own ops refuse the mix.
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    if (!tensors[i].is_meta()) {
+      throw ArgumentError("autokernel::call: argument " + std::to_string(i) + " is on " +
+                          tensors[i].device().str() +
+                          " and another on meta: pass all inputs on one device");
+    }
+  }
   std::vector<DLTensor> views = Views(tensors);
   k.CheckInputs(Pointers(views), /*check_device=*/false);
   return NewOutput(k, tensors[0]);

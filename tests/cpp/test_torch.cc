@@ -78,6 +78,9 @@ def run(path: str, kernel: str, a: Tensor, b: Tensor) -> Tensor:
   CHECK_TRUE(meta.is_meta() && meta.sizes() == at::IntArrayRef({M, N}));
   CHECK_THROWS(ArgumentError, "argument 'B' has shape (96, 64), expected (64, 96)",
                call.call(lib, fixtures::kGemm, {a.to(at::kMeta), bt.to(at::kMeta)}));
+  // a real tensor beside a meta one: refused, as torch's own ops refuse it (not a meta result)
+  CHECK_THROWS(ArgumentError, "argument 1 is on cpu and another on meta",
+               call.call(lib, fixtures::kGemm, {a.to(at::kMeta), b}));
 
   // Errors: the runtime's exception types reach a C++ caller of the op.
   const std::string q = "autokernel." + fixtures::kGemm;
