@@ -21,6 +21,7 @@ import ctypes
 import hashlib
 import json
 import os
+import struct
 
 FORMAT = "autokernel-tvm-library"
 #: 2: the manifest is embedded in the library (``autokernel_manifest``). 1 had only the sha256.
@@ -124,11 +125,49 @@ def read(path: str | os.PathLike, *, fmt: str = FORMAT, version: int = FORMAT_VE
     return manifest
 
 
+def elf_problem(data: bytes) -> str | None:
+    """Why ``data`` cannot be a whole 64-bit little-endian ELF shared library, or None.
+
+    ``dlopen`` maps the segments the program headers name; a file cut short (a partial copy or
+    download, whose manifest sha256 was then recomputed, or a load with the checksum off) has
+    them past its end, and touching those pages kills the process with SIGBUS. So the extent
+    the ELF headers describe -- the program and section header tables, each segment's bytes --
+    is compared with the file's size first.
+    """
+    if len(data) < 64 or data[:4] != b"\x7fELF":
+        return "not an ELF shared library"
+    if data[4] != 2 or data[5] != 1:  # EI_CLASS 64-bit, EI_DATA little-endian
+        return "not a 64-bit little-endian ELF library (this loader's format)"
+    phoff, shoff = struct.unpack_from("<QQ", data, 0x20)
+    phentsize, phnum, shentsize, shnum = struct.unpack_from("<HHHH", data, 0x36)
+    need = max(phoff + phnum * phentsize, shoff + shnum * shentsize)
+    for i in range(phnum):
+        at = phoff + i * phentsize
+        if at + 0x28 <= len(data):
+            offset, _, _, filesz = struct.unpack_from("<QQQQ", data, at + 8)
+            need = max(need, offset + filesz)
+    if len(data) < need:
+        return f"truncated: the file has {len(data)} bytes, its ELF headers describe {need}"
+    return None
+
+
+def check_elf(library: str | os.PathLike, data: bytes | None = None) -> None:
+    """Raise :class:`ManifestError` where :func:`elf_problem` finds one (``data``: the bytes of
+    ``library`` when already read)."""
+    if data is None:
+        with open(library, "rb") as f:
+            data = f.read()
+    problem = elf_problem(data)
+    if problem is not None:
+        raise ManifestError(f"{os.fspath(library)}: {problem}; re-export or copy it again")
+
+
 def embedded(library: str | os.PathLike) -> str | None:
     """The text returned by the library's ``autokernel_manifest()``, or None when it has none.
 
     Opens the library with ``dlopen`` (through ctypes): pass a path no other version of the
     library was opened under, since ``dlopen`` of an already-open path returns the old code.
+    Pass a file :func:`check_elf` accepts (:func:`check` does).
     """
     try:
         handle = ctypes.CDLL(os.path.abspath(os.fspath(library)))
@@ -165,20 +204,22 @@ def check(
         Path to ``dlopen`` for the embedded manifest (default ``library``); the torch loader
         passes its content-addressed copy.
     verify_sha256 : bool
-        Check (1), the sha256. (2), the embedded manifest, is always checked.
+        Check (1), the sha256. (2) and (3), the ELF extent and the embedded manifest, are always
+        checked.
 
     Raises
     ------
     ManifestError
-        (1) the sha256 of the library differs from ``manifest["sha256"]``; (2) the library has
+        (1) the sha256 of the library differs from ``manifest["sha256"]``; (2) the file is not
+        a whole ELF library (:func:`elf_problem`: a cut file crashes ``dlopen``); (3) it has
         no ``autokernel_manifest`` symbol, or its text differs from the manifest: the message
         names the first differing field and both values.
     """
     library = os.fspath(library)
+    if data is None:
+        with open(library, "rb") as f:
+            data = f.read()
     if verify_sha256:
-        if data is None:
-            with open(library, "rb") as f:
-                data = f.read()
         actual = hashlib.sha256(data).hexdigest()
         if actual != manifest["sha256"]:
             raise ManifestError(
@@ -186,6 +227,7 @@ def check(
                 f"has {actual}; the library was changed after export, or is paired with another "
                 "library's manifest (re-export it)"
             )
+    check_elf(library, data)  # before anything maps it: a cut file is SIGBUS in dlopen
     text = embedded(opened or library)
     if text is None:
         raise ManifestError(

@@ -76,6 +76,24 @@ def test_flipped_byte_is_refused(tmp_path, cpu_lib):
         ak_torch.load(path)
 
 
+def test_cut_library_is_refused_before_dlopen(tmp_path, cpu_lib):
+    """A file cut short whose manifest was rewritten to match (or loaded with the checksum off)
+    is refused by its ELF extent: dlopen of it dies of SIGBUS."""
+    with open(cpu_lib, "rb") as f:
+        data = f.read()
+    assert manifest_lib.elf_problem(data) is None
+    assert manifest_lib.elf_problem(b"#!/bin/sh\n" * 10) == "not an ELF shared library"
+    path = str(tmp_path / "cut.so")
+    with open(path, "wb") as f:
+        f.write(data[: len(data) * 9 // 10])
+    manifest_lib.write(path, manifest_lib.body_of(manifest_lib.read(cpu_lib)))  # sha256 right
+    want = rf"cut\.so: truncated: the file has {len(data) * 9 // 10} bytes, its ELF headers"
+    with pytest.raises(LibraryError, match=want):
+        ak_torch.load(path)
+    with pytest.raises(LibraryError, match=want):
+        ak_torch.load(path, verify_checksum=False)
+
+
 def test_swapped_library_and_manifest_are_refused(tmp_path, cpu_lib):
     other = str(tmp_path / "other.so")
     export(make_result(Workload("gemm", (8, 8, 8))), other)

@@ -22,7 +22,7 @@ import tvm
 from torch.utils import _pytree as pytree
 from tvm.runtime.vm import VirtualMachine
 
-from ..manifest import ManifestError, file_sha256
+from ..manifest import ManifestError, check_elf, file_sha256
 from ..manifest import read as read_manifest
 
 FORMAT = "autokernel-tvm-model"
@@ -169,6 +169,10 @@ def load_model(path: str | os.PathLike, device: str | None = None) -> TunedModel
     for file, key in ((lib_path, "sha256"), (params_path, "params_sha256")):
         if file_sha256(file) != manifest[key]:
             raise ModelLoadError(f"{file} does not match the sha256 in its manifest")
+    try:
+        check_elf(lib_path)  # a cut file whose sha256 was recomputed: SIGBUS in dlopen
+    except ManifestError as err:
+        raise ModelLoadError(str(err)) from err
     with open(params_path, "rb") as f:
         named = tvm.runtime.load_param_dict(f.read())
     params = [torch.from_dlpack(named[f"p{i}"]).clone() for i in range(manifest["num_params"])]

@@ -134,6 +134,16 @@ int main(int argc, char** argv) {
   CHECK_THROWS(LibraryError, "has format_version 1; this autokernel runtime reads version 2",
                Library::Load(TamperedCopy(lib_path, tmp + "/v1", "k.so", -1,
                                           "\"format_version\": 2", "\"format_version\": 1")));
+  // A file cut short (checksum off, as a recomputed manifest would pass it): refused by its ELF
+  // extent, where dlopen would have died of SIGBUS.
+  {
+    std::filesystem::create_directories(tmp + "/cut");
+    std::string so = fixtures::Read(lib_path);
+    fixtures::Write(tmp + "/cut/k.so", so.substr(0, so.size() * 9 / 10));
+    fixtures::Write(tmp + "/cut/k.so.json", fixtures::Read(lib_path + ".json"));
+    CHECK_THROWS(LibraryError, "truncated: the file has",
+                 Library::Load(tmp + "/cut/k.so", /*verify_checksum=*/false));
+  }
   CHECK_THROWS(LibraryError, "the library embeds no manifest (no symbol autokernel_manifest)",
                Library::Load(std::string(argv[1]) + "/plain.so"));
   // A CUDA library: without a driver TVM leaves CUDA source, compiled at load by a Python hook.

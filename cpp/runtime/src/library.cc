@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cstdio>
 #include <fstream>
 #include <functional>
@@ -136,10 +137,48 @@ void CheckEmbeddedManifest(void* handle, const Json& manifest, const std::string
  * with tvm-ffi, then delete the file (the mapping outlives it). A private copy because dlopen of
  * a path already open returns the old code even when the file was replaced.
  */
+/*!
+ * Why `bytes` cannot be a whole 64-bit little-endian ELF library, or "" (as the Python
+ * loader's manifest.elf_problem): dlopen maps the segments the program headers name, and a
+ * file cut short has them past its end -- touching those pages is SIGBUS, not an error.
+ */
+std::string ElfProblem(const std::string& bytes) {
+  auto u16 = [&](size_t at) {
+    uint16_t v = 0;
+    std::memcpy(&v, bytes.data() + at, sizeof(v));
+    return static_cast<uint64_t>(v);
+  };
+  auto u64 = [&](size_t at) {
+    uint64_t v = 0;
+    std::memcpy(&v, bytes.data() + at, sizeof(v));
+    return v;
+  };
+  if (bytes.size() < 64 || bytes.compare(0, 4, "\x7f" "ELF") != 0) {
+    return "not an ELF shared library";
+  }
+  if (bytes[4] != 2 || bytes[5] != 1) {
+    return "not a 64-bit little-endian ELF library (this loader's format)";
+  }
+  uint64_t phoff = u64(0x20), shoff = u64(0x28);
+  uint64_t phentsize = u16(0x36), phnum = u16(0x38), shentsize = u16(0x3A), shnum = u16(0x3C);
+  uint64_t need = std::max(phoff + phnum * phentsize, shoff + shnum * shentsize);
+  for (uint64_t i = 0; i < phnum; ++i) {
+    uint64_t at = phoff + i * phentsize;
+    if (at + 0x28 <= bytes.size()) need = std::max(need, u64(at + 8) + u64(at + 0x20));
+  }
+  if (bytes.size() < need) {
+    return "truncated: the file has " + std::to_string(bytes.size()) +
+           " bytes, its ELF headers describe " + std::to_string(need);
+  }
+  return "";
+}
+
 std::shared_ptr<LoadedModule> LoadCopy(const std::string& bytes, const std::string& sha,
                                        const Json& manifest, const std::vector<Kernel>& kernels,
                                        const std::string& path,
                                        const std::function<void()>& prepare_runtime) {
+  std::string problem = ElfProblem(bytes);
+  if (!problem.empty()) throw LibraryError(path + ": " + problem + "; re-export or copy it again");
   const char* tmp = getenv("TMPDIR");
   std::string dir = std::string(tmp != nullptr && *tmp ? tmp : "/tmp") + "/autokernel_libs_XXXXXX";
   if (mkdtemp(dir.data()) == nullptr) {
