@@ -17,7 +17,7 @@ BIAS_START = [
     (Workload("conv2d_nhwc", (32, 28, 28, 64, 128, 3, 3, 1, 1), "float16", "float16",
               epilogue=Epilogue(F("relu", F("add", ACC, operand(0))), ("n",))),
      {"schedule": "persistent", "store": "tma", "block_n": 128}),
-    (Workload("batch_gemm_nt", (3, 1000, 1000, 520), "float16", "float32",
+    (Workload("batch_gemm_nt", (3, 1000, 1000, 520), "float16", "float16",
               epilogue=Epilogue(F("gelu", F("add", ACC, operand(0))), ("n",))),
      {"raster": 1}),
 ]  # fmt: skip

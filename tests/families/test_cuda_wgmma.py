@@ -1147,7 +1147,7 @@ def test_stream_shares_cover_every_k_step_once_and_name_each_tiles_helpers(tiles
 def test_bias_at_start_needs_a_bias_and_tiles_one_block_computes():
     """The accumulators can start from a per-column vector the epilogue adds to acc itself
     (bias, or an expression's acc + x[n]); not where nothing is added that way, nor where
-    several blocks share a tile's K steps (each would start from the bias)."""
+    several blocks share a tile's K steps (each would start from the bias), nor into fp32 C."""
     start = DEFAULT.replace(bias_at="start")
     plain = Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16")
     with pytest.raises(GenomeError, match="adds no per-column vector"):
@@ -1164,6 +1164,12 @@ def test_bias_at_start_needs_a_bias_and_tiles_one_block_computes():
     with pytest.raises(GenomeError, match="split tile"):
         Grammar(TARGET).check(start.replace(splits=4, block_n=128, raster=1), bias)
     assert Grammar(TARGET).check(start.replace(raster=1), bias).params.bias_at == "start"
+    # an fp32 C keeps the rounding of the bias in every K step's sum (past the gate's bound on
+    # the H200): 16-bit outputs only
+    fp32_out = Workload("gemm_bias_relu", (256, 4096, 1024), "float16", "float32")
+    with pytest.raises(GenomeError, match="fp32 output keeps the rounding"):
+        Grammar(TARGET).check(start.replace(raster=1), fp32_out)
+    assert FAMILY.impossible(fp32_out, TARGET)["bias_at"] == ("start",)
     with pytest.raises(GenomeError, match="bias_at"):
         WgmmaParams(bias_at="end")
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from autokernel_tvm.builder import build_module, cuda_source
-from autokernel_tvm.families.cuda_wgmma import FAMILY
+from autokernel_tvm.families.cuda_wgmma import FAMILY, tf32x3
 from autokernel_tvm.families.cuda_wgmma.tf32x3 import (
     LINE,
     SEGMENTS,
@@ -101,6 +101,18 @@ def test_split_blocks_cover_every_matrix_of_a_batch(rows, cols, kmajor, batch):
 
 
 TARGET = make_target("cuda", "sm_90a")
+
+
+@pytest.mark.parametrize("taps, seg", [(1, 1), (9, 2), (25, 3)])
+def test_split_conv_sums_every_taps_small_products_first(taps, seg):
+    """The 3xTF32 conv's K order visits each stored K step once, and all taps' small-product
+    segments (the first two of each tap's three) before any tap's hi x hi segment."""
+    order = [tf32x3.conv_step(ks, seg, taps) for ks in range(taps * 3 * seg)]
+    assert sorted(order) == list(range(taps * 3 * seg))
+    small = taps * 2 * seg
+    assert all(step % (3 * seg) < 2 * seg for step in order[:small])
+    assert all(step % (3 * seg) >= 2 * seg for step in order[small:])
+    assert order[:small] == sorted(order[:small]) and order[small:] == sorted(order[small:])
 
 
 @pytest.mark.parametrize(

@@ -62,6 +62,9 @@ CASES = [
     # fp32 conv2d: 3xTF32 over split channels (any C: the segments are padded), TF32 if allowed
     ("cuda.wgmma", Workload("conv2d_nhwc", (8, 28, 28, 64, 128, 3, 3, 1, 1), "float32")),
     ("cuda.wgmma", Workload("conv2d_nhwc", (4, 30, 30, 3, 64, 3, 3, 1, 1), "float32")),
+    # 9 taps of 256 channels: summed tap by tap, the small products of later taps were added to
+    # the large running sum (1.5x the fp32 bound); all taps' small products come first now
+    ("cuda.wgmma", Workload("conv2d_nhwc", (32, 28, 28, 256, 256, 3, 3, 1, 1), "float32")),
     (
         "cuda.wgmma",
         Workload("conv2d_nhwc", (8, 28, 28, 128, 128, 3, 3, 2, 1), "float32", precision="tf32"),

@@ -326,7 +326,7 @@ class CudaWgmma(Family):
         the splits the kernel's split check refuses even for the fewest tiles (128 x 256), as
         split-K and as the last wave of the streamk schedule (whose tail depends on the tile:
         the grammar offers streamk's splits where the default tile leaves a partial wave that
-        they fit); bias_at=start where the epilogue adds no bias to the accumulator;
+        they fit); bias_at=start where the epilogue adds no bias to the accumulator or C is fp32;
         store=rows where the TMA can store C's rows; accum=promoted for inputs that are not
         fp8, accum=tensor for fp8 that must be summed in fp32."""
         m, n, k = _mnk(workload)
@@ -334,7 +334,7 @@ class CudaWgmma(Family):
         out = {}
         if row_pads(m, n, k, **{**st, "pad": "lines"}) == row_pads(m, n, k, **st):
             out["pad"] = ("lines",)
-        if column_bias(st["epilogue"]) is None:
+        if column_bias(st["epilogue"]) is None or st["out_dtype"] == "float32":
             out["bias_at"] = ("start",)
         if st["in_dtype"] not in FP8:
             out["accum"] = ("promoted",)  # 16-bit and TF32 products are summed in fp32

@@ -70,6 +70,7 @@ from tvm.script import tirx as T
 from ...hardware import TABLE as ARCH_LIMITS
 from ...workloads.dtypes import FP8_DTYPES
 from ...workloads.epilogue import Epilogue
+from . import tf32x3
 from .epilogue import column_bias, operand_buffers, with_buffers
 from .epilogue import finish as epilogue_value
 from .splitk import REDUCE_THREADS, reduce_args, reduce_blocks, reduce_partials
@@ -550,6 +551,14 @@ def _bias_reason(st: Structure) -> str | None:
         return None
     if column_bias(st.epilogue) is None:
         return "bias_at=start: the epilogue adds no per-column vector (a bias) to the accumulator"
+    if st.out_dtype == "float32":
+        # Started from the bias, every K step rounds the running sum at the bias's magnitude;
+        # a 16-bit output's rounding hides that, an fp32 one keeps it (seen on the H200: up to
+        # 2.7x the gate's bound, which is the bias added once, at the store).
+        return (
+            "bias_at=start: an fp32 output keeps the rounding of the bias in every K step's sum; "
+            "16-bit outputs only"
+        )
     if st.splits > 1 or st.schedule in ("streamk", "stream"):
         return (
             "bias_at=start: every block of a split tile would start from the bias; one block "
@@ -1005,10 +1014,15 @@ def wgmma_gemm(
         """K step ``kt`` of a unit starting at K step ``k0`` (``kt`` itself for a Python 0)."""
         return kt if isinstance(k0, int) and k0 == 0 else k0 + kt
 
+    def k_stored(ks):
+        """The K step of the operands as stored that the mainloop's ``ks``-th step reads: ``ks``
+        itself, except for a 3xTF32 conv, whose small products are all summed first."""
+        return tf32x3.conv_step(ks, c_steps // 3, fr * fs, T.if_then_else) if x3 and conv else ks
+
     def k_at(k0, kt):
         """K coordinate of K step ``kt`` of a unit whose range starts at K step ``k0`` (a
         Python 0 without split-K, which keeps that kernel's indexing as it was)."""
-        return k_index(k0, kt) * bk
+        return k_stored(k_index(k0, kt)) * bk
 
     def split_of(u):
         """Split (K range) of work unit ``u``: a Python 0 without split-K."""
@@ -1161,10 +1175,10 @@ def wgmma_gemm(
             T.ptx.mbarrier.arrive.expect_tx.shared.b64(
                 T.address_of(full[s]), T.uint32(stage_bytes))
             if is_conv:
-                tap = k_index(k0, kt) // c_steps  # the K step in R x S x C: tap, channels
-                patch = bm % (tiles_p * tiles_q)
+                tap = k_stored(k_index(k0, kt)) // c_steps  # the step in R x S x C: tap,
+                patch = bm % (tiles_p * tiles_q)  # channels
                 T.ptx[TMA_4D](T.address_of(ring[s, 0, 0]), T.address_of(a_map),
-                              k_index(k0, kt) % c_steps * bk,
+                              k_stored(k_index(k0, kt)) % c_steps * bk,
                               strided(patch % tiles_q * tile_q) + tap % fs - pad,
                               strided(patch // tiles_q * tile_p) + tap // fs - pad,
                               bm // (tiles_p * tiles_q), T.address_of(full[s]))

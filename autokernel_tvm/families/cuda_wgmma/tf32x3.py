@@ -61,6 +61,21 @@ def views(m: int, n: int, k: int, trans_b: bool, conv: tuple = ()) -> dict:
     return {"a": (m, k, True), "b": (n, k, True) if trans_b else (k, n, False)}
 
 
+def conv_step(ks, seg: int, taps: int, select=None):
+    """The K step, in the split conv's stored R x S x split_k(C) order, of the mainloop's
+    ``ks``-th step: every tap's two small-product segments first (tap by tap), then every
+    tap's hi x hi segment, so the small products are summed before the large sum exists (the
+    split GEMM's K order; a tap-by-tap order measured 1.5x the gate's fp32 bound on the H200).
+    ``seg``: K steps per segment; ``select(cond, a, b)`` for a TIR ``ks`` (a Python if for ints).
+    """
+    small = taps * 2 * seg
+    early = ks // (2 * seg) * (3 * seg) + ks % (2 * seg)
+    late = (ks - small) // seg * (3 * seg) + 2 * seg + (ks - small) % seg
+    if select is None:
+        return early if ks < small else late
+    return select(ks < small, early, late)
+
+
 def split_conv(conv: tuple) -> tuple:
     """The conv2d the TF32 kernel computes over the split copies: C is ``split_k(C)``."""
     return (*conv[:3], split_k(conv[3]), *conv[4:])
