@@ -28,6 +28,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <unistd.h>
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -237,6 +238,46 @@ double Median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+/*!
+ * The warnings scripts/bench.py gives (autokernel_tvm.timing): each series' three consecutive
+ * thirds disagree by more than 15% (max - min over min of their medians), and, on the CPU,
+ * a 1-minute load average above the cores: timings then are not to be trusted.
+ */
+std::vector<std::string> TimingWarnings(const std::vector<std::vector<double>>& times,
+                                        const std::vector<std::string>& names, bool cpu) {
+  std::vector<std::string> warnings;
+  for (size_t f = 0; f < times.size(); ++f) {
+    const std::vector<double>& t = times[f];
+    if (t.size() < 9) continue;  // thirds of fewer than 3 calls say nothing
+    std::vector<double> medians;
+    for (size_t r = 0; r < 3; ++r) {
+      medians.push_back(Median(std::vector<double>(t.begin() + r * t.size() / 3,
+                                                   t.begin() + (r + 1) * t.size() / 3)));
+    }
+    double lo = *std::min_element(medians.begin(), medians.end());
+    double hi = *std::max_element(medians.begin(), medians.end());
+    if (lo > 0 && (hi - lo) / lo > 0.15) {
+      char line[256];
+      std::snprintf(line, sizeof(line),
+                    "%s: rounds disagree by %.0f%% (> 15%%): something else ran on the machine; "
+                    "rerun on a quiet machine",
+                    names[f].c_str(), 100 * (hi - lo) / lo);
+      warnings.push_back(line);
+    }
+  }
+  double load[1];
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  if (cpu && getloadavg(load, 1) == 1 && cores > 0 && load[0] > static_cast<double>(cores)) {
+    char line[256];
+    std::snprintf(line, sizeof(line),
+                  "the machine is loaded (1-minute load average %.1f on %ld cores): CPU timings "
+                  "are unreliable; rerun on a quiet machine",
+                  load[0], cores);
+    warnings.push_back(line);
+  }
+  return warnings;
+}
+
 double MaxRelError(const at::Tensor& got, const at::Tensor& want) {
   at::Tensor g = got.to(at::kCPU, at::kDouble), w = want.to(at::kCPU, at::kDouble);
   double scale = w.abs().max().item<double>();
@@ -338,6 +379,9 @@ int main(int argc, char** argv) {
                   k.name.c_str(), device.str().c_str(), op_s * 1e6, raw_s * 1e6, base_s * 1e6,
                   flops / op_s / 1e12, flops / base_s / 1e12, base_s / op_s, error, args.repeats);
     std::cout << line << std::endl;
+    std::vector<std::string> warnings =
+        TimingWarnings(times, {"op", "kernel", "baseline"}, device.is_cpu());
+    for (const std::string& w : warnings) std::cerr << "warning: " << w << "\n";
     if (!args.json.empty()) {
       std::ofstream js(args.json);
       if (!js) throw std::runtime_error("--json " + args.json + ": cannot write it");
@@ -347,7 +391,11 @@ int main(int argc, char** argv) {
          << ", \"baseline_latency_us\": " << base_s * 1e6 << ", \"tflops\": " << flops / op_s / 1e12
          << ", \"baseline_tflops\": " << flops / base_s / 1e12 << ", \"ratio\": " << base_s / op_s
          << ", \"max_rel_error\": " << error << ", \"repeats\": " << args.repeats
-         << ", \"library_sha256\": \"" << lib->sha256() << "\"}\n";
+         << ", \"library_sha256\": \"" << lib->sha256() << "\", \"timing_warnings\": [";
+      for (size_t i = 0; i < warnings.size(); ++i) {
+        js << (i ? ", " : "") << "\"" << warnings[i] << "\"";  // no quotes or escapes inside
+      }
+      js << "]}\n";
     }
   } catch (const std::exception& err) {
     std::cerr << "autokernel_runner: " << err.what() << "\n";
