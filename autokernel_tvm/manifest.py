@@ -22,11 +22,17 @@ import hashlib
 import json
 import os
 import struct
+import tempfile
+import threading
 
 FORMAT = "autokernel-tvm-library"
 #: 2: the manifest is embedded in the library (``autokernel_manifest``). 1 had only the sha256.
 FORMAT_VERSION = 2
 SYMBOL = "autokernel_manifest"
+
+
+_COPIES_LOCK = threading.Lock()
+_COPIES = None  # TemporaryDirectory holding the content-addressed library copies
 
 
 class ManifestError(RuntimeError):
@@ -271,3 +277,20 @@ def first_difference(ours, theirs, where: str = "") -> tuple[str, object, object
 
 def canonical_value(value) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def private_copy(data: bytes, sha: str) -> str:
+    """The library's bytes at a private path named by their sha256, for the loaders to open:
+    ``dlopen`` of a path already open returns the old code, and a user's file rewritten in
+    place (re-exported, cut) while its code is mapped pulls that code away."""
+    global _COPIES
+    with _COPIES_LOCK:
+        if _COPIES is None:
+            _COPIES = tempfile.TemporaryDirectory(prefix="autokernel_libs_")
+        copy = os.path.join(_COPIES.name, f"{sha}.so")
+        if not os.path.exists(copy):
+            tmp = copy + ".tmp"
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, copy)
+    return copy

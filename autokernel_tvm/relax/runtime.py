@@ -14,6 +14,7 @@ Weights are transformed once at load time (``main_transform_params``, from Relax
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -22,7 +23,7 @@ import tvm
 from torch.utils import _pytree as pytree
 from tvm.runtime.vm import VirtualMachine
 
-from ..manifest import ManifestError, check_elf, file_sha256
+from ..manifest import ManifestError, check_elf, file_sha256, private_copy
 from ..manifest import read as read_manifest
 
 FORMAT = "autokernel-tvm-model"
@@ -166,18 +167,24 @@ def load_model(path: str | os.PathLike, device: str | None = None) -> TunedModel
     folder = os.path.dirname(os.path.abspath(lib))
     lib_path = os.path.join(folder, manifest["library"])
     params_path = os.path.join(folder, manifest["params"])
-    for file, key in ((lib_path, "sha256"), (params_path, "params_sha256")):
-        if file_sha256(file) != manifest[key]:
-            raise ModelLoadError(f"{file} does not match the sha256 in its manifest")
+    with open(lib_path, "rb") as f:
+        data = f.read()
+    if hashlib.sha256(data).hexdigest() != manifest["sha256"]:
+        raise ModelLoadError(f"{lib_path} does not match the sha256 in its manifest")
+    if file_sha256(params_path) != manifest["params_sha256"]:
+        raise ModelLoadError(f"{params_path} does not match the sha256 in its manifest")
     try:
-        check_elf(lib_path)  # a cut file whose sha256 was recomputed: SIGBUS in dlopen
+        check_elf(lib_path, data)  # a cut file whose sha256 was recomputed: SIGBUS in dlopen
     except ManifestError as err:
         raise ModelLoadError(str(err)) from err
+    # Loaded from a private copy, as the torch loader does: the user's file may be rewritten
+    # while the model is alive (re-exported in place), which would pull the mapped code away.
+    copy = private_copy(data, manifest["sha256"])
     with open(params_path, "rb") as f:
         named = tvm.runtime.load_param_dict(f.read())
     params = [torch.from_dlpack(named[f"p{i}"]).clone() for i in range(manifest["num_params"])]
     return TunedModel(
-        tvm.runtime.load_module(lib_path),
+        tvm.runtime.load_module(copy),
         device or manifest["device"],
         params,
         manifest["num_inputs"],

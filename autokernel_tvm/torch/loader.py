@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import threading
 import warnings
 
@@ -154,7 +153,6 @@ class _Registered:
 _LOCK = threading.Lock()
 _REGISTRY: dict[str, _Registered] = {}  # kernel name -> op, process-wide like torch.ops
 _MODULES: dict[str, object] = {}  # library sha256 -> loaded tvm module
-_COPIES = None  # TemporaryDirectory holding the content-addressed library copies
 
 
 def load(path: str | os.PathLike, *, verify_checksum: bool = True) -> KernelLibrary:
@@ -187,14 +185,14 @@ def load(path: str | os.PathLike, *, verify_checksum: bool = True) -> KernelLibr
     except (manifest_lib.ManifestError, OSError) as err:
         raise LibraryError(str(err)) from err
     actual = hashlib.sha256(data).hexdigest()
-    copy = _private_copy(data, actual)
+    copy = manifest_lib.private_copy(data, actual)
     _import_tvm()  # the library's undefined TVM symbols resolve against the loaded runtime
     try:
         manifest_lib.check(path, manifest, data=data, opened=copy, verify_sha256=verify_checksum)
     except manifest_lib.ManifestError as err:
         hint = (
-            " (export it again; verify_checksum=False loads it anyway, and a damaged or "
-            "truncated library can crash the process)"
+            " (export it again; verify_checksum=False loads it anyway, and a damaged "
+            "library can crash the process)"
             if "sha256" in str(err)
             else ""
         )
@@ -229,21 +227,6 @@ def _import_tvm():
     import tvm
 
     return tvm
-
-
-def _private_copy(data: bytes, sha: str) -> str:
-    """The library's bytes at a path named by their sha256 (dlopen caches by path)."""
-    global _COPIES
-    with _LOCK:
-        if _COPIES is None:
-            _COPIES = tempfile.TemporaryDirectory(prefix="autokernel_libs_")
-        copy = os.path.join(_COPIES.name, f"{sha}.so")
-        if not os.path.exists(copy):
-            tmp = copy + ".tmp"
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, copy)
-    return copy
 
 
 def _load_module(path: str, copy: str, sha: str, manifest: dict):

@@ -130,6 +130,10 @@ def test_export_and_load_without_tuner(mlp_tuned, tmp_path):
         json.dump(edited, f)
     with pytest.raises(ModelLoadError, match="truncated: the file has"):
         load_model(path)
+    # the model loaded before runs from its own copy: rewriting the user's file (cut, above)
+    # does not pull its code away (it did: a segfault at exit)
+    with torch.no_grad():
+        assert rel_error(loaded(x), model(x)) <= 1e-5
 
 
 def test_cnn_tuned_matches_eager(tuner):
