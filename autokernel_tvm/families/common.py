@@ -27,8 +27,8 @@ def analyze(sch: s_tir.Schedule, block) -> BlockInfo | None:
     kinds = tuple(int(iv.iter_type) for iv in stmt.iter_vars)
     if REDUCE not in kinds or len(sch.get_loops(block)) != len(kinds):
         return None
-    if any(k not in (SPATIAL, REDUCE) for k in kinds):
-        return None
+    if any(k not in (SPATIAL, REDUCE) for k in kinds) or SPATIAL not in kinds:
+        return None  # (a reduction to one value, x.sum(), has no spatial axis to tile)
     inner = [iv.var for iv, k in zip(stmt.iter_vars, kinds) if k == SPATIAL][-1]
     out = stmt.writes[0].source
     operands, read_index, vector_axis = [], {}, {}

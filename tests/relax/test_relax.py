@@ -152,6 +152,21 @@ def test_cnn_tuned_matches_eager(tuner):
         assert rel_error(tuned(x2), model(x2)) <= 1e-4
 
 
+class Total(torch.nn.Module):
+    def forward(self, x):
+        return (x * 2.0).sum()
+
+
+def test_a_reduction_to_one_value_is_tuned(tuner):
+    """A reduction with no spatial axis (a loss, x.sum()): the templates' analysis indexed the
+    last spatial axis of none (IndexError: a traceback from every model path)."""
+    x = torch.randn(64, 256)
+    tuned = tune_model(Total(), (x,), config=tuner.config, tuner=tuner)
+    x = torch.randn(64, 256)
+    with torch.no_grad():
+        assert rel_error(tuned(x), Total()(x)) <= 1e-4
+
+
 def test_pipeline_in_tvm_compile(tuner, mlp_tuned):
     """tvm.compile with relax_pipeline=...: MetaScheduleTuneIRMod reaches our tuner."""
     from tvm.relax.frontend import detach_params
