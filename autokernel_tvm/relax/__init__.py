@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import os
 import time
 
@@ -221,7 +222,7 @@ def import_model(model: torch.nn.Module, inputs: tuple, rewrite=None, facts: dic
         program = torch.export.export(model, inputs)
     except Exception as err:
         raise UnsupportedModelError(f"torch.export failed: {type(err).__name__}: {err}") from err
-    why = eager_only(program)
+    why = eager_only(program) or computed_indices(program)
     if why:
         raise UnsupportedModelError(why)
     if facts is not None:
@@ -278,28 +279,85 @@ def eager_only(program) -> str | None:
     return None
 
 
-#: ops that read rows of a table at indices: (the table's argument, the dim, the indices')
-INDEXED = {"embedding": (0, None, 1), "index_select": (0, 1, 2)}
+#: ops that read a table at indices: (the table's argument, the dim -- an int, or the position of
+#: the argument that holds it -- the indices' argument); aten.index's indices are a list, one
+#: per leading dim of the table (x[idx], x[:, idx] is x.index([None, idx]))
+INDEXED = {
+    "embedding": (0, 0, 1),
+    "index_select": (0, "arg1", 2),
+    "gather": (0, "arg1", 2),
+    "index": (0, "list", 1),
+    "take": (0, "flat", 1),
+}
 
 
-def index_bounds(program) -> list[list[int]]:
-    """``[input position, rows]`` for each model input used directly as the indices of an
-    embedding or ``index_select`` into ``rows`` rows. Eager PyTorch raises IndexError for an
-    index outside ``[0, rows)``; TVM's compiled gather reads out of bounds (garbage, or a
-    segfault), so the compiled model checks these inputs on every call
-    (:class:`~autokernel_tvm.relax.runtime.TunedModel`)."""
-    users = list(program.graph_signature.user_inputs)
-    out = []
+def _indexings(program):
+    """``(node, indices node, dim)`` for each indices tensor an :data:`INDEXED` op reads; dim
+    None: the table read flat (``take``)."""
     for node in program.graph_module.graph.nodes:
         packet = getattr(node.target, "overloadpacket", None)
         if node.op != "call_function" or packet is None or packet.__name__ not in INDEXED:
             continue
-        table, dim, idx = INDEXED[packet.__name__]
+        _, dim, idx = INDEXED[packet.__name__]
         indices = node.args[idx] if idx < len(node.args) else None
+        if dim == "list":
+            for d, each in enumerate(indices or ()):
+                if each is not None:
+                    yield node, each, d
+        elif indices is not None:
+            yield node, indices, None if dim == "flat" else node.args[1] if dim == "arg1" else dim
+
+
+def _from_inputs(node, users: set) -> bool:
+    """Whether ``node``'s value depends on a model input (not only weights and constants)."""
+    seen, todo = set(), [node]
+    while todo:
+        n = todo.pop()
+        if n in seen or not hasattr(n, "op"):
+            continue
+        seen.add(n)
+        if n.op == "placeholder" and n.name in users:
+            return True
+        todo.extend(n.all_input_nodes)
+    return False
+
+
+def computed_indices(program) -> str | None:
+    """Why the model's indexing must run eagerly, or None: indices computed from the inputs
+    inside the graph (``table[idx + 1]``) cannot be range-checked before the call, and TVM's
+    gather reads out of bounds where eager raises (garbage, or a segfault). Indices that are
+    inputs themselves are checked on each call (:func:`index_bounds`); indices from weights or
+    constants only (position ids) are what eager reads too."""
+    users = set(program.graph_signature.user_inputs)
+    for node, indices, _ in _indexings(program):
+        direct = getattr(indices, "op", None) == "placeholder" and indices.name in users
+        if not direct and _from_inputs(indices, users):
+            name = node.target.overloadpacket.__name__
+            return (
+                f"{name} reads at indices computed from the inputs ({indices.name}): they cannot "
+                "be range-checked per call, and TVM's gather reads out of bounds where eager "
+                "raises IndexError"
+            )
+    return None
+
+
+def index_bounds(program) -> list[list[int]]:
+    """``[input position, rows]`` for each model input used directly as the indices of an
+    :data:`INDEXED` op into ``rows`` rows (the indexed dim's size; a ``take``'s: the table's
+    elements). Eager PyTorch raises IndexError for an index outside ``[0, rows)`` (``x[idx]``
+    wraps negative ones; TVM does not, so they are refused too); TVM's compiled gather reads
+    out of bounds (garbage, or a segfault), so the compiled model checks these inputs on every
+    call (:class:`~autokernel_tvm.relax.runtime.TunedModel`)."""
+    users = list(program.graph_signature.user_inputs)
+    out = []
+    for node, indices, dim in _indexings(program):
         if getattr(indices, "op", None) != "placeholder" or indices.name not in users:
             continue
-        rows = node.args[table].meta["val"].shape[node.args[dim] if dim is not None else 0]
-        out.append([users.index(indices.name), int(rows)])
+        shape = node.args[INDEXED[node.target.overloadpacket.__name__][0]].meta["val"].shape
+        rows = math.prod(shape) if dim is None else shape[dim]
+        bound = [users.index(indices.name), int(rows)]
+        if bound not in out:
+            out.append(bound)
     return out
 
 

@@ -284,6 +284,48 @@ def test_embedding_indices_are_checked_as_eager_checks_them(tuner, tmp_path):
                 compiled(wrong)
 
 
+def test_every_indexing_op_checks_its_input_indices_or_runs_eagerly(tuner):
+    """x[idx] and torch.gather read at input indices too (a segfault, or made-up values, past
+    the table): checked per call as embedding's are. Indices computed from the inputs inside
+    the graph (table(idx + 1)) cannot be checked before the call: such a graph runs eagerly,
+    with the reason."""
+
+    class Rows(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.randn(100, 32))
+
+        def forward(self, idx):
+            return self.w[idx] * 2
+
+    class Gather(torch.nn.Module):
+        def forward(self, x, idx):
+            return torch.gather(x, 1, idx) * 2
+
+    class Shifted(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.e = torch.nn.Embedding(100, 32)
+
+        def forward(self, idx):
+            return self.e(idx + 1)
+
+    torch.manual_seed(0)
+    x, idx = torch.randn(4, 10), torch.randint(0, 10, (4, 3))
+    cases = [(Rows(), (torch.randint(0, 100, (4, 8)),), 0, 100), (Gather(), (x, idx), 1, 10)]
+    for model, inputs, position, rows in cases:
+        tuned = tune_model(model, inputs, config=tuner.config, tuner=tuner)
+        assert tuned.report["index_bounds"] == [[position, rows]]
+        with torch.no_grad():
+            assert rel_error(tuned(*inputs), model(*inputs)) < 1e-6
+        bad = list(inputs)
+        bad[position] = torch.full_like(inputs[position], 10**6)
+        with pytest.raises(IndexError, match="index out of range"):
+            tuned(*bad)
+    with pytest.raises(UnsupportedModelError, match=r"indices computed from the inputs \(add"):
+        tune_model(Shifted(), (torch.randint(0, 99, (4, 8)),), config=tuner.config, tuner=tuner)
+
+
 def test_an_input_unlike_the_compiled_one_is_named(mlp_tuned):
     """TVM's own error names a match_cast; the compiled model names the input, what it got and
     what it was compiled for (only on the error path: no per-call cost)."""
