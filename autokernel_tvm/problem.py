@@ -71,6 +71,38 @@ def load_problem(path: str):
     return module
 
 
+def _listed(problem, name: str, path: str) -> list:
+    """``problem.<name>()``, checked to be a function returning a list (or tuple) of inputs."""
+    fn = getattr(problem, name)
+    if not callable(fn):
+        raise ProblemError(f"{path}: {name} is a {type(fn).__name__}, not a function")
+    value = fn()
+    if not isinstance(value, (list, tuple)):
+        raise ProblemError(
+            f"{path}: {name}() returned a {type(value).__name__}; it must return a list "
+            "(get_inputs: of the model's inputs, get_init_inputs: of Model's arguments)"
+        )
+    return list(value)
+
+
+def _construct(problem, path: str):
+    """``Model(*get_init_inputs())``; an argument mismatch named as the problem file's error
+    (it is raised here, at the call, not in the file: no line of the file to name)."""
+    args = _listed(problem, "get_init_inputs", path)
+    try:
+        inspect.signature(problem.Model).bind(*args)
+    except TypeError as err:
+        raise ProblemError(
+            f"{path}: Model(*get_init_inputs()) with {len(args)} argument(s): {err}"
+        ) from None
+    except ValueError:  # no signature to read (a builtin): let the call say
+        pass
+    model = problem.Model(*args)
+    if not isinstance(model, torch.nn.Module):
+        raise ProblemError(f"{path}: Model(...) is a {type(model).__name__}, not an nn.Module")
+    return model
+
+
 def tune_problem(
     path: str,
     *,
@@ -119,7 +151,7 @@ def tune_problem(
     problem = load_problem(path)
     device = "cpu" if config.target == "llvm" else "cuda"
     torch.manual_seed(init_seed)
-    model = problem.Model(*problem.get_init_inputs()).eval().to(device)
+    model = _construct(problem, path).eval().to(device)
     model, _ = cast(model, (), dtype)
     report: dict = {
         "problem": os.path.abspath(path),
@@ -131,7 +163,8 @@ def tune_problem(
 
     def fresh(seed: int) -> tuple:
         torch.manual_seed(seed)
-        inputs = [x.to(device) if isinstance(x, torch.Tensor) else x for x in problem.get_inputs()]
+        inputs = [x.to(device) if isinstance(x, torch.Tensor) else x for x in
+                  _listed(problem, "get_inputs", path)]  # fmt: skip
         return cast(model, tuple(inputs), dtype)[1]
 
     # eager PyTorch (the check's reference, the timed baseline) at the compiled model's

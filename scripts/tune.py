@@ -49,9 +49,10 @@ def parse_args(argv=None):
     p.add_argument("--shape", default="512,512,512", help="comma-separated dims of the op")
     p.add_argument(
         "--dtype",
-        default="float32",
+        default=None,
         choices=_cli.DTYPES + _cli.FP8_DTYPES,
-        help="input dtype (fp8: --op gemm_scaled_nt, torch._scaled_mm's GEMM)",
+        help="input dtype (default float32; fp8: --op gemm_scaled_nt, torch._scaled_mm's "
+        "GEMM); with --problem the model is cast to it (default: its own dtype)",
     )
     p.add_argument(
         "--out-dtype",
@@ -130,8 +131,10 @@ def validate(args) -> None:
                 f"{args.dtype} is an input of --op gemm_scaled_nt; a --problem's "
                 f"model is cast to one of {_cli.DTYPES}",
             )
-    elif not args.list_ops:
-        args.dims = _cli.parse_shape(args.shape, args.op)
+    else:
+        args.dtype = args.dtype or "float32"
+        if not args.list_ops:
+            args.dims = _cli.parse_shape(args.shape, args.op)
     _cli.check_work_dir("--work-dir", args.work_dir)
     _cli.check_output_file("--export", args.export)
     _cli.check_output_file("--report", args.report)
@@ -225,7 +228,7 @@ def _problem(args, config) -> int:
     from autokernel_tvm.problem import ProblemError, tune_problem
     from autokernel_tvm.tuner import Tuner
 
-    dtype = None if args.dtype == "float32" else args.dtype
+    dtype = args.dtype  # None: the model's own
     tuner = Tuner(config, progress=not args.no_progress)
     try:
         report = tune_problem(

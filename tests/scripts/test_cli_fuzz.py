@@ -174,6 +174,42 @@ def test_bad_problem_files(tmp_path, capsys, source, message):
     assert message in line, line
 
 
+_MODEL = (
+    "import torch\nclass Model(torch.nn.Module):\n    def forward(self, x):\n        return x * 2\n"
+)
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        (_MODEL + "def get_inputs():\n    return None\ndef get_init_inputs():\n    return []\n",
+         "get_inputs() returned a NoneType; it must return a list"),
+        (_MODEL + "def get_inputs():\n    return torch.randn(4)\nget_init_inputs = []\n",
+         "get_init_inputs is a list, not a function"),
+        (_MODEL + "def get_inputs():\n    return torch.randn(4)\n"
+         "def get_init_inputs():\n    return []\n",
+         "get_inputs() returned a Tensor; it must return a list"),
+        (_MODEL.replace("(torch.nn.Module):\n", "(torch.nn.Module):\n    def __init__(self, a):"
+                        "\n        super().__init__()\n")
+         + "def get_inputs():\n    return [torch.randn(4)]\n"
+         "def get_init_inputs():\n    return []\n",
+         "Model(*get_init_inputs()) with 0 argument(s): missing a required argument: 'a'"),
+    ],
+    ids=["inputs-none", "init-not-a-function", "bare-tensor", "init-arity"],
+)  # fmt: skip
+def test_problem_files_whose_functions_misbehave(tmp_path, capsys, source, message):
+    """Found when the problem is run (not at parse): still one line and status 2, where a
+    traceback came from the call site in problem.py (no frame in the user's file)."""
+    path = tmp_path / "problem.py"
+    path.write_text(source)
+    argv = ["--problem", str(path), "--target", "llvm", "--trials", "1", "--no-progress",
+            "--work-dir", str(tmp_path / "w")]  # fmt: skip
+    code = tune.main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    assert message in err.strip().splitlines()[-1], err
+
+
 def test_bad_bench_arguments(tmp_path, capsys, cpu_lib):
     text = tmp_path / "notes.so"
     text.write_text("hello")

@@ -141,3 +141,25 @@ def test_build_only_that_builds_nothing_fails_with_the_reason(tmp_path):
     assert proc.returncode == 1, proc.stderr[-2000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: --build-only: nothing built: no legal genome"), last
+
+
+def test_problem_dtype_float32_casts_a_float64_model(tmp_path):
+    """--dtype float32 casts a float64 problem (the refusal tells the user to): it was read as
+    "the model's own dtype", so the same refusal came back."""
+    problem = tmp_path / "fp64.py"
+    problem.write_text(
+        "import torch\nclass Model(torch.nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n"
+        "        self.l = torch.nn.Linear(16, 16).double()\n"
+        "    def forward(self, x):\n        return self.l(x)\n"
+        "def get_inputs():\n    return [torch.randn(8, 16, dtype=torch.float64)]\n"
+        "def get_init_inputs():\n    return []\n"
+    )
+    base = [sys.executable, TUNE, "--target", "llvm", "--problem", str(problem), "--trials", "1",
+            "--no-progress", "--work-dir", str(tmp_path / "w")]  # fmt: skip
+    refused = subprocess.run(base, env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2 and "float64" in refused.stderr, refused.stderr[-2000:]
+    cast = subprocess.run([*base, "--dtype", "float32"], env=_env(tmp_path), capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    assert cast.returncode == 0, cast.stderr[-2000:]
+    assert json.loads(cast.stdout[cast.stdout.index("{") :])["dtype"] == "float32"
