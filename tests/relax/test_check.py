@@ -37,3 +37,19 @@ def test_non_finite_output_fails():
     out = eager.clone()
     out[0, 0] = float("nan")
     assert not check(out, eager, (eager,), ref64)["passed"]
+
+
+def test_a_scalar_output_is_checked_normwise_only():
+    """A sum over many terms (a loss): eager's own error can be a lucky tiny one (here 1e-9
+    relative), which the elementwise bound followed: 8x that, an fp32 summation-order
+    difference of 1.4e-6 failed it. Normwise it is well inside fp32's 1e-4."""
+    ref64 = torch.tensor(-20.06, dtype=torch.float64)
+    eager = torch.tensor(float(ref64) * (1 + 1e-9), dtype=torch.float32)
+    out = torch.tensor(float(ref64) * (1 + 1.4e-6), dtype=torch.float32)
+    result = check((out, eager.expand(2)), (eager, eager.expand(2)), (eager,),
+                   (ref64, ref64.expand(2)))  # fmt: skip
+    assert result["passed"], result
+    wrong = torch.tensor(float(ref64) * 1.01, dtype=torch.float32)
+    assert not check(wrong, eager, (eager,), ref64)["passed"]  # normwise still fails it
+    nan = torch.tensor(float("nan"))
+    assert not check(nan, eager, (eager,), ref64)["passed"]
