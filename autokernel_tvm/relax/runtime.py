@@ -83,6 +83,9 @@ class TunedModel:
     def __call__(self, *args: torch.Tensor):
         if len(args) != self.num_inputs:
             raise TypeError(f"expected {self.num_inputs} tensor inputs, got {len(args)}")
+        for i, a in enumerate(args):
+            if not isinstance(a, torch.Tensor):
+                raise TypeError(f"input {i} is a {type(a).__name__}, not a tensor")
         inputs = [a if self._ready(a) else a.detach().to(self.device).contiguous() for a in args]
         for position, rows in self._bounds:
             _check_indices(inputs[position], rows, position)
@@ -125,6 +128,8 @@ class TunedModel:
             The manifest that was written.
         """
         path = os.fspath(path)
+        if not path.endswith(".so"):  # export_library writes a tar for .tar: no loader reads it
+            raise ModelLoadError(f"export to a .so path (got {path!r}): the model is one library")
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         if self.executable is None:
             raise ModelLoadError("a loaded model cannot be re-exported: copy its files instead")
@@ -167,6 +172,16 @@ def load_model(path: str | os.PathLike, device: str | None = None) -> TunedModel
     folder = os.path.dirname(os.path.abspath(lib))
     lib_path = os.path.join(folder, manifest["library"])
     params_path = os.path.join(folder, manifest["params"])
+    for file in (lib_path, params_path):
+        if not os.path.isfile(file):
+            raise ModelLoadError(f"{file}: missing; the manifest names it (copy it beside it)")
+    device = device or manifest["device"]
+    try:
+        kind = torch.device(device).type
+    except RuntimeError as err:
+        raise ModelLoadError(f"device {device!r}: {err}") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError(f"{lib}: a model for {device}, and torch sees no CUDA GPU here")
     with open(lib_path, "rb") as f:
         data = f.read()
     if hashlib.sha256(data).hexdigest() != manifest["sha256"]:
@@ -185,7 +200,7 @@ def load_model(path: str | os.PathLike, device: str | None = None) -> TunedModel
     params = [torch.from_dlpack(named[f"p{i}"]).clone() for i in range(manifest["num_params"])]
     return TunedModel(
         tvm.runtime.load_module(copy),
-        device or manifest["device"],
+        device,
         params,
         manifest["num_inputs"],
         pytree.treespec_loads(manifest["out_spec"]),

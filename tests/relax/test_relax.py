@@ -118,6 +118,16 @@ def test_export_and_load_without_tuner(mlp_tuned, tmp_path):
         f.write(b"\0")
     with pytest.raises(ModelLoadError, match="sha256"):
         load_model(str(path) + ".json")
+    with pytest.raises(TypeError, match="input 0 is a int, not a tensor"):
+        loaded(3)
+    with pytest.raises(ModelLoadError, match="export to a .so path"):
+        tuned.export(tmp_path / "mlp.tar")  # TVM would write a tar no loader reads
+    with pytest.raises(ModelLoadError, match="'gpu9'"):
+        load_model(path, device="gpu9")
+    os.rename(str(path) + ".params", str(path) + ".kept")
+    with pytest.raises(ModelLoadError, match=r"mlp\.so\.params: missing"):
+        load_model(path)
+    os.rename(str(path) + ".kept", str(path) + ".params")
     # cut short, its manifest's sha256 rewritten to match: refused before dlopen (SIGBUS there)
     with open(path, "rb") as f:
         data = f.read()[:-4097]
