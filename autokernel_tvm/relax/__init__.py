@@ -120,9 +120,17 @@ def tune_model(
     wide = {str(t.dtype) for t in (*example_inputs, *model.parameters(), *model.buffers())}
     wide &= {"torch.float64", "torch.complex64", "torch.complex128"}
     if wide and dtype is None:
+        scalars = [
+            i for i, x in enumerate(example_inputs) if x.dim() == 0 and x.dtype == torch.float64
+        ]
+        why = (
+            f" (input {scalars[0]} is a 0-d float64 tensor: torch.compile passes a Python float "
+            "argument as one; make it a tensor of the model's dtype, or a constant)"
+            if scalars
+            else " (cast the model to float32, float16 or bfloat16)"
+        )
         raise UnsupportedModelError(
-            f"{sorted(wide)} tensors: TVM's torch import computes in float32 at most (cast the "
-            "model to float32, float16 or bfloat16)"
+            f"{sorted(wide)} tensors: TVM's torch import computes in float32 at most{why}"
         )
     tuner = tuner or Tuner(config)
     if config.target != "llvm" and not tuner.device().exist:

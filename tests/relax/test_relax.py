@@ -263,6 +263,10 @@ def test_caller_model_keeps_its_dtype_and_modes(tuner):
     assert tuned(torch.randn(4, 8).bfloat16()).dtype == torch.bfloat16
     with pytest.raises(UnsupportedModelError, match="input 1 is a float, not a tensor"):
         tune_model(model, (torch.randn(4, 8), 0.5), config=tuner.config, tuner=tuner)
+    # torch.compile hands a Python float argument over as a 0-d float64 tensor: say so
+    with pytest.raises(UnsupportedModelError, match="input 1 is a 0-d float64 tensor"):
+        tune_model(model, (torch.randn(4, 8), torch.tensor(0.5, dtype=torch.float64)),
+                   config=tuner.config, tuner=tuner)  # fmt: skip
 
 
 def test_embedding_indices_are_checked_as_eager_checks_them(tuner, tmp_path):
