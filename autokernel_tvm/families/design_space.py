@@ -77,11 +77,21 @@ class FamilyRule(ms.schedule_rule.PyScheduleRule):
         try:
             return self.family.schedule(trial, block, self.params, self.target)
         except ScheduleError as err:
-            log.warning("%s does not apply to a block: %s", self.family.name, str(err)[-200:])
+            log.warning("%s does not apply to a block: %s", self.family.name, _reason(err))
             return [sch]
 
     def clone(self):
         return FamilyRule(self.family, self.params, self.target)
+
+
+def _reason(err: Exception) -> str:
+    """One line of a TVM schedule error: its "Error message:" (the rest is the IR with a row of
+    carets under the culprit), else its first line."""
+    text = str(err)
+    if "Error message:" in text:
+        text = text.split("Error message:", 1)[1]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[0][:200] if lines else type(err).__name__
 
 
 def stock_kind(target) -> str:
