@@ -287,15 +287,23 @@ def eager_only(program) -> str | None:
     return None
 
 
-#: ops that read a table at indices: (the table's argument, the dim -- an int, or the position of
-#: the argument that holds it -- the indices' argument); aten.index's indices are a list, one
-#: per leading dim of the table (x[idx], x[:, idx] is x.index([None, idx]))
+#: ops that read (or write) a table at indices: (the table's argument, the dim -- an int, or
+#: the position of the argument that holds it -- the indices' argument); aten.index's indices
+#: are a list, one per leading dim of the table (x[idx], x[:, idx] is x.index([None, idx]))
 INDEXED = {
     "embedding": (0, 0, 1),
     "index_select": (0, "arg1", 2),
     "gather": (0, "arg1", 2),
     "index": (0, "list", 1),
     "take": (0, "flat", 1),
+    # writes at indices: out of range, TVM's scatter writes past the tensor
+    "scatter": (0, "arg1", 2),
+    "scatter_add": (0, "arg1", 2),
+    "scatter_reduce": (0, "arg1", 2),
+    "index_add": (0, "arg1", 2),
+    "index_copy": (0, "arg1", 2),
+    "index_fill": (0, "arg1", 2),
+    "index_put": (0, "list", 1),
 }
 
 

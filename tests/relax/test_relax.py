@@ -340,6 +340,26 @@ def test_every_indexing_op_checks_its_input_indices_or_runs_eagerly(tuner):
         tune_model(Shifted(), (torch.randint(0, 99, (4, 8)),), config=tuner.config, tuner=tuner)
 
 
+def test_writes_at_input_indices_are_bounded_too():
+    """scatter / index_put at input indices: out of range, TVM's scatter writes past the
+    tensor (eager raises), so those inputs are range-checked like a gather's."""
+    from autokernel_tvm.relax import computed_indices, index_bounds
+
+    class Scatter(torch.nn.Module):
+        def forward(self, x, idx, v):
+            return x.scatter_add(1, idx, v) * 2
+
+    class Put(torch.nn.Module):
+        def forward(self, x, idx, v):
+            return x.index_put((idx,), v)
+
+    x, idx = torch.zeros(4, 10), torch.randint(0, 10, (4, 3))
+    program = torch.export.export(Scatter(), (x, idx, torch.ones(4, 3)))
+    assert index_bounds(program) == [[1, 10]] and computed_indices(program) is None
+    program = torch.export.export(Put(), (x.T, torch.randint(0, 10, (3,)), torch.ones(3, 4)))
+    assert index_bounds(program) == [[1, 10]]
+
+
 def test_an_input_unlike_the_compiled_one_is_named(mlp_tuned):
     """TVM's own error names a match_cast; the compiled model names the input, what it got and
     what it was compiled for (only on the error path: no per-call cost)."""
