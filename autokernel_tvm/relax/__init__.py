@@ -287,41 +287,46 @@ def eager_only(program) -> str | None:
     return None
 
 
-#: ops that read (or write) a table at indices: (the table's argument, the dim -- an int, or
-#: the position of the argument that holds it -- the indices' argument); aten.index's indices
+#: ops that read (or write) their first argument, a table, at indices: (the dim -- an int, or
+#: "arg1": the second argument holds it -- and the indices' argument); aten.index's indices
 #: are a list, one per leading dim of the table (x[idx], x[:, idx] is x.index([None, idx]))
 INDEXED = {
-    "embedding": (0, 0, 1),
-    "index_select": (0, "arg1", 2),
-    "gather": (0, "arg1", 2),
-    "index": (0, "list", 1),
-    "take": (0, "flat", 1),
+    "embedding": (0, 1),
+    "index_select": ("arg1", 2),
+    "gather": ("arg1", 2),
+    "index": ("list", 1),
+    "take": ("flat", 1),
     # writes at indices: out of range, TVM's scatter writes past the tensor
-    "scatter": (0, "arg1", 2),
-    "scatter_add": (0, "arg1", 2),
-    "scatter_reduce": (0, "arg1", 2),
-    "index_add": (0, "arg1", 2),
-    "index_copy": (0, "arg1", 2),
-    "index_fill": (0, "arg1", 2),
-    "index_put": (0, "list", 1),
+    "scatter": ("arg1", 2),
+    "scatter_add": ("arg1", 2),
+    "scatter_reduce": ("arg1", 2),
+    "index_add": ("arg1", 2),
+    "index_copy": ("arg1", 2),
+    "index_fill": ("arg1", 2),
+    "index_put": ("list", 1),
 }
 
 
 def _indexings(program):
-    """``(node, indices node, dim)`` for each indices tensor an :data:`INDEXED` op reads; dim
-    None: the table read flat (``take``)."""
+    """``(op name, table node, indices node, dim, direct)`` for each indices tensor an
+    :data:`INDEXED` op reads; dim None: the table read flat (``take``); direct: the indices are
+    a model input themselves."""
+    users = set(program.graph_signature.user_inputs)
     for node in program.graph_module.graph.nodes:
         packet = getattr(node.target, "overloadpacket", None)
         if node.op != "call_function" or packet is None or packet.__name__ not in INDEXED:
             continue
-        _, dim, idx = INDEXED[packet.__name__]
+        dim, idx = INDEXED[packet.__name__]
         indices = node.args[idx] if idx < len(node.args) else None
         if dim == "list":
-            for d, each in enumerate(indices or ()):
-                if each is not None:
-                    yield node, each, d
-        elif indices is not None:
-            yield node, indices, None if dim == "flat" else node.args[1] if dim == "arg1" else dim
+            found = [(each, d) for d, each in enumerate(indices or ())]
+        else:
+            found = [(indices, None if dim == "flat" else node.args[1] if dim == "arg1" else dim)]
+        for each, d in found:
+            if each is None:  # a dim x[:, idx] does not index, or no indices argument
+                continue
+            direct = getattr(each, "op", None) == "placeholder" and each.name in users
+            yield packet.__name__, node.args[0], each, d, direct
 
 
 def _from_inputs(node, users: set) -> bool:
@@ -345,10 +350,8 @@ def computed_indices(program) -> str | None:
     inputs themselves are checked on each call (:func:`index_bounds`); indices from weights or
     constants only (position ids) are what eager reads too."""
     users = set(program.graph_signature.user_inputs)
-    for node, indices, _ in _indexings(program):
-        direct = getattr(indices, "op", None) == "placeholder" and indices.name in users
+    for name, _, indices, _, direct in _indexings(program):
         if not direct and _from_inputs(indices, users):
-            name = node.target.overloadpacket.__name__
             return (
                 f"{name} reads at indices computed from the inputs ({indices.name}): they cannot "
                 "be range-checked per call, and TVM's gather reads out of bounds where eager "
@@ -366,10 +369,10 @@ def index_bounds(program) -> list[list[int]]:
     call (:class:`~autokernel_tvm.relax.runtime.TunedModel`)."""
     users = list(program.graph_signature.user_inputs)
     out = []
-    for node, indices, dim in _indexings(program):
-        if getattr(indices, "op", None) != "placeholder" or indices.name not in users:
+    for _, table, indices, dim, direct in _indexings(program):
+        if not direct:
             continue
-        shape = node.args[INDEXED[node.target.overloadpacket.__name__][0]].meta["val"].shape
+        shape = table.meta["val"].shape
         rows = math.prod(shape) if dim is None else shape[dim]
         bound = [users.index(indices.name), int(rows)]
         if bound not in out:
