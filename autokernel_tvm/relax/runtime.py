@@ -83,10 +83,14 @@ class TunedModel:
     def __call__(self, *args: torch.Tensor):
         if len(args) != self.num_inputs:
             raise TypeError(f"expected {self.num_inputs} tensor inputs, got {len(args)}")
-        for i, a in enumerate(args):
-            if not isinstance(a, torch.Tensor):
-                raise TypeError(f"input {i} is a {type(a).__name__}, not a tensor")
-        inputs = [a if self._ready(a) else a.detach().to(self.device).contiguous() for a in args]
+        try:
+            inputs = [a if self._ready(a) else a.detach().to(self.device).contiguous()
+                      for a in args]  # fmt: skip
+        except AttributeError:  # checked here, off the per-call path: a non-tensor input
+            for i, a in enumerate(args):
+                if not isinstance(a, torch.Tensor):
+                    raise TypeError(f"input {i} is a {type(a).__name__}, not a tensor") from None
+            raise
         for position, rows in self._bounds:
             _check_indices(inputs[position], rows, position)
         try:
