@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -133,11 +133,6 @@ void CheckEmbeddedManifest(void* handle, const Json& manifest, const std::string
 }
 
 /*!
- * Write `bytes` to a private file named by their sha256, check the manifest it embeds, load it
- * with tvm-ffi, then delete the file (the mapping outlives it). A private copy because dlopen of
- * a path already open returns the old code even when the file was replaced.
- */
-/*!
  * Why `bytes` cannot be a whole 64-bit little-endian ELF library, or "" (as the Python
  * loader's manifest.elf_problem): dlopen maps the segments the program headers name, and a
  * file cut short has them past its end -- touching those pages is SIGBUS, not an error.
@@ -173,6 +168,11 @@ std::string ElfProblem(const std::string& bytes) {
   return "";
 }
 
+/*!
+ * Write `bytes` to a private file named by their sha256, check the manifest it embeds, load it
+ * with tvm-ffi, then delete the file (the mapping outlives it). A private copy because dlopen of
+ * a path already open returns the old code even when the file was replaced.
+ */
 std::shared_ptr<LoadedModule> LoadCopy(const std::string& bytes, const std::string& sha,
                                        const Json& manifest, const std::vector<Kernel>& kernels,
                                        const std::string& path,
