@@ -49,6 +49,29 @@ FP8 = [
      {"schedule": "persistent", "store": "tma", "block_n": 128}),
     (Workload("gemm_scaled_nt", (777, 4096, 1024), "float8_e5m2", "bfloat16"),
      {"raster": 1, "block_n": 64, "consumers": 1, "accum": "promoted"}),
+    # promoted sums in K-step pairs (two register sets: regs=split): an even count of steps, an
+    # odd one with a K tail (the last step alone), and ping-pong consumers
+    (Workload("gemm_scaled_nt", (4096, 4096, 4096), "float8_e4m3fn", "bfloat16"),
+     {"schedule": "persistent", "store": "tma", "block_n": 128, "accum": "pipelined",
+      "regs": "split"}),
+    (Workload("gemm_scaled_nt", (1000, 1001, 1100), "float8_e4m3fn", "float16"),
+     {"raster": 1, "block_n": 128, "accum": "pipelined", "regs": "split"}),
+    (Workload("gemm_scaled_nt", (2048, 2048, 8192), "float8_e5m2", "bfloat16"),
+     {"schedule": "persistent", "arrangement": "pingpong", "block_n": 128,
+      "accum": "pipelined", "regs": "split"}),
+]  # fmt: skip
+
+#: regs=split (setmaxnreg: the producer's registers to the consumers): the persistent TMA-store
+#: structure, an erf-GELU write-back on ping-pong consumers, a conv, a split-K decode tile
+REGS = [
+    (Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16"),
+     {"schedule": "persistent", "store": "tma"}),
+    (Workload("gemm_bias_gelu", (2048, 4096, 1000), "bfloat16", "bfloat16"),
+     {"schedule": "persistent", "arrangement": "pingpong", "store": "tma"}),
+    (Workload("conv2d_nhwc", (32, 28, 28, 256, 256, 3, 3, 1, 1), "float16", "float16"),
+     {"raster": 1}),
+    (Workload("gemm_nt", (128, 4096, 4096), "float16", "float16"),
+     {"raster": 1, "splits": 4, "reduction": "cluster"}),
 ]  # fmt: skip
 
 #: batched edges through 3-D TMA maps (batch_dims): a K tail of B as [K, N] (with a cluster's

@@ -10,7 +10,8 @@
 #     e5m2 x e5m2 GEMM: its B is converted to e4m3 once, outside the timed calls), bf16 out,
 #     as the kernel a user calls;
 #  3. promoted-sum structures the tuner's 8 trials did not reach, gated and timed by
-#     genome_check.py (ping-pong, cluster 2, 6 stages, one consumer).
+#     genome_check.py (ping-pong, cluster 2, 6 stages, one consumer; the sums of K-step pairs,
+#     accum=pipelined on regs=split, on its own and with ping-pong), at 4096^3 and 8192^3.
 # Rows go to $OUT/<device>.jsonl (scripts/bench.py), the log to $OUT/fp8_tuned.log.
 #   source .devcache/remote-setup.sh && OUT=/tmp/out bash benchmarks/gpu/fp8_tuned.sh [TRIALS]
 set -uo pipefail
@@ -33,13 +34,16 @@ export OUT=$out OUT_DTYPE=bfloat16
   # cooperative tiles (session 31), where fast accumulation on 256-wide tiles was 1.00-1.03x:
   # the promoted structures 8 trials did not reach -- ping-pong (one warpgroup's promotion adds
   # beside the other's wgmma), clusters, deeper rings, one consumer of 64 x 128
-  echo "== promoted structures, e4m3 4096^3 -> bf16 (genome_check: gate, then vs torch._scaled_mm)"
-  timeout 240 python3 benchmarks/gpu/genome_check.py --op gemm_scaled_nt --shape 4096,4096,4096 \
-    --dtype float8_e4m3fn --out-dtype bfloat16 --genomes \
-    accum=promoted,block_n=128,schedule=persistent,store=tma \
-    accum=promoted,block_n=128,schedule=persistent,store=tma,arrangement=pingpong \
-    accum=promoted,block_n=128,schedule=persistent,store=tma,cluster=2 \
-    accum=promoted,block_n=128,schedule=persistent,store=tma,stages=6 \
-    accum=promoted,block_n=128,consumers=1,schedule=persistent,store=tma 2>&1 | tail -n 9
+  for shape in 4096,4096,4096 8192,8192,8192; do
+    echo "== promoted structures, e4m3 $shape -> bf16 (genome_check: gate, then vs torch._scaled_mm)"
+    timeout 280 python3 benchmarks/gpu/genome_check.py --op gemm_scaled_nt --shape $shape \
+      --dtype float8_e4m3fn --out-dtype bfloat16 --genomes \
+      accum=promoted,block_n=128,schedule=persistent,store=tma \
+      accum=pipelined,regs=split,block_n=128,schedule=persistent,store=tma \
+      accum=pipelined,regs=split,block_n=128,schedule=persistent,store=tma,arrangement=pingpong \
+      accum=promoted,regs=split,block_n=128,schedule=persistent,store=tma,arrangement=pingpong \
+      accum=promoted,block_n=128,schedule=persistent,store=tma,cluster=2 \
+      accum=promoted,block_n=128,schedule=persistent,store=tma,stages=6 2>&1 | tail -n 10
+  done
 } > "$out/fp8_tuned.log" 2>&1
 grep -E "passed|failed|^==|ratio|gemm_scaled_nt_M|accum=" "$out/fp8_tuned.log"

@@ -6,7 +6,7 @@ import re
 import subprocess
 
 import pytest
-from wgmma_cases import BATCH_EDGES, BIAS_START, FP8, ROWS, STRIDED  # shared with GPU tests
+from wgmma_cases import BATCH_EDGES, BIAS_START, FP8, REGS, ROWS, STRIDED  # shared with GPU tests
 
 from autokernel_tvm.builder import build_module, cuda_source, is_tirx
 from autokernel_tvm.config import TuneConfig
@@ -16,7 +16,9 @@ from autokernel_tvm.families.cuda_wgmma.kernel import (
     Structure,
     WgmmaStructureError,
     batch_dims,
+    consumer_regs,
     conv_patch,
+    launch_regs,
     legal,
     smem_bytes,
     stream_last,
@@ -134,7 +136,8 @@ def test_genome_checks_and_round_trip():
         "block_n": 256, "consumers": 2, "stages": 4, "raster": 8, "epilogue": "",
         "out_dtype": "float32", "gated": False, "schedule": "tile", "cluster": 1,
         "store": "direct", "splits": 1, "pad": "needed", "arrangement": "cooperative",
-        "reduction": "workspace", "bias_at": "store", "accum": "tensor", "tf32_passes": 1,
+        "reduction": "workspace", "bias_at": "store", "accum": "tensor", "regs": "even",
+        "tf32_passes": 1,
     }  # fmt: skip
     with pytest.raises(GenomeError) as err:
         grammar.check(genome.replace(stages=6), NT)
@@ -804,7 +807,7 @@ def test_fp8_sums_are_promoted_unless_fast_accumulation_is_allowed():
     assert FAMILY.impossible(fp8, TARGET)["accum"] == ("tensor",)
     assert 256 in FAMILY.impossible(fp8, TARGET)["block_n"]
     assert "accum" not in FAMILY.impossible(fast, TARGET)
-    assert FAMILY.impossible(NT, TARGET)["accum"] == ("promoted",)
+    assert FAMILY.impossible(NT, TARGET)["accum"] == ("promoted", "pipelined")
     with pytest.raises(GenomeError, match="accum=promoted"):
         FAMILY.check(DEFAULT.params.replace(block_n=128), fp8, TARGET)
     kw = dict(smem_limit=SMEM, sm_count=132, in_dtype="float8_e4m3fn", accum="promoted")
@@ -815,6 +818,77 @@ def test_fp8_sums_are_promoted_unless_fast_accumulation_is_allowed():
         "accum=promoted" in FAMILY.notes(FAMILY.seed(fp8, TARGET), fp8)[0]
         or "promoted" in (FAMILY.notes(FAMILY.seed(fp8, TARGET), fp8)[0])
     )
+
+
+def test_register_budgets_per_role():
+    """regs=split moves the producer warpgroup's registers to the consumers (setmaxnreg): 232 a
+    consumer thread of a 384-thread block instead of its launch share of 168, which is what
+    two promoted fp8 sets of 64 and a third in flight need; one consumer has 255 already."""
+    lim = limits(TARGET)
+    regs = (lim.regs_per_block, lim.regs_per_thread)
+    assert launch_regs(2, *regs) == 168 and launch_regs(1, *regs) == 255
+    assert consumer_regs(Structure(), *regs) == 168
+    assert consumer_regs(Structure(regs="split"), *regs) == 232
+    # what the producer gives back covers the consumers' increase exactly
+    assert 128 * (168 - 40) >= 256 * (232 - 168)
+    kw = dict(smem_limit=SMEM, sm_count=132)
+    assert "already has 255" in legal(4096, 4096, 4096, consumers=1, regs="split", **kw)
+    assert "regs 'some'" in legal(4096, 4096, 4096, regs="some", **kw)
+    with pytest.raises(GenomeError, match="regs="):
+        WgmmaParams(regs="some")
+    fp8 = dict(kw, in_dtype="float8_e4m3fn", block_n=128, accum="pipelined")
+    assert "232 registers" in legal(4096, 4096, 4096, **fp8) and "its 168" in legal(
+        4096, 4096, 4096, **fp8
+    )
+    assert legal(4096, 4096, 4096, regs="split", **fp8) is None
+    assert "424 registers" in legal(4096, 4096, 4096, **{**fp8, "block_n": 256, "regs": "split"})
+    assert "fp8 only" in legal(4096, 4096, 4096, **{**fp8, "in_dtype": "float16"})
+
+
+@pytest.mark.parametrize("workload, genes", REGS, ids=lambda x: str(x)[:60])
+def test_split_registers_build_with_setmaxnreg_and_nothing_spills(
+    needs_nvcc, tmp_path, workload, genes
+):
+    """regs=split: the producer warpgroup's setmaxnreg.dec to 40 and the consumers' .inc to
+    232, where every warp of the group runs it; ptxas launches the kernel at exactly its
+    launch-bounds share (168): the consumers' increase is drawn from what the block was
+    launched with, so a kernel launched with fewer would leave .inc waiting forever."""
+    genome = Grammar(TARGET).check(DEFAULT.replace(regs="split", **genes), workload)
+    src = cuda_source(build_module(kernel_module(genome, workload), TARGET, check_nvcc=True))
+    body = src.split("main_kernel(", 2)[2]
+    dec, inc = (
+        body.index("setmaxnreg_dec_sync_aligned_u32_40();"),
+        body.index("setmaxnreg_inc_sync_aligned_u32_232();"),
+    )
+    assert dec < inc  # the producer's branch comes first, the consumers' in its else
+    report = ptxas_report(src, tmp_path)
+    assert "Used 168 registers" in report and "0 bytes spill stores" in report
+    even = Grammar(TARGET).check(DEFAULT.replace(**genes), workload)
+    assert "setmaxnreg" not in cuda_source(build_module(kernel_module(even, workload), TARGET))
+
+
+@pytest.mark.parametrize("k, steps", [(4096, 32), (1100, 9)])
+def test_pipelined_fp8_sums_add_one_step_while_the_next_runs(needs_nvcc, tmp_path, k, steps):
+    """accum=pipelined: K steps in pairs, two register sets both in flight; the first set is
+    added into the fp32 sums after a wait that leaves the second running (wait_group 1), the
+    second after wait_group 0; an odd count ends with one step as accum=promoted does. ptxas
+    keeps every wgmma asynchronous (no "serialized" warning: a set carried from one pair to
+    the next, or chosen at run time, serialized them all) and spills nothing at 232
+    registers."""
+    kw = dict(in_dtype="float8_e4m3fn", out_dtype="bfloat16", block_n=128, regs="split")
+    mod = wgmma_module(4096, 4096, k, smem_limit=SMEM, sm_count=132, accum="pipelined", **kw)
+    src = cuda_source(build_module(mod, TARGET, check_nvcc=True))
+    body = src.split("main_kernel(", 2)[2]
+    loop = body[body.index("for (int j = 0; j < " + str(steps // 2) + "; ++j)") :]
+    first = loop.index("wait_group_sync_aligned_1();")
+    assert loop.index("odd_ptr[0], odd_ptr[1]") < first  # the second set issued before it
+    assert loop.index("+ acc_ptr[0])", first) < loop.index("wait_group_sync_aligned_0();")
+    singles = body.count("total_ptr[0] = (total_ptr[0] + acc_ptr[0]);")
+    assert singles == (2 if steps % 2 else 1)  # the pair's first set (+ the odd last step)
+    report = ptxas_report(src, tmp_path)
+    assert "serialized" not in report and "0 bytes spill stores" in report
+    promoted = wgmma_module(4096, 4096, k, smem_limit=SMEM, sm_count=132, accum="promoted", **kw)
+    assert "odd_ptr" not in cuda_source(build_module(promoted, TARGET))
 
 
 def test_fp8_legality_names_what_wgmma_cannot_do():

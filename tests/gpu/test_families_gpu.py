@@ -16,6 +16,7 @@ from wgmma_cases import (  # tests/wgmma_cases.py, shared with the CPU tests
     BATCH_EDGES,
     BIAS_START,
     FP8,
+    REGS,
     ROWS,
     STRIDED,
 )
@@ -362,6 +363,15 @@ def test_fp8_passes_the_gate(target, workload, genes):
     """fp8 A @ B.T scaled by its per-tensor scales, held to the bound of the tensor core's fp8
     accumulator (verify.FP8_ACC_BITS): a wrong K step of 32, a scale applied twice or not at
     all, or an edge byte read past K fails the fp64 or the exact check."""
+    _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))
+
+
+@pytest.mark.parametrize("workload, genes", REGS, ids=_ids(REGS))
+def test_split_registers_pass_the_gate(target, workload, genes):
+    """Register budgets per role (setmaxnreg): the kernels compute what the even budgets do.
+    A consumer .inc asking for more than the producer gave back would never return (the run
+    hangs rather than fails: run with a time limit)."""
+    genes = {"regs": "split", **genes}
     _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))
 
 

@@ -31,7 +31,9 @@ from .kernel import (
     FP8,
     PADS,
     PORTABLE_CLUSTER,
+    PROMOTED,
     REDUCTIONS,
+    REGS,
     SCHEDULES,
     SPLITS,
     STAGES,
@@ -99,7 +101,10 @@ class WgmmaParams(Params):
     it: no loads of it in the write-back; tiles one block computes whole); accum: how fp8
     products are summed, "tensor" (all of K in the wgmma accumulator, ~14 bits kept: cuBLASLt's
     fast accumulation) or "promoted" (each K step's 128 products then added into fp32
-    registers: torch._scaled_mm's default accuracy)."""
+    registers: torch._scaled_mm's default accuracy) or "pipelined" (the same sums, K steps in
+    pairs into two register sets, one summed while the other's wgmma runs); regs: register
+    budgets per role, "even" (every thread the launch's share) or "split" (``setmaxnreg``: the
+    producer warpgroup's registers go to the consumers, 232 each with two)."""
 
     block_n: int = 256
     consumers: int = 2
@@ -114,9 +119,10 @@ class WgmmaParams(Params):
     reduction: str = "workspace"
     bias_at: str = "store"
     accum: str = "tensor"
+    regs: str = "even"
     later_genes = (
         "schedule", "cluster", "store", "splits", "pad", "arrangement", "reduction", "bias_at",
-        "accum",
+        "accum", "regs",
     )  # fmt: skip
 
     def __post_init__(self) -> None:
@@ -141,6 +147,8 @@ class WgmmaParams(Params):
             raise GenomeError("bad-bias-at", f"bias_at={self.bias_at!r}: one of {BIAS_AT}")
         if self.accum not in ACCUMS:
             raise GenomeError("bad-accum", f"accum={self.accum!r}: one of {ACCUMS}")
+        if self.regs not in REGS:
+            raise GenomeError("bad-regs", f"regs={self.regs!r}: one of {REGS}")
         if self.stages not in STAGES or self.raster < 0:
             raise GenomeError("bad-pipeline", f"stages={self.stages} raster={self.raster}")
 
@@ -187,6 +195,7 @@ def structure(params: WgmmaParams, workload) -> dict:
         "reduction": params.reduction,
         "bias_at": params.bias_at,
         "accum": params.accum,
+        "regs": params.regs,
         # fp32 workloads keep fp32 accuracy (three TF32 products, .tf32x3) unless the user
         # allowed TF32 (Workload.precision): then one
         "tf32_passes": 3 if workload.dtype == "float32" and not workload.precision else 1,
@@ -216,6 +225,7 @@ class CudaWgmma(Family):
         "reduction": REDUCTIONS,
         "bias_at": BIAS_AT,
         "accum": ACCUMS,
+        "regs": REGS,
     }
     default = WgmmaParams()  # H100: 82% of cuBLAS at 4096^3 fp16 before tuning
 
@@ -233,11 +243,11 @@ class CudaWgmma(Family):
         return None
 
     def check(self, params: WgmmaParams, workload, target) -> None:
-        if _needs_promotion(workload) and params.accum != "promoted":
+        if _needs_promotion(workload) and params.accum not in PROMOTED:
             raise GenomeError(
                 "wgmma-structure",
-                "fp8 at torch._scaled_mm's default accuracy: accum=promoted (fast accumulation "
-                "over all of K only where the workload allows it: precision fast_accum)",
+                "fp8 at torch._scaled_mm's default accuracy: accum=promoted or pipelined (fast "
+                "accumulation over all of K only where the workload allows it: fast_accum)",
             )
         lim = limits(target)
         regs = {"regs_per_block": lim.regs_per_block, "regs_per_thread": lim.regs_per_thread}
@@ -327,8 +337,8 @@ class CudaWgmma(Family):
         split-K and as the last wave of the streamk schedule (whose tail depends on the tile:
         the grammar offers streamk's splits where the default tile leaves a partial wave that
         they fit); bias_at=start where the epilogue adds no bias to the accumulator or C is fp32;
-        store=rows where the TMA can store C's rows; accum=promoted for inputs that are not
-        fp8, accum=tensor for fp8 that must be summed in fp32."""
+        store=rows where the TMA can store C's rows; accum=promoted and pipelined for inputs
+        that are not fp8, accum=tensor for fp8 that must be summed in fp32."""
         m, n, k = _mnk(workload)
         st = structure(self.default, workload)
         out = {}
@@ -337,7 +347,7 @@ class CudaWgmma(Family):
         if column_bias(st["epilogue"]) is None or st["out_dtype"] == "float32":
             out["bias_at"] = ("start",)
         if st["in_dtype"] not in FP8:
-            out["accum"] = ("promoted",)  # 16-bit and TF32 products are summed in fp32
+            out["accum"] = PROMOTED  # 16-bit and TF32 products are summed in fp32
         elif _needs_promotion(workload):
             out["accum"] = ("tensor",)
             out["block_n"] = (256,)  # two sets of 128 accumulators fit in no consumer thread
@@ -384,6 +394,8 @@ class CudaWgmma(Family):
             "pingpong": float(params.arrangement == "pingpong"),
             "cluster_reduce": float(params.reduction == "cluster"),
             "log_splits": math.log2(params.splits),
+            "split_regs": float(params.regs == "split"),
+            "paired_sums": float(params.accum == "pipelined"),
             "log_tiles": math.log2(tiles), "waves": units / sms,
             "k_steps": -(-k // k_step(workload.dtype)) / (1 if streamk else params.splits),
             "edge_waste": tiles * block_m * block_c / (lead * m * n) - 1.0,
@@ -400,6 +412,11 @@ class CudaWgmma(Family):
             return ["fp32 as 3xTF32: three TF32 tensor-core products, fp32-level accuracy"]
         if workload.dtype in FP8 and params.accum == "tensor":
             return ["fp8 fast accumulation (allowed): the tensor core's ~14-bit sum over all of K"]
+        if workload.dtype in FP8 and params.accum == "pipelined":
+            return [
+                "fp8 sums promoted: each 128 products' tensor-core sum added in fp32 while the "
+                "next 128 are multiplied"
+            ]
         if workload.dtype in FP8:
             return ["fp8 sums promoted: each 128 products' tensor-core sum added in fp32"]
         return []

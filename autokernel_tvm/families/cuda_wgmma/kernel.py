@@ -105,11 +105,22 @@ REDUCTIONS = ("workspace", "cluster")
 BIAS_AT = ("store", "start")
 #: how fp8 products are summed: all of K in the wgmma accumulator ("tensor": the tensor core's
 #: running sum keeps ~14 bits, cuBLASLt's fast accumulation), or each K step's (128 products)
-#: added into separate fp32 registers ("promoted": torch._scaled_mm's default accuracy)
-ACCUMS = ("tensor", "promoted")
+#: added into separate fp32 registers ("promoted": torch._scaled_mm's default accuracy; the
+#: warpgroup waits for each step's wgmma before adding it), or the same sums with that wait
+#: hidden ("pipelined": the steps' products go to two register sets in turn, and one step's
+#: set is added while the next step's wgmma runs)
+ACCUMS = ("tensor", "promoted", "pipelined")
+PROMOTED = ("promoted", "pipelined")  # the accums that sum each K step's products in fp32
 #: registers a consumer thread needs beside its accumulators (ptxas: 168 in all with 128
 #: accumulators; 151 with 64 and their 64 promoted sums)
 THREAD_REGS = 40
+#: register budgets per role: every warpgroup keeps the launch's equal share (``even``), or
+#: the producer hands most of its share to the consumers (``split``: ``setmaxnreg``)
+REGS = ("even", "split")
+#: a producer thread's registers under regs=split: it issues TMA copies and waits on barriers
+#: (CUTLASS's warp-specialized kernels give their producers 40 as well)
+PRODUCER_REGS = 40
+REG_GRANULE = 8  # setmaxnreg counts, and a thread's share of a warp's allocation, step by 8
 SM90 = ARCH_LIMITS["sm_90a"]  # the one arch the kernel is built for: legal()'s default limits
 #: blocks per cluster any sm_90 launch may use (16 needs the non-portable opt-in)
 PORTABLE_CLUSTER = 8
@@ -227,7 +238,15 @@ class Structure:
         bits of the running sum, truncated: cuBLASLt's ``use_fast_accum``); "promoted", each K
         step's wgmma (128 products) starts from zero and is then added into a second set of
         fp32 registers (``torch._scaled_mm``'s default accuracy; a wait for the step's wgmma
-        each step, and twice the accumulator registers).
+        each step, and twice the accumulator registers); "pipelined", the same sums, the
+        steps' wgmma into two register sets in turn (the K loop unrolled by two, so each
+        wgmma names its registers), one step's set added while the next step's wgmma runs (no
+        wait for the tensor cores; three times the registers: regs="split" at 128 wide).
+    regs : register budgets per role: "even", every thread of the block may use the launch's
+        equal share (168 of a 384-thread block); "split", the producer warpgroup gives its
+        registers back (``setmaxnreg.dec`` to ``PRODUCER_REGS``) and the consumers take them
+        (``setmaxnreg.inc`` to :func:`consumer_regs`: 232 with two consumers), room for more
+        accumulators or a heavier write-back without spills.
     tf32_passes : fp32 inputs only: 1, one TF32 product (TF32's ~10-bit mantissa); 3, 3xTF32
         (:mod:`.tf32x3`: each operand split into TF32 high and low parts, three products as one
         GEMM over concatenated K, fp32-level accuracy; either B layout). The host code writes
@@ -260,6 +279,7 @@ class Structure:
     reduction: str = "workspace"
     bias_at: str = "store"
     accum: str = "tensor"
+    regs: str = "even"
 
 
 def tile_rows(consumers: int, arrangement: str = "cooperative") -> int:
@@ -496,6 +516,39 @@ def _cluster_reason(st: Structure, m_tiles: int) -> str | None:
     return None
 
 
+def launch_regs(consumers: int, regs_per_block: int, regs_per_thread: int) -> int:
+    """Registers each thread of a block of ``consumers`` + 1 warpgroups is launched with, at
+    most: its equal share of the block's registers (ptxas's limit under the kernel's launch
+    bounds), in steps of REG_GRANULE."""
+    share = regs_per_block // ((consumers + 1) * WG_THREADS) // REG_GRANULE * REG_GRANULE
+    return min(regs_per_thread, share)
+
+
+def consumer_regs(st: Structure, regs_per_block: int, regs_per_thread: int) -> int:
+    """Registers a consumer thread may use: the launch's share (regs="even"), or (regs="split")
+    that share plus what the producer's threads give back, spread over the consumers' threads
+    (``setmaxnreg`` may only move registers the block was launched with)."""
+    launch = launch_regs(st.consumers, regs_per_block, regs_per_thread)
+    if st.regs != "split":
+        return launch
+    pool = (st.consumers + 1) * WG_THREADS * launch - WG_THREADS * PRODUCER_REGS
+    return min(regs_per_thread, pool // (st.consumers * WG_THREADS)) // REG_GRANULE * REG_GRANULE
+
+
+def _regs_reason(st: Structure, regs_per_block: int, regs_per_thread: int) -> str | None:
+    if st.regs not in REGS:
+        return f"regs {st.regs!r}: one of {REGS}"
+    if st.regs == "even":
+        return None
+    launch = launch_regs(st.consumers, regs_per_block, regs_per_thread)
+    if consumer_regs(st, regs_per_block, regs_per_thread) <= launch:
+        return (
+            f"regs=split: a consumer thread of a {(st.consumers + 1) * WG_THREADS}-thread block "
+            f"already has {launch} registers, all one thread can use"
+        )
+    return None
+
+
 def _accum_reason(st: Structure, regs_per_block: int, regs_per_thread: int) -> str | None:
     """Why ``st.accum`` cannot be built (None if it can): the promoted sums are a second set of
     accumulators, which must fit in what a consumer thread of the block can have."""
@@ -504,14 +557,14 @@ def _accum_reason(st: Structure, regs_per_block: int, regs_per_thread: int) -> s
     if st.accum == "tensor":
         return None
     if st.in_dtype not in FP8:
-        return "accum=promoted: fp8 only (16-bit and TF32 products are summed in fp32 already)"
-    threads = (st.consumers + 1) * WG_THREADS
-    regs = min(regs_per_thread, regs_per_block // threads)
-    need = 2 * (st.block_n // 2) + THREAD_REGS  # both accumulator sets
+        return f"accum={st.accum}: fp8 only (16-bit and TF32 products are summed in fp32 already)"
+    regs = consumer_regs(st, regs_per_block, regs_per_thread)
+    sets = 3 if st.accum == "pipelined" else 2  # the fp32 sums and one (two) wgmma sets
+    need = sets * (st.block_n // 2) + THREAD_REGS
     if need > regs:
         return (
-            f"accum=promoted: {need} registers a consumer thread (two sets of "
-            f"{st.block_n // 2} accumulators) > the {regs} of a {threads}-thread block"
+            f"accum={st.accum}: {need} registers a consumer thread ({sets} sets of "
+            f"{st.block_n // 2} accumulators) > its {regs} (regs={st.regs})"
         )
     return None
 
@@ -776,6 +829,7 @@ def legal(
         _cluster_reason(st, m_tiles)
         or _store_reason(st, m, n)
         or _bias_reason(st)
+        or _regs_reason(st, regs_per_block, regs_per_thread)
         or _accum_reason(st, regs_per_block, regs_per_thread)
     )
     if why:
@@ -838,7 +892,10 @@ def wgmma_gemm(
     bm_rows, bn_rows, bk = tile_rows(consumers, st.arrangement), block_n, k_step(dt)
     k_mma = 32 // es  # K of one wgmma: 32 bytes of each operand row
     scaled = dt in FP8  # C = (A @ B.T) * scale_a * scale_b
-    promoted = st.accum == "promoted"  # fp8: each K step's sum added into fp32 registers
+    promoted = st.accum in PROMOTED  # fp8: each K step's sum added into fp32 registers
+    pipelined = st.accum == "pipelined"  # ... from two wgmma register sets in turn
+    split_regs = st.regs == "split"  # setmaxnreg: the producer's registers to the consumers
+    mma_regs = consumer_regs(st, SM90.regs_per_block, SM90.regs_per_thread)
     gated = st.gated
     block_c = bn_rows // 2 if gated else bn_rows  # C columns per block
     grid_m, grid_n = -(-m // bm_rows), -(-n // block_c)  # edge tiles: see batch_dims
@@ -1375,6 +1432,50 @@ def wgmma_gemm(
                 acc[i] = acc[i] + P[h, i * threads + tid]
 
     @T.macro
+    def step_mma(regs, ring, s, desc_a, desc_b, wg):
+        # one K step's wgmma of warpgroup wg from ring stage s into the registers `regs`
+        for kk in T.unroll(bk // k_mma):
+            T.cuda.wgmma.encode_matrix_descriptor(
+                T.address_of(desc_a),
+                T.address_of(ring[s, wg_row(wg) + kk * a_k16[0], kk * a_k16[1]]),
+                a_lbo, SBO_16B, SWIZZLE_128B)
+            T.cuda.wgmma.encode_matrix_descriptor(
+                T.address_of(desc_b),
+                T.address_of(ring[s, bm_rows + kk * b_k16[0], kk * b_k16[1]]),
+                b_lbo, SBO_16B, SWIZZLE_128B)
+            # scale-d 0: the step's first wgmma overwrites the promoted accumulator
+            T.ptx[mma](*[regs[i] for i in range(acc_n)], desc_a, desc_b,
+                       T.ptx.pred(T.Select(kk == 0, 0, 1) if promoted else 1),
+                       *mma_flags)
+
+    @T.macro
+    def step_pair(acc, odd, total, full, empty, ring, desc_a, desc_b, rank, tid, wg, ti, kt,
+                  base):
+        # K steps kt and kt + 1 into two register sets, both in flight; the first set is
+        # summed while the second step's wgmma runs. Both sets are written and read within
+        # the pair (a set carried to the next pair made ptxas serialize every wgmma)
+        s = at(ti, kt, base) % stages
+        T.cuda.mbarrier_wait(T.address_of(full[s]), at(ti, kt, base) // stages % 2)
+        T.ptx.wgmma.fence.sync.aligned()
+        step_mma(acc, ring, s, desc_a, desc_b, wg)
+        T.ptx.wgmma.commit_group.sync.aligned()
+        s2 = at(ti, kt + 1, base) % stages
+        T.cuda.mbarrier_wait(T.address_of(full[s2]), at(ti, kt + 1, base) // stages % 2)
+        T.ptx.wgmma.fence.sync.aligned()
+        step_mma(odd, ring, s2, desc_a, desc_b, wg)
+        T.ptx.wgmma.commit_group.sync.aligned()
+        T.ptx.wgmma.wait_group.sync.aligned(1)
+        for i in T.unroll(acc_n):
+            total[i] = total[i] + acc[i]
+        if tid % 32 == 0:  # the stage before the pair and the pair's first (the second: as
+            if kt > 0:  # the loop of single steps does, by the next step or after the tile)
+                release(empty, rank, (at(ti, kt, base) - 1) % stages)
+            release(empty, rank, at(ti, kt, base) % stages)
+        T.ptx.wgmma.wait_group.sync.aligned(0)
+        for i in T.unroll(acc_n):
+            total[i] = total[i] + odd[i]
+
+    @T.macro
     def consume(C, bias, full, empty, ring, acc, staged, c_map, desc_a, desc_b, rank, tid, wg,
                 ti, P, sp, bi, bm, bn, turns, red, steps=kts, summed=dsmem, base=None, F=None,
                 span=None):
@@ -1398,23 +1499,16 @@ def wgmma_gemm(
             # every stage before this tile's, so the parity waits below cannot match a fill
             # two phases old (this warpgroup skipped that tile's K steps)
             T.cuda.mbarrier_wait(T.address_of(turns[1 - wg]), (ti - 1) // 2 % 2)
-        for kt in range(steps):
+        if pipelined:  # K steps in pairs (an odd count: the last one alone, as promoted's)
+            odd = T.alloc_buffer((acc_n,), "float32", scope="local")
+            for j in range(steps // 2):
+                step_pair(acc, odd, total, full, empty, ring, desc_a, desc_b,  # noqa: F821
+                          rank, tid, wg, ti, 2 * j, base)
+        for kt in range(steps - steps % 2 if pipelined else 0, steps):
             s = at(ti, kt, base) % stages
             T.cuda.mbarrier_wait(T.address_of(full[s]), at(ti, kt, base) // stages % 2)
             T.ptx.wgmma.fence.sync.aligned()
-            for kk in T.unroll(bk // k_mma):
-                T.cuda.wgmma.encode_matrix_descriptor(
-                    T.address_of(desc_a),
-                    T.address_of(ring[s, wg_row(wg) + kk * a_k16[0], kk * a_k16[1]]),
-                    a_lbo, SBO_16B, SWIZZLE_128B)
-                T.cuda.wgmma.encode_matrix_descriptor(
-                    T.address_of(desc_b),
-                    T.address_of(ring[s, bm_rows + kk * b_k16[0], kk * b_k16[1]]),
-                    b_lbo, SBO_16B, SWIZZLE_128B)
-                # scale-d 0: the step's first wgmma overwrites the promoted accumulator
-                T.ptx[mma](*[acc[i] for i in range(acc_n)], desc_a, desc_b,
-                           T.ptx.pred(T.Select(kk == 0, 0, 1) if promoted else 1),
-                           *mma_flags)
+            step_mma(acc, ring, s, desc_a, desc_b, wg)
             T.ptx.wgmma.commit_group.sync.aligned()
             if promoted:  # this step's products, summed in fp32 (the next step reuses acc)
                 T.ptx.wgmma.wait_group.sync.aligned(0)
@@ -1516,6 +1610,8 @@ def wgmma_gemm(
         else:
             T.cuda.cta_sync()
         if wg == consumers:
+            if split_regs:  # the producer's registers, back to the block for the consumers
+                T.ptx["setmaxnreg.dec.sync.aligned.u32"](PRODUCER_REGS)
             if tid == consumers * WG_THREADS:
                 if stream:
                     for j in range(segs):
@@ -1551,6 +1647,8 @@ def wgmma_gemm(
                 T.ptx.barrier.cluster.arrive()
                 T.ptx.barrier.cluster.wait()
         else:
+            if split_regs:
+                T.ptx["setmaxnreg.inc.sync.aligned.u32"](mma_regs)
             if stream:
                 for j in range(segs):
                     t, lo, hi = segment(bx, j)
