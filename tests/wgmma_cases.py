@@ -105,3 +105,19 @@ STRIDED = [
     (Workload("conv2d_nhwc", (2, 30, 31, 64, 128, 5, 5, 3, 2), "bfloat16", "float32"),
      {"block_n": 128, "raster": 1}),
 ]  # fmt: skip
+
+#: 128 x 192 tiles (wgmma m64n192): the irregular shape (31 column tiles with 33 columns over
+#: where 256 leaves 223), B as [K, N] (three TMA boxes a stage), a cluster pair multicasting
+#: 96-row halves, the gated GEMM (96 gate and 96 up columns), fp8 sums promoted on regs=split
+WIDE192 = [
+    (Workload("gemm_nt", (8205, 5921, 2949), "float16", "float16"),
+     {"block_n": 192, "schedule": "persistent"}),
+    (Workload("gemm", (1000, 1000, 1000), "bfloat16", "bfloat16"), {"block_n": 192, "raster": 1}),
+    (Workload("gemm_nt", (4096, 4096, 4096), "float16"),
+     {"block_n": 192, "schedule": "persistent", "cluster": 2, "raster": 2}),
+    (Workload("gemm_gated_nt", (2048, 11008, 4096), "float16", "float16"),
+     {"block_n": 192, "schedule": "persistent"}),
+    (Workload("gemm_scaled_nt", (4096, 4096, 4096), "float8_e4m3fn", "bfloat16"),
+     {"block_n": 192, "schedule": "persistent", "store": "tma", "accum": "promoted",
+      "regs": "split"}),
+]  # fmt: skip

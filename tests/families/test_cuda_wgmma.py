@@ -6,7 +6,15 @@ import re
 import subprocess
 
 import pytest
-from wgmma_cases import BATCH_EDGES, BIAS_START, FP8, REGS, ROWS, STRIDED  # shared with GPU tests
+from wgmma_cases import (  # shared with the GPU tests
+    BATCH_EDGES,
+    BIAS_START,
+    FP8,
+    REGS,
+    ROWS,
+    STRIDED,
+    WIDE192,
+)
 
 from autokernel_tvm.builder import build_module, cuda_source, is_tirx
 from autokernel_tvm.config import TuneConfig
@@ -865,6 +873,31 @@ def test_split_registers_build_with_setmaxnreg_and_nothing_spills(
     assert "Used 168 registers" in report and "0 bytes spill stores" in report
     even = Grammar(TARGET).check(DEFAULT.replace(**genes), workload)
     assert "setmaxnreg" not in cuda_source(build_module(kernel_module(even, workload), TARGET))
+
+
+@pytest.mark.parametrize("workload, genes", WIDE192, ids=lambda x: str(x)[:60])
+def test_wide192_tiles_build_without_spills(needs_nvcc, tmp_path, workload, genes):
+    """block_n=192: wgmma m64n192 (96 accumulators a thread), B boxes of 192 rows (or three of
+    64 columns, or two 96-row multicast halves), and where the sums are promoted fp8 the two
+    sets of 96 in the 232 registers of regs=split; nothing spills."""
+    genome = Grammar(TARGET).check(DEFAULT.replace(**genes), workload)
+    src = cuda_source(build_module(kernel_module(genome, workload), TARGET, check_nvcc=True))
+    assert re.search(r"m64n192k(16|32)", src)
+    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+
+
+def test_wide192_legality():
+    kw = dict(smem_limit=SMEM, sm_count=132, block_n=192)
+    assert legal(4096, 4096, 4096, stages=5, **kw) is None  # 5 x (128 + 192) x 128 B
+    assert "whole TMA boxes" in legal(4096, 4096, 4096, trans_b=False, cluster=2, raster=2, **kw)
+    assert legal(4096, 4096, 4096, trans_b=True, cluster=2, raster=2, **kw) is None
+    fp8 = dict(kw, in_dtype="float8_e4m3fn", accum="promoted")
+    assert "its 168" in legal(4096, 4096, 4096, **fp8)
+    assert legal(4096, 4096, 4096, regs="split", **fp8) is None
+    assert "328 registers" in legal(4096, 4096, 4096, regs="split", **{**fp8, "accum": "pipelined"})
+    # gated: 96 C columns a block, not whole 64-column TMA store boxes
+    gated = dict(kw, gated=True, out_dtype="float16", store="tma")
+    assert "64-column boxes" in legal(2048, 11008, 4096, **gated)
 
 
 @pytest.mark.parametrize("k, steps", [(4096, 32), (1100, 9)])

@@ -19,6 +19,7 @@ from wgmma_cases import (  # tests/wgmma_cases.py, shared with the CPU tests
     REGS,
     ROWS,
     STRIDED,
+    WIDE192,
 )
 
 from autokernel_tvm.builder import build_module
@@ -363,6 +364,14 @@ def test_fp8_passes_the_gate(target, workload, genes):
     """fp8 A @ B.T scaled by its per-tensor scales, held to the bound of the tensor core's fp8
     accumulator (verify.FP8_ACC_BITS): a wrong K step of 32, a scale applied twice or not at
     all, or an edge byte read past K fails the fp64 or the exact check."""
+    _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))
+
+
+@pytest.mark.parametrize("workload, genes", WIDE192, ids=_ids(WIDE192))
+def test_wide192_tiles_pass_the_gate(target, workload, genes):
+    """128 x 192 tiles: a B box, a multicast half or a gated half of 96 rows placed at the
+    wrong offset, or an edge column of the 31st tile stored, fails the fp64 or the
+    NaN-poisoned output check."""
     _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))
 
 

@@ -208,7 +208,7 @@ class CudaWgmma(Family):
     whole_kernels = True
     tile_genes = ("block_n", "consumers")
     domain = {
-        "block_n": (256, 128, 64),
+        "block_n": (256, 192, 128, 64),
         "consumers": (2, 1),
         "stages": (3, 4, 5, 6),
         "raster": (0, 4, 8, 16),

@@ -81,7 +81,10 @@ from .tf32x3 import views as split_views
 BLOCK_K = 64  # one 128-byte swizzle row of 2-byte elements: TMA box and descriptor agree on it
 WG_THREADS = 128
 WG_ROWS = 64  # wgmma's M per warpgroup
-BLOCK_NS = (64, 128, 256)  # wgmma N: 32..256 in steps of 8; 256 is the TMA box limit
+#: wgmma N: 32..256 in steps of 8; 256 is the TMA box limit. 192: a 128 x 192 tile's two
+#: promoted fp8 sets (96 + 96) fit a consumer under regs=split; fewer edge columns than 256
+#: where N is not a multiple of 256
+BLOCK_NS = (64, 128, 192, 256)
 CONSUMERS = (1, 2)  # warpgroups issuing wgmma; 2 x m64n256 f32 = 128 accumulators each
 STAGES = (2, 3, 4, 5, 6)
 #: one tile per block / one block per SM looping over tiles / persistent over the whole waves,
@@ -511,8 +514,11 @@ def _cluster_reason(st: Structure, m_tiles: int) -> str | None:
         )
     if st.raster % 2:  # with full groups, an even raster pairs every tile
         return f"cluster=2 pairs adjacent M tiles of one raster group: raster={st.raster} is odd"
-    if not st.trans_b and st.block_n < 2 * MN_ATOM:
-        return f"cluster=2 with B as [K, N]: block_n={st.block_n} is one TMA box, not two halves"
+    if not st.trans_b and st.block_n % (2 * MN_ATOM):
+        return (
+            f"cluster=2 with B as [K, N]: block_n={st.block_n} does not halve into whole TMA "
+            f"boxes of {MN_ATOM} columns"
+        )
     return None
 
 

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The structures added in session 32, built and ptxas-checked on the CPU, not yet run on a GPU
+# (~12 min on one H200: two device calls, `structures.sh 1` then `structures.sh 2`):
+#  1. (part 1) the GPU gate on their cases (tests/wgmma_cases.py: REGS, WIDE192, the FP8 cases with
+#     accum=pipelined);
+#  2. (part 1: 16-bit; part 2: fp8) genome_check.py (gate, then the kernel and PyTorch's op in alternation, L2 flushed, one
+#     process) per workload, each against the structure it would replace:
+#     - register budgets per role (regs=split: setmaxnreg) on the 16-bit seeds: fp16 4096^3 and
+#       the ResNet 3x3 conv (0.88x cuDNN so far);
+#     - 128 x 192 tiles on the irregular 8205 x 5921 x 2949 (31 column tiles, 0.5% past N,
+#       where 256 leaves 3.8%);
+#     - fp8 sums promoted to fp32 (torch._scaled_mm's default; 0.88x / 0.80x at 4096^3 /
+#       8192^3 on 128-wide tiles): K-step pairs (accum=pipelined), 192-wide tiles on
+#       regs=split, ping-pong.
+# Rows go to $OUT/<device>.jsonl and $OUT/genome_check.jsonl, the log to $OUT/structures_N.log.
+#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+part=${1:-1}
+out=${OUT:-/tmp/ak_out}
+mkdir -p "$out"
+export OUT=$out
+check() {  # op shape dtype out_dtype genomes...
+  local op=$1 shape=$2 dtype=$3 out_dtype=$4
+  shift 4
+  echo "== $op $shape $dtype -> $out_dtype"
+  timeout 300 python3 benchmarks/gpu/genome_check.py --op "$op" --shape "$shape" \
+    --dtype "$dtype" --out-dtype "$out_dtype" --genomes "$@" 2>&1 | tail -n $(($# + 1))
+}
+seed=schedule=persistent,store=tma
+p=accum=promoted,$seed
+{
+  if [ "$part" = 1 ]; then
+    timeout 240 python3 -m pytest -m gpu tests/gpu -q -p no:cacheprovider -rf \
+      -k "split_registers or wide192 or pipelined" 2>&1 | tail -n 12
+    check gemm_nt 4096,4096,4096 float16 float16 $seed $seed,regs=split $seed,block_n=192
+    check conv2d_nhwc 32,28,28,256,256,3,3,1,1 float16 float16 raster=8 raster=8,regs=split
+    check gemm_nt 8205,5921,2949 float16 float16 schedule=persistent \
+      schedule=persistent,block_n=192 schedule=persistent,block_n=192,regs=split
+  else
+    for shape in 4096,4096,4096 8192,8192,8192; do
+      check gemm_scaled_nt $shape float8_e4m3fn bfloat16 $p,block_n=128 \
+        accum=pipelined,regs=split,block_n=128,$seed \
+        accum=pipelined,regs=split,block_n=128,$seed,arrangement=pingpong \
+        $p,regs=split,block_n=192 $p,regs=split,block_n=192,arrangement=pingpong
+    done
+  fi
+} > "$out/structures_$part.log" 2>&1
+grep -E "passed|failed|FAILED|^==|ok |FAIL|ERROR" "$out/structures_$part.log" | cut -c1-200
+exit 0
