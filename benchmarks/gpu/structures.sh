@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # The structures added in session 32, built and ptxas-checked on the CPU, not yet run on a GPU
-# (~12 min on one H200: two device calls, `structures.sh 1` then `structures.sh 2`):
-#  1. (part 1) the GPU gate on their cases (tests/wgmma_cases.py: REGS, WIDE192, the FP8 cases with
-#     accum=pipelined);
-#  2. (part 1: 16-bit; part 2: fp8) genome_check.py (gate, then the kernel and PyTorch's op in alternation, L2 flushed, one
-#     process) per workload, each against the structure it would replace:
-#     - register budgets per role (regs=split: setmaxnreg) on the 16-bit seeds: fp16 4096^3 and
-#       the ResNet 3x3 conv (0.88x cuDNN so far);
-#     - 128 x 192 tiles on the irregular 8205 x 5921 x 2949 (31 column tiles, 0.5% past N,
-#       where 256 leaves 3.8%);
-#     - fp8 sums promoted to fp32 (torch._scaled_mm's default; 0.88x / 0.80x at 4096^3 /
-#       8192^3 on 128-wide tiles): K-step pairs (accum=pipelined), 192-wide tiles on
-#       regs=split, ping-pong.
+# (~12 min on one H200: two device calls, `structures.sh 1` then `structures.sh 2`).
+# Part 1: the GPU gate on their cases (tests/wgmma_cases.py: REGS, WIDE192, the FP8 cases with
+# accum=pipelined); then genome_check.py (gate, then the kernel and PyTorch's op in
+# alternation, L2 flushed, one process), each structure against the one it would replace:
+#   - register budgets per role (regs=split: setmaxnreg) on the 16-bit seeds: fp16 4096^3 and
+#     the ResNet 3x3 conv (0.88x cuDNN so far);
+#   - 128 x 192 tiles on LLaMA's gated GEMM 2048 x 11008 x 4096 (13.9 waves of tiles on 132
+#     SMs, where 256 leaves 10.4: a last wave 42% full) and on the irregular 8205 x 5921 x 2949
+#     (0.5% of the tiles past N, where 256 leaves 3.8%), there also with C written in row runs
+#     (store=rows: 5921-column rows are not 16-byte multiples, so direct stores write single
+#     columns; gated in session 31, never timed).
+# Part 2: fp8 sums promoted to fp32 (torch._scaled_mm's default; 0.88x / 0.80x at 4096^3 /
+# 8192^3 on 128-wide tiles): K-step pairs (accum=pipelined), 192-wide tiles on regs=split,
+# ping-pong.
 # Rows go to $OUT/<device>.jsonl and $OUT/genome_check.jsonl, the log to $OUT/structures_N.log.
 #   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2
 set -uo pipefail
@@ -36,8 +38,11 @@ p=accum=promoted,$seed
       -k "split_registers or wide192 or pipelined" 2>&1 | tail -n 12
     check gemm_nt 4096,4096,4096 float16 float16 $seed $seed,regs=split $seed,block_n=192
     check conv2d_nhwc 32,28,28,256,256,3,3,1,1 float16 float16 raster=8 raster=8,regs=split
-    check gemm_nt 8205,5921,2949 float16 float16 schedule=persistent \
+    check gemm_gated_nt 2048,11008,4096 float16 float16 schedule=persistent \
       schedule=persistent,block_n=192 schedule=persistent,block_n=192,regs=split
+    check gemm_nt 8205,5921,2949 float16 float16 schedule=persistent \
+      schedule=persistent,store=rows schedule=persistent,block_n=192 \
+      schedule=persistent,block_n=192,store=rows
   else
     for shape in 4096,4096,4096 8192,8192,8192; do
       check gemm_scaled_nt $shape float8_e4m3fn bfloat16 $p,block_n=128 \
