@@ -121,3 +121,18 @@ WIDE192 = [
      {"block_n": 192, "schedule": "persistent", "store": "tma", "accum": "promoted",
       "regs": "split"}),
 ]  # fmt: skip
+
+#: order=hilbert (tiles along a Hilbert curve through raster x raster squares): whole squares,
+#: a ragged last group and a partial last square (65 x 24 tiles in groups of 16), a batch
+#: (the order restarts per matrix), a conv's patches, streamk's tail
+HILBERT = [
+    (Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16"),
+     {"schedule": "persistent", "store": "tma", "raster": 8}),
+    (Workload("gemm_nt", (8205, 5921, 2949), "float16", "float16"),
+     {"schedule": "persistent", "raster": 16}),
+    (Workload("batch_gemm", (3, 1024, 2048, 1000), "bfloat16", "bfloat16"), {"raster": 4}),
+    (Workload("conv2d_nhwc", (32, 28, 28, 256, 256, 3, 3, 1, 1), "float16", "float16"),
+     {"raster": 4, "block_n": 64}),
+    (Workload("gemm_nt", (2048, 11008, 4096), "float16", "float16"),
+     {"schedule": "streamk", "store": "tma", "splits": 2, "reduction": "cluster", "raster": 8}),
+]  # fmt: skip

@@ -2,11 +2,12 @@
 # SPDX-License-Identifier: Apache-2.0
 # The structures added in session 32, built and ptxas-checked on the CPU, not yet run on a GPU
 # (~12 min on one H200: two device calls, `structures.sh 1` then `structures.sh 2`).
-# Part 1: the GPU gate on their cases (tests/wgmma_cases.py: REGS, WIDE192, the FP8 cases with
-# accum=pipelined); then genome_check.py (gate, then the kernel and PyTorch's op in
+# Part 1: the GPU gate on their cases (tests/wgmma_cases.py: REGS, WIDE192, HILBERT, the FP8
+# cases with accum=pipelined); then genome_check.py (gate, then the kernel and PyTorch's op in
 # alternation, L2 flushed, one process), each structure against the one it would replace:
 #   - register budgets per role (regs=split: setmaxnreg) on the 16-bit seeds: fp16 4096^3 and
-#     the ResNet 3x3 conv (0.88x cuDNN so far);
+#     the ResNet 3x3 conv (0.88x cuDNN so far); 4096^3's tiles in Hilbert order (order=hilbert,
+#     the space-filling order the +9%-over-cuBLAS anchor kernel uses);
 #   - 128 x 192 tiles on LLaMA's gated GEMM 2048 x 11008 x 4096 (13.9 waves of tiles on 132
 #     SMs, where 256 leaves 10.4: a last wave 42% full) and on the irregular 8205 x 5921 x 2949
 #     (0.5% of the tiles past N, where 256 leaves 3.8%), there also with C written in row runs
@@ -35,8 +36,9 @@ p=accum=promoted,$seed
 {
   if [ "$part" = 1 ]; then
     timeout 240 python3 -m pytest -m gpu tests/gpu -q -p no:cacheprovider -rf \
-      -k "split_registers or wide192 or pipelined" 2>&1 | tail -n 12
-    check gemm_nt 4096,4096,4096 float16 float16 $seed $seed,regs=split $seed,block_n=192
+      -k "split_registers or wide192 or pipelined or hilbert" 2>&1 | tail -n 12
+    check gemm_nt 4096,4096,4096 float16 float16 $seed $seed,regs=split $seed,block_n=192 \
+      $seed,order=hilbert $seed,order=hilbert,raster=16
     check conv2d_nhwc 32,28,28,256,256,3,3,1,1 float16 float16 raster=8 raster=8,regs=split
     check gemm_gated_nt 2048,11008,4096 float16 float16 schedule=persistent \
       schedule=persistent,block_n=192 schedule=persistent,block_n=192,regs=split

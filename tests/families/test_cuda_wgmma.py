@@ -10,6 +10,7 @@ from wgmma_cases import (  # shared with the GPU tests
     BATCH_EDGES,
     BIAS_START,
     FP8,
+    HILBERT,
     REGS,
     ROWS,
     STRIDED,
@@ -26,6 +27,8 @@ from autokernel_tvm.families.cuda_wgmma.kernel import (
     batch_dims,
     consumer_regs,
     conv_patch,
+    group_tile,
+    hilbert_xy,
     launch_regs,
     legal,
     smem_bytes,
@@ -145,7 +148,7 @@ def test_genome_checks_and_round_trip():
         "out_dtype": "float32", "gated": False, "schedule": "tile", "cluster": 1,
         "store": "direct", "splits": 1, "pad": "needed", "arrangement": "cooperative",
         "reduction": "workspace", "bias_at": "store", "accum": "tensor", "regs": "even",
-        "tf32_passes": 1,
+        "order": "raster", "tf32_passes": 1,
     }  # fmt: skip
     with pytest.raises(GenomeError) as err:
         grammar.check(genome.replace(stages=6), NT)
@@ -379,7 +382,7 @@ def test_cluster_needs_paired_tiles_and_a_plain_b_tile():
     assert "raster=1 is odd" in legal(4096, 4096, 4096, **kw, raster=1)
     assert "must divide the 23 M tiles" in legal(2944, 4096, 4096, **kw, raster=8)
     assert "gated" in legal(2048, 11008, 4096, **kw, raster=8, gated=True)
-    assert "two halves" in legal(4096, 4096, 4096, **kw, raster=8, trans_b=False, block_n=64)
+    assert "whole TMA boxes" in legal(4096, 4096, 4096, **kw, raster=8, trans_b=False, block_n=64)
     assert "cluster=3" in legal(4096, 4096, 4096, **{**kw, "cluster": 3})
     with pytest.raises(GenomeError, match="cluster"):
         WgmmaParams(cluster=4)
@@ -898,6 +901,67 @@ def test_wide192_legality():
     # gated: 96 C columns a block, not whole 64-column TMA store boxes
     gated = dict(kw, gated=True, out_dtype="float16", store="tma")
     assert "64-column boxes" in legal(2048, 11008, 4096, **gated)
+
+
+@pytest.mark.parametrize("side", [2, 4, 8, 16])
+def test_hilbert_curve_visits_each_square_tile_once_by_neighbours(side):
+    points = [hilbert_xy(d, side) for d in range(side * side)]
+    assert sorted(points) == [(x, y) for x in range(side) for y in range(side)]
+    assert all(abs(a[0] - b[0]) + abs(a[1] - b[1]) == 1 for a, b in zip(points, points[1:]))
+    assert points[0] == (0, 0) and points[-1] == (side - 1, 0)
+
+
+@pytest.mark.parametrize(
+    "grid_m, grid_n, raster", [(65, 24, 16), (32, 16, 8), (8, 8, 4), (5, 9, 2)]
+)
+def test_tile_orders_cover_the_grid_once(grid_m, grid_n, raster):
+    """Both orders are permutations of the tiles (the ragged last group and the last partial
+    square in column order); within whole squares the Hilbert order steps to a neighbour."""
+    group = raster * grid_n
+
+    def order(kind):
+        out = []
+        for t in range(grid_m * grid_n):
+            g, spot = t // group, t % group
+            rows = min(raster, grid_m - g * raster)
+            m, n = group_tile(spot, rows, g < grid_m // raster, raster, grid_n, kind)
+            out.append((g * raster + m, n))
+        return out
+
+    for kind in ("raster", "hilbert"):
+        tiles = order(kind)
+        assert sorted(tiles) == [(m, n) for m in range(grid_m) for n in range(grid_n)], kind
+    raster_order, hilbert = order("raster"), order("hilbert")
+    assert hilbert != raster_order
+    square = raster * raster  # the first group's first square: one step between neighbours
+    assert all(
+        abs(a[0] - b[0]) + abs(a[1] - b[1]) == 1
+        for a, b in zip(hilbert[:square], hilbert[1:square])
+    )
+
+
+def test_hilbert_order_legality():
+    kw = dict(smem_limit=SMEM, sm_count=132, order="hilbert")
+    assert legal(4096, 4096, 4096, raster=8, **kw) is None
+    assert "not a power of 2" in legal(4096, 4096, 4096, raster=6, **kw)
+    assert "not a power of 2" in legal(4096, 4096, 4096, raster=1, **kw)
+    assert "cluster=1" in legal(4096, 4096, 4096, raster=8, cluster=2, **kw)
+    assert "no 16 x 16 square" in legal(4096, 2048, 4096, raster=16, **kw)  # 8 column tiles
+    assert "order 'zigzag'" in legal(4096, 4096, 4096, raster=8, order="zigzag", smem_limit=SMEM)
+    with pytest.raises(GenomeError, match="order="):
+        WgmmaParams(order="zigzag")
+
+
+@pytest.mark.parametrize("workload, genes", HILBERT, ids=lambda x: str(x)[:60])
+def test_hilbert_order_builds(needs_nvcc, tmp_path, workload, genes):
+    """order=hilbert computes each tile once (a local per tile, not the curve re-evaluated at
+    every use) and builds with nvcc without spills."""
+    genome = Grammar(TARGET).check(DEFAULT.replace(order="hilbert", **genes), workload)
+    src = cuda_source(build_module(kernel_module(genome, workload), TARGET, check_nvcc=True))
+    raster = Grammar(TARGET).check(DEFAULT.replace(**genes), workload)
+    plain = cuda_source(build_module(kernel_module(raster, workload), TARGET))
+    assert src != plain and len(src) < 1.5 * len(plain)
+    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
 
 
 @pytest.mark.parametrize("k, steps", [(4096, 32), (1100, 9)])

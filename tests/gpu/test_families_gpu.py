@@ -16,6 +16,7 @@ from wgmma_cases import (  # tests/wgmma_cases.py, shared with the CPU tests
     BATCH_EDGES,
     BIAS_START,
     FP8,
+    HILBERT,
     REGS,
     ROWS,
     STRIDED,
@@ -364,6 +365,15 @@ def test_fp8_passes_the_gate(target, workload, genes):
     """fp8 A @ B.T scaled by its per-tensor scales, held to the bound of the tensor core's fp8
     accumulator (verify.FP8_ACC_BITS): a wrong K step of 32, a scale applied twice or not at
     all, or an edge byte read past K fails the fp64 or the exact check."""
+    _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))
+
+
+@pytest.mark.parametrize("workload, genes", HILBERT, ids=_ids(HILBERT))
+def test_hilbert_order_passes_the_gate(target, workload, genes):
+    """Tiles in Hilbert order: a tile computed twice and another never (its C left as the
+    gate's NaN poison), or two blocks storing one tile, fails the NaN-poisoned output check
+    or the fp64 check."""
+    genes = {"order": "hilbert", **genes}
     _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))
 
 

@@ -29,6 +29,7 @@ from .kernel import (
     CLUSTERS,
     CONSUMERS,
     FP8,
+    ORDERS,
     PADS,
     PORTABLE_CLUSTER,
     PROMOTED,
@@ -104,7 +105,9 @@ class WgmmaParams(Params):
     registers: torch._scaled_mm's default accuracy) or "pipelined" (the same sums, K steps in
     pairs into two register sets, one summed while the other's wgmma runs); regs: register
     budgets per role, "even" (every thread the launch's share) or "split" (``setmaxnreg``: the
-    producer warpgroup's registers go to the consumers, 232 each with two)."""
+    producer warpgroup's registers go to the consumers, 232 each with two); order: the tile order
+    within a raster group, "raster" (down each column of M tiles) or "hilbert" (along a Hilbert
+    curve through each raster x raster square of tiles)."""
 
     block_n: int = 256
     consumers: int = 2
@@ -120,9 +123,10 @@ class WgmmaParams(Params):
     bias_at: str = "store"
     accum: str = "tensor"
     regs: str = "even"
+    order: str = "raster"
     later_genes = (
         "schedule", "cluster", "store", "splits", "pad", "arrangement", "reduction", "bias_at",
-        "accum", "regs",
+        "accum", "regs", "order",
     )  # fmt: skip
 
     def __post_init__(self) -> None:
@@ -149,6 +153,8 @@ class WgmmaParams(Params):
             raise GenomeError("bad-accum", f"accum={self.accum!r}: one of {ACCUMS}")
         if self.regs not in REGS:
             raise GenomeError("bad-regs", f"regs={self.regs!r}: one of {REGS}")
+        if self.order not in ORDERS:
+            raise GenomeError("bad-order", f"order={self.order!r}: one of {ORDERS}")
         if self.stages not in STAGES or self.raster < 0:
             raise GenomeError("bad-pipeline", f"stages={self.stages} raster={self.raster}")
 
@@ -196,6 +202,7 @@ def structure(params: WgmmaParams, workload) -> dict:
         "bias_at": params.bias_at,
         "accum": params.accum,
         "regs": params.regs,
+        "order": params.order,
         # fp32 workloads keep fp32 accuracy (three TF32 products, .tf32x3) unless the user
         # allowed TF32 (Workload.precision): then one
         "tf32_passes": 3 if workload.dtype == "float32" and not workload.precision else 1,
@@ -226,6 +233,7 @@ class CudaWgmma(Family):
         "bias_at": BIAS_AT,
         "accum": ACCUMS,
         "regs": REGS,
+        "order": ORDERS,
     }
     default = WgmmaParams()  # H100: 82% of cuBLAS at 4096^3 fp16 before tuning
 
@@ -396,6 +404,7 @@ class CudaWgmma(Family):
             "log_splits": math.log2(params.splits),
             "split_regs": float(params.regs == "split"),
             "paired_sums": float(params.accum == "pipelined"),
+            "hilbert": float(params.order == "hilbert"),
             "log_tiles": math.log2(tiles), "waves": units / sms,
             "k_steps": -(-k // k_step(workload.dtype)) / (1 if streamk else params.splits),
             "edge_waste": tiles * block_m * block_c / (lead * m * n) - 1.0,

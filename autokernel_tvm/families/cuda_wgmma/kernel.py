@@ -91,6 +91,12 @@ STAGES = (2, 3, 4, 5, 6)
 #: then each tile of the partial last wave split over a cluster of blocks (stream-K's tail) /
 #: stream-K: every block an equal, contiguous share of all tiles' K steps
 SCHEDULES = ("tile", "persistent", "streamk", "stream")
+#: the order of a raster group's tiles: down each column of `raster` M tiles, column after
+#: column ("raster"), or along a Hilbert curve through each raster x raster square of them
+#: ("hilbert": each tile a neighbour of the one before, so a block's consecutive tiles -- and a
+#: wave's -- share A rows and B columns in both directions; a last partial square and a
+#: ragged last group keep the raster order)
+ORDERS = ("raster", "hilbert")
 CLUSTERS = (1, 2)  # blocks per cluster along M, sharing (multicasting) the B tile
 #: the write-back: registers -> global, or -> shared -> TMA store, or -> shared -> global in
 #: whole row runs (C rows the TMA cannot store: not 16-byte multiples)
@@ -110,8 +116,8 @@ BIAS_AT = ("store", "start")
 #: running sum keeps ~14 bits, cuBLASLt's fast accumulation), or each K step's (128 products)
 #: added into separate fp32 registers ("promoted": torch._scaled_mm's default accuracy; the
 #: warpgroup waits for each step's wgmma before adding it), or the same sums with that wait
-#: hidden ("pipelined": the steps' products go to two register sets in turn, and one step's
-#: set is added while the next step's wgmma runs)
+#: hidden ("pipelined": K steps in pairs into two register sets, the first added while the
+#: second's wgmma runs)
 ACCUMS = ("tensor", "promoted", "pipelined")
 PROMOTED = ("promoted", "pipelined")  # the accums that sum each K step's products in fp32
 #: registers a consumer thread needs beside its accumulators (ptxas: 168 in all with 128
@@ -241,15 +247,19 @@ class Structure:
         bits of the running sum, truncated: cuBLASLt's ``use_fast_accum``); "promoted", each K
         step's wgmma (128 products) starts from zero and is then added into a second set of
         fp32 registers (``torch._scaled_mm``'s default accuracy; a wait for the step's wgmma
-        each step, and twice the accumulator registers); "pipelined", the same sums, the
-        steps' wgmma into two register sets in turn (the K loop unrolled by two, so each
-        wgmma names its registers), one step's set added while the next step's wgmma runs (no
-        wait for the tensor cores; three times the registers: regs="split" at 128 wide).
+        each step, and twice the accumulator registers); "pipelined", the same sums over K
+        steps in pairs: both steps' wgmma in flight into two register sets, the first set
+        added while the second's wgmma runs (three sets of registers: regs="split" at 128
+        wide).
     regs : register budgets per role: "even", every thread of the block may use the launch's
         equal share (168 of a 384-thread block); "split", the producer warpgroup gives its
         registers back (``setmaxnreg.dec`` to ``PRODUCER_REGS``) and the consumers take them
         (``setmaxnreg.inc`` to :func:`consumer_regs`: 232 with two consumers), room for more
         accumulators or a heavier write-back without spills.
+    order : the order of a raster group's tiles (:data:`ORDERS`): "raster", down each column of
+        the group's ``raster`` M tiles, column after column; "hilbert", along a Hilbert curve
+        (:func:`hilbert_xy`) through each ``raster x raster`` square of the group, squares in
+        column order (``raster`` a power of two; not with cluster pairs, which share a column).
     tf32_passes : fp32 inputs only: 1, one TF32 product (TF32's ~10-bit mantissa); 3, 3xTF32
         (:mod:`.tf32x3`: each operand split into TF32 high and low parts, three products as one
         GEMM over concatenated K, fp32-level accuracy; either B layout). The host code writes
@@ -283,6 +293,44 @@ class Structure:
     bias_at: str = "store"
     accum: str = "tensor"
     regs: str = "even"
+    order: str = "raster"
+
+
+def hilbert_xy(d, side: int, select=None):
+    """``(x, y)``: the point at distance ``d`` along the Hilbert curve through a ``side`` x
+    ``side`` square (``side`` a power of two), from (0, 0) to (side - 1, 0). ``d`` may be an
+    int or a kernel expression; ``select(c, a, b)`` picks ``a`` where ``c`` holds (default: a
+    Python conditional; kernels pass ``tvm.tirx.Select``)."""
+    select = select or (lambda c, a, b: a if c else b)
+    x, y, s = 0, 0, 1
+    while s < side:
+        rx = d // 2 % 2
+        ry = (d + rx) % 2  # (d xor rx) & 1
+        # the quadrant's sub-curve turned: reflected when rx == 1, then x and y swapped
+        fx = select(rx == 1, s - 1 - x, x)
+        fy = select(rx == 1, s - 1 - y, y)
+        x, y = select(ry == 0, fy, x) + s * rx, select(ry == 0, fx, y) + s * ry
+        d = d // 4
+        s *= 2
+    return x, y
+
+
+def group_tile(spot, rows, whole, raster: int, grid_n: int, order: str, select=None, both=None):
+    """``(m, n)``: the M and N tile, within its raster group, of the group's ``spot``-th tile.
+    ``rows``: the group's M tiles (``raster``, or what a ragged last group has: ``whole`` is
+    false there). Down each column, column after column; "hilbert" orders: along
+    :func:`hilbert_xy` through each full ``raster x raster`` square, the column order in a
+    ragged group and a last partial square. Any argument but the ints may be a kernel
+    expression, with ``select`` and ``both`` (logical and) for them (default: Python's)."""
+    select = select or (lambda c, a, b: a if c else b)
+    both = both or (lambda a, b: a and b)
+    m_col, n_col = spot % rows, spot // rows
+    if order != "hilbert":
+        return m_col, n_col
+    square, d = spot // (raster * raster), spot % (raster * raster)
+    x, y = hilbert_xy(d, raster, select)
+    full = both(whole, square < grid_n // raster)
+    return select(full, x, m_col), select(full, square * raster + y, n_col)
 
 
 def tile_rows(consumers: int, arrangement: str = "cooperative") -> int:
@@ -551,6 +599,24 @@ def _regs_reason(st: Structure, regs_per_block: int, regs_per_thread: int) -> st
         return (
             f"regs=split: a consumer thread of a {(st.consumers + 1) * WG_THREADS}-thread block "
             f"already has {launch} registers, all one thread can use"
+        )
+    return None
+
+
+def _order_reason(st: Structure, m_tiles: int, n_tiles: int) -> str | None:
+    if st.order not in ORDERS:
+        return f"order {st.order!r}: one of {ORDERS}"
+    if st.order == "raster":
+        return None
+    side = st.raster
+    if side < 2 or side & (side - 1):
+        return f"order=hilbert walks raster x raster squares: raster={side} is not a power of 2"
+    if st.cluster > 1:
+        return "order=hilbert: cluster pairs share a column of M tiles (cluster=1)"
+    if m_tiles < side or n_tiles < side:
+        return (
+            f"order=hilbert: {m_tiles} x {n_tiles} tiles hold no {side} x {side} square "
+            "(the raster order throughout)"
         )
     return None
 
@@ -835,6 +901,7 @@ def legal(
         _cluster_reason(st, m_tiles)
         or _store_reason(st, m, n)
         or _bias_reason(st)
+        or _order_reason(st, m_tiles, -(-n // block_c))
         or _regs_reason(st, regs_per_block, regs_per_thread)
         or _accum_reason(st, regs_per_block, regs_per_thread)
     )
@@ -1046,13 +1113,18 @@ def wgmma_gemm(
         """First row of warpgroup ``wg``'s 64 in its tile (ping-pong: a tile of its own)."""
         return 0 if pingpong else wg * WG_ROWS
 
+    def local(t):
+        """(M, N) tile of ``t`` within its raster group (:func:`group_tile`)."""
+        whole = t % tiles // group < grid_m // raster  # not a ragged last group
+        return group_tile(t % tiles % group, group_rows(t), whole, raster, grid_n, st.order,
+                          tvm.tirx.Select, tvm.tirx.all)  # fmt: skip
+
     def tile_m(t):
-        """M tile of a block's (batch, tile) index ``t``: `raster` M tiles per group (the
-        last group: what is left), N-major within the group."""
-        return t % tiles // group * raster + t % tiles % group % group_rows(t)
+        """M tile of a block's (batch, tile) index ``t``: `raster` M tiles per group."""
+        return t % tiles // group * raster + local(t)[0]
 
     def tile_n(t):
-        return t % tiles % group // group_rows(t)
+        return local(t)[1]
 
     def share(g):
         return stream_share(g, work, ctas)
@@ -1622,26 +1694,30 @@ def wgmma_gemm(
                 if stream:
                     for j in range(segs):
                         t, lo, hi = segment(bx, j)
+                        tm, tn = tile_m(t), tile_n(t)  # once: a Hilbert order is long
                         if lo < hi:
                             produce(A, B, full, empty, ring, a_map, b_map, 0, None,
-                                    lo - t * k_tiles, t // tiles, tile_m(t), tile_n(t), hi - lo,
+                                    lo - t * k_tiles, t // tiles, tm, tn, hi - lo,
                                     lo - share(bx))
                 elif streamk:
                     for ti in range(whole):
                         t = bx + ti * ctas
+                        tm, tn = tile_m(t), tile_n(t)  # once: a Hilbert order is long
                         produce(A, B, full, empty, ring, a_map, b_map, 0, ti, 0, t // tiles,
-                                tile_m(t), tile_n(t))
+                                tm, tn)
                     if bx // splits < tail:  # this block's split of a last-wave tile
                         t = whole * ctas + bx // splits
+                        tm, tn = tile_m(t), tile_n(t)  # once: a Hilbert order is long
                         produce(A, B, full, empty, ring, a_map, b_map, 0, whole,
-                                bx % splits * kts // splits, t // tiles, tile_m(t), tile_n(t),
+                                bx % splits * kts // splits, t // tiles, tm, tn,
                                 kts // splits)
                 elif persistent:
                     for ti in range(rounds):
                         if bx + ti * ctas < units:
                             t = bx + ti * ctas
+                            tm, tn = tile_m(t), tile_n(t)  # once: a Hilbert order is long
                             produce(A, B, full, empty, ring, a_map, b_map, bx % cluster, ti,
-                                    split_of(t) * kts, tile_of(t) // tiles, tile_m(t), tile_n(t))
+                                    split_of(t) * kts, tile_of(t) // tiles, tm, tn)
                 else:
                     produce(A, B, full, empty, ring, a_map, b_map, bx % cluster, 0,
                             split_of(bx) * kts, bi, bm, bn)
@@ -1658,37 +1734,41 @@ def wgmma_gemm(
             if stream:
                 for j in range(segs):
                     t, lo, hi = segment(bx, j)
+                    tm, tn = tile_m(t), tile_n(t)  # once: a Hilbert order is long
                     if lo < hi:
                         consume(C, bias, full, empty, ring, acc,
                                 staged if staged_store else None,  # noqa: F821
                                 c_map, desc_a, desc_b,  # noqa: F821
-                                0, tid, wg, None, P, 0, t // tiles, tile_m(t), tile_n(t), None,
+                                0, tid, wg, None, P, 0, t // tiles, tm, tn, None,
                                 None, hi - lo, False, lo - share(bx), F, (bx, lo, hi, t))
             elif streamk:
                 for ti in range(whole):
                     t = bx + ti * ctas
+                    tm, tn = tile_m(t), tile_n(t)  # once: a Hilbert order is long
                     consume(C, bias, full, empty, ring, acc,
                             staged if staged_store else None,  # noqa: F821
                             c_map, desc_a, desc_b,  # noqa: F821
-                            0, tid, wg, ti, P, 0, t // tiles, tile_m(t), tile_n(t), None, None,
+                            0, tid, wg, ti, P, 0, t // tiles, tm, tn, None, None,
                             kts, False)
                 if bx // splits < tail:
                     t = whole * ctas + bx // splits
+                    tm, tn = tile_m(t), tile_n(t)  # once: a Hilbert order is long
                     consume(C, bias, full, empty, ring, acc,
                             staged if staged_store else None,  # noqa: F821
                             c_map, desc_a, desc_b,  # noqa: F821
-                            0, tid, wg, whole, P, bx % splits, t // tiles, tile_m(t), tile_n(t),
+                            0, tid, wg, whole, P, bx % splits, t // tiles, tm, tn,
                             None, red, kts // splits, True)  # noqa: F821
             elif persistent:
                 for ti in range(rounds):
                     if bx + ti * ctas < units:
                         if takes(ti, wg):
                             t = bx + ti * ctas
+                            tm, tn = tile_m(t), tile_n(t)  # once: a Hilbert order is long
                             consume(C, bias, full, empty, ring, acc,
                                     staged if staged_store else None,  # noqa: F821
                                     c_map, desc_a, desc_b,  # noqa: F821
                                     bx % cluster, tid, wg, ti, P, split_of(t),
-                                    tile_of(t) // tiles, tile_m(t), tile_n(t),
+                                    tile_of(t) // tiles, tm, tn,
                                     turns if pingpong else None, None)  # noqa: F821
             else:
                 consume(C, bias, full, empty, ring, acc,
