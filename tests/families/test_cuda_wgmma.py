@@ -740,6 +740,7 @@ def test_the_generator_never_draws_gene_values_the_shape_rules_out():
     assert ruled["pad"] == ("lines",) and set(ruled["splits"]) == {2, 4, 8, 16, 32, 64}
     decode = FAMILY.impossible(Workload("gemm_nt", (16, 4096, 4096), "float16"), TARGET)
     assert set(decode["splits"]) == {32, 64}  # 16 tiles of 128 x 256: 16 x 16 >= 132
+    assert decode["order"] == ("hilbert",) and "order" not in ruled  # one row of tiles
     odd = FAMILY.impossible(Workload("gemm_nt", (2048, 4096, 1000), "float16"), TARGET)
     assert "pad" not in odd
     generator = Generator(Grammar(TARGET), square, seed=0)

@@ -346,7 +346,8 @@ class CudaWgmma(Family):
         the grammar offers streamk's splits where the default tile leaves a partial wave that
         they fit); bias_at=start where the epilogue adds no bias to the accumulator or C is fp32;
         store=rows where the TMA can store C's rows; accum=promoted and pipelined for inputs
-        that are not fp8, accum=tensor for fp8 that must be summed in fp32."""
+        that are not fp8, accum=tensor for fp8 that must be summed in fp32; order=hilbert where
+        even 64 x 64 tiles leave fewer rows or columns of tiles than the smallest raster."""
         m, n, k = _mnk(workload)
         st = structure(self.default, workload)
         out = {}
@@ -373,6 +374,10 @@ class CudaWgmma(Family):
         )
         if all(s in out["splits"] for s in SPLITS if 1 < s <= PORTABLE_CLUSTER):
             out["reduction"] = ("cluster",)  # no split a cluster can hold
+        side = min(r for r in self.domain["raster"] if r > 1)
+        narrowest = min(BLOCK_NS) // (2 if st["gated"] else 1)  # C columns of a block, fewest
+        if min(-(-m // WG_ROWS), -(-n // narrowest)) < side:
+            out["order"] = ("hilbert",)  # even the smallest tiles hold no square to walk
         return out
 
     def features(self, params: WgmmaParams, workload, target) -> dict[str, float]:
