@@ -127,6 +127,9 @@ class TuneConfig:
     proposal_model : bool
         Rank the generator's draws with the learned proposal model shipped beside the rule
         library (``<library root>/<target>/ranker.json``), where there is one.
+    held_back_genes : bool
+        Also draw the gene values the families hold back (:attr:`Family.held_back`: built and
+        tested but not yet shown on a GPU to win anywhere).
     allow_tf32 : bool
         A model's fp32 matmuls may be multiplied as TF32 (their workloads get
         ``precision="tf32"``): torch's ``torch.backends.cuda.matmul.allow_tf32``; off, fp32
@@ -162,6 +165,7 @@ class TuneConfig:
     rpc_key: str = ""
     rpc_devices: int = 0
     proposal_model: bool = True
+    held_back_genes: bool = False
     allow_tf32: bool = False
     allow_tf32_conv: bool = False
     extra: dict = field(default_factory=dict, hash=False, compare=False)

@@ -200,7 +200,7 @@ class Tuner:
                 log.warning("proposal model %s", note)
         return Search(
             self.grammar, workload, self.config.trials, prior=prior, seed=self.config.seed,
-            ranker=model, model_note=note,
+            ranker=model, model_note=note, held_back=not self.config.held_back_genes,
         )  # fmt: skip
 
     def measure(self, workload, candidate, label: str, trials: int | None = None) -> SpaceRun:

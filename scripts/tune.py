@@ -113,6 +113,12 @@ def parse_args(argv=None):
         action="store_true",
         help="draw genomes without the learned proposal model (schedules/<target>/ranker.json)",
     )
+    p.add_argument(
+        "--held-back-genes",
+        action="store_true",
+        help="also draw gene values not yet shown on a GPU to win (e.g. cuda.wgmma's "
+        "block_n=192, regs=split, order=hilbert)",
+    )
     p.add_argument("--list-ops", action="store_true", help="list workload ops and exit")
     args = p.parse_args(argv)
     validate(args)
@@ -171,6 +177,7 @@ def _main(argv) -> int:
             rpc_key=args.rpc_key or None,
             rpc_devices=args.rpc_devices or None,
             proposal_model=not args.no_proposal_model,
+            held_back_genes=args.held_back_genes,
             allow_tf32=args.allow_tf32,
             allow_tf32_conv=args.allow_tf32,
         )

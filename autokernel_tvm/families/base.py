@@ -114,6 +114,10 @@ class Family:
         The :class:`Params` subclass.
     domain : dict
         Field -> the values the generator samples (every field of ``params``).
+    held_back : dict
+        Field -> values of ``domain`` the generator does not draw unless asked to
+        (``TuneConfig.held_back_genes``): built and tested, not yet shown on a GPU to win
+        anywhere. A genome naming them (the library, ``genome_check.py``) is still taken.
     default : Params
         The first proposal when the library has nothing for a workload.
     whole_kernels : bool
@@ -129,6 +133,7 @@ class Family:
     tile_genes: ClassVar[tuple[str, ...]] = ()
     params: ClassVar[type[Params]]
     domain: ClassVar[dict[str, tuple]]
+    held_back: ClassVar[dict[str, tuple]] = {}
     default: ClassVar[Params]
 
     def applies(self, workload, target) -> str | None:

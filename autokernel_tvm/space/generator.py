@@ -42,11 +42,13 @@ class Generator:
     ranker : Ranker, optional
         The learned proposal model (:mod:`.ranker`): each drawn genome is the best it predicts
         of ``POOL`` draws of the same family; None draws one.
+    held_back : bool
+        Leave out the values each family holds back (:attr:`Family.held_back`).
     """
 
     def __init__(
         self, grammar: Grammar, workload, *, seed=0, prior=(), lr=0.5, elite_frac=0.3,
-        ranker=None,
+        ranker=None, held_back=True,
     ):  # fmt: skip
         self.grammar, self.workload = grammar, workload
         self.rng = np.random.default_rng(seed)
@@ -54,7 +56,7 @@ class Generator:
         self.families = [f.name for f in grammar.families(workload)]
         self.dist = {f: {g: _uniform(v) for g, v in _domain(f).items()} for f in self.families}
         # values a gene cannot take on this workload whatever the other genes are: never drawn
-        self.mask = {f: _mask(f, workload, grammar.target) for f in self.families}
+        self.mask = {f: _mask(f, workload, grammar.target, held_back) for f in self.families}
         self.prior = [(g, w) for g, w in prior if g.family in self.families]
         for genome, weight in self.prior:
             self._tilt(genome, 0.5 * weight)
@@ -276,12 +278,16 @@ def _uniform(values) -> np.ndarray:
     return np.full(len(values), 1.0 / len(values))
 
 
-def _mask(family: str, workload, target) -> dict:
+def _mask(family: str, workload, target, held_back: bool = True) -> dict:
     """Per gene, 1 for each value the family may take on ``workload`` and 0 for those it
-    rules out whatever the other genes are (:meth:`Family.impossible`)."""
+    rules out whatever the other genes are (:meth:`Family.impossible`) and (``held_back``)
+    those it holds back (:attr:`Family.held_back`)."""
     ruled_out = get(family).impossible(workload, target)
+    kept = get(family).held_back if held_back else {}
     return {
-        gene: np.array([0.0 if v in ruled_out.get(gene, ()) else 1.0 for v in values])
+        gene: np.array(
+            [0.0 if v in ruled_out.get(gene, ()) + kept.get(gene, ()) else 1.0 for v in values]
+        )  # fmt: skip
         for gene, values in _domain(family).items()
     }
 

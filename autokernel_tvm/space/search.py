@@ -59,13 +59,15 @@ class Search:
         Random seed of the generator.
     ranker : Ranker, optional
         The learned proposal model the generator ranks its draws with.
+    held_back : bool
+        Leave the families' held-back gene values out of the draws (:attr:`Family.held_back`).
     model_note : str
         Which model that is, or why there is none (the report's ``proposal_model``).
     """
 
     def __init__(
         self, grammar: Grammar, workload, trials: int, *, prior=(), seed: int = 0, ranker=None,
-        model_note: str = "",
+        model_note: str = "", held_back: bool = True,
     ):  # fmt: skip
         self.workload, self.trials = workload, trials
         families = grammar.families(workload)
@@ -79,7 +81,9 @@ class Search:
             pick = Genome(family.name, family.seed(workload, grammar.target))
             if pick.params != family.default:
                 self.prior.insert(0, (pick, SEED_WEIGHT))
-        self.generator = Generator(grammar, workload, seed=seed, prior=self.prior, ranker=ranker)
+        self.generator = Generator(
+            grammar, workload, seed=seed, prior=self.prior, ranker=ranker, held_back=held_back
+        )
         self.model_note = model_note
         self.plan = halving_plan(trials)
         self.proposed: list[Genome] = []

@@ -208,6 +208,22 @@ def test_epilogue_stores_pairs_and_nothing_spills(needs_nvcc, tmp_path, out_dtyp
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
 
 
+def test_tuner_draws_held_back_genes_only_when_configured(tmp_path):
+    """TuneConfig.held_back_genes (tune.py --held-back-genes) reaches the generator: its
+    search draws the values cuda.wgmma holds back; by default it does not."""
+    held = FAMILY.held_back
+
+    def draws(**kw):
+        config = TuneConfig(target="cuda", arch="sm_90a", work_dir=str(tmp_path), **kw)
+        search = Tuner(config, progress=False).search(NT)
+        return [g.params for g in search.generator.propose(24) if g.family == FAMILY.name]
+
+    def any_held(params):
+        return any(getattr(p, gene) in values for p in params for gene, values in held.items())
+
+    assert not any_held(draws()) and any_held(draws(held_back_genes=True))
+
+
 def test_tuner_lists_kernel_candidates_for_build_only():
     tuner = Tuner(TuneConfig(target="cuda", arch="sm_90a", trials=4), progress=False)
     kernels = [(g, c) for g, c in tuner.candidates(NT, 32) if isinstance(c, Kernel)]
@@ -1248,7 +1264,7 @@ def test_stream_is_legal_where_the_tiles_leave_a_partial_wave():
     assert "splits=1" in legal(4096, 4096, 4096, cluster=2, raster=2, **kw)
     assert "unknown" in legal(4096, 4096, 4096, **{**kw, "sm_count": 0})
     assert "fewer than" in legal(64, 256, 256, **{**kw, "block_n": 128, "consumers": 1})
-    assert FAMILY.domain["schedule"] == ("tile", "persistent", "streamk")
+    assert FAMILY.held_back["schedule"] == ("stream",)  # taken when named, not drawn
     assert WgmmaParams(schedule="stream").schedule == "stream"
 
 

@@ -57,3 +57,32 @@ def test_halving_plan_spends_the_budget_exactly_and_halves(trials):
     assert sum(n * t for n, t in plan) >= trials - len(plan) * plan[0][0]
     assert all(b[0] <= a[0] for a, b in zip(plan, plan[1:]))
     assert plan[-1][0] == 1
+
+
+def test_held_back_gene_values_are_drawn_only_when_asked():
+    """A family's held-back values (built, not yet shown on a GPU to win) are never drawn by
+    default, mutated children included; held_back=False draws them like any other value."""
+    from autokernel_tvm.families import get
+
+    grammar = Grammar(make_target("cuda", "sm_90a"))
+    workload = Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16")
+    held = get("cuda.wgmma").held_back
+    assert held["regs"] == ("split",) and held["order"] == ("hilbert",)
+
+    def drawn(**kw):
+        gen = Generator(grammar, workload, seed=1, **kw)
+        out = []
+        for round_ in range(6):
+            for genome in gen.propose(8):
+                gen.update(genome, 1.0 + round_)
+                if genome.family == "cuda.wgmma":
+                    out.append(genome.params)
+        return out
+
+    kept = drawn()
+    assert kept and not any(
+        getattr(p, gene) in values for p in kept for gene, values in held.items()
+    )
+    assert Generator(grammar, workload).probabilities("cuda.wgmma", "regs")["split"] == 0
+    free = drawn(held_back=False)
+    assert any(getattr(p, gene) in values for p in free for gene, values in held.items())
