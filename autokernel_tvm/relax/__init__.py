@@ -34,6 +34,7 @@ from . import passes as relax_passes
 from . import tasks as relax_tasks
 from .check import TOLERANCE, check, check_summary, reference64, rel_error, tolerance
 from .dispatch import DispatchReport, dispatch_kernels
+from .reductions import blocked_reductions
 from .runtime import ModelLoadError, TunedModel, load_model
 from .tasks import MIN_TASK_FLOPS, TaskReport
 
@@ -243,7 +244,11 @@ def import_model(model: torch.nn.Module, inputs: tuple, rewrite=None, facts: dic
     if program.call_spec.out_spec.is_leaf():
         mod = _return_tensor(mod)
     mod = tvm.transform.Sequential(
-        [relax.transform.DecomposeOpsForInference(), relax.transform.CanonicalizeBindings()]
+        [
+            relax.transform.DecomposeOpsForInference(),
+            blocked_reductions(),  # long fp sums in two levels: eager's accuracy
+            relax.transform.CanonicalizeBindings(),
+        ]
     )(mod)
     if rewrite is not None:
         mod = rewrite(mod)
