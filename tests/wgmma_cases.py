@@ -136,3 +136,18 @@ HILBERT = [
     (Workload("gemm_nt", (2048, 11008, 4096), "float16", "float16"),
      {"schedule": "streamk", "store": "tma", "splits": 2, "reduction": "cluster", "raster": 8}),
 ]  # fmt: skip
+
+#: three consumer warpgroups (192-row tiles, 512 threads): 192 x 192 tiles with M and N edges,
+#: persistent with the TMA store (3 stages: the staging of three warpgroups), on regs=split, a
+#: conv's 6 x 32 patches (28 rows: an edge patch), fp8 sums promoted
+CONSUMERS3 = [
+    (Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16"),
+     {"consumers": 3, "block_n": 192, "raster": 1}),
+    (Workload("gemm_nt", (8192, 8192, 8192), "bfloat16", "bfloat16"),
+     {"consumers": 3, "block_n": 192, "stages": 3, "schedule": "persistent", "store": "tma",
+      "regs": "split"}),
+    (Workload("conv2d_nhwc", (32, 28, 28, 256, 256, 3, 3, 1, 1), "float16", "float16"),
+     {"consumers": 3, "block_n": 128, "raster": 1}),
+    (Workload("gemm_scaled_nt", (2048, 2048, 4096), "float8_e4m3fn", "bfloat16"),
+     {"consumers": 3, "block_n": 64, "accum": "promoted", "raster": 1}),
+]  # fmt: skip

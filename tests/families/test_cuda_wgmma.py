@@ -9,6 +9,7 @@ import pytest
 from wgmma_cases import (  # shared with the GPU tests
     BATCH_EDGES,
     BIAS_START,
+    CONSUMERS3,
     FP8,
     HILBERT,
     REGS,
@@ -904,6 +905,28 @@ def test_wide192_tiles_build_without_spills(needs_nvcc, tmp_path, workload, gene
     src = cuda_source(build_module(kernel_module(genome, workload), TARGET, check_nvcc=True))
     assert re.search(r"m64n192k(16|32)", src)
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+
+
+@pytest.mark.parametrize("workload, genes", CONSUMERS3, ids=lambda x: str(x)[:60])
+def test_three_consumers_build_without_spills(needs_nvcc, tmp_path, workload, genes):
+    """consumers=3: a 512-thread block, 192-row tiles; each warpgroup's 64 rows and its
+    write-back barrier (ids 1-3, the consumers' common one 4); nothing spills in the 128
+    registers a thread has (152 with regs=split)."""
+    genome = Grammar(TARGET).check(DEFAULT.replace(**genes), workload)
+    src = cuda_source(build_module(kernel_module(genome, workload), TARGET, check_nvcc=True))
+    assert "__launch_bounds__(512)" in src
+    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+
+
+def test_three_consumers_legality():
+    kw = dict(smem_limit=SMEM, sm_count=132, consumers=3)
+    assert legal(4096, 4096, 4096, block_n=192, **kw) is None
+    assert "its 128" in legal(4096, 4096, 4096, block_n=256, **kw)
+    assert "its 152" in legal(4096, 4096, 4096, block_n=256, regs="split", **kw)
+    assert "pingpong" in legal(4096, 4096, 4096, block_n=128, schedule="persistent",
+                               arrangement="pingpong", **kw)  # fmt: skip
+    assert "shared memory" in legal(4096, 4096, 4096, block_n=192, stages=4, store="tma", **kw)
+    assert FAMILY.held_back["consumers"] == (3,)
 
 
 def test_wide192_legality():

@@ -15,6 +15,7 @@ from tvm.s_tir import meta_schedule as ms
 from wgmma_cases import (  # tests/wgmma_cases.py, shared with the CPU tests
     BATCH_EDGES,
     BIAS_START,
+    CONSUMERS3,
     FP8,
     HILBERT,
     REGS,
@@ -365,6 +366,14 @@ def test_fp8_passes_the_gate(target, workload, genes):
     """fp8 A @ B.T scaled by its per-tensor scales, held to the bound of the tensor core's fp8
     accumulator (verify.FP8_ACC_BITS): a wrong K step of 32, a scale applied twice or not at
     all, or an edge byte read past K fails the fp64 or the exact check."""
+    _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))
+
+
+@pytest.mark.parametrize("workload, genes", CONSUMERS3, ids=_ids(CONSUMERS3))
+def test_three_consumers_pass_the_gate(target, workload, genes):
+    """192-row tiles of three consumer warpgroups: a stage released after two warpgroups'
+    arrivals (not three) is refilled under the third's wgmma, and a warpgroup's rows stored at
+    another's offset, fail the fp64 check."""
     _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))
 
 

@@ -216,7 +216,7 @@ class CudaWgmma(Family):
     tile_genes = ("block_n", "consumers")
     domain = {
         "block_n": (256, 192, 128, 64),
-        "consumers": (2, 1),
+        "consumers": (2, 1, 3),
         "stages": (3, 4, 5, 6),
         "raster": (0, 4, 8, 16),
         "schedule": SCHEDULES,
@@ -239,6 +239,7 @@ class CudaWgmma(Family):
         # built, nvcc- and ptxas-checked, in the GPU gate's cases, not yet run on a GPU
         # (benchmarks/gpu/structures.sh): a kernel that deadlocks stops a tuning run
         "block_n": (192,),
+        "consumers": (3,),
         "regs": ("split",),
         "accum": ("pipelined",),
         "order": ("hilbert",),

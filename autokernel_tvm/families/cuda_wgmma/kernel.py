@@ -85,7 +85,7 @@ WG_ROWS = 64  # wgmma's M per warpgroup
 #: promoted fp8 sets (96 + 96) fit a consumer under regs=split; fewer edge columns than 256
 #: where N is not a multiple of 256
 BLOCK_NS = (64, 128, 192, 256)
-CONSUMERS = (1, 2)  # warpgroups issuing wgmma; 2 x m64n256 f32 = 128 accumulators each
+CONSUMERS = (1, 2, 3)  # warpgroups issuing wgmma; 2 x m64n256 f32 = 128 accumulators each
 STAGES = (2, 3, 4, 5, 6)
 #: one tile per block / one block per SM looping over tiles / persistent over the whole waves,
 #: then each tile of the partial last wave split over a cluster of blocks (stream-K's tail) /
@@ -123,6 +123,8 @@ PROMOTED = ("promoted", "pipelined")  # the accums that sum each K step's produc
 #: registers a consumer thread needs beside its accumulators (ptxas: 168 in all with 128
 #: accumulators; 151 with 64 and their 64 promoted sums)
 THREAD_REGS = 40
+#: the same, with one set (ptxas: 122 registers with 96 accumulators, no spills)
+TENSOR_REGS = 32
 #: register budgets per role: every warpgroup keeps the launch's equal share (``even``), or
 #: the producer hands most of its share to the consumers (``split``: ``setmaxnreg``)
 REGS = ("even", "split")
@@ -187,7 +189,9 @@ class Structure:
         TMA loads 64-column boxes of its rows as it loads an MN-major B, and wgmma reads it
         through the descriptor's transpose (16-bit inputs only; 2-D or batched GEMMs).
     block_n : N of the block tile and of each wgmma (64, 128 or 256).
-    consumers : warpgroups computing (1 or 2); the block tile is ``64 * consumers`` rows.
+    consumers : warpgroups computing (1, 2 or 3); the block tile is ``64 * consumers`` rows
+        (three: 192 rows, at most 192 columns in the 128 registers a thread of a 512-thread
+        block has).
     stages : depth of the TMA -> shared-memory ring.
     raster : M tiles per rasterization group (1 = row-major tile order).
     epilogue : "" or ``bias[_relu|_gelu]``: ``act(A @ B.T + bias)`` with ``bias[N]`` in
@@ -627,6 +631,13 @@ def _accum_reason(st: Structure, regs_per_block: int, regs_per_thread: int) -> s
     if st.accum not in ACCUMS:
         return f"accum {st.accum!r}: one of {ACCUMS}"
     if st.accum == "tensor":
+        regs = consumer_regs(st, regs_per_block, regs_per_thread)
+        if st.block_n // 2 + TENSOR_REGS > regs:
+            return (
+                f"block_n={st.block_n}: {st.block_n // 2} accumulators and {TENSOR_REGS} more "
+                f"registers a consumer thread > its {regs} ({st.consumers} consumers, "
+                f"regs={st.regs})"
+            )
         return None
     if st.in_dtype not in FP8:
         return f"accum={st.accum}: fp8 only (16-bit and TF32 products are summed in fp32 already)"
