@@ -151,3 +151,18 @@ CONSUMERS3 = [
     (Workload("gemm_scaled_nt", (2048, 2048, 4096), "float8_e4m3fn", "bfloat16"),
      {"consumers": 3, "block_n": 64, "accum": "promoted", "raster": 1}),
 ]  # fmt: skip
+
+#: 1 x 2 clusters (multicast=a: blocks of adjacent N tiles load halves of the A tile's rows and
+#: multicast them): the persistent TMA-store structure, B as [K, N], a batch with M and K
+#: edges (rows fold into 2-D maps), fp8
+SHARE_A = [
+    (Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16"),
+     {"cluster": 2, "multicast": "a", "schedule": "persistent", "store": "tma"}),
+    (Workload("gemm", (2048, 4096, 1024), "bfloat16", "bfloat16"),
+     {"cluster": 2, "multicast": "a", "raster": 1}),
+    (Workload("batch_gemm_nt", (3, 1000, 1024, 520), "float16", "float16"),
+     {"cluster": 2, "multicast": "a", "raster": 1}),
+    (Workload("gemm_scaled_nt", (4096, 4096, 4096), "float8_e4m3fn", "bfloat16",
+              precision="fast_accum"),
+     {"cluster": 2, "multicast": "a", "schedule": "persistent", "store": "tma"}),
+]  # fmt: skip

@@ -3,7 +3,7 @@
 # The structures added in session 32, built and ptxas-checked on the CPU, not yet run on a GPU
 # (~20 min on one H200: three device calls, `structures.sh 1`, `2`, `3`).
 # Part 1: the GPU gate on their cases (tests/wgmma_cases.py: REGS, WIDE192, HILBERT,
-# CONSUMERS3, the FP8 cases with accum=pipelined).
+# CONSUMERS3, SHARE_A, the FP8 cases with accum=pipelined).
 # Part 2: genome_check.py (gate, then the kernel and PyTorch's op in alternation, L2 flushed,
 # one process), each structure against the one it would replace:
 #   - register budgets per role (regs=split: setmaxnreg) on the 16-bit seeds: fp16 4096^3 and
@@ -11,7 +11,8 @@
 #     the space-filling order the +9%-over-cuBLAS anchor kernel uses); three consumer
 #     warpgroups on 192 x 192 tiles at 4096^3 and 8192^3 (11% fewer bytes through the TMA per
 #     product than 128 x 256, but 6% more shared-memory reads by the wgmmas: each warpgroup
-#     reads the B tile itself), and 192 x 128 conv tiles;
+#     reads the B tile itself), and 192 x 128 conv tiles; 1 x 2 clusters sharing the A tile
+#     (multicast=a) against 2 x 1 ones sharing B;
 #   - 128 x 192 tiles on LLaMA's gated GEMM 2048 x 11008 x 4096 (13.9 waves of tiles on 132
 #     SMs, where 256 leaves 10.4: a last wave 42% full) and on the irregular 8205 x 5921 x 2949
 #     (0.5% of the tiles past N, where 256 leaves 3.8%), there also with C written in row runs
@@ -41,12 +42,14 @@ c3=consumers=3,block_n=192
 {
   if [ "$part" = 1 ]; then
     timeout 500 python3 -m pytest -m gpu tests/gpu -q -p no:cacheprovider -rf \
-      -k "split_registers or wide192 or pipelined or hilbert or three_consumers" 2>&1 | tail -n 14
+      -k "split_registers or wide192 or pipelined or hilbert or three_consumers or share_a" \
+      2>&1 | tail -n 14
   elif [ "$part" = 2 ]; then
     check gemm_nt 4096,4096,4096 float16 float16 $seed $seed,regs=split $seed,block_n=192 \
-      $seed,order=hilbert $seed,order=hilbert,raster=16 $c3,schedule=persistent
+      $seed,order=hilbert $seed,order=hilbert,raster=16 $c3,schedule=persistent \
+      $seed,cluster=2 $seed,cluster=2,multicast=a
     check gemm_nt 8192,8192,8192 float16 float16 $seed $c3,schedule=persistent \
-      $c3,stages=3,$seed,regs=split
+      $c3,stages=3,$seed,regs=split $seed,cluster=2 $seed,cluster=2,multicast=a
     check conv2d_nhwc 32,28,28,256,256,3,3,1,1 float16 float16 raster=8 raster=8,regs=split \
       raster=8,consumers=3,block_n=128
     check gemm_gated_nt 2048,11008,4096 float16 float16 schedule=persistent \

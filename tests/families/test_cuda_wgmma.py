@@ -14,6 +14,7 @@ from wgmma_cases import (  # shared with the GPU tests
     HILBERT,
     REGS,
     ROWS,
+    SHARE_A,
     STRIDED,
     WIDE192,
 )
@@ -149,13 +150,13 @@ def test_genome_checks_and_round_trip():
         "out_dtype": "float32", "gated": False, "schedule": "tile", "cluster": 1,
         "store": "direct", "splits": 1, "pad": "needed", "arrangement": "cooperative",
         "reduction": "workspace", "bias_at": "store", "accum": "tensor", "regs": "even",
-        "order": "raster", "tf32_passes": 1,
+        "order": "raster", "multicast": "b", "tf32_passes": 1,
     }  # fmt: skip
     with pytest.raises(GenomeError) as err:
         grammar.check(genome.replace(stages=6), NT)
     assert err.value.reason == "wgmma-structure"
     with pytest.raises(GenomeError) as err:
-        genome.replace(consumers=3)
+        genome.replace(consumers=4)
     assert err.value.reason == "bad-tile"
 
 
@@ -978,6 +979,47 @@ def test_tile_orders_cover_the_grid_once(grid_m, grid_n, raster):
         abs(a[0] - b[0]) + abs(a[1] - b[1]) == 1
         for a, b in zip(hilbert[:square], hilbert[1:square])
     )
+
+
+@pytest.mark.parametrize("grid_m, grid_n, raster", [(8, 16, 8), (5, 6, 2), (3, 4, 4)])
+def test_cluster_pairs_along_n_cover_the_grid_once(grid_m, grid_n, raster):
+    """multicast=a: tiles 2i and 2i + 1 (a cluster pair, ranks 0 and 1) are the same M tile
+    and adjacent N tiles, and every tile is taken once (ragged last group included)."""
+    group = raster * grid_n
+    tiles = []
+    for t in range(grid_m * grid_n):
+        g, spot = t // group, t % group
+        rows = min(raster, grid_m - g * raster)
+        m, n = group_tile(spot, rows, True, raster, grid_n, "raster", pairs=True)
+        tiles.append((g * raster + m, n))
+    assert sorted(tiles) == [(m, n) for m in range(grid_m) for n in range(grid_n)]
+    assert all(a[0] == b[0] and b[1] == a[1] + 1 for a, b in zip(tiles[::2], tiles[1::2]))
+
+
+def test_share_a_legality():
+    kw = dict(smem_limit=SMEM, sm_count=132, cluster=2, multicast="a", raster=1)
+    assert legal(4096, 4096, 4096, **kw) is None
+    assert legal(4096, 4096, 4096, **{**kw, "raster": 3}) is None  # pairs within a row: any
+    assert "cluster=2" in legal(4096, 4096, 4096, **{**kw, "cluster": 1})
+    assert "odd" in legal(4096, 4096 - 256, 4096, **kw)  # 15 N tiles
+    assert "cooperative" in legal(4096, 4096, 4096, **kw, schedule="persistent",
+                                  arrangement="pingpong")  # fmt: skip
+    assert "conv" in legal(32 * 784, 256, 2304, **{**kw, "block_n": 128},
+                           conv=(32, 28, 28, 256, 3, 3, 1))  # fmt: skip
+    assert "multicast 'c'" in legal(4096, 4096, 4096, **{**kw, "multicast": "c"})
+    assert FAMILY.held_back["multicast"] == ("a",)
+
+
+@pytest.mark.parametrize("workload, genes", SHARE_A, ids=lambda x: str(x)[:60])
+def test_share_a_builds_a_multicast_of_a_and_a_whole_b(needs_nvcc, tmp_path, workload, genes):
+    """multicast=a: the producer's A load is a multicast of its half of the rows (offset by
+    the cluster rank), B a whole tile; nothing spills."""
+    genome = Grammar(TARGET).check(DEFAULT.replace(**genes), workload)
+    src = cuda_source(build_module(kernel_module(genome, workload), TARGET, check_nvcc=True))
+    body = src.split("main_kernel(", 2)[2]
+    loads = [line for line in body.splitlines() if "cp_async_bulk_tensor_g2s" in line]
+    assert all(("a_map" in line) == ("multicast__cluster" in line) for line in loads), loads
+    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
 
 
 def test_hilbert_order_legality():

@@ -44,6 +44,7 @@ FIELD_BASES = {
     ("cuda.wgmma", "arrangement"): {"schedule": "persistent"},
     ("cuda.wgmma", "reduction"): {"splits": 2},
     ("cuda.wgmma", "accum"): {"block_n": 128},  # two accumulator sets fit a thread
+    ("cuda.wgmma", "multicast"): {"cluster": 2},  # the operand a cluster pair shares
 }
 
 

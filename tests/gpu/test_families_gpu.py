@@ -20,6 +20,7 @@ from wgmma_cases import (  # tests/wgmma_cases.py, shared with the CPU tests
     HILBERT,
     REGS,
     ROWS,
+    SHARE_A,
     STRIDED,
     WIDE192,
 )
@@ -374,6 +375,13 @@ def test_three_consumers_pass_the_gate(target, workload, genes):
     """192-row tiles of three consumer warpgroups: a stage released after two warpgroups'
     arrivals (not three) is refilled under the third's wgmma, and a warpgroup's rows stored at
     another's offset, fail the fp64 check."""
+    _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))
+
+
+@pytest.mark.parametrize("workload, genes", SHARE_A, ids=_ids(SHARE_A))
+def test_share_a_passes_the_gate(target, workload, genes):
+    """1 x 2 clusters multicasting halves of A: a half landing at the wrong rows of the peer's
+    ring, or a pair whose blocks compute different M tiles, fails the fp64 check."""
     _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))
 
 

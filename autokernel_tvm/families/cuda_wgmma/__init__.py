@@ -29,6 +29,7 @@ from .kernel import (
     CLUSTERS,
     CONSUMERS,
     FP8,
+    MULTICASTS,
     ORDERS,
     PADS,
     PORTABLE_CLUSTER,
@@ -107,7 +108,8 @@ class WgmmaParams(Params):
     budgets per role, "even" (every thread the launch's share) or "split" (``setmaxnreg``: the
     producer warpgroup's registers go to the consumers, 232 each with two); order: the tile order
     within a raster group, "raster" (down each column of M tiles) or "hilbert" (along a Hilbert
-    curve through each raster x raster square of tiles)."""
+    curve through each raster x raster square of tiles); multicast: the operand a cluster pair
+    shares, "b" (blocks of adjacent M tiles: a 2 x 1 cluster) or "a" (adjacent N tiles: 1 x 2)."""
 
     block_n: int = 256
     consumers: int = 2
@@ -124,9 +126,10 @@ class WgmmaParams(Params):
     accum: str = "tensor"
     regs: str = "even"
     order: str = "raster"
+    multicast: str = "b"
     later_genes = (
         "schedule", "cluster", "store", "splits", "pad", "arrangement", "reduction", "bias_at",
-        "accum", "regs", "order",
+        "accum", "regs", "order", "multicast",
     )  # fmt: skip
 
     def __post_init__(self) -> None:
@@ -155,6 +158,8 @@ class WgmmaParams(Params):
             raise GenomeError("bad-regs", f"regs={self.regs!r}: one of {REGS}")
         if self.order not in ORDERS:
             raise GenomeError("bad-order", f"order={self.order!r}: one of {ORDERS}")
+        if self.multicast not in MULTICASTS:
+            raise GenomeError("bad-multicast", f"multicast={self.multicast!r}: one of {MULTICASTS}")
         if self.stages not in STAGES or self.raster < 0:
             raise GenomeError("bad-pipeline", f"stages={self.stages} raster={self.raster}")
 
@@ -203,6 +208,7 @@ def structure(params: WgmmaParams, workload) -> dict:
         "accum": params.accum,
         "regs": params.regs,
         "order": params.order,
+        "multicast": params.multicast,
         # fp32 workloads keep fp32 accuracy (three TF32 products, .tf32x3) unless the user
         # allowed TF32 (Workload.precision): then one
         "tf32_passes": 3 if workload.dtype == "float32" and not workload.precision else 1,
@@ -230,6 +236,7 @@ class CudaWgmma(Family):
         "accum": ACCUMS,
         "regs": REGS,
         "order": ORDERS,
+        "multicast": MULTICASTS,
     }
     held_back = {
         # stream-K proper passes the GPU gate (6 cases, H200 2026-12-04) but measured slower
@@ -243,6 +250,7 @@ class CudaWgmma(Family):
         "regs": ("split",),
         "accum": ("pipelined",),
         "order": ("hilbert",),
+        "multicast": ("a",),
     }
     default = WgmmaParams()  # H100: 82% of cuBLAS at 4096^3 fp16 before tuning
 
@@ -419,6 +427,7 @@ class CudaWgmma(Family):
             "split_regs": float(params.regs == "split"),
             "paired_sums": float(params.accum == "pipelined"),
             "hilbert": float(params.order == "hilbert"),
+            "shares_a": float(params.cluster > 1 and params.multicast == "a"),
             "log_tiles": math.log2(tiles), "waves": units / sms,
             "k_steps": -(-k // k_step(workload.dtype)) / (1 if streamk else params.splits),
             "edge_waste": tiles * block_m * block_c / (lead * m * n) - 1.0,

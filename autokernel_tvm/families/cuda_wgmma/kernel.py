@@ -97,7 +97,10 @@ SCHEDULES = ("tile", "persistent", "streamk", "stream")
 #: wave's -- share A rows and B columns in both directions; a last partial square and a
 #: ragged last group keep the raster order)
 ORDERS = ("raster", "hilbert")
-CLUSTERS = (1, 2)  # blocks per cluster along M, sharing (multicasting) the B tile
+CLUSTERS = (1, 2)  # blocks per cluster, sharing (multicasting) one operand's tile
+#: the operand a cluster pair shares: B, by blocks of adjacent M tiles (a 2 x 1 cluster), or A,
+#: by blocks of adjacent N tiles (1 x 2)
+MULTICASTS = ("b", "a")
 #: the write-back: registers -> global, or -> shared -> TMA store, or -> shared -> global in
 #: whole row runs (C rows the TMA cannot store: not 16-byte multiples)
 STORES = ("direct", "tma", "rows")
@@ -260,6 +263,10 @@ class Structure:
         registers back (``setmaxnreg.dec`` to ``PRODUCER_REGS``) and the consumers take them
         (``setmaxnreg.inc`` to :func:`consumer_regs`: 232 with two consumers), room for more
         accumulators or a heavier write-back without spills.
+    multicast : with ``cluster=2``, the operand the pair shares (:data:`MULTICASTS`): "b", two
+        blocks of adjacent M tiles each load half of the B tile and multicast it to both; "a",
+        two blocks of adjacent N tiles (the raster group's tiles taken in pairs along N) each
+        load half of the A tile's rows and multicast them.
     order : the order of a raster group's tiles (:data:`ORDERS`): "raster", down each column of
         the group's ``raster`` M tiles, column after column; "hilbert", along a Hilbert curve
         (:func:`hilbert_xy`) through each ``raster x raster`` square of the group, squares in
@@ -298,6 +305,7 @@ class Structure:
     accum: str = "tensor"
     regs: str = "even"
     order: str = "raster"
+    multicast: str = "b"
 
 
 def hilbert_xy(d, side: int, select=None):
@@ -319,15 +327,21 @@ def hilbert_xy(d, side: int, select=None):
     return x, y
 
 
-def group_tile(spot, rows, whole, raster: int, grid_n: int, order: str, select=None, both=None):
+def group_tile(
+    spot, rows, whole, raster: int, grid_n: int, order: str, select=None, both=None, pairs=False
+):
     """``(m, n)``: the M and N tile, within its raster group, of the group's ``spot``-th tile.
     ``rows``: the group's M tiles (``raster``, or what a ragged last group has: ``whole`` is
-    false there). Down each column, column after column; "hilbert" orders: along
-    :func:`hilbert_xy` through each full ``raster x raster`` square, the column order in a
-    ragged group and a last partial square. Any argument but the ints may be a kernel
-    expression, with ``select`` and ``both`` (logical and) for them (default: Python's)."""
+    false there). Down each column, column after column -- with ``pairs``, down each pair of
+    columns, the two tiles of a row one after the other (a cluster pair sharing the A tile);
+    "hilbert" orders: along :func:`hilbert_xy` through each full ``raster x raster`` square,
+    the column order in a ragged group and a last partial square. Any argument but the ints
+    may be a kernel expression, with ``select`` and ``both`` (logical and) for them (default:
+    Python's)."""
     select = select or (lambda c, a, b: a if c else b)
     both = both or (lambda a, b: a and b)
+    if pairs:
+        return spot // 2 % rows, spot // 2 // rows * 2 + spot % 2
     m_col, n_col = spot % rows, spot // rows
     if order != "hilbert":
         return m_col, n_col
@@ -552,11 +566,17 @@ def unpad_rows(dtype: str, rows: int, cols: int, symbol: str) -> tvm.tirx.PrimFu
     return unpad.with_attrs({"global_symbol": symbol, PIPELINE_ATTR: "tirx"})
 
 
-def _cluster_reason(st: Structure, m_tiles: int) -> str | None:
+def _cluster_reason(st: Structure, m_tiles: int, n_tiles: int = 0) -> str | None:
     if st.cluster not in CLUSTERS:
         return f"cluster={st.cluster}: one of {CLUSTERS}"
+    if st.multicast not in MULTICASTS:
+        return f"multicast {st.multicast!r}: one of {MULTICASTS}"
     if st.cluster == 1:
+        if st.multicast != "b":
+            return f"multicast={st.multicast}: a cluster pair shares an operand (cluster=2)"
         return None
+    if st.multicast == "a":
+        return _share_a_reason(st, n_tiles)
     if st.conv or st.gated:
         return "cluster=2 multicasts a plain B tile: not for conv2d or the gated GEMM"
     if m_tiles % st.raster:  # a ragged last group could split a pair
@@ -622,6 +642,18 @@ def _order_reason(st: Structure, m_tiles: int, n_tiles: int) -> str | None:
             f"order=hilbert: {m_tiles} x {n_tiles} tiles hold no {side} x {side} square "
             "(the raster order throughout)"
         )
+    return None
+
+
+def _share_a_reason(st: Structure, n_tiles: int) -> str | None:
+    """Why a 1 x 2 cluster (blocks of adjacent N tiles multicasting halves of the A tile) cannot
+    be built, or None."""
+    if st.conv or st.gated or st.trans_a:
+        return "multicast=a: halves of a K-major A tile's rows (no conv, gated GEMM or trans_a)"
+    if st.arrangement != "cooperative":
+        return "multicast=a: one A tile for both consumers (arrangement=cooperative)"
+    if n_tiles % 2:
+        return f"multicast=a pairs adjacent N tiles: the {n_tiles} N tiles are odd"
     return None
 
 
@@ -909,7 +941,7 @@ def legal(
     if st.schedule not in SCHEDULES:
         return f"schedule {st.schedule!r}: one of {SCHEDULES}"
     why = (
-        _cluster_reason(st, m_tiles)
+        _cluster_reason(st, m_tiles, -(-n // block_c))
         or _store_reason(st, m, n)
         or _bias_reason(st)
         or _order_reason(st, m_tiles, -(-n // block_c))
@@ -994,7 +1026,10 @@ def wgmma_gemm(
     pairs = n % 2 == 0  # a thread stores its two adjacent columns at once (aligned when N even)
     # batched tensors whose maps have the batch as a third dimension (edges within a matrix)
     bdims = batch_dims(m, k, replace(st, trans_b=trans_b))
-    a_tma = (2, a_cols, max(batch, 1) * m, a_cols * es, bk, bm_rows, 1, 1)
+    share_a = st.cluster > 1 and st.multicast == "a"  # a 1 x 2 cluster: A rows in halves
+    share_b = st.cluster > 1 and st.multicast == "b"
+    a_part = bm_rows // st.cluster if share_a else bm_rows  # A rows a block loads
+    a_tma = (2, a_cols, max(batch, 1) * m, a_cols * es, bk, a_part, 1, 1)
     if st.trans_a:  # rows of M read 64 columns (one swizzle atom) per box, like an MN-major B
         a_tma = (2, a_cols, max(batch, 1) * k, a_cols * es, MN_ATOM, bk, 1, 1)
     if "a" in bdims:  # [batch, K, M]: the K tail of one A zero-filled, not the next A's rows
@@ -1070,8 +1105,9 @@ def wgmma_gemm(
     started = st.bias_at == "start"  # the accumulators start from column_bias's vector
     start_operand = column_bias(epilogue)[0] if started else None  # -1: the bias
     # B as a 2-D TMA tensor (innermost dim first) and its box: K-major rows of K, or MN-major
-    # rows of N read 64 columns (one swizzle atom) per box.
-    b_part = bn_rows // cluster  # B rows (K-major) or columns (MN-major) a block loads
+    # rows of N read 64 columns (one swizzle atom) per box; B rows (K-major) or columns
+    # (MN-major) a block loads: half of them where a cluster pair shares B
+    b_part = bn_rows // cluster if share_b else bn_rows
     b_tma = (2, b_cols, nb * n, b_cols * es, bk, b_part, 1, 1)
     if not trans_b:
         b_tma = (2, b_cols, nb * k, b_cols * es, MN_ATOM, bk, 1, 1)
@@ -1128,7 +1164,7 @@ def wgmma_gemm(
         """(M, N) tile of ``t`` within its raster group (:func:`group_tile`)."""
         whole = t % tiles // group < grid_m // raster  # not a ragged last group
         return group_tile(t % tiles % group, group_rows(t), whole, raster, grid_n, st.order,
-                          tvm.tirx.Select, tvm.tirx.all)  # fmt: skip
+                          tvm.tirx.Select, tvm.tirx.all, share_a)  # fmt: skip
 
     def tile_m(t):
         """M tile of a block's (batch, tile) index ``t``: `raster` M tiles per group."""
@@ -1338,6 +1374,11 @@ def wgmma_gemm(
                     T.ptx[TMA](T.address_of(ring[s, j * MN_ATOM, 0]), T.address_of(a_map),
                                bm * bm_rows + j * MN_ATOM, bi * k + k_at(k0, kt),
                                T.address_of(full[s]))
+            elif share_a:  # this block's half of A's rows, into both rings
+                T.ptx[TMA_MULTICAST](T.address_of(ring[s, rank * a_part, 0]),
+                                     T.address_of(a_map), k_at(k0, kt),
+                                     bi * m + bm * bm_rows + rank * a_part,
+                                     T.address_of(full[s]), T.uint16(3))
             else:
                 T.ptx[TMA](T.address_of(ring[s, 0, 0]), T.address_of(a_map),
                            k_at(k0, kt), bi * m + bm * bm_rows, T.address_of(full[s]))
@@ -1346,18 +1387,18 @@ def wgmma_gemm(
                     T.ptx[TMA](T.address_of(ring[s, bm_rows + h * block_c, 0]),
                                T.address_of(b_map), k_at(k0, kt), h * n + bn * block_c,
                                T.address_of(full[s]))
-            elif cluster > 1 and trans_b:  # this block's half of B, into both rings
+            elif share_b and trans_b:  # this block's half of B, into both rings
                 T.ptx[TMA_MULTICAST](T.address_of(ring[s, bm_rows + rank * b_part, 0]),
                                      T.address_of(b_map), k_at(k0, kt),
                                      bi * n + bn * bn_rows + rank * b_part,
                                      T.address_of(full[s]), T.uint16(3))
-            elif cluster > 1 and "b" in bdims:
+            elif share_b and "b" in bdims:
                 for j in T.unroll(b_loads):
                     T.ptx[TMA_MULTICAST_3D](
                         T.address_of(ring[s, bm_rows + rank * b_part + j * MN_ATOM, 0]),
                         T.address_of(b_map), bn * bn_rows + rank * b_part + j * MN_ATOM,
                         k_at(k0, kt), bi, T.address_of(full[s]), T.uint16(3))
-            elif cluster > 1:
+            elif share_b:
                 for j in T.unroll(b_loads):
                     T.ptx[TMA_MULTICAST](
                         T.address_of(ring[s, bm_rows + rank * b_part + j * MN_ATOM, 0]),
