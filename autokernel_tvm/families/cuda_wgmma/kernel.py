@@ -636,7 +636,7 @@ def _order_reason(st: Structure, m_tiles: int, n_tiles: int) -> str | None:
     if side < 2 or side & (side - 1):
         return f"order=hilbert walks raster x raster squares: raster={side} is not a power of 2"
     if st.cluster > 1:
-        return "order=hilbert: cluster pairs share a column of M tiles (cluster=1)"
+        return "order=hilbert: a cluster pair takes two adjacent tiles in a row (cluster=1)"
     if m_tiles < side or n_tiles < side:
         return (
             f"order=hilbert: {m_tiles} x {n_tiles} tiles hold no {side} x {side} square "
