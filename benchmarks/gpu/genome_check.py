@@ -13,8 +13,9 @@ cuBLAS for matmuls, cuDNN on channels-last views for conv2d) timed in alternatio
 `autokernel_tvm.timing.compare` (L2 flushed). Unlike `wgmma_check.py` it takes every op the
 family takes (conv2d, gated and fused epilogues, batched) and checks with the gate, not one
 normwise error. ``--kernels`` adds each GPU kernel of one call with its time (padding copies,
-the GEMM, a reduction or copy-out: `autokernel_tvm.timing.gpu_kernels`). Prints a table;
-appends one line per run (workload, every genome's gate report and timing) to
+the GEMM, a reduction or copy-out: `autokernel_tvm.timing.gpu_kernels`). Each row also carries
+ptxas's account of the main kernel (registers, bytes spilled), where nvcc is on the PATH.
+Prints a table; appends one line per run (workload, every genome's gate report and timing) to
 ``$OUT/genome_check.jsonl`` and rows to ``$OUT/<device>.jsonl`` (`autokernel_tvm.results`
 schema).
 """
@@ -24,7 +25,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
 
@@ -38,7 +43,7 @@ import torch  # noqa: E402
 import tvm  # noqa: E402
 
 from autokernel_tvm import results, timing  # noqa: E402
-from autokernel_tvm.builder import build_module  # noqa: E402
+from autokernel_tvm.builder import build_module, cuda_source  # noqa: E402
 from autokernel_tvm.families import get  # noqa: E402
 from autokernel_tvm.space.genome import Genome  # noqa: E402
 from autokernel_tvm.space.grammar import Grammar  # noqa: E402
@@ -56,6 +61,26 @@ def parse_genes(text: str) -> dict:
         key, _, value = item.partition("=")
         genes[key] = int(value) if value.lstrip("-").isdigit() else value
     return genes
+
+
+def ptxas_usage(source: str, arch: str) -> dict:
+    """ptxas's registers and spilled bytes for the main kernel of CUDA ``source`` ({} without
+    nvcc): the budgets regs=split moves show here (a kernel with setmaxnreg reports its whole
+    launch share)."""
+    if shutil.which("nvcc") is None:
+        return {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "k.cu")
+        with open(path, "w") as f:
+            f.write(source)
+        cmd = ["nvcc", f"-arch={arch}", "-cubin", "-o", os.path.join(tmp, "k.cubin"),
+               "-Xptxas", "-v", path]  # fmt: skip
+        out = subprocess.run(cmd, capture_output=True, text=True).stderr
+    text = out[out.find("main_kernel") :]
+    regs = re.search(r"Used (\d+) registers", text)
+    spill = re.search(r"(\d+) bytes spill stores", text)
+    return {"registers": int(regs.group(1)) if regs else None,
+            "spill_bytes": int(spill.group(1)) if spill else None}  # fmt: skip
 
 
 def error_vs_torch(out: torch.Tensor, want: torch.Tensor) -> dict:
@@ -84,8 +109,10 @@ def check_one(
     row["genome"] = genome.describe()
     t0 = time.time()
     kernel = get("cuda.wgmma").candidate(genome.params, workload, target)
-    fn = build_module(kernel.mod, target)["main"]
+    exe = build_module(kernel.mod, target)
+    fn = exe["main"]
     row["build_s"] = time.time() - t0
+    row["ptxas"] = ptxas_usage(cuda_source(exe), str(target.attrs["arch"]))
     inputs = [
         torch.randn(a.shape, generator=gen, device="cuda").to(TORCH[a.dtype])
         for a in workload.inputs
@@ -171,7 +198,7 @@ def main(argv=None) -> int:
                 "tune_seconds": None, "command": command,
                 "max_rel_error": r["rel_err_vs_torch"],
             })  # fmt: skip
-    print(f"{'genes':<48} {'gate':>5} {'us':>8} {'torch us':>8} {'ratio':>6}")
+    print(f"{'genes':<48} {'gate':>5} {'us':>8} {'torch us':>8} {'ratio':>6} {'regs':>5}")
     for r in rows:
         genes = r["genes"] if isinstance(r["genes"], str) else ",".join(
             f"{k}={v}" for k, v in r["genes"].items())  # fmt: skip
@@ -182,7 +209,9 @@ def main(argv=None) -> int:
         elif "tflops" not in r:
             print(f"{genes:<48} FAIL  {r['gate']['failures'][:1]}")
         else:
-            print(f"{genes:<48} {'ok':>5} {r['us']:8.1f} {r['torch_us']:8.1f} {r['ratio']:6.3f}")
+            regs = r.get("ptxas", {}).get("registers")
+            print(f"{genes:<48} {'ok':>5} {r['us']:8.1f} {r['torch_us']:8.1f} {r['ratio']:6.3f} "
+                  f"{regs if regs is not None else '-':>5}")  # fmt: skip
     return 0
 
 

@@ -55,3 +55,21 @@ def test_error_vs_torch_survives_an_overflow_in_both():
     assert off["rel_err_vs_torch"] == pytest.approx(1 / (1 + 9 + 4) ** 0.5)
     wrong = genome_check.error_vs_torch(torch.tensor([1.0, nan, 3.0, -2.0]).half(), want)
     assert (wrong["nonfinite"], wrong["nonfinite_disagree"]) == (1, 1)
+
+
+def test_ptxas_usage_reads_the_main_kernels_registers(needs_nvcc):
+    """The registers and spills of the kernel a genome builds: regs=split shows the whole
+    launch share (168 of a 384-thread block), the even budget what ptxas needed."""
+    from autokernel_tvm.builder import build_module, cuda_source
+    from autokernel_tvm.families.cuda_wgmma.kernel import wgmma_module
+    from autokernel_tvm.targets import make_target
+
+    target = make_target("cuda", "sm_90a")
+
+    def usage(**genes):
+        mod = wgmma_module(4096, 4096, 4096, smem_limit=232448, sm_count=132, **genes)
+        return genome_check.ptxas_usage(cuda_source(build_module(mod, target)), "sm_90a")
+
+    split, even = usage(regs="split"), usage()
+    assert split == {"registers": 168, "spill_bytes": 0}
+    assert even["spill_bytes"] == 0 and 128 < even["registers"] < 168
