@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # The structures added in session 32, built and ptxas-checked on the CPU, not yet run on a GPU
-# (~20 min on one H200: three device calls, `structures.sh 1`, `2`, `3`).
+# (~25 min on one H200: four device calls, `structures.sh 1` to `4`).
 # Part 1: the GPU gate on their cases (tests/wgmma_cases.py: REGS, WIDE192, HILBERT,
 # CONSUMERS3, SHARE_A, the FP8 cases with accum=pipelined).
-# Part 2: genome_check.py (gate, then the kernel and PyTorch's op in alternation, L2 flushed,
-# one process), each structure against the one it would replace:
-#   - register budgets per role (regs=split: setmaxnreg) on the 16-bit seeds: fp16 4096^3 and
-#     the ResNet 3x3 conv (0.88x cuDNN so far); 4096^3's tiles in Hilbert order (order=hilbert,
-#     the space-filling order the +9%-over-cuBLAS anchor kernel uses); three consumer
+# Parts 2 and 3: genome_check.py (gate, then the kernel and PyTorch's op in alternation, L2
+# flushed, one process), each structure against the one it would replace (part 2: 4096^3 and
+# 8192^3; part 3: the erf-GELU epilogue, the conv, the gated GEMM, the irregular shape):
+#   - register budgets per role (regs=split: setmaxnreg) on the 16-bit seeds: fp16 4096^3, the
+#     erf-GELU write-back (with ping-pong) and the ResNet 3x3 conv (0.88x cuDNN so far);
+#     4096^3's tiles in Hilbert order (order=hilbert, the space-filling order the
+#     +9%-over-cuBLAS anchor kernel uses); three consumer
 #     warpgroups on 192 x 192 tiles at 4096^3 and 8192^3 (11% fewer bytes through the TMA per
 #     product than 128 x 256, but 6% more shared-memory reads by the wgmmas: each warpgroup
 #     reads the B tile itself), and 192 x 128 conv tiles; 1 x 2 clusters sharing the A tile
@@ -18,11 +20,11 @@
 #     (0.5% of the tiles past N, where 256 leaves 3.8%), there also with C written in row runs
 #     (store=rows: 5921-column rows are not 16-byte multiples, so direct stores write single
 #     columns; gated in session 31, never timed).
-# Part 3: fp8 sums promoted to fp32 (torch._scaled_mm's default; 0.88x / 0.80x at 4096^3 /
+# Part 4: fp8 sums promoted to fp32 (torch._scaled_mm's default; 0.88x / 0.80x at 4096^3 /
 # 8192^3 on 128-wide tiles): K-step pairs (accum=pipelined), 192-wide tiles on regs=split,
 # ping-pong.
 # Rows go to $OUT/<device>.jsonl and $OUT/genome_check.jsonl, the log to $OUT/structures_N.log.
-#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|3
+#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|3|4
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 part=${1:-1}
@@ -50,6 +52,9 @@ c3=consumers=3,block_n=192
       $seed,cluster=2 $seed,cluster=2,multicast=a
     check gemm_nt 8192,8192,8192 float16 float16 $seed $c3,schedule=persistent \
       $c3,stages=3,$seed,regs=split $seed,cluster=2 $seed,cluster=2,multicast=a
+  elif [ "$part" = 3 ]; then
+    check gemm_bias_gelu 4096,4096,4096 float16 float16 $seed $seed,regs=split \
+      $seed,arrangement=pingpong $seed,arrangement=pingpong,regs=split
     check conv2d_nhwc 32,28,28,256,256,3,3,1,1 float16 float16 raster=8 raster=8,regs=split \
       raster=8,consumers=3,block_n=128
     check gemm_gated_nt 2048,11008,4096 float16 float16 schedule=persistent \
