@@ -434,8 +434,9 @@ def _host_constants(mod: tvm.IRModule) -> tvm.IRModule:
 
 
 def autokernel_pipeline(config: TuneConfig, *, tuner: Tuner | None = None) -> tvm.transform.Pass:
-    """A Relax pipeline: dispatch heavy calls to tuned kernels (:func:`dispatch_kernels`) ->
-    legalize -> tune the remaining tasks with our builder and space -> apply records -> lower.
+    """A Relax pipeline: long float sums in two levels (:func:`blocked_reductions`) -> dispatch
+    heavy calls to tuned kernels (:func:`dispatch_kernels`) -> legalize -> tune the remaining
+    tasks with our builder and space -> apply records -> lower.
 
     For ``tvm.compile(mod, target, relax_pipeline=...)``. Tuning goes through TVM's own
     ``MetaScheduleTuneIRMod`` pass, whose ``tune_relax`` global is routed to this package's
@@ -457,6 +458,7 @@ def autokernel_pipeline(config: TuneConfig, *, tuner: Tuner | None = None) -> tv
         db_dir = database_dir(tuner_)
         os.makedirs(db_dir, exist_ok=True)
         dispatched = DispatchReport()
+        mod = blocked_reductions()(mod)  # long float sums in two levels, as import_model does
         mod = dispatch_kernels(tuner_, report=dispatched)(mod)
         fused = relax.get_pipeline("zero")(mod)
         with target, relax_passes.routed_tune_relax(tuner_) as route:

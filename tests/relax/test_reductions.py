@@ -109,3 +109,24 @@ def test_an_mse_loss_compiles_within_fp32_tolerance(tmp_path):
     got = tuned(p, t)
     assert rel_error(got.double(), MSELoss()(p.double(), t.double())) < 1e-5
     assert np.isfinite(got.item())
+
+
+@pytest.mark.slow
+def test_the_tvm_compile_pipeline_blocks_long_sums(tmp_path):
+    """A TVM user's own tvm.compile(..., relax_pipeline=autokernel_pipeline(config)) gets the
+    same two-level sums as the model paths."""
+    from tvm.relax.frontend import detach_params
+    from tvm.relax.frontend.torch import from_exported_program
+
+    from autokernel_tvm.config import TuneConfig
+    from autokernel_tvm.relax import autokernel_pipeline
+
+    x = torch.randn(128, 4096)
+    mod = from_exported_program(torch.export.export(Reduce("mean"), (x,)))
+    mod, _ = detach_params(mod)
+    config = TuneConfig(trials=1, trials_per_iter=1, work_dir=str(tmp_path), build_workers=1,
+                        library_dir=str(tmp_path / "library"))  # fmt: skip
+    ex = tvm.compile(mod, "llvm", relax_pipeline=autokernel_pipeline(config))
+    out = relax.VirtualMachine(ex, tvm.cpu())["main"](tvm.runtime.tensor(x.numpy()))
+    got = torch.tensor((out if hasattr(out, "numpy") else out[0]).numpy())
+    assert rel_error(got.double(), Reduce("mean")(x.double())) < 2e-6
