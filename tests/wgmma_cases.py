@@ -166,3 +166,19 @@ SHARE_A = [
               precision="fast_accum"),
      {"cluster": 2, "multicast": "a", "schedule": "persistent", "store": "tma"}),
 ]  # fmt: skip
+
+#: k_atoms=2 (ring stages of two 128-byte K slices): a K tail whose last step's second slice
+#: lies past K (zero-filled), B as [K, N], A as [K, M], the persistent TMA-store structure, a
+#: decode tile on one consumer
+K_ATOMS2 = [
+    (Workload("gemm_nt", (4096, 4096, 4000), "float16", "float16"),
+     {"k_atoms": 2, "block_n": 128, "stages": 3, "raster": 1}),
+    (Workload("gemm", (1000, 1000, 1000), "bfloat16", "bfloat16"),
+     {"k_atoms": 2, "block_n": 128, "stages": 3, "raster": 1}),
+    (Workload("gemm_tn", (2048, 2048, 2048), "float16", "float16"),
+     {"k_atoms": 2, "block_n": 128, "stages": 3, "raster": 1}),
+    (Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16"),
+     {"k_atoms": 2, "block_n": 128, "stages": 3, "schedule": "persistent", "store": "tma"}),
+    (Workload("gemm_nt", (64, 4096, 4096), "float16", "float16"),
+     {"k_atoms": 2, "block_n": 64, "consumers": 1, "stages": 5, "raster": 1, "splits": 2}),
+]  # fmt: skip

@@ -3,10 +3,11 @@
 # The structures added in session 32, built and ptxas-checked on the CPU, not yet run on a GPU
 # (~25 min on one H200: four device calls, `structures.sh 1` to `4`).
 # Part 1: the GPU gate on their cases (tests/wgmma_cases.py: REGS, WIDE192, HILBERT,
-# CONSUMERS3, SHARE_A, the FP8 cases with accum=pipelined).
+# CONSUMERS3, SHARE_A, K_ATOMS2, the FP8 cases with accum=pipelined).
 # Parts 2 and 3: genome_check.py (gate, then the kernel and PyTorch's op in alternation, L2
 # flushed, one process), each structure against the one it would replace (part 2: 4096^3 and
-# 8192^3; part 3: the erf-GELU epilogue, the conv, the gated GEMM, the irregular shape):
+# 8192^3; part 3: two K slices a stage, the erf-GELU epilogue, the conv, the gated GEMM, the
+# irregular shape):
 #   - register budgets per role (regs=split: setmaxnreg) on the 16-bit seeds: fp16 4096^3, the
 #     erf-GELU write-back (with ping-pong) and the ResNet 3x3 conv (0.88x cuDNN so far);
 #     4096^3's tiles in Hilbert order (order=hilbert, the space-filling order the
@@ -15,6 +16,8 @@
 #     product than 128 x 256, but 6% more shared-memory reads by the wgmmas: each warpgroup
 #     reads the B tile itself), and 192 x 128 conv tiles; 1 x 2 clusters sharing the A tile
 #     (multicast=a) against 2 x 1 ones sharing B;
+#   - ring stages of two 128-byte K slices (k_atoms=2: half the barrier waits per product) on
+#     the decode seed (64 x 4096 x 4096) and on 128 x 128 tiles at 4096^3;
 #   - 128 x 192 tiles on LLaMA's gated GEMM 2048 x 11008 x 4096 (13.9 waves of tiles on 132
 #     SMs, where 256 leaves 10.4: a last wave 42% full) and on the irregular 8205 x 5921 x 2949
 #     (0.5% of the tiles past N, where 256 leaves 3.8%), there also with C written in row runs
@@ -44,7 +47,8 @@ c3=consumers=3,block_n=192
 {
   if [ "$part" = 1 ]; then
     timeout 500 python3 -m pytest -m gpu tests/gpu -q -p no:cacheprovider -rf \
-      -k "split_registers or wide192 or pipelined or hilbert or three_consumers or share_a" \
+      -k "split_registers or wide192 or pipelined or hilbert or three_consumers or share_a \
+      or k_slices" \
       2>&1 | tail -n 14
   elif [ "$part" = 2 ]; then
     check gemm_nt 4096,4096,4096 float16 float16 $seed $seed,regs=split $seed,block_n=192 \
@@ -53,6 +57,10 @@ c3=consumers=3,block_n=192
     check gemm_nt 8192,8192,8192 float16 float16 $seed $c3,schedule=persistent \
       $c3,stages=3,$seed,regs=split $seed,cluster=2 $seed,cluster=2,multicast=a
   elif [ "$part" = 3 ]; then
+    d=block_n=64,consumers=1,stages=6,raster=1,splits=2,reduction=cluster  # the decode seed
+    check gemm_nt 64,4096,4096 float16 float16 $d $d,k_atoms=2
+    check gemm_nt 4096,4096,4096 float16 float16 block_n=128,stages=3,$seed \
+      block_n=128,stages=3,$seed,k_atoms=2
     check gemm_bias_gelu 4096,4096,4096 float16 float16 $seed $seed,regs=split \
       $seed,arrangement=pingpong $seed,arrangement=pingpong,regs=split
     check conv2d_nhwc 32,28,28,256,256,3,3,1,1 float16 float16 raster=8 raster=8,regs=split \

@@ -12,6 +12,7 @@ from wgmma_cases import (  # shared with the GPU tests
     CONSUMERS3,
     FP8,
     HILBERT,
+    K_ATOMS2,
     REGS,
     ROWS,
     SHARE_A,
@@ -150,7 +151,7 @@ def test_genome_checks_and_round_trip():
         "out_dtype": "float32", "gated": False, "schedule": "tile", "cluster": 1,
         "store": "direct", "splits": 1, "pad": "needed", "arrangement": "cooperative",
         "reduction": "workspace", "bias_at": "store", "accum": "tensor", "regs": "even",
-        "order": "raster", "multicast": "b", "tf32_passes": 1,
+        "order": "raster", "multicast": "b", "k_atoms": 1, "tf32_passes": 1,
     }  # fmt: skip
     with pytest.raises(GenomeError) as err:
         grammar.check(genome.replace(stages=6), NT)
@@ -928,6 +929,41 @@ def test_three_consumers_legality():
                                arrangement="pingpong", **kw)  # fmt: skip
     assert "shared memory" in legal(4096, 4096, 4096, block_n=192, stages=4, store="tma", **kw)
     assert FAMILY.held_back["consumers"] == (3,)
+
+
+@pytest.mark.parametrize("workload, genes", K_ATOMS2, ids=lambda x: str(x)[:60])
+def test_two_k_slices_a_stage_build_without_spills(needs_nvcc, tmp_path, workload, genes):
+    """k_atoms=2: each stage's barrier expects both slices' bytes, its loads are two boxes
+    per operand (the second 64 elements further along K) into consecutive ring slots, and its
+    wgmmas read both slots: twice the wgmmas per barrier wait; nothing spills."""
+    genome = Grammar(TARGET).check(DEFAULT.replace(**genes), workload)
+    one = Grammar(TARGET).check(genome.replace(k_atoms=1), workload)
+    two_src = cuda_source(build_module(kernel_module(genome, workload), TARGET, check_nvcc=True))
+    one_src = cuda_source(build_module(kernel_module(one, workload), TARGET))
+
+    def count(src, what):
+        body = src.split("main_kernel(", 2)[2]
+        return sum(1 for line in body.splitlines() if what in line and "tvm_builtin" in line)
+
+    assert count(two_src, "_g2s_") == 2 * count(one_src, "_g2s_")
+    assert count(two_src, "mma_async") == 2 * count(one_src, "mma_async")
+    assert count(two_src, "mbarrier_wait") == count(one_src, "mbarrier_wait")
+    assert "0 bytes spill stores" in ptxas_report(two_src, tmp_path)
+
+
+def test_two_k_slices_legality():
+    kw = dict(smem_limit=SMEM, sm_count=132, k_atoms=2)
+    assert legal(4096, 4096, 4096, block_n=128, stages=3, **kw) is None
+    assert "shared memory" in legal(4096, 4096, 4096, block_n=256, stages=3, **kw)
+    assert "16-bit 2-D GEMMs" in legal(4096, 4096, 4096, in_dtype="float8_e4m3fn", **kw)
+    assert "16-bit 2-D GEMMs" in legal(4096, 4096, 4096, batch=2, block_n=128, stages=3, **kw)
+    assert "k_atoms=3" in legal(4096, 4096, 4096, **{**kw, "k_atoms": 3})
+    # K steps are counted in stages: 4096 / 128 = 32, split 8 ways leaves 4 a block, 16 ways 2
+    decode = dict(block_n=256, consumers=1, raster=1, stages=2, **kw)  # 16 tiles
+    assert legal(64, 4096, 4096, splits=8, **decode) is None
+    assert "2 K steps per block, under 4" in legal(64, 4096, 4096, splits=16, **decode)
+    assert legal(64, 4096, 4096, splits=16, **{**decode, "k_atoms": 1}) is None
+    assert FAMILY.held_back["k_atoms"] == (2,)
 
 
 def test_wide192_legality():

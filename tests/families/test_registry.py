@@ -45,6 +45,7 @@ FIELD_BASES = {
     ("cuda.wgmma", "reduction"): {"splits": 2},
     ("cuda.wgmma", "accum"): {"block_n": 128},  # two accumulator sets fit a thread
     ("cuda.wgmma", "multicast"): {"cluster": 2},  # the operand a cluster pair shares
+    ("cuda.wgmma", "k_atoms"): {"block_n": 128, "stages": 3},  # two rows a stage: fits smem
 }
 
 

@@ -18,6 +18,7 @@ from wgmma_cases import (  # tests/wgmma_cases.py, shared with the CPU tests
     CONSUMERS3,
     FP8,
     HILBERT,
+    K_ATOMS2,
     REGS,
     ROWS,
     SHARE_A,
@@ -375,6 +376,14 @@ def test_three_consumers_pass_the_gate(target, workload, genes):
     """192-row tiles of three consumer warpgroups: a stage released after two warpgroups'
     arrivals (not three) is refilled under the third's wgmma, and a warpgroup's rows stored at
     another's offset, fail the fp64 check."""
+    _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))
+
+
+@pytest.mark.parametrize("workload, genes", K_ATOMS2, ids=_ids(K_ATOMS2))
+def test_two_k_slices_a_stage_pass_the_gate(target, workload, genes):
+    """Stages of two K slices: a second slice loaded at the first's K (or into the wrong
+    slot), a barrier released after one slice, or the K tail's empty slice read as data fails
+    the fp64 check."""
     _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))
 
 

@@ -29,6 +29,7 @@ from .kernel import (
     CLUSTERS,
     CONSUMERS,
     FP8,
+    K_ATOMS,
     MULTICASTS,
     ORDERS,
     PADS,
@@ -109,7 +110,8 @@ class WgmmaParams(Params):
     producer warpgroup's registers go to the consumers, 232 each with two); order: the tile order
     within a raster group, "raster" (down each column of M tiles) or "hilbert" (along a Hilbert
     curve through each raster x raster square of tiles); multicast: the operand a cluster pair
-    shares, "b" (blocks of adjacent M tiles: a 2 x 1 cluster) or "a" (adjacent N tiles: 1 x 2)."""
+    shares, "b" (blocks of adjacent M tiles: a 2 x 1 cluster) or "a" (adjacent N tiles: 1 x 2);
+    k_atoms: K of a ring stage in 128-byte swizzle rows, 1 (64 halves) or 2 (128)."""
 
     block_n: int = 256
     consumers: int = 2
@@ -127,9 +129,10 @@ class WgmmaParams(Params):
     regs: str = "even"
     order: str = "raster"
     multicast: str = "b"
+    k_atoms: int = 1
     later_genes = (
         "schedule", "cluster", "store", "splits", "pad", "arrangement", "reduction", "bias_at",
-        "accum", "regs", "order", "multicast",
+        "accum", "regs", "order", "multicast", "k_atoms",
     )  # fmt: skip
 
     def __post_init__(self) -> None:
@@ -158,6 +161,8 @@ class WgmmaParams(Params):
             raise GenomeError("bad-regs", f"regs={self.regs!r}: one of {REGS}")
         if self.order not in ORDERS:
             raise GenomeError("bad-order", f"order={self.order!r}: one of {ORDERS}")
+        if self.k_atoms not in K_ATOMS:
+            raise GenomeError("bad-k-atoms", f"k_atoms={self.k_atoms}: one of {K_ATOMS}")
         if self.multicast not in MULTICASTS:
             raise GenomeError("bad-multicast", f"multicast={self.multicast!r}: one of {MULTICASTS}")
         if self.stages not in STAGES or self.raster < 0:
@@ -209,6 +214,7 @@ def structure(params: WgmmaParams, workload) -> dict:
         "regs": params.regs,
         "order": params.order,
         "multicast": params.multicast,
+        "k_atoms": params.k_atoms,
         # fp32 workloads keep fp32 accuracy (three TF32 products, .tf32x3) unless the user
         # allowed TF32 (Workload.precision): then one
         "tf32_passes": 3 if workload.dtype == "float32" and not workload.precision else 1,
@@ -237,6 +243,7 @@ class CudaWgmma(Family):
         "regs": REGS,
         "order": ORDERS,
         "multicast": MULTICASTS,
+        "k_atoms": K_ATOMS,
     }
     held_back = {
         # stream-K proper passes the GPU gate (6 cases, H200 2026-12-04) but measured slower
@@ -251,6 +258,7 @@ class CudaWgmma(Family):
         "accum": ("pipelined",),
         "order": ("hilbert",),
         "multicast": ("a",),
+        "k_atoms": (2,),
     }
     default = WgmmaParams()  # H100: 82% of cuBLAS at 4096^3 fp16 before tuning
 
@@ -429,10 +437,12 @@ class CudaWgmma(Family):
             "hilbert": float(params.order == "hilbert"),
             "shares_a": float(params.cluster > 1 and params.multicast == "a"),
             "log_tiles": math.log2(tiles), "waves": units / sms,
-            "k_steps": -(-k // k_step(workload.dtype)) / (1 if streamk else params.splits),
+            "k_steps": -(-k // (k_step(workload.dtype) * params.k_atoms))
+            / (1 if streamk else params.splits),
             "edge_waste": tiles * block_m * block_c / (lead * m * n) - 1.0,
             "smem_kb": smem_bytes(
-                params.block_n, params.consumers, params.stages, params.store, params.arrangement
+                params.block_n, params.consumers, params.stages, params.store,
+                params.arrangement, params.k_atoms,
             ) / 1024,
             "row_copies": float(len(row_pads(m, n, k, **st))),
         }  # fmt: skip

@@ -87,6 +87,9 @@ WG_ROWS = 64  # wgmma's M per warpgroup
 BLOCK_NS = (64, 128, 192, 256)
 CONSUMERS = (1, 2, 3)  # warpgroups issuing wgmma; 2 x m64n256 f32 = 128 accumulators each
 STAGES = (2, 3, 4, 5, 6)
+#: K of a ring stage in 128-byte swizzle rows (atoms): 1 (64 halves, one TMA box per operand)
+#: or 2 (128 halves: two boxes per operand, half the barrier waits and commits per product)
+K_ATOMS = (1, 2)
 #: one tile per block / one block per SM looping over tiles / persistent over the whole waves,
 #: then each tile of the partial last wave split over a cluster of blocks (stream-K's tail) /
 #: stream-K: every block an equal, contiguous share of all tiles' K steps
@@ -263,6 +266,9 @@ class Structure:
         registers back (``setmaxnreg.dec`` to ``PRODUCER_REGS``) and the consumers take them
         (``setmaxnreg.inc`` to :func:`consumer_regs`: 232 with two consumers), room for more
         accumulators or a heavier write-back without spills.
+    k_atoms : K of a ring stage, in 128-byte swizzle rows (:data:`K_ATOMS`): 1, or 2 (each
+        stage holds two 64-element K slices of A and B, loaded as two boxes each and read by
+        twice the wgmmas per barrier wait; 16-bit 2-D GEMMs).
     multicast : with ``cluster=2``, the operand the pair shares (:data:`MULTICASTS`): "b", two
         blocks of adjacent M tiles each load half of the B tile and multicast it to both; "a",
         two blocks of adjacent N tiles (the raster group's tiles taken in pairs along N) each
@@ -306,6 +312,7 @@ class Structure:
     regs: str = "even"
     order: str = "raster"
     multicast: str = "b"
+    k_atoms: int = 1
 
 
 def hilbert_xy(d, side: int, select=None):
@@ -357,11 +364,17 @@ def tile_rows(consumers: int, arrangement: str = "cooperative") -> int:
 
 
 def smem_bytes(
-    block_n: int, consumers: int, stages: int, store: str = "direct", arrangement="cooperative"
+    block_n: int,
+    consumers: int,
+    stages: int,
+    store: str = "direct",
+    arrangement="cooperative",
+    k_atoms: int = 1,
 ) -> int:
     staged = store in STAGED_STORES
     staging = consumers * STORE_BUFFERS * STORE_BOX * SWIZZLE_ROW if staged else 0
-    return stages * (tile_rows(consumers, arrangement) + block_n) * SWIZZLE_ROW + staging
+    rows = tile_rows(consumers, arrangement) + block_n
+    return stages * k_atoms * rows * SWIZZLE_ROW + staging
 
 
 def conv_stride(conv: tuple) -> int:
@@ -645,6 +658,19 @@ def _order_reason(st: Structure, m_tiles: int, n_tiles: int) -> str | None:
     return None
 
 
+def _k_atoms_reason(st: Structure) -> str | None:
+    if st.k_atoms not in K_ATOMS:
+        return f"k_atoms={st.k_atoms}: one of {K_ATOMS}"
+    if st.k_atoms == 1:
+        return None
+    if _bytes(storage(st.in_dtype)) != 2 or st.conv or st.gated or st.batch:
+        return (
+            f"k_atoms={st.k_atoms}: 16-bit 2-D GEMMs (no fp8, TF32, conv, gated GEMM or batch: "
+            "their K steps are laid out by the single-row stage)"
+        )
+    return None
+
+
 def _share_a_reason(st: Structure, n_tiles: int) -> str | None:
     """Why a 1 x 2 cluster (blocks of adjacent N tiles multicasting halves of the A tile) cannot
     be built, or None."""
@@ -749,9 +775,9 @@ def split_reason(st: Structure, k: int, tiles: int, sm_count: int) -> str | None
         return "splits > 1 sums plain GEMM partials: not for conv2d or the gated GEMM"
     if st.store != "direct" or st.cluster != 1:
         return "splits > 1 stores f32 partials directly: store=direct, cluster=1"
-    k_tiles = -(-k // k_step(st.in_dtype))
+    k_tiles = -(-k // pipe_step(st))
     if k_tiles % st.splits:
-        return f"splits={st.splits} does not divide the {k_tiles} K steps of {k_step(st.in_dtype)}"
+        return f"splits={st.splits} does not divide the {k_tiles} K steps of {pipe_step(st)}"
     if k_tiles // st.splits < SPLIT_MIN_STEPS:
         steps = k_tiles // st.splits
         return f"splits={st.splits} leaves {steps} K steps per block, under {SPLIT_MIN_STEPS}"
@@ -786,7 +812,7 @@ def _streamk_reason(st: Structure, k: int, tiles: int, sm_count: int) -> str | N
             f"streamk: the last wave's {tail} tiles x {st.splits} splits need more than "
             f"{sm_count} blocks"
         )
-    k_tiles = -(-k // k_step(st.in_dtype))
+    k_tiles = -(-k // pipe_step(st))
     if k_tiles % st.splits or k_tiles // st.splits < SPLIT_MIN_STEPS:
         return (
             f"streamk: splits={st.splits} must divide the {k_tiles} K steps into ranges of at "
@@ -807,7 +833,7 @@ def _stream_reason(st: Structure, k: int, tiles: int, sm_count: int) -> str | No
         )
     if st.in_dtype not in ("float16", "bfloat16"):
         return "stream: fp16/bf16 inputs"
-    work = tiles * -(-k // k_step(st.in_dtype))
+    work = tiles * -(-k // pipe_step(st))
     if tiles % sm_count == 0:
         return f"stream: {tiles} tiles are whole waves of {sm_count}: nothing to balance"
     if work // sm_count < SPLIT_MIN_STEPS:
@@ -833,7 +859,7 @@ def _reduction_reason(st: Structure) -> str | None:
 
 def _parking_reason(st: Structure, who: str) -> str | None:
     """Why the block's f32 tile, summed across a cluster, does not fit over the drained ring."""
-    ring = smem_bytes(st.block_n, st.consumers, st.stages)  # the ring alone, without staging
+    ring = smem_bytes(st.block_n, st.consumers, st.stages, k_atoms=st.k_atoms)  # ring alone
     tile = tile_rows(st.consumers) * st.block_n * 4
     if tile > ring:
         return f"{who} parks the f32 tile ({tile} B) in the ring ({ring} B)"
@@ -848,6 +874,11 @@ def storage(in_dtype: str) -> str:
     """The dtype A, B and their shared-memory ring are declared with: fp8 as bytes (only the
     TMA and wgmma read them, and wgmma takes the fp8 format from its instruction)."""
     return "uint8" if in_dtype in FP8 else in_dtype
+
+
+def pipe_step(st: Structure) -> int:
+    """Elements of K one ring stage holds: ``k_atoms`` swizzle rows."""
+    return k_step(st.in_dtype) * st.k_atoms
 
 
 def k_step(in_dtype: str) -> int:
@@ -945,6 +976,7 @@ def legal(
         or _store_reason(st, m, n)
         or _bias_reason(st)
         or _order_reason(st, m_tiles, -(-n // block_c))
+        or _k_atoms_reason(st)
         or _regs_reason(st, regs_per_block, regs_per_thread)
         or _accum_reason(st, regs_per_block, regs_per_thread)
     )
@@ -967,7 +999,7 @@ def legal(
     if st.schedule == "persistent" and sm_count % st.cluster:
         return f"persistent: {sm_count} blocks do not pair into clusters of {st.cluster}"
     budget = smem_limit - SMEM_ALIGN_SLACK
-    need = smem_bytes(block_n, consumers, stages, st.store, st.arrangement)
+    need = smem_bytes(block_n, consumers, stages, st.store, st.arrangement, st.k_atoms)
     if need > budget:
         return f"{need} B of shared memory > {budget}"
     return None
@@ -1052,7 +1084,8 @@ def wgmma_gemm(
     tma_store = st.store == "tma"
     rows_store = st.store == "rows"  # staged like tma_store, written out by the warpgroup
     staged_store = st.store in STAGED_STORES
-    ring_elems = stages * (bm_rows + bn_rows) * bk  # a multiple of 1024 B: 128-byte rows
+    atoms = st.k_atoms  # K slices (swizzle rows) a ring stage holds, in consecutive slots
+    ring_elems = stages * atoms * (bm_rows + bn_rows) * bk  # a multiple of 1024 B
     out_bytes = _bytes(out_dtype)
     box_cols = SWIZZLE_ROW // out_bytes  # C columns per TMA store box
     chunk = 16 // out_bytes  # C columns per 16-byte swizzle chunk
@@ -1071,7 +1104,7 @@ def wgmma_gemm(
         c_tma = (4, n, q_out, p_out, img, n * out_bytes, q_out * n * out_bytes)
         c_tma += (p_out * q_out * n * out_bytes, box_cols, box_q, WG_ROWS // box_q, 1, 1, 1, 1, 1)
     cluster = st.cluster
-    k_tiles = -(-k // bk)
+    k_tiles = -(-k // (bk * atoms))
     splits = st.splits
     dsmem = splits > 1 and st.reduction == "cluster"  # partials summed across the cluster
     workspace = splits > 1 and not dsmem  # partials summed by the .splitk companion
@@ -1093,7 +1126,7 @@ def wgmma_gemm(
     # groups, each stored with its up group acc_n / 2 accumulators later
     groups = acc_n // 8 if gated else acc_n // 4
     halves = 2 if gated else 1  # accumulator halves a stored group reads (gated: gate, up)
-    stage_bytes = (bm_rows + bn_rows) * bk * es
+    stage_bytes = atoms * (bm_rows + bn_rows) * bk * es
     group = raster * grid_n
     mma = f"wgmma.mma_async.sync.aligned.m64n{block_n}k{k_mma}.f32.{IN_DTYPES[dt]}.{IN_DTYPES[dt]}"
     # scale-d, imm-scale-a, imm-scale-b, then (16-bit types only) the transposes of A and B
@@ -1204,7 +1237,7 @@ def wgmma_gemm(
     def k_at(k0, kt):
         """K coordinate of K step ``kt`` of a unit whose range starts at K step ``k0`` (a
         Python 0 without split-K, which keeps that kernel's indexing as it was)."""
-        return k_stored(k_index(k0, kt)) * bk
+        return k_stored(k_index(k0, kt)) * bk * atoms
 
     def split_of(u):
         """Split (K range) of work unit ``u``: a Python 0 without split-K."""
@@ -1347,6 +1380,72 @@ def wgmma_gemm(
             T.ptx.mbarrier.arrive.shared__cluster.b64(mapped[0])
 
     @T.macro
+    def load_stage(A, B, full, ring, a_map, b_map, rank, s, slot, kc, k0, kt, bi, bm, bn):
+        # one K slice's TMA loads (A and B) into ring slot `slot`, K coordinate kc, completing
+        # on full[s]; a conv's box is placed by its step's filter tap (k0, kt)
+        if is_conv:
+            tap = k_stored(k_index(k0, kt)) // c_steps  # the step in R x S x C: tap,
+            patch = bm % (tiles_p * tiles_q)  # channels
+            T.ptx[TMA_4D](T.address_of(ring[slot, 0, 0]), T.address_of(a_map),
+                          k_stored(k_index(k0, kt)) % c_steps * bk,
+                          strided(patch % tiles_q * tile_q) + tap % fs - pad,
+                          strided(patch // tiles_q * tile_p) + tap // fs - pad,
+                          bm // (tiles_p * tiles_q), T.address_of(full[s]))
+        elif "a" in bdims:
+            for j in T.unroll(a_loads):
+                T.ptx[TMA_3D](T.address_of(ring[slot, j * MN_ATOM, 0]), T.address_of(a_map),
+                              bm * bm_rows + j * MN_ATOM, kc, bi,
+                              T.address_of(full[s]))
+        elif st.trans_a:
+            for j in T.unroll(a_loads):
+                T.ptx[TMA](T.address_of(ring[slot, j * MN_ATOM, 0]), T.address_of(a_map),
+                           bm * bm_rows + j * MN_ATOM, bi * k + kc,
+                           T.address_of(full[s]))
+        elif share_a:  # this block's half of A's rows, into both rings
+            T.ptx[TMA_MULTICAST](T.address_of(ring[slot, rank * a_part, 0]),
+                                 T.address_of(a_map), kc,
+                                 bi * m + bm * bm_rows + rank * a_part,
+                                 T.address_of(full[s]), T.uint16(3))
+        else:
+            T.ptx[TMA](T.address_of(ring[slot, 0, 0]), T.address_of(a_map),
+                       kc, bi * m + bm * bm_rows, T.address_of(full[s]))
+        if gated:
+            for h in T.unroll(2):
+                T.ptx[TMA](T.address_of(ring[slot, bm_rows + h * block_c, 0]),
+                           T.address_of(b_map), kc, h * n + bn * block_c,
+                           T.address_of(full[s]))
+        elif share_b and trans_b:  # this block's half of B, into both rings
+            T.ptx[TMA_MULTICAST](T.address_of(ring[slot, bm_rows + rank * b_part, 0]),
+                                 T.address_of(b_map), kc,
+                                 bi * n + bn * bn_rows + rank * b_part,
+                                 T.address_of(full[s]), T.uint16(3))
+        elif share_b and "b" in bdims:
+            for j in T.unroll(b_loads):
+                T.ptx[TMA_MULTICAST_3D](
+                    T.address_of(ring[slot, bm_rows + rank * b_part + j * MN_ATOM, 0]),
+                    T.address_of(b_map), bn * bn_rows + rank * b_part + j * MN_ATOM,
+                    kc, bi, T.address_of(full[s]), T.uint16(3))
+        elif share_b:
+            for j in T.unroll(b_loads):
+                T.ptx[TMA_MULTICAST](
+                    T.address_of(ring[slot, bm_rows + rank * b_part + j * MN_ATOM, 0]),
+                    T.address_of(b_map), bn * bn_rows + rank * b_part + j * MN_ATOM,
+                    bi * k + kc, T.address_of(full[s]), T.uint16(3))
+        elif trans_b:
+            T.ptx[TMA](T.address_of(ring[slot, bm_rows, 0]), T.address_of(b_map),
+                       kc, bi * n + bn * bn_rows, T.address_of(full[s]))
+        elif "b" in bdims:
+            for j in T.unroll(b_loads):
+                T.ptx[TMA_3D](T.address_of(ring[slot, bm_rows + j * MN_ATOM, 0]),
+                              T.address_of(b_map), bn * bn_rows + j * MN_ATOM,
+                              kc, bi, T.address_of(full[s]))
+        else:
+            for j in T.unroll(b_loads):
+                T.ptx[TMA](T.address_of(ring[slot, bm_rows + j * MN_ATOM, 0]),
+                           T.address_of(b_map), bn * bn_rows + j * MN_ATOM,
+                           bi * k + kc, T.address_of(full[s]))
+
+    @T.macro
     def produce(A, B, full, empty, ring, a_map, b_map, rank, ti, k0, bi, bm, bn, steps=kts,
                 base=None):
         # the producer's TMA loads of `steps` K steps from k0 of one tile (tile ti of this block)
@@ -1356,67 +1455,13 @@ def wgmma_gemm(
                 T.cuda.mbarrier_wait(T.address_of(empty[s]), (at(ti, kt, base) // stages - 1) % 2)
             T.ptx.mbarrier.arrive.expect_tx.shared.b64(
                 T.address_of(full[s]), T.uint32(stage_bytes))
-            if is_conv:
-                tap = k_stored(k_index(k0, kt)) // c_steps  # the step in R x S x C: tap,
-                patch = bm % (tiles_p * tiles_q)  # channels
-                T.ptx[TMA_4D](T.address_of(ring[s, 0, 0]), T.address_of(a_map),
-                              k_stored(k_index(k0, kt)) % c_steps * bk,
-                              strided(patch % tiles_q * tile_q) + tap % fs - pad,
-                              strided(patch // tiles_q * tile_p) + tap // fs - pad,
-                              bm // (tiles_p * tiles_q), T.address_of(full[s]))
-            elif "a" in bdims:
-                for j in T.unroll(a_loads):
-                    T.ptx[TMA_3D](T.address_of(ring[s, j * MN_ATOM, 0]), T.address_of(a_map),
-                                  bm * bm_rows + j * MN_ATOM, k_at(k0, kt), bi,
-                                  T.address_of(full[s]))
-            elif st.trans_a:
-                for j in T.unroll(a_loads):
-                    T.ptx[TMA](T.address_of(ring[s, j * MN_ATOM, 0]), T.address_of(a_map),
-                               bm * bm_rows + j * MN_ATOM, bi * k + k_at(k0, kt),
-                               T.address_of(full[s]))
-            elif share_a:  # this block's half of A's rows, into both rings
-                T.ptx[TMA_MULTICAST](T.address_of(ring[s, rank * a_part, 0]),
-                                     T.address_of(a_map), k_at(k0, kt),
-                                     bi * m + bm * bm_rows + rank * a_part,
-                                     T.address_of(full[s]), T.uint16(3))
-            else:
-                T.ptx[TMA](T.address_of(ring[s, 0, 0]), T.address_of(a_map),
-                           k_at(k0, kt), bi * m + bm * bm_rows, T.address_of(full[s]))
-            if gated:
-                for h in T.unroll(2):
-                    T.ptx[TMA](T.address_of(ring[s, bm_rows + h * block_c, 0]),
-                               T.address_of(b_map), k_at(k0, kt), h * n + bn * block_c,
-                               T.address_of(full[s]))
-            elif share_b and trans_b:  # this block's half of B, into both rings
-                T.ptx[TMA_MULTICAST](T.address_of(ring[s, bm_rows + rank * b_part, 0]),
-                                     T.address_of(b_map), k_at(k0, kt),
-                                     bi * n + bn * bn_rows + rank * b_part,
-                                     T.address_of(full[s]), T.uint16(3))
-            elif share_b and "b" in bdims:
-                for j in T.unroll(b_loads):
-                    T.ptx[TMA_MULTICAST_3D](
-                        T.address_of(ring[s, bm_rows + rank * b_part + j * MN_ATOM, 0]),
-                        T.address_of(b_map), bn * bn_rows + rank * b_part + j * MN_ATOM,
-                        k_at(k0, kt), bi, T.address_of(full[s]), T.uint16(3))
-            elif share_b:
-                for j in T.unroll(b_loads):
-                    T.ptx[TMA_MULTICAST](
-                        T.address_of(ring[s, bm_rows + rank * b_part + j * MN_ATOM, 0]),
-                        T.address_of(b_map), bn * bn_rows + rank * b_part + j * MN_ATOM,
-                        bi * k + k_at(k0, kt), T.address_of(full[s]), T.uint16(3))
-            elif trans_b:
-                T.ptx[TMA](T.address_of(ring[s, bm_rows, 0]), T.address_of(b_map),
-                           k_at(k0, kt), bi * n + bn * bn_rows, T.address_of(full[s]))
-            elif "b" in bdims:
-                for j in T.unroll(b_loads):
-                    T.ptx[TMA_3D](T.address_of(ring[s, bm_rows + j * MN_ATOM, 0]),
-                                  T.address_of(b_map), bn * bn_rows + j * MN_ATOM,
-                                  k_at(k0, kt), bi, T.address_of(full[s]))
-            else:
-                for j in T.unroll(b_loads):
-                    T.ptx[TMA](T.address_of(ring[s, bm_rows + j * MN_ATOM, 0]),
-                               T.address_of(b_map), bn * bn_rows + j * MN_ATOM,
-                               bi * k + k_at(k0, kt), T.address_of(full[s]))
+            if atoms == 1:
+                load_stage(A, B, full, ring, a_map, b_map, rank, s, s, k_at(k0, kt), k0, kt,
+                           bi, bm, bn)
+            else:  # the stage's K slices in consecutive ring slots
+                for atom in T.unroll(atoms):
+                    load_stage(A, B, full, ring, a_map, b_map, rank, s, s * atoms + atom,
+                               k_at(k0, kt) + atom * bk, k0, kt, bi, bm, bn)
 
     @T.macro
     def cluster_sum(C, bias, acc, red, rank, tid, wg, bi, bm, bn):
@@ -1562,21 +1607,30 @@ def wgmma_gemm(
                 acc[i] = acc[i] + P[h, i * threads + tid]
 
     @T.macro
-    def step_mma(regs, ring, s, desc_a, desc_b, wg):
-        # one K step's wgmma of warpgroup wg from ring stage s into the registers `regs`
+    def slice_mma(regs, ring, slot, desc_a, desc_b, wg):
+        # one 128-byte K slice's wgmmas from ring slot `slot`
         for kk in T.unroll(bk // k_mma):
             T.cuda.wgmma.encode_matrix_descriptor(
                 T.address_of(desc_a),
-                T.address_of(ring[s, wg_row(wg) + kk * a_k16[0], kk * a_k16[1]]),
+                T.address_of(ring[slot, wg_row(wg) + kk * a_k16[0], kk * a_k16[1]]),
                 a_lbo, SBO_16B, SWIZZLE_128B)
             T.cuda.wgmma.encode_matrix_descriptor(
                 T.address_of(desc_b),
-                T.address_of(ring[s, bm_rows + kk * b_k16[0], kk * b_k16[1]]),
+                T.address_of(ring[slot, bm_rows + kk * b_k16[0], kk * b_k16[1]]),
                 b_lbo, SBO_16B, SWIZZLE_128B)
             # scale-d 0: the step's first wgmma overwrites the promoted accumulator
             T.ptx[mma](*[regs[i] for i in range(acc_n)], desc_a, desc_b,
                        T.ptx.pred(T.Select(kk == 0, 0, 1) if promoted else 1),
                        *mma_flags)
+
+    @T.macro
+    def step_mma(regs, ring, s, desc_a, desc_b, wg):
+        # one K step's wgmma of warpgroup wg from ring stage s into the registers `regs`
+        if atoms == 1:
+            slice_mma(regs, ring, s, desc_a, desc_b, wg)
+        else:  # the stage's K slices, in their ring slots (16-bit: never promoted)
+            for atom in T.unroll(atoms):
+                slice_mma(regs, ring, s * atoms + atom, desc_a, desc_b, wg)
 
     @T.macro
     def step_pair(acc, odd, total, full, empty, ring, desc_a, desc_b, rank, tid, wg, ti, kt,
@@ -1702,13 +1756,13 @@ def wgmma_gemm(
         if staged_store:  # one dynamic allocation (TIRx): the ring, then the store buffers
             pool = T.alloc_buffer((ring_elems + staged_elems * out_bytes // es,), sdt,
                                   scope="shared.dyn", align=1024)
-            ring = T.decl_buffer((stages, bm_rows + bn_rows, bk), sdt, data=pool.data,
+            ring = T.decl_buffer((stages * atoms, bm_rows + bn_rows, bk), sdt, data=pool.data,
                                  scope="shared.dyn")
             staged = T.decl_buffer((consumers * STORE_BUFFERS, STORE_BOX, box_cols), out_dtype,
                                    data=pool.data, elem_offset=ring_elems * es // out_bytes,
                                    scope="shared.dyn")
         else:
-            ring = T.alloc_buffer((stages, bm_rows + bn_rows, bk), sdt, scope="shared.dyn",
+            ring = T.alloc_buffer((stages * atoms, bm_rows + bn_rows, bk), sdt, scope="shared.dyn",
                                    align=1024)
         if dsmem:  # the block's f32 tile, over the ring: [fragment, consumer thread]
             red = T.decl_buffer((acc_n * threads,), "float32", data=ring.data,
