@@ -256,6 +256,9 @@ def _hang_then_kill(cluster, work_dir: str, events: list) -> None:
     deadline = time.time() + 120
     while _records(work_dir) < 4 and time.time() < deadline:
         time.sleep(0.2)
+    # B must be back at the tracker as free before it hangs, or the next batch never picks it
+    # (CI, 2 busy cores: B had not re-registered, the batch went to A, nothing was in flight)
+    _wait_free(cluster, 2, timeout_s=10.0)
     os.killpg(pid, signal.SIGSTOP)
     events.append(("stopped", _records(work_dir)))
     while time.time() < deadline:
