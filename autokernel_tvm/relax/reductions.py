@@ -16,6 +16,8 @@ import math
 import tvm
 from tvm import relax
 
+from .dispatch import _dtype, _shape
+
 #: reduced counts below this stay one sum: a row of a LayerNorm or a softmax over a vocab of
 #: 32000 sums accurately enough in fp32, and a second kernel costs a launch
 MIN_COUNT = 1 << 16
@@ -62,19 +64,14 @@ def _rewrite(call, builder):
     if not isinstance(call.op, tvm.ir.Op) or call.op.name not in OPS:
         return None
     x = call.args[0]
-    ty = getattr(x, "ty", None)
-    if not isinstance(ty, relax.TensorType) or str(ty.dtype) not in FLOATS or ty.shape is None:
+    shape = _shape(x)  # static shapes of tensors only
+    if shape is None:
         return None
-    dims = list(ty.shape.values) if hasattr(ty.shape, "values") else list(ty.shape)
-    if not all(isinstance(d, tvm.tirx.IntImm) for d in dims):
+    dtype, ndim = _dtype(x), len(shape)
+    if dtype not in FLOATS:
         return None
-    dtype = str(ty.dtype)
-    shape = [int(d) for d in dims]
-    ndim = len(shape)
-    axes = (
-        range(ndim) if call.attrs.axis is None else sorted(int(a) % ndim for a in call.attrs.axis)
-    )
-    axes = list(axes)
+    axes = call.attrs.axis
+    axes = list(range(ndim)) if axes is None else sorted(int(a) % ndim for a in axes)
     if not axes or axes != list(range(ndim - len(axes), ndim)):  # a suffix of the axes only
         return None
     kept = shape[: ndim - len(axes)]

@@ -284,12 +284,11 @@ def _mask(family: str, workload, target, held_back: bool = True) -> dict:
     those it holds back (:attr:`Family.held_back`)."""
     ruled_out = get(family).impossible(workload, target)
     kept = get(family).held_back if held_back else {}
-    return {
-        gene: np.array(
-            [0.0 if v in ruled_out.get(gene, ()) + kept.get(gene, ()) else 1.0 for v in values]
-        )  # fmt: skip
-        for gene, values in _domain(family).items()
-    }
+    mask = {}
+    for gene, values in _domain(family).items():
+        off = (*ruled_out.get(gene, ()), *kept.get(gene, ()))
+        mask[gene] = np.array([0.0 if v in off else 1.0 for v in values])
+    return mask
 
 
 def _draw(rng, values, probs):

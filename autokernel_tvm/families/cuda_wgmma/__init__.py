@@ -48,6 +48,7 @@ from .kernel import (
     conv_out,
     k_step,
     legal,
+    pipe_step,
     row_pads,
     smem_bytes,
     split_reason,
@@ -73,6 +74,14 @@ OPS = {
     "gemm_gated_nt": (True, False, "", False),  # silu(A @ Bg.T) * (A @ Bu.T): Structure.gated
     "gemm_scaled_nt": (True, False, "", False),  # fp8, scaled in the write-back (in_dtype fp8)
 }
+
+
+#: the genes a WgmmaParams checks against the values the kernel builds
+_GENE_VALUES = {
+    "store": STORES, "cluster": CLUSTERS, "schedule": SCHEDULES, "pad": PADS,
+    "arrangement": ARRANGEMENTS, "splits": SPLITS, "reduction": REDUCTIONS, "bias_at": BIAS_AT,
+    "accum": ACCUMS, "regs": REGS, "order": ORDERS, "k_atoms": K_ATOMS, "multicast": MULTICASTS,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -139,32 +148,11 @@ class WgmmaParams(Params):
         super().__post_init__()
         if self.block_n not in BLOCK_NS or self.consumers not in CONSUMERS:
             raise GenomeError("bad-tile", f"block_n={self.block_n} consumers={self.consumers}")
-        if self.store not in STORES:
-            raise GenomeError("bad-store", f"store={self.store!r}: one of {STORES}")
-        if self.cluster not in CLUSTERS:
-            raise GenomeError("bad-cluster", f"cluster={self.cluster}: one of {CLUSTERS}")
-        if self.schedule not in SCHEDULES:
-            raise GenomeError("bad-schedule", f"schedule={self.schedule!r}: one of {SCHEDULES}")
-        if self.pad not in PADS:
-            raise GenomeError("bad-pad", f"pad={self.pad!r}: one of {PADS}")
-        if self.arrangement not in ARRANGEMENTS:
-            raise GenomeError("bad-arrangement", f"arrangement={self.arrangement!r}")
-        if self.splits not in SPLITS:
-            raise GenomeError("bad-splits", f"splits={self.splits}: one of {SPLITS}")
-        if self.reduction not in REDUCTIONS:
-            raise GenomeError("bad-reduction", f"reduction={self.reduction!r}: one of {REDUCTIONS}")
-        if self.bias_at not in BIAS_AT:
-            raise GenomeError("bad-bias-at", f"bias_at={self.bias_at!r}: one of {BIAS_AT}")
-        if self.accum not in ACCUMS:
-            raise GenomeError("bad-accum", f"accum={self.accum!r}: one of {ACCUMS}")
-        if self.regs not in REGS:
-            raise GenomeError("bad-regs", f"regs={self.regs!r}: one of {REGS}")
-        if self.order not in ORDERS:
-            raise GenomeError("bad-order", f"order={self.order!r}: one of {ORDERS}")
-        if self.k_atoms not in K_ATOMS:
-            raise GenomeError("bad-k-atoms", f"k_atoms={self.k_atoms}: one of {K_ATOMS}")
-        if self.multicast not in MULTICASTS:
-            raise GenomeError("bad-multicast", f"multicast={self.multicast!r}: one of {MULTICASTS}")
+        for gene, values in _GENE_VALUES.items():
+            value = getattr(self, gene)
+            if value not in values:
+                reason = "bad-" + gene.replace("_", "-")
+                raise GenomeError(reason, f"{gene}={value!r}: one of {values}")
         if self.stages not in STAGES or self.raster < 0:
             raise GenomeError("bad-pipeline", f"stages={self.stages} raster={self.raster}")
 
@@ -437,8 +425,7 @@ class CudaWgmma(Family):
             "hilbert": float(params.order == "hilbert"),
             "shares_a": float(params.cluster > 1 and params.multicast == "a"),
             "log_tiles": math.log2(tiles), "waves": units / sms,
-            "k_steps": -(-k // (k_step(workload.dtype) * params.k_atoms))
-            / (1 if streamk else params.splits),
+            "k_steps": -(-k // pipe_step(Structure(**st))) / (1 if streamk else params.splits),
             "edge_waste": tiles * block_m * block_c / (lead * m * n) - 1.0,
             "smem_kb": smem_bytes(
                 params.block_n, params.consumers, params.stages, params.store,

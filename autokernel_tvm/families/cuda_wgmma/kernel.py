@@ -579,7 +579,7 @@ def unpad_rows(dtype: str, rows: int, cols: int, symbol: str) -> tvm.tirx.PrimFu
     return unpad.with_attrs({"global_symbol": symbol, PIPELINE_ATTR: "tirx"})
 
 
-def _cluster_reason(st: Structure, m_tiles: int, n_tiles: int = 0) -> str | None:
+def _cluster_reason(st: Structure, m_tiles: int, n_tiles: int) -> str | None:
     if st.cluster not in CLUSTERS:
         return f"cluster={st.cluster}: one of {CLUSTERS}"
     if st.multicast not in MULTICASTS:
@@ -971,11 +971,12 @@ def legal(
         return f"raster={raster} > the {m_tiles} M tiles: the same tile order as a smaller one"
     if st.schedule not in SCHEDULES:
         return f"schedule {st.schedule!r}: one of {SCHEDULES}"
+    n_tiles = -(-n // block_c)
     why = (
-        _cluster_reason(st, m_tiles, -(-n // block_c))
+        _cluster_reason(st, m_tiles, n_tiles)
         or _store_reason(st, m, n)
         or _bias_reason(st)
-        or _order_reason(st, m_tiles, -(-n // block_c))
+        or _order_reason(st, m_tiles, n_tiles)
         or _k_atoms_reason(st)
         or _regs_reason(st, regs_per_block, regs_per_thread)
         or _accum_reason(st, regs_per_block, regs_per_thread)
@@ -988,7 +989,7 @@ def legal(
         m, n, k, **{**structure, "pad": "needed"}
     ):
         return "pad=lines copies nothing more here: every other operand's rows are whole lines"
-    tiles = max(batch, 1) * m_tiles * -(-n // block_c)
+    tiles = max(batch, 1) * m_tiles * n_tiles
     why = split_reason(st, k, tiles, sm_count)
     if why:
         return why
