@@ -33,13 +33,13 @@ cd "$(dirname "$0")/../.."
 part=${1:-1}
 out=${OUT:-/tmp/ak_out}
 mkdir -p "$out"
-export OUT=$out
+export OUT=$out PYTHONUNBUFFERED=1
 check() {  # op shape dtype out_dtype genomes...
   local op=$1 shape=$2 dtype=$3 out_dtype=$4
   shift 4
   echo "== $op $shape $dtype -> $out_dtype"
   timeout 300 python3 benchmarks/gpu/genome_check.py --op "$op" --shape "$shape" \
-    --dtype "$dtype" --out-dtype "$out_dtype" --genomes "$@" 2>&1 | tail -n $(($# + 1))
+    --dtype "$dtype" --out-dtype "$out_dtype" --genomes "$@" 2>&1
 }
 seed=schedule=persistent,store=tma
 p=accum=promoted,$seed
@@ -49,7 +49,7 @@ c3=consumers=3,block_n=192
     timeout 500 python3 -m pytest -m gpu tests/gpu -q -p no:cacheprovider -rf \
       -k "split_registers or wide192 or pipelined or hilbert or three_consumers or share_a \
       or k_slices" \
-      2>&1 | tail -n 14
+      2>&1
   elif [ "$part" = 2 ]; then
     check gemm_nt 4096,4096,4096 float16 float16 $seed $seed,regs=split $seed,block_n=192 \
       $seed,order=hilbert $seed,order=hilbert,raster=16 $c3,schedule=persistent \
