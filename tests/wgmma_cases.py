@@ -182,3 +182,24 @@ K_ATOMS2 = [
     (Workload("gemm_nt", (64, 4096, 4096), "float16", "float16"),
      {"k_atoms": 2, "block_n": 64, "consumers": 1, "stages": 5, "raster": 1, "splits": 2}),
 ]  # fmt: skip
+
+#: producer_warps=2 (A loaded by warp 0, B by warp 1, the full barrier expecting both): the
+#: persistent TMA-store seed, a cluster pair multicasting B (the peer's half completes on this
+#: block's barrier), a conv (A's 4-D patch box), the gated GEMM (two B boxes), two K slices a
+#: stage, a K-major A with edges, and split-K in the cluster
+PRODUCER_WARPS2 = [
+    (Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16"),
+     {"producer_warps": 2, "schedule": "persistent", "store": "tma"}),
+    (Workload("gemm_nt", (2048, 4096, 1000), "bfloat16", "bfloat16"),
+     {"producer_warps": 2, "cluster": 2}),
+    (Workload("conv2d_nhwc", (32, 28, 28, 256, 256, 3, 3, 1, 1), "float16", "float16"),
+     {"producer_warps": 2, "raster": 8}),
+    (Workload("gemm_gated_nt", (2048, 11008, 4096), "float16", "float16"),
+     {"producer_warps": 2, "schedule": "persistent"}),
+    (Workload("gemm_nt", (4096, 4096, 4000), "float16", "float16"),
+     {"producer_warps": 2, "k_atoms": 2, "block_n": 128, "stages": 3, "raster": 1}),
+    (Workload("gemm_tn", (1000, 1000, 1000), "float16", "float16"),
+     {"producer_warps": 2, "raster": 1}),
+    (Workload("gemm_nt", (128, 4096, 4096), "float16", "float16"),
+     {"producer_warps": 2, "raster": 1, "splits": 4, "reduction": "cluster"}),
+]  # fmt: skip

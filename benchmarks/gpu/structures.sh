@@ -3,7 +3,7 @@
 # The structures added in session 32, built and ptxas-checked on the CPU, not yet run on a GPU
 # (~25 min on one H200: four device calls, `structures.sh 1` to `4`).
 # Part 1: the GPU gate on their cases (tests/wgmma_cases.py: REGS, WIDE192, HILBERT,
-# CONSUMERS3, SHARE_A, K_ATOMS2, the FP8 cases with accum=pipelined).
+# CONSUMERS3, SHARE_A, K_ATOMS2, PRODUCER_WARPS2, the FP8 cases with accum=pipelined).
 # Parts 2 and 3: genome_check.py (gate, then the kernel and PyTorch's op in alternation, L2
 # flushed, one process), each structure against the one it would replace (part 2: 4096^3 and
 # 8192^3; part 3: two K slices a stage, the erf-GELU epilogue, the conv, the gated GEMM, the
@@ -16,6 +16,7 @@
 #     product than 128 x 256, but 6% more shared-memory reads by the wgmmas: each warpgroup
 #     reads the B tile itself), and 192 x 128 conv tiles; 1 x 2 clusters sharing the A tile
 #     (multicast=a) against 2 x 1 ones sharing B;
+#   - A and B loaded by two producer warps (producer_warps=2: two TMA issue streams) at 4096^3;
 #   - ring stages of two 128-byte K slices (k_atoms=2: half the barrier waits per product) on
 #     the decode seed (64 x 4096 x 4096) and on 128 x 128 tiles at 4096^3;
 #   - 128 x 192 tiles on LLaMA's gated GEMM 2048 x 11008 x 4096 (13.9 waves of tiles on 132
@@ -48,12 +49,12 @@ c3=consumers=3,block_n=192
   if [ "$part" = 1 ]; then
     timeout 500 python3 -m pytest -m gpu tests/gpu -q -p no:cacheprovider -rf \
       -k "split_registers or wide192 or pipelined or hilbert or three_consumers or share_a \
-      or k_slices" \
+      or k_slices or producer_warps" \
       2>&1
   elif [ "$part" = 2 ]; then
     check gemm_nt 4096,4096,4096 float16 float16 $seed $seed,regs=split $seed,block_n=192 \
       $seed,order=hilbert $seed,order=hilbert,raster=16 $c3,schedule=persistent \
-      $seed,cluster=2 $seed,cluster=2,multicast=a
+      $seed,cluster=2 $seed,cluster=2,multicast=a $seed,producer_warps=2
     check gemm_nt 8192,8192,8192 float16 float16 $seed $c3,schedule=persistent \
       $c3,stages=3,$seed,regs=split $seed,cluster=2 $seed,cluster=2,multicast=a
   elif [ "$part" = 3 ]; then

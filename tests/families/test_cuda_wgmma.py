@@ -13,6 +13,7 @@ from wgmma_cases import (  # shared with the GPU tests
     FP8,
     HILBERT,
     K_ATOMS2,
+    PRODUCER_WARPS2,
     REGS,
     ROWS,
     SHARE_A,
@@ -151,7 +152,7 @@ def test_genome_checks_and_round_trip():
         "out_dtype": "float32", "gated": False, "schedule": "tile", "cluster": 1,
         "store": "direct", "splits": 1, "pad": "needed", "arrangement": "cooperative",
         "reduction": "workspace", "bias_at": "store", "accum": "tensor", "regs": "even",
-        "order": "raster", "multicast": "b", "k_atoms": 1, "tf32_passes": 1,
+        "order": "raster", "multicast": "b", "k_atoms": 1, "producer_warps": 1, "tf32_passes": 1,
     }  # fmt: skip
     with pytest.raises(GenomeError) as err:
         grammar.check(genome.replace(stages=6), NT)
@@ -949,6 +950,44 @@ def test_two_k_slices_a_stage_build_without_spills(needs_nvcc, tmp_path, workloa
     assert count(two_src, "mma_async") == 2 * count(one_src, "mma_async")
     assert count(two_src, "mbarrier_wait") == count(one_src, "mbarrier_wait")
     assert "0 bytes spill stores" in ptxas_report(two_src, tmp_path)
+
+
+@pytest.mark.parametrize("workload, genes", PRODUCER_WARPS2, ids=lambda x: str(x)[:60])
+def test_two_producer_warps_build_without_spills(needs_nvcc, tmp_path, workload, genes):
+    """producer_warps=2: the full barriers expect two arrivals, each loading thread arrives
+    with its operand's bytes (together the stage's) and issues that operand's copies alone, the
+    same copies one thread issues; nothing spills."""
+    genome = Grammar(TARGET).check(DEFAULT.replace(**genes), workload)
+    one = Grammar(TARGET).check(genome.replace(producer_warps=1), workload)
+    two_src = cuda_source(build_module(kernel_module(genome, workload), TARGET, check_nvcc=True))
+    one_src = cuda_source(build_module(kernel_module(one, workload), TARGET))
+
+    def body(src):
+        return src.split("main_kernel(", 2)[2]
+
+    def count(src, what):
+        return sum(1 for line in body(src).splitlines() if what in line and "tvm_builtin" in line)
+
+    assert count(two_src, "_g2s_") == count(one_src, "_g2s_")
+
+    def counts(src, call):  # the (uint) constant each call passes last
+        return re.findall(call + r".*?\(uint\)(\d+)\);", body(src))
+
+    assert counts(two_src, r"init_shared_b64\(.*?full_ptr") == ["2"]
+    assert counts(one_src, r"init_shared_b64\(.*?full_ptr") == ["1"]
+    whole = [int(x) for x in counts(one_src, "expect_tx_shared_b64")]
+    parts = [int(x) for x in counts(two_src, "expect_tx_shared_b64")]  # A's then B's, each site
+    assert len(parts) == 2 * len(whole) and sum(parts) == sum(whole)
+    assert "0 bytes spill stores" in ptxas_report(two_src, tmp_path)
+
+
+def test_two_producer_warps_legality():
+    kw = dict(smem_limit=SMEM, sm_count=132)
+    assert legal(4096, 4096, 4096, producer_warps=2, **kw) is None
+    assert "producer_warps=3" in legal(4096, 4096, 4096, producer_warps=3, **kw)
+    with pytest.raises(GenomeError, match="bad-producer-warps|producer_warps=4"):
+        DEFAULT.replace(producer_warps=4)
+    assert FAMILY.held_back["producer_warps"] == (2,)
 
 
 def test_two_k_slices_legality():

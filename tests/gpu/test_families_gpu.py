@@ -19,6 +19,7 @@ from wgmma_cases import (  # tests/wgmma_cases.py, shared with the CPU tests
     FP8,
     HILBERT,
     K_ATOMS2,
+    PRODUCER_WARPS2,
     REGS,
     ROWS,
     SHARE_A,
@@ -384,6 +385,14 @@ def test_two_k_slices_a_stage_pass_the_gate(target, workload, genes):
     """Stages of two K slices: a second slice loaded at the first's K (or into the wrong
     slot), a barrier released after one slice, or the K tail's empty slice read as data fails
     the fp64 check."""
+    _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))
+
+
+@pytest.mark.parametrize("workload, genes", PRODUCER_WARPS2, ids=_ids(PRODUCER_WARPS2))
+def test_two_producer_warps_pass_the_gate(target, workload, genes):
+    """A by one warp, B by another: a barrier expecting the wrong bytes of either (or one
+    arrival) hands the consumers a half-loaded stage, which fails the fp64 check, or never
+    completes (the run hangs: run with a time limit)."""
     _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))
 
 

@@ -34,6 +34,7 @@ from .kernel import (
     ORDERS,
     PADS,
     PORTABLE_CLUSTER,
+    PRODUCER_WARPS,
     PROMOTED,
     REDUCTIONS,
     REGS,
@@ -81,6 +82,7 @@ _GENE_VALUES = {
     "store": STORES, "cluster": CLUSTERS, "schedule": SCHEDULES, "pad": PADS,
     "arrangement": ARRANGEMENTS, "splits": SPLITS, "reduction": REDUCTIONS, "bias_at": BIAS_AT,
     "accum": ACCUMS, "regs": REGS, "order": ORDERS, "k_atoms": K_ATOMS, "multicast": MULTICASTS,
+    "producer_warps": PRODUCER_WARPS,
 }  # fmt: skip
 
 
@@ -120,7 +122,9 @@ class WgmmaParams(Params):
     within a raster group, "raster" (down each column of M tiles) or "hilbert" (along a Hilbert
     curve through each raster x raster square of tiles); multicast: the operand a cluster pair
     shares, "b" (blocks of adjacent M tiles: a 2 x 1 cluster) or "a" (adjacent N tiles: 1 x 2);
-    k_atoms: K of a ring stage in 128-byte swizzle rows, 1 (64 halves) or 2 (128)."""
+    k_atoms: K of a ring stage in 128-byte swizzle rows, 1 (64 halves) or 2 (128);
+    producer_warps: warps issuing the TMA copies, 1 (one thread loads A and B) or 2 (one thread
+    of warp 0 loads A, one of warp 1 B)."""
 
     block_n: int = 256
     consumers: int = 2
@@ -139,9 +143,10 @@ class WgmmaParams(Params):
     order: str = "raster"
     multicast: str = "b"
     k_atoms: int = 1
+    producer_warps: int = 1
     later_genes = (
         "schedule", "cluster", "store", "splits", "pad", "arrangement", "reduction", "bias_at",
-        "accum", "regs", "order", "multicast", "k_atoms",
+        "accum", "regs", "order", "multicast", "k_atoms", "producer_warps",
     )  # fmt: skip
 
     def __post_init__(self) -> None:
@@ -203,6 +208,7 @@ def structure(params: WgmmaParams, workload) -> dict:
         "order": params.order,
         "multicast": params.multicast,
         "k_atoms": params.k_atoms,
+        "producer_warps": params.producer_warps,
         # fp32 workloads keep fp32 accuracy (three TF32 products, .tf32x3) unless the user
         # allowed TF32 (Workload.precision): then one
         "tf32_passes": 3 if workload.dtype == "float32" and not workload.precision else 1,
@@ -232,6 +238,7 @@ class CudaWgmma(Family):
         "order": ORDERS,
         "multicast": MULTICASTS,
         "k_atoms": K_ATOMS,
+        "producer_warps": PRODUCER_WARPS,
     }
     held_back = {
         # stream-K proper passes the GPU gate (6 cases, H200 2026-12-04) but measured slower
@@ -247,6 +254,7 @@ class CudaWgmma(Family):
         "order": ("hilbert",),
         "multicast": ("a",),
         "k_atoms": (2,),
+        "producer_warps": (2,),
     }
     default = WgmmaParams()  # H100: 82% of cuBLAS at 4096^3 fp16 before tuning
 
@@ -424,6 +432,7 @@ class CudaWgmma(Family):
             "paired_sums": float(params.accum == "pipelined"),
             "hilbert": float(params.order == "hilbert"),
             "shares_a": float(params.cluster > 1 and params.multicast == "a"),
+            "producer_warps": float(params.producer_warps),
             "log_tiles": math.log2(tiles), "waves": units / sms,
             "k_steps": -(-k // pipe_step(Structure(**st))) / (1 if streamk else params.splits),
             "edge_waste": tiles * block_m * block_c / (lead * m * n) - 1.0,

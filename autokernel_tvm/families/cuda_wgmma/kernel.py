@@ -90,6 +90,10 @@ STAGES = (2, 3, 4, 5, 6)
 #: K of a ring stage in 128-byte swizzle rows (atoms): 1 (64 halves, one TMA box per operand)
 #: or 2 (128 halves: two boxes per operand, half the barrier waits and commits per product)
 K_ATOMS = (1, 2)
+#: producer warps issuing a stage's TMA copies: 1 (one elected thread loads A and B) or 2 (warp 0
+#: of the producer warpgroup loads A, warp 1 loads B, each arriving on the stage's barrier with
+#: its own byte count: two issue streams, so B's boxes start without waiting behind A's)
+PRODUCER_WARPS = (1, 2)
 #: one tile per block / one block per SM looping over tiles / persistent over the whole waves,
 #: then each tile of the partial last wave split over a cluster of blocks (stream-K's tail) /
 #: stream-K: every block an equal, contiguous share of all tiles' K steps
@@ -269,6 +273,9 @@ class Structure:
     k_atoms : K of a ring stage, in 128-byte swizzle rows (:data:`K_ATOMS`): 1, or 2 (each
         stage holds two 64-element K slices of A and B, loaded as two boxes each and read by
         twice the wgmmas per barrier wait; 16-bit 2-D GEMMs).
+    producer_warps : producer warps issuing the TMA copies (:data:`PRODUCER_WARPS`): 1, one
+        thread issues A's and B's; 2, one thread of warp 0 issues A's and one of warp 1 B's, the
+        stage's full barrier expecting both arrivals.
     multicast : with ``cluster=2``, the operand the pair shares (:data:`MULTICASTS`): "b", two
         blocks of adjacent M tiles each load half of the B tile and multicast it to both; "a",
         two blocks of adjacent N tiles (the raster group's tiles taken in pairs along N) each
@@ -313,6 +320,7 @@ class Structure:
     order: str = "raster"
     multicast: str = "b"
     k_atoms: int = 1
+    producer_warps: int = 1
 
 
 def hilbert_xy(d, side: int, select=None):
@@ -671,6 +679,12 @@ def _k_atoms_reason(st: Structure) -> str | None:
     return None
 
 
+def _producer_reason(st: Structure) -> str | None:
+    if st.producer_warps not in PRODUCER_WARPS:
+        return f"producer_warps={st.producer_warps}: one of {PRODUCER_WARPS}"
+    return None
+
+
 def _share_a_reason(st: Structure, n_tiles: int) -> str | None:
     """Why a 1 x 2 cluster (blocks of adjacent N tiles multicasting halves of the A tile) cannot
     be built, or None."""
@@ -978,6 +992,7 @@ def legal(
         or _bias_reason(st)
         or _order_reason(st, m_tiles, n_tiles)
         or _k_atoms_reason(st)
+        or _producer_reason(st)
         or _regs_reason(st, regs_per_block, regs_per_thread)
         or _accum_reason(st, regs_per_block, regs_per_thread)
     )
@@ -1128,6 +1143,8 @@ def wgmma_gemm(
     groups = acc_n // 8 if gated else acc_n // 4
     halves = 2 if gated else 1  # accumulator halves a stored group reads (gated: gate, up)
     stage_bytes = atoms * (bm_rows + bn_rows) * bk * es
+    a_bytes = atoms * bm_rows * bk * es  # a stage's A tile (producer_warps=2: warp 0's count)
+    loaders = st.producer_warps
     group = raster * grid_n
     mma = f"wgmma.mma_async.sync.aligned.m64n{block_n}k{k_mma}.f32.{IN_DTYPES[dt]}.{IN_DTYPES[dt]}"
     # scale-d, imm-scale-a, imm-scale-b, then (16-bit types only) the transposes of A and B
@@ -1178,6 +1195,14 @@ def wgmma_gemm(
     a_split, b_split = (nb * m, k), (nb * n, k)
     if x3 and conv:
         a_split, b_split = (img * h * w, conv[3]), (n * fr * fs, conv[3])
+
+    def loads(tid):  # the threads issuing TMA copies (the producer warpgroup's lead lanes)
+        if loaders == 1:
+            return tid == consumers * WG_THREADS
+        return tvm.tirx.all(tid % 32 == 0, tid < consumers * WG_THREADS + 32 * loaders)
+
+    def role_of(tid):  # which operand a loading thread copies: 0 A, 1 B (None: both)
+        return None if loaders == 1 else tid % WG_THREADS // 32
 
     def group_rows(t):
         """M tiles in the raster group of tile index ``t``."""
@@ -1381,9 +1406,9 @@ def wgmma_gemm(
             T.ptx.mbarrier.arrive.shared__cluster.b64(mapped[0])
 
     @T.macro
-    def load_stage(A, B, full, ring, a_map, b_map, rank, s, slot, kc, k0, kt, bi, bm, bn):
-        # one K slice's TMA loads (A and B) into ring slot `slot`, K coordinate kc, completing
-        # on full[s]; a conv's box is placed by its step's filter tap (k0, kt)
+    def load_a(A, full, ring, a_map, rank, s, slot, kc, k0, kt, bi, bm):
+        # one K slice's TMA loads of A into ring slot `slot`, K coordinate kc, completing on
+        # full[s]; a conv's box is placed by its step's filter tap (k0, kt)
         if is_conv:
             tap = k_stored(k_index(k0, kt)) // c_steps  # the step in R x S x C: tap,
             patch = bm % (tiles_p * tiles_q)  # channels
@@ -1410,6 +1435,10 @@ def wgmma_gemm(
         else:
             T.ptx[TMA](T.address_of(ring[slot, 0, 0]), T.address_of(a_map),
                        kc, bi * m + bm * bm_rows, T.address_of(full[s]))
+
+    @T.macro
+    def load_b(B, full, ring, b_map, rank, s, slot, kc, bi, bn):
+        # the same slice's loads of B, after A's rows in the slot
         if gated:
             for h in T.unroll(2):
                 T.ptx[TMA](T.address_of(ring[slot, bm_rows + h * block_c, 0]),
@@ -1448,21 +1477,37 @@ def wgmma_gemm(
 
     @T.macro
     def produce(A, B, full, empty, ring, a_map, b_map, rank, ti, k0, bi, bm, bn, steps=kts,
-                base=None):
-        # the producer's TMA loads of `steps` K steps from k0 of one tile (tile ti of this block)
+                base=None, role=None):
+        # the producer's TMA loads of `steps` K steps from k0 of one tile (tile ti of this
+        # block): both operands, or (role: producer_warps=2) A's (role 0) or B's (role 1)
         for kt in range(steps):
             s = at(ti, kt, base) % stages
             if at(ti, kt, base) >= stages:
                 T.cuda.mbarrier_wait(T.address_of(empty[s]), (at(ti, kt, base) // stages - 1) % 2)
-            T.ptx.mbarrier.arrive.expect_tx.shared.b64(
-                T.address_of(full[s]), T.uint32(stage_bytes))
-            if atoms == 1:
-                load_stage(A, B, full, ring, a_map, b_map, rank, s, s, k_at(k0, kt), k0, kt,
-                           bi, bm, bn)
-            else:  # the stage's K slices in consecutive ring slots
+            if role is None:
+                T.ptx.mbarrier.arrive.expect_tx.shared.b64(
+                    T.address_of(full[s]), T.uint32(stage_bytes))
+                if atoms == 1:
+                    load_a(A, full, ring, a_map, rank, s, s, k_at(k0, kt), k0, kt, bi, bm)
+                    load_b(B, full, ring, b_map, rank, s, s, k_at(k0, kt), bi, bn)
+                else:  # the stage's K slices in consecutive ring slots
+                    for atom in T.unroll(atoms):
+                        load_a(A, full, ring, a_map, rank, s, s * atoms + atom,
+                               k_at(k0, kt) + atom * bk, k0, kt, bi, bm)
+                        load_b(B, full, ring, b_map, rank, s, s * atoms + atom,
+                               k_at(k0, kt) + atom * bk, bi, bn)
+            elif role == 0:
+                T.ptx.mbarrier.arrive.expect_tx.shared.b64(
+                    T.address_of(full[s]), T.uint32(a_bytes))
                 for atom in T.unroll(atoms):
-                    load_stage(A, B, full, ring, a_map, b_map, rank, s, s * atoms + atom,
-                               k_at(k0, kt) + atom * bk, k0, kt, bi, bm, bn)
+                    load_a(A, full, ring, a_map, rank, s, s * atoms + atom,
+                           k_at(k0, kt) + atom * bk, k0, kt, bi, bm)
+            else:
+                T.ptx.mbarrier.arrive.expect_tx.shared.b64(
+                    T.address_of(full[s]), T.uint32(stage_bytes - a_bytes))
+                for atom in T.unroll(atoms):
+                    load_b(B, full, ring, b_map, rank, s, s * atoms + atom,
+                           k_at(k0, kt) + atom * bk, bi, bn)
 
     @T.macro
     def cluster_sum(C, bias, acc, red, rank, tid, wg, bi, bm, bn):
@@ -1782,7 +1827,7 @@ def wgmma_gemm(
             bn = tile_n(tile_of(bx) if dsmem else bx)
         if tid == 0:
             for s in range(stages):
-                T.ptx.mbarrier.init.shared.b64(T.address_of(full[s]), T.uint32(1))
+                T.ptx.mbarrier.init.shared.b64(T.address_of(full[s]), T.uint32(loaders))
                 T.ptx.mbarrier.init.shared.b64(T.address_of(empty[s]), T.uint32(releases))
             if pingpong:
                 for w in range(2):
@@ -1797,7 +1842,7 @@ def wgmma_gemm(
         if wg == consumers:
             if split_regs:  # the producer's registers, back to the block for the consumers
                 T.ptx["setmaxnreg.dec.sync.aligned.u32"](PRODUCER_REGS)
-            if tid == consumers * WG_THREADS:
+            if loads(tid):
                 if stream:
                     for j in range(segs):
                         t, lo, hi = segment(bx, j)
@@ -1805,29 +1850,30 @@ def wgmma_gemm(
                         if lo < hi:
                             produce(A, B, full, empty, ring, a_map, b_map, 0, None,
                                     lo - t * k_tiles, t // tiles, tm, tn, hi - lo,
-                                    lo - share(bx))
+                                    lo - share(bx), role=role_of(tid))
                 elif streamk:
                     for ti in range(whole):
                         t = bx + ti * ctas
                         tm, tn = tile_m(t), tile_n(t)  # once: a Hilbert order is long
                         produce(A, B, full, empty, ring, a_map, b_map, 0, ti, 0, t // tiles,
-                                tm, tn)
+                                tm, tn, role=role_of(tid))
                     if bx // splits < tail:  # this block's split of a last-wave tile
                         t = whole * ctas + bx // splits
                         tm, tn = tile_m(t), tile_n(t)  # once: a Hilbert order is long
                         produce(A, B, full, empty, ring, a_map, b_map, 0, whole,
                                 bx % splits * kts // splits, t // tiles, tm, tn,
-                                kts // splits)
+                                kts // splits, role=role_of(tid))
                 elif persistent:
                     for ti in range(rounds):
                         if bx + ti * ctas < units:
                             t = bx + ti * ctas
                             tm, tn = tile_m(t), tile_n(t)  # once: a Hilbert order is long
                             produce(A, B, full, empty, ring, a_map, b_map, bx % cluster, ti,
-                                    split_of(t) * kts, tile_of(t) // tiles, tm, tn)
+                                    split_of(t) * kts, tile_of(t) // tiles, tm, tn,
+                                    role=role_of(tid))
                 else:
                     produce(A, B, full, empty, ring, a_map, b_map, bx % cluster, 0,
-                            split_of(bx) * kts, bi, bm, bn)
+                            split_of(bx) * kts, bi, bm, bn, role=role_of(tid))
             if streamk:  # as below, in the clusters that sum a tile
                 if bx // splits < tail:
                     T.ptx.barrier.cluster.arrive()
