@@ -245,8 +245,13 @@ class CudaWgmma(Family):
         # where it was timed (ResNet conv 0.81 vs 0.89x cuDNN, 4096^3 0.91 vs 1.00x cuBLAS: its
         # fix-up traffic); where_time_goes.sh times it at 1.09 waves
         "schedule": ("stream",),
-        # built, nvcc- and ptxas-checked, in the GPU gate's cases, not yet run on a GPU
-        # (benchmarks/gpu/structures.sh): a kernel that deadlocks stops a tuning run
+        # built and through the GPU gate (H200 2026-12-05: the 37 cases of structures.sh part 1
+        # pass, none hangs), not yet shown to win where timed (the persistent TMA-store seed
+        # against each, genome_check.py): 4096^3 fp16 seed 0.999x cuBLAS, regs=split 1.001x,
+        # hilbert 0.995x, 1 x 2 clusters sharing A 0.985x (2 x 1 sharing B 0.992x), two
+        # producer warps 0.993x, 192-wide 0.879x, three consumers 0.821x; 8192^3 seed 1.026x,
+        # three consumers 0.930x, A shared 1.019x. Untimed where they are aimed: 192 wide on
+        # the gated and irregular GEMMs, two K slices on decode, fp8 step pairs
         "block_n": (192,),
         "consumers": (3,),
         "regs": ("split",),
@@ -310,14 +315,20 @@ class CudaWgmma(Family):
         0.89 -> 1.00x (``benchmarks/results/README.md``, kernel structures); 8 tuning trials
         did not always reach it from the default. Where the last wave's tiles fit clusters of 2
         blocks, the streamk schedule first: 2048 x 11008 x 4096 0.945 -> 1.00x fp16, 0.943 ->
-        0.997x bf16, 2048 x 32000 x 4096 0.99 -> 1.01x."""
-        m, _, k = _mnk(workload)
+        0.997x bf16, 2048 x 32000 x 4096 0.99 -> 1.01x. Where C's rows are not 16-byte multiples
+        (the TMA cannot store them), the tile staged and written in whole row runs
+        (store=rows): H200 2026-12-05, 8205 x 5921 x 2949 fp16, 529 us against 597 us stored
+        from registers (4.47x / 3.94x cuBLAS); TMA stores through scratch rows lost to the
+        register stores there (470 vs 486 TFLOP/s, 2026-12-04)."""
+        m, n, k = _mnk(workload)
         if m < 2 * WG_ROWS:
             return self._narrow_seed(workload, target)
         if _tiles(workload, 2 * WG_ROWS, 256) >= limits(target).sm_count:
             streamk = {"schedule": "streamk", "store": "tma", "splits": 2, "reduction": "cluster"}
             persistent = {"schedule": "persistent"}
             genes = (streamk, {**persistent, "store": "tma"}, persistent)
+            if c_unaligned(n, Structure(**structure(self.default, workload))):
+                genes = ({**persistent, "store": "rows"}, persistent)
             return self._first_legal((self.default.replace(**g) for g in genes), workload, target)
         base = WgmmaParams(block_n=256, consumers=2, stages=4, raster=0)
         steps = -(-k // k_step(workload.dtype))
