@@ -7,11 +7,12 @@ how well it picks winners on shapes it has not seen, and ship it beside the rule
         [--report benchmarks/results/ranker_cuda.json]
 
 Reads every ``*.json`` tuning report under ``--reports`` (a run's ``report.json``: the workload
-and each measured genome's TFLOP/s), evaluates the model leave-one-shape-out
-(:func:`autokernel_tvm.space.ranker.held_out`: does its top 4 of a run's measured genomes hold
-the run's winner, against the search's own order and random picks), writes that evaluation to
-``--report``, then trains on everything and writes ``<out>/<target>/ranker.json``, which tuning
-runs read (``TuneConfig.proposal_model``).
+and each measured genome's TFLOP/s) and every ``genome_check*.jsonl`` of
+``benchmarks/gpu/genome_check.py`` (chosen genomes, gated and timed in one process), evaluates
+the model leave-one-shape-out (:func:`autokernel_tvm.space.ranker.held_out`: does its top 4
+of a run's measured genomes hold the run's winner, against the search's own order and random
+picks), writes that evaluation to ``--report``, then trains on everything and writes
+``<out>/<target>/ranker.json``, which tuning runs read (``TuneConfig.proposal_model``).
 
 Exit status: 0 done; 2 a bad argument or no usable records (one line ``error: ...``).
 """
@@ -54,7 +55,10 @@ def main(argv=None) -> int:
 
     target = make_target(args.target, args.arch)
     paths = [
-        f for d in args.reports for f in glob.glob(os.path.join(d, "**", "*.json"), recursive=True)
+        f
+        for d in args.reports
+        for pattern in ("*.json", "genome_check*.jsonl")  # tuning reports, direct checks
+        for f in glob.glob(os.path.join(d, "**", pattern), recursive=True)
     ]
     data = [r for r in ranker.records(paths) if r.genome.family == args.family]
     if not data:

@@ -5,7 +5,8 @@ built, so the generator's random draws go to the structures most likely to win.
 Read :class:`Ranker`. A gradient-boosted regressor (xgboost) over :meth:`Family.features` --
 workload, genes, and what they make of each other on the target (waves, K steps per block, edge
 waste) -- predicts a genome's speed relative to the best genome of the same tuning run. It is
-trained on every measured genome in committed tuning reports (``scripts/train_ranker.py``) and
+trained on every measured genome in committed tuning reports and direct structure checks
+(``genome_check.jsonl``, :func:`records`; ``scripts/train_ranker.py``) and
 shipped beside the rule library as ``<library root>/<target>/ranker.json`` (versioned: the file
 names the feature list it was trained with, and a mismatch is refused rather than mis-read).
 :func:`held_out` measures what it is worth: for each shape left out of training, whether the
@@ -118,9 +119,14 @@ def _load(path: str, mtime_ns: int) -> Ranker:
 
 
 def records(paths: list[str]) -> list[Record]:
-    """Every measured genome (score > 0) in the tuning reports (``report*.json``) at ``paths``."""
+    """Every measured genome (score > 0) in the tuning reports (``report*.json``) at ``paths``,
+    and in the direct checks (``*.jsonl`` of ``benchmarks/gpu/genome_check.py``: each line one
+    run of chosen ``cuda.wgmma`` genomes on one workload, timed in one process)."""
     out = []
     for path in sorted(paths):
+        if path.endswith(".jsonl"):
+            out += _checked(path)
+            continue
         with open(path) as f:
             report = json.load(f)
         space = report.get("space_report") or {} if isinstance(report, dict) else {}
@@ -139,6 +145,28 @@ def records(paths: list[str]) -> list[Record]:
                 if e["key"] in genomes and e["tflops"] > best.get(e["key"], 0.0):
                     best[e["key"]] = e["tflops"]
         out += [Record(path, workload, genomes[key], t) for key, t in best.items()]
+    return out
+
+
+def _checked(path: str) -> list[Record]:
+    """The genomes of a ``genome_check.py`` line that passed the gate and were timed; a line's
+    run is ``path#line``."""
+    out = []
+    with open(path) as f:
+        for i, line in enumerate(f):
+            try:
+                run = json.loads(line)
+                workload = Workload.from_json(run["workload"])
+            except (ValueError, KeyError, TypeError):
+                continue  # not a run of genome_check.py
+            for row in run.get("rows", []):
+                if not (row.get("gate") or {}).get("passed") or not row.get("tflops"):
+                    continue
+                try:
+                    genome = Genome.default("cuda.wgmma").replace(**row["genes"])
+                except (GenomeError, KeyError, TypeError):
+                    continue  # a gene or value this version no longer has
+                out.append(Record(f"{path}#{i + 1}", workload, genome, row["tflops"]))
     return out
 
 

@@ -39,6 +39,31 @@ def test_committed_reports_hold_measured_genomes_of_many_shapes():
     assert all(r.tflops > 0 for r in data)
 
 
+def test_direct_checks_are_records_of_their_gated_timed_genomes(tmp_path):
+    """A genome_check.py line is a run: its genomes that passed the gate and were timed, each
+    the family's default with the row's genes; failed, untimed and unknown genes are left out,
+    and the committed checks are read with the reports."""
+    workload = Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16")
+    rows = [
+        {"genes": {"schedule": "persistent"}, "gate": {"passed": True}, "tflops": 600.0},
+        {"genes": {"regs": "split"}, "gate": {"passed": True}, "tflops": 610.0},
+        {"genes": {"block_n": 192}, "gate": {"passed": False}, "tflops": 500.0},
+        {"genes": {"stages": 5}, "gate": {"passed": True}},  # refused by the grammar: no time
+        {"genes": {"no_such_gene": 1}, "gate": {"passed": True}, "tflops": 700.0},
+    ]
+    path = tmp_path / "genome_check.jsonl"
+    lines = [json.dumps({"workload": workload.to_json(), "rows": rows}), "not json"]
+    path.write_text("\n".join(lines) + "\n")
+    got = ranker.records([str(path)])
+    assert [(r.genome.params.schedule, r.genome.params.regs, r.tflops) for r in got] == [
+        ("persistent", "even", 600.0),
+        ("tile", "split", 610.0),
+    ]
+    assert {r.run for r in got} == {f"{path}#1"} and got[0].workload == workload
+    committed = glob.glob(os.path.join(RESULTS, "**", "genome_check*.jsonl"), recursive=True)
+    assert any(r.genome.params.producer_warps == 2 for r in ranker.records(committed))
+
+
 def test_held_out_shapes_find_the_winner_in_the_model_top_4_more_often_than_the_search_order():
     """Leave-one-shape-out on the committed records (every dtype of a shape left out together):
     the model's top 4 of each run's measured genomes holds the winner more often than the
