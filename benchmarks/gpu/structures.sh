@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# The structures added in session 32, built and ptxas-checked on the CPU, not yet run on a GPU
-# (~25 min on one H200: four device calls, `structures.sh 1` to `4`).
+# The structures added in sessions 32 and 33 (~25 min on one H200: four device calls,
+# `structures.sh 1` to `4`). Run 2026-12-05: parts 1 and 2, and part 3's store=rows pair on the
+# odd shape (benchmarks/results/h200/structures_2026-12-05/); parts 3 and 4 are still to run.
 # Part 1: the GPU gate on their cases (tests/wgmma_cases.py: REGS, WIDE192, HILBERT,
 # CONSUMERS3, SHARE_A, K_ATOMS2, PRODUCER_WARPS2, the FP8 cases with accum=pipelined).
 # Parts 2 and 3: genome_check.py (gate, then the kernel and PyTorch's op in alternation, L2
