@@ -715,6 +715,8 @@ def test_the_family_seeds_split_k_where_the_default_grid_leaves_sms_idle():
     odd = FAMILY.seed(Workload("gemm_nt", (8205, 5921, 2949), "float16", "float16"), TARGET)
     # C's 5921-column rows: staged, then written in row runs (not TMA-stored through scratch)
     assert odd == DEFAULT.params.replace(schedule="persistent", store="rows")
+    odd32 = FAMILY.seed(Workload("gemm_nt", (8205, 5921, 2949), "float16", "float32"), TARGET)
+    assert odd32 == DEFAULT.params.replace(schedule="persistent", store="tma")  # rows spill
     assert FAMILY.seed(NT, TARGET).splits == 2  # 1024^3: 32 tiles, 16 K steps, 8 per block
     up = FAMILY.seed(Workload("gemm_nt", (2048, 11008, 4096), "float16", "float16"), TARGET)
     assert up == DEFAULT.params.replace(

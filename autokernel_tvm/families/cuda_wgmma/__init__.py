@@ -319,7 +319,8 @@ class CudaWgmma(Family):
         (the TMA cannot store them), the tile staged and written in whole row runs
         (store=rows): H200 2026-12-05, 8205 x 5921 x 2949 fp16, 529 us against 597 us stored
         from registers (4.47x / 3.94x cuBLAS); TMA stores through scratch rows lost to the
-        register stores there (470 vs 486 TFLOP/s, 2026-12-04)."""
+        register stores there (470 vs 486 TFLOP/s, 2026-12-04). A 16-bit C only: with an fp32
+        C the persistent rows kernel spills (768 bytes, ptxas)."""
         m, n, k = _mnk(workload)
         if m < 2 * WG_ROWS:
             return self._narrow_seed(workload, target)
@@ -327,7 +328,8 @@ class CudaWgmma(Family):
             streamk = {"schedule": "streamk", "store": "tma", "splits": 2, "reduction": "cluster"}
             persistent = {"schedule": "persistent"}
             genes = (streamk, {**persistent, "store": "tma"}, persistent)
-            if c_unaligned(n, Structure(**structure(self.default, workload))):
+            st = Structure(**structure(self.default, workload))
+            if c_unaligned(n, st) and st.out_dtype != "float32":  # fp32 rows spill (ptxas)
                 genes = ({**persistent, "store": "rows"}, persistent)
             return self._first_legal((self.default.replace(**g) for g in genes), workload, target)
         base = WgmmaParams(block_n=256, consumers=2, stages=4, raster=0)
