@@ -67,7 +67,7 @@ def test_held_back_gene_values_are_drawn_only_when_asked():
     grammar = Grammar(make_target("cuda", "sm_90a"))
     workload = Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16")
     held = get("cuda.wgmma").held_back
-    assert held["regs"] == ("split",) and held["order"] == ("hilbert",)
+    assert held["producer_warps"] == (2,) and held["order"] == ("hilbert",)
 
     def drawn(**kw):
         gen = Generator(grammar, workload, seed=1, **kw)
@@ -83,6 +83,6 @@ def test_held_back_gene_values_are_drawn_only_when_asked():
     assert kept and not any(
         getattr(p, gene) in values for p in kept for gene, values in held.items()
     )
-    assert Generator(grammar, workload).probabilities("cuda.wgmma", "regs")["split"] == 0
+    assert Generator(grammar, workload).probabilities("cuda.wgmma", "order")["hilbert"] == 0
     free = drawn(held_back=False)
     assert any(getattr(p, gene) in values for p in free for gene, values in held.items())

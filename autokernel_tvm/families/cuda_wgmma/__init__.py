@@ -245,20 +245,18 @@ class CudaWgmma(Family):
         # where it was timed (ResNet conv 0.81 vs 0.89x cuDNN, 4096^3 0.91 vs 1.00x cuBLAS: its
         # fix-up traffic); where_time_goes.sh times it at 1.09 waves
         "schedule": ("stream",),
-        # built and through the GPU gate (H200 2026-12-05: the 37 cases of structures.sh part 1
-        # pass, none hangs), not yet shown to win where timed (the persistent TMA-store seed
-        # against each, genome_check.py): 4096^3 fp16 seed 0.999x cuBLAS, regs=split 1.001x,
-        # hilbert 0.995x, 1 x 2 clusters sharing A 0.985x (2 x 1 sharing B 0.992x), two
-        # producer warps 0.993x, 192-wide 0.879x, three consumers 0.821x; 8192^3 seed 1.026x,
-        # three consumers 0.930x, A shared 1.019x. Untimed where they are aimed: 192 wide on
-        # the gated and irregular GEMMs, two K slices on decode, fp8 step pairs
-        "block_n": (192,),
+        # through the GPU gate (H200 2026-12-05: the 37 cases of structures.sh part 1 pass,
+        # none hangs) and not shown to win where timed (genome_check.py, against the persistent
+        # TMA-store seed): fp16 4096^3 seed 0.999x cuBLAS, Hilbert order 0.995x, 1 x 2 clusters
+        # sharing A 0.985x (2 x 1 sharing B 0.992x), two producer warps 0.993x, three consumers
+        # 0.821x; 8192^3 seed 1.026x, three consumers 0.930x, A shared 1.019x. Released on
+        # the same day's second run, each winning or tied where it is aimed: 192-wide tiles
+        # (gated 2048 x 11008 x 4096 1.224 vs 1.172x persistent, 8205 x 5921 x 2949 with row
+        # stores 525 vs 534 us), regs=split (bias + GELU 1.013 vs 0.997x, conv 0.887 vs
+        # 0.882x), fp8 step pairs (4096^3 0.910 vs 0.891x), two K slices (decode 0.972 vs 0.967x)
         "consumers": (3,),
-        "regs": ("split",),
-        "accum": ("pipelined",),
         "order": ("hilbert",),
         "multicast": ("a",),
-        "k_atoms": (2,),
         "producer_warps": (2,),
     }
     default = WgmmaParams()  # H100: 82% of cuBLAS at 4096^3 fp16 before tuning
@@ -295,12 +293,20 @@ class CudaWgmma(Family):
         if not _needs_promotion(workload):
             return self._seed(workload, target)
         params = self._seed(replace(workload, precision="fast_accum"), target)
-        # fp8 4096^3 with fast accumulation ran 256-wide tiles at 1.08x torch._scaled_mm's
-        # promoted sums (2026-12-03): what promotion costs is not measured yet
+        # H200 2026-12-05 against torch._scaled_mm (promoted), e4m3 -> bf16, persistent + TMA
+        # store: 4096^3 128 wide 0.891x, in step pairs with split registers 0.910x, 192 wide
+        # split 0.824x; 8192^3 0.818x, 0.844x, 0.878x: 192-wide tiles where they fill the
+        # waves at least as well as 128-wide ones (8192^3: 98.5% / 97.0%; 4096^3: 86% / 97%)
+        sms = limits(target).sm_count
+        split = params.replace(regs="split")
+        pairs = [split.replace(accum="pipelined", block_n=128)]
+        wide = [split.replace(accum="promoted", block_n=192)]
+        wide_first = _fill(workload, 192, sms) >= _fill(workload, 128, sms)
         widths = [b for b in (params.block_n, 128, 64) if b <= params.block_n]
         narrower = [params.replace(accum="promoted", block_n=b) for b in widths]
         last = WgmmaParams(block_n=64, consumers=1, raster=0, accum="promoted")
-        return self._first_legal([*narrower, last], workload, target)
+        ordered = [*wide, *pairs] if wide_first else [*pairs, *wide]
+        return self._first_legal([*ordered, *narrower, last], workload, target)
 
     def _seed(self, workload, target) -> WgmmaParams:
         """Decode (M < 128): :meth:`_narrow_seed`. Split-K where the default's 128 x 256 tiles
@@ -320,7 +326,9 @@ class CudaWgmma(Family):
         (store=rows): H200 2026-12-05, 8205 x 5921 x 2949 fp16, 529 us against 597 us stored
         from registers (4.47x / 3.94x cuBLAS); TMA stores through scratch rows lost to the
         register stores there (470 vs 486 TFLOP/s, 2026-12-04). A 16-bit C only: with an fp32
-        C the persistent rows kernel spills (768 bytes, ptxas)."""
+        C the persistent rows kernel spills (768 bytes, ptxas). Those tiles 192 wide where
+        that fills the SMs' rounds at least as well (:func:`_fill`): 525 against 534 us there
+        (the same 93.6% fill, 2026-12-05 second run)."""
         m, n, k = _mnk(workload)
         if m < 2 * WG_ROWS:
             return self._narrow_seed(workload, target)
@@ -330,7 +338,10 @@ class CudaWgmma(Family):
             genes = (streamk, {**persistent, "store": "tma"}, persistent)
             st = Structure(**structure(self.default, workload))
             if c_unaligned(n, st) and st.out_dtype != "float32":  # fp32 rows spill (ptxas)
-                genes = ({**persistent, "store": "rows"}, persistent)
+                rows = {**persistent, "store": "rows"}
+                sms = limits(target).sm_count
+                wide = max((256, 192), key=lambda b: (_fill(workload, b, sms), -b))
+                genes = ({**rows, "block_n": wide}, rows, persistent)
             return self._first_legal((self.default.replace(**g) for g in genes), workload, target)
         base = WgmmaParams(block_n=256, consumers=2, stages=4, raster=0)
         steps = -(-k // k_step(workload.dtype))
@@ -503,6 +514,17 @@ def _tiles(workload, block_m: int, block_c: int) -> int:
     m, n, _ = _mnk(workload)
     lead = workload.shape[0] if OPS[workload.op][1] else 1
     return lead * -(-m // block_m) * -(-n // block_c)
+
+
+def _fill(workload, block_n: int, sms: int) -> float:
+    """The share of the busiest SM's 128 x ``block_n`` tile rounds (a block per SM, the tiles
+    dealt in turn) that lies inside the output: what tile padding and a partial last wave
+    leave of the work the SMs are busy for."""
+    m, n, _ = _mnk(workload)
+    lead = workload.shape[0] if OPS[workload.op][1] else 1
+    block_c = block_n // 2 if workload.op == "gemm_gated_nt" else block_n
+    rounds = -(-_tiles(workload, 2 * WG_ROWS, block_c) // sms)
+    return lead * m * n / (rounds * sms * 2 * WG_ROWS * block_c)
 
 
 def _limits(target) -> dict:
