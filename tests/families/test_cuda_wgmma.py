@@ -38,6 +38,7 @@ from autokernel_tvm.families.cuda_wgmma.kernel import (
     smem_bytes,
     stream_last,
     stream_share,
+    stream_tail_waves,
     wgmma_gemm,
     wgmma_module,
 )
@@ -1447,8 +1448,25 @@ def test_stream_is_legal_where_the_tiles_leave_a_partial_wave():
     assert "splits=1" in legal(4096, 4096, 4096, cluster=2, raster=2, **kw)
     assert "unknown" in legal(4096, 4096, 4096, **{**kw, "sm_count": 0})
     assert "fewer than" in legal(64, 256, 256, **{**kw, "block_n": 128, "consumers": 1})
-    assert FAMILY.held_back["schedule"] == ("stream",)  # taken when named, not drawn
+    assert FAMILY.held_back["schedule"] == ("stream", "stream_tail")  # named, not drawn
     assert WgmmaParams(schedule="stream").schedule == "stream"
+
+
+def test_stream_tail_keeps_the_whole_waves_and_deals_out_the_last_ones_k_steps():
+    """schedule=stream_tail: the most whole waves that leave the partial one at least
+    SPLIT_MIN_STEPS K steps a block; illegal where none does (plain stream's case) or the tiles
+    are whole waves."""
+    assert stream_tail_waves(512, 64, 132) == 3  # 4096^3: 116 tiles x 64 steps, 56 a block
+    assert stream_tail_waves(274, 64, 132) == 2  # 10 tiles: 4 steps a block
+    assert stream_tail_waves(269, 64, 132) == 1  # 5 tiles: 2 a block; two: 137 tiles, 66
+    assert stream_tail_waves(100, 64, 132) == 0
+    kw = {"smem_limit": SMEM, "sm_count": 132, "schedule": "stream_tail", "store": "tma"}
+    assert legal(4096, 4096, 4096, **kw) is None
+    assert legal(4096, 4096, 4096, **{**kw, "store": "direct", "block_n": 128}) is None
+    assert "no whole wave" in legal(1024, 2048, 4096, **kw)  # 64 tiles
+    assert "whole waves" in legal(4096, 8448, 4096, **kw)
+    assert "splits=1" in legal(4096, 4096, 4096, cluster=2, raster=2, **kw)
+    assert "bias_at=start" in legal(4096, 4096, 4096, bias_at="start", epilogue="bias", **kw)
 
 
 STREAM = [
@@ -1481,6 +1499,70 @@ def test_stream_runs_equal_shares_and_fixes_split_tiles_up_in_block_order(
     launches = re.findall(rf"call i32 %\d+\(ptr nonnull @\.tvm_func\.(main|{zero})_kernel", host)
     assert launches[0] == zero and launches[-1] == "main"  # the flags are zero first
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+
+
+STREAM_TAIL = [
+    (Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16"), {"store": "tma"}),
+    (Workload("gemm_bias_gelu", (4096, 4096, 4096), "bfloat16", "bfloat16"), {"store": "tma"}),
+    (Workload("gemm_nt", (2047, 11001, 4091), "float16", "float16"), {}),
+    (Workload("conv2d_nhwc", (32, 28, 28, 256, 256, 3, 3, 1, 1), "float16", "float16"),
+     {"store": "tma", "block_n": 128}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("workload, genes", STREAM_TAIL, ids=lambda x: str(x)[:60])
+def test_stream_tail_builds_the_whole_waves_before_the_shares(
+    needs_nvcc, tmp_path, workload, genes
+):
+    """stream_tail: the whole waves' tiles in a loop of their own ahead of the shares (which
+    fix their split tiles up as stream's do, after the zeroing launch); no spills."""
+    genome = Grammar(TARGET).check(DEFAULT.replace(schedule="stream_tail", **genes), workload)
+    mod = kernel_module(genome, workload)
+    assert f"ak_{workload.name}_zero" in {gv.name_hint for gv in mod.functions}
+    src = cuda_source(build_module(mod, TARGET, check_nvcc=True))
+    plain = cuda_source(build_module(kernel_module(genome.replace(schedule="stream"), workload),
+                                     TARGET))  # fmt: skip
+    loops = re.compile(r"for \(int ti = 0; ti < (\d+); \+\+ti\)")
+    assert loops.findall(src) and not loops.findall(plain)
+    assert "ld.acquire.gpu.global.b32" in src and "st.release.gpu.global.b32" in src
+    spills = re.findall(r"(\d+) bytes spill stores", ptxas_report(src, tmp_path))
+    assert spills and set(spills) == {"0"}
+
+
+@pytest.mark.parametrize("tiles, k_tiles, ctas", [(512, 64, 132), (1376, 64, 132), (274, 64, 132)])
+def test_stream_tail_runs_every_k_step_once(tiles, k_tiles, ctas):
+    """The kernel's loops, modelled: block g computes tiles g + i * ctas of the whole waves
+    whole, then the segments of its share of the rest; every (tile, K step) runs once, and the
+    block holding a split tile's first K step waits on exactly the blocks g+1 .. stream_last(t)
+    whose shares hold its other steps."""
+    waves = stream_tail_waves(tiles, k_tiles, ctas)
+    first = waves * ctas * k_tiles
+    work = tiles * k_tiles - first
+    runs = [0] * (tiles * k_tiles)
+    helpers, stores = {}, {}
+    for g in range(ctas):
+        for ti in range(waves):
+            t = g + ti * ctas
+            stores[t] = []
+            for i in range(t * k_tiles, (t + 1) * k_tiles):
+                runs[i] += 1
+        start, end = first + stream_share(g, work, ctas), first + stream_share(g + 1, work, ctas)
+        t = start // k_tiles
+        while t * k_tiles < end:
+            lo, hi = max(start, t * k_tiles), min(end, (t + 1) * k_tiles)
+            for i in range(lo, hi):
+                runs[i] += 1
+            if lo == t * k_tiles:
+                later = list(range(g + 1, stream_last(t, k_tiles, work, ctas, first) + 1))
+                stores[t] = later if hi < (t + 1) * k_tiles else []
+            else:
+                assert lo == start  # a share starts mid-tile only at the block's start
+                helpers.setdefault(t, []).append(g)
+            t += 1
+    assert runs == [1] * (tiles * k_tiles)
+    assert sorted(stores) == list(range(tiles))
+    assert all(stores[t] == helpers.get(t, []) for t in range(tiles))
+    assert any(stores.values())  # some tile of the tail is split
 
 
 @pytest.mark.parametrize(

@@ -301,6 +301,26 @@ def test_stream_passes_the_gate(target, workload, genes):
     )
 
 
+STREAM_TAIL = [
+    (Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16"), {"store": "tma"}),
+    (Workload("gemm_bias_gelu", (4096, 4096, 4096), "bfloat16", "bfloat16"), {"store": "tma"}),
+    (Workload("gemm_nt", (2047, 11001, 4091), "float16", "float16"), {}),
+    (Workload("batch_gemm", (5, 1000, 2048, 1024), "float16", "float16"), {"raster": 0}),
+    (Workload("conv2d_nhwc", (32, 28, 28, 256, 256, 3, 3, 1, 1), "float16", "float16"),
+     {"store": "tma", "block_n": 128}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("workload, genes", STREAM_TAIL, ids=_ids(STREAM_TAIL))
+def test_stream_tail_passes_the_gate(target, workload, genes):
+    """stream_tail: the whole waves as persistent tiles, then stream-K over the partial last
+    wave: a ring iteration off by the whole waves' K steps, a share taken from the wrong
+    offset or a split tile not fixed up fails the fp64 or the determinism check; a wait with
+    no writer hangs."""
+    genome = Genome.default("cuda.wgmma").replace(schedule="stream_tail", **genes)
+    _wgmma_passes_gate(target, workload, genome)
+
+
 PAD_LINES = [
     Workload("gemm_nt", (2048, 4096, 1000), "float16", "float16"),
     Workload("gemm", (777, 1000, 520), "bfloat16", "bfloat16"),

@@ -88,43 +88,43 @@ _GENE_VALUES = {
 
 @dataclass(frozen=True)
 class WgmmaParams(Params):
-    """block_n: N of the block tile and of each ``wgmma m64nNk16``; consumers: warpgroups issuing
-    wgmma (the block tile is ``64 * consumers`` rows); stages: TMA ring depth; raster: M tiles
-    per rasterization group (0 = row-major); schedule: "tile" (a block per output tile),
+    """block_n: N of the block tile and of each ``wgmma m64nNk16``; consumers: warpgroups
+    issuing wgmma (the block tile is ``64 * consumers`` rows); stages: TMA ring depth; raster: M
+    tiles per rasterization group (0 = row-major); schedule: "tile" (a block per output tile),
     "persistent" (a block per SM looping over tiles, the epilogue overlapping the next tile's
     loads), "streamk" (persistent over the whole waves, then each tile of the partial last wave
     split over a cluster of 2 blocks, ``splits=2``, summed in its shared memory:
     ``reduction="cluster"``) or "stream" (stream-K: each block an equal contiguous share of all
     tiles' K steps; a tile's later shares go through a workspace to the block that stores it;
-    not yet drawn by the search); cluster: blocks per thread-block cluster along M (2: the pair
-    shares the B tile through TMA multicast); store: the write-back, "direct" from registers or
-    "tma" (staged in shared memory and stored by the TMA while the next tile computes) or
-    "rows" (staged the same way, then written by the consumer warps in whole row runs: for a C
-    whose rows are not 16-byte multiples, which the TMA cannot store and direct stores write a
-    column at a time); splits:
-    blocks sharing one output tile's K steps (split-K: f32 partials, then a deterministic
-    reduction that applies the epilogue), for grids with fewer tiles than SMs; pad: "lines"
-    copies operands whose rows are not whole 128-byte lines into padded scratch first, "needed"
-    only those the TMA cannot address at all; arrangement: "cooperative" (the consumers split
-    one tile) or "pingpong" (persistent, two consumers: each its own 64-row tile, in turn, one's
-    write-back overlapping the other's wgmma); reduction: how split-K's partials are summed,
-    "workspace" (f32 partials through L2, then a second kernel) or "cluster" (a tile's splits
-    are one thread-block cluster and sum through its distributed shared memory: one launch);
-    bias_at: where the epilogue's bias (or an expression's ``acc + x[n]``) joins the
-    accumulators, "store" (in the write-back) or "start" (each tile's accumulators start from
-    it: no loads of it in the write-back; tiles one block computes whole); accum: how fp8
-    products are summed, "tensor" (all of K in the wgmma accumulator, ~14 bits kept: cuBLASLt's
-    fast accumulation) or "promoted" (each K step's 128 products then added into fp32
-    registers: torch._scaled_mm's default accuracy) or "pipelined" (the same sums, K steps in
-    pairs into two register sets, one summed while the other's wgmma runs); regs: register
-    budgets per role, "even" (every thread the launch's share) or "split" (``setmaxnreg``: the
-    producer warpgroup's registers go to the consumers, 232 each with two); order: the tile order
-    within a raster group, "raster" (down each column of M tiles) or "hilbert" (along a Hilbert
-    curve through each raster x raster square of tiles); multicast: the operand a cluster pair
-    shares, "b" (blocks of adjacent M tiles: a 2 x 1 cluster) or "a" (adjacent N tiles: 1 x 2);
-    k_atoms: K of a ring stage in 128-byte swizzle rows, 1 (64 halves) or 2 (128);
-    producer_warps: warps issuing the TMA copies, 1 (one thread loads A and B) or 2 (one thread
-    of warp 0 loads A, one of warp 1 B)."""
+    not yet drawn by the search) or "stream_tail" (the whole waves as "persistent", then
+    stream-K over the partial last wave's K steps; not yet drawn); cluster: blocks per
+    thread-block cluster along M (2: the pair shares the B tile through TMA multicast); store:
+    the write-back, "direct" from registers or "tma" (staged in shared memory and stored by the
+    TMA while the next tile computes) or "rows" (staged the same way, then written by the
+    consumer warps in whole row runs: for a C whose rows are not 16-byte multiples, which the
+    TMA cannot store and direct stores write a column at a time); splits: blocks sharing one
+    output tile's K steps (split-K: f32 partials, then a deterministic reduction that applies
+    the epilogue), for grids with fewer tiles than SMs; pad: "lines" copies operands whose rows
+    are not whole 128-byte lines into padded scratch first, "needed" only those the TMA cannot
+    address at all; arrangement: "cooperative" (the consumers split one tile) or "pingpong"
+    (persistent, two consumers: each its own 64-row tile, in turn, one's write-back overlapping
+    the other's wgmma); reduction: how split-K's partials are summed, "workspace" (f32 partials
+    through L2, then a second kernel) or "cluster" (a tile's splits are one thread-block cluster
+    and sum through its distributed shared memory: one launch); bias_at: where the epilogue's
+    bias (or an expression's ``acc + x[n]``) joins the accumulators, "store" (in the write-back)
+    or "start" (each tile's accumulators start from it: no loads of it in the write-back; tiles
+    one block computes whole); accum: how fp8 products are summed, "tensor" (all of K in the
+    wgmma accumulator, ~14 bits kept: cuBLASLt's fast accumulation) or "promoted" (each K step's
+    128 products then added into fp32 registers: torch._scaled_mm's default accuracy) or
+    "pipelined" (the same sums, K steps in pairs into two register sets, one summed while the
+    other's wgmma runs); regs: register budgets per role, "even" (every thread the launch's
+    share) or "split" (``setmaxnreg``: the producer warpgroup's registers go to the consumers,
+    232 each with two); order: the tile order within a raster group, "raster" (down each column
+    of M tiles) or "hilbert" (along a Hilbert curve through each raster x raster square of
+    tiles); multicast: the operand a cluster pair shares, "b" (blocks of adjacent M tiles: a 2 x
+    1 cluster) or "a" (adjacent N tiles: 1 x 2); k_atoms: K of a ring stage in 128-byte swizzle
+    rows, 1 (64 halves) or 2 (128); producer_warps: warps issuing the TMA copies, 1 (one thread
+    loads A and B) or 2 (one thread of warp 0 loads A, one of warp 1 B)."""
 
     block_n: int = 256
     consumers: int = 2
@@ -244,7 +244,9 @@ class CudaWgmma(Family):
         # stream-K proper passes the GPU gate (6 cases, H200 2026-12-04) but measured slower
         # where it was timed (ResNet conv 0.81 vs 0.89x cuDNN, 4096^3 0.91 vs 1.00x cuBLAS: its
         # fix-up traffic); where_time_goes.sh times it at 1.09 waves
-        "schedule": ("stream",),
+        # stream_tail (stream-K over the last wave only, the whole waves as persistent's):
+        # built 2026-12-05, not yet through the GPU gate
+        "schedule": ("stream", "stream_tail"),
         # through the GPU gate (H200 2026-12-05: the 37 cases of structures.sh part 1 pass,
         # none hangs) and not shown to win where timed (genome_check.py, against the persistent
         # TMA-store seed): fp16 4096^3 seed 0.999x cuBLAS, Hilbert order 0.995x, 1 x 2 clusters
@@ -447,7 +449,7 @@ class CudaWgmma(Family):
             "conv": float(bool(st["conv"])), "block_n": float(params.block_n),
             "consumers": float(params.consumers), "stages": float(params.stages),
             "raster": float(max(params.raster, 1)),
-            "persistent": float(params.schedule in ("persistent", "streamk", "stream")),
+            "persistent": float(params.schedule != "tile"),
             "cluster": float(params.cluster), "tma_store": float(params.store == "tma"),
             "pingpong": float(params.arrangement == "pingpong"),
             "cluster_reduce": float(params.reduction == "cluster"),

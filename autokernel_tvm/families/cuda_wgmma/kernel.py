@@ -96,8 +96,9 @@ K_ATOMS = (1, 2)
 PRODUCER_WARPS = (1, 2)
 #: one tile per block / one block per SM looping over tiles / persistent over the whole waves,
 #: then each tile of the partial last wave split over a cluster of blocks (stream-K's tail) /
-#: stream-K: every block an equal, contiguous share of all tiles' K steps
-SCHEDULES = ("tile", "persistent", "streamk", "stream")
+#: stream-K: every block an equal, contiguous share of all tiles' K steps / stream_tail: the
+#: whole waves as persistent tiles, then stream-K over the partial last wave's K steps only
+SCHEDULES = ("tile", "persistent", "streamk", "stream", "stream_tail")
 #: the order of a raster group's tiles: down each column of `raster` M tiles, column after
 #: column ("raster"), or along a Hilbert curve through each raster x raster square of them
 #: ("hilbert": each tile a neighbour of the one before, so a block's consecutive tiles -- and a
@@ -221,7 +222,11 @@ class Structure:
         after adding, in block order, the f32 shares the later blocks wrote to a workspace
         (each writes its share first thing and releases a flag; the flags are zeroed by a
         companion launch before the kernel). 224 tiles of 36 K steps on 132 SMs: 61 steps each
-        instead of 72.
+        instead of 72. "stream_tail": the tiles of :func:`stream_tail_waves` whole waves as
+        "persistent" deals them, then the rest of the tiles' K steps dealt out as "stream"
+        deals all of them (4096^3: 3 waves of 128 x 256 tiles, then 116 tiles' 64 K steps over
+        132 blocks, 56 each: 3.88 tile times instead of 4, the K order of the whole waves, whose
+        operands the blocks read together, kept).
     cluster : blocks per thread-block cluster along M (1 or 2); 2 multicasts B to the pair.
     store : the write-back, "direct" (each thread stores its pairs) or "tma" (staged in shared
         memory, boxes of 64 rows x 128 bytes stored by the TMA, asynchronously; where C's rows
@@ -525,10 +530,20 @@ def stream_share(g, work: int, ctas: int):
     return g * work // ctas
 
 
-def stream_last(t, k_tiles: int, work: int, ctas: int):
+def stream_last(t, k_tiles: int, work: int, ctas: int, first: int = 0):
     """stream: the block whose share holds tile ``t``'s last K step: the blocks after the one
-    holding its first K step, up to this one, each hold a middle or end part of the tile."""
-    return ((t + 1) * k_tiles * ctas - 1) // work
+    holding its first K step, up to this one, each hold a middle or end part of the tile
+    (``first``: the iterations before the shares, stream_tail's whole waves)."""
+    return (((t + 1) * k_tiles - first) * ctas - 1) // work
+
+
+def stream_tail_waves(tiles: int, k_tiles: int, sm_count: int) -> int:
+    """stream_tail: the whole waves computed as persistent tiles, the most that leave the
+    partial last wave's K steps at least ``SPLIT_MIN_STEPS`` a block (0: none do)."""
+    waves = tiles // sm_count
+    while waves > 0 and (tiles - waves * sm_count) * k_tiles // sm_count < SPLIT_MIN_STEPS:
+        waves -= 1
+    return waves
 
 
 def zero_flags(count: int, symbol: str) -> tvm.tirx.PrimFunc:
@@ -767,7 +782,7 @@ def _bias_reason(st: Structure) -> str | None:
             "bias_at=start: an fp32 output keeps the rounding of the bias in every K step's sum; "
             "16-bit outputs only"
         )
-    if st.splits > 1 or st.schedule in ("streamk", "stream"):
+    if st.splits > 1 or st.schedule in SCHEDULES[2:]:
         return (
             "bias_at=start: every block of a split tile would start from the bias; one block "
             "per tile's K steps (splits=1, schedule tile or persistent)"
@@ -781,7 +796,7 @@ def split_reason(st: Structure, k: int, tiles: int, sm_count: int) -> str | None
         return f"splits={st.splits}: one of {SPLITS}"
     if st.schedule == "streamk":
         return _streamk_reason(st, k, tiles, sm_count)
-    if st.schedule == "stream":
+    if st.schedule in ("stream", "stream_tail"):
         return _stream_reason(st, k, tiles, sm_count)
     if st.splits == 1:
         return _reduction_reason(st)
@@ -836,9 +851,16 @@ def _streamk_reason(st: Structure, k: int, tiles: int, sm_count: int) -> str | N
 
 
 def _stream_reason(st: Structure, k: int, tiles: int, sm_count: int) -> str | None:
-    """Why ``schedule="stream"`` cannot deal ``tiles`` tiles' K steps out to the SMs, or None."""
+    """Why ``schedule="stream"`` (or "stream_tail") cannot deal ``tiles`` tiles' K steps out to
+    the SMs, or None."""
     if sm_count < 1:
         return "stream: the target's multiprocessor count is unknown"
+    k_tiles = -(-k // pipe_step(st))
+    if st.schedule == "stream_tail" and not stream_tail_waves(tiles, k_tiles, sm_count):
+        return (
+            f"stream_tail: {tiles} tiles leave no whole wave of {sm_count} before a partial one "
+            f"of {SPLIT_MIN_STEPS}+ K steps a block (schedule=stream deals them all)"
+        )
     plain = st.cluster == 1 and st.arrangement == "cooperative" and st.reduction == "workspace"
     if st.splits != 1 or not plain:
         return (
@@ -1095,8 +1117,8 @@ def wgmma_gemm(
     is_conv = bool(conv)
     tiles, nb = grid_m * grid_n, max(batch, 1)
     streamk = st.schedule == "streamk"
-    stream = st.schedule == "stream"
-    persistent = st.schedule in ("persistent", "streamk", "stream")  # a block per SM
+    stream = st.schedule in ("stream", "stream_tail")
+    persistent = st.schedule in ("persistent", *SCHEDULES[2:])  # a block per SM
     tma_store = st.store == "tma"
     rows_store = st.store == "rows"  # staged like tma_store, written out by the warpgroup
     staged_store = st.store in STAGED_STORES
@@ -1135,7 +1157,11 @@ def wgmma_gemm(
         ctas, tail = sm_count, nb * tiles % sm_count
         whole = nb * tiles // sm_count
     if stream:  # block g: the (tile, K step) iterations [g * work // ctas, (g+1) * work // ctas)
-        ctas, work = sm_count, nb * tiles * k_tiles
+        # after the first `waves` x ctas tiles (stream_tail: persistent tiles, K order kept)
+        ctas = sm_count
+        waves = stream_tail_waves(nb * tiles, k_tiles, ctas) if st.schedule != "stream" else 0
+        first = waves * ctas * k_tiles  # iterations before the shares
+        work = nb * tiles * k_tiles - first
         segs = -(-work // ctas) // k_tiles + 2  # tiles a share can touch, at most
     acc_n = block_n // 2  # f32 accumulators per thread of an m64nN warpgroup tile
     # fragment groups (4 accumulators: 2 rows x 2 columns) a thread stores; gated: the gate
@@ -1233,7 +1259,12 @@ def wgmma_gemm(
         return local(t)[1]
 
     def share(g):
-        return stream_share(g, work, ctas)
+        return first + stream_share(g, work, ctas) if first else stream_share(g, work, ctas)
+
+    def after(g, lo):
+        """Ring iterations block ``g`` ran before its share's iteration ``lo``: its whole-wave
+        tiles' (stream_tail), then its share's up to ``lo``."""
+        return lo - share(g) + waves * k_tiles if waves else lo - share(g)
 
     def segment(g, j):
         """(tile, first iteration, end iteration) of the ``j``-th tile block ``g``'s share
@@ -1760,10 +1791,12 @@ def wgmma_gemm(
         row = wg_row(wg) + tid % WG_THREADS // 32 * 16 + lane // 4
         if summed:
             cluster_sum(C, bias, acc, red, sp, tid, wg, bi, bm, bn)
-        elif stream:  # span: (this block, its range's first and end iterations, the tile)
+        elif stream and span is not None:  # span: (this block, its share's first and end
+            # iterations, the tile); None: a stream_tail block's whole-wave tile
             if span[1] == span[3] * k_tiles:  # the tile's first K steps: this block stores it
                 if span[2] < (span[3] + 1) * k_tiles:  # later blocks hold the rest
-                    fixup(acc, P, F, tid, span[0], stream_last(span[3], k_tiles, work, ctas))
+                    fixup(acc, P, F, tid, span[0],
+                          stream_last(span[3], k_tiles, work, ctas, first))
                 write_back(C, bias, acc, staged, c_map, tid, wg, bi, bm, bn, row, lane)
             else:
                 contribute(acc, P, F, tid, span[0])
@@ -1844,13 +1877,19 @@ def wgmma_gemm(
                 T.ptx["setmaxnreg.dec.sync.aligned.u32"](PRODUCER_REGS)
             if loads(tid):
                 if stream:
+                    if waves > 0:  # stream_tail's whole waves: as persistent's
+                        for ti in range(waves):
+                            t = bx + ti * ctas
+                            tm, tn = tile_m(t), tile_n(t)  # once: a Hilbert order is long
+                            produce(A, B, full, empty, ring, a_map, b_map, 0, ti, 0,
+                                    t // tiles, tm, tn, role=role_of(tid))
                     for j in range(segs):
                         t, lo, hi = segment(bx, j)
                         tm, tn = tile_m(t), tile_n(t)  # once: a Hilbert order is long
                         if lo < hi:
                             produce(A, B, full, empty, ring, a_map, b_map, 0, None,
                                     lo - t * k_tiles, t // tiles, tm, tn, hi - lo,
-                                    lo - share(bx), role=role_of(tid))
+                                    after(bx, lo), role=role_of(tid))
                 elif streamk:
                     for ti in range(whole):
                         t = bx + ti * ctas
@@ -1885,6 +1924,15 @@ def wgmma_gemm(
             if split_regs:
                 T.ptx["setmaxnreg.inc.sync.aligned.u32"](mma_regs)
             if stream:
+                if waves > 0:  # stream_tail's whole waves: as persistent's
+                    for ti in range(waves):
+                        t = bx + ti * ctas
+                        tm, tn = tile_m(t), tile_n(t)  # once: a Hilbert order is long
+                        consume(C, bias, full, empty, ring, acc,
+                                staged if staged_store else None,  # noqa: F821
+                                c_map, desc_a, desc_b,  # noqa: F821
+                                0, tid, wg, ti, P, 0, t // tiles, tm, tn, None, None, kts,
+                                False)
                 for j in range(segs):
                     t, lo, hi = segment(bx, j)
                     tm, tn = tile_m(t), tile_n(t)  # once: a Hilbert order is long
@@ -1892,8 +1940,8 @@ def wgmma_gemm(
                         consume(C, bias, full, empty, ring, acc,
                                 staged if staged_store else None,  # noqa: F821
                                 c_map, desc_a, desc_b,  # noqa: F821
-                                0, tid, wg, None, P, 0, t // tiles, tm, tn, None,
-                                None, hi - lo, False, lo - share(bx), F, (bx, lo, hi, t))
+                                0, tid, wg, None, P, 0, t // tiles, tm, tn, None, None,
+                                hi - lo, False, after(bx, lo), F, (bx, lo, hi, t))
             elif streamk:
                 for ti in range(whole):
                     t = bx + ti * ctas
@@ -2036,7 +2084,7 @@ def wgmma_module(
             split = split_operand(name, rows, cols, kmajor=kmajor, batch=st.batch,
                                   symbol=f"{symbol}_split_{name}")  # fmt: skip
             funcs[f"{symbol}_split_{name}"] = split.with_attr(PIPELINE_ATTR, "tirx")
-    if st.schedule == "stream":
+    if st.schedule in ("stream", "stream_tail"):
         funcs[f"{symbol}_zero"] = zero_flags(sm_count, f"{symbol}_zero")
     if c_through_scratch(n, st):
         nb_m = max(st.batch, 1) * m
