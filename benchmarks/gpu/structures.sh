@@ -3,7 +3,7 @@
 # The structures added in sessions 32 and 33 (~25 min on one H200: four device calls,
 # `structures.sh 1` to `4`). Run 2026-12-05: parts 1 and 2, and part 3's store=rows pair on the
 # odd shape (benchmarks/results/h200/structures_2026-12-05/); parts 3 and 4 the same day's
-# second run; part 5 not yet run.
+# second run; parts 5 and 6 (~7 min each) not yet run.
 # Part 1: the GPU gate on their cases (tests/wgmma_cases.py: REGS, WIDE192, HILBERT,
 # CONSUMERS3, SHARE_A, K_ATOMS2, PRODUCER_WARPS2, the FP8 cases with accum=pipelined).
 # Parts 2 and 3: genome_check.py (gate, then the kernel and PyTorch's op in alternation, L2
@@ -26,14 +26,16 @@
 #     (0.5% of the tiles past N, where 256 leaves 3.8%), there also with C written in row runs
 #     (store=rows: 5921-column rows are not 16-byte multiples, so direct stores write single
 #     columns; gated in session 31, never timed).
-# Part 5: stream_tail (the whole waves as persistent tiles, then stream-K over the partial
-# last wave's K steps): the GPU gate, then against the seed on 4096^3, the chains' bias + ReLU,
-# 8192^3, the ResNet conv, LLaMA's gated GEMM (against its streamk seed) and down projection.
+# Parts 5 and 6: stream_tail (the whole waves as persistent tiles, then stream-K over the
+# partial last wave's K steps): the GPU gate, then against the seed on 4096^3, the chains' bias
+# + ReLU and 8192^3 (part 5); the ResNet conv, LLaMA's gated GEMM (against its streamk seed)
+# and down projection, and the odd shapes (8205 x 5921 x 2949: 15.3 waves of 192-wide tiles;
+# 2047 x 2049 x 2051: 1.3) in part 6.
 # Part 4: fp8 sums promoted to fp32 (torch._scaled_mm's default; 0.88x / 0.80x at 4096^3 /
 # 8192^3 on 128-wide tiles): K-step pairs (accum=pipelined), 192-wide tiles on regs=split,
 # ping-pong.
 # Rows go to $OUT/<device>.jsonl and $OUT/genome_check.jsonl, the log to $OUT/structures_N.log.
-#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|3|4|5
+#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|3|4|5|6
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 part=${1:-1}
@@ -86,11 +88,16 @@ c3=consumers=3,block_n=192
       $seed,regs=split schedule=stream_tail,store=tma,regs=split
     check gemm_bias_relu 4096,4096,4096 float16 float16 $seed schedule=stream_tail,store=tma
     check gemm_nt 8192,8192,8192 float16 float16 $seed schedule=stream_tail,store=tma
+  elif [ "$part" = 6 ]; then
     check conv2d_nhwc 32,28,28,256,256,3,3,1,1 float16 float16 $seed,regs=split \
       schedule=stream_tail,store=tma,regs=split
     check gemm_gated_nt 2048,11008,4096 float16 float16 \
       schedule=streamk,splits=2,reduction=cluster,store=tma schedule=stream_tail,store=tma
     check gemm_nt 2048,4096,11008 float16 float16 $seed schedule=stream_tail,store=tma
+    rows=schedule=persistent,store=rows,block_n=192  # the odd shapes' seed
+    check gemm_nt 8205,5921,2949 float16 float16 $rows schedule=stream_tail,store=rows,block_n=192
+    check gemm 2047,2049,2051 bfloat16 bfloat16 $rows \
+      schedule=stream_tail,store=rows,block_n=192 schedule=stream,store=rows
   else
     for shape in 4096,4096,4096 8192,8192,8192; do
       check gemm_scaled_nt $shape float8_e4m3fn bfloat16 $p,block_n=128 \
