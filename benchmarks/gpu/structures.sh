@@ -3,7 +3,7 @@
 # The structures added in sessions 32 and 33 (~25 min on one H200: four device calls,
 # `structures.sh 1` to `4`). Run 2026-12-05: parts 1 and 2, and part 3's store=rows pair on the
 # odd shape (benchmarks/results/h200/structures_2026-12-05/); parts 3 and 4 the same day's
-# second run; parts 5 and 6 (~7 min each) not yet run.
+# second run; parts 5 to 7 (~5-7 min each) not yet run.
 # Part 1: the GPU gate on their cases (tests/wgmma_cases.py: REGS, WIDE192, HILBERT,
 # CONSUMERS3, SHARE_A, K_ATOMS2, PRODUCER_WARPS2, the FP8 cases with accum=pipelined).
 # Parts 2 and 3: genome_check.py (gate, then the kernel and PyTorch's op in alternation, L2
@@ -31,11 +31,12 @@
 # + ReLU and 8192^3 (part 5); the ResNet conv, LLaMA's gated GEMM (against its streamk seed)
 # and down projection, and the odd shapes (8205 x 5921 x 2949: 15.3 waves of 192-wide tiles;
 # 2047 x 2049 x 2051: 1.3) in part 6.
+# Part 7: fp8 with fp32 sums (0.88-0.91x torch._scaled_mm so far) in 2 x 1 clusters.
 # Part 4: fp8 sums promoted to fp32 (torch._scaled_mm's default; 0.88x / 0.80x at 4096^3 /
 # 8192^3 on 128-wide tiles): K-step pairs (accum=pipelined), 192-wide tiles on regs=split,
 # ping-pong.
 # Rows go to $OUT/<device>.jsonl and $OUT/genome_check.jsonl, the log to $OUT/structures_N.log.
-#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|3|4|5|6
+#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|3|4|5|6|7
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 part=${1:-1}
@@ -98,6 +99,16 @@ c3=consumers=3,block_n=192
     check gemm_nt 8205,5921,2949 float16 float16 $rows schedule=stream_tail,store=rows,block_n=192
     check gemm 2047,2049,2051 bfloat16 bfloat16 $rows \
       schedule=stream_tail,store=rows,block_n=192 schedule=stream,store=rows
+  elif [ "$part" = 7 ]; then
+    # fp8 with fp32 sums in 2 x 1 clusters (B multicast: half its L2 -> SM bytes; fast
+    # accumulation won at 8192^3 that way, 1.025x): the seeds of 2026-12-05 with cluster=2
+    for shape in 4096,4096,4096 8192,8192,8192; do
+      check gemm_scaled_nt $shape float8_e4m3fn bfloat16 \
+        accum=pipelined,regs=split,block_n=128,$seed \
+        accum=pipelined,regs=split,block_n=128,$seed,cluster=2 \
+        $p,regs=split,block_n=192 $p,regs=split,block_n=192,cluster=2 \
+        $p,regs=split,block_n=192,cluster=2,raster=16
+    done
   else
     for shape in 4096,4096,4096 8192,8192,8192; do
       check gemm_scaled_nt $shape float8_e4m3fn bfloat16 $p,block_n=128 \
