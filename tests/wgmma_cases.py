@@ -203,3 +203,16 @@ PRODUCER_WARPS2 = [
     (Workload("gemm_nt", (128, 4096, 4096), "float16", "float16"),
      {"producer_warps": 2, "raster": 1, "splits": 4, "reduction": "cluster"}),
 ]  # fmt: skip
+
+#: schedule=stream_tail: 4096^3 (3 waves, then 116 tiles' K steps), a fused epilogue, M and N
+#: edges, odd C in row runs (1 wave, then 44 tiles), a batch, the ResNet conv (1 wave, then 92)
+STREAM_TAIL = [
+    (Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16"), {"store": "tma"}),
+    (Workload("gemm_bias_gelu", (4096, 4096, 4096), "bfloat16", "bfloat16"), {"store": "tma"}),
+    (Workload("gemm_nt", (2047, 11001, 4091), "float16", "float16"), {}),
+    (Workload("gemm", (2047, 2049, 2051), "bfloat16", "bfloat16"),
+     {"block_n": 192, "store": "rows"}),
+    (Workload("batch_gemm", (5, 1000, 2048, 1024), "float16", "float16"), {"raster": 0}),
+    (Workload("conv2d_nhwc", (32, 28, 28, 256, 256, 3, 3, 1, 1), "float16", "float16"),
+     {"store": "tma", "block_n": 128}),
+]  # fmt: skip

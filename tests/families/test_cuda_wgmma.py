@@ -17,6 +17,7 @@ from wgmma_cases import (  # shared with the GPU tests
     REGS,
     ROWS,
     SHARE_A,
+    STREAM_TAIL,
     STRIDED,
     WIDE192,
 )
@@ -1501,17 +1502,6 @@ def test_stream_runs_equal_shares_and_fixes_split_tiles_up_in_block_order(
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
 
 
-STREAM_TAIL = [
-    (Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16"), {"store": "tma"}),
-    (Workload("gemm_bias_gelu", (4096, 4096, 4096), "bfloat16", "bfloat16"), {"store": "tma"}),
-    (Workload("gemm_nt", (2047, 11001, 4091), "float16", "float16"), {}),
-    (Workload("gemm", (2047, 2049, 2051), "bfloat16", "bfloat16"),
-     {"block_n": 192, "store": "rows"}),
-    (Workload("conv2d_nhwc", (32, 28, 28, 256, 256, 3, 3, 1, 1), "float16", "float16"),
-     {"store": "tma", "block_n": 128}),
-]  # fmt: skip
-
-
 @pytest.mark.parametrize("workload, genes", STREAM_TAIL, ids=lambda x: str(x)[:60])
 def test_stream_tail_builds_the_whole_waves_before_the_shares(
     needs_nvcc, tmp_path, workload, genes
@@ -1535,13 +1525,22 @@ def test_stream_tail_builds_the_whole_waves_before_the_shares(
     assert spills and set(spills) == {"0"}
 
 
-@pytest.mark.parametrize("tiles, k_tiles, ctas", [(512, 64, 132), (1376, 64, 132), (274, 64, 132)])
-def test_stream_tail_runs_every_k_step_once(tiles, k_tiles, ctas):
-    """The kernel's loops, modelled: block g computes tiles g + i * ctas of the whole waves
-    whole, then the segments of its share of the rest; every (tile, K step) runs once, and the
-    block holding a split tile's first K step waits on exactly the blocks g+1 .. stream_last(t)
-    whose shares hold its other steps."""
-    waves = stream_tail_waves(tiles, k_tiles, ctas)
+@pytest.mark.parametrize("tail", [False, True], ids=["stream", "stream_tail"])
+@pytest.mark.parametrize(
+    "tiles, k_tiles, ctas",
+    [(224, 36, 132), (512, 64, 132), (1376, 64, 132), (274, 64, 132), (5, 100, 132),
+     (133, 1, 132), (7, 9, 3)],
+)  # fmt: skip
+def test_stream_shares_cover_every_k_step_once_and_name_each_tiles_helpers(
+    tiles, k_tiles, ctas, tail
+):
+    """The kernel's loops, modelled: (stream_tail) block g first computes tiles g + i * ctas of
+    the whole waves whole, then the segments of [share(g), share(g + 1)) that fall in each tile
+    it touches. Every (tile, K step) runs exactly once; the block holding a tile's first K step
+    waits on exactly the blocks g+1 .. stream_last(t) -- those whose first segment (the only
+    one that can start mid-tile) is a later part of that tile -- so every share it adds exists,
+    and none is missed."""
+    waves = stream_tail_waves(tiles, k_tiles, ctas) if tail else 0
     first = waves * ctas * k_tiles
     work = tiles * k_tiles - first
     runs = [0] * (tiles * k_tiles)
@@ -1566,39 +1565,6 @@ def test_stream_tail_runs_every_k_step_once(tiles, k_tiles, ctas):
                 helpers.setdefault(t, []).append(g)
             t += 1
     assert runs == [1] * (tiles * k_tiles)
-    assert sorted(stores) == list(range(tiles))
-    assert all(stores[t] == helpers.get(t, []) for t in range(tiles))
-    assert any(stores.values())  # some tile of the tail is split
-
-
-@pytest.mark.parametrize(
-    "tiles, k_tiles, ctas",
-    [(224, 36, 132), (512, 64, 132), (1376, 64, 132), (5, 100, 132), (133, 1, 132), (7, 9, 3)],
-)
-def test_stream_shares_cover_every_k_step_once_and_name_each_tiles_helpers(tiles, k_tiles, ctas):
-    """The kernel's loops, modelled: block g runs the segments of [share(g), share(g + 1)) that
-    fall in each tile it touches. Every (tile, K step) runs exactly once; the block holding a
-    tile's first K step waits on exactly the blocks g+1 .. stream_last(t) -- those whose first
-    segment (the only one that can start mid-tile) is a later part of that tile -- so every
-    share it adds exists, and none is missed."""
-    work = tiles * k_tiles
-    runs = [0] * work
-    helpers, stores = {}, {}
-    for g in range(ctas):
-        first, end = stream_share(g, work, ctas), stream_share(g + 1, work, ctas)
-        t = first // k_tiles
-        while t * k_tiles < end:
-            lo, hi = max(first, t * k_tiles), min(end, (t + 1) * k_tiles)
-            for i in range(lo, hi):
-                runs[i] += 1
-            if lo == t * k_tiles:
-                later = list(range(g + 1, stream_last(t, k_tiles, work, ctas) + 1))
-                stores[t] = later if hi < (t + 1) * k_tiles else []
-            else:
-                assert lo == first  # a share starts mid-tile only at the block's start
-                helpers.setdefault(t, []).append(g)
-            t += 1
-    assert runs == [1] * work
     assert sorted(stores) == list(range(tiles))
     assert all(stores[t] == helpers.get(t, []) for t in range(tiles))
 

@@ -23,6 +23,7 @@ from wgmma_cases import (  # tests/wgmma_cases.py, shared with the CPU tests
     REGS,
     ROWS,
     SHARE_A,
+    STREAM_TAIL,
     STRIDED,
     WIDE192,
 )
@@ -299,18 +300,6 @@ def test_stream_passes_the_gate(target, workload, genes):
     _wgmma_passes_gate(
         target, workload, Genome.default("cuda.wgmma").replace(schedule="stream", **genes)
     )
-
-
-STREAM_TAIL = [
-    (Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16"), {"store": "tma"}),
-    (Workload("gemm_bias_gelu", (4096, 4096, 4096), "bfloat16", "bfloat16"), {"store": "tma"}),
-    (Workload("gemm_nt", (2047, 11001, 4091), "float16", "float16"), {}),
-    (Workload("gemm", (2047, 2049, 2051), "bfloat16", "bfloat16"),
-     {"block_n": 192, "store": "rows"}),
-    (Workload("batch_gemm", (5, 1000, 2048, 1024), "float16", "float16"), {"raster": 0}),
-    (Workload("conv2d_nhwc", (32, 28, 28, 256, 256, 3, 3, 1, 1), "float16", "float16"),
-     {"store": "tma", "block_n": 128}),
-]  # fmt: skip
 
 
 @pytest.mark.parametrize("workload, genes", STREAM_TAIL, ids=_ids(STREAM_TAIL))

@@ -1809,6 +1809,25 @@ def wgmma_gemm(
             write_back(C, bias, acc, staged, c_map, tid, wg, bi, bm, bn, row, lane)
 
     @T.macro
+    def produce_waves(A, B, full, empty, ring, a_map, b_map, bx, tid, count):
+        # streamk's and stream_tail's whole waves: block bx's tiles bx + i * ctas, each whole
+        for ti in range(count):
+            t = bx + ti * ctas
+            tm, tn = tile_m(t), tile_n(t)  # once: a Hilbert order is long
+            produce(A, B, full, empty, ring, a_map, b_map, 0, ti, 0, t // tiles, tm, tn,
+                    role=role_of(tid))
+
+    @T.macro
+    def consume_waves(C, bias, full, empty, ring, acc, staged, c_map, desc_a, desc_b, bx, tid,
+                      wg, P, count):
+        # the consumers' side of produce_waves
+        for ti in range(count):
+            t = bx + ti * ctas
+            tm, tn = tile_m(t), tile_n(t)  # once: a Hilbert order is long
+            consume(C, bias, full, empty, ring, acc, staged, c_map, desc_a, desc_b, 0, tid, wg,
+                    ti, P, 0, t // tiles, tm, tn, None, None, kts, False)
+
+    @T.macro
     def pad_into(X, scratch, name, rows, cols):
         # host code: launch the device kernel of the pad_rows function linked beside this one
         # (a library's own functions are not found by name from its host code; the kernels of
@@ -1878,11 +1897,7 @@ def wgmma_gemm(
             if loads(tid):
                 if stream:
                     if waves > 0:  # stream_tail's whole waves: as persistent's
-                        for ti in range(waves):
-                            t = bx + ti * ctas
-                            tm, tn = tile_m(t), tile_n(t)  # once: a Hilbert order is long
-                            produce(A, B, full, empty, ring, a_map, b_map, 0, ti, 0,
-                                    t // tiles, tm, tn, role=role_of(tid))
+                        produce_waves(A, B, full, empty, ring, a_map, b_map, bx, tid, waves)
                     for j in range(segs):
                         t, lo, hi = segment(bx, j)
                         tm, tn = tile_m(t), tile_n(t)  # once: a Hilbert order is long
@@ -1891,11 +1906,7 @@ def wgmma_gemm(
                                     lo - t * k_tiles, t // tiles, tm, tn, hi - lo,
                                     after(bx, lo), role=role_of(tid))
                 elif streamk:
-                    for ti in range(whole):
-                        t = bx + ti * ctas
-                        tm, tn = tile_m(t), tile_n(t)  # once: a Hilbert order is long
-                        produce(A, B, full, empty, ring, a_map, b_map, 0, ti, 0, t // tiles,
-                                tm, tn, role=role_of(tid))
+                    produce_waves(A, B, full, empty, ring, a_map, b_map, bx, tid, whole)
                     if bx // splits < tail:  # this block's split of a last-wave tile
                         t = whole * ctas + bx // splits
                         tm, tn = tile_m(t), tile_n(t)  # once: a Hilbert order is long
@@ -1925,14 +1936,9 @@ def wgmma_gemm(
                 T.ptx["setmaxnreg.inc.sync.aligned.u32"](mma_regs)
             if stream:
                 if waves > 0:  # stream_tail's whole waves: as persistent's
-                    for ti in range(waves):
-                        t = bx + ti * ctas
-                        tm, tn = tile_m(t), tile_n(t)  # once: a Hilbert order is long
-                        consume(C, bias, full, empty, ring, acc,
-                                staged if staged_store else None,  # noqa: F821
-                                c_map, desc_a, desc_b,  # noqa: F821
-                                0, tid, wg, ti, P, 0, t // tiles, tm, tn, None, None, kts,
-                                False)
+                    consume_waves(C, bias, full, empty, ring, acc,
+                                  staged if staged_store else None,  # noqa: F821
+                                  c_map, desc_a, desc_b, bx, tid, wg, P, waves)  # noqa: F821
                 for j in range(segs):
                     t, lo, hi = segment(bx, j)
                     tm, tn = tile_m(t), tile_n(t)  # once: a Hilbert order is long
@@ -1943,14 +1949,9 @@ def wgmma_gemm(
                                 0, tid, wg, None, P, 0, t // tiles, tm, tn, None, None,
                                 hi - lo, False, after(bx, lo), F, (bx, lo, hi, t))
             elif streamk:
-                for ti in range(whole):
-                    t = bx + ti * ctas
-                    tm, tn = tile_m(t), tile_n(t)  # once: a Hilbert order is long
-                    consume(C, bias, full, empty, ring, acc,
-                            staged if staged_store else None,  # noqa: F821
-                            c_map, desc_a, desc_b,  # noqa: F821
-                            0, tid, wg, ti, P, 0, t // tiles, tm, tn, None, None,
-                            kts, False)
+                consume_waves(C, bias, full, empty, ring, acc,
+                              staged if staged_store else None,  # noqa: F821
+                              c_map, desc_a, desc_b, bx, tid, wg, P, whole)  # noqa: F821
                 if bx // splits < tail:
                     t = whole * ctas + bx // splits
                     tm, tn = tile_m(t), tile_n(t)  # once: a Hilbert order is long
