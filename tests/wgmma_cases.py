@@ -216,3 +216,18 @@ STREAM_TAIL = [
     (Workload("conv2d_nhwc", (32, 28, 28, 256, 256, 3, 3, 1, 1), "float16", "float16"),
      {"store": "tma", "block_n": 128}),
 ]  # fmt: skip
+
+#: operands=ba (conv: output channels on wgmma's M, 112 pixels of whole output rows on N):
+#: 4 rows of 28; 2 rows of 56 with a bias + ReLU expression, bf16; stride 2 (8 rows of 14,
+#: the last patch past P); the stream_tail schedule over the 448 tiles
+SWAPPED = [
+    (Workload("conv2d_nhwc", (32, 28, 28, 256, 256, 3, 3, 1, 1), "float16", "float16"),
+     {"operands": "ba", "block_n": 112, "store": "tma", "schedule": "persistent", "raster": 1}),
+    (Workload("conv2d_nhwc", (8, 56, 56, 64, 128, 3, 3, 1, 1), "bfloat16", "bfloat16",
+              epilogue=Epilogue(F("relu", F("add", ACC, operand(0))), ("n",))),
+     {"operands": "ba", "block_n": 112, "store": "tma", "raster": 1}),
+    (Workload("conv2d_nhwc", (8, 28, 28, 128, 128, 3, 3, 2, 1), "float16", "float16"),
+     {"operands": "ba", "block_n": 112, "store": "tma", "raster": 1}),
+    (Workload("conv2d_nhwc", (32, 28, 28, 256, 256, 3, 3, 1, 1), "float16", "float16"),
+     {"operands": "ba", "block_n": 112, "store": "tma", "schedule": "stream_tail", "raster": 1}),
+]  # fmt: skip

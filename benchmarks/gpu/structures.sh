@@ -30,7 +30,8 @@
 # partial last wave's K steps): the GPU gate, then against the seed on 4096^3, the chains' bias
 # + ReLU and 8192^3 (part 5); the ResNet conv, LLaMA's gated GEMM (against its streamk seed)
 # and down projection, and the odd shapes (8205 x 5921 x 2949: 15.3 waves of 192-wide tiles;
-# 2047 x 2049 x 2051: 1.3) in part 6.
+# 2047 x 2049 x 2051: 1.3) in part 6, which first gates and times the conv with its operands
+# swapped (operands=ba: channels on M, 4 whole rows of 28 pixels on N, no empty columns).
 # Part 7: fp8 with fp32 sums (0.88-0.91x torch._scaled_mm so far) in 2 x 1 clusters.
 # Part 4: fp8 sums promoted to fp32 (torch._scaled_mm's default; 0.88x / 0.80x at 4096^3 /
 # 8192^3 on 128-wide tiles): K-step pairs (accum=pipelined), 192-wide tiles on regs=split,
@@ -90,6 +91,10 @@ c3=consumers=3,block_n=192
     check gemm_bias_relu 4096,4096,4096 float16 float16 $seed schedule=stream_tail,store=tma
     check gemm_nt 8192,8192,8192 float16 float16 $seed schedule=stream_tail,store=tma
   elif [ "$part" = 6 ]; then
+    timeout 200 python3 -m pytest -m gpu tests/gpu -q -p no:cacheprovider -rf -k swapped 2>&1
+    ba=operands=ba,block_n=112,store=tma,raster=1  # channels on M, 4 rows of 28 pixels on N
+    check conv2d_nhwc 32,28,28,256,256,3,3,1,1 float16 float16 $seed,regs=split \
+      $ba,schedule=persistent $ba,schedule=persistent,regs=split $ba,schedule=stream_tail
     check conv2d_nhwc 32,28,28,256,256,3,3,1,1 float16 float16 $seed,regs=split \
       schedule=stream_tail,store=tma,regs=split
     check gemm_gated_nt 2048,11008,4096 float16 float16 \

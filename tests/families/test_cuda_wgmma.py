@@ -19,6 +19,7 @@ from wgmma_cases import (  # shared with the GPU tests
     SHARE_A,
     STREAM_TAIL,
     STRIDED,
+    SWAPPED,
     WIDE192,
 )
 
@@ -848,8 +849,9 @@ def test_fp8_workloads_tune_in_the_family(needs_nvcc, tmp_path, workload, genes)
     """gemm_scaled_nt (torch._scaled_mm) is a workload of the family: the grammar takes its
     genomes, the seed is the persistent TMA-store structure (measured at 1.08x
     torch._scaled_mm with 256-wide tiles and fast accumulation, H200, kernel level; where the
-    sums are promoted, at 4096^3 128-wide tiles summing K-step pairs), and each case of the GPU gate builds: fp8 bytes to the
-    TMA, wgmma k32, the scales read in the write-back; promoted: each K step's first wgmma
+    sums are promoted, at 4096^3 128-wide tiles summing K-step pairs), and each case of the
+    GPU gate builds: fp8 bytes to the TMA, wgmma k32, the scales read in the write-back;
+    promoted: each K step's first wgmma
     overwrites its accumulators (scale-d 0), waited for and added into a second set; without
     spills where C is stored by the TMA (a direct store with edges spills 8-12 bytes, as it
     does in no 16-bit case)."""
@@ -1659,3 +1661,50 @@ def test_store_rows_writes_the_staged_tile_in_row_runs_without_a_copy_out(
     stores = [line for line in body.split("\n") if "C_ptr[" in line and " = " in line]
     assert stores and all("pool_ptr" in line.split(" = ")[1] for line in stores)  # from smem
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+
+
+def test_swapped_conv_legality():
+    """operands=ba: 16-bit convs (and a 16-bit C) whose output rows tile block_n, with the TMA
+    store, one block per tile's K steps, no cluster or ping-pong; block_n=112 is its width
+    only; drawn only where it can be (the generator's mask), held back until the GPU gate."""
+    kw = dict(smem_limit=SMEM, sm_count=132, raster=1, out_dtype="float16", store="tma")
+    conv = dict(conv=(32, 28, 28, 256, 3, 3, 1), **kw)
+    m, n, k = 32 * 28 * 28, 256, 2304
+    assert legal(m, n, k, operands="ba", block_n=112, **conv) is None
+    assert legal(m, n, k, operands="ba", block_n=112, schedule="persistent", **conv) is None
+    assert "whole rows of 28" in legal(m, n, k, operands="ba", block_n=128, **conv)
+    assert "operands=ba" in legal(m, n, k, block_n=112, **conv)  # 112 is the swapped width
+    assert "store=tma" in legal(m, n, k, operands="ba", block_n=112, **{**conv, "store": "direct"})
+    assert "16-bit C" in legal(
+        m, n, k, operands="ba", block_n=112, **{**conv, "out_dtype": "float32"}
+    )
+    assert "16-bit conv2d" in legal(4096, 4096, 4096, operands="ba", block_n=112, **kw)
+    assert "operands 'ab2'" in legal(m, n, k, operands="ab2", **conv)
+    square = FAMILY.impossible(Workload("gemm_nt", (4096,) * 3, "float16", "float16"), TARGET)
+    assert square["operands"] == ("ba",) and 112 in square["block_n"]
+    resnet = Workload("conv2d_nhwc", (32, 28, 28, 256, 256, 3, 3, 1, 1), "float16", "float16")
+    assert "operands" not in FAMILY.impossible(resnet, TARGET)
+    assert FAMILY.held_back["operands"] == ("ba",)
+
+
+@pytest.mark.parametrize("workload, genes", SWAPPED, ids=lambda x: str(x)[:60])
+def test_swapped_conv_puts_channels_on_m_and_pixel_rows_on_n(needs_nvcc, tmp_path, workload, genes):
+    """operands=ba: wgmma m64n112 (the filter's 64 channels a warpgroup on M, 112 pixels on
+    N); A's ring rows come through the filter's 2-D map, B's through the image's 4-D box
+    (one per filter tap and 64 channels), and each warpgroup's tile leaves through one 4-D TMA
+    store of its 64 channels; no spills. The unswapped conv loads the image into A's rows."""
+    genome = Grammar(TARGET).check(DEFAULT.replace(**genes), workload)
+    src = cuda_source(build_module(kernel_module(genome, workload), TARGET, check_nvcc=True))
+    plain = genome.replace(operands="ab", block_n=128, schedule="tile", store="tma")
+    plain_src = cuda_source(build_module(kernel_module(plain, workload), TARGET))
+
+    def loads(cuda, dims):  # the maps the kernel's TMA loads of `dims` dimensions read
+        body = cuda.split("main_kernel(", 2)[2]
+        return set(re.findall(rf"tensor_{dims}d_shared__cluster.*?&\((\w)_map\)", body))
+
+    assert "m64n112k16" in src and "m64n128k16" in plain_src
+    assert loads(src, 4) == {"b"} and loads(src, 2) == {"a"}
+    assert loads(plain_src, 4) == {"a"} and loads(plain_src, 2) == {"b"}
+    assert "s2g_async_bulk_tensor_4d" in src
+    spills = re.findall(r"(\d+) bytes spill stores", ptxas_report(src, tmp_path))
+    assert spills and set(spills) == {"0"}

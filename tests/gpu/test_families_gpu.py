@@ -25,6 +25,7 @@ from wgmma_cases import (  # tests/wgmma_cases.py, shared with the CPU tests
     SHARE_A,
     STREAM_TAIL,
     STRIDED,
+    SWAPPED,
     WIDE192,
 )
 
@@ -310,6 +311,14 @@ def test_stream_tail_passes_the_gate(target, workload, genes):
     no writer hangs."""
     genome = Genome.default("cuda.wgmma").replace(schedule="stream_tail", **genes)
     _wgmma_passes_gate(target, workload, genome)
+
+
+@pytest.mark.parametrize("workload, genes", SWAPPED, ids=_ids(SWAPPED))
+def test_swapped_conv_passes_the_gate(target, workload, genes):
+    """operands=ba: the filter's channels on wgmma's M, whole output rows of pixels on N, the
+    tile stored transposed: a swizzle, tap or channel offset wrong, a pixel row past P stored,
+    or a channel's epilogue operand read for the wrong pixel fails the fp64 check."""
+    _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))
 
 
 PAD_LINES = [

@@ -31,6 +31,7 @@ from .kernel import (
     FP8,
     K_ATOMS,
     MULTICASTS,
+    OPERANDS,
     ORDERS,
     PADS,
     PORTABLE_CLUSTER,
@@ -42,6 +43,7 @@ from .kernel import (
     SPLITS,
     STAGES,
     STORES,
+    SWAPPED_NS,
     WG_ROWS,
     Structure,
     c_unaligned,
@@ -51,6 +53,7 @@ from .kernel import (
     legal,
     pipe_step,
     row_pads,
+    rows_patch,
     smem_bytes,
     split_reason,
     tile_rows,
@@ -82,7 +85,7 @@ _GENE_VALUES = {
     "store": STORES, "cluster": CLUSTERS, "schedule": SCHEDULES, "pad": PADS,
     "arrangement": ARRANGEMENTS, "splits": SPLITS, "reduction": REDUCTIONS, "bias_at": BIAS_AT,
     "accum": ACCUMS, "regs": REGS, "order": ORDERS, "k_atoms": K_ATOMS, "multicast": MULTICASTS,
-    "producer_warps": PRODUCER_WARPS,
+    "producer_warps": PRODUCER_WARPS, "operands": OPERANDS,
 }  # fmt: skip
 
 
@@ -124,7 +127,9 @@ class WgmmaParams(Params):
     tiles); multicast: the operand a cluster pair shares, "b" (blocks of adjacent M tiles: a 2 x
     1 cluster) or "a" (adjacent N tiles: 1 x 2); k_atoms: K of a ring stage in 128-byte swizzle
     rows, 1 (64 halves) or 2 (128); producer_warps: warps issuing the TMA copies, 1 (one thread
-    loads A and B) or 2 (one thread of warp 0 loads A, one of warp 1 B)."""
+    loads A and B) or 2 (one thread of warp 0 loads A, one of warp 1 B); operands: whose rows
+    are wgmma's M, "ab" (A's: a conv's pixels) or "ba" (conv: the filter's output channels on
+    M, ``block_n`` pixels of whole output rows on N: 112 = 4 rows of a 28-wide image)."""
 
     block_n: int = 256
     consumers: int = 2
@@ -144,9 +149,10 @@ class WgmmaParams(Params):
     multicast: str = "b"
     k_atoms: int = 1
     producer_warps: int = 1
+    operands: str = "ab"
     later_genes = (
         "schedule", "cluster", "store", "splits", "pad", "arrangement", "reduction", "bias_at",
-        "accum", "regs", "order", "multicast", "k_atoms", "producer_warps",
+        "accum", "regs", "order", "multicast", "k_atoms", "producer_warps", "operands",
     )  # fmt: skip
 
     def __post_init__(self) -> None:
@@ -209,6 +215,7 @@ def structure(params: WgmmaParams, workload) -> dict:
         "multicast": params.multicast,
         "k_atoms": params.k_atoms,
         "producer_warps": params.producer_warps,
+        "operands": params.operands,
         # fp32 workloads keep fp32 accuracy (three TF32 products, .tf32x3) unless the user
         # allowed TF32 (Workload.precision): then one
         "tf32_passes": 3 if workload.dtype == "float32" and not workload.precision else 1,
@@ -239,6 +246,7 @@ class CudaWgmma(Family):
         "multicast": MULTICASTS,
         "k_atoms": K_ATOMS,
         "producer_warps": PRODUCER_WARPS,
+        "operands": OPERANDS,
     }
     held_back = {
         # stream-K proper passes the GPU gate (6 cases, H200 2026-12-04) but measured slower
@@ -260,6 +268,9 @@ class CudaWgmma(Family):
         "order": ("hilbert",),
         "multicast": ("a",),
         "producer_warps": (2,),
+        # the conv with channels on M and whole pixel rows on N (built 2026-12-05, not yet on
+        # a GPU): the 12.5% of a 28-wide image's 4 x 32 patches past its rows, gone
+        "operands": ("ba",),
     }
     default = WgmmaParams()  # H100: 82% of cuBLAS at 4096^3 fp16 before tuning
 
@@ -394,7 +405,9 @@ class CudaWgmma(Family):
         they fit); bias_at=start where the epilogue adds no bias to the accumulator or C is fp32;
         store=rows where the TMA can store C's rows; accum=promoted and pipelined for inputs
         that are not fp8, accum=tensor for fp8 that must be summed in fp32; order=hilbert where
-        even 64 x 64 tiles leave fewer rows or columns of tiles than the smallest raster."""
+        even 64 x 64 tiles leave fewer rows or columns of tiles than the smallest raster;
+        operands=ba and its pixel-row widths (112) but for 16-bit convs whose output rows
+        tile them."""
         m, n, k = _mnk(workload)
         st = structure(self.default, workload)
         out = {}
@@ -421,6 +434,12 @@ class CudaWgmma(Family):
         )
         if all(s in out["splits"] for s in SPLITS if 1 < s <= PORTABLE_CLUSTER):
             out["reduction"] = ("cluster",)  # no split a cluster can hold
+        conv, sixteen = st["conv"], ("float16", "bfloat16")
+        if not (conv and {st["in_dtype"], st["out_dtype"]} <= set(sixteen)) or not any(
+            rows_patch(conv, b) for b in SWAPPED_NS
+        ):
+            out["operands"] = ("ba",)  # channels on M: 16-bit convs whose rows fit a tile
+            out["block_n"] = (*out.get("block_n", ()), *SWAPPED_NS)
         side = min(r for r in self.domain["raster"] if r > 1)
         narrowest = min(BLOCK_NS) // (2 if st["gated"] else 1)  # C columns of a block, fewest
         if min(-(-m // WG_ROWS), -(-n // narrowest)) < side:
@@ -459,6 +478,7 @@ class CudaWgmma(Family):
             "hilbert": float(params.order == "hilbert"),
             "shares_a": float(params.cluster > 1 and params.multicast == "a"),
             "producer_warps": float(params.producer_warps),
+            "swapped": float(params.operands == "ba"),
             "log_tiles": math.log2(tiles), "waves": units / sms,
             "k_steps": -(-k // pipe_step(Structure(**st))) / (1 if streamk else params.splits),
             "edge_waste": tiles * block_m * block_c / (lead * m * n) - 1.0,

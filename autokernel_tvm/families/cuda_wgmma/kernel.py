@@ -84,7 +84,8 @@ WG_ROWS = 64  # wgmma's M per warpgroup
 #: wgmma N: 32..256 in steps of 8; 256 is the TMA box limit. 192: a 128 x 192 tile's two
 #: promoted fp8 sets (96 + 96) fit a consumer under regs=split; fewer edge columns than 256
 #: where N is not a multiple of 256
-BLOCK_NS = (64, 128, 192, 256)
+BLOCK_NS = (64, 112, 128, 192, 256)
+SWAPPED_NS = (112,)  # operands="ba" conv tiles only: whole rows of pixels (4 of a 28-wide image)
 CONSUMERS = (1, 2, 3)  # warpgroups issuing wgmma; 2 x m64n256 f32 = 128 accumulators each
 STAGES = (2, 3, 4, 5, 6)
 #: K of a ring stage in 128-byte swizzle rows (atoms): 1 (64 halves, one TMA box per operand)
@@ -109,6 +110,11 @@ CLUSTERS = (1, 2)  # blocks per cluster, sharing (multicasting) one operand's ti
 #: the operand a cluster pair shares: B, by blocks of adjacent M tiles (a 2 x 1 cluster), or A,
 #: by blocks of adjacent N tiles (1 x 2)
 MULTICASTS = ("b", "a")
+#: which operand's rows are wgmma's M: "ab" A's (a conv's output pixels on M, 64 per
+#: warpgroup, its channels on N) or "ba" (conv: the filter's output channels on M, a patch of
+#: whole output rows on N -- which any multiple of 8 up to 256 may be, so a 28-wide image's
+#: 4 rows are one 112-pixel tile, where 64-row M tiles leave 4 of every 32 columns empty)
+OPERANDS = ("ab", "ba")
 #: the write-back: registers -> global, or -> shared -> TMA store, or -> shared -> global in
 #: whole row runs (C rows the TMA cannot store: not 16-byte multiples)
 STORES = ("direct", "tma", "rows")
@@ -326,6 +332,7 @@ class Structure:
     multicast: str = "b"
     k_atoms: int = 1
     producer_warps: int = 1
+    operands: str = "ab"
 
 
 def hilbert_xy(d, side: int, select=None):
@@ -423,6 +430,46 @@ def conv_patch(conv: tuple, block_m: int) -> tuple[int, int, int, int] | None:
         return None
     covered, tile_p, tile_q = min(options, key=lambda o: o[0])  # min keeps the first of ties
     return tile_p, tile_q, -(-p // tile_p), -(-q // tile_q)
+
+
+def rows_patch(conv: tuple, block_n: int) -> tuple[int, int, int, int] | None:
+    """operands="ba": ``(tile_p, tile_q, tiles_p, 1)``, the patch of ``block_n / Q`` whole
+    output rows (``tile_q = Q``) on wgmma's N, or None where ``block_n`` is not whole rows or
+    its TMA box is longer than ``TMA_BOX`` a side."""
+    p, q = conv_out(conv)
+    u = conv_stride(conv)
+    if block_n % q or max(block_n // q, q) * u > TMA_BOX:
+        return None
+    tile_p = block_n // q
+    return tile_p, q, -(-p // tile_p), 1
+
+
+def _operands_reason(st: Structure, n: int, block_m: int) -> str | None:
+    """Why ``st.operands`` cannot be, or None."""
+    if st.operands not in OPERANDS:
+        return f"operands {st.operands!r}: one of {OPERANDS}"
+    if st.operands == "ab":
+        if st.block_n in SWAPPED_NS:
+            return f"block_n={st.block_n}: whole rows of a conv's pixels, for operands=ba"
+        return None
+    if not st.conv or _bytes(storage(st.in_dtype)) != 2 or st.tf32_passes != 1:
+        return "operands=ba: 16-bit conv2d (channels on M, whole output rows of pixels on N)"
+    if _bytes(st.out_dtype) != 2:
+        return "operands=ba: a 16-bit C (a warpgroup's 64 channels are one 128-byte box row)"
+    plain = st.cluster == 1 and st.arrangement == "cooperative" and st.splits == 1
+    if st.store != "tma" or not plain or st.bias_at != "store":
+        return (
+            "operands=ba: store=tma (the tile staged transposed, one box per warpgroup), "
+            "cluster=1, cooperative, splits=1, bias_at=store"
+        )
+    if st.block_n > STORE_BUFFERS * STORE_BOX:
+        return f"operands=ba: a warpgroup stages {st.block_n} pixel rows in its two buffers"
+    if rows_patch(st.conv, st.block_n) is None:
+        q = conv_out(st.conv)[1]
+        return f"operands=ba: block_n={st.block_n} pixels are not whole rows of {q}"
+    if n % block_m:
+        return f"operands=ba: {n} channels are not a multiple of the {block_m}-row tile"
+    return None
 
 
 def _conv_reason(conv, m, n, k, *, batch, trans_b, epilogue, bk=BLOCK_K) -> str | None:
@@ -762,6 +809,8 @@ def _store_reason(st: Structure, m: int, n: int) -> str | None:
             "not 16-byte multiples): here store=tma does"
         )
     box = SWIZZLE_ROW // _bytes(st.out_dtype)  # C columns per box
+    if st.operands == "ba":  # C's columns are the tile's rows: 64 channels a warpgroup
+        return None
     if (st.block_n // 2 if st.gated else st.block_n) % box:
         return f"store=tma stores {box}-column boxes: a block's C tile is narrower"
     return None
@@ -983,13 +1032,17 @@ def legal(
     if why:
         return why
     block_m = tile_rows(consumers, st.arrangement)
+    why = _operands_reason(st, n, block_m)
+    if why:
+        return why
+    swapped = st.operands == "ba"
     if conv:
         why = _conv_reason(
             conv, m, n, k, batch=batch, trans_b=trans_b, epilogue=epilogue, bk=k_step(in_dtype)
         )
         if why:
             return why
-        patch = conv_patch(conv, block_m)
+        patch = rows_patch(conv, block_n) if swapped else conv_patch(conv, block_m)
         if patch is None:
             return f"conv stride {conv_stride(conv)}: no patch's TMA box is {TMA_BOX} pixels a side"
         tile_p, tile_q, tiles_p, tiles_q = patch
@@ -999,15 +1052,17 @@ def legal(
     if st.gated and (batch or conv or not trans_b):
         return "gated: a 2-D GEMM with B as [2, N, K] (no batch, conv or A@B layout)"
     block_c = block_n // 2 if st.gated else block_n  # C columns per block
-    if conv and (n % block_c or k % k_step(in_dtype)):
+    if conv and not swapped and (n % block_c or k % k_step(in_dtype)):
         return f"{m}x{n}x{k} is not a multiple of the {block_m}x{block_c}x{k_step(in_dtype)} tile"
+    if swapped:  # the grid's M tiles are channel tiles, its N tiles the row patches
+        m_tiles, n_tiles = n // block_m, m_tiles
     if raster < 1:
         return f"raster={raster}: M tiles per group, at least 1"
     if raster > max(m_tiles, 1):  # one group either way: a duplicate kernel
         return f"raster={raster} > the {m_tiles} M tiles: the same tile order as a smaller one"
     if st.schedule not in SCHEDULES:
         return f"schedule {st.schedule!r}: one of {SCHEDULES}"
-    n_tiles = -(-n // block_c)
+    n_tiles = n_tiles if swapped else -(-n // block_c)
     why = (
         _cluster_reason(st, m_tiles, n_tiles)
         or _store_reason(st, m, n)
@@ -1105,15 +1160,20 @@ def wgmma_gemm(
     if "a" in bdims:  # [batch, K, M]: the K tail of one A zero-filled, not the next A's rows
         a_tma = (3, a_cols, k, batch, a_cols * es, k * a_cols * es, MN_ATOM, bk, 1, 1, 1, 1)
     u = 1  # conv stride
+    swapped = st.operands == "ba"  # conv: channels on wgmma's M, whole pixel rows on its N
     if conv:
         img, h, w, c, fr, fs, pad = conv[:7]  # fr x fs filter (s is the ring stage below)
         u = conv_stride(conv)  # the box reads every u-th pixel of u * tile_q (u * tile_p)
         p_out, q_out = conv_out(conv)
-        tile_p, tile_q, tiles_p, tiles_q = conv_patch(conv, bm_rows)
+        patch = rows_patch(conv, bn_rows) if swapped else conv_patch(conv, bm_rows)
+        tile_p, tile_q, tiles_p, tiles_q = patch
         grid_m, c_steps = img * tiles_p * tiles_q, c // bk
         strides = (c * es, w * c * es, h * w * c * es)
         a_tma = (4, c, w, h, img, *strides, bk, u * tile_q, u * tile_p, 1)
         a_tma += (1, u, u, 1)  # element strides
+        if swapped:  # A's map is the filter's rows (M: channels), the image's is B's (below)
+            image_tma, grid_m, grid_n = a_tma, n // bm_rows, grid_m
+            a_tma = (2, k, n, k * es, bk, bm_rows, 1, 1)
     is_conv = bool(conv)
     tiles, nb = grid_m * grid_n, max(batch, 1)
     streamk = st.schedule == "streamk"
@@ -1139,8 +1199,9 @@ def wgmma_gemm(
         c_tma += (1, 1, 1)
     if conv:
         box_q = min(tile_q, WG_ROWS)
+        box_p = tile_p if swapped else WG_ROWS // box_q  # swapped: a warpgroup's whole patch
         c_tma = (4, n, q_out, p_out, img, n * out_bytes, q_out * n * out_bytes)
-        c_tma += (p_out * q_out * n * out_bytes, box_cols, box_q, WG_ROWS // box_q, 1, 1, 1, 1, 1)
+        c_tma += (p_out * q_out * n * out_bytes, box_cols, box_q, box_p, 1, 1, 1, 1, 1)
     cluster = st.cluster
     k_tiles = -(-k // (bk * atoms))
     splits = st.splits
@@ -1192,6 +1253,8 @@ def wgmma_gemm(
         b_tma = (3, b_cols, k, nb, b_cols * es, k * b_cols * es, MN_ATOM, bk, 1, 1, 1, 1)
     if gated:  # B as [2N, K] rows; a box is half a tile: block_c gate rows, then block_c up rows
         b_tma = (2, b_cols, 2 * n, b_cols * es, bk, block_c, 1, 1)
+    if swapped:  # the image's patch of whole rows, into B's rows of the ring
+        b_tma = image_tma  # noqa: F821
     b_lbo = 1 if trans_b else MN_LBO_16B
     b_k16 = (0, k_mma) if trans_b else (16, 0)  # (ring rows, columns) from one wgmma K to the next
     b_loads = 1 if trans_b else b_part // MN_ATOM  # TMA boxes of B per block and stage
@@ -1440,7 +1503,7 @@ def wgmma_gemm(
     def load_a(A, full, ring, a_map, rank, s, slot, kc, k0, kt, bi, bm):
         # one K slice's TMA loads of A into ring slot `slot`, K coordinate kc, completing on
         # full[s]; a conv's box is placed by its step's filter tap (k0, kt)
-        if is_conv:
+        if is_conv and not swapped:
             tap = k_stored(k_index(k0, kt)) // c_steps  # the step in R x S x C: tap,
             patch = bm % (tiles_p * tiles_q)  # channels
             T.ptx[TMA_4D](T.address_of(ring[slot, 0, 0]), T.address_of(a_map),
@@ -1469,8 +1532,15 @@ def wgmma_gemm(
 
     @T.macro
     def load_b(B, full, ring, b_map, rank, s, slot, kc, bi, bn):
-        # the same slice's loads of B, after A's rows in the slot
-        if gated:
+        # the same slice's loads of B, after A's rows in the slot (operands=ba: the image's
+        # patch bn of whole rows, placed by the filter tap of K coordinate kc)
+        if swapped:
+            tap = kc // bk // c_steps  # the step in R x S x C: tap, channels
+            T.ptx[TMA_4D](T.address_of(ring[slot, bm_rows, 0]), T.address_of(b_map),
+                          kc // bk % c_steps * bk, tap % fs - pad,
+                          strided(bn % tiles_p * tile_p) + tap // fs - pad,
+                          bn // tiles_p, T.address_of(full[s]))
+        elif gated:
             for h in T.unroll(2):
                 T.ptx[TMA](T.address_of(ring[slot, bm_rows + h * block_c, 0]),
                            T.address_of(b_map), kc, h * n + bn * block_c,
@@ -1647,10 +1717,40 @@ def wgmma_gemm(
                 T.ptx["cp.async.bulk.commit_group"]()
 
     @T.macro
+    def stage_out_t(bias, acc, staged, c_map, tid, wg, bi, bm, bn):
+        # operands=ba: the warpgroup's 64 channels x block_n pixels, transposed into its two
+        # staging buffers as consecutive pixel rows of 64 channels (128B-swizzled: the rows a
+        # store instruction writes, 2 (lane % 4) + v apart, take distinct 16-byte chunks),
+        # then one TMA box of the patch's whole rows; the box before it was read long ago (a
+        # tile's mainloop ago), so all of it is waited for
+        lane = tid % 32
+        if tid % WG_THREADS == 0:
+            T.ptx["cp.async.bulk.wait_group.read"](0)
+        T.cuda.warpgroup_sync(1 + wg)
+        for g in T.unroll(acc_n // 4):
+            for h in T.unroll(2):
+                for v in T.unroll(2):
+                    px = g * 8 + lane % 4 * 2 + v  # the pixel: the accumulator's column
+                    ch = tid % WG_THREADS // 32 * 16 + lane // 4 + h * 8  # its row: a channel
+                    staged[wg * STORE_BUFFERS + px // STORE_BOX, px % STORE_BOX,
+                           (ch // chunk ^ px % 8) * chunk + ch % chunk] = guarded(
+                        acc, g * 4 + h * 2 + v, bias, bi, bn, px,
+                        bm * bm_rows + wg * WG_ROWS + ch)
+        T.ptx.fence.proxy.async_.shared__cta()  # the bulk store reads through the async proxy
+        T.cuda.warpgroup_sync(1 + wg)
+        if tid % WG_THREADS == 0:
+            img_i, y, xq = pixel(bn, 0)  # the patch's first pixel
+            T.ptx[TMA_STORE_4D](T.address_of(c_map), bm * bm_rows + wg * WG_ROWS, xq, y, img_i,
+                                T.address_of(staged[wg * STORE_BUFFERS, 0, 0]))
+            T.ptx["cp.async.bulk.commit_group"]()
+
+    @T.macro
     def write_back(C, bias, acc, staged, c_map, tid, wg, bi, bm, bn, row, lane):
         # a warpgroup's finished tile into C: through shared memory and the TMA (or in row
         # runs), or directly
-        if staged_store:
+        if swapped:
+            stage_out_t(bias, acc, staged, c_map, tid, wg, bi, bm, bn)
+        elif staged_store:
             stage_out(C, bias, acc, staged, c_map, tid, wg, bi, bm, bn, row)
         else:
             for i in T.unroll(groups):
@@ -1999,12 +2099,13 @@ def wgmma_gemm(
             B8 = T.alloc_buffer(b_split, sdt)
             split_into(B, B8, "b")
         a_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
+        # (operands=ba: A's map reads the filter, B's the image)
         T.call_packed("runtime.cuTensorMapEncodeTiled", a_map, sdt, a_tma[0],
-                      A8.data if "a" in pads or x3 else A.data,  # noqa: F821
+                      A8.data if "a" in pads or x3 else (B.data if swapped else A.data),  # noqa: F821
                       *a_tma[1:], 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
         b_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
         T.call_packed("runtime.cuTensorMapEncodeTiled", b_map, sdt, b_tma[0],
-                      B8.data if "b" in pads or x3 else B.data,  # noqa: F821
+                      B8.data if "b" in pads or x3 else (A.data if swapped else B.data),  # noqa: F821
                       *b_tma[1:], 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
         if c_pad:  # C's rows padded to whole lines, for the TMA store (copied out below)
             C8 = T.alloc_buffer((nb * m, nc), out_dtype)
