@@ -101,7 +101,8 @@ c3=consumers=3,block_n=192
       schedule=streamk,splits=2,reduction=cluster,store=tma schedule=stream_tail,store=tma
     check gemm_nt 2048,4096,11008 float16 float16 $seed schedule=stream_tail,store=tma
     rows=schedule=persistent,store=rows,block_n=192  # the odd shapes' seed
-    check gemm_nt 8205,5921,2949 float16 float16 $rows schedule=stream_tail,store=rows,block_n=192
+    check gemm_nt 8205,5921,2949 float16 float16 $rows schedule=stream_tail,store=rows,block_n=192 \
+      schedule=persistent,store=rows,cluster=2,multicast=a  # 1 x 2: 24 N tiles of 256 pair up
     check gemm 2047,2049,2051 bfloat16 bfloat16 $rows \
       schedule=stream_tail,store=rows,block_n=192 schedule=stream,store=rows
   elif [ "$part" = 7 ]; then
