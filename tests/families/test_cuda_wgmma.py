@@ -155,7 +155,8 @@ def test_genome_checks_and_round_trip():
         "out_dtype": "float32", "gated": False, "schedule": "tile", "cluster": 1,
         "store": "direct", "splits": 1, "pad": "needed", "arrangement": "cooperative",
         "reduction": "workspace", "bias_at": "store", "accum": "tensor", "regs": "even",
-        "order": "raster", "multicast": "b", "k_atoms": 1, "producer_warps": 1, "tf32_passes": 1,
+        "order": "raster", "multicast": "b", "k_atoms": 1, "producer_warps": 1, "operands": "ab",
+        "tf32_passes": 1,
     }  # fmt: skip
     with pytest.raises(GenomeError) as err:
         grammar.check(genome.replace(stages=6), NT)
@@ -1684,6 +1685,9 @@ def test_swapped_conv_legality():
     assert square["operands"] == ("ba",) and 112 in square["block_n"]
     resnet = Workload("conv2d_nhwc", (32, 28, 28, 256, 256, 3, 3, 1, 1), "float16", "float16")
     assert "operands" not in FAMILY.impossible(resnet, TARGET)
+    wide = Workload("conv2d_nhwc", (8, 32, 32, 64, 128, 3, 3, 1, 1), "float16", "float16")
+    assert "operands" not in FAMILY.impossible(wide, TARGET)  # 2 or 4 rows of 32: 64, 128
+    assert 112 in FAMILY.impossible(wide, TARGET)["block_n"]
     assert FAMILY.held_back["operands"] == ("ba",)
 
 

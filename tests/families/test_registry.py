@@ -37,6 +37,10 @@ FIELD_WORKLOADS = {
     ("cuda.wgmma", "accum"): Workload(
         "gemm_scaled_nt", (2048, 4096, 1024), "float8_e4m3fn", "bfloat16", precision="fast_accum"
     ),
+    # a 32-wide image: 128 pixels are 4 whole rows, so both operand orders take block_n=128
+    ("cuda.wgmma", "operands"): Workload(
+        "conv2d_nhwc", (8, 32, 32, 64, 128, 3, 3, 1, 1), "float16", "float16"
+    ),
 }
 #: genes compared from another base than the family's default (ping-pong needs persistence,
 #: a cluster reduction a split)
@@ -46,6 +50,7 @@ FIELD_BASES = {
     ("cuda.wgmma", "accum"): {"block_n": 128},  # two accumulator sets fit a thread
     ("cuda.wgmma", "multicast"): {"cluster": 2},  # the operand a cluster pair shares
     ("cuda.wgmma", "k_atoms"): {"block_n": 128, "stages": 3},  # two rows a stage: fits smem
+    ("cuda.wgmma", "operands"): {"block_n": 128, "store": "tma", "raster": 1},
 }
 
 

@@ -57,6 +57,7 @@ from .kernel import (
     rows_patch,
     smem_bytes,
     split_reason,
+    swap_widths,
     tile_rows,
     wgmma_module,
 )
@@ -435,11 +436,11 @@ class CudaWgmma(Family):
         )
         if all(s in out["splits"] for s in SPLITS if 1 < s <= PORTABLE_CLUSTER):
             out["reduction"] = ("cluster",)  # no split a cluster can hold
-        conv, sixteen = st["conv"], ("float16", "bfloat16")
-        if not (conv and {st["in_dtype"], st["out_dtype"]} <= set(sixteen)) or not any(
-            rows_patch(conv, b) for b in SWAPPED_NS
-        ):
+        conv, sixteen = st["conv"], {"float16", "bfloat16"}
+        widths = swap_widths(conv) if conv and {st["in_dtype"], st["out_dtype"]} <= sixteen else ()
+        if not widths:
             out["operands"] = ("ba",)  # channels on M: 16-bit convs whose rows fit a tile
+        if not set(SWAPPED_NS) & set(widths):
             out["block_n"] = (*out.get("block_n", ()), *SWAPPED_NS)
         side = min(r for r in self.domain["raster"] if r > 1)
         narrowest = min(BLOCK_NS) // (2 if st["gated"] else 1)  # C columns of a block, fewest

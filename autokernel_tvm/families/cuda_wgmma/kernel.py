@@ -444,6 +444,14 @@ def rows_patch(conv: tuple, block_n: int) -> tuple[int, int, int, int] | None:
     return tile_p, q, -(-p // tile_p), 1
 
 
+def swap_widths(conv: tuple) -> tuple[int, ...]:
+    """The block_n values operands="ba" can take on ``conv``: whole output rows, at most what
+    a warpgroup's two staging buffers hold."""
+    return tuple(
+        b for b in BLOCK_NS if b <= STORE_BUFFERS * STORE_BOX and rows_patch(conv, b) is not None
+    )
+
+
 def _operands_reason(st: Structure, n: int, block_m: int) -> str | None:
     """Why ``st.operands`` cannot be, or None."""
     if st.operands not in OPERANDS:
