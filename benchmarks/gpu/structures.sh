@@ -94,9 +94,8 @@ c3=consumers=3,block_n=192
     timeout 200 python3 -m pytest -m gpu tests/gpu -q -p no:cacheprovider -rf -k swapped 2>&1
     ba=operands=ba,block_n=112,store=tma,raster=1  # channels on M, 4 rows of 28 pixels on N
     check conv2d_nhwc 32,28,28,256,256,3,3,1,1 float16 float16 $seed,regs=split \
-      $ba,schedule=persistent $ba,schedule=persistent,regs=split $ba,schedule=stream_tail
-    check conv2d_nhwc 32,28,28,256,256,3,3,1,1 float16 float16 $seed,regs=split \
-      schedule=stream_tail,store=tma,regs=split
+      schedule=stream_tail,store=tma,regs=split $ba,schedule=persistent \
+      $ba,schedule=persistent,regs=split $ba,schedule=stream_tail
     check gemm_gated_nt 2048,11008,4096 float16 float16 \
       schedule=streamk,splits=2,reduction=cluster,store=tma schedule=stream_tail,store=tma
     check gemm_nt 2048,4096,11008 float16 float16 $seed schedule=stream_tail,store=tma
