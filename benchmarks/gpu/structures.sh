@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# The structures added in sessions 32 and 33 (~25 min on one H200: four device calls,
-# `structures.sh 1` to `4`). Run 2026-12-05: parts 1 and 2, and part 3's store=rows pair on the
+# The structures added in sessions 32 to 34 (one device call per part, 4-8 min each:
+# `structures.sh 1` to `7`). Run 2026-12-05: parts 1 and 2, and part 3's store=rows pair on the
 # odd shape (benchmarks/results/h200/structures_2026-12-05/); parts 3 and 4 the same day's
 # second run; parts 5 to 7 (~5-7 min each) not yet run.
 # Part 1: the GPU gate on their cases (tests/wgmma_cases.py: REGS, WIDE192, HILBERT,
