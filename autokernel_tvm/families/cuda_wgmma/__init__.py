@@ -47,14 +47,13 @@ from .kernel import (
     WG_ROWS,
     Structure,
     c_unaligned,
+    conv_grid,
     conv_k,
     conv_out,
-    conv_patch,
     k_step,
     legal,
     pipe_step,
     row_pads,
-    rows_patch,
     smem_bytes,
     split_reason,
     swap_widths,
@@ -458,16 +457,10 @@ class CudaWgmma(Family):
         block_m = tile_rows(params.consumers, params.arrangement)
         block_c = params.block_n // 2 if st["gated"] else params.block_n
         tiles = _tiles(workload, block_m, block_c)
-        patch = None
-        if st["conv"]:  # pixel patches: 4 x 32 of a 28-wide image, or whole rows (operands=ba)
-            swapped = params.operands == "ba"
-            patch = (rows_patch if swapped else conv_patch)(
-                st["conv"], params.block_n if swapped else block_m
-            )
-        if patch:
-            tile_p, tile_q, tiles_p, tiles_q = patch
-            channel_tiles = -(-n // (block_m if swapped else block_c))
-            tiles = st["conv"][0] * tiles_p * tiles_q * channel_tiles
+        # a conv's pixel patches: 4 x 32 of a 28-wide image, or whole rows (operands=ba)
+        grid = st["conv"] and conv_grid(st["conv"], n, block_m, params.block_n, params.operands)
+        if grid:
+            tiles = grid[1] * grid[2]
         sms = max(limits(target).sm_count, 1)
         streamk = params.schedule == "streamk"  # only the last wave's tiles are split
         units = tiles + tiles % sms * (params.splits - 1) if streamk else tiles * params.splits

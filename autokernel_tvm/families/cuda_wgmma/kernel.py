@@ -444,6 +444,22 @@ def rows_patch(conv: tuple, block_n: int) -> tuple[int, int, int, int] | None:
     return tile_p, q, -(-p // tile_p), 1
 
 
+def conv_grid(conv: tuple, n: int, block_m: int, block_n: int, operands: str = "ab"):
+    """``(patch, m_tiles, n_tiles)``: ``conv``'s pixel patch (:func:`conv_patch`'s tuple) and
+    the grid of tiles it makes for the operand order -- ``block_m``-pixel patches on M and
+    ``block_n`` of the ``n`` channels on N ("ab"), or ``block_m`` channels on M and ``block_n``
+    pixels of whole rows on N ("ba", :func:`rows_patch`) -- or None where no patch fits."""
+    swapped = operands == "ba"
+    patch = rows_patch(conv, block_n) if swapped else conv_patch(conv, block_m)
+    if patch is None:
+        return None
+    _, _, tiles_p, tiles_q = patch
+    pixel_tiles = conv[0] * tiles_p * tiles_q
+    if swapped:
+        return patch, -(-n // block_m), pixel_tiles
+    return patch, pixel_tiles, -(-n // block_n)
+
+
 def swap_widths(conv: tuple) -> tuple[int, ...]:
     """The block_n values operands="ba" can take on ``conv``: whole output rows, at most what
     a warpgroup's two staging buffers hold."""
@@ -839,7 +855,7 @@ def _bias_reason(st: Structure) -> str | None:
             "bias_at=start: an fp32 output keeps the rounding of the bias in every K step's sum; "
             "16-bit outputs only"
         )
-    if st.splits > 1 or st.schedule in SCHEDULES[2:]:
+    if st.splits > 1 or st.schedule not in ("tile", "persistent"):
         return (
             "bias_at=start: every block of a split tile would start from the bias; one block "
             "per tile's K steps (splits=1, schedule tile or persistent)"
@@ -1050,11 +1066,10 @@ def legal(
         )
         if why:
             return why
-        patch = rows_patch(conv, block_n) if swapped else conv_patch(conv, block_m)
-        if patch is None:
+        grid = conv_grid(conv, n, block_m, block_n, st.operands)
+        if grid is None:
             return f"conv stride {conv_stride(conv)}: no patch's TMA box is {TMA_BOX} pixels a side"
-        tile_p, tile_q, tiles_p, tiles_q = patch
-        m_tiles = conv[0] * tiles_p * tiles_q
+        _, m_tiles, n_tiles = grid  # swapped: channel tiles on M, row patches on N
     else:
         m_tiles = -(-m // block_m)
     if st.gated and (batch or conv or not trans_b):
@@ -1062,15 +1077,14 @@ def legal(
     block_c = block_n // 2 if st.gated else block_n  # C columns per block
     if conv and not swapped and (n % block_c or k % k_step(in_dtype)):
         return f"{m}x{n}x{k} is not a multiple of the {block_m}x{block_c}x{k_step(in_dtype)} tile"
-    if swapped:  # the grid's M tiles are channel tiles, its N tiles the row patches
-        m_tiles, n_tiles = n // block_m, m_tiles
     if raster < 1:
         return f"raster={raster}: M tiles per group, at least 1"
     if raster > max(m_tiles, 1):  # one group either way: a duplicate kernel
         return f"raster={raster} > the {m_tiles} M tiles: the same tile order as a smaller one"
     if st.schedule not in SCHEDULES:
         return f"schedule {st.schedule!r}: one of {SCHEDULES}"
-    n_tiles = n_tiles if swapped else -(-n // block_c)
+    if not conv:
+        n_tiles = -(-n // block_c)
     why = (
         _cluster_reason(st, m_tiles, n_tiles)
         or _store_reason(st, m, n)
@@ -1173,20 +1187,19 @@ def wgmma_gemm(
         img, h, w, c, fr, fs, pad = conv[:7]  # fr x fs filter (s is the ring stage below)
         u = conv_stride(conv)  # the box reads every u-th pixel of u * tile_q (u * tile_p)
         p_out, q_out = conv_out(conv)
-        patch = rows_patch(conv, bn_rows) if swapped else conv_patch(conv, bm_rows)
+        patch, grid_m, grid_n = conv_grid(conv, n, bm_rows, bn_rows, st.operands)
         tile_p, tile_q, tiles_p, tiles_q = patch
-        grid_m, c_steps = img * tiles_p * tiles_q, c // bk
+        c_steps = c // bk
         strides = (c * es, w * c * es, h * w * c * es)
-        a_tma = (4, c, w, h, img, *strides, bk, u * tile_q, u * tile_p, 1)
-        a_tma += (1, u, u, 1)  # element strides
-        if swapped:  # A's map is the filter's rows (M: channels), the image's is B's (below)
-            image_tma, grid_m, grid_n = a_tma, n // bm_rows, grid_m
-            a_tma = (2, k, n, k * es, bk, bm_rows, 1, 1)
+        image_tma = (4, c, w, h, img, *strides, bk, u * tile_q, u * tile_p, 1)
+        image_tma += (1, u, u, 1)  # element strides
+        # swapped: A's map is the filter's rows (M: channels), the image's is B's (below)
+        a_tma = (2, k, n, k * es, bk, bm_rows, 1, 1) if swapped else image_tma
     is_conv = bool(conv)
     tiles, nb = grid_m * grid_n, max(batch, 1)
     streamk = st.schedule == "streamk"
     stream = st.schedule in ("stream", "stream_tail")
-    persistent = st.schedule in ("persistent", *SCHEDULES[2:])  # a block per SM
+    persistent = st.schedule != "tile"  # a block per SM
     tma_store = st.store == "tma"
     rows_store = st.store == "rows"  # staged like tma_store, written out by the warpgroup
     staged_store = st.store in STAGED_STORES
@@ -1262,7 +1275,7 @@ def wgmma_gemm(
     if gated:  # B as [2N, K] rows; a box is half a tile: block_c gate rows, then block_c up rows
         b_tma = (2, b_cols, 2 * n, b_cols * es, bk, block_c, 1, 1)
     if swapped:  # the image's patch of whole rows, into B's rows of the ring
-        b_tma = image_tma  # noqa: F821
+        b_tma = image_tma
     b_lbo = 1 if trans_b else MN_LBO_16B
     b_k16 = (0, k_mma) if trans_b else (16, 0)  # (ring rows, columns) from one wgmma K to the next
     b_loads = 1 if trans_b else b_part // MN_ATOM  # TMA boxes of B per block and stage
