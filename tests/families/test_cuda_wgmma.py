@@ -76,6 +76,24 @@ def ptxas_report(src: str, tmp_path) -> str:
     return ptxas.stderr + ptxas.stdout
 
 
+def spill_free(src: str, tmp_path) -> bool:
+    """Whether ptxas reports no spilled bytes for every kernel of CUDA ``src`` (the GEMM and
+    its companions: padding copies, zeroing launches)."""
+    spills = re.findall(r"(\d+) bytes spill stores", ptxas_report(src, tmp_path))
+    return bool(spills) and set(spills) == {"0"}
+
+
+def main_body(src: str) -> str:
+    """The CUDA of the main kernel's body (after its declaration and its definition's head)."""
+    return src.split("main_kernel(", 2)[2]
+
+
+def builtin_calls(src: str, what: str) -> int:
+    """Lines of the main kernel that call a TVM builtin naming ``what``: a macro's call sites,
+    since the macros are inlined at each."""
+    return sum(1 for line in main_body(src).splitlines() if what in line and "tvm_builtin" in line)
+
+
 def kernel_module(genome, workload):
     return FAMILY.candidate(genome.params, workload, TARGET).mod
 
@@ -748,8 +766,7 @@ def test_seeds_build_without_spills(needs_nvcc, tmp_path, workload):
     tuner measures first must not spill (a spilling seed costs every run its first trial)."""
     genome = Grammar(TARGET).check(Genome("cuda.wgmma", FAMILY.seed(workload, TARGET)), workload)
     src = cuda_source(build_module(kernel_module(genome, workload), TARGET))
-    spills = re.findall(r"(\d+) bytes spill stores", ptxas_report(src, tmp_path))
-    assert spills and set(spills) == {"0"}  # every kernel: the GEMM and the padding copies
+    assert spill_free(src, tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -868,7 +885,7 @@ def test_fp8_workloads_tune_in_the_family(needs_nvcc, tmp_path, workload, genes)
     src = cuda_source(build_module(kernel_module(genome, workload), TARGET, check_nvcc=True))
     kind = {"float8_e4m3fn": "e4m3", "float8_e5m2": "e5m2"}[workload.dtype]
     assert f"k32.f32.{kind}.{kind}" in src and "scale_b_ptr[0]" in src
-    body = src.split("main_kernel(", 2)[2]
+    body = main_body(src)
     assert ("total_ptr" in body) == promoted
     # each wgmma's last argument (a constant 1 is printed "(uint)1")
     scale_d = re.findall(r"desc_b_ptr\[0\], (?:\(uint\))?([01])\);", body)
@@ -935,7 +952,7 @@ def test_split_registers_build_with_setmaxnreg_and_nothing_spills(
     launched with, so a kernel launched with fewer would leave .inc waiting forever."""
     genome = Grammar(TARGET).check(DEFAULT.replace(regs="split", **genes), workload)
     src = cuda_source(build_module(kernel_module(genome, workload), TARGET, check_nvcc=True))
-    body = src.split("main_kernel(", 2)[2]
+    body = main_body(src)
     dec, inc = (
         body.index("setmaxnreg_dec_sync_aligned_u32_40();"),
         body.index("setmaxnreg_inc_sync_aligned_u32_232();"),
@@ -990,13 +1007,8 @@ def test_two_k_slices_a_stage_build_without_spills(needs_nvcc, tmp_path, workloa
     two_src = cuda_source(build_module(kernel_module(genome, workload), TARGET, check_nvcc=True))
     one_src = cuda_source(build_module(kernel_module(one, workload), TARGET))
 
-    def count(src, what):
-        body = src.split("main_kernel(", 2)[2]
-        return sum(1 for line in body.splitlines() if what in line and "tvm_builtin" in line)
-
-    assert count(two_src, "_g2s_") == 2 * count(one_src, "_g2s_")
-    assert count(two_src, "mma_async") == 2 * count(one_src, "mma_async")
-    assert count(two_src, "mbarrier_wait") == count(one_src, "mbarrier_wait")
+    for what, times in (("_g2s_", 2), ("mma_async", 2), ("mbarrier_wait", 1)):
+        assert builtin_calls(two_src, what) == times * builtin_calls(one_src, what), what
     assert "0 bytes spill stores" in ptxas_report(two_src, tmp_path)
 
 
@@ -1010,16 +1022,10 @@ def test_two_producer_warps_build_without_spills(needs_nvcc, tmp_path, workload,
     two_src = cuda_source(build_module(kernel_module(genome, workload), TARGET, check_nvcc=True))
     one_src = cuda_source(build_module(kernel_module(one, workload), TARGET))
 
-    def body(src):
-        return src.split("main_kernel(", 2)[2]
-
-    def count(src, what):
-        return sum(1 for line in body(src).splitlines() if what in line and "tvm_builtin" in line)
-
-    assert count(two_src, "_g2s_") == count(one_src, "_g2s_")
+    assert builtin_calls(two_src, "_g2s_") == builtin_calls(one_src, "_g2s_")
 
     def counts(src, call):  # the (uint) constant each call passes last
-        return re.findall(call + r".*?\(uint\)(\d+)\);", body(src))
+        return re.findall(call + r".*?\(uint\)(\d+)\);", main_body(src))
 
     assert counts(two_src, r"init_shared_b64\(.*?full_ptr") == ["2"]
     assert counts(one_src, r"init_shared_b64\(.*?full_ptr") == ["1"]
@@ -1139,7 +1145,7 @@ def test_share_a_builds_a_multicast_of_a_and_a_whole_b(needs_nvcc, tmp_path, wor
     the cluster rank), B a whole tile; nothing spills."""
     genome = Grammar(TARGET).check(DEFAULT.replace(**genes), workload)
     src = cuda_source(build_module(kernel_module(genome, workload), TARGET, check_nvcc=True))
-    body = src.split("main_kernel(", 2)[2]
+    body = main_body(src)
     loads = [line for line in body.splitlines() if "cp_async_bulk_tensor_g2s" in line]
     assert all(("a_map" in line) == ("multicast__cluster" in line) for line in loads), loads
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
@@ -1180,7 +1186,7 @@ def test_pipelined_fp8_sums_add_one_step_while_the_next_runs(needs_nvcc, tmp_pat
     kw = dict(in_dtype="float8_e4m3fn", out_dtype="bfloat16", block_n=128, regs="split")
     mod = wgmma_module(4096, 4096, k, smem_limit=SMEM, sm_count=132, accum="pipelined", **kw)
     src = cuda_source(build_module(mod, TARGET, check_nvcc=True))
-    body = src.split("main_kernel(", 2)[2]
+    body = main_body(src)
     loop = body[body.index("for (int j = 0; j < " + str(steps // 2) + "; ++j)") :]
     first = loop.index("wait_group_sync_aligned_1();")
     assert loop.index("odd_ptr[0], odd_ptr[1]") < first  # the second set issued before it
@@ -1517,15 +1523,10 @@ def test_stream_tail_builds_the_whole_waves_before_the_shares(
     src = cuda_source(build_module(mod, TARGET, check_nvcc=True))
     plain = cuda_source(build_module(kernel_module(genome.replace(schedule="stream"), workload),
                                      TARGET))  # fmt: skip
-
-    def copies(cuda):  # TMA load sites of the main kernel: the macros are inlined at each call
-        body = cuda.split("main_kernel(", 2)[2]
-        return sum(1 for line in body.splitlines() if "_g2s_" in line and "tvm_builtin" in line)
-
-    assert copies(src) > copies(plain)  # the whole waves' loads, ahead of the shares'
+    # the whole waves' TMA loads, ahead of the shares'
+    assert builtin_calls(src, "_g2s_") > builtin_calls(plain, "_g2s_")
     assert "ld.acquire.gpu.global.b32" in src and "st.release.gpu.global.b32" in src
-    spills = re.findall(r"(\d+) bytes spill stores", ptxas_report(src, tmp_path))
-    assert spills and set(spills) == {"0"}
+    assert spill_free(src, tmp_path)
 
 
 @pytest.mark.parametrize("tail", [False, True], ids=["stream", "stream_tail"])
@@ -1615,10 +1616,10 @@ def test_bias_at_start_loads_the_bias_into_the_accumulators_not_the_write_back(
         build_module(kernel_module(genome.replace(bias_at="store"), workload), TARGET)
     )
     vector = "Bias_ptr[" if workload.epilogue is None else "x0_ptr["
-    body = src.split("main_kernel(", 2)[2]
+    body = main_body(src)
     first_load, first_mma = body.index(vector), body.index("_mma_async_sync_aligned_m64")
     assert first_load < first_mma  # loaded before the tile's first wgmma
-    assert body.count(vector) <= before.split("main_kernel(", 2)[2].count(vector)
+    assert body.count(vector) <= main_body(before).count(vector)
     write_back = body[body.rindex("wait_group_sync_aligned_0") :]  # after the last mainloop
     assert vector not in write_back and vector in before[before.rindex("aligned_0") :]
     if workload.op != "conv2d_nhwc" and workload.shape[-2] % 256:  # N's edge: 0, unread
@@ -1656,7 +1657,7 @@ def test_store_rows_writes_the_staged_tile_in_row_runs_without_a_copy_out(
     mod = kernel_module(genome, workload)
     assert not any("unpad" in str(g) for g in mod.get_global_vars())
     src = cuda_source(build_module(mod, TARGET, check_nvcc=True))
-    body = src.split("main_kernel(", 2)[2]
+    body = main_body(src)
     assert "bulk_tensor" in body  # the TMA loads
     assert "s2g" not in body and "cp_async_bulk_commit_group" not in body  # no TMA store
     stores = [line for line in body.split("\n") if "C_ptr[" in line and " = " in line]
@@ -1703,12 +1704,10 @@ def test_swapped_conv_puts_channels_on_m_and_pixel_rows_on_n(needs_nvcc, tmp_pat
     plain_src = cuda_source(build_module(kernel_module(plain, workload), TARGET))
 
     def loads(cuda, dims):  # the maps the kernel's TMA loads of `dims` dimensions read
-        body = cuda.split("main_kernel(", 2)[2]
-        return set(re.findall(rf"tensor_{dims}d_shared__cluster.*?&\((\w)_map\)", body))
+        return set(re.findall(rf"tensor_{dims}d_shared__cluster.*?&\((\w)_map\)", main_body(cuda)))
 
     assert "m64n112k16" in src and "m64n128k16" in plain_src
     assert loads(src, 4) == {"b"} and loads(src, 2) == {"a"}
     assert loads(plain_src, 4) == {"a"} and loads(plain_src, 2) == {"b"}
     assert "s2g_async_bulk_tensor_4d" in src
-    spills = re.findall(r"(\d+) bytes spill stores", ptxas_report(src, tmp_path))
-    assert spills and set(spills) == {"0"}
+    assert spill_free(src, tmp_path)
