@@ -23,7 +23,9 @@ import os
 
 from ..database import atomic_write_json
 from ..workloads import Workload
-from .genome import Genome
+from ..workloads.dtypes import np_dtype
+from ..workloads.errors import WorkloadError
+from .genome import Genome, GenomeError
 
 log = logging.getLogger("autokernel_tvm")
 VERSION = 2
@@ -59,6 +61,9 @@ def user_root(config) -> str:
     return config.user_library_dir or os.path.join(cache_dir(), "library")
 
 
+OP_FAMILIES = ("gemm", "conv2d")  # one library file each
+
+
 def op_family(op: str) -> str:
     return "conv2d" if op.startswith("conv2d") else "gemm"
 
@@ -86,8 +91,10 @@ class Library:
         trials: int,
         device: str,
         arch: str = "",
+        date: str = "",
     ) -> dict:
-        """Add a measured genome; keep the best few per workload."""
+        """Add a measured genome (``date``: when it was measured, default today); keep the best
+        few per workload."""
         entry = {
             "genome": genome.to_json(),
             "key": genome.key,
@@ -98,7 +105,7 @@ class Library:
             "trials": trials,
             "device": device,
             "arch": arch,
-            "date": datetime.date.today().isoformat(),
+            "date": date or datetime.date.today().isoformat(),
         }
         same = [e for e in self.entries if e["workload"]["name"] == workload.name]
         rest = [e for e in self.entries if e["workload"]["name"] != workload.name]
@@ -159,10 +166,85 @@ def prior(
 
 
 def similarity(a: Workload, b: Workload) -> float:
-    """1 for the same workload, less for other shapes / layouts / dtypes (log-shape distance)."""
+    """1 for the same workload, less for other shapes / layouts / dtypes (log-shape distance).
+    Another input or output dtype of the same width (fp16 / bf16) costs little: the same tiles
+    fit, and the H200 winners of both at one shape share block width, schedule and store on
+    most shapes of the library; another width costs more (an fp32 C is twice the bytes to
+    stage and store; an fp32 or fp8 input another K step)."""
     if op_family(a.op) != op_family(b.op):
         return 0.0
     score = 1.0 if a.op == b.op else 0.6
-    score *= 1.0 if a.dtype == b.dtype else 0.5
+    score *= _dtype_likeness(a.dtype, b.dtype, 0.5) * _dtype_likeness(a.out_dtype, b.out_dtype, 0.8)
     dist = sum(abs(math.log2(x) - math.log2(y)) for x, y in zip(a.shape, b.shape) if x and y)
     return score / (1.0 + 0.25 * dist)
+
+
+def _dtype_likeness(a: str, b: str, other_width: float) -> float:
+    if a == b:
+        return 1.0
+    return 0.9 if np_dtype(a).itemsize == np_dtype(b).itemsize else other_width
+
+
+def from_reports(paths, target: str, since: str = "") -> list[dict]:
+    """The verified winners of the tuning reports at ``paths`` (``report.json`` of
+    ``scripts/tune.py`` and the suites) for ``target``, measured on or after ``since``
+    (YYYY-MM-DD), as keyword arguments of :meth:`Library.record` plus ``genome`` and
+    ``workload``. A report counts where the gate passed and the run recorded its library entry
+    (device, arch, date)."""
+    out = []
+    for path in sorted(paths):
+        try:
+            with open(path) as f:
+                report = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if not isinstance(report, dict) or report.get("target") != target:
+            continue
+        entry = (report.get("space_report") or {}).get("library_entry")
+        if not entry or not report.get("genome") or not (report.get("verify") or {}).get("passed"):
+            continue
+        if entry.get("date", "") < since:
+            continue
+        try:
+            genome = Genome.from_json(report["genome"])
+            workload = Workload.from_json(report["workload"])
+        except (GenomeError, WorkloadError, KeyError, TypeError):
+            continue  # a family, gene or op this version no longer has
+        out.append({
+            "genome": genome,
+            "workload": workload,
+            "tflops": float(report["tflops"]),
+            "latency_us": float(report["best_latency_us"]),
+            "trials": int(report["trials"]),
+            "device": entry["device"],
+            "arch": entry.get("arch", ""),
+            "date": entry["date"],
+        })  # fmt: skip
+    return out
+
+
+def refresh(root: str, target: str, found: list[dict], since: str = "") -> dict:
+    """Rewrite the libraries under ``root`` for ``target``: their entries measured on or after
+    ``since`` plus the winners ``found`` (:func:`from_reports`), the best few per workload.
+    Returns ``{family file: {"kept", "added", "dropped", "workloads"}}``."""
+    summary = {}
+    for family in OP_FAMILIES:
+        lib = Library(target, family, root)
+        if not os.path.exists(lib.path) and not any(
+            op_family(f["workload"].op) == family for f in found
+        ):
+            continue
+        before = {(e["workload"]["name"], e["key"]) for e in lib.entries}
+        lib.entries = [e for e in lib.entries if e.get("date", "") >= since]
+        for f in sorted(found, key=lambda f: f["tflops"]):  # a genome's fastest run last: kept
+            if op_family(f["workload"].op) == family:
+                lib.record(**f)
+        after = {(e["workload"]["name"], e["key"]) for e in lib.entries}
+        lib.save()
+        summary[family] = {
+            "kept": len(before & after),
+            "added": len(after - before),
+            "dropped": len(before - after),
+            "workloads": len({name for name, _ in after}),
+        }
+    return summary

@@ -62,6 +62,39 @@ def test_similarity_prefers_close_shapes_and_same_op():
     assert similarity(a, Workload("gemm_nt", (512, 512, 512))) < 1.0
 
 
+def test_similarity_weighs_dtypes_by_width():
+    """bf16 is nearer fp16 than fp32 or fp8 is, on either side; the output dtype counts: the
+    H100 fp32-out winners (per-tile direct stores) once tied the 16-bit H200 ones at 4096^3."""
+    shape = (4096, 4096, 4096)
+    fp16 = Workload("gemm_nt", shape, "float16", "float16")
+    assert similarity(fp16, Workload("gemm_nt", shape, "float16", "float32")) < 1.0
+    bf16 = similarity(fp16, Workload("gemm_nt", shape, "bfloat16", "bfloat16"))
+    fp32 = similarity(fp16, Workload("gemm_nt", shape, "float32", "float32"))
+    fp8 = similarity(fp16, Workload("gemm_scaled_nt", shape, "float8_e4m3fn", "float16"))
+    assert 1.0 > bf16 > fp32 and bf16 > fp8
+    # the same shape in bf16 outranks a GEMM of another shape in fp16 (8192^3 took the odd
+    # 8205 x 5921 x 2949 shape's 192-wide row-store genome first)
+    big = Workload("gemm_nt", (8192,) * 3, "float16", "float16")
+    odd = Workload("gemm_nt", (8205, 5921, 2949), "float16", "float16")
+    assert similarity(big, Workload("gemm_nt", (8192,) * 3, "bfloat16", "bfloat16")) > similarity(
+        big, odd
+    )
+
+
+FORMAT1_KEYS = {
+    ("batch_gemm_B8_M2048_N2048_K2048_float16", "cuda-wgmma-e3303bb47a"),
+    ("gemm_M4096_N4096_K4096_bfloat16", "cuda-wgmma-4e992648b7"),
+    ("gemm_M4096_N4096_K4096_float16", "cuda-wgmma-e3303bb47a"),
+    ("gemm_bias_gelu_M4096_N4096_K4096_float16", "cuda-wgmma-4e992648b7"),
+    ("gemm_bias_gelu_M4096_N4096_K4096_float16", "cuda-mma-64a2ab11ec"),
+    ("gemm_nt_M2048_N8192_K1024_float16", "cuda-wgmma-4e992648b7"),
+    ("gemm_nt_M4096_N4096_K4096_bfloat16", "cuda-wgmma-4e992648b7"),
+    ("gemm_nt_M4096_N4096_K4096_bfloat16", "cuda-mma-64a2ab11ec"),
+    ("gemm_nt_M4096_N4096_K4096_float16", "cuda-wgmma-e3303bb47a"),
+    ("gemm_nt_M4096_N4096_K4096_float16", "cuda-mma-64a2ab11ec"),
+}
+
+
 def test_format_1_files_migrate_to_the_same_genomes(tmp_path):
     """The shipped library was format 1 (genomes as the 18-field union); migrating that file
     gives exactly the genomes (and keys) it has in the shipped format-2 file, which later runs
@@ -71,9 +104,10 @@ def test_format_1_files_migrate_to_the_same_genomes(tmp_path):
     os.makedirs(tmp_path / "cuda")
     (tmp_path / "cuda" / "gemm.json").write_text(json.dumps(old))
     migrated = Library("cuda", "gemm", str(tmp_path))
-    shipped = Library("cuda", "gemm", os.path.join(REPO, "schedules"))
     key = lambda e: (e["workload"]["name"], e["key"])  # noqa: E731
-    assert set(map(key, migrated.entries)) <= set(map(key, shipped.entries))
+    # the keys these genomes had in the shipped format-2 file (until its refresh of 2026-12-05
+    # dropped entries measured before the flushed timer)
+    assert set(map(key, migrated.entries)) == FORMAT1_KEYS
     assert len(migrated.entries) == len(old["entries"])
     assert migrated.save() and json.load(open(migrated.path))["version"] == 2
 
@@ -112,3 +146,74 @@ def test_the_wheel_ships_the_library_as_package_data(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "autokernel_tvm/schedules/cuda/gemm.json" in names
     assert "autokernel_tvm/schedules/cuda/conv2d.json" in names
+
+
+RESULTS = os.path.join(REPO, "benchmarks", "results")
+ODD = "h200/session34_2026-12-05/odd/reports/gemm_nt_M8205_N5921_K2949_float16_to_float16"
+
+
+def _report(name: str = ODD) -> dict:
+    with open(os.path.join(RESULTS, name, "report.json")) as f:
+        return json.load(f)
+
+
+def test_verified_winners_come_from_the_committed_reports(tmp_path):
+    """A committed report's winner, with its speed and date; reports whose gate failed, of
+    another target, or measured before ``since`` are not read."""
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(_report()))
+    failed = _report()
+    failed["verify"]["passed"] = False
+    (tmp_path / "failed.json").write_text(json.dumps(failed))
+    other = {**_report(), "target": "rocm"}
+    (tmp_path / "rocm.json").write_text(json.dumps(other))
+    (tmp_path / "junk.json").write_text("[1, 2]")
+    paths = sorted(str(p) for p in tmp_path.iterdir())
+    found = library.from_reports(paths, "cuda", since="2026-12-04")
+    assert len(found) == 1
+    (win,) = found
+    report = _report()
+    assert win["genome"] == Genome.from_json(report["genome"])
+    assert win["genome"].params.block_n == 192 and win["genome"].params.store == "rows"
+    assert win["tflops"] == report["tflops"] and win["date"] == "2026-12-05"
+    assert win["workload"].name == "gemm_nt_M8205_N5921_K2949_float16_to_float16"
+    assert library.from_reports(paths, "cuda", since="2026-12-06") == []
+
+
+def test_refresh_drops_older_entries_keeps_the_fastest_and_is_idempotent(tmp_path):
+    root = str(tmp_path)
+    old = Library("cuda", "gemm", root)
+    stale = Genome.default("cuda.wgmma")
+    w = Workload("gemm_nt", (8205, 5921, 2949), "float16", "float16")
+    old.record(stale, w, tflops=999.0, latency_us=1.0, trials=8, device="H100", date="2026-11-24")
+    old.save()
+    found = library.from_reports([os.path.join(RESULTS, ODD, "report.json")], "cuda", "2026-12-04")
+    slower = {**found[0], "tflops": found[0]["tflops"] / 2, "date": "2026-12-04"}
+    summary = library.refresh(root, "cuda", found + [slower], since="2026-12-04")
+    assert summary["gemm"] == {"kept": 0, "added": 1, "dropped": 1, "workloads": 1}
+    (entry,) = Library("cuda", "gemm", root).entries
+    assert entry["tflops"] == found[0]["tflops"] and entry["date"] == "2026-12-05"
+    before = open(old.path).read()
+    library.refresh(root, "cuda", found + [slower], since="2026-12-04")
+    assert open(old.path).read() == before
+    assert not os.path.exists(os.path.join(root, "cuda", "conv2d.json"))
+
+
+def test_update_library_script(tmp_path):
+    script = os.path.join(REPO, "scripts", "update_library.py")
+    out = subprocess.run(
+        [sys.executable, script, "--reports", os.path.join(RESULTS, "h200", "session34_2026-12-05"),
+         "--out", str(tmp_path)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "cuda/gemm.json: 10 workloads" in out.stdout  # odd shapes, fp8, llama_mlp
+    names = {e["workload"]["name"] for e in Library("cuda", "gemm", str(tmp_path)).entries}
+    assert "gemm_gated_nt_M2048_N11008_K4096_float16_to_float16" in names
+    for args, what in [
+        (["--since", "12/04/2026"], "--since"),
+        (["--reports", "nope"], "--reports"),
+    ]:
+        bad = subprocess.run([sys.executable, script, *args, "--out", str(tmp_path)],
+                             capture_output=True, text=True)  # fmt: skip
+        assert bad.returncode == 2 and bad.stderr.startswith(f"error: {what}:"), bad.stderr
