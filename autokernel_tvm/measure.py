@@ -59,6 +59,9 @@ class SpaceRun:
     kernel: bool = False  # a whole kernel (no trace, no MetaSchedule database)
     family: str | None = None  # the family whose candidate this is; None: the stock space
     resumed: int = 0  # of `trials`, those found in the record dir, measured by an earlier run
+    #: seconds this run spent by phase: a whole kernel's "build" and "time", a design space's
+    #: "search" (MetaSchedule interleaves its builds and runs); empty where nothing ran
+    phases: dict = field(default_factory=dict)
 
     def tflops(self, workload) -> float:
         return workload.flops / self.best_s / 1e12 if self.best_s < FAILED else 0.0
@@ -111,9 +114,10 @@ class DesignSpaceMeasurer:
                 failures.update(callback.failures)
                 _save_failures(db_dir, failures)
         done, best, curve = records_summary(db_dir, workload)
+        seconds = time.time() - start
         return SpaceRun(
-            label, db_dir, done, failures, best, time.time() - start, curve, candidate.mod,
-            resumed=min(found, done),
+            label, db_dir, done, failures, best, seconds, curve, candidate.mod,
+            resumed=min(found, done), phases={"search": seconds} if remaining > 0 else {},
         )  # fmt: skip
 
 
@@ -149,23 +153,36 @@ class KernelMeasurer:
         best = record["latency_s"] if record["latency_s"] is not None else FAILED
         tflops = workload.flops / best / 1e12 if best < FAILED else 0.0
         seconds = time.time() - start
+        phases = {p: record[f"{p}_s"] for p in ("build", "time") if f"{p}_s" in record}
         return SpaceRun(
             label, db_dir, 1, failures, best, seconds, [tflops], candidate.mod, True,
-            resumed=resumed,
+            resumed=resumed, phases={} if resumed else phases,
         )  # fmt: skip
 
     def _measure(self, workload, mod, path: str) -> dict:
+        """The record of one whole kernel: its latency or failure, and the seconds its build
+        and its timing took (``build_s``, ``time_s``: what a run's tuning time went to)."""
+        start = time.time()
+        record, built = self._build_and_time(workload, mod, path)
+        end = time.time()
+        built = built or end  # None: the build failed
+        return {**record, "build_s": round(built - start, 3), "time_s": round(end - built, 3)}
+
+    def _build_and_time(self, workload, mod, path: str) -> tuple[dict, float | None]:
+        """The record, and when the build ended (None: it failed)."""
         config = self.config
         try:
             exe = build_lib.build_module(mod, self.target)
         except Exception as err:  # a candidate that does not build is data, counted by reason
             if config.strict:
                 raise
-            return {"latency_s": None, "failure": "build: " + build_lib.failure_reason(str(err))}
+            failure = "build: " + build_lib.failure_reason(str(err))
+            return {"latency_s": None, "failure": failure}, None
+        built = time.time()
         if self.runner is not None:  # timed on a server of the tracker, like every candidate
             from .rpc import measure_kernel
 
-            return measure_kernel(config, self.target, self.runner, workload, exe)
+            return measure_kernel(config, self.target, self.runner, workload, exe), built
         args = self.args.get(workload)
         if args is None:
             rng = np.random.default_rng(config.seed)
@@ -187,8 +204,9 @@ class KernelMeasurer:
         except Exception as err:
             if config.strict:
                 raise
-            return {"latency_s": None, "failure": "run: " + build_lib.failure_reason(str(err))}
-        return {"latency_s": latency, "failure": None}
+            failure = "run: " + build_lib.failure_reason(str(err))
+            return {"latency_s": None, "failure": failure}, built
+        return {"latency_s": latency, "failure": None}, built
 
 
 #: record failures a resumed run keeps instead of measuring again: the kernel's own

@@ -65,6 +65,9 @@ def summary_lines(summary: dict) -> list[str]:
     resumed = summary.get("resumed_trials", 0)
     if resumed:  # the seconds are this run's: an earlier run in work_dir measured these
         lines[-1] += f" ({resumed} resumed from the work folder)"
+    seconds = (summary.get("space_report") or {}).get("seconds")
+    if seconds:  # where the time went: generating kernels, building, timing, the gate
+        lines.append("time       " + ", ".join(f"{p} {t:.1f} s" for p, t in seconds.items()))
     fallback = (summary.get("space_report") or {}).get("fallback")
     if fallback:  # no generative family took the workload: say so beside space=stock
         lines.append(f"fallback   {fallback}")

@@ -145,12 +145,16 @@ class Tuner:
         search = self.search(workload) if self.config.space == "generative" else None
         budget, stopped = self.config.time_budget_s, ""
         timeline, best = [], 0.0  # (seconds since start, best TFLOP/s so far) per measurement
+        phases = Counter()  # seconds by phase: where the run's time went
         for genome, trials in search or ():  # propose
             if budget and runs and time.time() - start > budget:
                 stopped = f"time budget of {budget:g} s reached after {len(runs)} genomes"
                 break
+            made = time.time()
             candidate = get(genome.family).candidate(genome.params, workload, self.target)
+            phases["generate"] += time.time() - made
             run = self.measure(workload, candidate, f"genomes/{genome.key}", trials)  # build+run
+            phases.update(run.phases)
             run.family = genome.family
             search.learn(genome, run.trials, run.tflops(workload))  # learn
             if run.label in runs:  # a later rung: what it found is this run's earlier rung's
@@ -169,9 +173,13 @@ class Tuner:
             if self._stock_problem(workload):
                 raise TuneError(self._no_stock_reason(workload))
             runs = [self.measure(workload, DesignSpace(STOCK, workload.ir_module()), "stock")]
+            phases.update(runs[0].phases)
             if search is not None:
                 report["fallback"] = self.fallback_reason(workload, search)
-        result = self._pick_verified(workload, runs, time.time() - start, report)  # verify
+        gated = time.time()
+        result = self._pick_verified(workload, runs, gated - start, report)  # verify
+        phases["gate"] += time.time() - gated
+        result.space_report["seconds"] = {p: round(t, 3) for p, t in phases.items()}
         if self.config.rpc_tracker:  # candidates measured per RPC server
             result.space_report["rpc"] = self.runner.report()
         if search is not None and result.space.startswith("genomes/"):

@@ -25,6 +25,10 @@ def test_whole_kernel_run_is_measured_resumed_and_verified(tmp_path):
     again = tuner.measure(workload, Kernel(workload.ir_module()), "kernels/plain")
     assert again.best_s == run.best_s  # resumed from the record, not re-measured
     assert (run.resumed, again.resumed) == (0, 1)
+    # what its time went to: the build, then the timing (none for the resumed run)
+    assert set(run.phases) == {"build", "time"} and again.phases == {}
+    assert 0 < run.phases["build"] and 0 < run.phases["time"]
+    assert run.phases["build"] + run.phases["time"] <= run.seconds + 0.01
     result = tuner._pick_verified(workload, [run], 1.0, {})
     assert result.verify["passed"] and "no schedule trace" in result.trace
 
@@ -37,6 +41,7 @@ def test_whole_kernel_that_does_not_build_is_a_counted_failure(tmp_path):
     run = tuner.measure(nt, kernel, "kernels/wgmma")  # a CUDA kernel cannot build for llvm
     assert run.trials == 1 and sum(run.failures.values()) == 1
     assert next(iter(run.failures)).startswith("build: ")
+    assert run.phases["time"] == 0 and run.phases["build"] > 0  # nothing ran
 
 
 def test_candidates_of_a_workload_are_timed_on_inputs_drawn_once(tmp_path, monkeypatch):

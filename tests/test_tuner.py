@@ -34,6 +34,7 @@ def test_stock_tuning_gives_a_verified_kernel(tuned):
     assert all(b >= a for a, b in zip(result.curve, result.curve[1:]))
     with open(os.path.join(work, W.name, "report.json")) as f:
         assert json.load(f)["trials"] == 8
+    assert set(result.space_report["seconds"]) == {"search", "gate"}  # no genomes: stock
 
 
 @pytest.mark.slow
@@ -95,9 +96,14 @@ def test_time_budget_stops_the_search_and_still_verifies_the_best(tmp_path):
     assert result.verify and result.verify["passed"]
     ((seconds, best),) = result.space_report["timeline"]  # one measurement: when, how fast
     assert 0 < seconds <= result.tune_seconds and best == pytest.approx(result.tflops)
-    assert any(
-        line.startswith("stopped    time budget") for line in summary_lines(result.summary())
-    )
+    lines = summary_lines(result.summary())
+    assert any(line.startswith("stopped    time budget") for line in lines)
+    # where the time went: the genome's candidate made, MetaSchedule's search, the gate
+    seconds = result.space_report["seconds"]
+    assert set(seconds) == {"generate", "search", "gate"}, seconds
+    assert all(t >= 0 for t in seconds.values()) and seconds["search"] > 0
+    assert seconds["generate"] + seconds["search"] <= result.tune_seconds + 0.01
+    assert any(line.startswith("time       generate") for line in lines)
     with pytest.raises(Exception, match="time_budget_s"):
         TuneConfig(time_budget_s=-1)
 

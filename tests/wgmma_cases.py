@@ -231,3 +231,22 @@ SWAPPED = [
     (Workload("conv2d_nhwc", (32, 28, 28, 256, 256, 3, 3, 1, 1), "float16", "float16"),
      {"operands": "ba", "block_n": 112, "store": "tma", "schedule": "stream_tail", "raster": 1}),
 ]  # fmt: skip
+
+#: conv edges: C not a multiple of 64 (each tap's last K step zero-filled past C through a 3-D
+#: filter map), output channels not a multiple of 64 (the tile's columns past them loaded as
+#: zeros and never stored, nor their epilogue operands read); both; a 1 x 1 conv on stream_tail;
+#: a bias + ReLU expression over 96 channels; stride 2 with an fp32 C
+CONV_EDGES = [
+    (Workload("conv2d_nhwc", (32, 28, 28, 96, 96, 3, 3, 1, 1), "float16", "float16"), {}),
+    (Workload("conv2d_nhwc", (32, 28, 28, 96, 96, 3, 3, 1, 1), "float16", "float16"),
+     {"block_n": 128, "schedule": "persistent", "store": "tma"}),
+    (Workload("conv2d_nhwc", (16, 28, 28, 64, 96, 3, 3, 1, 1), "bfloat16", "bfloat16",
+              epilogue=Epilogue(F("relu", F("add", ACC, operand(0))), ("n",))),
+     {"block_n": 128}),
+    (Workload("conv2d_nhwc", (32, 56, 56, 32, 64, 3, 3, 1, 1), "float16", "float16"),
+     {"block_n": 64, "schedule": "persistent", "store": "tma", "regs": "split"}),
+    (Workload("conv2d_nhwc", (16, 64, 64, 96, 96, 1, 1, 1, 0), "float16", "float16"),
+     {"schedule": "stream_tail", "store": "tma"}),
+    (Workload("conv2d_nhwc", (16, 28, 28, 96, 128, 3, 3, 2, 1), "float16", "float32"),
+     {"block_n": 128}),
+]  # fmt: skip

@@ -10,6 +10,7 @@ from wgmma_cases import (  # shared with the GPU tests
     BATCH_EDGES,
     BIAS_START,
     CONSUMERS3,
+    CONV_EDGES,
     FP8,
     HILBERT,
     K_ATOMS2,
@@ -148,8 +149,14 @@ def test_conv2d_patch_and_reasons():
     assert conv_patch(conv, 128) == (4, 32, 7, 1)  # 4 x 32 pixels: 28 rows exactly, 4 of 32 cols
     assert conv_patch((8, 14, 14, 64, 1, 1, 0), 128) == (8, 16, 2, 1)
     assert legal(32 * 784, 256, 9 * 256, smem_limit=SMEM, conv=conv, raster=8) is None
-    odd = (32, 28, 28, 96, 3, 3, 1)
-    assert "multiple of 64" in legal(32 * 784, 256, 9 * 96, smem_limit=SMEM, conv=odd)
+    odd = (32, 28, 28, 96, 3, 3, 1)  # C = 96: each tap's second K step half past C
+    assert legal(32 * 784, 256, 9 * 96, smem_limit=SMEM, conv=odd, raster=8) is None
+    fp32 = dict(in_dtype="float32", out_dtype="float32", tf32_passes=1)
+    forty = (32, 28, 28, 40, 3, 3, 1)  # TF32: no zero-filled K steps (its split copies)
+    assert "multiple of 32" in legal(32 * 784, 256, 9 * 40, smem_limit=SMEM, conv=forty, **fp32)
+    twelve = (32, 28, 28, 12, 3, 3, 1)  # a pixel's 24 bytes: no TMA stride
+    assert "multiple of 8" in legal(32 * 784, 256, 9 * 12, smem_limit=SMEM, conv=twelve)
+    assert "multiple of 8" in legal(32 * 784, 100, 9 * 256, smem_limit=SMEM, conv=conv)
     assert legal(32 * 784, 256, 9 * 256, smem_limit=SMEM, conv=conv, raster=3) is None  # ragged
     # stride 2: 14 x 14 outputs, each box spans twice the patch's pixels
     strided = Workload("conv2d_nhwc", (8, 28, 28, 256, 256, 3, 3, 2, 1), "float16")
@@ -1711,3 +1718,52 @@ def test_swapped_conv_puts_channels_on_m_and_pixel_rows_on_n(needs_nvcc, tmp_pat
     assert loads(plain_src, 4) == {"a"} and loads(plain_src, 2) == {"b"}
     assert "s2g_async_bulk_tensor_4d" in src
     assert spill_free(src, tmp_path)
+
+
+@pytest.mark.parametrize("workload, genes", CONV_EDGES, ids=lambda x: str(x)[:60])
+def test_conv_edges_read_taps_through_a_3d_filter_map_and_guard_channels(
+    needs_nvcc, tmp_path, workload, genes
+):
+    """A conv whose C is not a multiple of 64 runs ceil(C / 64) K steps a filter tap, the
+    filter read through a [K, R * S, C] map (a box of one tap's 64 channels, zero past C; a
+    2-D map would read the next tap's channels there); output channels past a multiple of 64
+    are checked before any store (or left to the TMA store's clipping); nothing spills."""
+    genome = Grammar(TARGET).check(DEFAULT.replace(**genes), workload)
+    n, c, r, s = workload.shape[4], workload.shape[3], workload.shape[5], workload.shape[6]
+    script = kernel_module(genome, workload)["main"].script()
+    b_map = re.search(r'EncodeTiled", b_map, "\w+", (\d), B.data, ([\d, ]+)\)', script)
+    rank, fields = int(b_map.group(1)), [int(f) for f in b_map.group(2).split(", ")]
+    if c % 64:
+        assert rank == 3 and fields[:3] == [c, r * s, n] and fields[5:8][:2] == [64, 1]
+    else:
+        assert rank == 2 and fields[:2] == [r * s * c, n]
+    src = cuda_source(build_module(kernel_module(genome, workload), TARGET, check_nvcc=True))
+    body = main_body(src)
+    tail = n % genome.params.block_n != 0
+    assert (f" < {n})" in body) == (
+        tail and genome.params.store != "tma" or bool(workload.epilogue and tail)
+    )
+    assert spill_free(src, tmp_path)
+
+
+def test_conv_edges_legality():
+    """Edges are taken only where no tile fits whole (C or K not a multiple of 64), for
+    16-bit inputs and operands=ab; a K that is a multiple of 64 still needs a block width that
+    divides it."""
+    ragged = Workload("conv2d_nhwc", (32, 28, 28, 96, 96, 3, 3, 1, 1), "float16", "float16")
+    grammar = Grammar(TARGET)
+    assert grammar.check(DEFAULT, ragged) == DEFAULT  # 256 wide over 96 channels: legal
+    whole = Workload("conv2d_nhwc", (32, 28, 28, 96, 128, 3, 3, 1, 1), "float16", "float16")
+    with pytest.raises(GenomeError, match="not a multiple of the 128x256x64 tile"):
+        grammar.check(DEFAULT, whole)
+    assert grammar.check(DEFAULT.replace(block_n=128), whole)
+    swapped = DEFAULT.replace(operands="ba", block_n=112, store="tma", raster=1)
+    wide = Workload("conv2d_nhwc", (32, 28, 28, 96, 256, 3, 3, 1, 1), "float16", "float16")
+    with pytest.raises(GenomeError, match="C and K .* multiples of 64"):
+        grammar.check(swapped, wide)
+    assert "cuda.wgmma" in names(grammar, ragged)
+    # the seed's tile width fills the SMs' rounds best, the wider of near-ties: 96 channels of
+    # 16 x 64 x 64 pixels take 128-wide tiles (25% past K) over 64-wide ones (the same rounds)
+    pointwise = Workload("conv2d_nhwc", (16, 64, 64, 96, 96, 1, 1, 1, 0), "float16", "float16")
+    seed = FAMILY.seed(pointwise, TARGET)
+    assert (seed.block_n, seed.schedule, seed.store) == (128, "persistent", "tma")

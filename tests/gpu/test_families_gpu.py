@@ -16,6 +16,7 @@ from wgmma_cases import (  # tests/wgmma_cases.py, shared with the CPU tests
     BATCH_EDGES,
     BIAS_START,
     CONSUMERS3,
+    CONV_EDGES,
     FP8,
     HILBERT,
     K_ATOMS2,
@@ -318,6 +319,14 @@ def test_swapped_conv_passes_the_gate(target, workload, genes):
     """operands=ba: the filter's channels on wgmma's M, whole output rows of pixels on N, the
     tile stored transposed: a swizzle, tap or channel offset wrong, a pixel row past P stored,
     or a channel's epilogue operand read for the wrong pixel fails the fp64 check."""
+    _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))
+
+
+@pytest.mark.parametrize("workload, genes", CONV_EDGES, ids=_ids(CONV_EDGES))
+def test_conv_edges_pass_the_gate(target, workload, genes):
+    """C or output channels not a multiple of 64: a tap's channels past C read from the next
+    tap (not zeros), a channel past K stored or its bias read out of bounds, fails the fp64
+    check or the sanitizer-free run."""
     _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))
 
 

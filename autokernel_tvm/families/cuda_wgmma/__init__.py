@@ -51,8 +51,8 @@ from .kernel import (
     conv_k,
     conv_out,
     k_step,
+    k_steps,
     legal,
-    pipe_step,
     row_pads,
     smem_bytes,
     split_reason,
@@ -346,6 +346,8 @@ class CudaWgmma(Family):
         m, n, k = _mnk(workload)
         if m < 2 * WG_ROWS:
             return self._narrow_seed(workload, target)
+        if _conv(workload) and n % min(BLOCK_NS):  # output channels past the last 64: an edge
+            return self._conv_edge_seed(workload, target)
         if _tiles(workload, 2 * WG_ROWS, 256) >= limits(target).sm_count:
             streamk = {"schedule": "streamk", "store": "tma", "splits": 2, "reduction": "cluster"}
             persistent = {"schedule": "persistent"}
@@ -361,6 +363,19 @@ class CudaWgmma(Family):
         steps = -(-k // k_step(workload.dtype))
         splits = (s for s in sorted(SPLITS, reverse=True) if steps // s >= SEED_SPLIT_STEPS)
         return self._first_legal((base.replace(splits=s) for s in splits), workload, target)
+
+    def _conv_edge_seed(self, workload, target) -> WgmmaParams:
+        """A conv whose output channels are not a multiple of 64 (conv_edges): the widest tile
+        whose rounds hold within 2% as much of the output as the best (:func:`_fill`) -- 128
+        for 96 channels, 192 for 160: a 64-wide wgmma reads its A tile from shared memory
+        twice as often per product -- on the persistent schedule with the TMA store where its
+        tiles outnumber the SMs, else one tile per block."""
+        sms = limits(target).sm_count
+        fills = {b: _fill(workload, b, sms) for b in BLOCK_NS if b not in SWAPPED_NS}
+        width = max(b for b, f in fills.items() if f >= 0.98 * max(fills.values()))
+        persistent = {"schedule": "persistent", "store": "tma", "block_n": width}
+        genes = (persistent, {"block_n": width})
+        return self._first_legal((self.default.replace(**g) for g in genes), workload, target)
 
     def _narrow_seed(self, workload, target) -> WgmmaParams:
         """Decode (M < 128): one-warpgroup tiles, the (block_n, splits) whose blocks fill the
@@ -485,7 +500,7 @@ class CudaWgmma(Family):
             "producer_warps": float(params.producer_warps),
             "swapped": float(params.operands == "ba"),
             "log_tiles": math.log2(tiles), "waves": units / sms,
-            "k_steps": -(-k // pipe_step(Structure(**st))) / (1 if streamk else params.splits),
+            "k_steps": k_steps(k, Structure(**st)) / (1 if streamk else params.splits),
             "edge_waste": tiles * block_m * block_c / (lead * m * n) - 1.0,
             "smem_kb": smem_bytes(
                 params.block_n, params.consumers, params.stages, params.store,

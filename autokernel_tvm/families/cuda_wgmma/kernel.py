@@ -407,6 +407,17 @@ def conv_k(conv: tuple) -> int:
     return conv[3] * conv[4] * conv[5]
 
 
+def conv_edges(conv: tuple, n: int, in_dtype: str) -> tuple[str, ...]:
+    """The edges of a 16-bit conv's implicit GEMM that its kernel handles: "c" where C is not a
+    multiple of a K step (each filter tap's last step zero-filled past C through a 3-D filter
+    map), "k" where its ``n`` output channels are not a multiple of 64 (the tile's columns past
+    them loaded as zeros, not stored). Convs with neither keep the whole-tile kernels."""
+    bk = k_step(in_dtype)
+    if _bytes(storage(in_dtype)) != 2:
+        return ()
+    return tuple(e for e, ragged in (("c", conv[3] % bk), ("k", n % min(BLOCK_NS))) if ragged)
+
+
 def conv_out(conv: tuple) -> tuple[int, int]:
     """(P, Q) of ``conv = (N, H, W, C, R, S, pad[, stride])``."""
     _, h, w, _, r, s, pad = conv[:7]
@@ -496,15 +507,21 @@ def _operands_reason(st: Structure, n: int, block_m: int) -> str | None:
     return None
 
 
-def _conv_reason(conv, m, n, k, *, batch, trans_b, epilogue, bk=BLOCK_K) -> str | None:
+def _conv_reason(conv, m, n, k, *, batch, trans_b, epilogue, bk=BLOCK_K, es=2) -> str | None:
     if len(conv) not in (7, 8) or conv_stride(conv) < 1:
         return f"conv={conv}: (N, H, W, C, R, S, pad[, stride]) of an NHWC x KRSC conv2d"
     if isinstance(epilogue, Epilogue):
         epilogue = ""  # an expression reads the NPQK output index: fused like any GEMM's
     img, _, _, c, r, s, _ = conv[:7]
     p, q = conv_out(conv)
-    if c % bk:
-        return f"conv C={c}: a multiple of {bk} (one K step never straddles a filter tap)"
+    if c % bk and (es != 2 or c % (TMA_STRIDE // es)):
+        return (
+            f"conv C={c}: a multiple of {bk}, or for 16-bit inputs a multiple of "
+            f"{TMA_STRIDE // 2} (a pixel's channels are TMA strides, 16-byte multiples; a tap's "
+            "last K step is zero-filled past C)"
+        )
+    if n % (TMA_STRIDE // es):
+        return f"conv K={n}: a multiple of {TMA_STRIDE // es} (16-byte rows of the output's pixels)"
     if conv_stride(conv) > TMA_ELEMENT_STRIDE:
         return f"conv stride {conv_stride(conv)}: a TMA box's element strides are at most 8"
     if (m, k) != (img * p * q, r * s * c) or batch or not trans_b or epilogue:
@@ -877,7 +894,7 @@ def split_reason(st: Structure, k: int, tiles: int, sm_count: int) -> str | None
         return "splits > 1 sums plain GEMM partials: not for conv2d or the gated GEMM"
     if st.store != "direct" or st.cluster != 1:
         return "splits > 1 stores f32 partials directly: store=direct, cluster=1"
-    k_tiles = -(-k // pipe_step(st))
+    k_tiles = k_steps(k, st)
     if k_tiles % st.splits:
         return f"splits={st.splits} does not divide the {k_tiles} K steps of {pipe_step(st)}"
     if k_tiles // st.splits < SPLIT_MIN_STEPS:
@@ -914,7 +931,7 @@ def _streamk_reason(st: Structure, k: int, tiles: int, sm_count: int) -> str | N
             f"streamk: the last wave's {tail} tiles x {st.splits} splits need more than "
             f"{sm_count} blocks"
         )
-    k_tiles = -(-k // pipe_step(st))
+    k_tiles = k_steps(k, st)
     if k_tiles % st.splits or k_tiles // st.splits < SPLIT_MIN_STEPS:
         return (
             f"streamk: splits={st.splits} must divide the {k_tiles} K steps into ranges of at "
@@ -928,7 +945,7 @@ def _stream_reason(st: Structure, k: int, tiles: int, sm_count: int) -> str | No
     the SMs, or None."""
     if sm_count < 1:
         return "stream: the target's multiprocessor count is unknown"
-    k_tiles = -(-k // pipe_step(st))
+    k_tiles = k_steps(k, st)
     if st.schedule == "stream_tail" and not stream_tail_waves(tiles, k_tiles, sm_count):
         return (
             f"stream_tail: {tiles} tiles leave no whole wave of {sm_count} before a partial one "
@@ -942,7 +959,7 @@ def _stream_reason(st: Structure, k: int, tiles: int, sm_count: int) -> str | No
         )
     if st.in_dtype not in ("float16", "bfloat16"):
         return "stream: fp16/bf16 inputs"
-    work = tiles * -(-k // pipe_step(st))
+    work = tiles * k_steps(k, st)
     if tiles % sm_count == 0:
         return f"stream: {tiles} tiles are whole waves of {sm_count}: nothing to balance"
     if work // sm_count < SPLIT_MIN_STEPS:
@@ -993,6 +1010,16 @@ def pipe_step(st: Structure) -> int:
 def k_step(in_dtype: str) -> int:
     """Elements of a K step: one 128-byte swizzle row (64 halves, 128 fp8 values)."""
     return SWIZZLE_ROW // _bytes(storage(in_dtype))
+
+
+def k_steps(k: int, st: Structure) -> int:
+    """Ring stages of a whole K range: ``k / pipe_step`` rounded up, the last one zero-filled
+    past K by the TMA; a conv's per filter tap (a step never straddles two taps), the last of a
+    tap's steps zero-filled past C where C is not a multiple of a step."""
+    if st.conv:
+        c, r, s = st.conv[3:6]
+        return r * s * -(-c // pipe_step(st))
+    return -(-k // pipe_step(st))
 
 
 def legal(
@@ -1062,8 +1089,9 @@ def legal(
     swapped = st.operands == "ba"
     if conv:
         why = _conv_reason(
-            conv, m, n, k, batch=batch, trans_b=trans_b, epilogue=epilogue, bk=k_step(in_dtype)
-        )
+            conv, m, n, k, batch=batch, trans_b=trans_b, epilogue=epilogue, bk=k_step(in_dtype),
+            es=_bytes(storage(in_dtype)),
+        )  # fmt: skip
         if why:
             return why
         grid = conv_grid(conv, n, block_m, block_n, st.operands)
@@ -1075,8 +1103,10 @@ def legal(
     if st.gated and (batch or conv or not trans_b):
         return "gated: a 2-D GEMM with B as [2, N, K] (no batch, conv or A@B layout)"
     block_c = block_n // 2 if st.gated else block_n  # C columns per block
-    if conv and not swapped and (n % block_c or k % k_step(in_dtype)):
+    if conv and not swapped and n % block_c and "k" not in conv_edges(conv, n, in_dtype):
         return f"{m}x{n}x{k} is not a multiple of the {block_m}x{block_c}x{k_step(in_dtype)} tile"
+    if conv and swapped and any(conv_edges(conv, n, in_dtype)):
+        return "operands=ba: convs whose C and K (output channels) are multiples of 64"
     if raster < 1:
         return f"raster={raster}: M tiles per group, at least 1"
     if raster > max(m_tiles, 1):  # one group either way: a duplicate kernel
@@ -1189,13 +1219,16 @@ def wgmma_gemm(
         p_out, q_out = conv_out(conv)
         patch, grid_m, grid_n = conv_grid(conv, n, bm_rows, bn_rows, st.operands)
         tile_p, tile_q, tiles_p, tiles_q = patch
-        c_steps = c // bk
+        c_steps = -(-c // bk)  # the last zero-filled past C where bk does not divide it
         strides = (c * es, w * c * es, h * w * c * es)
         image_tma = (4, c, w, h, img, *strides, bk, u * tile_q, u * tile_p, 1)
         image_tma += (1, u, u, 1)  # element strides
         # swapped: A's map is the filter's rows (M: channels), the image's is B's (below)
         a_tma = (2, k, n, k * es, bk, bm_rows, 1, 1) if swapped else image_tma
     is_conv = bool(conv)
+    # conv edges (conv_edges): C past a tap's last K step, output channels past the last tile
+    ragged_c = is_conv and not x3 and c % bk != 0
+    cout_edge = is_conv and n % block_c != 0
     tiles, nb = grid_m * grid_n, max(batch, 1)
     streamk = st.schedule == "streamk"
     stream = st.schedule in ("stream", "stream_tail")
@@ -1224,7 +1257,7 @@ def wgmma_gemm(
         c_tma = (4, n, q_out, p_out, img, n * out_bytes, q_out * n * out_bytes)
         c_tma += (p_out * q_out * n * out_bytes, box_cols, box_q, box_p, 1, 1, 1, 1, 1)
     cluster = st.cluster
-    k_tiles = -(-k // (bk * atoms))
+    k_tiles = fr * fs * c_steps if conv else -(-k // (bk * atoms))
     splits = st.splits
     dsmem = splits > 1 and st.reduction == "cluster"  # partials summed across the cluster
     workspace = splits > 1 and not dsmem  # partials summed by the .splitk companion
@@ -1276,6 +1309,8 @@ def wgmma_gemm(
         b_tma = (2, b_cols, 2 * n, b_cols * es, bk, block_c, 1, 1)
     if swapped:  # the image's patch of whole rows, into B's rows of the ring
         b_tma = image_tma
+    if ragged_c:  # the filter as [K, R * S, C]: a box of one tap's channels, zero past C
+        b_tma = (3, c, fr * fs, n, c * es, fr * fs * c * es, bk, 1, b_part, 1, 1, 1)
     b_lbo = 1 if trans_b else MN_LBO_16B
     b_k16 = (0, k_mma) if trans_b else (16, 0)  # (ring rows, columns) from one wgmma K to the next
     b_loads = 1 if trans_b else b_part // MN_ATOM  # TMA boxes of B per block and stage
@@ -1419,7 +1454,7 @@ def wgmma_gemm(
         element of the bias or of the expression's column operand; 0 past N (edge tiles)."""
         vector = bias if start_operand < 0 else operands[start_operand]
         value = tvm.tirx.Cast("float32", vector[col])
-        if is_conv or n % block_c == 0:
+        if n % block_c == 0:
             return value
         return tvm.tirx.if_then_else(col < n, value, tvm.tirx.const(0, "float32"))
 
@@ -1443,6 +1478,10 @@ def wgmma_gemm(
         if is_conv:
             img_i, y, xq = pixel(bm, row)
             value = finish(acc[i], bias, (img_i, y, xq, col))
+            if cout_edge and (has_bias or expression is not None):  # not read past K
+                return tvm.tirx.if_then_else(
+                    tvm.tirx.all(y < p_out, xq < q_out, col < n), value, zero
+                )
             if expression is None or (tiles_p * tile_p == p_out and tiles_q * tile_q == q_out):
                 return value
             return tvm.tirx.if_then_else(tvm.tirx.all(y < p_out, xq < q_out), value, zero)
@@ -1465,7 +1504,13 @@ def wgmma_gemm(
             y = patch // tiles_q * tile_p + row // tile_q
             xq = patch % tiles_q * tile_q + row % tile_q
             img_i = bm // (tiles_p * tiles_q)
-            if y < p_out and xq < q_out:
+            if cout_edge:  # K is even (a multiple of 8): a pair is inside or past it whole
+                if y < p_out and xq < q_out and col < n:
+                    for v in T.vectorized(2):
+                        C[img_i, y, xq, col + v] = finish(
+                            gate(acc, i0 + v), bias, (img_i, y, xq, col + v)
+                        )
+            elif y < p_out and xq < q_out:
                 for v in T.vectorized(2):
                     C[img_i, y, xq, col + v] = finish(
                         gate(acc, i0 + v), bias, (img_i, y, xq, col + v)
@@ -1583,6 +1628,10 @@ def wgmma_gemm(
                     T.address_of(ring[slot, bm_rows + rank * b_part + j * MN_ATOM, 0]),
                     T.address_of(b_map), bn * bn_rows + rank * b_part + j * MN_ATOM,
                     bi * k + kc, T.address_of(full[s]), T.uint16(3))
+        elif ragged_c:  # the K step's filter tap and channels (the last past C: zeros)
+            T.ptx[TMA_3D](T.address_of(ring[slot, bm_rows, 0]), T.address_of(b_map),
+                          kc // bk % c_steps * bk, kc // bk // c_steps, bn * bn_rows,
+                          T.address_of(full[s]))
         elif trans_b:
             T.ptx[TMA](T.address_of(ring[slot, bm_rows, 0]), T.address_of(b_map),
                        kc, bi * n + bn * bn_rows, T.address_of(full[s]))
