@@ -16,6 +16,23 @@ def write_json(path: str, data: dict) -> str:
     return path
 
 
+def read_reports(paths) -> list[tuple[str, dict]]:
+    """``(path, object)`` of each file at ``paths`` (in sorted order) holding a JSON object:
+    what the readers of committed tuning reports start from (the library refresh, the search
+    cost); files that do not parse or hold something else are skipped, their fields are the
+    caller's to check."""
+    out = []
+    for path in sorted(paths):
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            out.append((path, data))
+    return out
+
+
 def pack_reports(work_dir: str, archive: str) -> str:
     """Pack every tuning ``report.json`` under ``work_dir`` (genomes proposed, measured and
     rejected, the search's timeline) into one gzipped tar at ``archive``, as

@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+from autokernel_tvm.report import read_reports  # noqa: E402
+
 DEVICES = ("h100", "h200")
 SHARE = 0.95
 
@@ -32,13 +35,8 @@ SHARE = 0.95
 def runs(paths: list[str]) -> list[dict]:
     """One entry per tuning report: device, workload name, seconds, curve, timeline."""
     out = []
-    for path in sorted(paths):
-        try:
-            with open(path) as f:
-                report = json.load(f)
-        except (OSError, ValueError):
-            continue
-        if not isinstance(report, dict) or not report.get("curve") or "tune_seconds" not in report:
+    for path, report in read_reports(paths):
+        if not report.get("curve") or "tune_seconds" not in report:
             continue  # not a tuning report
         if report.get("resumed_trials") or float(report["tune_seconds"]) < 1.0:
             continue

@@ -191,14 +191,11 @@ def from_reports(paths, target: str, since: str = "") -> list[dict]:
     (YYYY-MM-DD), as keyword arguments of :meth:`Library.record` plus ``genome`` and
     ``workload``. A report counts where the gate passed and the run recorded its library entry
     (device, arch, date)."""
+    from ..report import read_reports
+
     out = []
-    for path in sorted(paths):
-        try:
-            with open(path) as f:
-                report = json.load(f)
-        except (OSError, ValueError):
-            continue
-        if not isinstance(report, dict) or report.get("target") != target:
+    for _, report in read_reports(paths):
+        if report.get("target") != target:
             continue
         entry = (report.get("space_report") or {}).get("library_entry")
         if not entry or not report.get("genome") or not (report.get("verify") or {}).get("passed"):

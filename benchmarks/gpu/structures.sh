@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# The structures added in sessions 32 to 34 (one device call per part, 4-8 min each:
-# `structures.sh 1` to `7`). Run 2026-12-05: parts 1 and 2, and part 3's store=rows pair on the
+# The structures added in sessions 32 to 35 (one device call per part, 4-8 min each:
+# `structures.sh 1` to `8`). Run 2026-12-05: parts 1 and 2, and part 3's store=rows pair on the
 # odd shape (benchmarks/results/h200/structures_2026-12-05/); parts 3 and 4 the same day's
 # second run; parts 5 to 7 (~5-7 min each) not yet run.
 # Part 1: the GPU gate on their cases (tests/wgmma_cases.py: REGS, WIDE192, HILBERT,
@@ -33,11 +33,14 @@
 # 2047 x 2049 x 2051: 1.3) in part 6, which first gates and times the conv with its operands
 # swapped (operands=ba: channels on M, 4 whole rows of 28 pixels on N, no empty columns).
 # Part 7: fp8 with fp32 sums (0.88-0.91x torch._scaled_mm so far) in 2 x 1 clusters.
+# Part 8: convs whose C or output channels are not multiples of 64 (built 2026-12-05, session
+# 35; they had only cuda.mma): the GPU gate (tests/wgmma_cases.py CONV_EDGES), then the seed
+# and its neighbours against cuDNN on 96 and 160 channels.
 # Part 4: fp8 sums promoted to fp32 (torch._scaled_mm's default; 0.88x / 0.80x at 4096^3 /
 # 8192^3 on 128-wide tiles): K-step pairs (accum=pipelined), 192-wide tiles on regs=split,
 # ping-pong.
 # Rows go to $OUT/<device>.jsonl and $OUT/genome_check.jsonl, the log to $OUT/structures_N.log.
-#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|3|4|5|6|7
+#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|3|4|5|6|7|8
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 part=${1:-1}
@@ -104,6 +107,14 @@ c3=consumers=3,block_n=192
       schedule=persistent,store=rows,cluster=2,multicast=a  # 1 x 2: 24 N tiles of 256 pair up
     check gemm 2047,2049,2051 bfloat16 bfloat16 $rows \
       schedule=stream_tail,store=rows,block_n=192 schedule=stream,store=rows
+  elif [ "$part" = 8 ]; then
+    timeout 240 python3 -m pytest -m gpu tests/gpu -q -p no:cacheprovider -rf -k conv_edges 2>&1
+    check conv2d_nhwc 32,28,28,96,96,3,3,1,1 float16 float16 $seed,block_n=64 \
+      $seed,block_n=128 block_n=64,raster=8 $seed,block_n=64,regs=split
+    check conv2d_nhwc 16,64,64,96,96,1,1,1,0 float16 float16 $seed,block_n=128 \
+      $seed,block_n=64 schedule=stream_tail,store=tma,block_n=128
+    check conv2d_nhwc 8,56,56,160,160,3,3,1,1 float16 float16 $seed,block_n=64 \
+      $seed,block_n=192 $seed,block_n=256
   elif [ "$part" = 7 ]; then
     # fp8 with fp32 sums in 2 x 1 clusters (B multicast: half its L2 -> SM bytes; fast
     # accumulation won at 8192^3 that way, 1.025x): the seeds of 2026-12-05 with cluster=2
