@@ -196,13 +196,22 @@ def _worker_init(target_kind: str) -> None:
         from .families.rocm_mfma import build  # noqa: F401  (registers the MFMA TIR pipeline)
 
 
-def _worker_build(mod, target, check_nvcc: bool, root: str | None = None) -> str:
+def _worker_build(
+    mod, target, check_nvcc: bool, root: str | None = None, shared: bool = False
+) -> str:
+    """Build ``mod`` and export it: a tar of objects (what MetaSchedule's runner links and
+    loads), or (``shared``) a linked library, loaded as it is."""
     from tvm.support.tar import tar
 
     fault_point("worker-build")
     exe = build_module(mod, target, check_nvcc=check_nvcc)
-    path = os.path.join(tempfile.mkdtemp(prefix="ak_build_", dir=root), "mod." + tar.output_format)
-    exe.export_library(path, fcompile=tar)
+    folder = tempfile.mkdtemp(prefix="ak_build_", dir=root)
+    if shared:  # linked here, in the worker, so that loading it is a dlopen
+        path = os.path.join(folder, "mod.so")
+        exe.export_library(path)
+    else:
+        path = os.path.join(folder, "mod." + tar.output_format)
+        exe.export_library(path, fcompile=tar)
     return path
 
 
@@ -265,6 +274,11 @@ class PoolBuilder(ms.builder.PyBuilder):
                     raise
                 results.append(ms.builder.BuilderResult(None, f"{type(err).__name__}: {err}"))
         return results
+
+    def submit(self, mod, target):
+        """Build ``mod`` (a whole kernel) in a worker into a shared library; a future of its
+        path."""
+        return self.pool.submit(_worker_build, mod, target, self.check_nvcc, self.root, True)
 
     def shutdown(self) -> None:
         self.pool.shutdown()

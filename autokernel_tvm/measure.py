@@ -125,13 +125,32 @@ class KernelMeasurer:
     """Build and time one whole kernel on ``device``, or through ``runner`` (the servers of an
     RPC tracker) when one is given; a failed build or run is data."""
 
-    def __init__(self, config, target, device, runner=None, args: dict | None = None):
+    def __init__(
+        self, config, target, device, runner=None, args: dict | None = None, builder=None,
+        builds: dict | None = None,
+    ):  # fmt: skip
         self.config, self.target, self.device, self.runner = config, target, device, runner
         #: workload -> the device arguments it is timed with: every candidate of a workload is
         #: timed on the same inputs (one seed), so they are drawn and uploaded once, not per
         #: candidate (8192^3: ~4.5 s of host time each on 2 cores); a tuner passes one dict to
         #: all its measurers, holding its last workload's
         self.args = {} if args is None else args
+        #: the PoolBuilder whose workers build kernels ahead (:meth:`build_ahead`), and record
+        #: path -> the future of its kernel's library (a tuner's measurers share one dict; the
+        #: gate loads the winner's from it too)
+        self.builder, self.builds = builder, ({} if builds is None else builds)
+
+    def build_ahead(self, workload, candidates) -> None:
+        """Start building the ``(label, Kernel)`` pairs not measured or started yet, all at once
+        in the builder's workers: the search proposes whole kernels in batches, and
+        :meth:`measure` then loads each one's library instead of building it (one build took
+        most of a candidate's ~2.5 s on the H200, one after another)."""
+        if self.builder is None or self.runner is not None or len(candidates) < 2:
+            return  # one kernel builds as fast here, without a library to link and load
+        for label, candidate in candidates:
+            path = os.path.join(record_dir(self.config, workload, label), KERNEL_RECORD)
+            if path not in self.builds and not os.path.exists(path):
+                self.builds[path] = self.builder.submit(candidate.mod, self.target)
 
     def measure(self, workload, candidate: Kernel, label: str, trials: int) -> SpaceRun:
         db_dir = record_dir(self.config, workload, label)
@@ -171,8 +190,13 @@ class KernelMeasurer:
     def _build_and_time(self, workload, mod, path: str) -> tuple[dict, float | None]:
         """The record, and when the build ended (None: it failed)."""
         config = self.config
+        ahead = self.builds.get(path)
         try:
-            exe = build_lib.build_module(mod, self.target)
+            if ahead is not None:  # built in a worker (build_ahead): its library, loaded
+                exe, runtime = None, tvm.runtime.load_module(ahead.result())
+            else:
+                exe = build_lib.build_module(mod, self.target)
+                runtime = exe.mod  # tvm.compile's Executable wraps the runtime module
         except Exception as err:  # a candidate that does not build is data, counted by reason
             if config.strict:
                 raise
@@ -192,7 +216,7 @@ class KernelMeasurer:
             self.args.clear()  # one workload's arguments on the device at a time
             self.args[workload] = args
         try:
-            timer = exe.mod.time_evaluator(  # tvm.compile's Executable wraps the runtime module
+            timer = runtime.time_evaluator(
                 "main",
                 self.device,
                 **config.evaluator(),

@@ -136,6 +136,8 @@ class Tuner:
         self._passed: dict = {}
         self.db_warnings: list[str] = []  # damaged database lines moved out (db_lib.repair)
         self._timing_args: dict = {}  # KernelMeasurer.args, shared by this tuner's measurers
+        self._builds: dict = {}  # KernelMeasurer.builds: kernels being built ahead
+        self._candidates: dict = {}  # (workload, genome key) -> its candidate, this workload's
 
     # -- the loop ---------------------------------------------------------------------------
     def tune(self, workload: Workload) -> TuneResult:
@@ -150,10 +152,9 @@ class Tuner:
             if budget and runs and time.time() - start > budget:
                 stopped = f"time budget of {budget:g} s reached after {len(runs)} genomes"
                 break
-            made = time.time()
-            candidate = get(genome.family).candidate(genome.params, workload, self.target)
-            phases["generate"] += time.time() - made
-            run = self.measure(workload, candidate, f"genomes/{genome.key}", trials)  # build+run
+            candidate = self._candidate(genome, workload, phases)
+            ahead = self._ahead(search, workload, phases) if isinstance(candidate, Kernel) else []
+            run = self.measure(workload, candidate, f"genomes/{genome.key}", trials, ahead)  # run
             phases.update(run.phases)
             run.family = genome.family
             search.learn(genome, run.trials, run.tflops(workload))  # learn
@@ -193,6 +194,25 @@ class Tuner:
         db_lib.atomic_write_json(path, result.summary())
         return result
 
+    def _candidate(self, genome, workload: Workload, phases: Counter):
+        """``genome``'s candidate for ``workload``, made once (a batch's kernels are made when
+        the first of them is measured); the seconds it took go to ``phases["generate"]``."""
+        key = (workload, genome.key)
+        if key not in self._candidates:
+            made = time.time()
+            family = get(genome.family)
+            self._candidates = {key: family.candidate(genome.params, workload, self.target)} | {
+                k: c for k, c in self._candidates.items() if k[0] == workload
+            }  # this workload's only
+            phases["generate"] += time.time() - made
+        return self._candidates[key]
+
+    def _ahead(self, search: Search, workload: Workload, phases: Counter) -> list:
+        """``(label, Kernel)`` of the whole kernels proposed with the one measured now: built
+        with it, at once."""
+        upcoming = [g for g in search.upcoming if g.family in search.whole]
+        return [(f"genomes/{g.key}", self._candidate(g, workload, phases)) for g in upcoming]
+
     def search(self, workload: Workload) -> Search:
         """The generative search for ``workload``, seeded by the libraries' genomes."""
         families = [f.name for f in self.grammar.families(workload)]
@@ -211,11 +231,16 @@ class Tuner:
             ranker=model, model_note=note, held_back=not self.config.held_back_genes,
         )  # fmt: skip
 
-    def measure(self, workload, candidate, label: str, trials: int | None = None) -> SpaceRun:
-        """Measure one candidate (design space or whole kernel) into ``<workload>/<label>``."""
+    def measure(
+        self, workload, candidate, label: str, trials: int | None = None, ahead=()
+    ) -> SpaceRun:
+        """Measure one candidate (design space or whole kernel) into ``<workload>/<label>``;
+        a whole kernel is built at once with the ``(label, Kernel)`` pairs ``ahead`` of it."""
         trials = self.config.trials if trials is None else trials
         if isinstance(candidate, Kernel):
-            return self.kernel_measurer.measure(workload, candidate, label, trials)
+            measurer = self.kernel_measurer
+            measurer.build_ahead(workload, [(label, candidate), *ahead])
+            return measurer.measure(workload, candidate, label, trials)
         measurer = self.space_measurer
         try:
             return measurer.measure(workload, candidate, label, trials)
@@ -236,7 +261,10 @@ class Tuner:
     @property
     def kernel_measurer(self) -> KernelMeasurer:
         runner = self.runner if self.config.rpc_tracker else None  # else timed here
-        return KernelMeasurer(self.config, self.target, self.device(), runner, self._timing_args)
+        return KernelMeasurer(
+            self.config, self.target, self.device(), runner, self._timing_args,
+            builder=self.builder, builds=self._builds,
+        )  # fmt: skip
 
     def candidates(self, workload: Workload, n: int, search: Search | None = None) -> list:
         """Up to ``n`` ``(genome, candidate)`` the search would try first (no device needed):
@@ -317,6 +345,14 @@ class Tuner:
     def build(self, mod: tvm.IRModule):
         """Build a scheduled module with the project's pass config."""
         return build_lib.build_module(mod, self.target)
+
+    def _built_ahead(self, db_dir: str):
+        """The library of the whole kernel recorded in ``db_dir`` if the workers built it
+        (:meth:`KernelMeasurer.build_ahead`), loaded; else None."""
+        future = self._builds.get(os.path.join(db_dir, KERNEL_RECORD))
+        if future is None or not future.done() or future.exception() is not None:
+            return None
+        return tvm.runtime.load_module(future.result())
 
     def _stock_problem(self, workload: Workload) -> str:
         """Why MetaSchedule's stock space cannot build ``workload`` here ('' if it can)."""
@@ -404,7 +440,8 @@ class Tuner:
             key = (workload, tvm_ffi.structural_hash(scheduled))
             verified = self._passed.get(key)
             if verified is None:
-                exe = self.build(scheduled)
+                built = self._built_ahead(by_label[label].db_dir) if record is None else None
+                exe = built or self.build(scheduled)
                 if record is None:  # a whole kernel: one that hangs in the gate is its record's
                     path = os.path.join(by_label[label].db_dir, KERNEL_RECORD)
                     seconds_allowed = VERIFY_TIMEOUTS * self.config.runner_timeout_s

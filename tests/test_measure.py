@@ -136,3 +136,34 @@ def test_gpu_candidates_are_timed_one_call_after_each_l2_flush():
     evaluator = ms.runner.EvaluatorConfig(**config.evaluator(), enable_cpu_cache_flush=False)
     costs = flushed_run_evaluator(mod, dev, evaluator, [args, args])
     assert len(costs) == 10 and all(0 < c < 1 for c in costs)
+
+
+def test_kernels_built_ahead_in_the_workers_are_loaded_and_timed(tmp_path):
+    """build_ahead builds a batch of whole kernels at once in the builder's workers; measure
+    then loads each one's library instead of building it, times it like a kernel built here,
+    and a kernel that fails in a worker is a counted build failure. One kernel alone is built
+    here (no library to link and load)."""
+    workload = Workload("gemm", (64, 64, 64), "float32")
+    tuner = Tuner(TuneConfig(target="llvm", work_dir=str(tmp_path), trials=4), progress=False)
+    nt = Workload("gemm_nt", (1024, 1024, 1024), "float16")
+    wgmma = get("cuda.wgmma")
+    broken = wgmma.candidate(wgmma.default, nt, make_target("cuda", "sm_90a"))  # not for llvm
+    measurer = tuner.kernel_measurer
+    measurer.build_ahead(workload, [("kernels/solo", Kernel(workload.ir_module()))])
+    assert tuner._builds == {}
+    batch = [("kernels/a", Kernel(workload.ir_module())), ("kernels/bad", broken)]
+    measurer.build_ahead(workload, batch)
+    assert len(tuner._builds) == 2  # both started, in the workers
+    run = tuner.measure(workload, batch[0][1], "kernels/a")
+    assert run.kernel and not run.failures and 0 < run.best_s < 1.0
+    bad = tuner.measure(workload, broken, "kernels/bad")
+    assert next(iter(bad.failures)).startswith("build: ")
+    here = tuner.measure(workload, Kernel(workload.ir_module()), "kernels/here")
+    assert here.best_s == pytest.approx(run.best_s, rel=1.0)  # the same kernel, either way
+    measurer.build_ahead(workload, batch)  # measured already: nothing starts again
+    assert len(tuner._builds) == 2
+    # the gate takes the winner's library as the workers built it (none for the failure)
+    assert tuner._built_ahead(run.db_dir) is not None and tuner._built_ahead(bad.db_dir) is None
+    result = tuner._pick_verified(workload, [run, bad, here], 1.0, {})
+    assert result.verify["passed"]
+    tuner.builder.shutdown()

@@ -22,6 +22,10 @@ MAX_GENOMES = 4
 MAX_EXTRA_GENOMES = 16  # bound on genomes proposed to spend budget an exhausted space left
 # (or the budget itself, where whole kernels spend it one trial at a time)
 SEED_WEIGHT = 0.5  # a family's shape-specific seed: above its default's 0.3, below a library hit
+#: whole kernels the budget left buys, proposed together: the tuner builds them at once in its
+#: workers (a build took most of a candidate's ~2.5 s on the H200, one at a time), and the
+#: generator re-fits to all of them before the next batch
+WHOLE_BATCH = 4
 
 
 def halving_plan(trials: int, max_genomes: int = MAX_GENOMES) -> list[tuple[int, int]]:
@@ -97,19 +101,25 @@ class Search:
         self.one_shot: set[str] = set()
         self.whole_exhausted = False  # the one-shot families proposed every genome they had
         self.whole = [f.name for f in families if f.whole_kernels]
+        #: the genomes proposed with the one being measured, yielded after it before the next
+        #: proposal: the tuner builds their kernels ahead
+        self.upcoming: list[Genome] = []
 
     def __iter__(self):
         """Yield ``(genome, total trials it should have)``; call :meth:`learn` after each."""
         alive = self.generator.propose(self.plan[0][0])
         self.proposed += alive
         spent: Counter = Counter()
-        for genome in self._whole_kernels_besides(alive):
+        besides = self._whole_kernels_besides(alive)
+        for i, genome in enumerate(besides):
+            self.upcoming = besides[i + 1 :] + alive
             spent[genome.key] = self.granted[genome.key] = 1
             yield genome, 1
             self.rungs.append([{"key": genome.key, "tflops": self.scores[genome.key]}])
         for width, extra in self.plan:
             alive = alive[:width]
-            for genome in alive:
+            for i, genome in enumerate(alive):
+                self.upcoming = alive[i + 1 :]
                 spent[genome.key] += extra
                 self.granted[genome.key] = spent[genome.key]
                 yield genome, spent[genome.key]
@@ -124,18 +134,21 @@ class Search:
             if not new:
                 break
             self.proposed += new
-            self.granted[new[0].key] = min(left, 2 * MIN_TRIALS)
-            yield new[0], self.granted[new[0].key]
-            self.rungs.append([{"key": new[0].key, "tflops": self.scores[new[0].key]}])
+            for i, genome in enumerate(new):
+                self.upcoming = new[i + 1 :]
+                self.granted[genome.key] = min(left - i, 2 * MIN_TRIALS)
+                yield genome, self.granted[genome.key]
+                self.rungs.append([{"key": genome.key, "tflops": self.scores[genome.key]}])
+        self.upcoming = []
 
     def _extra(self, left: int) -> list[Genome]:
-        """One more genome for the ``left`` trials the plan did not spend: a whole kernel while
-        its family still proposes one (one candidate, seconds to build and time), else a design
-        space's genome if ``left`` still buys its ``MIN_TRIALS`` (each a kernel built and
-        timed: a 24-trial conv2d run on the H200 gave 16 trials to a cuda.mma space and did
-        not finish in 180 s)."""
+        """More genomes for the ``left`` trials the plan did not spend: up to ``WHOLE_BATCH``
+        whole kernels while their family still proposes them (one candidate each, seconds to
+        build and time), else one design space's genome if ``left`` still buys its
+        ``MIN_TRIALS`` (each a kernel built and timed: a 24-trial conv2d run on the H200 gave
+        16 trials to a cuda.mma space and did not finish in 180 s)."""
         if self.one_shot and not self.whole_exhausted:
-            new = self.generator.propose(1, families=self.one_shot)
+            new = self.generator.propose(min(left, WHOLE_BATCH), families=self.one_shot)
             if new or left < MIN_TRIALS:
                 return new
             self.whole_exhausted = True

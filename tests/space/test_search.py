@@ -60,3 +60,31 @@ def test_budget_left_goes_to_whole_kernels_before_a_design_space():
     seen = _run(search, lambda g, granted: 1 if g.family == "cuda.wgmma" else granted)
     assert {g.family for g in seen} == {"cuda.wgmma"} and len({g.key for g in seen}) == 24
     assert sum(search.used.values()) == 24
+
+
+def test_whole_kernels_the_budget_leaves_come_in_batches_with_their_rest_upcoming():
+    """After the first rung, whole kernels are proposed WHOLE_BATCH at a time: while one is
+    measured, ``upcoming`` names the rest of its batch (the tuner builds them ahead); the
+    generator learns every one before the next batch is proposed."""
+    from autokernel_tvm.space.search import WHOLE_BATCH
+
+    search = Search(Grammar(HOPPER), NT, 8, seed=0)
+    seen, ahead = [], []
+    proposals = []
+    propose = search.generator.propose
+
+    def counting(n, *args, **kwargs):
+        proposals.append((n, len(search.used)))
+        return propose(n, *args, **kwargs)
+
+    search.generator.propose = counting
+    for genome, _ in search:
+        seen.append(genome)
+        ahead.append([g.key for g in search.upcoming])
+        search.learn(genome, 1, 100.0 + len(seen))
+    assert len(seen) == 8 and len({g.key for g in seen}) == 8
+    assert proposals[0] == (1, 0)  # the first rung: one genome, nothing learned yet
+    assert [n for n, _ in proposals[1:]] == [WHOLE_BATCH, 3]  # 7 trials left: 4, then 3
+    assert proposals[2][1] == 1 + WHOLE_BATCH  # the second batch after the first was learned
+    assert ahead[1] == [g.key for g in seen[2:5]] and ahead[4] == []
+    assert search.upcoming == []
