@@ -325,8 +325,8 @@ def test_swapped_conv_passes_the_gate(target, workload, genes):
 @pytest.mark.parametrize("workload, genes", CONV_EDGES, ids=_ids(CONV_EDGES))
 def test_conv_edges_pass_the_gate(target, workload, genes):
     """C or output channels not a multiple of 64: a tap's channels past C read from the next
-    tap (not zeros), a channel past K stored or its bias read out of bounds, fails the fp64
-    check or the sanitizer-free run."""
+    tap (not zeros), or a channel past K stored or its bias operand read from past its end,
+    fails the gate's fp64 check."""
     _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))
 
 
