@@ -81,7 +81,7 @@ def companions(mod: tvm.IRModule) -> dict:
 
 def is_tirx(mod: tvm.IRModule) -> bool:
     """Whether ``mod`` holds a kernel written in TIRx (marked by the family that made it)."""
-    from .families.cuda_wgmma.kernel import PIPELINE_ATTR
+    from .families.cuda_wgmma.structure import PIPELINE_ATTR
 
     return any(
         func.attrs is not None and func.attrs.get(PIPELINE_ATTR) == "tirx"

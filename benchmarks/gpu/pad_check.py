@@ -22,7 +22,8 @@ import torch  # noqa: E402
 import tvm  # noqa: E402
 
 from autokernel_tvm import timing  # noqa: E402
-from autokernel_tvm.families.cuda_wgmma.kernel import padded, row_pads, wgmma_module  # noqa: E402
+from autokernel_tvm.families.cuda_wgmma.geometry import padded, row_pads  # noqa: E402
+from autokernel_tvm.families.cuda_wgmma.kernel import wgmma_module  # noqa: E402
 from autokernel_tvm.hardware import limits  # noqa: E402
 from autokernel_tvm.targets import make_target  # noqa: E402
 

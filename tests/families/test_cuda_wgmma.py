@@ -28,22 +28,26 @@ from autokernel_tvm.builder import build_module, cuda_source, is_tirx
 from autokernel_tvm.config import TuneConfig
 from autokernel_tvm.families import GenomeError, Kernel
 from autokernel_tvm.families.cuda_wgmma import FAMILY, OPS, WgmmaParams, structure
-from autokernel_tvm.families.cuda_wgmma.kernel import (
-    Structure,
-    WgmmaStructureError,
+from autokernel_tvm.families.cuda_wgmma.geometry import (
     batch_dims,
     consumer_regs,
     conv_patch,
     group_tile,
     hilbert_xy,
     launch_regs,
-    legal,
     smem_bytes,
     stream_last,
     stream_share,
     stream_tail_waves,
+)
+from autokernel_tvm.families.cuda_wgmma.kernel import (
     wgmma_gemm,
     wgmma_module,
+)
+from autokernel_tvm.families.cuda_wgmma.legality import legal
+from autokernel_tvm.families.cuda_wgmma.structure import (
+    Structure,
+    WgmmaStructureError,
 )
 from autokernel_tvm.families.cuda_wgmma.tf32x3 import split_k
 from autokernel_tvm.hardware import limits

@@ -21,7 +21,21 @@ from dataclasses import dataclass, replace
 from ...hardware import limits
 from ..base import Family, GenomeError, Kernel, Params
 from .epilogue import column_bias
-from .kernel import (
+from .geometry import (
+    c_unaligned,
+    conv_grid,
+    conv_k,
+    conv_out,
+    row_pads,
+    smem_bytes,
+    swap_widths,
+)
+from .kernel import wgmma_module
+from .legality import (
+    legal,
+    split_reason,
+)
+from .structure import (
     ACCUMS,
     ARRANGEMENTS,
     BIAS_AT,
@@ -46,19 +60,9 @@ from .kernel import (
     SWAPPED_NS,
     WG_ROWS,
     Structure,
-    c_unaligned,
-    conv_grid,
-    conv_k,
-    conv_out,
     k_step,
     k_steps,
-    legal,
-    row_pads,
-    smem_bytes,
-    split_reason,
-    swap_widths,
     tile_rows,
-    wgmma_module,
 )
 
 #: fp32: as 3xTF32 (fp32 accuracy); fp8: the scaled GEMM (gemm_scaled_nt, torch._scaled_mm)
@@ -187,7 +191,7 @@ def _mnk(workload) -> tuple[int, int, int]:
 
 
 def structure(params: WgmmaParams, workload) -> dict:
-    """The :class:`.kernel.Structure` keywords that ``params`` stands for on ``workload``."""
+    """The :class:`.structure.Structure` keywords that ``params`` stands for on ``workload``."""
     trans_b, batched, epilogue, trans_a = OPS[workload.op]
     return {
         "batch": workload.shape[0] if batched else 0,
