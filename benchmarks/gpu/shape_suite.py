@@ -135,6 +135,8 @@ def run_shape(name: str, dtype: str, args, tuner: Tuner, gpu: str) -> list[dict]
                 "ratio": secs[baseline] / secs["ours"],
                 "trials": args.trials,
                 "tune_seconds": tune_seconds,
+                # where the tuning time went: generate, build, time, gate (seconds)
+                "tune_phases": result.space_report.get("seconds"),
                 "command": "python " + " ".join(shlex.quote(x) for x in sys.argv),
                 "shape_name": name,
                 "max_rel_error": rel_err,
@@ -212,7 +214,8 @@ def main(argv=None) -> int:
                 f"{name:18s} {dtype:9s} {t['impl']:10s} {t['tflops']:7.1f} TFLOP/s  "
                 f"cuBLAS {t['baseline_tflops']:7.1f} ({t['ratio']:.2f}x)  torch.compile "
                 f"{c['baseline_tflops']:7.1f} ({c['ratio']:.2f}x)  err {t['max_rel_error']:.1e}"
-                f"  tune {t['tune_seconds']:.0f}s",
+                f"  tune {t['tune_seconds']:.0f}s "
+                + " ".join(f"{p} {v:.0f}" for p, v in (t["tune_phases"] or {}).items()),
                 flush=True,
             )
     return 0
