@@ -23,6 +23,7 @@ from ..base import Family, GenomeError, Kernel, Params
 from .epilogue import column_bias
 from .geometry import (
     c_unaligned,
+    conv_edges,
     conv_grid,
     conv_k,
     conv_out,
@@ -350,7 +351,8 @@ class CudaWgmma(Family):
         m, n, k = _mnk(workload)
         if m < 2 * WG_ROWS:
             return self._narrow_seed(workload, target)
-        if _conv(workload) and n % min(BLOCK_NS):  # output channels past the last 64: an edge
+        conv = _conv(workload)
+        if conv and "k" in conv_edges(conv, n, workload.dtype):  # output channels past a tile
             return self._conv_edge_seed(workload, target)
         if _tiles(workload, 2 * WG_ROWS, 256) >= limits(target).sm_count:
             streamk = {"schedule": "streamk", "store": "tma", "splits": 2, "reduction": "cluster"}
