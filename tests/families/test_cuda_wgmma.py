@@ -525,6 +525,32 @@ def test_tma_store_stages_swizzled_boxes_and_stores_them_in_bulk(needs_nvcc, tmp
 
 
 @pytest.mark.parametrize(
+    "workload, block_n, waits",
+    [
+        # one box a tile: every box takes the buffer the tile before's last box took
+        (Workload("conv2d_nhwc", (16, 64, 64, 96, 96, 1, 1, 1, 0), "float16", "float16"), 64,
+         {0: True, 1: False}),
+        # three: the first box of a tile takes the buffer of the tile before's third
+        (Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16"), 192, {0: True, 1: True}),
+        (Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16"), 256,
+         {0: False, 1: True}),
+        (Workload("gemm_nt", (4096, 4096, 4096), "float16", "float32"), 64, {0: False, 1: True}),
+    ],
+    ids=lambda x: getattr(x, "name", str(x)),
+)
+def test_tma_store_waits_for_the_store_still_reading_a_buffer(workload, block_n, waits):
+    """A box's staging buffer may be refilled only after the bulk store that read it last is
+    done: with an odd number of boxes a tile (16-bit C: 64 or 192 columns), the first box of a
+    tile reuses the buffer of the last box before it, the store issued last, so it waits for
+    all (``wait_group.read 0``; measured on the H200: a 1 x 1 conv whose two K steps are
+    shorter than a box's store read a refilled buffer and failed the gate); an even number
+    keeps one store in flight (``read 1``)."""
+    params = WgmmaParams(block_n=block_n, schedule="persistent", store="tma")
+    src = cuda_source(build_module(kernel_module(Genome("cuda.wgmma", params), workload), TARGET))
+    assert {r: builtin_calls(src, f"wait_group_read_{r}") > 0 for r in (0, 1)} == waits
+
+
+@pytest.mark.parametrize(
     "workload",
     [
         Workload("gemm_nt", (8205, 5921, 2949), "float16", "float16"),

@@ -228,6 +228,7 @@ def wgmma_gemm(
     ring_elems = stages * atoms * (bm_rows + bn_rows) * bk  # a multiple of 1024 B
     out_bytes = _bytes(out_dtype)
     box_cols = SWIZZLE_ROW // out_bytes  # C columns per TMA store box
+    odd_boxes = block_c // box_cols % STORE_BUFFERS != 0  # boxes of a tile's C columns
     chunk = 16 // out_bytes  # C columns per 16-byte swizzle chunk
     staged_elems = consumers * STORE_BUFFERS * STORE_BOX * box_cols  # in C's dtype
     # C as a TMA tensor (like a_tma): 2-D rows of N, or (conv) NPQK stored as a warpgroup's
@@ -736,11 +737,18 @@ def wgmma_gemm(
         # buffer's previous bulk store has read it, fill it (the 128B swizzle XORs the 16-byte
         # chunk with the row, so a warp's 8 rows hit distinct banks), then one thread stores it;
         # (store=rows) the warpgroup writes it out, each warp one row run at a time
+        # Buffers alternate box by box; where a tile has an odd number of boxes, its first box
+        # takes the buffer of the tile before's last one, whose bulk store may still be reading
+        # it (a short mainloop -- a 1 x 1 conv's two K steps -- leaves it no time): all of them
+        # are waited for there
         lane = tid % 32
         for c in T.unroll(block_c // box_cols):
             buf = wg * STORE_BUFFERS + c % STORE_BUFFERS
             if tma_store and tid % WG_THREADS == 0:
-                T.ptx["cp.async.bulk.wait_group.read"](STORE_BUFFERS - 1)
+                if odd_boxes and c == 0:
+                    T.ptx["cp.async.bulk.wait_group.read"](0)
+                else:
+                    T.ptx["cp.async.bulk.wait_group.read"](STORE_BUFFERS - 1)
             T.cuda.warpgroup_sync(1 + wg)
             for i in T.unroll(box_cols // 8):
                 for h in T.unroll(2):
