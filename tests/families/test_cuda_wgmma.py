@@ -528,12 +528,14 @@ def test_tma_store_stages_swizzled_boxes_and_stores_them_in_bulk(needs_nvcc, tmp
     "workload, block_n, waits",
     [
         # one box a tile: every box takes the buffer the tile before's last box took
-        (Workload("conv2d_nhwc", (16, 64, 64, 96, 96, 1, 1, 1, 0), "float16", "float16"), 64,
-         {0: True, 1: False}),
+        (
+            Workload("conv2d_nhwc", (16, 64, 64, 96, 96, 1, 1, 1, 0), "float16", "float16"),
+            64,
+            {0: True, 1: False},
+        ),
         # three: the first box of a tile takes the buffer of the tile before's third
         (Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16"), 192, {0: True, 1: True}),
-        (Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16"), 256,
-         {0: False, 1: True}),
+        (Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16"), 256, {0: False, 1: True}),
         (Workload("gemm_nt", (4096, 4096, 4096), "float16", "float32"), 64, {0: False, 1: True}),
     ],
     ids=lambda x: getattr(x, "name", str(x)),
