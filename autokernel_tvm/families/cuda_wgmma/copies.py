@@ -70,15 +70,23 @@ def zero_flags(count: int, symbol: str) -> tvm.tirx.PrimFunc:
     return zero.with_attrs({"global_symbol": symbol, PIPELINE_ATTR: "tirx"})
 
 
+#: elements of C each thread of :func:`unpad_rows` moves: its loads are all in flight before
+#: its stores (one element a thread, the H200 copied 8205 x 5921 halves in 145 us, 0.7 TB/s:
+#: a block's one load round trip each, not the memory's bandwidth)
+UNPAD_ELEMS = 8
+
+
 def unpad_blocks(rows: int, cols: int) -> int:
-    """Blocks of :func:`unpad_rows`'s kernel: one element of C per thread."""
-    return -(-rows * cols // PAD_THREADS)
+    """Blocks of :func:`unpad_rows`'s kernel: :data:`UNPAD_ELEMS` elements of C a thread."""
+    return -(-rows * cols // (PAD_THREADS * UNPAD_ELEMS))
 
 
 def unpad_rows(dtype: str, rows: int, cols: int, symbol: str) -> tvm.tirx.PrimFunc:
     """``Y[rows, cols] = X[:, :cols]`` from ``X[rows, padded(cols)]``: a TMA-stored C whose
-    rows are not 16-byte multiples, copied into the user's C (one element per thread:
-    consecutive threads read and write consecutive elements of a row)."""
+    rows are not 16-byte multiples, copied into the user's C. Element ``j`` of a thread's
+    :data:`UNPAD_ELEMS` is ``PAD_THREADS`` elements after its element ``j - 1``, so
+    consecutive threads read and write consecutive elements of a row; all of a thread's
+    elements are loaded before any is stored."""
     cols8 = padded(cols, dtype)
     total, blocks = rows * cols, unpad_blocks(rows, cols)
 
@@ -90,9 +98,15 @@ def unpad_rows(dtype: str, rows: int, cols: int, symbol: str) -> tvm.tirx.PrimFu
         T.device_entry()
         bx = T.cta_id([blocks])
         tx = T.thread_id([PAD_THREADS])
-        i = bx * PAD_THREADS + tx
-        if i < total:
-            Y[i // cols, i % cols] = X[i // cols, i % cols]
+        vals = T.alloc_buffer((UNPAD_ELEMS,), dtype, scope="local")
+        for j in T.unroll(UNPAD_ELEMS):
+            i = (bx * UNPAD_ELEMS + j) * PAD_THREADS + tx
+            if i < total:
+                vals[j] = X[i // cols, i % cols]
+        for j in T.unroll(UNPAD_ELEMS):
+            i = (bx * UNPAD_ELEMS + j) * PAD_THREADS + tx
+            if i < total:
+                Y[i // cols, i % cols] = vals[j]
     # fmt: on
 
     return unpad.with_attrs({"global_symbol": symbol, PIPELINE_ATTR: "tirx"})
