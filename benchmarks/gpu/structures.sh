@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# The structures added in sessions 32 to 35 (one device call per part, 4-8 min each:
-# `structures.sh 1` to `8`). Run 2026-12-05: parts 1 and 2, and part 3's store=rows pair on the
+# The structures added in sessions 32 to 36 (one device call per part, 2-8 min each:
+# `structures.sh 1` to `9`). Run 2026-12-05: parts 1 and 2, and part 3's store=rows pair on the
 # odd shape (benchmarks/results/h200/structures_2026-12-05/); parts 3 and 4 the same day's
-# second run; parts 5 to 7 (~5-7 min each) not yet run.
+# second run; parts 5 to 8 on 2026-12-06 (h200/session36_2026-12-06/, 2-5 min each); part 9
+# not yet run.
 # Part 1: the GPU gate on their cases (tests/wgmma_cases.py: REGS, WIDE192, HILBERT,
 # CONSUMERS3, SHARE_A, K_ATOMS2, PRODUCER_WARPS2, the FP8 cases with accum=pipelined).
 # Parts 2 and 3: genome_check.py (gate, then the kernel and PyTorch's op in alternation, L2
@@ -36,11 +37,14 @@
 # Part 8: convs whose C or output channels are not multiples of 64 (built 2026-12-05, session
 # 35; they had only cuda.mma): the GPU gate (tests/wgmma_cases.py CONV_EDGES), then the seed
 # and its neighbours against cuDNN on 96 and 160 channels.
+# Part 9: session 36's changes, built without a GPU (the TMA store's wait for a buffer's last
+# store where a tile has an odd number of boxes; the copy-out of unaligned C rows at 8 elements
+# a thread): the GPU gate's cases, then the odd shapes' kernels each timed.
 # Part 4: fp8 sums promoted to fp32 (torch._scaled_mm's default; 0.88x / 0.80x at 4096^3 /
 # 8192^3 on 128-wide tiles): K-step pairs (accum=pipelined), 192-wide tiles on regs=split,
 # ping-pong.
 # Rows go to $OUT/<device>.jsonl and $OUT/genome_check.jsonl, the log to $OUT/structures_N.log.
-#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|3|4|5|6|7|8
+#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|3|4|5|6|7|8|9
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 part=${1:-1}
@@ -115,6 +119,21 @@ c3=consumers=3,block_n=192
       $seed,block_n=64 schedule=stream_tail,store=tma,block_n=128
     check conv2d_nhwc 8,56,56,160,160,3,3,1,1 float16 float16 $seed,block_n=64 \
       $seed,block_n=192 $seed,block_n=256
+  elif [ "$part" = 9 ]; then
+    # session 36's changes, built without a GPU: the TMA store's wait where a tile has an odd
+    # number of boxes (the 1x1 conv that failed the gate, short-K GEMMs on 64 and 192 wide
+    # tiles), the copy of unaligned C rows out of scratch at 8 elements a thread (the GPU gate's
+    # unaligned cases, then each kernel's time: it took 145 us of 599 at 8205 x 5921 x 2949)
+    timeout 300 python3 -m pytest -m gpu tests/gpu -q -p no:cacheprovider -rf \
+      -k "conv_edges or persistent_schedule" 2>&1
+    check conv2d_nhwc 16,64,64,96,96,1,1,1,0 float16 float16 $seed,block_n=64 $seed,block_n=128
+    for args in "gemm_nt 8205,5921,2949 float16" "gemm_nt 2047,2049,2051 bfloat16"; do
+      set -- $args
+      echo "== $1 $2 $3 (each kernel)"
+      timeout 200 python3 benchmarks/gpu/genome_check.py --op "$1" --shape "$2" --dtype "$3" \
+        --out-dtype "$3" --kernels --genomes $seed $seed,block_n=192 $seed,block_n=128 \
+        schedule=persistent,store=rows,block_n=192 2>&1
+    done
   elif [ "$part" = 7 ]; then
     # fp8 with fp32 sums in 2 x 1 clusters (B multicast: half its L2 -> SM bytes; fast
     # accumulation won at 8192^3 that way, 1.025x): the seeds of 2026-12-05 with cluster=2
