@@ -213,7 +213,15 @@ def _kernel_entry(result, name: str, func, target) -> dict:
         # Identifies the scheduled code, so that two libraries with an equal entry really hold
         # the same kernel (the torch loader reuses an op only then).
         "tir_sha256": hashlib.sha256(func.script().encode()).hexdigest(),
+        # the row pitch of padded output rows the kernel stores into directly (loaders allocate
+        # them); absent: a plain output
+        **_out_pitch(func),
     }
+
+
+def _out_pitch(func) -> dict:
+    pitch = manifest_lib.out_pitch(func)
+    return {} if pitch is None else {manifest_lib.OUT_PITCH: pitch}
 
 
 def _device_code(exe, kind: str) -> str:

@@ -29,10 +29,23 @@ FORMAT = "autokernel-tvm-library"
 #: 2: the manifest is embedded in the library (``autokernel_manifest``). 1 had only the sha256.
 FORMAT_VERSION = 2
 SYMBOL = "autokernel_manifest"
+#: A kernel function's attribute, and its manifest entry's key: the row pitch (elements) of an
+#: output the kernel also takes as a view of padded rows, which loaders then allocate (the
+#: kernel stores into such rows directly, and copies into plain ones)
+OUT_PITCH = "out_row_pitch"
+OUT_PITCH_ATTR = "autokernel." + OUT_PITCH
 
 
 _COPIES_LOCK = threading.Lock()
 _COPIES = None  # TemporaryDirectory holding the content-addressed library copies
+
+
+def out_pitch(func) -> int | None:
+    """The row pitch of the padded output views a kernel function also takes (its
+    :data:`OUT_PITCH_ATTR`), or None: the correctness gate checks such views, loaders allocate
+    them."""
+    pitch = (func.attrs or {}).get(OUT_PITCH_ATTR) if func is not None else None
+    return None if pitch is None else int(pitch)
 
 
 class ManifestError(RuntimeError):

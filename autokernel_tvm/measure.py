@@ -32,6 +32,7 @@ from tvm.s_tir import meta_schedule as ms
 
 from . import builder as build_lib
 from . import database as db_lib
+from . import manifest as manifest_lib
 from .config import fault_point
 from .families import DesignSpace, Kernel
 from .hardware import L2_FLUSH_BYTES
@@ -215,6 +216,9 @@ class KernelMeasurer:
             args.append(tvm.runtime.empty(out.shape, out.dtype, device=self.device))
             self.args.clear()  # one workload's arguments on the device at a time
             self.args[workload] = args
+        pitch = manifest_lib.out_pitch(mod["main"]) if "main" in mod else None
+        if pitch is not None:  # timed as torch's loader calls it: C a view of padded rows
+            args = [*args[:-1], padded_output(workload, pitch, self.device)]
         try:
             timer = runtime.time_evaluator(
                 "main",
@@ -231,6 +235,21 @@ class KernelMeasurer:
             failure = "run: " + build_lib.failure_reason(str(err))
             return {"latency_s": None, "failure": failure}, built
         return {"latency_s": latency, "failure": None}, built
+
+
+def padded_output(workload, pitch: int, device):
+    """An output tensor for ``workload`` on ``device`` whose rows are ``pitch`` elements apart
+    (a view of padded rows, as torch's loader allocates for kernels that take them: TVM's own
+    tensors are compact, so torch's, handed over by DLPack, which keeps them alive)."""
+    import torch
+    import tvm_ffi
+
+    from .workloads.dtypes import TORCH_DTYPES
+
+    out = workload.output
+    where = f"cuda:{device.index}" if device.dlpack_device_type() == 2 else "cpu"  # kDLCUDA
+    rows = torch.empty((*out.shape[:-1], pitch), dtype=TORCH_DTYPES[out.dtype], device=where)
+    return tvm_ffi.from_dlpack(rows[..., : out.shape[-1]], require_contiguous=False)
 
 
 #: record failures a resumed run keeps instead of measuring again: the kernel's own

@@ -35,6 +35,7 @@ from .config import (
 from .errors import TuneError
 from .families import DesignSpace, Kernel, get
 from .intrin import import_stock_intrinsics
+from .manifest import out_pitch
 from .measure import (
     FAILED,
     KERNEL_RECORD,
@@ -442,12 +443,16 @@ class Tuner:
             if verified is None:
                 built = self._built_ahead(by_label[label].db_dir) if record is None else None
                 exe = built or self.build(scheduled)
+                # padded output rows the kernel also takes (loaders allocate them): gated too
+                pitch = out_pitch(scheduled["main"]) if "main" in scheduled else None
                 if record is None:  # a whole kernel: one that hangs in the gate is its record's
                     path = os.path.join(by_label[label].db_dir, KERNEL_RECORD)
                     seconds_allowed = VERIFY_TIMEOUTS * self.config.runner_timeout_s
                     with Watchdog(path, seconds_allowed, workload.name, "the correctness gate"):
                         fault_point("kernel-gate")
-                        report_v = verify_lib.verify(exe["main"], workload, self.device())
+                        report_v = verify_lib.verify(
+                            exe["main"], workload, self.device(), out_pitch=pitch
+                        )
                 else:
                     report_v = verify_lib.verify(exe["main"], workload, self.device())
                 if report_v.passed:

@@ -247,6 +247,7 @@ def verify(
     kinds=DEFAULT_KINDS,
     seed: int | None = None,
     check_shapes: bool = True,
+    out_pitch: int | None = None,
 ) -> VerifyReport:
     """Run the gate on ``run(*args)``, a TVM function taking inputs then output.
 
@@ -265,6 +266,11 @@ def verify(
         Seed of the input generator; fresh from the OS when None (the default).
     check_shapes : bool
         Also check that arguments one off in any dimension are refused.
+    out_pitch : int, optional
+        The kernel also takes its output as a view of rows this many elements apart (the
+        kernel function's ``autokernel.out_row_pitch``; loaders allocate such views): one more
+        call writes such a view, which must hold the dense call's output bit for bit and leave
+        the padding as it was.
 
     Returns
     -------
@@ -322,6 +328,8 @@ def verify(
             )
     if dense is not None:
         _check_determinism(run, workload, device, dense, guarded, report)
+        if out_pitch is not None:
+            _check_padded_output(run, workload, device, dense, out_pitch, report)
     if check_shapes:
         _check_shape_rejection(run, workload, device, report)
     return report
@@ -401,6 +409,34 @@ def _check_determinism(run, workload, device, dense, guarded, report) -> None:
             diff = "its output is invalid" if again is None else _bytes_diff(again, first)
             report.failures.append(f"determinism: a rerun on the same dense inputs: {diff}")
             return
+
+
+def _check_padded_output(run, workload, device, dense, pitch, report) -> None:
+    """The dense inputs again, the output a view of NaN-poisoned rows ``pitch`` elements apart
+    (a torch tensor: TVM's own tensors are compact): the view must equal the dense call's
+    output bit for bit, and the columns past it must still be NaN."""
+    import torch
+    import tvm
+
+    from .workloads.dtypes import TORCH_DTYPES
+
+    report.checks.append(f"padded-output:{pitch}")
+    inputs, first = dense
+    shape, n = workload.output.shape, workload.output.shape[-1]
+    out_np = np_dtype(workload.out_dtype)
+    bits = np.dtype(f"int{8 * out_np.itemsize}")  # torch takes signed ints from numpy
+    poisoned = np.full((*shape[:-1], pitch), np.nan, dtype=out_np).view(bits)
+    where = "cuda" if device.dlpack_device_type() == 2 else "cpu"  # kDLCUDA
+    rows = torch.tensor(poisoned, device=f"cuda:{device.index}" if where == "cuda" else where)
+    view = rows.view(TORCH_DTYPES[workload.out_dtype])[..., :n]
+    run(*[tvm.runtime.tensor(a, device) for a in inputs], view)
+    got = rows.cpu().numpy()
+    visible, want = np.ascontiguousarray(got[..., :n]), np.ascontiguousarray(first).view(bits)
+    if not np.array_equal(visible, want):
+        diff = _bytes_diff(visible, want)
+        report.failures.append(f"padded-output: rows {pitch} elements apart: {diff}")
+    elif not np.array_equal(got[..., n:], poisoned[..., n:]):
+        report.failures.append(f"padded-output: the padding past column {n} was written")
 
 
 def _bytes_diff(a: np.ndarray, b: np.ndarray) -> str:

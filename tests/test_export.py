@@ -165,3 +165,21 @@ def test_split_k_kernel_exports_with_its_reduction(tmp_path):
     export([result], path, check_nvcc=shutil.which("nvcc") is not None)
     with open(path, "rb") as f:
         assert f"__tvm_ffi_ak_{w.name}_reduce\0".encode() in f.read()
+
+
+def test_padded_output_pitch_goes_into_the_manifest(tmp_path):
+    """A kernel that also stores into a view of padded C rows (cuda.wgmma, TMA store, C rows
+    that are not 16-byte multiples) says their pitch in its manifest entry, which loaders read
+    to allocate its output; a kernel of plain rows has no such key."""
+    from autokernel_tvm.families.cuda_wgmma import FAMILY, WgmmaParams
+    from autokernel_tvm.targets import make_target
+
+    target = make_target("cuda", "sm_90a")
+    results = []
+    for shape in ((100, 1001, 64), (100, 1024, 64)):
+        w = Workload("gemm_nt", shape, "float16", "float16")
+        mod = FAMILY.candidate(WgmmaParams(raster=1, store="tma"), w, target).mod
+        results.append(dataclasses.replace(_cuda_result(w), mod=mod))
+    manifest = export(results, str(tmp_path / "pitch.so"), check_nvcc=False)
+    odd, even = manifest["kernels"]
+    assert odd["out_row_pitch"] == 1024 and "out_row_pitch" not in even

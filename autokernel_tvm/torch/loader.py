@@ -6,7 +6,10 @@ Read first: :func:`load`. Each manifest entry becomes ``torch.ops.autokernel.<na
 traces it and ``meta`` tensors give the output's shape). Calls are checked against the manifest
 before they reach TVM, and torch tensors are handed to the TVM function as they are (DLPack,
 zero-copy; tvm-ffi launches on torch's current CUDA stream). The output is a new tensor on the
-inputs' device. GEMM-family ops have an autograd formula (the gradient of the op's torch
+inputs' device: plain, or where the manifest entry has ``out_row_pitch``, a view of rows that
+many elements apart (C rows that are not 16-byte multiples, which the kernel then stores with
+the TMA instead of copying them in; torch.compile returns its padded matmuls' outputs so too).
+GEMM-family ops have an autograd formula (the gradient of the op's torch
 expression, :mod:`.baselines`); the others are forward-only and say so on ``backward``.
 
 Before anything of a library runs, :func:`autokernel_tvm.manifest.check` compares the library's
@@ -136,7 +139,15 @@ class KernelSpec:
         return op in GRAD_OPS or op.startswith("gemm_bias_")
 
     def new_output(self, like: torch.Tensor) -> torch.Tensor:
-        return like.new_empty(self.out_shape, dtype=self.out_dtype)
+        """The output tensor a call writes: plain, or (the manifest's ``out_row_pitch``) a view of
+        rows that many elements apart, which the kernel stores into with the TMA where plain
+        rows would take a copy (they are not 16-byte multiples) -- as torch.compile's padded
+        matmuls return views of padded rows."""
+        pitch = self.entry.get(manifest_lib.OUT_PITCH)
+        if pitch is None:
+            return like.new_empty(self.out_shape, dtype=self.out_dtype)
+        rows = like.new_empty((*self.out_shape[:-1], pitch), dtype=self.out_dtype)
+        return rows[..., : self.out_shape[-1]]
 
 
 class _Registered:

@@ -45,6 +45,7 @@ import tvm  # noqa: E402
 from autokernel_tvm import results, timing  # noqa: E402
 from autokernel_tvm.builder import build_module, cuda_source  # noqa: E402
 from autokernel_tvm.families import get  # noqa: E402
+from autokernel_tvm.manifest import out_pitch  # noqa: E402
 from autokernel_tvm.space.genome import Genome  # noqa: E402
 from autokernel_tvm.space.grammar import Grammar  # noqa: E402
 from autokernel_tvm.targets import detect_cuda_arch, make_target  # noqa: E402
@@ -124,7 +125,7 @@ def check_one(
             fn(*args)
         torch.cuda.synchronize()
         return row
-    report = verify(fn, workload, tvm.cuda(0))
+    report = verify(fn, workload, tvm.cuda(0), out_pitch=out_pitch(kernel.mod["main"]))
     row["gate"] = {"passed": report.passed, "failures": report.failures[:4],
                    "max_error_ratio": report.max_error_ratio}  # fmt: skip
     if not report.passed:

@@ -48,6 +48,7 @@ import tvm  # noqa: E402
 
 from autokernel_tvm.builder import build_module  # noqa: E402
 from autokernel_tvm.config import TuneConfig  # noqa: E402
+from autokernel_tvm.manifest import out_pitch  # noqa: E402
 from autokernel_tvm.report import pack_reports  # noqa: E402
 from autokernel_tvm.results import append_result, device_short_name, now_iso  # noqa: E402
 from autokernel_tvm.timing import compare  # noqa: E402
@@ -96,8 +97,14 @@ def run_shape(name: str, dtype: str, args, tuner: Tuner, gpu: str) -> list[dict]
     a, b = (
         torch.randn(s.shape, device="cuda", generator=gen).to(TORCH[dtype]) for s in workload.inputs
     )
-    c = torch.full(workload.output.shape, float("nan"), device="cuda", dtype=TORCH[dtype])
-    ta, tb, tc = (tvm.runtime.from_dlpack(x) for x in (a, b, c))
+    # the output as torch's loader allocates it: rows padded to the kernel's pitch where it
+    # takes them (C rows that are not 16-byte multiples, stored by the TMA), else plain
+    pitch = out_pitch(result.mod["main"]) if "main" in result.mod else None
+    rows = (*workload.output.shape[:-1], pitch or workload.output.shape[-1])
+    c = torch.full(rows, float("nan"), device="cuda", dtype=TORCH[dtype])
+    c = c[..., : workload.output.shape[-1]]
+    ta, tb = (tvm.runtime.from_dlpack(x) for x in (a, b))
+    tc = c if pitch else tvm.runtime.from_dlpack(c)  # a view goes as the torch tensor
     kernel(ta, tb, tc)
     want = a.double() @ b.double().transpose(-1, -2)
     rel_err = ((c.double() - want).norm() / want.norm()).item()
@@ -128,6 +135,7 @@ def run_shape(name: str, dtype: str, args, tuner: Tuner, gpu: str) -> list[dict]
                 "out_dtype": dtype,
                 "impl": result.genome["family"] if result.genome else "stock",
                 "params": (result.genome or {}).get("params"),
+                "out_row_pitch": pitch,  # C a view of rows this far apart (None: plain rows)
                 "method": "tuned",
                 "tflops": workload.flops / secs["ours"] / 1e12,
                 "baseline": baseline,

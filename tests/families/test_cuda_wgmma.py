@@ -52,6 +52,7 @@ from autokernel_tvm.families.cuda_wgmma.structure import (
 )
 from autokernel_tvm.families.cuda_wgmma.tf32x3 import split_k
 from autokernel_tvm.hardware import limits
+from autokernel_tvm.manifest import out_pitch
 from autokernel_tvm.space.generator import Generator
 from autokernel_tvm.space.genome import Genome
 from autokernel_tvm.space.grammar import Grammar
@@ -588,6 +589,19 @@ def test_tma_store_of_unaligned_rows_goes_through_scratch_then_a_copy(
     aligned = Workload(workload.op, (*workload.shape[:-2], 1024, workload.shape[-1]),
                        workload.dtype, workload.out_dtype)  # fmt: skip
     assert not any("unpad" in gv.name_hint for gv in kernel_module(genome, aligned).functions)
+    # a 2-D GEMM also takes C as a view of rows padded to whole lines (torch's loader allocates
+    # them): its row pitch is a parameter, and where it is a 16-byte multiple the TMA stores
+    # into C and nothing is copied; a batch keeps its 3-D map of plain rows
+    main = mod["main"]
+    pitch = -(-n // line) * line if workload.op != "batch_gemm" else None
+    assert out_pitch(main) == pitch and out_pitch(kernel_module(genome, aligned)["main"]) is None
+    script = main.script()
+    if pitch:
+        assert 'strides=("c_pitch", 1)' in script
+        assert f"if C.strides[0] % {line // 8} == 0:" in script
+        assert f"if C.strides[0] % {line // 8} != 0:" in script  # then the copy
+    else:
+        assert "strides=" not in script.split("\n", 2)[1]
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
 
 

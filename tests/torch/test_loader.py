@@ -90,6 +90,21 @@ def test_cuda_kernel_refuses_cpu_tensors(cpu_lib):
         spec.check(_inputs(GEMM_NT)[:1])
 
 
+def test_output_is_a_view_of_padded_rows_where_the_manifest_says(cpu_lib):
+    """An entry with ``out_row_pitch`` gets its output as a view of rows that far apart (the
+    kernel stores into them directly), for real and fake (meta) tensors alike; others plain."""
+    entry = load_manifest(cpu_lib)["kernels"][0]
+    a = _inputs(GEMM_NT)[0]
+    plain = KernelSpec(entry).new_output(a)
+    rows, cols = plain.shape
+    assert plain.is_contiguous()
+    padded = KernelSpec(dict(entry, out_row_pitch=cols + 8))
+    for like in (a, a.to("meta")):
+        out = padded.new_output(like)
+        assert out.shape == plain.shape and out.stride() == (cols + 8, 1)
+        assert out.dtype == plain.dtype and out.device == like.device
+
+
 def test_checksum_tampering_is_detected(tmp_path, cpu_lib):
     path = str(tmp_path / "tampered.so")
     shutil.copy(cpu_lib, path)

@@ -238,6 +238,20 @@ def c_through_scratch(n: int, st: Structure) -> bool:
     return st.store == "tma" and c_unaligned(n, st)
 
 
+def c_view(n: int, st: Structure) -> bool:
+    """Whether the kernel also takes C as a view of rows padded to 16-byte multiples (any row
+    pitch: torch's loader allocates such rows, as inductor pads its outputs) and then stores
+    into it with the TMA, without scratch rows or their copy (:func:`c_through_scratch`
+    otherwise): where only the TMA store writes C (2-D GEMMs, one tile per work unit -- not
+    split-K's sums, the stream schedules' fix-ups or a batch's 3-D map)."""
+    return (
+        c_through_scratch(n, st)
+        and not st.batch
+        and st.splits == 1
+        and st.schedule in ("tile", "persistent")
+    )
+
+
 def c_unaligned(n: int, st: Structure) -> bool:
     """Whether C's ``n``-column rows are not 16-byte multiples, which the TMA cannot store
     (conv outputs always are: their channels are multiples of 64)."""

@@ -71,6 +71,7 @@ from dataclasses import replace
 import tvm
 from tvm.script import tirx as T
 
+from ...manifest import OUT_PITCH_ATTR
 from ...workloads.epilogue import Epilogue
 from . import tf32x3
 from .copies import (
@@ -85,6 +86,7 @@ from .epilogue import finish as epilogue_value
 from .geometry import (
     batch_dims,
     c_through_scratch,
+    c_view,
     consumer_regs,
     conv_grid,
     conv_k,
@@ -236,6 +238,11 @@ def wgmma_gemm(
     # an unaligned C is stored into scratch rows of nc (whole 128-byte lines), then copied out
     c_pad = c_through_scratch(n, st)
     nc = padded(n, out_dtype) if c_pad else n
+    # ... unless the caller hands C as a view of rows padded to 16 bytes (c_view): its row
+    # pitch is then a parameter, and the host code stores into C itself where it allows
+    viewed = c_view(n, st)
+    pitch = tvm.tirx.Var("c_pitch", "int32") if viewed else None
+    c_strides = (pitch, 1) if viewed else None
     c_tma = (2, n, nb * m, nc * out_bytes, box_cols, STORE_BOX, 1, 1)
     if "c" in bdims:  # [batch, M, N]: an M edge box clipped at its matrix's last row
         c_tma = (3, n, m, nb, nc * out_bytes, m * nc * out_bytes, box_cols, STORE_BOX, 1)
@@ -1173,13 +1180,26 @@ def wgmma_gemm(
         T.call_packed("runtime.cuTensorMapEncodeTiled", b_map, sdt, b_tma[0],
                       B8.data if "b" in pads or x3 else (A.data if swapped else B.data),  # noqa: F821
                       *b_tma[1:], 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
+        if viewed:  # the copy into C writes whole rows of n: other pitches must be TMA's
+            assert pitch == n or pitch >= n and pitch % chunk == 0, (
+                "C: rows n elements apart, or a view of rows a multiple of 16 bytes apart")
         if c_pad:  # C's rows padded to whole lines, for the TMA store (copied out below)
             C8 = T.alloc_buffer((nb * m, nc), out_dtype)
         if tma_store:
             c_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
-            T.call_packed("runtime.cuTensorMapEncodeTiled", c_map, out_dtype, c_tma[0],
-                          C8.data if c_pad else C.data,  # noqa: F821
-                          *c_tma[1:], 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
+            if viewed:  # C's rows 16-byte multiples apart: the TMA stores into C itself
+                if pitch % chunk == 0:
+                    T.call_packed("runtime.cuTensorMapEncodeTiled", c_map, out_dtype, c_tma[0],
+                                  C.data, c_tma[1], c_tma[2], pitch * out_bytes, *c_tma[4:], 0,
+                                  SWIZZLE_128B, L2_PROMOTE_256B, 0)
+                else:
+                    T.call_packed("runtime.cuTensorMapEncodeTiled", c_map, out_dtype, c_tma[0],
+                                  C8.data, *c_tma[1:], 0, SWIZZLE_128B,  # noqa: F821
+                                  L2_PROMOTE_256B, 0)
+            else:
+                T.call_packed("runtime.cuTensorMapEncodeTiled", c_map, out_dtype, c_tma[0],
+                              C8.data if c_pad else C.data,  # noqa: F821
+                              *c_tma[1:], 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
         if workspace:  # the f32 partial sums
             P = T.alloc_buffer((splits, nb * m, n), "float32")
         if stream:  # each block's share of the tile it does not store, and its flag
@@ -1195,7 +1215,11 @@ def wgmma_gemm(
             T.call_packed(f"{symbol}_reduce_kernel",
                           *reduce_args(C, P, bias, operands),  # noqa: F821
                           reduce_blocks(m, n, batch), REDUCE_THREADS)
-        if c_pad:  # the stored rows into C (unpad_rows)
+        if viewed:  # the stored rows into C (unpad_rows), unless stored there
+            if pitch % chunk != 0:
+                T.call_packed(f"{symbol}_unpad_c_kernel", C8.data, C.data,  # noqa: F821
+                              unpad_blocks(nb * m, n), PAD_THREADS)
+        elif c_pad:
             T.call_packed(f"{symbol}_unpad_c_kernel", C8.data, C.data,  # noqa: F821
                           unpad_blocks(nb * m, n), PAD_THREADS)
 
@@ -1205,7 +1229,7 @@ def wgmma_gemm(
             A = T.match_buffer(a, a_shape, dt, align=16)
             B = T.match_buffer(b, b_shape, dt, align=16)
             Bias = T.match_buffer(bias_, (n,), dt)
-            C = T.match_buffer(c, c_shape, out_dtype, align=16)
+            C = T.match_buffer(c, c_shape, out_dtype, align=16, strides=c_strides)
             kernel(A, B, C, Bias)
     else:
         # Operand buffers of an epilogue expression become parameters after parsing: checked
@@ -1215,7 +1239,7 @@ def wgmma_gemm(
             # fp8 parameters keep their dtype (the caller's tensors); only the TMA reads them
             A = T.match_buffer(a, a_shape, dt, align=16)
             B = T.match_buffer(b, b_shape, dt, align=16)
-            C = T.match_buffer(c, c_shape, out_dtype, align=16)
+            C = T.match_buffer(c, c_shape, out_dtype, align=16, strides=c_strides)
             kernel(A, B, C, None)
     # fmt: on
 
@@ -1224,6 +1248,8 @@ def wgmma_gemm(
     if scaled:
         main = with_buffers(main, scales, at=2)  # (A, B, scale_a, scale_b, C): torch._scaled_mm
     tvm.tirx.analysis.verify_well_formed(main)
+    if viewed:  # the row pitch a caller's C view may have for the TMA to store into it
+        main = main.with_attr(OUT_PITCH_ATTR, nc)
     return main.with_attr(PIPELINE_ATTR, "tirx")
 
 
