@@ -138,6 +138,12 @@ class TuneConfig:
         The same for a model's fp32 convolutions: torch's ``torch.backends.cudnn.allow_tf32``
         (on by default in torch, hence the backend's default; ``scripts/tune.py --allow-tf32``
         sets both).
+    padded_outputs : bool
+        Time a whole kernel that also takes its output as a view of padded rows (C rows that
+        are not 16-byte multiples, stored by the TMA: ``autokernel.out_row_pitch``) on such a
+        view, as torch's loader calls an exported kernel; off, on plain rows, as a model
+        compiled through Relax calls it (its outputs are plain: the kernel copies into them).
+        The gate checks both either way.
     """
 
     target: str = "llvm"
@@ -168,6 +174,7 @@ class TuneConfig:
     held_back_genes: bool = False
     allow_tf32: bool = False
     allow_tf32_conv: bool = False
+    padded_outputs: bool = True
     extra: dict = field(default_factory=dict, hash=False, compare=False)
 
     def __post_init__(self) -> None:

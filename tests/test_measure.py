@@ -193,7 +193,8 @@ def _strided_gemm(pitch_wanted: int | None):
 def test_kernels_taking_padded_output_rows_are_timed_and_gated_on_them(tmp_path):
     """A whole kernel whose function has ``autokernel.out_row_pitch`` is timed with its output a
     view of rows that far apart, as torch's loader calls it (this one refuses plain rows: timed
-    on them, it fails), and the gate checks such a view beside plain rows."""
+    on them, it fails), or on plain rows where the tuning is for a Relax model; the gate checks
+    such a view beside plain rows."""
     import tvm
 
     from autokernel_tvm.manifest import OUT_PITCH_ATTR
@@ -209,6 +210,13 @@ def test_kernels_taking_padded_output_rows_are_timed_and_gated_on_them(tmp_path)
     assert not padded.failures and padded.best_s < 1.0
     plain = tuner.measure(workload, kernel(_strided_gemm(72), None), "kernels/plain")
     assert next(iter(plain.failures)).startswith("run: ")
+    # a model through Relax calls it on plain rows (padded_outputs=False): timed on those
+    as_model = Tuner(
+        TuneConfig(target="llvm", work_dir=str(tmp_path / "m"), trials=4, padded_outputs=False),
+        progress=False,
+    )
+    on_plain = as_model.measure(workload, kernel(_strided_gemm(72), 72), "kernels/padded")
+    assert next(iter(on_plain.failures)).startswith("run: ")
     anyrows = tuner.measure(workload, kernel(_strided_gemm(None), 72), "kernels/any")
     result = tuner._pick_verified(workload, [anyrows], 1.0, {})
     assert result.verify["passed"] and "padded-output:72" in result.verify["checks"]

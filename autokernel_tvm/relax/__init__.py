@@ -16,6 +16,7 @@ tuned and how the budget is split: :mod:`autokernel_tvm.relax_tasks`.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import math
@@ -133,7 +134,7 @@ def tune_model(
         raise UnsupportedModelError(
             f"{sorted(wide)} tensors: TVM's torch import computes in float32 at most{why}"
         )
-    tuner = tuner or Tuner(config)
+    tuner = tuner or Tuner(_plain_outputs(config))
     if config.target != "llvm" and not tuner.device().exist:
         raise TuneError(f"no {config.target} device here: tuning measures every candidate on it")
     modes = {m: m.training for m in model.modules()}
@@ -433,6 +434,12 @@ def _host_constants(mod: tvm.IRModule) -> tvm.IRModule:
     return out
 
 
+def _plain_outputs(config: TuneConfig) -> TuneConfig:
+    """``config`` timing kernels on plain output rows: a Relax model's outputs are plain (a
+    kernel that also takes padded rows copies into them), whatever torch's loader allocates."""
+    return dataclasses.replace(config, padded_outputs=False)
+
+
 def autokernel_pipeline(config: TuneConfig, *, tuner: Tuner | None = None) -> tvm.transform.Pass:
     """A Relax pipeline: long float sums in two levels (:func:`blocked_reductions`) -> dispatch
     heavy calls to tuned kernels (:func:`dispatch_kernels`) -> legalize -> tune the remaining
@@ -450,7 +457,7 @@ def autokernel_pipeline(config: TuneConfig, *, tuner: Tuner | None = None) -> tv
 
     @tvm.transform.module_pass(opt_level=0, name="AutokernelPipeline")
     def _pipeline(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        tuner_ = holder["tuner"] = holder["tuner"] or Tuner(config)
+        tuner_ = holder["tuner"] = holder["tuner"] or Tuner(_plain_outputs(config))
         target = tuner_.target
         current = tvm.target.Target.current(allow_none=True)
         if current is not None and current.kind.name != target.kind.name:

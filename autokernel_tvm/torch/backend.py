@@ -252,6 +252,7 @@ def _split(options: dict):
     # torch's convention, per op kind: matmuls off by default, cuDNN convolutions on
     options.setdefault("allow_tf32", torch.backends.cuda.matmul.allow_tf32)
     options.setdefault("allow_tf32_conv", torch.backends.cudnn.allow_tf32)
+    options.setdefault("padded_outputs", False)  # the model's Relax VM allocates plain outputs
     return config_lib.TuneConfig.from_env(**options), cache_root, min_task_flops
 
 

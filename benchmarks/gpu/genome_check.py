@@ -104,6 +104,7 @@ def check_one(
     gen: torch.Generator,
     profile: bool = False,
     kernels: bool = False,
+    plain_output: bool = False,
 ) -> dict:
     row: dict = {"genes": genes}
     genome = Grammar(target).check(Genome.default("cuda.wgmma").replace(**genes), workload)
@@ -118,8 +119,15 @@ def check_one(
         torch.randn(a.shape, generator=gen, device="cuda").to(TORCH[a.dtype])
         for a in workload.inputs
     ]
-    out = torch.empty(workload.output.shape, device="cuda", dtype=TORCH[workload.out_dtype])
-    args = [tvm.runtime.from_dlpack(t) for t in (*inputs, out)]
+    # C as torch's loader allocates it: a view of padded rows where the kernel takes one
+    # (--plain-output: plain rows, as a Relax model or the C++ runtime hands it)
+    pitch = None if plain_output else out_pitch(kernel.mod["main"])
+    shape = workload.output.shape
+    out = torch.empty((*shape[:-1], pitch or shape[-1]), device="cuda",
+                      dtype=TORCH[workload.out_dtype])[..., : shape[-1]]  # fmt: skip
+    row["out_row_pitch"] = pitch
+    args = [tvm.runtime.from_dlpack(t) for t in inputs]
+    args.append(out if pitch else tvm.runtime.from_dlpack(out))  # a view: the torch tensor
     if profile:  # under a profiler: three calls, nothing else launched
         for _ in range(3):
             fn(*args)
@@ -155,6 +163,11 @@ def main(argv=None) -> int:
     p.add_argument(
         "--kernels", action="store_true", help="also list each kernel of one call with its time"
     )
+    p.add_argument(
+        "--plain-output",
+        action="store_true",
+        help="time C as plain rows where a kernel also takes a view of padded rows",
+    )
     args = p.parse_args(argv)
     arch = detect_cuda_arch()
     if arch is None:
@@ -171,7 +184,8 @@ def main(argv=None) -> int:
     rows = []
     for text in args.genomes:
         try:
-            row = check_one(workload, parse_genes(text), target, gen, args.profile, args.kernels)
+            row = check_one(workload, parse_genes(text), target, gen, args.profile, args.kernels,
+                            args.plain_output)  # fmt: skip
         except Exception as err:  # an illegal or failing genome is data: report it, go on
             row = {"genes": text, "error": f"{type(err).__name__}: {err}"[:2000]}
             traceback.print_exc()
