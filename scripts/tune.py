@@ -21,6 +21,7 @@ could not be exported.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -236,7 +237,8 @@ def _problem(args, config) -> int:
     from autokernel_tvm.tuner import Tuner
 
     dtype = args.dtype  # None: the model's own
-    tuner = Tuner(config, progress=not args.no_progress)
+    # a model's outputs through Relax are plain rows: kernels are timed on those
+    tuner = Tuner(dataclasses.replace(config, padded_outputs=False), progress=not args.no_progress)
     try:
         report = tune_problem(
             args.problem, config=config, dtype=dtype, export=args.export, tuner=tuner

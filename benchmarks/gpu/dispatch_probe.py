@@ -91,7 +91,10 @@ def main(argv=None) -> int:
 
     os.makedirs(args.out, exist_ok=True)
     config = TuneConfig.from_env(
-        target="cuda", trials=args.trials, work_dir=os.path.join(args.out, "work")
+        padded_outputs=False,  # models through Relax: plain output rows
+        target="cuda",
+        trials=args.trials,
+        work_dir=os.path.join(args.out, "work"),
     )
     tuner = Tuner(config, progress=False)
     results = []

@@ -166,6 +166,7 @@ def main(argv=None) -> int:
     out = os.environ.get("OUT") or os.path.join(ROOT, "benchmarks", "results")
     os.makedirs(out, exist_ok=True)
     config = TuneConfig.from_env(
+        padded_outputs=False,  # models through Relax: plain output rows
         target="cuda",
         arch=args.arch,
         trials=args.trials,

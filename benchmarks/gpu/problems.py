@@ -194,7 +194,11 @@ def main(argv=None) -> int:
     os.makedirs(args.out, exist_ok=True)
     work_dir = os.path.join(args.out, "work")
     config = TuneConfig.from_env(
-        target=args.target, trials=args.trials, work_dir=work_dir, time_budget_s=args.time_budget
+        padded_outputs=False,  # models through Relax: plain output rows
+        target=args.target,
+        trials=args.trials,
+        work_dir=work_dir,
+        time_budget_s=args.time_budget,
     )
     tuner = Tuner(config, progress=False)
     results = []
