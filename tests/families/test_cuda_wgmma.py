@@ -1516,7 +1516,8 @@ def test_stream_is_legal_where_the_tiles_leave_a_partial_wave():
     assert "splits=1" in legal(4096, 4096, 4096, cluster=2, raster=2, **kw)
     assert "unknown" in legal(4096, 4096, 4096, **{**kw, "sm_count": 0})
     assert "fewer than" in legal(64, 256, 256, **{**kw, "block_n": 128, "consumers": 1})
-    assert FAMILY.held_back["schedule"] == ("stream", "stream_tail")  # named, not drawn
+    # named, not drawn (stream_tail, which won at 8192^3 on the H200, is)
+    assert FAMILY.held_back["schedule"] == ("stream",)
     assert WgmmaParams(schedule="stream").schedule == "stream"
 
 

@@ -257,10 +257,12 @@ class CudaWgmma(Family):
     held_back = {
         # stream-K proper passes the GPU gate (6 cases, H200 2026-12-04) but measured slower
         # where it was timed (ResNet conv 0.81 vs 0.89x cuDNN, 4096^3 0.91 vs 1.00x cuBLAS: its
-        # fix-up traffic); where_time_goes.sh times it at 1.09 waves
-        # stream_tail (stream-K over the last wave only, the whole waves as persistent's):
-        # built 2026-12-05, not yet through the GPU gate
-        "schedule": ("stream", "stream_tail"),
+        # fix-up traffic); where_time_goes.sh times it at 1.09 waves. stream_tail (stream-K
+        # over the last wave only, the whole waves as persistent's) is drawn: through the GPU
+        # gate and 1.042x cuBLAS at 8192^3 (15.5 waves; the persistent seed 1.023x in the same
+        # call, H200 2026-12-06), though slower where the waves are few (4096^3 0.94x, LLaMA
+        # down 0.81x, the ResNet conv 0.835x cuDNN)
+        "schedule": ("stream",),
         # through the GPU gate (H200 2026-12-05: the 37 cases of structures.sh part 1 pass,
         # none hangs) and not shown to win where timed (genome_check.py, against the persistent
         # TMA-store seed): fp16 4096^3 seed 0.999x cuBLAS, Hilbert order 0.995x, 1 x 2 clusters
@@ -274,8 +276,9 @@ class CudaWgmma(Family):
         "order": ("hilbert",),
         "multicast": ("a",),
         "producer_warps": (2,),
-        # the conv with channels on M and whole pixel rows on N (built 2026-12-05, not yet on
-        # a GPU): the 12.5% of a 28-wide image's 4 x 32 patches past its rows, gone
+        # the conv with channels on M and whole pixel rows on N (no 4 x 32 patch columns past
+        # a 28-wide image's rows): through the GPU gate, 0.81-0.83x cuDNN on the ResNet 3x3
+        # against the seed's 0.887x (H200 2026-12-06)
         "operands": ("ba",),
     }
     default = WgmmaParams()  # H100: 82% of cuBLAS at 4096^3 fp16 before tuning
