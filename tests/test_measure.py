@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+from strided_kernels import strided_gemm  # shared with the gate's tests
 
 from autokernel_tvm.config import TuneConfig
 from autokernel_tvm.families import Kernel, get
@@ -169,27 +170,6 @@ def test_kernels_built_ahead_in_the_workers_are_loaded_and_timed(tmp_path):
     tuner.builder.shutdown()
 
 
-def _strided_gemm(pitch_wanted: int | None):
-    """A 64^3 fp32 GEMM taking C as rows any pitch apart; ``pitch_wanted``: it refuses others."""
-    from tvm.script import tirx as T
-
-    @T.prim_func(s_tir=True)
-    def strided(a: T.handle, b: T.handle, c: T.handle):
-        A = T.match_buffer(a, (64, 64), "float32")
-        B = T.match_buffer(b, (64, 64), "float32")
-        pitch = T.int32()
-        C = T.match_buffer(c, (64, 64), "float32", strides=(pitch, 1))
-        if pitch_wanted is not None:
-            assert pitch == pitch_wanted, "C: not the padded rows"
-        flat = T.decl_buffer((64 * pitch,), "float32", data=C.data)
-        for i, j in T.grid(64, 64):
-            flat[i * pitch + j] = T.float32(0)
-            for k in range(64):
-                flat[i * pitch + j] = flat[i * pitch + j] + A[i, k] * B[k, j]
-
-    return strided
-
-
 def test_kernels_taking_padded_output_rows_are_timed_and_gated_on_them(tmp_path):
     """A whole kernel whose function has ``autokernel.out_row_pitch`` is timed with its output a
     view of rows that far apart, as torch's loader calls it (this one refuses plain rows: timed
@@ -206,17 +186,18 @@ def test_kernels_taking_padded_output_rows_are_timed_and_gated_on_them(tmp_path)
         func = func.with_attr(OUT_PITCH_ATTR, pitch) if pitch else func
         return Kernel(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}))
 
-    padded = tuner.measure(workload, kernel(_strided_gemm(72), 72), "kernels/padded")
+    picky = strided_gemm(64, 64, 64, "float32", pitch_wanted=72)  # refuses plain rows
+    padded = tuner.measure(workload, kernel(picky, 72), "kernels/padded")
     assert not padded.failures and padded.best_s < 1.0
-    plain = tuner.measure(workload, kernel(_strided_gemm(72), None), "kernels/plain")
+    plain = tuner.measure(workload, kernel(picky, None), "kernels/plain")
     assert next(iter(plain.failures)).startswith("run: ")
     # a model through Relax calls it on plain rows (padded_outputs=False): timed on those
     as_model = Tuner(
         TuneConfig(target="llvm", work_dir=str(tmp_path / "m"), trials=4, padded_outputs=False),
         progress=False,
     )
-    on_plain = as_model.measure(workload, kernel(_strided_gemm(72), 72), "kernels/padded")
+    on_plain = as_model.measure(workload, kernel(picky, 72), "kernels/padded")
     assert next(iter(on_plain.failures)).startswith("run: ")
-    anyrows = tuner.measure(workload, kernel(_strided_gemm(None), 72), "kernels/any")
+    anyrows = tuner.measure(workload, kernel(strided_gemm(64, 64, 64, "float32"), 72), "kernels/a")
     result = tuner._pick_verified(workload, [anyrows], 1.0, {})
     assert result.verify["passed"] and "padded-output:72" in result.verify["checks"]

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tvm
 from scipy.special import expit
+from strided_kernels import strided_gemm  # shared with the measurer's tests
 from tvm.script import tirx as T
 
 from autokernel_tvm import verify as verify_lib
@@ -636,31 +637,6 @@ def test_fp8_default_bound_takes_promoted_sums_not_the_fast_accumulator(monkeypa
     assert not verify(_truncating_fp8_kernel(w, 14), w, check_shapes=False, seed=0).passed
 
 
-def _strided_gemm(defect: str = ""):
-    """W's kernel taking C as a view of rows ``pitch`` apart (any pitch); ``defect``:
-    ``ignores-pitch`` writes C as if its rows were 32 apart, ``writes-padding`` also zeroes the
-    element after each row."""
-
-    @T.prim_func(s_tir=True)
-    def strided(a: T.handle, b: T.handle, c: T.handle):
-        A = T.match_buffer(a, (32, 64), "float16")
-        B = T.match_buffer(b, (64, 32), "float16")
-        pitch = T.int32()
-        C = T.match_buffer(c, (32, 32), "float32", strides=(pitch, 1))
-        flat = T.decl_buffer((32 * pitch,), "float32", data=C.data)
-        for i, j in T.grid(32, 32):
-            at = i * 32 + j if defect == "ignores-pitch" else i * pitch + j
-            flat[at] = T.float32(0)
-            for k in range(64):
-                flat[at] = flat[at] + T.Cast("float32", A[i, k]) * T.Cast("float32", B[k, j])
-            if defect == "writes-padding":
-                if j == 31:
-                    if pitch > 32:
-                        flat[i * pitch + 32] = T.float32(0)
-
-    return strided
-
-
 @pytest.mark.parametrize(
     "defect, expect",
     [("", None), ("ignores-pitch", "rows 40 elements apart"), ("writes-padding", "padding")],
@@ -670,7 +646,7 @@ def test_padded_output_views_are_checked(defect, expect):
     """A kernel that also takes its output as a view of padded rows (loaders allocate them) is
     called once more on one: the view must hold what the plain output held, bit for bit, and
     the padding must stay as it was; with plain rows the defects are invisible."""
-    run = _build(_strided_gemm(defect))
+    run = _build(strided_gemm(32, 32, 64, "float16", defect=defect))  # W with a C pitch
     assert verify(run, W, kinds=("normal",)).passed
     report = verify(run, W, kinds=("normal", "exact"), out_pitch=40)
     assert "padded-output:40" in report.checks
