@@ -212,6 +212,10 @@ def _main(argv) -> int:
     print(f"report     {report_path}\ncurve      {png}")
     if args.export:
         print(f"exported   {args.export} (+ .json manifest)")
+        pitches = [k["out_row_pitch"] for k in summary["export"]["kernels"] if "out_row_pitch" in k]
+        if pitches:  # what torch's loader hands back (README: Outputs)
+            print(f"output     a view of rows {pitches[0]} elements apart (torch's loader; "
+                  "plain rows elsewhere take a copy)")  # fmt: skip
     return 0
 
 
