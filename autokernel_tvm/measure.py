@@ -244,12 +244,13 @@ def padded_output(workload, pitch: int, device):
     import torch
     import tvm_ffi
 
+    from .torch.loader import new_rows
     from .workloads.dtypes import TORCH_DTYPES
 
     out = workload.output
     where = f"cuda:{device.index}" if device.dlpack_device_type() == 2 else "cpu"  # kDLCUDA
-    rows = torch.empty((*out.shape[:-1], pitch), dtype=TORCH_DTYPES[out.dtype], device=where)
-    return tvm_ffi.from_dlpack(rows[..., : out.shape[-1]], require_contiguous=False)
+    view = new_rows(torch.empty(0, device=where), out.shape, TORCH_DTYPES[out.dtype], pitch)
+    return tvm_ffi.from_dlpack(view, require_contiguous=False)
 
 
 #: record failures a resumed run keeps instead of measuring again: the kernel's own

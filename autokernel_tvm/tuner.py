@@ -443,11 +443,11 @@ class Tuner:
             if verified is None:
                 built = self._built_ahead(by_label[label].db_dir) if record is None else None
                 exe = built or self.build(scheduled)
-                # padded output rows the kernel also takes (loaders allocate them): gated too
-                pitch = out_pitch(scheduled["main"]) if "main" in scheduled else None
                 if record is None:  # a whole kernel: one that hangs in the gate is its record's
                     path = os.path.join(by_label[label].db_dir, KERNEL_RECORD)
                     seconds_allowed = VERIFY_TIMEOUTS * self.config.runner_timeout_s
+                    # padded output rows the kernel also takes (loaders allocate them): gated too
+                    pitch = out_pitch(scheduled["main"]) if "main" in scheduled else None
                     with Watchdog(path, seconds_allowed, workload.name, "the correctness gate"):
                         fault_point("kernel-gate")
                         report_v = verify_lib.verify(

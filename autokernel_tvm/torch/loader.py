@@ -139,15 +139,21 @@ class KernelSpec:
         return op in GRAD_OPS or op.startswith("gemm_bias_")
 
     def new_output(self, like: torch.Tensor) -> torch.Tensor:
-        """The output tensor a call writes: plain, or (the manifest's ``out_row_pitch``) a view of
-        rows that many elements apart, which the kernel stores into with the TMA where plain
-        rows would take a copy (they are not 16-byte multiples) -- as torch.compile's padded
-        matmuls return views of padded rows."""
-        pitch = self.entry.get(manifest_lib.OUT_PITCH)
-        if pitch is None:
-            return like.new_empty(self.out_shape, dtype=self.out_dtype)
-        rows = like.new_empty((*self.out_shape[:-1], pitch), dtype=self.out_dtype)
-        return rows[..., : self.out_shape[-1]]
+        """The output tensor a call writes (:func:`new_rows`, the manifest's pitch)."""
+        return new_rows(
+            like, self.out_shape, self.out_dtype, self.entry.get(manifest_lib.OUT_PITCH)
+        )
+
+
+def new_rows(like: torch.Tensor, shape, dtype, pitch: int | None = None) -> torch.Tensor:
+    """A new tensor of ``shape`` and ``dtype`` on ``like``'s device: plain, or (``pitch``, a
+    manifest's ``out_row_pitch``) a view of rows that many elements apart, which the kernel
+    stores into with the TMA where plain rows would take a copy (they are not 16-byte
+    multiples) -- as torch.compile's padded matmuls return views of padded rows. How the loader
+    allocates outputs, and so how benchmarks call a kernel as a user does."""
+    if pitch is None:
+        return like.new_empty(shape, dtype=dtype)
+    return like.new_empty((*shape[:-1], pitch), dtype=dtype)[..., : shape[-1]]
 
 
 class _Registered:

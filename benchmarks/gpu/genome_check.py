@@ -51,6 +51,7 @@ from autokernel_tvm.space.grammar import Grammar  # noqa: E402
 from autokernel_tvm.targets import detect_cuda_arch, make_target  # noqa: E402
 from autokernel_tvm.torch.baselines import baseline_name, make_baseline  # noqa: E402
 from autokernel_tvm.torch.loader import TORCH_DTYPES as TORCH  # noqa: E402
+from autokernel_tvm.torch.loader import new_rows  # noqa: E402
 from autokernel_tvm.verify import verify  # noqa: E402
 from autokernel_tvm.workloads import Workload  # noqa: E402
 
@@ -121,10 +122,9 @@ def check_one(
     ]
     # C as torch's loader allocates it: a view of padded rows where the kernel takes one
     # (--plain-output: plain rows, as a Relax model or the C++ runtime hands it)
-    pitch = None if plain_output else out_pitch(kernel.mod["main"])
-    shape = workload.output.shape
-    out = torch.empty((*shape[:-1], pitch or shape[-1]), device="cuda",
-                      dtype=TORCH[workload.out_dtype])[..., : shape[-1]]  # fmt: skip
+    view_pitch = out_pitch(kernel.mod["main"])
+    pitch = None if plain_output else view_pitch
+    out = new_rows(inputs[0], workload.output.shape, TORCH[workload.out_dtype], pitch)
     row["out_row_pitch"] = pitch
     args = [tvm.runtime.from_dlpack(t) for t in inputs]
     args.append(out if pitch else tvm.runtime.from_dlpack(out))  # a view: the torch tensor
@@ -133,7 +133,7 @@ def check_one(
             fn(*args)
         torch.cuda.synchronize()
         return row
-    report = verify(fn, workload, tvm.cuda(0), out_pitch=out_pitch(kernel.mod["main"]))
+    report = verify(fn, workload, tvm.cuda(0), out_pitch=view_pitch)
     row["gate"] = {"passed": report.passed, "failures": report.failures[:4],
                    "max_error_ratio": report.max_error_ratio}  # fmt: skip
     if not report.passed:

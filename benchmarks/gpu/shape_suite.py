@@ -52,6 +52,7 @@ from autokernel_tvm.manifest import out_pitch  # noqa: E402
 from autokernel_tvm.report import pack_reports  # noqa: E402
 from autokernel_tvm.results import append_result, device_short_name, now_iso  # noqa: E402
 from autokernel_tvm.timing import compare  # noqa: E402
+from autokernel_tvm.torch.loader import new_rows  # noqa: E402
 from autokernel_tvm.tuner import Tuner  # noqa: E402
 from autokernel_tvm.workloads import Workload  # noqa: E402
 
@@ -100,9 +101,7 @@ def run_shape(name: str, dtype: str, args, tuner: Tuner, gpu: str) -> list[dict]
     # the output as torch's loader allocates it: rows padded to the kernel's pitch where it
     # takes them (C rows that are not 16-byte multiples, stored by the TMA), else plain
     pitch = out_pitch(result.mod["main"]) if "main" in result.mod else None
-    rows = (*workload.output.shape[:-1], pitch or workload.output.shape[-1])
-    c = torch.full(rows, float("nan"), device="cuda", dtype=TORCH[dtype])
-    c = c[..., : workload.output.shape[-1]]
+    c = new_rows(a, workload.output.shape, TORCH[dtype], pitch).fill_(float("nan"))
     ta, tb = (tvm.runtime.from_dlpack(x) for x in (a, b))
     tc = c if pitch else tvm.runtime.from_dlpack(c)  # a view goes as the torch tensor
     kernel(ta, tb, tc)

@@ -243,6 +243,10 @@ def wgmma_gemm(
     viewed = c_view(n, st)
     pitch = tvm.tirx.Var("c_pitch", "int32") if viewed else None
     c_strides = (pitch, 1) if viewed else None
+    # whether the TMA stores into a C view (decided at run time), else into C or (c_pad) the
+    # scratch rows, copied out after the kernel (at run time where viewed)
+    into_view = pitch % chunk == 0 if viewed else False
+    copy_out = pitch % chunk != 0 if viewed else c_pad
     c_tma = (2, n, nb * m, nc * out_bytes, box_cols, STORE_BOX, 1, 1)
     if "c" in bdims:  # [batch, M, N]: an M edge box clipped at its matrix's last row
         c_tma = (3, n, m, nb, nc * out_bytes, m * nc * out_bytes, box_cols, STORE_BOX, 1)
@@ -1187,15 +1191,10 @@ def wgmma_gemm(
             C8 = T.alloc_buffer((nb * m, nc), out_dtype)
         if tma_store:
             c_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
-            if viewed:  # C's rows 16-byte multiples apart: the TMA stores into C itself
-                if pitch % chunk == 0:
-                    T.call_packed("runtime.cuTensorMapEncodeTiled", c_map, out_dtype, c_tma[0],
-                                  C.data, c_tma[1], c_tma[2], pitch * out_bytes, *c_tma[4:], 0,
-                                  SWIZZLE_128B, L2_PROMOTE_256B, 0)
-                else:
-                    T.call_packed("runtime.cuTensorMapEncodeTiled", c_map, out_dtype, c_tma[0],
-                                  C8.data, *c_tma[1:], 0, SWIZZLE_128B,  # noqa: F821
-                                  L2_PROMOTE_256B, 0)
+            if into_view:  # a view of 16-byte rows: the TMA stores into C, at its pitch
+                T.call_packed("runtime.cuTensorMapEncodeTiled", c_map, out_dtype, c_tma[0],
+                              C.data, c_tma[1], c_tma[2], pitch * out_bytes, *c_tma[4:], 0,
+                              SWIZZLE_128B, L2_PROMOTE_256B, 0)
             else:
                 T.call_packed("runtime.cuTensorMapEncodeTiled", c_map, out_dtype, c_tma[0],
                               C8.data if c_pad else C.data,  # noqa: F821
@@ -1215,11 +1214,7 @@ def wgmma_gemm(
             T.call_packed(f"{symbol}_reduce_kernel",
                           *reduce_args(C, P, bias, operands),  # noqa: F821
                           reduce_blocks(m, n, batch), REDUCE_THREADS)
-        if viewed:  # the stored rows into C (unpad_rows), unless stored there
-            if pitch % chunk != 0:
-                T.call_packed(f"{symbol}_unpad_c_kernel", C8.data, C.data,  # noqa: F821
-                              unpad_blocks(nb * m, n), PAD_THREADS)
-        elif c_pad:
+        if copy_out:  # the stored rows into C (unpad_rows)
             T.call_packed(f"{symbol}_unpad_c_kernel", C8.data, C.data,  # noqa: F821
                           unpad_blocks(nb * m, n), PAD_THREADS)
 
