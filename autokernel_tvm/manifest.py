@@ -34,6 +34,9 @@ SYMBOL = "autokernel_manifest"
 #: kernel stores into such rows directly, and copies into plain ones)
 OUT_PITCH = "out_row_pitch"
 OUT_PITCH_ATTR = "autokernel." + OUT_PITCH
+#: Bytes of a padded row's last granule that a kernel may write past the row's last element
+#: (the TMA stores whole 16-byte granules); the padding past it stays as the caller left it
+ROW_GRANULE = 16
 
 
 _COPIES_LOCK = threading.Lock()

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .manifest import ROW_GRANULE
 from .workloads import Workload, np_dtype
 from .workloads.dtypes import FP8_DTYPES, SMALLEST_NORMAL, is_extension
 from .workloads.values import cast, small_nonzero_ints
@@ -414,7 +415,9 @@ def _check_determinism(run, workload, device, dense, guarded, report) -> None:
 def _check_padded_output(run, workload, device, dense, pitch, report) -> None:
     """The dense inputs again, the output a view of NaN-poisoned rows ``pitch`` elements apart
     (a torch tensor: TVM's own tensors are compact): the view must equal the dense call's
-    output bit for bit, and the columns past it must still be NaN."""
+    output bit for bit, and the columns past the 16-byte granule its rows end in must still be
+    NaN. That granule is the kernel's (:data:`ROW_GRANULE`): the TMA stores whole 16-byte
+    granules of a row, and a pitch is a multiple of them."""
     import torch
     import tvm
 
@@ -432,11 +435,21 @@ def _check_padded_output(run, workload, device, dense, pitch, report) -> None:
     run(*[tvm.runtime.tensor(a, device) for a in inputs], view)
     got = rows.cpu().numpy()
     visible, want = np.ascontiguousarray(got[..., :n]), np.ascontiguousarray(first).view(bits)
+    granule = ROW_GRANULE // out_np.itemsize
+    kept = -(-n // granule) * granule  # the first column the kernel must leave as it was
     if not np.array_equal(visible, want):
         diff = _bytes_diff(visible, want)
         report.failures.append(f"padded-output: rows {pitch} elements apart: {diff}")
-    elif not np.array_equal(got[..., n:], poisoned[..., n:]):
-        report.failures.append(f"padded-output: the padding past column {n} was written")
+    elif not np.array_equal(got[..., kept:], poisoned[..., kept:]):
+        # where and what: a kernel's edge handling (TMA clipping, predicates) shows in it
+        written = np.argwhere(got[..., kept:] != poisoned[..., kept:])
+        first_at = tuple(int(i) for i in written[0])
+        value = got[..., kept:][first_at].view(out_np)
+        report.failures.append(
+            f"padded-output: the padding past column {kept} was written: {len(written)} "
+            f"elements, first at {first_at[:-1]} column {kept + first_at[-1]} ({value}), last "
+            f"at {tuple(int(i) for i in written[-1][:-1])} column {kept + int(written[-1][-1])}"
+        )
 
 
 def _bytes_diff(a: np.ndarray, b: np.ndarray) -> str:

@@ -8,7 +8,11 @@ from tvm.script import tirx as T
 def strided_gemm(m: int, n: int, k: int, in_dtype: str, *, defect: str = "", pitch_wanted=None):
     """``C[m, n] = A[m, k] @ B[k, n]`` (fp32 C) with C's row pitch a parameter. ``defect``:
     ``ignores-pitch`` writes C as if its rows were ``n`` apart, ``writes-padding`` also zeroes
-    the element after each row; ``pitch_wanted``: the kernel refuses any other pitch."""
+    the first element of each row past its last 16-byte granule, ``writes-granule`` the last
+    element of that granule (as the TMA store does); ``pitch_wanted``: the kernel refuses any
+    other pitch."""
+    granule_end = -(-n // 4) * 4  # fp32 C: 4 elements a granule
+    pad_col = {"writes-padding": granule_end, "writes-granule": granule_end - 1}.get(defect)
 
     @T.prim_func(s_tir=True)
     def strided(a: T.handle, b: T.handle, c: T.handle):
@@ -24,9 +28,9 @@ def strided_gemm(m: int, n: int, k: int, in_dtype: str, *, defect: str = "", pit
             flat[at] = T.float32(0)
             for r in range(k):
                 flat[at] = flat[at] + T.Cast("float32", A[i, r]) * T.Cast("float32", B[r, j])
-            if defect == "writes-padding":
+            if pad_col is not None and pad_col >= n:
                 if j == n - 1:
-                    if pitch > n:
-                        flat[i * pitch + n] = T.float32(0)
+                    if pitch > pad_col:
+                        flat[i * pitch + pad_col] = T.float32(0)
 
     return strided

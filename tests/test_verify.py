@@ -638,17 +638,25 @@ def test_fp8_default_bound_takes_promoted_sums_not_the_fast_accumulator(monkeypa
 
 
 @pytest.mark.parametrize(
-    "defect, expect",
-    [("", None), ("ignores-pitch", "rows 40 elements apart"), ("writes-padding", "padding")],
-    ids=["correct", "ignores-pitch", "writes-padding"],
+    "n, defect, expect",
+    [
+        (32, "", None),
+        (32, "ignores-pitch", "rows 40 elements apart"),
+        (32, "writes-padding", "padding past column 32"),
+        (30, "writes-granule", None),  # columns 30 and 31 share column 29's 16 bytes
+        (30, "writes-padding", "padding past column 32"),
+    ],
+    ids=["correct", "ignores-pitch", "writes-padding", "n30-writes-granule", "n30-writes-padding"],
 )
-def test_padded_output_views_are_checked(defect, expect):
+def test_padded_output_views_are_checked(n, defect, expect):
     """A kernel that also takes its output as a view of padded rows (loaders allocate them) is
     called once more on one: the view must hold what the plain output held, bit for bit, and
-    the padding must stay as it was; with plain rows the defects are invisible."""
-    run = _build(strided_gemm(32, 32, 64, "float16", defect=defect))  # W with a C pitch
-    assert verify(run, W, kinds=("normal",)).passed
-    report = verify(run, W, kinds=("normal", "exact"), out_pitch=40)
+    the padding past the rows' last 16-byte granules must stay as it was (the TMA store writes
+    whole granules); with plain rows the defects are invisible."""
+    w = Workload("gemm", (32, n, 64), "float16")
+    run = _build(strided_gemm(32, n, 64, "float16", defect=defect))  # w with a C pitch
+    assert verify(run, w, kinds=("normal",)).passed
+    report = verify(run, w, kinds=("normal", "exact"), out_pitch=40)
     assert "padded-output:40" in report.checks
     if expect is None:
         assert report.passed, report.failures
