@@ -4,7 +4,9 @@
 # `structures.sh 1` to `9`). Run 2026-12-05: parts 1 and 2, and part 3's store=rows pair on the
 # odd shape (benchmarks/results/h200/structures_2026-12-05/); parts 3 and 4 the same day's
 # second run; parts 5 to 8 on 2026-12-06 (h200/session36_2026-12-06/, 2-5 min each); part 9
-# not yet run.
+# the same day on an H100 (h100/session37_2026-12-06/: its gate cases passed, the TMA-stored
+# odd-N kernels failed the padded-output check); part 10 (part 9's odd shapes alone, after the
+# gate's granule rule) not yet run.
 # Part 1: the GPU gate on their cases (tests/wgmma_cases.py: REGS, WIDE192, HILBERT,
 # CONSUMERS3, SHARE_A, K_ATOMS2, PRODUCER_WARPS2, the FP8 cases with accum=pipelined).
 # Parts 2 and 3: genome_check.py (gate, then the kernel and PyTorch's op in alternation, L2
@@ -39,12 +41,13 @@
 # and its neighbours against cuDNN on 96 and 160 channels.
 # Part 9: session 36's changes, built without a GPU (the TMA store's wait for a buffer's last
 # store where a tile has an odd number of boxes; the copy-out of unaligned C rows at 8 elements
-# a thread): the GPU gate's cases, then the odd shapes' kernels each timed.
+# a thread): the GPU gate's cases, then the odd shapes' kernels each timed. Part 10: those odd
+# shapes alone (~3 min).
 # Part 4: fp8 sums promoted to fp32 (torch._scaled_mm's default; 0.88x / 0.80x at 4096^3 /
 # 8192^3 on 128-wide tiles): K-step pairs (accum=pipelined), 192-wide tiles on regs=split,
 # ping-pong.
 # Rows go to $OUT/<device>.jsonl and $OUT/genome_check.jsonl, the log to $OUT/structures_N.log.
-#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|3|4|5|6|7|8|9
+#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|...|10
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 part=${1:-1}
@@ -119,15 +122,17 @@ c3=consumers=3,block_n=192
       $seed,block_n=64 schedule=stream_tail,store=tma,block_n=128
     check conv2d_nhwc 8,56,56,160,160,3,3,1,1 float16 float16 $seed,block_n=64 \
       $seed,block_n=192 $seed,block_n=256
-  elif [ "$part" = 9 ]; then
+  elif [ "$part" = 9 ] || [ "$part" = 10 ]; then
     # session 36's changes, built without a GPU: the TMA store's wait where a tile has an odd
     # number of boxes (the 1x1 conv that failed the gate, short-K GEMMs on 64 and 192 wide
     # tiles); odd-N C stored by the TMA into a view of padded rows, or copied out of scratch
     # rows at 8 elements a thread (the GPU gate's unaligned cases, then each kernel's time: the
     # copy took 145 us of 599 at 8205 x 5921 x 2949)
-    timeout 300 python3 -m pytest -m gpu tests/gpu -q -p no:cacheprovider -rf \
-      -k "conv_edges or persistent_schedule" 2>&1
-    check conv2d_nhwc 16,64,64,96,96,1,1,1,0 float16 float16 $seed,block_n=64 $seed,block_n=128
+    if [ "$part" = 9 ]; then
+      timeout 300 python3 -m pytest -m gpu tests/gpu -q -p no:cacheprovider -rf \
+        -k "conv_edges or persistent_schedule" 2>&1
+      check conv2d_nhwc 16,64,64,96,96,1,1,1,0 float16 float16 $seed,block_n=64 $seed,block_n=128
+    fi
     # C as torch's loader hands it (TMA-stored kernels: a view of padded rows), then plain rows
     for args in "gemm_nt 8205,5921,2949 float16" "gemm_nt 2047,2049,2051 bfloat16"; do
       set -- $args
