@@ -15,6 +15,7 @@ from .base import DesignSpace, Family, GenomeError, Kernel, Params, Rejection
 
 #: Registry: family folder modules, in preference order.
 MODULES = (
+    "cuda_gemv",
     "cuda_wgmma",
     "cuda_mma",
     "cpu_tile",

@@ -5,7 +5,8 @@
         --shape 32,28,28,256,256,3,3,1,1 --dtype float16 --out-dtype float16 \
         --genomes schedule=persistent,store=tma,raster=16 schedule=stream,store=tma,raster=16
 
-Each genome is ``gene=value,...`` over the family's default (`Genome.default("cuda.wgmma")`).
+Each genome is ``gene=value,...`` over the family's default (`Genome.default("cuda.wgmma")`;
+``family=cuda.gemv,...`` another whole-kernel family's).
 For each: the grammar's check (an illegal genome is reported with its reason), the build
 (``tir_pipeline="tirx"``, nvcc), the whole correctness gate (`autokernel_tvm.verify.verify`,
 fresh seed), then the kernel and the op's PyTorch expression (`autokernel_tvm.torch.baselines`:
@@ -108,10 +109,13 @@ def check_one(
     plain_output: bool = False,
 ) -> dict:
     row: dict = {"genes": genes}
-    genome = Grammar(target).check(Genome.default("cuda.wgmma").replace(**genes), workload)
+    # family=NAME picks another whole-kernel family (its default, then the other genes)
+    family = genes.get("family", "cuda.wgmma")
+    rest = {k: v for k, v in genes.items() if k != "family"}
+    genome = Grammar(target).check(Genome.default(family).replace(**rest), workload)
     row["genome"] = genome.describe()
     t0 = time.time()
-    kernel = get("cuda.wgmma").candidate(genome.params, workload, target)
+    kernel = get(family).candidate(genome.params, workload, target)
     exe = build_module(kernel.mod, target)
     fn = exe["main"]
     row["build_s"] = time.time() - t0

@@ -6,7 +6,7 @@
 # second run; parts 5 to 8 on 2026-12-06 (h200/session36_2026-12-06/, 2-5 min each); part 9
 # the same day on an H100 (h100/session37_2026-12-06/: its gate cases passed, the TMA-stored
 # odd-N kernels failed the padded-output check); part 10 (part 9's odd shapes alone, after the
-# gate's granule rule) not yet run.
+# gate's granule rule) and part 11 (cuda.gemv, session 37) not yet run.
 # Part 1: the GPU gate on their cases (tests/wgmma_cases.py: REGS, WIDE192, HILBERT,
 # CONSUMERS3, SHARE_A, K_ATOMS2, PRODUCER_WARPS2, the FP8 cases with accum=pipelined).
 # Parts 2 and 3: genome_check.py (gate, then the kernel and PyTorch's op in alternation, L2
@@ -42,12 +42,13 @@
 # Part 9: session 36's changes, built without a GPU (the TMA store's wait for a buffer's last
 # store where a tile has an odd number of boxes; the copy-out of unaligned C rows at 8 elements
 # a thread): the GPU gate's cases, then the odd shapes' kernels each timed. Part 10: those odd
-# shapes alone (~3 min).
+# shapes alone (~3 min). Part 11: cuda.gemv (decode on the CUDA cores): its GPU gate cases, then
+# five decode shapes in fp16 and bf16 against the tensor-core genome the tuner chose and cuBLAS.
 # Part 4: fp8 sums promoted to fp32 (torch._scaled_mm's default; 0.88x / 0.80x at 4096^3 /
 # 8192^3 on 128-wide tiles): K-step pairs (accum=pipelined), 192-wide tiles on regs=split,
 # ping-pong.
 # Rows go to $OUT/<device>.jsonl and $OUT/genome_check.jsonl, the log to $OUT/structures_N.log.
-#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|...|10
+#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|...|11
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 part=${1:-1}
@@ -141,6 +142,19 @@ c3=consumers=3,block_n=192
         timeout 200 python3 benchmarks/gpu/genome_check.py --op "$1" --shape "$2" --dtype "$3" \
           --out-dtype "$3" --kernels $how --genomes $seed $seed,block_n=192 $seed,block_n=128 \
           schedule=persistent,store=rows,block_n=192 2>&1
+      done
+    done
+  elif [ "$part" = 11 ]; then
+    # cuda.gemv (session 37, built without a GPU): its GPU gate cases, then decode shapes against
+    # the wgmma genomes the tuner chose for them (1 x 4096 x 4096 fp16 on the H100: 27 us,
+    # cuBLAS 24, torch.compile 16.8) and cuBLAS
+    timeout 200 python3 -m pytest -m gpu tests/gpu -q -p no:cacheprovider -rf -k gemv 2>&1
+    wg=block_n=64,consumers=1,stages=6,raster=0,splits=2,reduction=cluster
+    for shape in 1,4096,4096 1,11008,4096 16,4096,4096 16,4096,11008 4,14336,4096; do
+      for dt in float16 bfloat16; do
+        check gemm_nt $shape $dt $dt $wg family=cuda.gemv family=cuda.gemv,warps=8 \
+          family=cuda.gemv,rows=1,unroll=8 family=cuda.gemv,rows=4,unroll=4 \
+          family=cuda.gemv,warps=2,unroll=8
       done
     done
   elif [ "$part" = 7 ]; then

@@ -22,6 +22,7 @@ FAMILIES = all_families()
 #: (target kind, arch, workload) on which each family's fields are compared.
 SETUP = {
     "cpu.tile": ("llvm", None, Workload("gemm_bias_relu", (128, 256, 64))),
+    "cuda.gemv": ("cuda", "sm_90a", Workload("gemm_nt", (4, 4096, 4096), "float16", "float16")),
     "cuda.mma": ("cuda", "sm_90a", Workload("gemm", (1024, 1024, 1024), "float16")),
     "cuda.wgmma": ("cuda", "sm_90a", Workload("gemm_nt", (2048, 4096, 1024), "float16", "float16")),
     "rocm.mfma": ("rocm", "gfx942", Workload("gemm", (1024, 1024, 1024), "float16")),
@@ -70,7 +71,7 @@ def test_params_are_the_genes(family):
 
 def test_registry_names_every_family_once_and_lists_them_on_a_miss():
     names = [f.name for f in FAMILIES]
-    assert sorted(names) == ["cpu.tile", "cuda.mma", "cuda.wgmma", "rocm.mfma"]
+    assert sorted(names) == ["cpu.tile", "cuda.gemv", "cuda.mma", "cuda.wgmma", "rocm.mfma"]
     assert len(families.MODULES) == len(names)
     with pytest.raises(GenomeError, match="known families"):
         get("cuda.tcgen05")

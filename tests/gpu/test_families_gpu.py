@@ -31,7 +31,7 @@ from wgmma_cases import (  # tests/wgmma_cases.py, shared with the CPU tests
 )
 
 from autokernel_tvm.builder import build_module
-from autokernel_tvm.families import Kernel, get
+from autokernel_tvm.families import GenomeError, Kernel, get
 from autokernel_tvm.intrin import import_stock_intrinsics, register_all
 from autokernel_tvm.space.genome import Genome
 from autokernel_tvm.space.grammar import Grammar
@@ -41,6 +41,8 @@ from autokernel_tvm.workloads import Workload
 from autokernel_tvm.workloads.epilogue import ACC, Epilogue, F, operand
 
 pytestmark = pytest.mark.gpu
+
+SILU_BIAS = Epilogue(F("silu", F("add", ACC, operand(0))), ("n",))
 
 CASES = [
     ("cuda.wgmma", Workload("gemm_nt", (1024, 1024, 1024), "float16")),
@@ -78,6 +80,15 @@ CASES = [
     (
         "cuda.wgmma",
         Workload("conv2d_nhwc", (8, 28, 28, 128, 128, 3, 3, 2, 1), "float32", precision="tf32"),
+    ),  # fmt: skip
+    # a few rows of A on the CUDA cores: N and K edges, fp32, bias + GELU, an expression
+    ("cuda.gemv", Workload("gemm_nt", (1, 4096, 4096), "float16", "float16")),
+    ("cuda.gemv", Workload("gemm_nt", (3, 1001, 4104), "bfloat16", "bfloat16")),
+    ("cuda.gemv", Workload("gemm_nt", (16, 777, 1000), "float32")),
+    ("cuda.gemv", Workload("gemm_bias_gelu", (8, 2048, 512), "float16", "float16")),
+    (
+        "cuda.gemv",
+        Workload("gemm_nt", (2, 1000, 4096), "bfloat16", "bfloat16", epilogue=SILU_BIAS),
     ),  # fmt: skip
     ("cuda.mma", Workload("gemm", (1024, 1024, 1024), "float16")),
     ("cuda.mma", Workload("gemm_nt", (512, 1024, 256), "bfloat16")),
@@ -217,7 +228,6 @@ def test_persistent_schedule_passes_the_gate(target, workload, genes):
     _wgmma_passes_gate(target, workload, genome)
 
 
-SILU_BIAS = Epilogue(F("silu", F("add", ACC, operand(0))), ("n",))
 SPLIT_K = [
     (Workload("gemm_nt", (16, 4096, 4096), "float16", "float16"), {"splits": 4}),
     (Workload("gemm_nt", (1, 4096, 4096), "float16", "float16"), {"splits": 4, "block_n": 64}),
@@ -481,3 +491,26 @@ def test_strided_convs_pass_the_gate(target, workload, genes):
     every u-th), a tap's start not scaled by the stride, or an edge pixel read past the image
     fails the fp64 check."""
     _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))
+
+
+GEMV = Workload("gemm_nt", (5, 1003, 1032), "bfloat16", "bfloat16")  # both edges, odd M
+
+
+def test_every_legal_gemv_genome_passes_the_gate(target):
+    """Each (warps, rows, unroll) the grammar admits, on a shape whose N and K end mid-step."""
+    family = get("cuda.gemv")
+    grammar = Grammar(target)
+    passed = 0
+    for warps in family.domain["warps"]:
+        for rows in family.domain["rows"]:
+            for unroll in family.domain["unroll"]:
+                params = family.default.replace(warps=warps, rows=rows, unroll=unroll)
+                try:
+                    genome = grammar.check(Genome("cuda.gemv", params), GEMV)
+                except GenomeError:
+                    continue
+                exe = build_module(_kernel(family, genome.params, GEMV, target, 1), target)
+                report = verify(exe["main"], GEMV, tvm.cuda(0))
+                assert report.passed, (genome.describe(), report.failures)
+                passed += 1
+    assert passed >= 20

@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``cuda.gemv``: ``A @ B.T`` for at most :data:`MAX_M` rows of A (LLM decode: a few tokens
+against a weight matrix) as a read of B on the CUDA cores, whole kernels written in TIRx
+(:mod:`.kernel`). The tensor-core families tile M into 64-row blocks and, at M = 1, run
+latency-bound well below the memory's bandwidth; this family's genes set how many bytes of
+B each warp keeps in flight. The grammar offers it beside ``cuda.wgmma`` for small M; the
+tuner measures both and the gate checks whichever wins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...targets import cuda_sm
+from ...workloads.epilogue import Epilogue
+from ..base import Family, GenomeError, Kernel, Params
+from .kernel import CHUNK_BYTES, dtype_bytes, gemv_module
+
+#: rows of A a kernel takes: each is a register sum per row of B a lane owns
+MAX_M = 16
+#: A @ B.T ops (B as [N, K] rows: nn.Linear's weight) and the epilogue each has
+OPS = {"gemm_nt": "", "gemm_bias": "bias", "gemm_bias_relu": "bias_relu",
+       "gemm_bias_gelu": "bias_gelu"}  # fmt: skip
+IN_DTYPES = ("float16", "bfloat16", "float32")
+#: 32-bit registers a lane may give to its sums and its chunks of B in flight: past this
+#: ptxas spills at 16 rows of A (4 B rows x 4 chunks = 64 registers of B alone)
+REGISTER_BUDGET = 96
+
+
+@dataclass(frozen=True)
+class GemvParams(Params):
+    """warps: warps per block; rows: rows of B (outputs per row of A) a warp computes;
+    unroll: 16-byte chunks of each of those rows a lane loads before it multiplies any."""
+
+    warps: int = 4
+    rows: int = 2
+    unroll: int = 4
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if min(self.warps, self.rows, self.unroll) < 1:
+            raise GenomeError("bad-gemv", f"warps, rows, unroll must be positive: {self}")
+
+
+class CudaGemv(Family):
+    name = "cuda.gemv"
+    params = GemvParams
+    whole_kernels = True
+    tile_genes = ("rows",)
+    domain = {"warps": (4, 8, 2), "rows": (2, 1, 4), "unroll": (4, 2, 1, 8)}
+    default = GemvParams()
+
+    def applies(self, workload, target) -> str | None:
+        if target.kind.name != "cuda":
+            return "needs a CUDA target"
+        arch = str(target.attrs.get("arch", ""))
+        if not arch.startswith("sm_") or cuda_sm(arch) < 80:
+            return f"{arch or 'no arch'}: the bf16 loads and conversions need sm_80 or newer"
+        if workload.op not in OPS:
+            return f"op {workload.op}: the GEMV kernel implements A @ B.T ({sorted(OPS)})"
+        if workload.dtype not in IN_DTYPES:
+            return f"inputs {workload.dtype}: the GEMV kernel takes {IN_DTYPES}"
+        m, _, k = workload.shape
+        if m > MAX_M:
+            return f"M = {m}: the GEMV kernel takes at most {MAX_M} rows of A (tensor cores beyond)"
+        if k * dtype_bytes(workload.dtype) % CHUNK_BYTES:
+            return f"K = {k}: rows of {workload.dtype} are read in 16-byte chunks (K a multiple)"
+        return None
+
+    def check(self, params: GemvParams, workload, target) -> None:
+        m = workload.shape[0]
+        chunk_regs = CHUNK_BYTES // 4
+        regs = m * params.rows + params.rows * params.unroll * chunk_regs
+        if regs > REGISTER_BUDGET:
+            raise GenomeError(
+                "registers",
+                f"{m} x {params.rows} sums + {params.rows} x {params.unroll} chunks of B "
+                f"= {regs} registers a lane, over {REGISTER_BUDGET}",
+            )
+
+    def candidate(self, params: GemvParams, workload, target) -> Kernel:
+        m, n, k = workload.shape
+        epilogue = workload.epilogue if workload.epilogue is not None else OPS[workload.op]
+        assert isinstance(epilogue, (str, Epilogue))
+        mod = gemv_module(
+            m, n, k, in_dtype=workload.dtype, out_dtype=workload.out_dtype, epilogue=epilogue,
+            warps=params.warps, rows=params.rows, unroll=params.unroll,
+        )  # fmt: skip
+        return Kernel(mod)
+
+    def from_legacy(self, genome: dict) -> GemvParams:
+        raise GenomeError("bad-genome", "cuda.gemv has no library-format-1 genomes")
+
+
+FAMILY = CudaGemv()

@@ -1,0 +1,115 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The ``cuda.gemv`` kernel: ``C[M, N] = A[M, K] @ B[N, K].T`` for a few rows of A (decode),
+on the CUDA cores, written in TIRx like the ``cuda.wgmma`` kernels.
+
+With M <= 16 the product is a read of B (``N x K`` weights, 32 MiB at 4096 x 4096 fp16)
+that the tensor-core kernels tile into 64- or 128-row blocks, 1/64 of which are real
+rows at M = 1: they run latency-bound (H100, 2026-12-06: 27 us for 4096 x 4096, 1.2 TB/s;
+cuBLAS 24 us, torch.compile's kernel 16.8 us). Here each warp owns ``rows`` rows of B and
+walks their K in 16-byte chunks, lane ``l`` taking chunks ``l, l + 32, ...``: a warp's loads
+of a row are 512 contiguous bytes, and each lane has ``rows x unroll`` of them in flight
+before it multiplies any (so a block of ``warps`` warps keeps ``warps x rows x unroll x 512``
+bytes of B in flight). A's rows are read through L1 (every warp of a block reads the same
+chunks). The fp32 sums of a lane are added across the warp with shuffles, and lane ``i % 32``
+stores output ``i`` of the warp (the epilogue applied first).
+"""
+
+from __future__ import annotations
+
+import tvm
+from tvm.script import tirx as T
+
+from ...workloads.epilogue import Epilogue
+from ..cuda_wgmma.epilogue import finish, operand_buffers, with_buffers
+from ..cuda_wgmma.structure import PIPELINE_ATTR
+
+WARP = 32
+CHUNK_BYTES = 16  # one vector load: 8 halves, 4 floats
+
+
+def dtype_bytes(dtype: str) -> int:
+    return tvm.runtime.DataType(dtype).bits // 8
+
+
+def gemv_module(
+    m: int, n: int, k: int, *, in_dtype: str, out_dtype: str, epilogue, warps: int, rows: int,
+    unroll: int,
+) -> tvm.IRModule:  # fmt: skip
+    """The kernel's module (``main``: ``A, B, [bias | epilogue operands], C``). ``epilogue``:
+    "" / ``bias[_relu|_gelu]`` or an :class:`Epilogue` expression on the f32 sum."""
+    vec = CHUNK_BYTES // dtype_bytes(in_dtype)  # elements of a chunk; K is a multiple (legal)
+    chunks = k // vec  # of a row
+    iters = -(-chunks // (WARP * unroll))  # a lane's steps of `unroll` chunks
+    blocks = -(-n // (warps * rows))
+    threads = warps * WARP
+    outs = m * rows  # sums a lane keeps
+    expression = epilogue if isinstance(epilogue, Epilogue) else None
+    operands = operand_buffers(expression, (m, n), in_dtype)
+    has_bias = bool(epilogue) and expression is None
+    zero = tvm.tirx.const(0, in_dtype)
+
+    # fmt: off
+    @T.macro
+    def body(A, B, C, bias):
+        T.device_entry()
+        bx = T.cta_id([blocks])
+        tx = T.thread_id([threads])
+        acc = T.alloc_buffer((outs,), "float32", scope="local")
+        bv = T.alloc_buffer((rows * unroll * vec,), in_dtype, scope="local")
+        av = T.alloc_buffer((vec,), in_dtype, scope="local")
+        lane = tx % WARP
+        n0 = (bx * warps + tx // WARP) * rows  # the warp's first row of B
+        for i in T.unroll(outs):
+            acc[i] = T.float32(0)
+        for it in T.serial(iters):
+            # every load of the step issued before the first multiply
+            for u in T.unroll(unroll):
+                for r in T.unroll(rows):
+                    ch = (it * unroll + u) * WARP + lane
+                    if ch < chunks:
+                        for v in T.vectorized(vec):
+                            bv[(r * unroll + u) * vec + v] = B[T.min(n0 + r, n - 1), ch * vec + v]
+                    else:
+                        for v in T.vectorized(vec):
+                            bv[(r * unroll + u) * vec + v] = zero
+            for u in T.unroll(unroll):
+                ch = (it * unroll + u) * WARP + lane
+                if ch < chunks:
+                    for mi in T.unroll(m):
+                        for v in T.vectorized(vec):
+                            av[v] = A[mi, ch * vec + v]
+                        for r in T.unroll(rows):
+                            for v in T.unroll(vec):
+                                acc[mi * rows + r] = acc[mi * rows + r] + T.Cast(
+                                    "float32", av[v]) * T.Cast(
+                                    "float32", bv[(r * unroll + u) * vec + v])
+        for i in T.unroll(outs):
+            acc[i] = T.cuda.warp_sum(acc[i])
+        for i in T.unroll(outs):
+            if lane == i % WARP:
+                if n0 + i % rows < n:
+                    C[i // rows, n0 + i % rows] = finish(
+                        acc[i], (i // rows, n0 + i % rows), epilogue=epilogue,
+                        out_dtype=out_dtype, bias=bias, operands=operands)
+
+    if has_bias:
+        @T.prim_func
+        def main(a: T.handle, b: T.handle, bias_: T.handle, c: T.handle):
+            A = T.match_buffer(a, (m, k), in_dtype, align=16)
+            B = T.match_buffer(b, (n, k), in_dtype, align=16)
+            Bias = T.match_buffer(bias_, (n,), in_dtype)
+            C = T.match_buffer(c, (m, n), out_dtype)
+            body(A, B, C, Bias)
+    else:
+        @T.prim_func(check_well_formed=False)
+        def main(a: T.handle, b: T.handle, c: T.handle):
+            A = T.match_buffer(a, (m, k), in_dtype, align=16)
+            B = T.match_buffer(b, (n, k), in_dtype, align=16)
+            C = T.match_buffer(c, (m, n), out_dtype)
+            body(A, B, C, None)
+    # fmt: on
+
+    if operands:
+        main = with_buffers(main, operands, at=2)  # between B and C
+    tvm.tirx.analysis.verify_well_formed(main)
+    return tvm.IRModule({"main": main.with_attr(PIPELINE_ATTR, "tirx")})

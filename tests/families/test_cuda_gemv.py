@@ -1,0 +1,135 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``cuda.gemv``: which workloads it takes (with the reasons for those it does not), the genes'
+legality, and the generated CUDA -- 16-byte loads of B all issued before the multiplies, the
+warp's shuffle sum, the N and K edges guarded, no spills -- built with nvcc for sm_90a.
+The numerics run on the GPU (``tests/gpu``: the correctness gate)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from test_cuda_wgmma import ptxas_report
+
+from autokernel_tvm.builder import build_module, cuda_source
+from autokernel_tvm.families import GenomeError
+from autokernel_tvm.families.cuda_gemv import FAMILY, MAX_M, GemvParams
+from autokernel_tvm.space.genome import Genome
+from autokernel_tvm.space.grammar import Grammar
+from autokernel_tvm.space.search import Search
+from autokernel_tvm.targets import make_target
+from autokernel_tvm.workloads import Workload
+from autokernel_tvm.workloads.epilogue import ACC, Epilogue, F, operand
+
+SM90 = make_target("cuda", "sm_90a")
+DECODE = Workload("gemm_nt", (1, 4096, 4096), "float16", "float16")
+SILU_BIAS = Epilogue(F("silu", F("add", ACC, operand(0))), ("n",))
+
+
+def source(params, workload) -> str:
+    return cuda_source(build_module(FAMILY.candidate(params, workload, SM90).mod, SM90))
+
+
+def test_takes_a_few_rows_of_a_times_b_transposed_and_says_why_not_otherwise():
+    assert FAMILY.applies(DECODE, SM90) is None
+    assert FAMILY.applies(Workload("gemm_bias_gelu", (16, 11008, 4096), "bfloat16"), SM90) is None
+    assert FAMILY.applies(Workload("gemm_nt", (3, 100, 1000), "float32"), SM90) is None
+    why = {
+        "M = 17": Workload("gemm_nt", (MAX_M + 1, 4096, 4096), "float16"),
+        "A @ B.T": Workload("gemm", (1, 4096, 4096), "float16"),  # B as [K, N]
+        "16-byte chunks": Workload("gemm_nt", (1, 4096, 4100), "float16"),  # 8200-byte rows
+        "op gemm_scaled_nt": Workload(
+            "gemm_scaled_nt", (1, 4096, 4096), "float8_e4m3fn", "bfloat16"
+        ),
+    }
+    for reason, workload in why.items():
+        assert reason in FAMILY.applies(workload, SM90), workload.name
+    assert "CUDA" in FAMILY.applies(DECODE, make_target("llvm"))
+    assert "sm_75" in FAMILY.applies(DECODE, make_target("cuda", "sm_75"))
+
+
+def test_the_grammar_offers_it_beside_the_tensor_cores_for_small_m_only():
+    grammar = Grammar(SM90)
+    assert [f.name for f in grammar.families(DECODE)][:2] == ["cuda.gemv", "cuda.wgmma"]
+    big = Workload("gemm_nt", (64, 4096, 4096), "float16", "float16")
+    assert "cuda.gemv" not in [f.name for f in grammar.families(big)]
+    assert "M = 64" in grammar.why_not(big)["cuda.gemv"]
+    # a tuning run of a decode shape measures a GEMV genome however few its trials
+    search, measured = Search(grammar, DECODE, trials=4), []
+    for genome, trials in search:
+        measured.append(genome.family)
+        search.learn(genome, trials, 1.0)
+    assert "cuda.gemv" in measured and "cuda.wgmma" in measured
+
+
+def test_registers_bound_the_sums_and_chunks_a_lane_keeps():
+    FAMILY.check(GemvParams(rows=2, unroll=8), DECODE, SM90)  # 2 sums + 2 x 8 x 4 registers
+    with pytest.raises(GenomeError, match="132 registers"):
+        FAMILY.check(GemvParams(rows=4, unroll=8), DECODE, SM90)  # 4 + 4 x 8 x 4
+    sixteen = Workload("gemm_nt", (16, 4096, 4096), "float16", "float16")
+    FAMILY.check(GemvParams(rows=4, unroll=2), sixteen, SM90)  # 64 + 32
+    with pytest.raises(GenomeError) as err:
+        FAMILY.check(GemvParams(rows=4, unroll=4), sixteen, SM90)  # 64 + 64
+    assert err.value.reason == "registers" and "128 registers" in str(err.value)
+    with pytest.raises(GenomeError, match="positive"):
+        GemvParams(rows=0)
+    assert Genome("cuda.gemv", GemvParams()).describe() == "cuda.gemv warps=4 rows=2 unroll=4"
+
+
+def test_the_kernel_loads_b_in_flight_then_sums_across_the_warp(tmp_path):
+    params = GemvParams(warps=4, rows=2, unroll=4)
+    src = source(params, DECODE)
+    body = src.split("main_kernel(")[-1]
+    loads = [m.start() for m in re.finditer(r"= \*\(uint4\*\)\(B_ptr", body)]
+    first_fma = body.index("acc_ptr[0] = (acc_ptr[0] +")
+    assert len(loads) == params.rows * params.unroll  # one 16-byte load per row and chunk
+    assert max(loads) < first_fma  # all of a step's loads issued before its first multiply
+    assert body.count("*(uint4*)(av_ptr") == params.unroll  # A: a chunk per step, through L1
+    assert body.count("warp_reduce_sum_32(acc_ptr") == params.rows  # one sum per output
+    assert "__launch_bounds__(128)" in src and "for (int it = 0; it < 4; ++it)" in body
+    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "workload, params",
+    [
+        # N not a multiple of a block's rows, K not of a step's chunks: both edges guarded
+        (Workload("gemm_nt", (3, 1001, 4104), "bfloat16", "bfloat16"), GemvParams(rows=4)),
+        (Workload("gemm_nt", (16, 777, 1000), "float32"), GemvParams(rows=2, unroll=2)),
+        (Workload("gemm_bias_gelu", (8, 2048, 512), "float16", "float16"), GemvParams()),
+        (
+            Workload("gemm_nt", (2, 11008, 4096), "float16", "float16", epilogue=SILU_BIAS),
+            GemvParams(warps=8, rows=1, unroll=8),
+        ),
+    ],
+    ids=lambda x: x.name if isinstance(x, Workload) else f"{x.warps}x{x.rows}x{x.unroll}",
+)
+def test_edges_epilogues_and_dtypes_build_without_spills(workload, params, tmp_path):
+    FAMILY.check(params, workload, SM90)
+    src = source(params, workload)
+    m, n, k = workload.shape
+    body = src.split("main_kernel(")[-1]
+    vec = 4 if workload.dtype == "float32" else 8
+    assert f"< {k // vec})" in body  # a lane's chunk past K: not loaded, zeros
+    assert f"{n - 1})" in body  # rows of B past N: clamped to the last (their sums dropped)
+    assert re.search(rf"if \(\(?n0_ptr\[0\]\)? < {n}\)", body)  # and not stored
+    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    if workload.op == "gemm_bias_gelu":
+        assert "erf" in body and "bias" in body.lower()
+
+
+def test_every_legal_genome_of_the_domain_builds_at_sixteen_rows(tmp_path):
+    workload = Workload("gemm_nt", (16, 4096, 4096), "float16", "float16")
+    legal = []
+    for warps in FAMILY.domain["warps"]:
+        for rows in FAMILY.domain["rows"]:
+            for unroll in FAMILY.domain["unroll"]:
+                params = GemvParams(warps=warps, rows=rows, unroll=unroll)
+                try:
+                    FAMILY.check(params, workload, SM90)
+                except GenomeError:
+                    continue
+                legal.append(params)
+    assert 20 <= len(legal) < 36  # the register budget rejects the widest
+    for params in legal[::5]:  # a spread of them (each ~1 s with nvcc)
+        assert "0 bytes spill stores" in ptxas_report(source(params, workload), tmp_path)
