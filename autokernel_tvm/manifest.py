@@ -31,12 +31,11 @@ FORMAT_VERSION = 2
 SYMBOL = "autokernel_manifest"
 #: A kernel function's attribute, and its manifest entry's key: the row pitch (elements) of an
 #: output the kernel also takes as a view of padded rows, which loaders then allocate (the
-#: kernel stores into such rows directly, and copies into plain ones)
+#: kernel stores into such rows directly, and copies into plain ones). A view's rows may be
+#: further apart (a multiple of 16 bytes); the columns past N up to this pitch are the
+#: kernel's scratch, and it leaves those past it as they were
 OUT_PITCH = "out_row_pitch"
 OUT_PITCH_ATTR = "autokernel." + OUT_PITCH
-#: Bytes of a padded row's last granule that a kernel may write past the row's last element
-#: (the TMA stores whole 16-byte granules); the padding past it stays as the caller left it
-ROW_GRANULE = 16
 
 
 _COPIES_LOCK = threading.Lock()

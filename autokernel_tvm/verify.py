@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .manifest import ROW_GRANULE
 from .workloads import Workload, np_dtype
 from .workloads.dtypes import FP8_DTYPES, SMALLEST_NORMAL, is_extension
 from .workloads.values import cast, small_nonzero_ints
@@ -86,6 +85,9 @@ TF32_ROUNDOFF = 2.0**-10
 REFERENCE_BUDGET = 2**30
 #: Bytes of poisoned guard before and after every buffer (a multiple of DLPack's 64-byte alignment).
 GUARD_BYTES = 4096
+#: how much wider than a kernel's padded-output pitch the gate's second view's rows are: one
+#: cache line of padding the kernel must leave as it was
+LINE_BYTES = 128
 DEFAULT_KINDS = ("normal", "normal", "large", "tiny", "mixed", "edge", "exact", "exact")
 #: Dims whose indices are independent (output element i only reads index i): sampled.
 _INDEPENDENT_DIMS = {("M", "N", "K"): ("M", "N"), ("B", "M", "N", "K"): ("B", "M", "N")}
@@ -413,11 +415,12 @@ def _check_determinism(run, workload, device, dense, guarded, report) -> None:
 
 
 def _check_padded_output(run, workload, device, dense, pitch, report) -> None:
-    """The dense inputs again, the output a view of NaN-poisoned rows ``pitch`` elements apart
-    (a torch tensor: TVM's own tensors are compact): the view must equal the dense call's
-    output bit for bit, and the columns past the 16-byte granule its rows end in must still be
-    NaN. That granule is the kernel's (:data:`ROW_GRANULE`): the TMA stores whole 16-byte
-    granules of a row, and a pitch is a multiple of them."""
+    """The dense inputs again, the output a view of NaN-poisoned rows: ``pitch`` elements
+    apart (the kernel's :data:`~autokernel_tvm.manifest.OUT_PITCH`, as loaders allocate), then
+    one 128-byte line wider. Each view must equal the dense call's output bit for bit; the
+    columns past N up to ``pitch`` are the kernel's scratch (a TMA store may write the rest of
+    the box or granule a row ends in), and in the wider rows the columns from ``pitch`` on
+    must still be NaN."""
     import torch
     import tvm
 
@@ -428,28 +431,31 @@ def _check_padded_output(run, workload, device, dense, pitch, report) -> None:
     shape, n = workload.output.shape, workload.output.shape[-1]
     out_np = np_dtype(workload.out_dtype)
     bits = np.dtype(f"int{8 * out_np.itemsize}")  # torch takes signed ints from numpy
-    poisoned = np.full((*shape[:-1], pitch), np.nan, dtype=out_np).view(bits)
+    want = np.ascontiguousarray(first).view(bits)
     where = "cuda" if device.dlpack_device_type() == 2 else "cpu"  # kDLCUDA
-    rows = torch.tensor(poisoned, device=f"cuda:{device.index}" if where == "cuda" else where)
-    view = rows.view(TORCH_DTYPES[workload.out_dtype])[..., :n]
-    run(*[tvm.runtime.tensor(a, device) for a in inputs], view)
-    got = rows.cpu().numpy()
-    visible, want = np.ascontiguousarray(got[..., :n]), np.ascontiguousarray(first).view(bits)
-    granule = ROW_GRANULE // out_np.itemsize
-    kept = -(-n // granule) * granule  # the first column the kernel must leave as it was
-    if not np.array_equal(visible, want):
-        diff = _bytes_diff(visible, want)
-        report.failures.append(f"padded-output: rows {pitch} elements apart: {diff}")
-    elif not np.array_equal(got[..., kept:], poisoned[..., kept:]):
-        # where and what: a kernel's edge handling (TMA clipping, predicates) shows in it
-        written = np.argwhere(got[..., kept:] != poisoned[..., kept:])
-        first_at = tuple(int(i) for i in written[0])
-        value = got[..., kept:][first_at].view(out_np)
-        report.failures.append(
-            f"padded-output: the padding past column {kept} was written: {len(written)} "
-            f"elements, first at {first_at[:-1]} column {kept + first_at[-1]} ({value}), last "
-            f"at {tuple(int(i) for i in written[-1][:-1])} column {kept + int(written[-1][-1])}"
-        )
+    for apart in (pitch, pitch + LINE_BYTES // out_np.itemsize):
+        poisoned = np.full((*shape[:-1], apart), np.nan, dtype=out_np).view(bits)
+        rows = torch.tensor(poisoned, device=f"cuda:{device.index}" if where == "cuda" else where)
+        view = rows.view(TORCH_DTYPES[workload.out_dtype])[..., :n]
+        run(*[tvm.runtime.tensor(a, device) for a in inputs], view)
+        got = rows.cpu().numpy()
+        visible = np.ascontiguousarray(got[..., :n])
+        if not np.array_equal(visible, want):
+            diff = _bytes_diff(visible, want)
+            report.failures.append(f"padded-output: rows {apart} elements apart: {diff}")
+            return
+        if not np.array_equal(got[..., pitch:], poisoned[..., pitch:]):
+            # where and what: a kernel's edge handling (TMA clipping, predicates) shows in it
+            written = np.argwhere(got[..., pitch:] != poisoned[..., pitch:])
+            at = tuple(int(i) for i in written[0])
+            value = got[..., pitch:][at].view(out_np)
+            report.failures.append(
+                f"padded-output: rows {apart} elements apart: the padding past column {pitch} "
+                f"was written: {len(written)} elements, first at {at[:-1]} column "
+                f"{pitch + at[-1]} ({value}), last at "
+                f"{tuple(int(i) for i in written[-1][:-1])} column {pitch + int(written[-1][-1])}"
+            )
+            return
 
 
 def _bytes_diff(a: np.ndarray, b: np.ndarray) -> str:

@@ -5,14 +5,14 @@ with ``autokernel.out_row_pitch`` take), shared by the gate's and the measurer's
 from tvm.script import tirx as T
 
 
-def strided_gemm(m: int, n: int, k: int, in_dtype: str, *, defect: str = "", pitch_wanted=None):
-    """``C[m, n] = A[m, k] @ B[k, n]`` (fp32 C) with C's row pitch a parameter. ``defect``:
-    ``ignores-pitch`` writes C as if its rows were ``n`` apart, ``writes-padding`` also zeroes
-    the first element of each row past its last 16-byte granule, ``writes-granule`` the last
-    element of that granule (as the TMA store does); ``pitch_wanted``: the kernel refuses any
-    other pitch."""
-    granule_end = -(-n // 4) * 4  # fp32 C: 4 elements a granule
-    pad_col = {"writes-padding": granule_end, "writes-granule": granule_end - 1}.get(defect)
+def strided_gemm(
+    m: int, n: int, k: int, in_dtype: str, *, defect: str = "", pitch_wanted=None, write_col=None
+):
+    """``C[m, n] = A[m, k] @ B[k, n]`` (fp32 C) with C's row pitch a parameter. ``defect``
+    ``ignores-pitch`` writes C as if its rows were ``n`` apart; ``write_col``: each row's
+    element in that column (past ``n``) is zeroed too, where the rows are wider (a kernel's
+    scratch columns, or the caller's padding); ``pitch_wanted``: the kernel refuses any other
+    pitch."""
 
     @T.prim_func(s_tir=True)
     def strided(a: T.handle, b: T.handle, c: T.handle):
@@ -28,9 +28,9 @@ def strided_gemm(m: int, n: int, k: int, in_dtype: str, *, defect: str = "", pit
             flat[at] = T.float32(0)
             for r in range(k):
                 flat[at] = flat[at] + T.Cast("float32", A[i, r]) * T.Cast("float32", B[r, j])
-            if pad_col is not None and pad_col >= n:
+            if write_col is not None:
                 if j == n - 1:
-                    if pitch > pad_col:
-                        flat[i * pitch + pad_col] = T.float32(0)
+                    if pitch > write_col:
+                        flat[i * pitch + write_col] = T.float32(0)
 
     return strided

@@ -638,23 +638,24 @@ def test_fp8_default_bound_takes_promoted_sums_not_the_fast_accumulator(monkeypa
 
 
 @pytest.mark.parametrize(
-    "n, defect, expect",
+    "n, defect, write_col, expect",
     [
-        (32, "", None),
-        (32, "ignores-pitch", "rows 40 elements apart"),
-        (32, "writes-padding", "padding past column 32"),
-        (30, "writes-granule", None),  # columns 30 and 31 share column 29's 16 bytes
-        (30, "writes-padding", "padding past column 32"),
+        (32, "", None, None),
+        (32, "ignores-pitch", None, "rows 40 elements apart"),
+        (32, "", 32, None),  # the kernel's scratch: past N, before its pitch
+        (30, "", 39, None),
+        (32, "", 40, "rows 72 elements apart: the padding past column 40 was written"),
     ],
-    ids=["correct", "ignores-pitch", "writes-padding", "n30-writes-granule", "n30-writes-padding"],
+    ids=["correct", "ignores-pitch", "writes-scratch", "n30-writes-scratch", "writes-padding"],
 )
-def test_padded_output_views_are_checked(n, defect, expect):
-    """A kernel that also takes its output as a view of padded rows (loaders allocate them) is
-    called once more on one: the view must hold what the plain output held, bit for bit, and
-    the padding past the rows' last 16-byte granules must stay as it was (the TMA store writes
-    whole granules); with plain rows the defects are invisible."""
+def test_padded_output_views_are_checked(n, defect, write_col, expect):
+    """A kernel that also takes its output as a view of padded rows (loaders allocate them,
+    40 elements apart here) is called once more on such a view and once on rows a line wider:
+    each must hold what the plain output held, bit for bit; columns past N up to the pitch are
+    the kernel's scratch, the padding past them must stay as it was; with plain rows the
+    defects are invisible."""
     w = Workload("gemm", (32, n, 64), "float16")
-    run = _build(strided_gemm(32, n, 64, "float16", defect=defect))  # w with a C pitch
+    run = _build(strided_gemm(32, n, 64, "float16", defect=defect, write_col=write_col))
     assert verify(run, w, kinds=("normal",)).passed
     report = verify(run, w, kinds=("normal", "exact"), out_pitch=40)
     assert "padded-output:40" in report.checks

@@ -66,6 +66,14 @@ def parse_genes(text: str) -> dict:
     return genes
 
 
+def genome_of(genes: dict, workload: Workload, target) -> Genome:
+    """The grammar-checked genome ``genes`` spell: over ``cuda.wgmma``'s default, or (with
+    ``family=NAME``) over that whole-kernel family's."""
+    family = genes.get("family", "cuda.wgmma")
+    rest = {k: v for k, v in genes.items() if k != "family"}
+    return Grammar(target).check(Genome.default(family).replace(**rest), workload)
+
+
 def ptxas_usage(source: str, arch: str) -> dict:
     """ptxas's registers and spilled bytes for the main kernel of CUDA ``source`` ({} without
     nvcc): the budgets regs=split moves show here (a kernel with setmaxnreg reports its whole
@@ -109,13 +117,10 @@ def check_one(
     plain_output: bool = False,
 ) -> dict:
     row: dict = {"genes": genes}
-    # family=NAME picks another whole-kernel family (its default, then the other genes)
-    family = genes.get("family", "cuda.wgmma")
-    rest = {k: v for k, v in genes.items() if k != "family"}
-    genome = Grammar(target).check(Genome.default(family).replace(**rest), workload)
+    genome = genome_of(genes, workload, target)
     row["genome"] = genome.describe()
     t0 = time.time()
-    kernel = get(family).candidate(genome.params, workload, target)
+    kernel = get(genome.family).candidate(genome.params, workload, target)
     exe = build_module(kernel.mod, target)
     fn = exe["main"]
     row["build_s"] = time.time() - t0

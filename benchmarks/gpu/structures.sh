@@ -6,7 +6,8 @@
 # second run; parts 5 to 8 on 2026-12-06 (h200/session36_2026-12-06/, 2-5 min each); part 9
 # the same day on an H100 (h100/session37_2026-12-06/: its gate cases passed, the TMA-stored
 # odd-N kernels failed the padded-output check); part 10 (part 9's odd shapes alone, after the
-# gate's granule rule) and part 11 (cuda.gemv, session 37) not yet run.
+# padding up to the pitch became the kernel's scratch) and part 11 (cuda.gemv, session 37)
+# not yet run.
 # Part 1: the GPU gate on their cases (tests/wgmma_cases.py: REGS, WIDE192, HILBERT,
 # CONSUMERS3, SHARE_A, K_ATOMS2, PRODUCER_WARPS2, the FP8 cases with accum=pipelined).
 # Parts 2 and 3: genome_check.py (gate, then the kernel and PyTorch's op in alternation, L2

@@ -33,8 +33,15 @@ def test_a_parsed_genome_is_what_the_grammar_checks():
     workload = Workload("conv2d_nhwc", (32, 28, 28, 256, 256, 3, 3, 1, 1), "float16", "float16")
     genes = genome_check.parse_genes("schedule=persistent,store=tma,raster=16")
     genome = Genome.default("cuda.wgmma").replace(**genes)
-    checked = Grammar(make_target("cuda", "sm_90a")).check(genome, workload)
+    target = make_target("cuda", "sm_90a")
+    checked = Grammar(target).check(genome, workload)
     assert (checked.params.raster, checked.params.schedule) == (16, "persistent")
+    assert genome_check.genome_of(genes, workload, target) == checked
+    # family=NAME: another whole-kernel family's genes over its default
+    decode = Workload("gemm_nt", (1, 4096, 4096), "float16", "float16")
+    genes = genome_check.parse_genes("family=cuda.gemv,rows=4")
+    gemv = genome_check.genome_of(genes, decode, target)
+    assert gemv.describe() == "cuda.gemv warps=4 rows=4 unroll=4"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU refusal")

@@ -590,16 +590,18 @@ def test_tma_store_of_unaligned_rows_goes_through_scratch_then_a_copy(
                        workload.dtype, workload.out_dtype)  # fmt: skip
     assert not any("unpad" in gv.name_hint for gv in kernel_module(genome, aligned).functions)
     # a 2-D GEMM also takes C as a view of rows padded to whole lines (torch's loader allocates
-    # them): its row pitch is a parameter, and where it is a 16-byte multiple the TMA stores
-    # into C and nothing is copied; a batch keeps its 3-D map of plain rows
+    # them): its row pitch is a parameter, and where the rows are that far apart or further
+    # (16-byte multiples) the TMA stores into C and nothing is copied; plain rows take the copy,
+    # other pitches are refused; a batch keeps its 3-D map of plain rows
     main = mod["main"]
     pitch = -(-n // line) * line if workload.op != "batch_gemm" else None
     assert out_pitch(main) == pitch and out_pitch(kernel_module(genome, aligned)["main"]) is None
     script = main.script()
     if pitch:
         assert 'strides=("c_pitch", 1)' in script
-        assert f"if C.strides[0] % {line // 8} == 0:" in script
-        assert f"if C.strides[0] % {line // 8} != 0:" in script  # then the copy
+        assert f"C.strides[0] == {n} or C.strides[0] >= {pitch} and C.strides[0] % " in script
+        assert f"if C.strides[0] != {n}:" in script  # the TMA into the view
+        assert f"if C.strides[0] == {n}:" in script  # then the copy
     else:
         assert "strides=" not in script.split("\n", 2)[1]
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)

@@ -243,10 +243,11 @@ def wgmma_gemm(
     viewed = c_view(n, st)
     pitch = tvm.tirx.Var("c_pitch", "int32") if viewed else None
     c_strides = (pitch, 1) if viewed else None
-    # whether the TMA stores into a C view (decided at run time), else into C or (c_pad) the
-    # scratch rows, copied out after the kernel (at run time where viewed)
-    into_view = pitch % chunk == 0 if viewed else False
-    copy_out = pitch % chunk != 0 if viewed else c_pad
+    # whether the TMA stores into a C view (decided at run time: rows at least nc apart, so
+    # a partial box past column n stays inside its row), else into C or (c_pad) the scratch
+    # rows, copied out after the kernel (at run time where viewed: plain rows)
+    into_view = pitch != n if viewed else False
+    copy_out = pitch == n if viewed else c_pad
     c_tma = (2, n, nb * m, nc * out_bytes, box_cols, STORE_BOX, 1, 1)
     if "c" in bdims:  # [batch, M, N]: an M edge box clipped at its matrix's last row
         c_tma = (3, n, m, nb, nc * out_bytes, m * nc * out_bytes, box_cols, STORE_BOX, 1)
@@ -1185,8 +1186,9 @@ def wgmma_gemm(
                       B8.data if "b" in pads or x3 else (A.data if swapped else B.data),  # noqa: F821
                       *b_tma[1:], 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
         if viewed:  # the copy into C writes whole rows of n: other pitches must be TMA's
-            assert pitch == n or pitch >= n and pitch % chunk == 0, (
-                "C: rows n elements apart, or a view of rows a multiple of 16 bytes apart")
+            assert pitch == n or pitch >= nc and pitch % chunk == 0, (
+                f"C: rows {n} elements apart, or a view of rows at least {nc} apart, a "
+                "multiple of 16 bytes")
         if c_pad:  # C's rows padded to whole lines, for the TMA store (copied out below)
             C8 = T.alloc_buffer((nb * m, nc), out_dtype)
         if tma_store:
