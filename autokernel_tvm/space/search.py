@@ -148,7 +148,16 @@ class Search:
         ``MIN_TRIALS`` (each a kernel built and timed: a 24-trial conv2d run on the H200 gave
         16 trials to a cuda.mma space and did not finish in 180 s)."""
         if self.one_shot and not self.whole_exhausted:
-            new = self.generator.propose(min(left, WHOLE_BATCH), families=self.one_shot)
+            # half the batch from the leading genome's family (the proposal model ranks one
+            # family's genomes: another family in the lead, e.g. cuda.gemv at a decode shape,
+            # would otherwise get no neighbours), the rest from any whole-kernel family
+            batch, best = min(left, WHOLE_BATCH), self.generator.best()
+            lead = best[0].family if best and best[1] > 0 else None
+            new = []
+            if lead in self.one_shot and self.one_shot != {lead}:
+                new = self.generator.propose(-(-batch // 2), families={lead})
+            if len(new) < batch:
+                new += self.generator.propose(batch - len(new), families=self.one_shot)
             if new or left < MIN_TRIALS:
                 return new
             self.whole_exhausted = True
@@ -173,7 +182,10 @@ class Search:
         """A measured genome: ``trials`` records so far, best ``tflops`` (0 if all failed)."""
         self.used[genome.key] = trials
         self.scores[genome.key] = tflops
-        if trials == 1 < self.granted[genome.key]:
+        # a whole kernel: one trial used of more granted, or one of a family measured beside
+        # the first rung (granted one: cuda.gemv's default at a decode shape, whose neighbours
+        # the extra genomes must then include)
+        if trials == 1 and (self.granted[genome.key] > 1 or genome.family in self.whole):
             self.one_shot.add(genome.family)
         self.generator.update(genome, tflops)
 

@@ -88,3 +88,27 @@ def test_whole_kernels_the_budget_leaves_come_in_batches_with_their_rest_upcomin
     assert proposals[2][1] == 1 + WHOLE_BATCH  # the second batch after the first was learned
     assert ahead[1] == [g.key for g in seen[2:5]] and ahead[4] == []
     assert search.upcoming == []
+
+
+def test_a_whole_kernel_family_in_the_lead_gets_neighbours_beside_the_ranked_family():
+    """At a decode shape cuda.gemv's default is measured beside the first rung; where it leads,
+    half of each later batch is its neighbours (the proposal model ranks only cuda.wgmma
+    genomes, so it had none); where cuda.wgmma leads, the batches stay cuda.wgmma's."""
+    from autokernel_tvm.space import ranker
+    from autokernel_tvm.space.library import shipped_root
+
+    decode = Workload("gemm_nt", (1, 4096, 4096), "float16", "float16")
+    model = ranker.shipped(HOPPER, [shipped_root()])
+    assert model is not None and model.family == "cuda.wgmma"
+    gemv = {}
+    for lead in ("cuda.gemv", "cuda.wgmma"):
+        search = Search(Grammar(HOPPER), decode, 12, seed=0, ranker=model)
+        seen = []
+        for genome, _ in search:
+            seen.append(genome)
+            search.learn(genome, 1, 2.0 if genome.family == lead else 1.0)
+        assert seen[0].family == "cuda.gemv" and len({g.key for g in seen}) == len(seen) == 12
+        assert search.one_shot == {"cuda.gemv", "cuda.wgmma"}
+        gemv[lead] = sum(g.family == "cuda.gemv" for g in seen)
+    # 10 trials after the first rung: batches of 4, 4, 2, half of each the leader's
+    assert gemv["cuda.gemv"] >= 1 + 2 + 2 + 1 > gemv["cuda.wgmma"]
