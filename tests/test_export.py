@@ -183,3 +183,29 @@ def test_padded_output_pitch_goes_into_the_manifest(tmp_path):
     manifest = export(results, str(tmp_path / "pitch.so"), check_nvcc=False)
     odd, even = manifest["kernels"]
     assert odd["out_row_pitch"] == 1024 and "out_row_pitch" not in even
+
+
+def test_gemv_and_wgmma_kernels_export_into_one_library(tmp_path):
+    """A decode GEMV (cuda.gemv) beside a tensor-core kernel in one library: each kernel is
+    exported under its own name, its device function renamed with it (both families write a
+    ``main``)."""
+    from autokernel_tvm.families import get
+    from autokernel_tvm.targets import make_target
+
+    target = make_target("cuda", "sm_90a")
+    results = []
+    for family, w in (
+        ("cuda.gemv", Workload("gemm_nt", (1, 1024, 512), "float16", "float16")),
+        ("cuda.wgmma", Workload("gemm_nt", (256, 1024, 512), "float16", "float16")),
+    ):
+        params = get(family).seed(w, target)
+        mod = get(family).candidate(params, w, target).mod
+        results.append(dataclasses.replace(_cuda_result(w), mod=mod))
+    path = str(tmp_path / "decode.so")
+    manifest = export(results, path, check_nvcc=shutil.which("nvcc") is not None)
+    assert [k["name"] for k in manifest["kernels"]] == [r.workload.name for r in results]
+    with open(path, "rb") as f:
+        lib = f.read()
+    for r in results:  # the host entry and the device kernel it launches, both by name
+        assert f"__tvm_ffi_{r.workload.name}\0".encode() in lib
+        assert f"{r.workload.name}_kernel\0".encode() in lib
