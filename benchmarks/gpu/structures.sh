@@ -158,6 +158,9 @@ c3=consumers=3,block_n=192
           family=cuda.gemv,warps=2,unroll=8
       done
     done
+    # the gated MLP's two projections at decode (LLaMA 7B: 11008 x 4096 each)
+    check gemm_gated_nt 4,11008,4096 float16 float16 block_n=64,consumers=1,stages=6,raster=0 \
+      family=cuda.gemv family=cuda.gemv,rows=1 family=cuda.gemv,rows=1,unroll=8
   elif [ "$part" = 7 ]; then
     # fp8 with fp32 sums in 2 x 1 clusters (B multicast: half its L2 -> SM bytes; fast
     # accumulation won at 8192^3 that way, 1.025x): the seeds of 2026-12-05 with cluster=2

@@ -34,6 +34,7 @@ def test_takes_a_few_rows_of_a_times_b_transposed_and_says_why_not_otherwise():
     assert FAMILY.applies(DECODE, SM90) is None
     assert FAMILY.applies(Workload("gemm_bias_gelu", (16, 11008, 4096), "bfloat16"), SM90) is None
     assert FAMILY.applies(Workload("gemm_nt", (3, 100, 1000), "float32"), SM90) is None
+    assert FAMILY.applies(Workload("gemm_gated_nt", (4, 11008, 4096), "float16"), SM90) is None
     why = {
         "M = 17": Workload("gemm_nt", (MAX_M + 1, 4096, 4096), "float16"),
         "A @ B.T": Workload("gemm", (1, 4096, 4096), "float16"),  # B as [K, N]
@@ -133,3 +134,23 @@ def test_every_legal_genome_of_the_domain_builds_at_sixteen_rows(tmp_path):
     assert 20 <= len(legal) < 36  # the register budget rejects the widest
     for params in legal[::5]:  # a spread of them (each ~1 s with nvcc)
         assert "0 bytes spill stores" in ptxas_report(source(params, workload), tmp_path)
+
+
+def test_the_gated_mlp_reads_both_rows_of_each_output(tmp_path):
+    """gemm_gated_nt (B as [2, N, K]: gate rows, then up rows): a warp loads the gate and the up
+    row of each of its outputs, N x K elements apart, keeps both sums, and stores
+    silu(gate) * up; twice the rows count against the register budget."""
+    workload = Workload("gemm_gated_nt", (2, 11008, 4096), "bfloat16", "bfloat16")
+    params = GemvParams(rows=1, unroll=4)
+    src = source(params, workload)
+    body = src.split("main_kernel(")[-1]
+    loads = re.findall(r"= \*\(uint4\*\)\(B_ptr \+ \(([^;]*)\)\);", body)
+    assert len(loads) == 2 * params.unroll
+    assert sum(load.endswith(f"+ {11008 * 4096}") for load in loads) == params.unroll  # up rows
+    assert body.count("warp_reduce_sum_32(acc_ptr") == 2 * 2  # 2 rows of A x (gate, up)
+    assert body.count("expf(") == 2  # silu of each output's gate sum
+    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    sixteen = Workload("gemm_gated_nt", (16, 4096, 4096), "float16", "float16")
+    FAMILY.check(GemvParams(rows=1, unroll=4), sixteen, SM90)  # 32 sums + 2 x 4 x 4
+    with pytest.raises(GenomeError, match="registers"):
+        FAMILY.check(GemvParams(rows=2, unroll=4), sixteen, SM90)  # 64 + 64

@@ -86,6 +86,8 @@ CASES = [
     ("cuda.gemv", Workload("gemm_nt", (3, 1001, 4104), "bfloat16", "bfloat16")),
     ("cuda.gemv", Workload("gemm_nt", (16, 777, 1000), "float32")),
     ("cuda.gemv", Workload("gemm_bias_gelu", (8, 2048, 512), "float16", "float16")),
+    ("cuda.gemv", Workload("gemm_gated_nt", (2, 1000, 1024), "bfloat16", "bfloat16")),
+    ("cuda.gemv", Workload("gemm_gated_nt", (16, 4096, 4096), "float16", "float16")),
     (
         "cuda.gemv",
         Workload("gemm_nt", (2, 1000, 4096), "bfloat16", "bfloat16", epilogue=SILU_BIAS),

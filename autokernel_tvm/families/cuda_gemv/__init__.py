@@ -1,10 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """``cuda.gemv``: ``A @ B.T`` for at most :data:`MAX_M` rows of A (LLM decode: a few tokens
-against a weight matrix) as a read of B on the CUDA cores, whole kernels written in TIRx
-(:mod:`.kernel`). The tensor-core families tile M into 64-row blocks and, at M = 1, run
-latency-bound well below the memory's bandwidth; this family's genes set how many bytes of
-B each warp keeps in flight. The grammar offers it beside ``cuda.wgmma`` for small M; the
-tuner measures both and the gate checks whichever wins.
+against a weight matrix; the gated MLP's two projections too) as a read of B on the CUDA
+cores, whole kernels written in TIRx (:mod:`.kernel`). The tensor-core families tile M into
+64-row blocks and, at M = 1, run latency-bound well below the memory's bandwidth; this
+family's genes set how many bytes of B each warp keeps in flight. The grammar offers it beside
+``cuda.wgmma`` for small M; the tuner measures both and the gate checks whichever wins.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from .kernel import CHUNK_BYTES, dtype_bytes, gemv_module
 
 #: rows of A a kernel takes: each is a register sum per row of B a lane owns
 MAX_M = 16
-#: A @ B.T ops (B as [N, K] rows: nn.Linear's weight) and the epilogue each has
+#: A @ B.T ops (B as [N, K] rows: nn.Linear's weight) and the epilogue each has; the gated MLP's
+#: two projections read two rows of B an output
 OPS = {"gemm_nt": "", "gemm_bias": "bias", "gemm_bias_relu": "bias_relu",
-       "gemm_bias_gelu": "bias_gelu"}  # fmt: skip
+       "gemm_bias_gelu": "bias_gelu", "gemm_gated_nt": ""}  # fmt: skip
 IN_DTYPES = ("float16", "bfloat16", "float32")
 #: 32-bit registers a lane may give to its sums and its chunks of B in flight: past this
 #: ptxas spills at 16 rows of A (4 B rows x 4 chunks = 64 registers of B alone)
@@ -69,12 +70,12 @@ class CudaGemv(Family):
 
     def check(self, params: GemvParams, workload, target) -> None:
         m = workload.shape[0]
-        chunk_regs = CHUNK_BYTES // 4
-        regs = m * params.rows + params.rows * params.unroll * chunk_regs
+        b_rows = params.rows * (2 if workload.op == "gemm_gated_nt" else 1)
+        regs = m * b_rows + b_rows * params.unroll * CHUNK_BYTES // 4
         if regs > REGISTER_BUDGET:
             raise GenomeError(
                 "registers",
-                f"{m} x {params.rows} sums + {params.rows} x {params.unroll} chunks of B "
+                f"{m} x {b_rows} sums + {b_rows} x {params.unroll} chunks of B "
                 f"= {regs} registers a lane, over {REGISTER_BUDGET}",
             )
 
@@ -85,6 +86,7 @@ class CudaGemv(Family):
         mod = gemv_module(
             m, n, k, in_dtype=workload.dtype, out_dtype=workload.out_dtype, epilogue=epilogue,
             warps=params.warps, rows=params.rows, unroll=params.unroll,
+            gated=workload.op == "gemm_gated_nt",
         )  # fmt: skip
         return Kernel(mod)
 

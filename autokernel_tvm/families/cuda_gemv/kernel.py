@@ -33,20 +33,37 @@ def dtype_bytes(dtype: str) -> int:
 
 def gemv_module(
     m: int, n: int, k: int, *, in_dtype: str, out_dtype: str, epilogue, warps: int, rows: int,
-    unroll: int,
+    unroll: int, gated: bool = False,
 ) -> tvm.IRModule:  # fmt: skip
     """The kernel's module (``main``: ``A, B, [bias | epilogue operands], C``). ``epilogue``:
-    "" / ``bias[_relu|_gelu]`` or an :class:`Epilogue` expression on the f32 sum."""
+    "" / ``bias[_relu|_gelu]`` or an :class:`Epilogue` expression on the f32 sum. ``gated``:
+    B is ``[2, N, K]`` (gate rows, then up rows: the gated MLP's two projections) and output
+    ``n`` is ``silu(A @ B[0, n]) * (A @ B[1, n])``: a warp reads both rows of each output."""
     vec = CHUNK_BYTES // dtype_bytes(in_dtype)  # elements of a chunk; K is a multiple (legal)
     chunks = k // vec  # of a row
     iters = -(-chunks // (WARP * unroll))  # a lane's steps of `unroll` chunks
     blocks = -(-n // (warps * rows))
     threads = warps * WARP
-    outs = m * rows  # sums a lane keeps
+    halves = 2 if gated else 1  # rows of B an output reads
+    b_rows = halves * rows  # rows of B a warp reads: row j is half j // rows, output j % rows
+    outs = m * b_rows  # sums a lane keeps
     expression = epilogue if isinstance(epilogue, Epilogue) else None
     operands = operand_buffers(expression, (m, n), in_dtype)
     has_bias = bool(epilogue) and expression is None
     zero = tvm.tirx.const(0, in_dtype)
+    one = tvm.tirx.const(1.0, "float32")
+
+    def b_at(B, j, row, col):
+        return B[j // rows, row, col] if gated else B[row, col]
+
+    def value(acc, i):
+        """Output ``i`` of the warp (row ``i // rows`` of A, output ``i % rows``): its sum, or
+        gated, silu(gate sum) * up sum."""
+        if not gated:
+            return acc[i]
+        mi, r = i // rows, i % rows
+        g, u = acc[mi * b_rows + r], acc[mi * b_rows + rows + r]
+        return g / (one + tvm.tirx.exp(-g)) * u
 
     # fmt: off
     @T.macro
@@ -55,48 +72,50 @@ def gemv_module(
         bx = T.cta_id([blocks])
         tx = T.thread_id([threads])
         acc = T.alloc_buffer((outs,), "float32", scope="local")
-        bv = T.alloc_buffer((rows * unroll * vec,), in_dtype, scope="local")
+        bv = T.alloc_buffer((b_rows * unroll * vec,), in_dtype, scope="local")
         av = T.alloc_buffer((vec,), in_dtype, scope="local")
         lane = tx % WARP
-        n0 = (bx * warps + tx // WARP) * rows  # the warp's first row of B
+        n0 = (bx * warps + tx // WARP) * rows  # the warp's first output (row of B[0])
         for i in T.unroll(outs):
             acc[i] = T.float32(0)
         for it in T.serial(iters):
             # every load of the step issued before the first multiply
             for u in T.unroll(unroll):
-                for r in T.unroll(rows):
+                for j in T.unroll(b_rows):
                     ch = (it * unroll + u) * WARP + lane
                     if ch < chunks:
                         for v in T.vectorized(vec):
-                            bv[(r * unroll + u) * vec + v] = B[T.min(n0 + r, n - 1), ch * vec + v]
+                            bv[(j * unroll + u) * vec + v] = b_at(
+                                B, j, T.min(n0 + j % rows, n - 1), ch * vec + v)
                     else:
                         for v in T.vectorized(vec):
-                            bv[(r * unroll + u) * vec + v] = zero
+                            bv[(j * unroll + u) * vec + v] = zero
             for u in T.unroll(unroll):
                 ch = (it * unroll + u) * WARP + lane
                 if ch < chunks:
                     for mi in T.unroll(m):
                         for v in T.vectorized(vec):
                             av[v] = A[mi, ch * vec + v]
-                        for r in T.unroll(rows):
+                        for j in T.unroll(b_rows):
                             for v in T.unroll(vec):
-                                acc[mi * rows + r] = acc[mi * rows + r] + T.Cast(
+                                acc[mi * b_rows + j] = acc[mi * b_rows + j] + T.Cast(
                                     "float32", av[v]) * T.Cast(
-                                    "float32", bv[(r * unroll + u) * vec + v])
+                                    "float32", bv[(j * unroll + u) * vec + v])
         for i in T.unroll(outs):
             acc[i] = T.cuda.warp_sum(acc[i])
-        for i in T.unroll(outs):
+        for i in T.unroll(m * rows):
             if lane == i % WARP:
                 if n0 + i % rows < n:
                     C[i // rows, n0 + i % rows] = finish(
-                        acc[i], (i // rows, n0 + i % rows), epilogue=epilogue,
+                        value(acc, i), (i // rows, n0 + i % rows), epilogue=epilogue,
                         out_dtype=out_dtype, bias=bias, operands=operands)
 
+    b_shape = (2, n, k) if gated else (n, k)
     if has_bias:
         @T.prim_func
         def main(a: T.handle, b: T.handle, bias_: T.handle, c: T.handle):
             A = T.match_buffer(a, (m, k), in_dtype, align=16)
-            B = T.match_buffer(b, (n, k), in_dtype, align=16)
+            B = T.match_buffer(b, b_shape, in_dtype, align=16)
             Bias = T.match_buffer(bias_, (n,), in_dtype)
             C = T.match_buffer(c, (m, n), out_dtype)
             body(A, B, C, Bias)
@@ -104,7 +123,7 @@ def gemv_module(
         @T.prim_func(check_well_formed=False)
         def main(a: T.handle, b: T.handle, c: T.handle):
             A = T.match_buffer(a, (m, k), in_dtype, align=16)
-            B = T.match_buffer(b, (n, k), in_dtype, align=16)
+            B = T.match_buffer(b, b_shape, in_dtype, align=16)
             C = T.match_buffer(c, (m, n), out_dtype)
             body(A, B, C, None)
     # fmt: on
