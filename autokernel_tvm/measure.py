@@ -244,12 +244,12 @@ def padded_output(workload, pitch: int, device):
     import torch
     import tvm_ffi
 
-    from .torch.loader import new_rows
+    from .torch.loader import new_rows, torch_device
     from .workloads.dtypes import TORCH_DTYPES
 
     out = workload.output
-    where = f"cuda:{device.index}" if device.dlpack_device_type() == 2 else "cpu"  # kDLCUDA
-    view = new_rows(torch.empty(0, device=where), out.shape, TORCH_DTYPES[out.dtype], pitch)
+    like = torch.empty(0, device=torch_device(device))
+    view = new_rows(like, out.shape, TORCH_DTYPES[out.dtype], pitch)
     return tvm_ffi.from_dlpack(view, require_contiguous=False)
 
 

@@ -424,6 +424,7 @@ def _check_padded_output(run, workload, device, dense, pitch, report) -> None:
     import torch
     import tvm
 
+    from .torch.loader import torch_device
     from .workloads.dtypes import TORCH_DTYPES
 
     report.checks.append(f"padded-output:{pitch}")
@@ -432,10 +433,9 @@ def _check_padded_output(run, workload, device, dense, pitch, report) -> None:
     out_np = np_dtype(workload.out_dtype)
     bits = np.dtype(f"int{8 * out_np.itemsize}")  # torch takes signed ints from numpy
     want = np.ascontiguousarray(first).view(bits)
-    where = "cuda" if device.dlpack_device_type() == 2 else "cpu"  # kDLCUDA
     for apart in (pitch, pitch + LINE_BYTES // out_np.itemsize):
         poisoned = np.full((*shape[:-1], apart), np.nan, dtype=out_np).view(bits)
-        rows = torch.tensor(poisoned, device=f"cuda:{device.index}" if where == "cuda" else where)
+        rows = torch.tensor(poisoned, device=torch_device(device))
         view = rows.view(TORCH_DTYPES[workload.out_dtype])[..., :n]
         run(*[tvm.runtime.tensor(a, device) for a in inputs], view)
         got = rows.cpu().numpy()

@@ -21,7 +21,6 @@ could not be exported.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
@@ -238,11 +237,10 @@ def _problem(args, config) -> int:
     import traceback
 
     from autokernel_tvm.problem import ProblemError, tune_problem
-    from autokernel_tvm.tuner import Tuner
+    from autokernel_tvm.relax import model_tuner
 
     dtype = args.dtype  # None: the model's own
-    # a model's outputs through Relax are plain rows: kernels are timed on those
-    tuner = Tuner(dataclasses.replace(config, padded_outputs=False), progress=not args.no_progress)
+    tuner = model_tuner(config, progress=not args.no_progress)
     try:
         report = tune_problem(
             args.problem, config=config, dtype=dtype, export=args.export, tuner=tuner

@@ -55,6 +55,7 @@ __all__ = [
     "reference64",
     "dispatch_kernels",
     "load_model",
+    "model_tuner",
     "rel_error",
     "tolerance",
     "tune_model",
@@ -134,7 +135,7 @@ def tune_model(
         raise UnsupportedModelError(
             f"{sorted(wide)} tensors: TVM's torch import computes in float32 at most{why}"
         )
-    tuner = tuner or Tuner(_plain_outputs(config))
+    tuner = tuner or model_tuner(config)
     if config.target != "llvm" and not tuner.device().exist:
         raise TuneError(f"no {config.target} device here: tuning measures every candidate on it")
     modes = {m: m.training for m in model.modules()}
@@ -434,10 +435,11 @@ def _host_constants(mod: tvm.IRModule) -> tvm.IRModule:
     return out
 
 
-def _plain_outputs(config: TuneConfig) -> TuneConfig:
-    """``config`` timing kernels on plain output rows: a Relax model's outputs are plain (a
-    kernel that also takes padded rows copies into them), whatever torch's loader allocates."""
-    return dataclasses.replace(config, padded_outputs=False)
+def model_tuner(config: TuneConfig, **kwargs) -> Tuner:
+    """The tuner of a model compiled through Relax (``kwargs``: :class:`Tuner`'s): whole kernels
+    timed on plain output rows, as the model's Relax VM allocates them (a kernel that also takes
+    padded rows copies into plain ones), whatever torch's loader allocates."""
+    return Tuner(dataclasses.replace(config, padded_outputs=False), **kwargs)
 
 
 def autokernel_pipeline(config: TuneConfig, *, tuner: Tuner | None = None) -> tvm.transform.Pass:
@@ -457,7 +459,7 @@ def autokernel_pipeline(config: TuneConfig, *, tuner: Tuner | None = None) -> tv
 
     @tvm.transform.module_pass(opt_level=0, name="AutokernelPipeline")
     def _pipeline(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        tuner_ = holder["tuner"] = holder["tuner"] or Tuner(_plain_outputs(config))
+        tuner_ = holder["tuner"] = holder["tuner"] or model_tuner(config)
         target = tuner_.target
         current = tvm.target.Target.current(allow_none=True)
         if current is not None and current.kind.name != target.kind.name:

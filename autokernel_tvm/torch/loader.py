@@ -145,6 +145,11 @@ class KernelSpec:
         )
 
 
+def torch_device(device) -> str:
+    """The torch device of a TVM ``device``: ``cuda:<index>`` for a CUDA GPU, else ``cpu``."""
+    return f"cuda:{device.index}" if device.dlpack_device_type() == 2 else "cpu"  # kDLCUDA
+
+
 def new_rows(like: torch.Tensor, shape, dtype, pitch: int | None = None) -> torch.Tensor:
     """A new tensor of ``shape`` and ``dtype`` on ``like``'s device: plain, or (``pitch``, a
     manifest's ``out_row_pitch``) a view of rows that many elements apart, which the kernel

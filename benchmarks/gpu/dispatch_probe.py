@@ -87,16 +87,13 @@ def main(argv=None) -> int:
     parser.add_argument("--trials", type=int, default=4)
     parser.add_argument("--out", default=os.environ.get("OUT", "out"))
     args = parser.parse_args(argv)
-    from autokernel_tvm.tuner import Tuner
+    from autokernel_tvm.relax import model_tuner
 
     os.makedirs(args.out, exist_ok=True)
     config = TuneConfig.from_env(
-        padded_outputs=False,  # models through Relax: plain output rows
-        target="cuda",
-        trials=args.trials,
-        work_dir=os.path.join(args.out, "work"),
+        target="cuda", trials=args.trials, work_dir=os.path.join(args.out, "work")
     )
-    tuner = Tuner(config, progress=False)
+    tuner = model_tuner(config, progress=False)
     results = []
     for name in args.only.split(","):
         try:

@@ -34,7 +34,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from autokernel_tvm import results  # noqa: E402
 from autokernel_tvm.config import TuneConfig  # noqa: E402
-from autokernel_tvm.relax import check, tune_model  # noqa: E402
+from autokernel_tvm.relax import check, model_tuner, tune_model  # noqa: E402
 from autokernel_tvm.timing import time_callable  # noqa: E402
 from autokernel_tvm.tuner import Tuner  # noqa: E402
 
@@ -166,7 +166,6 @@ def main(argv=None) -> int:
     out = os.environ.get("OUT") or os.path.join(ROOT, "benchmarks", "results")
     os.makedirs(out, exist_ok=True)
     config = TuneConfig.from_env(
-        padded_outputs=False,  # models through Relax: plain output rows
         target="cuda",
         arch=args.arch,
         trials=args.trials,
@@ -174,7 +173,7 @@ def main(argv=None) -> int:
         space=args.space,
         work_dir=os.path.join(out, "model_blocks_work"),
     )
-    tuner = Tuner(config, progress=False)
+    tuner = model_tuner(config, progress=False)
     command = " ".join([os.path.basename(sys.executable), *sys.argv])
     reports, start, failed = [], time.time(), False
     for name in args.blocks:

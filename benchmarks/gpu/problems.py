@@ -186,7 +186,7 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     begun = time.time()
-    from autokernel_tvm.tuner import Tuner
+    from autokernel_tvm.relax import model_tuner
 
     names = [n for n in args.only.split(",") if n] or sorted(
         f[:-3] for f in os.listdir(args.problems_dir) if f.endswith(".py")
@@ -194,13 +194,9 @@ def main(argv=None) -> int:
     os.makedirs(args.out, exist_ok=True)
     work_dir = os.path.join(args.out, "work")
     config = TuneConfig.from_env(
-        padded_outputs=False,  # models through Relax: plain output rows
-        target=args.target,
-        trials=args.trials,
-        work_dir=work_dir,
-        time_budget_s=args.time_budget,
+        target=args.target, trials=args.trials, work_dir=work_dir, time_budget_s=args.time_budget
     )
-    tuner = Tuner(config, progress=False)
+    tuner = model_tuner(config, progress=False)
     results = []
     for dtype in args.dtypes.split(","):
         for name in names:
