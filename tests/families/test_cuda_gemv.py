@@ -6,6 +6,7 @@ The numerics run on the GPU (``tests/gpu``: the correctness gate)."""
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -122,15 +123,13 @@ def test_edges_epilogues_and_dtypes_build_without_spills(workload, params, tmp_p
 def test_every_legal_genome_of_the_domain_builds_at_sixteen_rows(tmp_path):
     workload = Workload("gemm_nt", (16, 4096, 4096), "float16", "float16")
     legal = []
-    for warps in FAMILY.domain["warps"]:
-        for rows in FAMILY.domain["rows"]:
-            for unroll in FAMILY.domain["unroll"]:
-                params = GemvParams(warps=warps, rows=rows, unroll=unroll)
-                try:
-                    FAMILY.check(params, workload, SM90)
-                except GenomeError:
-                    continue
-                legal.append(params)
+    for values in itertools.product(*FAMILY.domain.values()):
+        params = GemvParams(**dict(zip(FAMILY.domain, values)))
+        try:
+            FAMILY.check(params, workload, SM90)
+        except GenomeError:
+            continue
+        legal.append(params)
     assert 20 <= len(legal) < 36  # the register budget rejects the widest
     for params in legal[::5]:  # a spread of them (each ~1 s with nvcc)
         assert "0 bytes spill stores" in ptxas_report(source(params, workload), tmp_path)

@@ -9,6 +9,8 @@ Run on the GPU machine: ``python -m pytest tests/gpu -m gpu -v``.
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import tvm
 from tvm.s_tir import meta_schedule as ms
@@ -503,16 +505,14 @@ def test_every_legal_gemv_genome_passes_the_gate(target):
     family = get("cuda.gemv")
     grammar = Grammar(target)
     passed = 0
-    for warps in family.domain["warps"]:
-        for rows in family.domain["rows"]:
-            for unroll in family.domain["unroll"]:
-                params = family.default.replace(warps=warps, rows=rows, unroll=unroll)
-                try:
-                    genome = grammar.check(Genome("cuda.gemv", params), GEMV)
-                except GenomeError:
-                    continue
-                exe = build_module(_kernel(family, genome.params, GEMV, target, 1), target)
-                report = verify(exe["main"], GEMV, tvm.cuda(0))
-                assert report.passed, (genome.describe(), report.failures)
-                passed += 1
+    for values in itertools.product(*family.domain.values()):
+        params = family.default.replace(**dict(zip(family.domain, values)))
+        try:
+            genome = grammar.check(Genome("cuda.gemv", params), GEMV)
+        except GenomeError:
+            continue
+        exe = build_module(_kernel(family, genome.params, GEMV, target, 1), target)
+        report = verify(exe["main"], GEMV, tvm.cuda(0))
+        assert report.passed, (genome.describe(), report.failures)
+        passed += 1
     assert passed >= 20
