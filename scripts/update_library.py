@@ -1,14 +1,16 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Refresh the shipped rule library from the committed tuning reports: every verified winner
-measured on or after ``--since`` goes in, entries measured before it go out, the best three
-genomes per workload are kept.
+"""Refresh the shipped rule library from the committed tuning reports and direct checks: every
+verified winner measured on or after ``--since`` goes in, entries measured before it go out, the
+best three genomes per workload are kept.
 
     python scripts/update_library.py [--reports benchmarks/results] [--since 2026-12-04] \
         [--target cuda] [--out schedules]
 
 Reads every ``*.json`` tuning report under ``--reports`` (``report.json`` of ``scripts/tune.py``
 and the problem and shape suites) whose gate passed and whose run recorded a library entry
-(device, arch, date); rewrites ``<out>/<target>/{gemm,conv2d}.json``, which every tuning run reads
+(device, arch, date), and the fastest gated genome of each run in every ``genome_check*.jsonl``
+(``benchmarks/gpu/genome_check.py``: chosen genomes timed in one process); rewrites
+``<out>/<target>/{gemm,conv2d}.json``, which every tuning run reads
 as its prior (:func:`autokernel_tvm.space.library.prior`). ``--since`` defaults to the first
 day of the tuner's flushed timing (each candidate timed after an L2 flush, as a model calls
 it): runs before it timed decode GEMMs with their weights still in L2, up to 1.8x too fast.
@@ -47,10 +49,16 @@ def main(argv=None) -> int:
 
     from autokernel_tvm.space import library
 
-    paths = [
-        f for d in args.reports for f in glob.glob(os.path.join(d, "**", "*.json"), recursive=True)
-    ]
+    def under(pattern):
+        return [
+            f
+            for d in args.reports
+            for f in glob.glob(os.path.join(d, "**", pattern), recursive=True)
+        ]
+
+    paths, checks = under("*.json"), under("genome_check*.jsonl")
     found = library.from_reports(paths, args.target, args.since)
+    found += library.from_checks(checks, args.target, args.since)
     if not found:
         print(
             f"error: --reports: no verified {args.target} winner measured since {args.since}",
@@ -58,7 +66,10 @@ def main(argv=None) -> int:
         )
         return 2
     summary = library.refresh(args.out, args.target, found, args.since)
-    print(f"{len(found)} verified winners since {args.since} in {len(paths)} files")
+    print(
+        f"{len(found)} verified winners since {args.since} in {len(paths)} reports and "
+        f"{len(checks)} direct checks"
+    )
     for family, s in summary.items():
         print(
             f"  {args.target}/{family}.json: {s['workloads']} workloads; "

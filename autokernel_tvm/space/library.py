@@ -220,6 +220,28 @@ def from_reports(paths, target: str, since: str = "") -> list[dict]:
     return out
 
 
+def from_checks(paths, target: str, since: str = "") -> list[dict]:
+    """The fastest gated genome of each run in the direct checks at ``paths`` (lines of
+    ``genome_check.jsonl``, :func:`autokernel_tvm.space.checks.read_checks`; CUDA only) measured
+    on or after ``since``, like :func:`from_reports`' winners: a genome the tuner's few trials
+    did not reach but a check timed faster then seeds later runs."""
+    from .checks import read_checks
+
+    if target != "cuda":
+        return []
+    best: dict[str, object] = {}
+    for path in sorted(paths):
+        for c in read_checks(path):
+            if c.date[:10] >= since and c.tflops > getattr(best.get(c.run), "tflops", 0.0):
+                best[c.run] = c
+    return [
+        {"genome": c.genome, "workload": c.workload, "tflops": c.tflops,
+         "latency_us": c.latency_us, "trials": 1, "device": c.gpu,
+         "arch": c.arch, "date": c.date[:10]}
+        for c in best.values()
+    ]  # fmt: skip
+
+
 def refresh(root: str, target: str, found: list[dict], since: str = "") -> dict:
     """Rewrite the libraries under ``root`` for ``target``: their entries measured on or after
     ``since`` plus the winners ``found`` (:func:`from_reports`), the best few per workload.

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..families import GenomeError, get
 from ..workloads import Workload
+from .checks import read_checks
 from .genome import Genome
 
 VERSION = 1
@@ -121,7 +122,7 @@ def _load(path: str, mtime_ns: int) -> Ranker:
 def records(paths: list[str]) -> list[Record]:
     """Every measured genome (score > 0) in the tuning reports (``report*.json``) at ``paths``,
     and in the direct checks (``*.jsonl`` of ``benchmarks/gpu/genome_check.py``: each line one
-    run of chosen ``cuda.wgmma`` genomes on one workload, timed in one process)."""
+    run of chosen genomes on one workload, timed in one process)."""
     out = []
     for path in sorted(paths):
         if path.endswith(".jsonl"):
@@ -151,23 +152,7 @@ def records(paths: list[str]) -> list[Record]:
 def _checked(path: str) -> list[Record]:
     """The genomes of a ``genome_check.py`` line that passed the gate and were timed; a line's
     run is ``path#line``."""
-    out = []
-    with open(path) as f:
-        for i, line in enumerate(f):
-            try:
-                run = json.loads(line)
-                workload = Workload.from_json(run["workload"])
-            except (ValueError, KeyError, TypeError):
-                continue  # not a run of genome_check.py
-            for row in run.get("rows", []):
-                if not (row.get("gate") or {}).get("passed") or not row.get("tflops"):
-                    continue
-                try:
-                    genome = Genome.default("cuda.wgmma").replace(**row["genes"])
-                except (GenomeError, KeyError, TypeError):
-                    continue  # a gene or value this version no longer has
-                out.append(Record(f"{path}#{i + 1}", workload, genome, row["tflops"]))
-    return out
+    return [Record(c.run, c.workload, c.genome, c.tflops) for c in read_checks(path)]
 
 
 def train(data: list[Record], family: str, target) -> Ranker:

@@ -119,6 +119,7 @@ def check_one(
     row: dict = {"genes": genes}
     genome = genome_of(genes, workload, target)
     row["genome"] = genome.describe()
+    row["family"], row["params"] = genome.family, genome.params.to_json()
     t0 = time.time()
     kernel = get(genome.family).candidate(genome.params, workload, target)
     exe = build_module(kernel.mod, target)
@@ -208,15 +209,16 @@ def main(argv=None) -> int:
     if out:
         # one line per run, appended: the device tool returns at most 8 files a call
         with open(os.path.join(out, "genome_check.jsonl"), "a") as f:
-            f.write(json.dumps({"gpu": gpu, "date": date, "command": command,
-                                "workload": workload.to_json(), "rows": rows}) + "\n")  # fmt: skip
+            f.write(json.dumps({"gpu": gpu, "arch": str(target.attrs["arch"]), "date": date,
+                                "command": command, "workload": workload.to_json(),
+                                "rows": rows}) + "\n")  # fmt: skip
         for r in rows:
             if "tflops" not in r:
                 continue
             results.append_result(os.path.join(out, f"{results.device_short_name(gpu)}.jsonl"), {
                 "date": date, "device": results.device_short_name(gpu), "gpu_name": gpu,
                 "op": workload.op, "shape": list(shape), "dtype": workload.dtype,
-                "out_dtype": workload.out_dtype, "impl": "cuda.wgmma", "params": r["genes"],
+                "out_dtype": workload.out_dtype, "impl": r["family"], "params": r["params"],
                 "method": "direct", "tflops": r["tflops"], "baseline": baseline,
                 "baseline_tflops": r["torch_tflops"], "ratio": r["ratio"], "trials": None,
                 "tune_seconds": None, "command": command,

@@ -217,3 +217,36 @@ def test_update_library_script(tmp_path):
         bad = subprocess.run([sys.executable, script, *args, "--out", str(tmp_path)],
                              capture_output=True, text=True)  # fmt: skip
         assert bad.returncode == 2 and bad.stderr.startswith(f"error: {what}:"), bad.stderr
+
+
+def test_direct_checks_give_each_run_s_fastest_gated_genome(tmp_path):
+    """genome_check.py lines: each run's fastest gated genome, with its GPU, arch and day; runs
+    before ``since`` and other targets give none; the refresh script reads the committed ones."""
+    w = Workload("gemm_nt", (8205, 5921, 2949), "float16", "float16")
+    rows = [  # fmt: skip
+        {"genes": {"store": "rows"}, "gate": {"passed": True}, "tflops": 540.0, "us": 532.0},
+        {
+            "genes": {"schedule": "persistent", "store": "tma"},
+            "gate": {"passed": True},
+            "tflops": 598.0,
+            "us": 479,
+        },
+        {"genes": {"block_n": 128}, "gate": {"passed": False}, "tflops": 700.0, "us": 400.0},
+    ]
+    runs = [
+        {"gpu": "NVIDIA H100 80GB HBM3", "arch": "sm_90a", "date": day, "workload": w.to_json(),
+         "rows": rows}
+        for day in ("2026-12-06T06:00:30Z", "2026-12-03T01:00:00Z")
+    ]  # fmt: skip
+    path = tmp_path / "genome_check.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in runs))
+    (win,) = library.from_checks([str(path)], "cuda", since="2026-12-04")
+    assert win["genome"].params.schedule == "persistent" and win["genome"].params.store == "tma"
+    assert (win["tflops"], win["latency_us"], win["date"]) == (598.0, 479, "2026-12-06")
+    assert (win["device"], win["arch"], win["workload"]) == ("NVIDIA H100 80GB HBM3", "sm_90a", w)
+    assert library.from_checks([str(path)], "rocm") == []
+    committed = os.path.join(RESULTS, "h100", "session38_2026-12-06", "genome_check_gemv_m.jsonl")
+    found = library.from_checks([committed], "cuda", since="2026-12-06")
+    # GEMV won at 4 rows (plain and gated), the tensor cores at 8
+    assert sorted((f["workload"].shape[0], f["genome"].family) for f in found) == [
+        (4, "cuda.gemv"), (4, "cuda.gemv"), (8, "cuda.wgmma")]  # fmt: skip
