@@ -49,7 +49,8 @@
 # 8192^3 on 128-wide tiles): K-step pairs (accum=pipelined), 192-wide tiles on regs=split,
 # ping-pong.
 # Rows go to $OUT/<device>.jsonl and $OUT/genome_check.jsonl, the log to $OUT/structures_N.log.
-#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|...|11
+# Part 12: cuda.gemv on the tensor cores (math=mma): its GPU gate cases, then 1-16 rows of A.
+#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|...|12
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 part=${1:-1}
@@ -161,6 +162,20 @@ c3=consumers=3,block_n=192
     # the gated MLP's two projections at decode (LLaMA 7B: 11008 x 4096 each)
     check gemm_gated_nt 4,11008,4096 float16 float16 block_n=64,consumers=1,stages=6,raster=0 \
       family=cuda.gemv family=cuda.gemv,rows=1 family=cuda.gemv,rows=1,unroll=8
+  elif [ "$part" = 12 ]; then
+    # cuda.gemv math=mma (session 38, built without a GPU): B's rows as the M side of
+    # mma.sync.m16n8k16, for the rows of A where the CUDA cores ran out of instructions (H100,
+    # session 38: 0.57x cuBLAS at 16 x 4096 x 4096 fp16, 0.70x at 8); its gate cases, then
+    # each against the split-K wgmma genome, the best ffma genome and cuBLAS
+    timeout 150 python3 -m pytest -m gpu tests/gpu -q -p no:cacheprovider -rf -k tensor_cores 2>&1
+    wg=block_n=64,consumers=1,stages=6,raster=0,splits=2,reduction=cluster
+    g=family=cuda.gemv,math=mma
+    for shape in 16,4096,4096 8,4096,4096 4,14336,4096 1,4096,4096; do
+      check gemm_nt $shape float16 float16 $wg family=cuda.gemv $g,rows=1 $g,rows=1,warps=8 \
+        $g,rows=2,unroll=2 $g,rows=1,unroll=2,warps=8
+    done
+    check gemm_gated_nt 4,11008,4096 float16 float16 family=cuda.gemv,rows=1 $g,rows=1 \
+      $g,rows=1,warps=8
   elif [ "$part" = 7 ]; then
     # fp8 with fp32 sums in 2 x 1 clusters (B multicast: half its L2 -> SM bytes; fast
     # accumulation won at 8192^3 that way, 1.025x): the seeds of 2026-12-05 with cluster=2

@@ -75,7 +75,9 @@ def test_registers_bound_the_sums_and_chunks_a_lane_keeps():
     assert err.value.reason == "registers" and "192 registers" in str(err.value)
     with pytest.raises(GenomeError, match="positive"):
         GemvParams(rows=0)
-    assert Genome("cuda.gemv", GemvParams()).describe() == "cuda.gemv warps=4 rows=2 unroll=4"
+    assert Genome("cuda.gemv", GemvParams()).describe() == (
+        "cuda.gemv warps=4 rows=2 unroll=4 math=ffma"
+    )
 
 
 def test_the_kernel_loads_b_in_flight_then_sums_across_the_warp(tmp_path):
@@ -130,7 +132,9 @@ def test_every_legal_genome_of_the_domain_builds_at_sixteen_rows(tmp_path):
         except GenomeError:
             continue
         legal.append(params)
-    assert 20 <= len(legal) < 36  # the register budget rejects the widest
+    ffma = [p for p in legal if p.math == "ffma"]
+    mma = [p for p in legal if p.math == "mma"]
+    assert 20 <= len(ffma) < 36 and 20 <= len(mma) < 36  # the register budget rejects the widest
     for params in legal[::5]:  # a spread of them (each ~1 s with nvcc)
         assert "0 bytes spill stores" in ptxas_report(source(params, workload), tmp_path)
 
@@ -153,3 +157,51 @@ def test_the_gated_mlp_reads_both_rows_of_each_output(tmp_path):
     FAMILY.check(GemvParams(rows=2, unroll=4), sixteen, SM90)  # 64 sums + 4 x 4 x 4
     with pytest.raises(GenomeError, match="registers"):
         FAMILY.check(GemvParams(rows=2, unroll=8), sixteen, SM90)  # 64 + 128
+
+
+SIXTEEN = Workload("gemm_nt", (16, 4096, 4096), "float16", "float16")
+
+
+def test_mma_math_multiplies_b_rows_on_the_tensor_cores(tmp_path):
+    """math=mma: a lane's 16-byte chunks of B rows g and g + 8 and of A row g of each 8-row
+    tile are all loaded before the first mma of a trip; two m16n8k16 products a chunk and A
+    tile; the warps' sums meet in shared memory after one barrier."""
+    params = GemvParams(warps=4, rows=1, unroll=4, math="mma")
+    src = source(params, SIXTEEN)
+    body = src.split("main_kernel(")[-1]
+    b_loads = [m.start() for m in re.finditer(r"= \*\(uint4\*\)\(B_ptr", body)]
+    a_loads = [m.start() for m in re.finditer(r"= \*\(uint4\*\)\(A_ptr", body)]
+    mmas = [m.start() for m in re.finditer(r"mma\.sync\.aligned\.m16n8k16\.row\.col", body)]
+    assert len(b_loads) == 2 * params.unroll and len(a_loads) == 2 * params.unroll
+    assert len(mmas) == params.unroll * 2 * 2  # chunks x halves of a chunk x tiles of A
+    assert max(b_loads + a_loads) < min(mmas)
+    assert ".f32.f16.f16.f32" in body and body.count("tvm_builtin_cuda_cta_sync()") == 1
+    # 4096 / 8 chunks in steps of 4 lanes x 4 warps x 4 chunks: 8 trips
+    assert "for (int it = 0; it < 8; ++it)" in body and "__shared__" in body
+    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    bf16 = source(params, Workload("gemm_nt", (3, 1001, 4104), "bfloat16", "bfloat16"))
+    assert ".f32.bf16.bf16.f32" in bf16
+    assert "< 513)" in bf16 and "1000)" in bf16  # K and N edges: zeros, clamped rows
+
+
+def test_mma_math_takes_16_bit_inputs_within_the_register_budget():
+    with pytest.raises(GenomeError) as err:
+        FAMILY.check(GemvParams(math="mma"), Workload("gemm_nt", (4, 512, 512), "float32"), SM90)
+    assert err.value.reason == "gemv-math" and "16-bit" in str(err.value)
+    FAMILY.check(GemvParams(rows=1, unroll=8, math="mma"), DECODE, SM90)  # 8 x 3 x 4 + 4 = 100
+    with pytest.raises(GenomeError, match="136 registers"):  # two 8-row tiles of A
+        FAMILY.check(GemvParams(rows=1, unroll=8, math="mma"), SIXTEEN, SM90)
+    with pytest.raises(GenomeError, match="bad-gemv"):
+        GemvParams(math="hmma")
+    assert FAMILY.held_back == {"math": ("mma",)}  # drawn only when asked until a GPU shows it
+
+
+def test_mma_math_gated_mlp_reads_gate_and_up_groups(tmp_path):
+    workload = Workload("gemm_gated_nt", (4, 11008, 4096), "float16", "float16")
+    params = GemvParams(warps=4, rows=1, unroll=2, math="mma")
+    FAMILY.check(params, workload, SM90)
+    body = source(params, workload).split("main_kernel(")[-1]
+    loads = re.findall(r"= \*\(uint4\*\)\(B_ptr \+ \(([^;]*)\)\);", body)
+    assert len(loads) == 2 * 2 * params.unroll  # (gate, up) x rows g, g + 8 x chunks
+    assert sum(load.endswith(f"+ {11008 * 4096}") for load in loads) == 2 * params.unroll
+    assert body.count("expf(") == 1  # silu of the gate sum, once per output a thread stores

@@ -516,3 +516,26 @@ def test_every_legal_gemv_genome_passes_the_gate(target):
         assert report.passed, (genome.describe(), report.failures)
         passed += 1
     assert passed >= 20
+
+
+GEMV_MMA = [  # math=mma: B's rows as the mma's M side; edges, one and two 8-row tiles of A
+    Workload("gemm_nt", (1, 4096, 4096), "float16", "float16"),
+    Workload("gemm_nt", (3, 1001, 4104), "bfloat16", "bfloat16"),
+    Workload("gemm_nt", (16, 4096, 4096), "float16", "float16"),
+    Workload("gemm_nt", (13, 999, 1032), "bfloat16", "float32"),
+    Workload("gemm_bias_gelu", (8, 2048, 512), "float16", "float16"),
+    Workload("gemm_gated_nt", (4, 1000, 1024), "bfloat16", "bfloat16"),
+    Workload("gemm_gated_nt", (16, 4096, 4096), "float16", "float16"),
+    Workload("gemm_nt", (2, 1000, 4096), "bfloat16", "bfloat16", epilogue=SILU_BIAS),
+]
+
+
+@pytest.mark.parametrize("workload", GEMV_MMA, ids=lambda w: w.name)
+def test_gemv_on_the_tensor_cores_passes_the_gate(target, workload):
+    family = get("cuda.gemv")
+    genome = Grammar(target).check(
+        Genome("cuda.gemv", family.default.replace(rows=1, math="mma")), workload
+    )
+    exe = build_module(_kernel(family, genome.params, workload, target, 1), target)
+    report = verify(exe["main"], workload, tvm.cuda(0))
+    assert report.passed, (genome.describe(), report.failures)

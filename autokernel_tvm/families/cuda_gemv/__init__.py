@@ -1,10 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
 """``cuda.gemv``: ``A @ B.T`` for at most :data:`MAX_M` rows of A (LLM decode: a few tokens
-against a weight matrix; the gated MLP's two projections too) as a read of B on the CUDA
-cores, whole kernels written in TIRx (:mod:`.kernel`). The tensor-core families tile M into
-64-row blocks and, at M = 1, run latency-bound well below the memory's bandwidth; this
-family's genes set how many bytes of B each warp keeps in flight. The grammar offers it beside
-``cuda.wgmma`` for small M; the tuner measures both and the gate checks whichever wins.
+against a weight matrix; the gated MLP's two projections too) as a read of B, whole kernels
+written in TIRx: multiplied on the CUDA cores (``math="ffma"``, :mod:`.kernel`) or on the
+tensor cores with B's rows as the mma's M side (``math="mma"``, :mod:`.mma`). The tensor-core
+families tile M into 64-row blocks and, at M = 1, run latency-bound well below the memory's
+bandwidth; this family's genes set how many bytes of B each warp keeps in flight. The grammar
+offers it beside ``cuda.wgmma`` for small M; the tuner measures both and the gate checks
+whichever wins.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from ...targets import cuda_sm
 from ..base import Family, GenomeError, Kernel, Params
 from .kernel import CHUNK_BYTES, dtype_bytes, gemv_module
+from .mma import PTX_TYPE, gemv_mma_module, mma_tiles
 
 #: rows of A a kernel takes: each is a register sum per row of B a lane owns
 MAX_M = 16
@@ -22,6 +25,10 @@ MAX_M = 16
 OPS = {"gemm_nt": "", "gemm_bias": "bias", "gemm_bias_relu": "bias_relu",
        "gemm_bias_gelu": "bias_gelu", "gemm_gated_nt": ""}  # fmt: skip
 IN_DTYPES = ("float16", "bfloat16", "float32")
+#: where the products are summed: "ffma" on the CUDA cores (each element of B converted and
+#: multiplied once per row of A: instruction-bound from about 8 rows, H100 2026-12-06) or "mma"
+#: on the tensor cores (m16n8k16, 16-bit inputs)
+MATHS = ("ffma", "mma")
 #: 32-bit registers a lane may give to its sums and its chunks of B in flight (an estimate:
 #: ptxas for sm_90a took 199 registers a thread, no spills, at 16 rows of A x 4 rows of B x 4
 #: chunks, 128 by this count, and 232 at 8 chunks, 192: one block of 128 threads an SM)
@@ -30,17 +37,22 @@ REGISTER_BUDGET = 128
 
 @dataclass(frozen=True)
 class GemvParams(Params):
-    """warps: warps per block; rows: rows of B (outputs per row of A) a warp computes;
-    unroll: 16-byte chunks of each of those rows a lane loads before it multiplies any."""
+    """warps: warps per block (ffma: each its own rows of B; mma: they split the K of the
+    block's rows); rows: rows of B (outputs per row of A) a warp computes (mma: 16-row groups
+    a block computes); unroll: 16-byte chunks of each of those rows a lane loads before it
+    multiplies any; math: CUDA cores ("ffma") or tensor cores ("mma")."""
 
     warps: int = 4
     rows: int = 2
     unroll: int = 4
+    math: str = "ffma"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if min(self.warps, self.rows, self.unroll) < 1:
             raise GenomeError("bad-gemv", f"warps, rows, unroll must be positive: {self}")
+        if self.math not in MATHS:
+            raise GenomeError("bad-gemv", f"math {self.math!r}: one of {MATHS}")
 
 
 class CudaGemv(Family):
@@ -48,7 +60,9 @@ class CudaGemv(Family):
     params = GemvParams
     whole_kernels = True
     tile_genes = ("rows",)
-    domain = {"warps": (4, 8, 2), "rows": (2, 1, 4), "unroll": (4, 2, 1, 8)}
+    domain = {"warps": (4, 8, 2), "rows": (2, 1, 4), "unroll": (4, 2, 1, 8), "math": MATHS}
+    #: built and CPU-checked 2026-12-06, its first GPU run pending
+    held_back = {"math": ("mma",)}
     default = GemvParams()
 
     def applies(self, workload, target) -> str | None:
@@ -71,18 +85,28 @@ class CudaGemv(Family):
     def check(self, params: GemvParams, workload, target) -> None:
         m = workload.shape[0]
         b_rows = params.rows * (2 if workload.op == "gemm_gated_nt" else 1)
-        regs = m * b_rows + b_rows * params.unroll * CHUNK_BYTES // 4
+        chunk = CHUNK_BYTES // 4  # registers of a chunk
+        if params.math == "mma":
+            if workload.dtype not in PTX_TYPE:
+                raise GenomeError("gemv-math", f"math=mma: 16-bit inputs, not {workload.dtype}")
+            # per lane: B rows g and g + 8 of each group, A row g of each 8-row tile, the sums
+            tiles = mma_tiles(m)
+            regs = params.unroll * (2 * b_rows + tiles) * chunk + b_rows * tiles * 4
+            what = (f"{params.unroll} x ({2 * b_rows} B + {tiles} A) chunks + "
+                    f"{b_rows} x {tiles} x 4 sums")  # fmt: skip
+        else:
+            regs = m * b_rows + b_rows * params.unroll * chunk
+            what = f"{m} x {b_rows} sums + {b_rows} x {params.unroll} chunks of B"
         if regs > REGISTER_BUDGET:
             raise GenomeError(
-                "registers",
-                f"{m} x {b_rows} sums + {b_rows} x {params.unroll} chunks of B "
-                f"= {regs} registers a lane, over {REGISTER_BUDGET}",
+                "registers", f"{what} = {regs} registers a lane, over {REGISTER_BUDGET}"
             )
 
     def candidate(self, params: GemvParams, workload, target) -> Kernel:
         m, n, k = workload.shape
         epilogue = workload.epilogue if workload.epilogue is not None else OPS[workload.op]
-        mod = gemv_module(
+        build = gemv_mma_module if params.math == "mma" else gemv_module
+        mod = build(
             m, n, k, in_dtype=workload.dtype, out_dtype=workload.out_dtype, epilogue=epilogue,
             warps=params.warps, rows=params.rows, unroll=params.unroll,
             gated=workload.op == "gemm_gated_nt",

@@ -1,0 +1,177 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The ``cuda.gemv`` kernel with ``math="mma"``: the same read of B, multiplied on the tensor
+cores with ``mma.sync.m16n8k16`` (B's rows as the instruction's M side, A's rows as its N side:
+the operands swapped, so 16 rows of B fill an instruction where M = 1 would leave 63 of 64
+wgmma rows empty).
+
+On the CUDA cores (:mod:`.kernel`) every element of B is converted and multiplied once per row
+of A, which bounds the kernel by instructions from about 8 rows of A (H100, 2026-12-06: 0.57x
+cuBLAS at 16 x 4096 x 4096). Here a warp owns ``16 x rows`` rows of B; each lane loads 16
+contiguous bytes of B row ``g`` and ``g + 8`` (``g = lane / 4``) and of A row ``g`` of each
+8-row tile of A, at the same K offset ``8 x (lane % 4)`` of a 32-element K step. The K order
+inside a step is permuted alike for both operands, so these loads are already the fragments of
+two ``m16n8k16`` products: logical k ``2t, 2t + 1`` (``t = lane % 4``) of the first is element
+``0, 1`` of the lane's chunk and ``2t + 8, 2t + 9`` are ``2, 3``; the second takes ``4..7``.
+The block's warps split K (step ``s`` to warp ``s % warps``); their fp32 sums meet in shared
+memory, and each output is finished (the epilogue) by one thread, 16 consecutive columns of C a
+row of A.
+"""
+
+from __future__ import annotations
+
+import tvm
+from tvm.script import tirx as T
+
+from ...workloads.epilogue import Epilogue
+from ..cuda_wgmma.epilogue import finish, operand_buffers, with_buffers
+from ..cuda_wgmma.structure import PIPELINE_ATTR
+
+WARP = 32
+CHUNK_BYTES = 16  # one vector load: 8 halves
+QUAD = 4  # lanes sharing a row: a K step is their 4 chunks (32 halves)
+MMA_ROWS = 16  # rows of B an mma takes (its M)
+TILE_M = 8  # rows of A an mma takes (its N)
+PTX_TYPE = {"float16": "fp16", "bfloat16": "bf16"}
+
+
+def mma_tiles(m: int) -> int:
+    """8-row tiles of A (mma N) a kernel of ``m`` rows multiplies."""
+    return -(-m // TILE_M)
+
+
+def gemv_mma_module(
+    m: int, n: int, k: int, *, in_dtype: str, out_dtype: str, epilogue, warps: int, rows: int,
+    unroll: int, gated: bool = False,
+) -> tvm.IRModule:  # fmt: skip
+    """The kernel's module (``main``: ``A, B, [bias | epilogue operands], C``), as
+    :func:`.kernel.gemv_module` but ``rows`` counts 16-row groups of B a block owns and its
+    ``warps`` split their K."""
+    vec = CHUNK_BYTES // 2  # elements of a chunk; K is a multiple (legal)
+    chunks = k // vec
+    steps = -(-chunks // QUAD)  # 32-element K steps
+    iters = -(-steps // (warps * unroll))  # a warp's loop trips
+    tiles = mma_tiles(m)
+    halves = 2 if gated else 1  # rows of B an output reads: gate and up
+    sets = halves * rows  # 16-row groups of B a warp loads: group s is half s // rows
+    block_rows = MMA_ROWS * rows  # outputs of a block (rows of B[0])
+    blocks = -(-n // block_rows)
+    threads = warps * WARP
+    finals = rows * tiles * MMA_ROWS * TILE_M  # sums a block finishes (some past M or N)
+    rounds = -(-finals // threads)
+    ptx = PTX_TYPE[in_dtype]
+    expression = epilogue if isinstance(epilogue, Epilogue) else None
+    operands = operand_buffers(expression, (m, n), in_dtype)
+    has_bias = bool(epilogue) and expression is None
+    zero = tvm.tirx.const(0, in_dtype)
+    one = tvm.tirx.const(1.0, "float32")
+
+    def b_at(B, s, row, col):
+        return B[s // rows, row, col] if gated else B[row, col]
+
+    def total(red, s, ti, r, col):
+        out = red[0, s, ti, r, col]
+        for wi in range(1, warps):
+            out = out + red[wi, s, ti, r, col]
+        return out
+
+    def value(red, grp, ti, r, col):
+        if not gated:
+            return total(red, grp, ti, r, col)
+        gate, up = total(red, grp, ti, r, col), total(red, rows + grp, ti, r, col)
+        return gate / (one + tvm.tirx.exp(-gate)) * up
+
+    # fmt: off
+    @T.macro
+    def body(A, B, C, bias):
+        T.device_entry()
+        bx = T.cta_id([blocks])
+        tx = T.thread_id([threads])
+        red = T.alloc_buffer((warps, sets, tiles, MMA_ROWS, TILE_M), "float32", scope="shared")
+        acc = T.alloc_buffer((sets * tiles * 4,), "float32", scope="local")
+        bv = T.alloc_buffer((unroll * sets * 2 * vec,), in_dtype, scope="local")
+        av = T.alloc_buffer((unroll * tiles * vec,), in_dtype, scope="local")
+        frag = T.alloc_buffer((vec,), in_dtype, scope="local")  # an mma's B-row fragment
+        w = tx // WARP
+        lane = tx % WARP
+        g = lane // QUAD
+        r0 = bx * block_rows
+        for i in T.unroll(sets * tiles * 4):
+            acc[i] = T.float32(0)
+        for it in T.serial(iters):
+            # every load of the trip issued before the first mma
+            for u in T.unroll(unroll):
+                ch = ((it * unroll + u) * warps + w) * QUAD + lane % QUAD
+                for s in T.unroll(sets):
+                    for h in T.unroll(2):
+                        if ch < chunks:
+                            for v in T.vectorized(vec):
+                                bv[((u * sets + s) * 2 + h) * vec + v] = b_at(
+                                    B, s, T.min(r0 + s % rows * MMA_ROWS + h * 8 + g, n - 1),
+                                    ch * vec + v)
+                        else:
+                            for v in T.vectorized(vec):
+                                bv[((u * sets + s) * 2 + h) * vec + v] = zero
+                for ti in T.unroll(tiles):
+                    if ch < chunks and ti * TILE_M + g < m:
+                        for v in T.vectorized(vec):
+                            av[(u * tiles + ti) * vec + v] = A[
+                                T.min(ti * TILE_M + g, m - 1), ch * vec + v]
+                    else:
+                        for v in T.vectorized(vec):
+                            av[(u * tiles + ti) * vec + v] = zero
+            for u in T.unroll(unroll):
+                for s in T.unroll(sets):
+                    for p in T.unroll(2):  # elements 0..3, then 4..7 of each chunk
+                        # a0: row g, k 2t..2t+1; a1: row g + 8; a2, a3: k 2t+8..2t+9
+                        for q in T.unroll(2):
+                            for h in T.unroll(2):
+                                for e in T.unroll(2):
+                                    frag[q * 4 + h * 2 + e] = bv[
+                                        ((u * sets + s) * 2 + h) * vec + p * 4 + q * 2 + e]
+                        for ti in T.unroll(tiles):
+                            T.ptx_legacy.mma(
+                                "m16n8k16", "row", "col", ptx, ptx, "fp32",
+                                frag.data, 0, av.data, (u * tiles + ti) * vec + p * 4,
+                                acc.data, (s * tiles + ti) * 4, False, dtype="float32")
+        # c0, c1: row g, columns 2t, 2t + 1 of the tile; c2, c3: row g + 8
+        for s in T.unroll(sets):
+            for ti in T.unroll(tiles):
+                for c in T.unroll(4):
+                    red[w, s, ti, g + c // 2 * 8, lane % QUAD * 2 + c % 2] = acc[
+                        (s * tiles + ti) * 4 + c]
+        T.cuda.cta_sync()
+        for j in T.unroll(rounds):
+            i = j * threads + tx
+            r = i % MMA_ROWS  # consecutive threads: consecutive columns of C
+            col = i // MMA_ROWS % TILE_M
+            ti = i // (MMA_ROWS * TILE_M) % tiles
+            grp = i // (MMA_ROWS * TILE_M * tiles)
+            mi = ti * TILE_M + col
+            ni = r0 + grp * MMA_ROWS + r
+            if i < finals and mi < m and ni < n:
+                C[mi, ni] = finish(
+                    value(red, grp, ti, r, col), (mi, ni), epilogue=epilogue,
+                    out_dtype=out_dtype, bias=bias, operands=operands)
+
+    b_shape = (2, n, k) if gated else (n, k)
+    if has_bias:
+        @T.prim_func
+        def main(a: T.handle, b: T.handle, bias_: T.handle, c: T.handle):
+            A = T.match_buffer(a, (m, k), in_dtype, align=16)
+            B = T.match_buffer(b, b_shape, in_dtype, align=16)
+            Bias = T.match_buffer(bias_, (n,), in_dtype)
+            C = T.match_buffer(c, (m, n), out_dtype)
+            body(A, B, C, Bias)
+    else:
+        @T.prim_func(check_well_formed=False)
+        def main(a: T.handle, b: T.handle, c: T.handle):
+            A = T.match_buffer(a, (m, k), in_dtype, align=16)
+            B = T.match_buffer(b, b_shape, in_dtype, align=16)
+            C = T.match_buffer(c, (m, n), out_dtype)
+            body(A, B, C, None)
+    # fmt: on
+
+    if operands:
+        main = with_buffers(main, operands, at=2)  # between B and C
+    tvm.tirx.analysis.verify_well_formed(main)
+    return tvm.IRModule({"main": main.with_attr(PIPELINE_ATTR, "tirx")})
