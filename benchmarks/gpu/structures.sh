@@ -166,7 +166,8 @@ c3=consumers=3,block_n=192
     # cuda.gemv math=mma (session 38, built without a GPU): B's rows as the M side of
     # mma.sync.m16n8k16, for the rows of A where the CUDA cores ran out of instructions (H100,
     # session 38: 0.57x cuBLAS at 16 x 4096 x 4096 fp16, 0.70x at 8); its gate cases, then
-    # each against the split-K wgmma genome, the best ffma genome and cuBLAS
+    # each against the split-K wgmma genome, the best ffma genome and cuBLAS (session 38's run:
+    # correct, faster only at 8 rows; its loads were since made unconditional inside K)
     timeout 150 python3 -m pytest -m gpu tests/gpu -q -p no:cacheprovider -rf -k tensor_cores 2>&1
     wg=block_n=64,consumers=1,stages=6,raster=0,splits=2,reduction=cluster
     g=family=cuda.gemv,math=mma

@@ -164,8 +164,8 @@ SIXTEEN = Workload("gemm_nt", (16, 4096, 4096), "float16", "float16")
 
 def test_mma_math_multiplies_b_rows_on_the_tensor_cores(tmp_path):
     """math=mma: a lane's 16-byte chunks of B rows g and g + 8 and of A row g of each 8-row
-    tile are all loaded before the first mma of a trip; two m16n8k16 products a chunk and A
-    tile; the warps' sums meet in shared memory after one barrier."""
+    tile are all loaded, without branches, before the first mma of a trip; two m16n8k16
+    products a chunk and A tile; the warps' sums meet in shared memory after one barrier."""
     params = GemvParams(warps=4, rows=1, unroll=4, math="mma")
     src = source(params, SIXTEEN)
     body = src.split("main_kernel(")[-1]
@@ -175,13 +175,17 @@ def test_mma_math_multiplies_b_rows_on_the_tensor_cores(tmp_path):
     assert len(b_loads) == 2 * params.unroll and len(a_loads) == 2 * params.unroll
     assert len(mmas) == params.unroll * 2 * 2  # chunks x halves of a chunk x tiles of A
     assert max(b_loads + a_loads) < min(mmas)
+    loop = body[body.index("for (int it = 0;") : min(mmas)]
+    assert "if (" not in loop  # loads of trips inside K unconditional; A rows clamped to M
     assert ".f32.f16.f16.f32" in body and body.count("tvm_builtin_cuda_cta_sync()") == 1
     # 4096 / 8 chunks in steps of 4 lanes x 4 warps x 4 chunks: 8 trips
     assert "for (int it = 0; it < 8; ++it)" in body and "__shared__" in body
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
     bf16 = source(params, Workload("gemm_nt", (3, 1001, 4104), "bfloat16", "bfloat16"))
     assert ".f32.bf16.bf16.f32" in bf16
-    assert "< 513)" in bf16 and "1000)" in bf16  # K and N edges: zeros, clamped rows
+    # K's last chunk ends the 9th trip: 8 unguarded, the 9th loads zeros past K; B rows clamped
+    assert "for (int it = 0; it < 8; ++it)" in bf16 and "if (513 <= ch" in bf16
+    assert "1000)" in bf16
 
 
 def test_mma_math_takes_16_bit_inputs_within_the_register_budget():
@@ -193,7 +197,18 @@ def test_mma_math_takes_16_bit_inputs_within_the_register_budget():
         FAMILY.check(GemvParams(rows=1, unroll=8, math="mma"), SIXTEEN, SM90)
     with pytest.raises(GenomeError, match="bad-gemv"):
         GemvParams(math="hmma")
-    assert FAMILY.held_back == {"math": ("mma",)}  # drawn only when asked until a GPU shows it
+
+
+def test_the_first_proposal_takes_the_tensor_cores_from_8_rows_of_16_bit_a():
+    def seed(m, dtype="float16"):
+        workload = Workload("gemm_nt", (m, 4096, 4096), dtype)
+        params = FAMILY.seed(workload, SM90)
+        FAMILY.check(params, workload, SM90)
+        return params
+
+    assert seed(4) == FAMILY.default and seed(16, "float32") == FAMILY.default
+    assert seed(8) == GemvParams(rows=1, unroll=8, math="mma")
+    assert seed(16, "bfloat16") == GemvParams(rows=2, unroll=2, math="mma")
 
 
 def test_mma_math_gated_mlp_reads_gate_and_up_groups(tmp_path):

@@ -29,6 +29,10 @@ IN_DTYPES = ("float16", "bfloat16", "float32")
 #: multiplied once per row of A: instruction-bound from about 8 rows, H100 2026-12-06) or "mma"
 #: on the tensor cores (m16n8k16, 16-bit inputs)
 MATHS = ("ffma", "mma")
+#: rows of A from which the family's first proposal multiplies on the tensor cores (H100,
+#: 2026-12-06, 8 x 4096 x 4096 fp16: mma 23.5 us, ffma 30.5, the split-K wgmma genome 25.1;
+#: at 4 rows ffma led, 54.7 us against 56.5)
+MMA_FROM = 8
 #: 32-bit registers a lane may give to its sums and its chunks of B in flight (an estimate:
 #: ptxas for sm_90a took 199 registers a thread, no spills, at 16 rows of A x 4 rows of B x 4
 #: chunks, 128 by this count, and 232 at 8 chunks, 192: one block of 128 threads an SM)
@@ -61,8 +65,6 @@ class CudaGemv(Family):
     whole_kernels = True
     tile_genes = ("rows",)
     domain = {"warps": (4, 8, 2), "rows": (2, 1, 4), "unroll": (4, 2, 1, 8), "math": MATHS}
-    #: built and CPU-checked 2026-12-06, its first GPU run pending
-    held_back = {"math": ("mma",)}
     default = GemvParams()
 
     def applies(self, workload, target) -> str | None:
@@ -101,6 +103,16 @@ class CudaGemv(Family):
             raise GenomeError(
                 "registers", f"{what} = {regs} registers a lane, over {REGISTER_BUDGET}"
             )
+
+    def seed(self, workload, target) -> GemvParams:
+        """From :data:`MMA_FROM` rows of 16-bit A on the tensor cores: one 16-row group of B a
+        block and 8 chunks a lane in flight for one 8-row tile of A (the winner at 8 rows),
+        two groups of 2 chunks for two tiles (the best of four at 16)."""
+        if workload.shape[0] < MMA_FROM or workload.dtype not in PTX_TYPE:
+            return self.default
+        if mma_tiles(workload.shape[0]) == 1:
+            return GemvParams(rows=1, unroll=8, math="mma")
+        return GemvParams(rows=2, unroll=2, math="mma")
 
     def candidate(self, params: GemvParams, workload, target) -> Kernel:
         m, n, k = workload.shape

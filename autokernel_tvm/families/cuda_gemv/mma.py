@@ -50,6 +50,7 @@ def gemv_mma_module(
     chunks = k // vec
     steps = -(-chunks // QUAD)  # 32-element K steps
     iters = -(-steps // (warps * unroll))  # a warp's loop trips
+    full = chunks // (QUAD * warps * unroll)  # trips that end inside K
     tiles = mma_tiles(m)
     halves = 2 if gated else 1  # rows of B an output reads: gate and up
     sets = halves * rows  # 16-row groups of B a warp loads: group s is half s // rows
@@ -82,6 +83,47 @@ def gemv_mma_module(
 
     # fmt: off
     @T.macro
+    def trip(A, B, bv, av, frag, acc, w, t, g, r0, it, guarded):
+        # Every load of the trip issued before the first mma, unconditionally unless the trip
+        # ends past K (``guarded``): loads in branches were issued in turns (ptxas kept 44
+        # registers for 64 of chunks). Rows of A past M read its last row: their columns of
+        # the product are never stored.
+        for u in T.unroll(unroll):
+            ch = ((it * unroll + u) * warps + w) * QUAD + t
+            for s in T.unroll(sets):
+                for h in T.unroll(2):
+                    if guarded and ch >= chunks:
+                        for v in T.vectorized(vec):
+                            bv[((u * sets + s) * 2 + h) * vec + v] = zero
+                    else:
+                        for v in T.vectorized(vec):
+                            bv[((u * sets + s) * 2 + h) * vec + v] = b_at(
+                                B, s, T.min(r0 + s % rows * MMA_ROWS + h * 8 + g, n - 1),
+                                ch * vec + v)
+            for ti in T.unroll(tiles):
+                if guarded and ch >= chunks:
+                    for v in T.vectorized(vec):
+                        av[(u * tiles + ti) * vec + v] = zero
+                else:
+                    for v in T.vectorized(vec):
+                        av[(u * tiles + ti) * vec + v] = A[
+                            T.min(ti * TILE_M + g, m - 1), ch * vec + v]
+        for u in T.unroll(unroll):
+            for s in T.unroll(sets):
+                for p in T.unroll(2):  # elements 0..3, then 4..7 of each chunk
+                    # a0: row g, k 2t..2t+1; a1: row g + 8; a2, a3: k 2t+8..2t+9
+                    for q in T.unroll(2):
+                        for h in T.unroll(2):
+                            for e in T.unroll(2):
+                                frag[q * 4 + h * 2 + e] = bv[
+                                    ((u * sets + s) * 2 + h) * vec + p * 4 + q * 2 + e]
+                    for ti in T.unroll(tiles):
+                        T.ptx_legacy.mma(
+                            "m16n8k16", "row", "col", ptx, ptx, "fp32",
+                            frag.data, 0, av.data, (u * tiles + ti) * vec + p * 4,
+                            acc.data, (s * tiles + ti) * 4, False, dtype="float32")
+
+    @T.macro
     def body(A, B, C, bias):
         T.device_entry()
         bx = T.cta_id([blocks])
@@ -97,42 +139,10 @@ def gemv_mma_module(
         r0 = bx * block_rows
         for i in T.unroll(sets * tiles * 4):
             acc[i] = T.float32(0)
-        for it in T.serial(iters):
-            # every load of the trip issued before the first mma
-            for u in T.unroll(unroll):
-                ch = ((it * unroll + u) * warps + w) * QUAD + lane % QUAD
-                for s in T.unroll(sets):
-                    for h in T.unroll(2):
-                        if ch < chunks:
-                            for v in T.vectorized(vec):
-                                bv[((u * sets + s) * 2 + h) * vec + v] = b_at(
-                                    B, s, T.min(r0 + s % rows * MMA_ROWS + h * 8 + g, n - 1),
-                                    ch * vec + v)
-                        else:
-                            for v in T.vectorized(vec):
-                                bv[((u * sets + s) * 2 + h) * vec + v] = zero
-                for ti in T.unroll(tiles):
-                    if ch < chunks and ti * TILE_M + g < m:
-                        for v in T.vectorized(vec):
-                            av[(u * tiles + ti) * vec + v] = A[
-                                T.min(ti * TILE_M + g, m - 1), ch * vec + v]
-                    else:
-                        for v in T.vectorized(vec):
-                            av[(u * tiles + ti) * vec + v] = zero
-            for u in T.unroll(unroll):
-                for s in T.unroll(sets):
-                    for p in T.unroll(2):  # elements 0..3, then 4..7 of each chunk
-                        # a0: row g, k 2t..2t+1; a1: row g + 8; a2, a3: k 2t+8..2t+9
-                        for q in T.unroll(2):
-                            for h in T.unroll(2):
-                                for e in T.unroll(2):
-                                    frag[q * 4 + h * 2 + e] = bv[
-                                        ((u * sets + s) * 2 + h) * vec + p * 4 + q * 2 + e]
-                        for ti in T.unroll(tiles):
-                            T.ptx_legacy.mma(
-                                "m16n8k16", "row", "col", ptx, ptx, "fp32",
-                                frag.data, 0, av.data, (u * tiles + ti) * vec + p * 4,
-                                acc.data, (s * tiles + ti) * 4, False, dtype="float32")
+        for it in T.serial(full):
+            trip(A, B, bv, av, frag, acc, w, lane % QUAD, g, r0, it, False)
+        if iters > full:  # the trip that ends past K: its chunks there are zeros
+            trip(A, B, bv, av, frag, acc, w, lane % QUAD, g, r0, full, True)
         # c0, c1: row g, columns 2t, 2t + 1 of the tile; c2, c3: row g + 8
         for s in T.unroll(sets):
             for ti in T.unroll(tiles):
