@@ -167,13 +167,15 @@ c3=consumers=3,block_n=192
     # mma.sync.m16n8k16, for the rows of A where the CUDA cores ran out of instructions (H100,
     # session 38: 0.57x cuBLAS at 16 x 4096 x 4096 fp16, 0.70x at 8); its gate cases, then
     # each against the split-K wgmma genome, the best ffma genome and cuBLAS (session 38's run:
-    # correct, faster only at 8 rows; its loads were since made unconditional inside K)
+    # correct, faster only at 8 rows; its loads were since made unconditional inside K), and
+    # with stages=3/4 (the chunks copied by cp.async through a ring in shared memory)
     timeout 150 python3 -m pytest -m gpu tests/gpu -q -p no:cacheprovider -rf -k tensor_cores 2>&1
     wg=block_n=64,consumers=1,stages=6,raster=0,splits=2,reduction=cluster
     g=family=cuda.gemv,math=mma
     for shape in 16,4096,4096 8,4096,4096 4,14336,4096 1,4096,4096; do
       check gemm_nt $shape float16 float16 $wg family=cuda.gemv $g,rows=1 $g,rows=1,warps=8 \
-        $g,rows=2,unroll=2 $g,rows=1,unroll=2,warps=8
+        $g,rows=2,unroll=2 $g,rows=1,unroll=2,stages=3 $g,rows=1,unroll=2,stages=4,warps=8 \
+        $g,rows=1,unroll=4,stages=3
     done
     check gemm_gated_nt 4,11008,4096 float16 float16 family=cuda.gemv,rows=1 $g,rows=1 \
       $g,rows=1,warps=8

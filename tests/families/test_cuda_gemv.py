@@ -76,7 +76,7 @@ def test_registers_bound_the_sums_and_chunks_a_lane_keeps():
     with pytest.raises(GenomeError, match="positive"):
         GemvParams(rows=0)
     assert Genome("cuda.gemv", GemvParams()).describe() == (
-        "cuda.gemv warps=4 rows=2 unroll=4 math=ffma"
+        "cuda.gemv warps=4 rows=2 unroll=4 math=ffma stages=0"
     )
 
 
@@ -133,7 +133,8 @@ def test_every_legal_genome_of_the_domain_builds_at_sixteen_rows(tmp_path):
             continue
         legal.append(params)
     ffma = [p for p in legal if p.math == "ffma"]
-    mma = [p for p in legal if p.math == "mma"]
+    mma = [p for p in legal if p.math == "mma" and p.stages == 0]
+    assert {p.stages for p in legal if p.math == "mma"} == {0, 3, 4}
     assert 20 <= len(ffma) < 36 and 20 <= len(mma) < 36  # the register budget rejects the widest
     for params in legal[::5]:  # a spread of them (each ~1 s with nvcc)
         assert "0 bytes spill stores" in ptxas_report(source(params, workload), tmp_path)
@@ -220,3 +221,34 @@ def test_mma_math_gated_mlp_reads_gate_and_up_groups(tmp_path):
     assert len(loads) == 2 * 2 * params.unroll  # (gate, up) x rows g, g + 8 x chunks
     assert sum(load.endswith(f"+ {11008 * 4096}") for load in loads) == 2 * params.unroll
     assert body.count("expf(") == 1  # silu of the gate sum, once per output a thread stores
+
+
+def test_mma_ring_copies_trips_ahead_through_shared_memory(tmp_path):
+    """stages=3: each lane copies (cp.async, 16 bytes) its chunks of a trip into its warp's ring
+    slot two trips ahead of the one it multiplies, one commit group a trip, and waits for the
+    oldest before reading its own chunks back; chunks past K are zeros stored directly."""
+    params = GemvParams(warps=4, rows=1, unroll=2, math="mma", stages=3)
+    FAMILY.check(params, SIXTEEN, SM90)
+    src = source(params, SIXTEEN)
+    body = src.split("main_kernel(")[-1]
+    loop = body[body.index("for (int it = 0; it < 16; ++it)") :]
+    copies = "tvm_builtin_ptx_cp_async_cg_async_cg_shared_global_16("
+    # prologue: 2 trips x 2 chunks x (2 rows of B + 2 tiles of A); the loop: one trip
+    assert body.count(copies) == 3 * 2 * 4 and loop.count(copies) == 2 * 4
+    assert "cp.async.wait_group 2;" in src and body.count("commit_group()") == 3
+    assert loop.index("wait_group_2()") < loop.index("mma.sync")
+    assert "extern __shared__" in body and "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    tail = source(params, Workload("gemm_nt", (3, 1001, 4104), "bfloat16", "bfloat16"))
+    assert "if (513 <= ch" in tail  # the trip past K stores zeros instead of copying
+
+
+def test_the_ring_is_for_mma_and_must_fit_shared_memory():
+    with pytest.raises(GenomeError, match="serves math=mma"):
+        FAMILY.check(GemvParams(stages=3), DECODE, SM90)
+    with pytest.raises(GenomeError, match="bad-gemv"):
+        GemvParams(math="mma", stages=1)
+    gated = Workload("gemm_gated_nt", (16, 4096, 4096), "float16", "float16")
+    with pytest.raises(GenomeError) as err:  # 8 x 4 x 2 trips of 96 rows x 64 bytes
+        FAMILY.check(GemvParams(warps=8, rows=2, unroll=2, math="mma", stages=4), gated, SM90)
+    assert err.value.reason == "shared-memory" and "over 232448" in str(err.value)
+    assert FAMILY.held_back == {"stages": (3, 4)}  # not drawn until a GPU run shows them

@@ -52,6 +52,7 @@ FIELD_BASES = {
     ("cuda.wgmma", "multicast"): {"cluster": 2},  # the operand a cluster pair shares
     ("cuda.wgmma", "k_atoms"): {"block_n": 128, "stages": 3},  # two rows a stage: fits smem
     ("cuda.wgmma", "operands"): {"block_n": 128, "store": "tma", "raster": 1},
+    ("cuda.gemv", "stages"): {"math": "mma"},  # the cp.async ring serves the tensor cores
 }
 
 

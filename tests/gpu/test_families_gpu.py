@@ -530,11 +530,13 @@ GEMV_MMA = [  # math=mma: B's rows as the mma's M side; edges, one and two 8-row
 ]
 
 
+@pytest.mark.parametrize("stages", [0, 3], ids=["registers", "ring3"])
 @pytest.mark.parametrize("workload", GEMV_MMA, ids=lambda w: w.name)
-def test_gemv_on_the_tensor_cores_passes_the_gate(target, workload):
+def test_gemv_on_the_tensor_cores_passes_the_gate(target, workload, stages):
+    """math=mma with its chunks loaded into registers and copied through a ring of 3 trips."""
     family = get("cuda.gemv")
     genome = Grammar(target).check(
-        Genome("cuda.gemv", family.default.replace(rows=1, math="mma")), workload
+        Genome("cuda.gemv", family.default.replace(rows=1, math="mma", stages=stages)), workload
     )
     exe = build_module(_kernel(family, genome.params, workload, target, 1), target)
     report = verify(exe["main"], workload, tvm.cuda(0))

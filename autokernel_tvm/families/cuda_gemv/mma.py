@@ -14,7 +14,8 @@ two ``m16n8k16`` products: logical k ``2t, 2t + 1`` (``t = lane % 4``) of the fi
 ``0, 1`` of the lane's chunk and ``2t + 8, 2t + 9`` are ``2, 3``; the second takes ``4..7``.
 The block's warps split K (step ``s`` to warp ``s % warps``); their fp32 sums meet in shared
 memory, and each output is finished (the epilogue) by one thread, 16 consecutive columns of C a
-row of A.
+row of A. With ``stages`` the chunks go through shared memory first (``cp.async``, each lane
+its own 16 bytes, so no barrier), ``stages - 1`` trips ahead of the products.
 """
 
 from __future__ import annotations
@@ -41,11 +42,14 @@ def mma_tiles(m: int) -> int:
 
 def gemv_mma_module(
     m: int, n: int, k: int, *, in_dtype: str, out_dtype: str, epilogue, warps: int, rows: int,
-    unroll: int, gated: bool = False,
+    unroll: int, gated: bool = False, stages: int = 0,
 ) -> tvm.IRModule:  # fmt: skip
     """The kernel's module (``main``: ``A, B, [bias | epilogue operands], C``), as
     :func:`.kernel.gemv_module` but ``rows`` counts 16-row groups of B a block owns and its
-    ``warps`` split their K."""
+    ``warps`` split their K. ``stages``: 0, a trip's chunks are loaded into registers; else
+    they are copied (``cp.async``) into a ring of that many trips in shared memory, each warp
+    its own, ``stages - 1`` trips ahead of the one multiplied: the copies in flight hold no
+    registers, so ptxas cannot issue them in turns."""
     vec = CHUNK_BYTES // 2  # elements of a chunk; K is a multiple (legal)
     chunks = k // vec
     steps = -(-chunks // QUAD)  # 32-element K steps
@@ -60,6 +64,7 @@ def gemv_mma_module(
     finals = rows * tiles * MMA_ROWS * TILE_M  # sums a block finishes (some past M or N)
     rounds = -(-finals // threads)
     ptx = PTX_TYPE[in_dtype]
+    ring_rows = sets * MMA_ROWS + tiles * TILE_M  # a step's rows in the ring: B's, then A's
     expression = epilogue if isinstance(epilogue, Epilogue) else None
     operands = operand_buffers(expression, (m, n), in_dtype)
     has_bias = bool(epilogue) and expression is None
@@ -83,7 +88,7 @@ def gemv_mma_module(
 
     # fmt: off
     @T.macro
-    def trip(A, B, bv, av, frag, acc, w, t, g, r0, it, guarded):
+    def load(A, B, bv, av, w, t, g, r0, it, guarded):
         # Every load of the trip issued before the first mma, unconditionally unless the trip
         # ends past K (``guarded``): loads in branches were issued in turns (ptxas kept 44
         # registers for 64 of chunks). Rows of A past M read its last row: their columns of
@@ -108,6 +113,57 @@ def gemv_mma_module(
                     for v in T.vectorized(vec):
                         av[(u * tiles + ti) * vec + v] = A[
                             T.min(ti * TILE_M + g, m - 1), ch * vec + v]
+
+    @T.macro
+    def copy(A, B, ring, w, t, g, r0, it, slot, guarded):
+        # the trip's chunks into the warp's ring slot, each lane its own (it reads them back
+        # itself: no barrier); chunks past K are zeros stored directly
+        for u in T.unroll(unroll):
+            ch = ((it * unroll + u) * warps + w) * QUAD + t
+            for s in T.unroll(sets):
+                for h in T.unroll(2):
+                    if guarded and ch >= chunks:
+                        for v in T.vectorized(vec):
+                            ring[w, slot, u, s * MMA_ROWS + h * 8 + g, t * vec + v] = zero
+                    else:
+                        T.ptx.cp.async_.cg.shared.global_(
+                            T.address_of(ring[w, slot, u, s * MMA_ROWS + h * 8 + g, t * vec]),
+                            T.address_of(b_at(
+                                B, s, T.min(r0 + s % rows * MMA_ROWS + h * 8 + g, n - 1),
+                                ch * vec)), CHUNK_BYTES)
+            for ti in T.unroll(tiles):
+                if guarded and ch >= chunks:
+                    for v in T.vectorized(vec):
+                        ring[w, slot, u, sets * MMA_ROWS + ti * TILE_M + g, t * vec + v] = zero
+                else:
+                    T.ptx.cp.async_.cg.shared.global_(
+                        T.address_of(ring[w, slot, u, sets * MMA_ROWS + ti * TILE_M + g, t * vec]),
+                        T.address_of(A[T.min(ti * TILE_M + g, m - 1), ch * vec]), CHUNK_BYTES)
+
+    @T.macro
+    def copy_trip(A, B, ring, w, t, g, r0, it):
+        if it < full:
+            copy(A, B, ring, w, t, g, r0, it, it % stages, False)
+        else:
+            if it < iters:
+                copy(A, B, ring, w, t, g, r0, it, it % stages, True)
+        T.ptx.cp.async_.commit_group()  # one group a trip, empty past the last
+
+    @T.macro
+    def unring(ring, bv, av, w, t, g, slot):
+        for u in T.unroll(unroll):
+            for s in T.unroll(sets):
+                for h in T.unroll(2):
+                    for v in T.vectorized(vec):
+                        bv[((u * sets + s) * 2 + h) * vec + v] = ring[
+                            w, slot, u, s * MMA_ROWS + h * 8 + g, t * vec + v]
+            for ti in T.unroll(tiles):
+                for v in T.vectorized(vec):
+                    av[(u * tiles + ti) * vec + v] = ring[
+                        w, slot, u, sets * MMA_ROWS + ti * TILE_M + g, t * vec + v]
+
+    @T.macro
+    def multiply(bv, av, frag, acc):
         for u in T.unroll(unroll):
             for s in T.unroll(sets):
                 for p in T.unroll(2):  # elements 0..3, then 4..7 of each chunk
@@ -139,10 +195,23 @@ def gemv_mma_module(
         r0 = bx * block_rows
         for i in T.unroll(sets * tiles * 4):
             acc[i] = T.float32(0)
-        for it in T.serial(full):
-            trip(A, B, bv, av, frag, acc, w, lane % QUAD, g, r0, it, False)
-        if iters > full:  # the trip that ends past K: its chunks there are zeros
-            trip(A, B, bv, av, frag, acc, w, lane % QUAD, g, r0, full, True)
+        if stages == 0:
+            for it in T.serial(full):
+                load(A, B, bv, av, w, lane % QUAD, g, r0, it, False)
+                multiply(bv, av, frag, acc)
+            if iters > full:  # the trip that ends past K: its chunks there are zeros
+                load(A, B, bv, av, w, lane % QUAD, g, r0, full, True)
+                multiply(bv, av, frag, acc)
+        else:
+            ring = T.alloc_buffer((max(warps, 1), max(stages, 1), unroll, ring_rows, QUAD * vec),
+                                  in_dtype, scope="shared.dyn", align=128)
+            for it in T.unroll(stages - 1):
+                copy_trip(A, B, ring, w, lane % QUAD, g, r0, it)
+            for it in T.serial(iters):
+                copy_trip(A, B, ring, w, lane % QUAD, g, r0, it + stages - 1)
+                T.ptx.cp.async_.wait_group(stages - 1)  # trip `it`'s group has landed
+                unring(ring, bv, av, w, lane % QUAD, g, it % max(stages, 1))
+                multiply(bv, av, frag, acc)
         # c0, c1: row g, columns 2t, 2t + 1 of the tile; c2, c3: row g + 8
         for s in T.unroll(sets):
             for ti in T.unroll(tiles):
