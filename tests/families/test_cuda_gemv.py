@@ -134,9 +134,9 @@ def test_every_legal_genome_of_the_domain_builds_at_sixteen_rows(tmp_path):
         legal.append(params)
     ffma = [p for p in legal if p.math == "ffma"]
     mma = [p for p in legal if p.math == "mma" and p.stages == 0]
-    assert {p.stages for p in legal if p.math == "mma"} == {0, 3, 4}
+    assert {p.stages for p in ffma} == {0} and {p.stages for p in legal} == {0, 3, 4}
     assert 20 <= len(ffma) < 36 and 20 <= len(mma) < 36  # the register budget rejects the widest
-    for params in legal[::5]:  # a spread of them (each ~1 s with nvcc)
+    for params in legal[::7]:  # a spread of them (each ~1 s with nvcc)
         assert "0 bytes spill stores" in ptxas_report(source(params, workload), tmp_path)
 
 
@@ -248,7 +248,7 @@ def test_the_ring_is_for_mma_and_must_fit_shared_memory():
     with pytest.raises(GenomeError, match="bad-gemv"):
         GemvParams(math="mma", stages=1)
     gated = Workload("gemm_gated_nt", (16, 4096, 4096), "float16", "float16")
-    with pytest.raises(GenomeError) as err:  # 8 x 4 x 2 trips of 96 rows x 64 bytes
+    with pytest.raises(GenomeError) as err:  # 8 x 4 x 2 steps of 96 rows x 64 bytes
         FAMILY.check(GemvParams(warps=8, rows=2, unroll=2, math="mma", stages=4), gated, SM90)
     assert err.value.reason == "shared-memory" and "over 232448" in str(err.value)
     assert FAMILY.held_back == {"stages": (3, 4)}  # not drawn until a GPU run shows them
