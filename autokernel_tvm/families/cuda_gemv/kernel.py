@@ -110,7 +110,15 @@ def gemv_module(
                         value(acc, i), (i // rows, n0 + i % rows), epilogue=epilogue,
                         out_dtype=out_dtype, bias=bias, operands=operands)
 
+    # fmt: on
+    return gemv_main(body, m, n, k, in_dtype, out_dtype, gated, has_bias, operands)
+
+
+def gemv_main(body, m, n, k, in_dtype, out_dtype, gated, has_bias, operands) -> tvm.IRModule:
+    """The module of a GEMV kernel ``body(A, B, C, bias)`` (a macro): ``main`` takes ``A, B,
+    [bias | the epilogue's operands], C``; B is ``[2, N, K]`` when ``gated``."""
     b_shape = (2, n, k) if gated else (n, k)
+    # fmt: off
     if has_bias:
         @T.prim_func
         def main(a: T.handle, b: T.handle, bias_: T.handle, c: T.handle):

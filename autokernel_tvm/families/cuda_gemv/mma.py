@@ -24,8 +24,8 @@ import tvm
 from tvm.script import tirx as T
 
 from ...workloads.epilogue import Epilogue
-from ..cuda_wgmma.epilogue import finish, operand_buffers, with_buffers
-from ..cuda_wgmma.structure import PIPELINE_ATTR
+from ..cuda_wgmma.epilogue import finish, operand_buffers
+from .kernel import gemv_main
 
 WARP = 32
 CHUNK_BYTES = 16  # one vector load: 8 halves
@@ -232,25 +232,5 @@ def gemv_mma_module(
                     value(red, grp, ti, r, col), (mi, ni), epilogue=epilogue,
                     out_dtype=out_dtype, bias=bias, operands=operands)
 
-    b_shape = (2, n, k) if gated else (n, k)
-    if has_bias:
-        @T.prim_func
-        def main(a: T.handle, b: T.handle, bias_: T.handle, c: T.handle):
-            A = T.match_buffer(a, (m, k), in_dtype, align=16)
-            B = T.match_buffer(b, b_shape, in_dtype, align=16)
-            Bias = T.match_buffer(bias_, (n,), in_dtype)
-            C = T.match_buffer(c, (m, n), out_dtype)
-            body(A, B, C, Bias)
-    else:
-        @T.prim_func(check_well_formed=False)
-        def main(a: T.handle, b: T.handle, c: T.handle):
-            A = T.match_buffer(a, (m, k), in_dtype, align=16)
-            B = T.match_buffer(b, b_shape, in_dtype, align=16)
-            C = T.match_buffer(c, (m, n), out_dtype)
-            body(A, B, C, None)
     # fmt: on
-
-    if operands:
-        main = with_buffers(main, operands, at=2)  # between B and C
-    tvm.tirx.analysis.verify_well_formed(main)
-    return tvm.IRModule({"main": main.with_attr(PIPELINE_ATTR, "tirx")})
+    return gemv_main(body, m, n, k, in_dtype, out_dtype, gated, has_bias, operands)
