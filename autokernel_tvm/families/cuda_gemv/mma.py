@@ -25,10 +25,8 @@ from tvm.script import tirx as T
 
 from ...workloads.epilogue import Epilogue
 from ..cuda_wgmma.epilogue import finish, operand_buffers
-from .kernel import gemv_main
+from .kernel import CHUNK_BYTES, WARP, gemv_main
 
-WARP = 32
-CHUNK_BYTES = 16  # one vector load: 8 halves
 QUAD = 4  # lanes sharing a row: a K step is their 4 chunks (32 halves)
 MMA_ROWS = 16  # rows of B an mma takes (its M)
 TILE_M = 8  # rows of A an mma takes (its N)
