@@ -177,8 +177,9 @@ c3=consumers=3,block_n=192
         $g,rows=2,unroll=2 $g,rows=1,unroll=2,stages=3 $g,rows=1,unroll=2,stages=4,warps=8 \
         $g,rows=1,unroll=4,stages=3
     done
+    check gemm_nt 8,4096,4096 bfloat16 bfloat16 $wg $g,rows=1,unroll=8 $g,rows=1,unroll=2,stages=3
     check gemm_gated_nt 4,11008,4096 float16 float16 family=cuda.gemv,rows=1 $g,rows=1 \
-      $g,rows=1,warps=8
+      $g,rows=1,warps=8 $g,rows=1,unroll=2,stages=3
   elif [ "$part" = 7 ]; then
     # fp8 with fp32 sums in 2 x 1 clusters (B multicast: half its L2 -> SM bytes; fast
     # accumulation won at 8192^3 that way, 1.025x): the seeds of 2026-12-05 with cluster=2
