@@ -210,6 +210,12 @@ def test_the_first_proposal_takes_the_tensor_cores_from_8_rows_of_16_bit_a():
     assert seed(4) == FAMILY.default and seed(16, "float32") == FAMILY.default
     assert seed(8) == GemvParams(rows=1, unroll=8, math="mma")
     assert seed(16, "bfloat16") == GemvParams(rows=2, unroll=2, math="mma")
+    # the gated MLP reads gate and up groups: the widest pick that its registers hold
+    for m, want in ((8, GemvParams(rows=1, unroll=4, math="mma")),
+                    (16, GemvParams(rows=2, unroll=2, math="mma"))):  # fmt: skip
+        gated = Workload("gemm_gated_nt", (m, 11008, 4096), "float16", "float16")
+        assert FAMILY.seed(gated, SM90) == want
+        FAMILY.check(want, gated, SM90)
 
 
 def test_mma_math_gated_mlp_reads_gate_and_up_groups(tmp_path):

@@ -130,12 +130,21 @@ class CudaGemv(Family):
     def seed(self, workload, target) -> GemvParams:
         """From :data:`MMA_FROM` rows of 16-bit A on the tensor cores: one 16-row group of B a
         block and 8 chunks a lane in flight for one 8-row tile of A (the winner at 8 rows),
-        two groups of 2 chunks for two tiles (the best of four at 16)."""
+        two groups of 2 chunks for two tiles (the best of four at 16); fewer chunks where the
+        registers do not hold those (the gated MLP reads two groups an output)."""
         if workload.shape[0] < MMA_FROM or workload.dtype not in PTX_TYPE:
             return self.default
         if mma_tiles(workload.shape[0]) == 1:
-            return GemvParams(rows=1, unroll=8, math="mma")
-        return GemvParams(rows=2, unroll=2, math="mma")
+            picks = [GemvParams(rows=1, unroll=u, math="mma") for u in (8, 4, 2)]
+        else:
+            picks = [GemvParams(rows=r, unroll=2, math="mma") for r in (2, 1)]
+        for params in picks:
+            try:
+                self.check(params, workload, target)
+            except GenomeError:
+                continue
+            return params
+        return self.default
 
     def candidate(self, params: GemvParams, workload, target) -> Kernel:
         m, n, k = workload.shape
