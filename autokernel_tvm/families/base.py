@@ -150,6 +150,17 @@ class Family:
         GEMM whose tiles leave most of the GPU idle)."""
         return self.default
 
+    def first_legal(self, candidates, workload, target) -> Params:
+        """The first of ``candidates`` that :meth:`check` takes here, else the default (what a
+        :meth:`seed` with a preference order returns)."""
+        for params in candidates:
+            try:
+                self.check(params, workload, target)
+            except GenomeError:
+                continue
+            return params
+        return self.default
+
     def impossible(self, workload, target) -> dict[str, tuple]:
         """Gene values no genome may take on ``workload`` whatever its other genes (the
         generator never draws them); every other value at least one legal genome has."""

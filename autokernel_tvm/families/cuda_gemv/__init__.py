@@ -138,13 +138,7 @@ class CudaGemv(Family):
             picks = [GemvParams(rows=1, unroll=u, math="mma") for u in (8, 4, 2)]
         else:
             picks = [GemvParams(rows=r, unroll=2, math="mma") for r in (2, 1)]
-        for params in picks:
-            try:
-                self.check(params, workload, target)
-            except GenomeError:
-                continue
-            return params
-        return self.default
+        return self.first_legal(picks, workload, target)
 
     def candidate(self, params: GemvParams, workload, target) -> Kernel:
         m, n, k = workload.shape

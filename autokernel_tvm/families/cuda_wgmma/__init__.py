@@ -328,7 +328,7 @@ class CudaWgmma(Family):
         narrower = [params.replace(accum="promoted", block_n=b) for b in widths]
         last = WgmmaParams(block_n=64, consumers=1, raster=0, accum="promoted")
         ordered = [*wide, *pairs] if wide_first else [*pairs, *wide]
-        return self._first_legal([*ordered, *narrower, last], workload, target)
+        return self.first_legal([*ordered, *narrower, last], workload, target)
 
     def _seed(self, workload, target) -> WgmmaParams:
         """Decode (M < 128): :meth:`_narrow_seed`. Split-K where the default's 128 x 256 tiles
@@ -367,11 +367,11 @@ class CudaWgmma(Family):
                 sms = limits(target).sm_count
                 wide = max((256, 192), key=lambda b: (_fill(workload, b, sms), -b))
                 genes = ({**rows, "block_n": wide}, rows, persistent)
-            return self._first_legal((self.default.replace(**g) for g in genes), workload, target)
+            return self.first_legal((self.default.replace(**g) for g in genes), workload, target)
         base = WgmmaParams(block_n=256, consumers=2, stages=4, raster=0)
         steps = -(-k // k_step(workload.dtype))
         splits = (s for s in sorted(SPLITS, reverse=True) if steps // s >= SEED_SPLIT_STEPS)
-        return self._first_legal((base.replace(splits=s) for s in splits), workload, target)
+        return self.first_legal((base.replace(splits=s) for s in splits), workload, target)
 
     def _conv_edge_seed(self, workload, target) -> WgmmaParams:
         """A conv whose output channels are not a multiple of 64 (conv_edges): the widest tile
@@ -384,7 +384,7 @@ class CudaWgmma(Family):
         width = max(b for b, f in fills.items() if f >= 0.98 * max(fills.values()))
         persistent = {"schedule": "persistent", "store": "tma", "block_n": width}
         genes = (persistent, {"block_n": width})
-        return self._first_legal((self.default.replace(**g) for g in genes), workload, target)
+        return self.first_legal((self.default.replace(**g) for g in genes), workload, target)
 
     def _narrow_seed(self, workload, target) -> WgmmaParams:
         """Decode (M < 128): one-warpgroup tiles, the (block_n, splits) whose blocks fill the
@@ -410,17 +410,7 @@ class CudaWgmma(Family):
             for _, splits, block_n in sorted(options)
             for more in ([{"reduction": "cluster"}, {}] if splits > 1 else [{"store": "tma"}, {}])
         )
-        return self._first_legal(candidates, workload, target)
-
-    def _first_legal(self, candidates, workload, target) -> WgmmaParams:
-        """The first of ``candidates`` the kernel's checks take here, else the default."""
-        for params in candidates:
-            try:
-                self.check(params, workload, target)
-            except GenomeError:
-                continue
-            return params
-        return self.default
+        return self.first_legal(candidates, workload, target)
 
     def impossible(self, workload, target) -> dict[str, tuple]:
         """pad=lines where no operand has rows that are 16-byte but not 128-byte multiples;
