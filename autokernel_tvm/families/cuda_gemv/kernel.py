@@ -47,9 +47,7 @@ def gemv_module(
     halves = 2 if gated else 1  # rows of B an output reads
     b_rows = halves * rows  # rows of B a warp reads: row j is half j // rows, output j % rows
     outs = m * b_rows  # sums a lane keeps
-    expression = epilogue if isinstance(epilogue, Epilogue) else None
-    operands = operand_buffers(expression, (m, n), in_dtype)
-    has_bias = bool(epilogue) and expression is None
+    operands = operand_buffers(epilogue, (m, n), in_dtype)  # an expression's; [] for a name
     zero = tvm.tirx.const(0, in_dtype)
     one = tvm.tirx.const(1.0, "float32")
 
@@ -111,12 +109,13 @@ def gemv_module(
                         out_dtype=out_dtype, bias=bias, operands=operands)
 
     # fmt: on
-    return gemv_main(body, m, n, k, in_dtype, out_dtype, gated, has_bias, operands)
+    return gemv_main(body, m, n, k, in_dtype, out_dtype, gated, epilogue, operands)
 
 
-def gemv_main(body, m, n, k, in_dtype, out_dtype, gated, has_bias, operands) -> tvm.IRModule:
+def gemv_main(body, m, n, k, in_dtype, out_dtype, gated, epilogue, operands) -> tvm.IRModule:
     """The module of a GEMV kernel ``body(A, B, C, bias)`` (a macro): ``main`` takes ``A, B,
     [bias | the epilogue's operands], C``; B is ``[2, N, K]`` when ``gated``."""
+    has_bias = bool(epilogue) and not isinstance(epilogue, Epilogue)
     b_shape = (2, n, k) if gated else (n, k)
     # fmt: off
     if has_bias:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import tvm
 from tvm.script import tirx as T
 
-from ...workloads.epilogue import Epilogue
 from ..cuda_wgmma.epilogue import finish, operand_buffers
 from .kernel import CHUNK_BYTES, WARP, gemv_main
 
@@ -63,9 +62,7 @@ def gemv_mma_module(
     rounds = -(-finals // threads)
     ptx = PTX_TYPE[in_dtype]
     ring_rows = sets * MMA_ROWS + tiles * TILE_M  # a step's rows in the ring: B's, then A's
-    expression = epilogue if isinstance(epilogue, Epilogue) else None
-    operands = operand_buffers(expression, (m, n), in_dtype)
-    has_bias = bool(epilogue) and expression is None
+    operands = operand_buffers(epilogue, (m, n), in_dtype)  # an expression's; [] for a name
     zero = tvm.tirx.const(0, in_dtype)
     one = tvm.tirx.const(1.0, "float32")
 
@@ -231,4 +228,4 @@ def gemv_mma_module(
                     out_dtype=out_dtype, bias=bias, operands=operands)
 
     # fmt: on
-    return gemv_main(body, m, n, k, in_dtype, out_dtype, gated, has_bias, operands)
+    return gemv_main(body, m, n, k, in_dtype, out_dtype, gated, epilogue, operands)
