@@ -50,14 +50,14 @@ def main(argv=None) -> int:
         print(f"error: --reports: no such directory {missing[0]}", file=sys.stderr)
         return 2
 
-    from autokernel_tvm.space import ranker
+    from autokernel_tvm.space import checks, ranker
     from autokernel_tvm.targets import make_target
 
     target = make_target(args.target, args.arch)
     paths = [
         f
         for d in args.reports
-        for pattern in ("*.json", "genome_check*.jsonl")  # tuning reports, direct checks
+        for pattern in ("*.json", checks.FILES)  # tuning reports, direct checks
         for f in glob.glob(os.path.join(d, "**", pattern), recursive=True)
     ]
     data = [r for r in ranker.records(paths) if r.genome.family == args.family]

@@ -47,7 +47,7 @@ def main(argv=None) -> int:
         print(f"error: --since: expected YYYY-MM-DD, got {args.since!r}", file=sys.stderr)
         return 2
 
-    from autokernel_tvm.space import library
+    from autokernel_tvm.space import checks, library
 
     def under(pattern):
         return [
@@ -56,9 +56,9 @@ def main(argv=None) -> int:
             for f in glob.glob(os.path.join(d, "**", pattern), recursive=True)
         ]
 
-    paths, checks = under("*.json"), under("genome_check*.jsonl")
+    paths, checked = under("*.json"), under(checks.FILES)
     found = library.from_reports(paths, args.target, args.since)
-    found += library.from_checks(checks, args.target, args.since)
+    found += library.from_checks(checked, args.target, args.since)
     if not found:
         print(
             f"error: --reports: no verified {args.target} winner measured since {args.since}",
@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     summary = library.refresh(args.out, args.target, found, args.since)
     print(
         f"{len(found)} verified winners since {args.since} in {len(paths)} reports and "
-        f"{len(checks)} direct checks"
+        f"{len(checked)} direct checks"
     )
     for family, s in summary.items():
         print(

@@ -14,6 +14,9 @@ from ..workloads import Workload
 from ..workloads.errors import WorkloadError
 from .genome import Genome, GenomeError
 
+#: the files of direct checks under a results folder (``genome_check.jsonl``, renamed per call)
+FILES = "genome_check*.jsonl"
+
 
 @dataclass(frozen=True)
 class Checked:
@@ -27,15 +30,21 @@ class Checked:
     latency_us: float
 
 
+def genome_of_genes(genes: dict) -> Genome:
+    """``genes`` (``genome_check.py --genomes``) over the default of their ``family=``
+    (``cuda.wgmma`` without one). Raises :class:`GenomeError` for a family or gene this
+    version does not have."""
+    rest = dict(genes)
+    family = rest.pop("family", "cuda.wgmma")
+    return Genome.default(family).replace(**rest)
+
+
 def genome_of_row(row: dict) -> Genome:
     """The genome a row measured: its ``family`` and ``params`` (rows since 2026-12-06), else
-    its genes over the default of ``family=`` (``cuda.wgmma`` without one), as the script built
-    it. Raises :class:`GenomeError` for a family or gene this version no longer has."""
+    its genes as the script built them (:func:`genome_of_genes`)."""
     if "params" in row:
         return Genome.from_json({"family": row["family"], "params": row["params"]})
-    genes = dict(row["genes"])
-    family = genes.pop("family", "cuda.wgmma")
-    return Genome.default(family).replace(**genes)
+    return genome_of_genes(row["genes"])
 
 
 def read_checks(path: str) -> list[Checked]:

@@ -47,6 +47,7 @@ from autokernel_tvm import results, timing  # noqa: E402
 from autokernel_tvm.builder import build_module, cuda_source  # noqa: E402
 from autokernel_tvm.families import get  # noqa: E402
 from autokernel_tvm.manifest import out_pitch  # noqa: E402
+from autokernel_tvm.space.checks import genome_of_genes  # noqa: E402
 from autokernel_tvm.space.genome import Genome  # noqa: E402
 from autokernel_tvm.space.grammar import Grammar  # noqa: E402
 from autokernel_tvm.targets import detect_cuda_arch, make_target  # noqa: E402
@@ -69,9 +70,7 @@ def parse_genes(text: str) -> dict:
 def genome_of(genes: dict, workload: Workload, target) -> Genome:
     """The grammar-checked genome ``genes`` spell: over ``cuda.wgmma``'s default, or (with
     ``family=NAME``) over that whole-kernel family's."""
-    family = genes.get("family", "cuda.wgmma")
-    rest = {k: v for k, v in genes.items() if k != "family"}
-    return Grammar(target).check(Genome.default(family).replace(**rest), workload)
+    return Grammar(target).check(genome_of_genes(genes), workload)
 
 
 def ptxas_usage(source: str, arch: str) -> dict:
