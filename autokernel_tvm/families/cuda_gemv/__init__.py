@@ -109,19 +109,18 @@ class CudaGemv(Family):
             ring_rows = b_rows * MMA_ROWS + tiles * TILE_M  # a step's rows of B and A
             ring = params.warps * params.stages * params.unroll * ring_rows * QUAD * CHUNK_BYTES
             ring += params.warps * b_rows * tiles * MMA_ROWS * TILE_M * 4  # the warps' sums
+            budget = limits(target).smem_per_block
+            if params.stages and ring > budget:
+                raise GenomeError(
+                    "shared-memory",
+                    f"a ring of {params.stages} steps for {params.warps} warps takes {ring} "
+                    f"bytes of shared memory, over {budget}",
+                )
         else:
-            regs = m * b_rows + b_rows * params.unroll * chunk
-            what = f"{m} x {b_rows} sums + {b_rows} x {params.unroll} chunks of B"
             if params.stages:
                 raise GenomeError("gemv-math", "stages: the cp.async ring serves math=mma")
-            ring = 0
-        budget = limits(target).smem_per_block
-        if params.stages and ring > budget:
-            raise GenomeError(
-                "shared-memory",
-                f"a ring of {params.stages} steps for {params.warps} warps takes {ring} bytes of "
-                f"shared memory, over {budget}",
-            )
+            regs = m * b_rows + b_rows * params.unroll * chunk
+            what = f"{m} x {b_rows} sums + {b_rows} x {params.unroll} chunks of B"
         if regs > REGISTER_BUDGET:
             raise GenomeError(
                 "registers", f"{what} = {regs} registers a lane, over {REGISTER_BUDGET}"
