@@ -22,6 +22,18 @@ BIAS_START = [
      {"raster": 1}),
 ]  # fmt: skip
 
+#: bias_at=prefetch: BIAS_START's cases, an fp32 C (which "start" may not take), a persistent
+#: direct store (no staging barrier between one tile's reads of the slice and the next tile's
+#: writes but the slice's own) and 128-wide tiles (half the threads hold columns)
+BIAS_PREFETCH = [
+    *BIAS_START,
+    (Workload("gemm_bias_relu", (1000, 1000, 1000), "float16", "float32"), {"raster": 1}),
+    (Workload("gemm_bias", (4096, 2000, 512), "bfloat16", "bfloat16"),
+     {"schedule": "persistent", "store": "direct"}),
+    (Workload("gemm_bias_relu", (2048, 1000, 1024), "float16", "float16"),
+     {"schedule": "persistent", "store": "tma", "block_n": 128, "arrangement": "pingpong"}),
+]  # fmt: skip
+
 #: store=rows: odd N (fp16, fp32 out), a batch with M and N edges, gated, with bias_at=start
 ROWS = [
     (Workload("gemm_nt", (8205, 5921, 2949), "float16", "float16"), {"schedule": "persistent"}),

@@ -50,7 +50,8 @@
 # ping-pong.
 # Rows go to $OUT/<device>.jsonl and $OUT/genome_check.jsonl, the log to $OUT/structures_N.log.
 # Part 12: cuda.gemv on the tensor cores (math=mma): its GPU gate cases, then 1-16 rows of A.
-#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|...|12
+# Part 13: the bias prefetched into shared memory (bias_at=prefetch) against store and start.
+#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|...|13
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 part=${1:-1}
@@ -180,6 +181,18 @@ c3=consumers=3,block_n=192
     check gemm_nt 8,4096,4096 bfloat16 bfloat16 $wg $g,rows=1,unroll=8 $g,rows=1,unroll=2,stages=3
     check gemm_gated_nt 4,11008,4096 float16 float16 family=cuda.gemv,rows=1 $g,rows=1 \
       $g,rows=1,warps=8 $g,rows=1,unroll=2,stages=3
+  elif [ "$part" = 13 ]; then
+    # bias_at=prefetch (session 39, built without a GPU): each consumer thread loads two of
+    # the tile's bias columns before the mainloop, the write-back reads them from shared
+    # memory (H200, session 36: bias + ReLU cost 7.4 us over the plain 204 us GEMM at 4096^3,
+    # started from the bias 5.8): its gate cases, then against "store" and "start"
+    timeout 200 python3 -m pytest -m gpu tests/gpu -q -p no:cacheprovider -rf -k prefetch 2>&1
+    check gemm_nt 4096,4096,4096 float16 float16 $seed
+    check gemm_bias_relu 4096,4096,4096 float16 float16 $seed $seed,bias_at=start \
+      $seed,bias_at=prefetch $seed,bias_at=prefetch,regs=split \
+      $seed,bias_at=prefetch,arrangement=pingpong
+    check gemm_bias_gelu 2048,16384,4096 float16 float16 $seed $seed,bias_at=prefetch \
+      $seed,bias_at=prefetch,arrangement=pingpong $seed,bias_at=prefetch,regs=split
   elif [ "$part" = 7 ]; then
     # fp8 with fp32 sums in 2 x 1 clusters (B multicast: half its L2 -> SM bytes; fast
     # accumulation won at 8192^3 that way, 1.025x): the seeds of 2026-12-05 with cluster=2

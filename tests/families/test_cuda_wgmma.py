@@ -8,6 +8,7 @@ import subprocess
 import pytest
 from wgmma_cases import (  # shared with the GPU tests
     BATCH_EDGES,
+    BIAS_PREFETCH,
     BIAS_START,
     CONSUMERS3,
     CONV_EDGES,
@@ -795,11 +796,11 @@ def test_the_family_seeds_split_k_where_the_default_grid_leaves_sms_idle():
     big = FAMILY.seed(Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16"), TARGET)
     assert big == DEFAULT.params.replace(schedule="persistent", store="tma")
     odd = FAMILY.seed(Workload("gemm_nt", (8205, 5921, 2949), "float16", "float16"), TARGET)
-    # C's 5921-column rows: staged, then written in row runs (not TMA-stored through scratch);
+    # C's 5921-column rows: TMA-stored into rows padded to 5952 (the result a view of them);
     # 65 x 31 tiles 192 wide in 16 rounds fill the SMs as 65 x 24 tiles 256 wide in 12 do
-    assert odd == DEFAULT.params.replace(schedule="persistent", store="rows", block_n=192)
+    assert odd == DEFAULT.params.replace(schedule="persistent", store="tma", block_n=192)
     small = FAMILY.seed(Workload("gemm", (2047, 2049, 2051), "bfloat16", "bfloat16"), TARGET)
-    assert (small.block_n, small.store) == (192, "rows")  # 176 tiles against 144: both 2 rounds
+    assert (small.block_n, small.store) == (192, "tma")  # 176 tiles against 144: both 2 rounds
     odd32 = FAMILY.seed(Workload("gemm_nt", (8205, 5921, 2949), "float16", "float32"), TARGET)
     assert odd32 == DEFAULT.params.replace(schedule="persistent", store="tma")  # rows spill
     assert FAMILY.seed(NT, TARGET).splits == 2  # 1024^3: 32 tiles, 16 K steps, 8 per block
@@ -1653,7 +1654,7 @@ def test_bias_at_start_needs_a_bias_and_tiles_one_block_computes():
     )  # fmt: skip
     with pytest.raises(GenomeError, match="adds no per-column vector"):
         Grammar(TARGET).check(start, scaled)  # acc * x0 + x1: x1 is not added to acc itself
-    assert FAMILY.impossible(plain, TARGET)["bias_at"] == ("start",)
+    assert FAMILY.impossible(plain, TARGET)["bias_at"] == ("start", "prefetch")
     bias = Workload("gemm_bias_relu", (256, 4096, 65536), "float16", "float16")
     assert "bias_at" not in FAMILY.impossible(bias, TARGET)
     with pytest.raises(GenomeError, match="split tile"):
@@ -1690,6 +1691,55 @@ def test_bias_at_start_loads_the_bias_into_the_accumulators_not_the_write_back(
     assert vector not in write_back and vector in before[before.rindex("aligned_0") :]
     if workload.op != "conv2d_nhwc" and workload.shape[-2] % 256:  # N's edge: 0, unread
         assert "if (" in body[first_load - 200 : first_load]
+    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+
+
+def test_bias_at_prefetch_needs_a_column_vector_and_whole_tiles_and_takes_fp32_c():
+    """The prefetched vector is the same one "start" starts from, on the same tiles (a tile's K
+    steps in one block); it is added at the store, so an fp32 C may take it; operands=ba adds
+    its bias at the store only (C's columns are the tile's rows there)."""
+    prefetch = DEFAULT.replace(bias_at="prefetch")
+    plain = Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16")
+    with pytest.raises(GenomeError, match="bias_at=prefetch: the epilogue adds no per-column"):
+        Grammar(TARGET).check(prefetch, plain)
+    assert FAMILY.impossible(plain, TARGET)["bias_at"] == ("start", "prefetch")
+    bias = Workload("gemm_bias_relu", (256, 4096, 65536), "float16", "float16")
+    with pytest.raises(GenomeError, match="bias_at=prefetch: a tile's K steps in one block"):
+        Grammar(TARGET).check(prefetch.replace(splits=4, block_n=128, raster=1), bias)
+    fp32_out = Workload("gemm_bias_relu", (256, 4096, 1024), "float16", "float32")
+    assert Grammar(TARGET).check(prefetch.replace(raster=1), fp32_out).params.bias_at == (
+        "prefetch"
+    )
+    assert FAMILY.impossible(fp32_out, TARGET)["bias_at"] == ("start",)
+    conv = Workload("conv2d_nhwc", (32, 28, 28, 256, 256, 3, 3, 1, 1), "float16", "float16",
+                    epilogue=Epilogue(F("relu", F("add", ACC, operand(0))), ("n",)))  # fmt: skip
+    swapped = prefetch.replace(operands="ba", block_n=112, store="tma", raster=1)
+    assert "bias_at=store" in legal(
+        32 * 28 * 28, 256, 9 * 256, **{**structure(swapped.params, conv), "smem_limit": SMEM,
+                                       "sm_count": 132})  # fmt: skip
+
+
+@pytest.mark.parametrize("workload, genes", BIAS_PREFETCH, ids=lambda x: str(x)[:60])
+def test_bias_at_prefetch_loads_the_slice_before_the_mainloop_and_adds_it_from_shared_memory(
+    needs_nvcc, tmp_path, workload, genes
+):
+    """Each consumer thread loads its two columns of the tile's slice before the first wgmma;
+    the write-back reads the vector only from shared memory, where the slice is stored between
+    two of the warpgroup's barriers (the first: its previous tile's reads are done); the
+    store's other work stays; nothing spills."""
+    genome = Grammar(TARGET).check(DEFAULT.replace(bias_at="prefetch", **genes), workload)
+    src = cuda_source(build_module(kernel_module(genome, workload), TARGET, check_nvcc=True))
+    vector = "Bias_ptr[" if workload.epilogue is None else "x0_ptr["
+    body = main_body(src)
+    assert body.rindex(vector) < body.index("_mma_async_sync_aligned_m64")  # every load before
+    write_back = body[body.rindex("wait_group_sync_aligned_0") :]  # after the last mainloop
+    assert vector not in write_back and "vec_s_ptr[" in write_back
+    stored = write_back.index("vec_s_ptr[")
+    syncs = [m.start() for m in re.finditer(r"bar\.sync|named_barrier|warpgroup_sync",
+                                            write_back)]  # fmt: skip
+    assert any(x < stored for x in syncs) and any(x > stored for x in syncs)
+    if workload.epilogue is not None and len(workload.epilogue.operands) > 1:
+        assert "x1_ptr[" in write_back  # the expression's other operand, read at the store
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
 
 

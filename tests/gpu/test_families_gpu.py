@@ -16,6 +16,7 @@ import tvm
 from tvm.s_tir import meta_schedule as ms
 from wgmma_cases import (  # tests/wgmma_cases.py, shared with the CPU tests
     BATCH_EDGES,
+    BIAS_PREFETCH,
     BIAS_START,
     CONSUMERS3,
     CONV_EDGES,
@@ -400,6 +401,16 @@ def test_bias_at_start_passes_the_gate(target, workload, genes):
     the fragment layout, an edge column read past N or a tile of a persistent block started
     from the previous tile's columns fails the fp64 check."""
     genes = {"bias_at": "start", **genes}
+    _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))
+
+
+@pytest.mark.parametrize("workload, genes", BIAS_PREFETCH, ids=_ids(BIAS_PREFETCH))
+def test_bias_at_prefetch_passes_the_gate(target, workload, genes):
+    """The vector's slice staged in shared memory: a column off by the slice's offset, a tile
+    that reads the previous tile's slice (a missing barrier), a slice half filled on 128-wide
+    tiles or an edge column read past N fails the fp64 check or the NaN-poisoned output
+    check."""
+    genes = {"bias_at": "prefetch", **genes}
     _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))
 
 

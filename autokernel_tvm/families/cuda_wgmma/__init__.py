@@ -122,7 +122,8 @@ class WgmmaParams(Params):
     and sum through its distributed shared memory: one launch); bias_at: where the epilogue's
     bias (or an expression's ``acc + x[n]``) joins the accumulators, "store" (in the write-back)
     or "start" (each tile's accumulators start from it: no loads of it in the write-back; tiles
-    one block computes whole); accum: how fp8 products are summed, "tensor" (all of K in the
+    one block computes whole) or "prefetch" (added in the write-back from shared memory, the
+    tile's slice loaded before its mainloop; the same tiles); accum: how fp8 products are summed, "tensor" (all of K in the
     wgmma accumulator, ~14 bits kept: cuBLASLt's fast accumulation) or "promoted" (each K step's
     128 products then added into fp32 registers: torch._scaled_mm's default accuracy) or
     "pipelined" (the same sums, K steps in pairs into two register sets, one summed while the
@@ -310,10 +311,22 @@ class CudaWgmma(Family):
             raise GenomeError("wgmma-structure", why)
 
     def seed(self, workload, target) -> WgmmaParams:
-        """:meth:`_seed`'s structure; for fp8 summed in fp32 (the default accuracy), the same
-        with ``accum="promoted"`` on tiles at most 128 wide (two accumulator sets)."""
-        if not _needs_promotion(workload):
-            return self._seed(workload, target)
+        """:meth:`_promoted_seed`, else :meth:`_seed`'s structure; where the epilogue adds a
+        per-column vector (a bias) to the sums, the same with that vector prefetched
+        (``bias_at="prefetch"``) where that is legal: its loads leave the write-back, where
+        the tensor cores wait on them."""
+        if _needs_promotion(workload):
+            params = self._promoted_seed(workload, target)
+        else:
+            params = self._seed(workload, target)
+        if column_bias(structure(params, workload)["epilogue"]) is None:
+            return params
+        prefetched = params.replace(bias_at="prefetch")
+        return self.first_legal([prefetched, params], workload, target)
+
+    def _promoted_seed(self, workload, target) -> WgmmaParams:
+        """fp8 summed in fp32 (the default accuracy): :meth:`_seed`'s structure with
+        ``accum="promoted"`` on tiles at most 128 wide (two accumulator sets)."""
         params = self._seed(replace(workload, precision="fast_accum"), target)
         # H200 2026-12-05 against torch._scaled_mm (promoted), e4m3 -> bf16, persistent + TMA
         # store: 4096^3 128 wide 0.891x, in step pairs with split registers 0.910x, 192 wide
@@ -343,14 +356,15 @@ class CudaWgmma(Family):
         0.89 -> 1.00x (``benchmarks/results/README.md``, kernel structures); 8 tuning trials
         did not always reach it from the default. Where the last wave's tiles fit clusters of 2
         blocks, the streamk schedule first: 2048 x 11008 x 4096 0.945 -> 1.00x fp16, 0.943 ->
-        0.997x bf16, 2048 x 32000 x 4096 0.99 -> 1.01x. Where C's rows are not 16-byte multiples
-        (the TMA cannot store them), the tile staged and written in whole row runs
-        (store=rows): H200 2026-12-05, 8205 x 5921 x 2949 fp16, 529 us against 597 us stored
-        from registers (4.47x / 3.94x cuBLAS); TMA stores through scratch rows lost to the
-        register stores there (470 vs 486 TFLOP/s, 2026-12-04). A 16-bit C only: with an fp32
-        C the persistent rows kernel spills (768 bytes, ptxas). Those tiles 192 wide where
-        that fills the SMs' rounds at least as well (:func:`_fill`): 525 against 534 us there
-        (the same 93.6% fill, 2026-12-05 second run)."""
+        0.997x bf16, 2048 x 32000 x 4096 0.99 -> 1.01x. Where C's rows are not 16-byte
+        multiples: the TMA store into C's rows padded to the next multiple (the padding is the
+        kernel's scratch, the result a view of the rows), then the tile staged and written in
+        whole row runs (store=rows). H100 2026-12-06: 8205 x 5921 x 2949 fp16 478.9 us
+        through the view, 532.7 in row runs, 4.91x / 4.44x cuBLAS; 2047 x 2049 x 2051 bf16 57.2
+        against 62.9 us (H200 2026-12-05: rows 529 us against 597 stored from registers). A
+        16-bit C only: with an fp32 C the persistent rows kernel spills (768 bytes, ptxas).
+        Those tiles 192 wide where that fills the SMs' rounds at least as well (:func:`_fill`):
+        525 against 534 us in row runs (the same 93.6% fill, 2026-12-05)."""
         m, n, k = _mnk(workload)
         if m < 2 * WG_ROWS:
             return self._narrow_seed(workload, target)
@@ -366,7 +380,8 @@ class CudaWgmma(Family):
                 rows = {**persistent, "store": "rows"}
                 sms = limits(target).sm_count
                 wide = max((256, 192), key=lambda b: (_fill(workload, b, sms), -b))
-                genes = ({**rows, "block_n": wide}, rows, persistent)
+                view = {**persistent, "store": "tma", "block_n": wide}
+                genes = (view, {**rows, "block_n": wide}, rows, persistent)
             return self.first_legal((self.default.replace(**g) for g in genes), workload, target)
         base = WgmmaParams(block_n=256, consumers=2, stages=4, raster=0)
         steps = -(-k // k_step(workload.dtype))
@@ -417,7 +432,8 @@ class CudaWgmma(Family):
         the splits the kernel's split check refuses even for the fewest tiles (128 x 256), as
         split-K and as the last wave of the streamk schedule (whose tail depends on the tile:
         the grammar offers streamk's splits where the default tile leaves a partial wave that
-        they fit); bias_at=start where the epilogue adds no bias to the accumulator or C is fp32;
+        they fit); bias_at=start and prefetch where the epilogue adds no bias to the accumulator
+        (start also where C is fp32);
         store=rows where the TMA can store C's rows; accum=promoted and pipelined for inputs
         that are not fp8, accum=tensor for fp8 that must be summed in fp32; order=hilbert where
         even 64 x 64 tiles leave fewer rows or columns of tiles than the smallest raster;
@@ -428,7 +444,9 @@ class CudaWgmma(Family):
         out = {}
         if row_pads(m, n, k, **{**st, "pad": "lines"}) == row_pads(m, n, k, **st):
             out["pad"] = ("lines",)
-        if column_bias(st["epilogue"]) is None or st["out_dtype"] == "float32":
+        if column_bias(st["epilogue"]) is None:
+            out["bias_at"] = ("start", "prefetch")
+        elif st["out_dtype"] == "float32":
             out["bias_at"] = ("start",)
         if st["in_dtype"] not in FP8:
             out["accum"] = PROMOTED  # 16-bit and TF32 products are summed in fp32

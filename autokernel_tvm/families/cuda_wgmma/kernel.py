@@ -296,7 +296,9 @@ def wgmma_gemm(
     expression = epilogue if isinstance(epilogue, Epilogue) else None
     has_bias = bool(epilogue) and expression is None
     started = st.bias_at == "start"  # the accumulators start from column_bias's vector
-    start_operand = column_bias(epilogue)[0] if started else None  # -1: the bias
+    prefetched = st.bias_at == "prefetch"  # column_bias's vector staged in shared memory
+    # the vector's operand (-1: the bias; every operand is of the inputs' type)
+    start_operand = column_bias(epilogue)[0] if started or prefetched else None
     # B as a 2-D TMA tensor (innermost dim first) and its box: K-major rows of K, or MN-major
     # rows of N read 64 columns (one swizzle atom) per box; B rows (K-major) or columns
     # (MN-major) a block loads: half of them where a cluster pair shares B
@@ -437,6 +439,12 @@ def wgmma_gemm(
         return g / (tvm.tirx.const(1.0, "float32") + tvm.tirx.exp(-g)) * acc[i + acc_n // 2]
 
     def finish(x, bias, index):
+        """``bias``: the bias, or (prefetched) the tile's staged slice of column_bias's vector,
+        addressed by C's column."""
+        pre_added = started
+        if prefetched and expression is not None:  # the staged column operand, then the rest
+            x = x + tvm.tirx.Cast("float32", bias[index[-1]])
+            pre_added = True
         if scaled:  # fp8: the per-tensor scales of A and B as one factor, as cuBLASLt applies
             # them (a direct store with edges spilled 12 bytes with the two apart, 8 with one)
             x = x * (scales[0][0] * scales[1][0])
@@ -447,8 +455,16 @@ def wgmma_gemm(
             out_dtype=out_dtype,
             bias=bias,
             operands=operands,
-            started=started,
+            started=pre_added,
         )
+
+    def prefetch_value(bias, col):
+        """Column ``col``'s element of the prefetched vector, 0 past N or past the tile (a
+        warpgroup's 128 threads load two columns each, whatever its width)."""
+        vector = bias if start_operand < 0 else operands[start_operand]
+        if n % block_c == 0 and block_c == 2 * WG_THREADS:
+            return vector[col]
+        return tvm.tirx.if_then_else(col < n, vector[col], tvm.tirx.const(0, dt))
 
     def start_value(bias, col):
         """The f32 value column ``col``'s accumulators start from (``bias_at="start"``): its
@@ -917,9 +933,14 @@ def wgmma_gemm(
     @T.macro
     def consume(C, bias, full, empty, ring, acc, staged, c_map, desc_a, desc_b, rank, tid, wg,
                 ti, P, sp, bi, bm, bn, turns, red, steps=kts, summed=dsmem, base=None, F=None,
-                span=None):
+                span=None, vec_s=None):
         # one warpgroup's wgmma over the ring for `steps` K steps of one tile, then its share of
-        # the write-back (`summed`: the sum of the cluster's splits of the tile)
+        # the write-back (`summed`: the sum of the cluster's splits of the tile; `vec_s`: the
+        # consumers' slices of the prefetched vector)
+        if prefetched:  # two of the tile's columns a thread, their loads in flight meanwhile
+            held = T.alloc_buffer((2,), dt, scope="local")
+            for v in T.unroll(2):
+                held[v] = prefetch_value(bias, bn * block_c + tid % WG_THREADS * 2 + v)
         if started:  # accumulator 4g + 2h + v holds column 8g + 2 (lane % 4) + v (rows r, r + 8)
             for g in T.unroll(acc_n // 4):
                 for h in T.unroll(2):
@@ -983,6 +1004,17 @@ def wgmma_gemm(
                 col = bn * block_c + i * 8 + lane % 4 * 2
                 store_partial(P, acc, i * 4, sp, bi, bm, row, col)
                 store_partial(P, acc, i * 4 + 2, sp, bi, bm, row + 8, col)
+        elif prefetched:
+            # the slice into shared memory once the warpgroup's last write-back has read it,
+            # then read as the vector (by C's column) from there
+            T.cuda.warpgroup_sync(1 + wg)
+            for v in T.unroll(2):
+                if tid % WG_THREADS * 2 + v < block_c:
+                    vec_s[wg * block_c + tid % WG_THREADS * 2 + v] = held[v]  # noqa: F821
+            T.cuda.warpgroup_sync(1 + wg)
+            vec = T.decl_buffer((n,), dt, data=vec_s.data, elem_offset=(wg - bn) * block_c,
+                                scope="shared")
+            write_back(C, vec, acc, staged, c_map, tid, wg, bi, bm, bn, row, lane)
         else:
             write_back(C, bias, acc, staged, c_map, tid, wg, bi, bm, bn, row, lane)
 
@@ -1047,6 +1079,8 @@ def wgmma_gemm(
         empty = T.alloc_buffer((stages,), "uint64", scope="shared", align=8)
         if pingpong:  # turns[w]: warpgroup w finished a mainloop (one arrive per warp)
             turns = T.alloc_buffer((2,), "uint64", scope="shared", align=8)
+        if prefetched:  # each consumer's slice of column_bias's vector
+            vec_s = T.alloc_buffer((consumers * block_c,), dt, scope="shared", align=16)
         acc = T.alloc_buffer((acc_n,), "float32", scope="local")
         desc_a: T.uint64
         desc_b: T.uint64
@@ -1149,13 +1183,15 @@ def wgmma_gemm(
                                     c_map, desc_a, desc_b,  # noqa: F821
                                     bx % cluster, tid, wg, ti, P, split_of(t),
                                     tile_of(t) // tiles, tm, tn,
-                                    turns if pingpong else None, None)  # noqa: F821
+                                    turns if pingpong else None, None,  # noqa: F821
+                                    vec_s=vec_s if prefetched else None)  # noqa: F821
             else:
                 consume(C, bias, full, empty, ring, acc,
                         staged if staged_store else None,  # noqa: F821
                         c_map, desc_a, desc_b,  # noqa: F821
                         bx % cluster, tid, wg, 0, P, split_of(bx), bi, bm, bn, None,
-                        red if dsmem else None)  # noqa: F821
+                        red if dsmem else None,  # noqa: F821
+                        vec_s=vec_s if prefetched else None)  # noqa: F821
         if tma_store and wg < consumers and tid % WG_THREADS == 0:  # before shared memory goes
             T.ptx["cp.async.bulk.wait_group"](0)
         if cluster > 1 or dsmem:  # a peer may still reach into this block's shared memory

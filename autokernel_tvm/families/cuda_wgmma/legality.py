@@ -274,9 +274,10 @@ def _bias_reason(st: Structure) -> str | None:
         return f"bias_at {st.bias_at!r}: one of {BIAS_AT}"
     if st.bias_at == "store":
         return None
+    at = f"bias_at={st.bias_at}"
     if column_bias(st.epilogue) is None:
-        return "bias_at=start: the epilogue adds no per-column vector (a bias) to the accumulator"
-    if st.out_dtype == "float32":
+        return f"{at}: the epilogue adds no per-column vector (a bias) to the accumulator"
+    if st.bias_at == "start" and st.out_dtype == "float32":
         # Started from the bias, every K step rounds the running sum at the bias's magnitude;
         # a 16-bit output's rounding hides that, an fp32 one keeps it (seen on the H200: up to
         # 2.7x the gate's bound, which is the bias added once, at the store).
@@ -286,8 +287,8 @@ def _bias_reason(st: Structure) -> str | None:
         )
     if st.splits > 1 or st.schedule not in ("tile", "persistent"):
         return (
-            "bias_at=start: every block of a split tile would start from the bias; one block "
-            "per tile's K steps (splits=1, schedule tile or persistent)"
+            f"{at}: a tile's K steps in one block (splits=1, schedule tile or persistent); "
+            "a split tile's blocks would each add the vector"
         )
     return None
 
@@ -527,6 +528,8 @@ def legal(
         return f"persistent: {sm_count} blocks do not pair into clusters of {st.cluster}"
     budget = smem_limit - SMEM_ALIGN_SLACK
     need = smem_bytes(block_n, consumers, stages, st.store, st.arrangement, st.k_atoms)
+    if st.bias_at == "prefetch":  # each consumer's slice of the vector (16-bit)
+        need += consumers * block_c * 2
     if need > budget:
         return f"{need} B of shared memory > {budget}"
     return None

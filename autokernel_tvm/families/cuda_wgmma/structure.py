@@ -60,8 +60,9 @@ ARRANGEMENTS = ("cooperative", "pingpong")
 #: distributed shared memory (one launch, no f32 traffic through L2)
 REDUCTIONS = ("workspace", "cluster")
 #: where a per-column bias joins the accumulators: added at the store, or the accumulators start
-#: from it (its loads leave the write-back, which holds the tensor cores idle between tiles)
-BIAS_AT = ("store", "start")
+#: from it (its loads leave the write-back, which holds the tensor cores idle between tiles), or
+#: added at the store from shared memory, the tile's slice loaded when its mainloop starts
+BIAS_AT = ("store", "start", "prefetch")
 #: how fp8 products are summed: all of K in the wgmma accumulator ("tensor": the tensor core's
 #: running sum keeps ~14 bits, cuBLASLt's fast accumulation), or each K step's (128 products)
 #: added into separate fp32 registers ("promoted": torch._scaled_mm's default accuracy; the
@@ -200,7 +201,11 @@ class Structure:
         over N, :func:`.epilogue.column_bias`) joins the f32 accumulators: "store", added in
         the write-back; "start", each tile's accumulators are loaded from it before the first
         wgmma (for tiles whose K steps one block computes: no split-K, streamk or stream), so
-        the write-back reads nothing but the accumulators (and any other operands).
+        the write-back reads nothing but the accumulators (and any other operands);
+        "prefetch", added in the write-back from shared memory: each consumer thread loads two
+        of the tile's columns into a register before the mainloop and stores them there when
+        it ends (the loads' latency hides behind the mainloop; the sums stay as "store" rounds
+        them, so an fp32 C may take it; the same tiles as "start").
     accum : fp8 only: "tensor", the wgmma accumulator sums all of K (the tensor core keeps ~14
         bits of the running sum, truncated: cuBLASLt's ``use_fast_accum``); "promoted", each K
         step's wgmma (128 products) starts from zero and is then added into a second set of
