@@ -123,9 +123,10 @@ class WgmmaParams(Params):
     bias (or an expression's ``acc + x[n]``) joins the accumulators, "store" (in the write-back)
     or "start" (each tile's accumulators start from it: no loads of it in the write-back; tiles
     one block computes whole) or "prefetch" (added in the write-back from shared memory, the
-    tile's slice loaded before its mainloop; the same tiles); accum: how fp8 products are summed, "tensor" (all of K in the
-    wgmma accumulator, ~14 bits kept: cuBLASLt's fast accumulation) or "promoted" (each K step's
-    128 products then added into fp32 registers: torch._scaled_mm's default accuracy) or
+    tile's slice loaded before its mainloop; the same tiles); accum: how fp8 products are
+    summed, "tensor" (all of K in the wgmma accumulator, ~14 bits kept: cuBLASLt's fast
+    accumulation) or "promoted" (each K step's 128 products then added into fp32 registers:
+    torch._scaled_mm's default accuracy) or
     "pipelined" (the same sums, K steps in pairs into two register sets, one summed while the
     other's wgmma runs); regs: register budgets per role, "even" (every thread the launch's
     share) or "split" (``setmaxnreg``: the producer warpgroup's registers go to the consumers,
