@@ -25,7 +25,9 @@ Rows (shared schema, ``op`` = ``problem:<name>``, ``impl`` = ``autokernel-proble
 appended to ``$OUT/problems.jsonl``; ``$OUT/problems_report.json`` has each problem's per-op
 report (kernel, family, kernel time vs torch's op) and the correctness details; each kernel's
 tuning report goes into ``$OUT/reports.tgz`` (unpack and commit them: the proposal model trains
-on them; one archive, because the GPU machine sends back at most 8 files).
+on them; one archive, because the GPU machine sends back at most 8 files). The tuning work
+(databases, built kernels, the exported libraries) stays in ``--work-dir``, outside ``$OUT``: a
+rerun with the same folder resumes from it.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import json
 import os
 import shlex
 import sys
+import tempfile
 import time
 
 import torch
@@ -172,6 +175,12 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="alternating timing rounds")
     parser.add_argument("--rep-ms", type=float, default=100.0, help="timing per call and round")
     parser.add_argument("--out", default=os.environ.get("OUT", "out"), help="results folder")
+    parser.add_argument(
+        "--work-dir",
+        default=os.path.join(tempfile.gettempdir(), "autokernel_problems_work"),
+        help="tuning databases, built kernels and exports (outside --out: the GPU machine "
+        "sends --out back, and the built libraries put it over the return limit)",
+    )
     parser.add_argument("--target", default="cuda", help="cuda; llvm for a CPU smoke run")
     parser.add_argument("--problems-dir", default=PROBLEMS, help="folder of problem files")
     parser.add_argument(
@@ -192,7 +201,7 @@ def main(argv=None) -> int:
         f[:-3] for f in os.listdir(args.problems_dir) if f.endswith(".py")
     )
     os.makedirs(args.out, exist_ok=True)
-    work_dir = os.path.join(args.out, "work")
+    work_dir = args.work_dir
     config = TuneConfig.from_env(
         target=args.target, trials=args.trials, work_dir=work_dir, time_budget_s=args.time_budget
     )
