@@ -50,8 +50,10 @@
 # ping-pong.
 # Rows go to $OUT/<device>.jsonl and $OUT/genome_check.jsonl, the log to $OUT/structures_N.log.
 # Part 12: cuda.gemv on the tensor cores (math=mma): its GPU gate cases, then 1-16 rows of A.
-# Part 13: the bias prefetched into shared memory (bias_at=prefetch) against store and start.
-#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|...|13
+# Part 13: the bias prefetched into shared memory (bias_at=prefetch) against store and start
+# (run 2026-12-06, session 39: h100/session39_2026-12-06/). Part 14: the odd shape's view
+# kernels (stream_tail, regs=split, three consumers), fp16 and bf16.
+#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|...|14
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 part=${1:-1}
@@ -193,6 +195,16 @@ c3=consumers=3,block_n=192
       $seed,bias_at=prefetch,arrangement=pingpong
     check gemm_bias_gelu 2048,16384,4096 float16 float16 $seed $seed,bias_at=prefetch \
       $seed,bias_at=prefetch,arrangement=pingpong $seed,bias_at=prefetch,regs=split
+  elif [ "$part" = 14 ]; then
+    # the odd shape's GEMM through the padded view (H100, session 38: 410 us of 478.9 with the
+    # pads; torch.compile 458.7): tiles 192 wide waste 0.5% of N where 256 waste 3.7%, but
+    # leave a last round 27% full (15.3 of them) -- stream_tail spreads that round's K steps
+    # (never timed with the TMA store); register budgets per role; three consumers
+    for dt in float16 bfloat16; do
+      check gemm_nt 8205,5921,2949 $dt $dt $seed,block_n=192 $seed \
+        schedule=stream_tail,store=tma,block_n=192 schedule=stream_tail,store=tma \
+        $seed,block_n=192,regs=split $seed,regs=split $c3,stages=3,$seed
+    done
   elif [ "$part" = 7 ]; then
     # fp8 with fp32 sums in 2 x 1 clusters (B multicast: half its L2 -> SM bytes; fast
     # accumulation won at 8192^3 that way, 1.025x): the seeds of 2026-12-05 with cluster=2

@@ -1711,6 +1711,10 @@ def test_bias_at_prefetch_needs_a_column_vector_and_whole_tiles_and_takes_fp32_c
         "prefetch"
     )
     assert FAMILY.impossible(fp32_out, TARGET)["bias_at"] == ("start",)
+    features = {at: FAMILY.features(DEFAULT.params.replace(bias_at=at), bias, TARGET)
+                for at in ("store", "start", "prefetch")}  # fmt: skip
+    assert [f["bias_prefetch"] for f in features.values()] == [0.0, 0.0, 1.0]
+    assert [f["bias_start"] for f in features.values()] == [0.0, 1.0, 0.0]
     conv = Workload("conv2d_nhwc", (32, 28, 28, 256, 256, 3, 3, 1, 1), "float16", "float16",
                     epilogue=Epilogue(F("relu", F("add", ACC, operand(0))), ("n",)))  # fmt: skip
     swapped = prefetch.replace(operands="ba", block_n=112, store="tma", raster=1)

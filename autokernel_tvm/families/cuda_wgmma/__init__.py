@@ -517,6 +517,8 @@ class CudaWgmma(Family):
             "shares_a": float(params.cluster > 1 and params.multicast == "a"),
             "producer_warps": float(params.producer_warps),
             "swapped": float(params.operands == "ba"),
+            "bias_start": float(params.bias_at == "start"),
+            "bias_prefetch": float(params.bias_at == "prefetch"),
             "log_tiles": math.log2(tiles), "waves": units / sms,
             "k_steps": k_steps(k, Structure(**st)) / (1 if streamk else params.splits),
             "edge_waste": tiles * block_m * block_c / (lead * m * n) - 1.0,
