@@ -1,11 +1,13 @@
 # SPDX-License-Identifier: Apache-2.0
 """benchmarks/gpu/problems.py without a GPU: past ``--stop-after-s`` it starts no problem and
 says which one it did not start (a device call returns its finished rows instead of being
-killed inside a problem)."""
+killed inside a problem); a whole problem run on llvm leaves only small files in --out."""
 
 import importlib.util
 import json
 import os
+
+from test_problem import MATMUL  # a KernelBench-format 32 x 48 @ 48 x 16 matmul
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 spec = importlib.util.spec_from_file_location(
@@ -22,24 +24,6 @@ def test_no_problem_starts_past_the_limit(tmp_path, capsys):
     assert not (tmp_path / "problems.jsonl").exists()
 
 
-TINY = """import torch
-import torch.nn as nn
-
-
-class Model(nn.Module):
-    def forward(self, a, b):
-        return torch.matmul(a, b)
-
-
-def get_inputs():
-    return [torch.randn(64, 32), torch.randn(32, 48)]
-
-
-def get_init_inputs():
-    return []
-"""
-
-
 def test_a_run_leaves_its_builds_in_the_work_folder_and_small_files_in_out(tmp_path, capsys):
     """A whole problem on llvm (tuned, exported, checked, timed against eager and inductor):
     --out receives the rows, the report and the tuning reports' archive and nothing built
@@ -47,7 +31,7 @@ def test_a_run_leaves_its_builds_in_the_work_folder_and_small_files_in_out(tmp_p
     exported library and the databases stay in --work-dir."""
     problems_dir, out, work = tmp_path / "problems", tmp_path / "out", tmp_path / "work"
     problems_dir.mkdir()
-    (problems_dir / "tiny_mm.py").write_text(TINY)
+    (problems_dir / "tiny_mm.py").write_text(MATMUL)
     argv = ["--only", "tiny_mm", "--target", "llvm", "--trials", "2", "--dtypes", "float32",
             "--problems-dir", str(problems_dir), "--out", str(out), "--work-dir", str(work),
             "--rounds", "1", "--rep-ms", "5"]  # fmt: skip
