@@ -52,8 +52,9 @@
 # Part 12: cuda.gemv on the tensor cores (math=mma): its GPU gate cases, then 1-16 rows of A.
 # Part 13: the bias prefetched into shared memory (bias_at=prefetch) against store and start
 # (run 2026-12-06, session 39: h100/session39_2026-12-06/). Part 14: the odd shape's view
-# kernels (stream_tail, regs=split, three consumers), fp16 and bf16.
-#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|...|14
+# kernels (stream_tail, regs=split, three consumers), fp16 and bf16. Part 15: cuda.gemv's
+# cp.async ring on the CUDA cores (1-4 rows of A).
+#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|...|15
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 part=${1:-1}
@@ -205,6 +206,21 @@ c3=consumers=3,block_n=192
         schedule=stream_tail,store=tma,block_n=192 schedule=stream_tail,store=tma \
         $seed,block_n=192,regs=split $seed,regs=split $c3,stages=3,$seed
     done
+  elif [ "$part" = 15 ]; then
+    # cuda.gemv on the CUDA cores through a cp.async ring (session 39, built without a GPU;
+    # the same ring took the tensor-core GEMV from 32.6 to 22.5 us at 8 rows): its gate cases,
+    # then 1-4 rows of A against the register path (H100: 20.5-22.9 us at 1 x 4096 x 4096,
+    # torch.compile 16.8) and cuBLAS
+    timeout 200 python3 -m pytest -m gpu tests/gpu -q -p no:cacheprovider -rf \
+      -k "ring_on_the_cuda_cores or every_legal_gemv" 2>&1
+    g=family=cuda.gemv
+    for shape in 1,4096,4096 1,11008,4096 4,14336,4096; do
+      check gemm_nt $shape float16 float16 $g $g,stages=3 $g,stages=4 $g,stages=3,unroll=2 \
+        $g,stages=3,rows=1 $g,stages=4,warps=8 $g,stages=3,unroll=8
+    done
+    check gemm_nt 1,4096,4096 bfloat16 bfloat16 $g $g,stages=3 $g,stages=4
+    check gemm_gated_nt 4,11008,4096 float16 float16 $g,rows=1 $g,rows=1,stages=3 \
+      $g,rows=1,stages=4
   elif [ "$part" = 7 ]; then
     # fp8 with fp32 sums in 2 x 1 clusters (B multicast: half its L2 -> SM bytes; fast
     # accumulation won at 8192^3 that way, 1.025x): the seeds of 2026-12-05 with cluster=2

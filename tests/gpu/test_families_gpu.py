@@ -541,6 +541,20 @@ GEMV_MMA = [  # math=mma: B's rows as the mma's M side; edges, one and two 8-row
 ]
 
 
+@pytest.mark.parametrize(
+    "workload", [*GEMV_MMA, Workload("gemm_nt", (16, 777, 1000), "float32")], ids=lambda w: w.name
+)
+def test_gemv_ring_on_the_cuda_cores_passes_the_gate(target, workload):
+    """math=ffma with its chunks copied through a ring of 3 trips: a slot read before its copy
+    landed (a wrong wait count), a chunk read back from another lane's or trip's place, or a
+    tail trip that multiplies chunks past K fails the fp64 check."""
+    family = get("cuda.gemv")
+    genome = Grammar(target).check(Genome("cuda.gemv", family.default.replace(stages=3)), workload)
+    exe = build_module(_kernel(family, genome.params, workload, target, 1), target)
+    report = verify(exe["main"], workload, tvm.cuda(0))
+    assert report.passed, (genome.describe(), report.failures)
+
+
 @pytest.mark.parametrize("stages", [0, 3], ids=["registers", "ring3"])
 @pytest.mark.parametrize("workload", GEMV_MMA, ids=lambda w: w.name)
 def test_gemv_on_the_tensor_cores_passes_the_gate(target, workload, stages):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ...hardware import limits
 from ...targets import cuda_sm
 from ..base import Family, GenomeError, Kernel, Params
-from .kernel import CHUNK_BYTES, dtype_bytes, gemv_module
+from .kernel import CHUNK_BYTES, WARP, dtype_bytes, gemv_module
 from .mma import MMA_ROWS, PTX_TYPE, QUAD, TILE_M, gemv_mma_module, mma_tiles
 
 #: rows of A a kernel takes: each is a register sum per row of B a lane owns
@@ -45,10 +45,12 @@ class GemvParams(Params):
     """warps: warps per block (ffma: each its own rows of B; mma: they split the K of the
     block's rows); rows: rows of B (outputs per row of A) a warp computes (mma: 16-row groups
     a block computes); unroll: 16-byte chunks of each of those rows a lane loads before it
-    multiplies any; math: CUDA cores ("ffma") or tensor cores ("mma"); stages (mma): 0, a
-    trip's chunks loaded into registers, else copied by cp.async into a ring of that many trips
-    in shared memory, ``stages - 1`` ahead of the one multiplied (on the CUDA cores the same
-    ring made ptxas spill at 32 registers, nvcc 13.0, so it is not offered there)."""
+    multiplies any; math: CUDA cores ("ffma") or tensor cores ("mma"); stages: 0, a trip's
+    chunks loaded into registers (ptxas may issue them in turns, each just before its
+    products), else copied by cp.async into a ring of that many trips in shared memory, each
+    warp its own, ``stages - 1`` ahead of the one multiplied (copies in flight hold no
+    registers; on the tensor cores it won from 8 rows, H100 2026-12-06; on the CUDA cores built
+    2026-12-06 without a GPU, no spills)."""
 
     warps: int = 4
     rows: int = 2
@@ -107,18 +109,18 @@ class CudaGemv(Family):
             ring_rows = b_rows * MMA_ROWS + tiles * TILE_M  # a step's rows of B and A
             ring = params.warps * params.stages * params.unroll * ring_rows * QUAD * CHUNK_BYTES
             ring += params.warps * b_rows * tiles * MMA_ROWS * TILE_M * 4  # the warps' sums
-            budget = limits(target).smem_per_block
-            if params.stages and ring > budget:
-                raise GenomeError(
-                    "shared-memory",
-                    f"a ring of {params.stages} steps for {params.warps} warps takes {ring} "
-                    f"bytes of shared memory, over {budget}",
-                )
         else:
-            if params.stages:
-                raise GenomeError("gemv-math", "stages: the cp.async ring serves math=mma")
             regs = m * b_rows + b_rows * params.unroll * chunk
             what = f"{m} x {b_rows} sums + {b_rows} x {params.unroll} chunks of B"
+            # a trip: each of the warp's rows of B, a chunk a lane per unrolled step
+            ring = params.warps * params.stages * params.unroll * b_rows * WARP * CHUNK_BYTES
+        budget = limits(target).smem_per_block
+        if params.stages and ring > budget:
+            raise GenomeError(
+                "shared-memory",
+                f"a ring of {params.stages} steps for {params.warps} warps takes {ring} "
+                f"bytes of shared memory, over {budget}",
+            )
         if regs > REGISTER_BUDGET:
             raise GenomeError(
                 "registers", f"{what} = {regs} registers a lane, over {REGISTER_BUDGET}"
@@ -150,7 +152,7 @@ class CudaGemv(Family):
         if params.math == "mma":
             mod = gemv_mma_module(m, n, k, stages=params.stages, **common)
         else:
-            mod = gemv_module(m, n, k, **common)
+            mod = gemv_module(m, n, k, stages=params.stages, **common)
         return Kernel(mod)
 
     def from_legacy(self, genome: dict) -> GemvParams:

@@ -9,7 +9,8 @@ cuBLAS 24 us, torch.compile's kernel 16.8 us). Here each warp owns ``rows`` rows
 walks their K in 16-byte chunks, lane ``l`` taking chunks ``l, l + 32, ...``: a warp's loads
 of a row are 512 contiguous bytes, and each lane has ``rows x unroll`` of them in flight
 before it multiplies any (so a block of ``warps`` warps keeps ``warps x rows x unroll x 512``
-bytes of B in flight). A's rows are read through L1 (every warp of a block reads the same
+bytes of B in flight; ``stages``: copied by cp.async through a ring in shared memory
+instead, trips ahead). A's rows are read through L1 (every warp of a block reads the same
 chunks). The fp32 sums of a lane are added across the warp with shuffles, and lane ``i % 32``
 stores output ``i`` of the warp (the epilogue applied first).
 """
@@ -33,15 +34,20 @@ def dtype_bytes(dtype: str) -> int:
 
 def gemv_module(
     m: int, n: int, k: int, *, in_dtype: str, out_dtype: str, epilogue, warps: int, rows: int,
-    unroll: int, gated: bool = False,
+    unroll: int, gated: bool = False, stages: int = 0,
 ) -> tvm.IRModule:  # fmt: skip
     """The kernel's module (``main``: ``A, B, [bias | epilogue operands], C``). ``epilogue``:
     "" / ``bias[_relu|_gelu]`` or an :class:`Epilogue` expression on the f32 sum. ``gated``:
     B is ``[2, N, K]`` (gate rows, then up rows: the gated MLP's two projections) and output
-    ``n`` is ``silu(A @ B[0, n]) * (A @ B[1, n])``: a warp reads both rows of each output."""
+    ``n`` is ``silu(A @ B[0, n]) * (A @ B[1, n])``: a warp reads both rows of each output.
+    ``stages``: 0, a trip's chunks of B are loaded into registers (ptxas may issue them in
+    turns, each just before its products); else they are copied (``cp.async``) into a ring of
+    that many trips in shared memory, each warp its own, ``stages - 1`` trips ahead of the one
+    multiplied: copies in flight hold no registers."""
     vec = CHUNK_BYTES // dtype_bytes(in_dtype)  # elements of a chunk; K is a multiple (legal)
     chunks = k // vec  # of a row
     iters = -(-chunks // (WARP * unroll))  # a lane's steps of `unroll` chunks
+    full = chunks // (WARP * unroll)  # of them, the steps that end inside K
     blocks = -(-n // (warps * rows))
     threads = warps * WARP
     halves = 2 if gated else 1  # rows of B an output reads
@@ -65,6 +71,50 @@ def gemv_module(
 
     # fmt: off
     @T.macro
+    def multiply(A, av, bv, acc, it, u, lane):
+        # chunk u of the trip (in bv, a chunk a row of B) times the rows of A
+        ch = (it * unroll + u) * WARP + lane
+        for mi in T.unroll(m):
+            for v in T.vectorized(vec):
+                av[v] = A[mi, ch * vec + v]
+            for j in T.unroll(b_rows):
+                for v in T.unroll(vec):
+                    acc[mi * b_rows + j] = acc[mi * b_rows + j] + T.Cast(
+                        "float32", av[v]) * T.Cast("float32", bv[(j * unroll + u) * vec + v])
+
+    @T.macro
+    def copy(B, ring, w, lane, n0, it, guarded):
+        # the trip's chunks of the warp's rows into its ring slot, each lane its own 16 bytes
+        # (it reads them back itself: no barrier); none past K (those are never multiplied)
+        for u in T.unroll(unroll):
+            ch = (it * unroll + u) * WARP + lane
+            if not guarded or ch < chunks:
+                for j in T.unroll(b_rows):
+                    T.ptx.cp.async_.cg.shared.global_(
+                        T.address_of(ring[w, it % stages, u, j, lane * vec]),
+                        T.address_of(b_at(B, j, T.min(n0 + j % rows, n - 1), ch * vec)),
+                        CHUNK_BYTES)
+
+    @T.macro
+    def copy_trip(B, ring, w, lane, n0, it):
+        if it < full:
+            copy(B, ring, w, lane, n0, it, False)
+        else:
+            if it < iters:
+                copy(B, ring, w, lane, n0, it, True)
+        T.ptx.cp.async_.commit_group()  # one group a trip, empty past the last
+
+    @T.macro
+    def unring(A, ring, av, bv, acc, w, lane, it, guarded):
+        for u in T.unroll(unroll):
+            if not guarded or (it * unroll + u) * WARP + lane < chunks:
+                for j in T.unroll(b_rows):  # this lane's own chunks: no barrier
+                    for v in T.vectorized(vec):
+                        bv[(j * unroll + u) * vec + v] = ring[
+                            w, it % stages, u, j, lane * vec + v]
+                multiply(A, av, bv, acc, it, u, lane)
+
+    @T.macro
     def body(A, B, C, bias):
         T.device_entry()
         bx = T.cta_id([blocks])
@@ -76,29 +126,35 @@ def gemv_module(
         n0 = (bx * warps + tx // WARP) * rows  # the warp's first output (row of B[0])
         for i in T.unroll(outs):
             acc[i] = T.float32(0)
-        for it in T.serial(iters):
-            # every load of the step issued before the first multiply
-            for u in T.unroll(unroll):
-                for j in T.unroll(b_rows):
-                    ch = (it * unroll + u) * WARP + lane
-                    if ch < chunks:
-                        for v in T.vectorized(vec):
-                            bv[(j * unroll + u) * vec + v] = b_at(
-                                B, j, T.min(n0 + j % rows, n - 1), ch * vec + v)
-                    else:
-                        for v in T.vectorized(vec):
-                            bv[(j * unroll + u) * vec + v] = zero
-            for u in T.unroll(unroll):
-                ch = (it * unroll + u) * WARP + lane
-                if ch < chunks:
-                    for mi in T.unroll(m):
-                        for v in T.vectorized(vec):
-                            av[v] = A[mi, ch * vec + v]
-                        for j in T.unroll(b_rows):
-                            for v in T.unroll(vec):
-                                acc[mi * b_rows + j] = acc[mi * b_rows + j] + T.Cast(
-                                    "float32", av[v]) * T.Cast(
-                                    "float32", bv[(j * unroll + u) * vec + v])
+        if stages == 0:
+            for it in T.serial(iters):
+                # every load of the step issued before the first multiply
+                for u in T.unroll(unroll):
+                    for j in T.unroll(b_rows):
+                        ch = (it * unroll + u) * WARP + lane
+                        if ch < chunks:
+                            for v in T.vectorized(vec):
+                                bv[(j * unroll + u) * vec + v] = b_at(
+                                    B, j, T.min(n0 + j % rows, n - 1), ch * vec + v)
+                        else:
+                            for v in T.vectorized(vec):
+                                bv[(j * unroll + u) * vec + v] = zero
+                for u in T.unroll(unroll):
+                    if (it * unroll + u) * WARP + lane < chunks:
+                        multiply(A, av, bv, acc, it, u, lane)
+        else:
+            ring = T.alloc_buffer((warps, stages, unroll, b_rows, WARP * vec), in_dtype,
+                                  scope="shared.dyn", align=128)
+            w = tx // WARP
+            for it in T.unroll(stages - 1):
+                copy_trip(B, ring, w, lane, n0, it)
+            for it in T.serial(iters):
+                copy_trip(B, ring, w, lane, n0, it + stages - 1)
+                T.ptx.cp.async_.wait_group(stages - 1)  # trip `it`'s group has landed
+                if it < full:
+                    unring(A, ring, av, bv, acc, w, lane, it, False)
+                else:
+                    unring(A, ring, av, bv, acc, w, lane, it, True)
         for i in T.unroll(outs):
             acc[i] = T.cuda.warp_sum(acc[i])
         for i in T.unroll(m * rows):
