@@ -459,8 +459,9 @@ def wgmma_gemm(
         )
 
     def prefetch_value(bias, col):
-        """Column ``col``'s element of the prefetched vector, 0 past N or past the tile (a
-        warpgroup's 128 threads load two columns each, whatever its width)."""
+        """Column ``col``'s element of the prefetched vector, 0 past N (a warpgroup's 128
+        threads load two columns each, whatever the tile's width: past a narrower tile they
+        read columns nobody stores)."""
         vector = bias if start_operand < 0 else operands[start_operand]
         if n % block_c == 0 and block_c == 2 * WG_THREADS:
             return vector[col]
