@@ -1711,6 +1711,12 @@ def test_bias_at_prefetch_needs_a_column_vector_and_whole_tiles_and_takes_fp32_c
         "prefetch"
     )
     assert FAMILY.impossible(fp32_out, TARGET)["bias_at"] == ("start",)
+    # the first proposal prefetches where it may, and keeps the bias at the store where the
+    # seed splits K (256 x 4096 x 65536: split-K tiles)
+    relu = Workload("gemm_bias_relu", (4096, 4096, 4096), "float16", "float16")
+    square = Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16")
+    assert FAMILY.seed(relu, TARGET) == FAMILY.seed(square, TARGET).replace(bias_at="prefetch")
+    assert FAMILY.seed(bias, TARGET).splits > 1 and FAMILY.seed(bias, TARGET).bias_at == "store"
     features = {at: FAMILY.features(DEFAULT.params.replace(bias_at=at), bias, TARGET)
                 for at in ("store", "start", "prefetch")}  # fmt: skip
     assert [f["bias_prefetch"] for f in features.values()] == [0.0, 0.0, 1.0]
