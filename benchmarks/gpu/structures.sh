@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# The structures added in sessions 32 to 36 (one device call per part, 2-8 min each:
-# `structures.sh 1` to `9`). Run 2026-12-05: parts 1 and 2, and part 3's store=rows pair on the
+# The structures added since session 32 (one device call per part, 2-8 min each:
+# `structures.sh 1` to `15`). Run 2026-12-05: parts 1 and 2, and part 3's store=rows pair on the
 # odd shape (benchmarks/results/h200/structures_2026-12-05/); parts 3 and 4 the same day's
 # second run; parts 5 to 8 on 2026-12-06 (h200/session36_2026-12-06/, 2-5 min each); part 9
 # the same day on an H100 (h100/session37_2026-12-06/: its gate cases passed, the TMA-stored
-# odd-N kernels failed the padded-output check); part 10 (part 9's odd shapes alone, after the
-# padding up to the pitch became the kernel's scratch) and part 11 (cuda.gemv, session 37)
-# not yet run.
+# odd-N kernels failed the padded-output check); parts 10 and 11 (h100/session38_2026-12-06/;
+# 11 stopped by its timeout after three shapes); parts 12 and 13 (h100/session39_2026-12-06/).
+# Parts 14 and 15 not yet run.
 # Part 1: the GPU gate on their cases (tests/wgmma_cases.py: REGS, WIDE192, HILBERT,
 # CONSUMERS3, SHARE_A, K_ATOMS2, PRODUCER_WARPS2, the FP8 cases with accum=pipelined).
 # Parts 2 and 3: genome_check.py (gate, then the kernel and PyTorch's op in alternation, L2
