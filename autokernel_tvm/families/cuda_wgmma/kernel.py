@@ -458,11 +458,16 @@ def wgmma_gemm(
             started=pre_added,
         )
 
+    def column_vector(bias):
+        """The vector ``bias_at`` start or prefetch reads: the bias, or the expression's column
+        operand (:func:`.epilogue.column_bias`)."""
+        return bias if start_operand < 0 else operands[start_operand]
+
     def prefetch_value(bias, col):
         """Column ``col``'s element of the prefetched vector, 0 past N (a warpgroup's 128
         threads load two columns each, whatever the tile's width: past a narrower tile they
         read columns nobody stores)."""
-        vector = bias if start_operand < 0 else operands[start_operand]
+        vector = column_vector(bias)
         if n % block_c == 0 and block_c == 2 * WG_THREADS:
             return vector[col]
         return tvm.tirx.if_then_else(col < n, vector[col], tvm.tirx.const(0, dt))
@@ -470,8 +475,7 @@ def wgmma_gemm(
     def start_value(bias, col):
         """The f32 value column ``col``'s accumulators start from (``bias_at="start"``): its
         element of the bias or of the expression's column operand; 0 past N (edge tiles)."""
-        vector = bias if start_operand < 0 else operands[start_operand]
-        value = tvm.tirx.Cast("float32", vector[col])
+        value = tvm.tirx.Cast("float32", column_vector(bias)[col])
         if n % block_c == 0:
             return value
         return tvm.tirx.if_then_else(col < n, value, tvm.tirx.const(0, "float32"))
