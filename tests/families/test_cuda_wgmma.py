@@ -1711,6 +1711,18 @@ def test_bias_at_prefetch_needs_a_column_vector_and_whole_tiles_and_takes_fp32_c
         "prefetch"
     )
     assert FAMILY.impossible(fp32_out, TARGET)["bias_at"] == ("start",)
+    # the slices take shared memory at the inputs' width: 4 bytes a column for fp32 inputs
+    # (measured on a ring too deep to fit, where the message counts the bytes)
+    kw = {"smem_limit": SMEM, "sm_count": 132}
+
+    def smem(at, dtype):
+        params = prefetch.params.replace(raster=1, stages=6, bias_at=at)
+        workload = Workload("gemm_bias_relu", (256, 4096, 1024), dtype, "float32")
+        why = legal(256, 4096, 1024, **{**structure(params, workload), **kw})
+        return int(re.search(r"(\d+) B of shared memory", why).group(1))
+
+    assert smem("prefetch", "float32") - smem("store", "float32") == 2 * 256 * 4
+    assert smem("prefetch", "float16") - smem("store", "float16") == 2 * 256 * 2
     # the first proposal prefetches where it may, and keeps the bias at the store where the
     # seed splits K (256 x 4096 x 65536: split-K tiles)
     relu = Workload("gemm_bias_relu", (4096, 4096, 4096), "float16", "float16")

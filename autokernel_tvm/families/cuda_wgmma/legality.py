@@ -528,8 +528,8 @@ def legal(
         return f"persistent: {sm_count} blocks do not pair into clusters of {st.cluster}"
     budget = smem_limit - SMEM_ALIGN_SLACK
     need = smem_bytes(block_n, consumers, stages, st.store, st.arrangement, st.k_atoms)
-    if st.bias_at == "prefetch":  # each consumer's slice of the vector (16-bit)
-        need += consumers * block_c * 2
+    if st.bias_at == "prefetch":  # each consumer's slice of the vector (of the inputs' type)
+        need += consumers * block_c * _bytes(in_dtype)
     if need > budget:
         return f"{need} B of shared memory > {budget}"
     return None
