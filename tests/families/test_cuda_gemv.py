@@ -209,6 +209,11 @@ def test_the_first_proposal_takes_the_tensor_cores_from_8_rows_of_16_bit_a():
         return params
 
     assert seed(4) == FAMILY.default and seed(16, "float32") == FAMILY.default
+    # one row of A: the CUDA cores' 3-trip ring, 2 chunks a lane a trip (fp32 A too)
+    ring = GemvParams(unroll=2, stages=3)
+    assert seed(1) == ring and seed(1, "bfloat16") == ring and seed(1, "float32") == ring
+    gated = Workload("gemm_gated_nt", (1, 11008, 4096), "float16", "float16")
+    assert FAMILY.seed(gated, SM90) == FAMILY.default  # not measured through the ring
     # chunks through a 3-trip cp.async ring: 2 a lane a trip for one 8-row tile of A, 4 for two
     assert seed(8) == GemvParams(rows=1, unroll=2, math="mma", stages=3)
     assert seed(16, "bfloat16") == GemvParams(rows=1, unroll=4, math="mma", stages=3)

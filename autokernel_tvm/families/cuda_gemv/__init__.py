@@ -34,6 +34,12 @@ MATHS = ("ffma", "mma")
 #: 2026-12-06 second run, 8 x 4096 x 4096 fp16: mma through a 3-trip cp.async ring 22.5 us,
 #: ffma 30.3, the split-K wgmma genome 25.2; at 4 rows ffma led, 53.4 us against 54.8)
 MMA_FROM = 8
+#: one row of A: the family's first proposal copies B through a 3-trip ring on the CUDA cores,
+#: 2 chunks a lane a trip (H100 2026-12-06, session 40, 1 x 4096 x 4096 fp16: 20.4 us against
+#: the register path's 23.1 and cuBLAS's 23.0; bf16 21.4 against 23.0; 1 x 11008 a tie, 43.8
+#: against 43.7; at 4 rows and on the gated MLP at 4 rows the register path led, 54.0 against
+#: 59.5 and 73.6 against 80.6)
+RING_ROWS = 1
 #: 32-bit registers a lane may give to its sums and its chunks of B in flight (an estimate:
 #: ptxas for sm_90a took 199 registers a thread, no spills, at 16 rows of A x 4 rows of B x 4
 #: chunks, 128 by this count, and 232 at 8 chunks, 192: one block of 128 threads an SM)
@@ -133,8 +139,13 @@ class CudaGemv(Family):
         22.5 us (0.93x cuBLAS; bf16 1.01x) where chunks loaded into registers took 32.6 (ptxas
         issued them in turns) and the split-K wgmma genome 25.2; 16 rows 23.8 / 24.2 against
         the wgmma genome's 23.2 (the search measures both). Then the register path, fewer
-        chunks where the registers do not hold more (the gated MLP reads two groups a row)."""
-        if workload.shape[0] < MMA_FROM or workload.dtype not in PTX_TYPE:
+        chunks where the registers do not hold more (the gated MLP reads two groups a row).
+        For :data:`RING_ROWS` row of A (not the gated MLP) the CUDA cores' ring."""
+        m = workload.shape[0]
+        if m <= RING_ROWS and workload.op != "gemm_gated_nt":
+            ring = GemvParams(unroll=2, stages=3)
+            return self.first_legal([ring, self.default], workload, target)
+        if m < MMA_FROM or workload.dtype not in PTX_TYPE:
             return self.default
         unrolls = (2, 4) if mma_tiles(workload.shape[0]) == 1 else (4, 2)
         picks = [GemvParams(rows=1, unroll=u, math="mma", stages=3) for u in unrolls]
