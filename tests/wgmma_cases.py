@@ -3,7 +3,7 @@
 (the correctness gate) of the same genes: (workload, genes) pairs."""
 
 from autokernel_tvm.workloads import Workload
-from autokernel_tvm.workloads.epilogue import ACC, Epilogue, F, operand
+from autokernel_tvm.workloads.epilogue import ACC, Epilogue, F, const, operand
 
 #: bias_at=start: a bias, edges, an expression on ping-pong consumers, conv, batched
 BIAS_START = [
@@ -32,6 +32,29 @@ BIAS_PREFETCH = [
      {"schedule": "persistent", "store": "direct"}),
     (Workload("gemm_bias_relu", (2048, 1000, 1024), "float16", "float16"),
      {"schedule": "persistent", "store": "tma", "block_n": 128, "arrangement": "pingpong"}),
+]  # fmt: skip
+
+#: epilogue_math=fast: the chains' bias + GELU seed (prefetched, TMA store), bf16 edges, the
+#: gated GEMM's SiLU, an expression's GELU after a subtraction, sigmoid and tanh of a full
+#: operand, the tanh GELU over a batch with edges, and split-K's reduction applying the GELU
+FAST_MATH = [
+    (Workload("gemm_bias_gelu", (2048, 4096, 1024), "float16", "float16"),
+     {"schedule": "persistent", "store": "tma", "bias_at": "prefetch"}),
+    (Workload("gemm_bias_gelu", (1000, 1000, 1000), "bfloat16", "bfloat16"), {"raster": 1}),
+    (Workload("gemm_gated_nt", (2048, 2048, 1024), "float16", "float16"),
+     {"schedule": "persistent", "store": "tma"}),
+    (Workload("gemm_nt", (2048, 4096, 1024), "bfloat16", "bfloat16",
+              epilogue=Epilogue(F("gelu", F("sub", F("add", ACC, operand(0)), const(0.5))),
+                                ("n",))),
+     {"schedule": "persistent", "store": "tma", "bias_at": "prefetch", "regs": "split"}),
+    (Workload("gemm_nt", (1000, 1000, 1000), "float16", "float16",
+              epilogue=Epilogue(F("mul", F("sigmoid", ACC), F("tanh", operand(0))), ("full",))),
+     {"raster": 1}),
+    (Workload("batch_gemm_nt", (3, 1000, 1000, 520), "float16", "float16",
+              epilogue=Epilogue(F("gelu_tanh", F("add", ACC, operand(0))), ("n",))),
+     {"raster": 1}),
+    (Workload("gemm_bias_gelu", (64, 4096, 8192), "float16", "float16"),
+     {"block_n": 128, "consumers": 1, "raster": 0, "splits": 4}),
 ]  # fmt: skip
 
 #: store=rows: odd N (fp16, fp32 out), a batch with M and N edges, gated, with bias_at=start

@@ -245,6 +245,10 @@ class Epilogue:
             return (out_index[-2],)
         return tuple(out_index)
 
+    def calls(self) -> frozenset[str]:
+        """The functions the expression applies (``add``, ``gelu``, ...)."""
+        return frozenset(n.op for n in self.expr.nodes() if n.op in FUNCTIONS)
+
     def column_add(self) -> tuple[int, Expr] | None:
         """``(i, rest)`` where the expression adds operand ``i``, a vector over the output's
         last dim (a bias), to the accumulator itself -- ``acc + x_i`` or ``x_i + acc``, the only
@@ -261,10 +265,19 @@ class Epilogue:
                 return int(other.value), _replace(self.expr, node, ACC)
         return None
 
-    def lower(self, acc, load: Callable[[int], object], expr: Expr | None = None):
+    def lower(
+        self,
+        acc,
+        load: Callable[[int], object],
+        expr: Expr | None = None,
+        functions: dict[str, Callable] | None = None,
+    ):
         """The TIR expression (fp32) given the accumulator and ``load(i)``, operand ``i``'s
         element as fp32; of ``expr`` (a rewriting of this expression, such as
-        :meth:`column_add`'s) in place of the whole expression, if given."""
+        :meth:`column_add`'s) in place of the whole expression, if given; one-argument
+        functions lowered by ``functions[name](x)`` where it names them (a target's fast
+        lowerings, :mod:`autokernel_tvm.intrin.cuda_math`)."""
+        functions = functions or {}
 
         def walk(node: Expr):
             if node.op == "acc":
@@ -273,6 +286,8 @@ class Epilogue:
                 return _f32(node.value)
             if node.op == "operand":
                 return load(int(node.value))
+            if node.op in functions:
+                return functions[node.op](*(walk(a) for a in node.args))
             return FUNCTIONS[node.op][1]([walk(a) for a in node.args], node.value)
 
         return walk(self.expr if expr is None else expr)

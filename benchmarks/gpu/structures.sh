@@ -6,8 +6,8 @@
 # second run; parts 5 to 8 on 2026-12-06 (h200/session36_2026-12-06/, 2-5 min each); part 9
 # the same day on an H100 (h100/session37_2026-12-06/: its gate cases passed, the TMA-stored
 # odd-N kernels failed the padded-output check); parts 10 and 11 (h100/session38_2026-12-06/;
-# 11 stopped by its timeout after three shapes); parts 12 and 13 (h100/session39_2026-12-06/).
-# Parts 14 and 15 not yet run.
+# 11 stopped by its timeout after three shapes); parts 12 and 13 (h100/session39_2026-12-06/);
+# parts 14 and 15 (h100/session40_2026-12-06/). Part 16 not yet run.
 # Part 1: the GPU gate on their cases (tests/wgmma_cases.py: REGS, WIDE192, HILBERT,
 # CONSUMERS3, SHARE_A, K_ATOMS2, PRODUCER_WARPS2, the FP8 cases with accum=pipelined).
 # Parts 2 and 3: genome_check.py (gate, then the kernel and PyTorch's op in alternation, L2
@@ -54,7 +54,10 @@
 # (run 2026-12-06, session 39: h100/session39_2026-12-06/). Part 14: the odd shape's view
 # kernels (stream_tail, regs=split, three consumers), fp16 and bf16. Part 15: cuda.gemv's
 # cp.async ring on the CUDA cores (1-4 rows of A).
-#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|...|15
+# Part 16: the epilogue's GELU and SiLU through CUDA's approximate exp and division
+# (epilogue_math=fast): its GPU gate cases, then the chains' bias + GELU and LLaMA's gated GEMM
+# against the exact functions.
+#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|...|16
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 part=${1:-1}
@@ -221,6 +224,20 @@ c3=consumers=3,block_n=192
     check gemm_nt 1,4096,4096 bfloat16 bfloat16 $g $g,stages=3 $g,stages=4
     check gemm_gated_nt 4,11008,4096 float16 float16 $g,rows=1 $g,rows=1,stages=3 \
       $g,rows=1,stages=4
+  elif [ "$part" = 16 ]; then
+    # epilogue_math=fast (session 40, built without a GPU): CUDA's erff made the bias + GELU
+    # write-back ~45 us of 445 at 2048 x 16384 x 4096 (H100, session 39); the fast GELU is a
+    # third of its instructions. Its gate cases, then each seed with the exact functions and
+    # with the fast ones, fp16 and bf16
+    timeout 240 python3 -m pytest -m gpu tests/gpu -q -p no:cacheprovider -rf \
+      -k epilogue_math_fast 2>&1
+    pre=$seed,bias_at=prefetch
+    gated=schedule=streamk,splits=2,reduction=cluster,store=tma  # the gated GEMM's seed
+    for dt in float16 bfloat16; do
+      check gemm_bias_gelu 2048,16384,4096 $dt $dt $pre $pre,epilogue_math=fast \
+        $pre,regs=split $pre,regs=split,epilogue_math=fast
+      check gemm_gated_nt 2048,11008,4096 $dt $dt $gated $gated,epilogue_math=fast
+    done
   elif [ "$part" = 7 ]; then
     # fp8 with fp32 sums in 2 x 1 clusters (B multicast: half its L2 -> SM bytes; fast
     # accumulation won at 8192^3 that way, 1.025x): the seeds of 2026-12-05 with cluster=2

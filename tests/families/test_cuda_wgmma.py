@@ -12,6 +12,7 @@ from wgmma_cases import (  # shared with the GPU tests
     BIAS_START,
     CONSUMERS3,
     CONV_EDGES,
+    FAST_MATH,
     FP8,
     HILBERT,
     K_ATOMS2,
@@ -186,8 +187,9 @@ def test_genome_checks_and_round_trip():
         "block_n": 256, "consumers": 2, "stages": 4, "raster": 8, "epilogue": "",
         "out_dtype": "float32", "gated": False, "schedule": "tile", "cluster": 1,
         "store": "direct", "splits": 1, "pad": "needed", "arrangement": "cooperative",
-        "reduction": "workspace", "bias_at": "store", "accum": "tensor", "regs": "even",
-        "order": "raster", "multicast": "b", "k_atoms": 1, "producer_warps": 1, "operands": "ab",
+        "reduction": "workspace", "bias_at": "store", "epilogue_math": "exact",
+        "accum": "tensor", "regs": "even", "order": "raster", "multicast": "b", "k_atoms": 1,
+        "producer_warps": 1, "operands": "ab",
         "tf32_passes": 1,
     }  # fmt: skip
     with pytest.raises(GenomeError) as err:
@@ -1763,6 +1765,64 @@ def test_bias_at_prefetch_loads_the_slice_before_the_mainloop_and_adds_it_from_s
     if workload.epilogue is not None and len(workload.epilogue.operands) > 1:
         assert "x1_ptr[" in write_back  # the expression's other operand, read at the store
     assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+
+
+def test_epilogue_math_fast_needs_a_transcendental_and_a_16_bit_c_and_is_the_seed():
+    """The approximate intrinsics replace GELU, SiLU, sigmoid and tanh only: elsewhere the gene
+    would build the same kernel twice; an fp32 C would keep their few-ulp errors. The first
+    proposal takes them wherever they are legal (the chains' GELU, the gated GEMM's SiLU)."""
+    fast = DEFAULT.replace(epilogue_math="fast")
+    relu = Workload("gemm_bias_relu", (4096, 4096, 4096), "float16", "float16")
+    with pytest.raises(GenomeError, match="epilogue_math=fast: the epilogue applies no GELU"):
+        Grammar(TARGET).check(fast, relu)
+    assert FAMILY.impossible(relu, TARGET)["epilogue_math"] == ("fast",)
+    fp32 = Workload("gemm_bias_gelu", (1024, 1024, 1024), "float16", "float32")
+    with pytest.raises(GenomeError, match="16-bit outputs only"):
+        Grammar(TARGET).check(fast.replace(raster=1), fp32)
+    assert FAMILY.impossible(fp32, TARGET)["epilogue_math"] == ("fast",)
+    for workload, genes in FAST_MATH:
+        assert "epilogue_math" not in FAMILY.impossible(workload, TARGET)
+        checked = Grammar(TARGET).check(fast.replace(**genes), workload)
+        assert checked.params.epilogue_math == "fast"
+        assert any("approximate exp" in note for note in FAMILY.notes(checked.params, workload))
+    gelu = Workload("gemm_bias_gelu", (2048, 16384, 4096), "float16", "float16")
+    assert FAMILY.seed(gelu, TARGET) == FAMILY.seed(relu, TARGET).replace(epilogue_math="fast")
+    gated = Workload("gemm_gated_nt", (2048, 11008, 4096), "bfloat16", "bfloat16")
+    assert FAMILY.seed(gated, TARGET).epilogue_math == "fast"
+    assert FAMILY.seed(fp32, TARGET).epilogue_math == "exact"
+    assert FAMILY.seed(relu, TARGET).epilogue_math == "exact"
+    features = [FAMILY.features(DEFAULT.params.replace(epilogue_math=m), gelu, TARGET)
+                for m in ("exact", "fast")]  # fmt: skip
+    assert [f["fast_math"] for f in features] == [0.0, 1.0]
+
+
+def _device_code(src: str) -> str:
+    """The kernels' CUDA (after the header's declarations), without the constants' notes."""
+    return re.sub(r"/\*.*?\*/", "", src[src.index('extern "C" __global__') :])
+
+
+@pytest.mark.parametrize("workload, genes", FAST_MATH, ids=lambda x: str(x)[:60])
+def test_epilogue_math_fast_writes_back_through_the_approximate_intrinsics(
+    needs_nvcc, tmp_path, workload, genes
+):
+    """With epilogue_math=fast every kernel of the module (split-K's reduction too) computes
+    the epilogue's functions through ``exp2f`` and ``__fdividef``: no ``erff``, ``expf``,
+    ``tanhf`` or IEEE division of the exact lowering, which the same genome without the gene
+    has; nothing spills."""
+    exact = Grammar(TARGET).check(DEFAULT.replace(**genes), workload)
+    fast = Grammar(TARGET).check(DEFAULT.replace(epilogue_math="fast", **genes), workload)
+    before = _device_code(cuda_source(build_module(kernel_module(exact, workload), TARGET)))
+    mod = kernel_module(fast, workload)
+    src = cuda_source(build_module(mod, TARGET, check_nvcc=True))
+    after = _device_code(src)
+    libm = re.compile(r"(?<!_)\b(erff|expf|tanhf)\(")
+    assert libm.search(before) and not libm.search(after)
+    assert "exp2f(" in after and "__fdividef(" in after
+    if workload.op == "gemm_bias_gelu" and exact.params.splits > 1:
+        start = re.search(r"_reduce_kernel\([^)]*\)\s*\{", after).end()  # its definition
+        reduce = after[start:].split('extern "C"')[0]
+        assert "exp2f(" in reduce and "_mma_async" not in reduce
+    assert spill_free(src, tmp_path)
 
 
 def test_store_rows_is_for_c_rows_the_tma_cannot_store():

@@ -29,12 +29,15 @@ SETUP = {
 }
 #: genes legal away from their default only on a workload of their own: split-K needs a grid
 #: that leaves SMs idle (16 tiles of 128 x 256), pad=lines rows that are not whole lines,
-#: bias_at=start a bias and a 16-bit C
+#: bias_at=start a bias and a 16-bit C, epilogue_math=fast a GELU (or SiLU, ...) into a 16-bit C
 FIELD_WORKLOADS = {
     ("cuda.wgmma", "splits"): Workload("gemm_nt", (1024, 512, 8192), "float16"),
     ("cuda.wgmma", "pad"): Workload("gemm_nt", (2048, 4096, 1000), "float16"),  # K: 2000-B rows
     ("cuda.wgmma", "reduction"): Workload("gemm_nt", (1024, 512, 8192), "float16"),
     ("cuda.wgmma", "bias_at"): Workload("gemm_bias_relu", (2048, 4096, 1024), "float16", "float16"),
+    ("cuda.wgmma", "epilogue_math"): Workload(
+        "gemm_bias_gelu", (2048, 4096, 1024), "float16", "float16"
+    ),
     ("cuda.wgmma", "accum"): Workload(
         "gemm_scaled_nt", (2048, 4096, 1024), "float8_e4m3fn", "bfloat16", precision="fast_accum"
     ),

@@ -20,6 +20,7 @@ from wgmma_cases import (  # tests/wgmma_cases.py, shared with the CPU tests
     BIAS_START,
     CONSUMERS3,
     CONV_EDGES,
+    FAST_MATH,
     FP8,
     HILBERT,
     K_ATOMS2,
@@ -411,6 +412,16 @@ def test_bias_at_prefetch_passes_the_gate(target, workload, genes):
     tiles or an edge column read past N fails the fp64 check or the NaN-poisoned output
     check."""
     genes = {"bias_at": "prefetch", **genes}
+    _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))
+
+
+@pytest.mark.parametrize("workload, genes", FAST_MATH, ids=_ids(FAST_MATH))
+def test_epilogue_math_fast_passes_the_gate(target, workload, genes):
+    """GELU, SiLU, sigmoid and tanh through ``exp2f`` and ``__fdividef``: a wrong
+    coefficient, a sign lost in the normal CDF's two branches, or a quotient that overflows
+    to NaN in a tail fails the fp64 check against the exact functions (the gate's inputs
+    reach |acc| in the tens, both tails)."""
+    genes = {"epilogue_math": "fast", **genes}
     _wgmma_passes_gate(target, workload, Genome.default("cuda.wgmma").replace(**genes))
 
 

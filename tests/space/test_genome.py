@@ -50,6 +50,6 @@ def test_describe_names_every_field():
     assert genome.describe() == (
         "cuda.wgmma block_n=256 consumers=2 stages=4 raster=8 schedule=tile cluster=1 "
         "store=direct splits=1 pad=needed arrangement=cooperative reduction=workspace "
-        "bias_at=store accum=tensor regs=even order=raster multicast=b k_atoms=1 producer_warps=1 "
-        "operands=ab"
+        "bias_at=store epilogue_math=exact accum=tensor regs=even order=raster multicast=b "
+        "k_atoms=1 producer_warps=1 operands=ab"
     )

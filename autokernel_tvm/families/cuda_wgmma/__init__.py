@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 from ...hardware import limits
 from ..base import Family, GenomeError, Kernel, Params
-from .epilogue import column_bias
+from .epilogue import approximable, column_bias
 from .geometry import (
     c_unaligned,
     conv_edges,
@@ -43,6 +43,7 @@ from .structure import (
     BLOCK_NS,
     CLUSTERS,
     CONSUMERS,
+    EPILOGUE_MATHS,
     FP8,
     K_ATOMS,
     MULTICASTS,
@@ -90,54 +91,56 @@ OPS = {
 _GENE_VALUES = {
     "store": STORES, "cluster": CLUSTERS, "schedule": SCHEDULES, "pad": PADS,
     "arrangement": ARRANGEMENTS, "splits": SPLITS, "reduction": REDUCTIONS, "bias_at": BIAS_AT,
-    "accum": ACCUMS, "regs": REGS, "order": ORDERS, "k_atoms": K_ATOMS, "multicast": MULTICASTS,
-    "producer_warps": PRODUCER_WARPS, "operands": OPERANDS,
+    "epilogue_math": EPILOGUE_MATHS, "accum": ACCUMS, "regs": REGS, "order": ORDERS,
+    "k_atoms": K_ATOMS, "multicast": MULTICASTS, "producer_warps": PRODUCER_WARPS,
+    "operands": OPERANDS,
 }  # fmt: skip
 
 
 @dataclass(frozen=True)
 class WgmmaParams(Params):
-    """block_n: N of the block tile and of each ``wgmma m64nNk16``; consumers: warpgroups
-    issuing wgmma (the block tile is ``64 * consumers`` rows); stages: TMA ring depth; raster: M
-    tiles per rasterization group (0 = row-major); schedule: "tile" (a block per output tile),
-    "persistent" (a block per SM looping over tiles, the epilogue overlapping the next tile's
-    loads), "streamk" (persistent over the whole waves, then each tile of the partial last wave
-    split over a cluster of 2 blocks, ``splits=2``, summed in its shared memory:
-    ``reduction="cluster"``) or "stream" (stream-K: each block an equal contiguous share of all
-    tiles' K steps; a tile's later shares go through a workspace to the block that stores it;
-    not yet drawn by the search) or "stream_tail" (the whole waves as "persistent", then
-    stream-K over the partial last wave's K steps; not yet drawn); cluster: blocks per
-    thread-block cluster along M (2: the pair shares the B tile through TMA multicast); store:
-    the write-back, "direct" from registers or "tma" (staged in shared memory and stored by the
-    TMA while the next tile computes) or "rows" (staged the same way, then written by the
-    consumer warps in whole row runs: for a C whose rows are not 16-byte multiples, which the
-    TMA cannot store and direct stores write a column at a time); splits: blocks sharing one
-    output tile's K steps (split-K: f32 partials, then a deterministic reduction that applies
-    the epilogue), for grids with fewer tiles than SMs; pad: "lines" copies operands whose rows
-    are not whole 128-byte lines into padded scratch first, "needed" only those the TMA cannot
-    address at all; arrangement: "cooperative" (the consumers split one tile) or "pingpong"
-    (persistent, two consumers: each its own 64-row tile, in turn, one's write-back overlapping
-    the other's wgmma); reduction: how split-K's partials are summed, "workspace" (f32 partials
-    through L2, then a second kernel) or "cluster" (a tile's splits are one thread-block cluster
-    and sum through its distributed shared memory: one launch); bias_at: where the epilogue's
-    bias (or an expression's ``acc + x[n]``) joins the accumulators, "store" (in the write-back)
-    or "start" (each tile's accumulators start from it: no loads of it in the write-back; tiles
-    one block computes whole) or "prefetch" (added in the write-back from shared memory, the
-    tile's slice loaded before its mainloop; the same tiles); accum: how fp8 products are
-    summed, "tensor" (all of K in the wgmma accumulator, ~14 bits kept: cuBLASLt's fast
-    accumulation) or "promoted" (each K step's 128 products then added into fp32 registers:
-    torch._scaled_mm's default accuracy) or
-    "pipelined" (the same sums, K steps in pairs into two register sets, one summed while the
-    other's wgmma runs); regs: register budgets per role, "even" (every thread the launch's
-    share) or "split" (``setmaxnreg``: the producer warpgroup's registers go to the consumers,
-    232 each with two); order: the tile order within a raster group, "raster" (down each column
-    of M tiles) or "hilbert" (along a Hilbert curve through each raster x raster square of
-    tiles); multicast: the operand a cluster pair shares, "b" (blocks of adjacent M tiles: a 2 x
-    1 cluster) or "a" (adjacent N tiles: 1 x 2); k_atoms: K of a ring stage in 128-byte swizzle
-    rows, 1 (64 halves) or 2 (128); producer_warps: warps issuing the TMA copies, 1 (one thread
-    loads A and B) or 2 (one thread of warp 0 loads A, one of warp 1 B); operands: whose rows
-    are wgmma's M, "ab" (A's: a conv's pixels) or "ba" (conv: the filter's output channels on
-    M, ``block_n`` pixels of whole output rows on N: 112 = 4 rows of a 28-wide image)."""
+    """block_n: N of the block tile and of each ``wgmma m64nNk16``; consumers: warpgroups issuing
+    wgmma (the block tile is ``64 * consumers`` rows); stages: TMA ring depth; raster: M tiles per
+    rasterization group (0 = row-major); schedule: "tile" (a block per output tile), "persistent" (a
+    block per SM looping over tiles, the epilogue overlapping the next tile's loads), "streamk"
+    (persistent over the whole waves, then each tile of the partial last wave split over a cluster
+    of 2 blocks, ``splits=2``, summed in its shared memory: ``reduction="cluster"``) or "stream"
+    (stream-K: each block an equal contiguous share of all tiles' K steps; a tile's later shares go
+    through a workspace to the block that stores it; not yet drawn by the search) or "stream_tail"
+    (the whole waves as "persistent", then stream-K over the partial last wave's K steps; not yet
+    drawn); cluster: blocks per thread-block cluster along M (2: the pair shares the B tile through
+    TMA multicast); store: the write-back, "direct" from registers or "tma" (staged in shared memory
+    and stored by the TMA while the next tile computes) or "rows" (staged the same way, then written
+    by the consumer warps in whole row runs: for a C whose rows are not 16-byte multiples, which the
+    TMA cannot store and direct stores write a column at a time); splits: blocks sharing one output
+    tile's K steps (split-K: f32 partials, then a deterministic reduction that applies the
+    epilogue), for grids with fewer tiles than SMs; pad: "lines" copies operands whose rows are not
+    whole 128-byte lines into padded scratch first, "needed" only those the TMA cannot address at
+    all; arrangement: "cooperative" (the consumers split one tile) or "pingpong" (persistent, two
+    consumers: each its own 64-row tile, in turn, one's write-back overlapping the other's wgmma);
+    reduction: how split-K's partials are summed, "workspace" (f32 partials through L2, then a
+    second kernel) or "cluster" (a tile's splits are one thread-block cluster and sum through its
+    distributed shared memory: one launch); bias_at: where the epilogue's bias (or an expression's
+    ``acc + x[n]``) joins the accumulators, "store" (in the write-back) or "start" (each tile's
+    accumulators start from it: no loads of it in the write-back; tiles one block computes whole) or
+    "prefetch" (added in the write-back from shared memory, the tile's slice loaded before its
+    mainloop; the same tiles); epilogue_math: GELU, SiLU, sigmoid and tanh in the write-back through
+    CUDA's erff, expf and IEEE division ("exact") or its approximate exponential and division
+    ("fast": a third of the instructions, within ~1e-6 of the result's scale; 16-bit outputs);
+    accum: how fp8 products are summed, "tensor" (all of K in the wgmma accumulator, ~14 bits kept:
+    cuBLASLt's fast accumulation) or "promoted" (each K step's 128 products then added into fp32
+    registers: torch._scaled_mm's default accuracy) or "pipelined" (the same sums, K steps in pairs
+    into two register sets, one summed while the other's wgmma runs); regs: register budgets per
+    role, "even" (every thread the launch's share) or "split" (``setmaxnreg``: the producer
+    warpgroup's registers go to the consumers, 232 each with two); order: the tile order within a
+    raster group, "raster" (down each column of M tiles) or "hilbert" (along a Hilbert curve through
+    each raster x raster square of tiles); multicast: the operand a cluster pair shares, "b" (blocks
+    of adjacent M tiles: a 2 x 1 cluster) or "a" (adjacent N tiles: 1 x 2); k_atoms: K of a ring
+    stage in 128-byte swizzle rows, 1 (64 halves) or 2 (128); producer_warps: warps issuing the TMA
+    copies, 1 (one thread loads A and B) or 2 (one thread of warp 0 loads A, one of warp 1 B);
+    operands: whose rows are wgmma's M, "ab" (A's: a conv's pixels) or "ba" (conv: the filter's
+    output channels on M, ``block_n`` pixels of whole output rows on N: 112 = 4 rows of a 28-wide
+    image)."""
 
     block_n: int = 256
     consumers: int = 2
@@ -151,6 +154,7 @@ class WgmmaParams(Params):
     arrangement: str = "cooperative"
     reduction: str = "workspace"
     bias_at: str = "store"
+    epilogue_math: str = "exact"
     accum: str = "tensor"
     regs: str = "even"
     order: str = "raster"
@@ -160,7 +164,8 @@ class WgmmaParams(Params):
     operands: str = "ab"
     later_genes = (
         "schedule", "cluster", "store", "splits", "pad", "arrangement", "reduction", "bias_at",
-        "accum", "regs", "order", "multicast", "k_atoms", "producer_warps", "operands",
+        "epilogue_math", "accum", "regs", "order", "multicast", "k_atoms", "producer_warps",
+        "operands",
     )  # fmt: skip
 
     def __post_init__(self) -> None:
@@ -217,6 +222,7 @@ def structure(params: WgmmaParams, workload) -> dict:
         "arrangement": params.arrangement,
         "reduction": params.reduction,
         "bias_at": params.bias_at,
+        "epilogue_math": params.epilogue_math,
         "accum": params.accum,
         "regs": params.regs,
         "order": params.order,
@@ -248,6 +254,7 @@ class CudaWgmma(Family):
         "arrangement": ARRANGEMENTS,
         "reduction": REDUCTIONS,
         "bias_at": BIAS_AT,
+        "epilogue_math": EPILOGUE_MATHS,
         "accum": ACCUMS,
         "regs": REGS,
         "order": ORDERS,
@@ -315,15 +322,24 @@ class CudaWgmma(Family):
         """:meth:`_promoted_seed`, else :meth:`_seed`'s structure; where the epilogue adds a
         per-column vector (a bias) to the sums, the same with that vector prefetched
         (``bias_at="prefetch"``) where that is legal: its loads leave the write-back, where
-        the tensor cores wait on them."""
+        the tensor cores wait on them. Where the write-back applies GELU, SiLU, sigmoid or
+        tanh into a 16-bit C, those through CUDA's approximate exponential and division
+        (``epilogue_math="fast"``): the write-back of a 128 x 256 tile with CUDA's erff takes
+        about a sixth of its mainloop's time at K = 4096 (2048 x 16384 x 4096 fp16, H100
+        2026-12-06: 445 us with the bias + GELU, ~400 without), and the fast GELU is a third
+        of the instructions."""
         if _needs_promotion(workload):
             params = self._promoted_seed(workload, target)
         else:
             params = self._seed(workload, target)
-        if column_bias(structure(params, workload)["epilogue"]) is None:
-            return params
-        prefetched = params.replace(bias_at="prefetch")
-        return self.first_legal([prefetched, params], workload, target)
+        st = structure(params, workload)
+        if column_bias(st["epilogue"]) is not None:
+            prefetched = params.replace(bias_at="prefetch")
+            params = self.first_legal([prefetched, params], workload, target)
+        if approximable(st["epilogue"], st["gated"]) and st["out_dtype"] != "float32":
+            params = self.first_legal([params.replace(epilogue_math="fast"), params], workload,
+                                      target)  # fmt: skip
+        return params
 
     def _promoted_seed(self, workload, target) -> WgmmaParams:
         """fp8 summed in fp32 (the default accuracy): :meth:`_seed`'s structure with
@@ -434,7 +450,8 @@ class CudaWgmma(Family):
         split-K and as the last wave of the streamk schedule (whose tail depends on the tile:
         the grammar offers streamk's splits where the default tile leaves a partial wave that
         they fit); bias_at=start and prefetch where the epilogue adds no bias to the accumulator
-        (start also where C is fp32);
+        (start also where C is fp32); epilogue_math=fast where the epilogue applies no GELU,
+        SiLU, sigmoid or tanh, or C is fp32;
         store=rows where the TMA can store C's rows; accum=promoted and pipelined for inputs
         that are not fp8, accum=tensor for fp8 that must be summed in fp32; order=hilbert where
         even 64 x 64 tiles leave fewer rows or columns of tiles than the smallest raster;
@@ -449,6 +466,8 @@ class CudaWgmma(Family):
             out["bias_at"] = ("start", "prefetch")
         elif st["out_dtype"] == "float32":
             out["bias_at"] = ("start",)
+        if not approximable(st["epilogue"], st["gated"]) or st["out_dtype"] == "float32":
+            out["epilogue_math"] = ("fast",)
         if st["in_dtype"] not in FP8:
             out["accum"] = PROMOTED  # 16-bit and TF32 products are summed in fp32
         elif _needs_promotion(workload):
@@ -519,6 +538,7 @@ class CudaWgmma(Family):
             "swapped": float(params.operands == "ba"),
             "bias_start": float(params.bias_at == "start"),
             "bias_prefetch": float(params.bias_at == "prefetch"),
+            "fast_math": float(params.epilogue_math == "fast"),
             "log_tiles": math.log2(tiles), "waves": units / sms,
             "k_steps": k_steps(k, Structure(**st)) / (1 if streamk else params.splits),
             "edge_waste": tiles * block_m * block_c / (lead * m * n) - 1.0,
@@ -530,20 +550,28 @@ class CudaWgmma(Family):
         }  # fmt: skip
 
     def notes(self, params: WgmmaParams, workload) -> list[str]:
+        out = []
         if workload.precision == "tf32":
-            return ["fp32 as TF32 (allowed): one tensor-core product, 10-bit mantissas"]
-        if workload.dtype == "float32":
-            return ["fp32 as 3xTF32: three TF32 tensor-core products, fp32-level accuracy"]
-        if workload.dtype in FP8 and params.accum == "tensor":
-            return ["fp8 fast accumulation (allowed): the tensor core's ~14-bit sum over all of K"]
-        if workload.dtype in FP8 and params.accum == "pipelined":
-            return [
+            out.append("fp32 as TF32 (allowed): one tensor-core product, 10-bit mantissas")
+        elif workload.dtype == "float32":
+            out.append("fp32 as 3xTF32: three TF32 tensor-core products, fp32-level accuracy")
+        elif workload.dtype in FP8 and params.accum == "tensor":
+            out.append(
+                "fp8 fast accumulation (allowed): the tensor core's ~14-bit sum over all of K"
+            )
+        elif workload.dtype in FP8 and params.accum == "pipelined":
+            out.append(
                 "fp8 sums promoted: each 128 products' tensor-core sum added in fp32 while the "
                 "next 128 are multiplied"
-            ]
-        if workload.dtype in FP8:
-            return ["fp8 sums promoted: each 128 products' tensor-core sum added in fp32"]
-        return []
+            )
+        elif workload.dtype in FP8:
+            out.append("fp8 sums promoted: each 128 products' tensor-core sum added in fp32")
+        if params.epilogue_math == "fast":
+            out.append(
+                "epilogue GELU / SiLU / sigmoid / tanh through CUDA's approximate exp and "
+                "division (within ~1e-6 of the result's scale)"
+            )
+        return out
 
     def candidate(self, params: WgmmaParams, workload, target) -> Kernel:
         mod = wgmma_module(

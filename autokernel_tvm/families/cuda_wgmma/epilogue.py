@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import tvm
 
+from ...intrin.cuda_math import NAMES, FastMath
 from ...workloads.epilogue import Epilogue
 
 
@@ -18,26 +19,54 @@ def column_bias(epilogue) -> tuple | None:
     return (-1, None) if epilogue.startswith("bias") else None
 
 
-def finish(x, index: tuple, *, epilogue, out_dtype: str, bias=None, operands=(), started=False):
+def approximable(epilogue, gated: bool = False) -> bool:
+    """Whether the write-back applies a function :class:`~...intrin.cuda_math.FastMath` lowers
+    (``epilogue_math="fast"``): the gated GEMM's SiLU, a ``bias_gelu`` epilogue's GELU, an
+    expression's GELU, SiLU, sigmoid or tanh."""
+    if gated:
+        return True
+    if isinstance(epilogue, Epilogue):
+        return bool(epilogue.calls() & NAMES)
+    return epilogue.endswith("_gelu")
+
+
+def finish(
+    x,
+    index: tuple,
+    *,
+    epilogue,
+    out_dtype: str,
+    bias=None,
+    operands=(),
+    started=False,
+    fast=False,
+):
     """``epilogue`` applied to the f32 value ``x`` of C[index], cast to ``out_dtype``, as one
     expression (no scalar temporaries: a temporary inside a 2-wide vectorized store would be
     shared by both lanes). ``epilogue``: "" / ``bias[_relu|_gelu]`` (``bias``: the ``[N]``
     buffer) or an :class:`Epilogue` expression whose operand buffers are ``operands``.
     ``started``: ``x`` already holds the :func:`column_bias` vector (the accumulators started
-    from it), which is then not added again."""
+    from it), which is then not added again. ``fast``: GELU, SiLU, sigmoid and tanh through
+    CUDA's approximate exponential and division (:mod:`~...intrin.cuda_math`)."""
     if isinstance(epilogue, Epilogue):
 
         def load(i):
             return tvm.tirx.Cast("float32", operands[i][epilogue.operand_index(i, index)])
 
         rest = epilogue.column_add()[1] if started else None
-        return tvm.tirx.Cast(out_dtype, epilogue.lower(x, load, rest))
+        if not fast:
+            return tvm.tirx.Cast(out_dtype, epilogue.lower(x, load, rest))
+        math = FastMath()
+        return tvm.tirx.Cast(out_dtype, math.wrap(epilogue.lower(x, load, rest, math.lowerings)))
     if epilogue and not started:
         x = x + tvm.tirx.Cast("float32", bias[index[-1]])
     act = epilogue.partition("_")[2]
     if act == "relu":
         x = tvm.tirx.max(x, tvm.tirx.const(0, "float32"))
-    if act == "gelu":
+    if act == "gelu" and fast:
+        math = FastMath()
+        x = math.wrap(math.lowerings["gelu"](x))
+    elif act == "gelu":
         x = 0.5 * x * (1.0 + tvm.tirx.erf(x * 0.5**0.5))
     return tvm.tirx.Cast(out_dtype, x)
 

@@ -71,6 +71,7 @@ from dataclasses import replace
 import tvm
 from tvm.script import tirx as T
 
+from ...intrin.cuda_math import FastMath
 from ...manifest import OUT_PITCH_ATTR
 from ...workloads.epilogue import Epilogue
 from . import tf32x3
@@ -180,6 +181,7 @@ def wgmma_gemm(
     split_regs = st.regs == "split"  # setmaxnreg: the producer's registers to the consumers
     mma_regs = consumer_regs(st, SM90.regs_per_block, SM90.regs_per_thread)
     gated = st.gated
+    fast = st.epilogue_math == "fast"  # GELU, SiLU, ... through exp2f and __fdividef
     block_c = bn_rows // 2 if gated else bn_rows  # C columns per block
     grid_m, grid_n = -(-m // bm_rows), -(-n // block_c)  # edge tiles: see batch_dims
     edges = bool(not st.conv and (m % bm_rows or n % block_c))  # stores check row and column
@@ -436,6 +438,9 @@ def wgmma_gemm(
         if not gated:
             return acc[i]
         g = acc[i]
+        if fast:
+            math = FastMath()
+            return math.wrap(math.lowerings["silu"](g) * acc[i + acc_n // 2])
         return g / (tvm.tirx.const(1.0, "float32") + tvm.tirx.exp(-g)) * acc[i + acc_n // 2]
 
     def finish(x, bias, index):
@@ -456,6 +461,7 @@ def wgmma_gemm(
             bias=bias,
             operands=operands,
             started=pre_added,
+            fast=fast,
         )
 
     def column_vector(bias):
@@ -1331,6 +1337,7 @@ def wgmma_module(
             epilogue=st.epilogue,
             in_dtype=st.in_dtype,
             out_dtype=st.out_dtype,
+            fast=st.epilogue_math == "fast",
         )
         attrs = {"global_symbol": f"{symbol}_reduce", PIPELINE_ATTR: "tirx"}
         funcs[f"{symbol}_reduce"] = reduce.with_attrs(attrs)

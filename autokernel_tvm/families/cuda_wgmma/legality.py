@@ -5,7 +5,7 @@ per gene, before anything is built."""
 from __future__ import annotations
 
 from ...workloads.epilogue import Epilogue
-from .epilogue import column_bias
+from .epilogue import approximable, column_bias
 from .geometry import (
     c_unaligned,
     consumer_regs,
@@ -28,6 +28,7 @@ from .structure import (
     BLOCK_NS,
     CLUSTERS,
     CONSUMERS,
+    EPILOGUE_MATHS,
     EPILOGUES,
     FP8,
     IN_DTYPES,
@@ -293,6 +294,21 @@ def _bias_reason(st: Structure) -> str | None:
     return None
 
 
+def _math_reason(st: Structure) -> str | None:
+    if st.epilogue_math not in EPILOGUE_MATHS:
+        return f"epilogue_math {st.epilogue_math!r}: one of {EPILOGUE_MATHS}"
+    if st.epilogue_math == "exact":
+        return None
+    if not approximable(st.epilogue, st.gated):
+        return "epilogue_math=fast: the epilogue applies no GELU, SiLU, sigmoid or tanh"
+    if st.out_dtype == "float32":
+        return (
+            "epilogue_math=fast: 16-bit outputs only (an fp32 C would keep the approximate "
+            "exponential's few-ulp errors)"
+        )
+    return None
+
+
 def split_reason(st: Structure, k: int, tiles: int, sm_count: int) -> str | None:
     """Why ``st.splits`` cannot split the K steps of ``tiles`` output tiles, or None."""
     if st.splits not in SPLITS:
@@ -502,6 +518,7 @@ def legal(
         _cluster_reason(st, m_tiles, n_tiles)
         or _store_reason(st, m, n)
         or _bias_reason(st)
+        or _math_reason(st)
         or _order_reason(st, m_tiles, n_tiles)
         or _k_atoms_reason(st)
         or _producer_reason(st)

@@ -24,10 +24,20 @@ def reduce_blocks(m: int, n: int, batch: int) -> int:
 
 
 def reduce_partials(
-    m: int, n: int, *, batch: int, splits: int, epilogue, in_dtype: str, out_dtype: str
+    m: int,
+    n: int,
+    *,
+    batch: int,
+    splits: int,
+    epilogue,
+    in_dtype: str,
+    out_dtype: str,
+    fast: bool = False,
 ) -> tvm.tirx.PrimFunc:
     """``C = epilogue(sum_s P[s])`` over the ``[splits, max(batch, 1) * m, n]`` f32 partials;
-    its parameters are P, the epilogue's (``Bias`` or the expression's ``x<i>``), then C."""
+    its parameters are P, the epilogue's (``Bias`` or the expression's ``x<i>``), then C.
+    ``fast``: the epilogue's transcendentals as :func:`.epilogue.finish` ``fast`` computes
+    them."""
     nb = max(batch, 1)
     total, blocks = nb * m * n, reduce_blocks(m, n, batch)
     c_shape = (batch, m, n) if batch else (m, n)
@@ -38,7 +48,13 @@ def reduce_partials(
 
     def value(x, index):
         return finish(
-            x, index, epilogue=epilogue, out_dtype=out_dtype, bias=bias, operands=operands
+            x,
+            index,
+            epilogue=epilogue,
+            out_dtype=out_dtype,
+            bias=bias,
+            operands=operands,
+            fast=fast,
         )
 
     # fmt: off

@@ -63,6 +63,11 @@ REDUCTIONS = ("workspace", "cluster")
 #: from it (its loads leave the write-back, which holds the tensor cores idle between tiles), or
 #: added at the store from shared memory, the tile's slice loaded when its mainloop starts
 BIAS_AT = ("store", "start", "prefetch")
+#: how the write-back computes GELU, SiLU, sigmoid and tanh: CUDA's erff, expf and IEEE
+#: division ("exact"), or its approximate exponential and division ("fast",
+#: :mod:`autokernel_tvm.intrin.cuda_math`: within ~1e-6 of the result's scale, a third of the
+#: instructions; 16-bit outputs)
+EPILOGUE_MATHS = ("exact", "fast")
 #: how fp8 products are summed: all of K in the wgmma accumulator ("tensor": the tensor core's
 #: running sum keeps ~14 bits, cuBLASLt's fast accumulation), or each K step's (128 products)
 #: added into separate fp32 registers ("promoted": torch._scaled_mm's default accuracy; the
@@ -206,6 +211,10 @@ class Structure:
         of the tile's columns into a register before the mainloop and stores them there when
         it ends (the loads' latency hides behind the mainloop; the sums stay as "store" rounds
         them, so an fp32 C may take it; the same tiles as "start").
+    epilogue_math : how the write-back computes GELU, SiLU (the gated GEMM's too), sigmoid
+        and tanh (:data:`EPILOGUE_MATHS`): "exact", CUDA's ``erff``, ``expf`` and IEEE
+        division; "fast", :class:`autokernel_tvm.intrin.cuda_math.FastMath` (Abramowitz-Stegun's
+        erf and quotients through ``exp2f`` and ``__fdividef``), where the output is 16-bit.
     accum : fp8 only: "tensor", the wgmma accumulator sums all of K (the tensor core keeps ~14
         bits of the running sum, truncated: cuBLASLt's ``use_fast_accum``); "promoted", each K
         step's wgmma (128 products) starts from zero and is then added into a second set of
@@ -264,6 +273,7 @@ class Structure:
     arrangement: str = "cooperative"
     reduction: str = "workspace"
     bias_at: str = "store"
+    epilogue_math: str = "exact"
     accum: str = "tensor"
     regs: str = "even"
     order: str = "raster"
