@@ -107,12 +107,12 @@ class WgmmaParams(Params):
     of 2 blocks, ``splits=2``, summed in its shared memory: ``reduction="cluster"``) or "stream"
     (stream-K: each block an equal contiguous share of all tiles' K steps; a tile's later shares go
     through a workspace to the block that stores it; not yet drawn by the search) or "stream_tail"
-    (the whole waves as "persistent", then stream-K over the partial last wave's K steps; not yet
-    drawn); cluster: blocks per thread-block cluster along M (2: the pair shares the B tile through
-    TMA multicast); store: the write-back, "direct" from registers or "tma" (staged in shared memory
-    and stored by the TMA while the next tile computes) or "rows" (staged the same way, then written
-    by the consumer warps in whole row runs: for a C whose rows are not 16-byte multiples, which the
-    TMA cannot store and direct stores write a column at a time); splits: blocks sharing one output
+    (the whole waves as "persistent", then stream-K over the partial last wave's K steps); cluster:
+    blocks per thread-block cluster along M (2: the pair shares the B tile through TMA multicast);
+    store: the write-back, "direct" from registers or "tma" (staged in shared memory and stored by
+    the TMA while the next tile computes) or "rows" (staged the same way, then written by the
+    consumer warps in whole row runs: for a C whose rows are not 16-byte multiples, which the TMA
+    cannot store and direct stores write a column at a time); splits: blocks sharing one output
     tile's K steps (split-K: f32 partials, then a deterministic reduction that applies the
     epilogue), for grids with fewer tiles than SMs; pad: "lines" copies operands whose rows are not
     whole 128-byte lines into padded scratch first, "needed" only those the TMA cannot address at
