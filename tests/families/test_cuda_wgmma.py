@@ -1812,8 +1812,7 @@ def test_epilogue_math_fast_writes_back_through_the_approximate_intrinsics(
     exact = Grammar(TARGET).check(DEFAULT.replace(**genes), workload)
     fast = Grammar(TARGET).check(DEFAULT.replace(epilogue_math="fast", **genes), workload)
     before = _device_code(cuda_source(build_module(kernel_module(exact, workload), TARGET)))
-    mod = kernel_module(fast, workload)
-    src = cuda_source(build_module(mod, TARGET, check_nvcc=True))
+    src = cuda_source(build_module(kernel_module(fast, workload), TARGET))
     after = _device_code(src)
     libm = re.compile(r"(?<!_)\b(erff|expf|tanhf)\(")
     assert libm.search(before) and not libm.search(after)
@@ -1822,7 +1821,7 @@ def test_epilogue_math_fast_writes_back_through_the_approximate_intrinsics(
         start = re.search(r"_reduce_kernel\([^)]*\)\s*\{", after).end()  # its definition
         reduce = after[start:].split('extern "C"')[0]
         assert "exp2f(" in reduce and "_mma_async" not in reduce
-    assert spill_free(src, tmp_path)
+    assert spill_free(src, tmp_path)  # nvcc builds it (ptxas_report fails where it does not)
 
 
 def test_store_rows_is_for_c_rows_the_tma_cannot_store():
