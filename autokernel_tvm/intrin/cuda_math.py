@@ -117,3 +117,9 @@ class FastMath:
         for var, value in reversed(self._lets):
             expr = tirx.Let(var, value, expr)
         return expr
+
+
+def fast_function(name: str, x, divide: Callable = cuda_divide):
+    """The function ``name`` of ``x`` alone, its argument bound (:class:`FastMath`)."""
+    math = FastMath(divide)
+    return math.wrap(math.lowerings[name](x))

@@ -11,7 +11,7 @@ import pytest
 import tvm
 from tvm import te
 
-from autokernel_tvm.intrin.cuda_math import NAMES, FastMath
+from autokernel_tvm.intrin.cuda_math import NAMES, fast_function
 from autokernel_tvm.targets import make_target
 from autokernel_tvm.workloads.epilogue import FUNCTIONS
 
@@ -21,20 +21,7 @@ X = np.concatenate([np.linspace(-30, 30, 60001), np.linspace(-1e-3, 1e-3, 2001),
 
 def _exact(name: str):
     """``name``'s fast algebra with an exact division (llvm's ``exp2`` is exact too)."""
-
-    def lower(x):
-        math = FastMath(lambda a, b: a / b)
-        return math.wrap(math.lowerings[name](x))
-
-    return lower
-
-
-def _fast(name: str):
-    def lower(x):
-        math = FastMath()
-        return math.wrap(math.lowerings[name](x))
-
-    return lower
+    return lambda x: fast_function(name, x, lambda a, b: a / b)
 
 
 def _run(lower, x: np.ndarray) -> np.ndarray:
@@ -73,9 +60,8 @@ def test_cuda_lowering_calls_the_approximate_intrinsics_only(needs_nvcc, name):
     """On CUDA each function reads ``exp2f`` and ``__fdividef``, never ``erff``, ``expf`` or
     an IEEE division, and reads its argument once (a bound variable)."""
     target = make_target("cuda", "sm_90a")
-    lower = _fast(name)
     inp = te.placeholder((256,), "float32", name="x")
-    out = te.compute((256,), lambda i: lower(inp[i]), name="y")
+    out = te.compute((256,), lambda i: fast_function(name, inp[i]), name="y")
     sch = tvm.s_tir.Schedule(te.create_prim_func([inp, out]))
     bx, tx = sch.split(sch.get_loops(sch.get_sblock("y"))[0], [None, 128])
     sch.bind(bx, "blockIdx.x")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import tvm
 
-from ...intrin.cuda_math import NAMES, FastMath
+from ...intrin.cuda_math import NAMES, FastMath, fast_function
 from ...workloads.epilogue import Epilogue
 
 
@@ -64,8 +64,7 @@ def finish(
     if act == "relu":
         x = tvm.tirx.max(x, tvm.tirx.const(0, "float32"))
     if act == "gelu" and fast:
-        math = FastMath()
-        x = math.wrap(math.lowerings["gelu"](x))
+        x = fast_function("gelu", x)
     elif act == "gelu":
         x = 0.5 * x * (1.0 + tvm.tirx.erf(x * 0.5**0.5))
     return tvm.tirx.Cast(out_dtype, x)

@@ -71,7 +71,7 @@ from dataclasses import replace
 import tvm
 from tvm.script import tirx as T
 
-from ...intrin.cuda_math import FastMath
+from ...intrin.cuda_math import fast_function
 from ...manifest import OUT_PITCH_ATTR
 from ...workloads.epilogue import Epilogue
 from . import tf32x3
@@ -439,8 +439,7 @@ def wgmma_gemm(
             return acc[i]
         g = acc[i]
         if fast:
-            math = FastMath()
-            return math.wrap(math.lowerings["silu"](g) * acc[i + acc_n // 2])
+            return fast_function("silu", g) * acc[i + acc_n // 2]
         return g / (tvm.tirx.const(1.0, "float32") + tvm.tirx.exp(-g)) * acc[i + acc_n // 2]
 
     def finish(x, bias, index):
