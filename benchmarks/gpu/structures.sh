@@ -56,8 +56,11 @@
 # cp.async ring on the CUDA cores (1-4 rows of A).
 # Part 16: the epilogue's GELU and SiLU through CUDA's approximate exp and division
 # (epilogue_math=fast): its GPU gate cases, then the chains' bias + GELU and LLaMA's gated GEMM
-# against the exact functions.
-#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|...|16
+# against the exact functions. Part 17 (session 41): the fast GELU's bf16 gate cases again, after
+# the fp64 reference stopped cancelling to 0 below -8.3 (they failed against it in part 16), the
+# bf16 bias + GELU GEMM exact vs fast, linear_gelu's tuned genome with the fast functions, and
+# one row of A through cuda.gemv's ring: its neighbours, each call's kernels timed apart.
+#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|...|17
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 part=${1:-1}
@@ -238,6 +241,19 @@ c3=consumers=3,block_n=192
         $pre,regs=split $pre,regs=split,epilogue_math=fast
       check gemm_gated_nt 2048,11008,4096 $dt $dt $gated $gated,epilogue_math=fast
     done
+  elif [ "$part" = 17 ]; then
+    timeout 150 python3 -m pytest -m gpu tests/gpu -q -p no:cacheprovider -rf \
+      -k epilogue_math_fast 2>&1
+    pre=$seed,bias_at=prefetch
+    tuned=$seed,bias_at=start,regs=split,raster=16  # linear_gelu's winner, fp16 and bf16
+    check gemm_bias_gelu 2048,16384,4096 bfloat16 bfloat16 $pre $pre,epilogue_math=fast \
+      $tuned $tuned,epilogue_math=fast
+    ring=family=cuda.gemv,rows=2,unroll=2,stages=3  # the tuner's 1-row choice (session 41)
+    echo "== gemm_nt 1,4096,4096 float16 (each kernel)"
+    timeout 150 python3 benchmarks/gpu/genome_check.py --op gemm_nt --shape 1,4096,4096 \
+      --dtype float16 --out-dtype float16 --kernels --genomes $ring $ring,warps=8 \
+      $ring,rows=1 $ring,stages=4 $ring,warps=2 2>&1
+    check gemm_bias_gelu 2048,16384,4096 float16 float16 $tuned $tuned,epilogue_math=fast
   elif [ "$part" = 7 ]; then
     # fp8 with fp32 sums in 2 x 1 clusters (B multicast: half its L2 -> SM bytes; fast
     # accumulation won at 8192^3 that way, 1.025x): the seeds of 2026-12-05 with cluster=2
