@@ -28,6 +28,21 @@ SEED_WEIGHT = 0.5  # a family's shape-specific seed: above its default's 0.3, be
 WHOLE_BATCH = 4
 
 
+def _with_upgrades(prior, families, workload, target) -> list:
+    """``prior`` with each genome's :meth:`Family.upgrade` (a gene its family now sets one way
+    on any structure) just before it, at its weight, where that differs."""
+    by_name = {f.name: f for f in families}
+    out = []
+    for genome, weight in prior:
+        family = by_name.get(genome.family)
+        if family is not None:
+            up = family.upgrade(genome.params, workload, target)
+            if up != genome.params and all(g.params != up for g, _ in prior):
+                out.append((Genome(genome.family, up), weight))
+        out.append((genome, weight))
+    return out
+
+
 def halving_plan(trials: int, max_genomes: int = MAX_GENOMES) -> list[tuple[int, int]]:
     """Rungs as (genomes alive, extra trials each), spending at most ``trials`` in total.
 
@@ -79,6 +94,7 @@ class Search:
         self.prior = list(prior) + [
             (Genome(f.name, f.default), 0.3) for f in families if f.name not in known
         ]
+        self.prior = _with_upgrades(self.prior, families, workload, grammar.target)
         # A family's pick for this shape (e.g. split-K for a grid smaller than the GPU) goes
         # first: the library's genomes for similar workloads may not even be legal here.
         for family in families:
