@@ -150,6 +150,13 @@ class Family:
         GEMM whose tiles leave most of the GPU idle)."""
         return self.default
 
+    def upgrade(self, params: Params, workload, target) -> Params:
+        """``params`` (a library genome, measured on another workload or before a gene
+        existed) with the genes this family sets one way on any structure where legal -- a
+        choice the measurements made for the whole family, not for a tile -- set so; itself
+        where none applies. The search proposes the upgrade beside the library's genome."""
+        return params
+
     def first_legal(self, candidates, workload, target) -> Params:
         """The first of ``candidates`` that :meth:`check` takes here, else the default (what a
         :meth:`seed` with a preference order returns)."""

@@ -211,6 +211,7 @@ def held_out(data: list[Record], family: str, target, top: int = TOP) -> dict:
                 "model_hit": winner in ranked[:top], "search_order_hit": winner < top,
                 "random_hit": top / len(rs),
                 "model_top_best": max(rs[i].tflops for i in ranked[:top]) / rs[winner].tflops,
+                "search_order_top_best": max(r.tflops for r in rs[:top]) / rs[winner].tflops,
             })  # fmt: skip
     n = max(len(folds), 1)
     return {
@@ -219,5 +220,6 @@ def held_out(data: list[Record], family: str, target, top: int = TOP) -> dict:
         "search_order": sum(f["search_order_hit"] for f in folds) / n,
         "random": sum(f["random_hit"] for f in folds) / n,
         "model_top_best_mean": sum(f["model_top_best"] for f in folds) / n,
+        "search_order_top_best_mean": sum(f["search_order_top_best"] for f in folds) / n,
         "folds": folds,
     }  # fmt: skip

@@ -1796,6 +1796,20 @@ def test_epilogue_math_fast_needs_a_transcendental_and_a_16_bit_c_and_is_the_see
     assert [f["fast_math"] for f in features] == [0.0, 1.0]
 
 
+def test_upgrade_carries_a_library_genome_to_the_fast_functions_where_legal():
+    """A genome measured before epilogue_math existed (exact) comes back with the fast
+    functions where they are legal; elsewhere, and for a genome illegal here, unchanged."""
+    gelu = Workload("gemm_bias_gelu", (2048, 16384, 4096), "bfloat16", "bfloat16")
+    entry = DEFAULT.params.replace(bias_at="start", regs="split", raster=16)
+    assert FAMILY.upgrade(entry, gelu, TARGET) == entry.replace(epilogue_math="fast")
+    relu = Workload("gemm_bias_relu", (4096, 4096, 4096), "float16", "float16")
+    fp32 = Workload("gemm_bias_gelu", (1024, 1024, 1024), "float16", "float32")
+    assert FAMILY.upgrade(entry, relu, TARGET) == entry
+    assert FAMILY.upgrade(entry, fp32, TARGET) == entry
+    illegal = entry.replace(consumers=3)  # 128 accumulators a consumer thread: no registers
+    assert FAMILY.upgrade(illegal, gelu, TARGET) == illegal
+
+
 def _device_code(src: str) -> str:
     """The kernels' CUDA (after the header's declarations), without the constants' notes."""
     return re.sub(r"/\*.*?\*/", "", src[src.index('extern "C" __global__') :])

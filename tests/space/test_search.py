@@ -112,3 +112,19 @@ def test_a_whole_kernel_family_in_the_lead_gets_neighbours_beside_the_ranked_fam
         gemv[lead] = sum(g.family == "cuda.gemv" for g in seen)
     # 10 trials after the first rung: batches of 4, 4, 2, half of each the leader's
     assert gemv["cuda.gemv"] >= 1 + 2 + 2 + 1 > gemv["cuda.wgmma"]
+
+
+def test_a_library_genome_is_proposed_with_its_upgrade_first():
+    """linear_gelu's library entry was measured with CUDA's erff before the fast functions
+    existed; 16 trials kept it and never tried it with them (H100 2026-12-06). Its upgrade
+    now goes first, at its weight, then the entry itself, then the rest of the prior."""
+    gelu = Workload("gemm_bias_gelu", (2048, 16384, 4096), "float16", "float16")
+    grammar = Grammar(HOPPER)
+    entry = Genome.default("cuda.wgmma").replace(bias_at="start", regs="split", raster=16)
+    search = Search(grammar, gelu, 16, prior=[(entry, 1.0)], seed=0)
+    first = search.generator.propose(3)
+    assert first[0] == entry.replace(epilogue_math="fast") and first[1] == entry
+    assert first[2] == Genome("cuda.wgmma", grammar.families(gelu)[0].seed(gelu, HOPPER))
+    plain = Search(grammar, NT, 16, prior=[(entry, 1.0)], seed=0)  # no GELU: no upgrade
+    assert [g for g, _ in plain.prior].count(entry) == 1
+    assert all(g.params.to_json().get("epilogue_math") != "fast" for g, _ in plain.prior)
