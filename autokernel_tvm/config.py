@@ -81,6 +81,10 @@ class TuneConfig:
         GPU architecture (``sm_90a``, ``sm_80``, ``gfx942``...); defaults per target.
     trials : int
         Total measured candidates (MetaSchedule's ``max_trials_global``).
+    hit_trials : int
+        The budget where the library holds this very workload, measured on this device, as a
+        whole kernel (a rerun; a model's layer tuned before): that genome, its upgrade and the
+        next proposals, not ``trials`` of them (0: always ``trials``). The report names the hit.
     time_budget_s : float
         Seconds of proposing and measuring per workload after which the generative search
         proposes no more genomes (0: none): the best measured so far goes to the gate, and the
@@ -149,6 +153,7 @@ class TuneConfig:
     target: str = "llvm"
     arch: str | None = None
     trials: int = 64
+    hit_trials: int = 4
     time_budget_s: float = 0.0
     trials_per_iter: int = 32
     work_dir: str = "autokernel_work"
@@ -189,6 +194,8 @@ class TuneConfig:
             raise ConfigError(f"space must be one of {SPACES}, got {self.space!r}")
         if self.trials < 1:
             raise ConfigError(f"trials must be >= 1, got {self.trials}")
+        if self.hit_trials < 0:
+            raise ConfigError(f"hit_trials must be >= 0 (0: no shortcut), got {self.hit_trials}")
         if self.time_budget_s < 0:
             raise ConfigError(f"time_budget_s must be >= 0 (0: none), got {self.time_budget_s}")
         if self.trials_per_iter < 1:

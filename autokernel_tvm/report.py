@@ -88,6 +88,12 @@ def summary_lines(summary: dict) -> list[str]:
     fallback = (summary.get("space_report") or {}).get("fallback")
     if fallback:  # no generative family took the workload: say so beside space=stock
         lines.append(f"fallback   {fallback}")
+    hit = (summary.get("space_report") or {}).get("library_hit")
+    if hit:  # a rerun: the library's entry for this workload on this device cut the budget
+        lines.append(
+            f"library    this workload on this device: {hit['tflops']:.4g} TFLOP/s "
+            f"({hit['date']}); {hit['trials']} of {hit['of']} trials (hit_trials)"
+        )
     stopped = (summary.get("space_report") or {}).get("stopped")
     if stopped:  # the search ended on its time budget, not on its trials
         lines.append(f"stopped    {stopped}")

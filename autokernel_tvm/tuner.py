@@ -145,7 +145,12 @@ class Tuner:
         """Tune ``workload`` until ``config.trials`` candidates were measured, then verify."""
         self._check_can_measure()
         start, runs, report = time.time(), {}, {}
-        search = self.search(workload) if self.config.space == "generative" else None
+        hit = None
+        if self.config.space == "generative":
+            trials, hit = self.budget(workload)
+            search = self.search(workload, trials)
+        else:
+            search = None
         budget, stopped = self.config.time_budget_s, ""
         timeline, best = [], 0.0  # (seconds since start, best TFLOP/s so far) per measurement
         phases = Counter()  # seconds by phase: where the run's time went
@@ -171,6 +176,12 @@ class Tuner:
             report["timeline"] = timeline  # what the search cost: benchmarks/search_cost.py
             if stopped:
                 report["stopped"] = stopped
+            if hit is not None:
+                report["library_hit"] = {
+                    "key": hit["key"], "describe": hit["describe"], "tflops": hit["tflops"],
+                    "date": hit.get("date", ""), "trials": search.trials,
+                    "of": self.config.trials,
+                }  # fmt: skip
         if not runs:  # stock space asked for, or no family / no legal genome for this workload
             if self._stock_problem(workload):
                 raise TuneError(self._no_stock_reason(workload))
@@ -214,8 +225,25 @@ class Tuner:
         upcoming = [g for g in search.upcoming if g.family in search.whole]
         return [(f"genomes/{g.key}", self._candidate(g, workload, phases)) for g in upcoming]
 
-    def search(self, workload: Workload) -> Search:
-        """The generative search for ``workload``, seeded by the libraries' genomes."""
+    def budget(self, workload: Workload) -> tuple[int, dict | None]:
+        """``(trials, hit)``: ``config.trials``, or ``config.hit_trials`` where the libraries
+        hold ``workload`` measured on this device as a whole kernel (:func:`library.hit`, the
+        entry returned): a rerun spends seconds, not the first run's minutes."""
+        trials, cap = self.config.trials, self.config.hit_trials
+        if not cap or cap >= trials:
+            return trials, None
+        try:
+            device = self.device_name()
+        except Exception:  # noqa: BLE001  (no local device: an RPC run; nothing to match)
+            return trials, None
+        families = self.grammar.families(workload)
+        roots = library.roots(self.config)
+        found = library.hit(self.config.target, workload, roots, device, families)
+        return (cap, found) if found is not None else (trials, None)
+
+    def search(self, workload: Workload, trials: int | None = None) -> Search:
+        """The generative search for ``workload``, seeded by the libraries' genomes, over
+        ``trials`` (default ``config.trials``)."""
         families = [f.name for f in self.grammar.families(workload)]
         roots = library.roots(self.config)
         prior = library.prior(self.config.target, workload, roots, families)
@@ -228,7 +256,8 @@ class Tuner:
                 note = f"not used: {err}"
                 log.warning("proposal model %s", note)
         return Search(
-            self.grammar, workload, self.config.trials, prior=prior, seed=self.config.seed,
+            self.grammar, workload, trials or self.config.trials, prior=prior,
+            seed=self.config.seed,
             ranker=model, model_note=note, held_back=not self.config.held_back_genes,
         )  # fmt: skip
 

@@ -77,6 +77,14 @@ def parse_args(argv=None):
         "--trials", type=_cli.positive_int, default=64, help="candidates to measure in total"
     )
     p.add_argument(
+        "--hit-trials",
+        type=_cli.non_negative_int,
+        default=4,
+        metavar="N",
+        help="trials where the library holds this workload measured on this device as a whole "
+        "kernel (a rerun): its genome, its upgrade and the next proposals (0: always --trials)",
+    )
+    p.add_argument(
         "--time-budget",
         type=float,
         default=0.0,
@@ -167,6 +175,7 @@ def _main(argv) -> int:
             target=args.target,
             arch=args.arch,
             trials=args.trials,
+            hit_trials=args.hit_trials,
             time_budget_s=args.time_budget,
             trials_per_iter=args.trials_per_iter,
             work_dir=args.work_dir,

@@ -120,3 +120,32 @@ def test_fp8_without_a_family_says_why_the_stock_space_cannot_take_it(tmp_path):
     why = tuner._no_stock_reason(fp8)
     assert "cuda.wgmma: needs CUDA sm_90a" in why and "no fp8 kernel" in why
     assert tuner._stock_problem(Workload("gemm_nt", (256, 256, 256), "float16")) == ""
+
+
+def test_a_library_hit_on_this_device_cuts_the_budget(tmp_path, monkeypatch):
+    """A rerun (the user library holds this workload, measured on this GPU, as a whole
+    kernel) spends ``hit_trials``; another GPU's entry, or hit_trials=0, the whole budget."""
+    from autokernel_tvm.space.genome import Genome
+    from autokernel_tvm.space.library import Library
+
+    w = Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16")
+    lib = Library("cuda", "gemm", str(tmp_path))
+    lib.record(Genome.default("cuda.wgmma"), w, tflops=650.0, latency_us=211.0, trials=16,
+               device="NVIDIA H100 80GB HBM3")  # fmt: skip
+    lib.save()
+
+    def tuner(device, **options):
+        cfg = TuneConfig(target="cuda", arch="sm_90a", trials=32, user_library_dir=str(tmp_path),
+                         library_dir=str(tmp_path / "none"),  # not the shipped entries
+                         work_dir=str(tmp_path / "work"), **options)  # fmt: skip
+        t = Tuner(cfg, progress=False)
+        monkeypatch.setattr(t, "device_name", lambda: device)
+        return t
+
+    trials, hit = tuner("NVIDIA H100 80GB HBM3").budget(w)
+    assert trials == 4 and hit["tflops"] == 650.0
+    assert tuner("NVIDIA H200").budget(w) == (32, None)
+    assert tuner("NVIDIA H100 80GB HBM3", hit_trials=0).budget(w) == (32, None)
+    assert tuner("NVIDIA H100 80GB HBM3").search(w, 4).trials == 4
+    with pytest.raises(Exception, match="hit_trials must be >= 0"):
+        TuneConfig(hit_trials=-1)

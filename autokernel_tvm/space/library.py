@@ -165,6 +165,20 @@ def prior(
     return [gw for gw in ranked if gw[1] > 0][:limit]
 
 
+def hit(target: str, workload: Workload, roots, device: str, families) -> dict | None:
+    """The fastest entry of any root for this very workload measured on ``device`` (the GPU's
+    or CPU's name) whose genome is a whole kernel of one of ``families`` (objects): what a
+    rerun, or a model's layer met before, finds. None where there is none. A design space's
+    genome is no hit: its kernel is a sample of the space, not the entry itself."""
+    whole = {f.name for f in families if f.whole_kernels}
+    found = [
+        e for root in roots for e in Library.for_workload(target, workload, root).entries
+        if e["workload"]["name"] == workload.name and e.get("device") == device
+        and e["genome"].get("family") in whole
+    ]  # fmt: skip
+    return max(found, key=lambda e: e["tflops"], default=None)
+
+
 def similarity(a: Workload, b: Workload) -> float:
     """1 for the same workload, less for other shapes / layouts / dtypes (log-shape distance).
     Another input or output dtype of the same width (fp16 / bf16) costs little: the same tiles

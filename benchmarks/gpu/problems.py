@@ -171,6 +171,12 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default="", help="comma-separated problem names (default all)")
     parser.add_argument("--dtypes", default="float16", help="comma-separated: float16,bfloat16")
     parser.add_argument("--trials", type=int, default=16, help="measured candidates per kernel")
+    parser.add_argument(
+        "--hit-trials",
+        type=int,
+        default=4,
+        help="trials for a kernel the library holds measured on this GPU (0: --trials always)",
+    )
     parser.add_argument("--time-budget", type=float, default=0.0, help="search seconds per kernel")
     parser.add_argument("--rounds", type=int, default=5, help="alternating timing rounds")
     parser.add_argument("--rep-ms", type=float, default=100.0, help="timing per call and round")
@@ -203,8 +209,9 @@ def main(argv=None) -> int:
     os.makedirs(args.out, exist_ok=True)
     work_dir = args.work_dir
     config = TuneConfig.from_env(
-        target=args.target, trials=args.trials, work_dir=work_dir, time_budget_s=args.time_budget
-    )
+        target=args.target, trials=args.trials, hit_trials=args.hit_trials, work_dir=work_dir,
+        time_budget_s=args.time_budget,
+    )  # fmt: skip
     tuner = model_tuner(config, progress=False)
     results = []
     for dtype in args.dtypes.split(","):

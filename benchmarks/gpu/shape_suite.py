@@ -171,6 +171,10 @@ def main(argv=None) -> int:
     p.add_argument("--only", default="", help=f"comma-separated names of {sorted(SHAPES)}")
     p.add_argument("--dtypes", default="float16,bfloat16")
     p.add_argument("--trials", type=int, default=16, help="measured candidates per shape")
+    p.add_argument(
+        "--hit-trials", type=int, default=4,
+        help="trials for a shape the library holds measured on this GPU (0: --trials always)",
+    )  # fmt: skip
     p.add_argument("--arch", default="sm_90a")
     p.add_argument("--out", default=os.environ.get("OUT", "out"), help="results folder")
     p.add_argument("--done", nargs="*", default=[], help="rows files of shapes already run")
@@ -191,6 +195,7 @@ def main(argv=None) -> int:
         target="cuda",
         arch=args.arch,
         trials=args.trials,
+        hit_trials=args.hit_trials,
         work_dir=os.path.join(args.out, "work"),
     )
     tuner = Tuner(config, progress=False)

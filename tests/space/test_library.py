@@ -250,3 +250,27 @@ def test_direct_checks_give_each_run_s_fastest_gated_genome(tmp_path):
     # GEMV won at 4 rows (plain and gated), the tensor cores at 8
     assert sorted((f["workload"].shape[0], f["genome"].family) for f in found) == [
         (4, "cuda.gemv"), (4, "cuda.gemv"), (8, "cuda.wgmma")]  # fmt: skip
+
+
+def test_a_hit_is_this_workload_on_this_device_as_a_whole_kernel(tmp_path):
+    """The fastest entry of the very workload measured on the same GPU, if its genome is a
+    whole kernel; another device, another workload or a design space's genome is no hit."""
+    from autokernel_tvm.space.grammar import Grammar
+    from autokernel_tvm.targets import make_target
+
+    w = Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16")
+    other = Workload("gemm_nt", (4096, 4096, 2048), "float16", "float16")
+    families = Grammar(make_target("cuda", "sm_90a")).families(w)
+    lib = Library("cuda", "gemm", str(tmp_path))
+    wgmma = Genome.default("cuda.wgmma")
+    h100, h200 = "NVIDIA H100 80GB HBM3", "NVIDIA H200"
+    lib.record(wgmma, w, tflops=600.0, latency_us=229.0, trials=16, device=h100)
+    lib.record(wgmma.replace(raster=16), w, tflops=650.0, latency_us=211.0, trials=16, device=h100)
+    lib.record(wgmma.replace(raster=4), w, tflops=700.0, latency_us=196.0, trials=16, device=h200)
+    lib.record(wgmma.replace(raster=1), other, tflops=800.0, latency_us=86.0, trials=8, device=h100)
+    lib.save()
+    found = library.hit("cuda", w, [str(tmp_path)], h100, families)
+    assert found["key"] == wgmma.replace(raster=16).key and found["device"] == h100
+    assert library.hit("cuda", w, [str(tmp_path)], "NVIDIA A100", families) is None
+    mma_only = [f for f in families if f.name == "cuda.mma"]  # a design space: no hit
+    assert library.hit("cuda", w, [str(tmp_path)], h100, mma_only) is None
