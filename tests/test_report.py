@@ -78,3 +78,15 @@ def test_reports_are_packed_into_one_archive(tmp_path):
         assert names == ["reports/gemm_a/report.json", "reports/gemm_b/genomes/report.json"]
         assert json.load(tar.extractfile(names[1])) == {"name": "gemm_b/genomes"}
     assert not os.path.exists(archive + ".part")
+
+
+def test_a_library_hit_is_said_with_the_trials_it_left():
+    hit = {"key": "k", "describe": "d", "tflops": 730.4, "date": "2026-12-06", "trials": 4,
+           "of": 64}  # fmt: skip
+    lines = summary_lines({**SUMMARY, "space_report": {"library_hit": hit}})
+    (line,) = [x for x in lines if x.startswith("library")]
+    assert line == (
+        "library    this workload on this device: 730.4 TFLOP/s (2026-12-06); "
+        "4 of 64 trials (hit_trials)"
+    )
+    assert not any(x.startswith("library") for x in summary_lines(SUMMARY))
