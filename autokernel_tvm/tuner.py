@@ -142,12 +142,12 @@ class Tuner:
 
     # -- the loop ---------------------------------------------------------------------------
     def tune(self, workload: Workload) -> TuneResult:
-        """Tune ``workload`` until ``config.trials`` candidates were measured, then verify."""
+        """Tune ``workload`` until its trials (:meth:`trial_budget`) were measured, then verify."""
         self._check_can_measure()
         start, runs, report = time.time(), {}, {}
         hit = None
         if self.config.space == "generative":
-            trials, hit = self.budget(workload)
+            trials, hit = self.trial_budget(workload)
             search = self.search(workload, trials)
         else:
             search = None
@@ -225,7 +225,7 @@ class Tuner:
         upcoming = [g for g in search.upcoming if g.family in search.whole]
         return [(f"genomes/{g.key}", self._candidate(g, workload, phases)) for g in upcoming]
 
-    def budget(self, workload: Workload) -> tuple[int, dict | None]:
+    def trial_budget(self, workload: Workload) -> tuple[int, dict | None]:
         """``(trials, hit)``: ``config.trials``, or ``config.hit_trials`` where the libraries
         hold ``workload`` measured on this device as a whole kernel (:func:`library.hit`, the
         entry returned): a rerun spends seconds, not the first run's minutes."""

@@ -142,10 +142,10 @@ def test_a_library_hit_on_this_device_cuts_the_budget(tmp_path, monkeypatch):
         monkeypatch.setattr(t, "device_name", lambda: device)
         return t
 
-    trials, hit = tuner("NVIDIA H100 80GB HBM3").budget(w)
+    trials, hit = tuner("NVIDIA H100 80GB HBM3").trial_budget(w)
     assert trials == 4 and hit["tflops"] == 650.0
-    assert tuner("NVIDIA H200").budget(w) == (32, None)
-    assert tuner("NVIDIA H100 80GB HBM3", hit_trials=0).budget(w) == (32, None)
+    assert tuner("NVIDIA H200").trial_budget(w) == (32, None)
+    assert tuner("NVIDIA H100 80GB HBM3", hit_trials=0).trial_budget(w) == (32, None)
     assert tuner("NVIDIA H100 80GB HBM3").search(w, 4).trials == 4
     with pytest.raises(Exception, match="hit_trials must be >= 0"):
         TuneConfig(hit_trials=-1)
