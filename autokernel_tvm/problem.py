@@ -158,6 +158,7 @@ def tune_problem(
         "target": config.target,
         "dtype": dtype or _dtype_of(model),
         "trials": config.trials,
+        "hit_trials": config.hit_trials,  # a kernel's budget where the library held it
         "seeds": list(seeds),
     }
 

@@ -150,6 +150,7 @@ def run_problem(name: str, dtype: str, args, tuner) -> dict:
                 "baseline_tflops": flops / times[baseline] / 1e12,
                 "ratio": times[baseline] / times[impl],
                 "trials": args.trials,
+                "hit_trials": args.hit_trials,  # a kernel's trials where the library held it
                 "tune_seconds": tune_seconds if impl.endswith("problem") else backend_seconds,
                 "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
                 "latency_us": times[impl] * 1e6,

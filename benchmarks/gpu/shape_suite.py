@@ -140,7 +140,8 @@ def run_shape(name: str, dtype: str, args, tuner: Tuner, gpu: str) -> list[dict]
                 "baseline": baseline,
                 "baseline_tflops": workload.flops / secs[baseline] / 1e12,
                 "ratio": secs[baseline] / secs["ours"],
-                "trials": args.trials,
+                "trials": result.trials,  # measured: --hit-trials where the library held it
+                "library_hit": bool(result.space_report.get("library_hit")),
                 "tune_seconds": tune_seconds,
                 # where the tuning time went: generate, build, time, gate (seconds)
                 "tune_phases": result.space_report.get("seconds"),
