@@ -327,15 +327,15 @@ class CudaWgmma(Family):
         (``epilogue_math="fast"``): the write-back of a 128 x 256 tile with CUDA's erff takes
         about a sixth of its mainloop's time at K = 4096 (2048 x 16384 x 4096 fp16, H100
         2026-12-06: 445 us with the bias + GELU, ~400 without), and the fast GELU is a third
-        of the instructions. Where each is legal is :func:`.legality.legal`'s to say."""
+        of the instructions (:meth:`upgrade`). Where each is legal is :func:`.legality.legal`'s
+        to say."""
         if _needs_promotion(workload):
             params = self._promoted_seed(workload, target)
         else:
             params = self._seed(workload, target)
         prefetched = params.replace(bias_at="prefetch")
-        preferred = [prefetched.replace(epilogue_math="fast"), prefetched]
-        preferred += [params.replace(epilogue_math="fast"), params]
-        return self.first_legal(preferred, workload, target)
+        return self.upgrade(self.first_legal([prefetched, params], workload, target), workload,
+                            target)  # fmt: skip
 
     def upgrade(self, params: WgmmaParams, workload, target) -> WgmmaParams:
         """``epilogue_math="fast"`` where legal: on every structure measured it ran the GELU
