@@ -175,7 +175,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--hit-trials",
         type=int,
-        default=4,
+        default=TuneConfig.hit_trials,
         help="trials for a kernel the library holds measured on this GPU (0: --trials always)",
     )
     parser.add_argument("--time-budget", type=float, default=0.0, help="search seconds per kernel")

@@ -173,7 +173,7 @@ def main(argv=None) -> int:
     p.add_argument("--dtypes", default="float16,bfloat16")
     p.add_argument("--trials", type=int, default=16, help="measured candidates per shape")
     p.add_argument(
-        "--hit-trials", type=int, default=4,
+        "--hit-trials", type=int, default=TuneConfig.hit_trials,
         help="trials for a shape the library holds measured on this GPU (0: --trials always)",
     )  # fmt: skip
     p.add_argument("--arch", default="sm_90a")
