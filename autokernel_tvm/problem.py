@@ -184,6 +184,13 @@ def _tune_problem(model, fresh, report, config, tuner, seeds, export, path, init
     except UnsupportedModelError as err:
         return {**report, "status": "unsupported", "reason": str(err), "correct": False}
     report["tune_seconds"] = time.time() - start
+    # where those seconds went: export and import (the dispatched kernels tuned within),
+    # TVM's own tasks, the model's build and numerics check
+    report["stage_seconds"] = {
+        stage: tuned.report[f"{stage}_seconds"]
+        for stage in ("import", "tune", "build")
+        if f"{stage}_seconds" in tuned.report
+    }
     report["tasks"] = tuned.report["tasks"]
     report["status"] = "ok"
 
@@ -279,6 +286,7 @@ def op_timings(dispatch: dict, device: str, rep_ms: float, library=None) -> list
                 "kernel_timing": "alternating with torch" if kernel is not None else "tuner",
                 "torch_us": torch_us,
                 "speedup_vs_torch": torch_us / kernel_us,
+                **{k: served[k] for k in ("tune_seconds", "trials", "library_hit") if k in served},
             }
         )
     for unmatched in dispatch.get("unmatched", []):

@@ -117,6 +117,11 @@ def test_tune_problem_and_model_new(name, source, tuner, tmp_path):
     assert op["workload"].startswith({"matmul": "gemm_M32", "conv_bias_relu": "conv2d_nhwc"}[name])
     assert op["family"] in ("cpu.tile", "stock") and op["kernel_us"] > 0 and op["torch_us"] > 0
     assert op["kernel_timing"] == "alternating with torch"  # called out of the model's library
+    # what tuning cost, per kernel and per stage of the model's compile
+    assert op["tune_seconds"] > 0 and op["trials"] >= 1 and op["library_hit"] is False
+    stages = report["stage_seconds"]
+    assert set(stages) == {"import", "tune", "build"} and stages["import"] >= op["tune_seconds"]
+    assert sum(stages.values()) <= report["tune_seconds"]
     if name == "conv_bias_relu":
         assert op["epilogue"] == "relu((acc + x0)) with x0[n]"
 

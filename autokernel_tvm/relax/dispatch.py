@@ -591,6 +591,11 @@ def _rewrite(func, kernels, builder, target, linking, report):
                     "space": result.space,
                     "latency_us": result.latency_s * 1e6,
                     "verify": bool(result.verify and result.verify.get("passed")),
+                    # what tuning it cost: seconds, measured trials, and whether the library
+                    # held this workload (a rerun's shorter budget, Tuner.trial_budget)
+                    "tune_seconds": result.tune_seconds,
+                    "trials": result.trials,
+                    "library_hit": bool(result.space_report.get("library_hit")),
                 }
             )
         new_blocks.append(relax.DataflowBlock(out))

@@ -158,13 +158,16 @@ def run_problem(name: str, dtype: str, args, tuner) -> dict:
                 "correct": bool(checked["passed"] and report["correct"]),
                 "rel_error": checked["rel_error"],
                 "elementwise_ratio": checked.get("elementwise_ratio"),
-                "kernels": [
-                    {k: o.get(k) for k in ("workload", "family", "kernel_us", "torch_us")}
-                    for o in report.get("ops", [])
-                ],
+                "kernels": [{k: o.get(k) for k in KERNEL_FIELDS} for o in report.get("ops", [])],
+                "stage_seconds": report.get("stage_seconds"),
             }
             append_result(os.path.join(args.out, "problems.jsonl"), row)
     return result
+
+
+#: a row's per-kernel fields (problem.op_timings)
+KERNEL_FIELDS = ("workload", "family", "kernel_us", "torch_us", "tune_seconds", "trials",
+                 "library_hit")  # fmt: skip
 
 
 def main(argv=None) -> int:
@@ -255,6 +258,10 @@ def _print_row(r: dict) -> None:
         f"tune {r['tune_seconds']:.0f}s",
         flush=True,
     )
+    stages = r["problem_path"].get("stage_seconds") or {}
+    if stages:
+        spent = ", ".join(f"{k} {v:.1f} s" for k, v in stages.items())
+        print(f"    tuning: {spent} (import: the dispatched kernels' tuning within)", flush=True)
     if "seconds_queued" in r:
         q = {k: v * 1e3 for k, v in r["seconds_queued"].items() if k != "lead_us"}
         print(f"    queued behind {r['seconds_queued']['lead_us']:.0f} us of GPU sleep: "
@@ -263,7 +270,13 @@ def _print_row(r: dict) -> None:
         if "kernel_us" in op:
             print(
                 f"    {op['workload'][:60]:<60} {op['family'][:28]:<28} "
-                f"{op['kernel_us']:9.1f} us vs torch {op['torch_us']:9.1f} us",
+                f"{op['kernel_us']:9.1f} us vs torch {op['torch_us']:9.1f} us"
+                + (
+                    f"  tuned {op['tune_seconds']:.1f} s, {op['trials']} trials"
+                    + (" (library hit)" if op.get("library_hit") else "")
+                    if "tune_seconds" in op
+                    else ""
+                ),
                 flush=True,
             )
         else:
