@@ -62,7 +62,7 @@
 # one row of A through cuda.gemv's ring: its neighbours, each call's kernels timed apart.
 # Part 18: llama_mlp's two kernels (1.14x eager, the goal 1.15x): the down projection (at
 # cuBLAS's speed, 1.94 waves of 128 x 256 tiles) with the whole-grid stream schedule, split
-# registers and 2 x 1 clusters; the gated GEMM (671 TFLOP/s against the plain GEMM's 708) on
+# registers, 2 x 1 clusters and ping-pong consumers; the gated GEMM (671 TFLOP/s against the plain GEMM's 708) on
 # other schedules.
 #   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|...|18
 set -uo pipefail
@@ -262,7 +262,7 @@ c3=consumers=3,block_n=192
     r16=$seed,raster=16  # the down projection's tuned genome (session 41)
     check gemm_nt 2048,4096,11008 float16 float16 $r16 $r16,regs=split \
       schedule=stream_tail,store=tma,raster=16 schedule=stream_tail,store=tma,raster=16,regs=split \
-      $r16,cluster=2
+      $r16,cluster=2 $r16,arrangement=pingpong $r16,arrangement=pingpong,regs=split
     gated=schedule=streamk,splits=2,reduction=cluster,store=tma,raster=16  # its tuned genome
     check gemm_gated_nt 2048,11008,4096 float16 float16 $gated $gated,regs=split $r16 \
       schedule=stream_tail,store=tma,raster=16
