@@ -47,7 +47,7 @@ from .measure import (
 )
 from .space import library, ranker
 from .space.grammar import Grammar
-from .space.search import Search
+from .space.search import WHOLE_BATCH, Search
 from .targets import arch_problem, cpu_name, make_target, use_cores
 from .workloads import Workload
 from .workloads.dtypes import FP8_DTYPES
@@ -144,6 +144,7 @@ class Tuner:
     def tune(self, workload: Workload) -> TuneResult:
         """Tune ``workload`` until its trials (:meth:`trial_budget`) were measured, then verify."""
         self._check_can_measure()
+        self.warm()
         start, runs, report = time.time(), {}, {}
         hit = None
         if self.config.space == "generative":
@@ -306,6 +307,12 @@ class Tuner:
 
     def workload_dir(self, workload: Workload) -> str:
         return measure_lib.workload_dir(self.config, workload)
+
+    def warm(self) -> None:
+        """Start the builder's first workers (a search's batch of whole kernels) if they are not
+        running yet; the search's setup and the first candidate's build go on meanwhile."""
+        if self._builder is None:
+            self.builder.warm(min(WHOLE_BATCH, self.config.build_workers or os.cpu_count() or 1))
 
     @property
     def builder(self):

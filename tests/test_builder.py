@@ -42,6 +42,36 @@ def test_artifacts_live_under_one_folder_removed_at_shutdown():
     assert not os.path.exists(builder.root)
 
 
+def _children() -> set[int]:
+    """This process's child processes (Linux /proc)."""
+    tasks = f"/proc/{os.getpid()}/task"
+    kids = set()
+    for tid in os.listdir(tasks):
+        with open(f"{tasks}/{tid}/children") as f:
+            kids |= {int(pid) for pid in f.read().split()}
+    return kids
+
+
+def test_warm_starts_workers_before_any_build():
+    # the workers a tuner's first batch needs start (and import TVM) at once, with no job of
+    # their own yet, and the builds then run on them rather than on new ones
+    before = _children()
+    builder = PoolBuilder("llvm", max_workers=2)
+    try:
+        builder.warm(2)
+        deadline = time.time() + 60
+        while len(_children() - before) < 2 and time.time() < deadline:
+            time.sleep(0.1)
+        warmed = _children() - before
+        assert len(warmed) == 2, warmed
+        mod = tvm.s_tir.Schedule(GEMM_NT.ir_module()).mod
+        results = builder.build([ms.builder.BuilderInput(mod, make_target("llvm"))] * 2)
+        assert all(r.error_msg is None for r in results), results
+        assert _children() - before == warmed  # no third worker was started for them
+    finally:
+        builder.shutdown()
+
+
 def test_worker_dies_with_its_parent(tmp_path):
     # A parent starts a pool worker (die_with_parent as its initializer), gives it a job of a
     # minute and is killed with -9: the busy worker must go at once, not when its job ends.

@@ -138,6 +138,7 @@ def tune_model(
     tuner = tuner or model_tuner(config)
     if config.target != "llvm" and not tuner.device().exist:
         raise TuneError(f"no {config.target} device here: tuning measures every candidate on it")
+    tuner.warm()  # its build workers start while the model is exported and imported
     modes = {m: m.training for m in model.modules()}
     try:
         return _tune_model(model.eval(), example_inputs, config, dtype, tuner, min_task_flops,
