@@ -208,17 +208,7 @@ class KernelMeasurer:
             from .rpc import measure_kernel
 
             return measure_kernel(config, self.target, self.runner, workload, exe), built
-        args = self.args.get(workload)
-        if args is None:
-            rng = np.random.default_rng(config.seed)
-            args = [tvm.runtime.tensor(a, device=self.device) for a in workload.random_inputs(rng)]
-            out = workload.output
-            args.append(tvm.runtime.empty(out.shape, out.dtype, device=self.device))
-            self.args.clear()  # one workload's arguments on the device at a time
-            self.args[workload] = args
-        pitch = manifest_lib.out_pitch(mod["main"]) if "main" in mod else None
-        if pitch is not None and config.padded_outputs:  # as torch's loader calls it
-            args = [*args[:-1], padded_output(workload, pitch, self.device)]
+        args = self._arguments(workload, mod)
         try:
             timer = runtime.time_evaluator(
                 "main",
@@ -235,6 +225,48 @@ class KernelMeasurer:
             failure = "run: " + build_lib.failure_reason(str(err))
             return {"latency_s": None, "failure": failure}, built
         return {"latency_s": latency, "failure": None}, built
+
+    def _arguments(self, workload, mod) -> list:
+        """The device arguments ``mod`` is timed with: the workload's inputs (one draw per
+        workload) and an output, a view of padded rows where the kernel takes one and the
+        config says so (as torch's loader calls it)."""
+        args = self.args.get(workload)
+        if args is None:
+            rng = np.random.default_rng(self.config.seed)
+            args = [tvm.runtime.tensor(a, device=self.device) for a in workload.random_inputs(rng)]
+            out = workload.output
+            args.append(tvm.runtime.empty(out.shape, out.dtype, device=self.device))
+            self.args.clear()  # one workload's arguments on the device at a time
+            self.args[workload] = args
+        pitch = manifest_lib.out_pitch(mod["main"]) if "main" in mod else None
+        if pitch is not None and self.config.padded_outputs:
+            args = [*args[:-1], padded_output(workload, pitch, self.device)]
+        return args
+
+    def retime(self, workload, kernels: dict) -> dict:
+        """Seconds a call of each whole kernel (``label -> (mod, db_dir)``, measured before)
+        takes, timed again together: in alternation, each call after an L2 flush
+        (:func:`~autokernel_tvm.timing.compare`, the benchmarks' timer), so that a drift of
+        the clocks between their first timings cannot order them."""
+        from .timing import compare
+
+        fns = {}
+        for label, (mod, db_dir) in kernels.items():
+            ahead = self.builds.get(os.path.join(db_dir, KERNEL_RECORD))
+            if ahead is not None and ahead.done() and ahead.exception() is None:
+                runtime = tvm.runtime.load_module(ahead.result())
+            else:  # built in this process when measured: again
+                runtime = build_lib.build_module(mod, self.target).mod
+            fn, args = runtime["main"], self._arguments(workload, mod)
+            fns[label] = lambda fn=fn, args=args: fn(*args)
+        timing = compare(fns, "cuda", warmup_ms=RETIME_WARMUP_MS, rep_ms=RETIME_MS, rounds=5,
+                         warn=False)  # fmt: skip
+        return timing.seconds
+
+
+#: re-timing whole kernels (:meth:`KernelMeasurer.retime`): milliseconds of calls per kernel
+RETIME_MS = 60.0
+RETIME_WARMUP_MS = 20.0
 
 
 def padded_output(workload, pitch: int, device):

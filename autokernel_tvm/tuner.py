@@ -443,6 +443,27 @@ class Tuner:
         lib.save()
         return entry
 
+    def _retimed(self, workload, candidates: list, by_label: dict, report: dict) -> list:
+        """``candidates`` (fastest first) with the whole kernels within ``retime_within`` of the
+        fastest, when it is one, timed again together (:meth:`KernelMeasurer.retime`) and put
+        first in that order, at those times; ``report["retimed"]`` says what changed."""
+        finalists = retime_finalists(candidates, self.config.retime_within)
+        if len(finalists) < 2 or self.config.target != "cuda" or self.config.rpc_tracker:
+            return candidates
+        kernels = {c[1]: (c[3], by_label[c[1]].db_dir) for c in finalists}
+        try:
+            seconds = self.kernel_measurer.retime(workload, kernels)
+        except Exception as err:  # an aid to the pick: the first timings stand
+            log.warning("re-timing %s's finalists failed: %s", workload.name, err)
+            report["retimed"] = {"error": f"{type(err).__name__}: {err}"}
+            return candidates
+        report["retimed"] = [
+            {"space": c[1], "first_us": c[0] * 1e6, "again_us": seconds[c[1]] * 1e6}
+            for c in finalists
+        ]
+        again = sorted(((seconds[c[1]], *c[1:]) for c in finalists), key=lambda c: c[0])
+        return again + candidates[len(finalists) :]
+
     def _pick_verified(self, workload, runs, seconds, report) -> TuneResult:
         """The fastest record that passes the correctness gate, across all candidate sources."""
         candidates = []
@@ -458,11 +479,12 @@ class Tuner:
                 if latency < FAILED:
                     candidates.append((latency, run.label, record, run.mod, run.family))
         candidates.sort(key=lambda c: c[0])
+        by_label = {run.label: run for run in runs}
+        candidates = self._retimed(workload, candidates, by_label, report)
         failures: Counter = Counter()
         for run in runs:
             failures.update(run.failures)
         rejected = []
-        by_label = {run.label: run for run in runs}
         for latency, label, record, mod, family in candidates:
             if record is not None and family and not get(family).realised(record.trace):
                 # the family's template did not apply: an untiled fallback is not its kernel
@@ -522,6 +544,24 @@ class Tuner:
             f"{workload.name}: no candidate passed the correctness gate "
             f"({len(candidates)} measured, failures: {dict(failures)})"
         )
+
+
+#: whole kernels :meth:`Tuner._retimed` times again at most
+RETIME_FINALISTS = 3
+
+
+def retime_finalists(candidates: list, within: float) -> list:
+    """The leading ``candidates`` (``(seconds, label, record, mod, family)``, fastest first)
+    to time again: whole kernels (no record) within ``within`` of the fastest, itself one,
+    at most ``RETIME_FINALISTS``; none where ``within`` is 0."""
+    if not within or not candidates or candidates[0][2] is not None:
+        return []
+    out = []
+    for c in candidates[:RETIME_FINALISTS]:
+        if c[2] is not None or c[0] > candidates[0][0] * (1 + within):
+            break
+        out.append(c)
+    return out
 
 
 def _merge_curves(runs) -> list:

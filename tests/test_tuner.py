@@ -9,9 +9,9 @@ import pytest
 import tvm
 import tvm_ffi
 
-from autokernel_tvm.config import TuneConfig
+from autokernel_tvm.config import ConfigError, TuneConfig
 from autokernel_tvm.progress import count_records
-from autokernel_tvm.tuner import TuneError, Tuner
+from autokernel_tvm.tuner import TuneError, Tuner, retime_finalists
 from autokernel_tvm.workloads import Workload
 
 W = Workload("gemm_nt", (64, 64, 64))
@@ -149,3 +149,18 @@ def test_a_library_hit_on_this_device_cuts_the_budget(tmp_path, monkeypatch):
     assert tuner("NVIDIA H100 80GB HBM3").search(w, 4).trials == 4
     with pytest.raises(Exception, match="hit_trials must be >= 0"):
         TuneConfig(hit_trials=-1)
+
+
+def test_retime_finalists_are_the_near_tied_whole_kernels_in_front():
+    # (seconds, label, record, mod, family): record None = a whole kernel
+    kernel = [(1.00, "a", None), (1.02, "b", None), (1.025, "c", None), (1.029, "d", None)]
+    kernels = [(*c, None, "cuda.wgmma") for c in kernel]
+    assert [c[1] for c in retime_finalists(kernels, 0.03)] == ["a", "b", "c"]  # at most three
+    assert [c[1] for c in retime_finalists(kernels, 0.015)] == ["a"]  # b is 2% behind
+    assert retime_finalists(kernels, 0.0) == []  # off
+    record = object()  # a design space's record: timed by MetaSchedule, not re-timed
+    mixed = [kernels[0], (1.01, "s", record, None, "cuda.mma"), kernels[1]]
+    assert [c[1] for c in retime_finalists(mixed, 0.03)] == ["a"]
+    assert retime_finalists([mixed[1], kernels[0]], 0.03) == []  # a record in front
+    with pytest.raises(ConfigError, match=r"retime_within must be in \[0, 1\)"):
+        TuneConfig(retime_within=1.0)
