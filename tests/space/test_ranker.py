@@ -14,7 +14,7 @@ import pytest
 from autokernel_tvm.config import TuneConfig
 from autokernel_tvm.families import GenomeError
 from autokernel_tvm.families.cuda_wgmma import FAMILY, WgmmaParams
-from autokernel_tvm.space import ranker
+from autokernel_tvm.space import checks, ranker
 from autokernel_tvm.space.generator import Generator
 from autokernel_tvm.space.genome import Genome
 from autokernel_tvm.space.grammar import Grammar
@@ -28,7 +28,13 @@ RESULTS = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "res
 
 
 def _committed() -> list[ranker.Record]:
-    paths = glob.glob(os.path.join(RESULTS, "**", "*.json"), recursive=True)
+    """The committed measurements scripts/train_ranker.py trains on: tuning reports and
+    genome_check.py's direct checks."""
+    paths = [
+        f
+        for pattern in ("*.json", checks.FILES)
+        for f in glob.glob(os.path.join(RESULTS, "**", pattern), recursive=True)
+    ]
     return [r for r in ranker.records(paths) if r.genome.family == "cuda.wgmma"]
 
 
@@ -73,7 +79,8 @@ def test_held_out_shapes_find_the_winner_in_the_model_top_4_as_often_as_the_sear
     the model's top 4 of each run's measured genomes holds the winner at least as often as the
     search's first 4, more often than random picks, and its fastest is nearer the winner than
     the search's first 4's. (The hit rates tied at 82% once the seeds had improved: session
-    41's runs measured their winner among the first 4, the seed or its upgrade.)"""
+    41's runs measured their winner among the first 4, the seed or its upgrade. Read without
+    the direct checks, session 42's reports put the model at 79% against the search's 82%.)"""
     result = ranker.held_out(_committed(), "cuda.wgmma", TARGET)
     assert result["runs"] >= 30
     assert result["model"] >= result["search_order"] and result["model"] > result["random"]
