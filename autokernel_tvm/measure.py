@@ -128,7 +128,7 @@ class KernelMeasurer:
 
     def __init__(
         self, config, target, device, runner=None, args: dict | None = None, builder=None,
-        builds: dict | None = None,
+        builds: dict | None = None, loaded: dict | None = None,
     ):  # fmt: skip
         self.config, self.target, self.device, self.runner = config, target, device, runner
         #: workload -> the device arguments it is timed with: every candidate of a workload is
@@ -140,6 +140,9 @@ class KernelMeasurer:
         #: path -> the future of its kernel's library (a tuner's measurers share one dict; the
         #: gate loads the winner's from it too)
         self.builder, self.builds = builder, ({} if builds is None else builds)
+        #: record path -> the runtime module this process timed, of one workload at a time:
+        #: the gate and the re-timing of the finalists take it instead of building it again
+        self.loaded = {} if loaded is None else loaded
 
     def build_ahead(self, workload, candidates) -> None:
         """Start building the ``(label, Kernel)`` pairs not measured or started yet, all at once
@@ -204,6 +207,10 @@ class KernelMeasurer:
             failure = "build: " + build_lib.failure_reason(str(err))
             return {"latency_s": None, "failure": failure}, None
         built = time.time()
+        home = workload_dir(config, workload) + os.sep
+        if any(not p.startswith(home) for p in self.loaded):
+            self.loaded.clear()  # another workload's kernels
+        self.loaded[path] = runtime
         if self.runner is not None:  # timed on a server of the tracker, like every candidate
             from .rpc import measure_kernel
 
@@ -252,8 +259,11 @@ class KernelMeasurer:
 
         fns = {}
         for label, (mod, db_dir) in kernels.items():
-            ahead = self.builds.get(os.path.join(db_dir, KERNEL_RECORD))
-            if ahead is not None and ahead.done() and ahead.exception() is None:
+            path = os.path.join(db_dir, KERNEL_RECORD)
+            ahead = self.builds.get(path)
+            if path in self.loaded:
+                runtime = self.loaded[path]
+            elif ahead is not None and ahead.done() and ahead.exception() is None:
                 runtime = tvm.runtime.load_module(ahead.result())
             else:  # built in this process when measured: again
                 runtime = build_lib.build_module(mod, self.target).mod

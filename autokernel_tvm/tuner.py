@@ -138,6 +138,7 @@ class Tuner:
         self.db_warnings: list[str] = []  # damaged database lines moved out (db_lib.repair)
         self._timing_args: dict = {}  # KernelMeasurer.args, shared by this tuner's measurers
         self._builds: dict = {}  # KernelMeasurer.builds: kernels being built ahead
+        self._loaded: dict = {}  # KernelMeasurer.loaded: this workload's timed kernels
         self._candidates: dict = {}  # (workload, genome key) -> its candidate, this workload's
 
     # -- the loop ---------------------------------------------------------------------------
@@ -294,7 +295,7 @@ class Tuner:
         runner = self.runner if self.config.rpc_tracker else None  # else timed here
         return KernelMeasurer(
             self.config, self.target, self.device(), runner, self._timing_args,
-            builder=self.builder, builds=self._builds,
+            builder=self.builder, builds=self._builds, loaded=self._loaded,
         )  # fmt: skip
 
     def candidates(self, workload: Workload, n: int, search: Search | None = None) -> list:
@@ -384,9 +385,12 @@ class Tuner:
         return build_lib.build_module(mod, self.target)
 
     def _built_ahead(self, db_dir: str):
-        """The library of the whole kernel recorded in ``db_dir`` if the workers built it
-        (:meth:`KernelMeasurer.build_ahead`), loaded; else None."""
-        future = self._builds.get(os.path.join(db_dir, KERNEL_RECORD))
+        """The whole kernel recorded in ``db_dir`` as this process timed it (built here or by
+        the workers, :meth:`KernelMeasurer.build_ahead`), loaded; else None."""
+        path = os.path.join(db_dir, KERNEL_RECORD)
+        if path in self._loaded:
+            return self._loaded[path]
+        future = self._builds.get(path)
         if future is None or not future.done() or future.exception() is not None:
             return None
         return tvm.runtime.load_module(future.result())
