@@ -35,6 +35,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -106,10 +107,19 @@ class VerifyReport:
     checks: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     max_error_ratio: float = 0.0
+    #: seconds by part of the gate: drawing inputs, running the kernel (transfers included),
+    #: the fp64 reference and comparison, and each whole-call check
+    seconds: dict = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
         return not self.failures
+
+    def spent(self, part: str, since: float) -> float:
+        """Add the seconds since ``since`` to ``part``; the time now."""
+        now = time.perf_counter()
+        self.seconds[part] = round(self.seconds.get(part, 0.0) + now - since, 4)
+        return now
 
     def to_json(self) -> dict:
         return {
@@ -118,6 +128,7 @@ class VerifyReport:
             "checks": self.checks,
             "failures": self.failures,
             "max_error_ratio": self.max_error_ratio,
+            "seconds": self.seconds,
         }
 
 
@@ -292,6 +303,7 @@ def verify(
         report.checks.append("sampled:" + ",".join(f"{d}/{g}" for d, g in sample.strides.items()))
     dense = None
     for kind in kinds:
+        start = time.perf_counter()
         exact = kind == "exact"
         if exact:
             try:
@@ -303,7 +315,9 @@ def verify(
         else:
             inputs = workload.random_inputs(rng, kind)
         report.checks.append("exact" if exact else f"values:{kind}")
+        start = report.spent("inputs", start)
         got = _call(run, workload, device, inputs, guarded, report, kind)
+        start = report.spent("run", start)
         if got is None:
             continue
         if dense is None and kind not in ("edge", "exact"):
@@ -313,6 +327,7 @@ def verify(
         got_s = sample.output(got).astype(np.float64)
         if exact:
             _compare_exact(workload, sample, sub_inputs, ref, got_s, report)
+            report.spent("reference", start)
             continue
         bound = tolerance(sample.workload, sub_inputs, ref, u_eff)
         # past the output dtype's range the right answer is inf of the reference's sign (an
@@ -329,12 +344,17 @@ def verify(
                 f"{kind}: error {ratio:.3g}x the bound; worst at {sample.where(where)}: "
                 f"got {got_s[where]:.6g}, want {ref[where]:.6g}"
             )
+        report.spent("reference", start)
+    start = time.perf_counter()
     if dense is not None:
         _check_determinism(run, workload, device, dense, guarded, report)
+        start = report.spent("determinism", start)
         if out_pitch is not None:
             _check_padded_output(run, workload, device, dense, out_pitch, report)
+            start = report.spent("padded-output", start)
     if check_shapes:
         _check_shape_rejection(run, workload, device, report)
+        report.spent("shape-rejection", start)
     return report
 
 

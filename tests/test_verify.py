@@ -24,6 +24,10 @@ def test_correct_kernel_passes_all_checks():
     report = verify(_build(W.prim_func()), W)
     assert report.passed, report.failures
     assert {"determinism", "shape-rejection", "values:edge", "values:large"} <= set(report.checks)
+    # where the gate's time went, by part (a rerun's largest share at LLaMA sizes)
+    parts = {"inputs", "run", "reference", "determinism", "shape-rejection"}
+    assert set(report.seconds) == parts and all(t >= 0 for t in report.seconds.values())
+    assert report.to_json()["seconds"] == report.seconds
 
 
 @T.prim_func(s_tir=True)
