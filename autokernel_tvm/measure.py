@@ -259,19 +259,27 @@ class KernelMeasurer:
 
         fns = {}
         for label, (mod, db_dir) in kernels.items():
-            path = os.path.join(db_dir, KERNEL_RECORD)
-            ahead = self.builds.get(path)
-            if path in self.loaded:
-                runtime = self.loaded[path]
-            elif ahead is not None and ahead.done() and ahead.exception() is None:
-                runtime = tvm.runtime.load_module(ahead.result())
-            else:  # built in this process when measured: again
+            runtime = timed_kernel(self.loaded, self.builds, db_dir)
+            if runtime is None:  # measured by an earlier run (resumed): built again
                 runtime = build_lib.build_module(mod, self.target).mod
             fn, args = runtime["main"], self._arguments(workload, mod)
             fns[label] = lambda fn=fn, args=args: fn(*args)
         timing = compare(fns, "cuda", warmup_ms=RETIME_WARMUP_MS, rep_ms=RETIME_MS, rounds=5,
                          warn=False)  # fmt: skip
         return timing.seconds
+
+
+def timed_kernel(loaded: dict, builds: dict, db_dir: str):
+    """The whole kernel recorded in ``db_dir`` as this process timed it (``loaded``), or as
+    the builder's workers built it (``builds``, :meth:`KernelMeasurer.build_ahead`), loaded;
+    None where neither holds it."""
+    path = os.path.join(db_dir, KERNEL_RECORD)
+    if path in loaded:
+        return loaded[path]
+    future = builds.get(path)
+    if future is None or not future.done() or future.exception() is not None:
+        return None
+    return tvm.runtime.load_module(future.result())
 
 
 #: re-timing whole kernels (:meth:`KernelMeasurer.retime`): milliseconds of calls per kernel

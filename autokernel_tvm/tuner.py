@@ -385,15 +385,9 @@ class Tuner:
         return build_lib.build_module(mod, self.target)
 
     def _built_ahead(self, db_dir: str):
-        """The whole kernel recorded in ``db_dir`` as this process timed it (built here or by
-        the workers, :meth:`KernelMeasurer.build_ahead`), loaded; else None."""
-        path = os.path.join(db_dir, KERNEL_RECORD)
-        if path in self._loaded:
-            return self._loaded[path]
-        future = self._builds.get(path)
-        if future is None or not future.done() or future.exception() is not None:
-            return None
-        return tvm.runtime.load_module(future.result())
+        """The whole kernel recorded in ``db_dir`` as this process timed or built it, loaded
+        (:func:`~autokernel_tvm.measure.timed_kernel`); else None."""
+        return measure_lib.timed_kernel(self._loaded, self._builds, db_dir)
 
     def _stock_problem(self, workload: Workload) -> str:
         """Why MetaSchedule's stock space cannot build ``workload`` here ('' if it can)."""

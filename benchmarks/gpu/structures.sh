@@ -62,8 +62,8 @@
 # one row of A through cuda.gemv's ring: its neighbours, each call's kernels timed apart.
 # Part 18: llama_mlp's two kernels (1.14x eager, the goal 1.15x): the down projection (at
 # cuBLAS's speed, 1.94 waves of 128 x 256 tiles) with the whole-grid stream schedule, split
-# registers, 2 x 1 clusters and ping-pong consumers; the gated GEMM (671 TFLOP/s against the plain GEMM's 708) on
-# other schedules.
+# registers, 2 x 1 clusters and ping-pong consumers; the gated GEMM (671 TFLOP/s against the
+# plain GEMM's 708) on other schedules.
 #   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|...|18
 set -uo pipefail
 cd "$(dirname "$0")/../.."
