@@ -30,6 +30,26 @@ def test_correct_kernel_passes_all_checks():
     assert report.to_json()["seconds"] == report.seconds
 
 
+def test_inputs_drawn_ahead_are_those_drawn_in_turn():
+    # the next kind's inputs are drawn on a thread while this one's run: the same values a
+    # seed gave when each kind was drawn as it came, exact trials' included
+    kinds = ("normal", "exact", "large", "mixed", "edge", "exact")
+    rng = np.random.default_rng(7)
+    sample = verify_lib._Sample.draw(W, rng)
+    in_turn = [
+        verify_lib.exact_inputs(W, rng, sample) if k == "exact" else W.random_inputs(rng, k)
+        for k in kinds
+    ]
+    rng = np.random.default_rng(7)
+    sample = verify_lib._Sample.draw(W, rng)
+    report = verify_lib.VerifyReport(W.name)
+    ahead = list(verify_lib._drawn(W, rng, sample, kinds, report))
+    assert [k for k, _ in ahead] == list(kinds)
+    for (_, got), want in zip(ahead, in_turn):
+        assert all(np.array_equal(g, w) for g, w in zip(got, want))
+    assert report.seconds["inputs"] >= 0
+
+
 @T.prim_func(s_tir=True)
 def skips_last_row(
     a: T.Buffer((32, 64), "float16"),
