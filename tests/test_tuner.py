@@ -104,6 +104,10 @@ def test_time_budget_stops_the_search_and_still_verifies_the_best(tmp_path):
     assert all(t >= 0 for t in seconds.values()) and seconds["search"] > 0
     assert seconds["generate"] + seconds["search"] <= result.tune_seconds + 0.01
     assert any(line.startswith("time       generate") for line in lines)
+    # and the gate's by step: a schedule's record is built again here, then verified
+    steps = result.space_report["gate_seconds"]
+    assert set(steps) == {"retime", "rebuilt", "verify"}, steps
+    assert sum(steps.values()) <= seconds["gate"] + 0.01 and steps["verify"] > 0
     with pytest.raises(Exception, match="time_budget_s"):
         TuneConfig(time_budget_s=-1)
 
