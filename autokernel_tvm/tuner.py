@@ -479,7 +479,7 @@ class Tuner:
         candidates.sort(key=lambda c: c[0])
         by_label = {run.label: run for run in runs}
         # the gate phase's seconds by step (H200: 8-12 s a LLaMA-sized kernel, of which the
-        # gate's own checks took 4-5 s): report["gate_seconds"]
+        # gate's own checks took 3-5 s): report["gate_seconds"]
         steps, start = Counter(), time.perf_counter()
         candidates = self._retimed(workload, candidates, by_label, report)
         _step(steps, "retime", start)

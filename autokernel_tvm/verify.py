@@ -358,9 +358,8 @@ def _drawn(workload: Workload, rng, sample, kinds, report: VerifyReport):
     :class:`VerificationError` that says why an ``exact`` trial has none), the next kind's
     drawn on a thread while the caller runs and checks this one's (the gated LLaMA GEMM's
     draws took 10 of its gate's 15 s on 2 cores, with a kernel that only writes its output).
-    One thread draws them all in
-    turn, so a seed gives the same inputs as drawing each when it is needed; the seconds spent
-    waiting for a draw are the report's ``inputs``."""
+    One thread draws them all in turn, so a seed gives the same inputs as drawing each when it
+    is needed; the seconds spent waiting for a draw are the report's ``inputs``."""
 
     def draw(kind: str):
         if kind != "exact":
