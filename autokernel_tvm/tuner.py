@@ -480,9 +480,9 @@ class Tuner:
         by_label = {run.label: run for run in runs}
         # the gate phase's seconds by step (H200: 8-12 s a LLaMA-sized kernel, of which the
         # gate's own checks took 3-5 s): report["gate_seconds"]
-        steps, start = Counter(), time.perf_counter()
+        steps, start = {}, time.perf_counter()
         candidates = self._retimed(workload, candidates, by_label, report)
-        _step(steps, "retime", start)
+        verify_lib.spent(steps, "retime", start)
         report["gate_seconds"] = steps
         failures: Counter = Counter()
         for run in runs:
@@ -505,7 +505,7 @@ class Tuner:
             if verified is None:
                 built = self._built_ahead(by_label[label].db_dir) if record is None else None
                 exe = built or self.build(scheduled)
-                start = _step(steps, "rebuilt" if built is None else "loaded", start)
+                start = verify_lib.spent(steps, "rebuilt" if built is None else "loaded", start)
                 if record is None:  # a whole kernel: one that hangs in the gate is its record's
                     path = os.path.join(by_label[label].db_dir, KERNEL_RECORD)
                     seconds_allowed = VERIFY_TIMEOUTS * self.config.runner_timeout_s
@@ -518,7 +518,7 @@ class Tuner:
                         )
                 else:
                     report_v = verify_lib.verify(exe["main"], workload, self.device())
-                _step(steps, "verify", start)
+                verify_lib.spent(steps, "verify", start)
                 if report_v.passed:
                     verified = self._passed[key] = report_v.to_json()
             else:
@@ -550,13 +550,6 @@ class Tuner:
             f"{workload.name}: no candidate passed the correctness gate "
             f"({len(candidates)} measured, failures: {dict(failures)})"
         )
-
-
-def _step(steps: Counter, name: str, since: float) -> float:
-    """Add the seconds since ``since`` to ``steps[name]``, rounded to ms; the time now."""
-    now = time.perf_counter()
-    steps[name] = round(steps[name] + now - since, 3)
-    return now
 
 
 #: whole kernels :meth:`Tuner._retimed` times again at most
