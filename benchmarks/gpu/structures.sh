@@ -63,8 +63,9 @@
 # Part 18: llama_mlp's two kernels (1.14x eager, the goal 1.15x): the down projection (at
 # cuBLAS's speed, 1.94 waves of 128 x 256 tiles) with the whole-grid stream schedule, split
 # registers, 2 x 1 clusters and ping-pong consumers; the gated GEMM (671 TFLOP/s against the
-# plain GEMM's 708) on other schedules.
-#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|...|18
+# plain GEMM's 708) on other schedules. Part 19: linear_gelu's GEMM (7.76 waves of tiles) with
+# stream_tail, split registers, ping-pong and 192-wide tiles.
+#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|...|19
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 part=${1:-1}
@@ -266,6 +267,16 @@ c3=consumers=3,block_n=192
     gated=schedule=streamk,splits=2,reduction=cluster,store=tma,raster=16  # its tuned genome
     check gemm_gated_nt 2048,11008,4096 float16 float16 $gated $gated,regs=split $r16 \
       schedule=stream_tail,store=tma,raster=16
+  elif [ "$part" = 19 ]; then
+    # linear_gelu's GEMM (2048 x 16384 x 4096, bias + tanh-GELU; 1.07x eager, the goal 1.1x):
+    # 1024 tiles of 128 x 256 are 7.76 waves on 132 SMs, so the last wave leaves 24% of the
+    # SMs idle for an eighth of the run; stream_tail spreads that wave's K steps over all
+    # of them. Against the tuned genome (bias at start, raster 16), its split registers and
+    # ping-pong, and 192-wide tiles (86 columns of tiles, the last one partial)
+    tuned=$seed,raster=16,bias_at=start
+    st=schedule=stream_tail,store=tma,raster=16
+    check gemm_bias_gelu 2048,16384,4096 float16 float16 $tuned $st $st,regs=split \
+      $tuned,regs=split $tuned,arrangement=pingpong $seed,raster=16,block_n=192
   elif [ "$part" = 7 ]; then
     # fp8 with fp32 sums in 2 x 1 clusters (B multicast: half its L2 -> SM bytes; fast
     # accumulation won at 8192^3 that way, 1.025x): the seeds of 2026-12-05 with cluster=2
