@@ -240,7 +240,8 @@ PRODUCER_WARPS2 = [
 ]  # fmt: skip
 
 #: schedule=stream_tail: 4096^3 (3 waves, then 116 tiles' K steps), a fused epilogue, M and N
-#: edges, odd C in row runs (1 wave, then 44 tiles), a batch, the ResNet conv (1 wave, then 92)
+#: edges, odd C in row runs (1 wave, then 44 tiles), a batch, the ResNet conv (1 wave, then 92),
+#: LLaMA's down projection (1 wave, then 124 tiles' 172 K steps: 161 or 162 a block)
 STREAM_TAIL = [
     (Workload("gemm_nt", (4096, 4096, 4096), "float16", "float16"), {"store": "tma"}),
     (Workload("gemm_bias_gelu", (4096, 4096, 4096), "bfloat16", "bfloat16"), {"store": "tma"}),
@@ -250,6 +251,8 @@ STREAM_TAIL = [
     (Workload("batch_gemm", (5, 1000, 2048, 1024), "float16", "float16"), {"raster": 0}),
     (Workload("conv2d_nhwc", (32, 28, 28, 256, 256, 3, 3, 1, 1), "float16", "float16"),
      {"store": "tma", "block_n": 128}),
+    (Workload("gemm_nt", (2048, 4096, 11008), "float16", "float16"),
+     {"store": "tma", "raster": 16}),
 ]  # fmt: skip
 
 #: operands=ba (conv: output channels on wgmma's M, 112 pixels of whole output rows on N):

@@ -64,8 +64,9 @@
 # cuBLAS's speed, 1.94 waves of 128 x 256 tiles) with the whole-grid stream schedule, split
 # registers, 2 x 1 clusters and ping-pong consumers; the gated GEMM (671 TFLOP/s against the
 # plain GEMM's 708) on other schedules. Part 19: linear_gelu's GEMM (7.76 waves of tiles) with
-# stream_tail, split registers, ping-pong and 192-wide tiles.
-#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|...|19
+# stream_tail, split registers, ping-pong and 192-wide tiles. Part 20: stream shares run last
+# tile first (the blocks walk K together): the gate's stream_tail cases, then five workloads.
+#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|...|20
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 part=${1:-1}
@@ -277,6 +278,21 @@ c3=consumers=3,block_n=192
     st=schedule=stream_tail,store=tma,raster=16
     check gemm_bias_gelu 2048,16384,4096 float16 float16 $tuned $st $st,regs=split \
       $tuned,regs=split $tuned,arrangement=pingpong $seed,raster=16,block_n=192
+  elif [ "$part" = 20 ]; then
+    # stream shares run last tile first (session 44, built without a GPU): the blocks walk K
+    # together, so the tail's tiles read their operand slices from L2 (the down projection's
+    # stream_tail: L2 hits 49% vs persistent's 81%, 0.64x cuBLAS). The GPU gate's stream_tail
+    # cases, then stream_tail against the schedule each workload's tuning chose
+    timeout 200 python3 -m pytest -m gpu tests/gpu -q -p no:cacheprovider -rf \
+      -k "stream_tail_passes" 2>&1
+    st=schedule=stream_tail,store=tma,raster=16
+    check gemm_nt 2048,4096,11008 float16 float16 $seed,raster=16 $st
+    check gemm_gated_nt 2048,11008,4096 float16 float16 \
+      schedule=streamk,splits=2,reduction=cluster,store=tma,raster=16 $st
+    check gemm_bias_gelu 2048,16384,4096 float16 float16 $seed,raster=16,bias_at=start,regs=split \
+      $st,regs=split
+    check conv2d_nhwc 32,28,28,256,256,3,3,1,1 float16 float16 $seed,raster=16 $st
+    check gemm_nt 4096,4096,4096 float16 float16 $seed,raster=16 $st
   elif [ "$part" = 7 ]; then
     # fp8 with fp32 sums in 2 x 1 clusters (B multicast: half its L2 -> SM bytes; fast
     # accumulation won at 8192^3 that way, 1.025x): the seeds of 2026-12-05 with cluster=2

@@ -39,6 +39,7 @@ from autokernel_tvm.families.cuda_wgmma.geometry import (
     hilbert_xy,
     launch_regs,
     smem_bytes,
+    stream_first,
     stream_last,
     stream_share,
     stream_tail_waves,
@@ -1561,8 +1562,8 @@ STREAM = [
 def test_stream_runs_equal_shares_and_fixes_split_tiles_up_in_block_order(
     needs_nvcc, tmp_path, workload, genes
 ):
-    """Block g's share starts at g * W / sm_count; the block holding a tile's first K step
-    waits, with an acquire load, for each later block's flag and adds its share from the
+    """Block g's share starts at g * W / sm_count; the block holding a tile's last K step
+    waits, with an acquire load, for each earlier block's flag and adds its share from the
     workspace in block order; the others write their share and release their flag. The host
     code zeroes the flags in a companion launch before the kernel. No spills."""
     genome = Grammar(TARGET).check(DEFAULT.replace(schedule="stream", **genes), workload)
@@ -1573,7 +1574,8 @@ def test_stream_runs_equal_shares_and_fixes_split_tiles_up_in_block_order(
     src = cuda_source(exe)
     assert "ld.acquire.gpu.global.b32" in src and "st.release.gpu.global.b32" in src
     assert "fence.acq_rel.gpu" in src
-    assert re.search(r"for \(int h = \(\(\(int\)blockIdx\.x\) \+ 1\); h <", src)  # block order
+    # block order, from the block holding the tile's first K step up to this one
+    assert re.search(r"for \(int h = .*; h < \(\(int\)blockIdx\.x\); \+\+h\)", src)
     host = exe.mod.inspect_source("ll").split("@__tvm_ffi_main(")[1].split("\ndefine ")[0]
     launches = re.findall(rf"call i32 %\d+\(ptr nonnull @\.tvm_func\.(main|{zero})_kernel", host)
     assert launches[0] == zero and launches[-1] == "main"  # the flags are zero first
@@ -1602,17 +1604,18 @@ def test_stream_tail_builds_the_whole_waves_before_the_shares(
 @pytest.mark.parametrize(
     "tiles, k_tiles, ctas",
     [(224, 36, 132), (512, 64, 132), (1376, 64, 132), (274, 64, 132), (5, 100, 132),
-     (133, 1, 132), (7, 9, 3)],
+     (133, 1, 132), (7, 9, 3), (256, 172, 132), (1024, 64, 132)],
 )  # fmt: skip
 def test_stream_shares_cover_every_k_step_once_and_name_each_tiles_helpers(
     tiles, k_tiles, ctas, tail
 ):
     """The kernel's loops, modelled: (stream_tail) block g first computes tiles g + i * ctas of
     the whole waves whole, then the segments of [share(g), share(g + 1)) that fall in each tile
-    it touches. Every (tile, K step) runs exactly once; the block holding a tile's first K step
-    waits on exactly the blocks g+1 .. stream_last(t) -- those whose first segment (the only
-    one that can start mid-tile) is a later part of that tile -- so every share it adds exists,
-    and none is missed."""
+    it touches, last tile first. Every (tile, K step) runs exactly once; the block holding a
+    tile's last K step waits on exactly the blocks stream_first(t) .. g - 1 -- those whose
+    first segment run (the only one that can end mid-tile) is an earlier part of that tile --
+    so every share it adds exists, and none is missed; each block's ring counts its
+    iterations in the order it runs them (`before`)."""
     waves = stream_tail_waves(tiles, k_tiles, ctas) if tail else 0
     first = waves * ctas * k_tiles
     work = tiles * k_tiles - first
@@ -1625,21 +1628,51 @@ def test_stream_shares_cover_every_k_step_once_and_name_each_tiles_helpers(
             for i in range(t * k_tiles, (t + 1) * k_tiles):
                 runs[i] += 1
         start, end = first + stream_share(g, work, ctas), first + stream_share(g + 1, work, ctas)
-        t = start // k_tiles
-        while t * k_tiles < end:
+        ring = waves * k_tiles  # the block's ring iterations so far
+        t = (end - 1) // k_tiles
+        while end > start and t * k_tiles < end and (t + 1) * k_tiles > start:
             lo, hi = max(start, t * k_tiles), min(end, (t + 1) * k_tiles)
+            assert ring == waves * k_tiles + end - hi  # the kernel's before(g, hi)
             for i in range(lo, hi):
                 runs[i] += 1
-            if lo == t * k_tiles:
-                later = list(range(g + 1, stream_last(t, k_tiles, work, ctas, first) + 1))
-                stores[t] = later if hi < (t + 1) * k_tiles else []
+            ring += hi - lo
+            if hi == (t + 1) * k_tiles:
+                earlier = list(range(stream_first(t, k_tiles, work, ctas, first), g))
+                assert stream_last(t, k_tiles, work, ctas, first) == g
+                stores[t] = earlier if lo > t * k_tiles else []
             else:
-                assert lo == start  # a share starts mid-tile only at the block's start
+                assert hi == end and ring == waves * k_tiles + hi - lo  # run first
                 helpers.setdefault(t, []).append(g)
-            t += 1
+            t -= 1
     assert runs == [1] * (tiles * k_tiles)
     assert sorted(stores) == list(range(tiles))
     assert all(stores[t] == helpers.get(t, []) for t in range(tiles))
+
+
+@pytest.mark.parametrize(
+    "tiles, k_tiles", [(256, 172), (1024, 64), (224, 36), (1376, 64), (688, 64)]
+)  # fmt: skip
+def test_stream_tail_blocks_walk_k_together(tiles, k_tiles):
+    """stream_tail's shares are shorter than a tile, and each runs its last tile's head (from K
+    step 0) before its first tile's end: at its i-th iteration every block is at K step i to i
+    + k_tiles - share, so the tiles reading the same operand slices read them within that
+    window (the LLaMA down projection: 10 of its 172 K steps) -- in tile order they would be
+    spread over all of K."""
+    ctas = 132
+    waves = stream_tail_waves(tiles, k_tiles, ctas)
+    first = waves * ctas * k_tiles
+    work = tiles * k_tiles - first
+    assert waves and work // ctas < k_tiles
+    for g in range(ctas):
+        start, end = first + stream_share(g, work, ctas), first + stream_share(g + 1, work, ctas)
+        order = []  # the K steps the block runs, in the kernel's order
+        t = (end - 1) // k_tiles
+        while (t + 1) * k_tiles > start:
+            order += [
+                i % k_tiles for i in range(max(start, t * k_tiles), min(end, (t + 1) * k_tiles))
+            ]
+            t -= 1
+        assert all(0 <= kt - i <= k_tiles - (end - start) for i, kt in enumerate(order))
 
 
 def test_bias_at_start_needs_a_bias_and_tiles_one_block_computes():

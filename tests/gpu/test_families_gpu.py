@@ -317,11 +317,11 @@ STREAM = [
     ids=_ids(STREAM),
 )
 def test_stream_passes_the_gate(target, workload, genes):
-    """stream-K: equal shares of all tiles' K steps, the tiles split between blocks fixed up by
-    the block holding their first K step from the later blocks' workspace shares, in block
-    order: a share read before its flag, a flag not cleared between launches (the gate runs
-    the kernel more than once), a wrong K offset or a missing share fails the fp64 check or
-    the determinism check; a wait with no writer hangs."""
+    """stream-K: equal shares of all tiles' K steps, each run last tile first, the tiles split
+    between blocks fixed up by the block holding their last K step from the earlier blocks'
+    workspace shares, in block order: a share read before its flag, a flag not cleared
+    between launches (the gate runs the kernel more than once), a wrong K offset or a missing
+    share fails the fp64 check or the determinism check; a wait with no writer hangs."""
     _wgmma_passes_gate(
         target, workload, Genome.default("cuda.wgmma").replace(schedule="stream", **genes)
     )

@@ -105,8 +105,9 @@ class WgmmaParams(Params):
     block per SM looping over tiles, the epilogue overlapping the next tile's loads), "streamk"
     (persistent over the whole waves, then each tile of the partial last wave split over a cluster
     of 2 blocks, ``splits=2``, summed in its shared memory: ``reduction="cluster"``) or "stream"
-    (stream-K: each block an equal contiguous share of all tiles' K steps; a tile's later shares go
-    through a workspace to the block that stores it; not yet drawn by the search) or "stream_tail"
+    (stream-K: each block an equal contiguous share of all tiles' K steps; a share's last tile
+    first, so the blocks walk K together; a tile's earlier shares go through a workspace to the
+    block that stores it; not yet drawn by the search) or "stream_tail"
     (the whole waves as "persistent", then stream-K over the partial last wave's K steps); cluster:
     blocks per thread-block cluster along M (2: the pair shares the B tile through TMA multicast);
     store: the write-back, "direct" from registers or "tma" (staged in shared memory and stored by

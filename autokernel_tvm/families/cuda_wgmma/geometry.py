@@ -215,11 +215,22 @@ def stream_share(g, work: int, ctas: int):
     return g * work // ctas
 
 
+def stream_holder(i, work: int, ctas: int, first: int = 0):
+    """stream: the block whose share holds iteration ``i`` (``first``: the iterations before
+    the shares, stream_tail's whole waves)."""
+    return ((i - first + 1) * ctas - 1) // work
+
+
+def stream_first(t, k_tiles: int, work: int, ctas: int, first: int = 0):
+    """stream: the block whose share holds tile ``t``'s first K step: it and the blocks after
+    it, up to the one before :func:`stream_last`'s, each hold a head or middle part of the
+    tile."""
+    return stream_holder(t * k_tiles, work, ctas, first)
+
+
 def stream_last(t, k_tiles: int, work: int, ctas: int, first: int = 0):
-    """stream: the block whose share holds tile ``t``'s last K step: the blocks after the one
-    holding its first K step, up to this one, each hold a middle or end part of the tile
-    (``first``: the iterations before the shares, stream_tail's whole waves)."""
-    return (((t + 1) * k_tiles - first) * ctas - 1) // work
+    """stream: the block whose share holds tile ``t``'s last K step, the one that stores it."""
+    return stream_holder((t + 1) * k_tiles - 1, work, ctas, first)
 
 
 def stream_tail_waves(tiles: int, k_tiles: int, sm_count: int) -> int:

@@ -163,10 +163,13 @@ class Structure:
         tile (the last wave's ``t`` tiles take ``2 t`` blocks for half as long: 688 tiles on
         132 SMs, 6 rounds as tiles, are 5.5 this way); or "stream" (stream-K): block ``g`` runs
         the (tile, K step) iterations ``[g W / sm_count, (g + 1) W / sm_count)`` of all ``W``,
-        in order, one ring across them; a tile is stored by the block holding its first K step,
-        after adding, in block order, the f32 shares the later blocks wrote to a workspace
-        (each writes its share first thing and releases a flag; the flags are zeroed by a
-        companion launch before the kernel). 224 tiles of 36 K steps on 132 SMs: 61 steps each
+        one ring across them, the share's last tile first (so that a share shorter than a
+        tile is at K step i to i + K steps - share at its i-th iteration, as every other
+        block is, and the tiles reading the same operand slices read them together, from
+        L2); a tile is stored by the block holding its last K step, after adding, in block
+        order, the f32 shares the earlier blocks wrote to a workspace (each writes its share
+        first thing and releases a flag; the flags are zeroed by a companion launch before
+        the kernel). 224 tiles of 36 K steps on 132 SMs: 61 steps each
         instead of 72. "stream_tail": the tiles of :func:`stream_tail_waves` whole waves as
         "persistent" deals them, then the rest of the tiles' K steps dealt out as "stream"
         deals all of them (4096^3: 3 waves of 128 x 256 tiles, then 116 tiles' 64 K steps over
