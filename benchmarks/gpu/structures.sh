@@ -272,8 +272,9 @@ c3=consumers=3,block_n=192
     # linear_gelu's GEMM (2048 x 16384 x 4096, bias + tanh-GELU; 1.07x eager, the goal 1.1x):
     # 1024 tiles of 128 x 256 are 7.76 waves on 132 SMs, so the last wave leaves 24% of the
     # SMs idle for an eighth of the run; stream_tail spreads that wave's K steps over all
-    # of them. Against the tuned genome (bias at start, raster 16), its split registers and
-    # ping-pong, and 192-wide tiles (86 columns of tiles, the last one partial)
+    # of them. Against bias at start on raster 16 with even registers and with split ones
+    # (the fp16 genome tuned in session 43), ping-pong, and 192-wide tiles (86 columns of
+    # tiles, the last one partial)
     tuned=$seed,raster=16,bias_at=start
     st=schedule=stream_tail,store=tma,raster=16
     check gemm_bias_gelu 2048,16384,4096 float16 float16 $tuned $st $st,regs=split \
