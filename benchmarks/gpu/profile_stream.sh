@@ -5,8 +5,8 @@
 # where the two ran equally fast), with memory tables and per-instruction SASS stall samples as
 # CSV under $OUT. Default: the ResNet 3x3 conv (224 tiles, 1.7 waves; stream_tail 0.835x cuDNN
 # against persistent's 0.887x where it should gain 15%); OP/SHAPE pick another workload, e.g.
-# the LLaMA down projection, where stream_tail ran 0.64x cuBLAS (K = 11008: the tail's shares
-# start at staggered K offsets, so its blocks may no longer share operand slices in L2):
+# the LLaMA down projection, where stream_tail ran 0.64x cuBLAS (H100 2026-12-07: L2 hits 49%
+# against 81%, its blocks reading K far apart; 0.97x once shares ran last tile first):
 #   source .devcache/remote-setup.sh && OUT=/tmp/out bash benchmarks/gpu/profile_stream.sh
 #   OP=gemm_nt SHAPE=2048,4096,11008 OUT=/tmp/out bash benchmarks/gpu/profile_stream.sh
 set -uo pipefail

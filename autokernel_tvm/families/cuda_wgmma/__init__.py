@@ -270,8 +270,9 @@ class CudaWgmma(Family):
         # fix-up traffic); where_time_goes.sh times it at 1.09 waves. stream_tail (stream-K
         # over the last wave only, the whole waves as persistent's) is drawn: through the GPU
         # gate and 1.042x cuBLAS at 8192^3 (15.5 waves; the persistent seed 1.023x in the same
-        # call, H200 2026-12-06), though slower where the waves are few (4096^3 0.94x, LLaMA
-        # down 0.81x, the ResNet conv 0.835x cuDNN)
+        # call, H200 2026-12-06; 1.044x vs 1.027x on the H100, 2026-12-07), though slower
+        # where the waves are few (H100 2026-12-07, shares last tile first: 4096^3 0.953x,
+        # LLaMA down 0.973x, the ResNet conv 0.940x cuDNN, each 4-20 us behind persistent)
         "schedule": ("stream",),
         # through the GPU gate (H200 2026-12-05: the 37 cases of structures.sh part 1 pass,
         # none hangs) and not shown to win where timed (genome_check.py, against the persistent
