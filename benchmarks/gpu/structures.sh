@@ -66,7 +66,8 @@
 # plain GEMM's 708) on other schedules. Part 19: linear_gelu's GEMM (7.76 waves of tiles) with
 # stream_tail, split registers, ping-pong and 192-wide tiles. Part 20: stream shares run last
 # tile first (the blocks walk K together): the gate's stream_tail cases, then five workloads.
-#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|...|20
+# Part 21: the same order on stream-K proper and on the convs' stream_tail cases (gate, timing).
+#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|...|21
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 part=${1:-1}
@@ -294,6 +295,15 @@ c3=consumers=3,block_n=192
       $st,regs=split
     check conv2d_nhwc 32,28,28,256,256,3,3,1,1 float16 float16 $seed,raster=16 $st
     check gemm_nt 4096,4096,4096 float16 float16 $seed,raster=16 $st
+  elif [ "$part" = 21 ]; then
+    # the other schedules on shares run last tile first (session 44 ran only the stream_tail
+    # cases of tests/gpu): stream-K proper (6 cases), the swapped conv and the 1 x 1 conv on
+    # stream_tail, then stream against persistent at 4096^3 and on the ResNet conv
+    timeout 300 python3 -m pytest -m gpu tests/gpu -q -p no:cacheprovider -rf \
+      -k "test_stream_passes or (swapped and stream_tail) or (conv_edges and stream_tail)" 2>&1
+    check gemm_nt 4096,4096,4096 float16 float16 $seed,raster=16 schedule=stream,store=tma,raster=16
+    check conv2d_nhwc 32,28,28,256,256,3,3,1,1 float16 float16 $seed,raster=16 \
+      schedule=stream,store=tma,raster=16
   elif [ "$part" = 7 ]; then
     # fp8 with fp32 sums in 2 x 1 clusters (B multicast: half its L2 -> SM bytes; fast
     # accumulation won at 8192^3 that way, 1.025x): the seeds of 2026-12-05 with cluster=2
