@@ -67,7 +67,9 @@
 # stream_tail, split registers, ping-pong and 192-wide tiles. Part 20: stream shares run last
 # tile first (the blocks walk K together): the gate's stream_tail cases, then five workloads.
 # Part 21: the same order on stream-K proper and on the convs' stream_tail cases (gate, timing).
-#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|...|21
+# Part 22: linear_gelu's GEMM with ping-pong consumers in 2 x 1 clusters (B multicast), so that
+# one warpgroup's GELU write-back overlaps the other's wgmmas.
+#   source .devcache/remote-setup.sh && OUT=$OUT bash benchmarks/gpu/structures.sh 1|2|...|22
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 part=${1:-1}
@@ -304,6 +306,19 @@ c3=consumers=3,block_n=192
     check gemm_nt 4096,4096,4096 float16 float16 $seed,raster=16 schedule=stream,store=tma,raster=16
     check conv2d_nhwc 32,28,28,256,256,3,3,1,1 float16 float16 $seed,raster=16 \
       schedule=stream,store=tma,raster=16
+  elif [ "$part" = 22 ]; then
+    # linear_gelu's write-back on the consumers' critical path: its tanh-GELU adds ~3900 PTX
+    # instructions a consumer thread a tile (bias only: 679 in all; fast math: +2200), ~4.5 us
+    # of a tile's ~57 (session 44, nvcc -ptx); ping-pong hides one warpgroup's write-back
+    # behind the other's wgmmas but loads B once per 64-row tile (1.7x the L2 traffic per
+    # product: 444 us vs 434), which a 2 x 1 cluster multicasting B brings back to the
+    # cooperative kernel's; never timed with a heavy epilogue (only plain 4096^3, 0.91x)
+    tuned=$seed,raster=16,bias_at=start,regs=split  # the fp16 genome tuned in session 43
+    pp=$seed,raster=16,bias_at=start,arrangement=pingpong,cluster=2
+    for dt in float16 bfloat16; do
+      check gemm_bias_gelu 2048,16384,4096 $dt $dt $tuned $pp $pp,regs=split $pp,stages=5 \
+        $pp,epilogue_math=fast $pp,regs=split,epilogue_math=fast
+    done
   elif [ "$part" = 7 ]; then
     # fp8 with fp32 sums in 2 x 1 clusters (B multicast: half its L2 -> SM bytes; fast
     # accumulation won at 8192^3 that way, 1.025x): the seeds of 2026-12-05 with cluster=2
