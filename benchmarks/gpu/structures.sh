@@ -316,7 +316,7 @@ c3=consumers=3,block_n=192
     tuned=$seed,raster=16,bias_at=start,regs=split  # the fp16 genome tuned in session 43
     pp=$seed,raster=16,bias_at=start,arrangement=pingpong,cluster=2
     for dt in float16 bfloat16; do
-      check gemm_bias_gelu 2048,16384,4096 $dt $dt $tuned $pp $pp,regs=split $pp,stages=5 \
+      check gemm_bias_gelu 2048,16384,4096 $dt $dt $tuned $pp $pp,regs=split \
         $pp,epilogue_math=fast $pp,regs=split,epilogue_math=fast
     done
   elif [ "$part" = 7 ]; then
