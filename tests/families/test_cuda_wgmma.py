@@ -1600,6 +1600,15 @@ def test_stream_tail_builds_the_whole_waves_before_the_shares(
     assert spill_free(src, tmp_path)
 
 
+def _segments(start: int, end: int, k_tiles: int):
+    """(tile, first iteration, end iteration) of each tile the share [start, end) touches, in
+    the order the kernel runs them: its last tile first (`segment`, `bounds`)."""
+    t = (end - 1) // k_tiles
+    while end > start and (t + 1) * k_tiles > start:
+        yield t, max(start, t * k_tiles), min(end, (t + 1) * k_tiles)
+        t -= 1
+
+
 @pytest.mark.parametrize("tail", [False, True], ids=["stream", "stream_tail"])
 @pytest.mark.parametrize(
     "tiles, k_tiles, ctas",
@@ -1629,9 +1638,7 @@ def test_stream_shares_cover_every_k_step_once_and_name_each_tiles_helpers(
                 runs[i] += 1
         start, end = first + stream_share(g, work, ctas), first + stream_share(g + 1, work, ctas)
         ring = waves * k_tiles  # the block's ring iterations so far
-        t = (end - 1) // k_tiles
-        while end > start and t * k_tiles < end and (t + 1) * k_tiles > start:
-            lo, hi = max(start, t * k_tiles), min(end, (t + 1) * k_tiles)
+        for t, lo, hi in _segments(start, end, k_tiles):
             assert ring == waves * k_tiles + end - hi  # the kernel's before(g, hi)
             for i in range(lo, hi):
                 runs[i] += 1
@@ -1643,7 +1650,6 @@ def test_stream_shares_cover_every_k_step_once_and_name_each_tiles_helpers(
             else:
                 assert hi == end and ring == waves * k_tiles + hi - lo  # run first
                 helpers.setdefault(t, []).append(g)
-            t -= 1
     assert runs == [1] * (tiles * k_tiles)
     assert sorted(stores) == list(range(tiles))
     assert all(stores[t] == helpers.get(t, []) for t in range(tiles))
@@ -1665,13 +1671,8 @@ def test_stream_tail_blocks_walk_k_together(tiles, k_tiles):
     assert waves and work // ctas < k_tiles
     for g in range(ctas):
         start, end = first + stream_share(g, work, ctas), first + stream_share(g + 1, work, ctas)
-        order = []  # the K steps the block runs, in the kernel's order
-        t = (end - 1) // k_tiles
-        while (t + 1) * k_tiles > start:
-            order += [
-                i % k_tiles for i in range(max(start, t * k_tiles), min(end, (t + 1) * k_tiles))
-            ]
-            t -= 1
+        # the K steps the block runs, in the kernel's order
+        order = [i % k_tiles for _, lo, hi in _segments(start, end, k_tiles) for i in range(lo, hi)]
         assert all(0 <= kt - i <= k_tiles - (end - start) for i, kt in enumerate(order))
 
 
