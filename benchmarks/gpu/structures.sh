@@ -307,7 +307,7 @@ c3=consumers=3,block_n=192
     check conv2d_nhwc 32,28,28,256,256,3,3,1,1 float16 float16 $seed,raster=16 \
       schedule=stream,store=tma,raster=16
   elif [ "$part" = 22 ]; then
-    # linear_gelu's write-back on the consumers' critical path: its tanh-GELU adds ~3900 PTX
+    # linear_gelu's write-back on the consumers' critical path: the (erf) GELU adds ~3900 PTX
     # instructions a consumer thread a tile (bias only: 679 in all; fast math: +2200), ~4.5 us
     # of a tile's ~57 (session 44, nvcc -ptx); ping-pong hides one warpgroup's write-back
     # behind the other's wgmmas but loads B once per 64-row tile (1.7x the L2 traffic per
