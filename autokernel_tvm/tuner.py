@@ -422,7 +422,8 @@ class Tuner:
             why = "; ".join(f"{k}: {v}" for k, v in self.grammar.why_not(workload).items())
             return f"no generative family for {workload.name} ({why}): used the stock space"
         rejected = dict(search.generator.rejections)
-        return f"no legal genome (rejected: {rejected}): used the stock space"
+        dropped = "".join(f"; {f} dropped: {why}" for f, why in search.generator.dropped.items())
+        return f"no legal genome (rejected: {rejected}{dropped}): used the stock space"
 
     def _record(self, workload: Workload, result: TuneResult, genome) -> dict:
         """Keep the verified winner's genome in the user library (the shipped one is read-only)."""

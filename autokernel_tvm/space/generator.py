@@ -20,6 +20,11 @@ from .genome import Genome
 from .grammar import Grammar
 
 POOL = 8  # draws the learned proposal model chooses among, per proposal
+#: illegal draws of one family, none within two genes of a legal genome, after which a family
+#: that has given no legal genome is dropped for the workload: each such draw's repair tries
+#: ~700 neighbours, and a 16-channel fp32 conv that no wgmma tile divides spent 70 s in 1579
+#: of them before the tuner learnt that nothing was legal
+BARREN = 16
 
 
 class Generator:
@@ -65,6 +70,9 @@ class Generator:
         self.proposed: set[str] = set()
         self.proposed_genomes: list[Genome] = []
         self.rejections: Counter = Counter()
+        self.unrepaired: Counter = Counter()  # per family: draws no two-gene change made legal
+        self.dropped: dict[str, str] = {}  # family -> why no more of it is drawn
+        self._yielded: set[str] = set()  # families that gave a legal genome
         self.ranker = ranker
         self.ranked = 0  # draws the model chose among several
         self._ranked_domain: list[Genome] | None = None
@@ -156,6 +164,8 @@ class Generator:
         (the generator still decides which family is tried)."""
         pool: dict[str, Genome] = {}
         for _ in range(POOL):
+            if not self.families:  # the last was dropped (:data:`BARREN`)
+                break
             genome = self._legal(self._draw(attempt))
             if genome is None or genome.key in self.proposed:
                 continue
@@ -195,10 +205,34 @@ class Generator:
             self.rejections[candidate.reason] += 1
             return None
         try:
-            return self.grammar.check(candidate, self.workload)
+            genome = self.grammar.check(candidate, self.workload)
         except GenomeError as err:
             self.rejections[err.reason] += 1
-            return self._repair(candidate)
+            genome = self._repair(candidate)
+            if genome is None:
+                self._unrepairable(candidate.family)
+                return None
+        self._yielded.add(genome.family)
+        return genome
+
+    def _unrepairable(self, family: str) -> None:
+        """Count a draw of ``family`` that no repair made legal; drop the family after
+        :data:`BARREN` of them if it never gave a legal genome, saying why its default is
+        illegal (a drawn genome's own reason is often a gene's, not the workload's)."""
+        self.unrepaired[family] += 1
+        if (
+            self.unrepaired[family] < BARREN
+            or family in self._yielded
+            or family not in self.families
+        ):
+            return
+        self.families.remove(family)
+        try:
+            self.grammar.check(Genome(family, get(family).default), self.workload)
+            why = ""
+        except GenomeError as err:
+            why = f"; its default: {err}"
+        self.dropped[family] = f"no legal genome in {BARREN} draws and their repairs{why}"
 
     def _repair(self, genome: Genome) -> Genome | None:
         """The likeliest legal genome at most two genes away from an illegal one. A prior

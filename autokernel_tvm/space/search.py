@@ -216,6 +216,7 @@ class Search:
             "proposed": [{"key": g.key, "describe": g.describe()} for g in self.proposed],
             "all_genomes": [{"key": g.key, "genome": g.to_json()} for g in self.proposed],
             "rejected": dict(self.generator.rejections),
+            "dropped": dict(self.generator.dropped),
             "proposal_model": self.model_note,
             "ranked_draws": self.generator.ranked,
             "rungs": self.rungs,
