@@ -26,11 +26,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import traceback
 
@@ -43,7 +40,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import tvm  # noqa: E402
 
-from autokernel_tvm import results, timing  # noqa: E402
+from autokernel_tvm import builder, results, timing  # noqa: E402
 from autokernel_tvm.builder import build_module, cuda_source  # noqa: E402
 from autokernel_tvm.families import get  # noqa: E402
 from autokernel_tvm.manifest import out_pitch  # noqa: E402
@@ -79,18 +76,7 @@ def ptxas_usage(source: str, arch: str) -> dict:
     launch share)."""
     if shutil.which("nvcc") is None:
         return {}
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "k.cu")
-        with open(path, "w") as f:
-            f.write(source)
-        cmd = ["nvcc", f"-arch={arch}", "-cubin", "-o", os.path.join(tmp, "k.cubin"),
-               "-Xptxas", "-v", path]  # fmt: skip
-        out = subprocess.run(cmd, capture_output=True, text=True).stderr
-    text = out[out.find("main_kernel") :]
-    regs = re.search(r"Used (\d+) registers", text)
-    spill = re.search(r"(\d+) bytes spill stores", text)
-    return {"registers": int(regs.group(1)) if regs else None,
-            "spill_bytes": int(spill.group(1)) if spill else None}  # fmt: skip
+    return builder.ptxas_usage(source, arch)
 
 
 def error_vs_torch(out: torch.Tensor, want: torch.Tensor) -> dict:

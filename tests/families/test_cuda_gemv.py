@@ -91,7 +91,7 @@ def test_the_kernel_loads_b_in_flight_then_sums_across_the_warp(tmp_path):
     assert body.count("*(uint4*)(av_ptr") == params.unroll  # A: a chunk per step, through L1
     assert body.count("warp_reduce_sum_32(acc_ptr") == params.rows  # one sum per output
     assert "__launch_bounds__(128)" in src and "for (int it = 0; it < 4; ++it)" in body
-    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(src)
 
 
 @pytest.mark.parametrize(
@@ -117,7 +117,7 @@ def test_edges_epilogues_and_dtypes_build_without_spills(workload, params, tmp_p
     assert f"< {k // vec})" in body  # a lane's chunk past K: not loaded, zeros
     assert f"{n - 1})" in body  # rows of B past N: clamped to the last (their sums dropped)
     assert re.search(rf"if \(\(?n0_ptr\[0\]\)? < {n}\)", body)  # and not stored
-    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(src)
     if workload.op == "gemm_bias_gelu":
         assert "erf" in body and "bias" in body.lower()
 
@@ -138,7 +138,7 @@ def test_every_legal_genome_of_the_domain_builds_at_sixteen_rows(tmp_path):
     in_registers = [p for p in ffma if p.stages == 0]
     assert 20 <= len(in_registers) < 36 and 20 <= len(mma) < 36  # registers reject the widest
     for params in legal[::7]:  # a spread of them (each ~1 s with nvcc)
-        assert "0 bytes spill stores" in ptxas_report(source(params, workload), tmp_path)
+        assert "0 bytes spill stores" in ptxas_report(source(params, workload))
 
 
 def test_the_gated_mlp_reads_both_rows_of_each_output(tmp_path):
@@ -154,7 +154,7 @@ def test_the_gated_mlp_reads_both_rows_of_each_output(tmp_path):
     assert sum(load.endswith(f"+ {11008 * 4096}") for load in loads) == params.unroll  # up rows
     assert body.count("warp_reduce_sum_32(acc_ptr") == 2 * 2  # 2 rows of A x (gate, up)
     assert body.count("expf(") == 2  # silu of each output's gate sum
-    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(src)
     sixteen = Workload("gemm_gated_nt", (16, 4096, 4096), "float16", "float16")
     FAMILY.check(GemvParams(rows=2, unroll=4), sixteen, SM90)  # 64 sums + 4 x 4 x 4
     with pytest.raises(GenomeError, match="registers"):
@@ -182,7 +182,7 @@ def test_mma_math_multiplies_b_rows_on_the_tensor_cores(tmp_path):
     assert ".f32.f16.f16.f32" in body and body.count("tvm_builtin_cuda_cta_sync()") == 1
     # 4096 / 8 chunks in steps of 4 lanes x 4 warps x 4 chunks: 8 trips
     assert "for (int it = 0; it < 8; ++it)" in body and "__shared__" in body
-    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(src)
     bf16 = source(params, Workload("gemm_nt", (3, 1001, 4104), "bfloat16", "bfloat16"))
     assert ".f32.bf16.bf16.f32" in bf16
     # K's last chunk ends the 9th trip: 8 unguarded, the 9th loads zeros past K; B rows clamped
@@ -249,7 +249,7 @@ def test_mma_ring_copies_trips_ahead_through_shared_memory(tmp_path):
     assert body.count(copies) == 3 * 2 * 4 and loop.count(copies) == 2 * 4
     assert "cp.async.wait_group 2;" in src and body.count("commit_group()") == 3
     assert loop.index("wait_group_2()") < loop.index("mma.sync")
-    assert "extern __shared__" in body and "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "extern __shared__" in body and "0 bytes spill stores" in ptxas_report(src)
     tail = source(params, Workload("gemm_nt", (3, 1001, 4104), "bfloat16", "bfloat16"))
     assert "if (513 <= ch" in tail  # the trip past K stores zeros instead of copying
 
@@ -271,7 +271,7 @@ def test_ffma_ring_copies_trips_ahead_through_shared_memory(tmp_path):
     waited = loop.index("wait_group_2()")
     assert waited < loop.index("*(uint4*)(ring_ptr +") < loop.index("acc_ptr[0] = ")
     assert "if (ch" not in body  # K = 4096 ends on a trip: nothing guarded
-    assert "extern __shared__" in body and "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "extern __shared__" in body and "0 bytes spill stores" in ptxas_report(src)
     tail = source(params, Workload("gemm_nt", (3, 1001, 4104), "bfloat16", "bfloat16"))
     assert "if (ch_ptr_12[0] < 513)" in tail  # the trip that ends past K copies up to it
 

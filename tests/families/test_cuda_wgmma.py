@@ -3,7 +3,6 @@
 generator's proposals, and TIRx kernels that nvcc builds for sm_90a with wgmma + TMA + mbarriers."""
 
 import re
-import subprocess
 
 import pytest
 from wgmma_cases import (  # shared with the GPU tests
@@ -26,6 +25,7 @@ from wgmma_cases import (  # shared with the GPU tests
     WIDE192,
 )
 
+from autokernel_tvm import builder
 from autokernel_tvm.builder import build_module, cuda_source, is_tirx
 from autokernel_tvm.config import TuneConfig
 from autokernel_tvm.families import GenomeError, Kernel
@@ -75,21 +75,16 @@ def names(grammar, workload) -> list[str]:
     return [f.name for f in grammar.families(workload)]
 
 
-def ptxas_report(src: str, tmp_path) -> str:
-    """ptxas's resource report (registers, spills) of CUDA source ``src`` for sm_90a."""
-    (tmp_path / "k.cu").write_text(src)
-    ptxas = subprocess.run(
-        ["nvcc", "-arch=sm_90a", "-cubin", "-o", str(tmp_path / "k.cubin"), "-Xptxas", "-v",
-         str(tmp_path / "k.cu")],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return ptxas.stderr + ptxas.stdout
+def ptxas_report(src: str) -> str:
+    """ptxas's resource report (registers, spills) of CUDA source ``src`` for sm_90a: the
+    compile a ``check_nvcc`` build of it already made."""
+    return builder.ptxas_report(src, "sm_90a")
 
 
-def spill_free(src: str, tmp_path) -> bool:
+def spill_free(src: str) -> bool:
     """Whether ptxas reports no spilled bytes for every kernel of CUDA ``src`` (the GEMM and
     its companions: padding copies, zeroing launches)."""
-    spills = re.findall(r"(\d+) bytes spill stores", ptxas_report(src, tmp_path))
+    spills = re.findall(r"(\d+) bytes spill stores", ptxas_report(src))
     return bool(spills) and set(spills) == {"0"}
 
 
@@ -248,7 +243,7 @@ def test_epilogue_stores_pairs_and_nothing_spills(needs_nvcc, tmp_path, out_dtyp
     mod = kernel_module(DEFAULT, workload)
     src = cuda_source(build_module(mod, TARGET, check_nvcc=True))
     assert f"*({vector}*)(C_ptr" in src
-    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(src)
 
 
 def test_tuner_draws_held_back_genes_only_when_configured(tmp_path):
@@ -296,7 +291,7 @@ def test_gated_kernel_builds_with_two_b_loads_and_no_spills(needs_nvcc, tmp_path
     assert f"m64n{params.block_n}k16" in src and "expf(" in src
     loads = src.count("tvm_builtin_ptx_cp_async_bulk_tensor_g2s_cluster_async_bulk_tensor_2d_")
     assert loads == 1 + 3  # the helper's definition, then A and the gate and up halves of B
-    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(src)
 
 
 @pytest.mark.parametrize(
@@ -316,7 +311,7 @@ def test_edge_tiles_build_with_checked_stores_and_no_spills(needs_nvcc, tmp_path
     src = cuda_source(build_module(kernel_module(genome, workload), TARGET, check_nvcc=True))
     m, n = workload.shape[-3], workload.shape[-2]
     assert f"< {m})" in src and f"< {n})" in src  # the store predicate on row and column
-    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(src)
 
 
 @pytest.mark.parametrize("workload, genes", STRIDED, ids=lambda x: getattr(x, "name", ""))
@@ -337,7 +332,7 @@ def test_strided_convs_read_every_uth_pixel_through_the_tma_box(
     assert fields[7:15] == [64, u * tile_q, u * tile_p, 1, 1, u, u, 1]  # box, element strides
     src = cuda_source(build_module(mod, TARGET, check_nvcc=True))
     assert "cp.async.bulk.tensor.4d" in src
-    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(src)
 
 
 @pytest.mark.parametrize("workload, genes, dims", BATCH_EDGES, ids=lambda x: getattr(x, "name", ""))
@@ -358,7 +353,7 @@ def test_batched_edges_use_3d_maps_inside_each_matrix(needs_nvcc, tmp_path, work
     assert ("cp.async.bulk.tensor.3d.global.shared::cta" in src) == ("c" in dims)
     if genes.get("cluster"):
         assert "3d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast" in src
-    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(src)
 
 
 @pytest.mark.parametrize(
@@ -390,7 +385,7 @@ def test_unaligned_rows_are_copied_once_and_odd_n_stores_single_columns(
     n = workload.shape[-2]
     paired = re.search(r"\*\(\w+\*\)\(C_ptr", src) is not None
     assert paired == (n % 2 == 0)  # the paired store only where C's rows keep it aligned
-    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(src)
 
 
 def test_persistent_schedule_needs_more_tiles_than_sms_and_a_known_count():
@@ -432,7 +427,7 @@ def test_persistent_kernel_loops_over_tiles_with_one_block_per_sm(
     assert "for (int ti = 0;" in src and "for (int ti = 0;" not in tile
     arrives = "mbarrier_arrive_nocount_arrive_shared_b64(tvm_builtin"
     assert src.count(arrives) == tile.count(arrives) + 1  # the last stage's release
-    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(src)
 
 
 def test_cluster_needs_paired_tiles_and_a_plain_b_tile():
@@ -478,7 +473,7 @@ def test_cluster_kernel_multicasts_half_of_b_and_meets_its_peer(
         "mbarrier_arrive_nocount_arrive_shared_b64(tvm_builtin"
     )
     assert src.count("tvm_builtin_ptx_barrier_cluster_wait_cluster_wait();") == 2
-    assert "%%cluster_ctarank" in src and "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "%%cluster_ctarank" in src and "0 bytes spill stores" in ptxas_report(src)
 
 
 def test_tma_store_takes_plain_two_byte_tiles_and_fits_its_buffers():
@@ -527,7 +522,7 @@ def test_tma_store_stages_swizzled_boxes_and_stores_them_in_bulk(needs_nvcc, tmp
     assert f"(r_ptr[0] & 7)) * {box // 8})" in src  # the 16-byte chunk, swizzled
     assert "cp.async.bulk.wait_group 0;" in src
     assert "2*)(C_ptr" not in src and "(C_ptr" in direct
-    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(src)
 
 
 @pytest.mark.parametrize(
@@ -608,7 +603,7 @@ def test_tma_store_of_unaligned_rows_goes_through_scratch_then_a_copy(
         assert f"if C.strides[0] == {n}:" in script  # then the copy
     else:
         assert "strides=" not in script.split("\n", 2)[1]
-    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(src)
 
 
 def _shipped_wgmma() -> list:
@@ -623,7 +618,7 @@ def test_shipped_genomes_build_on_their_workloads_without_spills(needs_nvcc, tmp
     genome, workload = Genome.from_json(entry["genome"]), Workload.from_json(entry["workload"])
     genome = Grammar(TARGET).check(genome, workload)
     src = cuda_source(build_module(kernel_module(genome, workload), TARGET, check_nvcc=True))
-    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(src)
 
 
 def test_generator_proposes_wgmma_for_unaligned_shapes():
@@ -703,7 +698,7 @@ def test_split_k_stores_partials_and_a_companion_sums_them_after_the_kernel(
     host = exe.mod.inspect_source("ll").split("@__tvm_ffi_main(")[1].split("\ndefine ")[0]
     launches = re.findall(rf"call i32 %\d+\(ptr nonnull @\.tvm_func\.(main|{reduce})_kernel", host)
     assert launches == ["main", reduce]  # the reduction after the kernel, in main's host code
-    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(src)
 
 
 def test_cluster_reduction_is_legal_only_for_a_tile_schedule_of_at_most_8_splits():
@@ -759,7 +754,7 @@ def test_cluster_reduction_sums_the_splits_in_shared_memory_in_one_launch(
     assert src.count("barrier_cluster_arrive_cluster_arrive();") >= 3  # producer, consumers, end
     workspace = kernel_module(Grammar(TARGET).check(DEFAULT.replace(**genes), workload), workload)
     assert any(gv.name_hint.endswith("_reduce") for gv in workspace.functions)
-    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(src)
 
 
 def test_generator_proposes_split_k_for_decode_and_not_for_large_grids():
@@ -835,7 +830,7 @@ def test_seeds_build_without_spills(needs_nvcc, tmp_path, workload):
     tuner measures first must not spill (a spilling seed costs every run its first trial)."""
     genome = Grammar(TARGET).check(Genome("cuda.wgmma", FAMILY.seed(workload, TARGET)), workload)
     src = cuda_source(build_module(kernel_module(genome, workload), TARGET))
-    assert spill_free(src, tmp_path)
+    assert spill_free(src)
 
 
 @pytest.mark.parametrize(
@@ -928,7 +923,7 @@ def test_fp8_kernel_reads_bytes_and_scales_the_product(needs_nvcc, tmp_path, dty
     assert f"m64n256k32.f32.{kind}.{kind}" in src
     assert re.search(r"main_kernel\([^)]*scale_a_ptr, float\* __restrict__ scale_b_ptr\)", src)
     assert "ak_f8_pad_a_kernel(uchar* __restrict__ X_ptr" in src  # 16-value chunks of bytes
-    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(src)
 
 
 @pytest.mark.parametrize("workload, genes", FP8, ids=lambda x: str(x)[:60])
@@ -960,7 +955,7 @@ def test_fp8_workloads_tune_in_the_family(needs_nvcc, tmp_path, workload, genes)
     scale_d = re.findall(r"desc_b_ptr\[0\], (?:\(uint\))?([01])\);", body)
     assert set(scale_d) == ({"0", "1"} if promoted else {"1"})
     if genome.params.store == "tma":
-        assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+        assert "0 bytes spill stores" in ptxas_report(src)
 
 
 def test_fp8_sums_are_promoted_unless_fast_accumulation_is_allowed():
@@ -1027,7 +1022,7 @@ def test_split_registers_build_with_setmaxnreg_and_nothing_spills(
         body.index("setmaxnreg_inc_sync_aligned_u32_232();"),
     )
     assert dec < inc  # the producer's branch comes first, the consumers' in its else
-    report = ptxas_report(src, tmp_path)
+    report = ptxas_report(src)
     assert "Used 168 registers" in report and "0 bytes spill stores" in report
     even = Grammar(TARGET).check(DEFAULT.replace(**genes), workload)
     assert "setmaxnreg" not in cuda_source(build_module(kernel_module(even, workload), TARGET))
@@ -1041,7 +1036,7 @@ def test_wide192_tiles_build_without_spills(needs_nvcc, tmp_path, workload, gene
     genome = Grammar(TARGET).check(DEFAULT.replace(**genes), workload)
     src = cuda_source(build_module(kernel_module(genome, workload), TARGET, check_nvcc=True))
     assert re.search(r"m64n192k(16|32)", src)
-    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(src)
 
 
 @pytest.mark.parametrize("workload, genes", CONSUMERS3, ids=lambda x: str(x)[:60])
@@ -1052,7 +1047,7 @@ def test_three_consumers_build_without_spills(needs_nvcc, tmp_path, workload, ge
     genome = Grammar(TARGET).check(DEFAULT.replace(**genes), workload)
     src = cuda_source(build_module(kernel_module(genome, workload), TARGET, check_nvcc=True))
     assert "__launch_bounds__(512)" in src
-    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(src)
 
 
 def test_three_consumers_legality():
@@ -1078,7 +1073,7 @@ def test_two_k_slices_a_stage_build_without_spills(needs_nvcc, tmp_path, workloa
 
     for what, times in (("_g2s_", 2), ("mma_async", 2), ("mbarrier_wait", 1)):
         assert builtin_calls(two_src, what) == times * builtin_calls(one_src, what), what
-    assert "0 bytes spill stores" in ptxas_report(two_src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(two_src)
 
 
 @pytest.mark.parametrize("workload, genes", PRODUCER_WARPS2, ids=lambda x: str(x)[:60])
@@ -1101,7 +1096,7 @@ def test_two_producer_warps_build_without_spills(needs_nvcc, tmp_path, workload,
     whole = [int(x) for x in counts(one_src, "expect_tx_shared_b64")]
     parts = [int(x) for x in counts(two_src, "expect_tx_shared_b64")]  # A's then B's, each site
     assert len(parts) == 2 * len(whole) and sum(parts) == sum(whole)
-    assert "0 bytes spill stores" in ptxas_report(two_src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(two_src)
 
 
 def test_two_producer_warps_legality():
@@ -1217,7 +1212,7 @@ def test_share_a_builds_a_multicast_of_a_and_a_whole_b(needs_nvcc, tmp_path, wor
     body = main_body(src)
     loads = [line for line in body.splitlines() if "cp_async_bulk_tensor_g2s" in line]
     assert all(("a_map" in line) == ("multicast__cluster" in line) for line in loads), loads
-    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(src)
 
 
 def test_hilbert_order_legality():
@@ -1241,7 +1236,7 @@ def test_hilbert_order_builds(needs_nvcc, tmp_path, workload, genes):
     raster = Grammar(TARGET).check(DEFAULT.replace(**genes), workload)
     plain = cuda_source(build_module(kernel_module(raster, workload), TARGET))
     assert src != plain and len(src) < 1.5 * len(plain)
-    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(src)
 
 
 @pytest.mark.parametrize("k, steps", [(4096, 32), (1100, 9)])
@@ -1262,7 +1257,7 @@ def test_pipelined_fp8_sums_add_one_step_while_the_next_runs(needs_nvcc, tmp_pat
     assert loop.index("+ acc_ptr[0])", first) < loop.index("wait_group_sync_aligned_0();")
     singles = body.count("total_ptr[0] = (total_ptr[0] + acc_ptr[0]);")
     assert singles == (2 if steps % 2 else 1)  # the pair's first set (+ the odd last step)
-    report = ptxas_report(src, tmp_path)
+    report = ptxas_report(src)
     assert "serialized" not in report and "0 bytes spill stores" in report
     promoted = wgmma_module(4096, 4096, k, smem_limit=SMEM, sm_count=132, accum="promoted", **kw)
     assert "odd_ptr" not in cuda_source(build_module(promoted, TARGET))
@@ -1288,7 +1283,7 @@ def test_tf32_kernel_builds_but_fp32_workloads_get_3xtf32(needs_nvcc, tmp_path):
     assert names == {"main", "ak_tf32_pad_a", "ak_tf32_pad_b", "ak_tf32_reduce"}
     src = cuda_source(build_module(mod, TARGET, check_nvcc=True))
     assert "m64n128k8.f32.tf32.tf32" in src
-    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(src)
     assert "K-major" in legal(1000, 1000, 1000, **{**kw, "trans_b": False, "splits": 1})
     workload = Workload("gemm_nt", (1024, 1024, 1024), "float32")
     assert FAMILY.applies(workload, TARGET) is None
@@ -1322,7 +1317,7 @@ def test_3xtf32_runs_the_tf32_gemm_over_split_copies(needs_nvcc, tmp_path, shape
     src = cuda_source(build_module(mod, TARGET, check_nvcc=True))
     assert "k8.f32.tf32.tf32" in src
     assert ("tile_ptr" in src) == (not trans_b)  # the transposing copy stages a tile
-    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(src)
 
 
 def test_3xtf32_legality():
@@ -1384,7 +1379,7 @@ def test_pingpong_deals_tiles_to_warpgroups_in_turn(needs_nvcc, tmp_path, worklo
     assert f"{init}{4 * pair})" in src and f"{init}{8 * pair})" in coop
     tiles = lambda text: int(re.search(r"blockIdx.x\)\) < (\d+)\)", text).group(1))  # noqa: E731
     assert tiles(src) == 2 * tiles(coop)
-    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(src)
 
 
 @pytest.mark.parametrize(
@@ -1426,7 +1421,7 @@ def test_transposed_a_is_loaded_in_column_boxes_and_read_through_the_transpose(
     src = cuda_source(build_module(mod, TARGET, check_nvcc=True))
     flags = re.findall(r"wgmma\.mma_async[^\"]*ps0, 1, 1, (\d), (\d);", src)
     assert flags and set(flags) == {("1", "1")}  # A and B ([K, N]) both transposed
-    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(src)
 
 
 def test_transposed_a_legality_names_what_wgmma_cannot_transpose():
@@ -1507,7 +1502,7 @@ def test_streamk_builds_whole_waves_then_the_split_tail_in_one_launch(
     m, n, k = workload.shape[-3:] if workload.op != "conv2d_nhwc" else (0, 0, 256 * 9)
     assert f"(((int)blockIdx.x) & 1) * {k // splits}" in src  # the split's first K element
     assert src.count("barrier_cluster_arrive_cluster_arrive();") >= 3  # producer, consumers, end
-    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(src)
     if workload.op == "gemm_gated_nt":  # each gate group's sum brings its up group's: the
         # fragments acc_n / 2 = 64 further in the parked tile ([fragment, thread]: 64 KiB on)
         ups = [int(i) for i, _ in loads if int(i) >= 4 * splits]
@@ -1579,7 +1574,7 @@ def test_stream_runs_equal_shares_and_fixes_split_tiles_up_in_block_order(
     host = exe.mod.inspect_source("ll").split("@__tvm_ffi_main(")[1].split("\ndefine ")[0]
     launches = re.findall(rf"call i32 %\d+\(ptr nonnull @\.tvm_func\.(main|{zero})_kernel", host)
     assert launches[0] == zero and launches[-1] == "main"  # the flags are zero first
-    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(src)
 
 
 @pytest.mark.parametrize("workload, genes", STREAM_TAIL, ids=lambda x: str(x)[:60])
@@ -1597,7 +1592,7 @@ def test_stream_tail_builds_the_whole_waves_before_the_shares(
     # the whole waves' TMA loads, ahead of the shares'
     assert builtin_calls(src, "_g2s_") > builtin_calls(plain, "_g2s_")
     assert "ld.acquire.gpu.global.b32" in src and "st.release.gpu.global.b32" in src
-    assert spill_free(src, tmp_path)
+    assert spill_free(src)
 
 
 def _segments(start: int, end: int, k_tiles: int):
@@ -1727,7 +1722,7 @@ def test_bias_at_start_loads_the_bias_into_the_accumulators_not_the_write_back(
     assert vector not in write_back and vector in before[before.rindex("aligned_0") :]
     if workload.op != "conv2d_nhwc" and workload.shape[-2] % 256:  # N's edge: 0, unread
         assert "if (" in body[first_load - 200 : first_load]
-    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(src)
 
 
 def test_bias_at_prefetch_needs_a_column_vector_and_whole_tiles_and_takes_fp32_c():
@@ -1798,7 +1793,7 @@ def test_bias_at_prefetch_loads_the_slice_before_the_mainloop_and_adds_it_from_s
     assert any(x < stored for x in syncs) and any(x > stored for x in syncs)
     if workload.epilogue is not None and len(workload.epilogue.operands) > 1:
         assert "x1_ptr[" in write_back  # the expression's other operand, read at the store
-    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(src)
 
 
 def test_epilogue_math_fast_needs_a_transcendental_and_a_16_bit_c_and_is_the_seed():
@@ -1869,7 +1864,7 @@ def test_epilogue_math_fast_writes_back_through_the_approximate_intrinsics(
         start = re.search(r"_reduce_kernel\([^)]*\)\s*\{", after).end()  # its definition
         reduce = after[start:].split('extern "C"')[0]
         assert "exp2f(" in reduce and "_mma_async" not in reduce
-    assert spill_free(src, tmp_path)  # nvcc builds it (ptxas_report fails where it does not)
+    assert spill_free(src)  # nvcc builds it (ptxas_report fails where it does not)
 
 
 def test_store_rows_is_for_c_rows_the_tma_cannot_store():
@@ -1907,7 +1902,7 @@ def test_store_rows_writes_the_staged_tile_in_row_runs_without_a_copy_out(
     assert "s2g" not in body and "cp_async_bulk_commit_group" not in body  # no TMA store
     stores = [line for line in body.split("\n") if "C_ptr[" in line and " = " in line]
     assert stores and all("pool_ptr" in line.split(" = ")[1] for line in stores)  # from smem
-    assert "0 bytes spill stores" in ptxas_report(src, tmp_path)
+    assert "0 bytes spill stores" in ptxas_report(src)
 
 
 def test_swapped_conv_legality():
@@ -1955,7 +1950,7 @@ def test_swapped_conv_puts_channels_on_m_and_pixel_rows_on_n(needs_nvcc, tmp_pat
     assert loads(src, 4) == {"b"} and loads(src, 2) == {"a"}
     assert loads(plain_src, 4) == {"a"} and loads(plain_src, 2) == {"b"}
     assert "s2g_async_bulk_tensor_4d" in src
-    assert spill_free(src, tmp_path)
+    assert spill_free(src)
 
 
 @pytest.mark.parametrize("workload, genes", CONV_EDGES, ids=lambda x: str(x)[:60])
@@ -1981,7 +1976,7 @@ def test_conv_edges_read_taps_through_a_3d_filter_map_and_guard_channels(
     assert (f" < {n})" in body) == (
         tail and genome.params.store != "tma" or bool(workload.epilogue and tail)
     )
-    assert spill_free(src, tmp_path)
+    assert spill_free(src)
 
 
 def test_conv_edges_legality():
