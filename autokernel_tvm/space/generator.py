@@ -11,6 +11,7 @@ genome they are re-fit to the elite fraction of everything measured so far:
 from __future__ import annotations
 
 import itertools
+import math
 from collections import Counter
 
 import numpy as np
@@ -25,6 +26,10 @@ POOL = 8  # draws the learned proposal model chooses among, per proposal
 #: ~700 neighbours, and a 16-channel fp32 conv that no wgmma tile divides spent 70 s in 1579
 #: of them before the tuner learnt that nothing was legal
 BARREN = 16
+#: most genomes the proposal model ranks over a family's masked domain; a larger domain gives
+#: that many drawn at random (the gated GEMM's 131072 genomes took 10 s to build and check, its
+#: 1966080 with the held-back genes 2 minutes)
+DOMAIN_SAMPLE = 16384
 
 
 class Generator:
@@ -111,7 +116,8 @@ class Generator:
 
     def _model_pick(self, explore: bool = False) -> Genome | None:
         """The untried legal genome of the ranker's family that the model ranks highest over
-        the family's whole domain (enumerated once, masked values left out); ``explore``: the
+        the family's whole domain (enumerated once, masked values left out; beyond
+        :data:`DOMAIN_SAMPLE` genomes, that many drawn from it at random); ``explore``: the
         highest whose tile shape (:attr:`Family.tile_genes`) no proposal has yet, if any. The
         model learns only from what runs measured: trained on conv2d runs whose genomes were
         all 256 wide, it ranked every 128-wide tile below them, though 128 fills the waves of a
@@ -126,7 +132,7 @@ class Generator:
                     for g, vs in domain.items()
                 ]
                 legal = []
-                for combo in itertools.product(*values):
+                for combo in _combos(values, DOMAIN_SAMPLE, self.rng):
                     genome = _decode(family, dict(zip(domain, combo)))
                     try:
                         legal.append(self.grammar.check(genome, self.workload))
@@ -302,6 +308,15 @@ class Generator:
             target = np.array([1.0 if v == value else 0.0 for v in values])
             p = self.dist[genome.family][gene]
             self.dist[genome.family][gene] = (1 - step) * p + step * target
+
+
+def _combos(values: list, limit: int, rng):
+    """Every combination of one value per gene of ``values``, or (more than ``limit``) up to
+    ``limit`` distinct ones drawn uniformly, in a fixed order for a seeded ``rng``."""
+    if math.prod(len(v) for v in values) <= limit:
+        return itertools.product(*values)
+    picks = np.unique(np.stack([rng.integers(len(v), size=limit) for v in values], 1), axis=0)
+    return ([v[i] for v, i in zip(values, pick)] for pick in picks.tolist())
 
 
 def _tile(genome: Genome, genes: tuple) -> tuple:
