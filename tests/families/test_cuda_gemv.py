@@ -80,7 +80,7 @@ def test_registers_bound_the_sums_and_chunks_a_lane_keeps():
     )
 
 
-def test_the_kernel_loads_b_in_flight_then_sums_across_the_warp(tmp_path):
+def test_the_kernel_loads_b_in_flight_then_sums_across_the_warp():
     params = GemvParams(warps=4, rows=2, unroll=4)
     src = source(params, DECODE)
     body = src.split("main_kernel(")[-1]
@@ -108,7 +108,7 @@ def test_the_kernel_loads_b_in_flight_then_sums_across_the_warp(tmp_path):
     ],
     ids=lambda x: x.name if isinstance(x, Workload) else f"{x.warps}x{x.rows}x{x.unroll}",
 )
-def test_edges_epilogues_and_dtypes_build_without_spills(workload, params, tmp_path):
+def test_edges_epilogues_and_dtypes_build_without_spills(workload, params):
     FAMILY.check(params, workload, SM90)
     src = source(params, workload)
     m, n, k = workload.shape
@@ -122,7 +122,7 @@ def test_edges_epilogues_and_dtypes_build_without_spills(workload, params, tmp_p
         assert "erf" in body and "bias" in body.lower()
 
 
-def test_every_legal_genome_of_the_domain_builds_at_sixteen_rows(tmp_path):
+def test_every_legal_genome_of_the_domain_builds_at_sixteen_rows():
     workload = Workload("gemm_nt", (16, 4096, 4096), "float16", "float16")
     legal = []
     for values in itertools.product(*FAMILY.domain.values()):
@@ -141,7 +141,7 @@ def test_every_legal_genome_of_the_domain_builds_at_sixteen_rows(tmp_path):
         assert "0 bytes spill stores" in ptxas_report(source(params, workload))
 
 
-def test_the_gated_mlp_reads_both_rows_of_each_output(tmp_path):
+def test_the_gated_mlp_reads_both_rows_of_each_output():
     """gemm_gated_nt (B as [2, N, K]: gate rows, then up rows): a warp loads the gate and the up
     row of each of its outputs, N x K elements apart, keeps both sums, and stores
     silu(gate) * up; twice the rows count against the register budget."""
@@ -164,7 +164,7 @@ def test_the_gated_mlp_reads_both_rows_of_each_output(tmp_path):
 SIXTEEN = Workload("gemm_nt", (16, 4096, 4096), "float16", "float16")
 
 
-def test_mma_math_multiplies_b_rows_on_the_tensor_cores(tmp_path):
+def test_mma_math_multiplies_b_rows_on_the_tensor_cores():
     """math=mma: a lane's 16-byte chunks of B rows g and g + 8 and of A row g of each 8-row
     tile are all loaded, without branches, before the first mma of a trip; two m16n8k16
     products a chunk and A tile; the warps' sums meet in shared memory after one barrier."""
@@ -224,7 +224,7 @@ def test_the_first_proposal_takes_the_tensor_cores_from_8_rows_of_16_bit_a():
         FAMILY.check(want, gated, SM90)
 
 
-def test_mma_math_gated_mlp_reads_gate_and_up_groups(tmp_path):
+def test_mma_math_gated_mlp_reads_gate_and_up_groups():
     workload = Workload("gemm_gated_nt", (4, 11008, 4096), "float16", "float16")
     params = GemvParams(warps=4, rows=1, unroll=2, math="mma")
     FAMILY.check(params, workload, SM90)
@@ -235,7 +235,7 @@ def test_mma_math_gated_mlp_reads_gate_and_up_groups(tmp_path):
     assert body.count("expf(") == 1  # silu of the gate sum, once per output a thread stores
 
 
-def test_mma_ring_copies_trips_ahead_through_shared_memory(tmp_path):
+def test_mma_ring_copies_trips_ahead_through_shared_memory():
     """stages=3: each lane copies (cp.async, 16 bytes) its chunks of a trip into its warp's ring
     slot two trips ahead of the one it multiplies, one commit group a trip, and waits for the
     oldest before reading its own chunks back; chunks past K are zeros stored directly."""
@@ -254,7 +254,7 @@ def test_mma_ring_copies_trips_ahead_through_shared_memory(tmp_path):
     assert "if (513 <= ch" in tail  # the trip past K stores zeros instead of copying
 
 
-def test_ffma_ring_copies_trips_ahead_through_shared_memory(tmp_path):
+def test_ffma_ring_copies_trips_ahead_through_shared_memory():
     """stages=3 on the CUDA cores: each lane copies (cp.async, 16 bytes) its chunk of each of
     its warp's rows of B for each unrolled step of a trip into the warp's ring slot two trips
     ahead, one commit group a trip, waits for the oldest, then reads back its own chunks and

@@ -236,7 +236,7 @@ def test_kernels_build_with_nvcc_and_use_wgmma_and_tma(needs_nvcc, workload):
 
 
 @pytest.mark.parametrize("out_dtype, vector", [("float32", "float2"), ("float16", "half2")])
-def test_epilogue_stores_pairs_and_nothing_spills(needs_nvcc, tmp_path, out_dtype, vector):
+def test_epilogue_stores_pairs_and_nothing_spills(needs_nvcc, out_dtype, vector):
     """Each thread stores its two adjacent columns as one 2-wide store; with four scalar half
     stores per pair the 128 accumulators spilled (348 B) and fp16 output ran ~15% slower."""
     workload = Workload("gemm_nt", (4096, 4096, 4096), "float16", out_dtype)
@@ -283,7 +283,7 @@ def test_gated_legality_uses_half_tiles_and_gives_reasons():
 
 
 @pytest.mark.parametrize("params", [WgmmaParams(), WgmmaParams(128, 2, 5, 8)], ids=str)
-def test_gated_kernel_builds_with_two_b_loads_and_no_spills(needs_nvcc, tmp_path, params):
+def test_gated_kernel_builds_with_two_b_loads_and_no_spills(needs_nvcc, params):
     """One wgmma over [gate rows; up rows] per stage (two TMA boxes of block_n / 2 rows), SiLU
     and the product in the write-back, and the accumulators stay in registers."""
     src = cuda_source(build_module(kernel_module(Genome("cuda.wgmma", params), GATED), TARGET,
@@ -304,7 +304,7 @@ def test_gated_kernel_builds_with_two_b_loads_and_no_spills(needs_nvcc, tmp_path
     ],
     ids=lambda w: w.name,
 )
-def test_edge_tiles_build_with_checked_stores_and_no_spills(needs_nvcc, tmp_path, workload):
+def test_edge_tiles_build_with_checked_stores_and_no_spills(needs_nvcc, workload):
     """Shapes off the tile grid get a ceil-div grid, a zero-filled K tail and stores that check
     the row and column; aligned shapes keep their unchecked stores (codegen identity)."""
     genome = Grammar(TARGET).check(DEFAULT.replace(raster=1), workload)
@@ -315,9 +315,7 @@ def test_edge_tiles_build_with_checked_stores_and_no_spills(needs_nvcc, tmp_path
 
 
 @pytest.mark.parametrize("workload, genes", STRIDED, ids=lambda x: getattr(x, "name", ""))
-def test_strided_convs_read_every_uth_pixel_through_the_tma_box(
-    needs_nvcc, tmp_path, workload, genes
-):
+def test_strided_convs_read_every_uth_pixel_through_the_tma_box(needs_nvcc, workload, genes):
     """A stride-u conv loads the same tile_p x tile_q patch as a stride-1 conv: its A map's box
     spans u times the pixels with element strides (1, u, u, 1), and each tap's box starts at u
     times the patch's first output pixel."""
@@ -336,7 +334,7 @@ def test_strided_convs_read_every_uth_pixel_through_the_tma_box(
 
 
 @pytest.mark.parametrize("workload, genes, dims", BATCH_EDGES, ids=lambda x: getattr(x, "name", ""))
-def test_batched_edges_use_3d_maps_inside_each_matrix(needs_nvcc, tmp_path, workload, genes, dims):
+def test_batched_edges_use_3d_maps_inside_each_matrix(needs_nvcc, workload, genes, dims):
     """A batched K tail (B as [K, N], A as [K, M]) and a TMA-stored M edge are addressed through
     maps with the batch as a third dimension: the box is zero-filled (or clipped) at its own
     matrix's edge, not read from (or written into) the next one. Aligned shapes keep 2-D maps."""
@@ -367,9 +365,7 @@ def test_batched_edges_use_3d_maps_inside_each_matrix(needs_nvcc, tmp_path, work
     ],
     ids=lambda x: x.name if isinstance(x, Workload) else "",
 )
-def test_unaligned_rows_are_copied_once_and_odd_n_stores_single_columns(
-    needs_nvcc, tmp_path, workload, pads
-):
+def test_unaligned_rows_are_copied_once_and_odd_n_stores_single_columns(needs_nvcc, workload, pads):
     """Rows the TMA cannot address (not 16-byte multiples) are copied into zero-padded scratch
     by companion functions of the kernel's module, which the host code calls by name before
     encoding the tensor maps on the copies; an odd N stores one column at a time."""
@@ -414,9 +410,7 @@ def test_persistent_schedule_needs_more_tiles_than_sms_and_a_known_count():
     ],
     ids=lambda x: getattr(x, "name", ""),
 )
-def test_persistent_kernel_loops_over_tiles_with_one_block_per_sm(
-    needs_nvcc, tmp_path, workload, params
-):
+def test_persistent_kernel_loops_over_tiles_with_one_block_per_sm(needs_nvcc, workload, params):
     """One block per SM (the target's count), each looping over its tiles; the consumers free
     the last stage of each tile, which the next tile's loads reuse; nothing spills."""
     tile = cuda_source(build_module(kernel_module(Genome("cuda.wgmma", params), workload), TARGET))
@@ -453,9 +447,7 @@ def test_cluster_needs_paired_tiles_and_a_plain_b_tile():
     ],
     ids=lambda x: getattr(x, "name", ""),
 )
-def test_cluster_kernel_multicasts_half_of_b_and_meets_its_peer(
-    needs_nvcc, tmp_path, workload, params
-):
+def test_cluster_kernel_multicasts_half_of_b_and_meets_its_peer(needs_nvcc, workload, params):
     """Each block of a pair loads its half of B with one multicast per box into both rings,
     frees stages in both blocks (mapa + a remote arrive), and the pair meets at cluster
     barriers after the init and before exit; the kernel is launched in clusters of 2."""
@@ -501,7 +493,7 @@ def test_tma_store_takes_plain_two_byte_tiles_and_fits_its_buffers():
     ],
     ids=lambda w: w.name,
 )
-def test_tma_store_stages_swizzled_boxes_and_stores_them_in_bulk(needs_nvcc, tmp_path, workload):
+def test_tma_store_stages_swizzled_boxes_and_stores_them_in_bulk(needs_nvcc, workload):
     """Each warpgroup fills boxes of 64 rows x 128 bytes through two buffers after the ring
     (the 16-byte chunk XORed with the row: 128B swizzle), fences, and one thread bulk-stores
     each box; the kernel drains its stores before exit; the direct write-back is gone; nothing
@@ -562,9 +554,7 @@ def test_tma_store_waits_for_the_store_still_reading_a_buffer(workload, block_n,
     ],
     ids=lambda w: w.name,
 )
-def test_tma_store_of_unaligned_rows_goes_through_scratch_then_a_copy(
-    needs_nvcc, tmp_path, workload
-):
+def test_tma_store_of_unaligned_rows_goes_through_scratch_then_a_copy(needs_nvcc, workload):
     """C rows that are not 16-byte multiples cannot be a TMA tensor's rows: the TMA stores
     into a scratch C of whole 128-byte lines, and the host code then launches the companion
     that copies its first N columns of each row into C, after the kernel: UNPAD_ELEMS
@@ -612,7 +602,7 @@ def _shipped_wgmma() -> list:
 
 
 @pytest.mark.parametrize("entry", _shipped_wgmma(), ids=lambda e: e["key"] + e["workload"]["name"])
-def test_shipped_genomes_build_on_their_workloads_without_spills(needs_nvcc, tmp_path, entry):
+def test_shipped_genomes_build_on_their_workloads_without_spills(needs_nvcc, entry):
     """Every cuda.wgmma genome of the shipped library is legal for the workload it was measured
     on, and its kernel builds with nvcc with nothing spilled."""
     genome, workload = Genome.from_json(entry["genome"]), Workload.from_json(entry["workload"])
@@ -672,7 +662,7 @@ SPLIT_K = [
 
 @pytest.mark.parametrize("workload, splits, pads", SPLIT_K, ids=lambda x: getattr(x, "name", ""))
 def test_split_k_stores_partials_and_a_companion_sums_them_after_the_kernel(
-    needs_nvcc, tmp_path, workload, splits, pads
+    needs_nvcc, workload, splits, pads
 ):
     """With splits > 1 the kernel never writes C: its blocks store f32 partials into a
     workspace, and the host code then launches the reduction companion with the pointers in
@@ -734,7 +724,7 @@ CLUSTER_SPLITS = [
 
 @pytest.mark.parametrize("workload, splits, block_n", CLUSTER_SPLITS, ids=lambda x: str(x))
 def test_cluster_reduction_sums_the_splits_in_shared_memory_in_one_launch(
-    needs_nvcc, tmp_path, workload, splits, block_n
+    needs_nvcc, workload, splits, block_n
 ):
     """With reduction=cluster there is no workspace and no second kernel: the kernel launches a
     tile's splits as one cluster, each block parks its f32 tile in its shared memory, reads its
@@ -825,7 +815,7 @@ def test_the_family_seeds_split_k_where_the_default_grid_leaves_sms_idle():
     ],
     ids=lambda w: f"{w.op}_{w.dtype}_{w.shape[0]}",
 )
-def test_seeds_build_without_spills(needs_nvcc, tmp_path, workload):
+def test_seeds_build_without_spills(needs_nvcc, workload):
     """The family's first proposals where they are tiles 192 wide or sum fp8 in fp32: what the
     tuner measures first must not spill (a spilling seed costs every run its first trial)."""
     genome = Grammar(TARGET).check(Genome("cuda.wgmma", FAMILY.seed(workload, TARGET)), workload)
@@ -904,7 +894,7 @@ def test_the_generator_never_draws_gene_values_the_shape_rules_out():
         ("float8_e5m2", {"schedule": "persistent", "store": "tma", "raster": 8}),
     ],
 )
-def test_fp8_kernel_reads_bytes_and_scales_the_product(needs_nvcc, tmp_path, dtype, genes):
+def test_fp8_kernel_reads_bytes_and_scales_the_product(needs_nvcc, dtype, genes):
     """fp8 A @ B.T (the layout wgmma reads fp8 in): A and B are bytes to the TMA and the ring,
     a K step is one 128-byte row of 128 values and each wgmma takes K = 32; the per-tensor
     scales are parameters between B and C, as torch._scaled_mm takes them."""
@@ -927,7 +917,7 @@ def test_fp8_kernel_reads_bytes_and_scales_the_product(needs_nvcc, tmp_path, dty
 
 
 @pytest.mark.parametrize("workload, genes", FP8, ids=lambda x: str(x)[:60])
-def test_fp8_workloads_tune_in_the_family(needs_nvcc, tmp_path, workload, genes):
+def test_fp8_workloads_tune_in_the_family(needs_nvcc, workload, genes):
     """gemm_scaled_nt (torch._scaled_mm) is a workload of the family: the grammar takes its
     genomes, the seed is the persistent TMA-store structure (measured at 1.08x
     torch._scaled_mm with 256-wide tiles and fast accumulation, H200, kernel level; where the
@@ -1007,9 +997,7 @@ def test_register_budgets_per_role():
 
 
 @pytest.mark.parametrize("workload, genes", REGS, ids=lambda x: str(x)[:60])
-def test_split_registers_build_with_setmaxnreg_and_nothing_spills(
-    needs_nvcc, tmp_path, workload, genes
-):
+def test_split_registers_build_with_setmaxnreg_and_nothing_spills(needs_nvcc, workload, genes):
     """regs=split: the producer warpgroup's setmaxnreg.dec to 40 and the consumers' .inc to
     232, where every warp of the group runs it; ptxas launches the kernel at exactly its
     launch-bounds share (168): the consumers' increase is drawn from what the block was
@@ -1029,7 +1017,7 @@ def test_split_registers_build_with_setmaxnreg_and_nothing_spills(
 
 
 @pytest.mark.parametrize("workload, genes", WIDE192, ids=lambda x: str(x)[:60])
-def test_wide192_tiles_build_without_spills(needs_nvcc, tmp_path, workload, genes):
+def test_wide192_tiles_build_without_spills(needs_nvcc, workload, genes):
     """block_n=192: wgmma m64n192 (96 accumulators a thread), B boxes of 192 rows (or three of
     64 columns, or two 96-row multicast halves), and where the sums are promoted fp8 the two
     sets of 96 in the 232 registers of regs=split; nothing spills."""
@@ -1040,7 +1028,7 @@ def test_wide192_tiles_build_without_spills(needs_nvcc, tmp_path, workload, gene
 
 
 @pytest.mark.parametrize("workload, genes", CONSUMERS3, ids=lambda x: str(x)[:60])
-def test_three_consumers_build_without_spills(needs_nvcc, tmp_path, workload, genes):
+def test_three_consumers_build_without_spills(needs_nvcc, workload, genes):
     """consumers=3: a 512-thread block, 192-row tiles; each warpgroup's 64 rows and its
     write-back barrier (ids 1-3, the consumers' common one 4); nothing spills in the 128
     registers a thread has (152 with regs=split)."""
@@ -1062,7 +1050,7 @@ def test_three_consumers_legality():
 
 
 @pytest.mark.parametrize("workload, genes", K_ATOMS2, ids=lambda x: str(x)[:60])
-def test_two_k_slices_a_stage_build_without_spills(needs_nvcc, tmp_path, workload, genes):
+def test_two_k_slices_a_stage_build_without_spills(needs_nvcc, workload, genes):
     """k_atoms=2: each stage's barrier expects both slices' bytes, its loads are two boxes
     per operand (the second 64 elements further along K) into consecutive ring slots, and its
     wgmmas read both slots: twice the wgmmas per barrier wait; nothing spills."""
@@ -1077,7 +1065,7 @@ def test_two_k_slices_a_stage_build_without_spills(needs_nvcc, tmp_path, workloa
 
 
 @pytest.mark.parametrize("workload, genes", PRODUCER_WARPS2, ids=lambda x: str(x)[:60])
-def test_two_producer_warps_build_without_spills(needs_nvcc, tmp_path, workload, genes):
+def test_two_producer_warps_build_without_spills(needs_nvcc, workload, genes):
     """producer_warps=2: the full barriers expect two arrivals, each loading thread arrives
     with its operand's bytes (together the stage's) and issues that operand's copies alone, the
     same copies one thread issues; nothing spills."""
@@ -1204,7 +1192,7 @@ def test_share_a_legality():
 
 
 @pytest.mark.parametrize("workload, genes", SHARE_A, ids=lambda x: str(x)[:60])
-def test_share_a_builds_a_multicast_of_a_and_a_whole_b(needs_nvcc, tmp_path, workload, genes):
+def test_share_a_builds_a_multicast_of_a_and_a_whole_b(needs_nvcc, workload, genes):
     """multicast=a: the producer's A load is a multicast of its half of the rows (offset by
     the cluster rank), B a whole tile; nothing spills."""
     genome = Grammar(TARGET).check(DEFAULT.replace(**genes), workload)
@@ -1228,7 +1216,7 @@ def test_hilbert_order_legality():
 
 
 @pytest.mark.parametrize("workload, genes", HILBERT, ids=lambda x: str(x)[:60])
-def test_hilbert_order_builds(needs_nvcc, tmp_path, workload, genes):
+def test_hilbert_order_builds(needs_nvcc, workload, genes):
     """order=hilbert computes each tile once (a local per tile, not the curve re-evaluated at
     every use) and builds with nvcc without spills."""
     genome = Grammar(TARGET).check(DEFAULT.replace(order="hilbert", **genes), workload)
@@ -1240,7 +1228,7 @@ def test_hilbert_order_builds(needs_nvcc, tmp_path, workload, genes):
 
 
 @pytest.mark.parametrize("k, steps", [(4096, 32), (1100, 9)])
-def test_pipelined_fp8_sums_add_one_step_while_the_next_runs(needs_nvcc, tmp_path, k, steps):
+def test_pipelined_fp8_sums_add_one_step_while_the_next_runs(needs_nvcc, k, steps):
     """accum=pipelined: K steps in pairs, two register sets both in flight; the first set is
     added into the fp32 sums after a wait that leaves the second running (wait_group 1), the
     second after wait_group 0; an odd count ends with one step as accum=promoted does. ptxas
@@ -1272,7 +1260,7 @@ def test_fp8_legality_names_what_wgmma_cannot_do():
     assert "split-K" in legal(4096, 4096, 4096, gated=True, **kw)
 
 
-def test_tf32_kernel_builds_but_fp32_workloads_get_3xtf32(needs_nvcc, tmp_path):
+def test_tf32_kernel_builds_but_fp32_workloads_get_3xtf32(needs_nvcc):
     """fp32 operands run on TF32 tensor cores (wgmma k8, K-major, no transposes, 32 values a
     K step, 16-byte pad chunks of 4): the one-product kernel builds, with split-K and a fused
     epilogue, but an fp32 workload, whose gate asks for fp32 accuracy, gets three products."""
@@ -1297,7 +1285,7 @@ def test_tf32_kernel_builds_but_fp32_workloads_get_3xtf32(needs_nvcc, tmp_path):
     "shape, trans_b, batch",
     [((4096, 4096, 4096), True, 0), ((1000, 300, 1001), False, 0), ((512, 256, 100), False, 3)],
 )
-def test_3xtf32_runs_the_tf32_gemm_over_split_copies(needs_nvcc, tmp_path, shape, trans_b, batch):
+def test_3xtf32_runs_the_tf32_gemm_over_split_copies(needs_nvcc, shape, trans_b, batch):
     """3xTF32: the host code writes [hi | hi | lo] of A and [hi | lo | hi] of B (K-major, each
     segment padded to 128-byte lines; A @ B's B transposed by the copy) and the TF32 kernel
     reads them over K' = 3 * K: the parameters stay the user's fp32 operands."""
@@ -1362,7 +1350,7 @@ def test_pingpong_needs_two_consumers_on_a_persistent_plain_gemm():
     ],
     ids=lambda x: getattr(x, "name", ""),
 )
-def test_pingpong_deals_tiles_to_warpgroups_in_turn(needs_nvcc, tmp_path, workload, genes):
+def test_pingpong_deals_tiles_to_warpgroups_in_turn(needs_nvcc, workload, genes):
     """Each warpgroup takes every other tile of its block (64 rows: twice the cooperative
     kernel's tiles, 64-row A boxes), waits for the other's previous mainloop on a turns barrier
     and signals its own; each stage is freed by one warpgroup's 4 warps; nothing spills."""
@@ -1407,7 +1395,7 @@ def test_pingpong_deals_tiles_to_warpgroups_in_turn(needs_nvcc, tmp_path, worklo
     ids=lambda x: x.name if isinstance(x, Workload) else "",
 )
 def test_transposed_a_is_loaded_in_column_boxes_and_read_through_the_transpose(
-    needs_nvcc, tmp_path, workload, genes, pads
+    needs_nvcc, workload, genes, pads
 ):
     """A stored [K, M] (``A.T @ B``): A is a parameter of that shape, its rows of M are loaded
     as 64-column TMA boxes (one per 64 rows of the tile) and every wgmma reads it with the
@@ -1482,9 +1470,7 @@ STREAMK = [
 
 
 @pytest.mark.parametrize("workload, genes", STREAMK, ids=lambda x: str(x))
-def test_streamk_builds_whole_waves_then_the_split_tail_in_one_launch(
-    needs_nvcc, tmp_path, workload, genes
-):
+def test_streamk_builds_whole_waves_then_the_split_tail_in_one_launch(needs_nvcc, workload, genes):
     """One block per SM launched as clusters of `splits`; the whole-wave loop, then the
     cluster's split of a last-wave tile: its K range starts at the block's rank times K /
     splits, and the partials are read through the cluster window in rank order. No workspace,
@@ -1555,7 +1541,7 @@ STREAM = [
 
 @pytest.mark.parametrize("workload, genes", STREAM, ids=lambda x: str(x))
 def test_stream_runs_equal_shares_and_fixes_split_tiles_up_in_block_order(
-    needs_nvcc, tmp_path, workload, genes
+    needs_nvcc, workload, genes
 ):
     """Block g's share starts at g * W / sm_count; the block holding a tile's last K step
     waits, with an acquire load, for each earlier block's flag and adds its share from the
@@ -1578,9 +1564,7 @@ def test_stream_runs_equal_shares_and_fixes_split_tiles_up_in_block_order(
 
 
 @pytest.mark.parametrize("workload, genes", STREAM_TAIL, ids=lambda x: str(x)[:60])
-def test_stream_tail_builds_the_whole_waves_before_the_shares(
-    needs_nvcc, tmp_path, workload, genes
-):
+def test_stream_tail_builds_the_whole_waves_before_the_shares(needs_nvcc, workload, genes):
     """stream_tail: the whole waves' tiles loaded and computed ahead of the shares (which fix
     their split tiles up as stream's do, after the zeroing launch); no spills."""
     genome = Grammar(TARGET).check(DEFAULT.replace(schedule="stream_tail", **genes), workload)
@@ -1703,7 +1687,7 @@ def test_bias_at_start_needs_a_bias_and_tiles_one_block_computes():
 
 @pytest.mark.parametrize("workload, genes", BIAS_START, ids=lambda x: str(x)[:60])
 def test_bias_at_start_loads_the_bias_into_the_accumulators_not_the_write_back(
-    needs_nvcc, tmp_path, workload, genes
+    needs_nvcc, workload, genes
 ):
     """The vector is read once per tile, into the accumulators, before the first wgmma, and
     not again in the write-back; the store's other work (an activation, other operands)
@@ -1774,7 +1758,7 @@ def test_bias_at_prefetch_needs_a_column_vector_and_whole_tiles_and_takes_fp32_c
 
 @pytest.mark.parametrize("workload, genes", BIAS_PREFETCH, ids=lambda x: str(x)[:60])
 def test_bias_at_prefetch_loads_the_slice_before_the_mainloop_and_adds_it_from_shared_memory(
-    needs_nvcc, tmp_path, workload, genes
+    needs_nvcc, workload, genes
 ):
     """Each consumer thread loads its two columns of the tile's slice before the first wgmma;
     the write-back reads the vector only from shared memory, where the slice is stored between
@@ -1846,7 +1830,7 @@ def _device_code(src: str) -> str:
 
 @pytest.mark.parametrize("workload, genes", FAST_MATH, ids=lambda x: str(x)[:60])
 def test_epilogue_math_fast_writes_back_through_the_approximate_intrinsics(
-    needs_nvcc, tmp_path, workload, genes
+    needs_nvcc, workload, genes
 ):
     """With epilogue_math=fast every kernel of the module (split-K's reduction too) computes
     the epilogue's functions through ``exp2f`` and ``__fdividef``: no ``erff``, ``expf``,
@@ -1888,7 +1872,7 @@ def test_store_rows_is_for_c_rows_the_tma_cannot_store():
 
 @pytest.mark.parametrize("workload, genes", ROWS, ids=lambda x: str(x)[:60])
 def test_store_rows_writes_the_staged_tile_in_row_runs_without_a_copy_out(
-    needs_nvcc, tmp_path, workload, genes
+    needs_nvcc, workload, genes
 ):
     """The tile is staged in shared memory as for the TMA store, then stored from there by the
     consumer threads, a row's consecutive columns on consecutive threads, checked at the edges:
@@ -1933,7 +1917,7 @@ def test_swapped_conv_legality():
 
 
 @pytest.mark.parametrize("workload, genes", SWAPPED, ids=lambda x: str(x)[:60])
-def test_swapped_conv_puts_channels_on_m_and_pixel_rows_on_n(needs_nvcc, tmp_path, workload, genes):
+def test_swapped_conv_puts_channels_on_m_and_pixel_rows_on_n(needs_nvcc, workload, genes):
     """operands=ba: wgmma m64n112 (the filter's 64 channels a warpgroup on M, 112 pixels on
     N); A's ring rows come through the filter's 2-D map, B's through the image's 4-D box
     (one per filter tap and 64 channels), and each warpgroup's tile leaves through one 4-D TMA
@@ -1955,7 +1939,7 @@ def test_swapped_conv_puts_channels_on_m_and_pixel_rows_on_n(needs_nvcc, tmp_pat
 
 @pytest.mark.parametrize("workload, genes", CONV_EDGES, ids=lambda x: str(x)[:60])
 def test_conv_edges_read_taps_through_a_3d_filter_map_and_guard_channels(
-    needs_nvcc, tmp_path, workload, genes
+    needs_nvcc, workload, genes
 ):
     """A conv whose C is not a multiple of 64 runs ceil(C / 64) K steps a filter tap, the
     filter read through a [K, R * S, C] map (a box of one tap's 64 channels, zero past C; a
