@@ -6,6 +6,7 @@ Command (on the GPU box, after ``source .devcache/remote-setup.sh``)::
 
     python benchmarks/gpu/shape_suite.py --dtypes float16,bfloat16 --trials 16 \
         [--only square_4096,decode_1x4096] [--done ROWS.jsonl ...] [--stop-after-s 480]
+    python benchmarks/gpu/shape_suite.py --random 8 --seed 20261207 --dtypes float16
 
 Shapes (``SHAPES``: 22, A @ B.T as ``nn.Linear`` computes it, output in the input dtype):
 square 4096^3 and 8192^3, odd 2047 x 2049 x 2051 and 8205 x 5921 x 2949, LLaMA projections at
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import sys
@@ -84,6 +86,37 @@ SHAPES = {
 #: fp32 runs at fp32 accuracy on both sides: our 3xTF32 against cuBLAS with TF32 off (torch's
 #: default for matmul; set explicitly, so an environment that allows TF32 cannot flatter it)
 TORCH = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+def random_shapes(count: int, seed: int) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """``count`` shapes nobody tuned for, drawn with ``seed`` (the same seed, the same shapes).
+
+    Sizes log-uniform over what models use (the compute-bound regime: 0.05-4 TFLOP a product,
+    redrawn outside it); each dimension a multiple of 64 half the time (hidden sizes), any
+    integer otherwise (token counts, vocabularies); one in five has a decode M (1-64 rows, no
+    lower bound on the work), one in six is batched.
+    """
+    import random
+
+    rng = random.Random(seed)
+
+    def size(lo: int, hi: int) -> int:
+        n = int(round(math.exp(rng.uniform(math.log(lo), math.log(hi)))))
+        return max(64, n // 64 * 64) if rng.random() < 0.5 else n
+
+    shapes: dict[str, tuple[str, tuple[int, ...]]] = {}
+    while len(shapes) < count:
+        decode = rng.random() < 0.2
+        m = rng.randint(1, 64) if decode else size(256, 16384)
+        n, k = size(1024, 16384), size(1024, 16384)
+        if not decode and rng.random() < 1 / 6:
+            op, shape = "batch_gemm_nt", (rng.randint(2, 64), size(128, 2048), size(128, 2048), k)
+        else:
+            op, shape = "gemm_nt", (m, n, k)
+        if not (decode or 5e10 <= 2 * math.prod(shape)) or 2 * math.prod(shape) > 4e12:
+            continue
+        shapes["random_" + "x".join(map(str, shape))] = (op, shape)
+    return shapes
 
 
 def run_shape(name: str, dtype: str, args, tuner: Tuner, gpu: str) -> list[dict]:
@@ -180,7 +213,15 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=os.environ.get("OUT", "out"), help="results folder")
     p.add_argument("--done", nargs="*", default=[], help="rows files of shapes already run")
     p.add_argument("--stop-after-s", type=float, default=0.0, help="start no shape after (0: off)")
+    p.add_argument(
+        "--random", type=int, default=0, metavar="N",
+        help="run N shapes drawn with --seed instead of the suite (cases nobody tuned for)",
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="seed of --random's shapes")
     args = p.parse_args(argv)
+    if args.random:
+        SHAPES.clear()
+        SHAPES.update(random_shapes(args.random, args.seed))
     start = time.time()
     names = [n for n in args.only.split(",") if n] or list(SHAPES)
     unknown = sorted(set(names) - set(SHAPES))
