@@ -309,6 +309,21 @@ class Tuner:
     def workload_dir(self, workload: Workload) -> str:
         return measure_lib.workload_dir(self.config, workload)
 
+    def close(self) -> None:
+        """Stop the builder's worker processes, if they were started (again: nothing). Without
+        it they stop when the tuner is collected -- but a run that ends while they are still
+        starting (a problem rejected at its export) leaves the pool's last reference to one of
+        its own threads, whose collection then fails: "cannot join current thread"."""
+        shutdown = getattr(self._builder, "shutdown", None)
+        if shutdown is not None:
+            shutdown()
+
+    def __enter__(self) -> Tuner:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def warm(self) -> None:
         """Start the builder's first workers (a search's batch of whole kernels) if they are not
         running yet; the search's setup and the first candidate's build go on meanwhile."""

@@ -160,7 +160,6 @@ def main(argv=None) -> int:
 
 def _main(argv) -> int:
     args = parse_args(argv)
-    from autokernel_tvm import report as report_lib
     from autokernel_tvm.config import ConfigError, TuneConfig
     from autokernel_tvm.targets import TargetError
     from autokernel_tvm.tuner import TuneError, Tuner
@@ -195,6 +194,21 @@ def _main(argv) -> int:
         precision = "tf32" if args.allow_tf32 else "fast_accum" if args.fp8_fast_accum else ""
         workload = Workload(args.op, args.dims, args.dtype, args.out_dtype, None, precision)
         tuner = Tuner(config, progress=not args.no_progress)
+    except (ConfigError, WorkloadError, TargetError, TuneError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    with tuner:  # its build workers stop with the run, however it ends
+        return _op(args, tuner, workload)
+
+
+def _op(args, tuner, workload) -> int:
+    from autokernel_tvm import report as report_lib
+    from autokernel_tvm.config import ConfigError
+    from autokernel_tvm.targets import TargetError
+    from autokernel_tvm.tuner import TuneError
+    from autokernel_tvm.workloads import WorkloadError
+
+    try:
         if args.build_only:
             return _build_only(args, tuner, workload)
         result = tuner.tune(workload)
@@ -249,11 +263,11 @@ def _problem(args, config) -> int:
     from autokernel_tvm.relax import model_tuner
 
     dtype = args.dtype  # None: the model's own
-    tuner = model_tuner(config, progress=not args.no_progress)
     try:
-        report = tune_problem(
-            args.problem, config=config, dtype=dtype, export=args.export, tuner=tuner
-        )
+        with model_tuner(config, progress=not args.no_progress) as tuner:
+            report = tune_problem(
+                args.problem, config=config, dtype=dtype, export=args.export, tuner=tuner
+            )
     except ProblemError as err:
         raise _cli.CliError("--problem", str(err)) from None
     except Exception as err:

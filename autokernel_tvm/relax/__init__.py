@@ -135,6 +135,7 @@ def tune_model(
         raise UnsupportedModelError(
             f"{sorted(wide)} tensors: TVM's torch import computes in float32 at most{why}"
         )
+    own = tuner is None  # a tuner made here stops its build workers when the model is done
     tuner = tuner or model_tuner(config)
     if config.target != "llvm" and not tuner.device().exist:
         raise TuneError(f"no {config.target} device here: tuning measures every candidate on it")
@@ -146,6 +147,8 @@ def tune_model(
     finally:
         for m, training in modes.items():
             m.train(training)
+        if own:
+            tuner.close()
 
 
 def _tune_model(model, example_inputs, config, dtype, tuner, min_task_flops, dispatch, start):

@@ -163,3 +163,27 @@ def test_problem_dtype_float32_casts_a_float64_model(tmp_path):
                           text=True, timeout=600)  # fmt: skip
     assert cast.returncode == 0, cast.stderr[-2000:]
     assert json.loads(cast.stdout[cast.stdout.index("{") :])["dtype"] == "float32"
+
+
+@pytest.mark.parametrize("forward", ["raise RuntimeError('boom')", "return torch.fft.fft(x).real"])
+def test_problem_rejected_at_export_ends_with_one_error_line(tmp_path, forward):
+    """A problem whose export fails ends the run while the build workers (started at once, to
+    overlap the export) are still starting: the run stops them, so its stderr is the one error
+    line -- the pool used to be collected in its own thread, printing "cannot join current
+    thread" and a traceback after it."""
+    problem = tmp_path / "bad.py"
+    problem.write_text(
+        "import torch\nclass Model(torch.nn.Module):\n"
+        f"    def forward(self, x):\n        {forward}\n"
+        "def get_inputs():\n    return [torch.randn(4, 4)]\n"
+        "def get_init_inputs():\n    return []\n"
+    )
+    run = subprocess.run(
+        [sys.executable, TUNE, "--problem", str(problem), "--trials", "2", "--no-progress",
+         "--work-dir", str(tmp_path / "w")],
+        env=_env(tmp_path), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 2, run.stderr[-2000:]
+    lines = run.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: --problem: "), run.stderr[-2000:]
+    assert "Traceback" not in run.stderr and "cannot join" not in run.stderr, run.stderr[-2000:]
