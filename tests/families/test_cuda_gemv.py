@@ -15,6 +15,7 @@ from test_cuda_wgmma import ptxas_report
 from autokernel_tvm.builder import build_module, cuda_source
 from autokernel_tvm.families import GenomeError
 from autokernel_tvm.families.cuda_gemv import FAMILY, MAX_M, GemvParams
+from autokernel_tvm.families.cuda_gemv.kernel import chunk_bytes
 from autokernel_tvm.space.genome import Genome
 from autokernel_tvm.space.grammar import Grammar
 from autokernel_tvm.space.search import Search
@@ -36,10 +37,12 @@ def test_takes_a_few_rows_of_a_times_b_transposed_and_says_why_not_otherwise():
     assert FAMILY.applies(Workload("gemm_bias_gelu", (16, 11008, 4096), "bfloat16"), SM90) is None
     assert FAMILY.applies(Workload("gemm_nt", (3, 100, 1000), "float32"), SM90) is None
     assert FAMILY.applies(Workload("gemm_gated_nt", (4, 11008, 4096), "float16"), SM90) is None
+    # rows that are not 16-byte multiples (8200 bytes; an odd K) with narrower loads
+    assert FAMILY.applies(Workload("gemm_nt", (1, 4096, 4100), "float16"), SM90) is None
+    assert FAMILY.applies(Workload("gemm_nt", (11, 11275, 4233), "float16"), SM90) is None
     why = {
         "M = 17": Workload("gemm_nt", (MAX_M + 1, 4096, 4096), "float16"),
         "A @ B.T": Workload("gemm", (1, 4096, 4096), "float16"),  # B as [K, N]
-        "16-byte chunks": Workload("gemm_nt", (1, 4096, 4100), "float16"),  # 8200-byte rows
         "op gemm_scaled_nt": Workload(
             "gemm_scaled_nt", (1, 4096, 4096), "float8_e4m3fn", "bfloat16"
         ),
@@ -287,3 +290,40 @@ def test_the_ring_must_fit_shared_memory():
         FAMILY.check(GemvParams(warps=8, rows=2, unroll=2, math="mma", stages=4), gated, SM90)
     assert err.value.reason == "shared-memory" and "over 232448" in str(err.value)
     assert FAMILY.held_back == {}  # the rings are drawn: they won at 8 rows (H100, 2026-12-06)
+
+
+@pytest.mark.parametrize(
+    "k, dtype, width, load",
+    [(4233, "float16", 2, "= B_ptr["), (9852, "float16", 8, "= *(half4*)(B_ptr"),
+     (1030, "bfloat16", 4, "= *(nv_bfloat162*)(B_ptr"), (1001, "float32", 4, "= B_ptr[")],
+)  # fmt: skip
+def test_rows_of_any_k_are_read_in_the_widest_loads_their_starts_align_to(k, dtype, width, load):
+    """K = 4233 fp16 (8466-byte rows) took no GEMV: the tensor-core kernels copied the whole
+    of B into padded rows every call (H100 2026-12-07, 11 x 11275 x 4233: 0.74x cuBLAS). Now
+    a lane loads ``gcd(row bytes, 16)`` bytes a chunk, more chunks in flight in the first
+    proposal, the K edge guarded at the narrower chunk; the tensor-core math and the
+    cp.async ring, whose copies are 16 (mma) or at least 4 bytes, are refused with the
+    reason."""
+    workload = Workload("gemm_nt", (11, 1275, k), dtype, dtype)
+    assert chunk_bytes(k, dtype) == width
+    seed = FAMILY.seed(workload, SM90)
+    assert (seed.rows, seed.unroll, seed.stages, seed.math) == (4, 8, 0, "ffma")
+    FAMILY.check(seed, workload, SM90)
+    src = source(seed, workload)
+    body = src.split("main_kernel(")[-1]
+    vec = width // (4 if dtype == "float32" else 2)
+    assert f"< {k // vec})" in body  # the K edge at this chunk
+    if width < 16:
+        assert "uint4" not in body
+    assert load in body  # a chunk of B: one load of `width` bytes
+    assert "0 bytes spill stores" in ptxas_report(src)
+    if width < 16 and dtype != "float32":
+        with pytest.raises(GenomeError, match="16-byte multiples"):
+            FAMILY.check(GemvParams(rows=1, math="mma"), workload, SM90)
+    if width < 4:
+        with pytest.raises(GenomeError, match="cp.async copies 4, 8 or 16"):
+            FAMILY.check(GemvParams(stages=3), workload, SM90)
+    elif width < 16:  # a ring of narrower copies builds
+        ring = GemvParams(unroll=2, stages=3)
+        FAMILY.check(ring, workload, SM90)
+        assert f"cp.async.ca.shared.global [%0], [%1], {width}" in source(ring, workload)

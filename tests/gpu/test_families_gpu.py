@@ -92,6 +92,10 @@ CASES = [
     ("cuda.gemv", Workload("gemm_bias_gelu", (8, 2048, 512), "float16", "float16")),
     ("cuda.gemv", Workload("gemm_gated_nt", (2, 1000, 1024), "bfloat16", "bfloat16")),
     ("cuda.gemv", Workload("gemm_gated_nt", (16, 4096, 4096), "float16", "float16")),
+    # rows of B not 16-byte multiples: 2-, 4- and 8-byte loads, the K edge inside a chunk row
+    ("cuda.gemv", Workload("gemm_nt", (11, 1275, 4233), "float16", "float16")),
+    ("cuda.gemv", Workload("gemm_gated_nt", (3, 1000, 1030), "bfloat16", "bfloat16")),
+    ("cuda.gemv", Workload("gemm_bias_gelu", (1, 2112, 9852), "float16", "float16")),
     (
         "cuda.gemv",
         Workload("gemm_nt", (2, 1000, 4096), "bfloat16", "bfloat16", epilogue=SILU_BIAS),

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ...hardware import limits
 from ...targets import cuda_sm
 from ..base import Family, GenomeError, Kernel, Params
-from .kernel import CHUNK_BYTES, WARP, dtype_bytes, gemv_module
+from .kernel import CHUNK_BYTES, WARP, chunk_bytes, gemv_module
 from .mma import MMA_ROWS, PTX_TYPE, QUAD, TILE_M, gemv_mma_module, mma_tiles
 
 #: rows of A a kernel takes: each is a register sum per row of B a lane owns
@@ -50,8 +50,9 @@ REGISTER_BUDGET = 128
 class GemvParams(Params):
     """warps: warps per block (ffma: each its own rows of B; mma: they split the K of the
     block's rows); rows: rows of B (outputs per row of A) a warp computes (mma: 16-row groups
-    a block computes); unroll: 16-byte chunks of each of those rows a lane loads before it
-    multiplies any; math: CUDA cores ("ffma") or tensor cores ("mma"); stages: 0, a trip's
+    a block computes); unroll: chunks (16 bytes; narrower where rows of K elements are not
+    16-byte multiples, :func:`.kernel.chunk_bytes`) of each of those rows a lane loads before
+    it multiplies any; math: CUDA cores ("ffma") or tensor cores ("mma"); stages: 0, a trip's
     chunks loaded into registers (ptxas may issue them in turns, each just before its
     products), else copied by cp.async into a ring of that many trips in shared memory, each
     warp its own, ``stages - 1`` ahead of the one multiplied (copies in flight hold no
@@ -96,17 +97,22 @@ class CudaGemv(Family):
         m, _, k = workload.shape
         if m > MAX_M:
             return f"M = {m}: the GEMV kernel takes at most {MAX_M} rows of A (tensor cores beyond)"
-        if k * dtype_bytes(workload.dtype) % CHUNK_BYTES:
-            return f"K = {k}: rows of {workload.dtype} are read in 16-byte chunks (K a multiple)"
         return None
 
     def check(self, params: GemvParams, workload, target) -> None:
         m = workload.shape[0]
         b_rows = params.rows * (2 if workload.op == "gemm_gated_nt" else 1)
-        chunk = CHUNK_BYTES // 4  # registers of a chunk
+        width = chunk_bytes(workload.shape[2], workload.dtype)
+        chunk = -(-width // 4)  # registers of a chunk
         if params.math == "mma":
             if workload.dtype not in PTX_TYPE:
                 raise GenomeError("gemv-math", f"math=mma: 16-bit inputs, not {workload.dtype}")
+            if width < CHUNK_BYTES:
+                raise GenomeError(
+                    "gemv-math",
+                    f"math=mma: K = {workload.shape[2]}: rows of {workload.dtype} are not "
+                    f"16-byte multiples (the mma's chunks are 16 bytes)",
+                )
             # per lane: B rows g and g + 8 of each group, A row g of each 8-row tile, the sums
             tiles = mma_tiles(m)
             regs = params.unroll * (2 * b_rows + tiles) * chunk + b_rows * tiles * 4
@@ -119,7 +125,13 @@ class CudaGemv(Family):
             regs = m * b_rows + b_rows * params.unroll * chunk
             what = f"{m} x {b_rows} sums + {b_rows} x {params.unroll} chunks of B"
             # a trip: each of the warp's rows of B, a chunk a lane per unrolled step
-            ring = params.warps * params.stages * params.unroll * b_rows * WARP * CHUNK_BYTES
+            ring = params.warps * params.stages * params.unroll * b_rows * WARP * width
+            if params.stages and width < 4:
+                raise GenomeError(
+                    "gemv-ring",
+                    f"stages={params.stages}: K = {workload.shape[2]}: rows of "
+                    f"{workload.dtype} align to {width} bytes; cp.async copies 4, 8 or 16",
+                )
         budget = limits(target).smem_per_block
         if params.stages and ring > budget:
             raise GenomeError(
@@ -141,7 +153,10 @@ class CudaGemv(Family):
         the wgmma genome's 23.2 (the search measures both). Then the register path, fewer
         chunks where the registers do not hold more (the gated MLP reads two groups a row).
         For :data:`RING_ROWS` row of A (not the gated MLP) the CUDA cores' ring."""
-        m = workload.shape[0]
+        m, _, k = workload.shape
+        if chunk_bytes(k, workload.dtype) < CHUNK_BYTES:
+            # rows not 16-byte multiples: narrower loads, so more of them in flight a lane
+            return self.first_legal([GemvParams(rows=4, unroll=8), self.default], workload, target)
         if m <= RING_ROWS and workload.op != "gemm_gated_nt":
             ring = GemvParams(unroll=2, stages=3)
             return self.first_legal([ring, self.default], workload, target)

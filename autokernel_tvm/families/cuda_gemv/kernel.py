@@ -6,7 +6,8 @@ With M <= 16 the product is a read of B (``N x K`` weights, 32 MiB at 4096 x 409
 that the tensor-core kernels tile into 64- or 128-row blocks, 1/64 of which are real
 rows at M = 1: they run latency-bound (H100, 2026-12-06: 27 us for 4096 x 4096, 1.2 TB/s;
 cuBLAS 24 us, torch.compile's kernel 16.8 us). Here each warp owns ``rows`` rows of B and
-walks their K in 16-byte chunks, lane ``l`` taking chunks ``l, l + 32, ...``: a warp's loads
+walks their K in 16-byte chunks (narrower where a row of K elements is not a 16-byte
+multiple: :func:`chunk_bytes`), lane ``l`` taking chunks ``l, l + 32, ...``: a warp's loads
 of a row are 512 contiguous bytes, and each lane has ``rows x unroll`` of them in flight
 before it multiplies any (so a block of ``warps`` warps keeps ``warps x rows x unroll x 512``
 bytes of B in flight; ``stages``: copied by cp.async through a ring in shared memory
@@ -16,6 +17,8 @@ stores output ``i`` of the warp (the epilogue applied first).
 """
 
 from __future__ import annotations
+
+import math
 
 import tvm
 from tvm.script import tirx as T
@@ -32,6 +35,14 @@ def dtype_bytes(dtype: str) -> int:
     return tvm.runtime.DataType(dtype).bits // 8
 
 
+def chunk_bytes(k: int, dtype: str) -> int:
+    """Bytes of a lane's load: 16, or where rows of ``k`` elements are not 16-byte multiples
+    (an odd hidden size) the widest load that every row's start is aligned to (K = 4233 fp16:
+    2 bytes; 9852: 8). A warp's loads of a row stay contiguous whatever their width; a padded
+    copy of B (the tensor-core kernels' way with such rows) would move the weights twice."""
+    return math.gcd(k * dtype_bytes(dtype), CHUNK_BYTES)
+
+
 def gemv_module(
     m: int, n: int, k: int, *, in_dtype: str, out_dtype: str, epilogue, warps: int, rows: int,
     unroll: int, gated: bool = False, stages: int = 0,
@@ -44,7 +55,8 @@ def gemv_module(
     turns, each just before its products); else they are copied (``cp.async``) into a ring of
     that many trips in shared memory, each warp its own, ``stages - 1`` trips ahead of the one
     multiplied: copies in flight hold no registers."""
-    vec = CHUNK_BYTES // dtype_bytes(in_dtype)  # elements of a chunk; K is a multiple (legal)
+    width = chunk_bytes(k, in_dtype)  # a lane's load; cp.async copies 4, 8 or 16 (legal)
+    vec = width // dtype_bytes(in_dtype)  # elements of a chunk; K is a multiple
     chunks = k // vec  # of a row
     iters = -(-chunks // (WARP * unroll))  # a lane's steps of `unroll` chunks
     full = chunks // (WARP * unroll)  # of them, the steps that end inside K
@@ -90,10 +102,16 @@ def gemv_module(
             ch = (it * unroll + u) * WARP + lane
             if not guarded or ch < chunks:
                 for j in T.unroll(b_rows):
-                    T.ptx.cp.async_.cg.shared.global_(
-                        T.address_of(ring[w, it % stages, u, j, lane * vec]),
-                        T.address_of(b_at(B, j, T.min(n0 + j % rows, n - 1), ch * vec)),
-                        CHUNK_BYTES)
+                    if width == CHUNK_BYTES:  # .cg (L2 only) copies 16 bytes only
+                        T.ptx.cp.async_.cg.shared.global_(
+                            T.address_of(ring[w, it % stages, u, j, lane * vec]),
+                            T.address_of(b_at(B, j, T.min(n0 + j % rows, n - 1), ch * vec)),
+                            CHUNK_BYTES)
+                    else:
+                        T.ptx.cp.async_.ca.shared.global_(
+                            T.address_of(ring[w, it % stages, u, j, lane * vec]),
+                            T.address_of(b_at(B, j, T.min(n0 + j % rows, n - 1), ch * vec)),
+                            width)
 
     @T.macro
     def copy_trip(B, ring, w, lane, n0, it):
