@@ -17,6 +17,7 @@ other op then sees the dtype the PyTorch graph has, so scalars become constants 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 from tvm import relax
@@ -74,9 +75,17 @@ CUSTOM_CONVERTERS = {
 }
 
 
+#: the message of the deprecation warning TVM's importer triggers in torch (a regex)
+DEPRECATED_PYTREE = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
+
+
 def from_exported_program(program, **kwargs):
     """TVM's ``from_exported_program`` with :data:`CUSTOM_CONVERTERS` (fp16/bf16-correct)."""
     from tvm.relax.frontend.torch import from_exported_program as stock_import
 
     custom = {**CUSTOM_CONVERTERS, **kwargs.pop("custom_convert_map", {})}
-    return stock_import(program, custom_convert_map=custom, **kwargs)
+    with warnings.catch_warnings():
+        # TVM 0.27's importer reads torch's pytree specs through an API torch 2.13 deprecates:
+        # a FutureWarning on every model, printed to the user's console, about TVM's code
+        warnings.filterwarnings("ignore", message=DEPRECATED_PYTREE, category=FutureWarning)
+        return stock_import(program, custom_convert_map=custom, **kwargs)
