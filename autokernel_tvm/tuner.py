@@ -310,13 +310,15 @@ class Tuner:
         return measure_lib.workload_dir(self.config, workload)
 
     def close(self) -> None:
-        """Stop the builder's worker processes, if they were started (again: nothing). Without
-        it they stop when the tuner is collected -- but a run that ends while they are still
-        starting (a problem rejected at its export) leaves the pool's last reference to one of
-        its own threads, whose collection then fails: "cannot join current thread"."""
-        shutdown = getattr(self._builder, "shutdown", None)
-        if shutdown is not None:
-            shutdown()
+        """Stop the worker processes of the builder and of an RPC tracker's runner, where they
+        were started (again: nothing). Without it they stop when the tuner is collected -- but
+        a run that ends while they are still starting (a problem rejected at its export) leaves
+        a pool's last reference to one of its own threads, whose collection then fails:
+        "cannot join current thread"."""
+        for part in (self._builder, self._runner):
+            shutdown = getattr(part, "shutdown", None)
+            if shutdown is not None:
+                shutdown()
 
     def __enter__(self) -> Tuner:
         return self

@@ -170,6 +170,16 @@ def test_wrong_key_fails_fast(cluster, tmp_path):
         Tuner(config(tmp_path, cluster.tracker, rpc_devices=3), progress=False).tune(W)
 
 
+def test_closing_the_tuner_stops_the_runners_workers(cluster, tmp_path):
+    """The runner's pool of workers (one a server) is stopped with the tuner's builder: a pool
+    collected in one of its own threads fails ("cannot join current thread")."""
+    with Tuner(config(tmp_path, cluster.tracker), progress=False) as tuner:
+        runner = tuner.runner
+        assert isinstance(runner, rpc.TrackerRunner)
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        runner.pool.submit(time.sleep, 0)
+
+
 @pytest.fixture(scope="module")
 def stock_run(cluster, builder, tmp_path_factory):
     work = tmp_path_factory.mktemp("stock")
