@@ -66,6 +66,12 @@ def gemv_module(
     b_rows = halves * rows  # rows of B a warp reads: row j is half j // rows, output j % rows
     outs = m * b_rows  # sums a lane keeps
     operands = operand_buffers(epilogue, (m, n), in_dtype)  # an expression's; [] for a name
+    # .cg (L2 only) copies 16 bytes only; narrower chunks go through .ca
+    cp_async = (
+        T.ptx.cp.async_.cg.shared.global_
+        if width == CHUNK_BYTES
+        else T.ptx.cp.async_.ca.shared.global_
+    )
     zero = tvm.tirx.const(0, in_dtype)
     one = tvm.tirx.const(1.0, "float32")
 
@@ -102,16 +108,10 @@ def gemv_module(
             ch = (it * unroll + u) * WARP + lane
             if not guarded or ch < chunks:
                 for j in T.unroll(b_rows):
-                    if width == CHUNK_BYTES:  # .cg (L2 only) copies 16 bytes only
-                        T.ptx.cp.async_.cg.shared.global_(
-                            T.address_of(ring[w, it % stages, u, j, lane * vec]),
-                            T.address_of(b_at(B, j, T.min(n0 + j % rows, n - 1), ch * vec)),
-                            CHUNK_BYTES)
-                    else:
-                        T.ptx.cp.async_.ca.shared.global_(
-                            T.address_of(ring[w, it % stages, u, j, lane * vec]),
-                            T.address_of(b_at(B, j, T.min(n0 + j % rows, n - 1), ch * vec)),
-                            width)
+                    cp_async(
+                        T.address_of(ring[w, it % stages, u, j, lane * vec]),
+                        T.address_of(b_at(B, j, T.min(n0 + j % rows, n - 1), ch * vec)),
+                        width)
 
     @T.macro
     def copy_trip(B, ring, w, lane, n0, it):
