@@ -158,12 +158,21 @@ def main(argv=None) -> int:
     return _cli.run(_main, argv)
 
 
+def _input_errors() -> tuple:
+    """What a bad argument or workload raises: a one-line error and exit status 2."""
+    from autokernel_tvm.config import ConfigError
+    from autokernel_tvm.targets import TargetError
+    from autokernel_tvm.tuner import TuneError
+    from autokernel_tvm.workloads import WorkloadError
+
+    return ConfigError, WorkloadError, TargetError, TuneError, ValueError
+
+
 def _main(argv) -> int:
     args = parse_args(argv)
-    from autokernel_tvm.config import ConfigError, TuneConfig
-    from autokernel_tvm.targets import TargetError
-    from autokernel_tvm.tuner import TuneError, Tuner
-    from autokernel_tvm.workloads import OPS, Workload, WorkloadError
+    from autokernel_tvm.config import TuneConfig
+    from autokernel_tvm.tuner import Tuner
+    from autokernel_tvm.workloads import OPS, Workload
 
     if args.list_ops:
         for name, op in sorted(OPS.items()):
@@ -194,7 +203,7 @@ def _main(argv) -> int:
         precision = "tf32" if args.allow_tf32 else "fast_accum" if args.fp8_fast_accum else ""
         workload = Workload(args.op, args.dims, args.dtype, args.out_dtype, None, precision)
         tuner = Tuner(config, progress=not args.no_progress)
-    except (ConfigError, WorkloadError, TargetError, TuneError, ValueError) as err:
+    except _input_errors() as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     with tuner:  # its build workers stop with the run, however it ends
@@ -203,16 +212,12 @@ def _main(argv) -> int:
 
 def _op(args, tuner, workload) -> int:
     from autokernel_tvm import report as report_lib
-    from autokernel_tvm.config import ConfigError
-    from autokernel_tvm.targets import TargetError
-    from autokernel_tvm.tuner import TuneError
-    from autokernel_tvm.workloads import WorkloadError
 
     try:
         if args.build_only:
             return _build_only(args, tuner, workload)
         result = tuner.tune(workload)
-    except (ConfigError, WorkloadError, TargetError, TuneError, ValueError) as err:
+    except _input_errors() as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     summary = result.summary()
