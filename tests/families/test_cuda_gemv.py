@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from dataclasses import replace
 
 import pytest
 from test_cuda_wgmma import ptxas_report
@@ -16,6 +17,7 @@ from autokernel_tvm.builder import build_module, cuda_source
 from autokernel_tvm.families import GenomeError
 from autokernel_tvm.families.cuda_gemv import FAMILY, MAX_M, GemvParams
 from autokernel_tvm.families.cuda_gemv.kernel import chunk_bytes
+from autokernel_tvm.families.cuda_gemv.mma import row_classes
 from autokernel_tvm.space.genome import Genome
 from autokernel_tvm.space.grammar import Grammar
 from autokernel_tvm.space.search import Search
@@ -306,8 +308,8 @@ def test_rows_of_any_k_are_read_in_the_widest_loads_their_starts_align_to(k, dty
     reason."""
     workload = Workload("gemm_nt", (11, 1275, k), dtype, dtype)
     assert chunk_bytes(k, dtype) == width
-    seed = FAMILY.seed(workload, SM90)
-    assert (seed.rows, seed.unroll, seed.stages, seed.math) == (4, 8, 0, "ffma")
+    seed = GemvParams(rows=4, unroll=8)  # on the CUDA cores: the first proposal at one row
+    assert FAMILY.seed(replace(workload, shape=(1, 1275, k)), SM90) == seed
     FAMILY.check(seed, workload, SM90)
     src = source(seed, workload)
     body = src.split("main_kernel(")[-1]
@@ -317,9 +319,6 @@ def test_rows_of_any_k_are_read_in_the_widest_loads_their_starts_align_to(k, dty
         assert "uint4" not in body
     assert load in body  # a chunk of B: one load of `width` bytes
     assert "0 bytes spill stores" in ptxas_report(src)
-    if width < 16 and dtype != "float32":
-        with pytest.raises(GenomeError, match="16-byte multiples"):
-            FAMILY.check(GemvParams(rows=1, math="mma"), workload, SM90)
     if width < 4:
         with pytest.raises(GenomeError, match="cp.async copies 4, 8 or 16"):
             FAMILY.check(GemvParams(stages=3), workload, SM90)
@@ -327,3 +326,48 @@ def test_rows_of_any_k_are_read_in_the_widest_loads_their_starts_align_to(k, dty
         ring = GemvParams(unroll=2, stages=3)
         FAMILY.check(ring, workload, SM90)
         assert f"cp.async.ca.shared.global [%0], [%1], {width}" in source(ring, workload)
+
+
+@pytest.mark.parametrize(
+    "shape, dtype, classes",
+    [((6, 3735, 11051), "float16", 8), ((16, 1001, 1030), "bfloat16", 4),
+     ((8, 2048, 9852), "float16", 2)],
+)  # fmt: skip
+def test_mma_reads_rows_of_any_k_in_16_byte_chunks_by_class_of_their_start(shape, dtype, classes):
+    """Rows of K = 11051 fp16 start 0..7 halves past a 16-byte boundary; row R's offset is
+    row (R mod 8)'s. A block takes rows of one class, loads B in aligned 16-byte chunks from
+    the row's start less the offset, and multiplies them with A shifted alike (a small kernel
+    beside the GEMV, launched by its host code); the elements outside the row are masked in
+    the first trip and the trips that reach K's end only. The first proposal from 2 rows of
+    16-bit A (H100 2026-12-07, 6 x 3735 x 11051: the padded tensor-core kernel 0.58x cuBLAS,
+    the copy of B most of it)."""
+    workload = Workload("gemm_nt", shape, dtype, dtype)
+    assert row_classes(shape[2], dtype) == classes and chunk_bytes(shape[2], dtype) < 16
+    seed = FAMILY.seed(workload, SM90)
+    assert (seed.math, seed.stages, seed.rows) == ("mma", 3, 1)
+    for params in (seed, seed.replace(stages=0)):
+        FAMILY.check(params, workload, SM90)
+        mod = FAMILY.candidate(params, workload, SM90).mod
+        assert f"ak_{workload.name}_shift_a" in [gv.name_hint for gv in mod.functions]
+        src = cuda_source(build_module(mod, SM90))
+        body = src.split("main_kernel(")[-1]
+        assert "= B_ptr[" not in body and "_shift_a_kernel(" in src  # no narrow loads
+        if params.stages:  # the ring: masked after the first and the last trips' copies
+            assert "cp_async_cg_async_cg_shared_global_16(" in body
+            assert "if ((it == 0) || (" in body
+        else:  # registers: the first trip peeled, no mask or clamp in the trips inside K
+            assert body.count("= *(uint4*)(B_ptr + (") >= 2 * params.unroll
+            if "for (int it = 1;" in body:  # K = 1030: one trip between, unrolled
+                loop = body[body.index("for (int it = 1;") :]
+                assert "if (" not in loop[: loop.index("\n  }\n")]
+        assert "0 bytes spill stores" in ptxas_report(src)
+
+
+def test_mma_by_class_says_where_it_cannot_go():
+    few = Workload("gemm_nt", (4, 7, 1001), "float16", "float16")  # 8 classes, 7 rows
+    with pytest.raises(GenomeError, match="fewer than the 8 classes"):
+        FAMILY.check(GemvParams(rows=1, math="mma"), few, SM90)
+    gated = Workload("gemm_gated_nt", (4, 1001, 1001), "float16", "float16")
+    with pytest.raises(GenomeError, match="up rows start unlike the gate rows"):
+        FAMILY.check(GemvParams(rows=1, math="mma"), gated, SM90)
+    FAMILY.check(GemvParams(rows=1, math="mma"), replace(gated, shape=(4, 1000, 1001)), SM90)

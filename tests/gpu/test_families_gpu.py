@@ -554,6 +554,15 @@ GEMV_MMA = [  # math=mma: B's rows as the mma's M side; edges, one and two 8-row
     Workload("gemm_gated_nt", (16, 4096, 4096), "float16", "float16"),
     Workload("gemm_nt", (2, 1000, 4096), "bfloat16", "bfloat16", epilogue=SILU_BIAS),
 ]
+# rows of B not 16-byte multiples, read by class of their start (8, 4 and 2 classes): the N edge
+# clamped inside a class, the row before in the first chunk and the next row past K masked
+GEMV_MMA_ODD_K = [
+    Workload("gemm_nt", (6, 3735, 11051), "float16", "float16"),
+    Workload("gemm_nt", (11, 1275, 4233), "float16", "float16"),
+    Workload("gemm_nt", (16, 9, 77), "bfloat16", "float32"),
+    Workload("gemm_gated_nt", (3, 1000, 1030), "bfloat16", "bfloat16"),
+    Workload("gemm_bias_gelu", (1, 2112, 9852), "float16", "float16"),
+]
 
 
 @pytest.mark.parametrize(
@@ -571,7 +580,7 @@ def test_gemv_ring_on_the_cuda_cores_passes_the_gate(target, workload):
 
 
 @pytest.mark.parametrize("stages", [0, 3], ids=["registers", "ring3"])
-@pytest.mark.parametrize("workload", GEMV_MMA, ids=lambda w: w.name)
+@pytest.mark.parametrize("workload", GEMV_MMA + GEMV_MMA_ODD_K, ids=lambda w: w.name)
 def test_gemv_on_the_tensor_cores_passes_the_gate(target, workload, stages):
     """math=mma with its chunks loaded into registers and copied through a ring of 3 trips."""
     family = get("cuda.gemv")

@@ -17,7 +17,7 @@ from ...hardware import limits
 from ...targets import cuda_sm
 from ..base import Family, GenomeError, Kernel, Params
 from .kernel import CHUNK_BYTES, WARP, chunk_bytes, gemv_module
-from .mma import MMA_ROWS, PTX_TYPE, QUAD, TILE_M, gemv_mma_module, mma_tiles
+from .mma import MMA_ROWS, PTX_TYPE, QUAD, TILE_M, gemv_mma_module, mma_tiles, row_classes
 
 #: rows of A a kernel takes: each is a register sum per row of B a lane owns
 MAX_M = 16
@@ -107,14 +107,22 @@ class CudaGemv(Family):
         if params.math == "mma":
             if workload.dtype not in PTX_TYPE:
                 raise GenomeError("gemv-math", f"math=mma: 16-bit inputs, not {workload.dtype}")
-            if width < CHUNK_BYTES:
+            classes = row_classes(workload.shape[2], workload.dtype)
+            if classes > 1 and workload.shape[1] < classes:
                 raise GenomeError(
                     "gemv-math",
-                    f"math=mma: K = {workload.shape[2]}: rows of {workload.dtype} are not "
-                    f"16-byte multiples (the mma's chunks are 16 bytes)",
+                    f"math=mma: N = {workload.shape[1]} rows of B, fewer than the {classes} "
+                    f"classes of row starts that K = {workload.shape[2]} makes",
+                )
+            if classes > 1 and workload.op == "gemm_gated_nt" and workload.shape[1] % classes:
+                raise GenomeError(
+                    "gemv-math",
+                    f"math=mma: gated, K = {workload.shape[2]}: the up rows start unlike "
+                    f"the gate rows (N = {workload.shape[1]} not a multiple of {classes})",
                 )
             # per lane: B rows g and g + 8 of each group, A row g of each 8-row tile, the sums
             tiles = mma_tiles(m)
+            chunk = CHUNK_BYTES // 4  # 16-byte chunks whatever K (classes of rows: .mma)
             regs = params.unroll * (2 * b_rows + tiles) * chunk + b_rows * tiles * 4
             what = (f"{params.unroll} x ({2 * b_rows} B + {tiles} A) chunks + "
                     f"{b_rows} x {tiles} x 4 sums")  # fmt: skip
@@ -155,8 +163,15 @@ class CudaGemv(Family):
         For :data:`RING_ROWS` row of A (not the gated MLP) the CUDA cores' ring."""
         m, _, k = workload.shape
         if chunk_bytes(k, workload.dtype) < CHUNK_BYTES:
-            # rows not 16-byte multiples: narrower loads, so more of them in flight a lane
-            return self.first_legal([GemvParams(rows=4, unroll=8), self.default], workload, target)
+            # rows not 16-byte multiples: from 2 rows of 16-bit A the tensor cores, B still in
+            # 16-byte chunks (rows by class, .mma); on the CUDA cores narrower loads, so more
+            # of them in flight a lane
+            narrow = [GemvParams(rows=4, unroll=8), self.default]
+            if m == 1 or workload.dtype not in PTX_TYPE:
+                return self.first_legal(narrow, workload, target)
+            unrolls = (2, 4) if mma_tiles(m) == 1 else (4, 2)
+            picks = [GemvParams(rows=1, unroll=u, math="mma", stages=3) for u in unrolls]
+            return self.first_legal([*picks, *narrow], workload, target)
         if m <= RING_ROWS and workload.op != "gemm_gated_nt":
             ring = GemvParams(unroll=2, stages=3)
             return self.first_legal([ring, self.default], workload, target)
@@ -176,7 +191,8 @@ class CudaGemv(Family):
             gated=workload.op == "gemm_gated_nt",
         )  # fmt: skip
         if params.math == "mma":
-            mod = gemv_mma_module(m, n, k, stages=params.stages, **common)
+            symbol = f"ak_{workload.name}"
+            mod = gemv_mma_module(m, n, k, stages=params.stages, symbol=symbol, **common)
         else:
             mod = gemv_module(m, n, k, stages=params.stages, **common)
         return Kernel(mod)

@@ -16,20 +16,76 @@ The block's warps split K (step ``s`` to warp ``s % warps``); their fp32 sums me
 memory, and each output is finished (the epilogue) by one thread, 16 consecutive columns of C a
 row of A. With ``stages`` the chunks go through shared memory first (``cp.async``, each lane
 its own 16 bytes, so no barrier), ``stages - 1`` trips ahead of the products.
+
+Rows of K elements that are not 16-byte multiples (an odd hidden size) start ``d = R K mod 8``
+elements past a 16-byte boundary, ``d`` the same for every row ``R`` of a class ``R mod P``
+(``P = 8 / gcd(K, 8)``, :func:`row_classes`). A block takes rows of one class, so its lanes
+still load B in aligned 16-byte chunks, chunk ``j`` of row ``R`` from element ``R K - d + 8 j``
+(its first ``d`` elements are the row before's), and multiply them with a copy of A shifted
+right by ``d`` (``A_d[m, j] = A[m, j - d]``, zeros around; one small kernel writes the ``P``
+copies before the GEMV, :func:`shift_rows`). Elements of B outside the row are set to zero in
+the first trip and the trips that reach K's end (an infinite weight of the next row must not
+meet a zero of A). Padding B instead (the tensor-core kernels' way) reads and writes the
+whole weight every call: H100 2026-12-07, 1 x 11275 x 4233 fp16, the copy 62 us, the GEMM 41.
 """
 
 from __future__ import annotations
+
+import math
 
 import tvm
 from tvm.script import tirx as T
 
 from ..cuda_wgmma.epilogue import finish, operand_buffers
-from .kernel import CHUNK_BYTES, WARP, gemv_main
+from ..cuda_wgmma.structure import PAD_THREADS, PIPELINE_ATTR
+from .kernel import CHUNK_BYTES, WARP, dtype_bytes, gemv_main
 
 QUAD = 4  # lanes sharing a row: a K step is their 4 chunks (32 halves)
 MMA_ROWS = 16  # rows of B an mma takes (its M)
 TILE_M = 8  # rows of A an mma takes (its N)
 PTX_TYPE = {"float16": "fp16", "bfloat16": "bf16"}
+
+
+def row_classes(k: int, in_dtype: str) -> int:
+    """Classes of rows of ``k`` elements by their start's offset from a 16-byte boundary: row
+    ``R``'s is that of row ``R mod P`` (1: every row starts on a boundary)."""
+    vec = CHUNK_BYTES // dtype_bytes(in_dtype)
+    return vec // math.gcd(k, vec)
+
+
+def shift_rows(in_dtype: str, m: int, k: int, classes: int, cols: int, symbol: str):
+    """``Y[c, i, j] = A[i, j - d_c]`` (zero outside A's row), ``d_c = c k mod 8``: A shifted as
+    the rows of B of class ``c`` start, ``cols`` (whole 16-byte chunks) a row. Each thread
+    writes one 16-byte chunk of Y."""
+    vec = CHUNK_BYTES // dtype_bytes(in_dtype)
+    row_chunks = cols // vec
+    total = classes * m * row_chunks
+    blocks = -(-total // PAD_THREADS)
+    zero = tvm.tirx.const(0, in_dtype)
+
+    # fmt: off
+    @T.prim_func
+    def shift(a: T.handle, y: T.handle):
+        A = T.match_buffer(a, (m, k), in_dtype)
+        Y = T.match_buffer(y, (classes, m, cols), in_dtype, align=16)
+        T.device_entry()
+        bx = T.cta_id([blocks])
+        tx = T.thread_id([PAD_THREADS])
+        vals = T.alloc_buffer((vec,), in_dtype, scope="local")
+        i = bx * PAD_THREADS + tx
+        if i < total:
+            c = i // (m * row_chunks)
+            r = i // row_chunks % m
+            j0 = i % row_chunks * vec - c * k % vec  # A's column of the chunk's first element
+            for v in T.unroll(vec):
+                vals[v] = T.if_then_else(
+                    j0 + v < 0, zero,
+                    T.if_then_else(j0 + v < k, A[r, T.max(T.min(j0 + v, k - 1), 0)], zero))
+            for v in T.vectorized(vec):
+                Y[c, r, i % row_chunks * vec + v] = vals[v]
+    # fmt: on
+
+    return shift.with_attrs({"global_symbol": symbol, PIPELINE_ATTR: "tirx"})
 
 
 def mma_tiles(m: int) -> int:
@@ -39,35 +95,63 @@ def mma_tiles(m: int) -> int:
 
 def gemv_mma_module(
     m: int, n: int, k: int, *, in_dtype: str, out_dtype: str, epilogue, warps: int, rows: int,
-    unroll: int, gated: bool = False, stages: int = 0,
+    unroll: int, gated: bool = False, stages: int = 0, symbol: str = "ak_gemv",
 ) -> tvm.IRModule:  # fmt: skip
     """The kernel's module (``main``: ``A, B, [bias | epilogue operands], C``), as
     :func:`.kernel.gemv_module` but ``rows`` counts 16-row groups of B a block owns and its
     ``warps`` split their K. ``stages``: 0, a trip's chunks are loaded into registers; else
     they are copied (``cp.async``) into a ring of that many trips in shared memory, each warp
     its own, ``stages - 1`` trips ahead of the one multiplied: the copies in flight hold no
-    registers, so ptxas cannot issue them in turns."""
-    vec = CHUNK_BYTES // 2  # elements of a chunk; K is a multiple (legal)
-    chunks = k // vec
+    registers. Rows of B not 16-byte multiples (the module docstring): with ``main``, the
+    :func:`shift_rows` kernel ``<symbol>_shift_a`` its host code launches first."""
+    vec = CHUNK_BYTES // 2  # elements of a chunk
+    trip = QUAD * warps * unroll  # chunks of a row a block's warps take a trip
+    classes = row_classes(k, in_dtype)
+    shifted = classes > 1
+    # chunks of a row: from R K - d, up to its last element (d < 8); trips inside K: whole
+    # chunks only (and, shifted, not the first trip, whose first chunk starts in the row before)
+    chunks = -(-(k + max(c * k % vec for c in range(classes))) // vec)
     steps = -(-chunks // QUAD)  # 32-element K steps
     iters = -(-steps // (warps * unroll))  # a warp's loop trips
-    full = chunks // (QUAD * warps * unroll)  # trips that end inside K
+    full = k // vec // trip  # trips that end inside K
     tiles = mma_tiles(m)
     halves = 2 if gated else 1  # rows of B an output reads: gate and up
     sets = halves * rows  # 16-row groups of B a warp loads: group s is half s // rows
     block_rows = MMA_ROWS * rows  # outputs of a block (rows of B[0])
-    blocks = -(-n // block_rows)
+    blocks = classes * -(-(-(-n // classes)) // block_rows)  # each block one class's rows
     threads = warps * WARP
     finals = rows * tiles * MMA_ROWS * TILE_M  # sums a block finishes (some past M or N)
     rounds = -(-finals // threads)
     ptx = PTX_TYPE[in_dtype]
     ring_rows = sets * MMA_ROWS + tiles * TILE_M  # a step's rows in the ring: B's, then A's
+    cols = iters * trip * vec  # a row of a shifted copy of A: every chunk a trip reads
     operands = operand_buffers(epilogue, (m, n), in_dtype)  # an expression's; [] for a name
     zero = tvm.tirx.const(0, in_dtype)
     one = tvm.tirx.const(1.0, "float32")
 
+    def b_row(bx, i):
+        """Row of B[0] of index ``i`` among block ``bx``'s rows; past N, clamped to one of its
+        class (read, never stored)."""
+        if not shifted:
+            return T.min(bx * block_rows + i, n - 1)
+        r = bx % classes + classes * (bx // classes * block_rows + i)
+        return T.if_then_else(r < n, r, r - classes * ((r - n + classes) // classes))
+
     def b_at(B, s, row, col):
         return B[s // rows, row, col] if gated else B[row, col]
+
+    def b_chunk(s, row, bx):
+        """Shifted: the first chunk of (gate or up) row ``row`` as an index of B's 16-byte
+        chunks (the row's start less ``d``, a multiple of 8 elements: written so, the loads
+        are vector loads)."""
+        return ((s // rows * n + row) * k - bx % classes * k % vec) // vec
+
+    def a_at(A, bx, row, col):
+        return A[bx % classes, row, col] if shifted else A[row, col]
+
+    def last_chunk(bx):
+        """Shifted: the last chunk holding an element of a row (of ``bx``'s class)."""
+        return (k + bx % classes * k % vec - 1) // vec
 
     def total(red, s, ti, r, col):
         out = red[0, s, ti, r, col]
@@ -83,7 +167,7 @@ def gemv_mma_module(
 
     # fmt: off
     @T.macro
-    def load(A, B, bv, av, w, t, g, r0, it, guarded):
+    def load(A, B, bv, av, starts, bx, w, t, g, it, guarded):
         # Every load of the trip issued before the first mma, unconditionally unless the trip
         # ends past K (``guarded``): loads in branches were issued in turns (ptxas kept 44
         # registers for 64 of chunks). Rows of A past M read its last row: their columns of
@@ -92,56 +176,78 @@ def gemv_mma_module(
             ch = ((it * unroll + u) * warps + w) * QUAD + t
             for s in T.unroll(sets):
                 for h in T.unroll(2):
-                    if guarded and ch >= chunks:
+                    if shifted:  # zeros outside the row are set after the loads (mask)
+                        at = starts[s * 2 + h] + (T.min(ch, last_chunk(bx)) if guarded else ch)
+                        for v in T.vectorized(vec):
+                            bv[((u * sets + s) * 2 + h) * vec + v] = B[at * vec + v]
+                    elif guarded and ch >= chunks:
                         for v in T.vectorized(vec):
                             bv[((u * sets + s) * 2 + h) * vec + v] = zero
                     else:
                         for v in T.vectorized(vec):
                             bv[((u * sets + s) * 2 + h) * vec + v] = b_at(
-                                B, s, T.min(r0 + s % rows * MMA_ROWS + h * 8 + g, n - 1),
-                                ch * vec + v)
+                                B, s, b_row(bx, s % rows * MMA_ROWS + h * 8 + g), ch * vec + v)
             for ti in T.unroll(tiles):
-                if guarded and ch >= chunks:
+                if not shifted and guarded and ch >= chunks:
                     for v in T.vectorized(vec):
                         av[(u * tiles + ti) * vec + v] = zero
                 else:
                     for v in T.vectorized(vec):
-                        av[(u * tiles + ti) * vec + v] = A[
-                            T.min(ti * TILE_M + g, m - 1), ch * vec + v]
+                        av[(u * tiles + ti) * vec + v] = a_at(
+                            A, bx, T.min(ti * TILE_M + g, m - 1), ch * vec + v)
 
     @T.macro
-    def copy(A, B, ring, w, t, g, r0, it, slot, guarded):
-        # the trip's chunks into the warp's ring slot, each lane its own (it reads them back
-        # itself: no barrier); chunks past K are zeros stored directly
+    def mask(bv, bx, w, t, it):
+        # shifted: B's elements outside the row (K columns < 0 or >= K) to zero
         for u in T.unroll(unroll):
             ch = ((it * unroll + u) * warps + w) * QUAD + t
             for s in T.unroll(sets):
                 for h in T.unroll(2):
-                    if guarded and ch >= chunks:
+                    for v in T.unroll(vec):
+                        col = ch * vec - bx % classes * k % vec + v
+                        bv[((u * sets + s) * 2 + h) * vec + v] = T.if_then_else(
+                            col < 0, zero, T.if_then_else(
+                                col < k, bv[((u * sets + s) * 2 + h) * vec + v], zero))
+
+    @T.macro
+    def copy(A, B, ring, starts, bx, w, t, g, it, slot, guarded):
+        # the trip's chunks into the warp's ring slot, each lane its own (it reads them back
+        # itself: no barrier); chunks past K are zeros stored directly (shifted: copied from
+        # the row's last chunk, then masked)
+        for u in T.unroll(unroll):
+            ch = ((it * unroll + u) * warps + w) * QUAD + t
+            for s in T.unroll(sets):
+                for h in T.unroll(2):
+                    if shifted:
+                        at = starts[s * 2 + h] + (T.min(ch, last_chunk(bx)) if guarded else ch)
+                        T.ptx.cp.async_.cg.shared.global_(
+                            T.address_of(ring[w, slot, u, s * MMA_ROWS + h * 8 + g, t * vec]),
+                            T.address_of(B[at * vec]), CHUNK_BYTES)
+                    elif guarded and ch >= chunks:
                         for v in T.vectorized(vec):
                             ring[w, slot, u, s * MMA_ROWS + h * 8 + g, t * vec + v] = zero
                     else:
                         T.ptx.cp.async_.cg.shared.global_(
                             T.address_of(ring[w, slot, u, s * MMA_ROWS + h * 8 + g, t * vec]),
-                            T.address_of(b_at(
-                                B, s, T.min(r0 + s % rows * MMA_ROWS + h * 8 + g, n - 1),
-                                ch * vec)), CHUNK_BYTES)
+                            T.address_of(b_at(B, s, b_row(bx, s % rows * MMA_ROWS + h * 8 + g),
+                                              ch * vec)), CHUNK_BYTES)
             for ti in T.unroll(tiles):
-                if guarded and ch >= chunks:
+                if not shifted and guarded and ch >= chunks:
                     for v in T.vectorized(vec):
                         ring[w, slot, u, sets * MMA_ROWS + ti * TILE_M + g, t * vec + v] = zero
                 else:
                     T.ptx.cp.async_.cg.shared.global_(
                         T.address_of(ring[w, slot, u, sets * MMA_ROWS + ti * TILE_M + g, t * vec]),
-                        T.address_of(A[T.min(ti * TILE_M + g, m - 1), ch * vec]), CHUNK_BYTES)
+                        T.address_of(a_at(A, bx, T.min(ti * TILE_M + g, m - 1), ch * vec)),
+                        CHUNK_BYTES)
 
     @T.macro
-    def copy_trip(A, B, ring, w, t, g, r0, it):
+    def copy_trip(A, B, ring, starts, bx, w, t, g, it):
         if it < full:
-            copy(A, B, ring, w, t, g, r0, it, it % stages, False)
+            copy(A, B, ring, starts, bx, w, t, g, it, it % stages, False)
         else:
             if it < iters:
-                copy(A, B, ring, w, t, g, r0, it, it % stages, True)
+                copy(A, B, ring, starts, bx, w, t, g, it, it % stages, True)
         T.ptx.cp.async_.commit_group()  # one group a trip, empty past the last
 
     @T.macro
@@ -175,8 +281,7 @@ def gemv_mma_module(
                             acc.data, (s * tiles + ti) * 4, False, dtype="float32")
 
     @T.macro
-    def body(A, B, C, bias):
-        T.device_entry()
+    def device(A, B, C, bias):
         bx = T.cta_id([blocks])
         tx = T.thread_id([threads])
         red = T.alloc_buffer((warps, sets, tiles, MMA_ROWS, TILE_M), "float32", scope="shared")
@@ -187,25 +292,40 @@ def gemv_mma_module(
         w = tx // WARP
         lane = tx % WARP
         g = lane // QUAD
-        r0 = bx * block_rows
         for i in T.unroll(sets * tiles * 4):
             acc[i] = T.float32(0)
+        if shifted:  # each row's first chunk (as an index of B's chunks), once
+            starts = T.alloc_buffer((sets * 2,), "int32", scope="local")
+            for s in T.unroll(sets):
+                for h in T.unroll(2):
+                    starts[s * 2 + h] = b_chunk(s, b_row(bx, s % rows * MMA_ROWS + h * 8 + g), bx)
+        else:
+            starts = acc  # not read: aligned rows are indexed by row and column
         if stages == 0:
-            for it in T.serial(full):
-                load(A, B, bv, av, w, lane % QUAD, g, r0, it, False)
+            if shifted:  # the first trip's first chunk starts in the row before
+                load(A, B, bv, av, starts, bx, w, lane % QUAD, g, 0, full == 0)
+                mask(bv, bx, w, lane % QUAD, 0)
                 multiply(bv, av, frag, acc)
-            if iters > full:  # the trip that ends past K: its chunks there are zeros
-                load(A, B, bv, av, w, lane % QUAD, g, r0, full, True)
+            for it in T.serial(int(shifted), max(full, int(shifted))):
+                load(A, B, bv, av, starts, bx, w, lane % QUAD, g, it, False)
+                multiply(bv, av, frag, acc)
+            for it in range(max(full, int(shifted)), iters):  # the trips that end past K
+                load(A, B, bv, av, starts, bx, w, lane % QUAD, g, it, True)
+                if shifted:
+                    mask(bv, bx, w, lane % QUAD, it)
                 multiply(bv, av, frag, acc)
         else:
             ring = T.alloc_buffer((max(warps, 1), max(stages, 1), unroll, ring_rows, QUAD * vec),
                                   in_dtype, scope="shared.dyn", align=128)
             for it in T.unroll(stages - 1):
-                copy_trip(A, B, ring, w, lane % QUAD, g, r0, it)
+                copy_trip(A, B, ring, starts, bx, w, lane % QUAD, g, it)
             for it in T.serial(iters):
-                copy_trip(A, B, ring, w, lane % QUAD, g, r0, it + stages - 1)
+                copy_trip(A, B, ring, starts, bx, w, lane % QUAD, g, it + stages - 1)
                 T.ptx.cp.async_.wait_group(stages - 1)  # trip `it`'s group has landed
                 unring(ring, bv, av, w, lane % QUAD, g, it % max(stages, 1))
+                if shifted:
+                    if it == 0 or it >= full:
+                        mask(bv, bx, w, lane % QUAD, it)
                 multiply(bv, av, frag, acc)
         # c0, c1: row g, columns 2t, 2t + 1 of the tile; c2, c3: row g + 8
         for s in T.unroll(sets):
@@ -221,11 +341,33 @@ def gemv_mma_module(
             ti = i // (MMA_ROWS * TILE_M) % tiles
             grp = i // (MMA_ROWS * TILE_M * tiles)
             mi = ti * TILE_M + col
-            ni = r0 + grp * MMA_ROWS + r
+            if shifted:
+                ni = bx % classes + classes * (bx // classes * block_rows + grp * MMA_ROWS + r)
+            else:
+                ni = bx * block_rows + grp * MMA_ROWS + r
             if i < finals and mi < m and ni < n:
                 C[mi, ni] = finish(
                     value(red, grp, ti, r, col), (mi, ni), epilogue=epilogue,
                     out_dtype=out_dtype, bias=bias, operands=operands)
 
+    @T.macro
+    def body(A, B, C, bias):
+        if shifted:
+            # A shifted as each class of B's rows starts (shift_rows), then the GEMV on it and
+            # on B as one flat array of aligned chunks
+            As = T.alloc_buffer((classes, m, cols), in_dtype)
+            T.call_packed(f"{symbol}_shift_a_kernel", A.data, As.data,
+                          -(-classes * m * cols // vec // PAD_THREADS), PAD_THREADS)
+            T.device_entry()
+            flat = T.decl_buffer((halves * n * k,), in_dtype, data=B.data)
+            device(As, flat, C, bias)
+        else:
+            T.device_entry()
+            device(A, B, C, bias)
+
     # fmt: on
-    return gemv_main(body, m, n, k, in_dtype, out_dtype, gated, epilogue, operands)
+    mod = gemv_main(body, m, n, k, in_dtype, out_dtype, gated, epilogue, operands)
+    if shifted:
+        shift = shift_rows(in_dtype, m, k, classes, cols, f"{symbol}_shift_a")
+        mod[f"{symbol}_shift_a"] = shift
+    return mod
