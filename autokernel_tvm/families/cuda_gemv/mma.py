@@ -118,7 +118,8 @@ def gemv_mma_module(
     halves = 2 if gated else 1  # rows of B an output reads: gate and up
     sets = halves * rows  # 16-row groups of B a warp loads: group s is half s // rows
     block_rows = MMA_ROWS * rows  # outputs of a block (rows of B[0])
-    blocks = classes * -(-(-(-n // classes)) // block_rows)  # each block one class's rows
+    class_rows = -(-n // classes)  # rows of B[0] in the largest class
+    blocks = classes * -(-class_rows // block_rows)  # each block one class's rows
     threads = warps * WARP
     finals = rows * tiles * MMA_ROWS * TILE_M  # sums a block finishes (some past M or N)
     rounds = -(-finals // threads)
