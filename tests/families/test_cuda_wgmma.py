@@ -796,6 +796,13 @@ def test_the_family_seeds_split_k_where_the_default_grid_leaves_sms_idle():
     assert up == DEFAULT.params.replace(
         schedule="streamk", store="tma", splits=2, reduction="cluster"
     )  # 688 tiles: 5 waves of 132 and 28 tiles, split over 56 blocks
+    # 9 x 15 tiles 256 wide (the last column of tiles a quarter full): a wave and 3 tiles in
+    # halves, 384 columns on the busiest SM; 192 wide fits N = 2112: 165 tiles, 192 + 96
+    tail = FAMILY.seed(Workload("gemm_nt", (1845, 2112, 9852), "float16", "float16"), TARGET)
+    assert tail == up.replace(block_n=192)
+    # the same columns (or within 3%) keep 256-wide tiles: 2048 x 32000 x 4096, 3936 vs 3968
+    vocab = FAMILY.seed(Workload("gemm_nt", (2048, 32000, 4096), "float16", "float16"), TARGET)
+    assert vocab == up
     # the first tensor-core genome measured (cuda.gemv's default goes before it: a whole-kernel
     # family the first rung leaves out gets a trial first)
     search, measured = Search(Grammar(TARGET), decode, 8), []
@@ -810,6 +817,7 @@ def test_the_family_seeds_split_k_where_the_default_grid_leaves_sms_idle():
     [
         Workload("gemm_nt", (8205, 5921, 2949), "float16", "float16"),  # 192 wide, row stores
         Workload("gemm", (2047, 2049, 2051), "bfloat16", "bfloat16"),  # the same, B as [K, N]
+        Workload("gemm_nt", (1845, 2112, 9852), "float16", "float16"),  # 192-wide streamk
         Workload("gemm_scaled_nt", (4096,) * 3, "float8_e4m3fn", "bfloat16"),  # K-step pairs
         Workload("gemm_scaled_nt", (8192,) * 3, "float8_e4m3fn", "bfloat16"),  # 192, promoted
     ],

@@ -69,6 +69,11 @@ from .structure import (
 
 #: fp32: as 3xTF32 (fp32 accuracy); fp8: the scaled GEMM (gemm_scaled_nt, torch._scaled_mm)
 TUNED_DTYPES = ("float16", "bfloat16", "float32", *FP8)
+#: the seed takes 192-wide streamk tiles over its 256-wide structure where the busiest SM's
+#: work (:func:`_busiest`) is at most this share of the 256-wide one's (H100 2026-12-07,
+#: 1845 x 2112 x 9852 fp16: 288 against 384 columns, 189.9 against 222.2 us with the pads;
+#: a 192-wide tile does about as much a column, so near-ties keep 256)
+WIDE_MARGIN = 0.97
 SEED_SPLIT_STEPS = 8  # K steps per block the seed keeps (decode 16 x 4096 x 4096: 8 splits)
 #: op -> (B is K-major, leading batch dim, fused epilogue, A is M-major)
 OPS = {
@@ -404,6 +409,19 @@ class CudaWgmma(Family):
             streamk = {"schedule": "streamk", "store": "tma", "splits": 2, "reduction": "cluster"}
             persistent = {"schedule": "persistent"}
             genes = (streamk, {**persistent, "store": "tma"}, persistent)
+            sms = limits(target).sm_count
+            default = self.first_legal((self.default.replace(**g) for g in genes), workload,
+                                       target)  # fmt: skip
+            narrow = self.default.replace(**streamk, block_n=192)
+            if (
+                _busiest(workload, 192, sms, 2)
+                <= WIDE_MARGIN
+                * _busiest(
+                    workload, 256, sms, default.splits if default.schedule == "streamk" else 1
+                )
+                and self.first_legal([narrow], workload, target) == narrow
+            ):
+                genes = ({**streamk, "block_n": 192}, *genes)
             st = Structure(**structure(self.default, workload))
             if c_unaligned(n, st) and st.out_dtype != "float32":  # fp32 rows spill (ptxas)
                 rows = {**persistent, "store": "rows"}
@@ -616,6 +634,16 @@ def _tiles(workload, block_m: int, block_c: int) -> int:
     m, n, _ = _mnk(workload)
     lead = workload.shape[0] if OPS[workload.op][1] else 1
     return lead * -(-m // block_m) * -(-n // block_c)
+
+
+def _busiest(workload, block_n: int, sms: int, splits: int = 1) -> float:
+    """Columns of 128-row tiles of ``block_n`` the busiest SM computes: its rounds of whole
+    tiles (a block per SM, the tiles dealt in turn), and with streamk's split tail
+    (``splits`` > 1) one tile's ``1 / splits`` share after the whole waves."""
+    tiles = _tiles(workload, 2 * WG_ROWS, block_n)
+    if splits == 1:
+        return -(-tiles // sms) * block_n
+    return tiles // sms * block_n + (block_n / splits if tiles % sms else 0)
 
 
 def _fill(workload, block_n: int, sms: int) -> float:
