@@ -130,12 +130,13 @@ def gemv_mma_module(
     zero = tvm.tirx.const(0, in_dtype)
     one = tvm.tirx.const(1.0, "float32")
 
-    def b_row(bx, i):
-        """Row of B[0] of index ``i`` among block ``bx``'s rows; past N, clamped to one of its
-        class (read, never stored)."""
+    def b_row(r0, bx, s, h, g):
+        """Row of B[0] that lane row ``g`` of half ``h`` of group ``s`` reads (``r0``: block
+        ``bx``'s first row); past N, the last row (shifted: the last of its class; read,
+        never stored)."""
         if not shifted:
-            return T.min(bx * block_rows + i, n - 1)
-        r = bx % classes + classes * (bx // classes * block_rows + i)
+            return T.min(r0 + s % rows * MMA_ROWS + h * 8 + g, n - 1)
+        r = bx % classes + classes * (bx // classes * block_rows + s % rows * MMA_ROWS + h * 8 + g)
         return T.if_then_else(r < n, r, r - classes * ((r - n + classes) // classes))
 
     def b_at(B, s, row, col):
@@ -168,7 +169,7 @@ def gemv_mma_module(
 
     # fmt: off
     @T.macro
-    def load(A, B, bv, av, starts, bx, w, t, g, it, guarded):
+    def load(A, B, bv, av, starts, bx, w, t, g, r0, it, guarded):
         # Every load of the trip issued before the first mma, unconditionally unless the trip
         # ends past K (``guarded``): loads in branches were issued in turns (ptxas kept 44
         # registers for 64 of chunks). Rows of A past M read its last row: their columns of
@@ -187,7 +188,7 @@ def gemv_mma_module(
                     else:
                         for v in T.vectorized(vec):
                             bv[((u * sets + s) * 2 + h) * vec + v] = b_at(
-                                B, s, b_row(bx, s % rows * MMA_ROWS + h * 8 + g), ch * vec + v)
+                                B, s, b_row(r0, bx, s, h, g), ch * vec + v)
             for ti in T.unroll(tiles):
                 if not shifted and guarded and ch >= chunks:
                     for v in T.vectorized(vec):
@@ -211,7 +212,7 @@ def gemv_mma_module(
                                 col < k, bv[((u * sets + s) * 2 + h) * vec + v], zero))
 
     @T.macro
-    def copy(A, B, ring, starts, bx, w, t, g, it, slot, guarded):
+    def copy(A, B, ring, starts, bx, w, t, g, r0, it, slot, guarded):
         # the trip's chunks into the warp's ring slot, each lane its own (it reads them back
         # itself: no barrier); chunks past K are zeros stored directly (shifted: copied from
         # the row's last chunk, then masked)
@@ -230,7 +231,7 @@ def gemv_mma_module(
                     else:
                         T.ptx.cp.async_.cg.shared.global_(
                             T.address_of(ring[w, slot, u, s * MMA_ROWS + h * 8 + g, t * vec]),
-                            T.address_of(b_at(B, s, b_row(bx, s % rows * MMA_ROWS + h * 8 + g),
+                            T.address_of(b_at(B, s, b_row(r0, bx, s, h, g),
                                               ch * vec)), CHUNK_BYTES)
             for ti in T.unroll(tiles):
                 if not shifted and guarded and ch >= chunks:
@@ -243,12 +244,12 @@ def gemv_mma_module(
                         CHUNK_BYTES)
 
     @T.macro
-    def copy_trip(A, B, ring, starts, bx, w, t, g, it):
+    def copy_trip(A, B, ring, starts, bx, w, t, g, r0, it):
         if it < full:
-            copy(A, B, ring, starts, bx, w, t, g, it, it % stages, False)
+            copy(A, B, ring, starts, bx, w, t, g, r0, it, it % stages, False)
         else:
             if it < iters:
-                copy(A, B, ring, starts, bx, w, t, g, it, it % stages, True)
+                copy(A, B, ring, starts, bx, w, t, g, r0, it, it % stages, True)
         T.ptx.cp.async_.commit_group()  # one group a trip, empty past the last
 
     @T.macro
@@ -293,25 +294,24 @@ def gemv_mma_module(
         w = tx // WARP
         lane = tx % WARP
         g = lane // QUAD
+        r0 = bx * block_rows  # aligned rows: the block's first (shifted: not read)
         for i in T.unroll(sets * tiles * 4):
             acc[i] = T.float32(0)
         if shifted:  # each row's first chunk (as an index of B's chunks), once
             starts = T.alloc_buffer((sets * 2,), "int32", scope="local")
             for s in T.unroll(sets):
                 for h in T.unroll(2):
-                    starts[s * 2 + h] = b_chunk(s, b_row(bx, s % rows * MMA_ROWS + h * 8 + g), bx)
-        else:
-            starts = acc  # not read: aligned rows are indexed by row and column
+                    starts[s * 2 + h] = b_chunk(s, b_row(r0, bx, s, h, g), bx)
         if stages == 0:
             if shifted:  # the first trip's first chunk starts in the row before
-                load(A, B, bv, av, starts, bx, w, lane % QUAD, g, 0, full == 0)
+                load(A, B, bv, av, starts if shifted else acc, bx, w, lane % QUAD, g, r0, 0, full == 0)
                 mask(bv, bx, w, lane % QUAD, 0)
                 multiply(bv, av, frag, acc)
             for it in T.serial(int(shifted), max(full, int(shifted))):
-                load(A, B, bv, av, starts, bx, w, lane % QUAD, g, it, False)
+                load(A, B, bv, av, starts if shifted else acc, bx, w, lane % QUAD, g, r0, it, False)
                 multiply(bv, av, frag, acc)
             for it in range(max(full, int(shifted)), iters):  # the trips that end past K
-                load(A, B, bv, av, starts, bx, w, lane % QUAD, g, it, True)
+                load(A, B, bv, av, starts if shifted else acc, bx, w, lane % QUAD, g, r0, it, True)
                 if shifted:
                     mask(bv, bx, w, lane % QUAD, it)
                 multiply(bv, av, frag, acc)
@@ -319,9 +319,9 @@ def gemv_mma_module(
             ring = T.alloc_buffer((max(warps, 1), max(stages, 1), unroll, ring_rows, QUAD * vec),
                                   in_dtype, scope="shared.dyn", align=128)
             for it in T.unroll(stages - 1):
-                copy_trip(A, B, ring, starts, bx, w, lane % QUAD, g, it)
+                copy_trip(A, B, ring, starts if shifted else acc, bx, w, lane % QUAD, g, r0, it)
             for it in T.serial(iters):
-                copy_trip(A, B, ring, starts, bx, w, lane % QUAD, g, it + stages - 1)
+                copy_trip(A, B, ring, starts if shifted else acc, bx, w, lane % QUAD, g, r0, it + stages - 1)
                 T.ptx.cp.async_.wait_group(stages - 1)  # trip `it`'s group has landed
                 unring(ring, bv, av, w, lane % QUAD, g, it % max(stages, 1))
                 if shifted:
@@ -345,7 +345,7 @@ def gemv_mma_module(
             if shifted:
                 ni = bx % classes + classes * (bx // classes * block_rows + grp * MMA_ROWS + r)
             else:
-                ni = bx * block_rows + grp * MMA_ROWS + r
+                ni = r0 + grp * MMA_ROWS + r
             if i < finals and mi < m and ni < n:
                 C[mi, ni] = finish(
                     value(red, grp, ti, r, col), (mi, ni), epilogue=epilogue,
