@@ -304,7 +304,7 @@ def gemv_mma_module(
                     starts[s * 2 + h] = b_chunk(s, b_row(r0, bx, s, h, g), bx)
         if stages == 0:
             if shifted:  # the first trip's first chunk starts in the row before
-                load(A, B, bv, av, starts if shifted else acc, bx, w, lane % QUAD, g, r0, 0, full == 0)
+                load(A, B, bv, av, starts, bx, w, lane % QUAD, g, r0, 0, full == 0)
                 mask(bv, bx, w, lane % QUAD, 0)
                 multiply(bv, av, frag, acc)
             for it in T.serial(int(shifted), max(full, int(shifted))):
@@ -321,7 +321,8 @@ def gemv_mma_module(
             for it in T.unroll(stages - 1):
                 copy_trip(A, B, ring, starts if shifted else acc, bx, w, lane % QUAD, g, r0, it)
             for it in T.serial(iters):
-                copy_trip(A, B, ring, starts if shifted else acc, bx, w, lane % QUAD, g, r0, it + stages - 1)
+                copy_trip(A, B, ring, starts if shifted else acc, bx, w, lane % QUAD, g, r0,
+                          it + stages - 1)
                 T.ptx.cp.async_.wait_group(stages - 1)  # trip `it`'s group has landed
                 unring(ring, bv, av, w, lane % QUAD, g, it % max(stages, 1))
                 if shifted:
