@@ -42,8 +42,12 @@ def test_takes_a_few_rows_of_a_times_b_transposed_and_says_why_not_otherwise():
     # rows that are not 16-byte multiples (8200 bytes; an odd K) with narrower loads
     assert FAMILY.applies(Workload("gemm_nt", (1, 4096, 4100), "float16"), SM90) is None
     assert FAMILY.applies(Workload("gemm_nt", (11, 11275, 4233), "float16"), SM90) is None
+    # up to 64 rows of 16-bit A there, on the tensor cores (the others would copy B)
+    assert FAMILY.applies(Workload("gemm_nt", (64, 3849, 1321), "bfloat16"), SM90) is None
     why = {
         "M = 17": Workload("gemm_nt", (MAX_M + 1, 4096, 4096), "float16"),
+        "M = 65": Workload("gemm_nt", (65, 3849, 1321), "float16"),
+        "M = 27": Workload("gemm_nt", (27, 3849, 1321), "float32"),
         "A @ B.T": Workload("gemm", (1, 4096, 4096), "float16"),  # B as [K, N]
         "op gemm_scaled_nt": Workload(
             "gemm_scaled_nt", (1, 4096, 4096), "float8_e4m3fn", "bfloat16"
@@ -344,8 +348,9 @@ def test_mma_reads_rows_of_any_k_in_16_byte_chunks_by_class_of_their_start(shape
     workload = Workload("gemm_nt", shape, dtype, dtype)
     assert row_classes(shape[2], dtype) == classes and chunk_bytes(shape[2], dtype) < 16
     seed = FAMILY.seed(workload, SM90)
-    assert (seed.math, seed.stages, seed.rows) == ("mma", 3, 1)
-    for params in (seed, seed.replace(stages=0)):
+    # one 8-row tile of A through the ring, more from registers (measured, the seed's note)
+    assert (seed.math, seed.stages, seed.rows) == ("mma", 3 if shape[0] <= 8 else 0, 1)
+    for params in (seed.replace(stages=3), seed.replace(stages=0)):
         FAMILY.check(params, workload, SM90)
         mod = FAMILY.candidate(params, workload, SM90).mod
         assert f"ak_{workload.name}_shift_a" in [gv.name_hint for gv in mod.functions]
@@ -361,6 +366,21 @@ def test_mma_reads_rows_of_any_k_in_16_byte_chunks_by_class_of_their_start(shape
                 loop = body[body.index("for (int it = 1;") :]
                 assert "if (" not in loop[: loop.index("\n  }\n")]
         assert "0 bytes spill stores" in ptxas_report(src)
+
+
+@pytest.mark.parametrize("shape", [(27, 3849, 1321), (64, 3136, 1521)])
+def test_mma_by_class_takes_up_to_64_rows_of_a_without_spills(shape):
+    """Past 16 rows of A only where B's rows are not 16-byte multiples, on the tensor cores
+    (8 tiles of 8 rows of A a lane at 64), from registers first; the CUDA cores' register
+    sums stop at 16 rows."""
+    workload = Workload("gemm_nt", shape, "float16", "float16")
+    seed = FAMILY.seed(workload, SM90)
+    assert (seed.math, seed.stages, seed.rows, seed.unroll) == ("mma", 0, 1, 2)
+    FAMILY.check(seed, workload, SM90)
+    src = cuda_source(build_module(FAMILY.candidate(seed, workload, SM90).mod, SM90))
+    assert "0 bytes spill stores" in ptxas_report(src)
+    with pytest.raises(GenomeError, match=f"math=ffma: M = {shape[0]}"):
+        FAMILY.check(GemvParams(), workload, SM90)
 
 
 def test_mma_by_class_says_where_it_cannot_go():

@@ -562,6 +562,9 @@ GEMV_MMA_ODD_K = [
     Workload("gemm_nt", (16, 9, 77), "bfloat16", "float32"),
     Workload("gemm_gated_nt", (3, 1000, 1030), "bfloat16", "bfloat16"),
     Workload("gemm_bias_gelu", (1, 2112, 9852), "float16", "float16"),
+    # past 16 rows of A (up to 64 at such K): 4 and 8 tiles of A
+    Workload("gemm_nt", (27, 3849, 1321), "float16", "float16"),
+    Workload("gemm_nt", (64, 300, 1001), "bfloat16", "float32"),
 ]
 
 

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``cuda.gemv``: ``A @ B.T`` for at most :data:`MAX_M` rows of A (LLM decode: a few tokens
+"""``cuda.gemv``: ``A @ B.T`` for at most :data:`MAX_M` rows of A (:data:`ODD_K_MAX_M` on the
+tensor cores where B's rows are not 16-byte multiples) (LLM decode: a few tokens
 against a weight matrix; the gated MLP's two projections too) as a read of B, whole kernels
 written in TIRx: multiplied on the CUDA cores (``math="ffma"``, :mod:`.kernel`) or on the
 tensor cores with B's rows as the mma's M side (``math="mma"``, :mod:`.mma`). The tensor-core
@@ -21,6 +22,10 @@ from .mma import MMA_ROWS, PTX_TYPE, QUAD, TILE_M, gemv_mma_module, mma_tiles, r
 
 #: rows of A a kernel takes: each is a register sum per row of B a lane owns
 MAX_M = 16
+#: rows of 16-bit A the tensor-core math takes where B's rows are not 16-byte multiples (the
+#: tensor-core families copy B into padded rows every call there: H100 2026-12-07, 27 x 3849
+#: x 1321 fp16 through the padded wgmma kernel 0.88x cuBLAS): 8 tiles of 8 rows a lane
+ODD_K_MAX_M = 64
 #: A @ B.T ops (B as [N, K] rows: nn.Linear's weight) and the epilogue each has; the gated MLP's
 #: two projections read two rows of B an output
 OPS = {"gemm_nt": "", "gemm_bias": "bias", "gemm_bias_relu": "bias_relu",
@@ -95,8 +100,12 @@ class CudaGemv(Family):
         if workload.dtype not in IN_DTYPES:
             return f"inputs {workload.dtype}: the GEMV kernel takes {IN_DTYPES}"
         m, _, k = workload.shape
-        if m > MAX_M:
-            return f"M = {m}: the GEMV kernel takes at most {MAX_M} rows of A (tensor cores beyond)"
+        odd = chunk_bytes(k, workload.dtype) < CHUNK_BYTES and workload.dtype in PTX_TYPE
+        if m > (ODD_K_MAX_M if odd else MAX_M):
+            return (
+                f"M = {m}: the GEMV kernel takes at most {MAX_M} rows of A (tensor cores "
+                f"beyond; {ODD_K_MAX_M} of 16-bit A where rows of B are not 16-byte multiples)"
+            )
         return None
 
     def check(self, params: GemvParams, workload, target) -> None:
@@ -104,6 +113,10 @@ class CudaGemv(Family):
         b_rows = params.rows * (2 if workload.op == "gemm_gated_nt" else 1)
         width = chunk_bytes(workload.shape[2], workload.dtype)
         chunk = -(-width // 4)  # registers of a chunk
+        if params.math != "mma" and m > MAX_M:
+            raise GenomeError(
+                "gemv-math", f"math={params.math}: M = {m}: a register sum per row of A, at most "
+                f"{MAX_M} (math=mma takes up to {ODD_K_MAX_M})")  # fmt: skip
         if params.math == "mma":
             if workload.dtype not in PTX_TYPE:
                 raise GenomeError("gemv-math", f"math=mma: 16-bit inputs, not {workload.dtype}")
@@ -169,8 +182,11 @@ class CudaGemv(Family):
             narrow = [GemvParams(rows=4, unroll=8), self.default]
             if m == 1 or workload.dtype not in PTX_TYPE:
                 return self.first_legal(narrow, workload, target)
-            unrolls = (2, 4) if mma_tiles(m) == 1 else (4, 2)
-            picks = [GemvParams(rows=1, unroll=u, math="mma", stages=3) for u in unrolls]
+            # H100 2026-12-07: 6 x 3735 x 11051 through a 3-trip ring 52.4 us, from registers
+            # 65.4; 11 x 11275 x 4233 (two tiles of A) from registers 55.1, the ring 61.3
+            # (unroll 4: 60.1 / 64.0)
+            genes = [(3, 2), (3, 4), (0, 2)] if mma_tiles(m) == 1 else [(0, 2), (3, 2), (0, 1)]
+            picks = [GemvParams(rows=1, unroll=u, math="mma", stages=s) for s, u in genes]
             return self.first_legal([*picks, *narrow], workload, target)
         if m <= RING_ROWS and workload.op != "gemm_gated_nt":
             ring = GemvParams(unroll=2, stages=3)
