@@ -48,6 +48,7 @@ def test_takes_a_few_rows_of_a_times_b_transposed_and_says_why_not_otherwise():
         "M = 17": Workload("gemm_nt", (MAX_M + 1, 4096, 4096), "float16"),
         "M = 65": Workload("gemm_nt", (65, 3849, 1321), "float16"),
         "M = 27": Workload("gemm_nt", (27, 3849, 1321), "float32"),
+        "fewer than the 8 classes": Workload("gemm_nt", (40, 5, 1001), "float16"),
         "A @ B.T": Workload("gemm", (1, 4096, 4096), "float16"),  # B as [K, N]
         "op gemm_scaled_nt": Workload(
             "gemm_scaled_nt", (1, 4096, 4096), "float8_e4m3fn", "bfloat16"

@@ -106,6 +106,11 @@ class CudaGemv(Family):
                 f"M = {m}: the GEMV kernel takes at most {MAX_M} rows of A (tensor cores "
                 f"beyond; {ODD_K_MAX_M} of 16-bit A where rows of B are not 16-byte multiples)"
             )
+        if m > MAX_M:  # only the tensor-core math: where it cannot go, nothing can
+            try:
+                self.check(GemvParams(rows=1, unroll=1, math="mma"), workload, target)
+            except GenomeError as err:
+                return f"M = {m}: only math=mma takes more than {MAX_M} rows; {err}"
         return None
 
     def check(self, params: GemvParams, workload, target) -> None:
