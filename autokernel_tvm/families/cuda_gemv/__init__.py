@@ -117,7 +117,6 @@ class CudaGemv(Family):
         m = workload.shape[0]
         b_rows = params.rows * (2 if workload.op == "gemm_gated_nt" else 1)
         width = chunk_bytes(workload.shape[2], workload.dtype)
-        chunk = -(-width // 4)  # registers of a chunk
         if params.math != "mma" and m > MAX_M:
             raise GenomeError(
                 "gemv-math", f"math={params.math}: M = {m}: a register sum per row of A, at most "
@@ -140,7 +139,7 @@ class CudaGemv(Family):
                 )
             # per lane: B rows g and g + 8 of each group, A row g of each 8-row tile, the sums
             tiles = mma_tiles(m)
-            chunk = CHUNK_BYTES // 4  # 16-byte chunks whatever K (classes of rows: .mma)
+            chunk = CHUNK_BYTES // 4  # registers of a chunk: 16 bytes whatever K (.mma)
             regs = params.unroll * (2 * b_rows + tiles) * chunk + b_rows * tiles * 4
             what = (f"{params.unroll} x ({2 * b_rows} B + {tiles} A) chunks + "
                     f"{b_rows} x {tiles} x 4 sums")  # fmt: skip
@@ -148,6 +147,7 @@ class CudaGemv(Family):
             ring = params.warps * params.stages * params.unroll * ring_rows * QUAD * CHUNK_BYTES
             ring += params.warps * b_rows * tiles * MMA_ROWS * TILE_M * 4  # the warps' sums
         else:
+            chunk = -(-width // 4)  # registers of a chunk
             regs = m * b_rows + b_rows * params.unroll * chunk
             what = f"{m} x {b_rows} sums + {b_rows} x {params.unroll} chunks of B"
             # a trip: each of the warp's rows of B, a chunk a lane per unrolled step

@@ -130,13 +130,21 @@ def gemv_mma_module(
     zero = tvm.tirx.const(0, in_dtype)
     one = tvm.tirx.const(1.0, "float32")
 
+    def offset(bx):
+        """Shifted: ``d``, the elements block ``bx``'s rows start past a 16-byte boundary."""
+        return bx % classes * k % vec
+
+    def class_row(bx, i):
+        """Shifted: row of B[0] of index ``i`` among block ``bx``'s (every ``classes``-th)."""
+        return bx % classes + classes * (bx // classes * block_rows + i)
+
     def b_row(r0, bx, s, h, g):
         """Row of B[0] that lane row ``g`` of half ``h`` of group ``s`` reads (``r0``: block
         ``bx``'s first row); past N, the last row (shifted: the last of its class; read,
         never stored)."""
         if not shifted:
             return T.min(r0 + s % rows * MMA_ROWS + h * 8 + g, n - 1)
-        r = bx % classes + classes * (bx // classes * block_rows + s % rows * MMA_ROWS + h * 8 + g)
+        r = class_row(bx, s % rows * MMA_ROWS + h * 8 + g)
         return T.if_then_else(r < n, r, r - classes * ((r - n + classes) // classes))
 
     def b_at(B, s, row, col):
@@ -146,14 +154,14 @@ def gemv_mma_module(
         """Shifted: the first chunk of (gate or up) row ``row`` as an index of B's 16-byte
         chunks (the row's start less ``d``, a multiple of 8 elements: written so, the loads
         are vector loads)."""
-        return ((s // rows * n + row) * k - bx % classes * k % vec) // vec
+        return ((s // rows * n + row) * k - offset(bx)) // vec
 
     def a_at(A, bx, row, col):
         return A[bx % classes, row, col] if shifted else A[row, col]
 
     def last_chunk(bx):
         """Shifted: the last chunk holding an element of a row (of ``bx``'s class)."""
-        return (k + bx % classes * k % vec - 1) // vec
+        return (k + offset(bx) - 1) // vec
 
     def total(red, s, ti, r, col):
         out = red[0, s, ti, r, col]
@@ -206,7 +214,7 @@ def gemv_mma_module(
             for s in T.unroll(sets):
                 for h in T.unroll(2):
                     for v in T.unroll(vec):
-                        col = ch * vec - bx % classes * k % vec + v
+                        col = ch * vec - offset(bx) + v
                         bv[((u * sets + s) * 2 + h) * vec + v] = T.if_then_else(
                             col < 0, zero, T.if_then_else(
                                 col < k, bv[((u * sets + s) * 2 + h) * vec + v], zero))
@@ -344,7 +352,7 @@ def gemv_mma_module(
             grp = i // (MMA_ROWS * TILE_M * tiles)
             mi = ti * TILE_M + col
             if shifted:
-                ni = bx % classes + classes * (bx // classes * block_rows + grp * MMA_ROWS + r)
+                ni = class_row(bx, grp * MMA_ROWS + r)
             else:
                 ni = r0 + grp * MMA_ROWS + r
             if i < finals and mi < m and ni < n:

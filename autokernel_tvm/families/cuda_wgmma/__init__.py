@@ -637,24 +637,24 @@ def _tiles(workload, block_m: int, block_c: int) -> int:
 
 
 def _busiest(workload, block_n: int, sms: int, splits: int = 1) -> float:
-    """Columns of 128-row tiles of ``block_n`` the busiest SM computes: its rounds of whole
-    tiles (a block per SM, the tiles dealt in turn), and with streamk's split tail
-    (``splits`` > 1) one tile's ``1 / splits`` share after the whole waves."""
-    tiles = _tiles(workload, 2 * WG_ROWS, block_n)
+    """Columns of C in 128-row tiles ``block_n`` wide (half that of a gated GEMM's: its tile
+    holds gate and up columns) the busiest SM computes: its rounds of whole tiles (a block per
+    SM, the tiles dealt in turn), and with streamk's split tail (``splits`` > 1) one tile's
+    ``1 / splits`` share after the whole waves."""
+    block_c = block_n // 2 if workload.op == "gemm_gated_nt" else block_n
+    tiles = _tiles(workload, 2 * WG_ROWS, block_c)
     if splits == 1:
-        return -(-tiles // sms) * block_n
-    return tiles // sms * block_n + (block_n / splits if tiles % sms else 0)
+        return -(-tiles // sms) * block_c
+    return tiles // sms * block_c + (block_c / splits if tiles % sms else 0)
 
 
 def _fill(workload, block_n: int, sms: int) -> float:
-    """The share of the busiest SM's 128 x ``block_n`` tile rounds (a block per SM, the tiles
-    dealt in turn) that lies inside the output: what tile padding and a partial last wave
-    leave of the work the SMs are busy for."""
+    """The share of the busiest SM's 128 x ``block_n`` tile rounds (:func:`_busiest`) that lies
+    inside the output: what tile padding and a partial last wave leave of the work the SMs are
+    busy for."""
     m, n, _ = _mnk(workload)
     lead = workload.shape[0] if OPS[workload.op][1] else 1
-    block_c = block_n // 2 if workload.op == "gemm_gated_nt" else block_n
-    rounds = -(-_tiles(workload, 2 * WG_ROWS, block_c) // sms)
-    return lead * m * n / (rounds * sms * 2 * WG_ROWS * block_c)
+    return lead * m * n / (_busiest(workload, block_n, sms) * sms * 2 * WG_ROWS)
 
 
 def _limits(target) -> dict:
