@@ -86,7 +86,7 @@ def test_registers_bound_the_sums_and_chunks_a_lane_keeps():
     with pytest.raises(GenomeError, match="positive"):
         GemvParams(rows=0)
     assert Genome("cuda.gemv", GemvParams()).describe() == (
-        "cuda.gemv warps=4 rows=2 unroll=4 math=ffma stages=0"
+        "cuda.gemv warps=4 rows=2 unroll=4 math=ffma stages=0 splits=1"
     )
 
 
@@ -135,8 +135,9 @@ def test_edges_epilogues_and_dtypes_build_without_spills(workload, params):
 def test_every_legal_genome_of_the_domain_builds_at_sixteen_rows():
     workload = Workload("gemm_nt", (16, 4096, 4096), "float16", "float16")
     legal = []
-    for values in itertools.product(*FAMILY.domain.values()):
-        params = GemvParams(**dict(zip(FAMILY.domain, values)))
+    domain = {**FAMILY.domain, "splits": (1,)}  # splits: test_split_k_*
+    for values in itertools.product(*domain.values()):
+        params = GemvParams(**dict(zip(domain, values)))
         try:
             FAMILY.check(params, workload, SM90)
         except GenomeError:
@@ -147,7 +148,7 @@ def test_every_legal_genome_of_the_domain_builds_at_sixteen_rows():
     assert {p.stages for p in ffma} == {p.stages for p in legal} == {0, 3, 4}
     in_registers = [p for p in ffma if p.stages == 0]
     assert 20 <= len(in_registers) < 36 and 20 <= len(mma) < 36  # registers reject the widest
-    for params in legal[::7]:  # a spread of them (each ~1 s with nvcc)
+    for params in legal[::10]:  # a spread of them (each ~1-2 s with nvcc)
         assert "0 bytes spill stores" in ptxas_report(source(params, workload))
 
 
@@ -392,3 +393,46 @@ def test_mma_by_class_says_where_it_cannot_go():
     with pytest.raises(GenomeError, match="up rows start unlike the gate rows"):
         FAMILY.check(GemvParams(rows=1, math="mma"), gated, SM90)
     FAMILY.check(GemvParams(rows=1, math="mma"), replace(gated, shape=(4, 1000, 1001)), SM90)
+
+
+@pytest.mark.parametrize(
+    "workload, splits, stages",
+    [
+        (Workload("gemm_nt", (58, 1098, 14942), "float16", "float16"), 4, 0),  # shifted rows
+        (Workload("gemm_bias_gelu", (8, 1024, 8192), "bfloat16", "bfloat16"), 2, 3),
+    ],
+    ids=lambda v: getattr(v, "name", str(v)),
+)
+def test_split_k_takes_a_range_of_trips_a_block_and_reduces_in_a_second_kernel(
+    workload, splits, stages
+):
+    """A narrow weight with a long K gives few blocks (58 x 1098 x 14942: 4 classes x 18
+    blocks for 132 SMs): ``splits`` blocks share each block's rows, each its range of trips;
+    their f32 sums go to a workspace and the wgmma family's split-K reduction adds them in
+    split order and applies the epilogue (the GEMV's own write-back stores no C)."""
+    params = GemvParams(rows=1, unroll=2, math="mma", stages=stages, splits=splits)
+    FAMILY.check(params, workload, SM90)
+    src = source(params, workload)
+    body = src.split("main_kernel(")[-1].split('extern "C"')[0]  # up to the next kernel
+    reduce = f"ak_{workload.name}_reduce_kernel("
+    assert reduce in src and "P_ptr[" in body and "C_ptr[" not in body
+    bias_in_reduce = src.split(reduce)[-1]
+    if workload.op == "gemm_bias_gelu":
+        assert "Bias" in bias_in_reduce and "erf" in bias_in_reduce
+    assert "0 bytes spill stores" in ptxas_report(src)
+    one = source(replace(params, splits=1), workload)
+    assert reduce not in one and "C_ptr[" in one.split("main_kernel(")[-1].split('extern "C"')[0]
+
+
+def test_split_k_says_where_it_cannot_go():
+    narrow = Workload("gemm_nt", (8, 1024, 8192), "float16", "float16")
+    with pytest.raises(GenomeError, match="the tensor-core math only"):
+        FAMILY.check(GemvParams(splits=2), narrow, SM90)
+    gated = Workload("gemm_gated_nt", (4, 1024, 8192), "float16", "float16")
+    with pytest.raises(GenomeError, match="not the gated MLP"):
+        FAMILY.check(GemvParams(rows=1, math="mma", splits=2), gated, SM90)
+    short = Workload("gemm_nt", (8, 1024, 256), "float16", "float16")  # 8 steps: 1 trip
+    with pytest.raises(GenomeError, match="a split would have none"):
+        FAMILY.check(GemvParams(rows=1, unroll=2, math="mma", splits=2), short, SM90)
+    with pytest.raises(GenomeError, match="splits=0"):
+        GemvParams(splits=0)

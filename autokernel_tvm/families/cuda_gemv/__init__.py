@@ -18,7 +18,16 @@ from ...hardware import limits
 from ...targets import cuda_sm
 from ..base import Family, GenomeError, Kernel, Params
 from .kernel import CHUNK_BYTES, WARP, chunk_bytes, gemv_module
-from .mma import MMA_ROWS, PTX_TYPE, QUAD, TILE_M, gemv_mma_module, mma_tiles, row_classes
+from .mma import (
+    MMA_ROWS,
+    PTX_TYPE,
+    QUAD,
+    TILE_M,
+    gemv_mma_module,
+    mma_tiles,
+    mma_trips,
+    row_classes,
+)
 
 #: rows of A a kernel takes: each is a register sum per row of B a lane owns
 MAX_M = 16
@@ -45,6 +54,11 @@ MMA_FROM = 8
 #: against 43.7; at 4 rows and on the gated MLP at 4 rows the register path led, 54.0 against
 #: 59.5 and 73.6 against 80.6)
 RING_ROWS = 1
+#: blocks a row's K may be split over (math=mma): for rows of B that give the GPU fewer blocks
+#: than it has SMs (H200 2026-12-07, 58 x 1098 x 14942 fp16: 4 classes x 18 blocks, 0.63x
+#: cuBLAS through the tuner). Built and gate cases written, not yet run on a GPU: the search
+#: may propose it, the first proposal does not
+SPLITS = (1, 2, 4, 8)
 #: 32-bit registers a lane may give to its sums and its chunks of B in flight (an estimate:
 #: ptxas for sm_90a took 199 registers a thread, no spills, at 16 rows of A x 4 rows of B x 4
 #: chunks, 128 by this count, and 232 at 8 chunks, 192: one block of 128 threads an SM)
@@ -62,13 +76,18 @@ class GemvParams(Params):
     products), else copied by cp.async into a ring of that many trips in shared memory, each
     warp its own, ``stages - 1`` ahead of the one multiplied (copies in flight hold no
     registers; on the tensor cores it won from 8 rows, H100 2026-12-06; on the CUDA cores built
-    2026-12-06 without a GPU, no spills)."""
+    2026-12-06 without a GPU, no spills); splits: blocks a row's trips are split over (mma;
+    their f32 sums added by a second kernel, in split order), where B's rows give the GPU too
+    few blocks."""
 
     warps: int = 4
     rows: int = 2
     unroll: int = 4
     math: str = "ffma"
     stages: int = 0
+    splits: int = 1
+
+    later_genes = ("splits",)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -78,6 +97,8 @@ class GemvParams(Params):
             raise GenomeError("bad-gemv", f"math {self.math!r}: one of {MATHS}")
         if self.stages < 0 or self.stages == 1:
             raise GenomeError("bad-gemv", f"stages={self.stages}: 0 (registers) or a ring of 2+")
+        if self.splits < 1:
+            raise GenomeError("bad-gemv", f"splits={self.splits}: 1 or more")
 
 
 class CudaGemv(Family):
@@ -86,7 +107,7 @@ class CudaGemv(Family):
     whole_kernels = True
     tile_genes = ("rows",)
     domain = {"warps": (4, 8, 2), "rows": (2, 1, 4), "unroll": (4, 2, 1, 8), "math": MATHS,
-              "stages": (0, 3, 4)}  # fmt: skip
+              "stages": (0, 3, 4), "splits": SPLITS}  # fmt: skip
     default = GemvParams()
 
     def applies(self, workload, target) -> str | None:
@@ -121,6 +142,8 @@ class CudaGemv(Family):
             raise GenomeError(
                 "gemv-math", f"math={params.math}: M = {m}: a register sum per row of A, at most "
                 f"{MAX_M} (math=mma takes up to {ODD_K_MAX_M})")  # fmt: skip
+        if params.splits > 1:
+            self._check_splits(params, workload)
         if params.math == "mma":
             if workload.dtype not in PTX_TYPE:
                 raise GenomeError("gemv-math", f"math=mma: 16-bit inputs, not {workload.dtype}")
@@ -170,6 +193,21 @@ class CudaGemv(Family):
                 "registers", f"{what} = {regs} registers a lane, over {REGISTER_BUDGET}"
             )
 
+    def _check_splits(self, params: GemvParams, workload) -> None:
+        if params.math != "mma":
+            raise GenomeError("gemv-split", f"splits={params.splits}: the tensor-core math only")
+        if workload.op == "gemm_gated_nt":
+            raise GenomeError("gemv-split", f"splits={params.splits}: not the gated MLP (its "
+                              "reduction would add the gate and up sums apart)")  # fmt: skip
+        trips = mma_trips(workload.shape[2], workload.dtype, params.warps, params.unroll)
+        per = -(-trips // params.splits)
+        if (params.splits - 1) * per >= trips:
+            raise GenomeError(
+                "gemv-split",
+                f"splits={params.splits}: K = {workload.shape[2]} gives {trips} trips of "
+                f"{params.warps} warps x {params.unroll} steps: a split would have none",
+            )
+
     def seed(self, workload, target) -> GemvParams:
         """From :data:`MMA_FROM` rows of 16-bit A on the tensor cores, one 16-row group of B a
         block, its chunks copied through a ring of 3 trips in shared memory: 2 chunks a lane a
@@ -213,7 +251,8 @@ class CudaGemv(Family):
         )  # fmt: skip
         if params.math == "mma":
             symbol = f"ak_{workload.name}"
-            mod = gemv_mma_module(m, n, k, stages=params.stages, symbol=symbol, **common)
+            mod = gemv_mma_module(m, n, k, stages=params.stages, splits=params.splits,
+                                  symbol=symbol, **common)  # fmt: skip
         else:
             mod = gemv_module(m, n, k, stages=params.stages, **common)
         return Kernel(mod)

@@ -27,6 +27,12 @@ copies before the GEMV, :func:`shift_rows`). Elements of B outside the row are s
 the first trip and the trips that reach K's end (an infinite weight of the next row must not
 meet a zero of A). Padding B instead (the tensor-core kernels' way) reads and writes the
 whole weight every call: H100 2026-12-07, 1 x 11275 x 4233 fp16, the copy 62 us, the GEMM 41.
+
+With ``splits`` the trips of a row are split over that many blocks as well (where the rows
+of B give fewer blocks than the GPU has SMs: a narrow weight with a long K); each block stores
+its f32 sums into a workspace, and the host code then launches the ``cuda.wgmma`` split-K
+reduction (:func:`..cuda_wgmma.splitk.reduce_partials`, ``<symbol>_reduce``), which adds them
+in split order (bitwise reproducible, as the gate checks) and applies the epilogue.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import tvm
 from tvm.script import tirx as T
 
 from ..cuda_wgmma.epilogue import finish, operand_buffers
+from ..cuda_wgmma.splitk import REDUCE_THREADS, reduce_args, reduce_blocks, reduce_partials
 from ..cuda_wgmma.structure import PAD_THREADS, PIPELINE_ATTR
 from .kernel import CHUNK_BYTES, WARP, dtype_bytes, gemv_main
 
@@ -88,6 +95,27 @@ def shift_rows(in_dtype: str, m: int, k: int, classes: int, cols: int, symbol: s
     return shift.with_attrs({"global_symbol": symbol, PIPELINE_ATTR: "tirx"})
 
 
+def chunks_of_a_row(k: int, in_dtype: str) -> int:
+    """16-byte chunks a row's loads cover: from its start less ``d`` (shifted rows) to its
+    last element."""
+    vec = CHUNK_BYTES // dtype_bytes(in_dtype)
+    classes = row_classes(k, in_dtype)
+    return -(-(k + max(c * k % vec for c in range(classes))) // vec)
+
+
+def mma_trips(k: int, in_dtype: str, warps: int, unroll: int) -> int:
+    """Loop trips of a warp over a row: ``unroll`` 32-element K steps a warp a trip."""
+    steps = -(-chunks_of_a_row(k, in_dtype) // QUAD)
+    return -(-steps // (warps * unroll))
+
+
+def mma_blocks(n: int, k: int, in_dtype: str, rows: int) -> int:
+    """Blocks over the rows of B (before any split of K): each one class's ``16 rows``."""
+    classes = row_classes(k, in_dtype)
+    class_rows = -(-n // classes)  # rows of B[0] in the largest class
+    return classes * -(-class_rows // (MMA_ROWS * rows))
+
+
 def mma_tiles(m: int) -> int:
     """8-row tiles of A (mma N) a kernel of ``m`` rows multiplies."""
     return -(-m // TILE_M)
@@ -95,7 +123,7 @@ def mma_tiles(m: int) -> int:
 
 def gemv_mma_module(
     m: int, n: int, k: int, *, in_dtype: str, out_dtype: str, epilogue, warps: int, rows: int,
-    unroll: int, gated: bool = False, stages: int = 0, symbol: str = "ak_gemv",
+    unroll: int, gated: bool = False, stages: int = 0, splits: int = 1, symbol: str = "ak_gemv",
 ) -> tvm.IRModule:  # fmt: skip
     """The kernel's module (``main``: ``A, B, [bias | epilogue operands], C``), as
     :func:`.kernel.gemv_module` but ``rows`` counts 16-row groups of B a block owns and its
@@ -103,23 +131,25 @@ def gemv_mma_module(
     they are copied (``cp.async``) into a ring of that many trips in shared memory, each warp
     its own, ``stages - 1`` trips ahead of the one multiplied: the copies in flight hold no
     registers. Rows of B not 16-byte multiples (the module docstring): with ``main``, the
-    :func:`shift_rows` kernel ``<symbol>_shift_a`` its host code launches first."""
+    :func:`shift_rows` kernel ``<symbol>_shift_a`` its host code launches first. ``splits``
+    (not gated): block ``bx`` takes trips ``[s p, s p + p)`` of split ``s = bx / blocks``
+    (``p = ceil(iters / splits)``), its sums into ``P[s]``, then ``<symbol>_reduce``."""
     vec = CHUNK_BYTES // 2  # elements of a chunk
     trip = QUAD * warps * unroll  # chunks of a row a block's warps take a trip
     classes = row_classes(k, in_dtype)
     shifted = classes > 1
     # chunks of a row: from R K - d, up to its last element (d < 8); trips inside K: whole
     # chunks only (and, shifted, not the first trip, whose first chunk starts in the row before)
-    chunks = -(-(k + max(c * k % vec for c in range(classes))) // vec)
-    steps = -(-chunks // QUAD)  # 32-element K steps
-    iters = -(-steps // (warps * unroll))  # a warp's loop trips
+    chunks = chunks_of_a_row(k, in_dtype)
+    iters = mma_trips(k, in_dtype, warps, unroll)  # a warp's loop trips
+    per = -(-iters // splits)  # trips of a split
     full = k // vec // trip  # trips that end inside K
     tiles = mma_tiles(m)
     halves = 2 if gated else 1  # rows of B an output reads: gate and up
     sets = halves * rows  # 16-row groups of B a warp loads: group s is half s // rows
     block_rows = MMA_ROWS * rows  # outputs of a block (rows of B[0])
-    class_rows = -(-n // classes)  # rows of B[0] in the largest class
-    blocks = classes * -(-class_rows // block_rows)  # each block one class's rows
+    blocks = mma_blocks(n, k, in_dtype, rows)  # each block one class's rows
+    split = splits > 1
     threads = warps * WARP
     finals = rows * tiles * MMA_ROWS * TILE_M  # sums a block finishes (some past M or N)
     rounds = -(-finals // threads)
@@ -162,6 +192,22 @@ def gemv_mma_module(
     def last_chunk(bx):
         """Shifted: the last chunk holding an element of a row (of ``bx``'s class)."""
         return (k + offset(bx) - 1) // vec
+
+    def rows_of(bx):
+        """Split: the block's rows are those of block ``bx mod blocks``."""
+        return bx % blocks if split else bx
+
+    def lo_of(bx):
+        """Split: the block's first trip."""
+        return bx // blocks * per
+
+    def hi_of(bx):
+        """Split: past the block's last trip."""
+        return T.min(bx // blocks * per + per, iters)
+
+    def trip(bx, it):
+        """The trip of the block's loop index ``it``."""
+        return lo_of(bx) + it if split else it
 
     def total(red, s, ti, r, col):
         out = red[0, s, ti, r, col]
@@ -252,11 +298,12 @@ def gemv_mma_module(
                         CHUNK_BYTES)
 
     @T.macro
-    def copy_trip(A, B, ring, starts, bx, w, t, g, r0, it):
-        if it < full:
+    def copy_trip(A, B, ring, starts, bx, w, t, g, r0, it, hi):
+        # hi: past the block's split's last trip (split), nothing copied
+        if it < (T.min(full, hi) if split else full):
             copy(A, B, ring, starts, bx, w, t, g, r0, it, it % stages, False)
         else:
-            if it < iters:
+            if it < (hi if split else iters):
                 copy(A, B, ring, starts, bx, w, t, g, r0, it, it % stages, True)
         T.ptx.cp.async_.commit_group()  # one group a trip, empty past the last
 
@@ -291,8 +338,8 @@ def gemv_mma_module(
                             acc.data, (s * tiles + ti) * 4, False, dtype="float32")
 
     @T.macro
-    def device(A, B, C, bias):
-        bx = T.cta_id([blocks])
+    def device(A, B, C, bias, P):
+        bx = T.cta_id([blocks * splits])
         tx = T.thread_id([threads])
         red = T.alloc_buffer((warps, sets, tiles, MMA_ROWS, TILE_M), "float32", scope="shared")
         acc = T.alloc_buffer((sets * tiles * 4,), "float32", scope="local")
@@ -302,15 +349,33 @@ def gemv_mma_module(
         w = tx // WARP
         lane = tx % WARP
         g = lane // QUAD
-        r0 = bx * block_rows  # aligned rows: the block's first (shifted: not read)
+        r0 = rows_of(bx) * block_rows  # aligned rows: the block's first (shifted: not read)
         for i in T.unroll(sets * tiles * 4):
             acc[i] = T.float32(0)
         if shifted:  # each row's first chunk (as an index of B's chunks), once
             starts = T.alloc_buffer((sets * 2,), "int32", scope="local")
             for s in T.unroll(sets):
                 for h in T.unroll(2):
-                    starts[s * 2 + h] = b_chunk(s, b_row(r0, bx, s, h, g), bx)
-        if stages == 0:
+                    starts[s * 2 + h] = b_chunk(s, b_row(r0, rows_of(bx), s, h, g), rows_of(bx))
+        if stages == 0 and split:  # as below, each trip only in the block's split's range
+            if shifted:
+                if bx < blocks:  # the first split's blocks
+                    load(A, B, bv, av, starts, rows_of(bx), w, lane % QUAD, g, r0, 0, full == 0)
+                    mask(bv, rows_of(bx), w, lane % QUAD, 0)
+                    multiply(bv, av, frag, acc)
+            for it in T.serial(T.max(lo_of(bx), int(shifted)),
+                               T.min(hi_of(bx), max(full, int(shifted)))):
+                load(A, B, bv, av, starts if shifted else acc, rows_of(bx), w, lane % QUAD, g, r0,
+                     it, False)
+                multiply(bv, av, frag, acc)
+            for it in range(max(full, int(shifted)), iters):
+                if lo_of(bx) <= it and it < hi_of(bx):
+                    load(A, B, bv, av, starts if shifted else acc, rows_of(bx), w, lane % QUAD, g,
+                         r0, it, True)
+                    if shifted:
+                        mask(bv, rows_of(bx), w, lane % QUAD, it)
+                    multiply(bv, av, frag, acc)
+        elif stages == 0:
             if shifted:  # the first trip's first chunk starts in the row before
                 load(A, B, bv, av, starts, bx, w, lane % QUAD, g, r0, 0, full == 0)
                 mask(bv, bx, w, lane % QUAD, 0)
@@ -327,15 +392,16 @@ def gemv_mma_module(
             ring = T.alloc_buffer((max(warps, 1), max(stages, 1), unroll, ring_rows, QUAD * vec),
                                   in_dtype, scope="shared.dyn", align=128)
             for it in T.unroll(stages - 1):
-                copy_trip(A, B, ring, starts if shifted else acc, bx, w, lane % QUAD, g, r0, it)
-            for it in T.serial(iters):
-                copy_trip(A, B, ring, starts if shifted else acc, bx, w, lane % QUAD, g, r0,
-                          it + stages - 1)
+                copy_trip(A, B, ring, starts if shifted else acc, rows_of(bx), w, lane % QUAD, g,
+                          r0, trip(bx, it), hi_of(bx) if split else iters)
+            for it in T.serial(hi_of(bx) - lo_of(bx) if split else iters):
+                copy_trip(A, B, ring, starts if shifted else acc, rows_of(bx), w, lane % QUAD, g,
+                          r0, trip(bx, it) + stages - 1, hi_of(bx) if split else iters)
                 T.ptx.cp.async_.wait_group(stages - 1)  # trip `it`'s group has landed
-                unring(ring, bv, av, w, lane % QUAD, g, it % max(stages, 1))
+                unring(ring, bv, av, w, lane % QUAD, g, trip(bx, it) % max(stages, 1))
                 if shifted:
-                    if it == 0 or it >= full:
-                        mask(bv, bx, w, lane % QUAD, it)
+                    if trip(bx, it) == 0 or trip(bx, it) >= full:
+                        mask(bv, rows_of(bx), w, lane % QUAD, trip(bx, it))
                 multiply(bv, av, frag, acc)
         # c0, c1: row g, columns 2t, 2t + 1 of the tile; c2, c3: row g + 8
         for s in T.unroll(sets):
@@ -352,13 +418,16 @@ def gemv_mma_module(
             grp = i // (MMA_ROWS * TILE_M * tiles)
             mi = ti * TILE_M + col
             if shifted:
-                ni = class_row(bx, grp * MMA_ROWS + r)
+                ni = class_row(rows_of(bx), grp * MMA_ROWS + r)
             else:
                 ni = r0 + grp * MMA_ROWS + r
             if i < finals and mi < m and ni < n:
-                C[mi, ni] = finish(
-                    value(red, grp, ti, r, col), (mi, ni), epilogue=epilogue,
-                    out_dtype=out_dtype, bias=bias, operands=operands)
+                if split:  # the reduction adds the splits and applies the epilogue
+                    P[bx // blocks, mi, ni] = total(red, grp, ti, r, col)
+                else:
+                    C[mi, ni] = finish(
+                        value(red, grp, ti, r, col), (mi, ni), epilogue=epilogue,
+                        out_dtype=out_dtype, bias=bias, operands=operands)
 
     @T.macro
     def body(A, B, C, bias):
@@ -368,16 +437,35 @@ def gemv_mma_module(
             As = T.alloc_buffer((classes, m, cols), in_dtype)
             T.call_packed(f"{symbol}_shift_a_kernel", A.data, As.data,
                           -(-classes * m * cols // vec // PAD_THREADS), PAD_THREADS)
-            T.device_entry()
-            flat = T.decl_buffer((halves * n * k,), in_dtype, data=B.data)
-            device(As, flat, C, bias)
+            if split:
+                P = T.alloc_buffer((splits, m, n), "float32")
+                with T.attr({"tirx.device_entry": True}):  # host code follows (the reduction)
+                    flat = T.decl_buffer((halves * n * k,), in_dtype, data=B.data)
+                    device(As, flat, C, bias, P)
+                T.call_packed(f"{symbol}_reduce_kernel", *reduce_args(C, P, bias, operands),
+                              reduce_blocks(m, n, 0), REDUCE_THREADS)
+            else:
+                T.device_entry()
+                flat = T.decl_buffer((halves * n * k,), in_dtype, data=B.data)
+                device(As, flat, C, bias, None)
+        elif split:
+            P = T.alloc_buffer((splits, m, n), "float32")
+            with T.attr({"tirx.device_entry": True}):
+                device(A, B, C, bias, P)
+            T.call_packed(f"{symbol}_reduce_kernel", *reduce_args(C, P, bias, operands),
+                          reduce_blocks(m, n, 0), REDUCE_THREADS)
         else:
             T.device_entry()
-            device(A, B, C, bias)
+            device(A, B, C, bias, None)
 
     # fmt: on
     mod = gemv_main(body, m, n, k, in_dtype, out_dtype, gated, epilogue, operands)
     if shifted:
         shift = shift_rows(in_dtype, m, k, classes, cols, f"{symbol}_shift_a")
         mod[f"{symbol}_shift_a"] = shift
+    if split:
+        reduce = reduce_partials(m, n, batch=0, splits=splits, epilogue=epilogue,
+                                 in_dtype=in_dtype, out_dtype=out_dtype)  # fmt: skip
+        attrs = {"global_symbol": f"{symbol}_reduce", PIPELINE_ATTR: "tirx"}
+        mod[f"{symbol}_reduce"] = reduce.with_attrs(attrs)
     return mod
