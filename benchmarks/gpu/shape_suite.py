@@ -182,6 +182,10 @@ def run_shape(name: str, dtype: str, args, tuner: Tuner, gpu: str) -> list[dict]
                 "shape_name": name,
                 "max_rel_error": rel_err,
                 "verified": bool(result.verify and result.verify.get("passed")),
+                # unstable rounds of ours or this baseline (a ratio to read with care)
+                "timing_warnings": [
+                    w for w in both.warnings if w.split(":")[0] in ("ours", baseline)
+                ],
             }
         )
     return rows
