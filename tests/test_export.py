@@ -153,17 +153,21 @@ def test_wgmma_kernels_with_row_padding_export_with_their_companions(tmp_path):
 
 def test_gemv_by_class_of_rows_exports_with_its_shift_kernel(tmp_path):
     """cuda.gemv on the tensor cores at a K whose rows are not 16-byte multiples: its host code
-    launches the kernel that writes A's shifted copies by name; the library links it."""
+    launches the kernel that writes A's shifted copies by name before it, and (K split over
+    blocks) the reduction after it; the library links both."""
     from autokernel_tvm.families.cuda_gemv import FAMILY, GemvParams
     from autokernel_tvm.targets import make_target
 
     w = Workload("gemm_nt", (6, 3735, 11051), "float16", "float16")
-    mod = FAMILY.candidate(GemvParams(rows=1, math="mma"), w, make_target("cuda", "sm_90a")).mod
+    params = GemvParams(rows=1, math="mma", splits=2)
+    mod = FAMILY.candidate(params, w, make_target("cuda", "sm_90a")).mod
     result = dataclasses.replace(_cuda_result(w), mod=mod)
     path = str(tmp_path / "shifted.so")
     export([result], path, check_nvcc=shutil.which("nvcc") is not None)
     with open(path, "rb") as f:
-        assert f"__tvm_ffi_ak_{w.name}_shift_a\0".encode() in f.read()
+        lib = f.read()
+    for companion in ("shift_a", "reduce"):
+        assert f"__tvm_ffi_ak_{w.name}_{companion}\0".encode() in lib
 
 
 def test_split_k_kernel_exports_with_its_reduction(tmp_path):
