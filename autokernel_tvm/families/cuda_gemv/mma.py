@@ -205,6 +205,14 @@ def gemv_mma_module(
         """Split: past the block's last trip."""
         return T.min(bx // blocks * per + per, iters)
 
+    def in_split(bx, it):
+        """Whether trip ``it`` is the block's (unsplit: a Python True, no test generated)."""
+        return tvm.tirx.all(lo_of(bx) <= it, it < hi_of(bx)) if split else True
+
+    def clip(bx, it):
+        """Trip ``it`` clipped to the block's split's range (unsplit: ``it``)."""
+        return T.min(T.max(it, lo_of(bx)), hi_of(bx)) if split else it
+
     def trip(bx, it):
         """The trip of the block's loop index ``it``."""
         return lo_of(bx) + it if split else it
@@ -357,37 +365,23 @@ def gemv_mma_module(
             for s in T.unroll(sets):
                 for h in T.unroll(2):
                     starts[s * 2 + h] = b_chunk(s, b_row(r0, rows_of(bx), s, h, g), rows_of(bx))
-        if stages == 0 and split:  # as below, each trip only in the block's split's range
-            if shifted:
-                if bx < blocks:  # the first split's blocks
+        if stages == 0:  # each trip only where the block's split has it
+            if shifted:  # the first trip's first chunk starts in the row before
+                if in_split(bx, 0):
                     load(A, B, bv, av, starts, rows_of(bx), w, lane % QUAD, g, r0, 0, full == 0)
                     mask(bv, rows_of(bx), w, lane % QUAD, 0)
                     multiply(bv, av, frag, acc)
-            for it in T.serial(T.max(lo_of(bx), int(shifted)),
-                               T.min(hi_of(bx), max(full, int(shifted)))):
+            for it in T.serial(clip(bx, int(shifted)), clip(bx, max(full, int(shifted)))):
                 load(A, B, bv, av, starts if shifted else acc, rows_of(bx), w, lane % QUAD, g, r0,
                      it, False)
                 multiply(bv, av, frag, acc)
-            for it in range(max(full, int(shifted)), iters):
-                if lo_of(bx) <= it and it < hi_of(bx):
+            for it in range(max(full, int(shifted)), iters):  # the trips that end past K
+                if in_split(bx, it):
                     load(A, B, bv, av, starts if shifted else acc, rows_of(bx), w, lane % QUAD, g,
                          r0, it, True)
                     if shifted:
                         mask(bv, rows_of(bx), w, lane % QUAD, it)
                     multiply(bv, av, frag, acc)
-        elif stages == 0:
-            if shifted:  # the first trip's first chunk starts in the row before
-                load(A, B, bv, av, starts, bx, w, lane % QUAD, g, r0, 0, full == 0)
-                mask(bv, bx, w, lane % QUAD, 0)
-                multiply(bv, av, frag, acc)
-            for it in T.serial(int(shifted), max(full, int(shifted))):
-                load(A, B, bv, av, starts if shifted else acc, bx, w, lane % QUAD, g, r0, it, False)
-                multiply(bv, av, frag, acc)
-            for it in range(max(full, int(shifted)), iters):  # the trips that end past K
-                load(A, B, bv, av, starts if shifted else acc, bx, w, lane % QUAD, g, r0, it, True)
-                if shifted:
-                    mask(bv, bx, w, lane % QUAD, it)
-                multiply(bv, av, frag, acc)
         else:
             ring = T.alloc_buffer((max(warps, 1), max(stages, 1), unroll, ring_rows, QUAD * vec),
                                   in_dtype, scope="shared.dyn", align=128)
