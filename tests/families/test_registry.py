@@ -56,6 +56,7 @@ FIELD_BASES = {
     ("cuda.wgmma", "k_atoms"): {"block_n": 128, "stages": 3},  # two rows a stage: fits smem
     ("cuda.wgmma", "operands"): {"block_n": 128, "store": "tma", "raster": 1},
     ("cuda.gemv", "stages"): {"math": "mma"},  # the cp.async ring serves the tensor cores
+    ("cuda.gemv", "splits"): {"math": "mma"},  # a split K: the tensor-core math only
 }
 
 
