@@ -198,12 +198,12 @@ def gemv_mma_module(
         return bx % blocks if split else bx
 
     def lo_of(bx):
-        """Split: the block's first trip."""
-        return bx // blocks * per
+        """The block's first trip (unsplit: 0)."""
+        return bx // blocks * per if split else 0
 
     def hi_of(bx):
-        """Split: past the block's last trip."""
-        return T.min(bx // blocks * per + per, iters)
+        """Past the block's last trip (unsplit: ``iters``)."""
+        return T.min(bx // blocks * per + per, iters) if split else iters
 
     def in_split(bx, it):
         """Whether trip ``it`` is the block's (unsplit: a Python True, no test generated)."""
@@ -307,11 +307,11 @@ def gemv_mma_module(
 
     @T.macro
     def copy_trip(A, B, ring, starts, bx, w, t, g, r0, it, hi):
-        # hi: past the block's split's last trip (split), nothing copied
+        # hi: past the block's last trip, nothing copied
         if it < (T.min(full, hi) if split else full):
             copy(A, B, ring, starts, bx, w, t, g, r0, it, it % stages, False)
         else:
-            if it < (hi if split else iters):
+            if it < hi:
                 copy(A, B, ring, starts, bx, w, t, g, r0, it, it % stages, True)
         T.ptx.cp.async_.commit_group()  # one group a trip, empty past the last
 
@@ -387,10 +387,10 @@ def gemv_mma_module(
                                   in_dtype, scope="shared.dyn", align=128)
             for it in T.unroll(stages - 1):
                 copy_trip(A, B, ring, starts if shifted else acc, rows_of(bx), w, lane % QUAD, g,
-                          r0, trip(bx, it), hi_of(bx) if split else iters)
-            for it in T.serial(hi_of(bx) - lo_of(bx) if split else iters):
+                          r0, trip(bx, it), hi_of(bx))
+            for it in T.serial(hi_of(bx) - lo_of(bx)):
                 copy_trip(A, B, ring, starts if shifted else acc, rows_of(bx), w, lane % QUAD, g,
-                          r0, trip(bx, it) + stages - 1, hi_of(bx) if split else iters)
+                          r0, trip(bx, it) + stages - 1, hi_of(bx))
                 T.ptx.cp.async_.wait_group(stages - 1)  # trip `it`'s group has landed
                 unring(ring, bv, av, w, lane % QUAD, g, trip(bx, it) % max(stages, 1))
                 if shifted:
@@ -424,33 +424,35 @@ def gemv_mma_module(
                         out_dtype=out_dtype, bias=bias, operands=operands)
 
     @T.macro
-    def body(A, B, C, bias):
-        if shifted:
-            # A shifted as each class of B's rows starts (shift_rows), then the GEMV on it and
-            # on B as one flat array of aligned chunks
-            As = T.alloc_buffer((classes, m, cols), in_dtype)
-            T.call_packed(f"{symbol}_shift_a_kernel", A.data, As.data,
-                          -(-classes * m * cols // vec // PAD_THREADS), PAD_THREADS)
-            if split:
-                P = T.alloc_buffer((splits, m, n), "float32")
-                with T.attr({"tirx.device_entry": True}):  # host code follows (the reduction)
-                    flat = T.decl_buffer((halves * n * k,), in_dtype, data=B.data)
-                    device(As, flat, C, bias, P)
-                T.call_packed(f"{symbol}_reduce_kernel", *reduce_args(C, P, bias, operands),
-                              reduce_blocks(m, n, 0), REDUCE_THREADS)
-            else:
-                T.device_entry()
-                flat = T.decl_buffer((halves * n * k,), in_dtype, data=B.data)
-                device(As, flat, C, bias, None)
-        elif split:
+    def entered(A, B, C, bias, P):
+        if shifted:  # B as one flat array of aligned chunks
+            flat = T.decl_buffer((halves * n * k,), in_dtype, data=B.data)
+            device(A, flat, C, bias, P)
+        else:
+            device(A, B, C, bias, P)
+
+    @T.macro
+    def launch(A, B, C, bias):
+        if split:
             P = T.alloc_buffer((splits, m, n), "float32")
-            with T.attr({"tirx.device_entry": True}):
-                device(A, B, C, bias, P)
+            with T.attr({"tirx.device_entry": True}):  # host code follows (the reduction)
+                entered(A, B, C, bias, P)
             T.call_packed(f"{symbol}_reduce_kernel", *reduce_args(C, P, bias, operands),
                           reduce_blocks(m, n, 0), REDUCE_THREADS)
         else:
             T.device_entry()
-            device(A, B, C, bias, None)
+            entered(A, B, C, bias, None)
+
+    @T.macro
+    def body(A, B, C, bias):
+        if shifted:
+            # A shifted as each class of B's rows starts (shift_rows), then the GEMV on it
+            As = T.alloc_buffer((classes, m, cols), in_dtype)
+            T.call_packed(f"{symbol}_shift_a_kernel", A.data, As.data,
+                          -(-classes * m * cols // vec // PAD_THREADS), PAD_THREADS)
+            launch(As, B, C, bias)
+        else:
+            launch(A, B, C, bias)
 
     # fmt: on
     mod = gemv_main(body, m, n, k, in_dtype, out_dtype, gated, epilogue, operands)
