@@ -15,9 +15,10 @@ from test_cuda_wgmma import ptxas_report
 
 from autokernel_tvm.builder import build_module, cuda_source
 from autokernel_tvm.families import GenomeError
-from autokernel_tvm.families.cuda_gemv import FAMILY, MAX_M, GemvParams
+from autokernel_tvm.families.cuda_gemv import FAMILY, MAX_M, SPLITS, GemvParams
 from autokernel_tvm.families.cuda_gemv.kernel import chunk_bytes
-from autokernel_tvm.families.cuda_gemv.mma import row_classes
+from autokernel_tvm.families.cuda_gemv.mma import mma_blocks, row_classes
+from autokernel_tvm.hardware import limits
 from autokernel_tvm.space.genome import Genome
 from autokernel_tvm.space.grammar import Grammar
 from autokernel_tvm.space.search import Search
@@ -235,6 +236,32 @@ def test_the_first_proposal_takes_the_tensor_cores_from_8_rows_of_16_bit_a():
         FAMILY.check(want, gated, SM90)
 
 
+@pytest.mark.parametrize(
+    "op, shape, splits, stages",
+    [("gemm_nt", (58, 1098, 14942), 8, 0),  # 4 classes x 18 blocks: registers
+     ("gemm_nt", (8, 1024, 8192), 8, 0),  # 64 blocks; 4 trips a split: too few for the ring
+     ("gemm_nt", (8, 512, 32768), 8, 3),  # 32 blocks; 16 trips a split: the ring
+     ("gemm_nt", (16, 4096, 4096), 1, 3),  # 256 blocks fill the GPU
+     ("gemm_gated_nt", (8, 1024, 8192), 1, 3)],  # the gated MLP does not split
+)  # fmt: skip
+def test_the_first_proposal_splits_k_where_the_rows_of_b_leave_multiprocessors_idle(
+    op, shape, splits, stages
+):
+    """H100 2026-12-07 (session 49): 58 x 1098 x 14942 through the tuner 0.63x -> 0.81x
+    cuBLAS, the split seed's numbers in SPLIT_BLOCKS_PER_SM's note."""
+    workload = Workload(op, shape, "float16", "float16")
+    seed = FAMILY.seed(workload, SM90)
+    FAMILY.check(seed, workload, SM90)
+    assert (seed.math, seed.rows, seed.splits, seed.stages) == ("mma", 1, splits, stages)
+    blocks = mma_blocks(shape[1], shape[2], "float16", 1)
+    sms = limits(SM90).sm_count
+    if splits > 1:  # the fewest that give 4 blocks a multiprocessor, at most 8
+        assert blocks < sms and (blocks * splits >= 4 * sms or splits == SPLITS[-1])
+        assert blocks * splits // 2 < 4 * sms
+    elif op == "gemm_nt":
+        assert blocks >= sms
+
+
 def test_mma_math_gated_mlp_reads_gate_and_up_groups():
     workload = Workload("gemm_gated_nt", (4, 11008, 4096), "float16", "float16")
     params = GemvParams(warps=4, rows=1, unroll=2, math="mma")
@@ -350,8 +377,11 @@ def test_mma_reads_rows_of_any_k_in_16_byte_chunks_by_class_of_their_start(shape
     workload = Workload("gemm_nt", shape, dtype, dtype)
     assert row_classes(shape[2], dtype) == classes and chunk_bytes(shape[2], dtype) < 16
     seed = FAMILY.seed(workload, SM90)
-    # one 8-row tile of A through the ring, more from registers (measured, the seed's note)
-    assert (seed.math, seed.stages, seed.rows) == ("mma", 3 if shape[0] <= 8 else 0, 1)
+    # one 8-row tile of A through the ring, more from registers (measured, the seed's note);
+    # 8 x 2048 x 9852 and 16 x 1001 x 1030 (128 and 64 blocks) split K, through registers
+    assert (seed.math, seed.rows) == ("mma", 1)
+    assert seed.stages == (3 if seed.splits == 1 and shape[0] <= 8 else 0)
+    seed = seed.replace(splits=1)
     for params in (seed.replace(stages=3), seed.replace(stages=0)):
         FAMILY.check(params, workload, SM90)
         mod = FAMILY.candidate(params, workload, SM90).mod

@@ -24,6 +24,7 @@ from .mma import (
     QUAD,
     TILE_M,
     gemv_mma_module,
+    mma_blocks,
     mma_tiles,
     mma_trips,
     row_classes,
@@ -56,9 +57,15 @@ MMA_FROM = 8
 RING_ROWS = 1
 #: blocks a row's K may be split over (math=mma): for rows of B that give the GPU fewer blocks
 #: than it has SMs (H200 2026-12-07, 58 x 1098 x 14942 fp16: 4 classes x 18 blocks, 0.63x
-#: cuBLAS through the tuner). Built and gate cases written, not yet run on a GPU: the search
-#: may propose it, the first proposal does not
+#: cuBLAS through the tuner)
 SPLITS = (1, 2, 4, 8)
+#: blocks a multiprocessor should get before the first proposal stops splitting K (H100
+#: 2026-12-07, session 49, fp16, us, registers unless a ring: 58 x 1098 x 14942, 72 blocks
+#: unsplit: 8 splits 44.0-44.3, 4 splits 46.5, unsplit ring of 3 49.7, cuBLAS 35.5; 4 x 300 x
+#: 4001, 20 blocks: 8 splits 13.4, 4 14.8, unsplit ring 14.7, cuBLAS 13.0; 30 x 2000 x 9002,
+#: 128 blocks: 8 splits 38.7, unsplit 65.5, unsplit ring 38.8; 8 x 1024 x 8192, 64 blocks: a
+#: ring of 3 in 4 splits 16.0, unsplit 17.5, registers in 8 splits 16.7, cuBLAS 15.9)
+SPLIT_BLOCKS_PER_SM = 4
 #: 32-bit registers a lane may give to its sums and its chunks of B in flight (an estimate:
 #: ptxas for sm_90a took 199 registers a thread, no spills, at 16 rows of A x 4 rows of B x 4
 #: chunks, 128 by this count, and 232 at 8 chunks, 192: one block of 128 threads an SM)
@@ -230,7 +237,8 @@ class CudaGemv(Family):
             # (unroll 4: 60.1 / 64.0)
             genes = [(3, 2), (3, 4), (0, 2)] if mma_tiles(m) == 1 else [(0, 2), (3, 2), (0, 1)]
             picks = [GemvParams(rows=1, unroll=u, math="mma", stages=s) for s, u in genes]
-            return self.first_legal([*picks, *narrow], workload, target)
+            return self.first_legal([*self._split(picks, workload, target), *narrow],
+                                    workload, target)  # fmt: skip
         if m <= RING_ROWS and workload.op != "gemm_gated_nt":
             ring = GemvParams(unroll=2, stages=3)
             return self.first_legal([ring, self.default], workload, target)
@@ -239,7 +247,24 @@ class CudaGemv(Family):
         unrolls = (2, 4) if mma_tiles(workload.shape[0]) == 1 else (4, 2)
         picks = [GemvParams(rows=1, unroll=u, math="mma", stages=3) for u in unrolls]
         picks += [GemvParams(rows=1, unroll=u, math="mma") for u in (4, 2)]
-        return self.first_legal(picks, workload, target)
+        return self.first_legal(self._split(picks, workload, target), workload, target)
+
+    @staticmethod
+    def _split(picks: list[GemvParams], workload, target) -> list[GemvParams]:
+        """``picks`` with the first one's K split in front where the rows of B give fewer
+        blocks than the GPU has multiprocessors: the fewest splits that give each
+        :data:`SPLIT_BLOCKS_PER_SM` blocks, at most the last of :data:`SPLITS`; a ring needs
+        twice its stages of trips a split, else the chunks go through registers (the gated MLP
+        cannot split: the unsplit picks follow)."""
+        first, (_, n, k) = picks[0], workload.shape
+        blocks = mma_blocks(n, k, workload.dtype, first.rows)
+        sms = limits(target).sm_count
+        if blocks >= sms:
+            return picks
+        splits = next((s for s in SPLITS if blocks * s >= SPLIT_BLOCKS_PER_SM * sms), SPLITS[-1])
+        trips = mma_trips(k, workload.dtype, first.warps, first.unroll)
+        stages = first.stages if trips // splits >= 2 * first.stages else 0
+        return [first.replace(splits=splits, stages=stages), *picks]
 
     def candidate(self, params: GemvParams, workload, target) -> Kernel:
         m, n, k = workload.shape
