@@ -31,6 +31,8 @@ SETUP = {
 #: that leaves SMs idle (16 tiles of 128 x 256), pad=lines rows that are not whole lines,
 #: bias_at=start a bias and a 16-bit C, epilogue_math=fast a GELU (or SiLU, ...) into a 16-bit C
 FIELD_WORKLOADS = {
+    # rows of B 4 halves past 16-byte boundaries (K = 1204): A read shifted
+    ("cuda.gemv", "a_shift"): Workload("gemm_nt", (8, 1000, 1204), "float16", "float16"),
     ("cuda.wgmma", "splits"): Workload("gemm_nt", (1024, 512, 8192), "float16"),
     ("cuda.wgmma", "pad"): Workload("gemm_nt", (2048, 4096, 1000), "float16"),  # K: 2000-B rows
     ("cuda.wgmma", "reduction"): Workload("gemm_nt", (1024, 512, 8192), "float16"),
@@ -57,6 +59,7 @@ FIELD_BASES = {
     ("cuda.wgmma", "operands"): {"block_n": 128, "store": "tma", "raster": 1},
     ("cuda.gemv", "stages"): {"math": "mma"},  # the cp.async ring serves the tensor cores
     ("cuda.gemv", "splits"): {"math": "mma"},  # a split K: the tensor-core math only
+    ("cuda.gemv", "a_shift"): {"math": "mma"},  # A shifted as the rows of B start: mma only
 }
 
 

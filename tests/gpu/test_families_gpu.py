@@ -591,6 +591,30 @@ def test_gemv_split_k_passes_the_gate(target, workload, splits, stages):
     assert report.passed, (genome.describe(), report.failures)
 
 
+# A read in place at the shift of each class of B's rows (no shifted copies): 8-byte loads
+# (K = 1204) and 4-byte (K = 14942, 1030), registers and the ring, split, an epilogue, 64 rows
+GEMV_A_LOAD = [
+    (Workload("gemm_nt", (22, 3558, 1204), "float16", "float16"), dict(warps=2, stages=4)),
+    (Workload("gemm_nt", (22, 3558, 1204), "float16", "float16"), dict()),
+    (Workload("gemm_nt", (58, 1098, 14942), "float16", "float16"), dict(splits=8)),
+    (Workload("gemm_bias_gelu", (16, 1001, 1030), "bfloat16", "bfloat16"), dict(stages=3)),
+    (Workload("gemm_nt", (64, 3136, 1522), "bfloat16", "float32"), dict(stages=3, splits=2)),
+]
+
+
+@pytest.mark.parametrize("workload, genes", GEMV_A_LOAD, ids=lambda v: getattr(v, "name", str(v)))
+def test_gemv_a_read_in_place_passes_the_gate(target, workload, genes):
+    """Each lane reads A at its class's shift, clamped into the row in the first and the tail
+    trips and masked: a part of A from the row before or after (or before A's start) fails
+    the fp64 check or the edge poisoning."""
+    family = get("cuda.gemv")
+    params = family.default.replace(rows=1, unroll=2, math="mma", a_shift="load", **genes)
+    genome = Grammar(target).check(Genome("cuda.gemv", params), workload)
+    exe = build_module(_kernel(family, genome.params, workload, target, 1), target)
+    report = verify(exe["main"], workload, tvm.cuda(0))
+    assert report.passed, (genome.describe(), report.failures)
+
+
 @pytest.mark.parametrize(
     "workload", [*GEMV_MMA, Workload("gemm_nt", (16, 777, 1000), "float32")], ids=lambda w: w.name
 )

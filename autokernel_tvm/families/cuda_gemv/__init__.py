@@ -66,6 +66,10 @@ SPLITS = (1, 2, 4, 8)
 #: 128 blocks: 8 splits 38.7, unsplit 65.5, unsplit ring 38.8; 8 x 1024 x 8192, 64 blocks: a
 #: ring of 3 in 4 splits 16.0, unsplit 17.5, registers in 8 splits 16.7, cuBLAS 15.9)
 SPLIT_BLOCKS_PER_SM = 4
+#: where B's rows are not 16-byte multiples (math=mma), how A reaches the lanes shifted as
+#: each class of rows starts: "copy", a small kernel writes the shifted copies first (one
+#: launch more); "load", each lane reads A in place in narrower loads (K even: 4 or 8 bytes)
+A_SHIFTS = ("copy", "load")
 #: 32-bit registers a lane may give to its sums and its chunks of B in flight (an estimate:
 #: ptxas for sm_90a took 199 registers a thread, no spills, at 16 rows of A x 4 rows of B x 4
 #: chunks, 128 by this count, and 232 at 8 chunks, 192: one block of 128 threads an SM)
@@ -85,7 +89,7 @@ class GemvParams(Params):
     registers; on the tensor cores it won from 8 rows, H100 2026-12-06; on the CUDA cores built
     2026-12-06 without a GPU, no spills); splits: blocks a row's trips are split over (mma;
     their f32 sums added by a second kernel, in split order), where B's rows give the GPU too
-    few blocks."""
+    few blocks; a_shift: :data:`A_SHIFTS`."""
 
     warps: int = 4
     rows: int = 2
@@ -93,8 +97,9 @@ class GemvParams(Params):
     math: str = "ffma"
     stages: int = 0
     splits: int = 1
+    a_shift: str = "copy"
 
-    later_genes = ("splits",)
+    later_genes = ("splits", "a_shift")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -106,6 +111,8 @@ class GemvParams(Params):
             raise GenomeError("bad-gemv", f"stages={self.stages}: 0 (registers) or a ring of 2+")
         if self.splits < 1:
             raise GenomeError("bad-gemv", f"splits={self.splits}: 1 or more")
+        if self.a_shift not in A_SHIFTS:
+            raise GenomeError("bad-gemv", f"a_shift {self.a_shift!r}: one of {A_SHIFTS}")
 
 
 class CudaGemv(Family):
@@ -114,7 +121,7 @@ class CudaGemv(Family):
     whole_kernels = True
     tile_genes = ("rows",)
     domain = {"warps": (4, 8, 2), "rows": (2, 1, 4), "unroll": (4, 2, 1, 8), "math": MATHS,
-              "stages": (0, 3, 4), "splits": SPLITS}  # fmt: skip
+              "stages": (0, 3, 4), "splits": SPLITS, "a_shift": A_SHIFTS}  # fmt: skip
     default = GemvParams()
 
     def applies(self, workload, target) -> str | None:
@@ -151,6 +158,8 @@ class CudaGemv(Family):
                 f"{MAX_M} (math=mma takes up to {ODD_K_MAX_M})")  # fmt: skip
         if params.splits > 1:
             self._check_splits(params, workload)
+        if params.a_shift != "copy":
+            self._check_a_shift(params, workload)
         if params.math == "mma":
             if workload.dtype not in PTX_TYPE:
                 raise GenomeError("gemv-math", f"math=mma: 16-bit inputs, not {workload.dtype}")
@@ -215,6 +224,21 @@ class CudaGemv(Family):
                 f"{params.warps} warps x {params.unroll} steps: a split would have none",
             )
 
+    def _check_a_shift(self, params: GemvParams, workload) -> None:
+        k = workload.shape[2]
+        if params.math != "mma":
+            raise GenomeError("gemv-a-shift", f"a_shift={params.a_shift}: the tensor-core "
+                              "math only (the CUDA cores read A in place)")  # fmt: skip
+        if workload.dtype not in PTX_TYPE or row_classes(k, workload.dtype) == 1:
+            raise GenomeError("gemv-a-shift", f"a_shift={params.a_shift}: K = {k}: rows of "
+                              "B start on 16-byte boundaries, A needs no shift")  # fmt: skip
+        if k % 2:
+            raise GenomeError(
+                "gemv-a-shift",
+                f"a_shift={params.a_shift}: K = {k} odd: A's rows align to 2 bytes "
+                "(its loads in place take 4 or 8; cp.async no fewer than 4)",
+            )
+
     def seed(self, workload, target) -> GemvParams:
         """From :data:`MMA_FROM` rows of 16-bit A on the tensor cores, one 16-row group of B a
         block, its chunks copied through a ring of 3 trips in shared memory: 2 chunks a lane a
@@ -277,7 +301,7 @@ class CudaGemv(Family):
         if params.math == "mma":
             symbol = f"ak_{workload.name}"
             mod = gemv_mma_module(m, n, k, stages=params.stages, splits=params.splits,
-                                  symbol=symbol, **common)  # fmt: skip
+                                  a_shift=params.a_shift, symbol=symbol, **common)  # fmt: skip
         else:
             mod = gemv_module(m, n, k, stages=params.stages, **common)
         return Kernel(mod)

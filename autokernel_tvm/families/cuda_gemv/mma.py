@@ -123,7 +123,8 @@ def mma_tiles(m: int) -> int:
 
 def gemv_mma_module(
     m: int, n: int, k: int, *, in_dtype: str, out_dtype: str, epilogue, warps: int, rows: int,
-    unroll: int, gated: bool = False, stages: int = 0, splits: int = 1, symbol: str = "ak_gemv",
+    unroll: int, gated: bool = False, stages: int = 0, splits: int = 1, a_shift: str = "copy",
+    symbol: str = "ak_gemv",
 ) -> tvm.IRModule:  # fmt: skip
     """The kernel's module (``main``: ``A, B, [bias | epilogue operands], C``), as
     :func:`.kernel.gemv_module` but ``rows`` counts 16-row groups of B a block owns and its
@@ -133,11 +134,16 @@ def gemv_mma_module(
     registers. Rows of B not 16-byte multiples (the module docstring): with ``main``, the
     :func:`shift_rows` kernel ``<symbol>_shift_a`` its host code launches first. ``splits``
     (not gated): block ``bx`` takes trips ``[s p, s p + p)`` of split ``s = bx / blocks``
-    (``p = ceil(iters / splits)``), its sums into ``P[s]``, then ``<symbol>_reduce``."""
+    (``p = ceil(iters / splits)``), its sums into ``P[s]``, then ``<symbol>_reduce``.
+    ``a_shift`` (shifted rows, K even): "copy", the shifted copies of A; "load", each lane
+    reads A in place at ``- d``, in loads as wide as A's rows align to (4 or 8 bytes), one
+    launch less (the trips that reach outside the row clamp them into it and mask them)."""
     vec = CHUNK_BYTES // 2  # elements of a chunk
     trip = QUAD * warps * unroll  # chunks of a row a block's warps take a trip
     classes = row_classes(k, in_dtype)
     shifted = classes > 1
+    direct = shifted and a_shift == "load"  # A read in place, not from the shifted copies
+    a_vec = math.gcd(k, vec)  # direct: elements of A's loads (its rows start so aligned)
     # chunks of a row: from R K - d, up to its last element (d < 8); trips inside K: whole
     # chunks only (and, shifted, not the first trip, whose first chunk starts in the row before)
     chunks = chunks_of_a_row(k, in_dtype)
@@ -189,6 +195,14 @@ def gemv_mma_module(
     def a_at(A, bx, row, col):
         return A[bx % classes, row, col] if shifted else A[row, col]
 
+    def a_col(bx, ch, q, clamped):
+        """Direct: A's column of part ``q`` (``a_vec`` elements) of chunk ``ch`` of the row
+        shifted by ``d``; ``clamped`` (a trip reaching outside the row) into the row: a part
+        lies wholly inside or outside it (0, K and d are multiples of ``a_vec``), and those
+        outside are masked after the load."""
+        col = ch * vec - offset(bx) + q * a_vec
+        return T.min(T.max(col, 0), k - a_vec) if clamped else col
+
     def last_chunk(bx):
         """Shifted: the last chunk holding an element of a row (of ``bx``'s class)."""
         return (k + offset(bx) - 1) // vec
@@ -216,6 +230,11 @@ def gemv_mma_module(
     def trip(bx, it):
         """The trip of the block's loop index ``it``."""
         return lo_of(bx) + it if split else it
+
+    def inside(it, end):
+        """Whether trip ``it`` lies inside the row: before ``end`` and, A read in place, not
+        the first (its first chunk starts before the row)."""
+        return tvm.tirx.all(0 < it, it < end) if direct else it < end
 
     def total(red, s, ti, r, col):
         out = red[0, s, ti, r, col]
@@ -252,7 +271,12 @@ def gemv_mma_module(
                             bv[((u * sets + s) * 2 + h) * vec + v] = b_at(
                                 B, s, b_row(r0, bx, s, h, g), ch * vec + v)
             for ti in T.unroll(tiles):
-                if not shifted and guarded and ch >= chunks:
+                if direct:
+                    for q in T.unroll(vec // a_vec):
+                        for v in T.vectorized(a_vec):
+                            av[(u * tiles + ti) * vec + q * a_vec + v] = A[
+                                T.min(ti * TILE_M + g, m - 1), a_col(bx, ch, q, guarded) + v]
+                elif not shifted and guarded and ch >= chunks:
                     for v in T.vectorized(vec):
                         av[(u * tiles + ti) * vec + v] = zero
                 else:
@@ -261,8 +285,9 @@ def gemv_mma_module(
                             A, bx, T.min(ti * TILE_M + g, m - 1), ch * vec + v)
 
     @T.macro
-    def mask(bv, bx, w, t, it):
-        # shifted: B's elements outside the row (K columns < 0 or >= K) to zero
+    def mask(bv, av, bx, w, t, it):
+        # shifted: B's elements outside the row (K columns < 0 or >= K) to zero; read in
+        # place, A's too (loaded from clamped columns)
         for u in T.unroll(unroll):
             ch = ((it * unroll + u) * warps + w) * QUAD + t
             for s in T.unroll(sets):
@@ -272,6 +297,13 @@ def gemv_mma_module(
                         bv[((u * sets + s) * 2 + h) * vec + v] = T.if_then_else(
                             col < 0, zero, T.if_then_else(
                                 col < k, bv[((u * sets + s) * 2 + h) * vec + v], zero))
+            if direct:
+                for ti in T.unroll(tiles):
+                    for v in T.unroll(vec):
+                        col = ch * vec - offset(bx) + v
+                        av[(u * tiles + ti) * vec + v] = T.if_then_else(
+                            col < 0, zero, T.if_then_else(
+                                col < k, av[(u * tiles + ti) * vec + v], zero))
 
     @T.macro
     def copy(A, B, ring, starts, bx, w, t, g, r0, it, slot, guarded):
@@ -296,7 +328,15 @@ def gemv_mma_module(
                             T.address_of(b_at(B, s, b_row(r0, bx, s, h, g),
                                               ch * vec)), CHUNK_BYTES)
             for ti in T.unroll(tiles):
-                if not shifted and guarded and ch >= chunks:
+                if direct:  # .cg copies 16 bytes only
+                    for q in T.unroll(vec // a_vec):
+                        T.ptx.cp.async_.ca.shared.global_(
+                            T.address_of(ring[w, slot, u, sets * MMA_ROWS + ti * TILE_M + g,
+                                              t * vec + q * a_vec]),
+                            T.address_of(A[T.min(ti * TILE_M + g, m - 1),
+                                           a_col(bx, ch, q, guarded)]),
+                            a_vec * 2)
+                elif not shifted and guarded and ch >= chunks:
                     for v in T.vectorized(vec):
                         ring[w, slot, u, sets * MMA_ROWS + ti * TILE_M + g, t * vec + v] = zero
                 else:
@@ -308,7 +348,7 @@ def gemv_mma_module(
     @T.macro
     def copy_trip(A, B, ring, starts, bx, w, t, g, r0, it, hi):
         # hi: past the block's last trip, nothing copied
-        if it < (T.min(full, hi) if split else full):
+        if inside(it, T.min(full, hi) if split else full):
             copy(A, B, ring, starts, bx, w, t, g, r0, it, it % stages, False)
         else:
             if it < hi:
@@ -368,8 +408,9 @@ def gemv_mma_module(
         if stages == 0:  # each trip only where the block's split has it
             if shifted:  # the first trip's first chunk starts in the row before
                 if in_split(bx, 0):
-                    load(A, B, bv, av, starts, rows_of(bx), w, lane % QUAD, g, r0, 0, full == 0)
-                    mask(bv, rows_of(bx), w, lane % QUAD, 0)
+                    load(A, B, bv, av, starts, rows_of(bx), w, lane % QUAD, g, r0, 0,
+                         full == 0 or direct)
+                    mask(bv, av, rows_of(bx), w, lane % QUAD, 0)
                     multiply(bv, av, frag, acc)
             for it in T.serial(clip(bx, int(shifted)), clip(bx, max(full, int(shifted)))):
                 load(A, B, bv, av, starts if shifted else acc, rows_of(bx), w, lane % QUAD, g, r0,
@@ -380,7 +421,7 @@ def gemv_mma_module(
                     load(A, B, bv, av, starts if shifted else acc, rows_of(bx), w, lane % QUAD, g,
                          r0, it, True)
                     if shifted:
-                        mask(bv, rows_of(bx), w, lane % QUAD, it)
+                        mask(bv, av, rows_of(bx), w, lane % QUAD, it)
                     multiply(bv, av, frag, acc)
         else:
             ring = T.alloc_buffer((max(warps, 1), max(stages, 1), unroll, ring_rows, QUAD * vec),
@@ -395,7 +436,7 @@ def gemv_mma_module(
                 unring(ring, bv, av, w, lane % QUAD, g, trip(bx, it) % max(stages, 1))
                 if shifted:
                     if trip(bx, it) == 0 or trip(bx, it) >= full:
-                        mask(bv, rows_of(bx), w, lane % QUAD, trip(bx, it))
+                        mask(bv, av, rows_of(bx), w, lane % QUAD, trip(bx, it))
                 multiply(bv, av, frag, acc)
         # c0, c1: row g, columns 2t, 2t + 1 of the tile; c2, c3: row g + 8
         for s in T.unroll(sets):
@@ -445,7 +486,7 @@ def gemv_mma_module(
 
     @T.macro
     def body(A, B, C, bias):
-        if shifted:
+        if shifted and not direct:
             # A shifted as each class of B's rows starts (shift_rows), then the GEMV on it
             As = T.alloc_buffer((classes, m, cols), in_dtype)
             T.call_packed(f"{symbol}_shift_a_kernel", A.data, As.data,
@@ -456,7 +497,7 @@ def gemv_mma_module(
 
     # fmt: on
     mod = gemv_main(body, m, n, k, in_dtype, out_dtype, gated, epilogue, operands)
-    if shifted:
+    if shifted and not direct:
         shift = shift_rows(in_dtype, m, k, classes, cols, f"{symbol}_shift_a")
         mod[f"{symbol}_shift_a"] = shift
     if split:
