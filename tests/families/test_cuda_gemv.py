@@ -87,7 +87,7 @@ def test_registers_bound_the_sums_and_chunks_a_lane_keeps():
     with pytest.raises(GenomeError, match="positive"):
         GemvParams(rows=0)
     assert Genome("cuda.gemv", GemvParams()).describe() == (
-        "cuda.gemv warps=4 rows=2 unroll=4 math=ffma stages=0 splits=1"
+        "cuda.gemv warps=4 rows=2 unroll=4 math=ffma stages=0 splits=1 a_shift=copy"
     )
 
 
@@ -237,6 +237,25 @@ def test_the_first_proposal_takes_the_tensor_cores_from_8_rows_of_16_bit_a():
 
 
 @pytest.mark.parametrize(
+    "shape, a_shift", [((22, 3558, 1204), "load"), ((59, 6711, 1037), "copy"),
+                       ((27, 3849, 1321), "copy")]
+)  # fmt: skip
+def test_the_first_proposal_at_a_short_odd_k_takes_2_warps_and_a_ring_of_4(shape, a_shift):
+    """Rows of B not 16-byte multiples, more than 8 rows of A, K short (5-6 trips of 4 warps
+    x 2 chunks): the tuner's winners on the H200 (SHORT_TRIPS); A read in place where its
+    loads are 8 bytes (K = 1204), copied shifted where they would be 2 (odd K)."""
+    workload = Workload("gemm_nt", shape, "float16", "float16")
+    seed = FAMILY.seed(workload, SM90)
+    FAMILY.check(seed, workload, SM90)
+    want = GemvParams(warps=2, rows=1, unroll=1, math="mma", stages=4, a_shift=a_shift)
+    assert seed == want
+    long = replace(workload, shape=(shape[0], shape[1], 4 * shape[2] + 2))  # 20+ trips
+    assert FAMILY.seed(long, SM90).warps == 4
+    one_tile = replace(workload, shape=(8, *shape[1:]))  # the 1-tile ring (3 trips, 2 chunks)
+    assert FAMILY.seed(one_tile, SM90) == GemvParams(rows=1, unroll=2, math="mma", stages=3)
+
+
+@pytest.mark.parametrize(
     "op, shape, splits, stages",
     [("gemm_nt", (58, 1098, 14942), 8, 0),  # 4 classes x 18 blocks: registers
      ("gemm_nt", (8, 1024, 8192), 8, 0),  # 64 blocks; 4 trips a split: too few for the ring
@@ -378,9 +397,11 @@ def test_mma_reads_rows_of_any_k_in_16_byte_chunks_by_class_of_their_start(shape
     assert row_classes(shape[2], dtype) == classes and chunk_bytes(shape[2], dtype) < 16
     seed = FAMILY.seed(workload, SM90)
     # one 8-row tile of A through the ring, more from registers (measured, the seed's note);
-    # 8 x 2048 x 9852 and 16 x 1001 x 1030 (128 and 64 blocks) split K, through registers
+    # 8 x 2048 x 9852 (128 blocks) splits K, through registers; 16 x 1001 x 1030, a short K:
+    # 2 warps, a ring of 4
     assert (seed.math, seed.rows) == ("mma", 1)
-    assert seed.stages == (3 if seed.splits == 1 and shape[0] <= 8 else 0)
+    want = {(6, 3735, 11051): (3, 1), (16, 1001, 1030): (4, 1), (8, 2048, 9852): (0, 8)}
+    assert (seed.stages, seed.splits) == want[shape]
     seed = seed.replace(splits=1)
     for params in (seed.replace(stages=3), seed.replace(stages=0)):
         FAMILY.check(params, workload, SM90)
@@ -403,14 +424,16 @@ def test_mma_reads_rows_of_any_k_in_16_byte_chunks_by_class_of_their_start(shape
 @pytest.mark.parametrize("shape", [(27, 3849, 1321), (64, 3136, 1521)])
 def test_mma_by_class_takes_up_to_64_rows_of_a_without_spills(shape):
     """Past 16 rows of A only where B's rows are not 16-byte multiples, on the tensor cores
-    (8 tiles of 8 rows of A a lane at 64), from registers first; the CUDA cores' register
-    sums stop at 16 rows."""
+    (8 tiles of 8 rows of A a lane at 64), at these short Ks (6 trips of 4 warps x 2 chunks)
+    first 2 warps, 1 chunk a trip, a ring of 4 (SHORT_TRIPS), then from registers; the CUDA
+    cores' register sums stop at 16 rows."""
     workload = Workload("gemm_nt", shape, "float16", "float16")
     seed = FAMILY.seed(workload, SM90)
-    assert (seed.math, seed.stages, seed.rows, seed.unroll) == ("mma", 0, 1, 2)
-    FAMILY.check(seed, workload, SM90)
-    src = cuda_source(build_module(FAMILY.candidate(seed, workload, SM90).mod, SM90))
-    assert "0 bytes spill stores" in ptxas_report(src)
+    assert (seed.math, seed.warps, seed.stages, seed.rows, seed.unroll) == ("mma", 2, 4, 1, 1)
+    for params in (seed, GemvParams(rows=1, unroll=2, math="mma")):
+        FAMILY.check(params, workload, SM90)
+        src = cuda_source(build_module(FAMILY.candidate(params, workload, SM90).mod, SM90))
+        assert "0 bytes spill stores" in ptxas_report(src)
     with pytest.raises(GenomeError, match=f"math=ffma: M = {shape[0]}"):
         FAMILY.check(GemvParams(), workload, SM90)
 

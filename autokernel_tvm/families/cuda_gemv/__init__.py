@@ -66,6 +66,12 @@ SPLITS = (1, 2, 4, 8)
 #: 128 blocks: 8 splits 38.7, unsplit 65.5, unsplit ring 38.8; 8 x 1024 x 8192, 64 blocks: a
 #: ring of 3 in 4 splits 16.0, unsplit 17.5, registers in 8 splits 16.7, cuBLAS 15.9)
 SPLIT_BLOCKS_PER_SM = 4
+#: a row's trips (at 4 warps x 2 chunks a lane) under which the first proposal for rows of B
+#: not 16-byte multiples and more than 8 rows of A takes 2 warps, 1 chunk a trip and a ring of
+#: 4 (a short K: more trips to pipeline). The tuner's winners on the H200, 2026-12-07: 27 x
+#: 3849 x 1321 (6 trips) 16.2 us, 1.28x cuBLAS; 22 x 3558 x 1204 (5) 1.04x; 59 x 6711 x 1037
+#: (5) 1.51x; the seed (from registers) was 17.6 us at 27 rows, 17.1 at 22 (H100)
+SHORT_TRIPS = 8
 #: where B's rows are not 16-byte multiples (math=mma), how A reaches the lanes shifted as
 #: each class of rows starts: "copy", a small kernel writes the shifted copies first (one
 #: launch more); "load", each lane reads A in place in narrower loads (K even: 4 or 8 bytes)
@@ -261,6 +267,13 @@ class CudaGemv(Family):
             # (unroll 4: 60.1 / 64.0)
             genes = [(3, 2), (3, 4), (0, 2)] if mma_tiles(m) == 1 else [(0, 2), (3, 2), (0, 1)]
             picks = [GemvParams(rows=1, unroll=u, math="mma", stages=s) for s, u in genes]
+            if mma_tiles(m) > 1 and mma_trips(k, workload.dtype, 4, 2) < SHORT_TRIPS:
+                short = GemvParams(warps=2, rows=1, unroll=1, math="mma", stages=4)
+                # A read in place where its loads are 8 bytes (H100 2026-12-07, session 49,
+                # 22 x 3558 x 1204: 14.1 us, copied 15.4; at 4-byte loads the ring lost:
+                # 30 x 2000 x 9002 46.0 against 37.5)
+                eight = chunk_bytes(k, workload.dtype) == 8
+                picks = [*([short.replace(a_shift="load")] if eight else []), short, *picks]
             return self.first_legal([*self._split(picks, workload, target), *narrow],
                                     workload, target)  # fmt: skip
         if m <= RING_ROWS and workload.op != "gemm_gated_nt":
