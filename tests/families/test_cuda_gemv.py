@@ -260,6 +260,7 @@ def test_the_first_proposal_at_a_short_odd_k_takes_2_warps_and_a_ring_of_4(shape
     [("gemm_nt", (58, 1098, 14942), 8, 0),  # 4 classes x 18 blocks: registers
      ("gemm_nt", (8, 1024, 8192), 8, 0),  # 64 blocks; 4 trips a split: too few for the ring
      ("gemm_nt", (8, 512, 32768), 8, 3),  # 32 blocks; 16 trips a split: the ring
+     ("gemm_nt", (40, 500, 1204), 4, 0),  # 32 blocks; 19 trips of 2 warps: 8 leave one none
      ("gemm_nt", (16, 4096, 4096), 1, 3),  # 256 blocks fill the GPU
      ("gemm_gated_nt", (8, 1024, 8192), 1, 3)],  # the gated MLP does not split
 )  # fmt: skip
@@ -274,9 +275,11 @@ def test_the_first_proposal_splits_k_where_the_rows_of_b_leave_multiprocessors_i
     assert (seed.math, seed.rows, seed.splits, seed.stages) == ("mma", 1, splits, stages)
     blocks = mma_blocks(shape[1], shape[2], "float16", 1)
     sms = limits(SM90).sm_count
-    if splits > 1:  # the fewest that give 4 blocks a multiprocessor, at most 8
-        assert blocks < sms and (blocks * splits >= 4 * sms or splits == SPLITS[-1])
-        assert blocks * splits // 2 < 4 * sms
+    if splits > 1:  # the fewest that give 4 blocks a multiprocessor, at most 8 ...
+        assert blocks < sms and blocks * splits // 2 < 4 * sms
+        if blocks * splits < 4 * sms and splits < SPLITS[-1]:  # ... that leave each a trip
+            with pytest.raises(GenomeError, match="a split would have none"):
+                FAMILY.check(seed.replace(splits=splits * 2), workload, SM90)
     elif op == "gemm_nt":
         assert blocks >= sms
 

@@ -262,20 +262,8 @@ class CudaGemv(Family):
             narrow = [GemvParams(rows=4, unroll=8), self.default]
             if m == 1 or workload.dtype not in PTX_TYPE:
                 return self.first_legal(narrow, workload, target)
-            # H100 2026-12-07: 6 x 3735 x 11051 through a 3-trip ring 52.4 us, from registers
-            # 65.4; 11 x 11275 x 4233 (two tiles of A) from registers 55.1, the ring 61.3
-            # (unroll 4: 60.1 / 64.0)
-            genes = [(3, 2), (3, 4), (0, 2)] if mma_tiles(m) == 1 else [(0, 2), (3, 2), (0, 1)]
-            picks = [GemvParams(rows=1, unroll=u, math="mma", stages=s) for s, u in genes]
-            if mma_tiles(m) > 1 and mma_trips(k, workload.dtype, 4, 2) < SHORT_TRIPS:
-                short = GemvParams(warps=2, rows=1, unroll=1, math="mma", stages=4)
-                # A read in place where its loads are 8 bytes (H100 2026-12-07, session 49,
-                # 22 x 3558 x 1204: 14.1 us, copied 15.4; at 4-byte loads the ring lost:
-                # 30 x 2000 x 9002 46.0 against 37.5)
-                eight = chunk_bytes(k, workload.dtype) == 8
-                picks = [*([short.replace(a_shift="load")] if eight else []), short, *picks]
-            return self.first_legal([*self._split(picks, workload, target), *narrow],
-                                    workload, target)  # fmt: skip
+            picks = self._split(self._odd_k_picks(m, k, workload.dtype), workload, target)
+            return self.first_legal([*picks, *narrow], workload, target)
         if m <= RING_ROWS and workload.op != "gemm_gated_nt":
             ring = GemvParams(unroll=2, stages=3)
             return self.first_legal([ring, self.default], workload, target)
@@ -287,10 +275,29 @@ class CudaGemv(Family):
         return self.first_legal(self._split(picks, workload, target), workload, target)
 
     @staticmethod
+    def _odd_k_picks(m: int, k: int, dtype: str) -> list[GemvParams]:
+        """The tensor-core math by class of rows, in order of preference: one 8-row tile of A
+        through a ring of 3 trips, more from registers (H100 2026-12-07: 6 x 3735 x 11051
+        through the ring 52.4 us, from registers 65.4; 11 x 11275 x 4233, two tiles, from
+        registers 55.1, the ring 61.3; unroll 4: 60.1 / 64.0); at a short K
+        (:data:`SHORT_TRIPS`) 2 warps, 1 chunk a trip and a ring of 4 first, A read in place
+        where its loads are 8 bytes (H100 session 49, 22 x 3558 x 1204: 14.1 us, copied 15.4;
+        through the ring at 4-byte loads it lost, 30 x 2000 x 9002 46.0 against 37.5)."""
+        tiles = mma_tiles(m)
+        genes = [(3, 2), (3, 4), (0, 2)] if tiles == 1 else [(0, 2), (3, 2), (0, 1)]
+        picks = [GemvParams(rows=1, unroll=u, math="mma", stages=s) for s, u in genes]
+        if tiles == 1 or mma_trips(k, dtype, 4, 2) >= SHORT_TRIPS:
+            return picks
+        short = GemvParams(warps=2, rows=1, unroll=1, math="mma", stages=4)
+        in_place = [short.replace(a_shift="load")] if chunk_bytes(k, dtype) == 8 else []
+        return [*in_place, short, *picks]
+
+    @staticmethod
     def _split(picks: list[GemvParams], workload, target) -> list[GemvParams]:
         """``picks`` with the first one's K split in front where the rows of B give fewer
         blocks than the GPU has multiprocessors: the fewest splits that give each
-        :data:`SPLIT_BLOCKS_PER_SM` blocks, at most the last of :data:`SPLITS`; a ring needs
+        :data:`SPLIT_BLOCKS_PER_SM` blocks, at most the last of :data:`SPLITS` that leaves each
+        split a trip; a ring needs
         twice its stages of trips a split, else the chunks go through registers (the gated MLP
         cannot split: the unsplit picks follow)."""
         first, (_, n, k) = picks[0], workload.shape
@@ -298,8 +305,9 @@ class CudaGemv(Family):
         sms = limits(target).sm_count
         if blocks >= sms:
             return picks
-        splits = next((s for s in SPLITS if blocks * s >= SPLIT_BLOCKS_PER_SM * sms), SPLITS[-1])
         trips = mma_trips(k, workload.dtype, first.warps, first.unroll)
+        fits = [s for s in SPLITS if (s - 1) * -(-trips // s) < trips]  # each split a trip
+        splits = next((s for s in fits if blocks * s >= SPLIT_BLOCKS_PER_SM * sms), fits[-1])
         stages = first.stages if trips // splits >= 2 * first.stages else 0
         return [first.replace(splits=splits, stages=stages), *picks]
 
