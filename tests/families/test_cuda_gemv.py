@@ -19,6 +19,7 @@ from autokernel_tvm.families.cuda_gemv import FAMILY, MAX_M, SPLITS, GemvParams
 from autokernel_tvm.families.cuda_gemv.kernel import chunk_bytes
 from autokernel_tvm.families.cuda_gemv.mma import mma_blocks, row_classes
 from autokernel_tvm.hardware import limits
+from autokernel_tvm.space.generator import Generator
 from autokernel_tvm.space.genome import Genome
 from autokernel_tvm.space.grammar import Grammar
 from autokernel_tvm.space.search import Search
@@ -400,10 +401,10 @@ def test_mma_reads_rows_of_any_k_in_16_byte_chunks_by_class_of_their_start(shape
     assert row_classes(shape[2], dtype) == classes and chunk_bytes(shape[2], dtype) < 16
     seed = FAMILY.seed(workload, SM90)
     # one 8-row tile of A through the ring, more from registers (measured, the seed's note);
-    # 8 x 2048 x 9852 (128 blocks) splits K, through registers; 16 x 1001 x 1030, a short K:
-    # 2 warps, a ring of 4
+    # 8 x 2048 x 9852 (128 blocks) splits K, through registers; 16 x 1001 x 1030, a short K
+    # (2 warps, 1 chunk) in 64 blocks: 4 splits (8 would leave one none), through registers
     assert (seed.math, seed.rows) == ("mma", 1)
-    want = {(6, 3735, 11051): (3, 1), (16, 1001, 1030): (4, 1), (8, 2048, 9852): (0, 8)}
+    want = {(6, 3735, 11051): (3, 1), (16, 1001, 1030): (0, 4), (8, 2048, 9852): (0, 8)}
     assert (seed.stages, seed.splits) == want[shape]
     seed = seed.replace(splits=1)
     for params in (seed.replace(stages=3), seed.replace(stages=0)):
@@ -532,3 +533,27 @@ def test_split_k_says_where_it_cannot_go():
         FAMILY.check(GemvParams(rows=1, unroll=2, math="mma", splits=2), short, SM90)
     with pytest.raises(GenomeError, match="splits=0"):
         GemvParams(splits=0)
+
+
+@pytest.mark.parametrize(
+    "op, shape, dtype, ruled",
+    [("gemm_nt", (58, 1098, 14942), "float16",  # mma only; 8 tiles of A: 1-2 chunks, 1-2 groups
+      {"rows": (4,), "unroll": (4, 8), "math": ("ffma",)}),
+     ("gemm_nt", (1, 4096, 4096), "bfloat16", {"a_shift": ("load",)}),  # rows 16-byte aligned
+     ("gemm_nt", (4, 100, 64), "float16",  # one trip a row
+      {"splits": (2, 4, 8), "a_shift": ("load",)}),
+     ("gemm_gated_nt", (4, 1000, 1204), "float16", {"splits": (2, 4, 8)}),
+     ("gemm_nt", (4, 1000, 1201), "float32", {"math": ("mma",), "splits": (2, 4, 8),
+                                              "a_shift": ("load",)}),
+     ("gemm_nt", (22, 3558, 1204), "float16",  # 19 trips of 2 warps: 8 splits leave one none
+      {"unroll": (8,), "math": ("ffma",), "splits": (8,)})],
+)  # fmt: skip
+def test_the_generator_never_draws_what_no_legal_genome_takes(op, shape, dtype, ruled):
+    """`impossible`, read off every genome of the domain; the generator's draws avoid it."""
+    workload = Workload(op, shape, dtype, dtype)
+    assert FAMILY.impossible(workload, SM90) == ruled
+    grammar = Grammar(SM90)
+    drawn = [g for g in Generator(grammar, workload, seed=0).propose(24) if g.family == FAMILY.name]
+    assert drawn
+    for genome in drawn:
+        assert all(getattr(genome.params, gene) not in v for gene, v in ruled.items()), genome
