@@ -229,6 +229,8 @@ class CudaGemv(Family):
                 continue
             for gene, value in zip(self.domain, values):
                 legal[gene].add(value)
+        if not legal["math"]:  # no legal genome: nothing to weigh (each draw says why)
+            return {}
         out = {g: tuple(v for v in vs if v not in legal[g]) for g, vs in self.domain.items()}
         return {gene: values for gene, values in out.items() if values}
 
