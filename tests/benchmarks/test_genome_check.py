@@ -41,7 +41,9 @@ def test_a_parsed_genome_is_what_the_grammar_checks():
     decode = Workload("gemm_nt", (1, 4096, 4096), "float16", "float16")
     genes = genome_check.parse_genes("family=cuda.gemv,rows=4")
     gemv = genome_check.genome_of(genes, decode, target)
-    assert gemv.describe() == "cuda.gemv warps=4 rows=4 unroll=4 math=ffma stages=0 splits=1"
+    assert gemv.describe() == (
+        "cuda.gemv warps=4 rows=4 unroll=4 math=ffma stages=0 splits=1 a_shift=copy"
+    )
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU refusal")
