@@ -23,10 +23,12 @@ elements past a 16-byte boundary, ``d`` the same for every row ``R`` of a class 
 still load B in aligned 16-byte chunks, chunk ``j`` of row ``R`` from element ``R K - d + 8 j``
 (its first ``d`` elements are the row before's), and multiply them with a copy of A shifted
 right by ``d`` (``A_d[m, j] = A[m, j - d]``, zeros around; one small kernel writes the ``P``
-copies before the GEMV, :func:`shift_rows`). Elements of B outside the row are set to zero in
-the first trip and the trips that reach K's end (an infinite weight of the next row must not
-meet a zero of A). Padding B instead (the tensor-core kernels' way) reads and writes the
-whole weight every call: H100 2026-12-07, 1 x 11275 x 4233 fp16, the copy 62 us, the GEMM 41.
+copies before the GEMV, :func:`shift_rows`; or, ``a_shift="load"`` at an even K, each lane
+reads A in place at ``- d`` in 4- or 8-byte parts). Elements of B outside the row are set to
+zero in the first trip and the trips that reach K's end (an infinite weight of the next row
+must not meet a zero of A; A's too where read in place). Padding B instead (the tensor-core
+kernels' way) reads and writes the whole weight every call: H100 2026-12-07, 1 x 11275 x 4233
+fp16, the copy 62 us, the GEMM 41.
 
 With ``splits`` the trips of a row are split over that many blocks as well (where the rows
 of B give fewer blocks than the GPU has SMs: a narrow weight with a long K); each block stores
