@@ -71,7 +71,8 @@ SPLIT_BLOCKS_PER_SM = 4
 #: not 16-byte multiples and more than 8 rows of A takes 2 warps, 1 chunk a trip and a ring of
 #: 4 (a short K: more trips to pipeline). The tuner's winners on the H200, 2026-12-07: 27 x
 #: 3849 x 1321 (6 trips) 16.2 us, 1.28x cuBLAS; 22 x 3558 x 1204 (5) 1.04x; 59 x 6711 x 1037
-#: (5) 1.51x; the seed (from registers) was 17.6 us at 27 rows, 17.1 at 22 (H100)
+#: (5) 1.51x; the seed before (from registers) took 17.6 us at 27 rows (H200), 17.1 at 22
+#: (H100)
 SHORT_TRIPS = 8
 #: where B's rows are not 16-byte multiples (math=mma), how A reaches the lanes shifted as
 #: each class of rows starts: "copy", a small kernel writes the shifted copies first (one
@@ -316,9 +317,8 @@ class CudaGemv(Family):
         """``picks`` with the first one's K split in front where the rows of B give fewer
         blocks than the GPU has multiprocessors: the fewest splits that give each
         :data:`SPLIT_BLOCKS_PER_SM` blocks, at most the last of :data:`SPLITS` that leaves each
-        split a trip; a ring needs
-        twice its stages of trips a split, else the chunks go through registers (the gated MLP
-        cannot split: the unsplit picks follow)."""
+        split a trip; a ring needs twice its stages of trips a split, else the chunks go
+        through registers (the gated MLP cannot split: the unsplit picks follow)."""
         first, (_, n, k) = picks[0], workload.shape
         blocks = mma_blocks(n, k, workload.dtype, first.rows)
         sms = limits(target).sm_count
