@@ -1455,11 +1455,19 @@ def test_transposed_a_legality_names_what_wgmma_cannot_transpose():
     nt = {**kw, "trans_b": True}
     assert "16-bit" in legal(1024, 1024, 1024, in_dtype="float8_e4m3fn", **nt)
     assert "16-bit" in legal(1024, 1024, 1024, in_dtype="float32", **nt)
-    assert "16-bit" in legal(1024, 1024, 1024, in_dtype="float32", tf32_passes=3, **nt)
+    # 3xTF32 reads split copies, which are K-major whatever A's layout: its copy transposes A
+    assert legal(1024, 1024, 1024, in_dtype="float32", tf32_passes=3, **nt) is None
     assert legal(100, 200, 72, batch=3, **nt) is None  # K tail: A's map is [batch, K, M]
     assert legal(100, 200, 128, batch=3, **kw) is None
     tn = Workload("gemm_tn", (1024, 1024, 1024), "float32")
-    assert "16-bit" in FAMILY.applies(tn, TARGET)
+    assert FAMILY.applies(tn, TARGET) is None
+    assert structure(WgmmaParams(), tn)["tf32_passes"] == 3
+    # allowed TF32 still takes three passes: one TF32 pass reads A K-major only
+    allowed = Workload("gemm_tn", (1024, 1024, 1024), "float32", precision="tf32")
+    assert structure(WgmmaParams(), allowed)["tf32_passes"] == 3
+    assert FAMILY.notes(WgmmaParams(), allowed) == FAMILY.notes(WgmmaParams(), tn)
+    nt_tf32 = Workload("gemm_nt", (1024, 1024, 1024), "float32", precision="tf32")
+    assert structure(WgmmaParams(), nt_tf32)["tf32_passes"] == 1
     assert FAMILY.applies(Workload("batch_gemm_tn", (2, 64, 64, 64), "bfloat16"), TARGET) is None
     assert structure(WgmmaParams(), tn)["trans_a"] and OPS["gemm_tn"][3]
 

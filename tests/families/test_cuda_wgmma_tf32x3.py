@@ -6,6 +6,8 @@ inside the gate's fp32 bound, where one TF32 product does not."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -143,3 +145,31 @@ def test_fp32_convs_split_channels_or_run_tf32(needs_nvcc, shape, precision):
         assert f'def main(A: T.Buffer(({img}, {h}, {w}, {c}), "float32"' in script  # the user's
     src = cuda_source(build_module(mod, TARGET, check_nvcc=True))
     assert "f32.tf32.tf32" in src
+
+
+@pytest.mark.parametrize(
+    "workload",
+    [Workload("gemm_tn", (1000, 999, 777), "float32"),
+     Workload("batch_gemm_tn", (3, 200, 130, 77), "float32")],
+    ids=lambda w: w.name,
+)  # fmt: skip
+def test_fp32_transposed_a_is_split_into_k_major_rows(needs_nvcc, workload):
+    """A.T @ B in fp32: wgmma transposes 16-bit operands only, so A (stored ``[K, M]``) is
+    transposed by its split copy, through the same shared-memory tiles as B of A @ B; the TF32
+    GEMM then reads K-major A3 rows, and the kernel takes the user's ``[K, M]`` A."""
+    *lead, m, n, k = workload.shape
+    genome = Grammar(TARGET).check(Genome.default("cuda.wgmma").replace(raster=1), workload)
+    mod = FAMILY.candidate(genome.params, workload, TARGET).mod
+    script = mod["main"].script()
+    assert f'def main(A: T.Buffer(({", ".join(map(str, (*lead, k, m)))}), "float32"' in script
+    split_a = [gv for gv in mod.functions if gv.name_hint.endswith("_split_a")][0]
+    a_script = mod[split_a].script()
+    assert "shared" in a_script  # the transposing copy (a K-major A is copied in chunks)
+    nb = lead[0] if lead else 1
+    assert f"({nb * m}, {split_k(k)})" in a_script  # A3: rows of M, K-major
+    assert split_blocks(k, m, False, nb if lead else 0) == nb * (split_k(k) // 3 // TILE) * (
+        -(-m // TILE)
+    )
+    src = cuda_source(build_module(mod, TARGET, check_nvcc=True))
+    assert "f32.tf32.tf32" in src
+    assert set(re.findall(r"ps0, ([\d, ]+);", src)) == {"1, 1"}  # no transpose flags

@@ -73,6 +73,9 @@ CASES = [
     ("cuda.wgmma", Workload("gemm_nt", (1000, 999, 1003), "float32")),
     ("cuda.wgmma", Workload("batch_gemm", (3, 100, 200, 77), "float32")),
     ("cuda.wgmma", Workload("gemm_bias_relu", (512, 768, 4096), "float32")),
+    # A.T @ B: A ([K, M]) transposed by its split copy (wgmma transposes 16-bit inputs only)
+    ("cuda.wgmma", Workload("gemm_tn", (1000, 999, 777), "float32")),
+    ("cuda.wgmma", Workload("batch_gemm_tn", (3, 200, 130, 77), "float32", precision="tf32")),
     # TF32 allowed by the user: one product, held to the TF32 bound
     ("cuda.wgmma", Workload("gemm_nt", (1024, 1024, 1000), "float32", precision="tf32")),
     # fp32 conv2d: 3xTF32 over split channels (any C: the segments are padded), TF32 if allowed

@@ -238,8 +238,17 @@ def structure(params: WgmmaParams, workload) -> dict:
         "operands": params.operands,
         # fp32 workloads keep fp32 accuracy (three TF32 products, .tf32x3) unless the user
         # allowed TF32 (Workload.precision): then one
-        "tf32_passes": 3 if workload.dtype == "float32" and not workload.precision else 1,
+        "tf32_passes": tf32_passes(workload),
     }
+
+
+def tf32_passes(workload) -> int:
+    """TF32 products an fp32 workload is computed in: 3 (3xTF32, fp32-level accuracy) unless
+    the user allowed TF32, then 1; A as ``[K, M]`` always 3, allowed or not (one TF32 pass
+    reads A K-major only: the split copies of 3xTF32 transpose it)."""
+    if workload.dtype != "float32":
+        return 1
+    return 3 if not workload.precision or OPS[workload.op][3] else 1
 
 
 class CudaWgmma(Family):
@@ -308,8 +317,6 @@ class CudaWgmma(Family):
             return f"op {workload.op}: the wgmma kernel implements {sorted(OPS)}"
         if workload.dtype == "float32" and workload.op == "gemm_gated_nt":
             return "fp32 gemm_gated_nt: TF32 is built for plain GEMMs and conv2d only"
-        if workload.dtype == "float32" and OPS[workload.op][3]:
-            return f"fp32 {workload.op}: wgmma transposes A (stored [K, M]) for 16-bit inputs only"
         return None
 
     def check(self, params: WgmmaParams, workload, target) -> None:
@@ -581,7 +588,7 @@ class CudaWgmma(Family):
 
     def notes(self, params: WgmmaParams, workload) -> list[str]:
         out = []
-        if workload.precision == "tf32":
+        if workload.dtype == "float32" and tf32_passes(workload) == 1:
             out.append("fp32 as TF32 (allowed): one tensor-core product, 10-bit mantissas")
         elif workload.dtype == "float32":
             out.append("fp32 as 3xTF32: three TF32 tensor-core products, fp32-level accuracy")

@@ -165,7 +165,9 @@ def wgmma_gemm(
     block_n, consumers, stages, raster = st.block_n, st.consumers, st.stages, st.raster
     epilogue, out_dtype = st.epilogue, st.out_dtype
     x3 = st.tf32_passes == 3  # the TF32 GEMM over the split copies: K-major, K = split_k(k)
-    user_k, user_trans_b, user_conv = k, trans_b, conv
+    user_k, user_trans_b, user_conv, user_trans_a = k, trans_b, conv, st.trans_a
+    if x3:  # the split copies are K-major: A as [K, M] is transposed by its copy
+        st = replace(st, trans_a=False)
     if x3 and conv:  # the TF32 conv over the split copies: split_k(C) channels
         conv = split_conv(conv)
         k = conv_k(conv)
@@ -334,7 +336,7 @@ def wgmma_gemm(
         b_shape = (2, n, k)
     if x3 and not conv:  # the parameters are the user's operands; the GEMM reads their splits
         lead = (batch,) if batch else ()
-        a_shape = (*lead, m, user_k)
+        a_shape = (*lead, user_k, m) if user_trans_a else (*lead, m, user_k)
         b_shape = (*lead, n, user_k) if user_trans_b else (*lead, user_k, n)
 
     operands = operand_buffers(expression, c_shape, dt)
@@ -1074,8 +1076,8 @@ def wgmma_gemm(
     def split_into(X, scratch, name):
         # host code: launch the 3xTF32 split copy (tf32x3.split_operand) linked beside this one
         T.call_packed(f"{symbol}_split_{name}_kernel", X.data, scratch.data,
-                      split_blocks(*split_views(m, n, user_k, user_trans_b, user_conv)[name],
-                                   batch),
+                      split_blocks(*split_views(m, n, user_k, user_trans_b, user_conv,
+                                                user_trans_a)[name], batch),
                       SPLIT_THREADS)
 
     @T.macro
@@ -1334,7 +1336,8 @@ def wgmma_module(
     for name, (rows, cols) in row_pads(m, n, k, **structure).items():
         funcs[f"{symbol}_pad_{name}"] = pad_rows(st.in_dtype, rows, cols, f"{symbol}_pad_{name}")
     if st.tf32_passes == 3:
-        for name, (rows, cols, kmajor) in split_views(m, n, k, st.trans_b, st.conv).items():
+        views = split_views(m, n, k, st.trans_b, st.conv, st.trans_a)
+        for name, (rows, cols, kmajor) in views.items():
             split = split_operand(name, rows, cols, kmajor=kmajor, batch=st.batch,
                                   symbol=f"{symbol}_split_{name}")  # fmt: skip
             funcs[f"{symbol}_split_{name}"] = split.with_attr(PIPELINE_ATTR, "tirx")

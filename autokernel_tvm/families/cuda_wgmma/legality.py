@@ -451,7 +451,7 @@ def legal(
         if in_dtype != "float32" or st.gated or st.pad != "needed":
             return "3xtf32: fp32 operands of a GEMM or conv2d (no gated GEMM), pad=needed"
         # the TF32 GEMM (conv) over the split copies
-        internal = {**structure, "trans_b": True, "tf32_passes": 1}
+        internal = {**structure, "trans_b": True, "trans_a": False, "tf32_passes": 1}
         if conv:
             internal["conv"] = split_conv(conv)
             k = conv_k(internal["conv"])
@@ -469,7 +469,8 @@ def legal(
     if st.trans_a and (_bytes(storage(in_dtype)) != 2 or conv or st.gated):
         return (
             "trans_a: A as [K, M] is read through wgmma's transpose, which takes 16-bit inputs "
-            "only (no fp8, TF32 or 3xTF32), in plain or batched GEMMs (no conv or gated GEMM)"
+            "only (no fp8 or TF32; 3xTF32 transposes A in its split copy), in plain or batched "
+            "GEMMs (no conv or gated GEMM)"
         )
     if batch < 0:
         return f"batch={batch}: 0 (no batch dim) or the batch size"

@@ -14,8 +14,9 @@ first: the tensor core rounds (truncates) every addition to the running fp32 sum
 terms added to the large sum cost K roundings of the large sum (1.6x over the gate's fp32 bound
 on the H200), where added first they round only their own small sum. The kernel's host code
 builds A3 and B3 with :func:`split_operand` (one pass over each operand, written three times)
-and runs the plain TF32 kernel on them; B3 is always K-major, so the A @ B layout (B stored
-``[K, N]``) is transposed by the copy, through a shared-memory tile. A conv2d splits the
+and runs the plain TF32 kernel on them; B3 (and A3) is always K-major, so the A @ B layout (B stored
+``[K, N]``) and A.T @ B's A (stored ``[K, M]``) are transposed by the copy, through a
+shared-memory tile. A conv2d splits the
 channels of each pixel and of each filter tap the same way (:func:`views`): the three
 segments are channel blocks, and the conv over ``3 x`` the (padded) channels is the sum.
 """
@@ -50,15 +51,17 @@ def part(x, which: str):
     return high(x) if which == "hi" else x - high(x)
 
 
-def views(m: int, n: int, k: int, trans_b: bool, conv: tuple = ()) -> dict:
+def views(m: int, n: int, k: int, trans_b: bool, conv: tuple = (), trans_a: bool = False) -> dict:
     """``{"a" | "b": (rows, cols, kmajor)}``: each operand as stored, per matrix, and whether
-    its rows run along K (what :func:`split_operand` and :func:`split_blocks` take). A conv2d
+    its rows run along K (what :func:`split_operand` and :func:`split_blocks` take; A as
+    ``[K, M]``, ``trans_a``, is transposed by its copy like B as ``[K, N]``). A conv2d
     ``(N, H, W, C, R, S, ...)`` splits each pixel's (each filter tap's) C channels: the
     implicit GEMM over ``R * S`` taps of ``split_k(C)`` channels sums the same three products."""
     if conv:
         img, h, w, c, r, s = conv[:6]
         return {"a": (img * h * w, c, True), "b": (n * r * s, c, True)}
-    return {"a": (m, k, True), "b": (n, k, True) if trans_b else (k, n, False)}
+    a = (k, m, False) if trans_a else (m, k, True)
+    return {"a": a, "b": (n, k, True) if trans_b else (k, n, False)}
 
 
 def conv_step(ks, seg: int, taps: int, select=None):
@@ -95,9 +98,9 @@ def split_operand(
     """``Y[R, split_k(K)]`` from the fp32 operand ``X`` (``name``: "a" or "b", which sets the
     segment order, :data:`SEGMENTS`). ``kmajor``: X is ``[..., R, K]`` (rows of K; ``rows x
     cols`` = ``R x K``), copied a 16-byte chunk per thread; else X is ``[..., K, R]`` (B of
-    A @ B, ``rows x cols`` = ``K x R``), transposed through 32 x 32 shared-memory tiles. The
-    values past K are zeros in every segment. Matrices are read through their 2-D row-major
-    view (batched: ``[batch * rows, cols]``)."""
+    A @ B, A of A.T @ B; ``rows x cols`` = ``K x R``), transposed through 32 x 32
+    shared-memory tiles. The values past K are zeros in every segment. Matrices are read
+    through their 2-D row-major view (batched: ``[batch * rows, cols]``)."""
     nb = max(batch, 1)
     order = SEGMENTS[name]
     zero = tvm.tirx.const(0, "float32")
