@@ -131,14 +131,17 @@ def _scalar(expr, bound: dict) -> float | None:
     return None
 
 
-def plan_function(func: relax.Function, serves=None) -> tuple[list[Match], list[dict]]:
+def plan_function(
+    func: relax.Function, serves=None, keep_pair=None
+) -> tuple[list[Match], list[dict]]:
     """The matches in ``func``'s dataflow blocks and, for each heavy call left, the reason.
 
     Run ``DeadCodeElimination`` first (as the pass does): a dead reader ends a chain.
     ``serves(workload) -> bool``: whether a generative family can take ``workload`` on the
     target (:func:`served_by_a_family`); a transposed left operand is read as stored
     (``gemm_tn``) only where one can, else it stays a transpose before a ``gemm`` (default:
-    always read as stored).
+    always read as stored). ``keep_pair(gated, up) -> bool``: leave a gated-MLP pair as two
+    GEMMs (workloads: the gated GEMM it would become, the up projection's); default: fuse.
     """
     matches, unmatched, users_by_var = [], [], {}
     body = func.body
@@ -165,7 +168,7 @@ def plan_function(func: relax.Function, serves=None) -> tuple[list[Match], list[
                 continue
             taken.update(match.absorbed)
             matches.append(match)
-    return _fuse_gated(matches, users_by_var), unmatched
+    return _fuse_gated(matches, users_by_var, keep_pair), unmatched
 
 
 class _NoMatch(Exception):
@@ -177,10 +180,11 @@ _SILU = (F("silu", ACC), F("mul", ACC, F("sigmoid", ACC)), F("mul", F("sigmoid",
 _GATED = {F("mul", s, operand(0)) for s in _SILU} | {F("mul", operand(0), s) for s in _SILU}
 
 
-def _fuse_gated(matches: list, users: dict) -> list:
+def _fuse_gated(matches: list, users: dict, keep_pair=None) -> list:
     """Matches with each gated-MLP pair ``silu(x @ Wg.T) * (x @ Wu.T)`` made one ``gated``
     match: the gate projection's epilogue is exactly ``silu(acc) * operand`` and the operand is
-    the output of the up projection (same ``x``, same shape, no epilogue), read nowhere else."""
+    the output of the up projection (same ``x``, same shape, no epilogue), read nowhere else;
+    not where ``keep_pair(gated, up workload)`` says so (:func:`rewrite_module`)."""
     # The operand is the up projection's output, or its accumulator when the chain only casts
     # it (the epilogue then reads the fp32 value the cast would have rounded).
     by_out = {v: m for m in matches for v in (m.last, m.heavy)}
@@ -203,6 +207,9 @@ def _fuse_gated(matches: list, users: dict) -> list:
             fused.append(gate)
             continue
         gated = Workload("gemm_gated_nt", wl.shape, wl.dtype, wl.out_dtype)
+        if keep_pair is not None and keep_pair(gated, up.workload):
+            fused.append(gate)
+            continue
         absorbed = [*up.absorbed, *gate.absorbed]
         fused.append(
             dataclasses.replace(
@@ -268,9 +275,9 @@ def _heavy_view(value, bound: dict, stored_a: bool = True):
 
 def served_by_a_family(grammar, workload) -> bool:
     """Whether a generative family has a legal genome for ``workload`` on the grammar's target
-    (the generator's first proposal, repaired toward legality as in a tuning run). fp32
-    ``A.T @ B`` on Hopper has none -- wgmma transposes 16-bit operands only -- and runs better
-    as a transpose and a 3xTF32 ``gemm`` than in the stock space."""
+    (the generator's first proposal, repaired toward legality as in a tuning run). ``A.T @ B``
+    on an sm_80 GPU has none -- cuda.mma reads A K-major only -- and runs better as a
+    transpose and a ``gemm`` than in the stock space."""
     return bool(Generator(grammar, workload, seed=0).propose(1))
 
 
@@ -457,13 +464,19 @@ def rewrite_module(
     def serves(workload) -> bool:
         return served_by_a_family(grammar, workload)
 
+    def keep_pair(gated, up) -> bool:
+        # On a GPU, a gated GEMM no family takes runs in the stock space, without the tensor
+        # cores the pair's kernels use (fp32 past a GEMV's rows: no gated 3xTF32 kernel); on
+        # a CPU both run on the same vector units, and the fusion saves a pass
+        return target.kind.name != "llvm" and not serves(gated) and serves(up)
+
     builder = relax.BlockBuilder(mod)
     attrs = dict(mod.attrs) if mod.attrs else {}
     libs, linked = list(attrs.get("external_mods", [])), set()
     for gv, func in list(mod.functions.items()):
         if not isinstance(func, relax.Function) or gv.name_hint.endswith("transform_params"):
             continue
-        matches, unmatched = plan_function(func, serves)
+        matches, unmatched = plan_function(func, serves, keep_pair)
         matches = [_with_precision(m, precision) for m in matches]
         report.unmatched += [{**u, "function": gv.name_hint} for u in unmatched]
         kernels = {}

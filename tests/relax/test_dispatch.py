@@ -18,6 +18,7 @@ from autokernel_tvm.relax.dispatch import (
     DispatchReport,
     dispatch_kernels,
     plan_function,
+    rewrite_module,
     served_by_a_family,
 )
 from autokernel_tvm.relax.importer import from_exported_program
@@ -143,23 +144,49 @@ def test_transposed_left_operands_are_read_as_stored(tuner):
 
 
 @pytest.mark.parametrize(
-    "dtype, ops",
+    "arch, dtype, ops",
     [
-        (torch.float16, ["gemm_tn", "batch_gemm_tn", "gemm_nt"]),
-        # wgmma transposes 16-bit operands only: fp32 A.T stays a transpose before a 3xTF32
+        ("sm_90a", torch.float16, ["gemm_tn", "batch_gemm_tn", "gemm_nt"]),
+        # 3xTF32's split copy transposes an fp32 A (wgmma transposes 16-bit operands only)
+        ("sm_90a", torch.float32, ["gemm_tn", "batch_gemm_tn", "gemm_nt"]),
+        # no Hopper kernel: cuda.mma reads A K-major only, so A.T stays a transpose before a
         # gemm (as before gemm_tn existed) rather than fall to the stock space
-        (torch.float32, ["gemm", "batch_gemm", "gemm_nt"]),
+        ("sm_80", torch.float16, ["gemm", "batch_gemm", "gemm_nt"]),
     ],
     ids=str,
 )
-def test_a_is_read_as_stored_only_where_a_family_takes_it(dtype, ops):
+def test_a_is_read_as_stored_only_where_a_family_takes_it(arch, dtype, ops):
     inputs = tuple(
         torch.randn(s).to(dtype) for s in [(64, 16), (64, 24), (2, 128, 8), (2, 128, 24), (8, 64)]
     )
     mod = from_exported_program(torch.export.export(Transposed().eval(), inputs))
-    grammar = Grammar(make_target("cuda", "sm_90a"))
+    grammar = Grammar(make_target("cuda", arch))
     matches, _ = plan_function(mod["main"], lambda w: served_by_a_family(grammar, w))
     assert [m.workload.op for m in matches] == ops
+
+
+@pytest.mark.parametrize(
+    "dtype, tokens, fused",
+    [
+        (torch.float16, 128, True),
+        # fp32: no gated wgmma kernel; 3xTF32 takes each projection (not the stock space)
+        (torch.float32, 128, False),
+        (torch.float32, 4, True),  # the GEMV takes an fp32 gated GEMM
+    ],
+    ids=str,
+)
+def test_gated_mlp_is_fused_on_a_gpu_only_where_a_family_takes_the_gated_gemm(dtype, tokens, fused):
+    model = GatedMLP().eval().to(dtype)
+    mod = from_exported_program(torch.export.export(model, (torch.randn(tokens, 32).to(dtype),)))
+    asked = []
+
+    def provider(workload):  # records what the pass would tune; nothing is built
+        asked.append(workload.op)
+        raise RuntimeError("not tuned in this test")
+
+    rewrite_module(mod, make_target("cuda", "sm_90a"), provider, DispatchReport())
+    assert (asked[0] == "gemm_gated_nt") == fused
+    assert asked.count("gemm_nt") == 3  # the down projection, and the pair (fused: its fallback)
 
 
 def test_external_kernels_link_export_and_reload(tuner, tmp_path):
