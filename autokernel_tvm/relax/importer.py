@@ -69,9 +69,70 @@ def _accumulate_then_round(name: str, bias_index: int | None) -> Callable:
     return convert
 
 
+#: aten normalizations computed in fp32 and rounded back for inputs of these dtypes, as PyTorch
+#: computes a low-precision norm's statistics in fp32. TVM 0.27 builds layer, group and
+#: instance norm for fp32 and fp16 only ("layer_norm: only support float32 and float16 for
+#: now" at legalization; group_norm's import fails): a bf16 model with a LayerNorm ran eagerly
+#: whole. Its batch_norm legalizes fp16/bf16 into an fp32 output while the graph says fp16: the
+#: model returned fp32 tensors (TVM-0.27-NOTES section 7).
+FP32_NORMS = {
+    "layer_norm.default": ("bfloat16",),
+    "native_layer_norm.default": ("bfloat16",),
+    "group_norm.default": ("bfloat16",),
+    "native_group_norm.default": ("bfloat16",),
+    "instance_norm.default": ("bfloat16",),
+    # instance_norm, decomposed: Relax's instance_norm over one image of N x C channels
+    "_native_batch_norm_legit.no_stats": ("bfloat16",),
+    "batch_norm.default": LOW_PRECISION,
+    "_native_batch_norm_legit_no_training.default": LOW_PRECISION,
+    "_native_batch_norm_legit_functional.default": LOW_PRECISION,
+    "_native_batch_norm_legit.default": LOW_PRECISION,
+}
+
+
+def _value_dtypes(node) -> list:
+    """The TVM dtype names of the tensor(s) torch.export recorded for ``node``."""
+    value = node.meta.get("val") if hasattr(node, "meta") else None
+    values = value if isinstance(value, (tuple, list)) else [value]
+    return [str(v.dtype).removeprefix("torch.") if hasattr(v, "dtype") else None for v in values]
+
+
+def _in_float32(name: str, dtypes: tuple) -> Callable:
+    def convert(node, importer):
+        stock = importer.create_convert_map()[name]
+        env, bb = importer.env, importer.block_builder
+        low = [a for a in node.args if a in env and _dtype_of(env[a]) in dtypes]
+        if not low:
+            return stock(node)
+        saved = {a: env[a] for a in low}
+        for a in low:
+            env[a] = bb.emit(relax.op.astype(saved[a], "float32"))
+        try:
+            out = stock(node)
+        finally:
+            env.update(saved)
+        wants = _value_dtypes(node)
+        if isinstance(out.ty, relax.TupleType):
+            items = [bb.emit(relax.TupleGetItem(out, i)) for i in range(len(out.ty.fields))]
+            wants += [None] * (len(items) - len(wants))
+            cast = [bb.emit(relax.op.astype(x, w)) if w and _dtype_of(x) not in (w, None) else x
+                    for x, w in zip(items, wants)]  # fmt: skip
+            return bb.emit(relax.Tuple(cast))
+        return bb.emit(relax.op.astype(out, wants[0])) if _dtype_of(out) != wants[0] else out
+
+    convert.__name__ = f"in_float32_{name.replace('.', '_')}"
+    return convert
+
+
+def _dtype_of(expr) -> str | None:
+    ty = getattr(expr, "ty", None)
+    return str(ty.dtype) if isinstance(ty, relax.TensorType) else None
+
+
 #: ``custom_convert_map`` for ``from_exported_program``: see the module docstring.
 CUSTOM_CONVERTERS = {
-    name: _accumulate_then_round(name, index) for name, index in ACCUMULATING_OPS.items()
+    **{name: _accumulate_then_round(name, index) for name, index in ACCUMULATING_OPS.items()},
+    **{name: _in_float32(name, dtypes) for name, dtypes in FP32_NORMS.items()},
 }
 
 

@@ -11,6 +11,7 @@ from tvm import relax
 
 from autokernel_tvm.relax import import_model, rel_error
 from autokernel_tvm.relax.importer import from_exported_program
+from autokernel_tvm.relax.runtime import TunedModel
 
 DTYPES = [torch.float16, torch.bfloat16]
 
@@ -146,3 +147,66 @@ def test_batchnorm_model_legalizes_on_cpu():
 def test_batchnorm_model_on_gpu_legalizes_with_host_constants():
     """Model buffers on CUDA were embedded as CUDA constants, which FoldConstant failed on."""
     assert _legalizes("cuda") is not None
+
+
+NORMS = {
+    "layer": (lambda: torch.nn.LayerNorm(16), (3, 16)),
+    "group": (lambda: torch.nn.GroupNorm(2, 8), (2, 8, 5, 5)),
+    "instance": (lambda: torch.nn.InstanceNorm2d(8, affine=True), (2, 8, 5, 5)),
+    "batch": (lambda: torch.nn.BatchNorm2d(8), (2, 8, 5, 5)),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("norm", sorted(NORMS))
+def test_low_precision_norms_build_in_fp32_and_keep_torchs_dtype(dtype, norm):
+    """TVM 0.27 legalizes layer, group and instance norm for fp32 and fp16 only, and its
+    fp16/bf16 batch_norm into an fp32 output: each is computed in fp32 and rounded back, as
+    PyTorch computes a low-precision norm's statistics (plain tvm.compile, no decomposition)."""
+    torch.manual_seed(0)
+    make, shape = NORMS[norm]
+    model = make().eval()
+    with torch.no_grad():
+        model.weight.uniform_(0.5, 1.5)
+        model.bias.uniform_(-0.5, 0.5)
+        if norm == "batch":
+            model.running_mean.uniform_(-0.2, 0.2)
+            model.running_var.uniform_(0.5, 1.5)
+    model = model.to(dtype)
+    x = torch.randn(shape).to(dtype)
+    mod = from_exported_program(torch.export.export(model, (x,)))
+    (out,) = relax.VirtualMachine(tvm.compile(mod, "llvm"), tvm.cpu())["main"](
+        tvm.runtime.from_dlpack(x)
+    )
+    got = torch.from_dlpack(out)
+    with torch.no_grad():
+        want = model(x)
+    assert got.dtype == dtype
+    assert rel_error(got, want) < 1e-2
+
+
+def test_bf16_layer_norm_model_compiles_instead_of_running_eagerly():
+    """A bf16 transformer-style block (Linear, LayerNorm, GELU) through import_model: it
+    builds (before, the whole graph ran eagerly: 'layer_norm: only support float32 and float16')
+    and matches eager."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(16, 32), torch.nn.LayerNorm(32), torch.nn.GELU(), torch.nn.Linear(32, 8)
+    )
+    model = model.eval().to(torch.bfloat16)
+    x = (torch.randn(4, 16).to(torch.bfloat16),)
+    mod, params, out_spec = import_model(model, x)
+    tuned = TunedModel(tvm.compile(mod, "llvm"), "cpu", params, 1, out_spec)
+    with torch.no_grad():
+        got = tuned(*x)
+        assert got.dtype == torch.bfloat16 and rel_error(got, model(*x)) < 2e-2
+
+
+def test_stock_importer_still_fails_on_bf16_layer_norm():
+    """The trap the norm converters work around: if TVM builds bf16 norms, they can go."""
+    from tvm.relax.frontend.torch import from_exported_program as stock
+
+    model = torch.nn.LayerNorm(8).eval().to(torch.bfloat16)
+    mod = stock(torch.export.export(model, (torch.randn(2, 8).to(torch.bfloat16),)))
+    with pytest.raises(Exception, match="only support float32 and float16"):
+        tvm.compile(mod, "llvm")
