@@ -1468,6 +1468,10 @@ def test_transposed_a_legality_names_what_wgmma_cannot_transpose():
     assert FAMILY.notes(WgmmaParams(), allowed) == FAMILY.notes(WgmmaParams(), tn)
     nt_tf32 = Workload("gemm_nt", (1024, 1024, 1024), "float32", precision="tf32")
     assert structure(WgmmaParams(), nt_tf32)["tf32_passes"] == 1
+    # ... and B as [K, N] (torch.matmul's A @ B): with one pass it had no family (stock space)
+    nn_tf32 = Workload("gemm", (1024, 1024, 1024), "float32", precision="tf32")
+    assert structure(WgmmaParams(), nn_tf32)["tf32_passes"] == 3
+    assert Grammar(TARGET).check(DEFAULT.replace(raster=1), nn_tf32).family == "cuda.wgmma"
     assert FAMILY.applies(Workload("batch_gemm_tn", (2, 64, 64, 64), "bfloat16"), TARGET) is None
     assert structure(WgmmaParams(), tn)["trans_a"] and OPS["gemm_tn"][3]
 

@@ -76,6 +76,8 @@ CASES = [
     # A.T @ B: A ([K, M]) transposed by its split copy (wgmma transposes 16-bit inputs only)
     ("cuda.wgmma", Workload("gemm_tn", (1000, 999, 777), "float32")),
     ("cuda.wgmma", Workload("batch_gemm_tn", (3, 200, 130, 77), "float32", precision="tf32")),
+    # TF32 allowed, B as [K, N]: three passes over the split copies (one reads K-major only)
+    ("cuda.wgmma", Workload("gemm", (1000, 1000, 999), "float32", precision="tf32")),
     # TF32 allowed by the user: one product, held to the TF32 bound
     ("cuda.wgmma", Workload("gemm_nt", (1024, 1024, 1000), "float32", precision="tf32")),
     # fp32 conv2d: 3xTF32 over split channels (any C: the segments are padded), TF32 if allowed

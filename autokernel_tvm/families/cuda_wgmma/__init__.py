@@ -244,11 +244,14 @@ def structure(params: WgmmaParams, workload) -> dict:
 
 def tf32_passes(workload) -> int:
     """TF32 products an fp32 workload is computed in: 3 (3xTF32, fp32-level accuracy) unless
-    the user allowed TF32, then 1; A as ``[K, M]`` always 3, allowed or not (one TF32 pass
-    reads A K-major only: the split copies of 3xTF32 transpose it)."""
+    the user allowed TF32, then 1 where both operands are K-major; A as ``[K, M]`` or B as
+    ``[K, N]`` always 3, allowed or not (wgmma reads 32-bit operands K-major only: the split
+    copies of 3xTF32 transpose them; with one pass, torch.matmul's fp32 A @ B tuned the stock
+    space)."""
     if workload.dtype != "float32":
         return 1
-    return 3 if not workload.precision or OPS[workload.op][3] else 1
+    trans_b, _, _, trans_a = OPS[workload.op]
+    return 3 if not workload.precision or trans_a or not trans_b else 1
 
 
 class CudaWgmma(Family):
