@@ -42,11 +42,16 @@ def test_fp32_winner_is_reported_as_3xtf32():
 def test_allowed_tf32_is_reported_as_such_and_built_with_one_product():
     from autokernel_tvm.families.cuda_wgmma import structure
 
-    tf32 = Workload("gemm", (4096, 4096, 4096), "float32", precision="tf32")
+    tf32 = Workload("gemm_nt", (4096, 4096, 4096), "float32", precision="tf32")
     assert structure(WgmmaParams(), tf32)["tf32_passes"] == 1
     summary = {**SUMMARY, "genome": Genome("cuda.wgmma", WgmmaParams()).to_json()}
     notes = [x for x in summary_lines({**summary, "workload": tf32.to_json()}) if "note" in x]
     assert len(notes) == 1 and "TF32 (allowed)" in notes[0]
+    # A @ B: one TF32 pass reads B K-major only, so allowed TF32 still runs (and says) 3xTF32
+    nn_tf32 = Workload("gemm", (4096, 4096, 4096), "float32", precision="tf32")
+    assert structure(WgmmaParams(), nn_tf32)["tf32_passes"] == 3
+    notes = [x for x in summary_lines({**summary, "workload": nn_tf32.to_json()}) if "note" in x]
+    assert len(notes) == 1 and "3xTF32" in notes[0]
 
 
 def test_trials_line_says_how_many_an_earlier_run_measured():
