@@ -45,25 +45,42 @@ def node_dtype(node) -> str | None:
     return str(dtype).removeprefix("torch.") if dtype is not None else None
 
 
+def _stock_in_float32(node, importer, name: str, args: list):
+    """The importer's own converter of ``name`` on ``node``, with the values of ``args`` (fx
+    nodes of ``node``'s operands) cast to fp32 for the call; restored after, so their other
+    readers keep torch's dtype."""
+    env, bb = importer.env, importer.block_builder
+    saved = {a: env[a] for a in args}
+    for a in args:
+        env[a] = bb.emit(relax.op.astype(saved[a], "float32"))
+    try:
+        return importer.create_convert_map()[name](node)
+    finally:
+        env.update(saved)
+
+
+def _rounded(bb, value, want: str | None):
+    """``value`` cast to ``want`` where it is a tensor of another dtype."""
+    if want and _dtype_of(value) not in (want, None):
+        return bb.emit(relax.op.astype(value, want))
+    return value
+
+
+def _dtype_of(expr) -> str | None:
+    ty = getattr(expr, "ty", None)
+    return str(ty.dtype) if isinstance(ty, relax.TensorType) else None
+
+
 def _accumulate_then_round(name: str, bias_index: int | None) -> Callable:
     def convert(node, importer):
-        stock = importer.create_convert_map()[name]
         want = node_dtype(node)
         if want not in LOW_PRECISION:
-            return stock(node)
+            return importer.create_convert_map()[name](node)
         env = importer.env
         bias = node.args[bias_index] if bias_index is not None else None
-        saved = env.get(bias) if bias is not None and bias in env else None
-        if saved is not None and saved.ty.dtype != "float32":
-            env[bias] = importer.block_builder.emit(relax.op.astype(saved, "float32"))
-        try:
-            out = stock(node)
-        finally:
-            if saved is not None:
-                env[bias] = saved
-        if out.ty.dtype != want:
-            out = importer.block_builder.emit(relax.op.astype(out, want))
-        return out
+        kept = bias is None or bias not in env or env[bias].ty.dtype == "float32"
+        out = _stock_in_float32(node, importer, name, [] if kept else [bias])
+        return _rounded(importer.block_builder, out, want)
 
     convert.__name__ = f"accumulate_then_round_{name.replace('.', '_')}"
     return convert
@@ -99,34 +116,20 @@ def _value_dtypes(node) -> list:
 
 def _in_float32(name: str, dtypes: tuple) -> Callable:
     def convert(node, importer):
-        stock = importer.create_convert_map()[name]
         env, bb = importer.env, importer.block_builder
         low = [a for a in node.args if a in env and _dtype_of(env[a]) in dtypes]
         if not low:
-            return stock(node)
-        saved = {a: env[a] for a in low}
-        for a in low:
-            env[a] = bb.emit(relax.op.astype(saved[a], "float32"))
-        try:
-            out = stock(node)
-        finally:
-            env.update(saved)
+            return importer.create_convert_map()[name](node)
+        out = _stock_in_float32(node, importer, name, low)
         wants = _value_dtypes(node)
         if isinstance(out.ty, relax.TupleType):
             items = [bb.emit(relax.TupleGetItem(out, i)) for i in range(len(out.ty.fields))]
             wants += [None] * (len(items) - len(wants))
-            cast = [bb.emit(relax.op.astype(x, w)) if w and _dtype_of(x) not in (w, None) else x
-                    for x, w in zip(items, wants)]  # fmt: skip
-            return bb.emit(relax.Tuple(cast))
-        return bb.emit(relax.op.astype(out, wants[0])) if _dtype_of(out) != wants[0] else out
+            return bb.emit(relax.Tuple([_rounded(bb, x, w) for x, w in zip(items, wants)]))
+        return _rounded(bb, out, wants[0])
 
     convert.__name__ = f"in_float32_{name.replace('.', '_')}"
     return convert
-
-
-def _dtype_of(expr) -> str | None:
-    ty = getattr(expr, "ty", None)
-    return str(ty.dtype) if isinstance(ty, relax.TensorType) else None
 
 
 #: ``custom_convert_map`` for ``from_exported_program``: see the module docstring.

@@ -14,11 +14,11 @@ first: the tensor core rounds (truncates) every addition to the running fp32 sum
 terms added to the large sum cost K roundings of the large sum (1.6x over the gate's fp32 bound
 on the H200), where added first they round only their own small sum. The kernel's host code
 builds A3 and B3 with :func:`split_operand` (one pass over each operand, written three times)
-and runs the plain TF32 kernel on them; B3 (and A3) is always K-major, so the A @ B layout (B stored
-``[K, N]``) and A.T @ B's A (stored ``[K, M]``) are transposed by the copy, through a
-shared-memory tile. A conv2d splits the
-channels of each pixel and of each filter tap the same way (:func:`views`): the three
-segments are channel blocks, and the conv over ``3 x`` the (padded) channels is the sum.
+and runs the plain TF32 kernel on them; A3 and B3 are always K-major, so the A @ B layout (B
+stored ``[K, N]``) and A.T @ B's A (stored ``[K, M]``) are transposed by the copy, through a
+shared-memory tile. A conv2d splits the channels of each pixel and of each filter tap the same
+way (:func:`views`): the three segments are channel blocks, and the conv over ``3 x`` the
+(padded) channels is the sum.
 """
 
 from __future__ import annotations
