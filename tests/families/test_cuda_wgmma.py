@@ -1309,7 +1309,9 @@ def test_tf32_kernel_builds_but_fp32_workloads_get_3xtf32(needs_nvcc):
     src = cuda_source(build_module(mod, TARGET, check_nvcc=True))
     assert "m64n128k8.f32.tf32.tf32" in src
     assert "0 bytes spill stores" in ptxas_report(src)
-    assert "K-major" in legal(1000, 1000, 1000, **{**kw, "trans_b": False, "splits": 1})
+    # B as [K, N]: read from a K-major copy (tf32x3.transposed); no gated TF32 GEMM
+    assert legal(1000, 1000, 1000, **{**kw, "trans_b": False, "splits": 1}) is None
+    assert "no gated GEMM" in legal(1000, 1000, 1000, **{**kw, "gated": True, "splits": 1})
     workload = Workload("gemm_nt", (1024, 1024, 1024), "float32")
     assert FAMILY.applies(workload, TARGET) is None
     assert structure(FAMILY.default, workload)["tf32_passes"] == 3
@@ -1454,7 +1456,7 @@ def test_transposed_a_legality_names_what_wgmma_cannot_transpose():
     assert legal(1024, 1024, 1024, **kw) is None
     nt = {**kw, "trans_b": True}
     assert "16-bit" in legal(1024, 1024, 1024, in_dtype="float8_e4m3fn", **nt)
-    assert "16-bit" in legal(1024, 1024, 1024, in_dtype="float32", **nt)
+    assert legal(1024, 1024, 1024, in_dtype="float32", **nt) is None  # A's K-major TF32 copy
     # 3xTF32 reads split copies, which are K-major whatever A's layout: its copy transposes A
     assert legal(1024, 1024, 1024, in_dtype="float32", tf32_passes=3, **nt) is None
     assert legal(100, 200, 72, batch=3, **nt) is None  # K tail: A's map is [batch, K, M]
@@ -1462,16 +1464,12 @@ def test_transposed_a_legality_names_what_wgmma_cannot_transpose():
     tn = Workload("gemm_tn", (1024, 1024, 1024), "float32")
     assert FAMILY.applies(tn, TARGET) is None
     assert structure(WgmmaParams(), tn)["tf32_passes"] == 3
-    # allowed TF32 still takes three passes: one TF32 pass reads A K-major only
-    allowed = Workload("gemm_tn", (1024, 1024, 1024), "float32", precision="tf32")
-    assert structure(WgmmaParams(), allowed)["tf32_passes"] == 3
-    assert FAMILY.notes(WgmmaParams(), allowed) == FAMILY.notes(WgmmaParams(), tn)
-    nt_tf32 = Workload("gemm_nt", (1024, 1024, 1024), "float32", precision="tf32")
-    assert structure(WgmmaParams(), nt_tf32)["tf32_passes"] == 1
-    # ... and B as [K, N] (torch.matmul's A @ B): with one pass it had no family (stock space)
-    nn_tf32 = Workload("gemm", (1024, 1024, 1024), "float32", precision="tf32")
-    assert structure(WgmmaParams(), nn_tf32)["tf32_passes"] == 3
-    assert Grammar(TARGET).check(DEFAULT.replace(raster=1), nn_tf32).family == "cuda.wgmma"
+    # allowed TF32: one pass in every layout, MN-major operands read from K-major copies
+    for op in ("gemm_tn", "gemm_nt", "gemm"):
+        allowed = Workload(op, (1024, 1024, 1024), "float32", precision="tf32")
+        assert structure(WgmmaParams(), allowed)["tf32_passes"] == 1
+        assert Grammar(TARGET).check(DEFAULT.replace(raster=1), allowed).family == "cuda.wgmma"
+        assert "TF32 (allowed)" in FAMILY.notes(WgmmaParams(), allowed)[0]
     assert FAMILY.applies(Workload("batch_gemm_tn", (2, 64, 64, 64), "bfloat16"), TARGET) is None
     assert structure(WgmmaParams(), tn)["trans_a"] and OPS["gemm_tn"][3]
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from autokernel_tvm.builder import build_module, cuda_source
-from autokernel_tvm.families.cuda_wgmma import FAMILY, tf32x3
+from autokernel_tvm.families.cuda_wgmma import FAMILY, tf32_passes, tf32x3
 from autokernel_tvm.families.cuda_wgmma.tf32x3 import (
     LINE,
     SEGMENTS,
@@ -173,3 +173,53 @@ def test_fp32_transposed_a_is_split_into_k_major_rows(needs_nvcc, workload):
     src = cuda_source(build_module(mod, TARGET, check_nvcc=True))
     assert "f32.tf32.tf32" in src
     assert set(re.findall(r"ps0, ([\d, ]+);", src)) == {"1, 1"}  # no transpose flags
+
+
+@pytest.mark.parametrize(
+    "workload, copied",
+    [(Workload("gemm", (1000, 1000, 999), "float32", precision="tf32"), {"b"}),
+     (Workload("gemm_tn", (1000, 999, 777), "float32", precision="tf32"), {"a", "b"}),
+     (Workload("batch_gemm_tn", (3, 200, 130, 77), "float32", precision="tf32"), {"a", "b"}),
+     (Workload("gemm_nt", (1000, 999, 777), "float32", precision="tf32"), set())],
+    ids=lambda x: getattr(x, "name", None) or "-".join(sorted(x)) or "none",
+)  # fmt: skip
+def test_allowed_tf32_copies_only_mn_major_operands_in_one_segment(needs_nvcc, workload, copied):
+    """TF32 allowed (one product): an operand stored MN-major (B as ``[K, N]``, A as ``[K, M]``)
+    is read from a K-major copy of one segment (its values rounded to TF32, rows of whole lines:
+    the kernel's K runs over zeros past the user's), a K-major operand as stored (padded only
+    where TMA needs it); the kernel takes the user's tensors."""
+    *lead, m, n, k = workload.shape
+    nb = lead[0] if lead else 1
+    genome = Grammar(TARGET).check(Genome.default("cuda.wgmma").replace(raster=1), workload)
+    assert tf32_passes(workload) == 1
+    mod = FAMILY.candidate(genome.params, workload, TARGET).mod
+    splits = {gv.name_hint[-1]: gv for gv in mod.functions if "_split_" in gv.name_hint}
+    assert set(splits) == copied
+    a_shape = (*lead, k, m) if "tn" in workload.op else (*lead, m, k)
+    script = mod["main"].script()
+    assert f'def main(A: T.Buffer(({", ".join(map(str, a_shape))}), "float32"' in script
+    kp = split_k(k, 1)
+    for name, gv in splits.items():
+        rows = nb * (m if name == "a" else n)
+        assert f"({rows}, {kp})" in mod[gv].script()  # one segment: K-major rows of whole lines
+        assert f"{name.upper()}8.data, {kp}, {rows}, {kp * 4}" in script  # what the TMA reads
+    if "a" not in copied:
+        assert f"A8.data, {-(-k // LINE) * LINE}" in script or "A.data" in script
+    src = cuda_source(build_module(mod, TARGET, check_nvcc=True))
+    assert "f32.tf32.tf32" in src
+    assert set(re.findall(r"ps0, ([\d, ]+);", src)) == {"1, 1"}  # no transpose flags
+
+
+@pytest.mark.parametrize("m, n, k", [(64, 48, 77), (64, 64, 1024)])
+def test_one_product_over_a_rounded_copy_meets_the_tf32_bound(m, n, k):
+    """Allowed TF32: B copied into one segment (``hi``, rounded to TF32), A read as stored (the
+    tensor core drops its low 13 bits) lands inside the gate's TF32 bound, not its fp32 one."""
+    assert tf32x3.segments("a", 1) == tf32x3.segments("b", 1) == ("hi",)
+    a, b = Workload("gemm_nt", (m, n, k), "float32").random_inputs(np.random.default_rng(k))
+    ref = a.astype(np.float64) @ b.astype(np.float64).T
+    got = _wgmma(_tensor_core(a), _segments(b, tf32x3.segments("b", 1))[0])
+    u_gpu = 2 * UNIT_ROUNDOFF["float32"]
+    for precision, inside in (("tf32", True), ("", False)):
+        workload = Workload("gemm_nt", (m, n, k), "float32", precision=precision)
+        bound = tolerance(workload, [a, b], ref, u_gpu)
+        assert bool(np.all(np.abs(got - ref) <= bound)) is inside

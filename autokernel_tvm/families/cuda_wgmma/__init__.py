@@ -66,6 +66,7 @@ from .structure import (
     k_steps,
     tile_rows,
 )
+from .tf32x3 import transposed
 
 #: fp32: as 3xTF32 (fp32 accuracy); fp8: the scaled GEMM (gemm_scaled_nt, torch._scaled_mm)
 TUNED_DTYPES = ("float16", "bfloat16", "float32", *FP8)
@@ -244,14 +245,11 @@ def structure(params: WgmmaParams, workload) -> dict:
 
 def tf32_passes(workload) -> int:
     """TF32 products an fp32 workload is computed in: 3 (3xTF32, fp32-level accuracy) unless
-    the user allowed TF32, then 1 where both operands are K-major; A as ``[K, M]`` or B as
-    ``[K, N]`` always 3, allowed or not (wgmma reads 32-bit operands K-major only: the split
-    copies of 3xTF32 transpose them; with one pass, torch.matmul's fp32 A @ B tuned the stock
-    space)."""
+    the user allowed TF32, then 1 (an operand stored MN-major is read from a K-major copy
+    rounded to TF32, :func:`.tf32x3.transposed`: wgmma reads 32-bit operands K-major only)."""
     if workload.dtype != "float32":
         return 1
-    trans_b, _, _, trans_a = OPS[workload.op]
-    return 3 if not workload.precision or trans_a or not trans_b else 1
+    return 1 if workload.precision else 3
 
 
 class CudaWgmma(Family):
@@ -586,7 +584,7 @@ class CudaWgmma(Family):
                 params.block_n, params.consumers, params.stages, params.store,
                 params.arrangement, params.k_atoms,
             ) / 1024,
-            "row_copies": float(len(row_pads(m, n, k, **st))),
+            "row_copies": float(len(row_pads(m, n, k, **st)) + len(transposed(Structure(**st)))),
         }  # fmt: skip
 
     def notes(self, params: WgmmaParams, workload) -> list[str]:

@@ -23,6 +23,7 @@ from .structure import (
     storage,
     tile_rows,
 )
+from .tf32x3 import transposed
 
 
 def hilbert_xy(d, side: int, select=None):
@@ -191,6 +192,7 @@ def row_pads(m: int, n: int, k: int, **structure) -> dict[str, tuple[int, int]]:
     st = Structure(**structure)
     if st.conv or st.tf32_passes == 3:
         return {}  # C % 64 == 0 (_conv_reason): aligned rows; 3xTF32: the split copies are
+    copied = transposed(st)  # one TF32 product: MN-major operands copied K-major (aligned)
     nb = max(st.batch, 1)
     views = {"a": (nb * k, m) if st.trans_a else (nb * m, k)}
     if st.gated:
@@ -199,7 +201,7 @@ def row_pads(m: int, n: int, k: int, **structure) -> dict[str, tuple[int, int]]:
         views["b"] = (nb * n, k) if st.trans_b else (nb * k, n)
     es = _bytes(storage(st.in_dtype))
     align = (SWIZZLE_ROW if st.pad == "lines" else TMA_STRIDE) // es  # in elements
-    return {name: view for name, view in views.items() if view[1] % align}
+    return {x: view for x, view in views.items() if view[1] % align and x not in copied}
 
 
 def padded(cols: int, dtype: str = "float16") -> int:

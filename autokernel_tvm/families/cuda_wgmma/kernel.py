@@ -137,7 +137,7 @@ from .structure import (
     tile_rows,
 )
 from .tf32x3 import THREADS as SPLIT_THREADS
-from .tf32x3 import split_blocks, split_conv, split_k, split_operand
+from .tf32x3 import split_blocks, split_conv, split_k, split_operand, transposed
 from .tf32x3 import views as split_views
 
 
@@ -166,8 +166,11 @@ def wgmma_gemm(
     epilogue, out_dtype = st.epilogue, st.out_dtype
     x3 = st.tf32_passes == 3  # the TF32 GEMM over the split copies: K-major, K = split_k(k)
     user_k, user_trans_b, user_conv, user_trans_a = k, trans_b, conv, st.trans_a
-    if x3:  # the split copies are K-major: A as [K, M] is transposed by its copy
+    copied = transposed(st)  # one TF32 product: MN-major operands read from K-major copies
+    if x3 or copied:  # the split copies are K-major: A as [K, M] is transposed by its copy
         st = replace(st, trans_a=False)
+    if copied:
+        trans_b = True
     if x3 and conv:  # the TF32 conv over the split copies: split_k(C) channels
         conv = split_conv(conv)
         k = conv_k(conv)
@@ -191,9 +194,11 @@ def wgmma_gemm(
     # (conv) the NHWC image read as a tile_p x tile_q pixel patch of 64 channels.
     pads = row_pads(m, n, k, **structure)  # operands read through an aligned scratch copy
     a_cols = m if st.trans_a else k  # A's row length (M-major A: rows of M)
-    a_cols = padded(a_cols, dt) if "a" in pads else a_cols  # as the TMA reads it
+    a_cols = padded(a_cols, dt) if "a" in pads or "a" in copied else a_cols  # as the TMA reads it
     b_cols = k if trans_b else n  # B's (a padded copy's, if any)
-    b_cols = padded(b_cols, dt) if "b" in pads else b_cols
+    b_cols = padded(b_cols, dt) if "b" in pads or "b" in copied else b_cols
+    # the TMA reads a copy (A8, B8): padded, split (x3) or K-major (copied)
+    scratch_a, scratch_b = (x in pads or x3 or x in copied for x in "ab")
     pairs = n % 2 == 0  # a thread stores its two adjacent columns at once (aligned when N even)
     # batched tensors whose maps have the batch as a third dimension (edges within a matrix)
     bdims = batch_dims(m, k, replace(st, trans_b=trans_b))
@@ -334,7 +339,8 @@ def wgmma_gemm(
         c_shape = (img, p_out, q_out, n)
     if gated:
         b_shape = (2, n, k)
-    if x3 and not conv:  # the parameters are the user's operands; the GEMM reads their splits
+    if (x3 or copied) and not conv:  # the parameters are the user's operands; the GEMM reads
+        # their splits (copies)
         lead = (batch,) if batch else ()
         a_shape = (*lead, user_k, m) if user_trans_a else (*lead, m, user_k)
         b_shape = (*lead, n, user_k) if user_trans_b else (*lead, user_k, n)
@@ -1074,7 +1080,7 @@ def wgmma_gemm(
 
     @T.macro
     def split_into(X, scratch, name):
-        # host code: launch the 3xTF32 split copy (tf32x3.split_operand) linked beside this one
+        # host code: launch the TF32 split copy (tf32x3.split_operand) linked beside this one
         T.call_packed(f"{symbol}_split_{name}_kernel", X.data, scratch.data,
                       split_blocks(*split_views(m, n, user_k, user_trans_b, user_conv,
                                                 user_trans_a)[name], batch),
@@ -1241,14 +1247,20 @@ def wgmma_gemm(
             split_into(A, A8, "a")
             B8 = T.alloc_buffer(b_split, sdt)
             split_into(B, B8, "b")
+        if "a" in copied:  # one TF32 product: the MN-major operands as K-major rows of lines
+            A8 = T.alloc_buffer((nb * m, a_cols), sdt)
+            split_into(A, A8, "a")
+        if "b" in copied:
+            B8 = T.alloc_buffer((nb * n, b_cols), sdt)
+            split_into(B, B8, "b")
         a_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
         # (operands=ba: A's map reads the filter, B's the image)
         T.call_packed("runtime.cuTensorMapEncodeTiled", a_map, sdt, a_tma[0],
-                      A8.data if "a" in pads or x3 else (B.data if swapped else A.data),  # noqa: F821
+                      A8.data if scratch_a else (B.data if swapped else A.data),  # noqa: F821
                       *a_tma[1:], 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
         b_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
         T.call_packed("runtime.cuTensorMapEncodeTiled", b_map, sdt, b_tma[0],
-                      B8.data if "b" in pads or x3 else (A.data if swapped else B.data),  # noqa: F821
+                      B8.data if scratch_b else (A.data if swapped else B.data),  # noqa: F821
                       *b_tma[1:], 0, SWIZZLE_128B, L2_PROMOTE_256B, 0)
         if viewed:  # the copy into C writes whole rows of n: other pitches must be TMA's
             assert pitch == n or pitch >= nc and pitch % chunk == 0, (
@@ -1335,11 +1347,20 @@ def wgmma_module(
     st = Structure(**structure)
     for name, (rows, cols) in row_pads(m, n, k, **structure).items():
         funcs[f"{symbol}_pad_{name}"] = pad_rows(st.in_dtype, rows, cols, f"{symbol}_pad_{name}")
-    if st.tf32_passes == 3:
+    copies = {"a", "b"} if st.tf32_passes == 3 else transposed(st)
+    if copies:
         views = split_views(m, n, k, st.trans_b, st.conv, st.trans_a)
-        for name, (rows, cols, kmajor) in views.items():
-            split = split_operand(name, rows, cols, kmajor=kmajor, batch=st.batch,
-                                  symbol=f"{symbol}_split_{name}")  # fmt: skip
+        for name in sorted(copies):
+            rows, cols, kmajor = views[name]
+            split = split_operand(
+                name,
+                rows,
+                cols,
+                kmajor=kmajor,
+                batch=st.batch,
+                passes=st.tf32_passes,
+                symbol=f"{symbol}_split_{name}",
+            )
             funcs[f"{symbol}_split_{name}"] = split.with_attr(PIPELINE_ATTR, "tirx")
     if st.schedule in ("stream", "stream_tail"):
         funcs[f"{symbol}_zero"] = zero_flags(sm_count, f"{symbol}_zero")

@@ -69,7 +69,7 @@ from .structure import (
     storage,
     tile_rows,
 )
-from .tf32x3 import split_conv, split_k
+from .tf32x3 import split_conv, split_k, transposed
 
 
 def _operands_reason(st: Structure, n: int, block_m: int) -> str | None:
@@ -437,6 +437,8 @@ def legal(
     ``regs_per_thread`` a thread) per block and having ``sm_count`` multiprocessors (0:
     unknown), or None if it can."""
     st = Structure(**structure)
+    limits = {"smem_limit": smem_limit, "sm_count": sm_count, "regs_per_block": regs_per_block,
+              "regs_per_thread": regs_per_thread}  # fmt: skip
     batch, conv, in_dtype, trans_b = st.batch, st.conv, st.in_dtype, st.trans_b
     block_n, consumers, stages, raster = st.block_n, st.consumers, st.stages, st.raster
     epilogue, out_dtype = st.epilogue, st.out_dtype
@@ -457,9 +459,16 @@ def legal(
             k = conv_k(internal["conv"])
         else:
             k = split_k(k)
-        return legal(m, n, k, smem_limit=smem_limit, sm_count=sm_count, **internal)
-    if in_dtype == "float32" and (not trans_b or st.gated):
-        return "tf32: A @ B.T or conv2d only (wgmma reads 32-bit operands K-major); no gated GEMM"
+        return legal(m, n, k, **limits, **internal)
+    if in_dtype == "float32" and st.gated:
+        return "tf32: no gated GEMM"
+    if transposed(st):  # the TF32 GEMM over K-major copies of the MN-major operands
+        if st.pad == "lines" and row_pads(m, n, k, **structure) == row_pads(
+            m, n, k, **{**structure, "pad": "needed"}
+        ):
+            return "pad=lines copies nothing more here: every other operand's rows are whole lines"
+        internal = {**structure, "trans_b": True, "trans_a": False, "pad": "needed"}
+        return legal(m, n, k, **limits, **internal)
     fp8_plain = trans_b and not (conv or st.gated or epilogue or st.splits > 1)
     if in_dtype in FP8 and not fp8_plain:
         return (
@@ -469,7 +478,7 @@ def legal(
     if st.trans_a and (_bytes(storage(in_dtype)) != 2 or conv or st.gated):
         return (
             "trans_a: A as [K, M] is read through wgmma's transpose, which takes 16-bit inputs "
-            "only (no fp8 or TF32; 3xTF32 transposes A in its split copy), in plain or batched "
+            "only (no fp8; fp32 transposes A in its TF32 copy), in plain or batched "
             "GEMMs (no conv or gated GEMM)"
         )
     if batch < 0:

@@ -19,6 +19,10 @@ stored ``[K, N]``) and A.T @ B's A (stored ``[K, M]``) are transposed by the cop
 shared-memory tile. A conv2d splits the channels of each pixel and of each filter tap the same
 way (:func:`views`): the three segments are channel blocks, and the conv over ``3 x`` the
 (padded) channels is the sum.
+
+With TF32 allowed (one product), an operand stored MN-major (:func:`transposed`) takes the same
+copy with one segment, its values rounded to TF32: the kernel reads that K-major copy, the other
+operand as stored.
 """
 
 from __future__ import annotations
@@ -34,9 +38,24 @@ TF32_ROUND = 0x1000  # half a TF32 unit in the last place (13 mantissa bits are 
 TF32_MASK = 0xFFFFE000  # sign, exponent and the 10 mantissa bits TF32 keeps
 
 
-def split_k(k: int) -> int:
-    """K of the concatenated GEMM: three segments of ``k`` padded to whole lines."""
-    return 3 * -(-k // LINE) * LINE
+def split_k(k: int, passes: int = 3) -> int:
+    """K of the concatenated GEMM: ``passes`` segments of ``k`` padded to whole lines."""
+    return passes * -(-k // LINE) * LINE
+
+
+def segments(name: str, passes: int) -> tuple[str, ...]:
+    """The parts of operand ``name`` ("a" or "b") its copy holds, in order (:data:`SEGMENTS`;
+    one TF32 product: the value rounded to TF32)."""
+    return SEGMENTS[name] if passes == 3 else ("hi",)
+
+
+def transposed(st) -> frozenset:
+    """The operands of a one-product TF32 :class:`~.structure.Structure` stored MN-major (A as
+    ``[K, M]``, B as ``[K, N]``): wgmma reads 32-bit operands K-major only, so the kernel reads
+    each from a K-major copy (:func:`split_operand`, one segment). 3xTF32 copies both anyway."""
+    if st.in_dtype != "float32" or st.tf32_passes != 1 or st.conv or st.gated:
+        return frozenset()
+    return frozenset(x for x, mn_major in (("a", st.trans_a), ("b", not st.trans_b)) if mn_major)
 
 
 def high(x):
@@ -86,35 +105,36 @@ def split_conv(conv: tuple) -> tuple:
 
 def split_blocks(rows: int, cols: int, kmajor: bool, batch: int = 0) -> int:
     """Blocks of :func:`split_operand`'s kernel (``rows x cols`` per matrix, as stored)."""
-    kp = split_k(cols if kmajor else rows) // 3
+    kp = split_k(cols if kmajor else rows, 1)
     if kmajor:  # a 4-value chunk of one row per thread, the rows of every matrix
         return -(-max(batch, 1) * rows * kp // 4 // THREADS)
     return max(batch, 1) * (kp // TILE) * -(-cols // TILE)
 
 
 def split_operand(
-    name: str, rows: int, cols: int, *, kmajor: bool, batch: int, symbol: str
+    name: str, rows: int, cols: int, *, kmajor: bool, batch: int, symbol: str, passes: int = 3
 ) -> tvm.tirx.PrimFunc:
-    """``Y[R, split_k(K)]`` from the fp32 operand ``X`` (``name``: "a" or "b", which sets the
-    segment order, :data:`SEGMENTS`). ``kmajor``: X is ``[..., R, K]`` (rows of K; ``rows x
+    """``Y[R, split_k(K, passes)]`` from the fp32 operand ``X`` (``name``: "a" or "b", which
+    sets the segment order, :func:`segments`). ``kmajor``: X is ``[..., R, K]`` (rows of K; ``rows x
     cols`` = ``R x K``), copied a 16-byte chunk per thread; else X is ``[..., K, R]`` (B of
     A @ B, A of A.T @ B; ``rows x cols`` = ``K x R``), transposed through 32 x 32
     shared-memory tiles. The values past K are zeros in every segment. Matrices are read
     through their 2-D row-major view (batched: ``[batch * rows, cols]``)."""
     nb = max(batch, 1)
-    order = SEGMENTS[name]
+    order = segments(name, passes)
+    three = passes == 3
     zero = tvm.tirx.const(0, "float32")
     blocks = split_blocks(rows, cols, kmajor, batch)
     if kmajor:
         k, r_all = cols, nb * rows
-        kp = split_k(k) // 3
+        kp = split_k(k, 1)
         chunks = r_all * kp // 4
 
         # fmt: off
         @T.prim_func
         def split(x: T.handle, y: T.handle):
             X = T.match_buffer(x, (r_all, k), "float32")
-            Y = T.match_buffer(y, (r_all, 3 * kp), "float32", align=16)
+            Y = T.match_buffer(y, (r_all, passes * kp), "float32", align=16)
             T.device_entry()
             bx = T.cta_id([blocks])
             tx = T.thread_id([THREADS])
@@ -127,14 +147,15 @@ def split_operand(
                     vals[v] = T.if_then_else(c0 + v < k, X[r, T.min(c0 + v, k - 1)], zero)
                 for v in T.vectorized(4):
                     Y[r, c0 + v] = part(vals[v], order[0])
-                for v in T.vectorized(4):
-                    Y[r, kp + c0 + v] = part(vals[v], order[1])
-                for v in T.vectorized(4):
-                    Y[r, 2 * kp + c0 + v] = part(vals[v], order[2])
+                if three:
+                    for v in T.vectorized(4):
+                        Y[r, kp + c0 + v] = part(vals[v], order[1])
+                    for v in T.vectorized(4):
+                        Y[r, 2 * kp + c0 + v] = part(vals[v], order[2])
         # fmt: on
     else:
         k, n = rows, cols
-        kp = split_k(k) // 3
+        kp = split_k(k, 1)
         tiles_k, tiles_n = kp // TILE, -(-n // TILE)
         per = TILE * TILE // THREADS  # values per thread
 
@@ -142,7 +163,7 @@ def split_operand(
         @T.prim_func
         def split(x: T.handle, y: T.handle):
             X = T.match_buffer(x, (nb * k, n), "float32")
-            Y = T.match_buffer(y, (nb * n, 3 * kp), "float32", align=16)
+            Y = T.match_buffer(y, (nb * n, passes * kp), "float32", align=16)
             T.device_entry()
             bx = T.cta_id([blocks])
             tx = T.thread_id([THREADS])
@@ -163,8 +184,9 @@ def split_operand(
                 if nn < n:
                     v = tile[e % TILE, e // TILE]
                     Y[bi * n + nn, k0 + e % TILE] = part(v, order[0])
-                    Y[bi * n + nn, kp + k0 + e % TILE] = part(v, order[1])
-                    Y[bi * n + nn, 2 * kp + k0 + e % TILE] = part(v, order[2])
+                    if three:
+                        Y[bi * n + nn, kp + k0 + e % TILE] = part(v, order[1])
+                        Y[bi * n + nn, 2 * kp + k0 + e % TILE] = part(v, order[2])
         # fmt: on
 
     return split.with_attr("global_symbol", symbol)
