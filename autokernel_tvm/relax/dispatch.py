@@ -460,9 +460,12 @@ def rewrite_module(
     # Dead bindings (e.g. batch_norm's unused (out, mean, var) tuple) would end chains early.
     mod = relax.transform.DeadCodeElimination()(mod)
     grammar = Grammar(target)
+    served = {}  # per workload: a model repeats its layers' shapes
 
     def serves(workload) -> bool:
-        return served_by_a_family(grammar, workload)
+        if workload not in served:
+            served[workload] = served_by_a_family(grammar, workload)
+        return served[workload]
 
     def keep_pair(gated, up) -> bool:
         # On a GPU, a gated GEMM no family takes runs in the stock space, without the tensor

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from autokernel_tvm.relax.check import check, rel_error
+from autokernel_tvm.relax.check import check, reference64, rel_error
 
 
 def _outputs():
@@ -53,3 +53,39 @@ def test_a_scalar_output_is_checked_normwise_only():
     assert not check(wrong, eager, (eager,), ref64)["passed"]  # normwise still fails it
     nan = torch.tensor(float("nan"))
     assert not check(nan, eager, (eager,), ref64)["passed"]
+
+
+class _Casts(torch.nn.Module):
+    """An fp16 input cast up, an fp32 weight, an fp16 factory and a bf16 result."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.randn(8, 5))
+
+    def forward(self, x):
+        y = x.float() @ self.w + torch.ones(5, dtype=torch.float16)
+        return y.to(torch.bfloat16), y.half().sum()
+
+
+def test_reference64_reads_the_dtypes_a_model_names_as_float64():
+    """A model that casts explicitly: its fp64 copy used to raise (fp32 @ fp64); every floating
+    dtype it names is read as float64, so the run is the model's exact value."""
+    torch.manual_seed(0)
+    model, x = _Casts(), torch.randn(4, 8, dtype=torch.float16)
+    out, total = reference64(model, (x,))
+    assert out.dtype == total.dtype == torch.float64
+    exact = x.double() @ model.w.double() + 1.0
+    assert torch.equal(out, exact) and torch.equal(total, exact.sum())
+    assert model.w.dtype == torch.float32  # the caller's model is untouched
+
+
+def test_reference64_of_a_model_without_a_float64_run_is_none(caplog):
+    """A model that reads fp32 bits (no float64 run of it has their shape): the elementwise
+    check is skipped, the reason logged."""
+
+    class Bits(torch.nn.Module):
+        def forward(self, x):
+            return (x.view(torch.int32).reshape(4, 8) >> 23).float()
+
+    assert reference64(Bits(), (torch.randn(4, 8),)) is None
+    assert "no float64 run" in caplog.text

@@ -166,6 +166,29 @@ def test_unsupported_op_falls_back_to_eager(setup, caplog):
     assert "erfinv" in caplog.text and "eagerly" in caplog.text
 
 
+def test_a_model_that_casts_is_compiled_and_checked(setup):
+    """``x.float() @ w`` on an fp16 input: the check's fp64 run of the graph raised (fp32 @
+    fp64) and the compile failed with it; the dtypes a graph names now run as float64 there."""
+    _, _, options = setup
+
+    class Casts(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.randn(64, 48))
+
+        def forward(self, x):
+            return torch.relu(x.float() @ self.w).half()
+
+    torch.manual_seed(0)
+    model, x = Casts(), torch.randn(40, 64, dtype=torch.float16)
+    before = backend.stats()
+    with torch.no_grad():
+        out = torch.compile(model, backend="autokernel", options=options)(x)
+        assert out.dtype == torch.float16 and rel_error(out, model(x)) <= 2e-3
+    after = backend.stats()
+    assert after["tuned"] == before["tuned"] + 1 and after["fallbacks"] == before["fallbacks"]
+
+
 def test_unknown_option_is_an_error():
     with pytest.raises(Exception, match="unknown autokernel option"):
         backend.configure(trails=4)
