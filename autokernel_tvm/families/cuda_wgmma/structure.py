@@ -245,10 +245,11 @@ class Structure:
         the group's ``raster`` M tiles, column after column; "hilbert", along a Hilbert curve
         (:func:`hilbert_xy`) through each ``raster x raster`` square of the group, squares in
         column order (``raster`` a power of two; not with cluster pairs, which share a column).
-    tf32_passes : fp32 inputs only: 1, one TF32 product (TF32's ~10-bit mantissa); 3, 3xTF32
+    tf32_passes : fp32 inputs only: 1, one TF32 product (TF32's ~10-bit mantissa; an operand
+        stored MN-major is read from a K-major copy, :func:`.tf32x3.transposed`); 3, 3xTF32
         (:mod:`.tf32x3`: each operand split into TF32 high and low parts, three products as one
-        GEMM over concatenated K, fp32-level accuracy; either B layout). The host code writes
-        the split copies before the GEMM.
+        GEMM over concatenated K, fp32-level accuracy; any layout). The host code writes the
+        copies before the GEMM.
     gated : the gated GEMM ``silu(A @ Bg.T) * (A @ Bu.T)`` (``trans_b``, 2-D): B is ``[2, N, K]``
         (Bg rows, then Bu rows); a block loads ``block_n / 2`` rows of each into one B tile, so
         one wgmma computes both and each thread holds a gate column and its up column
