@@ -14,9 +14,12 @@ Weights are transformed once at load time (``main_transform_params``, from Relax
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import sys
+import tempfile
 
 import torch
 import tvm
@@ -29,6 +32,31 @@ from ..manifest import read as read_manifest
 FORMAT = "autokernel-tvm-model"
 FORMAT_VERSION = 1
 TRANSFORM_PARAMS = "main_transform_params"
+
+
+#: What TVM 0.27's VM prints (a LOG(WARNING), no level control) on every save and load of an
+#: executable: a debugging line with nothing in it for a user
+VM_NOISE = ("executable.cc", "Warning: Scope ")
+
+
+@contextlib.contextmanager
+def quiet_vm_scopes():
+    """Drop :data:`VM_NOISE` lines from what native code writes to stderr in this block; every
+    other line is written out after it."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            for line in caught.read().decode(errors="replace").splitlines(keepends=True):
+                if not all(part in line for part in VM_NOISE):
+                    sys.stderr.write(line)
+            sys.stderr.flush()
 
 
 class ModelLoadError(RuntimeError):
@@ -137,7 +165,8 @@ class TunedModel:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         if self.executable is None:
             raise ModelLoadError("a loaded model cannot be re-exported: copy its files instead")
-        self.executable.export_library(path)
+        with quiet_vm_scopes():
+            self.executable.export_library(path)
         named = {f"p{i}": tvm.runtime.from_dlpack(p.cpu()) for i, p in enumerate(self.params)}
         with open(path + ".params", "wb") as f:
             f.write(bytes(tvm.runtime.save_param_dict(named)))
@@ -202,8 +231,10 @@ def load_model(path: str | os.PathLike, device: str | None = None) -> TunedModel
     with open(params_path, "rb") as f:
         named = tvm.runtime.load_param_dict(f.read())
     params = [torch.from_dlpack(named[f"p{i}"]).clone() for i in range(manifest["num_params"])]
+    with quiet_vm_scopes():
+        module = tvm.runtime.load_module(copy)
     return TunedModel(
-        tvm.runtime.load_module(copy),
+        module,
         device,
         params,
         manifest["num_inputs"],

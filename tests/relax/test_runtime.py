@@ -57,3 +57,21 @@ def test_device_compares_equal_to_its_tensors_devices(built):
     assert model._ready(torch.randn(2, 2))
     assert not model._ready(torch.randn(4, 2).t())
     assert not model._ready(torch.randn(2, 2, requires_grad=True))
+
+
+def test_the_vm_scope_warning_is_dropped_and_other_native_stderr_kept(capfd):
+    """TVM 0.27's VM writes an empty "Warning: Scope Loaded:" line on every save and load of
+    an executable (each cached model a backend compile loads): dropped; other lines written
+    to the same descriptor inside the block come out after it, in order."""
+    import os
+
+    from autokernel_tvm.relax.runtime import quiet_vm_scopes
+
+    with quiet_vm_scopes():
+        os.write(2, b"first\n")
+        os.write(
+            2, b"[22:01:12] /project/src/runtime/vm/executable.cc:340: Warning: Scope Loaded:\n"
+        )
+        os.write(2, b"a Warning: Scope in another file stays\n")
+    err = capfd.readouterr().err
+    assert err == "first\na Warning: Scope in another file stays\n"
