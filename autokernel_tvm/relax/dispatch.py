@@ -143,7 +143,7 @@ def plan_function(
     always read as stored). ``keep_pair(gated, up) -> bool``: leave a gated-MLP pair as two
     GEMMs (workloads: the gated GEMM it would become, the up projection's); default: fuse.
     """
-    matches, unmatched, users_by_var = [], [], {}
+    matches, unmatched, users_by_var, values = [], [], {}, {}
     body = func.body
     output_vars = set(relax.analysis.free_vars(body.body)) if hasattr(body, "body") else set()
     for block in body.blocks:
@@ -151,6 +151,7 @@ def plan_function(
             continue
         bindings = [b for b in block.bindings if isinstance(b, relax.VarBinding)]
         bound = {b.var: b.value for b in bindings}
+        values.update(bound)
         users: dict = {}
         for i, b in enumerate(bindings):
             for v in relax.analysis.free_vars(b.value):
@@ -168,7 +169,7 @@ def plan_function(
                 continue
             taken.update(match.absorbed)
             matches.append(match)
-    return _fuse_gated(matches, users_by_var, keep_pair), unmatched
+    return _fuse_gated(matches, users_by_var, keep_pair, values), unmatched
 
 
 class _NoMatch(Exception):
@@ -180,7 +181,20 @@ _SILU = (F("silu", ACC), F("mul", ACC, F("sigmoid", ACC)), F("mul", F("sigmoid",
 _GATED = {F("mul", s, operand(0)) for s in _SILU} | {F("mul", operand(0), s) for s in _SILU}
 
 
-def _fuse_gated(matches: list, users: dict, keep_pair=None) -> list:
+def _same_rows(x, y, bound: dict) -> bool:
+    """``x`` and ``y`` are one value: the same var, or the same reshape of one (the importer
+    reshapes 3-D activations anew for each Linear that reads them)."""
+    if x.same_as(y):
+        return True
+    vx, vy = bound.get(x), bound.get(y)
+    return (
+        _call_name(vx) == _call_name(vy) == "relax.reshape"
+        and vx.args[0].same_as(vy.args[0])
+        and _shape(x) == _shape(y)
+    )
+
+
+def _fuse_gated(matches: list, users: dict, keep_pair=None, bound=None) -> list:
     """Matches with each gated-MLP pair ``silu(x @ Wg.T) * (x @ Wu.T)`` made one ``gated``
     match: the gate projection's epilogue is exactly ``silu(acc) * operand`` and the operand is
     the output of the up projection (same ``x``, same shape, no epilogue), read nowhere else;
@@ -201,7 +215,7 @@ def _fuse_gated(matches: list, users: dict, keep_pair=None) -> list:
             or up.workload.op != "gemm_nt"
             or up.workload.epilogue is not None
             or up.workload.shape != wl.shape
-            or not up.a.same_as(gate.a)
+            or not _same_rows(up.a, gate.a, bound or {})
             or not all(users.get(v, set()) <= {*up.absorbed, *gate.absorbed} for v in up.absorbed)
         ):
             fused.append(gate)
@@ -266,6 +280,11 @@ def _heavy_view(value, bound: dict, stored_a: bool = True):
             raise _NoMatch(f"matmul K mismatch {sa} x {sb}")
         kind = "matmul" if len(sa) == 2 else "matmul_flat"
         return kind, a_src, b_src, "gemm" + layout, (m, n, k)
+    if len(sa) == 3 and len(sb) == 3 and sa[0] == sb[0] == 1:  # (einsum's batch of one): a
+        # plain GEMM, whose seeds, library entries and GEMV family a batch of one misses
+        _, m, k = sa
+        n = sb[2]
+        return "matmul_flat", a_src, b_src, "gemm" + layout, (m, n, k)
     if len(sa) == 3 and len(sb) == 3 and sa[0] == sb[0]:
         bsz, m, k = sa
         n = sb[2]
@@ -301,6 +320,10 @@ def _match(i, bindings, bound, users, output_vars, taken, serves=None) -> Match:
         if not serves(stored):
             kind, a, b, op, shape = _heavy_view(heavy.value, bound, stored_a=False)
     out_shape = _shape(heavy.var)
+    # a (non-batched) GEMM's chain may reshape its [M, N] rows ([B * S, N] <-> [B, S, N]: how
+    # the importer writes a Linear on 3-D activations), broadcasts read against each value's
+    # shape; a batched GEMM's and a conv's chains keep the output's shape
+    rows = kind in ("matmul", "matmul_flat") and not op.startswith("batch")
     region = {heavy.var: ACC}
     operands: list = []  # (relax expr, broadcast)
     order = [i]
@@ -314,7 +337,8 @@ def _match(i, bindings, bound, users, output_vars, taken, serves=None) -> Match:
             continue
         expr = None
         if not free & tainted and bj.var not in taken:
-            expr = _absorb(bj.value, region, operands, out_shape, kind, bound)
+            view = _shape(bj.var) if rows else None
+            expr = _absorb(bj.value, region, operands, out_shape, kind, bound, view)
         if expr is None:
             tainted.add(bj.var)
             continue
@@ -335,8 +359,6 @@ def _match(i, bindings, bound, users, output_vars, taken, serves=None) -> Match:
     renumber = {old: new for new, old in enumerate(used)}
     expr = _renumber(expr, renumber)
     ops = [operands[old] for old in used]
-    if kind == "matmul_flat" and any(bc == "m" for _, bc in ops):
-        raise _NoMatch("row-broadcast operand on a flattened N-D matmul")
     epilogue = Epilogue(expr, tuple(bc for _, bc in ops)) if expr != ACC or ops else None
     in_dtype = _dtype(a)
     try:
@@ -355,8 +377,15 @@ def _renumber(expr: Expr, mapping: dict) -> Expr:
     return Expr(expr.op, tuple(_renumber(a, mapping) for a in expr.args), expr.value)
 
 
-def _absorb(value, region, operands, out_shape, kind, bound) -> Expr | None:
+def _absorb(value, region, operands, out_shape, kind, bound, view=None) -> Expr | None:
+    """The epilogue expression of binding ``value`` over the ``region`` (None: not absorbed).
+    ``view``: the binding's shape, where the chain may view the GEMM's rows in other shapes."""
     name = _call_name(value)
+    if view is not None:
+        if not _rows_view(view, out_shape):
+            return None
+        if name == "relax.reshape":  # the same rows, split or merged: the value is unchanged
+            return region.get(value.args[0])
     if name not in ELEMENTWISE:
         return None
     fn = ELEMENTWISE[name]
@@ -371,7 +400,7 @@ def _absorb(value, region, operands, out_shape, kind, bound) -> Expr | None:
         if scalar is not None:
             args.append(const(scalar))
             continue
-        broadcast = _broadcast(arg, out_shape, kind)
+        broadcast = _broadcast(arg, out_shape, kind, view)
         if broadcast is None:
             return None
         src = arg
@@ -386,9 +415,27 @@ def _absorb(value, region, operands, out_shape, kind, bound) -> Expr | None:
     return F(fn, *args, value=value_attr)
 
 
-def _broadcast(arg, out_shape, kind) -> str | None:
+def _rows_view(shape, out_shape) -> bool:
+    """Whether ``shape`` holds the rows of a GEMM output shaped ``out_shape`` (``[..., N]``)."""
+    if shape is None or out_shape is None or not shape or shape[-1] != out_shape[-1]:
+        return False
+    return math.prod(shape[:-1]) == math.prod(out_shape[:-1])
+
+
+def _broadcast(arg, out_shape, kind, view=None) -> str | None:
     shape = _shape(arg)
     if shape is None or out_shape is None:
+        return None
+    if view is not None:  # against the value's own shape, a view of the GEMM's rows
+        if len(shape) > len(view):
+            return None
+        padded = (1,) * (len(view) - len(shape)) + tuple(shape)
+        if padded == tuple(view):
+            return "full"
+        if padded == (1,) * (len(view) - 1) + (view[-1],):
+            return "n"
+        if padded == (*view[:-1], 1):  # one value per row, every row (B x S of them)
+            return "m"
         return None
     if shape == out_shape:
         return "full"
@@ -585,7 +632,7 @@ def _rewrite(func, kernels, builder, target, linking, report):
             result_var = emit(call, "ak_out")
             if match.kind == "conv2d_nchw":
                 final = relax.op.permute_dims(result_var, [0, 3, 1, 2])
-            elif match.kind == "matmul_flat":
+            elif _shape(match.last) != tuple(wl.output.shape):  # [M, N] as the chain left it
                 final = relax.op.reshape(result_var, list(_shape(match.last)))
             else:
                 final = result_var
@@ -639,9 +686,10 @@ def _kernel_args(match: Match, emit, nhwc) -> list:
     elif match.kind == "gated":  # [Wg; Wu] as [2, N, K]: a weight transform, run at load time
         stacked = emit(relax.op.concat([match.b, match.b2], axis=0), "ak_gated_w")
         args = [match.a, emit(relax.op.reshape(stacked, list(wl.inputs[1].shape)))]
-    elif match.kind == "matmul_flat":
-        m, _, k = wl.shape
-        args = [emit(relax.op.reshape(match.a, [m, k]), "ak_flat"), match.b]
+    elif match.kind == "matmul_flat":  # N-D A (a batch of one: B too) as the GEMM's 2-D
+        args = [x if _shape(x) == spec.shape else emit(relax.op.reshape(x, list(spec.shape)),
+                                                       "ak_flat")
+                for x, spec in zip((match.a, match.b), wl.inputs)]  # fmt: skip
     else:
         args = [match.a, match.b]
     specs = wl.inputs[len(args) :]

@@ -367,3 +367,49 @@ def test_a_kernel_library_is_built_once_per_process(monkeypatch):
     assert dispatch._built(one, target) is first and len(calls) == 1
     dispatch._built(two, target)
     assert len(calls) == 2
+
+
+class Rows(torch.nn.Module):
+    """A Linear chain on 3-D activations, with a per-row operand (B x S values) and, last, one
+    that broadcasts over the batch only (S values, not per row)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(32, 16)
+
+    def forward(self, x, per_pos):
+        y = F.gelu(self.fc(x)) * 2.0 + x.sum(-1, keepdim=True)
+        return y - per_pos
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
+def test_3d_activations_keep_their_epilogue_and_gated_rewrite(tuner, dtype):
+    """The importer runs a Linear on [B, S, H] as reshape -> [B*S, H] GEMM -> reshape back; the
+    chain read through the reshapes (once it stopped there: no epilogue and no gated GEMM for
+    any transformer's 3-D activations). Broadcasts are read against each value's shape: per
+    row ([B, S, 1]) is fused, per position ([S, 1], the same for every batch) is not."""
+    torch.manual_seed(0)
+    rows, x = Rows().eval().to(dtype), torch.randn(2, 8, 32).to(dtype)
+    per_pos = torch.randn(8, 1).to(dtype)
+    mod = from_exported_program(torch.export.export(rows, (x, per_pos)))
+    (match,), _ = plan_function(mod["main"])
+    assert match.workload.shape == (16, 16, 32)
+    assert str(match.workload.epilogue) == "((gelu((x0 + acc)) * 2.0) + x1) with x0[n], x1[m]"
+    gated = GatedMLP().eval().to(dtype)
+    mod = from_exported_program(torch.export.export(gated, (x,)))
+    matches, _ = plan_function(mod["main"])
+    assert [(m.workload.op, m.workload.shape) for m in matches] == [
+        ("gemm_gated_nt", (16, 48, 32)),
+        ("gemm_nt", (16, 32, 48)),
+    ]
+    tol = 1e-5 if dtype == torch.float32 else 2e-3
+    for model, inputs, kernels in ((rows, (x, per_pos), 1), (gated, (x,), 2)):
+        mod, params, out_spec = import_model(
+            model, inputs, rewrite=dispatch_kernels(tuner, provider=_provider)
+        )
+        assert mod["main"].script().count("R.call_tir(ak_") == kernels
+        tuned = TunedModel(tvm.compile(mod, "llvm"), "cpu", params, len(inputs), out_spec)
+        with torch.no_grad():
+            out = tuned(*inputs)
+            assert out.shape == model(*inputs).shape
+            assert rel_error(out, model(*inputs)) < tol
