@@ -266,6 +266,13 @@ def _heavy_view(value, bound: dict, stored_a: bool = True):
             raise _NoMatch("conv2d channel mismatch")
         shape = (n, h, w, c, k, r, s, strides[0], pad[0])
         return "conv2d_nchw", a, b, "conv2d_nhwc", shape
+    if len(sa) >= 3 and len(sb) == len(sa) and _call_name(bound.get(b)) == "relax.broadcast_to":
+        # torch.export's Linear on a non-contiguous N-D input: a bmm over the weight expanded
+        # to every batch; one GEMM over the rows reads the weight once
+        inner = bound[b].args[0]
+        shape = _shape(inner)
+        if shape is not None and (len(shape) == 2 or math.prod(shape[:-2]) == 1):
+            b, sb = inner, shape[-2:]
     b_src = _untransposed(b, bound)
     trans_b = b_src is not b
     # A.T @ B reads A as stored ([K, M]) in a 2-D or batched matmul whose B is not transposed

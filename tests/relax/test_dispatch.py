@@ -413,3 +413,34 @@ def test_3d_activations_keep_their_epilogue_and_gated_rewrite(tuner, dtype):
             out = tuned(*inputs)
             assert out.shape == model(*inputs).shape
             assert rel_error(out, model(*inputs)) < tol
+
+
+def test_linear_on_a_non_contiguous_input_is_one_gemm_over_its_rows(tuner):
+    """torch.export writes a Linear on a non-contiguous 3-D input (attention heads merged
+    back: ``a.transpose(1, 2).reshape(B, S, H)``) as a bmm over the weight broadcast to every
+    batch: read as one GEMM over the B * S rows that reads the weight once."""
+
+    class Merge(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.o = torch.nn.Linear(32, 24, bias=False)
+
+        def forward(self, q, x):
+            heads = F.scaled_dot_product_attention(q, q, q)
+            return x + self.o(heads.transpose(1, 2).reshape(2, 8, 32))
+
+    torch.manual_seed(0)
+    model, inputs = Merge().eval(), (torch.randn(2, 4, 8, 8), torch.randn(2, 8, 24))
+    mod = from_exported_program(torch.export.export(model, inputs))
+    assert "R.broadcast_to" in mod["main"].script()  # the bmm form this test is about
+    match = plan_function(mod["main"])[0][-1]  # after the attention's two bmms
+    assert (match.workload.op, match.workload.shape) == ("gemm_nt", (16, 24, 32))
+    assert str(match.workload.epilogue) == "(x0 + acc) with x0[full]"
+    mod, params, out_spec = import_model(
+        model, inputs, rewrite=dispatch_kernels(tuner, provider=_provider)
+    )
+    assert "R.matmul" not in mod["main"].script()
+    assert "R.broadcast_to" not in mod["main_transform_params"].script()  # no B copies of W
+    tuned = TunedModel(tvm.compile(mod, "llvm"), "cpu", params, 2, out_spec)
+    with torch.no_grad():
+        assert rel_error(tuned(*inputs), model(*inputs)) < 1e-5
