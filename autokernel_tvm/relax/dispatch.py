@@ -176,19 +176,23 @@ class _NoMatch(Exception):
     pass
 
 
+#: the kinds of match whose GEMM computes rows of [M, N] (2-D A, or N-D A flattened)
+ROWS = ("matmul", "matmul_flat")
+
+
 #: ``silu(acc)`` as the importer writes it (decomposed into acc * sigmoid(acc)) or as one op.
 _SILU = (F("silu", ACC), F("mul", ACC, F("sigmoid", ACC)), F("mul", F("sigmoid", ACC), ACC))
 _GATED = {F("mul", s, operand(0)) for s in _SILU} | {F("mul", operand(0), s) for s in _SILU}
 
 
 def _same_rows(x, y, bound: dict) -> bool:
-    """``x`` and ``y`` are one value: the same var, or the same reshape of one (the importer
-    reshapes 3-D activations anew for each Linear that reads them)."""
+    """``x`` and ``y`` are one value: the same var, or the same reshape (broadcast) of one (the
+    importer reshapes 3-D activations anew for each Linear that reads them)."""
     if x.same_as(y):
         return True
     vx, vy = bound.get(x), bound.get(y)
     return (
-        _call_name(vx) == _call_name(vy) == "relax.reshape"
+        _call_name(vx) == _call_name(vy) in ("relax.reshape", "relax.broadcast_to")
         and vx.args[0].same_as(vy.args[0])
         and _shape(x) == _shape(y)
     )
@@ -205,13 +209,13 @@ def _fuse_gated(matches: list, users: dict, keep_pair=None, bound=None) -> list:
     fused, gone = [], set()
     for gate in matches:
         wl, up = gate.workload, None
-        if wl.op == "gemm_nt" and gate.kind == "matmul" and wl.epilogue is not None:
+        if wl.op == "gemm_nt" and gate.kind in ROWS and wl.epilogue is not None:
             if wl.epilogue.expr in _GATED and wl.epilogue.operands == ("full",):
                 up = by_out.get(gate.operands[0])
         if (
             up is None
             or up is gate
-            or up.kind != "matmul"
+            or up.kind not in ROWS
             or up.workload.op != "gemm_nt"
             or up.workload.epilogue is not None
             or up.workload.shape != wl.shape
@@ -330,7 +334,7 @@ def _match(i, bindings, bound, users, output_vars, taken, serves=None) -> Match:
     # a (non-batched) GEMM's chain may reshape its [M, N] rows ([B * S, N] <-> [B, S, N]: how
     # the importer writes a Linear on 3-D activations), broadcasts read against each value's
     # shape; a batched GEMM's and a conv's chains keep the output's shape
-    rows = kind in ("matmul", "matmul_flat") and not op.startswith("batch")
+    rows = kind in ROWS and not op.startswith("batch")
     region = {heavy.var: ACC}
     operands: list = []  # (relax expr, broadcast)
     order = [i]
@@ -692,7 +696,10 @@ def _kernel_args(match: Match, emit, nhwc) -> list:
         args = [_to_nhwc(match.a, emit, nhwc), emit(relax.op.permute_dims(match.b, [0, 2, 3, 1]))]
     elif match.kind == "gated":  # [Wg; Wu] as [2, N, K]: a weight transform, run at load time
         stacked = emit(relax.op.concat([match.b, match.b2], axis=0), "ak_gated_w")
-        args = [match.a, emit(relax.op.reshape(stacked, list(wl.inputs[1].shape)))]
+        a = match.a  # N-D rows (matmul_flat) as the GEMM's [M, K]
+        if _shape(a) != wl.inputs[0].shape:
+            a = emit(relax.op.reshape(a, list(wl.inputs[0].shape)), "ak_flat")
+        args = [a, emit(relax.op.reshape(stacked, list(wl.inputs[1].shape)))]
     elif match.kind == "matmul_flat":  # N-D A (a batch of one: B too) as the GEMM's 2-D
         args = [x if _shape(x) == spec.shape else emit(relax.op.reshape(x, list(spec.shape)),
                                                        "ak_flat")

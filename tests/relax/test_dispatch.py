@@ -444,3 +444,25 @@ def test_linear_on_a_non_contiguous_input_is_one_gemm_over_its_rows(tuner):
     tuned = TunedModel(tvm.compile(mod, "llvm"), "cpu", params, 2, out_spec)
     with torch.no_grad():
         assert rel_error(tuned(*inputs), model(*inputs)) < 1e-5
+
+
+def test_gated_mlp_on_a_non_contiguous_input_is_one_gated_gemm(tuner):
+    """The gated pair over bmm-with-broadcast-weight projections (each reading its own
+    broadcast of x): one gated GEMM over the rows, equal to eager."""
+
+    class Merged(GatedMLP):
+        def forward(self, q):
+            x = F.scaled_dot_product_attention(q, q, q).transpose(1, 2).reshape(2, 8, 32)
+            return super().forward(x)
+
+    torch.manual_seed(0)
+    model, inputs = Merged().eval(), (torch.randn(2, 4, 8, 8),)
+    report = DispatchReport()
+    mod, params, out_spec = import_model(
+        model, inputs, rewrite=dispatch_kernels(tuner, report=report, provider=_provider)
+    )
+    served = [(s["workload"].split("_M")[0], s["rewrite"]) for s in report.served]
+    assert served[-2:] == [("gemm_gated_nt", "gated-mlp"), ("gemm_nt", "")]
+    tuned = TunedModel(tvm.compile(mod, "llvm"), "cpu", params, 1, out_spec)
+    with torch.no_grad():
+        assert rel_error(tuned(*inputs), model(*inputs)) < 1e-5
