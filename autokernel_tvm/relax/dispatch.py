@@ -393,10 +393,12 @@ def _absorb(value, region, operands, out_shape, kind, bound, view=None) -> Expr 
     ``view``: the binding's shape, where the chain may view the GEMM's rows in other shapes."""
     name = _call_name(value)
     if view is not None:
+        if name == "relax.reshape" or _moves_unit_axes(value):  # the same values in the same
+            # order; shaped [..., N] (or so but for axes of 1, on the way to [..., N] again)
+            unit_free = tuple(d for d in view if d != 1) or (1,)
+            return region.get(value.args[0]) if _rows_view(unit_free, out_shape) else None
         if not _rows_view(view, out_shape):
             return None
-        if name == "relax.reshape":  # the same rows, split or merged: the value is unchanged
-            return region.get(value.args[0])
     if name not in ELEMENTWISE:
         return None
     fn = ELEMENTWISE[name]
@@ -424,6 +426,18 @@ def _absorb(value, region, operands, out_shape, kind, bound, view=None) -> Expr 
         return args[0]
     value_attr = float(value.attrs.alpha) if fn == "leaky_relu" else 0.0
     return F(fn, *args, value=value_attr)
+
+
+def _moves_unit_axes(value) -> bool:
+    """A ``permute_dims`` that moves only axes of extent 1 (einsum's imports write them): the
+    elements keep their order, like a reshape."""
+    if _call_name(value) != "relax.permute_dims" or value.attrs.axes is None:
+        return False
+    shape = _shape(value.args[0])
+    if shape is None:
+        return False
+    moved = [int(x) for x in value.attrs.axes if shape[int(x)] != 1]
+    return moved == sorted(moved)
 
 
 def _rows_view(shape, out_shape) -> bool:

@@ -466,3 +466,24 @@ def test_gated_mlp_on_a_non_contiguous_input_is_one_gated_gemm(tuner):
     tuned = TunedModel(tvm.compile(mod, "llvm"), "cpu", params, 1, out_spec)
     with torch.no_grad():
         assert rel_error(tuned(*inputs), model(*inputs)) < 1e-5
+
+
+def test_a_batch_of_one_is_a_gemm(tuner):
+    """einsum over a 4-D operand reaches the importer as a bmm with a batch of one: served as
+    the plain GEMM (its seeds, library entries and GEMV family), equal to eager."""
+
+    class Einsum(torch.nn.Module):
+        def forward(self, a, b):
+            return torch.relu(torch.einsum("bijl,lk->bijk", a, b))
+
+    torch.manual_seed(0)
+    model, inputs = Einsum().eval(), (torch.randn(2, 3, 16, 40), torch.randn(40, 24))
+    report = DispatchReport()
+    mod, params, out_spec = import_model(
+        model, inputs, rewrite=dispatch_kernels(tuner, report=report, provider=_provider)
+    )
+    (served,) = report.served
+    assert served["workload"].startswith("gemm_M96_N24_K40") and served["epilogue"] == "relu(acc)"
+    tuned = TunedModel(tvm.compile(mod, "llvm"), "cpu", params, 2, out_spec)
+    with torch.no_grad():
+        assert rel_error(tuned(*inputs), model(*inputs)) < 1e-5
