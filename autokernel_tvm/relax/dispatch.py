@@ -8,12 +8,16 @@ why not). The pass runs on the imported module, before legalization:
 1. every ``R.matmul`` / ``R.nn.conv2d`` is a candidate; the elementwise ops that follow it
    (add/sub/mul/div/max/min with constants or broadcast tensors, ReLU, LeakyReLU, GELU erf and
    tanh, SiLU, sigmoid, tanh, exp, casts) are absorbed as long as nothing else reads the values
-   in between, and become an :class:`~autokernel_tvm.workloads.epilogue.Epilogue`;
+   in between, and become an :class:`~autokernel_tvm.workloads.epilogue.Epilogue`; a
+   non-batched GEMM's chain reads through reshapes of its rows (a Linear on ``[B, S, H]``
+   imports as a GEMM over ``B * S`` rows between two reshapes), its broadcasts read against
+   each value's shape;
 2. the match is a :class:`~autokernel_tvm.workloads.Workload` (``gemm``, ``gemm_nt`` when the
    right operand is a transposed weight, so ``nn.Linear``'s ``[N, K]`` weight is read as it is
    stored; ``gemm_tn`` when the left operand is transposed, read as stored too where a
    generative family takes it (16-bit wgmma; else the transpose stays, before a ``gemm``);
-   ``batch_gemm[_nt|_tn]``, ``conv2d_nhwc``), tuned by ``Tuner.tune`` (the generative
+   ``batch_gemm[_nt|_tn]``, a batch of one or a weight broadcast to every batch read as a
+   GEMM over the rows, ``conv2d_nhwc``), tuned by ``Tuner.tune`` (the generative
    space, whole ``cuda.wgmma`` kernels included, and the gate of :mod:`~autokernel_tvm.verify`);
 3. the chain's last binding becomes ``R.call_tir`` of the scheduled PrimFunc (added to the
    module, marked scheduled and opaque so no later pass fuses or reschedules it), or, for a
