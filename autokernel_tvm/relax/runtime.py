@@ -44,7 +44,11 @@ def quiet_vm_scopes():
     """Drop :data:`VM_NOISE` lines from what native code writes to stderr in this block; every
     other line is written out after it."""
     sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no descriptor 2 (a daemon, say): nothing to filter
+        yield
+        return
     with tempfile.TemporaryFile() as caught:
         os.dup2(caught.fileno(), 2)
         try:
