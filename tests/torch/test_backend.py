@@ -101,18 +101,23 @@ def test_new_process_reuses_cache(setup):
     assert result["error"] <= 1e-5
 
 
-def test_fp16_linear_gelu_is_dispatched_not_run_eagerly(setup):
-    """Issue 10's first report: a biased fp16 Linear + GELU ran eagerly (importer dtype error)."""
-    _, _, options = setup
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.GELU()).eval().half()
-    x = torch.randn(16, 32).half()
+def _compiled_not_eager_fp16(model, x, options):
+    """``model(x)`` through the backend: tuned (not run eagerly), fp16, eager's values."""
     before = backend.stats()
     with torch.no_grad():
         out = torch.compile(model, backend="autokernel", options=options)(x)
         assert out.dtype == torch.float16 and rel_error(out, model(x)) <= 2e-3
     after = backend.stats()
     assert after["tuned"] == before["tuned"] + 1 and after["fallbacks"] == before["fallbacks"]
+
+
+def test_fp16_linear_gelu_is_dispatched_not_run_eagerly(setup):
+    """Issue 10's first report: a biased fp16 Linear + GELU ran eagerly (importer dtype error)."""
+    _, _, options = setup
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.GELU()).eval().half()
+    x = torch.randn(16, 32).half()
+    _compiled_not_eager_fp16(model, x, options)
     manifests = [
         json.load(open(os.path.join(options["cache_dir"], "models", d, "model.so.json")))
         for d in os.listdir(os.path.join(options["cache_dir"], "models"))
@@ -181,12 +186,7 @@ def test_a_model_that_casts_is_compiled_and_checked(setup):
 
     torch.manual_seed(0)
     model, x = Casts(), torch.randn(40, 64, dtype=torch.float16)
-    before = backend.stats()
-    with torch.no_grad():
-        out = torch.compile(model, backend="autokernel", options=options)(x)
-        assert out.dtype == torch.float16 and rel_error(out, model(x)) <= 2e-3
-    after = backend.stats()
-    assert after["tuned"] == before["tuned"] + 1 and after["fallbacks"] == before["fallbacks"]
+    _compiled_not_eager_fp16(model, x, options)
 
 
 def test_unknown_option_is_an_error():
