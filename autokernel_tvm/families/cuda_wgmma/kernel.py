@@ -137,7 +137,7 @@ from .structure import (
     tile_rows,
 )
 from .tf32x3 import THREADS as SPLIT_THREADS
-from .tf32x3 import split_blocks, split_conv, split_k, split_operand, transposed
+from .tf32x3 import copied, split_blocks, split_conv, split_k, split_operand
 from .tf32x3 import views as split_views
 
 
@@ -166,16 +166,15 @@ def wgmma_gemm(
     epilogue, out_dtype = st.epilogue, st.out_dtype
     x3 = st.tf32_passes == 3  # the TF32 GEMM over the split copies: K-major, K = split_k(k)
     user_k, user_trans_b, user_conv, user_trans_a = k, trans_b, conv, st.trans_a
-    copied = transposed(st)  # one TF32 product: MN-major operands read from K-major copies
-    if x3 or copied:  # the split copies are K-major: A as [K, M] is transposed by its copy
+    copies = copied(st)  # operands read from K-major copies (x3: split; else MN-major ones)
+    if copies:  # A as [K, M] is transposed by its copy, B as [K, N] too
         st = replace(st, trans_a=False)
-    if copied:
-        trans_b = True
+        trans_b = trans_b or not conv
     if x3 and conv:  # the TF32 conv over the split copies: split_k(C) channels
         conv = split_conv(conv)
         k = conv_k(conv)
     elif x3:
-        k, trans_b = split_k(k), True
+        k = split_k(k)
     sdt, es = storage(dt), _bytes(storage(dt))  # A and B as stored: fp8 as bytes
     pingpong = st.arrangement == "pingpong"
     bm_rows, bn_rows, bk = tile_rows(consumers, st.arrangement), block_n, k_step(dt)
@@ -194,11 +193,10 @@ def wgmma_gemm(
     # (conv) the NHWC image read as a tile_p x tile_q pixel patch of 64 channels.
     pads = row_pads(m, n, k, **structure)  # operands read through an aligned scratch copy
     a_cols = m if st.trans_a else k  # A's row length (M-major A: rows of M)
-    a_cols = padded(a_cols, dt) if "a" in pads or "a" in copied else a_cols  # as the TMA reads it
+    a_cols = padded(a_cols, dt) if "a" in pads or "a" in copies else a_cols  # as the TMA reads it
     b_cols = k if trans_b else n  # B's (a padded copy's, if any)
-    b_cols = padded(b_cols, dt) if "b" in pads or "b" in copied else b_cols
-    # the TMA reads a copy (A8, B8): padded, split (x3) or K-major (copied)
-    scratch_a, scratch_b = (x in pads or x3 or x in copied for x in "ab")
+    b_cols = padded(b_cols, dt) if "b" in pads or "b" in copies else b_cols
+    scratch_a, scratch_b = (x in pads or x in copies for x in "ab")  # the TMA reads A8, B8
     pairs = n % 2 == 0  # a thread stores its two adjacent columns at once (aligned when N even)
     # batched tensors whose maps have the batch as a third dimension (edges within a matrix)
     bdims = batch_dims(m, k, replace(st, trans_b=trans_b))
@@ -339,8 +337,7 @@ def wgmma_gemm(
         c_shape = (img, p_out, q_out, n)
     if gated:
         b_shape = (2, n, k)
-    if (x3 or copied) and not conv:  # the parameters are the user's operands; the GEMM reads
-        # their splits (copies)
+    if copies and not conv:  # the parameters are the user's operands; the GEMM reads copies
         lead = (batch,) if batch else ()
         a_shape = (*lead, user_k, m) if user_trans_a else (*lead, m, user_k)
         b_shape = (*lead, n, user_k) if user_trans_b else (*lead, user_k, n)
@@ -349,8 +346,9 @@ def wgmma_gemm(
     scales = [tvm.tirx.decl_buffer((1,), "float32", name=n) for n in ("scale_a", "scale_b")]
 
     ragged = grid_m % raster != 0  # the last raster group has fewer M tiles
-    # x3: the split copies' shapes (a conv's: pixels and filter taps of split_k(C) channels)
-    a_split, b_split = (nb * m, k), (nb * n, k)
+    # the copies' shapes: rows of K whole lines (x3: split_k(k)); a conv's (x3): pixels and
+    # filter taps of split_k(C) channels
+    a_split, b_split = (nb * m, a_cols), (nb * n, b_cols)
     if x3 and conv:
         a_split, b_split = (img * h * w, conv[3]), (n * fr * fs, conv[3])
 
@@ -1242,16 +1240,11 @@ def wgmma_gemm(
         if "b" in pads:
             B8 = T.alloc_buffer((pads["b"][0], padded(pads["b"][1], dt)), sdt)
             pad_into(B, B8, "b", *pads["b"])
-        if x3:  # the segments of A and B (tf32x3.SEGMENTS), K-major
+        if "a" in copies:  # K-major copies (x3: the segments of tf32x3.SEGMENTS)
             A8 = T.alloc_buffer(a_split, sdt)
             split_into(A, A8, "a")
+        if "b" in copies:
             B8 = T.alloc_buffer(b_split, sdt)
-            split_into(B, B8, "b")
-        if "a" in copied:  # one TF32 product: the MN-major operands as K-major rows of lines
-            A8 = T.alloc_buffer((nb * m, a_cols), sdt)
-            split_into(A, A8, "a")
-        if "b" in copied:
-            B8 = T.alloc_buffer((nb * n, b_cols), sdt)
             split_into(B, B8, "b")
         a_map: T.let[T.handle("tensormap")] = T.tvm_stack_alloca("tensormap", 1)
         # (operands=ba: A's map reads the filter, B's the image)
@@ -1347,7 +1340,7 @@ def wgmma_module(
     st = Structure(**structure)
     for name, (rows, cols) in row_pads(m, n, k, **structure).items():
         funcs[f"{symbol}_pad_{name}"] = pad_rows(st.in_dtype, rows, cols, f"{symbol}_pad_{name}")
-    copies = {"a", "b"} if st.tf32_passes == 3 else transposed(st)
+    copies = copied(st)
     if copies:
         views = split_views(m, n, k, st.trans_b, st.conv, st.trans_a)
         for name in sorted(copies):

@@ -49,6 +49,13 @@ def segments(name: str, passes: int) -> tuple[str, ...]:
     return SEGMENTS[name] if passes == 3 else ("hi",)
 
 
+def copied(st) -> frozenset:
+    """The operands a :class:`~.structure.Structure`'s kernel reads from the K-major copies
+    :func:`split_operand` writes: both in 3xTF32, the MN-major ones (:func:`transposed`) in one
+    TF32 product, none otherwise."""
+    return frozenset("ab") if st.tf32_passes == 3 else transposed(st)
+
+
 def transposed(st) -> frozenset:
     """The operands of a one-product TF32 :class:`~.structure.Structure` stored MN-major (A as
     ``[K, M]``, B as ``[K, N]``): wgmma reads 32-bit operands K-major only, so the kernel reads
