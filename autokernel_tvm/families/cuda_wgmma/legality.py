@@ -421,6 +421,16 @@ def _parking_reason(st: Structure, who: str) -> str | None:
     return None
 
 
+def _pad_reason(m: int, n: int, k: int, pad: str, structure: dict) -> str | None:
+    if pad not in PADS:
+        return f"pad {pad!r}: one of {PADS}"
+    if pad == "lines" and row_pads(m, n, k, **structure) == row_pads(
+        m, n, k, **{**structure, "pad": "needed"}
+    ):
+        return "pad=lines copies nothing more here: every other operand's rows are whole lines"
+    return None
+
+
 def legal(
     m: int,
     n: int,
@@ -462,13 +472,10 @@ def legal(
         return legal(m, n, k, **limits, **internal)
     if in_dtype == "float32" and st.gated:
         return "tf32: no gated GEMM"
-    if transposed(st):  # the TF32 GEMM over K-major copies of the MN-major operands
-        if st.pad == "lines" and row_pads(m, n, k, **structure) == row_pads(
-            m, n, k, **{**structure, "pad": "needed"}
-        ):
-            return "pad=lines copies nothing more here: every other operand's rows are whole lines"
+    if transposed(st):  # the TF32 GEMM over K-major copies of the MN-major operands (its pads
+        # judged here: the copies are not among them)
         internal = {**structure, "trans_b": True, "trans_a": False, "pad": "needed"}
-        return legal(m, n, k, **limits, **internal)
+        return _pad_reason(m, n, k, st.pad, structure) or legal(m, n, k, **limits, **internal)
     fp8_plain = trans_b and not (conv or st.gated or epilogue or st.splits > 1)
     if in_dtype in FP8 and not fp8_plain:
         return (
@@ -537,12 +544,9 @@ def legal(
     )
     if why:
         return why
-    if st.pad not in PADS:
-        return f"pad {st.pad!r}: one of {PADS}"
-    if st.pad == "lines" and row_pads(m, n, k, **structure) == row_pads(
-        m, n, k, **{**structure, "pad": "needed"}
-    ):
-        return "pad=lines copies nothing more here: every other operand's rows are whole lines"
+    why = _pad_reason(m, n, k, st.pad, structure)
+    if why:
+        return why
     tiles = max(batch, 1) * m_tiles * n_tiles
     why = split_reason(st, k, tiles, sm_count)
     if why:
