@@ -710,28 +710,27 @@ def _to_nhwc(expr, emit, nhwc):
 
 def _kernel_args(match: Match, emit, nhwc) -> list:
     wl = match.workload
+
+    def shaped(expr, spec, name="ak"):  # ``expr`` as the kernel's parameter (N-D rows: 2-D)
+        if _shape(expr) == spec.shape:
+            return expr
+        return emit(relax.op.reshape(expr, list(spec.shape)), name)
+
     if match.kind == "conv2d_nchw":
         args = [_to_nhwc(match.a, emit, nhwc), emit(relax.op.permute_dims(match.b, [0, 2, 3, 1]))]
     elif match.kind == "gated":  # [Wg; Wu] as [2, N, K]: a weight transform, run at load time
         stacked = emit(relax.op.concat([match.b, match.b2], axis=0), "ak_gated_w")
-        a = match.a  # N-D rows (matmul_flat) as the GEMM's [M, K]
-        if _shape(a) != wl.inputs[0].shape:
-            a = emit(relax.op.reshape(a, list(wl.inputs[0].shape)), "ak_flat")
-        args = [a, emit(relax.op.reshape(stacked, list(wl.inputs[1].shape)))]
-    elif match.kind == "matmul_flat":  # N-D A (a batch of one: B too) as the GEMM's 2-D
-        args = [x if _shape(x) == spec.shape else emit(relax.op.reshape(x, list(spec.shape)),
-                                                       "ak_flat")
-                for x, spec in zip((match.a, match.b), wl.inputs)]  # fmt: skip
-    else:
-        args = [match.a, match.b]
+        args = [shaped(match.a, wl.inputs[0], "ak_flat"), shaped(stacked, wl.inputs[1])]
+    else:  # matmul_flat: N-D A (a batch of one: B too) as the GEMM's 2-D
+        args = [shaped(x, spec, "ak_flat") for x, spec in zip((match.a, match.b), wl.inputs)]
     specs = wl.inputs[len(args) :]
     for expr, spec in zip(match.operands, specs, strict=True):
         if _dtype(expr) != spec.dtype:
             expr = emit(relax.op.astype(expr, spec.dtype))
         if match.kind == "conv2d_nchw" and len(spec.shape) == 4:
             expr = _to_nhwc(expr, emit, nhwc)  # always: NCHW and NHWC shapes may coincide
-        elif _shape(expr) != spec.shape:
-            expr = emit(relax.op.reshape(expr, list(spec.shape)))
+        else:
+            expr = shaped(expr, spec)
         args.append(expr)
     return args
 
