@@ -160,7 +160,9 @@ def test_kernels_built_ahead_in_the_workers_are_loaded_and_timed(tmp_path):
     bad = tuner.measure(workload, broken, "kernels/bad")
     assert next(iter(bad.failures)).startswith("build: ")
     here = tuner.measure(workload, Kernel(workload.ir_module()), "kernels/here")
-    assert here.best_s == pytest.approx(run.best_s, rel=1.0)  # the same kernel, either way
+    # the same kernel, either way: within a factor a loaded 2-core CI machine keeps (timings of
+    # one 64^3 kernel there differ by 2x between calls); a wrong or unloaded library would not
+    assert 0.1 < here.best_s / run.best_s < 10
     measurer.build_ahead(workload, batch)  # measured already: nothing starts again
     assert len(tuner._builds) == 2
     # the gate takes the winner's library as the workers built it (none for the failure)
