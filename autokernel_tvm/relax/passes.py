@@ -57,11 +57,65 @@ def lower_pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
                     dl.gpu.Fallback(),
                 )
             )
-        passes += _lowering_passes(target)
+        passes += [view_output_reshapes(), *_lowering_passes(target)]
         with target:
             return tvm.transform.Sequential(passes)(mod)
 
     return _lower
+
+
+def view_output_reshapes() -> tvm.transform.Pass:
+    """Reshapes that a dataflow block outputs become views, like the ones inside it.
+
+    TVM's ``RewriteDataflowReshape`` turns a legalized reshape into the VM's ``reshape`` view only
+    where its result is a ``DataflowVar``; a block's output (what a function returning a
+    reshaped tensor returns) stays a copy kernel. A transformer's Linear on ``[B, S, H]`` ends
+    in such a reshape: 24 us of copying on LLaMA's MLP at 4 x 512 tokens, 3% of it. Here each
+    output reshape of an intermediate (never of a parameter: that would return a view of the
+    caller's input) is bound to a ``DataflowVar`` the output then names, so the rewrite takes
+    it. Memory planning keeps the viewed tensor out of the plan: it follows views to the
+    function's return. Run after fusion (which would bind the output to the reshape again) and
+    before ``RewriteDataflowReshape``.
+    """
+    call_tir = tvm.ir.Op.get("relax.call_tir")
+
+    def is_output_reshape(binding, mod) -> bool:
+        value = binding.value
+        if isinstance(binding.var, relax.DataflowVar) or not isinstance(value, relax.Call):
+            return False
+        if not value.op.same_as(call_tir) or len(value.args[1].fields) != 1:
+            return False
+        source, callee = value.args[1].fields[0], mod[value.args[0]]
+        return isinstance(source, relax.DataflowVar) and relax.analysis.has_reshape_pattern(callee)
+
+    def block(bindings, mod) -> tuple[list, bool]:
+        out, changed = [], False
+        for binding in bindings:
+            if is_output_reshape(binding, mod):
+                view = relax.DataflowVar(f"{binding.var.name}_view", binding.var.ty)
+                out += [relax.VarBinding(view, binding.value), relax.VarBinding(binding.var, view)]
+                changed = True
+            else:
+                out.append(binding)
+        return out, changed
+
+    @tvm.transform.module_pass(opt_level=0, name="ViewOutputReshapes")
+    def _pass(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        for gvar, func in list(mod.functions.items()):
+            if not isinstance(func, relax.Function) or not isinstance(func.body, relax.SeqExpr):
+                continue
+            blocks, changed = [], False
+            for b in func.body.blocks:
+                if isinstance(b, relax.DataflowBlock):
+                    bindings, hit = block(b.bindings, mod)
+                    b, changed = (relax.DataflowBlock(bindings), True) if hit else (b, changed)
+                blocks.append(b)
+            if changed:
+                body = relax.SeqExpr(blocks, func.body.body)
+                mod[gvar] = relax.Function(func.params, body, func.ret_ty, func.is_pure, func.attrs)
+        return mod
+
+    return _pass
 
 
 def _lowering_passes(target: tvm.target.Target) -> list:
