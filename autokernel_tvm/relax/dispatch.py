@@ -619,8 +619,6 @@ def _rewrite(func, kernels, builder, target, linking, report):
     from ..builder import companions, is_tirx
 
     nhwc: dict = {}  # NCHW var -> the NHWC value it was transposed from
-    bound = {b.var: b.value for block in func.body.blocks for b in block.bindings}
-    rows: dict = {}  # a chain's last binding reshaped from its kernel's [M, N] -> that result
     libs, linked, external = linking
     new_blocks = []
     for block in func.body.blocks:
@@ -654,7 +652,7 @@ def _rewrite(func, kernels, builder, target, linking, report):
                     {"global_symbol": symbol, "tir.is_scheduled": True, "op_pattern": OPAQUE}
                 )
                 callee, link = _add_func(builder, prim, symbol), "call_tir"
-            args = _kernel_args(match, emit, nhwc, (bound, rows))
+            args = _kernel_args(match, emit, nhwc)
             out_ty = relax.TensorType(list(wl.output.shape), wl.out_dtype)
             if link == "packed":
                 call = relax.call_dps_packed(callee, args, out_ty)
@@ -665,7 +663,6 @@ def _rewrite(func, kernels, builder, target, linking, report):
                 final = relax.op.permute_dims(result_var, [0, 3, 1, 2])
             elif _shape(match.last) != tuple(wl.output.shape):  # [M, N] as the chain left it
                 final = relax.op.reshape(result_var, list(_shape(match.last)))
-                rows[binding.var] = result_var
             else:
                 final = result_var
             out.append(relax.VarBinding(binding.var, builder.normalize(final)))
@@ -711,20 +708,10 @@ def _to_nhwc(expr, emit, nhwc):
     return nhwc[expr]
 
 
-def _kernel_args(match: Match, emit, nhwc, views: tuple) -> list:
+def _kernel_args(match: Match, emit, nhwc) -> list:
     wl = match.workload
-    bound, rows = views
 
     def shaped(expr, spec, name="ak"):  # ``expr`` as the kernel's parameter (N-D rows: 2-D)
-        # a kernel's [M, N] result that a reshape made N-D is read as it was written: two
-        # reshapes in a row fuse into one copy kernel, which TVM does not turn into a view
-        while _shape(expr) != spec.shape:
-            if expr in rows:
-                expr = rows[expr]
-            elif _call_name(bound.get(expr)) == "relax.reshape" and bound[expr].args[0] in rows:
-                expr = bound[expr].args[0]
-            else:
-                break
         if _shape(expr) == spec.shape:
             return expr
         return emit(relax.op.reshape(expr, list(spec.shape)), name)

@@ -45,7 +45,7 @@ def lower_pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
     @tvm.transform.module_pass(opt_level=0, name="AutokernelLower")
     def _lower(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
         # zero_pipeline = LegalizeOps .. FuseTIR, then MetaScheduleApplyDatabase(current db).
-        passes = [*rp.library_dispatch_passes(target), rp.zero_pipeline()]
+        passes = [fold_reshapes(), *rp.library_dispatch_passes(target), rp.zero_pipeline()]
         if is_gpu:
             passes.append(
                 dl.ApplyDefaultSchedule(
@@ -62,6 +62,70 @@ def lower_pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
             return tvm.transform.Sequential(passes)(mod)
 
     return _lower
+
+
+def fold_reshapes() -> tvm.transform.Pass:
+    """A reshape of a reshape reads the first one's input; one back to that input's shape is it.
+
+    A kernel the dispatch serves on 3-D activations returns ``[M, N]`` reshaped to
+    ``[B, S, N]``, and the next Linear (or the user's ``.reshape``) reshapes that again: fused,
+    the two reshapes are one copy kernel, which TVM does not turn into a view. Chains are
+    followed within a block (a ``DataflowVar`` is not visible past it); a block's output is not
+    made an alias of a parameter (it stays a reshape). The bindings left unused go.
+    """
+    reshape = tvm.ir.Op.get("relax.reshape")
+
+    def static_shape(expr) -> tuple | None:
+        ty = getattr(expr, "ty", None)
+        if not isinstance(ty, relax.TensorType) or ty.shape is None:
+            return None
+        dims = getattr(ty.shape, "values", None)
+        if dims is None or not all(isinstance(d, tvm.tirx.IntImm) for d in dims):
+            return None
+        return tuple(int(d) for d in dims)
+
+    def fold(block, builder, params) -> tuple[list, bool]:
+        root: dict = {}  # a reshape's var -> the value its chain of reshapes starts from
+        out, changed = [], False
+        for binding in block.bindings:
+            value = binding.value
+            if not (isinstance(value, relax.Call) and value.op.same_as(reshape)):
+                out.append(binding)
+                continue
+            source = value.args[0]
+            start = root.get(source, source)
+            root[binding.var] = start
+            escapes = not isinstance(binding.var, relax.DataflowVar) and start in params
+            if start is source or escapes:
+                out.append(binding)
+                continue
+            same = static_shape(start) is not None and static_shape(start) == static_shape(
+                binding.var
+            )
+            new = start if same else builder.normalize(relax.op.reshape(start, value.args[1]))
+            out.append(relax.VarBinding(binding.var, new))
+            changed = True
+        return out, changed
+
+    @tvm.transform.module_pass(opt_level=0, name="FoldReshapes")
+    def _pass(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        builder, touched = relax.BlockBuilder(mod), False
+        for gvar, func in list(mod.functions.items()):
+            if not isinstance(func, relax.Function) or not isinstance(func.body, relax.SeqExpr):
+                continue
+            blocks, changed = [], False
+            for b in func.body.blocks:
+                if isinstance(b, relax.DataflowBlock):
+                    bindings, hit = fold(b, builder, set(func.params))
+                    b, changed = (relax.DataflowBlock(bindings), True) if hit else (b, changed)
+                blocks.append(b)
+            if changed:
+                body = relax.SeqExpr(blocks, func.body.body)
+                mod[gvar] = relax.Function(func.params, body, func.ret_ty, func.is_pure, func.attrs)
+                touched = True
+        return relax.transform.DeadCodeElimination()(mod) if touched else mod
+
+    return _pass
 
 
 def view_output_reshapes() -> tvm.transform.Pass:

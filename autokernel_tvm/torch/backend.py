@@ -13,7 +13,9 @@ are the activations *and* the weights (dynamo lifts parameters into graph inputs
 compiled graph serves any weights. It is re-exported with ``torch.export`` and goes through
 :func:`autokernel_tvm.relax.tune_model`. The result is cached on disk under
 ``<cache_dir>/models/<key>`` (the exported ``.so``), keyed by the graph code, the input shapes
-and dtypes, graph constants, target and tuning options; the tuning database is shared under
+and dtypes, graph constants, target and tuning options, the TVM and torch versions and this
+package's own sources (a model compiled before an upgrade or a fix is compiled again); the
+tuning database is shared under
 ``<cache_dir>/tuning``. A second compile of the same graph, in any process, loads the ``.so``
 and tunes nothing. Graphs it cannot handle run eagerly, with a logged warning giving the reason.
 Options (``options=`` of ``torch.compile``, else :func:`configure`, else ``AUTOKERNEL_*``
@@ -25,10 +27,12 @@ RPC tracker (:mod:`autokernel_tvm.rpc`) and do not change the cache key.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
 import os
+import pathlib
 import shutil
 import sys
 import tempfile
@@ -218,6 +222,19 @@ def unsupported_reason(example_inputs, config: config_lib.TuneConfig) -> str | N
     return None
 
 
+@functools.cache
+def package_digest() -> str:
+    """sha256 of this package's Python sources: what compiles a model besides TVM and torch
+    (the dispatch, the passes, the kernel generators). Its version number alone would keep
+    serving models compiled before a fix installed from git or in place."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def cache_key(gm, example_inputs, config: config_lib.TuneConfig, min_task_flops: float) -> str:
     """sha256 of what decides the compiled model: graph, inputs, constants, target, budget."""
     digest = hashlib.sha256()
@@ -226,7 +243,7 @@ def cache_key(gm, example_inputs, config: config_lib.TuneConfig, min_task_flops:
         "inputs": [(list(x.shape), str(x.dtype)) for x in example_inputs],
         "target": [config.target, config.arch, config.num_cores],
         "tuning": [config.trials, config.space, min_task_flops],
-        "versions": [tvm.__version__, torch.__version__, FORMAT_VERSION],
+        "versions": [tvm.__version__, torch.__version__, FORMAT_VERSION, package_digest()],
         # parameters among the inputs are compiled as weights (see _Weighted)
         "weights": [isinstance(x, torch.nn.Parameter) for x in example_inputs],
     }

@@ -101,6 +101,23 @@ def test_new_process_reuses_cache(setup):
     assert result["error"] <= 1e-5
 
 
+def test_a_changed_package_compiles_again(setup, monkeypatch):
+    """The cache key holds this package's sources: after an upgrade or a fix the same graph is
+    compiled again (from the tuning database), not served by the old code's library."""
+    _, MLP, options = setup
+    assert backend.package_digest() == backend.package_digest() != ""
+    torch.manual_seed(0)
+    model, x = MLP().eval(), torch.randn(8, 32)
+    monkeypatch.setattr(backend, "package_digest", lambda: "another version of the sources")
+    before = backend.stats()
+    with torch.no_grad():
+        torch._dynamo.reset()
+        out = torch.compile(model, backend="autokernel", options=options)(x)
+        assert rel_error(out, model(x)) <= 1e-5
+    after = backend.stats()
+    assert after["tuned"] == before["tuned"] + 1 and after["cache_hits"] == before["cache_hits"]
+
+
 def _compiled_not_eager_fp16(model, x, options):
     """``model(x)`` through the backend: tuned (not run eagerly), fp16, eager's values."""
     before = backend.stats()
