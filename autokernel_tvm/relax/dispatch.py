@@ -51,6 +51,7 @@ from ..space.grammar import Grammar
 from ..workloads import Workload, WorkloadError
 from ..workloads.dtypes import DTYPES
 from ..workloads.epilogue import ACC, Epilogue, Expr, F, const, operand
+from .importer import LOW_PRECISION
 
 log = logging.getLogger("autokernel_tvm")
 HEAVY = ("relax.matmul", "relax.nn.conv2d")
@@ -249,9 +250,10 @@ def _fuse_gated(matches: list, users: dict, keep_pair=None, bound=None) -> list:
     return [m for m in fused if m.last not in gone]
 
 
-def _heavy_view(value, bound: dict, stored_a: bool = True):
+def _heavy_view(value, bound: dict, stored_a: bool = True, upcast: bool = True):
     """(kind, a, b, op, shape) of a heavy call, or raise _NoMatch; ``stored_a``: a transposed
-    left operand is read as stored (``gemm_tn``)."""
+    left operand is read as stored (``gemm_tn``); ``upcast``: an fp32 matmul of two fp16 (bf16)
+    tensors cast to fp32 is read as their GEMM with an fp32 result."""
     name = _call_name(value)
     a, b = value.args[0], value.args[1]
     sa, sb = _shape(a), _shape(b)
@@ -281,13 +283,15 @@ def _heavy_view(value, bound: dict, stored_a: bool = True):
         shape = _shape(inner)
         if shape is not None and (len(shape) == 2 or math.prod(shape[:-2]) == 1):
             b, sb = inner, shape[-2:]
-    b_src = _untransposed(b, bound)
-    trans_b = b_src is not b
+    (pa, ta, _), (pb, trans_b, _) = _peel(a, bound), _peel(b, bound)
     # A.T @ B reads A as stored ([K, M]) in a 2-D or batched matmul whose B is not transposed
     # too (no kernel takes both; a flattened N-D A has no [K, M] storage)
-    plain = stored_a and not trans_b and len(sa) == len(sb) and len(sa) in (2, 3)
-    a_src = _untransposed(a, bound) if plain else a
-    layout = "_nt" if trans_b else "_tn" if a_src is not a else ""
+    trans_a = ta and stored_a and not trans_b and len(sa) == len(sb) and len(sa) in (2, 3)
+    a_src, b_src = pa if trans_a else a, pb if trans_b else b
+    layout = "_nt" if trans_b else "_tn" if trans_a else ""
+    (ca, ta2, cast_a), (cb, tb2, cast_b) = _peel(a, bound, casts=True), _peel(b, bound, casts=True)
+    if upcast and cast_a is not None and cast_a == cast_b and (ta2, tb2) == (trans_a, trans_b):
+        a_src, b_src = ca, cb  # the 16-bit tensors, in the layout read without the casts
     if len(sb) == 2 and len(sa) >= 2:
         k, n = sb
         m = math.prod(sa[:-1])
@@ -315,25 +319,48 @@ def served_by_a_family(grammar, workload) -> bool:
     return bool(Generator(grammar, workload, seed=0).propose(1))
 
 
-def _untransposed(expr, bound: dict):
-    """The operand ``expr`` transposes (its last two axes swapped by a ``permute_dims``), or
-    ``expr`` itself."""
-    inner = bound.get(expr)
-    if _call_name(inner) == "relax.permute_dims":
-        axes = [int(x) for x in inner.attrs.axes] if inner.attrs.axes is not None else None
-        nd = len(_shape(expr))
-        if axes == list(range(nd - 2)) + [nd - 1, nd - 2]:
-            return inner.args[0]
-    return expr
+def _peel(expr, bound: dict, casts: bool = False) -> tuple:
+    """``(source, transposed, cast)``: the tensor a matmul operand reads before the views that
+    keep each matrix's values in place -- a swap of the last two axes (``transposed`` toggles),
+    a ``broadcast_to`` of its own shape and a reshape of the batch axes alone (torch.export
+    writes a 4-D matmul as expand + view + bmm) -- and, with ``casts``, before one cast of an
+    fp16 (bf16) tensor to fp32 (``cast``: that dtype). The products of 16-bit values are exact
+    in fp32, so an fp32 GEMM of such casts is the 16-bit GEMM summed in fp32 (attention's
+    scores: a flash kernel's, on the tensor cores)."""
+    transposed, cast = False, None
+    while True:
+        value, shape = bound.get(expr), _shape(expr)
+        name = _call_name(value)
+        inner = value.args[0] if name else None
+        if name == "relax.permute_dims" and shape is not None:
+            axes = [int(x) for x in value.attrs.axes] if value.attrs.axes is not None else None
+            if axes != [*range(len(shape) - 2), len(shape) - 1, len(shape) - 2]:
+                break
+            transposed = not transposed
+        elif name == "relax.broadcast_to" and _shape(inner) != shape:
+            break
+        elif name == "relax.reshape":
+            src = _shape(inner)
+            if src is None or shape is None or len(src) < 2 or src[-2:] != shape[-2:]:
+                break
+        elif name == "relax.astype" and casts and cast is None:
+            if _dtype(expr) != "float32" or _dtype(inner) not in LOW_PRECISION:
+                break
+            cast = _dtype(inner)
+        elif name != "relax.broadcast_to":
+            break
+        expr = inner
+    return expr, transposed, cast
 
 
 def _match(i, bindings, bound, users, output_vars, taken, serves=None) -> Match:
     heavy = bindings[i]
     kind, a, b, op, shape = _heavy_view(heavy.value, bound)
-    if op.endswith("_tn") and serves is not None:  # A read as stored only where a family can
-        stored = Workload(op, shape, _dtype(a), _dtype(heavy.var))
-        if not serves(stored):
-            kind, a, b, op, shape = _heavy_view(heavy.value, bound, stored_a=False)
+    if serves is not None and not serves(Workload(op, shape, _dtype(a), _dtype(heavy.var))):
+        # A read as stored, and operands read before their casts, only where a family can
+        stored_a = not op.endswith("_tn")
+        upcast = _dtype(a) == _dtype(heavy.value.args[0])
+        kind, a, b, op, shape = _heavy_view(heavy.value, bound, stored_a, upcast)
     out_shape = _shape(heavy.var)
     # a (non-batched) GEMM's chain may reshape its [M, N] rows ([B * S, N] <-> [B, S, N]: how
     # the importer writes a Linear on 3-D activations), broadcasts read against each value's

@@ -143,8 +143,60 @@ CUSTOM_CONVERTERS = {
 DEPRECATED_PYTREE = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
 
 
+def attention(
+    query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False
+):
+    """``F.scaled_dot_product_attention`` as the GEMMs and softmax a fused kernel runs.
+
+    torch.export keeps the op whole, and ``run_decompositions`` then picks its implementation by
+    device: on a GPU a fused kernel op (``_scaled_dot_product_flash_attention``, ``_cudnn_``,
+    ``_efficient_``) that has no decomposition and that TVM's importer does not know, so every
+    model with attention ran eagerly there; on a CPU the math form in fp32 (fp16 inputs upcast:
+    both GEMMs fp32). This form is the same on every device and rounds like a flash kernel:
+    scores of fp16/bf16 inputs summed in fp32 (a GEMM of upcast operands, which the dispatch
+    serves in the input dtype), softmax in fp32, the probabilities rounded to the input dtype
+    for ``P @ V`` (fp32 accumulation, one rounding). Rows a mask leaves empty are zeros, as
+    torch's math form returns them.
+    """
+    import math
+
+    import torch
+
+    torch._check(dropout_p == 0.0, lambda: "attention: dropout needs training mode (p must be 0)")
+    if scale is None:
+        scale = 1.0 / math.sqrt(query.size(-1))
+    if enable_gqa and key.size(-3) != query.size(-3):
+        repeats = query.size(-3) // key.size(-3)
+        key = key.repeat_interleave(repeats, dim=-3)
+        value = value.repeat_interleave(repeats, dim=-3)
+    scores = torch.matmul(query.float(), key.float().transpose(-2, -1)) * scale
+    rows, cols = query.size(-2), key.size(-2)
+    if is_causal:
+        keep = torch.ones(rows, cols, dtype=torch.bool, device=query.device).tril()
+        scores = scores.masked_fill(keep.logical_not(), float("-inf"))
+    if attn_mask is not None and attn_mask.dtype == torch.bool:
+        scores = scores.masked_fill(attn_mask.logical_not(), float("-inf"))
+    elif attn_mask is not None:
+        scores = scores + attn_mask.float()
+    probs = torch.softmax(scores, dim=-1)
+    if attn_mask is not None or is_causal:
+        empty = (scores == float("-inf")).all(dim=-1, keepdim=True)
+        probs = probs.masked_fill(empty, 0.0)
+    return torch.matmul(probs.to(value.dtype), value)
+
+
+def decompositions() -> dict:
+    """torch.export's default decompositions, with attention as :func:`attention`."""
+    import torch
+
+    table = torch.export.default_decompositions()
+    table[torch.ops.aten.scaled_dot_product_attention.default] = attention
+    return table
+
+
 def from_exported_program(program, **kwargs):
-    """TVM's ``from_exported_program`` with :data:`CUSTOM_CONVERTERS` (fp16/bf16-correct)."""
+    """TVM's ``from_exported_program`` with :data:`CUSTOM_CONVERTERS` (fp16/bf16-correct), over
+    the program decomposed by :func:`decompositions` (attention imports on every device)."""
     from tvm.relax.frontend.torch import from_exported_program as stock_import
 
     custom = {**CUSTOM_CONVERTERS, **kwargs.pop("custom_convert_map", {})}
@@ -152,4 +204,7 @@ def from_exported_program(program, **kwargs):
         # TVM 0.27's importer reads torch's pytree specs through an API torch 2.13 deprecates:
         # a FutureWarning on every model, printed to the user's console, about TVM's code
         warnings.filterwarnings("ignore", message=DEPRECATED_PYTREE, category=FutureWarning)
+        if kwargs.pop("run_ep_decomposition", True):
+            program = program.run_decompositions(decompositions())
+        kwargs["run_ep_decomposition"] = False
         return stock_import(program, custom_convert_map=custom, **kwargs)

@@ -17,6 +17,7 @@ from autokernel_tvm.config import TuneConfig
 from autokernel_tvm.relax import import_model, load_model, rel_error
 from autokernel_tvm.relax.dispatch import (
     DispatchReport,
+    _dtype,
     dispatch_kernels,
     plan_function,
     rewrite_module,
@@ -519,3 +520,46 @@ def test_3d_kernel_results_are_read_and_returned_without_copies(tuner):
     with torch.no_grad():
         first, second = tuned(x), tuned(2 * x)
         assert rel_error(first, model(x)) < 1e-5 and rel_error(second, model(2 * x)) < 1e-5
+
+
+class AttentionBlock(torch.nn.Module):
+    """Self-attention as a transformer runs it: one qkv Linear, heads split by a permute,
+    causal SDPA, heads merged, the output Linear and a residual."""
+
+    def __init__(self, hidden=32, heads=4):
+        super().__init__()
+        self.heads = heads
+        self.qkv, self.o = torch.nn.Linear(hidden, 3 * hidden), torch.nn.Linear(hidden, hidden)
+
+    def forward(self, x):
+        b, s, h = x.shape
+        q, k, v = self.qkv(x).view(b, s, 3, self.heads, h // self.heads).permute(2, 0, 3, 1, 4)
+        heads = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return x + self.o(heads.transpose(1, 2).reshape(b, s, h))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+def test_attention_gemms_read_their_operands_in_place_and_in_the_input_dtype(tuner, dtype):
+    """The scores ``q @ k.T`` of a 4-D attention (torch.export: casts to fp32, k transposed,
+    expand + view + bmm) is one batched GEMM with k read as stored (``_nt``) and, for fp16 and
+    bf16, q and k read before their casts: the 16-bit GEMM with an fp32 result, the same
+    products and sums as the fp32 GEMM of the casts. ``P @ V`` is a 16-bit GEMM."""
+    torch.manual_seed(0)
+    model, x = AttentionBlock().eval().to(dtype), torch.randn(2, 16, 32).to(dtype)
+    name = str(dtype).split(".")[-1]
+    mod = from_exported_program(torch.export.export(model, (x,)))
+    scores, pv = plan_function(mod["main"])[0][1:3]
+    assert scores.workload.op == "batch_gemm_nt" and scores.workload.dtype == name
+    assert (scores.workload.out_dtype, _dtype(scores.a), _dtype(scores.b)) == ("float32",) + (
+        name,
+    ) * 2
+    assert (pv.workload.op, pv.workload.dtype) == ("batch_gemm", name)
+    report = DispatchReport()
+    mod, params, out_spec = import_model(
+        model, (x,), rewrite=dispatch_kernels(tuner, report=report, provider=_provider)
+    )
+    assert len(report.served) == 4 and not report.unmatched
+    tuned = TunedModel(tvm.compile(mod, "llvm"), "cpu", params, 1, out_spec)
+    with torch.no_grad():
+        bound = 1e-5 if dtype == torch.float32 else 2e-3 if dtype == torch.float16 else 1.6e-2
+        assert rel_error(tuned(x), model(x)) < bound

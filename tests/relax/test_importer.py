@@ -210,3 +210,75 @@ def test_stock_importer_still_fails_on_bf16_layer_norm():
     mod = stock(torch.export.export(model, (torch.randn(2, 8).to(torch.bfloat16),)))
     with pytest.raises(Exception, match="only support float32 and float16"):
         tvm.compile(mod, "llvm")
+
+
+class Attention(torch.nn.Module):
+    def __init__(self, **options):
+        super().__init__()
+        self.options = options
+
+    def forward(self, q, k, v, *mask):
+        options = {**self.options, **({"attn_mask": mask[0]} if mask else {})}
+        return F.scaled_dot_product_attention(q, k, v, **options)
+
+
+def _attention_cases(dtype):
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 4, n, 8, dtype=dtype) for n in (16, 24, 24))
+    k2, v2 = torch.randn(2, 2, 24, 8, dtype=dtype), torch.randn(2, 2, 24, 8, dtype=dtype)
+    keep = torch.rand(16, 24) > 0.3
+    keep[3] = False  # a query row with nothing to attend to: zeros, as torch returns
+    bias = torch.randn(2, 1, 16, 24, dtype=dtype)
+    return {
+        "plain": ({}, (q, k, v)),
+        "causal": ({"is_causal": True}, (q, k, v)),
+        "scale": ({"scale": 0.3}, (q, k, v)),
+        "bool_mask": ({}, (q, k, v, keep)),
+        "float_mask": ({}, (q, k, v, bias)),
+        "gqa": ({"enable_gqa": True}, (q, k2, v2)),
+    }
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, *DTYPES], ids=str)
+def test_attention_imports_on_every_device_and_matches_eager(dtype):
+    """SDPA through :func:`attention`: every mask form, GQA and a scale, within each dtype's
+    rounding of the fp64 result (fp16/bf16: as close as eager's own fp32 math form)."""
+    for name, (options, inputs) in _attention_cases(dtype).items():
+        model = Attention(**options).eval()
+        mod, params, out_spec = import_model(model, inputs)
+        tuned = TunedModel(tvm.compile(mod, "llvm"), "cpu", params, len(inputs), out_spec)
+        with torch.no_grad():
+            out, eager = tuned(*inputs), model(*inputs)
+            exact = model(*(x.double() if x.is_floating_point() else x for x in inputs))
+        assert out.dtype == dtype and not out.isnan().any(), name
+        bound = 1e-6 if dtype == torch.float32 else 2.5 * rel_error(eager.double(), exact)
+        assert rel_error(out.double(), exact) <= bound, name
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch's own pytree use in export
+def test_attention_decomposes_alike_for_a_gpu():
+    """On a GPU machine ``run_decompositions`` picks SDPA's fused GPU op for CUDA tensors (no
+    decomposition, no converter in TVM: the model ran eagerly; ``tests/gpu/test_relax_gpu.py``
+    checks it there); the table of :func:`decompositions` gives the same graph for CUDA
+    tensors as for CPU ones (here, without a GPU, both are fake), with no fused op left."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from autokernel_tvm.relax.importer import decompositions
+
+    def ops(device):
+        with FakeTensorMode(allow_non_fake_inputs=True):
+            q = torch.empty(2, 4, 16, 8, dtype=torch.float16, device=device)
+            program = torch.export.export(Attention(is_causal=True), (q, q.clone(), q.clone()))
+            graph = program.run_decompositions(decompositions()).graph
+        return [str(n.target) for n in graph.nodes if n.op == "call_function"]
+
+    on_gpu = ops("cuda")
+    assert on_gpu == ops("cpu")
+    assert not [op for op in on_gpu if "scaled_dot_product" in op]
+    assert on_gpu.count("aten.bmm.default") == 2
+
+
+def test_attention_with_dropout_is_refused_with_the_reason():
+    q = torch.randn(1, 2, 4, 8)
+    with pytest.raises(Exception, match="dropout"):
+        import_model(Attention(dropout_p=0.5).eval(), (q, q, q))
