@@ -108,6 +108,22 @@ def cpu_lib(tmp_path_factory, cpu_results) -> str:
     return path
 
 
+class AttentionBlock(torch.nn.Module):
+    """Self-attention as a transformer runs it: one qkv Linear, heads split by a permute,
+    causal SDPA, heads merged, the output Linear and a residual."""
+
+    def __init__(self, hidden=32, heads=4):
+        super().__init__()
+        self.heads = heads
+        self.qkv, self.o = torch.nn.Linear(hidden, 3 * hidden), torch.nn.Linear(hidden, hidden)
+
+    def forward(self, x):
+        b, s, h = x.shape
+        q, k, v = self.qkv(x).view(b, s, 3, self.heads, h // self.heads).permute(2, 0, 3, 1, 4)
+        heads = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return x + self.o(heads.transpose(1, 2).reshape(b, s, h))
+
+
 class GatedMLP(torch.nn.Module):
     """LLaMA's MLP: down(silu(gate(x)) * up(x)), no biases (the gated-MLP rewrite's model)."""
 

@@ -109,23 +109,31 @@ def fold_reshapes() -> tvm.transform.Pass:
 
     @tvm.transform.module_pass(opt_level=0, name="FoldReshapes")
     def _pass(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        builder, touched = relax.BlockBuilder(mod), False
-        for gvar, func in list(mod.functions.items()):
-            if not isinstance(func, relax.Function) or not isinstance(func.body, relax.SeqExpr):
-                continue
-            blocks, changed = [], False
-            for b in func.body.blocks:
-                if isinstance(b, relax.DataflowBlock):
-                    bindings, hit = fold(b, builder, set(func.params))
-                    b, changed = (relax.DataflowBlock(bindings), True) if hit else (b, changed)
-                blocks.append(b)
-            if changed:
-                body = relax.SeqExpr(blocks, func.body.body)
-                mod[gvar] = relax.Function(func.params, body, func.ret_ty, func.is_pure, func.attrs)
-                touched = True
+        builder = relax.BlockBuilder(mod)
+        touched = _rebind(mod, lambda block, func: fold(block, builder, set(func.params)))
         return relax.transform.DeadCodeElimination()(mod) if touched else mod
 
     return _pass
+
+
+def _rebind(mod: tvm.IRModule, rewrite) -> bool:
+    """Each dataflow block of each Relax function of ``mod`` (in place) as ``rewrite(block,
+    func) -> (bindings, changed)`` binds it; whether any changed."""
+    touched = False
+    for gvar, func in list(mod.functions.items()):
+        if not isinstance(func, relax.Function) or not isinstance(func.body, relax.SeqExpr):
+            continue
+        blocks, changed = [], False
+        for b in func.body.blocks:
+            if isinstance(b, relax.DataflowBlock):
+                bindings, hit = rewrite(b, func)
+                b, changed = (relax.DataflowBlock(bindings), True) if hit else (b, changed)
+            blocks.append(b)
+        if changed:
+            body = relax.SeqExpr(blocks, func.body.body)
+            mod[gvar] = relax.Function(func.params, body, func.ret_ty, func.is_pure, func.attrs)
+            touched = True
+    return touched
 
 
 def view_output_reshapes() -> tvm.transform.Pass:
@@ -152,9 +160,9 @@ def view_output_reshapes() -> tvm.transform.Pass:
         source, callee = value.args[1].fields[0], mod[value.args[0]]
         return isinstance(source, relax.DataflowVar) and relax.analysis.has_reshape_pattern(callee)
 
-    def block(bindings, mod) -> tuple[list, bool]:
+    def block(dataflow, mod) -> tuple[list, bool]:
         out, changed = [], False
-        for binding in bindings:
+        for binding in dataflow.bindings:
             if is_output_reshape(binding, mod):
                 view = relax.DataflowVar(f"{binding.var.name}_view", binding.var.ty)
                 out += [relax.VarBinding(view, binding.value), relax.VarBinding(binding.var, view)]
@@ -165,18 +173,7 @@ def view_output_reshapes() -> tvm.transform.Pass:
 
     @tvm.transform.module_pass(opt_level=0, name="ViewOutputReshapes")
     def _pass(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        for gvar, func in list(mod.functions.items()):
-            if not isinstance(func, relax.Function) or not isinstance(func.body, relax.SeqExpr):
-                continue
-            blocks, changed = [], False
-            for b in func.body.blocks:
-                if isinstance(b, relax.DataflowBlock):
-                    bindings, hit = block(b.bindings, mod)
-                    b, changed = (relax.DataflowBlock(bindings), True) if hit else (b, changed)
-                blocks.append(b)
-            if changed:
-                body = relax.SeqExpr(blocks, func.body.body)
-                mod[gvar] = relax.Function(func.params, body, func.ret_ty, func.is_pure, func.attrs)
+        _rebind(mod, lambda b, _func: block(b, mod))
         return mod
 
     return _pass

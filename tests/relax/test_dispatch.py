@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import tvm
-from conftest import GatedMLP, make_result
+from conftest import AttentionBlock, GatedMLP, make_result
 from tvm import relax
 
 from autokernel_tvm.config import TuneConfig
@@ -520,22 +520,6 @@ def test_3d_kernel_results_are_read_and_returned_without_copies(tuner):
     with torch.no_grad():
         first, second = tuned(x), tuned(2 * x)
         assert rel_error(first, model(x)) < 1e-5 and rel_error(second, model(2 * x)) < 1e-5
-
-
-class AttentionBlock(torch.nn.Module):
-    """Self-attention as a transformer runs it: one qkv Linear, heads split by a permute,
-    causal SDPA, heads merged, the output Linear and a residual."""
-
-    def __init__(self, hidden=32, heads=4):
-        super().__init__()
-        self.heads = heads
-        self.qkv, self.o = torch.nn.Linear(hidden, 3 * hidden), torch.nn.Linear(hidden, hidden)
-
-    def forward(self, x):
-        b, s, h = x.shape
-        q, k, v = self.qkv(x).view(b, s, 3, self.heads, h // self.heads).permute(2, 0, 3, 1, 4)
-        heads = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return x + self.o(heads.transpose(1, 2).reshape(b, s, h))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
