@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The lowering pipeline's own passes (llvm): chains of reshapes folded, and reshapes a function
-returns made views, so a model's reshapes copy nothing."""
+"""``relax/reshapes.py`` in the lowering pipeline (llvm): chains of reshapes folded, and the
+reshapes a function returns made views, so a model's reshapes copy nothing."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import tvm
 from tvm import relax
 from tvm.script import relax as R
 
-from autokernel_tvm.relax.passes import lower_pipeline
+from autokernel_tvm.relax.passes import lower_pipeline  # the pipeline these passes run in
 
 TARGET = tvm.target.Target("llvm")
 
