@@ -189,7 +189,17 @@ def test_every_suite_problem_imports_in_bf16_and_dispatches_every_heavy_call(pat
     mod = t.DeadCodeElimination()(t.CanonicalizeBindings()(t.DecomposeOpsForInference()(mod)))
     matches, unmatched = plan_function(tvm.IRModule(mod.functions)["main"])
     assert matches and not unmatched, unmatched
-    assert all(m.workload.dtype == "bfloat16" == m.workload.out_dtype for m in matches)
+    assert all(m.workload.dtype == "bfloat16" for m in matches)
+    outs = [(m.workload.op, m.workload.out_dtype) for m in matches]
+    if path.stem == "attention_block":  # the scores in fp32, for the softmax: a flash kernel's
+        assert outs == [
+            ("gemm_nt", "bfloat16"),
+            ("batch_gemm_nt", "float32"),
+            ("batch_gemm", "bfloat16"),
+            ("gemm_nt", "bfloat16"),
+        ]
+    else:
+        assert all(out == "bfloat16" for _, out in outs)
     if path.stem == "llama_mlp":  # gate and up projections, SiLU and product: one gated GEMM
         assert [m.workload.op for m in matches] == ["gemm_gated_nt", "gemm_nt"]
         assert matches[0].fallback[1].workload.epilogue is not None  # silu(acc) * up, unfused

@@ -179,7 +179,7 @@ def attention(
     elif attn_mask is not None:
         scores = scores + attn_mask.float()
     probs = torch.softmax(scores, dim=-1)
-    if attn_mask is not None or is_causal:
+    if attn_mask is not None:  # (a causal mask keeps each row's first key: never empty)
         empty = (scores == float("-inf")).all(dim=-1, keepdim=True)
         probs = probs.masked_fill(empty, 0.0)
     return torch.matmul(probs.to(value.dtype), value)
