@@ -108,6 +108,19 @@ def cpu_lib(tmp_path_factory, cpu_results) -> str:
     return path
 
 
+def reshape_copies(mod: tvm.IRModule) -> list[str]:
+    """The reshape kernels ``mod``'s ``main`` calls once lowered for llvm (copies; a view is
+    ``vm.builtin.reshape``)."""
+    import re
+
+    from autokernel_tvm.relax.passes import lower_pipeline
+
+    target = tvm.target.Target("llvm")
+    with target:
+        text = lower_pipeline(target)(mod)["main"].script()
+    return re.findall(r"(\w*reshape\w*)\(", text)
+
+
 class AttentionBlock(torch.nn.Module):
     """Self-attention as a transformer runs it: one qkv Linear, heads split by a permute,
     causal SDPA, heads merged, the output Linear and a residual."""

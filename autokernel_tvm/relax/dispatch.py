@@ -356,11 +356,11 @@ def _peel(expr, bound: dict, casts: bool = False) -> tuple:
 def _match(i, bindings, bound, users, output_vars, taken, serves=None) -> Match:
     heavy = bindings[i]
     kind, a, b, op, shape = _heavy_view(heavy.value, bound)
-    if serves is not None and not serves(Workload(op, shape, _dtype(a), _dtype(heavy.var))):
-        # A read as stored, and operands read before their casts, only where a family can
-        stored_a = not op.endswith("_tn")
-        upcast = _dtype(a) == _dtype(heavy.value.args[0])
-        kind, a, b, op, shape = _heavy_view(heavy.value, bound, stored_a, upcast)
+    # A read as stored, and operands read before their casts, only where a family can
+    stored_a, upcast = not op.endswith("_tn"), _dtype(a) == _dtype(heavy.value.args[0])
+    if serves is not None and not (stored_a and upcast):
+        if not serves(Workload(op, shape, _dtype(a), _dtype(heavy.var))):
+            kind, a, b, op, shape = _heavy_view(heavy.value, bound, stored_a, upcast)
     out_shape = _shape(heavy.var)
     # a (non-batched) GEMM's chain may reshape its [M, N] rows ([B * S, N] <-> [B, S, N]: how
     # the importer writes a Linear on 3-D activations), broadcasts read against each value's

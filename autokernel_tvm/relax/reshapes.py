@@ -11,6 +11,8 @@ from __future__ import annotations
 import tvm
 from tvm import relax
 
+from .dispatch import _shape
+
 
 def fold_reshapes() -> tvm.transform.Pass:
     """A reshape of a reshape reads the first one's input; one back to that input's shape is it.
@@ -22,15 +24,6 @@ def fold_reshapes() -> tvm.transform.Pass:
     made an alias of a parameter (it stays a reshape). The bindings left unused go.
     """
     reshape = tvm.ir.Op.get("relax.reshape")
-
-    def static_shape(expr) -> tuple | None:
-        ty = getattr(expr, "ty", None)
-        if not isinstance(ty, relax.TensorType) or ty.shape is None:
-            return None
-        dims = getattr(ty.shape, "values", None)
-        if dims is None or not all(isinstance(d, tvm.tirx.IntImm) for d in dims):
-            return None
-        return tuple(int(d) for d in dims)
 
     def fold(block, builder, params) -> tuple[list, bool]:
         root: dict = {}  # a reshape's var -> the value its chain of reshapes starts from
@@ -47,9 +40,8 @@ def fold_reshapes() -> tvm.transform.Pass:
             if start is source or escapes:
                 out.append(binding)
                 continue
-            same = static_shape(start) is not None and static_shape(start) == static_shape(
-                binding.var
-            )
+            shape = _shape(start)
+            same = shape is not None and shape == _shape(binding.var)
             new = start if same else builder.normalize(relax.op.reshape(start, value.args[1]))
             out.append(relax.VarBinding(binding.var, new))
             changed = True

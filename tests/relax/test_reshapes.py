@@ -4,23 +4,15 @@ reshapes a function returns made views, so a model's reshapes copy nothing."""
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import tvm
+from conftest import reshape_copies
 from tvm import relax
 from tvm.script import relax as R
 
 from autokernel_tvm.relax.passes import lower_pipeline  # the pipeline these passes run in
 
 TARGET = tvm.target.Target("llvm")
-
-
-def copies(mod: tvm.IRModule) -> list[str]:
-    """The reshape kernels ``main`` calls after lowering (a view is ``vm.builtin.reshape``)."""
-    with TARGET:
-        text = lower_pipeline(TARGET)(mod)["main"].script()
-    return re.findall(r"(\w*reshape\w*)\(", text)
 
 
 @tvm.script.ir_module
@@ -48,7 +40,7 @@ class ReturnsReshapedInput:
 def test_a_returned_reshape_of_an_intermediate_is_a_view_and_survives_the_next_call():
     """TVM keeps a reshape a block outputs as a copy kernel; the pass makes it the VM's view.
     The view's tensor stays the caller's: a second call does not write over the first result."""
-    assert copies(ReturnsReshape) == []
+    assert reshape_copies(ReturnsReshape) == []
     vm = relax.VirtualMachine(
         relax.build(ReturnsReshape, target=TARGET, relax_pipeline=lower_pipeline(TARGET)),
         tvm.cpu(),
@@ -63,7 +55,7 @@ def test_a_returned_reshape_of_an_intermediate_is_a_view_and_survives_the_next_c
 
 def test_a_returned_reshape_of_a_parameter_stays_a_copy():
     """A view of the caller's own input would alias it: that reshape is left as TVM made it."""
-    assert copies(ReturnsReshapedInput) == ["reshape"]
+    assert reshape_copies(ReturnsReshapedInput) == ["reshape"]
 
 
 @tvm.script.ir_module
@@ -95,7 +87,7 @@ class ReshapesInputBack:
 def test_a_reshape_of_a_reshape_reads_the_first_ones_input():
     """Two reshapes in a row fuse into one copy kernel (TVM turns only single reshapes into
     views): the second reads the first one's input, or is it where the shapes agree."""
-    assert copies(ReshapesBack) == []
+    assert reshape_copies(ReshapesBack) == []
     vm = relax.VirtualMachine(
         relax.build(ReshapesBack, target=TARGET, relax_pipeline=lower_pipeline(TARGET)),
         tvm.cpu(),
@@ -109,4 +101,4 @@ def test_a_reshape_of_a_reshape_reads_the_first_ones_input():
 
 def test_a_returned_reshape_chain_of_a_parameter_is_not_the_parameter():
     """Folded, the output would be the caller's input tensor itself: left a reshape (a copy)."""
-    assert copies(ReshapesInputBack) != []
+    assert reshape_copies(ReshapesInputBack) != []
